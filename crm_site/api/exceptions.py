@@ -1,0 +1,108 @@
+"""The error half of the response envelope.
+
+Every error the API returns, whether raised in a DRF view, by Django's URL
+resolver (404), or by middleware (413), goes through :func:`error_response` so
+that clients always see::
+
+    {"success": false, "error": {"code": "...", "message": "...", "fields": {...}}}
+"""
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+# DRF's default codes, renamed where a client-facing name reads better.
+_CODE_NAMES = {
+    "invalid": "validation_error",
+    "parse_error": "malformed_request",
+    "error": "server_error",
+}
+
+
+def error_body(code, message, fields=None):
+    error = {"code": code, "message": message}
+    if fields:
+        error["fields"] = fields
+    return {"success": False, "error": error}
+
+
+def error_response(status_code, code, message, fields=None):
+    """A plain Django response in the envelope, for code outside DRF views."""
+    return JsonResponse(
+        error_body(code, message, fields),
+        status=status_code,
+        json_dumps_params={"ensure_ascii": False},
+    )
+
+
+def _flatten(detail):
+    """Turn DRF's nested ErrorDetail structures into plain lists of strings."""
+    if isinstance(detail, dict):
+        return {key: _flatten(value) for key, value in detail.items()}
+    if isinstance(detail, list):
+        if all(not isinstance(item, (dict, list)) for item in detail):
+            return [str(item) for item in detail]
+        return [_flatten(item) for item in detail]
+    return [str(detail)]
+
+
+def _validation_body(exc):
+    detail = exc.detail
+    if isinstance(detail, dict):
+        fields = _flatten(detail)
+        non_field = fields.pop("non_field_errors", None)
+        if non_field:
+            message = " ".join(non_field)
+        else:
+            first_field = next(iter(fields), None)
+            first = fields.get(first_field) if first_field else None
+            text = first[0] if first and isinstance(first[0], str) else "is invalid."
+            message = f"Invalid input: {first_field}: {text}" if first_field else "Invalid input."
+        return error_body("validation_error", message, fields or None)
+    messages = _flatten(detail)
+    return error_body("validation_error", " ".join(m for m in messages if isinstance(m, str)) or "Invalid input.")
+
+
+def envelope_exception_handler(exc, context):
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        # Not an API exception: let Django's 500 handler (also enveloped) deal with it.
+        return None
+
+    if isinstance(exc, exceptions.ValidationError):
+        body = _validation_body(exc)
+    else:
+        detail = exc.detail
+        message = str(detail) if not isinstance(detail, (dict, list)) else "Request failed."
+        code = getattr(detail, "code", None) or exc.default_code
+        body = error_body(_CODE_NAMES.get(code, code), message)
+    return Response(body, status=response.status_code, headers=dict(response.items()))
+
+
+def bad_request(request, exception=None):
+    return error_response(status.HTTP_400_BAD_REQUEST, "bad_request", "Bad request.")
+
+
+def permission_denied(request, exception=None):
+    return error_response(
+        status.HTTP_403_FORBIDDEN, "permission_denied", "You do not have permission to perform this action."
+    )
+
+
+def not_found(request, exception=None):
+    return error_response(status.HTTP_404_NOT_FOUND, "not_found", "Resource not found.")
+
+
+def server_error(request):
+    return error_response(status.HTTP_500_INTERNAL_SERVER_ERROR, "server_error", "Internal server error.")
+
+
+def csrf_failure(request, reason=""):
+    return error_response(status.HTTP_403_FORBIDDEN, "csrf_failed", f"CSRF verification failed: {reason}")

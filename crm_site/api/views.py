@@ -1,0 +1,109 @@
+"""Service endpoints: health, the index at ``/``, and token login/logout."""
+
+from functools import wraps
+
+from django.conf import settings
+from django.contrib.auth import authenticate
+from django.db import connection
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from knox.models import get_token_model
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .exceptions import error_response
+
+
+def method_not_allowed(request, exception=None):
+    return error_response(405, "method_not_allowed", f'Method "{request.method}" not allowed.')
+
+
+def require_safe(view):
+    """Like Django's decorator of that name, but answering 405 in the envelope."""
+
+    @csrf_exempt
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if request.method not in ("GET", "HEAD"):
+            response = method_not_allowed(request)
+            response["Allow"] = "GET, HEAD"
+            return response
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@require_safe
+def health(request):
+    """Liveness and database reachability, without authentication (for load balancers)."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception:  # any failure to reach the database means unhealthy
+        return JsonResponse(
+            {"status": "unhealthy", "message": "Database is unavailable", "database": "unavailable"},
+            status=503,
+        )
+    return JsonResponse({"status": "healthy", "message": "CRM API is running", "database": "ok"})
+
+
+@require_safe
+def index(request):
+    return JsonResponse(
+        {
+            "name": "CRM API",
+            "message": "CRM API",
+            "version": settings.VERSION,
+            "endpoints": {
+                "health": "/api/health",
+                "token": "/api/auth/token",
+                "logout": "/api/auth/logout",
+                "customers": "/api/customers",
+                "interactions": "/api/interactions",
+                "opportunities": "/api/opportunities",
+                "admin": "/admin/",
+            },
+        },
+        json_dumps_params={"ensure_ascii": False},
+    )
+
+
+class TokenRequestSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150, trim_whitespace=False)
+    password = serializers.CharField(max_length=1024, trim_whitespace=False, style={"input_type": "password"})
+
+    def validate(self, attrs):
+        user = authenticate(self.context["request"], username=attrs["username"], password=attrs["password"])
+        if user is None or not user.is_active:
+            raise serializers.ValidationError(
+                "Unable to log in with the provided username and password.", code="invalid_credentials"
+            )
+        attrs["user"] = user
+        return attrs
+
+
+class TokenView(APIView):
+    """``POST /api/auth/token`` with ``{"username", "password"}`` -> a bearer token."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    def post(self, request):
+        serializer = TokenRequestSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        instance, token = get_token_model().objects.create(serializer.validated_data["user"])
+        return Response({"token": token, "expires_at": instance.expiry}, status=status.HTTP_200_OK)
+
+
+class LogoutView(APIView):
+    """``POST /api/auth/logout``: revokes the bearer token the request was made with."""
+
+    permission_classes = [IsAuthenticated]
+
+    def post(self, request):
+        if isinstance(request.auth, get_token_model()):
+            request.auth.delete()
+        return Response({"success": True, "message": "Logged out."})

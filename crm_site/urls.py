@@ -1,0 +1,25 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from django.views.decorators.csrf import csrf_exempt
+
+from crm_site.api import exceptions, views
+
+api_patterns = [
+    re_path(r"^health/?$", views.health, name="health"),
+    re_path(r"^auth/token/?$", views.TokenView.as_view(), name="auth-token"),
+    re_path(r"^auth/logout/?$", views.LogoutView.as_view(), name="auth-logout"),
+    path("", include("crm_site.api_router")),
+]
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("admin/", admin.site.urls),
+    path("api/", include(api_patterns)),
+    # Anything else under /api answers the enveloped JSON 404, with DEBUG on or off.
+    re_path(r"^api(/.*)?$", csrf_exempt(exceptions.not_found)),
+]
+
+handler400 = "crm_site.api.exceptions.bad_request"
+handler403 = "crm_site.api.exceptions.permission_denied"
+handler404 = "crm_site.api.exceptions.not_found"
+handler500 = "crm_site.api.exceptions.server_error"

@@ -1,0 +1,22 @@
+from django.db.models import Q
+from django_filters import rest_framework as filters
+
+from .models import Customer
+
+
+class CustomerFilter(filters.FilterSet):
+    search = filters.CharFilter(method="filter_search", max_length=200, label="Search name, company and email")
+    status = filters.ChoiceFilter(choices=Customer.Status.choices)
+    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    ordering = filters.OrderingFilter(fields=("id", "name", "company", "email", "status", "created_at", "updated_at"))
+
+    class Meta:
+        model = Customer
+        fields = ["search", "status", "created_after", "created_before"]
+
+    def filter_search(self, queryset, name, value):
+        value = value.strip()
+        if not value:
+            return queryset
+        return queryset.filter(Q(name__icontains=value) | Q(company__icontains=value) | Q(email__icontains=value))

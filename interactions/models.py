@@ -1,0 +1,32 @@
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Interaction(models.Model):
+    class Type(models.TextChoices):
+        CALL = "call", _("Call")
+        EMAIL = "email", _("Email")
+        MEETING = "meeting", _("Meeting")
+        OTHER = "other", _("Other")
+
+    customer = models.ForeignKey(
+        "customers.Customer",
+        verbose_name=_("customer"),
+        on_delete=models.CASCADE,
+        related_name="interactions",
+    )
+    interaction_type = models.CharField(_("type"), max_length=16, choices=Type.choices)
+    notes = models.TextField(_("notes"), null=True, blank=True)  # noqa: DJ001
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("interaction")
+        verbose_name_plural = _("interactions")
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="interaction_newest_idx"),
+            models.Index(fields=["customer", "-created_at"], name="interaction_customer_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_interaction_type_display()} · {self.customer_id}"

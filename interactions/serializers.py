@@ -1,0 +1,17 @@
+from rest_framework import serializers
+
+from customers.models import Customer
+
+from .models import Interaction
+
+NOTES_MAX_LENGTH = 20_000
+
+
+class InteractionSerializer(serializers.ModelSerializer):
+    customer_id = serializers.PrimaryKeyRelatedField(source="customer", queryset=Customer.objects.all())
+    notes = serializers.CharField(allow_null=True, allow_blank=True, required=False, max_length=NOTES_MAX_LENGTH)
+
+    class Meta:
+        model = Interaction
+        fields = ["id", "customer_id", "interaction_type", "notes", "created_at"]
+        read_only_fields = ["id", "created_at"]

@@ -1,0 +1,23 @@
+from django_filters import rest_framework as filters
+
+from .models import Opportunity
+
+MAX_VALUE = 10**12
+
+
+class OpportunityFilter(filters.FilterSet):
+    customer_id = filters.NumberFilter(field_name="customer_id", min_value=1, max_value=2**63 - 1)
+    stage = filters.ChoiceFilter(choices=Opportunity.Stage.choices)
+    min_value = filters.NumberFilter(field_name="value", lookup_expr="gte", min_value=0, max_value=MAX_VALUE)
+    max_value = filters.NumberFilter(field_name="value", lookup_expr="lte", min_value=0, max_value=MAX_VALUE)
+    min_probability = filters.NumberFilter(field_name="probability", lookup_expr="gte", min_value=0, max_value=100)
+    max_probability = filters.NumberFilter(field_name="probability", lookup_expr="lte", min_value=0, max_value=100)
+    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    ordering = filters.OrderingFilter(
+        fields=("id", "title", "value", "stage", "probability", "created_at", "updated_at", "customer_id")
+    )
+
+    class Meta:
+        model = Opportunity
+        fields = ["customer_id", "stage", "min_value", "max_value", "min_probability", "max_probability"]

@@ -1,0 +1,12 @@
+from crm_site.api.viewsets import CRMModelViewSet
+
+from .filters import OpportunityFilter
+from .models import Opportunity
+from .serializers import OpportunitySerializer
+
+
+class OpportunityViewSet(CRMModelViewSet):
+    queryset = Opportunity.objects.all()
+    serializer_class = OpportunitySerializer
+    filterset_class = OpportunityFilter
+    deleted_message = "Opportunity deleted."
