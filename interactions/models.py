@@ -1,4 +1,5 @@
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -17,6 +18,8 @@ class Interaction(models.Model):
     )
     interaction_type = models.CharField(_("type"), max_length=16, choices=Type.choices)
     notes = models.TextField(_("notes"), null=True, blank=True)  # noqa: DJ001
+    # When it happened; may be earlier than created_at when logged afterwards.
+    occurred_at = models.DateTimeField(_("occurred at"), default=timezone.now)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
@@ -26,6 +29,8 @@ class Interaction(models.Model):
         indexes = [
             models.Index(fields=["-created_at", "-id"], name="interaction_newest_idx"),
             models.Index(fields=["customer", "-created_at"], name="interaction_customer_idx"),
+            models.Index(fields=["customer", "-occurred_at"], name="interaction_customer_when_idx"),
+            models.Index(fields=["occurred_at"], name="interaction_occurred_idx"),
         ]
 
     def __str__(self):

@@ -13,5 +13,5 @@ class InteractionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Interaction
-        fields = ["id", "customer_id", "interaction_type", "notes", "created_at"]
+        fields = ["id", "customer_id", "interaction_type", "notes", "occurred_at", "created_at"]
         read_only_fields = ["id", "created_at"]

@@ -2,6 +2,7 @@ from decimal import Decimal
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -40,6 +41,9 @@ class Opportunity(models.Model):
         validators=[MinValueValidator(0), MaxValueValidator(100)],
         help_text=_("Left empty, the stage's default is used."),
     )
+    expected_close_date = models.DateField(_("expected close date"), null=True, blank=True)
+    # Set when the stage becomes closed or lost, cleared when the opportunity is reopened.
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True, editable=False)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -56,16 +60,61 @@ class Opportunity(models.Model):
             models.Index(fields=["-created_at", "-id"], name="opportunity_newest_idx"),
             models.Index(fields=["customer", "-created_at"], name="opportunity_customer_idx"),
             models.Index(fields=["stage", "-created_at"], name="opportunity_stage_idx"),
+            models.Index(fields=["stage", "expected_close_date"], name="opportunity_close_idx"),
         ]
 
     def __str__(self):
         return self.title
 
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        # Remember the stage as loaded, so that save() can record a change of stage.
+        instance._loaded_stage = instance.__dict__.get("stage")
+        return instance
+
     def save(self, *args, **kwargs):
         if self.probability is None:
             self.probability = self.DEFAULT_PROBABILITY[self.stage]
+        previous_stage = getattr(self, "_loaded_stage", None)
+        if self.stage in self.OPEN_STAGES:
+            self.closed_at = None
+        elif self.closed_at is None or previous_stage != self.stage:
+            self.closed_at = timezone.now()
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "stage" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "closed_at"}
+        creating = self._state.adding
         super().save(*args, **kwargs)
+        if creating or previous_stage != self.stage:
+            StageChange.objects.create(
+                opportunity=self,
+                from_stage=None if creating else previous_stage,
+                to_stage=self.stage,
+                changed_at=self.updated_at,
+            )
+        self._loaded_stage = self.stage
 
     @property
     def is_open(self):
         return self.stage in self.OPEN_STAGES
+
+
+class StageChange(models.Model):
+    """One step of an opportunity through the pipeline (its creation included), for timelines."""
+
+    opportunity = models.ForeignKey(
+        Opportunity, verbose_name=_("opportunity"), on_delete=models.CASCADE, related_name="stage_changes"
+    )
+    from_stage = models.CharField(_("from stage"), max_length=16, choices=Opportunity.Stage.choices, null=True)  # noqa: DJ001
+    to_stage = models.CharField(_("to stage"), max_length=16, choices=Opportunity.Stage.choices)
+    changed_at = models.DateTimeField(_("changed at"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+        verbose_name = _("stage change")
+        verbose_name_plural = _("stage changes")
+        indexes = [models.Index(fields=["opportunity", "-changed_at"], name="stagechange_opportunity_idx")]
+
+    def __str__(self):
+        return f"{self.opportunity_id}: {self.from_stage or '-'} -> {self.to_stage}"

@@ -14,8 +14,19 @@ class OpportunitySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Opportunity
-        fields = ["id", "customer_id", "title", "value", "stage", "probability", "created_at", "updated_at"]
-        read_only_fields = ["id", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "customer_id",
+            "title",
+            "value",
+            "stage",
+            "probability",
+            "expected_close_date",
+            "closed_at",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "closed_at", "created_at", "updated_at"]
 
     def validate_title(self, value):
         if not value.strip():

@@ -1,0 +1,56 @@
+from decimal import Decimal
+
+import factory
+from django.contrib.auth import get_user_model
+from factory.django import DjangoModelFactory
+
+from customers.models import Customer
+from interactions.models import Interaction
+from opportunities.models import Opportunity
+
+PASSWORD = "correct horse battery staple"
+
+
+class UserFactory(DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ["username"]
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda user: f"{user.username}@example.com")
+    password = factory.django.Password(PASSWORD)
+
+
+class StaffFactory(UserFactory):
+    is_staff = True
+    is_superuser = True
+
+
+class CustomerFactory(DjangoModelFactory):
+    class Meta:
+        model = Customer
+
+    name = factory.Sequence(lambda n: f"Customer {n}")
+    company = factory.Sequence(lambda n: f"Company {n}")
+    email = factory.Sequence(lambda n: f"customer{n}@example.com")
+    phone = "13800138000"
+    status = Customer.Status.ACTIVE
+
+
+class InteractionFactory(DjangoModelFactory):
+    class Meta:
+        model = Interaction
+
+    customer = factory.SubFactory(CustomerFactory)
+    interaction_type = Interaction.Type.CALL
+    notes = factory.Sequence(lambda n: f"Note {n}")
+
+
+class OpportunityFactory(DjangoModelFactory):
+    class Meta:
+        model = Opportunity
+
+    customer = factory.SubFactory(CustomerFactory)
+    title = factory.Sequence(lambda n: f"Deal {n}")
+    value = Decimal("1000.00")
+    stage = Opportunity.Stage.LEAD
