@@ -1,21 +1,35 @@
 from django_filters import rest_framework as filters
 
+from crm_site.api.filters import IdFilter
+
 from .models import Opportunity
 
 MAX_VALUE = 10**12
 
 
 class OpportunityFilter(filters.FilterSet):
-    customer_id = filters.NumberFilter(field_name="customer_id", min_value=1, max_value=2**63 - 1)
+    customer_id = IdFilter(field_name="customer_id")
     stage = filters.ChoiceFilter(choices=Opportunity.Stage.choices)
     min_value = filters.NumberFilter(field_name="value", lookup_expr="gte", min_value=0, max_value=MAX_VALUE)
     max_value = filters.NumberFilter(field_name="value", lookup_expr="lte", min_value=0, max_value=MAX_VALUE)
     min_probability = filters.NumberFilter(field_name="probability", lookup_expr="gte", min_value=0, max_value=100)
     max_probability = filters.NumberFilter(field_name="probability", lookup_expr="lte", min_value=0, max_value=100)
+    expected_close_after = filters.DateFilter(field_name="expected_close_date", lookup_expr="gte")
+    expected_close_before = filters.DateFilter(field_name="expected_close_date", lookup_expr="lte")
     created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     ordering = filters.OrderingFilter(
-        fields=("id", "title", "value", "stage", "probability", "created_at", "updated_at", "customer_id")
+        fields=(
+            "id",
+            "title",
+            "value",
+            "stage",
+            "probability",
+            "expected_close_date",
+            "created_at",
+            "updated_at",
+            "customer_id",
+        )
     )
 
     class Meta:

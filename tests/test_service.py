@@ -1,0 +1,134 @@
+"""The service contract: health, index, routing, the error envelope."""
+
+import json
+
+import pytest
+from django.test import override_settings
+
+from tests.factories import CustomerFactory
+
+RESOURCES = ["customers", "interactions", "opportunities"]
+
+
+def test_health_reports_database_ok(anon_client, db):
+    response = anon_client.get("/api/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "healthy", "message": "CRM API is running", "database": "ok"}
+
+
+def test_health_rejects_writes_in_the_envelope(anon_client, db):
+    response = anon_client.delete("/api/health")
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_index_lists_name_version_and_endpoints(anon_client):
+    body = anon_client.get("/").json()
+    assert body["name"] == "CRM API"
+    assert body["version"]
+    assert body["endpoints"]["customers"] == "/api/customers"
+    assert set(body["endpoints"]) >= {"health", "token", "customers", "interactions", "opportunities"}
+
+
+@pytest.mark.parametrize("resource", RESOURCES)
+@pytest.mark.parametrize("suffix", ["", "/"])
+def test_lists_answer_with_and_without_trailing_slash(api, resource, suffix):
+    response = api.get(f"/api/{resource}{suffix}")
+    assert response.status_code == 200
+    assert response.json()["success"] is True
+
+
+@pytest.mark.parametrize("suffix", ["", "/"])
+def test_detail_and_writes_answer_with_and_without_trailing_slash(api, suffix):
+    customer = CustomerFactory()
+    assert api.get(f"/api/customers/{customer.pk}{suffix}").json()["data"]["id"] == customer.pk
+    response = api.put(f"/api/customers/{customer.pk}{suffix}", {"phone": "123"}, format="json")
+    assert response.status_code == 200
+    assert response.json()["data"]["phone"] == "123"
+    created = api.post(f"/api/customers{suffix}", {"name": "Slash"}, format="json")
+    assert created.status_code == 201
+
+
+@pytest.mark.parametrize("debug", [False, True])
+@pytest.mark.parametrize("path", ["/api/nope", "/api/customers/1/extra", "/api/customers/abc", "/api"])
+def test_unknown_routes_get_json_404_envelope(api, path, debug):
+    with override_settings(DEBUG=debug):
+        response = api.get(path)
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("application/json")
+    assert response.json() == {"success": False, "error": {"code": "not_found", "message": "Resource not found."}}
+
+
+@pytest.mark.parametrize("method", ["post", "put", "delete"])
+def test_unknown_routes_get_404_for_every_method(api, method):
+    response = getattr(api, method)("/api/unknown/route", {"a": 1}, format="json")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("patch", "/api/customers"), ("delete", "/api/interactions"), ("put", "/api/opportunities/"), ("post", "/api/customers/1")],
+)
+def test_wrong_methods_get_405_envelope(api, method, path):
+    CustomerFactory(id=1)
+    response = getattr(api, method)(path, {}, format="json")
+    assert response.status_code == 405
+    body = response.json()
+    assert body["success"] is False
+    assert body["error"]["code"] == "method_not_allowed"
+
+
+def test_malformed_json_is_a_400_in_the_envelope(api):
+    response = api.generic("POST", "/api/customers", '{"name": ', content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "malformed_request"
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_non_standard_json_numbers_are_rejected(api, literal):
+    customer = CustomerFactory()
+    body = f'{{"customer_id": {customer.pk}, "title": "x", "value": {literal}}}'
+    response = api.generic("POST", "/api/opportunities", body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["success"] is False
+
+
+def test_unsupported_media_type_is_a_415(api):
+    response = api.generic("POST", "/api/customers", "name=x", content_type="text/plain")
+    assert response.status_code == 415
+    assert response.json()["error"]["code"] == "unsupported_media_type"
+
+
+def test_oversized_body_is_a_413_and_writes_nothing(api, settings):
+    settings.MAX_REQUEST_BODY_BYTES = 1000
+    body = json.dumps({"name": "x" * 2000})
+    response = api.generic("POST", "/api/customers", body, content_type="application/json")
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "request_too_large"
+    assert api.get("/api/customers").json()["meta"]["count"] == 0
+
+
+@pytest.mark.parametrize("payload", [[1, 2], "text", 42, None])
+def test_json_that_is_not_an_object_is_a_400(api, payload):
+    response = api.generic("POST", "/api/customers", json.dumps(payload), content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["success"] is False
+
+
+def test_session_form_post_without_csrf_token_is_an_enveloped_403(client, staff_user):
+    client.force_login(staff_user)
+    client.handler.enforce_csrf_checks = True
+    response = client.post("/api/customers", {"name": "x"})
+    assert response.status_code == 403
+    assert response.json()["success"] is False
+
+
+def test_cors_is_limited_to_configured_origins_on_the_api(anon_client, db, settings):
+    settings.CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
+    allowed = anon_client.get("/api/health", HTTP_ORIGIN="https://app.example.com")
+    assert allowed["Access-Control-Allow-Origin"] == "https://app.example.com"
+    other = anon_client.get("/api/health", HTTP_ORIGIN="https://evil.example.com")
+    assert "Access-Control-Allow-Origin" not in other
+    outside_api = anon_client.get("/", HTTP_ORIGIN="https://app.example.com")
+    assert "Access-Control-Allow-Origin" not in outside_api
