@@ -66,13 +66,6 @@ class Opportunity(models.Model):
     def __str__(self):
         return self.title
 
-    @classmethod
-    def from_db(cls, db, field_names, values):
-        instance = super().from_db(db, field_names, values)
-        # Remember the stage as loaded, so that save() can record a change of stage.
-        instance._loaded_stage = instance.__dict__.get("stage")
-        return instance
-
     def save(self, *args, **kwargs):
         if self.probability is None:
             self.probability = self.DEFAULT_PROBABILITY[self.stage]
@@ -94,6 +87,13 @@ class Opportunity(models.Model):
                 changed_at=self.updated_at,
             )
         self._loaded_stage = self.stage
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        # Remember the stage as loaded, so that save() can record a change of stage.
+        instance._loaded_stage = instance.__dict__.get("stage")
+        return instance
 
     @property
     def is_open(self):

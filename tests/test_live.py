@@ -53,7 +53,9 @@ def test_health_is_503_when_the_database_is_unreachable():
         # Nothing listens on port 1: the connection is refused at once.
         "DATABASE_URL": "postgres://postgres@127.0.0.1:1/unreachable",
     }
-    result = subprocess.run([sys.executable, "-c", script], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60
+    )
     status, body = result.stdout.splitlines()[:2]
     assert status == "503"
     assert '"status": "unhealthy"' in body

@@ -5,7 +5,9 @@ from opportunities.models import Opportunity
 
 
 def test_original_sales_flow(api):
-    customer = api.post("/api/customers", {"name": "张三", "company": "ABC科技", "email": "zhangsan@abc.com"}, format="json")
+    customer = api.post(
+        "/api/customers", {"name": "张三", "company": "ABC科技", "email": "zhangsan@abc.com"}, format="json"
+    )
     assert customer.status_code == 201
     customer_id = customer.json()["data"]["id"]
 

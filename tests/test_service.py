@@ -68,7 +68,12 @@ def test_unknown_routes_get_404_for_every_method(api, method):
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("patch", "/api/customers"), ("delete", "/api/interactions"), ("put", "/api/opportunities/"), ("post", "/api/customers/1")],
+    [
+        ("patch", "/api/customers"),
+        ("delete", "/api/interactions"),
+        ("put", "/api/opportunities/"),
+        ("post", "/api/customers/1"),
+    ],
 )
 def test_wrong_methods_get_405_envelope(api, method, path):
     CustomerFactory(id=1)

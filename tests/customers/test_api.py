@@ -24,7 +24,13 @@ class TestCreate:
         assert Customer.objects.get(pk=data["id"]).name == "张三"
 
     def test_create_returns_every_field_of_the_original_api(self, api):
-        payload = {"name": "张三", "company": "测试公司", "email": "zhangsan@example.com", "phone": "13800138000", "status": "lead"}
+        payload = {
+            "name": "张三",
+            "company": "测试公司",
+            "email": "zhangsan@example.com",
+            "phone": "13800138000",
+            "status": "lead",
+        }
         data = api.post(URL, payload, format="json").json()["data"]
         assert set(data) >= {"id", "name", "company", "email", "phone", "status", "created_at", "updated_at"}
         assert {key: data[key] for key in payload} == payload
@@ -185,7 +191,9 @@ class TestListSearchFilter:
     def test_page_size_is_capped_at_500(self, api):
         assert api.get(URL, {"page_size": 10_000}).json()["meta"]["page_size"] == 500
 
-    @pytest.mark.parametrize("params", [{"page": "abc"}, {"page": "0"}, {"page": "-1"}, {"page_size": "x"}, {"page_size": "0"}])
+    @pytest.mark.parametrize(
+        "params", [{"page": "abc"}, {"page": "0"}, {"page": "-1"}, {"page_size": "x"}, {"page_size": "0"}]
+    )
     def test_garbage_paging_is_a_400(self, api, params):
         response = api.get(URL, params)
         assert response.status_code == 400

@@ -8,7 +8,9 @@ URL = "/api/interactions"
 
 def test_create_interaction(api):
     customer = CustomerFactory()
-    response = api.post(URL, {"customer_id": customer.pk, "interaction_type": "call", "notes": "初次沟通"}, format="json")
+    response = api.post(
+        URL, {"customer_id": customer.pk, "interaction_type": "call", "notes": "初次沟通"}, format="json"
+    )
     assert response.status_code == 201
     data = response.json()["data"]
     assert data["customer_id"] == customer.pk

@@ -10,7 +10,13 @@ URL = "/api/opportunities"
 
 def test_create_opportunity_renders_value_as_a_number(api):
     customer = CustomerFactory()
-    payload = {"customer_id": customer.pk, "title": "企业软件采购", "value": 100000.00, "stage": "lead", "probability": 20}
+    payload = {
+        "customer_id": customer.pk,
+        "title": "企业软件采购",
+        "value": 100000.00,
+        "stage": "lead",
+        "probability": 20,
+    }
     response = api.post(URL, payload, format="json")
     assert response.status_code == 201
     data = response.json()["data"]
@@ -99,7 +105,9 @@ def test_reopening_clears_closed_at_and_stage_changes_are_logged(api):
     api.put(f"{URL}/{opportunity.pk}", {"stage": "lost"}, format="json")
     data = api.put(f"{URL}/{opportunity.pk}", {"stage": "negotiation"}, format="json").json()["data"]
     assert data["closed_at"] is None
-    steps = list(StageChange.objects.filter(opportunity=opportunity).order_by("id").values_list("from_stage", "to_stage"))
+    steps = list(
+        StageChange.objects.filter(opportunity=opportunity).order_by("id").values_list("from_stage", "to_stage")
+    )
     assert steps == [(None, "proposal"), ("proposal", "lost"), ("lost", "negotiation")]
 
 
