@@ -5,6 +5,7 @@ import json
 import pytest
 from django.test import override_settings
 
+from customers.models import Customer
 from tests.factories import CustomerFactory
 
 RESOURCES = ["customers", "interactions", "opportunities"]
@@ -137,3 +138,27 @@ def test_cors_is_limited_to_configured_origins_on_the_api(anon_client, db, setti
     assert "Access-Control-Allow-Origin" not in other
     outside_api = anon_client.get("/", HTTP_ORIGIN="https://app.example.com")
     assert "Access-Control-Allow-Origin" not in outside_api
+
+
+def test_unexpected_errors_are_a_500_in_the_envelope(client, db, settings):
+    settings.ROOT_URLCONF = "tests.server_error_urls"
+    client.raise_request_exception = False
+    response = client.get("/api/broken")
+    assert response.status_code == 500
+    assert response.json() == {"success": False, "error": {"code": "server_error", "message": "Internal server error."}}
+    assert "a bug" not in response.content.decode()
+
+
+def test_a_conflicting_write_that_no_validator_caught_is_a_409(api, db):
+    from django.db import connection
+
+    from tests.factories import CustomerFactory
+
+    customer = CustomerFactory(name="Guarded")
+    # A constraint the serializer knows nothing about, as a later migration might add.
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE UNIQUE INDEX test_phone_unique ON customers_customer (phone)")
+    response = api.post("/api/customers", {"name": "Other", "phone": customer.phone}, format="json")
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "conflict"
+    assert list(Customer.objects.values_list("name", flat=True)) == ["Guarded"]

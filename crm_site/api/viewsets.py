@@ -5,6 +5,12 @@ from rest_framework import exceptions, status, viewsets
 from rest_framework.response import Response
 
 
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The change conflicts with the current state of the data; reload and try again."
+    default_code = "conflict"
+
+
 class CRMModelViewSet(viewsets.ModelViewSet):
     """A model viewset with the CRM's conventions.
 
@@ -40,7 +46,7 @@ class CRMModelViewSet(viewsets.ModelViewSet):
             for constraint, (field, message) in self.unique_constraint_fields.items():
                 if constraint in text:
                     raise exceptions.ValidationError({field: [message]}) from exc
-            raise exceptions.ValidationError("The change conflicts with existing data.") from exc
+            raise Conflict() from exc
 
     def destroy(self, request, *args, **kwargs):
         instance = self.get_object()
