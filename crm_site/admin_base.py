@@ -17,6 +17,10 @@ class CRMModelAdmin(ImportExportMixin, ExportActionMixin, SimpleHistoryAdmin):
     # The export button on a record's page would duplicate the export action.
     show_change_form_export = False
 
+    def get_valid_export_item_pks(self, request):
+        # The records a selection-export may name: those this user's changelist can show.
+        return self.get_queryset(request).values_list("pk", flat=True)
+
     def delete_model(self, request, obj):
         with transaction.atomic(), batched_delete_history():
             super().delete_model(request, obj)

@@ -32,6 +32,8 @@ class CRMModelResource(resources.ModelResource):
     """
 
     nullable_text_fields = ()
+    # Columns a file must have; without them every row would be skipped or fail alike.
+    required_columns = ()
 
     created_at = fields.Field(attribute="created_at", column_name="created_at", readonly=True)
 
@@ -41,6 +43,20 @@ class CRMModelResource(resources.ModelResource):
         skip_unchanged = True
         report_skipped = True
         clean_model_instances = True
+
+    def before_import(self, dataset, **kwargs):
+        missing = [column for column in self.required_columns if column not in (dataset.headers or [])]
+        if missing:
+            raise ValueError(
+                _(
+                    "The file lacks the column(s) %(missing)s. Its first row must name the columns, such as: %(expected)s."
+                )
+                % {
+                    "missing": ", ".join(missing),
+                    "expected": ", ".join(field.column_name for field in self.get_import_fields()),
+                }
+            )
+        super().before_import(dataset, **kwargs)
 
     def get_instance(self, instance_loader, row):
         pk = parse_id(row.get("id"))
@@ -54,6 +70,12 @@ class CRMModelResource(resources.ModelResource):
     def find_instance(self, row):
         """The record a row without an id stands for, if any."""
         return None
+
+    def import_field(self, field, instance, row, is_m2m=False, **kwargs):
+        # The id picks the record (get_instance); an empty one must not blank the matched record's.
+        if field.attribute == "id":
+            return
+        super().import_field(field, instance, row, is_m2m, **kwargs)
 
     def import_instance(self, instance, row, **kwargs):
         super().import_instance(instance, row, **kwargs)

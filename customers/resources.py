@@ -9,6 +9,8 @@ from .models import Customer
 class CustomerResource(CRMModelResource):
     """Customers in and out. Without an id, a row updates the customer with its email (any case)."""
 
+    required_columns = ("name",)
+
     nullable_text_fields = ("company", "email", "phone")
 
     class Meta:

@@ -6,6 +6,7 @@ from .models import Interaction
 
 
 class InteractionResource(CustomerChildResource):
+    required_columns = ("customer", "interaction_type")
     nullable_text_fields = ("notes",)
 
     class Meta:

@@ -7,6 +7,7 @@ from .models import Opportunity
 
 
 class OpportunityResource(CustomerChildResource):
+    required_columns = ("customer", "title")
     closed_at = fields.Field(attribute="closed_at", column_name="closed_at", readonly=True)
 
     class Meta:
