@@ -12,6 +12,7 @@ from simple_history.utils import bulk_update_with_history
 
 from crm_site.admin_base import CRMModelAdmin
 from interactions.models import Interaction
+from opportunities.admin import apply_stage_probability
 from opportunities.models import Opportunity
 
 from .models import Customer
@@ -155,6 +156,13 @@ class CustomerAdmin(CRMModelAdmin):
             return "—"
         url = reverse(f"{self.admin_site.name}:customers_customer_history", args=[obj.pk])
         return format_html('<a href="{}">{}</a>', url, _("Every change to this customer"))
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is Opportunity:
+            for inline_form in formset.forms:
+                if inline_form.has_changed() and inline_form.instance.pk is not None:
+                    apply_stage_probability(inline_form)
+        super().save_formset(request, form, formset, change)
 
     def get_actions(self, request):
         actions = super().get_actions(request)

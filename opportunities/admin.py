@@ -103,6 +103,12 @@ class ValueRangeFilter(admin.SimpleListFilter):
         return queryset
 
 
+def apply_stage_probability(form):
+    """A stage changed without touching the probability takes the new stage's default, as in the API."""
+    if "stage" in form.changed_data and "probability" not in form.changed_data:
+        form.instance.probability = Opportunity.DEFAULT_PROBABILITY[form.instance.stage]
+
+
 @admin.register(Opportunity)
 class OpportunityAdmin(CRMModelAdmin):
     resource_classes = [OpportunityResource]
@@ -115,6 +121,10 @@ class OpportunityAdmin(CRMModelAdmin):
     autocomplete_fields = ["customer"]
     date_hierarchy = "created_at"
     readonly_fields = ["closed_at", "created_at", "updated_at"]
+
+    def save_model(self, request, obj, form, change):
+        apply_stage_probability(form)
+        super().save_model(request, obj, form, change)
 
     def changelist_view(self, request, extra_context=None):
         response = super().changelist_view(request, extra_context)

@@ -384,3 +384,33 @@ class TestDelete:
         assert response.status_code == 302
         assert not Customer.objects.exists()
         assert Interaction.history.filter(history_type="-").count() == 6
+
+
+def test_inline_opportunity_edit_from_the_customer_page(admin_client, admin_user):
+    customer = CustomerFactory(name="Inline edit")
+    opportunity = OpportunityFactory(customer=customer, stage=Opportunity.Stage.LEAD, probability=10)
+    data = {
+        "name": customer.name,
+        "company": customer.company,
+        "status": customer.status,
+        "email": customer.email,
+        "phone": customer.phone,
+        "interactions-TOTAL_FORMS": "0",
+        "interactions-INITIAL_FORMS": "0",
+        "opportunities-TOTAL_FORMS": "1",
+        "opportunities-INITIAL_FORMS": "1",
+        "opportunities-0-id": str(opportunity.pk),
+        "opportunities-0-customer": str(customer.pk),
+        "opportunities-0-title": "Renamed inline",
+        "opportunities-0-value": "1000.00",
+        "opportunities-0-stage": Opportunity.Stage.NEGOTIATION,
+        "opportunities-0-probability": "10",
+        "opportunities-0-expected_close_date": "",
+    }
+
+    response = admin_client.post(f"{URL}{customer.pk}/change/", data)
+
+    assert response.status_code == 302
+    opportunity.refresh_from_db()
+    assert (opportunity.title, opportunity.stage, opportunity.probability) == ("Renamed inline", "negotiation", 70)
+    assert opportunity.history.first().history_user == admin_user

@@ -31,7 +31,7 @@ class TestChangelist:
             "total_value": Decimal("6100.00"),
             "weighted_value": Decimal("5410.00"),
         }
-        assert 'data-total="value">6100.00<' in everything.content.decode()
+        assert 'data-total="value">6,100.00<' in everything.content.decode()
 
         open_only = admin_client.get(URL, {"stage__in": "lead,proposal"})
         assert open_only.context["totals"]["total_value"] == Decimal("1100.00")
@@ -116,6 +116,20 @@ class TestChangelist:
         assert StageChange.objects.filter(opportunity=opportunity, to_stage="negotiation").exists()
         latest = opportunity.history.first()
         assert (latest.history_type, latest.stage, latest.history_user) == ("~", "negotiation", admin_user)
+
+    def test_list_edit_of_stage_alone_takes_the_stage_probability(self, admin_client):
+        opportunity = OpportunityFactory(stage=Opportunity.Stage.LEAD, probability=10)
+        data = {
+            "form-TOTAL_FORMS": "1",
+            "form-INITIAL_FORMS": "1",
+            "form-0-id": str(opportunity.pk),
+            "form-0-stage": Opportunity.Stage.PROPOSAL,
+            "form-0-probability": "10",
+            "_save": "Save",
+        }
+        assert admin_client.post(URL, data).status_code == 302
+        opportunity.refresh_from_db()
+        assert (opportunity.stage, opportunity.probability) == ("proposal", 40)
 
     def test_list_edit_rejects_probability_over_100(self, admin_client):
         opportunity = OpportunityFactory(probability=10)
