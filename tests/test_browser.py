@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connections
 
 from customers.models import Customer
 from interactions.models import Interaction
@@ -51,6 +52,8 @@ def page(monkeypatch, transactional_db, live_server):
             page.screenshot(path=str(ARTIFACTS / "browser-last-page.png"), full_page=True)
             context.close()
             browser.close()
+            # Inside Playwright's event loop the ORM got connections of its own: close them.
+            connections.close_all()
 
 
 def shot(page, name):
