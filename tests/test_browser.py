@@ -117,6 +117,19 @@ def test_sales_rep_round_trip(page, live_server, tmp_path):
     assert negotiation.locator("td").nth(1).inner_text() == "1"
     shot(page, "04-dashboard")
 
+    # The same dashboard, same session, for a browser set to Chinese.
+    chinese = page.context.browser.new_context(
+        locale="zh-CN", viewport={"width": 1400, "height": 1000}, storage_state=page.context.storage_state()
+    )
+    try:
+        zh_page = chinese.new_page()
+        zh_page.goto(f"{base}/admin/")
+        assert "销售仪表盘" in zh_page.inner_text("#content")
+        assert "谈判" in zh_page.inner_text("#pipeline-chart")
+        shot(zh_page, "04-dashboard-zh-hans")
+    finally:
+        chinese.close()
+
     # Import a small CSV: preview first, then confirm.
     csv_file = tmp_path / "customers.csv"
     csv_file.write_text("name,company,email,status\nImported One,CSV Co,one@csv.example,lead\n")
