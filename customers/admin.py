@@ -1,41 +1,198 @@
-from django.contrib import admin
-from django.utils.translation import gettext_lazy as _
+from datetime import timedelta
 
+from django.contrib import admin, messages
+from django.db.models import Count, DecimalField, Exists, IntegerField, Max, OuterRef, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+from simple_history.utils import bulk_update_with_history
+
+from crm_site.admin_base import CRMModelAdmin
 from interactions.models import Interaction
+from opportunities.admin import apply_stage_probability
 from opportunities.models import Opportunity
 
 from .models import Customer
+from .resources import CustomerResource
+
+RECENT_DAYS = 30
+
+
+def _per_customer(queryset, aggregate, output_field, default):
+    """A correlated subquery: ``aggregate`` over ``queryset``'s rows of the outer customer.
+
+    Subqueries rather than joins: two joined to-many relations would multiply each other's counts.
+    """
+    rows = queryset.filter(customer=OuterRef("pk")).order_by().values("customer").annotate(result=aggregate)
+    return Coalesce(
+        Subquery(rows.values("result")[:1], output_field=output_field), Value(default), output_field=output_field
+    )
+
+
+def _open_opportunities():
+    return Opportunity.objects.filter(stage__in=Opportunity.OPEN_STAGES)
 
 
 class InteractionInline(admin.TabularInline):
     model = Interaction
     extra = 0
-    fields = ["interaction_type", "notes", "created_at"]
+    fields = ["occurred_at", "interaction_type", "notes", "created_at"]
     readonly_fields = ["created_at"]
-    ordering = ["-created_at", "-id"]
+    ordering = ["-occurred_at", "-id"]
     show_change_link = True
 
 
 class OpportunityInline(admin.TabularInline):
     model = Opportunity
     extra = 0
-    fields = ["title", "value", "stage", "probability", "created_at"]
+    fields = ["title", "value", "stage", "probability", "expected_close_date", "created_at"]
     readonly_fields = ["created_at"]
     ordering = ["-created_at", "-id"]
     show_change_link = True
 
 
+class HasOpenOpportunitiesFilter(admin.SimpleListFilter):
+    title = _("open opportunities")
+    parameter_name = "has_open"
+
+    def lookups(self, request, model_admin):
+        return [("yes", _("Has open opportunities")), ("no", _("No open opportunities"))]
+
+    def queryset(self, request, queryset):
+        has_open = Exists(_open_opportunities().filter(customer=OuterRef("pk")))
+        if self.value() == "yes":
+            return queryset.filter(has_open)
+        if self.value() == "no":
+            return queryset.filter(~has_open)
+        return queryset
+
+
+class InteractionRecencyFilter(admin.SimpleListFilter):
+    title = _("last interaction")
+    parameter_name = "contacted"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("recent", _("In the last %(days)d days") % {"days": RECENT_DAYS}),
+            ("stale", _("No interaction in %(days)d days") % {"days": RECENT_DAYS}),
+        ]
+
+    def queryset(self, request, queryset):
+        since = timezone.now() - timedelta(days=RECENT_DAYS)
+        recent = Exists(Interaction.objects.filter(customer=OuterRef("pk"), occurred_at__gte=since))
+        if self.value() == "recent":
+            return queryset.filter(recent)
+        if self.value() == "stale":
+            return queryset.filter(~recent)
+        return queryset
+
+
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
-    list_display = ["name", "company", "email", "phone", "status", "created_at"]
-    list_filter = ["status", "created_at"]
+class CustomerAdmin(CRMModelAdmin):
+    resource_classes = [CustomerResource]
+    list_display = [
+        "name",
+        "company",
+        "email",
+        "phone",
+        "status",
+        "interaction_count",
+        "open_opportunity_count",
+        "open_pipeline_value",
+        "last_interaction_at",
+    ]
+    list_filter = ["status", "created_at", HasOpenOpportunitiesFilter, InteractionRecencyFilter]
     search_fields = ["name", "company", "email", "phone"]
     date_hierarchy = "created_at"
-    readonly_fields = ["created_at", "updated_at"]
+    readonly_fields = ["created_at", "updated_at", "history_link"]
     fieldsets = [
         (None, {"fields": ["name", "company", "status"]}),
         (_("Contact"), {"fields": ["email", "phone"]}),
-        (_("Record"), {"fields": ["created_at", "updated_at"]}),
+        (_("Record"), {"fields": ["created_at", "updated_at", "history_link"]}),
     ]
     inlines = [InteractionInline, OpportunityInline]
-    list_per_page = 50
+
+    def get_queryset(self, request):
+        money = DecimalField(max_digits=16, decimal_places=2)
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                interaction_count=_per_customer(Interaction.objects.all(), Count("pk"), IntegerField(), 0),
+                open_opportunity_count=_per_customer(_open_opportunities(), Count("pk"), IntegerField(), 0),
+                open_pipeline_value=_per_customer(_open_opportunities(), Sum("value"), money, 0),
+                last_interaction_at=Subquery(
+                    Interaction.objects.filter(customer=OuterRef("pk"))
+                    .order_by()
+                    .values("customer")
+                    .annotate(last=Max("occurred_at"))
+                    .values("last")[:1]
+                ),
+            )
+        )
+
+    @admin.display(description=_("interactions"), ordering="interaction_count")
+    def interaction_count(self, obj):
+        return obj.interaction_count
+
+    @admin.display(description=_("open opportunities"), ordering="open_opportunity_count")
+    def open_opportunity_count(self, obj):
+        return obj.open_opportunity_count
+
+    @admin.display(description=_("open pipeline value"), ordering="open_pipeline_value")
+    def open_pipeline_value(self, obj):
+        return obj.open_pipeline_value
+
+    @admin.display(description=_("last interaction"), ordering="last_interaction_at", empty_value="—")
+    def last_interaction_at(self, obj):
+        return obj.last_interaction_at
+
+    @admin.display(description=_("history"))
+    def history_link(self, obj):
+        if obj.pk is None:
+            return "—"
+        url = reverse(f"{self.admin_site.name}:customers_customer_history", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, _("Every change to this customer"))
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is Opportunity:
+            for inline_form in formset.forms:
+                if inline_form.has_changed() and inline_form.instance.pk is not None:
+                    apply_stage_probability(inline_form)
+        super().save_formset(request, form, formset, change)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if self.has_change_permission(request):
+            # Built per request, so that the descriptions are in the user's language.
+            for status in Customer.Status:
+                name = f"set_status_{status.value}"
+                description = _("Set status of selected customers to “%(status)s”") % {"status": status.label}
+                actions[name] = (self._status_action(status), name, description)
+        return actions
+
+    @staticmethod
+    def _status_action(status):
+        def set_status(modeladmin, request, queryset):
+            # Saved in bulk with history, so that each change is recorded like any other.
+            now = timezone.now()
+            customers = [c for c in queryset if c.status != status]
+            for customer in customers:
+                customer.status = status
+                customer.updated_at = now
+            bulk_update_with_history(customers, Customer, ["status", "updated_at"], default_user=request.user)
+            modeladmin.message_user(
+                request,
+                ngettext(
+                    "%(count)d customer set to “%(status)s”.",
+                    "%(count)d customers set to “%(status)s”.",
+                    len(customers),
+                )
+                % {"count": len(customers), "status": status.label},
+                messages.SUCCESS,
+            )
+
+        return set_status

@@ -2,6 +2,8 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
+from crm_site.history import CRMHistoricalRecords
+
 
 class Customer(models.Model):
     class Status(models.TextChoices):
@@ -18,6 +20,8 @@ class Customer(models.Model):
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    # Who changed what and when; updated_at is left out: history_date says it.
+    history = CRMHistoricalRecords(excluded_fields=["updated_at"])
 
     class Meta:
         ordering = ["-created_at", "-id"]

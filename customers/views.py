@@ -1,5 +1,6 @@
 from django.db.models import Count
 
+from crm_site.api.history import HistoryMixin
 from crm_site.api.viewsets import CRMModelViewSet
 
 from .filters import CustomerFilter
@@ -7,7 +8,7 @@ from .models import Customer
 from .serializers import CustomerSerializer
 
 
-class CustomerViewSet(CRMModelViewSet):
+class CustomerViewSet(HistoryMixin, CRMModelViewSet):
     queryset = Customer.objects.all()
     serializer_class = CustomerSerializer
     filterset_class = CustomerFilter

@@ -2,6 +2,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from crm_site.history import CRMHistoricalRecords
+
 
 class Interaction(models.Model):
     class Type(models.TextChoices):
@@ -21,6 +23,8 @@ class Interaction(models.Model):
     # When it happened; may be earlier than created_at when logged afterwards.
     occurred_at = models.DateTimeField(_("occurred at"), default=timezone.now)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    # Who changed what and when.
+    history = CRMHistoricalRecords()
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -1,3 +1,4 @@
+from crm_site.api.history import HistoryMixin
 from crm_site.api.viewsets import CRMModelViewSet
 
 from .filters import InteractionFilter
@@ -5,7 +6,7 @@ from .models import Interaction
 from .serializers import InteractionSerializer
 
 
-class InteractionViewSet(CRMModelViewSet):
+class InteractionViewSet(HistoryMixin, CRMModelViewSet):
     queryset = Interaction.objects.all()
     serializer_class = InteractionSerializer
     filterset_class = InteractionFilter

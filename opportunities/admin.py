@@ -1,15 +1,135 @@
-from django.contrib import admin
+from decimal import Decimal, InvalidOperation
+
+from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
+
+from crm_site.admin_base import CRMModelAdmin
 
 from .models import Opportunity
+from .reports import value_totals
+from .resources import OpportunityResource
+
+_INVALID = object()
+
+
+def _parse_amount(text):
+    """A typed amount as a Decimal; None when empty, ``_INVALID`` when not a finite number."""
+    text = (text or "").strip().replace(",", "")
+    if not text:
+        return None
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        return _INVALID
+    return amount if amount.is_finite() else _INVALID
+
+
+class ValueRangeFilter(admin.SimpleListFilter):
+    """Value between ``value_min`` and ``value_max`` (either may be left out), typed or picked."""
+
+    title = _("value")
+    parameter_name = "value_range"
+    template = "admin/opportunities/value_range_filter.html"
+    min_param = "value_min"
+    max_param = "value_max"
+    # Ready-made brackets: (label, min, max).
+    BRACKETS = [
+        (_("Under 1,000"), None, "999.99"),
+        (_("1,000 to 10,000"), "1000", "10000"),
+        (_("10,000 to 100,000"), "10000", "100000"),
+        (_("Over 100,000"), "100000", None),
+    ]
+
+    def __init__(self, request, params, model, model_admin):
+        # Claim both bounds as this filter's parameters, so the changelist does not
+        # treat them as field lookups.
+        self.bounds = {}
+        for name in (self.min_param, self.max_param):
+            if name in params:
+                value = params.pop(name)
+                self.bounds[name] = value[-1] if isinstance(value, list) else value
+        super().__init__(request, params, model, model_admin)
+        self.used_parameters.update(self.bounds)
+        # The rest of the query string, carried by the filter's own little form.
+        self.other_params = [
+            (key, value)
+            for key, values in request.GET.lists()
+            if key not in (self.min_param, self.max_param, "p")
+            for value in values
+        ]
+
+    def has_output(self):
+        return True
+
+    def expected_parameters(self):
+        return [self.min_param, self.max_param]
+
+    def value(self):
+        return self.bounds.get(self.min_param, ""), self.bounds.get(self.max_param, "")
+
+    def lookups(self, request, model_admin):
+        return []
+
+    def choices(self, changelist):
+        current = self.value()
+        yield {
+            "selected": current == ("", ""),
+            "query_string": changelist.get_query_string(remove=[self.min_param, self.max_param]),
+            "display": _("All"),
+        }
+        for label, low, high in self.BRACKETS:
+            new = {}
+            remove = []
+            for name, bound in ((self.min_param, low), (self.max_param, high)):
+                if bound is None:
+                    remove.append(name)
+                else:
+                    new[name] = bound
+            yield {
+                "selected": current == (low or "", high or ""),
+                "query_string": changelist.get_query_string(new, remove),
+                "display": label,
+            }
+
+    def queryset(self, request, queryset):
+        low, high = (_parse_amount(bound) for bound in self.value())
+        if low is _INVALID or high is _INVALID:
+            messages.warning(request, _("The value range needs numbers, such as 1000 or 2500.50."))
+            return queryset
+        if low is not None:
+            queryset = queryset.filter(value__gte=low)
+        if high is not None:
+            queryset = queryset.filter(value__lte=high)
+        return queryset
+
+
+def apply_stage_probability(form):
+    """A stage changed without touching the probability takes the new stage's default, as in the API."""
+    if "stage" in form.changed_data and "probability" not in form.changed_data:
+        form.instance.probability = Opportunity.DEFAULT_PROBABILITY[form.instance.stage]
 
 
 @admin.register(Opportunity)
-class OpportunityAdmin(admin.ModelAdmin):
-    list_display = ["title", "customer", "value", "stage", "probability", "created_at"]
+class OpportunityAdmin(CRMModelAdmin):
+    resource_classes = [OpportunityResource]
+    change_list_template = "admin/opportunities/opportunity/change_list_totals.html"
+    list_display = ["title", "customer", "value", "stage", "probability", "expected_close_date", "created_at"]
     list_editable = ["stage", "probability"]
-    list_filter = ["stage", "created_at"]
+    list_filter = ["stage", ValueRangeFilter, "expected_close_date", "created_at"]
     search_fields = ["title", "customer__name", "customer__company"]
     list_select_related = ["customer"]
     autocomplete_fields = ["customer"]
     date_hierarchy = "created_at"
-    readonly_fields = ["created_at", "updated_at"]
+    readonly_fields = ["closed_at", "created_at", "updated_at"]
+
+    def save_model(self, request, obj, form, change):
+        apply_stage_probability(form)
+        super().save_model(request, obj, form, change)
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        changelist = getattr(response, "context_data", {}).get("cl")
+        if changelist is not None:
+            # The figures of the whole filtered list, not only of the page shown.
+            response.context_data["totals"] = value_totals(changelist.queryset)
+        return response

@@ -5,6 +5,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from crm_site.history import CRMHistoricalRecords
+
 
 class Opportunity(models.Model):
     class Stage(models.TextChoices):
@@ -46,6 +48,8 @@ class Opportunity(models.Model):
     closed_at = models.DateTimeField(_("closed at"), null=True, blank=True, editable=False)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    # Who changed what and when; updated_at is left out: history_date says it.
+    history = CRMHistoricalRecords(excluded_fields=["updated_at"])
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -1,3 +1,4 @@
+from crm_site.api.history import HistoryMixin
 from crm_site.api.viewsets import CRMModelViewSet
 
 from .filters import OpportunityFilter
@@ -5,7 +6,7 @@ from .models import Opportunity
 from .serializers import OpportunitySerializer
 
 
-class OpportunityViewSet(CRMModelViewSet):
+class OpportunityViewSet(HistoryMixin, CRMModelViewSet):
     queryset = Opportunity.objects.all()
     serializer_class = OpportunitySerializer
     filterset_class = OpportunityFilter

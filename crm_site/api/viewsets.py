@@ -4,6 +4,8 @@ from django.db import IntegrityError, transaction
 from rest_framework import exceptions, status, viewsets
 from rest_framework.response import Response
 
+from crm_site.history import batched_delete_history
+
 
 class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
@@ -51,6 +53,7 @@ class CRMModelViewSet(viewsets.ModelViewSet):
     def destroy(self, request, *args, **kwargs):
         instance = self.get_object()
         payload = {"id": instance.pk}
-        with transaction.atomic():
+        # Deletion history (a cascade's included) is written in bulk, in the same transaction.
+        with transaction.atomic(), batched_delete_history():
             payload.update(self.perform_destroy(instance) or {})
         return Response({"success": True, "message": self.deleted_message, "data": payload}, status=status.HTTP_200_OK)

@@ -1,0 +1,53 @@
+from django.utils.translation import gettext_lazy as _
+from import_export import fields, widgets
+
+from crm_site.resources import CRMModelResource, cell_text
+
+from .models import Customer
+
+
+class CustomerResource(CRMModelResource):
+    """Customers in and out. Without an id, a row updates the customer with its email (any case)."""
+
+    required_columns = ("name",)
+
+    nullable_text_fields = ("company", "email", "phone")
+
+    class Meta:
+        model = Customer
+        fields = ("id", "name", "company", "email", "phone", "status", "created_at")
+        export_order = fields
+        name = _("Customers")
+
+    def find_instance(self, row):
+        email = cell_text(row.get("email"))
+        if not email:
+            return None
+        return Customer.objects.filter(email__iexact=email).first()
+
+
+class CustomerWidget(widgets.ForeignKeyWidget):
+    """A customer given by id or by email (any case); exported as its id."""
+
+    def __init__(self, **kwargs):
+        super().__init__(Customer, **kwargs)
+
+    def clean(self, value, row=None, **kwargs):
+        text = cell_text(value)
+        if not text:
+            raise ValueError(_("A customer id or email is required."))
+        lookup = {"pk": int(text)} if text.isdigit() else {"email__iexact": text}
+        customer = Customer.objects.filter(**lookup).first()
+        if customer is None:
+            raise ValueError(_("No customer with id or email “%(value)s”.") % {"value": text})
+        return customer
+
+
+class CustomerChildResource(CRMModelResource):
+    """Columns of a record that belongs to a customer: ``customer`` (id or email) and, to read, its name."""
+
+    customer = fields.Field(attribute="customer", column_name="customer", widget=CustomerWidget())
+    customer_name = fields.Field(attribute="customer__name", column_name="customer_name", readonly=True)
+
+    def get_queryset(self):
+        return super().get_queryset().select_related("customer")

@@ -1,0 +1,28 @@
+from django.utils.translation import gettext_lazy as _
+from import_export import fields
+
+from customers.resources import CustomerChildResource
+
+from .models import Opportunity
+
+
+class OpportunityResource(CustomerChildResource):
+    required_columns = ("customer", "title")
+    closed_at = fields.Field(attribute="closed_at", column_name="closed_at", readonly=True)
+
+    class Meta:
+        model = Opportunity
+        fields = (
+            "id",
+            "customer",
+            "customer_name",
+            "title",
+            "value",
+            "stage",
+            "probability",
+            "expected_close_date",
+            "closed_at",
+            "created_at",
+        )
+        export_order = fields
+        name = _("Opportunities")

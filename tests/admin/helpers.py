@@ -1,0 +1,62 @@
+"""Driving django-import-export's admin screens the way a browser does."""
+
+import csv
+import io
+
+from django.core.files.uploadedfile import SimpleUploadedFile
+from openpyxl import Workbook
+
+CSV_FORMAT = "0"
+XLSX_FORMAT = "1"
+
+
+def csv_bytes(rows):
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    return buffer.getvalue().encode()
+
+
+def xlsx_bytes(rows):
+    workbook = Workbook()
+    sheet = workbook.active
+    for row in rows:
+        sheet.append(row)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def upload(client, model_url, rows, file_format=CSV_FORMAT):
+    """POST a file to the import page: the preview (dry run) response."""
+    content = xlsx_bytes(rows) if file_format == XLSX_FORMAT else csv_bytes(rows)
+    name = "import.xlsx" if file_format == XLSX_FORMAT else "import.csv"
+    return client.post(
+        f"{model_url}import/",
+        {"resource": "0", "format": file_format, "import_file": SimpleUploadedFile(name, content)},
+    )
+
+
+def confirm(client, model_url, preview):
+    """Confirm a previewed import, as the "Confirm import" button does."""
+    form = preview.context["confirm_form"]
+    return client.post(f"{model_url}process_import/", {**form.initial})
+
+
+def import_rows(client, model_url, rows, file_format=CSV_FORMAT):
+    preview = upload(client, model_url, rows, file_format)
+    assert preview.context.get("confirm_form") is not None, preview.content.decode()[:2000]
+    return confirm(client, model_url, preview)
+
+
+def export_data(form, file_format=CSV_FORMAT):
+    """The export form's POST data with every column selected."""
+    data = {"format": file_format, "resource": "0"}
+    for name, field in form.fields.items():
+        if field.widget.input_type == "checkbox":
+            data[name] = "on"
+    return data
+
+
+def read_csv(response):
+    text = b"".join(response.streaming_content if response.streaming else [response.content]).decode("utf-8-sig")
+    return list(csv.DictReader(io.StringIO(text)))

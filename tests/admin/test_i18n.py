@@ -1,0 +1,70 @@
+"""The admin in Simplified Chinese: chosen by the browser, or by DJANGO_LANGUAGE_CODE."""
+
+import gettext
+import re
+
+import pytest
+from django.conf import settings
+
+from tests.factories import CustomerFactory, OpportunityFactory
+
+pytestmark = pytest.mark.django_db
+
+CATALOGUE = settings.BASE_DIR / "locale" / "zh_Hans" / "LC_MESSAGES"
+
+
+def test_dashboard_follows_the_browser_language(admin_client):
+    OpportunityFactory()
+    response = admin_client.get("/admin/", HTTP_ACCEPT_LANGUAGE="zh-hans")
+    html = response.content.decode()
+    assert '<html lang="zh-hans"' in html
+    for text in ["销售仪表盘", "销售管道", "赢单率（按数量）", "最近的互动", "潜在客户"]:
+        assert text in html
+    english = admin_client.get("/admin/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Sales dashboard" in english and "销售仪表盘" not in english
+
+
+def test_changelists_filters_and_actions_in_chinese(admin_client):
+    CustomerFactory()
+    html = admin_client.get("/admin/customers/customer/", HTTP_ACCEPT_LANGUAGE="zh-Hans-CN,zh;q=0.9").content.decode()
+    for text in ["进行中商机金额", "最近互动", "30 天内无互动", "将所选客户的状态设为“意向客户”", "导入", "导出"]:
+        assert text in html
+    opportunities = admin_client.get("/admin/opportunities/opportunity/", HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert "加权金额" in opportunities.content.decode() and "1,000 至 10,000" in opportunities.content.decode()
+
+
+def test_language_code_setting_applies_without_a_browser_preference(admin_client, settings):
+    settings.LANGUAGE_CODE = "zh-hans"
+    html = admin_client.get("/admin/").content.decode()
+    assert "销售仪表盘" in html
+
+
+def _po_entries():
+    text = (CATALOGUE / "django.po").read_text(encoding="utf-8")
+    for block in text.split("\n\n")[1:]:
+        fields = {}
+        key = None
+        for line in block.splitlines():
+            if line.startswith("#"):
+                continue
+            match = re.match(r'^(msgid_plural|msgid|msgstr(?:\[0\])?) "(.*)"$', line)
+            if match:
+                key, value = match.groups()
+                fields[key] = value
+            elif key:
+                fields[key] += line.strip()[1:-1]
+        yield fields
+
+
+def test_every_string_is_translated_and_compiled():
+    compiled = gettext.GNUTranslations(open(CATALOGUE / "django.mo", "rb"))  # noqa: SIM115
+    entries = list(_po_entries())
+    assert len(entries) > 100
+    for entry in entries:
+        translation = entry.get("msgstr", entry.get("msgstr[0]"))
+        assert translation, entry["msgid"]
+        msgid = entry["msgid"].encode().decode("unicode_escape").encode("latin-1").decode()
+        if "msgid_plural" in entry:
+            assert compiled.ngettext(msgid, "x", 1) != msgid, msgid
+        else:
+            assert compiled.gettext(msgid) != msgid, msgid

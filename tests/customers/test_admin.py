@@ -1,0 +1,416 @@
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from customers.models import Customer
+from interactions.models import Interaction
+from opportunities.models import Opportunity
+from tests.admin.helpers import CSV_FORMAT, XLSX_FORMAT, confirm, export_data, import_rows, read_csv, upload
+from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory
+
+URL = "/admin/customers/customer/"
+
+pytestmark = pytest.mark.django_db
+
+
+def names(response):
+    return [customer.name for customer in response.context["cl"].result_list]
+
+
+def with_activity(**kwargs):
+    customer = CustomerFactory(**kwargs)
+    InteractionFactory.create_batch(3, customer=customer)
+    OpportunityFactory(customer=customer, value=Decimal("100.00"), stage=Opportunity.Stage.LEAD)
+    OpportunityFactory(customer=customer, value=Decimal("250.50"), stage=Opportunity.Stage.NEGOTIATION)
+    OpportunityFactory(customer=customer, value=Decimal("9999.00"), stage=Opportunity.Stage.CLOSED)
+    return customer
+
+
+class TestChangelist:
+    def test_columns_count_each_relation_once(self, admin_client):
+        customer = with_activity(name="Acme buyer")
+        latest = timezone.now() - timedelta(days=2)
+        InteractionFactory(customer=customer, occurred_at=latest)
+
+        response = admin_client.get(URL)
+
+        assert response.status_code == 200
+        row = response.context["cl"].result_list[0]
+        assert (row.interaction_count, row.open_opportunity_count) == (4, 2)
+        assert row.open_pipeline_value == Decimal("350.50")
+        assert row.last_interaction_at >= latest
+        html = response.content.decode()
+        for header in ["Interactions", "Open opportunities", "Open pipeline value", "Last interaction"]:
+            assert header in html
+
+    def test_customer_without_activity_shows_zeros(self, admin_client):
+        CustomerFactory()
+        row = admin_client.get(URL).context["cl"].result_list[0]
+        assert (row.interaction_count, row.open_opportunity_count, row.open_pipeline_value) == (0, 0, 0)
+        assert row.last_interaction_at is None
+
+    def test_query_count_does_not_grow_with_rows(self, admin_client):
+        with_activity()
+        with CaptureQueriesContext(connection) as few:
+            assert admin_client.get(URL).status_code == 200
+        for _ in range(12):
+            with_activity()
+        with CaptureQueriesContext(connection) as many:
+            response = admin_client.get(URL)
+        assert len(response.context["cl"].result_list) == 13
+        assert len(many) == len(few)
+
+    def test_sorts_by_computed_column(self, admin_client):
+        quiet = CustomerFactory(name="Quiet")
+        busy = CustomerFactory(name="Busy")
+        InteractionFactory.create_batch(2, customer=busy)
+        InteractionFactory(customer=quiet)
+        column = CustomerAdminColumns.index("interaction_count")
+        assert names(admin_client.get(URL, {"o": f"{column}"})) == ["Quiet", "Busy"]
+        assert names(admin_client.get(URL, {"o": f"-{column}"})) == ["Busy", "Quiet"]
+
+    @pytest.mark.parametrize(
+        ("term", "field"),
+        [("Zebra", "name"), ("Stripes Ltd", "company"), ("zebra@herd", "email"), ("555-0199", "phone")],
+    )
+    def test_search(self, admin_client, term, field):
+        CustomerFactory(name="Zebra Co", company="Stripes Ltd", email="zebra@herd.example", phone="555-0199")
+        CustomerFactory(name="Other", company="Else", email="other@example.com", phone="123")
+        assert names(admin_client.get(URL, {"q": term})) == ["Zebra Co"]
+
+    def test_filter_status(self, admin_client):
+        CustomerFactory(name="A lead", status=Customer.Status.LEAD)
+        CustomerFactory(name="Active one", status=Customer.Status.ACTIVE)
+        assert names(admin_client.get(URL, {"status__exact": Customer.Status.LEAD})) == ["A lead"]
+
+    def test_filter_created_date(self, admin_client):
+        old = CustomerFactory(name="Old")
+        Customer.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=60))
+        CustomerFactory(name="New")
+        since = (timezone.now() - timedelta(days=7)).isoformat()
+        assert names(admin_client.get(URL, {"created_at__gte": since})) == ["New"]
+
+    def test_date_hierarchy(self, admin_client):
+        old = CustomerFactory(name="Last year")
+        Customer.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=400))
+        CustomerFactory(name="This year")
+        year = timezone.now().year
+        response = admin_client.get(URL, {"created_at__year": year})
+        assert "This year" in names(response) and "Last year" not in names(response)
+
+    @pytest.mark.parametrize(("value", "expected"), [("yes", ["With deal"]), ("no", ["Only won", "Nothing"])])
+    def test_filter_has_open_opportunities(self, admin_client, value, expected):
+        OpportunityFactory(customer=CustomerFactory(name="With deal"), stage=Opportunity.Stage.PROPOSAL)
+        OpportunityFactory(customer=CustomerFactory(name="Only won"), stage=Opportunity.Stage.CLOSED)
+        CustomerFactory(name="Nothing")
+        assert sorted(names(admin_client.get(URL, {"has_open": value}))) == sorted(expected)
+
+    @pytest.mark.parametrize(("value", "expected"), [("stale", ["Forgotten", "Never"]), ("recent", ["Recent"])])
+    def test_filter_no_interaction_in_30_days(self, admin_client, value, expected):
+        InteractionFactory(customer=CustomerFactory(name="Recent"), occurred_at=timezone.now() - timedelta(days=3))
+        InteractionFactory(customer=CustomerFactory(name="Forgotten"), occurred_at=timezone.now() - timedelta(days=45))
+        CustomerFactory(name="Never")
+        assert sorted(names(admin_client.get(URL, {"contacted": value}))) == sorted(expected)
+
+    def test_filters_are_listed(self, admin_client):
+        html = admin_client.get(URL).content.decode()
+        for label in ["By status", "By created at", "By open opportunities", "No interaction in 30 days"]:
+            assert label in html
+
+
+CustomerAdminColumns = [
+    "action_checkbox",
+    "name",
+    "company",
+    "email",
+    "phone",
+    "status",
+    "interaction_count",
+    "open_opportunity_count",
+    "open_pipeline_value",
+    "last_interaction_at",
+]
+
+
+class TestActions:
+    def test_set_status_in_bulk_records_history(self, admin_client, admin_user):
+        chosen = CustomerFactory.create_batch(2, status=Customer.Status.LEAD)
+        untouched = CustomerFactory(status=Customer.Status.LEAD)
+
+        response = admin_client.post(
+            URL,
+            {"action": "set_status_inactive", "_selected_action": [c.pk for c in chosen]},
+            follow=True,
+        )
+
+        assert response.status_code == 200
+        assert "2 customers set to" in response.content.decode()
+        for customer in chosen:
+            customer.refresh_from_db()
+            assert customer.status == Customer.Status.INACTIVE
+            latest = customer.history.first()
+            assert (latest.history_type, latest.status, latest.history_user) == ("~", "inactive", admin_user)
+        untouched.refresh_from_db()
+        assert untouched.status == Customer.Status.LEAD
+
+    def test_one_status_action_per_status(self, admin_client):
+        actions = [value for value, _ in admin_client.get(URL).context["action_form"].fields["action"].choices]
+        for status in Customer.Status:
+            assert f"set_status_{status.value}" in actions
+        assert "export_admin_action" in actions
+
+    def test_export_selected_as_csv(self, admin_client):
+        chosen = CustomerFactory(name="Picked", email="Picked@Example.com")
+        CustomerFactory(name="Left out")
+
+        form_page = admin_client.post(URL, {"action": "export_admin_action", "_selected_action": [chosen.pk]})
+        assert form_page.status_code == 200
+        form = form_page.context["form"]
+        data = {**export_data(form, CSV_FORMAT), "export_items": [chosen.pk]}
+        response = admin_client.post(f"{URL}export/", data)
+
+        assert response.status_code == 200
+        assert response["Content-Type"].startswith("text/csv")
+        rows = read_csv(response)
+        assert [(row["name"], row["email"]) for row in rows] == [("Picked", "Picked@Example.com")]
+        assert set(rows[0]) >= {"id", "name", "company", "email", "phone", "status", "created_at"}
+
+    def test_export_respects_the_changelist_filters(self, admin_client):
+        CustomerFactory(name="Lead A", status=Customer.Status.LEAD)
+        CustomerFactory(name="Active B", status=Customer.Status.ACTIVE)
+        query = "?status__exact=lead"
+        form = admin_client.get(f"{URL}export/{query}").context["form"]
+        response = admin_client.post(f"{URL}export/{query}", export_data(form, CSV_FORMAT))
+        assert [row["name"] for row in read_csv(response)] == ["Lead A"]
+
+    def test_export_xlsx(self, admin_client):
+        from openpyxl import load_workbook
+
+        CustomerFactory(name="Spreadsheet user")
+        form = admin_client.get(f"{URL}export/").context["form"]
+        response = admin_client.post(f"{URL}export/", export_data(form, XLSX_FORMAT))
+        assert response["Content-Type"].startswith("application/vnd.openxmlformats")
+        import io
+
+        sheet = load_workbook(io.BytesIO(response.content)).active
+        assert "Spreadsheet user" in [cell.value for cell in sheet["B"]]
+
+
+HEADER = ["id", "name", "company", "email", "phone", "status"]
+
+
+class TestImport:
+    def test_preview_writes_nothing_then_confirm_creates(self, admin_client, admin_user):
+        rows = [HEADER, ["", "New Co buyer", "New Co", "buyer@newco.example", "555", "lead"]]
+        preview = upload(admin_client, URL, rows)
+        assert preview.status_code == 200
+        assert "New Co buyer" in preview.content.decode()
+        assert not Customer.objects.exists()
+
+        response = confirm(admin_client, URL, preview)
+
+        assert response.status_code == 302
+        customer = Customer.objects.get()
+        assert (customer.name, customer.status, customer.phone) == ("New Co buyer", "lead", "555")
+        record = customer.history.get()
+        assert (record.history_type, record.history_user) == ("+", admin_user)
+
+    def test_rows_match_customers_by_email_in_any_case(self, admin_client):
+        existing = CustomerFactory(name="Old name", email="Sales@Acme.example", status=Customer.Status.LEAD)
+        rows = [HEADER, ["", "New name", "Acme", "sales@ACME.example", "", "active"]]
+
+        import_rows(admin_client, URL, rows)
+
+        assert Customer.objects.count() == 1
+        existing.refresh_from_db()
+        assert (existing.name, existing.status, existing.phone) == ("New name", "active", None)
+        assert existing.history.first().history_type == "~"
+
+    def test_rows_match_customers_by_id(self, admin_client):
+        existing = CustomerFactory(name="Before")
+        import_rows(admin_client, URL, [HEADER, [existing.pk, "After", "", "", "", "active"]])
+        existing.refresh_from_db()
+        assert existing.name == "After"
+        assert (existing.company, existing.email) == (None, None)
+
+    def test_xlsx_import(self, admin_client):
+        import_rows(
+            admin_client, URL, [HEADER, [None, "From Excel", "XL", "xl@example.com", None, "prospect"]], XLSX_FORMAT
+        )
+        assert Customer.objects.get().name == "From Excel"
+
+    def test_invalid_rows_are_reported_with_their_line_numbers_and_nothing_is_written(self, admin_client):
+        CustomerFactory(email="taken@example.com")
+        rows = [
+            HEADER,
+            ["", "Fine", "", "fine@example.com", "", "active"],
+            ["", "", "", "noname@example.com", "", "active"],
+            ["", "Bad status", "", "bad@example.com", "", "sleeping"],
+            ["", "Bad email", "", "not-an-email", "", "active"],
+            ["424242", "Unknown id", "", "", "", "active"],
+        ]
+
+        preview = upload(admin_client, URL, rows)
+
+        assert preview.context.get("confirm_form") is None
+        invalid = {row.number: row for row in preview.context["result"].invalid_rows}
+        assert sorted(invalid) == [2, 3, 4, 5]
+        assert "name" in invalid[2].field_specific_errors
+        assert "status" in invalid[3].field_specific_errors
+        assert "email" in invalid[4].field_specific_errors
+        assert "id" in invalid[5].field_specific_errors
+        assert "No record with id 424242." in preview.content.decode()
+        assert Customer.objects.count() == 1
+
+    def test_unreadable_file_is_a_form_error(self, admin_client):
+        from django.core.files.uploadedfile import SimpleUploadedFile
+
+        response = admin_client.post(
+            f"{URL}import/",
+            {"resource": "0", "format": XLSX_FORMAT, "import_file": SimpleUploadedFile("x.xlsx", b"not a workbook")},
+        )
+        assert response.status_code == 200
+        assert "import_file" in response.context["form"].errors
+        assert not Customer.objects.exists()
+
+    def test_file_without_known_columns_is_refused(self, admin_client):
+        preview = upload(admin_client, URL, [["colour", "size"], ["red", "L"]])
+        assert preview.context.get("confirm_form") is None
+        assert "The file lacks the column(s) name" in preview.content.decode()
+        assert not Customer.objects.exists()
+
+
+class TestChangePage:
+    def test_inlines_newest_interaction_first_and_history_link(self, admin_client):
+        customer = CustomerFactory()
+        InteractionFactory(customer=customer, notes="NOTE-OLDER", occurred_at=timezone.now() - timedelta(days=5))
+        InteractionFactory(customer=customer, notes="NOTE-NEWER", occurred_at=timezone.now() - timedelta(days=1))
+        OpportunityFactory(customer=customer, title="Big deal")
+
+        response = admin_client.get(f"{URL}{customer.pk}/change/")
+
+        html = response.content.decode()
+        assert html.index("NOTE-NEWER") < html.index("NOTE-OLDER")
+        assert "Big deal" in html
+        history_url = reverse("admin:customers_customer_history", args=[customer.pk])
+        assert f'href="{history_url}"' in html
+        readonly = response.context["adminform"].readonly_fields
+        assert {"created_at", "updated_at"} <= set(readonly)
+
+    def test_add_customer_with_inline_interaction_and_opportunity(self, admin_client, admin_user):
+        data = {
+            "name": "Inline Ltd buyer",
+            "company": "Inline Ltd",
+            "status": Customer.Status.PROSPECT,
+            "email": "inline@example.com",
+            "phone": "",
+            "interactions-TOTAL_FORMS": "1",
+            "interactions-INITIAL_FORMS": "0",
+            "interactions-0-occurred_at_0": "2025-03-01",
+            "interactions-0-occurred_at_1": "10:00:00",
+            "interactions-0-interaction_type": Interaction.Type.MEETING,
+            "interactions-0-notes": "Kick-off",
+            "opportunities-TOTAL_FORMS": "1",
+            "opportunities-INITIAL_FORMS": "0",
+            "opportunities-0-title": "First order",
+            "opportunities-0-value": "1200.00",
+            "opportunities-0-stage": Opportunity.Stage.PROPOSAL,
+            "opportunities-0-probability": "",
+            "opportunities-0-expected_close_date": "",
+        }
+
+        response = admin_client.post(f"{URL}add/", data)
+
+        assert response.status_code == 302, response.context["errors"] if response.context else response
+        customer = Customer.objects.get(name="Inline Ltd buyer")
+        assert customer.phone is None
+        interaction = customer.interactions.get()
+        assert interaction.notes == "Kick-off"
+        opportunity = customer.opportunities.get()
+        assert (opportunity.title, opportunity.probability) == ("First order", 40)
+        for obj in (customer, interaction, opportunity):
+            assert obj.history.get().history_user == admin_user
+
+    def test_history_page_shows_field_differences(self, admin_client):
+        customer = CustomerFactory(name="Before rename")
+        customer.name = "After rename"
+        customer.save()
+        html = admin_client.get(reverse("admin:customers_customer_history", args=[customer.pk])).content.decode()
+        assert "Before rename" in html and "After rename" in html
+        assert "&rarr;" in html or "→" in html
+
+
+class TestDelete:
+    def test_confirmation_lists_what_the_cascade_removes(self, admin_client):
+        customer = CustomerFactory(name="Going away")
+        InteractionFactory(customer=customer, notes="a call")
+        OpportunityFactory(customer=customer, title="Doomed deal")
+
+        response = admin_client.get(f"{URL}{customer.pk}/delete/")
+
+        assert response.status_code == 200
+        html = response.content.decode()
+        assert "Doomed deal" in html
+        assert "Interaction" in html
+        assert response.context["model_count"]
+        counts = {str(name): count for name, count in response.context["model_count"]}
+        assert counts["interactions"] == 1 and counts["opportunities"] == 1
+        assert Customer.objects.filter(pk=customer.pk).exists()
+
+    def test_delete_records_the_deletion_of_children(self, admin_client, admin_user):
+        customer = with_activity()
+        child_ids = list(customer.interactions.values_list("pk", flat=True))
+
+        response = admin_client.post(f"{URL}{customer.pk}/delete/", {"post": "yes"})
+
+        assert response.status_code == 302
+        assert not Customer.objects.exists() and not Interaction.objects.exists()
+        deleted = Interaction.history.filter(history_type="-")
+        assert sorted(deleted.values_list("id", flat=True)) == sorted(child_ids)
+        assert {record.history_user for record in deleted} == {admin_user}
+        assert Opportunity.history.filter(history_type="-").count() == 3
+        assert Customer.history.filter(history_type="-", history_user=admin_user).count() == 1
+
+    def test_bulk_delete_action(self, admin_client):
+        customers = [with_activity(), with_activity()]
+        response = admin_client.post(
+            URL, {"action": "delete_selected", "_selected_action": [c.pk for c in customers], "post": "yes"}
+        )
+        assert response.status_code == 302
+        assert not Customer.objects.exists()
+        assert Interaction.history.filter(history_type="-").count() == 6
+
+
+def test_inline_opportunity_edit_from_the_customer_page(admin_client, admin_user):
+    customer = CustomerFactory(name="Inline edit")
+    opportunity = OpportunityFactory(customer=customer, stage=Opportunity.Stage.LEAD, probability=10)
+    data = {
+        "name": customer.name,
+        "company": customer.company,
+        "status": customer.status,
+        "email": customer.email,
+        "phone": customer.phone,
+        "interactions-TOTAL_FORMS": "0",
+        "interactions-INITIAL_FORMS": "0",
+        "opportunities-TOTAL_FORMS": "1",
+        "opportunities-INITIAL_FORMS": "1",
+        "opportunities-0-id": str(opportunity.pk),
+        "opportunities-0-customer": str(customer.pk),
+        "opportunities-0-title": "Renamed inline",
+        "opportunities-0-value": "1000.00",
+        "opportunities-0-stage": Opportunity.Stage.NEGOTIATION,
+        "opportunities-0-probability": "10",
+        "opportunities-0-expected_close_date": "",
+    }
+
+    response = admin_client.post(f"{URL}{customer.pk}/change/", data)
+
+    assert response.status_code == 302
+    opportunity.refresh_from_db()
+    assert (opportunity.title, opportunity.stage, opportunity.probability) == ("Renamed inline", "negotiation", 70)
+    assert opportunity.history.first().history_user == admin_user

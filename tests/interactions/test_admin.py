@@ -1,0 +1,126 @@
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from interactions.models import Interaction
+from tests.admin.helpers import XLSX_FORMAT, export_data, import_rows, read_csv, upload
+from tests.factories import CustomerFactory, InteractionFactory
+
+URL = "/admin/interactions/interaction/"
+
+pytestmark = pytest.mark.django_db
+
+
+def notes(response):
+    return sorted(interaction.notes for interaction in response.context["cl"].result_list)
+
+
+class TestChangelist:
+    def test_lists_newest_first_with_customer(self, admin_client):
+        customer = CustomerFactory(name="Ringo")
+        InteractionFactory(customer=customer, notes="first", occurred_at=timezone.now() - timedelta(days=2))
+        InteractionFactory(customer=customer, notes="second", occurred_at=timezone.now() - timedelta(days=1))
+        response = admin_client.get(URL)
+        assert [i.notes for i in response.context["cl"].result_list] == ["second", "first"]
+        assert "Ringo" in response.content.decode()
+
+    def test_query_count_does_not_grow_with_rows(self, admin_client):
+        InteractionFactory.create_batch(11)
+        with CaptureQueriesContext(connection) as few:
+            admin_client.get(URL, {"interaction_type__exact": "call"})
+        InteractionFactory.create_batch(10)
+        with CaptureQueriesContext(connection) as many:
+            response = admin_client.get(URL, {"interaction_type__exact": "call"})
+        assert len(response.context["cl"].result_list) == 21
+        assert len(many) == len(few)
+
+    def test_filter_by_type(self, admin_client):
+        InteractionFactory(interaction_type=Interaction.Type.EMAIL, notes="mail")
+        InteractionFactory(interaction_type=Interaction.Type.CALL, notes="phone")
+        assert notes(admin_client.get(URL, {"interaction_type__exact": "email"})) == ["mail"]
+
+    def test_filter_by_date(self, admin_client):
+        InteractionFactory(notes="old", occurred_at=timezone.now() - timedelta(days=90))
+        InteractionFactory(notes="new", occurred_at=timezone.now() - timedelta(hours=1))
+        since = (timezone.now() - timedelta(days=7)).isoformat()
+        assert notes(admin_client.get(URL, {"occurred_at__gte": since})) == ["new"]
+        html = admin_client.get(URL).content.decode()
+        assert "By occurred at" in html and "By type" in html
+
+    @pytest.mark.parametrize("term", ["pricing", "Globex"])
+    def test_search_notes_and_customer_name(self, admin_client, term):
+        InteractionFactory(customer=CustomerFactory(name="Globex buyer"), notes="Asked about pricing")
+        InteractionFactory(notes="Unrelated")
+        assert notes(admin_client.get(URL, {"q": term})) == ["Asked about pricing"]
+
+    def test_customer_is_chosen_with_autocomplete(self, admin_client):
+        CustomerFactory(name="Autocomplete Me")
+        CustomerFactory(name="Someone else")
+        page = admin_client.get(f"{URL}add/").content.decode()
+        assert "admin-autocomplete" in page
+        assert "Someone else" not in page
+        response = admin_client.get(
+            "/admin/autocomplete/",
+            {"app_label": "interactions", "model_name": "interaction", "field_name": "customer", "term": "Autocomp"},
+        )
+        results = response.json()["results"]
+        assert len(results) == 1 and results[0]["text"].startswith("Autocomplete Me")
+
+
+HEADER = ["id", "customer", "interaction_type", "notes", "occurred_at"]
+
+
+class TestImportExport:
+    def test_customer_matched_by_id_or_email(self, admin_client, admin_user):
+        by_id = CustomerFactory()
+        by_email = CustomerFactory(email="Mixed.Case@Example.com")
+        rows = [
+            HEADER,
+            ["", by_id.pk, "call", "by id", "2025-02-03 10:00:00"],
+            ["", "mixed.case@example.COM", "email", "by email", ""],
+        ]
+
+        import_rows(admin_client, URL, rows)
+
+        assert by_id.interactions.get().notes == "by id"
+        created = by_email.interactions.get()
+        assert created.interaction_type == Interaction.Type.EMAIL
+        assert created.history.get().history_user == admin_user
+
+    def test_unknown_customer_and_type_are_row_errors(self, admin_client):
+        customer = CustomerFactory()
+        rows = [
+            HEADER,
+            ["", customer.pk, "call", "ok", ""],
+            ["", "nobody@example.com", "call", "no such customer", ""],
+            ["", customer.pk, "telepathy", "bad type", ""],
+            ["", "", "call", "no customer", ""],
+        ]
+        preview = upload(admin_client, URL, rows)
+        invalid = {row.number: row.field_specific_errors for row in preview.context["result"].invalid_rows}
+        assert sorted(invalid) == [2, 3, 4]
+        assert "customer" in invalid[2] and "interaction_type" in invalid[3] and "customer" in invalid[4]
+        assert "No customer with id or email “nobody@example.com”." in preview.content.decode()
+        assert not Interaction.objects.exists()
+
+    def test_update_by_id(self, admin_client):
+        interaction = InteractionFactory(notes="before")
+        import_rows(
+            admin_client,
+            URL,
+            [HEADER, [interaction.pk, interaction.customer.email, "meeting", "after", "2025-01-01 09:00:00"]],
+            XLSX_FORMAT,
+        )
+        interaction.refresh_from_db()
+        assert (interaction.notes, interaction.interaction_type) == ("after", "meeting")
+
+    def test_export_respects_filters_and_names_the_customer(self, admin_client):
+        InteractionFactory(interaction_type=Interaction.Type.MEETING, customer=CustomerFactory(name="Met"), notes="m")
+        InteractionFactory(interaction_type=Interaction.Type.CALL, notes="c")
+        query = "?interaction_type__exact=meeting"
+        form = admin_client.get(f"{URL}export/{query}").context["form"]
+        rows = read_csv(admin_client.post(f"{URL}export/{query}", export_data(form)))
+        assert [(row["notes"], row["customer_name"]) for row in rows] == [("m", "Met")]

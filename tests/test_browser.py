@@ -1,0 +1,147 @@
+"""A sales rep's round trip through the admin in a real browser (Playwright + Debian's Chromium).
+
+No browser is downloaded: the test drives the ``chromium`` found on PATH, and is
+skipped when there is none (``.ci/run`` installs it). Screenshots land in
+``test-artifacts/``.
+"""
+
+import shutil
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connections
+
+from customers.models import Customer
+from interactions.models import Interaction
+from opportunities.models import Opportunity
+from tests.factories import PASSWORD, StaffFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+def page(monkeypatch, transactional_db, live_server):
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+    # Playwright's sync API runs an event loop in this thread; the ORM calls made
+    # by the test itself are still plain synchronous ones.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        context = browser.new_context(locale="en-US", viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        try:
+            yield page
+        finally:
+            page.screenshot(path=str(ARTIFACTS / "browser-last-page.png"), full_page=True)
+            context.close()
+            browser.close()
+            # Inside Playwright's event loop the ORM got connections of its own: close them.
+            connections.close_all()
+
+
+def shot(page, name):
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_sales_rep_round_trip(page, live_server, tmp_path):
+    staff = StaffFactory(username="rep")
+    base = live_server.url
+
+    # Log in.
+    page.goto(f"{base}/admin/")
+    page.fill("#id_username", staff.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_selector("#pipeline-chart")
+
+    # A customer with an interaction and an opportunity, from the one page.
+    page.goto(f"{base}/admin/customers/customer/add/")
+    page.fill("#id_name", "Browser Buyer")
+    page.fill("#id_company", "Chromium Ltd")
+    page.fill("#id_email", "buyer@chromium.example")
+    page.click("#interactions-group .add-row a")
+    page.select_option("#id_interactions-0-interaction_type", "meeting")
+    page.fill("#id_interactions-0-notes", "Met at the trade fair")
+    page.click("#opportunities-group .add-row a")
+    page.fill("#id_opportunities-0-title", "Fleet of browsers")
+    page.fill("#id_opportunities-0-value", "4200")
+    page.select_option("#id_opportunities-0-stage", "proposal")
+    shot(page, "01-add-customer")
+    page.click("input[name=_save]")
+    page.wait_for_selector(".messagelist .success")
+    customer = Customer.objects.get(email="buyer@chromium.example")
+    assert Interaction.objects.get(customer=customer).notes == "Met at the trade fair"
+    opportunity = Opportunity.objects.get(customer=customer)
+    assert (opportunity.title, opportunity.stage) == ("Fleet of browsers", "proposal")
+
+    # Find it again.
+    page.fill("#searchbar", "Chromium")
+    page.press("#searchbar", "Enter")
+    page.wait_for_selector("#result_list")
+    rows = page.locator("#result_list tbody tr")
+    assert rows.count() == 1
+    assert "Browser Buyer" in rows.first.inner_text()
+    shot(page, "02-customer-search")
+
+    # Move the deal on from the opportunities list.
+    page.goto(f"{base}/admin/opportunities/opportunity/")
+    page.select_option("#id_form-0-stage", "negotiation")
+    page.click("input[name=_save]")
+    page.wait_for_selector(".messagelist .success")
+    opportunity.refresh_from_db()
+    assert opportunity.stage == "negotiation"
+    assert opportunity.probability == 70
+    assert "4,200.00" in page.inner_text("#pipeline-totals")
+    shot(page, "03-opportunity-list")
+
+    # The dashboard shows it.
+    page.goto(f"{base}/admin/")
+    negotiation = page.locator('#pipeline-chart tr[data-stage="negotiation"]')
+    assert negotiation.locator("td").nth(1).inner_text() == "1"
+    shot(page, "04-dashboard")
+
+    # The same dashboard, same session, for a browser set to Chinese.
+    chinese = page.context.browser.new_context(
+        locale="zh-CN", viewport={"width": 1400, "height": 1000}, storage_state=page.context.storage_state()
+    )
+    try:
+        zh_page = chinese.new_page()
+        zh_page.goto(f"{base}/admin/")
+        assert "销售仪表盘" in zh_page.inner_text("#content")
+        assert "谈判" in zh_page.inner_text("#pipeline-chart")
+        shot(zh_page, "04-dashboard-zh-hans")
+    finally:
+        chinese.close()
+
+    # Import a small CSV: preview first, then confirm.
+    csv_file = tmp_path / "customers.csv"
+    csv_file.write_text("name,company,email,status\nImported One,CSV Co,one@csv.example,lead\n")
+    page.goto(f"{base}/admin/customers/customer/import/")
+    page.set_input_files("#id_import_file", str(csv_file))
+    page.select_option("#id_format", label="csv")
+    page.click("input[type=submit]")
+    page.wait_for_selector("input[name=confirm]")
+    assert "Imported One" in page.inner_text("#content")
+    assert not Customer.objects.filter(email="one@csv.example").exists()
+    shot(page, "05-import-preview")
+    page.click("input[name=confirm]")
+    page.wait_for_selector(".messagelist .success")
+    imported = Customer.objects.get(email="one@csv.example")
+    assert imported.history.get().history_user == staff
