@@ -29,3 +29,20 @@ class CustomerSerializer(serializers.ModelSerializer):
         if clash.exists():
             raise serializers.ValidationError("A customer with this email already exists.", code="unique")
         return value
+
+
+class CustomerIdField(serializers.IntegerField):
+    """The id of an existing customer (one query), for query strings and other non-model input."""
+
+    default_error_messages = {"does_not_exist": "No customer with id {value}."}
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", 2**63 - 1)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not Customer.objects.filter(pk=value).exists():
+            self.fail("does_not_exist", value=value)
+        return value
