@@ -4,9 +4,26 @@ from .models import Customer
 
 
 class CustomerSerializer(serializers.ModelSerializer):
+    # Summary figures, annotated by ``Customer.objects.with_summary()``; left out when not annotated.
+    interaction_count = serializers.IntegerField(read_only=True)
+    open_pipeline_value = serializers.DecimalField(max_digits=20, decimal_places=2, read_only=True)
+    last_interaction_at = serializers.DateTimeField(read_only=True)
+
     class Meta:
         model = Customer
-        fields = ["id", "name", "company", "email", "phone", "status", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "name",
+            "company",
+            "email",
+            "phone",
+            "status",
+            "created_at",
+            "updated_at",
+            "interaction_count",
+            "open_pipeline_value",
+            "last_interaction_at",
+        ]
         read_only_fields = ["id", "created_at", "updated_at"]
         extra_kwargs = {
             "company": {"allow_null": True, "allow_blank": True},
