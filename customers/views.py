@@ -1,6 +1,7 @@
 from django.db.models import Count
 from rest_framework.decorators import action
 
+from crm_site.api.exports import ExportMixin
 from crm_site.api.viewsets import CRMModelViewSet
 
 from .filters import CustomerFilter
@@ -12,7 +13,7 @@ from .timeline import timeline_entry, timeline_queryset
 SUMMARY_ACTIONS = {"list", "retrieve", "create", "update", "partial_update"}
 
 
-class CustomerViewSet(CRMModelViewSet):
+class CustomerViewSet(ExportMixin, CRMModelViewSet):
     queryset = Customer.objects.all()
     serializer_class = CustomerSerializer
     filterset_class = CustomerFilter

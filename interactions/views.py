@@ -4,6 +4,7 @@ from django.utils import timezone
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from crm_site.api.exports import ExportMixin
 from crm_site.api.query import validated_query
 from crm_site.api.viewsets import CRMModelViewSet
 from customers.models import Customer
@@ -14,7 +15,7 @@ from .reports import going_cold, interactions_over_time
 from .serializers import ActivityQuerySerializer, InteractionSerializer
 
 
-class InteractionViewSet(CRMModelViewSet):
+class InteractionViewSet(ExportMixin, CRMModelViewSet):
     queryset = Interaction.objects.all()
     serializer_class = InteractionSerializer
     filterset_class = InteractionFilter

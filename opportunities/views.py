@@ -2,6 +2,7 @@ from django.utils import timezone
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from crm_site.api.exports import ExportMixin
 from crm_site.api.query import validated_query
 from crm_site.api.viewsets import CRMModelViewSet
 
@@ -11,7 +12,7 @@ from .reports import forecast, pipeline_summary
 from .serializers import ForecastQuerySerializer, OpportunitySerializer, PipelineQuerySerializer
 
 
-class OpportunityViewSet(CRMModelViewSet):
+class OpportunityViewSet(ExportMixin, CRMModelViewSet):
     queryset = Opportunity.objects.all()
     serializer_class = OpportunitySerializer
     filterset_class = OpportunityFilter
