@@ -139,7 +139,6 @@ def seed_sqlite(path, customers):
     db.close()
 
 
-@pytest.mark.live
 class TestSqliteRoundTrip:
     def test_backup_under_writes_is_a_snapshot_and_restore_brings_it_back(self, tmp_path):
         live = tmp_path / "crm.db"
@@ -215,7 +214,6 @@ def pg_rows(connect):
         return table_rows(db)
 
 
-@pytest.mark.live
 @pytest.mark.skipif(not ON_POSTGRES, reason="runs when the suite runs on PostgreSQL")
 @pytest.mark.skipif(shutil.which("pg_dump") is None, reason="pg_dump is not installed")
 class TestPostgresRoundTrip:
