@@ -242,29 +242,29 @@ class TestBadInput:
         with pytest.raises(CommandError, match="is not an SQLite database"):
             run(path)
 
-    def test_no_customers_table(self, tmp_path):
-        path = tmp_path / "crm.db"
+    @staticmethod
+    def sqlite_file(path, script):
         db = sqlite3.connect(path)
-        db.execute("CREATE TABLE clients (id INTEGER)")
+        db.executescript(script)
         db.close()
-        with pytest.raises(CommandError, match=r"has no customers table \(tables found: clients\)"):
-            run(path)
+        return path
 
-    def test_missing_required_column(self, tmp_path):
-        path = tmp_path / "crm.db"
-        db = sqlite3.connect(path)
-        db.execute("CREATE TABLE customers (id INTEGER, company TEXT)")
-        db.close()
-        with pytest.raises(CommandError, match="Table customers lacks the column"):
-            run(path)
+    @pytest.mark.parametrize(
+        ("script", "message"),
+        [
+            ("CREATE TABLE clients (id INTEGER);", r"has no customers table \(tables found: clients\)"),
+            ("CREATE TABLE customers (id INTEGER, company TEXT);", "Table customers lacks the column"),
+        ],
+    )
+    def test_unusable_schema(self, tmp_path, script, message):
+        with pytest.raises(CommandError, match=message):
+            run(self.sqlite_file(tmp_path / "crm.db", script))
 
     def test_only_customers_table(self, tmp_path):
-        path = tmp_path / "crm.db"
-        db = sqlite3.connect(path)
-        db.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
-        db.execute("INSERT INTO customers VALUES (1, '王芳')")
-        db.commit()
-        db.close()
+        path = self.sqlite_file(
+            tmp_path / "crm.db",
+            "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO customers VALUES (1, '王芳');",
+        )
         out = run(path)
         assert "No interactions table: no interactions imported." in out
         assert Customer.objects.get().name == "王芳"
