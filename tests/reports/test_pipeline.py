@@ -74,7 +74,11 @@ def as_json_numbers(summary):
 
 
 def strip_labels(data):
-    return {**data, "stages": [{k: v for k, v in s.items() if k != "label"} for s in data["stages"]]}
+    """The figures recomputed here: per stage (without the display label), open/won/lost, win rate."""
+    return {
+        "stages": [{k: v for k, v in s.items() if k != "label"} for s in data["stages"]],
+        **{key: data[key] for key in ("open", "won", "lost", "win_rate")},
+    }
 
 
 def make_mixed_pipeline(count, seed=7):
