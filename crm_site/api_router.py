@@ -1,10 +1,11 @@
 """Every API resource, on one router under ``/api``."""
 
+from django.urls import re_path
 from rest_framework.routers import DefaultRouter
 
 from customers.views import CustomerViewSet
-from interactions.views import InteractionViewSet
-from opportunities.views import OpportunityViewSet
+from interactions.views import ActivityReportView, InteractionViewSet
+from opportunities.views import ForecastReportView, OpportunityViewSet, PipelineReportView
 
 
 class OptionalSlashRouter(DefaultRouter):
@@ -23,4 +24,8 @@ router.register("customers", CustomerViewSet, basename="customer")
 router.register("interactions", InteractionViewSet, basename="interaction")
 router.register("opportunities", OpportunityViewSet, basename="opportunity")
 
-urlpatterns = router.urls
+urlpatterns = router.urls + [
+    re_path(r"^reports/pipeline/?$", PipelineReportView.as_view(), name="report-pipeline"),
+    re_path(r"^reports/forecast/?$", ForecastReportView.as_view(), name="report-forecast"),
+    re_path(r"^reports/activity/?$", ActivityReportView.as_view(), name="report-activity"),
+]

@@ -1,8 +1,37 @@
 from django.db import models
-from django.db.models.functions import Lower
+from django.db.models import Count, DecimalField, OuterRef, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, Lower
 from django.utils.translation import gettext_lazy as _
 
 from crm_site.history import CRMHistoricalRecords
+
+
+class CustomerQuerySet(models.QuerySet):
+    def with_summary(self):
+        """Annotate ``interaction_count``, ``open_pipeline_value`` and ``last_interaction_at``.
+
+        Correlated subqueries rather than joins: two joined relations would
+        multiply each other's rows, and a list page stays one query.
+        """
+        from interactions.models import Interaction
+        from opportunities.models import Opportunity
+
+        interactions = Interaction.objects.filter(customer=OuterRef("pk")).order_by()
+        open_opportunities = Opportunity.objects.filter(
+            customer=OuterRef("pk"), stage__in=Opportunity.OPEN_STAGES
+        ).order_by()
+        money = DecimalField(max_digits=20, decimal_places=2)
+        return self.annotate(
+            interaction_count=Coalesce(
+                Subquery(interactions.values("customer").annotate(n=Count("id")).values("n")), Value(0)
+            ),
+            open_pipeline_value=Coalesce(
+                Subquery(open_opportunities.values("customer").annotate(total=Sum("value")).values("total")),
+                Value(0),
+                output_field=money,
+            ),
+            last_interaction_at=Subquery(interactions.order_by("-occurred_at").values("occurred_at")[:1]),
+        )
 
 
 class Customer(models.Model):
@@ -22,6 +51,8 @@ class Customer(models.Model):
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     # Who changed what and when; updated_at is left out: history_date says it.
     history = CRMHistoricalRecords(excluded_fields=["updated_at"])
+
+    objects = CustomerQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

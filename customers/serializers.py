@@ -4,9 +4,26 @@ from .models import Customer
 
 
 class CustomerSerializer(serializers.ModelSerializer):
+    # Summary figures, annotated by ``Customer.objects.with_summary()``; left out when not annotated.
+    interaction_count = serializers.IntegerField(read_only=True)
+    open_pipeline_value = serializers.DecimalField(max_digits=20, decimal_places=2, read_only=True)
+    last_interaction_at = serializers.DateTimeField(read_only=True)
+
     class Meta:
         model = Customer
-        fields = ["id", "name", "company", "email", "phone", "status", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "name",
+            "company",
+            "email",
+            "phone",
+            "status",
+            "created_at",
+            "updated_at",
+            "interaction_count",
+            "open_pipeline_value",
+            "last_interaction_at",
+        ]
         read_only_fields = ["id", "created_at", "updated_at"]
         extra_kwargs = {
             "company": {"allow_null": True, "allow_blank": True},
@@ -28,4 +45,21 @@ class CustomerSerializer(serializers.ModelSerializer):
             clash = clash.exclude(pk=self.instance.pk)
         if clash.exists():
             raise serializers.ValidationError("A customer with this email already exists.", code="unique")
+        return value
+
+
+class CustomerIdField(serializers.IntegerField):
+    """The id of an existing customer (one query), for query strings and other non-model input."""
+
+    default_error_messages = {"does_not_exist": "No customer with id {value}."}
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", 2**63 - 1)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not Customer.objects.filter(pk=value).exists():
+            self.fail("does_not_exist", value=value)
         return value

@@ -1,5 +1,10 @@
+import datetime
+
+from django.utils import timezone
 from rest_framework import serializers
 
+from crm_site.api.query import QueryDateField, QuerySerializer
+from crm_site.dates import add_months
 from customers.models import Customer
 
 from .models import Interaction
@@ -15,3 +20,35 @@ class InteractionSerializer(serializers.ModelSerializer):
         model = Interaction
         fields = ["id", "customer_id", "interaction_type", "notes", "occurred_at", "created_at"]
         read_only_fields = ["id", "created_at"]
+
+
+class ActivityQuerySerializer(QuerySerializer):
+    """Parameters of ``GET /api/reports/activity``.
+
+    Without dates the report covers the last 12 weeks (or 12 months) up to today.
+    """
+
+    MAX_DAYS = 5 * 366
+    DEFAULT_PERIODS = 12
+
+    group_by = serializers.ChoiceField(choices=["week", "month"], default="week")
+    date_from = QueryDateField(required=False)
+    date_to = QueryDateField(required=False)
+    cold_days = serializers.IntegerField(min_value=1, max_value=3650, default=30)
+    cold_limit = serializers.IntegerField(min_value=1, max_value=500, default=50)
+    status = serializers.ChoiceField(choices=Customer.Status.choices, required=False)
+
+    def validate(self, attrs):
+        last = attrs.get("date_to") or timezone.localdate()
+        first = attrs.get("date_from")
+        if first is None:
+            if attrs["group_by"] == "week":
+                first = last - datetime.timedelta(weeks=self.DEFAULT_PERIODS) + datetime.timedelta(days=1)
+            else:
+                first = add_months(last, 1 - self.DEFAULT_PERIODS)
+        if first > last:
+            raise serializers.ValidationError({"date_to": ["Must not be before date_from."]})
+        if (last - first).days > self.MAX_DAYS:
+            raise serializers.ValidationError({"date_from": [f"The range may cover at most {self.MAX_DAYS} days."]})
+        attrs["date_from"], attrs["date_to"] = first, last
+        return attrs

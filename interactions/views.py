@@ -1,13 +1,47 @@
+import datetime
+
+from django.utils import timezone
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from crm_site.api.exports import ExportMixin
 from crm_site.api.history import HistoryMixin
+from crm_site.api.query import validated_query
 from crm_site.api.viewsets import CRMModelViewSet
+from customers.models import Customer
 
 from .filters import InteractionFilter
 from .models import Interaction
-from .serializers import InteractionSerializer
+from .reports import going_cold, interactions_over_time
+from .serializers import ActivityQuerySerializer, InteractionSerializer
 
 
-class InteractionViewSet(HistoryMixin, CRMModelViewSet):
+class InteractionViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
     queryset = Interaction.objects.all()
     serializer_class = InteractionSerializer
     filterset_class = InteractionFilter
     deleted_message = "Interaction deleted."
+
+
+class ActivityReportView(APIView):
+    """``GET /api/reports/activity``: interactions per type per period, and customers going cold."""
+
+    def get(self, request):
+        params = validated_query(request, ActivityQuerySerializer).validated_data
+        customers = Customer.objects.all()
+        if "status" in params:
+            customers = customers.filter(status=params["status"])
+        cutoff = timezone.now() - datetime.timedelta(days=params["cold_days"])
+        return Response(
+            {
+                "group_by": params["group_by"],
+                "date_from": params["date_from"],
+                "date_to": params["date_to"],
+                **interactions_over_time(params["date_from"], params["date_to"], params["group_by"]),
+                "going_cold": {
+                    "days": params["cold_days"],
+                    "since": cutoff,
+                    **going_cold(cutoff, params["cold_limit"], customers),
+                },
+            }
+        )

@@ -1,6 +1,6 @@
 """Pipeline figures, computed in the database.
 
-One function serves both the reports API and the admin dashboard, so that the
+One module serves both the reports API and the admin dashboard, so that the
 two can never disagree.
 """
 
@@ -8,8 +8,10 @@ import calendar
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db.models import Count, DecimalField, ExpressionWrapper, F, Q, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, TruncMonth
 from django.utils import timezone
+
+from crm_site.dates import add_months
 
 from .models import Opportunity
 
@@ -20,8 +22,12 @@ _MONEY = DecimalField(max_digits=20, decimal_places=4)
 
 
 def weighted_value_expression():
-    """value x probability / 100, as a database expression."""
-    return ExpressionWrapper(F("value") * F("probability") / Value(Decimal("100")), output_field=_MONEY)
+    """value x probability / 100, as a database expression.
+
+    Written as a product with 0.01: SQLite stores whole-number values as integers,
+    and a division by 100 there would be an integer division (7 x 50 / 100 = 3).
+    """
+    return ExpressionWrapper(F("value") * F("probability") * Value(Decimal("0.01")), output_field=_MONEY)
 
 
 def _money(value):
@@ -45,6 +51,25 @@ def closing_in_month(day=None):
     )
 
 
+def _figure_aggregates(prefix, condition):
+    """Count, total value and weighted value of the rows matching ``condition``, named ``<prefix>_*``."""
+    return {
+        f"{prefix}_count": Count("id", filter=condition),
+        f"{prefix}_value": Coalesce(Sum("value", filter=condition), Value(ZERO), output_field=_MONEY),
+        f"{prefix}_weighted": Coalesce(
+            Sum(weighted_value_expression(), filter=condition), Value(ZERO), output_field=_MONEY
+        ),
+    }
+
+
+def _figures(row, prefix):
+    return {
+        "count": row[f"{prefix}_count"],
+        "total_value": _money(row[f"{prefix}_value"]),
+        "weighted_value": _money(row[f"{prefix}_weighted"]),
+    }
+
+
 def pipeline_summary(queryset=None, today=None):
     """Count, total and weighted value per stage; open/won/lost totals; win rates.
 
@@ -55,33 +80,14 @@ def pipeline_summary(queryset=None, today=None):
     """
     if queryset is None:
         queryset = Opportunity.objects.all()
-    aggregates = {}
-    closing = closing_in_month(today)
-    aggregates["closing_count"] = Count("id", filter=closing)
-    aggregates["closing_value"] = Coalesce(Sum("value", filter=closing), Value(ZERO), output_field=_MONEY)
-    aggregates["closing_weighted"] = Coalesce(
-        Sum(weighted_value_expression(), filter=closing), Value(ZERO), output_field=_MONEY
-    )
+    aggregates = _figure_aggregates("closing", closing_in_month(today))
     for stage in Opportunity.Stage:
-        in_stage = Q(stage=stage)
-        aggregates[f"{stage}_count"] = Count("id", filter=in_stage)
-        aggregates[f"{stage}_value"] = Coalesce(Sum("value", filter=in_stage), Value(ZERO), output_field=_MONEY)
-        aggregates[f"{stage}_weighted"] = Coalesce(
-            Sum(weighted_value_expression(), filter=in_stage), Value(ZERO), output_field=_MONEY
-        )
+        aggregates.update(_figure_aggregates(stage.value, Q(stage=stage)))
     row = queryset.order_by().aggregate(**aggregates)
 
-    stages = []
-    for stage in Opportunity.Stage:
-        stages.append(
-            {
-                "stage": stage.value,
-                "label": str(stage.label),
-                "count": row[f"{stage}_count"],
-                "total_value": _money(row[f"{stage}_value"]),
-                "weighted_value": _money(row[f"{stage}_weighted"]),
-            }
-        )
+    stages = [
+        {"stage": stage.value, "label": str(stage.label), **_figures(row, stage.value)} for stage in Opportunity.Stage
+    ]
     by_stage = {item["stage"]: item for item in stages}
 
     def total(stage_names):
@@ -98,11 +104,7 @@ def pipeline_summary(queryset=None, today=None):
         "open": total(Opportunity.OPEN_STAGES),
         "won": total([Opportunity.Stage.CLOSED]),
         "lost": total([Opportunity.Stage.LOST]),
-        "closing_this_month": {
-            "count": row["closing_count"],
-            "total_value": _money(row["closing_value"]),
-            "weighted_value": _money(row["closing_weighted"]),
-        },
+        "closing_this_month": _figures(row, "closing"),
         "win_rate": {
             "by_count": _ratio(won["count"], won["count"] + lost["count"]),
             "by_value": _ratio(won["total_value"], won["total_value"] + lost["total_value"]),
@@ -111,14 +113,51 @@ def pipeline_summary(queryset=None, today=None):
 
 
 def value_totals(queryset):
-    """Total and weighted value of ``queryset``, in one aggregate query."""
-    row = queryset.order_by().aggregate(
-        total_value=Coalesce(Sum("value"), Value(ZERO), output_field=_MONEY),
-        weighted_value=Coalesce(Sum(weighted_value_expression()), Value(ZERO), output_field=_MONEY),
-        count=Count("id"),
+    """Count, total and weighted value of ``queryset``, in one aggregate query."""
+    return _figures(queryset.order_by().aggregate(**_figure_aggregates("all", Q())), "all")
+
+
+def forecast(today, months, queryset=None):
+    """Weighted open pipeline by expected close month, for ``months`` months from ``today``'s month.
+
+    Open opportunities fall in exactly one bucket: ``overdue`` (expected close
+    date before ``today``), one of the ``months`` (from ``today`` to the end of
+    the last month), ``later`` (after that) or ``unscheduled`` (no date).
+    Two queries, whatever ``months`` is.
+    """
+    if queryset is None:
+        queryset = Opportunity.objects.all()
+    open_pipeline = queryset.filter(stage__in=Opportunity.OPEN_STAGES).order_by()
+    horizon_end = add_months(today, months)  # exclusive
+    in_horizon = Q(expected_close_date__gte=today, expected_close_date__lt=horizon_end)
+
+    row = open_pipeline.aggregate(
+        **_figure_aggregates("overdue", Q(expected_close_date__lt=today)),
+        **_figure_aggregates("later", Q(expected_close_date__gte=horizon_end)),
+        **_figure_aggregates("unscheduled", Q(expected_close_date__isnull=True)),
+        **_figure_aggregates("all", Q()),
     )
+    per_month = {
+        item["month"]: item
+        for item in open_pipeline.filter(in_horizon)
+        .annotate(month=TruncMonth("expected_close_date"))
+        .values("month")
+        .annotate(**_figure_aggregates("month", Q()))
+    }
+
+    buckets = []
+    for offset in range(months):
+        start = add_months(today, offset)
+        item = per_month.get(start)
+        figures = (
+            _figures(item, "month") if item else {"count": 0, "total_value": _money(0), "weighted_value": _money(0)}
+        )
+        buckets.append({"month": start.strftime("%Y-%m"), **figures})
     return {
-        "count": row["count"],
-        "total_value": _money(row["total_value"]),
-        "weighted_value": _money(row["weighted_value"]),
+        "today": today,
+        "months": buckets,
+        "overdue": _figures(row, "overdue"),
+        "later": _figures(row, "later"),
+        "unscheduled": _figures(row, "unscheduled"),
+        "total": _figures(row, "all"),
     }

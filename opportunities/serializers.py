@@ -2,7 +2,10 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
+from crm_site.api.query import QueryDateField, QuerySerializer
+from crm_site.dates import day_bounds
 from customers.models import Customer
+from customers.serializers import CustomerIdField
 
 from .models import Opportunity
 
@@ -43,3 +46,37 @@ class OpportunitySerializer(serializers.ModelSerializer):
             elif stage is not None and stage != self.instance.stage:
                 attrs["probability"] = Opportunity.DEFAULT_PROBABILITY[stage]
         return attrs
+
+
+class PipelineQuerySerializer(QuerySerializer):
+    """Filters of ``GET /api/reports/pipeline``; the date ranges are whole days, both ends included."""
+
+    customer_id = CustomerIdField(required=False)
+    created_from = QueryDateField(required=False)
+    created_to = QueryDateField(required=False)
+    closed_from = QueryDateField(required=False)
+    closed_to = QueryDateField(required=False)
+
+    date_ranges = (("created_from", "created_to"), ("closed_from", "closed_to"))
+
+    def filter_queryset(self, queryset):
+        data = self.validated_data
+        if "customer_id" in data:
+            queryset = queryset.filter(customer_id=data["customer_id"])
+        for field, prefix in (("created_at", "created"), ("closed_at", "closed")):
+            since, until = day_bounds(data.get(f"{prefix}_from"), data.get(f"{prefix}_to"))
+            if since:
+                queryset = queryset.filter(**{f"{field}__gte": since})
+            if until:
+                queryset = queryset.filter(**{f"{field}__lt": until})
+        return queryset
+
+
+class ForecastQuerySerializer(QuerySerializer):
+    months = serializers.IntegerField(min_value=1, max_value=36, default=3)
+    customer_id = CustomerIdField(required=False)
+
+    def filter_queryset(self, queryset):
+        if "customer_id" in self.validated_data:
+            queryset = queryset.filter(customer_id=self.validated_data["customer_id"])
+        return queryset

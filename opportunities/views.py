@@ -1,13 +1,37 @@
+from django.utils import timezone
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from crm_site.api.exports import ExportMixin
 from crm_site.api.history import HistoryMixin
+from crm_site.api.query import validated_query
 from crm_site.api.viewsets import CRMModelViewSet
 
 from .filters import OpportunityFilter
 from .models import Opportunity
-from .serializers import OpportunitySerializer
+from .reports import forecast, pipeline_summary
+from .serializers import ForecastQuerySerializer, OpportunitySerializer, PipelineQuerySerializer
 
 
-class OpportunityViewSet(HistoryMixin, CRMModelViewSet):
+class OpportunityViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
     queryset = Opportunity.objects.all()
     serializer_class = OpportunitySerializer
     filterset_class = OpportunityFilter
     deleted_message = "Opportunity deleted."
+
+
+class PipelineReportView(APIView):
+    """``GET /api/reports/pipeline``: per-stage counts and values, open/won/lost totals, win rates."""
+
+    def get(self, request):
+        params = validated_query(request, PipelineQuerySerializer)
+        return Response(pipeline_summary(params.filter_queryset(Opportunity.objects.all())))
+
+
+class ForecastReportView(APIView):
+    """``GET /api/reports/forecast?months=N``: weighted open pipeline per expected close month."""
+
+    def get(self, request):
+        params = validated_query(request, ForecastQuerySerializer)
+        queryset = params.filter_queryset(Opportunity.objects.all())
+        return Response(forecast(timezone.localdate(), params.validated_data["months"], queryset))

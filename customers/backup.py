@@ -1,0 +1,179 @@
+"""Online backup and restore of the whole database, for ``manage.py backup`` and ``restore``.
+
+- SQLite: the sqlite3 online-backup API, in one step, so the copy is one
+  consistent snapshot even while the server keeps writing (WAL lets it).
+- PostgreSQL: ``pg_dump`` in custom format (it reads in one snapshot), and
+  ``pg_restore --clean`` in a single transaction.
+"""
+
+import os
+import shutil
+import sqlite3
+import subprocess
+from pathlib import Path
+
+from django.db import connections
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+PGDUMP_MAGIC = b"PGDMP"
+
+
+class BackupError(Exception):
+    pass
+
+
+def _vendor(alias):
+    vendor = connections[alias].vendor
+    if vendor not in ("sqlite", "postgresql"):
+        raise BackupError(f"Backups of {vendor} databases are not supported here; use the database's own tools.")
+    return vendor
+
+
+def _file_kind(path):
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    if head.startswith(SQLITE_MAGIC):
+        return "sqlite"
+    if head.startswith(PGDUMP_MAGIC):
+        return "postgresql"
+    return None
+
+
+def backup(path, alias="default"):
+    """Write a consistent copy of database ``alias`` to ``path`` (through a temporary file)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise BackupError(f"The folder {path.parent} does not exist.")
+    _outside_transaction(connections[alias])
+    partial = path.with_name(path.name + ".partial")
+    try:
+        if _vendor(alias) == "sqlite":
+            _backup_sqlite(alias, partial)
+        else:
+            _run(
+                _pg_command("pg_dump", alias, "--format=custom", "--no-owner", "--no-privileges", f"--file={partial}"),
+                alias,
+            )
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path.stat().st_size
+
+
+def _outside_transaction(connection):
+    # The online backup needs a read snapshot that our own open write transaction would block.
+    if connection.in_atomic_block:
+        raise BackupError("Backup and restore cannot run inside a transaction.")
+    connection.ensure_connection()
+
+
+def _backup_sqlite(alias, target):
+    connection = connections[alias]
+    copy = sqlite3.connect(target)
+    try:
+        # pages=-1: one step, under one read transaction, so the copy is one moment of
+        # the database. A stepwise backup would restart on every concurrent write.
+        connection.connection.backup(copy, pages=-1)
+        copy.execute("PRAGMA journal_mode=DELETE")  # a single self-contained file
+        result = copy.execute("PRAGMA quick_check").fetchone()[0]
+    finally:
+        copy.close()
+    if result != "ok":
+        raise BackupError(f"The copy failed its integrity check: {result}")
+
+
+def check_backup(path, alias="default"):
+    """Refuse a file that is not a backup of this kind of database."""
+    path = Path(path)
+    if not path.is_file():
+        raise BackupError(f"{path} does not exist or is not a file.")
+    kind = _file_kind(path)
+    vendor = _vendor(alias)
+    if kind is None:
+        raise BackupError(f"{path} is not a backup made by 'manage.py backup'.")
+    if kind != vendor:
+        raise BackupError(f"{path} is a {kind} backup, but this database is {vendor}.")
+    if kind == "sqlite":
+        source = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            result = source.execute("PRAGMA quick_check").fetchone()[0]
+            migrations = source.execute(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'django_migrations'"
+            ).fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise BackupError(f"{path} cannot be read: {exc}") from exc
+        finally:
+            source.close()
+        if result != "ok" or not migrations:
+            raise BackupError(f"{path} is damaged or not a backup of this application.")
+    else:
+        _run(_pg_command("pg_restore", alias, "--list", str(path), database=False), alias)
+
+
+def restore(path, alias="default"):
+    """Replace everything in database ``alias`` by the backup at ``path``."""
+    check_backup(path, alias)
+    connection = connections[alias]
+    _outside_transaction(connection)
+    if _vendor(alias) == "sqlite":
+        source = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            # Copied page by page under the live database's write lock: other
+            # connections see the old data or the restored data, never a mix.
+            source.backup(connection.connection, pages=-1)
+        finally:
+            source.close()
+        connection.close()
+    else:
+        # Our own connection must not hold locks on the tables pg_restore drops.
+        connection.close()
+        _run(
+            _pg_command(
+                "pg_restore",
+                alias,
+                "--clean",
+                "--if-exists",
+                "--no-owner",
+                "--no-privileges",
+                "--single-transaction",
+                "--exit-on-error",
+                str(path),
+            ),
+            alias,
+        )
+
+
+def _pg_command(program, alias, *args, database=True):
+    executable = shutil.which(program)
+    if executable is None:
+        raise BackupError(
+            f"{program} is not on PATH. Install the PostgreSQL client tools of the server's major version "
+            "(Debian/Ubuntu: apt-get install postgresql-client)."
+        )
+    command = [executable, *args]
+    if database:
+        command.append(f"--dbname={connections[alias].settings_dict['NAME']}")
+    return command
+
+
+def _pg_environment(alias):
+    settings = connections[alias].settings_dict
+    env = dict(os.environ)
+    for variable, value in (
+        ("PGHOST", settings.get("HOST")),
+        ("PGPORT", settings.get("PORT")),
+        ("PGUSER", settings.get("USER")),
+        ("PGPASSWORD", settings.get("PASSWORD")),
+        ("PGSSLMODE", settings.get("OPTIONS", {}).get("sslmode")),
+    ):
+        if value:
+            env[variable] = str(value)
+    return env
+
+
+def _run(command, alias):
+    result = subprocess.run(command, env=_pg_environment(alias), capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        name = Path(command[0]).name
+        raise BackupError(f"{name} failed (exit {result.returncode}): {result.stderr.strip() or result.stdout.strip()}")
+    return result

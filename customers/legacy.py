@@ -1,0 +1,359 @@
+"""Moving the data of the original Flask CRM (its SQLite file) into this database.
+
+Ids, timestamps, relations and text are kept. A row that cannot be brought over
+is skipped with the reason, and so are the rows that depend on it; a row whose
+id is already here is left alone, so a second run changes nothing.
+"""
+
+import datetime
+import math
+import sqlite3
+from contextlib import contextmanager
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from django.core.exceptions import ValidationError
+from django.core.management.color import no_style
+from django.db import connection
+from django.db.models.functions import Lower
+
+from interactions.models import Interaction
+from opportunities.models import Opportunity, StageChange
+
+from .models import Customer
+
+# Kind -> (table names the original used or might have used, columns it needs).
+TABLES = {
+    "customers": (("customers", "customer"), {"id", "name"}),
+    "interactions": (("interactions", "interaction"), {"id", "customer_id", "interaction_type"}),
+    "opportunities": (("opportunities", "opportunity"), {"id", "customer_id", "title"}),
+}
+MODELS = {"customers": Customer, "interactions": Interaction, "opportunities": Opportunity}
+BATCH = 1000
+CENT = Decimal("0.01")
+
+
+class LegacyError(Exception):
+    """The file cannot be used as a legacy database."""
+
+
+class Skip(Exception):
+    """This row is not imported; the message says why."""
+
+
+class LegacyDatabase:
+    """Read-only access to the original CRM's SQLite file, whatever its tables are called."""
+
+    def __init__(self, path):
+        path = Path(path)
+        if not path.is_file():
+            raise LegacyError(f"{path} does not exist or is not a file.")
+        self.path = path
+        self.connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        # Text that is not valid UTF-8 is kept with replacement characters rather than failing the import.
+        self.connection.text_factory = lambda data: data.decode("utf-8", errors="replace")
+        try:
+            names = [row[0] for row in self.connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        except sqlite3.DatabaseError as exc:
+            raise LegacyError(f"{path} is not an SQLite database ({exc}).") from exc
+        by_lower = {name.lower(): name for name in names}
+        self.tables, self.columns = {}, {}
+        for kind, (candidates, required) in TABLES.items():
+            table = next((by_lower[c] for c in candidates if c in by_lower), None)
+            if table is None:
+                continue
+            columns = {row[1].lower() for row in self.connection.execute(f'PRAGMA table_info("{table}")')}
+            missing = required - columns
+            if missing:
+                raise LegacyError(f"Table {table} lacks the column(s) {', '.join(sorted(missing))}.")
+            self.tables[kind], self.columns[kind] = table, columns
+        if "customers" not in self.tables:
+            found = ", ".join(names) or "none"
+            raise LegacyError(f"{path} has no customers table (tables found: {found}).")
+
+    def close(self):
+        self.connection.close()
+
+    def count(self, kind):
+        return self.connection.execute(f'SELECT COUNT(*) FROM "{self.tables[kind]}"').fetchone()[0]
+
+    def batches(self, kind, columns):
+        """Rows as dicts of ``columns`` (absent columns are None), by id, ``BATCH`` at a time."""
+        present = [c for c in columns if c in self.columns[kind]]
+        select = ", ".join(f'"{c}"' for c in present)
+        cursor = self.connection.execute(f'SELECT {select} FROM "{self.tables[kind]}" ORDER BY "id"')
+        while rows := cursor.fetchmany(BATCH):
+            yield [dict.fromkeys(columns) | dict(zip(present, row, strict=True)) for row in rows]
+
+
+def legacy_time(value, name):
+    """A naive UTC timestamp of the original (``2024-04-05 02:33:27.000000``) as an aware datetime."""
+    if value is None or value == "":
+        return None
+    try:
+        parsed = datetime.datetime.fromisoformat(str(value))
+    except ValueError:
+        raise Skip(f"{name} {value!r} is not a date and time") from None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=datetime.UTC)
+    return parsed.astimezone(datetime.UTC)
+
+
+def text(value):
+    """Optional text: None when empty; NUL characters dropped (PostgreSQL cannot store them)."""
+    if value is None:
+        return None
+    value = str(value).replace("\x00", "").strip()
+    return value or None
+
+
+def legacy_id(value, name="id"):
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    raise Skip(f"{name} {value!r} is not a positive integer")
+
+
+def check_fields(instance, exclude=()):
+    """The model's own field rules (lengths, choices, email, ranges)."""
+    try:
+        instance.clean_fields(exclude=exclude)
+    except ValidationError as exc:
+        field, messages = next(iter(exc.message_dict.items()))
+        value = getattr(instance, field, None)
+        raise Skip(f"invalid {field} {value!r}: {' '.join(messages)}") from None
+
+
+@contextmanager
+def explicit_timestamps(*models):
+    """Let bulk_create keep given created_at/updated_at instead of stamping the current time."""
+    fields = [
+        f
+        for m in models
+        for f in m._meta.concrete_fields
+        if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
+    ]
+    saved = [(f, f.auto_now, f.auto_now_add) for f in fields]
+    for f in fields:
+        f.auto_now = f.auto_now_add = False
+    try:
+        yield
+    finally:
+        for f, auto_now, auto_now_add in saved:
+            f.auto_now, f.auto_now_add = auto_now, auto_now_add
+
+
+class TableReport:
+    def __init__(self, kind, table):
+        self.kind, self.table = kind, table
+        self.read = self.imported = self.present = 0
+        self.skipped = []  # (legacy id, reason)
+
+
+class LegacyImport:
+    """Import customers, then interactions and opportunities, from a :class:`LegacyDatabase`."""
+
+    def __init__(self, legacy, progress=None):
+        self.legacy = legacy
+        self.progress = progress  # callable(kind, total) -> context manager with update(n), or None
+        self.now = datetime.datetime.now(datetime.UTC)
+        self.skipped_customers = {}  # legacy id -> reason
+        self.emails_seen = {}  # lower-cased email -> id of the customer imported with it
+        self.reports = []
+
+    def run(self):
+        with explicit_timestamps(Customer, Interaction, Opportunity):
+            self._table(
+                "customers",
+                ["id", "name", "company", "email", "phone", "status", "created_at", "updated_at"],
+                self._customers,
+            )
+            if "interactions" in self.legacy.tables:
+                self._table(
+                    "interactions", ["id", "customer_id", "interaction_type", "notes", "created_at"], self._interactions
+                )
+            if "opportunities" in self.legacy.tables:
+                self._table(
+                    "opportunities",
+                    ["id", "customer_id", "title", "value", "stage", "probability", "created_at", "updated_at"],
+                    self._opportunities,
+                )
+        self._reset_sequences()
+        return self.reports
+
+    def _table(self, kind, columns, import_batch):
+        report = TableReport(kind, self.legacy.tables[kind])
+        self.reports.append(report)
+        total = self.legacy.count(kind)
+        with self.progress(kind, total) as bar:
+            for rows in self.legacy.batches(kind, columns):
+                report.read += len(rows)
+                import_batch(rows, report)
+                bar.update(len(rows))
+
+    def _split_present(self, model, rows, report, same):
+        """Drop rows whose id is here already: unchanged when ``same(row, existing)``, a conflict otherwise."""
+        ids = [row["id"] for row in rows if isinstance(row["id"], int)]
+        existing = model.objects.in_bulk(ids)
+        fresh = []
+        for row in rows:
+            here = existing.get(row["id"])
+            if here is None:
+                fresh.append(row)
+            elif same(row, here):
+                report.present += 1
+            else:
+                reason = f"id {row['id']} is already used by a different {model._meta.verbose_name}"
+                report.skipped.append((row["id"], reason))
+                if model is Customer:
+                    self.skipped_customers[row["id"]] = reason
+        return fresh
+
+    def _customers(self, rows, report):
+        rows = self._split_present(
+            Customer,
+            rows,
+            report,
+            lambda row, here: (
+                text(row["name"]) == here.name and (text(row["email"]) or "").lower() == (here.email or "").lower()
+            ),
+        )
+        emails = {(text(r["email"]) or "").lower() for r in rows} - {""}
+        taken = dict(Customer.objects.annotate(key=Lower("email")).filter(key__in=emails).values_list("key", "id"))
+        seen = self.emails_seen
+        batch = []
+        for row in rows:
+            try:
+                customer = self._customer(row)
+                key = (customer.email or "").lower()
+                if key in seen:
+                    raise Skip(f"duplicate email {customer.email!r} (also customer {seen[key]})")
+                if key in taken:
+                    raise Skip(f"email {customer.email!r} belongs to existing customer {taken[key]}")
+            except Skip as skip:
+                self.skipped_customers[row["id"]] = str(skip)
+                report.skipped.append((row["id"], str(skip)))
+                continue
+            if key:
+                seen[key] = customer.pk
+            batch.append(customer)
+        Customer.objects.bulk_create(batch)
+        report.imported += len(batch)
+
+    def _customer(self, row):
+        status = (text(row["status"]) or Customer.Status.ACTIVE).lower()
+        created = legacy_time(row["created_at"], "created_at") or self.now
+        customer = Customer(
+            id=legacy_id(row["id"]),
+            name=text(row["name"]) or "",
+            company=text(row["company"]),
+            email=text(row["email"]),
+            phone=text(row["phone"]),
+            status=status,
+            created_at=created,
+            updated_at=legacy_time(row["updated_at"], "updated_at") or created,
+        )
+        check_fields(customer)
+        return customer
+
+    def _known_customers(self, rows, report):
+        """Rows whose customer is here; the others are skipped as orphans."""
+        ids = {row["customer_id"] for row in rows if isinstance(row["customer_id"], int)}
+        known = set(Customer.objects.filter(pk__in=ids).values_list("pk", flat=True))
+        kept = []
+        for row in rows:
+            customer_id = row["customer_id"]
+            if customer_id in self.skipped_customers:
+                report.skipped.append((row["id"], f"its customer {customer_id} was skipped"))
+            elif customer_id in known:
+                kept.append(row)
+            else:
+                report.skipped.append((row["id"], f"orphan: customer {customer_id!r} does not exist"))
+        return kept
+
+    def _import_rows(self, model, rows, report, build):
+        rows = self._split_present(model, rows, report, lambda row, here: row["customer_id"] == here.customer_id)
+        batch = []
+        for row in self._known_customers(rows, report):
+            try:
+                batch.append(build(row))
+            except Skip as skip:
+                report.skipped.append((row["id"], str(skip)))
+        model.objects.bulk_create(batch)
+        report.imported += len(batch)
+        return batch
+
+    def _interactions(self, rows, report):
+        self._import_rows(Interaction, rows, report, self._interaction)
+
+    def _interaction(self, row):
+        created = legacy_time(row["created_at"], "created_at") or self.now
+        interaction = Interaction(
+            id=legacy_id(row["id"]),
+            customer_id=row["customer_id"],
+            interaction_type=(text(row["interaction_type"]) or "").lower(),
+            notes=text(row["notes"]),
+            occurred_at=created,
+            created_at=created,
+        )
+        check_fields(interaction, exclude=["customer"])
+        return interaction
+
+    def _opportunities(self, rows, report):
+        created = self._import_rows(Opportunity, rows, report, self._opportunity)
+        # The original kept no history: record each opportunity's creation at its current stage.
+        StageChange.objects.bulk_create(
+            StageChange(opportunity_id=o.pk, from_stage=None, to_stage=o.stage, changed_at=o.created_at)
+            for o in created
+        )
+
+    def _opportunity(self, row):
+        stage = (text(row["stage"]) or Opportunity.Stage.LEAD).lower()
+        created = legacy_time(row["created_at"], "created_at") or self.now
+        updated = legacy_time(row["updated_at"], "updated_at") or created
+        opportunity = Opportunity(
+            id=legacy_id(row["id"]),
+            customer_id=row["customer_id"],
+            title=text(row["title"]) or "",
+            value=self._money(row["value"]),
+            stage=stage,
+            probability=self._probability(row["probability"]),
+            created_at=created,
+            updated_at=updated,
+        )
+        if opportunity.probability is None and stage in Opportunity.DEFAULT_PROBABILITY:
+            opportunity.probability = Opportunity.DEFAULT_PROBABILITY[stage]
+        check_fields(opportunity, exclude=["customer"])
+        if not opportunity.is_open:
+            # The original did not record when; its last update is the best evidence.
+            opportunity.closed_at = updated
+        return opportunity
+
+    @staticmethod
+    def _money(value):
+        if value is None or value == "":
+            return Decimal("0.00")
+        try:
+            if isinstance(value, float) and not math.isfinite(value):
+                raise InvalidOperation
+            return Decimal(str(value)).quantize(CENT)
+        except (InvalidOperation, ValueError):
+            raise Skip(f"value {value!r} is not a number") from None
+
+    @staticmethod
+    def _probability(value):
+        if value is None or value == "":
+            return None
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise Skip(f"probability {value!r} is not a whole number")
+        return value
+
+    @staticmethod
+    def _reset_sequences():
+        # Rows were inserted with explicit ids: move PostgreSQL's id sequences past them.
+        statements = connection.ops.sequence_reset_sql(no_style(), [Customer, Interaction, Opportunity, StageChange])
+        if statements:
+            with connection.cursor() as cursor:
+                for sql in statements:
+                    cursor.execute(sql)

@@ -1,0 +1,23 @@
+"""Every operator command explains itself with --help."""
+
+import pytest
+from django.core.management import call_command
+
+
+@pytest.mark.parametrize(
+    ("command", "words"),
+    [
+        ("import_customers", ["--dry-run", "--update-existing", "--atomic", "line number"]),
+        ("import_legacy", ["--dry-run", "twice changes nothing"]),
+        ("backup", ["consistent backup", "pg_dump"]),
+        ("restore", ["--yes", "ALL data"]),
+    ],
+)
+def test_help(command, words, capsys):
+    with pytest.raises(SystemExit) as info:
+        call_command(command, "--help")
+    assert info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert text.startswith("usage:") and command in text.split(" [")[0]
+    for word in words:
+        assert word in text

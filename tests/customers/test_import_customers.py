@@ -1,0 +1,225 @@
+"""``manage.py import_customers FILE``: every bad row reported by line, matching by email, all-or-nothing."""
+
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from openpyxl import Workbook
+
+from customers.models import Customer
+from tests.factories import CustomerFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def run(path, *args):
+    out, err = StringIO(), StringIO()
+    call_command("import_customers", str(path), *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def run_failing(path, *args):
+    out, err = StringIO(), StringIO()
+    with pytest.raises(CommandError) as info:
+        call_command("import_customers", str(path), *args, stdout=out, stderr=err)
+    return str(info.value), out.getvalue(), err.getvalue()
+
+
+def write_csv(tmp_path, text, encoding="utf-8-sig", name="customers.csv"):
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def write_xlsx(tmp_path, rows, name="customers.xlsx"):
+    workbook = Workbook()
+    sheet = workbook.active
+    for row in rows:
+        sheet.append(row)
+    path = tmp_path / name
+    workbook.save(path)
+    return path
+
+
+def snapshot():
+    return list(Customer.objects.order_by("id").values_list("name", "company", "email", "phone", "status"))
+
+
+GOOD = "name,company,email,phone,status\n张三,ABC科技,zhangsan@abc.com,13800138000,active\nAlice,,alice@example.com,,lead\n"
+MIXED = (
+    "name,email,status\n"  # line 1
+    "张三,zs@example.com,active\n"  # 2 ok
+    ",blank@example.com,\n"  # 3 blank name
+    "Li,not-an-email,\n"  # 4 bad email
+    "Wang,ZS@Example.com,\n"  # 5 duplicate of line 2
+    "Zhao,zhao@example.com,vip\n"  # 6 bad status
+    "\n"  # 7 blank line, ignored
+    '"Multi\nline",m@example.com,lead\n'  # 8-9 ok
+)
+
+
+class TestHappyPaths:
+    def test_imports_csv_with_bom_and_chinese(self, tmp_path):
+        out, err = run(write_csv(tmp_path, GOOD))
+        assert snapshot() == [
+            ("张三", "ABC科技", "zhangsan@abc.com", "13800138000", "active"),
+            ("Alice", None, "alice@example.com", None, "lead"),
+        ]
+        assert "Created 2, updated 0, skipped 0 existing, rejected 0 of 2 rows." in out
+        assert err == ""
+
+    def test_imports_gb18030_csv(self, tmp_path):
+        run(write_csv(tmp_path, "姓名,公司,邮箱\n王芳,上海云帆贸易,wf@yunfan.cn\n", encoding="gb18030"))
+        assert snapshot() == [("王芳", "上海云帆贸易", "wf@yunfan.cn", None, "active")]
+
+    def test_imports_xlsx_with_numeric_phone_and_extra_columns(self, tmp_path):
+        path = write_xlsx(
+            tmp_path,
+            [["Name", "Phone", "Notes"], ["赵敏", 13600136000, "vip"], [None, None, None], ["Bob", "+1 415", None]],
+        )
+        out, _ = run(path)
+        assert "Ignoring columns: Notes" in out
+        assert snapshot() == [("赵敏", None, None, "13600136000", "active"), ("Bob", None, None, "+1 415", "active")]
+
+    def test_empty_status_takes_the_default(self, tmp_path):
+        run(write_csv(tmp_path, "name,status\nA,\n"))
+        assert snapshot() == [("A", None, None, None, "active")]
+
+
+class TestBadRows:
+    def test_every_bad_row_is_reported_with_its_line_and_the_rest_imported(self, tmp_path):
+        message, out, err = run_failing(write_csv(tmp_path, MIXED))
+        assert err.splitlines() == [
+            "line 3: rejected: name: This field may not be blank.",
+            "line 4: rejected: email: Enter a valid email address.",
+            "line 5: rejected: duplicate email ZS@Example.com (first on line 2)",
+            'line 6: rejected: status: "vip" is not a valid choice.',
+        ]
+        assert message == "4 rows were rejected; the other rows were written."
+        assert "Created 2, updated 0, skipped 0 existing, rejected 4 of 6 rows." in out
+        assert [row[0] for row in snapshot()] == ["张三", "Multi\nline"]
+
+    def test_too_long_values_are_rejected(self, tmp_path):
+        _, _, err = run_failing(write_csv(tmp_path, f"name,phone\n{'x' * 201},1\nok,{'9' * 40}\n"))
+        assert "line 2: rejected: name: Ensure this field has no more than 200 characters." in err
+        assert "line 3: rejected: phone: Ensure this field has no more than 32 characters." in err
+        assert snapshot() == []
+
+
+class TestExistingCustomers:
+    def test_match_by_email_ignoring_case_is_skipped(self, tmp_path):
+        existing = CustomerFactory(name="Old", email="Alice@Example.com", phone="1")
+        out, _ = run(write_csv(tmp_path, GOOD))
+        assert (
+            f"line 3: skipped: a customer with email alice@example.com exists already (id {existing.pk}); not changed"
+            in out
+        )
+        assert "Created 1, updated 0, skipped 1 existing, rejected 0 of 2 rows." in out
+        existing.refresh_from_db()
+        assert (existing.name, existing.phone, existing.status) == ("Old", "1", "active")
+
+    def test_update_existing_changes_only_given_cells(self, tmp_path):
+        existing = CustomerFactory(name="Old", company="Keep Co", email="Alice@Example.com", phone="1")
+        out, _ = run(write_csv(tmp_path, GOOD), "--update-existing")
+        assert "Created 1, updated 1" in out
+        existing.refresh_from_db()
+        assert (existing.name, existing.company, existing.email, existing.phone, existing.status) == (
+            "Alice",
+            "Keep Co",
+            "alice@example.com",
+            "1",
+            "lead",
+        )
+        assert Customer.objects.count() == 2
+
+
+class TestModes:
+    def test_dry_run_writes_nothing_and_reports(self, tmp_path):
+        CustomerFactory(email="alice@example.com")
+        before = snapshot()
+        out, _ = run(write_csv(tmp_path, GOOD), "--dry-run", "--update-existing")
+        assert snapshot() == before
+        assert (
+            "Would create 1, would update 1, skipped 0 existing, rejected 0 of 2 rows. Nothing was written (--dry-run)."
+            in out
+        )
+
+    def test_dry_run_with_bad_rows_fails_and_writes_nothing(self, tmp_path):
+        message, _, err = run_failing(write_csv(tmp_path, MIXED), "--dry-run")
+        assert message == "4 rows were rejected; nothing was written (--dry-run)."
+        assert err.count("rejected:") == 4
+        assert snapshot() == []
+
+    def test_atomic_writes_nothing_when_a_row_is_bad(self, tmp_path):
+        message, out, _ = run_failing(write_csv(tmp_path, MIXED), "--atomic")
+        assert message == "4 rows were rejected; nothing was written (--atomic)."
+        assert "Would create 2" in out
+        assert snapshot() == []
+
+    def test_atomic_writes_everything_when_all_rows_are_good(self, tmp_path):
+        run(write_csv(tmp_path, GOOD), "--atomic")
+        assert len(snapshot()) == 2
+
+    def test_batches_beyond_one_are_matched_too(self, tmp_path):
+        CustomerFactory(email="c1200@example.com")
+        lines = ["name,email"] + [f"C{i},c{i}@example.com" for i in range(1300)] + ["Dup,C5@example.com"]
+        message, out, err = run_failing(write_csv(tmp_path, "\n".join(lines) + "\n"))
+        assert "line 1202: skipped: a customer with email c1200@example.com exists already" in out
+        assert err.strip() == "line 1302: rejected: duplicate email C5@example.com (first on line 7)"
+        assert Customer.objects.count() == 1300
+
+
+class TestBadFiles:
+    def test_missing_required_column(self, tmp_path):
+        message, _, _ = run_failing(write_csv(tmp_path, "company,email\nX,x@example.com\n"))
+        assert message.endswith("lacks the required column(s): name (found: company, email).")
+
+    def test_wrong_encoding(self, tmp_path):
+        message, _, _ = run_failing(write_csv(tmp_path, GOOD, encoding="utf-16"))
+        assert "is not text in utf-8-sig or gb18030" in message
+        assert snapshot() == []
+
+    def test_explicit_encoding(self, tmp_path):
+        run(write_csv(tmp_path, GOOD, encoding="utf-16"), "--encoding", "utf-16")
+        assert len(snapshot()) == 2
+
+    def test_unknown_encoding(self, tmp_path):
+        message, _, _ = run_failing(write_csv(tmp_path, GOOD), "--encoding", "klingon")
+        assert message == "Unknown encoding: klingon"
+
+    @pytest.mark.parametrize("content", ["", "\n\n", ",,\n"])
+    def test_empty_file(self, tmp_path, content):
+        message, _, _ = run_failing(write_csv(tmp_path, content, encoding="utf-8"))
+        assert message.endswith("is empty.")
+
+    def test_header_without_rows_imports_nothing(self, tmp_path):
+        out, _ = run(write_csv(tmp_path, "name,email\n"))
+        assert "rejected 0 of 0 rows" in out
+
+    def test_duplicate_column(self, tmp_path):
+        message, _, _ = run_failing(write_csv(tmp_path, "name,姓名\na,b\n"))
+        assert message.endswith("has the column 'name' twice.")
+
+    def test_not_a_workbook(self, tmp_path):
+        path = tmp_path / "fake.xlsx"
+        path.write_text("name\nx\n")
+        message, _, _ = run_failing(path)
+        assert "is not a readable .xlsx workbook" in message
+
+    @pytest.mark.parametrize("name", ["customers.txt", "missing.csv"])
+    def test_wrong_extension_or_missing_file(self, tmp_path, name):
+        path = tmp_path / name
+        if name.endswith(".txt"):
+            path.write_text("name\nx\n")
+            expected = "must be a .csv or .xlsx file."
+        else:
+            expected = "does not exist or is not a file."
+        message, _, _ = run_failing(path)
+        assert message.endswith(expected)
+
+    def test_nul_bytes_reject_the_row(self, tmp_path):
+        path = tmp_path / "nul.csv"
+        path.write_bytes(b"name\nA\x00B\nC\n")
+        _, _, err = run_failing(path)
+        assert err.strip() == "line 2: rejected: name: Null characters are not allowed."
+        assert [row[0] for row in snapshot()] == ["C"]

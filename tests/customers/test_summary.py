@@ -1,0 +1,94 @@
+"""Summary figures on customer detail and list: annotated, no queries per row."""
+
+import datetime
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from customers.models import Customer
+from opportunities.models import Opportunity
+from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory
+
+BASE_FIELDS = ["id", "name", "company", "email", "phone", "status", "created_at", "updated_at"]
+
+
+def populate(customer, interactions=3):
+    for days in range(interactions):
+        InteractionFactory(customer=customer, occurred_at=timezone.now() - datetime.timedelta(days=days + 1))
+    OpportunityFactory(customer=customer, stage=Opportunity.Stage.LEAD, value=Decimal("100.50"))
+    OpportunityFactory(customer=customer, stage=Opportunity.Stage.NEGOTIATION, value=Decimal("200"))
+    OpportunityFactory(customer=customer, stage=Opportunity.Stage.CLOSED, value=Decimal("5000"))
+    OpportunityFactory(customer=customer, stage=Opportunity.Stage.LOST, value=Decimal("7000"))
+
+
+def expected_summary(customer):
+    interactions = list(customer.interactions.all())
+    open_values = [o.value for o in customer.opportunities.all() if o.is_open]
+    last = max((i.occurred_at for i in interactions), default=None)
+    return {
+        "interaction_count": len(interactions),
+        "open_pipeline_value": float(sum(open_values, Decimal(0))),
+        "last_interaction_at": last.isoformat().replace("+00:00", "Z") if last else None,
+    }
+
+
+@pytest.mark.django_db
+class TestCustomerSummary:
+    def test_detail_has_summary_beside_unchanged_fields(self, api):
+        customer = CustomerFactory(name="张三")
+        populate(customer)
+        InteractionFactory(customer=CustomerFactory())  # someone else's
+        data = api.get(f"/api/customers/{customer.pk}").json()["data"]
+        assert list(data)[: len(BASE_FIELDS)] == BASE_FIELDS
+        assert data["name"] == "张三"
+        assert {k: data[k] for k in expected_summary(customer)} == expected_summary(customer)
+        assert data["interaction_count"] == 3
+        assert data["open_pipeline_value"] == 300.5
+
+    def test_customer_without_activity_has_zeros(self, api):
+        customer = CustomerFactory()
+        data = api.get(f"/api/customers/{customer.pk}").json()["data"]
+        assert (data["interaction_count"], data["open_pipeline_value"], data["last_interaction_at"]) == (0, 0, None)
+
+    def test_list_rows_have_summary(self, api):
+        customers = CustomerFactory.create_batch(4)
+        for customer in customers[:2]:
+            populate(customer)
+        rows = api.get("/api/customers").json()["data"]
+        by_id = {row["id"]: row for row in rows}
+        for customer in customers:
+            assert {k: by_id[customer.pk][k] for k in expected_summary(customer)} == expected_summary(customer)
+
+    def test_create_and_update_answer_with_summary(self, api):
+        created = api.post("/api/customers", {"name": "Li Lei"}, format="json").json()["data"]
+        assert (created["interaction_count"], created["open_pipeline_value"], created["last_interaction_at"]) == (
+            0,
+            0,
+            None,
+        )
+        customer = Customer.objects.get(pk=created["id"])
+        populate(customer)
+        updated = api.put(f"/api/customers/{customer.pk}", {"phone": "123"}, format="json").json()["data"]
+        assert updated["phone"] == "123"
+        assert {k: updated[k] for k in expected_summary(customer)} == expected_summary(customer)
+
+    def test_summary_fields_are_read_only(self, api):
+        customer = CustomerFactory()
+        api.put(f"/api/customers/{customer.pk}", {"interaction_count": 99}, format="json")
+        assert api.get(f"/api/customers/{customer.pk}").json()["data"]["interaction_count"] == 0
+
+    @pytest.mark.parametrize("size", [3, 25])
+    def test_list_query_count_is_fixed(self, api, django_assert_num_queries, size):
+        for customer in CustomerFactory.create_batch(size):
+            populate(customer, interactions=2)
+        # Token, the count and the page.
+        with django_assert_num_queries(3):
+            response = api.get("/api/customers")
+        assert len(response.json()["data"]) == size
+
+    def test_detail_query_count(self, api, django_assert_num_queries):
+        customer = CustomerFactory()
+        populate(customer)
+        with django_assert_num_queries(2):
+            assert api.get(f"/api/customers/{customer.pk}").status_code == 200

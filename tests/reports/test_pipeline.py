@@ -1,0 +1,217 @@
+"""``GET /api/reports/pipeline`` and ``pipeline_summary``: every figure recomputed in plain Python."""
+
+import datetime
+import random
+from decimal import ROUND_HALF_UP, Decimal
+
+import pytest
+from django.utils import timezone
+
+from opportunities.models import Opportunity
+from opportunities.reports import pipeline_summary
+from tests.factories import CustomerFactory, OpportunityFactory
+
+URL = "/api/reports/pipeline"
+CENT = Decimal("0.01")
+OPEN = [Opportunity.Stage.LEAD, Opportunity.Stage.PROPOSAL, Opportunity.Stage.NEGOTIATION]
+
+
+def cents(value):
+    return Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def expected_summary(opportunities):
+    """The pipeline figures, from the rows themselves."""
+    stages = []
+    for stage in Opportunity.Stage:
+        rows = [o for o in opportunities if o.stage == stage]
+        stages.append(
+            {
+                "stage": stage.value,
+                "count": len(rows),
+                "total_value": cents(sum((o.value for o in rows), Decimal(0))),
+                "weighted_value": cents(sum((o.value * o.probability / Decimal(100) for o in rows), Decimal(0))),
+            }
+        )
+
+    def total(names):
+        rows = [s for s in stages if s["stage"] in names]
+        return {key: sum(s[key] for s in rows) for key in ("count", "total_value", "weighted_value")}
+
+    won, lost = total(["closed"]), total(["lost"])
+
+    def ratio(part, whole):
+        return None if not whole else round(float(Decimal(part) / Decimal(whole)), 4)
+
+    return {
+        "stages": stages,
+        "open": total(OPEN),
+        "won": won,
+        "lost": lost,
+        "win_rate": {
+            "by_count": ratio(won["count"], won["count"] + lost["count"]),
+            "by_value": ratio(won["total_value"], won["total_value"] + lost["total_value"]),
+        },
+    }
+
+
+def as_json_numbers(summary):
+    """The summary as the API renders it (decimals become JSON numbers)."""
+    stages = [
+        {
+            "stage": s["stage"],
+            "count": s["count"],
+            "total_value": float(s["total_value"]),
+            "weighted_value": float(s["weighted_value"]),
+        }
+        for s in summary["stages"]
+    ]
+    totals = {
+        name: {k: float(v) if isinstance(v, Decimal) else v for k, v in summary[name].items()}
+        for name in ("open", "won", "lost")
+    }
+    return {"stages": stages, **totals, "win_rate": summary["win_rate"]}
+
+
+def strip_labels(data):
+    """The figures recomputed here: per stage (without the display label), open/won/lost, win rate."""
+    return {
+        "stages": [{k: v for k, v in s.items() if k != "label"} for s in data["stages"]],
+        **{key: data[key] for key in ("open", "won", "lost", "win_rate")},
+    }
+
+
+def make_mixed_pipeline(count, seed=7):
+    rng = random.Random(seed)
+    customers = CustomerFactory.create_batch(3)
+    for _ in range(count):
+        OpportunityFactory(
+            customer=rng.choice(customers),
+            stage=rng.choice(list(Opportunity.Stage)),
+            value=Decimal(rng.randrange(0, 10_000_000)) / 100,
+            probability=rng.choice([0, 5, 33, 50, 77, 100]),
+        )
+    return customers
+
+
+@pytest.mark.django_db
+class TestPipelineSummary:
+    def test_empty_database_has_zero_figures_and_no_win_rate(self):
+        summary = pipeline_summary()
+        assert strip_labels(summary) == expected_summary([])
+        assert summary["win_rate"] == {"by_count": None, "by_value": None}
+        assert [s["stage"] for s in summary["stages"]] == [s.value for s in Opportunity.Stage]
+
+    def test_mixed_pipeline_matches_python(self):
+        make_mixed_pipeline(60)
+        assert strip_labels(pipeline_summary()) == expected_summary(list(Opportunity.objects.all()))
+
+    def test_single_stage(self):
+        OpportunityFactory.create_batch(3, stage=Opportunity.Stage.NEGOTIATION, value=Decimal("1000.10"))
+        summary = pipeline_summary()
+        assert strip_labels(summary) == expected_summary(list(Opportunity.objects.all()))
+        negotiation = summary["stages"][2]
+        assert negotiation["count"] == 3
+        assert negotiation["total_value"] == Decimal("3000.30")
+        assert negotiation["weighted_value"] == Decimal("2100.21")
+        assert summary["win_rate"]["by_count"] is None
+
+    def test_zero_value_and_full_probability(self):
+        OpportunityFactory(stage=Opportunity.Stage.LEAD, value=Decimal("0"), probability=100)
+        OpportunityFactory(stage=Opportunity.Stage.PROPOSAL, value=Decimal("2500.00"), probability=100)
+        OpportunityFactory(stage=Opportunity.Stage.CLOSED, value=Decimal("0"))
+        summary = pipeline_summary()
+        assert strip_labels(summary) == expected_summary(list(Opportunity.objects.all()))
+        assert summary["open"] == {"count": 2, "total_value": Decimal("2500.00"), "weighted_value": Decimal("2500.00")}
+        # Won by count, but with no value on either side the value rate is undefined.
+        assert summary["win_rate"] == {"by_count": 1.0, "by_value": None}
+
+    def test_whole_number_values_are_weighted_exactly(self):
+        # SQLite keeps 7.00 as the integer 7; 7 x 50 / 100 must still be 3.50.
+        OpportunityFactory(stage=Opportunity.Stage.PROPOSAL, value=Decimal("7"), probability=50)
+        OpportunityFactory(stage=Opportunity.Stage.PROPOSAL, value=Decimal("1"), probability=1)
+        assert pipeline_summary()["stages"][1]["weighted_value"] == Decimal("3.51")
+
+    def test_win_rate_by_count_and_value(self):
+        OpportunityFactory(stage=Opportunity.Stage.CLOSED, value=Decimal("300"))
+        OpportunityFactory(stage=Opportunity.Stage.LOST, value=Decimal("100"))
+        OpportunityFactory(stage=Opportunity.Stage.LOST, value=Decimal("400"))
+        assert pipeline_summary()["win_rate"] == {"by_count": 0.3333, "by_value": 0.375}
+
+    def test_one_query(self, django_assert_num_queries):
+        make_mixed_pipeline(10)
+        with django_assert_num_queries(1):
+            pipeline_summary()
+
+
+@pytest.mark.django_db
+class TestPipelineAPI:
+    def test_requires_authentication(self, anon_client):
+        response = anon_client.get(URL)
+        assert response.status_code == 401
+        assert response.json()["success"] is False
+
+    @pytest.mark.parametrize("url", [URL, URL + "/"])
+    def test_figures_in_the_envelope(self, api, url):
+        make_mixed_pipeline(40)
+        body = api.get(url).json()
+        assert body["success"] is True
+        assert strip_labels(body["data"]) == as_json_numbers(expected_summary(list(Opportunity.objects.all())))
+
+    def test_filters_by_customer(self, api):
+        customers = make_mixed_pipeline(40)
+        target = customers[1]
+        body = api.get(URL, {"customer_id": target.pk}).json()
+        rows = list(Opportunity.objects.filter(customer=target))
+        assert strip_labels(body["data"]) == as_json_numbers(expected_summary(rows))
+
+    def test_filters_by_created_and_closed_days_inclusive(self, api):
+        make_mixed_pipeline(30)
+        rows = list(Opportunity.objects.order_by("id"))
+        base = timezone.make_aware(datetime.datetime(2026, 3, 1, 12))
+        for index, row in enumerate(rows):
+            created = base + datetime.timedelta(days=index)
+            closed = created + datetime.timedelta(days=5) if not row.is_open else None
+            Opportunity.objects.filter(pk=row.pk).update(created_at=created, closed_at=closed)
+        rows = list(Opportunity.objects.all())
+        start, end = datetime.date(2026, 3, 5), datetime.date(2026, 3, 20)
+        body = api.get(URL, {"created_from": start, "created_to": end}).json()
+        chosen = [r for r in rows if start <= r.created_at.date() <= end]
+        assert body["data"]["open"]["count"] + body["data"]["won"]["count"] + body["data"]["lost"]["count"] == 16
+        assert strip_labels(body["data"]) == as_json_numbers(expected_summary(chosen))
+
+        body = api.get(URL, {"closed_from": start, "closed_to": end}).json()
+        chosen = [r for r in rows if r.closed_at and start <= r.closed_at.date() <= end]
+        assert strip_labels(body["data"]) == as_json_numbers(expected_summary(chosen))
+        assert body["data"]["open"]["count"] == 0
+
+    @pytest.mark.parametrize(
+        ("params", "field"),
+        [
+            ({"customer_id": "abc"}, "customer_id"),
+            ({"customer_id": "0"}, "customer_id"),
+            ({"customer_id": "99999"}, "customer_id"),
+            ({"customer_id": str(10**30)}, "customer_id"),
+            ({"created_from": "2026-13-01"}, "created_from"),
+            ({"created_to": "yesterday"}, "created_to"),
+            ({"closed_from": "0001-01-01"}, "closed_from"),
+            ({"closed_to": "9999-12-31"}, "closed_to"),
+            ({"created_from": "2026-05-02", "created_to": "2026-05-01"}, "created_to"),
+        ],
+    )
+    def test_bad_parameters_are_400_in_the_envelope(self, api, params, field):
+        response = api.get(URL, params)
+        assert response.status_code == 400
+        body = response.json()
+        assert body["success"] is False
+        assert body["error"]["code"] == "validation_error"
+        assert field in body["error"]["fields"]
+
+    @pytest.mark.parametrize("size", [3, 30])
+    def test_query_count_is_fixed(self, api, django_assert_num_queries, size):
+        customers = make_mixed_pipeline(size)
+        # Token lookup + the aggregate; the customer filter adds its existence check.
+        with django_assert_num_queries(2):
+            assert api.get(URL).status_code == 200
+        with django_assert_num_queries(3):
+            assert api.get(URL, {"customer_id": customers[0].pk, "created_from": "2020-01-01"}).status_code == 200
