@@ -59,7 +59,15 @@ INTERACTION_TYPES = [Interaction.Type.CALL] * 4 + [Interaction.Type.EMAIL] * 4 +
 INTERACTION_TYPES += [Interaction.Type.OTHER]
 CN_NOTES = ["电话沟通需求", "发送报价单", "上门拜访", "确认合同条款", "产品演示", "售后回访"]
 EN_NOTES = ["Discussed requirements", "Sent a quote", "On-site visit", "Reviewed contract terms", "Product demo"]
-DEAL_KINDS = ["Annual licence", "Pilot project", "Support renewal", "Hardware order", "Consulting", "年度采购", "系统集成"]
+DEAL_KINDS = [
+    "Annual licence",
+    "Pilot project",
+    "Support renewal",
+    "Hardware order",
+    "Consulting",
+    "年度采购",
+    "系统集成",
+]
 # Weighted so that the funnel narrows: most deals are early, some closed, a few lost.
 STAGES = [Opportunity.Stage.LEAD] * 4 + [Opportunity.Stage.PROPOSAL] * 3 + [Opportunity.Stage.NEGOTIATION] * 2
 STAGES += [Opportunity.Stage.CLOSED] * 2 + [Opportunity.Stage.LOST]
@@ -153,8 +161,10 @@ def generate(customers, *, seed=42, end=None, interactions_per=5, opportunities_
         company = _company(rng)
         if cid == unique_id:
             name, local, domains, company = UNIQUE_NAME, "zyxwvut.unique", EN_DOMAINS, "Unique Holdings"
-        email = f"{local}@{choice(domains)}" if rand() < 0.9 else None
-        phone = f"1{randrange(30, 90)}{randrange(10**8):08d}" if domains is CN_DOMAINS else f"+1-555-{randrange(10**7):07d}"
+        email = f"{local}@{choice(domains)}" if rand() < 0.9 or cid == unique_id else None
+        phone = (
+            f"1{randrange(30, 90)}{randrange(10**8):08d}" if domains is CN_DOMAINS else f"+1-555-{randrange(10**7):07d}"
+        )
         created = year_start + timedelta(seconds=randrange(YEAR_SECONDS))
         remaining = max(1, int((end - created).total_seconds()))
         batch.customers.append((cid, name, company, email, phone, choice(STATUSES), created, created))

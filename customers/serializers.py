@@ -1,9 +1,11 @@
 from rest_framework import serializers
 
+from crm_site.api.serializers import CachedReadFieldsMixin
+
 from .models import Customer
 
 
-class CustomerSerializer(serializers.ModelSerializer):
+class CustomerSerializer(CachedReadFieldsMixin, serializers.ModelSerializer):
     class Meta:
         model = Customer
         fields = ["id", "name", "company", "email", "phone", "status", "created_at", "updated_at"]

@@ -4,8 +4,10 @@ from django.db import IntegrityError, transaction
 from rest_framework import exceptions, status, viewsets
 from rest_framework.response import Response
 
+from .mixins import ListOnlyFilteringMixin, PrimaryKeyReadMixin
 
-class CRMModelViewSet(viewsets.ModelViewSet):
+
+class CRMModelViewSet(ListOnlyFilteringMixin, PrimaryKeyReadMixin, viewsets.ModelViewSet):
     """A model viewset with the CRM's conventions.
 
     - ``PUT`` is a partial update, as in the original API (clients send only

@@ -111,9 +111,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers run beside the writer; IMMEDIATE takes the write lock at
     # BEGIN so concurrent writers queue on the busy timeout instead of failing
     # with "database is locked" when a read lock cannot be upgraded.
-    DATABASES["default"]["CONN_MAX_AGE"] = (
-        0 if env("DJANGO_CONN_MAX_AGE") is None else DATABASES["default"]["CONN_MAX_AGE"]
-    )
+    # Connections persist (CONN_MAX_AGE) as on PostgreSQL: opening one and running
+    # the PRAGMAs below costs more than a whole primary-key read.
     DATABASES["default"]["OPTIONS"] = {
         "timeout": env_int("DJANGO_SQLITE_TIMEOUT", 20),
         "transaction_mode": "IMMEDIATE",

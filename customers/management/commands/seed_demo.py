@@ -83,9 +83,7 @@ class Command(BaseCommand):
         writer = BulkWriter()
         rows = 0
         began = time.perf_counter()
-        progress = tqdm(
-            total=total, unit=" customers", disable=options["no_progress"] or None, file=self.stderr._out
-        )
+        progress = tqdm(total=total, unit=" customers", disable=options["no_progress"] or None, file=self.stderr._out)
         with transaction.atomic():
             for batch in generate(
                 total,
