@@ -1,10 +1,9 @@
-from django.db.models import Count
-
 from crm_site.api.viewsets import CRMModelViewSet
 
 from .filters import CustomerFilter
 from .models import Customer
 from .serializers import CustomerSerializer
+from .services import delete_customer
 
 
 class CustomerViewSet(CRMModelViewSet):
@@ -15,9 +14,4 @@ class CustomerViewSet(CRMModelViewSet):
     deleted_message = "Customer deleted."
 
     def perform_destroy(self, instance):
-        counts = Customer.objects.filter(pk=instance.pk).aggregate(
-            interactions=Count("interactions", distinct=True),
-            opportunities=Count("opportunities", distinct=True),
-        )
-        instance.delete()
-        return {"deleted": {"customers": 1, **counts}}
+        return {"deleted": delete_customer(instance)}
