@@ -162,6 +162,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "crm_site.api.negotiation.JSONFirstNegotiation",
     "DEFAULT_PAGINATION_CLASS": "crm_site.api.pagination.EnvelopePagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "crm_site.api.exceptions.envelope_exception_handler",

@@ -1,14 +1,19 @@
 """The hot-path shortcuts answer exactly what the plain DRF/ORM code would."""
 
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 from knox.models import get_token_model
+from rest_framework.exceptions import ErrorDetail
+from rest_framework.renderers import JSONRenderer
 from rest_framework.serializers import Serializer
 from rest_framework.test import APIClient
 
 from crm_site.api.fastsql import reader
+from crm_site.api.renderers import EnvelopeJSONRenderer
 from customers.models import Customer
 from customers.serializers import CustomerSerializer
 from interactions.models import Interaction
@@ -113,3 +118,34 @@ def test_malformed_tokens_are_a_401(db, header):
     client.credentials(HTTP_AUTHORIZATION=header)
 
     assert client.get("/api/customers").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"id": 1, "name": "王伟", "value": Decimal("1234.50"), "zero": Decimal("0.00"), "none": None},
+        [{"a": "line\u2028separator\u2029"}, {"lazy": gettext_lazy("Customer deleted.")}],
+        {"fields": {"name": [ErrorDetail("This field is required.", code="required")]}},
+        {"when": datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC), "day": date(2026, 1, 2), "big": 2**70},
+        {"nested": [[1, 2.5, True, False], {"x": {"y": []}}]},
+    ],
+)
+def test_json_renderer_writes_the_bytes_drf_writes(payload):
+    ours = EnvelopeJSONRenderer().render(payload)
+    drf = JSONRenderer().render({"success": True, "data": payload} if not isinstance(payload, dict) else payload)
+    if isinstance(payload, dict):
+        drf = JSONRenderer().render({"success": True, "data": payload})
+    assert ours == drf.replace(b"\\u2028", b"\\u2028")
+
+
+@pytest.mark.parametrize("accept", ["", "*/*", "application/json", "application/json; indent=2", "text/html"])
+def test_negotiation_shortcut_picks_what_drf_would(api, db, accept):
+    customer = CustomerFactory()
+    headers = {"HTTP_ACCEPT": accept} if accept else {}
+    response = api.get(f"/api/customers/{customer.pk}", **headers)
+
+    assert response.status_code == 200
+    expected = "text/html; charset=utf-8" if accept == "text/html" else "application/json"
+    assert response["Content-Type"] == expected
+    if accept.endswith("indent=2"):
+        assert response.content.startswith(b'{\n  "success"')
