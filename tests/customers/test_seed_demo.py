@@ -73,6 +73,10 @@ def test_seeded_rows_leave_the_id_sequences_and_search_index_ready():
     # The search index (FTS5 on SQLite, trigram on PostgreSQL) sees the bulk-written rows.
     found = search_customers(Customer.objects.all(), "zyxwvut")
     assert list(found.values_list("name", flat=True)) == [UNIQUE_NAME]
+    # ... and keeps following changes afterwards.
+    Customer.objects.filter(name=UNIQUE_NAME).update(name="Qwertzu Renamed", email="q@example.com")
+    assert search_customers(Customer.objects.all(), "zyxwvut").count() == 0
+    assert search_customers(Customer.objects.all(), "qwertzu").count() == 1
 
 
 @pytest.mark.parametrize("argument", ["0", "-3", "many"])
