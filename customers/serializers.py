@@ -1,3 +1,5 @@
+from django.db.models import Value
+from django.db.models.functions import Lower
 from rest_framework import serializers
 
 from crm_site.api.serializers import CachedReadFieldsMixin
@@ -25,7 +27,9 @@ class CustomerSerializer(CachedReadFieldsMixin, serializers.ModelSerializer):
         value = (value or "").strip()
         if not value:
             return None
-        clash = Customer.objects.filter(email__iexact=value)
+        # LOWER(email) = LOWER(value) is the expression of the unique index
+        # (customer_email_ci_unique), so this is an index lookup, not a scan.
+        clash = Customer.objects.alias(email_lower=Lower("email")).filter(email_lower=Lower(Value(value)))
         if self.instance is not None:
             clash = clash.exclude(pk=self.instance.pk)
         if clash.exists():
