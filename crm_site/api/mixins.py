@@ -7,15 +7,16 @@ from .fastsql import reader
 
 
 class ListOnlyFilteringMixin:
-    """Apply the filter backends to lists only.
+    """Apply the filter backends to collections only.
 
-    Query parameters filter collections; on a single object (``/customers/7``)
-    they mean nothing, as in the original API, and building the FilterSet and its
-    form on every detail request costs as much as the read itself.
+    Query parameters filter collections (lists, and list-level actions such as
+    an export); on a single object (``/customers/7``) they mean nothing, as in
+    the original API, and building the FilterSet and its form on every detail
+    request costs as much as the read itself.
     """
 
     def filter_queryset(self, queryset):
-        if self.action != "list":
+        if getattr(self, "detail", False):
             return queryset
         return super().filter_queryset(queryset)
 
