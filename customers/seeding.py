@@ -243,6 +243,10 @@ class BulkWriter:
                 for trigger in SQLITE_TRIGGERS:
                     cursor.execute(f"DROP TRIGGER IF EXISTS {trigger}")
 
+    @staticmethod
+    def tables():
+        return [model._meta.db_table for model, _, _ in TABLES]
+
     def write(self, batch):
         for model, _, attr in TABLES:
             rows = getattr(batch, attr)
