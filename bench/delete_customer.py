@@ -49,6 +49,8 @@ def main():
         start = StartIds.after_existing()
         writer = BulkWriter()
         for batch in generate(1, seed=run, interactions_per=0, opportunities_per=0, start=start):
+            # No email: the one generated customer must not clash with earlier runs.
+            batch.customers = [(*batch.customers[0][:3], None, *batch.customers[0][4:])]
             batch.interactions = [
                 (start.interaction + n, start.customer, "call", f"note {n}", row_time, row_time)
                 for n, row_time in enumerate([batch.customers[0][6]] * args.interactions)
