@@ -10,6 +10,8 @@ per deleted row.
 from contextlib import contextmanager
 from threading import local
 
+from django.db import connections
+from django.db.models import BigIntegerField, CharField, DateTimeField, Value
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 from simple_history.models import HistoricalRecords
@@ -74,3 +76,53 @@ def batched_delete_history():
                 type(records[0]).objects.bulk_create(records, batch_size=500)
     finally:
         _state.pending = None
+
+
+def current_history_user():
+    """The user django-simple-history would record for a change made now (None outside a request)."""
+    request = getattr(HistoricalRecords.context, "request", None)
+    user = getattr(request, "user", None)
+    return user if user is not None and user.is_authenticated else None
+
+
+def delete_with_history(queryset):
+    """Delete every row of ``queryset`` in two statements, recording each deletion in its history.
+
+    Django's delete sends signals per row, so with history attached it loads every
+    row first (a customer with 50,000 interactions: a thousand queries and seconds).
+    Here the "deleted" history records are copied from the rows themselves with one
+    ``INSERT ... SELECT``, and the rows go with one ``DELETE``. Only for models with
+    no relation that must cascade from them. Returns the number of rows deleted.
+    """
+    model = queryset.model
+    history_model = model.history.model
+    tracked = [field for field in history_model._meta.concrete_fields if not field.name.startswith("history_")]
+    user = current_history_user()
+    source = (
+        queryset.order_by()
+        .annotate(
+            _history_date=Value(timezone.now(), output_field=DateTimeField()),
+            _history_type=Value("-", output_field=CharField()),
+            _history_user=Value(user.pk if user else None, output_field=BigIntegerField()),
+            _history_reason=Value(None, output_field=CharField()),
+        )
+        .values_list(
+            *[field.attname for field in tracked], "_history_date", "_history_type", "_history_user", "_history_reason"
+        )
+    )
+    select_sql, params = source.query.sql_with_params()
+    connection = connections[queryset.db]
+    quote = connection.ops.quote_name
+    columns = [field.column for field in tracked] + [
+        "history_date",
+        "history_type",
+        "history_user_id",
+        "history_change_reason",
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(history_model._meta.db_table)} ({', '.join(map(quote, columns))}) {select_sql}",
+            params,
+        )
+    # The fast path Django itself takes when a delete has no signals or cascades to run.
+    return queryset.order_by()._raw_delete(queryset.db)

@@ -1,8 +1,29 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
+
+
+def _heal_sqlite_search_index(sender, using, **kwargs):
+    """Recreate the SQLite search triggers if a later migration remade the customers table."""
+    from django.db import connections
+    from django.db.migrations.recorder import MigrationRecorder
+
+    from .search import ensure_sqlite_search_index
+
+    connection = connections[using]
+    if connection.vendor != "sqlite":
+        return
+    applied = MigrationRecorder(connection).applied_migrations()
+    if ("customers", "0004_search_indexes") not in applied:
+        return
+    with connection.cursor() as cursor:
+        ensure_sqlite_search_index(cursor)
 
 
 class CustomersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "customers"
     verbose_name = _("Customers")
+
+    def ready(self):
+        post_migrate.connect(_heal_sqlite_search_index, sender=self)

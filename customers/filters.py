@@ -1,7 +1,7 @@
-from django.db.models import Q
 from django_filters import rest_framework as filters
 
 from .models import Customer
+from .search import search_customers
 
 
 class CustomerFilter(filters.FilterSet):
@@ -19,4 +19,4 @@ class CustomerFilter(filters.FilterSet):
         value = value.strip()
         if not value:
             return queryset
-        return queryset.filter(Q(name__icontains=value) | Q(company__icontains=value) | Q(email__icontains=value))
+        return search_customers(queryset, value)

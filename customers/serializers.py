@@ -1,9 +1,13 @@
+from django.db.models import Value
+from django.db.models.functions import Lower
 from rest_framework import serializers
+
+from crm_site.api.serializers import CachedReadFieldsMixin
 
 from .models import Customer
 
 
-class CustomerSerializer(serializers.ModelSerializer):
+class CustomerSerializer(CachedReadFieldsMixin, serializers.ModelSerializer):
     # Summary figures, annotated by ``Customer.objects.with_summary()``; left out when not annotated.
     interaction_count = serializers.IntegerField(read_only=True)
     open_pipeline_value = serializers.DecimalField(max_digits=20, decimal_places=2, read_only=True)
@@ -40,7 +44,9 @@ class CustomerSerializer(serializers.ModelSerializer):
         value = (value or "").strip()
         if not value:
             return None
-        clash = Customer.objects.filter(email__iexact=value)
+        # LOWER(email) = LOWER(value) is the expression of the unique index
+        # (customer_email_ci_unique), so this is an index lookup, not a scan.
+        clash = Customer.objects.alias(email_lower=Lower("email")).filter(email_lower=Lower(Value(value)))
         if self.instance is not None:
             clash = clash.exclude(pk=self.instance.pk)
         if clash.exists():

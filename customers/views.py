@@ -1,4 +1,3 @@
-from django.db.models import Count
 from rest_framework.decorators import action
 
 from crm_site.api.exports import ExportMixin
@@ -8,6 +7,7 @@ from crm_site.api.viewsets import CRMModelViewSet
 from .filters import CustomerFilter
 from .models import Customer
 from .serializers import CustomerSerializer
+from .services import delete_customer
 from .timeline import timeline_entry, timeline_queryset
 
 # Actions whose responses carry the customer's summary figures.
@@ -39,12 +39,7 @@ class CustomerViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
         serializer.instance = self.get_queryset().get(pk=serializer.instance.pk)
 
     def perform_destroy(self, instance):
-        counts = Customer.objects.filter(pk=instance.pk).aggregate(
-            interactions=Count("interactions", distinct=True),
-            opportunities=Count("opportunities", distinct=True),
-        )
-        instance.delete()
-        return {"deleted": {"customers": 1, **counts}}
+        return {"deleted": delete_customer(instance)}
 
     @action(detail=True, methods=["get"])
     def timeline(self, request, pk=None):

@@ -1,8 +1,10 @@
 """Bearer tokens (django-rest-knox: stored as SHA-512 digests, with an expiry)."""
 
 import binascii
+from functools import cache
 from hmac import compare_digest
 
+from django.db import connection
 from django.utils import timezone
 from knox.auth import TokenAuthentication
 from knox.crypto import hash_token
@@ -10,13 +12,16 @@ from knox.models import get_token_model
 from knox.settings import CONSTANTS
 from rest_framework import exceptions
 
+from .fastsql import reader
+
 
 class BearerTokenAuthentication(TokenAuthentication):
     """knox's scheme, looked up in one query.
 
     knox also sweeps every other token of the user on each request; here only
     the presented token is checked (and deleted once expired), and a token that
-    is not valid UTF-8 is refused instead of raising.
+    is not valid UTF-8 is refused instead of raising. Nothing is cached between
+    requests: a revoked token is refused by every worker at once.
     """
 
     def authenticate_credentials(self, token):
@@ -26,10 +31,7 @@ class BearerTokenAuthentication(TokenAuthentication):
             digest = hash_token(token)
         except (UnicodeDecodeError, TypeError, ValueError, binascii.Error):
             raise invalid from None
-        candidates = (
-            get_token_model().objects.filter(token_key=token[: CONSTANTS.TOKEN_KEY_LENGTH]).select_related("user")
-        )
-        for auth_token in candidates:
+        for auth_token in _tokens_with_users(token[: CONSTANTS.TOKEN_KEY_LENGTH]):
             if not compare_digest(digest, auth_token.digest):
                 continue
             if auth_token.expiry is not None and auth_token.expiry < timezone.now():
@@ -37,3 +39,32 @@ class BearerTokenAuthentication(TokenAuthentication):
                 raise invalid
             return self.validate_user(auth_token)
         raise invalid
+
+
+@cache
+def _token_lookup():
+    """The token-and-user join, built once: every API request runs it."""
+    token_model = get_token_model()
+    user_field = token_model._meta.get_field("user")
+    token_reader, user_reader = reader(token_model), reader(user_field.related_model)
+    quote = connection.ops.quote_name
+    sql = (
+        f"SELECT {', '.join(token_reader.columns + user_reader.columns)} "
+        f"FROM {token_reader.table} INNER JOIN {user_reader.table} "
+        f"ON {token_reader.table}.{quote(user_field.column)} = "
+        f"{user_reader.table}.{quote(user_field.related_model._meta.pk.column)} "
+        f"WHERE {token_reader.table}.{quote('token_key')} = %s"
+    )
+    return sql, token_reader, user_reader
+
+
+def _tokens_with_users(token_key):
+    sql, token_reader, user_reader = _token_lookup()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [token_key])
+        rows = cursor.fetchall()
+    split = len(token_reader)
+    for row in rows:
+        auth_token = token_reader.instance(row[:split])
+        auth_token.user = user_reader.instance(row[split:])
+        yield auth_token

@@ -5,7 +5,13 @@ Views return their payload as usual; this renderer wraps it as
 the pagination class, the exception handler or a delete) pass through.
 """
 
+import orjson
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
+from rest_framework.utils.encoders import JSONEncoder
+
+# Dates and times go to DRF's encoder, as everything orjson cannot encode itself.
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME
+_drf_default = JSONEncoder().default
 
 
 def is_envelope(data):
@@ -21,7 +27,18 @@ class EnvelopeJSONRenderer(JSONRenderer):
             return b""
         if not is_envelope(data):
             data = {"success": True, "data": data}
-        return super().render(data, accepted_media_type, renderer_context)
+        if data is None or self.get_indent(accepted_media_type, renderer_context or {}) is not None:
+            return super().render(data, accepted_media_type, renderer_context)
+        # orjson writes the same compact UTF-8 as DRF's json.dumps, several times faster.
+        try:
+            rendered = orjson.dumps(data, default=_drf_default, option=_ORJSON_OPTIONS)
+        except (TypeError, orjson.JSONEncodeError):
+            # Integers beyond 64 bits and the like: DRF's encoder knows what to do.
+            return super().render(data, accepted_media_type, renderer_context)
+        # As DRF does: keep the output a strict subset of JavaScript.
+        if b"\xe2\x80\xa8" in rendered or b"\xe2\x80\xa9" in rendered:
+            rendered = rendered.replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")
+        return rendered
 
 
 class EnvelopeBrowsableAPIRenderer(BrowsableAPIRenderer):

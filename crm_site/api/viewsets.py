@@ -6,6 +6,8 @@ from rest_framework.response import Response
 
 from crm_site.history import batched_delete_history
 
+from .mixins import ListOnlyFilteringMixin, PrimaryKeyReadMixin
+
 
 class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
@@ -13,7 +15,7 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
-class CRMModelViewSet(viewsets.ModelViewSet):
+class CRMModelViewSet(ListOnlyFilteringMixin, PrimaryKeyReadMixin, viewsets.ModelViewSet):
     """A model viewset with the CRM's conventions.
 
     - ``PUT`` is a partial update, as in the original API (clients send only

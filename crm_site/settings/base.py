@@ -115,9 +115,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers run beside the writer; IMMEDIATE takes the write lock at
     # BEGIN so concurrent writers queue on the busy timeout instead of failing
     # with "database is locked" when a read lock cannot be upgraded.
-    DATABASES["default"]["CONN_MAX_AGE"] = (
-        0 if env("DJANGO_CONN_MAX_AGE") is None else DATABASES["default"]["CONN_MAX_AGE"]
-    )
+    # Connections persist (CONN_MAX_AGE) as on PostgreSQL: opening one and running
+    # the PRAGMAs below costs more than a whole primary-key read.
     DATABASES["default"]["OPTIONS"] = {
         "timeout": env_int("DJANGO_SQLITE_TIMEOUT", 20),
         "transaction_mode": "IMMEDIATE",
@@ -167,6 +166,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "crm_site.api.negotiation.JSONFirstNegotiation",
     "DEFAULT_PAGINATION_CLASS": "crm_site.api.pagination.EnvelopePagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "crm_site.api.exceptions.envelope_exception_handler",

@@ -173,7 +173,15 @@ class TestListSearchFilter:
         body = api.get(URL).json()
         assert body["success"] is True
         assert [row["id"] for row in body["data"]] == [c.pk for c in reversed(customers)]
-        assert body["meta"] == {"count": 3, "page": 1, "page_size": 50, "next": None, "previous": None}
+        assert body["meta"] == {
+            "count": 3,
+            "count_capped": False,
+            "page": 1,
+            "page_size": 50,
+            "next": None,
+            "next_cursor": None,
+            "previous": None,
+        }
 
     def test_page_and_page_size(self, api):
         ids = [c.pk for c in reversed(CustomerFactory.create_batch(5))]

@@ -1,0 +1,60 @@
+"""Viewset behaviour for the API's hot paths, mixed into ``CRMModelViewSet``."""
+
+from django.core.exceptions import ValidationError
+from django.http import Http404
+
+from .fastsql import reader
+
+
+class ListOnlyFilteringMixin:
+    """Apply the filter backends to collections only.
+
+    Query parameters filter collections (lists, and list-level actions such as
+    an export); on a single object (``/customers/7``) they mean nothing, as in
+    the original API, and building the FilterSet and its form on every detail
+    request costs as much as the read itself.
+    """
+
+    def filter_queryset(self, queryset):
+        if getattr(self, "detail", False):
+            return queryset
+        return super().filter_queryset(queryset)
+
+
+class PrimaryKeyReadMixin:
+    """Fetch the object of a detail request with SQL built once per process.
+
+    Used only when ``get_queryset()`` is the model's plain queryset (no filter,
+    annotation, join or deferral); anything else goes the usual way.
+    """
+
+    def get_object(self):
+        queryset = self.get_queryset()
+        if self.lookup_field != "pk" or not _is_plain(queryset):
+            return super().get_object()
+        lookup_url_kwarg = self.lookup_url_kwarg or self.lookup_field
+        try:
+            pk = queryset.model._meta.pk.to_python(self.kwargs[lookup_url_kwarg])
+        except ValidationError:
+            raise Http404 from None
+        # Out of a 64-bit column's range: no such row (and no driver overflow error).
+        if isinstance(pk, int) and not -(2**63) <= pk < 2**63:
+            raise Http404
+        instance = reader(queryset.model, queryset.db).get(pk)
+        if instance is None:
+            raise Http404
+        self.check_object_permissions(self.request, instance)
+        return instance
+
+
+def _is_plain(queryset):
+    query = queryset.query
+    return (
+        not query.where
+        and not query.annotations
+        and not query.select_related
+        and not query.extra
+        and query.deferred_loading == (frozenset(), True)
+        and not queryset._prefetch_related_lookups
+        and type(queryset).__name__ == "QuerySet"
+    )

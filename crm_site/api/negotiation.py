@@ -1,0 +1,27 @@
+"""Content negotiation that answers the common case without parsing anything."""
+
+from rest_framework.negotiation import DefaultContentNegotiation
+
+# What API clients send (or nothing): the first renderer, JSON, is the answer.
+_JSON_ACCEPTS = frozenset({"", "*/*", "application/json"})
+
+
+class JSONFirstNegotiation(DefaultContentNegotiation):
+    """DRF's negotiation, short-cut for ``Accept`` headers that can only mean JSON.
+
+    Parsing and ranking the ``Accept`` header costs more than rendering a
+    detail response; for the headers in ``_JSON_ACCEPTS`` the outcome is known.
+    Anything else (a browser's ``text/html``, ``?format=``, ``indent=``) goes
+    through DRF's full negotiation.
+    """
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        if (
+            not format_suffix
+            and renderers
+            and renderers[0].media_type == "application/json"
+            and request.META.get("HTTP_ACCEPT", "").strip() in _JSON_ACCEPTS
+            and self.settings.URL_FORMAT_OVERRIDE not in request.query_params
+        ):
+            return renderers[0], renderers[0].media_type
+        return super().select_renderer(request, renderers, format_suffix)

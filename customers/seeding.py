@@ -1,0 +1,302 @@
+"""Deterministic demo data at scale, written straight into the tables.
+
+:func:`generate` yields batches of plain row tuples (customers with their
+interactions, opportunities and stage changes); :class:`BulkWriter` writes them
+with ``executemany`` on SQLite and ``COPY`` on PostgreSQL. Going around the ORM
+is what makes a million customers a matter of minutes: building model instances
+costs more than the database work. The column lists below follow the models,
+and ``tests/customers/test_seed_demo.py`` reads the rows back through the ORM.
+"""
+
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+
+from django.core.management.color import no_style
+from django.db import connection
+from django.db.migrations.recorder import MigrationRecorder
+
+from interactions.models import Interaction
+from opportunities.models import Opportunity, StageChange
+
+from .models import Customer
+from .search import SQLITE_TRIGGERS, ensure_sqlite_search_index
+
+# The one customer that a selective search finds (same name as in the original CRM's loader).
+UNIQUE_NAME = "Zyxwvut Unique"
+
+CN_SURNAMES = [
+    ("王", "wang"), ("李", "li"), ("张", "zhang"), ("刘", "liu"), ("陈", "chen"), ("杨", "yang"),
+    ("黄", "huang"), ("赵", "zhao"), ("吴", "wu"), ("周", "zhou"), ("徐", "xu"), ("孙", "sun"),
+    ("马", "ma"), ("朱", "zhu"), ("胡", "hu"), ("郭", "guo"), ("何", "he"), ("林", "lin"),
+]  # fmt: skip
+CN_GIVEN = [
+    ("伟", "wei"), ("芳", "fang"), ("娜", "na"), ("敏", "min"), ("静", "jing"), ("丽", "li"),
+    ("强", "qiang"), ("磊", "lei"), ("洋", "yang"), ("艳", "yan"), ("勇", "yong"), ("军", "jun"),
+    ("杰", "jie"), ("娟", "juan"), ("涛", "tao"), ("明", "ming"), ("超", "chao"), ("秀英", "xiuying"),
+    ("建华", "jianhua"), ("晓东", "xiaodong"), ("海燕", "haiyan"), ("志强", "zhiqiang"),
+]  # fmt: skip
+EN_FIRST = [
+    "Alice", "Bob", "Carla", "Daniel", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kemal",
+    "Lena", "Marco", "Nadia", "Oscar", "Priya", "Quinn", "Rosa", "Sven", "Tara", "Umar", "Vera",
+]  # fmt: skip
+EN_LAST = [
+    "Anders", "Brooks", "Castro", "Dubois", "Eriksen", "Fischer", "Garcia", "Haddad", "Ito",
+    "Jensen", "Kowalski", "Lopez", "Moreau", "Novak", "Okafor", "Petrov", "Smith", "Taylor",
+]  # fmt: skip
+CN_CITIES = ["北京", "上海", "深圳", "杭州", "广州", "成都", "南京", "苏州", "武汉", "西安"]
+CN_WORDS = ["星辰", "华信", "恒达", "云帆", "天成", "瑞丰", "博远", "智联", "宏图", "新创", "启明", "东方"]
+CN_TRADES = ["科技", "贸易", "咨询", "软件", "物流", "电子", "医疗", "教育"]
+CN_SUFFIXES = ["有限公司", "股份有限公司", "集团"]
+EN_COMPANIES = ["Acme", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Hooli", "Vandelay", "Tyrell", "Aperture"]
+EN_TRADES = ["Systems", "Logistics", "Analytics", "Foods", "Robotics", "Health", "Media", "Capital"]
+EN_SUFFIXES = ["Inc", "LLC", "GmbH", "Ltd", "Group", "Labs"]
+EN_DOMAINS = ["example.com", "example.org", "example.net"]
+CN_DOMAINS = ["example.cn", "example.com.cn"]
+
+STATUSES = [Customer.Status.ACTIVE] * 5 + [Customer.Status.PROSPECT] * 2 + [Customer.Status.LEAD] * 2
+STATUSES += [Customer.Status.INACTIVE]
+INTERACTION_TYPES = [Interaction.Type.CALL] * 4 + [Interaction.Type.EMAIL] * 4 + [Interaction.Type.MEETING] * 2
+INTERACTION_TYPES += [Interaction.Type.OTHER]
+CN_NOTES = ["电话沟通需求", "发送报价单", "上门拜访", "确认合同条款", "产品演示", "售后回访"]
+EN_NOTES = ["Discussed requirements", "Sent a quote", "On-site visit", "Reviewed contract terms", "Product demo"]
+DEAL_KINDS = [
+    "Annual licence",
+    "Pilot project",
+    "Support renewal",
+    "Hardware order",
+    "Consulting",
+    "年度采购",
+    "系统集成",
+]
+# Weighted so that the funnel narrows: most deals are early, some closed, a few lost.
+STAGES = [Opportunity.Stage.LEAD] * 4 + [Opportunity.Stage.PROPOSAL] * 3 + [Opportunity.Stage.NEGOTIATION] * 2
+STAGES += [Opportunity.Stage.CLOSED] * 2 + [Opportunity.Stage.LOST]
+
+CUSTOMER_COLUMNS = ("id", "name", "company", "email", "phone", "status", "created_at", "updated_at")
+INTERACTION_COLUMNS = ("id", "customer_id", "interaction_type", "notes", "occurred_at", "created_at")
+OPPORTUNITY_COLUMNS = (
+    "id", "customer_id", "title", "value", "stage", "probability",
+    "expected_close_date", "closed_at", "created_at", "updated_at",
+)  # fmt: skip
+STAGE_CHANGE_COLUMNS = ("id", "opportunity_id", "from_stage", "to_stage", "changed_at")
+
+TABLES = (
+    (Customer, CUSTOMER_COLUMNS, "customers"),
+    (Interaction, INTERACTION_COLUMNS, "interactions"),
+    (Opportunity, OPPORTUNITY_COLUMNS, "opportunities"),
+    (StageChange, STAGE_CHANGE_COLUMNS, "stage_changes"),
+)
+
+YEAR_SECONDS = 365 * 86400
+
+
+@dataclass
+class Batch:
+    customers: list = field(default_factory=list)
+    interactions: list = field(default_factory=list)
+    opportunities: list = field(default_factory=list)
+    stage_changes: list = field(default_factory=list)
+
+    def rows(self):
+        return len(self.customers) + len(self.interactions) + len(self.opportunities) + len(self.stage_changes)
+
+
+@dataclass
+class StartIds:
+    customer: int = 1
+    interaction: int = 1
+    opportunity: int = 1
+    stage_change: int = 1
+
+    @classmethod
+    def after_existing(cls):
+        """The next free id of each table (ids are written explicitly)."""
+        return cls(*(_max_id(model) + 1 for model, _, _ in TABLES))
+
+
+def _max_id(model):
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT MAX(id) FROM {connection.ops.quote_name(model._meta.db_table)}")
+        return cursor.fetchone()[0] or 0
+
+
+def _person(rng, cid):
+    """(name, email local part, domain list) for customer ``cid``; about half Chinese."""
+    if rng.random() < 0.5:
+        surname, surname_py = rng.choice(CN_SURNAMES)
+        given, given_py = rng.choice(CN_GIVEN)
+        return surname + given, f"{given_py}.{surname_py}{cid}", CN_DOMAINS
+    first, last = rng.choice(EN_FIRST), rng.choice(EN_LAST)
+    return f"{first} {last}", f"{first.lower()}.{last.lower()}{cid}", EN_DOMAINS
+
+
+def _company(rng):
+    roll = rng.random()
+    if roll < 0.45:
+        return rng.choice(CN_CITIES) + rng.choice(CN_WORDS) + rng.choice(CN_TRADES) + rng.choice(CN_SUFFIXES)
+    if roll < 0.9:
+        return f"{rng.choice(EN_COMPANIES)} {rng.choice(EN_TRADES)} {rng.choice(EN_SUFFIXES)}"
+    return None
+
+
+def generate(customers, *, seed=42, end=None, interactions_per=5, opportunities_per=2, start=None, batch_size=5000):
+    """Yield :class:`Batch` es of rows for ``customers`` customers.
+
+    The same ``seed``, ``end`` and ``start`` give the same rows. Timestamps fall in
+    the year before ``end`` (a UTC datetime; default: today at midnight UTC).
+    Customer ``start.customer + customers // 2`` is :data:`UNIQUE_NAME`.
+    """
+    rng = random.Random(seed)
+    ids = start or StartIds()
+    if end is None:
+        end = datetime.combine(date.today(), time.min, tzinfo=UTC)
+    year_start = end - timedelta(seconds=YEAR_SECONDS)
+    unique_id = ids.customer + customers // 2
+    inter_id, opp_id, change_id = ids.interaction, ids.opportunity, ids.stage_change
+    batch = Batch()
+    rand, randrange, choice = rng.random, rng.randrange, rng.choice
+
+    for cid in range(ids.customer, ids.customer + customers):
+        name, local, domains = _person(rng, cid)
+        company = _company(rng)
+        if cid == unique_id:
+            name, local, domains, company = UNIQUE_NAME, "zyxwvut.unique", EN_DOMAINS, "Unique Holdings"
+        email = f"{local}@{choice(domains)}" if rand() < 0.9 or cid == unique_id else None
+        phone = (
+            f"1{randrange(30, 90)}{randrange(10**8):08d}" if domains is CN_DOMAINS else f"+1-555-{randrange(10**7):07d}"
+        )
+        created = year_start + timedelta(seconds=randrange(YEAR_SECONDS))
+        remaining = max(1, int((end - created).total_seconds()))
+        batch.customers.append((cid, name, company, email, phone, choice(STATUSES), created, created))
+
+        notes = CN_NOTES if domains is CN_DOMAINS else EN_NOTES
+        for _ in range(randrange(max(0, interactions_per - 2), interactions_per + 3)):
+            occurred = created + timedelta(seconds=randrange(remaining))
+            note = choice(notes) if rand() < 0.85 else None
+            # Logged the moment it happened, or up to a day later.
+            logged = occurred + timedelta(seconds=randrange(86400)) if rand() < 0.3 else occurred
+            batch.interactions.append((inter_id, cid, choice(INTERACTION_TYPES), note, occurred, min(logged, end)))
+            inter_id += 1
+
+        for k in range(randrange(max(0, opportunities_per - 1), opportunities_per + 2)):
+            opened = created + timedelta(seconds=randrange(remaining))
+            stage = choice(STAGES)
+            expected = (opened + timedelta(days=randrange(14, 180))).date()
+            closed_at = None
+            updated = opened
+            if stage not in Opportunity.OPEN_STAGES:
+                closed_at = min(opened + timedelta(seconds=randrange(1, 120 * 86400)), end)
+                updated = closed_at
+            elif stage != Opportunity.Stage.LEAD:
+                updated = min(opened + timedelta(seconds=randrange(1, 60 * 86400)), end)
+            value = Decimal(randrange(5_000, 50_000_000)) / 100
+            title = f"{choice(DEAL_KINDS)} #{k + 1}"
+            probability = Opportunity.DEFAULT_PROBABILITY[stage]
+            batch.opportunities.append(
+                (opp_id, cid, title, value, stage, probability, expected, closed_at, opened, updated)
+            )
+            # Every opportunity starts as a lead; later stages add the step that led there.
+            batch.stage_changes.append((change_id, opp_id, None, Opportunity.Stage.LEAD, opened))
+            change_id += 1
+            if stage != Opportunity.Stage.LEAD:
+                batch.stage_changes.append((change_id, opp_id, Opportunity.Stage.LEAD, stage, updated))
+                change_id += 1
+            opp_id += 1
+
+        if len(batch.customers) >= batch_size:
+            yield batch
+            batch = Batch()
+    if batch.customers:
+        yield batch
+
+
+class BulkWriter:
+    """Writes :class:`Batch` es into the tables of the current database connection."""
+
+    def __init__(self):
+        self.vendor = connection.vendor
+        quote = connection.ops.quote_name
+        self.sql = {}
+        self.converters = {}
+        for model, columns, _ in TABLES:
+            self.converters[model] = [
+                (index, _SQLITE_CONVERTERS[model._meta.get_field(column).get_internal_type()])
+                for index, column in enumerate(columns)
+                if model._meta.get_field(column).get_internal_type() in _SQLITE_CONVERTERS
+            ]
+            table = quote(model._meta.db_table)
+            column_list = ", ".join(quote(column) for column in columns)
+            if self.vendor == "postgresql":
+                self.sql[model] = f"COPY {table} ({column_list}) FROM STDIN"
+            else:
+                placeholders = ", ".join(["%s"] * len(columns))
+                self.sql[model] = f"INSERT INTO {table} ({column_list}) VALUES ({placeholders})"
+
+        if self.vendor == "sqlite":
+            with connection.cursor() as cursor:
+                # A large page cache keeps the indexes' pages in memory while they grow.
+                cursor.execute("PRAGMA cache_size = -262144")
+                # The search index is rebuilt in one pass at the end (finish()),
+                # which is faster than a trigger firing per row.
+                for trigger in SQLITE_TRIGGERS:
+                    cursor.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+
+    @staticmethod
+    def tables():
+        return [model._meta.db_table for model, _, _ in TABLES]
+
+    def write(self, batch):
+        for model, _, attr in TABLES:
+            rows = getattr(batch, attr)
+            if not rows:
+                continue
+            if self.vendor == "postgresql":
+                self._copy(model, rows)
+            else:
+                self._insert(model, rows)
+
+    def _copy(self, model, rows):
+        with connection.cursor() as cursor:
+            # psycopg's COPY adapts datetimes, dates and decimals itself.
+            with cursor.cursor.copy(self.sql[model]) as copy:
+                for row in rows:
+                    copy.write_row(row)
+
+    def _insert(self, model, rows):
+        converters = self.converters[model]
+        if converters:
+            rows = [list(row) for row in rows]
+            for index, convert in converters:
+                for row in rows:
+                    if row[index] is not None:
+                        row[index] = convert(row[index])
+        with connection.cursor() as cursor:
+            cursor.executemany(self.sql[model], rows)
+
+    def finish(self):
+        """Move the id sequences past the explicit ids, and refresh the planner's statistics."""
+        models = [model for model, _, _ in TABLES]
+        with connection.cursor() as cursor:
+            for statement in connection.ops.sequence_reset_sql(no_style(), models):
+                cursor.execute(statement)
+            if self.vendor == "postgresql":
+                for model in models:
+                    cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
+            elif self.vendor == "sqlite":
+                if _sqlite_search_migrated():
+                    ensure_sqlite_search_index(cursor)
+                cursor.execute("ANALYZE")
+
+
+def _naive_utc_text(value):
+    return value.replace(tzinfo=None).isoformat(" ")
+
+
+# The text forms Django's SQLite backend stores (datetimes as naive UTC).
+_SQLITE_CONVERTERS = {"DateTimeField": _naive_utc_text, "DateField": str, "DecimalField": str}
+
+
+def _sqlite_search_migrated():
+    return ("customers", "0004_search_indexes") in MigrationRecorder(connection).applied_migrations()

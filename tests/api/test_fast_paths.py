@@ -1,0 +1,151 @@
+"""The hot-path shortcuts answer exactly what the plain DRF/ORM code would."""
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+from django.utils.translation import gettext_lazy
+from knox.models import get_token_model
+from rest_framework.exceptions import ErrorDetail
+from rest_framework.renderers import JSONRenderer
+from rest_framework.serializers import Serializer
+from rest_framework.test import APIClient
+
+from crm_site.api.fastsql import reader
+from crm_site.api.renderers import EnvelopeJSONRenderer
+from customers.models import Customer
+from customers.serializers import CustomerSerializer
+from interactions.models import Interaction
+from interactions.serializers import InteractionSerializer
+from opportunities.models import Opportunity
+from opportunities.serializers import OpportunitySerializer
+from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory
+
+
+def plain_twin(serializer_class):
+    """The same serializer with DRF's own per-instance fields."""
+    return type(
+        f"Plain{serializer_class.__name__}", (serializer_class,), {"_readable_fields": Serializer._readable_fields}
+    )
+
+
+@pytest.mark.parametrize(
+    "serializer_class, factory",
+    [
+        (CustomerSerializer, lambda: CustomerFactory(email=None, company="星辰科技")),
+        (InteractionSerializer, lambda: InteractionFactory(notes=None)),
+        (OpportunitySerializer, lambda: OpportunityFactory(expected_close_date="2026-03-01")),
+    ],
+)
+def test_cached_read_fields_represent_like_a_plain_serializer(db, serializer_class, factory):
+    instance = factory()
+    instance = type(instance).objects.get(pk=instance.pk)
+    plain = plain_twin(serializer_class)
+    assert serializer_class(instance).data == plain(instance).data
+    assert serializer_class([instance, instance], many=True).data == plain([instance, instance], many=True).data
+
+
+@pytest.mark.parametrize("model", [Customer, Interaction, Opportunity])
+def test_row_reader_builds_the_instance_the_orm_builds(db, model):
+    OpportunityFactory(stage=Opportunity.Stage.CLOSED)
+    InteractionFactory()
+    expected = model.objects.order_by("pk").first()
+    got = reader(model).get(expected.pk)
+
+    for field in model._meta.concrete_fields:
+        assert getattr(got, field.attname) == getattr(expected, field.attname), field.name
+    assert got._state.adding is False
+    assert reader(model).get(10**9) is None
+
+
+def test_opportunity_read_by_primary_key_still_records_its_stage_changes(api, db):
+    opportunity = OpportunityFactory()
+    response = api.put(f"/api/opportunities/{opportunity.pk}", {"stage": "proposal"}, format="json")
+
+    assert response.status_code == 200
+    assert list(opportunity.stage_changes.order_by("pk").values_list("from_stage", "to_stage")) == [
+        (None, "lead"),
+        ("lead", "proposal"),
+    ]
+
+
+def test_detail_ignores_list_filters(api, db):
+    customer = CustomerFactory(status=Customer.Status.ACTIVE)
+    response = api.get(f"/api/customers/{customer.pk}", {"status": "lead", "search": "nothing like it"})
+
+    assert response.status_code == 200
+    assert response.json()["data"]["id"] == customer.pk
+
+
+@pytest.mark.parametrize("pk", ["999999", str(2**63), "9" * 40])
+def test_detail_of_a_missing_or_out_of_range_id_is_a_404(api, db, pk):
+    response = api.get(f"/api/customers/{pk}")
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+def test_a_revoked_token_is_refused_at_once(api, db, token):
+    assert api.get("/api/customers").status_code == 200
+    assert api.post("/api/auth/logout").status_code == 200
+
+    response = api.get("/api/customers")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "authentication_failed"
+
+
+def test_an_expired_token_is_refused_and_deleted(db, user):
+    instance, raw = get_token_model().objects.create(user)
+    get_token_model().objects.filter(pk=instance.pk).update(expiry=timezone.now() - timedelta(seconds=1))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+
+    assert client.get("/api/customers").status_code == 401
+    assert not get_token_model().objects.filter(pk=instance.pk).exists()
+
+
+def test_an_inactive_users_token_is_refused(api, db, user):
+    user.is_active = False
+    user.save()
+
+    assert api.get("/api/customers").status_code == 401
+
+
+@pytest.mark.parametrize("header", ["Bearer ", "Bearer \xff\xfe", "Bearer abc def", "Bearer " + "x" * 300])
+def test_malformed_tokens_are_a_401(db, header):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=header)
+
+    assert client.get("/api/customers").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"id": 1, "name": "王伟", "value": Decimal("1234.50"), "zero": Decimal("0.00"), "none": None},
+        [{"a": "line\u2028separator\u2029"}, {"lazy": gettext_lazy("Customer deleted.")}],
+        {"fields": {"name": [ErrorDetail("This field is required.", code="required")]}},
+        {"when": datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC), "day": date(2026, 1, 2), "big": 2**70},
+        {"nested": [[1, 2.5, True, False], {"x": {"y": []}}]},
+    ],
+)
+def test_json_renderer_writes_the_bytes_drf_writes(payload):
+    ours = EnvelopeJSONRenderer().render(payload)
+    drf = JSONRenderer().render({"success": True, "data": payload} if not isinstance(payload, dict) else payload)
+    if isinstance(payload, dict):
+        drf = JSONRenderer().render({"success": True, "data": payload})
+    assert ours == drf.replace(b"\\u2028", b"\\u2028")
+
+
+@pytest.mark.parametrize("accept", ["", "*/*", "application/json", "application/json; indent=2", "text/html"])
+def test_negotiation_shortcut_picks_what_drf_would(api, db, accept):
+    customer = CustomerFactory()
+    headers = {"HTTP_ACCEPT": accept} if accept else {}
+    response = api.get(f"/api/customers/{customer.pk}", **headers)
+
+    assert response.status_code == 200
+    expected = "text/html; charset=utf-8" if accept == "text/html" else "application/json"
+    assert response["Content-Type"] == expected
+    if accept.endswith("indent=2"):
+        assert response.content.startswith(b'{\n  "success"')

@@ -1,0 +1,82 @@
+"""Queries per request stay the same as rows and related rows grow."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory
+
+
+def grow(size):
+    """``size`` customers, each with ``size`` interactions and opportunities."""
+    for _ in range(size):
+        customer = CustomerFactory()
+        InteractionFactory.create_batch(size, customer=customer)
+        OpportunityFactory.create_batch(size, customer=customer)
+    return customer
+
+
+def queries(api, path, params=None):
+    with CaptureQueriesContext(connection) as captured:
+        response = api.get(path, params or {})
+    assert response.status_code == 200, response.content
+    return len(captured)
+
+
+LISTS = ["/api/customers", "/api/interactions", "/api/opportunities"]
+
+
+@pytest.mark.parametrize("path", LISTS)
+@pytest.mark.parametrize(
+    "params",
+    [{"page_size": 2}, {"page_size": 2, "page": 2}, {"page_size": 2, "search": "Customer"}],
+    ids=["first-page", "second-page", "filtered"],
+)
+def test_list_queries_do_not_grow_with_rows(api, db, path, params):
+    grow(3)
+    small = queries(api, path, params)
+    grow(6)
+    # Token, page, capped count: nothing per row.
+    assert queries(api, path, params) == small == 3
+
+
+@pytest.mark.parametrize("path", LISTS)
+def test_cursor_page_queries_do_not_grow_with_rows(api, db, path):
+    grow(3)
+    cursor = api.get(path, {"page_size": 2}).json()["meta"]["next_cursor"]
+    small = queries(api, path, {"page_size": 2, "cursor": cursor})
+    grow(6)
+    cursor = api.get(path, {"page_size": 2}).json()["meta"]["next_cursor"]
+    assert queries(api, path, {"page_size": 2, "cursor": cursor}) == small == 3
+
+
+@pytest.mark.parametrize("path", LISTS)
+def test_a_result_that_fits_on_one_page_is_not_counted_again(api, db, path):
+    grow(2)
+    assert queries(api, path, {"page_size": 500}) == 2
+
+
+def test_interactions_by_customer_queries_do_not_grow(api, db):
+    customer = grow(3)
+    small = queries(api, "/api/interactions", {"customer_id": customer.pk, "page_size": 2})
+    customer = grow(8)
+    assert queries(api, "/api/interactions", {"customer_id": customer.pk, "page_size": 2}) == small
+
+
+@pytest.mark.parametrize("resource", ["customers", "interactions", "opportunities"])
+def test_detail_is_two_queries_however_many_related_rows(api, db, resource):
+    customer = grow(2)
+    ids = {
+        "customers": customer.pk,
+        "interactions": customer.interactions.first().pk,
+        "opportunities": customer.opportunities.first().pk,
+    }
+    small = queries(api, f"/api/{resource}/{ids[resource]}")
+    customer = grow(7)
+    ids = {
+        "customers": customer.pk,
+        "interactions": customer.interactions.first().pk,
+        "opportunities": customer.opportunities.first().pk,
+    }
+    # The token and the row; no count, no filter set, no related rows.
+    assert queries(api, f"/api/{resource}/{ids[resource]}") == small == 2
