@@ -65,6 +65,25 @@ class EnvelopePagination(BasePagination):
             }
         )
 
+    def get_schema_operation_parameters(self, view):
+        return [
+            {
+                "name": self.page_query_param,
+                "in": "query",
+                "required": False,
+                "description": "Page number, from 1.",
+                "schema": {"type": "integer", "minimum": 1},
+            },
+            {
+                "name": self.page_size_query_param,
+                "in": "query",
+                "required": False,
+                "description": f"Rows per page (default {self.page_size}; more than {self.max_page_size} "
+                f"gives {self.max_page_size}).",
+                "schema": {"type": "integer", "minimum": 1},
+            },
+        ]
+
     def get_paginated_response_schema(self, schema):
         return {
             "type": "object",

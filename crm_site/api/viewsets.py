@@ -4,8 +4,11 @@ from django.db import IntegrityError, transaction
 from rest_framework import exceptions, status, viewsets
 from rest_framework.response import Response
 
+from .conditional import ConditionalRequestMixin
+from .idempotency import IdempotencyMixin
 
-class CRMModelViewSet(viewsets.ModelViewSet):
+
+class CRMModelViewSet(IdempotencyMixin, ConditionalRequestMixin, viewsets.ModelViewSet):
     """A model viewset with the CRM's conventions.
 
     - ``PUT`` is a partial update, as in the original API (clients send only
@@ -13,6 +16,8 @@ class CRMModelViewSet(viewsets.ModelViewSet):
     - ``DELETE`` answers 200 with a message instead of an empty 204.
     - Writes run in a transaction; a unique constraint that loses a race with a
       concurrent writer becomes a 400 on the field named in ``unique_constraint_fields``.
+    - POSTs honour ``Idempotency-Key`` (see ``idempotency.py``); detail responses
+      carry an ETag, and PUT/PATCH/DELETE honour ``If-Match`` (see ``conditional.py``).
     """
 
     # Ids are integers: anything else is not a route, so it gets the JSON 404.
@@ -43,8 +48,9 @@ class CRMModelViewSet(viewsets.ModelViewSet):
             raise exceptions.ValidationError("The change conflicts with existing data.") from exc
 
     def destroy(self, request, *args, **kwargs):
-        instance = self.get_object()
-        payload = {"id": instance.pk}
         with transaction.atomic():
+            # Read inside the transaction: an If-Match check and the delete see the same row.
+            instance = self.get_object()
+            payload = {"id": instance.pk}
             payload.update(self.perform_destroy(instance) or {})
         return Response({"success": True, "message": self.deleted_message, "data": payload}, status=status.HTTP_200_OK)
