@@ -10,6 +10,8 @@ adds, once for every operation:
   (``X-Request-ID``, ``ETag``, ``Retry-After``, ``Idempotent-Replayed``).
 """
 
+import copy
+
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
@@ -244,14 +246,18 @@ class EnvelopeAutoSchema(AutoSchema):
 
     def _error_ref(self):
         component = ResolvedComponent(
-            name=ERROR_COMPONENT, type=ResolvedComponent.SCHEMA, schema=ERROR_ENVELOPE_SCHEMA, object=ERROR_COMPONENT
+            name=ERROR_COMPONENT,
+            type=ResolvedComponent.SCHEMA,
+            # A copy: the enum post-processing hook rewrites component schemas in place.
+            schema=copy.deepcopy(ERROR_ENVELOPE_SCHEMA),
+            object=ERROR_COMPONENT,
         )
         self.registry.register_on_missing(component)
         return component.ref
 
     def _get_response_bodies(self, direction="response"):
         if self.method == "DELETE" and self._is_conditional:
-            responses = {"200": self._get_response_for_code(DELETED_SCHEMA, "200", direction=direction)}
+            responses = {"200": self._get_response_for_code(copy.deepcopy(DELETED_SCHEMA), "200", direction=direction)}
         else:
             responses = super()._get_response_bodies(direction)
         paginated_list = self.method == "GET" and self._is_list_view() and self._get_paginator() is not None

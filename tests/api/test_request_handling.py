@@ -1,0 +1,105 @@
+"""Request ids, the access log, body limits and where credentials are read from."""
+
+import json
+import logging
+
+import pytest
+from django.http import HttpResponse
+
+from crm_site.api.middleware import RequestBodyLimitMiddleware
+from customers.models import Customer
+
+pytestmark = pytest.mark.django_db
+
+
+def test_client_request_id_is_echoed(api):
+    response = api.get("/api/customers", HTTP_X_REQUEST_ID="abc-123.def_456")
+    assert response["X-Request-ID"] == "abc-123.def_456"
+
+
+@pytest.mark.parametrize("bad_id", ["", "has space", "x" * 129, "<script>", "ünï"])
+def test_unusable_request_id_is_replaced_by_a_generated_one(api, bad_id):
+    response = api.get("/api/customers", HTTP_X_REQUEST_ID=bad_id)
+    assert response["X-Request-ID"] != bad_id
+    assert len(response["X-Request-ID"]) == 32
+
+
+@pytest.mark.parametrize("path", ["/api/customers", "/api/nowhere", "/api/health", "/", "/admin/login/"])
+def test_every_response_gets_a_request_id(anon_client, path):
+    first, second = anon_client.get(path), anon_client.get(path)
+    assert first["X-Request-ID"] and first["X-Request-ID"] != second["X-Request-ID"]
+
+
+def test_one_json_access_log_line_per_request(api, user, caplog):
+    with caplog.at_level(logging.INFO, logger="crm.access"):
+        response = api.post("/api/customers", {"name": "Ada"}, format="json", HTTP_X_REQUEST_ID="req-1")
+
+    records = [r for r in caplog.records if r.name == "crm.access"]
+    assert len(records) == 1
+    line = json.loads(records[0].getMessage())
+    assert line["request_id"] == "req-1" == response["X-Request-ID"]
+    assert line["method"] == "POST"
+    assert line["path"] == "/api/customers"
+    assert line["status"] == 201
+    assert line["user_id"] == user.pk
+    assert isinstance(line["duration_ms"], float) and line["duration_ms"] >= 0
+
+
+def test_access_log_has_no_user_for_anonymous_requests(anon_client, caplog):
+    with caplog.at_level(logging.INFO, logger="crm.access"):
+        anon_client.get("/api/customers")
+    line = json.loads([r for r in caplog.records if r.name == "crm.access"][0].getMessage())
+    assert line["status"] == 401
+    assert line["user_id"] is None
+
+
+def test_body_over_the_limit_is_413(api, settings):
+    settings.MAX_REQUEST_BODY_BYTES = 100
+    response = api.post("/api/customers", {"name": "x" * 200}, format="json")
+
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "request_too_large"
+    assert not Customer.objects.exists()
+
+
+def test_chunked_body_without_length_is_refused(rf):
+    # The test client always sets Content-Length; a real server does not for chunked bodies
+    # (tests/live covers that through gunicorn).
+    request = rf.post("/api/customers", b'{"name": "Ada"}', content_type="application/json")
+    del request.META["CONTENT_LENGTH"]
+    request.META["HTTP_TRANSFER_ENCODING"] = "chunked"
+
+    response = RequestBodyLimitMiddleware(lambda request: HttpResponse("view reached"))(request)
+
+    assert response.status_code == 411
+    assert json.loads(response.content)["error"]["code"] == "length_required"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "status", "code"),
+    [
+        ("text/plain", b"name=Ada", 415, "unsupported_media_type"),
+        ("application/xml", b"<name>Ada</name>", 415, "unsupported_media_type"),
+        ("application/json", b"{not json", 400, "malformed_request"),
+        ("application/json", b"\xff\xfe", 400, "malformed_request"),
+    ],
+)
+def test_non_json_bodies_are_refused(api, content_type, body, status, code):
+    response = api.generic("POST", "/api/customers", body, content_type=content_type)
+
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == code
+    assert not Customer.objects.exists()
+
+
+@pytest.mark.parametrize("param", ["token", "access_token", "auth_token", "bearer", "Authorization"])
+def test_tokens_are_never_read_from_the_query_string(anon_client, token, param):
+    response = anon_client.get(f"/api/customers?{param}={token}")
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] in ("not_authenticated", "authentication_failed")
+
+
+def test_token_from_the_header_works(anon_client, token):
+    anon_client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert anon_client.get("/api/customers").status_code == 200
