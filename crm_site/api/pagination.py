@@ -71,6 +71,7 @@ class EnvelopePagination(BasePagination):
                 "name": self.page_query_param,
                 "in": "query",
                 "required": False,
+                "allowEmptyValue": True,
                 "description": "Page number, from 1.",
                 "schema": {"type": "integer", "minimum": 1},
             },
@@ -78,6 +79,7 @@ class EnvelopePagination(BasePagination):
                 "name": self.page_size_query_param,
                 "in": "query",
                 "required": False,
+                "allowEmptyValue": True,
                 "description": f"Rows per page (default {self.page_size}; more than {self.max_page_size} "
                 f"gives {self.max_page_size}).",
                 "schema": {"type": "integer", "minimum": 1},

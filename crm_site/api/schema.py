@@ -12,6 +12,7 @@ adds, once for every operation:
 
 import copy
 
+from django_filters import rest_framework as django_filters
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
@@ -24,6 +25,8 @@ from .idempotency import KEY_PATTERN, REPLAYED_HEADER, IdempotencyMixin
 from .request_id import HEADER as REQUEST_ID_HEADER
 
 ERROR_COMPONENT = "ErrorEnvelope"
+# "*" or a comma-separated list of (strong or weak) entity tags, as RFC 9110 defines If-Match.
+IF_MATCH_PATTERN = r'^(\*|(W/)?"[\x21\x23-\x7e]*"(\s*,\s*(W/)?"[\x21\x23-\x7e]*")*)$'
 
 ERROR_ENVELOPE_SCHEMA = {
     "type": "object",
@@ -188,6 +191,7 @@ class EnvelopeAutoSchema(AutoSchema):
                     "The ETag the client last read: the change is made only if the record is still that version, "
                     "else 412. Without it the change is unconditional.",
                     response=False,
+                    pattern=IF_MATCH_PATTERN,
                 )
             )
         if self._is_conditional and self.method == "GET":
@@ -216,6 +220,31 @@ class EnvelopeAutoSchema(AutoSchema):
         parameters = [*super().get_override_parameters(), *self._request_headers(), *self._response_headers()]
         if "{id}" in self.path:
             parameters.append(OpenApiParameter("id", int, OpenApiParameter.PATH, description="The record's id."))
+        return parameters
+
+    def _get_filter_parameters(self):
+        """Describe filters as django-filter really reads them.
+
+        An empty value means "no filter"; number filters take any number within the
+        filter's own bounds; text filters have their maximum length.
+        """
+        parameters = super()._get_filter_parameters()
+        filterset_class = getattr(self.view, "filterset_class", None)
+        filters = filterset_class.base_filters if filterset_class else {}
+        for parameter in parameters:
+            if parameter.get("in") != "query":
+                continue
+            parameter["allowEmptyValue"] = True
+            declared = filters.get(parameter["name"])
+            schema = parameter.get("schema", {})
+            if isinstance(declared, django_filters.NumberFilter):
+                schema.pop("format", None)
+                schema["type"] = "number"
+                for bound, key in (("min_value", "minimum"), ("max_value", "maximum")):
+                    if declared.extra.get(bound) is not None:
+                        schema[key] = declared.extra[bound]
+            elif isinstance(declared, django_filters.CharFilter) and declared.extra.get("max_length"):
+                schema["maxLength"] = declared.extra["max_length"]
         return parameters
 
     def _get_request_for_media_type(self, serializer, direction="request"):
