@@ -6,18 +6,31 @@ and are read at request time, so a change of settings applies without a reload.
 """
 
 import hashlib
+import logging
 from collections.abc import Mapping
 
-from rest_framework import exceptions, throttling
+from django.core.exceptions import ImproperlyConfigured
+from redis.exceptions import RedisError
+from rest_framework import throttling
 from rest_framework.settings import api_settings
+
+logger = logging.getLogger(__name__)
 
 
 class _SettingsRateMixin:
+    def allow_request(self, request, view):
+        try:
+            return super().allow_request(request, view)
+        except RedisError:
+            # An unreachable Redis must not take the whole API down with it.
+            logger.warning("Rate limit %r not applied: the cache is unreachable.", self.scope, exc_info=True)
+            return True
+
     def get_rate(self):
         try:
             return api_settings.DEFAULT_THROTTLE_RATES[self.scope]
         except KeyError as exc:
-            raise exceptions.ImproperlyConfigured(f"No throttle rate set for scope {self.scope!r}.") from exc
+            raise ImproperlyConfigured(f"No throttle rate set for scope {self.scope!r}.") from exc
 
 
 class UserThrottle(_SettingsRateMixin, throttling.UserRateThrottle):

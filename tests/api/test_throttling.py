@@ -164,3 +164,18 @@ def test_forwarded_for_header_does_not_reset_the_address_count(rates):
     )
 
     _assert_throttled(response)
+
+
+def test_unreachable_redis_lets_requests_through_with_a_warning(settings, api, caplog):
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:9/0"}
+    }
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"user": "1/minute", "anon": "1/minute"},
+    }
+
+    responses = [api.get("/api/customers") for _ in range(2)]
+
+    assert [r.status_code for r in responses] == [200, 200]
+    assert "Rate limit 'user' not applied: the cache is unreachable." in caplog.text
