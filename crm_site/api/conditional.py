@@ -56,7 +56,8 @@ class ConditionalRequestMixin:
         if_match = self.request.headers.get("If-Match")
         if if_match is None or self.request.method not in ("PUT", "PATCH", "DELETE"):
             return super().get_object()
-        if connection.features.has_select_for_update:
+        if connection.features.has_select_for_update and connection.in_atomic_block:
+            # (OPTIONS simulates a PUT outside any transaction to list the allowed actions.)
             # Locked apart from the view's queryset, which may join or aggregate.
             lookup = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
             model = self.get_queryset().model

@@ -166,7 +166,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["crm_site.api.filters.FilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "crm_site.api.pagination.EnvelopePagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "crm_site.api.exceptions.envelope_exception_handler",

@@ -8,6 +8,7 @@ from django.http import HttpResponse
 
 from crm_site.api.middleware import RequestBodyLimitMiddleware
 from customers.models import Customer
+from tests.factories import InteractionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -103,3 +104,30 @@ def test_tokens_are_never_read_from_the_query_string(anon_client, token, param):
 def test_token_from_the_header_works(anon_client, token):
     anon_client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     assert anon_client.get("/api/customers").status_code == 200
+
+
+@pytest.mark.parametrize("value", ["0001-01-01T00:30:00+05:00", "9999-12-31T23:59:00-05:00"])
+def test_date_time_filters_out_of_range_in_utc_are_400_not_500(api, value):
+    response = api.get("/api/interactions", {"created_before": value})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"created_before": ["Date and time out of range."]}
+
+
+@pytest.mark.parametrize("value", ["2020-01-01T00:00:00+23:59", "2020-01-01T00:00:00-16:00"])
+def test_date_time_filters_accept_offsets_the_database_would_refuse(api, value):
+    # PostgreSQL refuses offsets past 15:59; the value is compared in UTC instead.
+    InteractionFactory()
+    response = api.get("/api/interactions", {"created_after": value})
+
+    assert response.status_code == 200
+    assert response.json()["meta"]["count"] == 1
+
+
+def test_date_time_filters_with_offsets_compare_in_utc(api):
+    from tests.factories import CustomerFactory
+
+    customer = CustomerFactory()
+    response = api.get("/api/customers", {"created_after": "2000-01-01T10:00:00+15:30"})
+
+    assert [row["id"] for row in response.json()["data"]] == [customer.pk]

@@ -97,3 +97,16 @@ def test_production_sends_security_headers(gunicorn_server):
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["X-Frame-Options"] == "DENY"
     assert response.headers["Referrer-Policy"] == "same-origin"
+
+
+def test_options_with_if_match_describes_the_endpoint(gunicorn_server, token):
+    # OPTIONS tries a PUT outside any transaction to list the allowed actions.
+    client = gunicorn_server.client(token)
+    created = client.post(f"{gunicorn_server.url}/api/customers", json={"name": f"Options {uuid.uuid4().hex}"})
+
+    response = client.options(
+        f"{gunicorn_server.url}/api/customers/{created.json()['data']['id']}", headers={"If-Match": '"stale"'}
+    )
+
+    assert response.status_code == 200
+    assert response.json()["data"]["name"] == "Customer Instance"
