@@ -161,11 +161,8 @@ REST_FRAMEWORK = {
         "crm_site.api.renderers.EnvelopeJSONRenderer",
         "crm_site.api.renderers.EnvelopeBrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # JSON only: any other body is a 415 (the browsable API offers its raw JSON form).
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["crm_site.api.filters.FilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "crm_site.api.pagination.EnvelopePagination",
     "PAGE_SIZE": 50,
@@ -226,8 +223,6 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "COMPONENT_SPLIT_REQUEST": True,
-    # Forms are accepted for the browsable API, but JSON is the contract.
-    "PARSER_WHITELIST": ["rest_framework.parsers.JSONParser"],
     # The envelope's "success" is true on success and false on errors.
     "ENUM_NAME_OVERRIDES": {"SuccessTrueEnum": [(True, True)], "SuccessFalseEnum": [(False, False)]},
     "POSTPROCESSING_HOOKS": [

@@ -80,6 +80,13 @@ def test_chunked_body_without_length_is_refused(rf):
     ("content_type", "body", "status", "code"),
     [
         ("text/plain", b"name=Ada", 415, "unsupported_media_type"),
+        ("application/x-www-form-urlencoded", b"name=Ada", 415, "unsupported_media_type"),
+        (
+            "multipart/form-data; boundary=x",
+            b'--x\r\nContent-Disposition: form-data; name="name"\r\n\r\nAda\r\n--x--',
+            415,
+            "unsupported_media_type",
+        ),
         ("application/xml", b"<name>Ada</name>", 415, "unsupported_media_type"),
         ("application/json", b"{not json", 400, "malformed_request"),
         ("application/json", b"\xff\xfe", 400, "malformed_request"),
@@ -131,3 +138,10 @@ def test_date_time_filters_with_offsets_compare_in_utc(api):
     response = api.get("/api/customers", {"created_after": "2000-01-01T10:00:00+15:30"})
 
     assert [row["id"] for row in response.json()["data"]] == [customer.pk]
+
+
+def test_login_takes_json_only(anon_client, user):
+    response = anon_client.post("/api/auth/token", {"username": user.username, "password": "x"})  # a form
+
+    assert response.status_code == 415
+    assert response.json()["error"]["code"] == "unsupported_media_type"
