@@ -20,45 +20,31 @@ def manage(*args, **env):
     )
 
 
-def test_production_settings_pass_the_deploy_check_without_warnings():
-    result = manage(
+def deploy_check(**env):
+    return manage(
         "check",
         "--deploy",
         "--fail-level",
         "WARNING",
-        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
-        DJANGO_ALLOWED_HOSTS="crm.example.com",
+        **{"DJANGO_SECRET_KEY": secrets.token_urlsafe(50), "DJANGO_ALLOWED_HOSTS": "crm.example.com", **env},
     )
+
+
+def test_production_settings_pass_the_deploy_check_without_warnings():
+    result = deploy_check()
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues (0 silenced)." in result.stdout
 
 
 def test_production_behind_a_tls_proxy_also_passes():
-    result = manage(
-        "check",
-        "--deploy",
-        "--fail-level",
-        "WARNING",
-        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
-        DJANGO_ALLOWED_HOSTS="crm.example.com",
-        DJANGO_SECURE_PROXY_SSL_HEADER="true",
-    )
+    result = deploy_check(DJANGO_SECURE_PROXY_SSL_HEADER="true")
 
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_deploy_check_would_catch_a_weak_configuration():
-    result = manage(
-        "check",
-        "--deploy",
-        "--fail-level",
-        "WARNING",
-        DJANGO_SECRET_KEY="short",
-        DJANGO_ALLOWED_HOSTS="crm.example.com",
-        DJANGO_SECURE_SSL_REDIRECT="false",
-        DJANGO_DEBUG="true",
-    )
+    result = deploy_check(DJANGO_SECRET_KEY="short", DJANGO_SECURE_SSL_REDIRECT="false", DJANGO_DEBUG="true")
 
     assert result.returncode != 0
     assert "security.W018" in result.stderr  # DEBUG

@@ -35,6 +35,13 @@ def count_customers(server, token, name):
     return response.json()["meta"]["count"]
 
 
+def create_and_read(server, client, prefix):
+    """A new customer's URL and its ETag as read back."""
+    created = client.post(f"{server.url}/api/customers", json={"name": f"{prefix} {uuid.uuid4().hex}"})
+    url = f"{server.url}/api/customers/{created.json()['data']['id']}"
+    return url, client.get(url).headers["ETag"]
+
+
 def test_concurrent_posts_with_one_key_create_one_record(gunicorn_server, token):
     name = f"Once {uuid.uuid4().hex}"
     key = uuid.uuid4().hex
@@ -70,9 +77,7 @@ def test_concurrent_posts_with_distinct_keys_each_create_a_record(gunicorn_serve
 
 def test_concurrent_edits_with_one_etag_let_exactly_one_through(gunicorn_server, token):
     client = gunicorn_server.client(token)
-    created = client.post(f"{gunicorn_server.url}/api/customers", json={"name": f"Race {uuid.uuid4().hex}"})
-    url = f"{gunicorn_server.url}/api/customers/{created.json()['data']['id']}"
-    etag = client.get(url).headers["ETag"]
+    url, etag = create_and_read(gunicorn_server, client, "Race")
 
     def edit(i):
         return gunicorn_server.client(token).patch(url, json={"name": f"Editor {i}"}, headers={"If-Match": etag})
@@ -90,9 +95,7 @@ def test_concurrent_edits_with_one_etag_let_exactly_one_through(gunicorn_server,
 
 def test_concurrent_delete_and_edit_with_one_etag_let_exactly_one_through(gunicorn_server, token):
     client = gunicorn_server.client(token)
-    created = client.post(f"{gunicorn_server.url}/api/customers", json={"name": f"Gone {uuid.uuid4().hex}"})
-    url = f"{gunicorn_server.url}/api/customers/{created.json()['data']['id']}"
-    etag = client.get(url).headers["ETag"]
+    url, etag = create_and_read(gunicorn_server, client, "Gone")
 
     def act(i):
         session = gunicorn_server.client(token)
