@@ -129,3 +129,18 @@ def test_stored_response_is_the_rendered_envelope(api):
     assert record.response_status == 201
     assert json.loads(bytes(record.response_body)) == response.json()
     assert record.response_headers["ETag"] == response["ETag"]
+
+
+@pytest.mark.parametrize("stored_keys", [1, 20])
+def test_key_handling_costs_the_same_queries_however_many_keys_are_stored(
+    api, user, django_assert_num_queries, stored_keys
+):
+    for n in range(stored_keys):
+        IdempotencyKey.objects.create(user=user, key=f"old-{n}", fingerprint="0" * 64, response_status=201)
+    # The request's own savepoint (a transaction outside tests) around: token, claim (in a
+    # savepoint), the insert (in a savepoint), storing the response.
+    with django_assert_num_queries(10):
+        assert post(api, "/api/customers", {"name": "Ada"}, "new-key").status_code == 201
+    # Around: token, the failed claim (savepoint rolled back, then released), reading the stored response.
+    with django_assert_num_queries(8):
+        assert post(api, "/api/customers", {"name": "Ada"}, "new-key").status_code == 201
