@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from corsheaders.defaults import default_headers as cors_default_headers
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -244,7 +245,9 @@ REST_KNOX = {
 # CORS: only the API, only the origins the operator lists.
 CORS_URLS_REGEX = r"^/api/.*$"
 CORS_ALLOWED_ORIGINS = env_list("DJANGO_CORS_ALLOWED_ORIGINS")
-CORS_EXPOSE_HEADERS = ["ETag", "Retry-After", "X-Request-ID"]
+CORS_EXPOSE_HEADERS = ["ETag", "Retry-After", "X-Request-ID", "Idempotent-Replayed"]
+# Browsers may send the safe-write headers (docs/api.md) across origins too.
+CORS_ALLOW_HEADERS = [*cors_default_headers, "idempotency-key", "if-match", "if-none-match", "x-request-id"]
 
 LOGGING = {
     "version": 1,

@@ -145,3 +145,16 @@ def test_login_takes_json_only(anon_client, user):
 
     assert response.status_code == 415
     assert response.json()["error"]["code"] == "unsupported_media_type"
+
+
+def test_browsers_may_send_the_safe_write_headers_across_origins(anon_client, settings):
+    settings.CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
+    response = anon_client.options(
+        "/api/customers/1",
+        HTTP_ORIGIN="https://app.example.com",
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD="PATCH",
+        HTTP_ACCESS_CONTROL_REQUEST_HEADERS="authorization, content-type, if-match, idempotency-key, x-request-id",
+    )
+
+    allowed = {h.strip() for h in response["Access-Control-Allow-Headers"].split(",")}
+    assert {"authorization", "if-match", "if-none-match", "idempotency-key", "x-request-id"} <= allowed

@@ -110,3 +110,18 @@ def test_options_with_if_match_describes_the_endpoint(gunicorn_server, token):
 
     assert response.status_code == 200
     assert response.json()["data"]["name"] == "Customer Instance"
+
+
+def test_behind_a_tls_proxy_https_is_recognised_and_plain_http_redirected(server_factory):
+    server = server_factory(workers=1, DJANGO_SECURE_SSL_REDIRECT="true", DJANGO_SECURE_PROXY_SSL_HEADER="true")
+    client = server.client()
+
+    proxied = client.get(f"{server.url}/api/customers", headers={"X-Forwarded-Proto": "https"}, allow_redirects=False)
+    plain = client.get(f"{server.url}/api/customers", allow_redirects=False)
+    probe = client.get(f"{server.url}/api/health", allow_redirects=False)
+
+    assert proxied.status_code == 401  # reached the API over "HTTPS"
+    assert proxied.headers["Strict-Transport-Security"].startswith("max-age=31536000")
+    assert plain.status_code == 301
+    assert plain.headers["Location"].startswith("https://")
+    assert probe.status_code == 200  # load balancers probe over plain HTTP
