@@ -162,7 +162,13 @@ class EnvelopeAutoSchema(AutoSchema):
 
     @property
     def _is_conditional(self):
-        return isinstance(self.view, ConditionalRequestMixin) and self._is_detail
+        # The mixin's own actions: extra @action routes carry no ETag.
+        return isinstance(self.view, ConditionalRequestMixin) and getattr(self.view, "action", None) in (
+            "retrieve",
+            "update",
+            "partial_update",
+            "destroy",
+        )
 
     @property
     def _is_idempotent_post(self):
@@ -208,8 +214,9 @@ class EnvelopeAutoSchema(AutoSchema):
             headers.append(
                 _header("ETag", "Version of the record, for If-Match and If-None-Match.", ["200", "304"], True)
             )
-        if self._is_idempotent_post:
+        if isinstance(self.view, ConditionalRequestMixin) and getattr(self.view, "action", None) == "create":
             headers.append(_header("ETag", "Version of the created record.", ["201"], True))
+        if self._is_idempotent_post:
             headers.append(
                 _header(REPLAYED_HEADER, "`true` when this is the stored answer to an earlier request.", ["200", "201"])
             )

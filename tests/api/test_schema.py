@@ -117,3 +117,29 @@ def test_put_is_documented_as_partial(schema):
     body = schema["paths"]["/api/customers/{id}"]["put"]["requestBody"]["content"]["application/json"]["schema"]
     assert body == {"$ref": "#/components/schemas/PatchedCustomerRequest"}
     assert "required" not in schema["components"]["schemas"]["PatchedCustomerRequest"]
+
+
+def test_extra_actions_get_the_envelope_and_idempotency_but_no_etag_promises():
+    from drf_spectacular.generators import SchemaGenerator
+    from rest_framework.decorators import action
+    from rest_framework.response import Response
+
+    from crm_site.api_router import OptionalSlashRouter
+    from customers.views import CustomerViewSet
+
+    class WithAction(CustomerViewSet):
+        @action(detail=True, methods=["post"])
+        def archive(self, request, pk=None):
+            return Response(self.get_serializer(self.get_object()).data)
+
+    router = OptionalSlashRouter()
+    router.register("things", WithAction, basename="thing")
+    schema = SchemaGenerator(patterns=router.urls).get_schema(request=None, public=True)
+    operation = schema["paths"]["/things/{id}/archive"]["post"]
+
+    assert "Idempotency-Key" in {p["name"] for p in operation["parameters"]}
+    assert "If-Match" not in {p["name"] for p in operation["parameters"]}
+    success = operation["responses"]["200"]
+    assert "ETag" not in success["headers"]
+    assert set(success["content"]["application/json"]["schema"]["properties"]) == {"success", "data"}
+    assert {"400", "409", "422", "429"} <= set(operation["responses"])
