@@ -1,9 +1,11 @@
 from rest_framework import serializers
 
+from crm_site.api.serializers import StrictJSONTypesMixin
+
 from .models import Customer
 
 
-class CustomerSerializer(serializers.ModelSerializer):
+class CustomerSerializer(StrictJSONTypesMixin, serializers.ModelSerializer):
     class Meta:
         model = Customer
         fields = ["id", "name", "company", "email", "phone", "status", "created_at", "updated_at"]

@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from crm_site.api.serializers import StrictJSONTypesMixin
 from customers.models import Customer
 
 from .models import Interaction
@@ -7,7 +8,7 @@ from .models import Interaction
 NOTES_MAX_LENGTH = 20_000
 
 
-class InteractionSerializer(serializers.ModelSerializer):
+class InteractionSerializer(StrictJSONTypesMixin, serializers.ModelSerializer):
     customer_id = serializers.PrimaryKeyRelatedField(source="customer", queryset=Customer.objects.all())
     notes = serializers.CharField(allow_null=True, allow_blank=True, required=False, max_length=NOTES_MAX_LENGTH)
 

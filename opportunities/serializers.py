@@ -3,12 +3,13 @@ from decimal import Decimal
 from rest_framework import serializers
 
 from crm_site.api.fields import RoundingDecimalField
+from crm_site.api.serializers import StrictJSONTypesMixin
 from customers.models import Customer
 
 from .models import Opportunity
 
 
-class OpportunitySerializer(serializers.ModelSerializer):
+class OpportunitySerializer(StrictJSONTypesMixin, serializers.ModelSerializer):
     customer_id = serializers.PrimaryKeyRelatedField(source="customer", queryset=Customer.objects.all())
     value = RoundingDecimalField(max_digits=14, decimal_places=2, min_value=Decimal("0"), required=False)
     probability = serializers.IntegerField(min_value=0, max_value=100, required=False)

@@ -17,6 +17,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
 from drf_spectacular.utils import OpenApiParameter
+from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 
 from .conditional import ConditionalRequestMixin
@@ -26,6 +27,9 @@ from .request_id import HEADER as REQUEST_ID_HEADER
 
 ERROR_COMPONENT = "ErrorEnvelope"
 # "*" or a comma-separated list of (strong or weak) entity tags, as RFC 9110 defines If-Match.
+# Text may hold anything but NUL characters (Django and DRF refuse those: PostgreSQL cannot store
+# them). "+" so that where blank is allowed, its own alternative (maxLength 0) is the only match.
+NO_NUL_PATTERN = r"^[^\x00]+$"
 IF_MATCH_PATTERN = r'^(\*|(W/)?"[\x21\x23-\x7e]*"(\s*,\s*(W/)?"[\x21\x23-\x7e]*")*)$'
 
 ERROR_ENVELOPE_SCHEMA = {
@@ -250,9 +254,22 @@ class EnvelopeAutoSchema(AutoSchema):
                 for bound, key in (("min_value", "minimum"), ("max_value", "maximum")):
                     if declared.extra.get(bound) is not None:
                         schema[key] = declared.extra[bound]
-            elif isinstance(declared, django_filters.CharFilter) and declared.extra.get("max_length"):
-                schema["maxLength"] = declared.extra["max_length"]
+            elif isinstance(declared, django_filters.CharFilter):
+                schema.setdefault("pattern", NO_NUL_PATTERN)
+                if declared.extra.get("max_length"):
+                    schema["maxLength"] = declared.extra["max_length"]
         return parameters
+
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if (
+            direction == "request"
+            and isinstance(field, serializers.CharField)
+            and schema.get("type") == "string"
+            and not {"pattern", "format", "enum"} & set(schema)
+        ):
+            schema["pattern"] = NO_NUL_PATTERN
+        return schema
 
     def _get_request_for_media_type(self, serializer, direction="request"):
         # PUT is a partial update in this API (as in the original one): document it as PATCH is.
