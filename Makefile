@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format serve-prod clean
+.PHONY: run test lint format schema audit serve-prod clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,11 +24,20 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 
 run: $(VENV)/.runtime
 	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py createcachetable
 	$(BIN)/python manage.py init_demo
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 test: $(VENV)/.dev
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The committed OpenAPI contract; tests/api/test_schema.py fails when it is stale.
+schema: $(VENV)/.dev
+	$(BIN)/python manage.py spectacular --settings crm_site.settings.test --validate --fail-on-warn --file docs/openapi.yaml
+
+# Known vulnerabilities in the pinned runtime requirements (needs the PyPI vulnerability service).
+audit: $(VENV)/.dev
+	PIP_AUDIT=$(BIN)/pip-audit bash .ci/audit
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -2,12 +2,12 @@ from django.db.models import Value
 from django.db.models.functions import Lower
 from rest_framework import serializers
 
-from crm_site.api.serializers import CachedReadFieldsMixin
+from crm_site.api.serializers import CachedReadFieldsMixin, StrictJSONTypesMixin
 
 from .models import Customer
 
 
-class CustomerSerializer(CachedReadFieldsMixin, serializers.ModelSerializer):
+class CustomerSerializer(StrictJSONTypesMixin, CachedReadFieldsMixin, serializers.ModelSerializer):
     # Summary figures, annotated by ``Customer.objects.with_summary()``; left out when not annotated.
     interaction_count = serializers.IntegerField(read_only=True)
     open_pipeline_value = serializers.DecimalField(max_digits=20, decimal_places=2, read_only=True)

@@ -4,7 +4,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from crm_site.api.query import QueryDateField, QuerySerializer
-from crm_site.api.serializers import CachedReadFieldsMixin
+from crm_site.api.serializers import CachedReadFieldsMixin, StrictJSONTypesMixin
 from crm_site.dates import add_months
 from customers.models import Customer
 
@@ -13,7 +13,7 @@ from .models import Interaction
 NOTES_MAX_LENGTH = 20_000
 
 
-class InteractionSerializer(CachedReadFieldsMixin, serializers.ModelSerializer):
+class InteractionSerializer(StrictJSONTypesMixin, CachedReadFieldsMixin, serializers.ModelSerializer):
     customer_id = serializers.PrimaryKeyRelatedField(source="customer", queryset=Customer.objects.all())
     notes = serializers.CharField(allow_null=True, allow_blank=True, required=False, max_length=NOTES_MAX_LENGTH)
 

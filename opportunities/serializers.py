@@ -2,8 +2,9 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
+from crm_site.api.fields import RoundingDecimalField
 from crm_site.api.query import QueryDateField, QuerySerializer
-from crm_site.api.serializers import CachedReadFieldsMixin
+from crm_site.api.serializers import CachedReadFieldsMixin, StrictJSONTypesMixin
 from crm_site.dates import day_bounds
 from customers.models import Customer
 from customers.serializers import CustomerIdField
@@ -11,9 +12,9 @@ from customers.serializers import CustomerIdField
 from .models import Opportunity
 
 
-class OpportunitySerializer(CachedReadFieldsMixin, serializers.ModelSerializer):
+class OpportunitySerializer(StrictJSONTypesMixin, CachedReadFieldsMixin, serializers.ModelSerializer):
     customer_id = serializers.PrimaryKeyRelatedField(source="customer", queryset=Customer.objects.all())
-    value = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=Decimal("0"), required=False)
+    value = RoundingDecimalField(max_digits=14, decimal_places=2, min_value=Decimal("0"), required=False)
     probability = serializers.IntegerField(min_value=0, max_value=100, required=False)
 
     class Meta:

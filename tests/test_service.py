@@ -162,3 +162,28 @@ def test_a_conflicting_write_that_no_validator_caught_is_a_409(api, db):
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "conflict"
     assert list(Customer.objects.values_list("name", flat=True)) == ["Guarded"]
+
+
+def test_health_is_503_when_the_database_is_unreachable():
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    script = (
+        "import django; django.setup(); from django.test import Client; "
+        "r = Client().get('/api/health'); print(r.status_code); print(r.content.decode())"
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DJANGO_SETTINGS_MODULE": "crm_site.settings.test",
+        # Nothing listens on port 1: the connection is refused at once.
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:1/unreachable",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=60
+    )
+    status, body = result.stdout.splitlines()[:2]
+    assert status == "503"
+    assert '"status": "unhealthy"' in body
+    assert '"database": "unavailable"' in body

@@ -1,5 +1,45 @@
+"""Filtering shared by the list endpoints.
+
+The filter backend every list endpoint uses is django-filter's, with date-times made safe.
+
+A date-time filter value may carry any UTC offset that Python accepts (up to
+±23:59), but PostgreSQL refuses offsets past ±15:59 and dates outside its range
+once shifted. Values are therefore converted to UTC while the form is cleaned,
+and one that cannot be is a 400 on that parameter instead of a database error.
+"""
+
+from datetime import UTC
+
 from django import forms
+from django.core.exceptions import ValidationError
+from django_filters import fields
 from django_filters import rest_framework as filters
+from django_filters.rest_framework import DjangoFilterBackend, IsoDateTimeFilter
+
+
+class UTCIsoDateTimeField(fields.IsoDateTimeField):
+    default_error_messages = {"out_of_range": "Date and time out of range."}
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is None:
+            return value
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValidationError(self.error_messages["out_of_range"], code="out_of_range") from None
+
+
+class FilterBackend(DjangoFilterBackend):
+    def get_filterset(self, request, queryset, view):
+        filterset = super().get_filterset(request, queryset, view)
+        if filterset is not None:
+            for declared in filterset.filters.values():
+                # Each filterset holds its own copies of the filters, so this changes no class.
+                if isinstance(declared, IsoDateTimeFilter):
+                    declared.field_class = UTCIsoDateTimeField
+        return filterset
+
 
 MAX_ID = 2**63 - 1
 

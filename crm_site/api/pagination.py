@@ -163,6 +163,27 @@ class EnvelopePagination(BasePagination):
             )
         return Response({"success": True, "data": data, "meta": meta})
 
+    def get_schema_operation_parameters(self, view):
+        return [
+            {
+                "name": self.page_query_param,
+                "in": "query",
+                "required": False,
+                "allowEmptyValue": True,
+                "description": "Page number, from 1.",
+                "schema": {"type": "integer", "minimum": 1},
+            },
+            {
+                "name": self.page_size_query_param,
+                "in": "query",
+                "required": False,
+                "allowEmptyValue": True,
+                "description": f"Rows per page (default {self.page_size}; more than {self.max_page_size} "
+                f"gives {self.max_page_size}).",
+                "schema": {"type": "integer", "minimum": 1},
+            },
+        ]
+
     def get_paginated_response_schema(self, schema):
         return {
             "type": "object",

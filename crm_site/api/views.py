@@ -7,6 +7,7 @@ from django.contrib.auth import authenticate
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.utils import extend_schema
 from knox.models import get_token_model
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -14,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .exceptions import error_response
+from .throttling import AnonThrottle, LoginAddressThrottle, LoginUsernameThrottle
 
 
 def method_not_allowed(request, exception=None):
@@ -85,12 +87,19 @@ class TokenRequestSerializer(serializers.Serializer):
         return attrs
 
 
+class TokenResponseSerializer(serializers.Serializer):
+    token = serializers.CharField(help_text="Send as `Authorization: Bearer <token>`.")
+    expires_at = serializers.DateTimeField(allow_null=True)
+
+
 class TokenView(APIView):
     """``POST /api/auth/token`` with ``{"username", "password"}`` -> a bearer token."""
 
     authentication_classes = []
     permission_classes = [AllowAny]
+    throttle_classes = [AnonThrottle, LoginAddressThrottle, LoginUsernameThrottle]
 
+    @extend_schema(request=TokenRequestSerializer, responses={200: TokenResponseSerializer}, tags=["auth"])
     def post(self, request):
         serializer = TokenRequestSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
@@ -103,6 +112,17 @@ class LogoutView(APIView):
 
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(
+        request=None,
+        responses={
+            200: {
+                "type": "object",
+                "required": ["success", "message"],
+                "properties": {"success": {"type": "boolean", "enum": [True]}, "message": {"type": "string"}},
+            }
+        },
+        tags=["auth"],
+    )
     def post(self, request):
         if isinstance(request.auth, get_token_model()):
             request.auth.delete()

@@ -6,6 +6,8 @@ from rest_framework.response import Response
 
 from crm_site.history import batched_delete_history
 
+from .conditional import ConditionalRequestMixin
+from .idempotency import IdempotencyMixin
 from .mixins import ListOnlyFilteringMixin, PrimaryKeyReadMixin
 
 
@@ -15,7 +17,9 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
-class CRMModelViewSet(ListOnlyFilteringMixin, PrimaryKeyReadMixin, viewsets.ModelViewSet):
+class CRMModelViewSet(
+    IdempotencyMixin, ConditionalRequestMixin, ListOnlyFilteringMixin, PrimaryKeyReadMixin, viewsets.ModelViewSet
+):
     """A model viewset with the CRM's conventions.
 
     - ``PUT`` is a partial update, as in the original API (clients send only
@@ -23,6 +27,8 @@ class CRMModelViewSet(ListOnlyFilteringMixin, PrimaryKeyReadMixin, viewsets.Mode
     - ``DELETE`` answers 200 with a message instead of an empty 204.
     - Writes run in a transaction; a unique constraint that loses a race with a
       concurrent writer becomes a 400 on the field named in ``unique_constraint_fields``.
+    - POSTs honour ``Idempotency-Key`` (see ``idempotency.py``); detail responses
+      carry an ETag, and PUT/PATCH/DELETE honour ``If-Match`` (see ``conditional.py``).
     """
 
     # Ids are integers: anything else is not a route, so it gets the JSON 404.
@@ -53,9 +59,10 @@ class CRMModelViewSet(ListOnlyFilteringMixin, PrimaryKeyReadMixin, viewsets.Mode
             raise Conflict() from exc
 
     def destroy(self, request, *args, **kwargs):
-        instance = self.get_object()
-        payload = {"id": instance.pk}
         # Deletion history (a cascade's included) is written in bulk, in the same transaction.
         with transaction.atomic(), batched_delete_history():
+            # Read inside the transaction: an If-Match check and the delete see the same row.
+            instance = self.get_object()
+            payload = {"id": instance.pk}
             payload.update(self.perform_destroy(instance) or {})
         return Response({"success": True, "message": self.deleted_message, "data": payload}, status=status.HTTP_200_OK)

@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from corsheaders.defaults import default_headers as cors_default_headers
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -66,12 +67,16 @@ INSTALLED_APPS = [
     "knox",
     "import_export",
     "simple_history",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "customers",
     "interactions",
     "opportunities",
+    "core",
 ]
 
 MIDDLEWARE = [
+    "crm_site.api.request_id.RequestIDMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "crm_site.api.middleware.RequestBodyLimitMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -140,7 +145,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env("DJANGO_STATIC_ROOT") or BASE_DIR / "staticfiles")
 
 # Requests whose declared body is larger than this get a 413 before any view runs.
 MAX_REQUEST_BODY_BYTES = env_int("DJANGO_MAX_REQUEST_BODY_BYTES", 1024 * 1024)
@@ -160,18 +165,78 @@ REST_FRAMEWORK = {
         "crm_site.api.renderers.EnvelopeJSONRenderer",
         "crm_site.api.renderers.EnvelopeBrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    # JSON only: any other body is a 415 (the browsable API offers its raw JSON form).
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_FILTER_BACKENDS": ["crm_site.api.filters.FilterBackend"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "crm_site.api.negotiation.JSONFirstNegotiation",
     "DEFAULT_PAGINATION_CLASS": "crm_site.api.pagination.EnvelopePagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "crm_site.api.exceptions.envelope_exception_handler",
     "COERCE_DECIMAL_TO_STRING": False,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "crm_site.api.throttling.UserThrottle",
+        "crm_site.api.throttling.AnonThrottle",
+    ],
+    # Requests per client: "<n>/<second|minute|hour|day>". "login" applies twice to
+    # POST /api/auth/token, per client address and per username (brute force).
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env("DJANGO_THROTTLE_USER", "1200/minute"),
+        "anon": env("DJANGO_THROTTLE_ANON", "120/minute"),
+        "login": env("DJANGO_THROTTLE_LOGIN", "10/minute"),
+    },
+    # Proxies in front of the app: the client address is taken from X-Forwarded-For
+    # only past that many hops; 0 uses the socket address (nothing to spoof).
+    "NUM_PROXIES": env_int("DJANGO_NUM_PROXIES", 0),
+    "DEFAULT_SCHEMA_CLASS": "crm_site.api.schema.EnvelopeAutoSchema",
+}
+
+# Caches hold the throttle counters, so every worker process must see the same
+# one: Redis when REDIS_URL is set, else a table in the database (created by the
+# core app's migrations). A per-process memory cache would limit nothing.
+REDIS_URL = env("REDIS_URL")
+CACHE_KEY_PREFIX = env("DJANGO_CACHE_KEY_PREFIX", "crm")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": CACHE_KEY_PREFIX,
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "crm_cache",
+            "KEY_PREFIX": CACHE_KEY_PREFIX,
+        }
+    }
+
+# The OpenAPI contract (/api/schema/, /api/docs/, /api/redoc/), see docs/api.md.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "CRM API",
+    "DESCRIPTION": (
+        "Customers, interactions and opportunities. Every answer is an envelope: "
+        '`{"success": true, "data": ...}` (lists add `meta` with paging), or '
+        '`{"success": false, "error": {"code", "message", "fields"}}`. See docs/api.md.'
+    ),
+    "VERSION": VERSION,
+    "SCHEMA_PATH_PREFIX": r"/api",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The schema describes the API, not its data: anyone may read it.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "COMPONENT_SPLIT_REQUEST": True,
+    # The envelope's "success" is true on success and false on errors.
+    "ENUM_NAME_OVERRIDES": {"SuccessTrueEnum": [(True, True)], "SuccessFalseEnum": [(False, False)]},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "crm_site.api.schema.strip_trailing_slashes",
+    ],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 REST_KNOX = {
@@ -184,7 +249,9 @@ REST_KNOX = {
 # CORS: only the API, only the origins the operator lists.
 CORS_URLS_REGEX = r"^/api/.*$"
 CORS_ALLOWED_ORIGINS = env_list("DJANGO_CORS_ALLOWED_ORIGINS")
-CORS_EXPOSE_HEADERS = ["ETag", "Retry-After", "X-Request-ID"]
+CORS_EXPOSE_HEADERS = ["ETag", "Retry-After", "X-Request-ID", "Idempotent-Replayed"]
+# Browsers may send the safe-write headers (docs/api.md) across origins too.
+CORS_ALLOW_HEADERS = [*cors_default_headers, "idempotency-key", "if-match", "if-none-match", "x-request-id"]
 
 # Admin import/export: adding records needs the "add" permission, exporting needs "view".
 IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "add"
@@ -194,10 +261,22 @@ IMPORT_EXPORT_USE_TRANSACTIONS = True
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "bare": {"format": "%(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "access": {"class": "logging.StreamHandler", "formatter": "bare"},
+    },
     "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", "INFO")},
     "loggers": {
+        # One JSON line per request (crm_site.api.request_id); DJANGO_ACCESS_LOG=false silences it.
+        "crm.access": {
+            "handlers": ["access"],
+            "level": "INFO" if env_bool("DJANGO_ACCESS_LOG", True) else "WARNING",
+            "propagate": False,
+        },
         # Client errors are answered in the envelope; they are not server warnings.
         "django.request": {"level": "ERROR"},
         "django.server": {"level": "INFO"},

@@ -1,0 +1,217 @@
+"""Real server processes for tests that need them: gunicorn with several workers.
+
+The server runs the production settings against its own database: an SQLite
+file, or, when the suite runs on PostgreSQL (``DATABASE_URL``), a database
+named after the test database with ``_live`` appended. It is migrated once per
+test session; each server gets its own cache key prefix, so throttle counters
+of one server never leak into another.
+"""
+
+import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+import requests
+from django.conf import settings
+
+ROOT = Path(settings.BASE_DIR)
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/3")
+
+
+def _is_postgres(url):
+    return urlsplit(url).scheme in ("postgres", "postgresql")
+
+
+def base_env(database_url, **extra):
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "GUNICORN_")) and key not in ("DATABASE_URL", "REDIS_URL")
+    }
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "crm_site.settings.production",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+            "DJANGO_SECURE_SSL_REDIRECT": "false",
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DATABASE_URL": database_url,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update({key: str(value) for key, value in extra.items()})
+    return env
+
+
+def manage(database_url, *args, stdin=None):
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=base_env(database_url),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope="session")
+def live_database_url(tmp_path_factory):
+    suite_url = os.environ.get("DATABASE_URL", "")
+    if _is_postgres(suite_url):
+        parts = urlsplit(suite_url)
+        name = f"{parts.path.lstrip('/') or 'crm'}_live"
+        admin_url = urlunsplit(parts._replace(path="/postgres"))
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.execute(f'CREATE DATABASE "{name}"')
+        url = urlunsplit(parts._replace(path=f"/{name}"))
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('live') / 'crm.db'}"
+    manage(url, "migrate", "--noinput")
+    yield url
+    if _is_postgres(url):
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def create_tokens(database_url, usernames):
+    """Users (created if missing) and a fresh bearer token for each, made in the live database."""
+    script = (
+        "import json, sys\n"
+        "from django.contrib.auth import get_user_model\n"
+        "from knox.models import get_token_model\n"
+        "tokens = {}\n"
+        "for name in json.loads(sys.stdin.read()):\n"
+        "    user, _ = get_user_model().objects.get_or_create(username=name)\n"
+        "    tokens[name] = get_token_model().objects.create(user)[1]\n"
+        "print(json.dumps(tokens))\n"
+    )
+    output = manage(database_url, "shell", "--no-imports", "-c", script, stdin=json.dumps(list(usernames)))
+    return json.loads(output.strip().splitlines()[-1])
+
+
+class LiveServer:
+    def __init__(self, process, url, log_path, database_url):
+        self.process = process
+        self.url = url
+        self.log_path = log_path
+        self.database_url = database_url
+
+    def log_lines(self):
+        return self.log_path.read_text(errors="replace").splitlines()
+
+    def access_log(self):
+        entries = []
+        for line in self.log_lines():
+            if line.startswith('{"event": "request"'):
+                entries.append(json.loads(line))
+        return entries
+
+    def client(self, token=None):
+        session = requests.Session()
+        if token:
+            session.headers["Authorization"] = f"Bearer {token}"
+        return session
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def static_root(tmp_path_factory, live_database_url):
+    """``collectstatic`` as a deployment runs it (whitenoise's manifest needs it)."""
+    root = tmp_path_factory.mktemp("static")
+    result = subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput"],
+        cwd=ROOT,
+        env=base_env(live_database_url, DJANGO_STATIC_ROOT=root),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return root
+
+
+def start_server(database_url, log_path, workers=3, **env):
+    env.setdefault("DJANGO_CACHE_KEY_PREFIX", f"live-{uuid.uuid4().hex}")
+    log = log_path.open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "gunicorn.conf.py",
+            "--bind",
+            "127.0.0.1:0",
+            "--workers",
+            str(workers),
+        ],
+        cwd=ROOT,
+        env=base_env(database_url, **env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    log.close()
+    deadline = time.monotonic() + 60
+    url = None
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited ({process.returncode}):\n{log_path.read_text()}")
+        match = re.search(r"Listening at: (http://127\.0\.0\.1:\d+)", log_path.read_text())
+        if match:
+            url = match.group(1)
+            try:
+                booted = sum("Booting worker" in line for line in log_path.read_text().splitlines())
+                if booted >= workers and requests.get(f"{url}/api/health", timeout=5).status_code == 200:
+                    return LiveServer(process, url, log_path, database_url)
+            except requests.ConnectionError:
+                pass
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"gunicorn did not come up at {url}:\n{log_path.read_text()}")
+
+
+@pytest.fixture(scope="session")
+def server_factory(live_database_url, static_root, tmp_path_factory):
+    """Start gunicorn servers with given environment; all are stopped at the end of the session."""
+    servers = []
+
+    def start(workers=3, **env):
+        env.setdefault("DJANGO_STATIC_ROOT", static_root)
+        log_path = tmp_path_factory.mktemp("server") / "gunicorn.log"
+        server = start_server(live_database_url, log_path, workers=workers, **env)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def gunicorn_server(server_factory):
+    """gunicorn, 3 workers, database cache, rates high enough not to get in the way."""
+    return server_factory(
+        workers=3,
+        DJANGO_THROTTLE_USER="100000/minute",
+        DJANGO_THROTTLE_ANON="100000/minute",
+        DJANGO_THROTTLE_LOGIN="100000/minute",
+    )

@@ -1,0 +1,64 @@
+"""schemathesis against gunicorn with a real token: every operation, every check, zero failures.
+
+Deterministic for CI: a fixed seed and a bounded number of examples per operation.
+docs/api.md shows the longer run to do locally. Settings beyond these (expected
+statuses) are in schemathesis.toml at the top of the repository.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.live.conftest import ROOT, create_tokens
+
+pytestmark = pytest.mark.live
+
+SEED = os.environ.get("SCHEMATHESIS_SEED", "20261124")
+MAX_EXAMPLES = os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "50")
+
+
+def run_schemathesis(server, token, *args):
+    command = [
+        str(Path(sys.executable).with_name("schemathesis")),
+        "run",
+        f"{server.url}/api/schema/?format=json",
+        "--header",
+        f"Authorization: Bearer {token}",
+        "--checks",
+        "all",
+        "--seed",
+        SEED,
+        "--max-examples",
+        MAX_EXAMPLES,
+        "--workers",
+        "2",
+        "--request-timeout",
+        "30",
+        "--no-color",
+        *args,
+    ]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-20000:]
+    return output
+
+
+def test_every_operation_conforms_to_the_schema(gunicorn_server):
+    token = create_tokens(gunicorn_server.database_url, ["fuzzer"])["fuzzer"]
+
+    # Logging out revokes the token the run uses: that operation gets its own run below.
+    output = run_schemathesis(gunicorn_server, token, "--exclude-operation-id", "auth_logout_create")
+
+    assert "failures" not in output.splitlines()[-1]
+    assert "Tested: 19" in output
+
+
+def test_logout_conforms_to_the_schema(gunicorn_server):
+    token = create_tokens(gunicorn_server.database_url, ["fuzzer-logout"])["fuzzer-logout"]
+
+    output = run_schemathesis(gunicorn_server, token, "--include-operation-id", "auth_logout_create")
+
+    assert "Tested: 1" in output

@@ -1,0 +1,76 @@
+"""The production settings, checked the way an operator starts them: in a fresh process."""
+
+import os
+import secrets
+import subprocess
+import sys
+
+from django.conf import settings
+
+
+def manage(*args, **env):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_") and k not in ("DATABASE_URL",)}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=settings.BASE_DIR,
+        env={**clean, "DJANGO_SETTINGS_MODULE": "crm_site.settings.production", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def deploy_check(**env):
+    return manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        **{"DJANGO_SECRET_KEY": secrets.token_urlsafe(50), "DJANGO_ALLOWED_HOSTS": "crm.example.com", **env},
+    )
+
+
+def test_production_settings_pass_the_deploy_check_without_warnings():
+    result = deploy_check()
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+def test_production_behind_a_tls_proxy_also_passes():
+    result = deploy_check(DJANGO_SECURE_PROXY_SSL_HEADER="true")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_deploy_check_would_catch_a_weak_configuration():
+    result = deploy_check(DJANGO_SECRET_KEY="short", DJANGO_SECURE_SSL_REDIRECT="false", DJANGO_DEBUG="true")
+
+    assert result.returncode != 0
+    assert "security.W018" in result.stderr  # DEBUG
+    assert "security.W008" in result.stderr  # no SSL redirect
+    assert "security.W009" in result.stderr  # weak key
+
+
+def test_production_refuses_to_start_without_a_secret_key():
+    result = manage("check", DJANGO_ALLOWED_HOSTS="crm.example.com")
+
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY must be set in production" in result.stderr
+
+
+def test_production_serves_static_files_through_whitenoise():
+    result = manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        "from django.conf import settings; print(settings.MIDDLEWARE.index('whitenoise.middleware.WhiteNoiseMiddleware'),"
+        " settings.MIDDLEWARE.index('django.middleware.security.SecurityMiddleware'),"
+        " settings.STORAGES['staticfiles']['BACKEND'])",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+    )
+
+    assert result.returncode == 0, result.stderr
+    whitenoise_at, security_at, storage = result.stdout.split()[-3:]
+    assert int(whitenoise_at) == int(security_at) + 1
+    assert storage == "whitenoise.storage.CompressedManifestStaticFilesStorage"
