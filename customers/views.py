@@ -12,6 +12,7 @@ from .timeline import timeline_entry, timeline_queryset
 
 # Actions whose responses carry the customer's summary figures.
 SUMMARY_ACTIONS = {"list", "retrieve", "create", "update", "partial_update"}
+SUMMARY_FIELDS = ("interaction_count", "open_pipeline_value", "last_interaction_at")
 
 
 class CustomerViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
@@ -20,6 +21,7 @@ class CustomerViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
     filterset_class = CustomerFilter
     unique_constraint_fields = {"customer_email_ci_unique": ("email", "A customer with this email already exists.")}
     deleted_message = "Customer deleted."
+    etag_ignored_fields = frozenset(SUMMARY_FIELDS)
 
     def get_queryset(self):
         queryset = super().get_queryset()

@@ -55,7 +55,7 @@ def test_create_through_the_api_is_recorded_as_created(api, user):
     customer = CustomerFactory()
     response = api.post(
         "/api/opportunities",
-        {"customer_id": customer.pk, "title": "Via API", "value": "120.50", "stage": "proposal"},
+        {"customer_id": customer.pk, "title": "Via API", "value": 120.50, "stage": "proposal"},
         format="json",
     )
     assert response.status_code == 201

@@ -47,9 +47,16 @@ def if_none_match_matches(header, etag):
 class ConditionalRequestMixin:
     """For model viewsets: ETag on detail responses, 412 on a stale If-Match, 304 on If-None-Match."""
 
+    # Figures derived from other records (a customer's interaction count, say): they
+    # change without the record changing, so they must not make an If-Match stale.
+    etag_ignored_fields = frozenset()
+
+    def _etag(self, data):
+        return compute_etag({key: value for key, value in data.items() if key not in self.etag_ignored_fields})
+
     def _with_etag(self, response):
         if isinstance(response.data, dict) and 200 <= response.status_code < 300:
-            response["ETag"] = compute_etag(response.data)
+            response["ETag"] = self._etag(response.data)
         return response
 
     def get_object(self):
@@ -63,14 +70,14 @@ class ConditionalRequestMixin:
             model = self.get_queryset().model
             list(model._base_manager.select_for_update().filter(pk=lookup).values_list("pk", flat=True))
         instance = super().get_object()
-        if not if_match_passes(if_match, compute_etag(self.get_serializer(instance).data)):
+        if not if_match_passes(if_match, self._etag(self.get_serializer(instance).data)):
             raise PreconditionFailed()
         return instance
 
     def retrieve(self, request, *args, **kwargs):
         instance = self.get_object()
         data = self.get_serializer(instance).data
-        etag = compute_etag(data)
+        etag = self._etag(data)
         if_none_match = request.headers.get("If-None-Match")
         if if_none_match is not None and if_none_match_matches(if_none_match, etag):
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})

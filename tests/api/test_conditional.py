@@ -152,3 +152,15 @@ def test_detail_with_if_none_match_query_count_is_constant(api, django_assert_nu
     # token lookup + the record
     with django_assert_num_queries(2):
         assert api.get(url, HTTP_IF_NONE_MATCH=etag).status_code == 304
+
+
+def test_customer_etag_ignores_figures_derived_from_other_records(api):
+    from tests.factories import CustomerFactory, InteractionFactory
+
+    customer = CustomerFactory()
+    etag = api.get(f"/api/customers/{customer.pk}")["ETag"]
+    InteractionFactory(customer=customer)
+    assert api.get(f"/api/customers/{customer.pk}").json()["data"]["interaction_count"] == 1
+    response = api.patch(f"/api/customers/{customer.pk}", {"phone": "1"}, format="json", HTTP_IF_MATCH=etag)
+    assert response.status_code == 200
+    assert response["ETag"] != etag

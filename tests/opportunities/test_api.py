@@ -41,10 +41,12 @@ def test_probability_defaults_per_stage(api, stage):
     assert data["probability"] == Opportunity.DEFAULT_PROBABILITY[stage]
 
 
-def test_value_accepts_two_decimal_places(api):
+def test_value_accepts_two_decimal_places_and_rounds_more_to_cents(api):
     customer = CustomerFactory()
-    data = api.post(URL, {"customer_id": customer.pk, "title": "x", "value": "1234.56"}, format="json").json()["data"]
+    data = api.post(URL, {"customer_id": customer.pk, "title": "x", "value": 1234.56}, format="json").json()["data"]
     assert data["value"] == 1234.56
+    data = api.post(URL, {"customer_id": customer.pk, "title": "y", "value": 1.235}, format="json").json()["data"]
+    assert Opportunity.objects.get(pk=data["id"]).value == Decimal("1.24")
 
 
 @pytest.mark.parametrize(
@@ -58,7 +60,7 @@ def test_value_accepts_two_decimal_places(api):
         ({"customer_id": "C", "title": "a\x00"}, "title"),
         ({"customer_id": "C", "title": "x", "value": -1}, "value"),
         ({"customer_id": "C", "title": "x", "value": "abc"}, "value"),
-        ({"customer_id": "C", "title": "x", "value": 1.234}, "value"),
+        ({"customer_id": "C", "title": "x", "value": "1000"}, "value"),
         ({"customer_id": "C", "title": "x", "value": 1e15}, "value"),
         ({"customer_id": "C", "title": "x", "stage": "won"}, "stage"),
         ({"customer_id": "C", "title": "x", "probability": 101}, "probability"),
