@@ -11,7 +11,7 @@ class CustomerSerializer(StrictJSONTypesMixin, CachedReadFieldsMixin, serializer
     # Summary figures, annotated by ``Customer.objects.with_summary()``; left out when not annotated.
     interaction_count = serializers.IntegerField(read_only=True)
     open_pipeline_value = serializers.DecimalField(max_digits=20, decimal_places=2, read_only=True)
-    last_interaction_at = serializers.DateTimeField(read_only=True)
+    last_interaction_at = serializers.DateTimeField(read_only=True, allow_null=True)
 
     class Meta:
         model = Customer
@@ -69,3 +69,23 @@ class CustomerIdField(serializers.IntegerField):
         if not Customer.objects.filter(pk=value).exists():
             self.fail("does_not_exist", value=value)
         return value
+
+
+class TimelineEntrySerializer(serializers.Serializer):
+    """One event of a customer's timeline (for the schema: entries are built in customers/timeline.py)."""
+
+    type = serializers.ChoiceField(
+        choices=[
+            "interaction",
+            "opportunity_created",
+            "opportunity_stage_changed",
+            "opportunity_won",
+            "opportunity_lost",
+            "opportunity_reopened",
+        ]
+    )
+    at = serializers.DateTimeField()
+    interaction = serializers.DictField(required=False, help_text="id, interaction_type, notes (interactions)")
+    opportunity = serializers.DictField(required=False, help_text="id, title (opportunity events)")
+    from_stage = serializers.CharField(required=False, allow_null=True)
+    to_stage = serializers.CharField(required=False)

@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import action
 
 from crm_site.api.exports import ExportMixin
@@ -6,7 +7,7 @@ from crm_site.api.viewsets import CRMModelViewSet
 
 from .filters import CustomerFilter
 from .models import Customer
-from .serializers import CustomerSerializer
+from .serializers import CustomerSerializer, TimelineEntrySerializer
 from .services import delete_customer
 from .timeline import timeline_entry, timeline_queryset
 
@@ -43,7 +44,8 @@ class CustomerViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
     def perform_destroy(self, instance):
         return {"deleted": delete_customer(instance)}
 
-    @action(detail=True, methods=["get"])
+    @extend_schema(responses=TimelineEntrySerializer(many=True))
+    @action(detail=True, methods=["get"], filter_backends=[])
     def timeline(self, request, pk=None):
         """Interactions and opportunity events of the customer, newest first, paginated."""
         customer = self.get_object()

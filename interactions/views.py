@@ -7,6 +7,7 @@ from rest_framework.views import APIView
 from crm_site.api.exports import ExportMixin
 from crm_site.api.history import HistoryMixin
 from crm_site.api.query import validated_query
+from crm_site.api.report_schemas import ACTIVITY, report_schema
 from crm_site.api.viewsets import CRMModelViewSet
 from customers.models import Customer
 
@@ -26,6 +27,7 @@ class InteractionViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
 class ActivityReportView(APIView):
     """``GET /api/reports/activity``: interactions per type per period, and customers going cold."""
 
+    @report_schema(ActivityQuerySerializer, ACTIVITY)
     def get(self, request):
         params = validated_query(request, ActivityQuerySerializer).validated_data
         customers = Customer.objects.all()

@@ -5,6 +5,7 @@ from rest_framework.views import APIView
 from crm_site.api.exports import ExportMixin
 from crm_site.api.history import HistoryMixin
 from crm_site.api.query import validated_query
+from crm_site.api.report_schemas import FORECAST, PIPELINE, report_schema
 from crm_site.api.viewsets import CRMModelViewSet
 
 from .filters import OpportunityFilter
@@ -23,6 +24,7 @@ class OpportunityViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
 class PipelineReportView(APIView):
     """``GET /api/reports/pipeline``: per-stage counts and values, open/won/lost totals, win rates."""
 
+    @report_schema(PipelineQuerySerializer, PIPELINE)
     def get(self, request):
         params = validated_query(request, PipelineQuerySerializer)
         return Response(pipeline_summary(params.filter_queryset(Opportunity.objects.all())))
@@ -31,6 +33,7 @@ class PipelineReportView(APIView):
 class ForecastReportView(APIView):
     """``GET /api/reports/forecast?months=N``: weighted open pipeline per expected close month."""
 
+    @report_schema(ForecastQuerySerializer, FORECAST)
     def get(self, request):
         params = validated_query(request, ForecastQuerySerializer)
         queryset = params.filter_queryset(Opportunity.objects.all())

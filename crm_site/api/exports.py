@@ -14,6 +14,8 @@ from decimal import Decimal
 
 from django.http import FileResponse, StreamingHttpResponse
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import action
 
@@ -121,6 +123,10 @@ class ExportMixin:
             return renderer, renderer.media_type
         return super().perform_content_negotiation(request, force)
 
+    @extend_schema(
+        parameters=[ExportQuerySerializer],
+        responses={(200, "text/csv"): OpenApiTypes.BINARY, (200, XLSX_CONTENT_TYPE): OpenApiTypes.BINARY},
+    )
     @action(detail=False, methods=["get"], url_path="export")
     def export(self, request):
         """The list's rows (same filters, search and ordering), as CSV or XLSX."""

@@ -6,6 +6,7 @@ record. Each entry lists its changes against the entry before it.
 """
 
 from django.db.models import Q
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.decorators import action
 
@@ -30,6 +31,7 @@ class HistoryEntrySerializer(serializers.Serializer):
     user = HistoryUserSerializer(source="history_user", allow_null=True)
     changes = FieldChangeSerializer(many=True)
 
+    @extend_schema_field({"type": "string", "enum": sorted(set(HISTORY_TYPES.values()))})
     def get_history_type(self, record):
         return HISTORY_TYPES[record.history_type]
 
@@ -61,6 +63,7 @@ def field_changes(record, previous):
 class HistoryMixin:
     """Adds the ``history`` action to a model viewset whose model has ``HistoricalRecords``."""
 
+    @extend_schema(responses=HistoryEntrySerializer(many=True))
     @action(detail=True, methods=["get"], url_path="history", filter_backends=[])
     def history(self, request, *args, **kwargs):
         instance = self.get_object()

@@ -171,7 +171,16 @@ class EnvelopePagination(BasePagination):
                 "required": False,
                 "allowEmptyValue": True,
                 "description": "Page number, from 1.",
-                "schema": {"type": "integer", "minimum": 1},
+                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_NUMBER},
+            },
+            {
+                "name": self.cursor_query_param,
+                "in": "query",
+                "required": False,
+                "allowEmptyValue": True,
+                "description": "Keyset paging: the `meta.next_cursor` of the previous page (default ordering only; "
+                "not with `page`).",
+                "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"},
             },
             {
                 "name": self.page_size_query_param,
@@ -180,7 +189,7 @@ class EnvelopePagination(BasePagination):
                 "allowEmptyValue": True,
                 "description": f"Rows per page (default {self.page_size}; more than {self.max_page_size} "
                 f"gives {self.max_page_size}).",
-                "schema": {"type": "integer", "minimum": 1},
+                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_NUMBER},
             },
         ]
 

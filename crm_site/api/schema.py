@@ -21,6 +21,7 @@ from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 
 from .conditional import ConditionalRequestMixin
+from .filters import IdFilter
 from .idempotency import HEADER as IDEMPOTENCY_HEADER
 from .idempotency import KEY_PATTERN, REPLAYED_HEADER, IdempotencyMixin
 from .request_id import HEADER as REQUEST_ID_HEADER
@@ -143,6 +144,16 @@ _ACTION_DESCRIPTIONS = {
 }
 
 
+def optional_query_parameters_may_be_empty(result, generator, request, public):
+    """An empty optional query parameter (``?status=``) means "not given" everywhere in this API."""
+    for item in result.get("paths", {}).values():
+        for operation in item.values():
+            for parameter in operation.get("parameters", []) if isinstance(operation, dict) else []:
+                if parameter.get("in") == "query" and not parameter.get("required"):
+                    parameter["allowEmptyValue"] = True
+    return result
+
+
 def strip_trailing_slashes(result, generator, request, public):
     """Document ``/api/customers`` as the original clients call it (both forms are served)."""
     result["paths"] = {
@@ -233,6 +244,12 @@ class EnvelopeAutoSchema(AutoSchema):
             parameters.append(OpenApiParameter("id", int, OpenApiParameter.PATH, description="The record's id."))
         return parameters
 
+    def get_filter_backends(self):
+        # An export takes the list's filters.
+        if getattr(self.view, "action", None) == "export":
+            return getattr(self.view, "filter_backends", [])
+        return super().get_filter_backends()
+
     def _get_filter_parameters(self):
         """Describe filters as django-filter really reads them.
 
@@ -250,7 +267,7 @@ class EnvelopeAutoSchema(AutoSchema):
             schema = parameter.get("schema", {})
             if isinstance(declared, django_filters.NumberFilter):
                 schema.pop("format", None)
-                schema["type"] = "number"
+                schema["type"] = "integer" if isinstance(declared, IdFilter) else "number"
                 for bound, key in (("min_value", "minimum"), ("max_value", "maximum")):
                     if declared.extra.get(bound) is not None:
                         schema[key] = declared.extra[bound]
@@ -287,8 +304,8 @@ class EnvelopeAutoSchema(AutoSchema):
             statuses |= {"401", "403"}
         if self.method in ("POST", "PUT", "PATCH"):
             statuses |= {"400", "411", "413", "415"}
-        if self.method == "GET" and not self._is_detail:
-            statuses |= {"400", "404"}  # filter values; a page past the last
+        if self.method == "GET" and (not self._is_detail or self._is_list_view()):
+            statuses |= {"400", "404"}  # filter values, paging; a page past the last
         if self._is_detail:
             statuses.add("404")
         if self._is_idempotent_post:
@@ -317,8 +334,8 @@ class EnvelopeAutoSchema(AutoSchema):
         for code, response in responses.items():
             if not code.startswith("2") or paginated_list:
                 continue
-            for media in response.get("content", {}).values():
-                if not _is_envelope(media.get("schema")):
+            for media_type, media in response.get("content", {}).items():
+                if "json" in media_type and not _is_envelope(media.get("schema")):
                     media["schema"] = success_envelope(media["schema"])
         if self._is_conditional and self.method == "GET":
             responses["304"] = {

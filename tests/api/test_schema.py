@@ -7,6 +7,8 @@ import yaml
 from django.conf import settings
 from django.core.management import call_command
 
+from crm_site.api.exports import XLSX_CONTENT_TYPE as XLSX
+
 pytestmark = pytest.mark.django_db
 
 COMMITTED = Path(settings.BASE_DIR) / "docs" / "openapi.yaml"
@@ -62,7 +64,10 @@ def test_every_success_body_is_enveloped_and_every_error_uses_the_error_envelope
     for path, method, operation in _operations(schema):
         for code, response in operation["responses"].items():
             content = response.get("content", {}).get("application/json")
-            if code.startswith("2"):
+            if code.startswith("2") and path.endswith("/export"):
+                # Files, not JSON: CSV or XLSX.
+                assert set(response["content"]) == {"text/csv", XLSX}, path
+            elif code.startswith("2"):
                 body = content["schema"]
                 if "$ref" in body:
                     body = schema["components"]["schemas"][body["$ref"].rsplit("/", 1)[1]]
@@ -104,8 +109,9 @@ def test_conditional_and_idempotency_headers_are_described(schema):
 def test_filters_search_ordering_and_paging_are_typed(schema):
     params = {p["name"]: p["schema"] for p in schema["paths"]["/api/opportunities"]["get"]["parameters"]}
 
-    assert params["page"] == {"type": "integer", "minimum": 1}
-    assert params["page_size"] == {"type": "integer", "minimum": 1}
+    assert params["page"] == {"type": "integer", "minimum": 1, "maximum": 10**9}
+    assert params["page_size"] == {"type": "integer", "minimum": 1, "maximum": 10**9}
+    assert params["cursor"] == {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}
     assert params["stage"]["enum"] == ["closed", "lead", "lost", "negotiation", "proposal"]
     assert params["min_value"]["type"] == "number"
     assert "-value" in params["ordering"]["items"]["enum"]
