@@ -8,6 +8,7 @@ api_patterns = [
     re_path(r"^health/?$", views.health, name="health"),
     re_path(r"^auth/token/?$", views.TokenView.as_view(), name="auth-token"),
     re_path(r"^auth/logout/?$", views.LogoutView.as_view(), name="auth-logout"),
+    re_path(r"^auth/me/?$", views.MeView.as_view(), name="auth-me"),
     path("", include("crm_site.api_router")),
 ]
 

@@ -3,7 +3,7 @@ from decimal import Decimal
 from rest_framework import serializers
 
 from crm_site.api.query import QueryDateField, QuerySerializer
-from crm_site.api.serializers import CachedReadFieldsMixin
+from crm_site.api.serializers import CachedReadFieldsMixin, ScopedPrimaryKeyRelatedField
 from crm_site.dates import day_bounds
 from customers.models import Customer
 from customers.serializers import CustomerIdField
@@ -12,7 +12,8 @@ from .models import Opportunity
 
 
 class OpportunitySerializer(CachedReadFieldsMixin, serializers.ModelSerializer):
-    customer_id = serializers.PrimaryKeyRelatedField(source="customer", queryset=Customer.objects.all())
+    customer_id = ScopedPrimaryKeyRelatedField(source="customer", queryset=Customer.objects.all())
+    created_by_id = serializers.IntegerField(read_only=True)
     value = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=Decimal("0"), required=False)
     probability = serializers.IntegerField(min_value=0, max_value=100, required=False)
 
@@ -29,8 +30,9 @@ class OpportunitySerializer(CachedReadFieldsMixin, serializers.ModelSerializer):
             "closed_at",
             "created_at",
             "updated_at",
+            "created_by_id",
         ]
-        read_only_fields = ["id", "closed_at", "created_at", "updated_at"]
+        read_only_fields = ["id", "closed_at", "created_by_id", "created_at", "updated_at"]
 
     def validate_title(self, value):
         if not value.strip():

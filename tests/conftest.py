@@ -1,4 +1,5 @@
 import pytest
+from django.contrib.auth.models import Group
 from knox.models import get_token_model
 from rest_framework.test import APIClient
 
@@ -7,7 +8,10 @@ from tests.factories import StaffFactory, UserFactory
 
 @pytest.fixture
 def user(db):
-    return UserFactory()
+    """A sales manager (not a superuser): sees and changes everything, like the API's first clients."""
+    manager = UserFactory()
+    manager.groups.add(Group.objects.get(name="Sales manager"))
+    return manager
 
 
 @pytest.fixture

@@ -88,6 +88,7 @@ def live_gunicorn(tmp_path, workers=2, extra_env=None):
             "-c",
             "from django.contrib.auth import get_user_model; from knox.models import get_token_model; "
             "u = get_user_model().objects.create_user('live', password='live-pass-123'); "
+            "from django.contrib.auth.models import Group; u.groups.add(Group.objects.get(name='Sales manager')); "
             "print(get_token_model().objects.create(u)[1])",
         ).split()[-1]
         port = free_port()
