@@ -184,7 +184,9 @@ class TestXlsxExport:
 
     def test_empty_export_has_the_header(self, api):
         rows = read_xlsx(api.get("/api/interactions/export", {"format": "xlsx"}))
-        assert rows == [["id", "customer_id", "interaction_type", "notes", "occurred_at", "created_at", "created_by_id"]]
+        assert rows == [
+            ["id", "customer_id", "interaction_type", "notes", "occurred_at", "created_at", "created_by_id"]
+        ]
 
 
 @pytest.mark.django_db
