@@ -36,7 +36,8 @@ def reassign_customers(customers, owner):
     left alone.
     """
     with transaction.atomic():
-        moving = list(customers.exclude(owner=owner).select_for_update())
+        # Locked by primary key: the caller's queryset may carry joins and annotations.
+        moving = list(Customer.objects.filter(pk__in=customers.values("pk")).exclude(owner=owner).select_for_update())
         now = timezone.now()
         for customer in moving:
             customer.owner = owner
