@@ -4,6 +4,8 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from import_export import fields, resources
 
+from crm_site import access
+
 
 def cell_text(value):
     """A spreadsheet cell as stripped text ("" when empty); XLSX gives whole numbers as floats."""
@@ -36,6 +38,17 @@ class CRMModelResource(resources.ModelResource):
     required_columns = ()
 
     created_at = fields.Field(attribute="created_at", column_name="created_at", readonly=True)
+
+    def __init__(self, user=None, **kwargs):
+        # The admin user importing or exporting: rows reach only the records in their scope.
+        self.user = user
+        super().__init__(**kwargs)
+
+    def get_queryset(self):
+        return self.scoped(super().get_queryset())
+
+    def scoped(self, queryset):
+        return queryset if self.user is None else access.scope(queryset, self.user)
 
     class Meta:
         # Unchanged rows are reported as skipped; model validation (choices, lengths,
@@ -76,6 +89,11 @@ class CRMModelResource(resources.ModelResource):
         if field.attribute == "id":
             return
         super().import_field(field, instance, row, is_m2m, **kwargs)
+
+    def before_save_instance(self, instance, row, **kwargs):
+        super().before_save_instance(instance, row, **kwargs)
+        if instance.pk is None and self.user is not None:
+            instance.created_by = self.user
 
     def import_instance(self, instance, row, **kwargs):
         super().import_instance(instance, row, **kwargs)

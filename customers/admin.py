@@ -1,8 +1,12 @@
 from datetime import timedelta
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.auth import get_user_model
 from django.db.models import Count, DecimalField, Exists, IntegerField, Max, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -10,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from simple_history.utils import bulk_update_with_history
 
+from crm_site import access
 from crm_site.admin_base import CRMModelAdmin
 from interactions.models import Interaction
 from opportunities.admin import apply_stage_probability
@@ -17,6 +22,7 @@ from opportunities.models import Opportunity
 
 from .models import Customer
 from .resources import CustomerResource
+from .services import reassign_customers
 
 RECENT_DAYS = 30
 
@@ -90,6 +96,10 @@ class InteractionRecencyFilter(admin.SimpleListFilter):
         return queryset
 
 
+class ReassignForm(forms.Form):
+    owner = forms.ModelChoiceField(label=_("New owner"), queryset=get_user_model().objects.filter(is_active=True))
+
+
 @admin.register(Customer)
 class CustomerAdmin(CRMModelAdmin):
     resource_classes = [CustomerResource]
@@ -103,17 +113,20 @@ class CustomerAdmin(CRMModelAdmin):
         "open_opportunity_count",
         "open_pipeline_value",
         "last_interaction_at",
+        "owner",
     ]
     list_filter = ["status", "created_at", HasOpenOpportunitiesFilter, InteractionRecencyFilter]
+    list_select_related = ["owner"]
     search_fields = ["name", "company", "email", "phone"]
     date_hierarchy = "created_at"
-    readonly_fields = ["created_at", "updated_at", "history_link"]
+    readonly_fields = ["created_by", "created_at", "updated_at", "history_link"]
     fieldsets = [
-        (None, {"fields": ["name", "company", "status"]}),
+        (None, {"fields": ["name", "company", "status", "owner"]}),
         (_("Contact"), {"fields": ["email", "phone"]}),
-        (_("Record"), {"fields": ["created_at", "updated_at", "history_link"]}),
+        (_("Record"), {"fields": ["created_by", "created_at", "updated_at", "history_link"]}),
     ]
     inlines = [InteractionInline, OpportunityInline]
+    actions = ["reassign_customers"]
 
     def get_queryset(self, request):
         money = DecimalField(max_digits=16, decimal_places=2)
@@ -133,6 +146,16 @@ class CustomerAdmin(CRMModelAdmin):
                 ),
             )
         )
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        # Only managers give customers to someone; a rep's new customers are their own.
+        return fields if access.is_manager(request.user) else [*fields, "owner"]
+
+    def save_model(self, request, obj, form, change):
+        if not change and (obj.owner_id is None or not access.is_manager(request.user)):
+            obj.owner = request.user
+        super().save_model(request, obj, form, change)
 
     @admin.display(description=_("interactions"), ordering="interaction_count")
     def interaction_count(self, obj):
@@ -158,6 +181,9 @@ class CustomerAdmin(CRMModelAdmin):
         return format_html('<a href="{}">{}</a>', url, _("Every change to this customer"))
 
     def save_formset(self, request, form, formset, change):
+        for inline_form in formset.forms:
+            if inline_form.instance.pk is None:
+                inline_form.instance.created_by = request.user
         if formset.model is Opportunity:
             for inline_form in formset.forms:
                 if inline_form.has_changed() and inline_form.instance.pk is not None:
@@ -172,7 +198,39 @@ class CustomerAdmin(CRMModelAdmin):
                 name = f"set_status_{status.value}"
                 description = _("Set status of selected customers to “%(status)s”") % {"status": status.label}
                 actions[name] = (self._status_action(status), name, description)
+        if not access.is_manager(request.user):
+            actions.pop("reassign_customers", None)
         return actions
+
+    @admin.action(description=_("Reassign to…"))
+    def reassign_customers(self, request, queryset):
+        """Managers: give the selected customers (and their open opportunities) to another owner."""
+        form = ReassignForm(request.POST if "confirm" in request.POST else None)
+        if form.is_valid():
+            counts = reassign_customers(queryset, form.cleaned_data["owner"])
+            self.message_user(
+                request,
+                _("%(customers)d customer(s) given to %(owner)s, with %(opportunities)d open opportunities.")
+                % {
+                    "customers": counts["customers"],
+                    "owner": form.cleaned_data["owner"],
+                    "opportunities": counts["open_opportunities"],
+                },
+                messages.SUCCESS,
+            )
+            return None
+        return TemplateResponse(
+            request,
+            "admin/customers/customer/reassign.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": _("Reassign customers"),
+                "opts": self.opts,
+                "form": form,
+                "customers": list(queryset.select_related("owner")),
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            },
+        )
 
     @staticmethod
     def _status_action(status):

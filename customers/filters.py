@@ -1,5 +1,7 @@
 from django_filters import rest_framework as filters
 
+from crm_site.api.filters import OwnerFilter
+
 from .models import Customer
 from .search import search_customers
 
@@ -7,13 +9,14 @@ from .search import search_customers
 class CustomerFilter(filters.FilterSet):
     search = filters.CharFilter(method="filter_search", max_length=200, label="Search name, company and email")
     status = filters.ChoiceFilter(choices=Customer.Status.choices)
+    owner = OwnerFilter(field_name="owner_id", label="Owner: me, or a user id")
     created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     ordering = filters.OrderingFilter(fields=("id", "name", "company", "email", "status", "created_at", "updated_at"))
 
     class Meta:
         model = Customer
-        fields = ["search", "status", "created_after", "created_before"]
+        fields = ["search", "status", "owner", "created_after", "created_before"]
 
     def filter_search(self, queryset, name, value):
         value = value.strip()

@@ -1,6 +1,7 @@
 from django.utils.translation import gettext_lazy as _
 from import_export import fields, widgets
 
+from crm_site import access
 from crm_site.resources import CRMModelResource, cell_text
 
 from .models import Customer
@@ -23,7 +24,13 @@ class CustomerResource(CRMModelResource):
         email = cell_text(row.get("email"))
         if not email:
             return None
-        return Customer.objects.filter(email__iexact=email).first()
+        return self.scoped(Customer.objects.filter(email__iexact=email)).first()
+
+    def before_save_instance(self, instance, row, **kwargs):
+        # New customers go into the importing user's book.
+        if instance.pk is None and instance.owner_id is None and self.user is not None:
+            instance.owner = self.user
+        super().before_save_instance(instance, row, **kwargs)
 
 
 class CustomerWidget(widgets.ForeignKeyWidget):
@@ -31,13 +38,18 @@ class CustomerWidget(widgets.ForeignKeyWidget):
 
     def __init__(self, **kwargs):
         super().__init__(Customer, **kwargs)
+        # Set by the resource: customers outside this user's scope are answered as unknown.
+        self.user = None
 
     def clean(self, value, row=None, **kwargs):
         text = cell_text(value)
         if not text:
             raise ValueError(_("A customer id or email is required."))
         lookup = {"pk": int(text)} if text.isdigit() else {"email__iexact": text}
-        customer = Customer.objects.filter(**lookup).first()
+        customers = Customer.objects.filter(**lookup)
+        if self.user is not None:
+            customers = access.scope(customers, self.user)
+        customer = customers.first()
         if customer is None:
             raise ValueError(_("No customer with id or email “%(value)s”.") % {"value": text})
         return customer
@@ -48,6 +60,10 @@ class CustomerChildResource(CRMModelResource):
 
     customer = fields.Field(attribute="customer", column_name="customer", widget=CustomerWidget())
     customer_name = fields.Field(attribute="customer__name", column_name="customer_name", readonly=True)
+
+    def __init__(self, user=None, **kwargs):
+        super().__init__(user=user, **kwargs)
+        self.fields["customer"].widget.user = user
 
     def get_queryset(self):
         return super().get_queryset().select_related("customer")

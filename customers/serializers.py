@@ -1,10 +1,16 @@
+from django.contrib.auth import get_user_model
 from django.db.models import Value
 from django.db.models.functions import Lower
 from rest_framework import serializers
 
+from crm_site import access
 from crm_site.api.serializers import CachedReadFieldsMixin, StrictJSONTypesMixin
 
 from .models import Customer
+
+
+def _active_users():
+    return get_user_model().objects.filter(is_active=True)
 
 
 class CustomerSerializer(StrictJSONTypesMixin, CachedReadFieldsMixin, serializers.ModelSerializer):
@@ -12,6 +18,11 @@ class CustomerSerializer(StrictJSONTypesMixin, CachedReadFieldsMixin, serializer
     interaction_count = serializers.IntegerField(read_only=True)
     open_pipeline_value = serializers.DecimalField(max_digits=20, decimal_places=2, read_only=True)
     last_interaction_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    # Who owns the customer: the creator unless a manager names another user.
+    owner_id = serializers.PrimaryKeyRelatedField(
+        source="owner", queryset=_active_users(), required=False, allow_null=True
+    )
+    created_by_id = serializers.IntegerField(read_only=True, allow_null=True)
 
     class Meta:
         model = Customer
@@ -27,8 +38,11 @@ class CustomerSerializer(StrictJSONTypesMixin, CachedReadFieldsMixin, serializer
             "interaction_count",
             "open_pipeline_value",
             "last_interaction_at",
+            # After the original API's fields, whose order clients may rely on.
+            "owner_id",
+            "created_by_id",
         ]
-        read_only_fields = ["id", "created_at", "updated_at"]
+        read_only_fields = ["id", "created_by_id", "created_at", "updated_at"]
         extra_kwargs = {
             "company": {"allow_null": True, "allow_blank": True},
             "email": {"allow_null": True, "allow_blank": True},
@@ -39,6 +53,14 @@ class CustomerSerializer(StrictJSONTypesMixin, CachedReadFieldsMixin, serializer
         if not value.strip():
             raise serializers.ValidationError("This field may not be blank.")
         return value.strip()
+
+    def validate_owner_id(self, owner):
+        request = self.context.get("request")
+        if request is None or access.is_manager(request.user):
+            return owner
+        if owner is None or owner.pk != request.user.pk:
+            raise serializers.ValidationError("Only a manager may give a customer to another owner.", code="forbidden")
+        return owner
 
     def validate_email(self, value):
         value = (value or "").strip()
@@ -66,7 +88,12 @@ class CustomerIdField(serializers.IntegerField):
 
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
-        if not Customer.objects.filter(pk=value).exists():
+        customers = Customer.objects.all()
+        request = self.context.get("request")
+        if request is not None:
+            # Another rep's customer is answered like a missing one.
+            customers = access.scope(customers, request.user)
+        if not customers.filter(pk=value).exists():
             self.fail("does_not_exist", value=value)
         return value
 
@@ -89,3 +116,16 @@ class TimelineEntrySerializer(serializers.Serializer):
     opportunity = serializers.DictField(required=False, help_text="id, title (opportunity events)")
     from_stage = serializers.CharField(required=False, allow_null=True)
     to_stage = serializers.CharField(required=False)
+
+
+class ReassignSerializer(serializers.Serializer):
+    """Body of ``POST /api/customers/<id>/reassign``."""
+
+    owner_id = serializers.PrimaryKeyRelatedField(queryset=_active_users())
+
+
+class BulkReassignSerializer(serializers.Serializer):
+    """Body of ``POST /api/customers/reassign``: every customer of ``from_owner_id`` (null: unowned ones)."""
+
+    from_owner_id = serializers.PrimaryKeyRelatedField(queryset=get_user_model().objects.all(), allow_null=True)
+    to_owner_id = serializers.PrimaryKeyRelatedField(queryset=_active_users())

@@ -1,15 +1,32 @@
 from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import action
+from rest_framework.response import Response
 
 from crm_site.api.exports import ExportMixin
 from crm_site.api.history import HistoryMixin
+from crm_site.api.permissions import IsManager
 from crm_site.api.viewsets import CRMModelViewSet
 
 from .filters import CustomerFilter
 from .models import Customer
-from .serializers import CustomerSerializer, TimelineEntrySerializer
-from .services import delete_customer
+from .serializers import BulkReassignSerializer, CustomerSerializer, ReassignSerializer, TimelineEntrySerializer
+from .services import delete_customer, reassign_customers
 from .timeline import timeline_entry, timeline_queryset
+
+REASSIGNED = {
+    "type": "object",
+    "description": "What moved: customers (those already with the new owner are left alone) and their open "
+    "opportunities, which follow their customer. Also echoes the owner ids.",
+    "required": ["customers", "open_opportunities"],
+    "properties": {
+        "customers": {"type": "integer"},
+        "open_opportunities": {"type": "integer"},
+        "id": {"type": "integer"},
+        "owner_id": {"type": "integer"},
+        "from_owner_id": {"type": "integer", "nullable": True},
+        "to_owner_id": {"type": "integer"},
+    },
+}
 
 # Actions whose responses carry the customer's summary figures.
 SUMMARY_ACTIONS = {"list", "retrieve", "create", "update", "partial_update"}
@@ -23,6 +40,7 @@ class CustomerViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
     unique_constraint_fields = {"customer_email_ci_unique": ("email", "A customer with this email already exists.")}
     deleted_message = "Customer deleted."
     etag_ignored_fields = frozenset(SUMMARY_FIELDS)
+    owner_field = "owner"
 
     def get_queryset(self):
         queryset = super().get_queryset()
@@ -31,7 +49,9 @@ class CustomerViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
         return queryset
 
     def perform_create(self, serializer):
-        super().perform_create(serializer)
+        # Owned by the creator unless a manager named an owner (validate_owner_id).
+        owner = serializer.validated_data.get("owner", self.request.user)
+        self._save(serializer, created_by=self.request.user, owner=owner)
         self._reload_with_summary(serializer)
 
     def perform_update(self, serializer):
@@ -51,3 +71,23 @@ class CustomerViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
         customer = self.get_object()
         page = self.paginate_queryset(timeline_queryset(customer.pk))
         return self.get_paginated_response([timeline_entry(row) for row in page])
+
+    @extend_schema(operation_id="customers_reassign", request=ReassignSerializer, responses={200: REASSIGNED})
+    @action(detail=True, methods=["post"], url_path="reassign", permission_classes=[IsManager], filter_backends=[])
+    def reassign(self, request, pk=None):
+        """Give one customer (and so its interactions and opportunities) to another owner. Managers only."""
+        customer = self.get_object()
+        serializer = ReassignSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        counts = reassign_customers(Customer.objects.filter(pk=customer.pk), serializer.validated_data["owner_id"])
+        return Response({"id": customer.pk, "owner_id": serializer.validated_data["owner_id"].pk, **counts})
+
+    @extend_schema(operation_id="customers_reassign_all", request=BulkReassignSerializer, responses={200: REASSIGNED})
+    @action(detail=False, methods=["post"], url_path="reassign", permission_classes=[IsManager], filter_backends=[])
+    def reassign_all(self, request):
+        """Give all of one owner's customers (``from_owner_id`` null: the unowned ones) to another. Managers only."""
+        serializer = BulkReassignSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        source, target = serializer.validated_data["from_owner_id"], serializer.validated_data["to_owner_id"]
+        counts = reassign_customers(Customer.objects.filter(owner=source), target)
+        return Response({"from_owner_id": source.pk if source else None, "to_owner_id": target.pk, **counts})

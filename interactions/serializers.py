@@ -4,7 +4,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from crm_site.api.query import QueryDateField, QuerySerializer
-from crm_site.api.serializers import CachedReadFieldsMixin, StrictJSONTypesMixin
+from crm_site.api.serializers import CachedReadFieldsMixin, ScopedPrimaryKeyRelatedField, StrictJSONTypesMixin
 from crm_site.dates import add_months
 from customers.models import Customer
 
@@ -14,13 +14,14 @@ NOTES_MAX_LENGTH = 20_000
 
 
 class InteractionSerializer(StrictJSONTypesMixin, CachedReadFieldsMixin, serializers.ModelSerializer):
-    customer_id = serializers.PrimaryKeyRelatedField(source="customer", queryset=Customer.objects.all())
+    customer_id = ScopedPrimaryKeyRelatedField(source="customer", queryset=Customer.objects.all())
+    created_by_id = serializers.IntegerField(read_only=True, allow_null=True)
     notes = serializers.CharField(allow_null=True, allow_blank=True, required=False, max_length=NOTES_MAX_LENGTH)
 
     class Meta:
         model = Interaction
-        fields = ["id", "customer_id", "interaction_type", "notes", "occurred_at", "created_at"]
-        read_only_fields = ["id", "created_at"]
+        fields = ["id", "customer_id", "interaction_type", "notes", "occurred_at", "created_at", "created_by_id"]
+        read_only_fields = ["id", "created_by_id", "created_at"]
 
 
 class ActivityQuerySerializer(QuerySerializer):

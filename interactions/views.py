@@ -4,6 +4,7 @@ from django.utils import timezone
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from crm_site.access import scope
 from crm_site.api.exports import ExportMixin
 from crm_site.api.history import HistoryMixin
 from crm_site.api.query import validated_query
@@ -22,6 +23,7 @@ class InteractionViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
     serializer_class = InteractionSerializer
     filterset_class = InteractionFilter
     deleted_message = "Interaction deleted."
+    owner_field = "customer__owner"
 
 
 class ActivityReportView(APIView):
@@ -30,7 +32,8 @@ class ActivityReportView(APIView):
     @report_schema(ActivityQuerySerializer, ACTIVITY)
     def get(self, request):
         params = validated_query(request, ActivityQuerySerializer).validated_data
-        customers = Customer.objects.all()
+        # Computed over the records the user may see, like every list.
+        customers = scope(Customer.objects.all(), request.user)
         if "status" in params:
             customers = customers.filter(status=params["status"])
         cutoff = timezone.now() - datetime.timedelta(days=params["cold_days"])
@@ -39,7 +42,12 @@ class ActivityReportView(APIView):
                 "group_by": params["group_by"],
                 "date_from": params["date_from"],
                 "date_to": params["date_to"],
-                **interactions_over_time(params["date_from"], params["date_to"], params["group_by"]),
+                **interactions_over_time(
+                    params["date_from"],
+                    params["date_to"],
+                    params["group_by"],
+                    scope(Interaction.objects.all(), request.user),
+                ),
                 "going_cold": {
                     "days": params["cold_days"],
                     "since": cutoff,

@@ -1,5 +1,6 @@
 """Context of the admin's index page: the pipeline at a glance and the latest interactions."""
 
+from crm_site.access import scope
 from interactions.models import Interaction
 
 from .models import Opportunity
@@ -16,7 +17,9 @@ def dashboard_context(request):
     user = request.user
     context = {}
     if user.has_perm("opportunities.view_opportunity"):
-        summary = pipeline_summary()
+        # The figures of the user's book (everything for managers and read-only users).
+        opportunities = scope(Opportunity.objects.all(), user)
+        summary = pipeline_summary(opportunities)
         peak = max((stage["total_value"] for stage in summary["stages"]), default=0)
         context["pipeline"] = summary
         context["pipeline_bars"] = [
@@ -31,12 +34,14 @@ def dashboard_context(request):
             key: None if ratio is None else round(ratio * 100, 1) for key, ratio in summary["win_rate"].items()
         }
         context["closing_this_month"] = list(
-            Opportunity.objects.filter(closing_in_month())
+            opportunities.filter(closing_in_month())
             .select_related("customer")
             .order_by("expected_close_date", "-value", "id")[:LIST_LENGTH]
         )
     if user.has_perm("interactions.view_interaction"):
         context["latest_interactions"] = list(
-            Interaction.objects.select_related("customer").order_by("-occurred_at", "-id")[:LIST_LENGTH]
+            scope(Interaction.objects.all(), user)
+            .select_related("customer")
+            .order_by("-occurred_at", "-id")[:LIST_LENGTH]
         )
     return context

@@ -1,6 +1,6 @@
 from django_filters import rest_framework as filters
 
-from crm_site.api.filters import IdFilter
+from crm_site.api.filters import IdFilter, OwnerFilter
 
 from .models import Opportunity
 
@@ -10,6 +10,7 @@ MAX_VALUE = 10**12
 class OpportunityFilter(filters.FilterSet):
     customer_id = IdFilter(field_name="customer_id")
     stage = filters.ChoiceFilter(choices=Opportunity.Stage.choices)
+    owner = OwnerFilter(field_name="customer__owner_id", label="Owner of the customer: me, or a user id")
     min_value = filters.NumberFilter(field_name="value", lookup_expr="gte", min_value=0, max_value=MAX_VALUE)
     max_value = filters.NumberFilter(field_name="value", lookup_expr="lte", min_value=0, max_value=MAX_VALUE)
     min_probability = filters.NumberFilter(field_name="probability", lookup_expr="gte", min_value=0, max_value=100)
@@ -34,4 +35,4 @@ class OpportunityFilter(filters.FilterSet):
 
     class Meta:
         model = Opportunity
-        fields = ["customer_id", "stage", "min_value", "max_value", "min_probability", "max_probability"]
+        fields = ["customer_id", "stage", "owner", "min_value", "max_value", "min_probability", "max_probability"]

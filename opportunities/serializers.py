@@ -4,7 +4,7 @@ from rest_framework import serializers
 
 from crm_site.api.fields import RoundingDecimalField
 from crm_site.api.query import QueryDateField, QuerySerializer
-from crm_site.api.serializers import CachedReadFieldsMixin, StrictJSONTypesMixin
+from crm_site.api.serializers import CachedReadFieldsMixin, ScopedPrimaryKeyRelatedField, StrictJSONTypesMixin
 from crm_site.dates import day_bounds
 from customers.models import Customer
 from customers.serializers import CustomerIdField
@@ -13,7 +13,8 @@ from .models import Opportunity
 
 
 class OpportunitySerializer(StrictJSONTypesMixin, CachedReadFieldsMixin, serializers.ModelSerializer):
-    customer_id = serializers.PrimaryKeyRelatedField(source="customer", queryset=Customer.objects.all())
+    customer_id = ScopedPrimaryKeyRelatedField(source="customer", queryset=Customer.objects.all())
+    created_by_id = serializers.IntegerField(read_only=True, allow_null=True)
     value = RoundingDecimalField(max_digits=14, decimal_places=2, min_value=Decimal("0"), required=False)
     probability = serializers.IntegerField(min_value=0, max_value=100, required=False)
 
@@ -30,8 +31,9 @@ class OpportunitySerializer(StrictJSONTypesMixin, CachedReadFieldsMixin, seriali
             "closed_at",
             "created_at",
             "updated_at",
+            "created_by_id",
         ]
-        read_only_fields = ["id", "closed_at", "created_at", "updated_at"]
+        read_only_fields = ["id", "closed_at", "created_by_id", "created_at", "updated_at"]
 
     def validate_title(self, value):
         if not value.strip():

@@ -2,6 +2,7 @@ from django.utils import timezone
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from crm_site.access import scope
 from crm_site.api.exports import ExportMixin
 from crm_site.api.history import HistoryMixin
 from crm_site.api.query import validated_query
@@ -19,6 +20,7 @@ class OpportunityViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
     serializer_class = OpportunitySerializer
     filterset_class = OpportunityFilter
     deleted_message = "Opportunity deleted."
+    owner_field = "customer__owner"
 
 
 class PipelineReportView(APIView):
@@ -27,7 +29,8 @@ class PipelineReportView(APIView):
     @report_schema(PipelineQuerySerializer, PIPELINE)
     def get(self, request):
         params = validated_query(request, PipelineQuerySerializer)
-        return Response(pipeline_summary(params.filter_queryset(Opportunity.objects.all())))
+        # Computed over the records the user may see, like every list.
+        return Response(pipeline_summary(params.filter_queryset(scope(Opportunity.objects.all(), request.user))))
 
 
 class ForecastReportView(APIView):
@@ -36,5 +39,5 @@ class ForecastReportView(APIView):
     @report_schema(ForecastQuerySerializer, FORECAST)
     def get(self, request):
         params = validated_query(request, ForecastQuerySerializer)
-        queryset = params.filter_queryset(Opportunity.objects.all())
+        queryset = params.filter_queryset(scope(Opportunity.objects.all(), request.user))
         return Response(forecast(timezone.localdate(), params.validated_data["months"], queryset))

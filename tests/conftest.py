@@ -2,12 +2,13 @@ import pytest
 from knox.models import get_token_model
 from rest_framework.test import APIClient
 
-from tests.factories import StaffFactory, UserFactory
+from tests.factories import ManagerFactory, StaffFactory
 
 
 @pytest.fixture
 def user(db):
-    return UserFactory()
+    """A sales manager (not a superuser): sees and changes everything, like the API's first clients."""
+    return ManagerFactory()
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@ from decimal import Decimal
 
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from factory.django import DjangoModelFactory
 
 from customers.models import Customer
@@ -15,10 +16,20 @@ class UserFactory(DjangoModelFactory):
     class Meta:
         model = get_user_model()
         django_get_or_create = ["username"]
+        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda user: f"{user.username}@example.com")
     password = factory.django.Password(PASSWORD)
+
+
+class ManagerFactory(UserFactory):
+    """A member of "Sales manager" (created by a migration): sees and changes every record."""
+
+    @factory.post_generation
+    def sales_manager(self, create, extracted, **kwargs):
+        if create:
+            self.groups.add(Group.objects.get(name="Sales manager"))
 
 
 class StaffFactory(UserFactory):

@@ -16,7 +16,18 @@ from interactions.models import Interaction
 from opportunities.models import Opportunity
 from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory
 
-CUSTOMER_HEADER = ["id", "name", "company", "email", "phone", "status", "created_at", "updated_at"]
+CUSTOMER_HEADER = [
+    "id",
+    "name",
+    "company",
+    "email",
+    "phone",
+    "status",
+    "created_at",
+    "updated_at",
+    "owner_id",
+    "created_by_id",
+]
 
 
 def read_csv(response):
@@ -41,6 +52,8 @@ def customer_row(customer):
         customer.status,
         customer.created_at.isoformat(),
         customer.updated_at.isoformat(),
+        "",
+        "",
     ]
 
 
@@ -83,7 +96,7 @@ class TestCsvExport:
         InteractionFactory(customer=other)
         rows = read_csv(api.get("/api/interactions/export", {"customer_id": customer.pk}))
         assert rows == [
-            ["id", "customer_id", "interaction_type", "notes", "occurred_at", "created_at"],
+            ["id", "customer_id", "interaction_type", "notes", "occurred_at", "created_at", "created_by_id"],
             [
                 str(note.pk),
                 str(customer.pk),
@@ -91,6 +104,7 @@ class TestCsvExport:
                 note.notes,
                 note.occurred_at.isoformat(),
                 note.created_at.isoformat(),
+                "",
             ],
         ]
         deal = OpportunityFactory(
@@ -112,6 +126,7 @@ class TestCsvExport:
             deal.closed_at.isoformat(),
             deal.created_at.isoformat(),
             deal.updated_at.isoformat(),
+            "",
         ]
         assert len(rows) == 2
 
@@ -169,7 +184,9 @@ class TestXlsxExport:
 
     def test_empty_export_has_the_header(self, api):
         rows = read_xlsx(api.get("/api/interactions/export", {"format": "xlsx"}))
-        assert rows == [["id", "customer_id", "interaction_type", "notes", "occurred_at", "created_at"]]
+        assert rows == [
+            ["id", "customer_id", "interaction_type", "notes", "occurred_at", "created_at", "created_by_id"]
+        ]
 
 
 @pytest.mark.django_db

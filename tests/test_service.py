@@ -154,10 +154,11 @@ def test_a_conflicting_write_that_no_validator_caught_is_a_409(api, db):
 
     from tests.factories import CustomerFactory
 
-    customer = CustomerFactory(name="Guarded")
-    # A constraint the serializer knows nothing about, as a later migration might add.
+    # A constraint the serializer knows nothing about, as a later migration might add. Created
+    # first: PostgreSQL refuses to index a table with deferred foreign-key checks pending.
     with connection.cursor() as cursor:
         cursor.execute("CREATE UNIQUE INDEX test_phone_unique ON customers_customer (phone)")
+    customer = CustomerFactory(name="Guarded")
     response = api.post("/api/customers", {"name": "Other", "phone": customer.phone}, format="json")
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "conflict"

@@ -12,6 +12,8 @@ from knox.models import get_token_model
 from knox.settings import CONSTANTS
 from rest_framework import exceptions
 
+from crm_site.access import remember_role, role_rank_sql
+
 from .fastsql import reader
 
 
@@ -48,23 +50,27 @@ def _token_lookup():
     user_field = token_model._meta.get_field("user")
     token_reader, user_reader = reader(token_model), reader(user_field.related_model)
     quote = connection.ops.quote_name
+    user_pk = f"{user_reader.table}.{quote(user_field.related_model._meta.pk.column)}"
+    # The user's role comes along in the same query (see crm_site.access.role_of).
+    rank_sql, rank_params = role_rank_sql(user_pk)
     sql = (
-        f"SELECT {', '.join(token_reader.columns + user_reader.columns)} "
+        f"SELECT {', '.join(token_reader.columns + user_reader.columns)}, {rank_sql} "
         f"FROM {token_reader.table} INNER JOIN {user_reader.table} "
         f"ON {token_reader.table}.{quote(user_field.column)} = "
         f"{user_reader.table}.{quote(user_field.related_model._meta.pk.column)} "
         f"WHERE {token_reader.table}.{quote('token_key')} = %s"
     )
-    return sql, token_reader, user_reader
+    return sql, rank_params, token_reader, user_reader
 
 
 def _tokens_with_users(token_key):
-    sql, token_reader, user_reader = _token_lookup()
+    sql, rank_params, token_reader, user_reader = _token_lookup()
     with connection.cursor() as cursor:
-        cursor.execute(sql, [token_key])
+        cursor.execute(sql, [*rank_params, token_key])
         rows = cursor.fetchall()
     split = len(token_reader)
     for row in rows:
         auth_token = token_reader.instance(row[:split])
-        auth_token.user = user_reader.instance(row[split:])
+        auth_token.user = user_reader.instance(row[split:-1])
+        remember_role(auth_token.user, row[-1])
         yield auth_token

@@ -11,7 +11,7 @@ LATEST_DATE = datetime.date(9000, 12, 31)
 
 def validated_query(request, serializer_class):
     """``serializer_class`` bound to the query string of ``request`` and validated (a 400 when invalid)."""
-    serializer = serializer_class(data=request.query_params)
+    serializer = serializer_class(data=request.query_params, context={"request": request})
     serializer.is_valid(raise_exception=True)
     return serializer
 

@@ -21,7 +21,7 @@ from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 
 from .conditional import ConditionalRequestMixin
-from .filters import IdFilter
+from .filters import IdFilter, OwnerFilter
 from .idempotency import HEADER as IDEMPOTENCY_HEADER
 from .idempotency import KEY_PATTERN, REPLAYED_HEADER, IdempotencyMixin
 from .request_id import HEADER as REQUEST_ID_HEADER
@@ -31,6 +31,8 @@ ERROR_COMPONENT = "ErrorEnvelope"
 # Text may hold anything but NUL characters (Django and DRF refuse those: PostgreSQL cannot store
 # them). "+" so that where blank is allowed, its own alternative (maxLength 0) is the only match.
 NO_NUL_PATTERN = r"^[^\x00]+$"
+# ?owner=: "me" or a user id (up to 18 digits, so always within a 64-bit id).
+OWNER_PATTERN = r"^(me|[1-9][0-9]{0,17})$"
 IF_MATCH_PATTERN = r'^(\*|(W/)?"[\x21\x23-\x7e]*"(\s*,\s*(W/)?"[\x21\x23-\x7e]*")*)$'
 
 ERROR_ENVELOPE_SCHEMA = {
@@ -265,7 +267,9 @@ class EnvelopeAutoSchema(AutoSchema):
             parameter["allowEmptyValue"] = True
             declared = filters.get(parameter["name"])
             schema = parameter.get("schema", {})
-            if isinstance(declared, django_filters.NumberFilter):
+            if isinstance(declared, OwnerFilter):
+                parameter["schema"] = {"type": "string", "pattern": OWNER_PATTERN}
+            elif isinstance(declared, django_filters.NumberFilter):
                 schema.pop("format", None)
                 schema["type"] = "integer" if isinstance(declared, IdFilter) else "number"
                 for bound, key in (("min_value", "minimum"), ("max_value", "maximum")):

@@ -1,8 +1,11 @@
-"""Serializer behaviour shared by the apps, and helpers for the API's hot paths."""
+"""Serializer behaviour shared by the apps: strict JSON types, the API's hot paths, and related ids
+narrowed to what the user may see."""
 
 from collections.abc import Mapping
 
 from rest_framework import serializers
+
+from crm_site.access import scope
 
 
 def _is_integer(value):
@@ -74,3 +77,20 @@ class CachedReadFieldsMixin:
     @property
     def _readable_fields(self):
         return iter(self._cached_read_fields())
+
+
+class ScopedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
+    """A related id that must name a record the requesting user may see.
+
+    A record out of the user's scope is refused with the same message as an id
+    that does not exist, so that ids of other books do not leak. The queryset is
+    narrowed per call (from the serializer's context), never stored on the field:
+    bound read fields are shared between requests (``CachedReadFieldsMixin``).
+    """
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        request = self.context.get("request")
+        if request is None:
+            return queryset
+        return scope(queryset, request.user)

@@ -14,6 +14,8 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from crm_site.access import role_of
+
 from .exceptions import error_response
 from .throttling import AnonThrottle, LoginAddressThrottle, LoginUsernameThrottle
 
@@ -63,6 +65,7 @@ def index(request):
                 "health": "/api/health",
                 "token": "/api/auth/token",
                 "logout": "/api/auth/logout",
+                "me": "/api/auth/me",
                 "customers": "/api/customers",
                 "interactions": "/api/interactions",
                 "opportunities": "/api/opportunities",
@@ -127,3 +130,39 @@ class LogoutView(APIView):
         if isinstance(request.auth, get_token_model()):
             request.auth.delete()
         return Response({"success": True, "message": "Logged out."})
+
+
+ME = {
+    "type": "object",
+    "required": ["id", "username", "name", "email", "role", "is_superuser", "permissions"],
+    "properties": {
+        "id": {"type": "integer"},
+        "username": {"type": "string"},
+        "name": {"type": "string"},
+        "email": {"type": "string"},
+        "role": {"type": "string", "enum": ["manager", "rep", "read_only"], "nullable": True},
+        "is_superuser": {"type": "boolean"},
+        "permissions": {"type": "array", "items": {"type": "string"}, "description": "app_label.codename"},
+    },
+}
+
+
+class MeView(APIView):
+    """``GET /api/auth/me``: the signed-in user, their role and their permissions."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={200: ME})
+    def get(self, request):
+        user = request.user
+        return Response(
+            {
+                "id": user.pk,
+                "username": user.get_username(),
+                "name": user.get_full_name(),
+                "email": user.email,
+                "role": role_of(user),
+                "is_superuser": user.is_superuser,
+                "permissions": sorted(user.get_all_permissions()),
+            }
+        )

@@ -4,6 +4,7 @@ from django.db import IntegrityError, transaction
 from rest_framework import exceptions, status, viewsets
 from rest_framework.response import Response
 
+from crm_site.access import scope
 from crm_site.history import batched_delete_history
 
 from .conditional import ConditionalRequestMixin
@@ -29,6 +30,9 @@ class CRMModelViewSet(
       concurrent writer becomes a 400 on the field named in ``unique_constraint_fields``.
     - POSTs honour ``Idempotency-Key`` (see ``idempotency.py``); detail responses
       carry an ETag, and PUT/PATCH/DELETE honour ``If-Match`` (see ``conditional.py``).
+    - Every action built on ``get_queryset()``/``get_object()`` sees only the rows
+      the user may see (``crm_site.access.scope`` along ``owner_field``): out of
+      scope is a 404. New records remember their creator (``created_by``).
     """
 
     # Ids are integers: anything else is not a route, so it gets the JSON 404.
@@ -36,21 +40,26 @@ class CRMModelViewSet(
     # Database constraint name -> (field, message) for IntegrityErrors.
     unique_constraint_fields = {}
     deleted_message = "Deleted."
+    # The lookup from a row to the user who owns it (see crm_site.access).
+    owner_field = None
+
+    def get_queryset(self):
+        return scope(super().get_queryset(), self.request.user, self.owner_field)
 
     def update(self, request, *args, **kwargs):
         kwargs["partial"] = True
         return super().update(request, *args, **kwargs)
 
     def perform_create(self, serializer):
-        self._save(serializer)
+        self._save(serializer, created_by=self.request.user)
 
     def perform_update(self, serializer):
         self._save(serializer)
 
-    def _save(self, serializer):
+    def _save(self, serializer, **extra):
         try:
             with transaction.atomic():
-                serializer.save()
+                serializer.save(**extra)
         except IntegrityError as exc:
             text = str(exc)
             for constraint, (field, message) in self.unique_constraint_fields.items():

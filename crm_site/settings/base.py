@@ -160,7 +160,8 @@ REST_FRAMEWORK = {
         "crm_site.api.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Signed in with a role (crm_site.access): read-only users read, reps and managers write.
+    "DEFAULT_PERMISSION_CLASSES": ["crm_site.api.permissions.HasRole"],
     "DEFAULT_RENDERER_CLASSES": [
         "crm_site.api.renderers.EnvelopeJSONRenderer",
         "crm_site.api.renderers.EnvelopeBrowsableAPIRenderer",

@@ -8,7 +8,7 @@ from core.models import IdempotencyKey
 from customers.models import Customer
 from interactions.models import Interaction
 from opportunities.models import Opportunity
-from tests.factories import CustomerFactory, UserFactory
+from tests.factories import CustomerFactory, ManagerFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -66,7 +66,7 @@ def test_same_key_on_another_path_is_refused(api):
 def test_keys_belong_to_one_user(api, anon_client):
     from knox.models import get_token_model
 
-    other = UserFactory()
+    other = ManagerFactory()
     _, token = get_token_model().objects.create(other)
     anon_client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
 

@@ -52,7 +52,10 @@ def sqlite_server(tmp_path):
         "shell",
         "-c",
         "from django.contrib.auth import get_user_model\nfrom knox.models import get_token_model\n"
-        "print(get_token_model().objects.create(get_user_model().objects.create_user('w'))[1])",
+        "from django.contrib.auth.models import Group\n"
+        "u = get_user_model().objects.create_user('w')\n"
+        "u.groups.add(Group.objects.get(name='Sales manager'))\n"
+        "print(get_token_model().objects.create(u)[1])",
     )
     port = free_port()
     log = open(tmp_path / "gunicorn.log", "w+")  # noqa: SIM115 - closed below

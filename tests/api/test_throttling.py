@@ -11,7 +11,7 @@ from django.db import connection
 from knox.models import get_token_model
 from rest_framework.test import APIClient
 
-from tests.factories import PASSWORD, UserFactory
+from tests.factories import PASSWORD, ManagerFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -84,7 +84,7 @@ def _assert_throttled(response):
 
 def test_user_rate_limits_each_user_separately(rates):
     rates(user="3/minute")
-    alice, bob = _client_for(UserFactory()), _client_for(UserFactory())
+    alice, bob = _client_for(ManagerFactory()), _client_for(ManagerFactory())
 
     statuses = [alice.get("/api/customers").status_code for _ in range(4)]
 
@@ -95,7 +95,7 @@ def test_user_rate_limits_each_user_separately(rates):
 
 def test_counters_live_in_the_configured_shared_cache(rates, shared_cache):
     rates(user="5/minute")
-    user = UserFactory()
+    user = ManagerFactory()
     client = _client_for(user)
     for _ in range(2):
         client.get("/api/customers")
@@ -122,7 +122,7 @@ def test_anonymous_rate_limits_by_address(rates):
 
 def test_login_is_limited_per_address_whatever_the_username(rates):
     rates(login="3/minute")
-    user = UserFactory()
+    user = ManagerFactory()
     client = APIClient()
     for n in range(3):
         assert (

@@ -11,6 +11,7 @@ from django.core.management import call_command
         ("import_legacy", ["--dry-run", "twice changes nothing"]),
         ("backup", ["consistent backup", "pg_dump"]),
         ("restore", ["--yes", "ALL data"]),
+        ("create_user", ["--role", "read_only", "printed once"]),
     ],
 )
 def test_help(command, words, capsys):

@@ -86,14 +86,16 @@ def live_database_url(tmp_path_factory):
 
 
 def create_tokens(database_url, usernames):
-    """Users (created if missing) and a fresh bearer token for each, made in the live database."""
+    """Users (created if missing, as sales managers) and a fresh bearer token for each, in the live database."""
     script = (
         "import json, sys\n"
         "from django.contrib.auth import get_user_model\n"
+        "from django.contrib.auth.models import Group\n"
         "from knox.models import get_token_model\n"
         "tokens = {}\n"
         "for name in json.loads(sys.stdin.read()):\n"
         "    user, _ = get_user_model().objects.get_or_create(username=name)\n"
+        "    user.groups.add(Group.objects.get(name='Sales manager'))\n"
         "    tokens[name] = get_token_model().objects.create(user)[1]\n"
         "print(json.dumps(tokens))\n"
     )

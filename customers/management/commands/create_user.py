@@ -1,0 +1,43 @@
+"""``manage.py create_user USERNAME --role rep|manager|read_only``: a staff account with a CRM role."""
+
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from crm_site.access import ROLE_GROUPS
+
+
+class Command(BaseCommand):
+    help = (
+        "Create a user with a CRM role: rep (sees and edits the customers they own), manager (sees and "
+        "reassigns everything) or read_only (sees everything, changes nothing). The user may sign in to "
+        "the admin and ask the API for a token. Without --password, a password is generated and printed "
+        "once: hand it over and have it changed."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("username")
+        parser.add_argument("--role", required=True, choices=sorted(ROLE_GROUPS), help="The user's role.")
+        parser.add_argument("--email", default="", help="Email address (optional).")
+        parser.add_argument("--password", help="Password; generated and printed when left out.")
+
+    def handle(self, *args, **options):
+        User = get_user_model()
+        username = options["username"].strip()
+        if not username:
+            raise CommandError("The username may not be blank.")
+        if User.objects.filter(username=username).exists():
+            raise CommandError(f'A user named "{username}" already exists.')
+        password = options["password"]
+        generated = password is None
+        if generated:
+            password = secrets.token_urlsafe(12)
+        with transaction.atomic():
+            user = User.objects.create_user(username, email=options["email"], password=password, is_staff=True)
+            user.groups.add(Group.objects.get(name=ROLE_GROUPS[options["role"]]))
+        self.stdout.write(self.style.SUCCESS(f'Created {options["role"]} "{username}" (id {user.pk}).'))
+        if generated:
+            self.stdout.write(f"Password (shown only now): {password}")

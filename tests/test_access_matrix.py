@@ -1,0 +1,280 @@
+"""Every API endpoint x every role: who may do what, and that no rep reaches another rep's book.
+
+Rep A owns customer ``a`` (with an interaction and an opportunity); rep B owns
+``b``. Paths name rep A's records, so the table says what each role gets when
+it reaches for them: rep B must get a 404 (never a 403, which would confirm the
+id exists), read-only users read but never write, users without a role get 403,
+anonymous requests 401.
+"""
+
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Group
+from knox.models import get_token_model
+from rest_framework.test import APIClient
+
+from customers.models import Customer
+from interactions.models import Interaction
+from opportunities.models import Opportunity
+from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+ROLES = ["rep_a", "rep_b", "manager", "read_only", "anonymous", "no_role"]
+GROUPS = {"rep_a": "Sales rep", "rep_b": "Sales rep", "manager": "Sales manager", "read_only": "Read-only"}
+
+
+@pytest.fixture
+def world():
+    users = {}
+    for role in ("rep_a", "rep_b", "manager", "read_only", "no_role"):
+        users[role] = UserFactory(username=role)
+        if role in GROUPS:
+            users[role].groups.add(Group.objects.get(name=GROUPS[role]))
+    a = CustomerFactory(name="Alpha", owner=users["rep_a"])
+    b = CustomerFactory(name="Bravo", owner=users["rep_b"])
+    records = {
+        "a": a,
+        "b": b,
+        "ia": InteractionFactory(customer=a),
+        "ib": InteractionFactory(customer=b),
+        "oa": OpportunityFactory(customer=a, value=Decimal("700"), stage=Opportunity.Stage.PROPOSAL),
+        "ob": OpportunityFactory(customer=b, value=Decimal("9000"), stage=Opportunity.Stage.PROPOSAL),
+        "users": users,
+    }
+    return records
+
+
+def client_for(world, role):
+    client = APIClient()
+    if role != "anonymous":
+        _, token = get_token_model().objects.create(world["users"][role])
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+def payload(world, body):
+    return {
+        key: (world[value[1:]].pk if isinstance(value, str) and value.startswith("@") else value)
+        for key, value in body.items()
+    }
+
+
+# (method, path template, body, expected status for rep_a, rep_b, manager, read_only, anonymous, no_role)
+MATRIX = [
+    ("get", "/api/customers", None, (200, 200, 200, 200, 401, 403)),
+    ("get", "/api/customers/{a}", None, (200, 404, 200, 200, 401, 403)),
+    ("post", "/api/customers", {"name": "New"}, (201, 201, 201, 403, 401, 403)),
+    ("put", "/api/customers/{a}", {"phone": "1"}, (200, 404, 200, 403, 401, 403)),
+    ("patch", "/api/customers/{a}", {"phone": "1"}, (200, 404, 200, 403, 401, 403)),
+    ("delete", "/api/customers/{a}", None, (403, 403, 200, 403, 401, 403)),
+    ("get", "/api/customers/export", None, (200, 200, 200, 200, 401, 403)),
+    ("get", "/api/customers/{a}/history", None, (200, 404, 200, 200, 401, 403)),
+    ("get", "/api/customers/{a}/timeline", None, (200, 404, 200, 200, 401, 403)),
+    ("post", "/api/customers/{a}/reassign", {"owner_id": "@b_owner"}, (403, 403, 200, 403, 401, 403)),
+    (
+        "post",
+        "/api/customers/reassign",
+        {"from_owner_id": "@a_owner", "to_owner_id": "@b_owner"},
+        (403, 403, 200, 403, 401, 403),
+    ),
+    ("get", "/api/interactions", None, (200, 200, 200, 200, 401, 403)),
+    ("get", "/api/interactions/{ia}", None, (200, 404, 200, 200, 401, 403)),
+    ("post", "/api/interactions", {"customer_id": "@a", "interaction_type": "call"}, (201, 400, 201, 403, 401, 403)),
+    ("put", "/api/interactions/{ia}", {"notes": "x"}, (200, 404, 200, 403, 401, 403)),
+    ("delete", "/api/interactions/{ia}", None, (200, 404, 200, 403, 401, 403)),
+    ("get", "/api/interactions/export", None, (200, 200, 200, 200, 401, 403)),
+    ("get", "/api/interactions/{ia}/history", None, (200, 404, 200, 200, 401, 403)),
+    ("get", "/api/opportunities", None, (200, 200, 200, 200, 401, 403)),
+    ("get", "/api/opportunities/{oa}", None, (200, 404, 200, 200, 401, 403)),
+    ("post", "/api/opportunities", {"customer_id": "@a", "title": "T"}, (201, 400, 201, 403, 401, 403)),
+    ("put", "/api/opportunities/{oa}", {"value": 5}, (200, 404, 200, 403, 401, 403)),
+    ("delete", "/api/opportunities/{oa}", None, (200, 404, 200, 403, 401, 403)),
+    ("get", "/api/opportunities/export", None, (200, 200, 200, 200, 401, 403)),
+    ("get", "/api/opportunities/{oa}/history", None, (200, 404, 200, 200, 401, 403)),
+    ("get", "/api/reports/pipeline", None, (200, 200, 200, 200, 401, 403)),
+    ("get", "/api/reports/pipeline?customer_id={a}", None, (200, 400, 200, 200, 401, 403)),
+    ("get", "/api/reports/forecast", None, (200, 200, 200, 200, 401, 403)),
+    ("get", "/api/reports/activity", None, (200, 200, 200, 200, 401, 403)),
+    ("get", "/api/auth/me", None, (200, 200, 200, 200, 401, 200)),
+]
+
+
+def _case_id(row):
+    return f"{row[0].upper()} {row[1]}"
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(("method", "template", "body", "expected"), MATRIX, ids=[_case_id(row) for row in MATRIX])
+def test_matrix(world, role, method, template, body, expected):
+    world["a_owner"], world["b_owner"] = world["users"]["rep_a"], world["users"]["rep_b"]
+    path = template.format(**{key: value.pk for key, value in world.items() if key != "users"})
+    data = payload(world, body) if body is not None else None
+    response = getattr(client_for(world, role), method)(path, data, format="json")
+    assert response.status_code == expected[ROLES.index(role)], (response.status_code, response.content[:300])
+    if response.status_code >= 400 and not response.get("Content-Type", "").startswith("text/csv"):
+        assert response.json()["success"] is False
+
+
+def _text(response):
+    if response.streaming:
+        return b"".join(response.streaming_content).decode("utf-8-sig")
+    return response.content.decode()
+
+
+@pytest.mark.parametrize("resource", ["customers", "interactions", "opportunities"])
+def test_rep_b_never_sees_rep_a_records_in_lists_and_exports(world, resource):
+    keys = {"customers": ("a", "b"), "interactions": ("ia", "ib"), "opportunities": ("oa", "ob")}[resource]
+    mine, theirs = (world[key].pk for key in keys)
+    client = client_for(world, "rep_b")
+    ids = [row["id"] for row in client.get(f"/api/{resource}", {"page_size": 500}).json()["data"]]
+    assert ids == [theirs]
+    assert mine not in ids
+    export = _text(client.get(f"/api/{resource}/export")).splitlines()
+    assert [line.split(",")[0] for line in export[1:]] == [str(theirs)]
+    # Filtering by rep A's customer finds nothing rather than an error that confirms it exists.
+    if resource != "customers":
+        assert client.get(f"/api/{resource}", {"customer_id": world["a"].pk}).json()["data"] == []
+    manager_ids = {row["id"] for row in client_for(world, "manager").get(f"/api/{resource}").json()["data"]}
+    assert {mine, theirs} <= manager_ids
+
+
+def test_search_is_scoped(world):
+    client = client_for(world, "rep_b")
+    assert client.get("/api/customers", {"search": "Alpha"}).json()["data"] == []
+    assert [
+        c["name"] for c in client_for(world, "rep_a").get("/api/customers", {"search": "Alpha"}).json()["data"]
+    ] == ["Alpha"]
+
+
+def test_reports_count_only_the_reps_book(world):
+    rep_b = client_for(world, "rep_b")
+    pipeline = rep_b.get("/api/reports/pipeline").json()["data"]
+    assert pipeline["open"] == {"count": 1, "total_value": 9000.0, "weighted_value": 3600.0}
+    forecast = rep_b.get("/api/reports/forecast").json()["data"]
+    assert forecast["total"]["count"] == 1 and forecast["total"]["total_value"] == 9000.0
+    activity = rep_b.get("/api/reports/activity").json()["data"]
+    assert activity["totals"]["total"] == 1
+    assert [c["id"] for c in activity["going_cold"]["customers"]] == [] or all(
+        c["id"] == world["b"].pk for c in activity["going_cold"]["customers"]
+    )
+    manager = client_for(world, "manager").get("/api/reports/pipeline").json()["data"]
+    assert manager["open"]["count"] == 2 and manager["open"]["total_value"] == 9700.0
+
+
+def test_records_without_owner_are_visible_to_managers_only(world):
+    orphan = CustomerFactory(name="Orphan", owner=None)
+    assert client_for(world, "rep_a").get(f"/api/customers/{orphan.pk}").status_code == 404
+    assert client_for(world, "manager").get(f"/api/customers/{orphan.pk}").status_code == 200
+
+
+def test_new_customer_belongs_to_its_creator(world):
+    rep_a = world["users"]["rep_a"]
+    data = client_for(world, "rep_a").post("/api/customers", {"name": "Mine"}, format="json").json()["data"]
+    assert data["owner_id"] == rep_a.pk and data["created_by_id"] == rep_a.pk
+    interaction = client_for(world, "rep_a").post(
+        "/api/interactions", {"customer_id": data["id"], "interaction_type": "call"}, format="json"
+    )
+    assert interaction.json()["data"]["created_by_id"] == rep_a.pk
+
+
+def test_rep_cannot_give_a_customer_away(world):
+    rep_b = world["users"]["rep_b"]
+    client = client_for(world, "rep_a")
+    created = client.post("/api/customers", {"name": "Mine", "owner_id": rep_b.pk}, format="json")
+    assert created.status_code == 400 and "owner_id" in created.json()["error"]["fields"]
+    updated = client.put(f"/api/customers/{world['a'].pk}", {"owner_id": rep_b.pk}, format="json")
+    assert updated.status_code == 400 and "owner_id" in updated.json()["error"]["fields"]
+    assert Customer.objects.get(pk=world["a"].pk).owner == world["users"]["rep_a"]
+
+
+def test_manager_names_the_owner(world):
+    rep_b = world["users"]["rep_b"]
+    data = client_for(world, "manager").post("/api/customers", {"name": "For B", "owner_id": rep_b.pk}, format="json")
+    assert data.status_code == 201 and data.json()["data"]["owner_id"] == rep_b.pk
+
+
+def test_child_for_another_reps_customer_is_refused_like_an_unknown_id(world):
+    client = client_for(world, "rep_b")
+    other = client.post("/api/interactions", {"customer_id": world["a"].pk, "interaction_type": "call"}, format="json")
+    missing = client.post("/api/interactions", {"customer_id": 999999, "interaction_type": "call"}, format="json")
+    assert other.status_code == missing.status_code == 400
+    assert other.json()["error"]["fields"]["customer_id"] == [
+        message.replace("999999", str(world["a"].pk)) for message in missing.json()["error"]["fields"]["customer_id"]
+    ]
+    moved = client.put(f"/api/opportunities/{world['ob'].pk}", {"customer_id": world["a"].pk}, format="json")
+    assert moved.status_code == 400
+    assert Interaction.objects.filter(customer=world["a"]).count() == 1
+
+
+@pytest.mark.parametrize(("value", "names"), [("me", ["Bravo"]), ("rep_a_id", []), ("garbage", None), ("-1", None)])
+def test_owner_filter(world, value, names):
+    if value == "rep_a_id":
+        value = str(world["users"]["rep_a"].pk)
+    response = client_for(world, "rep_b").get("/api/customers", {"owner": value})
+    if names is None:
+        assert response.status_code == 400 and "owner" in response.json()["error"]["fields"]
+        return
+    assert [c["name"] for c in response.json()["data"]] == names
+
+
+def test_manager_owner_filter_on_opportunities(world):
+    manager = client_for(world, "manager")
+    rows = manager.get("/api/opportunities", {"owner": world["users"]["rep_a"].pk}).json()["data"]
+    assert [row["id"] for row in rows] == [world["oa"].pk]
+    assert manager.get("/api/opportunities", {"owner": "me"}).json()["data"] == []
+
+
+def test_reassign_one_and_all(world):
+    manager = client_for(world, "manager")
+    rep_a, rep_b = world["users"]["rep_a"], world["users"]["rep_b"]
+    one = manager.post(f"/api/customers/{world['a'].pk}/reassign", {"owner_id": rep_b.pk}, format="json")
+    assert one.json()["data"] == {"id": world["a"].pk, "owner_id": rep_b.pk, "customers": 1, "open_opportunities": 1}
+    # The opportunity followed its customer into rep B's book.
+    assert client_for(world, "rep_b").get(f"/api/opportunities/{world['oa'].pk}").status_code == 200
+    assert client_for(world, "rep_a").get(f"/api/opportunities/{world['oa'].pk}").status_code == 404
+    every = manager.post(
+        "/api/customers/reassign", {"from_owner_id": rep_b.pk, "to_owner_id": rep_a.pk}, format="json"
+    ).json()["data"]
+    assert every == {"from_owner_id": rep_b.pk, "to_owner_id": rep_a.pk, "customers": 2, "open_opportunities": 2}
+    assert set(Customer.objects.filter(owner=rep_a).values_list("pk", flat=True)) == {world["a"].pk, world["b"].pk}
+    history = manager.get(f"/api/customers/{world['b'].pk}/history").json()["data"][0]
+    assert {"field": "owner_id", "old": rep_b.pk, "new": rep_a.pk} in history["changes"]
+
+
+@pytest.mark.parametrize("body", [{}, {"owner_id": "x"}, {"owner_id": 999999}])
+def test_reassign_rejects_bad_owner(world, body):
+    response = client_for(world, "manager").post(f"/api/customers/{world['a'].pk}/reassign", body, format="json")
+    assert response.status_code == 400 and "owner_id" in response.json()["error"]["fields"]
+
+
+@pytest.mark.parametrize(
+    ("role", "expected"), [("rep_a", "rep"), ("manager", "manager"), ("read_only", "read_only"), ("no_role", None)]
+)
+def test_me(world, role, expected):
+    data = client_for(world, role).get("/api/auth/me").json()["data"]
+    user = world["users"][role]
+    assert data["id"] == user.pk and data["username"] == role and data["role"] == expected
+    assert data["is_superuser"] is False
+    assert ("customers.delete_customer" in data["permissions"]) is (role == "manager")
+
+
+def test_superuser_is_a_manager(world):
+    boss = UserFactory(username="boss", is_superuser=True, is_staff=True)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {get_token_model().objects.create(boss)[1]}")
+    assert client.get("/api/auth/me").json()["data"]["role"] == "manager"
+    assert len(client.get("/api/customers").json()["data"]) == 2
+
+
+def test_rep_detail_and_list_query_counts_stay_constant(world, django_assert_num_queries):
+    client = client_for(world, "rep_a")
+    for _ in range(5):
+        CustomerFactory(owner=world["users"]["rep_a"])
+        CustomerFactory(owner=world["users"]["rep_b"])
+    # Token (with the role), page, count.
+    with django_assert_num_queries(3):
+        assert client.get("/api/customers", {"page_size": 2}).status_code == 200
+    with django_assert_num_queries(2):
+        assert client.get(f"/api/customers/{world['a'].pk}").status_code == 200
