@@ -34,6 +34,7 @@ def main():
 
     django.setup()
     from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
@@ -42,6 +43,7 @@ def main():
     from customers.seeding import BulkWriter, StartIds, generate
 
     user, _ = get_user_model().objects.get_or_create(username="bench-delete")
+    user.groups.add(Group.objects.get(name="Sales manager"))
     _, token = get_token_model().objects.create(user)
     client = Client(HTTP_AUTHORIZATION=f"Bearer {token}", HTTP_HOST="127.0.0.1")
     timings, query_counts = [], []

@@ -231,10 +231,12 @@ def bench_setup(env, customers):
     script = """
 import json
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from knox.models import get_token_model
 from customers.models import Customer
 from crm_site.api import pagination
 user, _ = get_user_model().objects.get_or_create(username="bench")
+user.groups.add(Group.objects.get(name="Sales manager"))
 _, token = get_token_model().objects.create(user)
 unique = Customer.objects.filter(name="Zyxwvut Unique").order_by("id").first()
 total = Customer.objects.count()

@@ -70,7 +70,10 @@ def main():
     manage(env, "migrate", "--noinput", "-v0")
     script = (
         "from django.contrib.auth import get_user_model\nfrom knox.models import get_token_model\n"
-        "user = get_user_model().objects.create_user('writer')\nprint(get_token_model().objects.create(user)[1])\n"
+        "from django.contrib.auth.models import Group\n"
+        "user = get_user_model().objects.create_user('writer')\n"
+        "user.groups.add(Group.objects.get(name='Sales manager'))\n"
+        "print(get_token_model().objects.create(user)[1])\n"
     )
     token = manage(env, "shell", "-c", script, capture=True).strip().splitlines()[-1]
 
