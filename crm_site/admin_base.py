@@ -52,7 +52,10 @@ class CRMModelAdmin(ImportExportMixin, ExportActionMixin, SimpleHistoryAdmin):
     def history_view(self, request, object_id, extra_context=None):
         # django-simple-history falls back to the records of a deleted object; a
         # user who may not see everything gets only the history of what is in their book.
-        if not access.sees_everything(request.user) and not self._in_scope(request, object_id):
+        # Ids are numbers: anything else is answered like an unknown id, as the change page does.
+        if not str(object_id).isdigit() or (
+            not access.sees_everything(request.user) and not self._in_scope(request, object_id)
+        ):
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         return super().history_view(request, object_id, extra_context)
 

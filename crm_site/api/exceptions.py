@@ -21,8 +21,13 @@ _CODE_NAMES = {
 }
 
 
+def _printable(text):
+    """Text that can be encoded as UTF-8: a lone surrogate echoed from the input is escaped."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def error_body(code, message, fields=None):
-    error = {"code": code, "message": message}
+    error = {"code": code, "message": _printable(message)}
     if fields:
         error["fields"] = fields
     return {"success": False, "error": error}
@@ -40,12 +45,12 @@ def error_response(status_code, code, message, fields=None):
 def _flatten(detail):
     """Turn DRF's nested ErrorDetail structures into plain lists of strings."""
     if isinstance(detail, dict):
-        return {key: _flatten(value) for key, value in detail.items()}
+        return {_printable(str(key)): _flatten(value) for key, value in detail.items()}
     if isinstance(detail, list):
         if all(not isinstance(item, (dict, list)) for item in detail):
-            return [str(item) for item in detail]
+            return [_printable(str(item)) for item in detail]
         return [_flatten(item) for item in detail]
-    return [str(detail)]
+    return [_printable(str(detail))]
 
 
 def _validation_body(exc):

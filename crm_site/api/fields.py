@@ -25,4 +25,5 @@ class RoundingDecimalField(serializers.DecimalField):
                 rounded = value.quantize(step, rounding=ROUND_DOWN)  # within half a unit of the limit
         except InvalidOperation:
             self.fail("max_digits", max_digits=self.max_digits)
-        return super().validate_precision(rounded)
+        # Adding zero turns -0.00 into 0.00, so a record reads back as it was answered.
+        return super().validate_precision(rounded + 0)

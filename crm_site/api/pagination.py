@@ -117,7 +117,11 @@ class EnvelopePagination(BasePagination):
             page_rows = queryset
             offset = (self.page_number - 1) * self.page_size_used
         # One row more than the page tells whether there is a next page.
-        rows = list(page_rows[offset : offset + self.page_size_used + 1])
+        try:
+            rows = list(page_rows[offset : offset + self.page_size_used + 1])
+        except OverflowError:
+            # A cursor whose time, in UTC, falls outside what dates can hold.
+            raise exceptions.ValidationError({self.cursor_query_param: ["Invalid cursor."]}) from None
         self.has_next = len(rows) > self.page_size_used
         rows = rows[: self.page_size_used]
         if self.page_number == 1 and not self.has_next:
@@ -132,7 +136,8 @@ class EnvelopePagination(BasePagination):
         return rows
 
     def _count(self, queryset):
-        counted = queryset.order_by()[: self.count_cap + 1].count()
+        # values("pk"): annotations (a customer's summary figures) are not computed just to be counted.
+        counted = queryset.order_by().values("pk")[: self.count_cap + 1].count()
         self.count_capped = counted > self.count_cap
         self.count = min(counted, self.count_cap)
 

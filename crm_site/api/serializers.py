@@ -51,17 +51,16 @@ class StrictJSONTypesMixin:
         return super().to_internal_value(data)
 
 
+# Reuse one set of bound fields, per serializer class, to represent instances.
+#
+# A ModelSerializer builds (and deep-copies) all its fields from the model's
+# metadata for every instance it creates: on a detail request that costs more
+# than the database read. Representing an instance needs no per-request state in
+# the fields of a serializer whose fields do not depend on its context, so the
+# readable fields are built once per class and shared. Validation (writes) still
+# uses the serializer's own fields. Only for serializers whose fields are fixed.
+# (A comment, not a docstring: the OpenAPI schema would show it as every serializer's description.)
 class CachedReadFieldsMixin:
-    """Reuse one set of bound fields, per serializer class, to represent instances.
-
-    A ModelSerializer builds (and deep-copies) all its fields from the model's
-    metadata for every instance it creates: on a detail request that costs more
-    than the database read. Representing an instance needs no per-request state in
-    the fields of a serializer whose fields do not depend on its context, so the
-    readable fields are built once per class and shared. Validation (writes) still
-    uses the serializer's own fields. Only for serializers whose fields are fixed.
-    """
-
     _read_fields_cache = None
 
     @classmethod

@@ -65,5 +65,5 @@ class LoginUsernameThrottle(_SettingsRateMixin, throttling.SimpleRateThrottle):
         username = data.get("username") if isinstance(data, Mapping) else None
         if not isinstance(username, str) or not username.strip():
             return None
-        ident = hashlib.sha256(username.strip().casefold().encode()).hexdigest()
+        ident = hashlib.sha256(username.strip().casefold().encode("utf-8", "surrogatepass")).hexdigest()
         return self.cache_format % {"scope": "login_username", "ident": ident}

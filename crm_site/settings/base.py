@@ -167,7 +167,7 @@ REST_FRAMEWORK = {
         "crm_site.api.renderers.EnvelopeBrowsableAPIRenderer",
     ],
     # JSON only: any other body is a 415 (the browsable API offers its raw JSON form).
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["crm_site.api.parsers.SafeJSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["crm_site.api.filters.FilterBackend"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "crm_site.api.negotiation.JSONFirstNegotiation",
     "DEFAULT_PAGINATION_CLASS": "crm_site.api.pagination.EnvelopePagination",
