@@ -17,7 +17,7 @@ a million rows.
 
 import base64
 import binascii
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db.models import Q
 from rest_framework import exceptions
@@ -60,7 +60,9 @@ def decode_cursor(value):
         pk = int(pk)
         if created_at.tzinfo is None or not 0 < pk < 2**63:
             raise ValueError
-    except (ValueError, UnicodeDecodeError, binascii.Error):
+        # A moment that UTC cannot hold (year 0 or 10000 once shifted) is no position either.
+        created_at = created_at.astimezone(UTC)
+    except (ValueError, OverflowError, UnicodeDecodeError, binascii.Error):
         raise exceptions.ValidationError({"cursor": ["Invalid cursor."]}) from None
     return created_at, pk
 
