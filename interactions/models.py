@@ -1,8 +1,8 @@
-from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from crm_site.fields import created_by_field
 from crm_site.history import CRMHistoricalRecords
 
 
@@ -24,15 +24,7 @@ class Interaction(models.Model):
     # When it happened; may be earlier than created_at when logged afterwards.
     occurred_at = models.DateTimeField(_("occurred at"), default=timezone.now)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        verbose_name=_("created by"),
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        editable=False,
-        related_name="+",
-    )
+    created_by = created_by_field()
     # Who changed what and when.
     history = CRMHistoricalRecords()
 
