@@ -3,10 +3,19 @@
 Rates come from ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`` (environment:
 ``DJANGO_THROTTLE_USER``, ``DJANGO_THROTTLE_ANON``, ``DJANGO_THROTTLE_LOGIN``)
 and are read at request time, so a change of settings applies without a reload.
+
+Requests are counted with a sliding window of two fixed-window counters
+(the current window and the one before it, weighted by how much of it still
+overlaps the last ``duration`` seconds). Each request costs one read of two
+small integers and one increment, whatever the rate: DRF's own throttles keep
+the timestamp of every request in the window and rewrite that list on each
+request, which grows with the rate. Concurrent requests may overshoot a limit
+by the number of requests in flight, as with DRF's throttles.
 """
 
 import hashlib
 import logging
+import math
 from collections.abc import Mapping
 
 from django.core.exceptions import ImproperlyConfigured
@@ -16,11 +25,14 @@ from rest_framework.settings import api_settings
 
 logger = logging.getLogger(__name__)
 
+# Slack for float arithmetic on the weighted counts and on whole seconds.
+_EPSILON = 1e-6
+
 
 class _SettingsRateMixin:
     def allow_request(self, request, view):
         try:
-            return super().allow_request(request, view)
+            return self._allow_request(request, view)
         except RedisError:
             # An unreachable Redis must not take the whole API down with it.
             logger.warning("Rate limit %r not applied: the cache is unreachable.", self.scope, exc_info=True)
@@ -31,6 +43,47 @@ class _SettingsRateMixin:
             return api_settings.DEFAULT_THROTTLE_RATES[self.scope]
         except KeyError as exc:
             raise ImproperlyConfigured(f"No throttle rate set for scope {self.scope!r}.") from exc
+
+    def _allow_request(self, request, view):
+        if self.rate is None:
+            return True
+        key = self.get_cache_key(request, view)
+        if key is None:
+            return True
+        self.now = self.timer()
+        window = int(self.now // self.duration)
+        self.elapsed = self.now - window * self.duration
+        current_key, previous_key = f"{key}:{window}", f"{key}:{window - 1}"
+        counts = self.cache.get_many([current_key, previous_key])
+        self.current = counts.get(current_key, 0)
+        self.previous = counts.get(previous_key, 0)
+        if self._estimate(self.elapsed) + 1 > self.num_requests + _EPSILON:
+            return self.throttle_failure()
+        # Kept while it can still weigh on the next window.
+        timeout = 2 * self.duration + 1
+        if not self.current and self.cache.add(current_key, 1, timeout):
+            return True
+        try:
+            self.cache.incr(current_key)
+        except ValueError:  # expired between the read and the increment
+            self.cache.add(current_key, 1, timeout)
+        return True
+
+    def _estimate(self, elapsed):
+        """Requests counted in the ``duration`` seconds up to ``elapsed`` seconds into this window."""
+        return self.previous * (1 - elapsed / self.duration) + self.current
+
+    def wait(self):
+        """Seconds until one more request fits, if no other request comes meanwhile."""
+        room = self.num_requests - 1
+        if self.current <= room:
+            # Within this window, once enough of the previous window has slid out.
+            seconds = (1 - (room - self.current) / self.previous) * self.duration - self.elapsed
+        else:
+            # In the next window, where this one becomes the previous one.
+            fraction = 1 - room / self.current if self.current else 1  # a rate of 0 never lets one in
+            seconds = (self.duration - self.elapsed) + fraction * self.duration
+        return max(1, math.ceil(seconds - _EPSILON))
 
 
 class UserThrottle(_SettingsRateMixin, throttling.UserRateThrottle):

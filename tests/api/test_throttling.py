@@ -1,6 +1,7 @@
 """Rate limits, counted in the database cache and in Redis (the two shared caches)."""
 
 import os
+import time
 import uuid
 
 import pytest
@@ -9,8 +10,9 @@ from django.core.cache import cache
 from django.core.management import call_command
 from django.db import connection
 from knox.models import get_token_model
-from rest_framework.test import APIClient
+from rest_framework.test import APIClient, APIRequestFactory
 
+from crm_site.api.throttling import UserThrottle
 from tests.factories import PASSWORD, ManagerFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -79,7 +81,8 @@ def _assert_throttled(response):
     assert response.status_code == 429
     assert response.json()["success"] is False
     assert response.json()["error"]["code"] == "throttled"
-    assert 0 < int(response["Retry-After"]) <= 60
+    # The window slides: a client at its limit may wait up to two windows.
+    assert 0 < int(response["Retry-After"]) <= 120
 
 
 def test_user_rate_limits_each_user_separately(rates):
@@ -100,9 +103,11 @@ def test_counters_live_in_the_configured_shared_cache(rates, shared_cache):
     for _ in range(2):
         client.get("/api/customers")
 
-    assert len(cache.get(f"throttle_user_{user.pk}")) == 2
+    window = int(time.time() // 60)
+    counts = [cache.get(f"throttle_user_{user.pk}:{w}", 0) for w in (window - 1, window)]
+    assert sum(counts) == 2
     # Read back from the storage itself, not through Django's cache object.
-    key = cache.make_key(f"throttle_user_{user.pk}")
+    key = cache.make_key(f"throttle_user_{user.pk}:{window if counts[1] else window - 1}")
     if shared_cache == "database":
         with connection.cursor() as cursor:
             cursor.execute("SELECT COUNT(*) FROM crm_cache WHERE cache_key = %s", [key])
@@ -179,3 +184,74 @@ def test_unreachable_redis_lets_requests_through_with_a_warning(settings, api, c
 
     assert [r.status_code for r in responses] == [200, 200]
     assert "Rate limit 'user' not applied: the cache is unreachable." in caplog.text
+
+
+class _Clock:
+    def __init__(self, now):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+def _throttle_at(clock, rate="3/minute"):
+    throttle = UserThrottle()
+    throttle.rate = rate
+    throttle.num_requests, throttle.duration = throttle.parse_rate(rate)
+    throttle.timer = clock
+    return throttle
+
+
+def _allowed(throttle, user):
+    request = APIRequestFactory().get("/api/customers")
+    request.user = user
+    return throttle.allow_request(request, None)
+
+
+def test_the_window_slides_so_a_boundary_does_not_double_the_rate(rates):
+    rates()
+    user = ManagerFactory()
+    clock = _Clock(60 * 1_000_000 + 59.5)  # half a second before a window ends
+    throttle = _throttle_at(clock)
+
+    assert [_allowed(throttle, user) for _ in range(3)] == [True, True, True]
+    clock.now += 1  # the next fixed window has begun, but the last minute still holds 3 requests
+    assert _allowed(throttle, user) is False
+
+
+def test_retry_after_is_when_one_more_request_fits(rates):
+    rates()
+    user = ManagerFactory()
+    start = 60 * 1_000_000 + 50
+    clock = _Clock(start)
+    throttle = _throttle_at(clock)
+    assert [_allowed(throttle, user) for _ in range(3)] == [True, True, True]
+
+    assert _allowed(throttle, user) is False
+    # 10 s to the end of this window, then a third of the next for one of the 3 to slide out.
+    assert throttle.wait() == 30
+
+    clock.now = start + 29
+    assert _allowed(throttle, user) is False
+    clock.now = start + 30
+    assert _allowed(throttle, user) is True
+
+
+def test_a_counter_stays_one_number_whatever_the_rate(rates):
+    rates()
+    user = ManagerFactory()
+    clock = _Clock(60 * 1_000_000 + 1)
+    throttle = _throttle_at(clock, rate="100000/minute")
+
+    for _ in range(50):
+        assert _allowed(throttle, user)
+
+    assert cache.get(f"throttle_user_{user.pk}:{1_000_000}") == 50
+
+
+def test_a_rate_of_zero_refuses_everything_and_says_when_to_come_back(rates):
+    rates()
+    throttle = _throttle_at(_Clock(60 * 1_000_000 + 15), rate="0/minute")
+
+    assert _allowed(throttle, ManagerFactory()) is False
+    assert throttle.wait() == 105
