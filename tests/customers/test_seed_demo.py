@@ -83,3 +83,64 @@ def test_seeded_rows_leave_the_id_sequences_and_search_index_ready():
 def test_seed_demo_rejects_a_bad_customer_count(argument):
     with pytest.raises(CommandError, match="customers"):
         call_command("seed_demo", "--customers", argument, stdout=StringIO(), stderr=StringIO())
+
+
+def _schema_objects():
+    """Every index and foreign key of the seeded tables, as PostgreSQL would recreate them."""
+    from django.db import connection
+
+    from customers.seeding import BulkWriter
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
+            "WHERE indrelid::regclass::text = ANY(%s)",
+            [BulkWriter.tables()],
+        )
+        indexes = set(cursor.fetchall())
+        cursor.execute(
+            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid), condeferrable, condeferred "
+            "FROM pg_constraint WHERE contype = 'f' AND conrelid::regclass::text = ANY(%s)",
+            [BulkWriter.tables()],
+        )
+        return indexes, set(cursor.fetchall())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_fresh_postgresql_load_ends_with_every_index_and_foreign_key_in_place():
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("indexes and foreign keys are set aside for a load on PostgreSQL only")
+    indexes, foreign_keys = _schema_objects()
+    assert any("gin_trgm_ops" in definition for _, definition in indexes)
+    assert len(foreign_keys) >= 3
+
+    seed("--customers", "30")
+
+    assert _schema_objects() == (indexes, foreign_keys)
+    # The rebuilt indexes serve queries, and the foreign keys hold.
+    assert search_customers(Customer.objects.all(), UNIQUE_NAME[:7]).count() == 1
+    customer = Customer.objects.get(name=UNIQUE_NAME)
+    with pytest.raises(Exception, match="foreign key"):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SET CONSTRAINTS ALL IMMEDIATE; UPDATE interactions_interaction SET customer_id = %s WHERE id = "
+                "(SELECT MIN(id) FROM interactions_interaction)",
+                [customer.pk + 10_000],
+            )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_appending_keeps_the_indexes_live():
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only")
+    seed("--customers", "10")
+    before = _schema_objects()
+
+    seed("--customers", "10", "--append", "--seed", "9")
+
+    assert _schema_objects() == before
+    assert Customer.objects.count() == 20

@@ -80,7 +80,7 @@ class Command(BaseCommand):
             )
         total = options["customers"]
         start = StartIds.after_existing() if has_customers else StartIds()
-        writer = BulkWriter()
+        writer = BulkWriter(fresh=not has_customers)
         rows = 0
         began = time.perf_counter()
         progress = tqdm(total=total, unit=" customers", disable=options["no_progress"] or None, file=self.stderr._out)
