@@ -11,6 +11,7 @@ from .filters import CustomerFilter
 from .models import Customer
 from .serializers import BulkReassignSerializer, CustomerSerializer, ReassignSerializer, TimelineEntrySerializer
 from .services import delete_customer, reassign_customers
+from .summary import SUMMARY_FIELDS, customer_with_summary
 from .timeline import timeline_entry, timeline_queryset
 
 REASSIGNED = {
@@ -28,10 +29,6 @@ REASSIGNED = {
     },
 }
 
-# Actions whose responses carry the customer's summary figures.
-SUMMARY_ACTIONS = {"list", "retrieve", "create", "update", "partial_update"}
-SUMMARY_FIELDS = ("interaction_count", "open_pipeline_value", "last_interaction_at")
-
 
 class CustomerViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
     queryset = Customer.objects.all()
@@ -44,9 +41,16 @@ class CustomerViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
 
     def get_queryset(self):
         queryset = super().get_queryset()
-        if self.action in SUMMARY_ACTIONS:
+        # The summary figures: a list annotates its page; one customer of an unscoped
+        # queryset is read with them by read_by_pk(), a scoped one is annotated here.
+        if self.action == "list" or (self.action == "retrieve" and queryset.query.where):
             queryset = queryset.with_summary()
         return queryset
+
+    def read_by_pk(self, queryset, pk):
+        if self.action == "retrieve":
+            return customer_with_summary(pk, queryset.db)
+        return super().read_by_pk(queryset, pk)
 
     def perform_create(self, serializer):
         # Owned by the creator unless a manager named an owner (validate_owner_id).
@@ -59,7 +63,7 @@ class CustomerViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
         self._reload_with_summary(serializer)
 
     def _reload_with_summary(self, serializer):
-        serializer.instance = self.get_queryset().get(pk=serializer.instance.pk)
+        serializer.instance = customer_with_summary(serializer.instance.pk, serializer.instance._state.db)
 
     def perform_destroy(self, instance):
         return {"deleted": delete_customer(instance)}

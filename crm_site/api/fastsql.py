@@ -60,3 +60,37 @@ class RowReader:
 @cache
 def reader(model, using="default"):
     return RowReader(model, using)
+
+
+class PreparedValues:
+    """``values_list()`` of a one-row ORM query, compiled once and run for any primary key.
+
+    ``build(pk)`` returns the queryset for one primary key. It is compiled once
+    with a sentinel key; each call substitutes the real key into the parameters
+    and converts the row with the compiled query's own converters, so the
+    values are what the ORM would return.
+    """
+
+    SENTINEL = -987_654_321_123
+
+    def __init__(self, build, using="default"):
+        queryset = build(self.SENTINEL)
+        self.compiler = queryset.query.get_compiler(using)
+        self.sql, params = self.compiler.as_sql()
+        self.params = list(params)
+        self.positions = [index for index, value in enumerate(self.params) if value == self.SENTINEL]
+        if not self.positions:
+            raise ValueError("The query does not use the primary key it was built with.")
+        self.using = using
+
+    def get(self, pk):
+        """The row's values as a tuple, or None when there is no such row."""
+        params = list(self.params)
+        for position in self.positions:
+            params[position] = pk
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(self.sql, params)
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        return next(iter(self.compiler.results_iter(results=[[row]], tuple_expected=True)))

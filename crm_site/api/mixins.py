@@ -1,6 +1,7 @@
 """Viewset behaviour for the API's hot paths, mixed into ``CRMModelViewSet``."""
 
 from django.core.exceptions import ValidationError
+from django.db.models.query import ModelIterable, QuerySet
 from django.http import Http404
 
 from .fastsql import reader
@@ -40,11 +41,15 @@ class PrimaryKeyReadMixin:
         # Out of a 64-bit column's range: no such row (and no driver overflow error).
         if isinstance(pk, int) and not -(2**63) <= pk < 2**63:
             raise Http404
-        instance = reader(queryset.model, queryset.db).get(pk)
+        instance = self.read_by_pk(queryset, pk)
         if instance is None:
             raise Http404
         self.check_object_permissions(self.request, instance)
         return instance
+
+    def read_by_pk(self, queryset, pk):
+        """The model instance with primary key ``pk`` (``queryset`` is plain), or None."""
+        return reader(queryset.model, queryset.db).get(pk)
 
 
 def _is_plain(queryset):
@@ -56,5 +61,8 @@ def _is_plain(queryset):
         and not query.extra
         and query.deferred_loading == (frozenset(), True)
         and not queryset._prefetch_related_lookups
-        and type(queryset).__name__ == "QuerySet"
+        # Model instances as QuerySet makes them (a subclass may add methods, such as
+        # Customer's with_summary(), but not change how rows become objects).
+        and queryset._iterable_class is ModelIterable
+        and type(queryset)._fetch_all is QuerySet._fetch_all
     )
