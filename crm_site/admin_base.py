@@ -1,13 +1,17 @@
 """What every CRM model admin shares: import/export, history, and deletions that keep their history."""
 
+from django.contrib import messages
 from django.contrib.admin.utils import unquote
 from django.db import transaction
+from django.template.response import TemplateResponse
+from django.utils.translation import gettext_lazy as _
 from import_export.admin import ExportActionMixin, ImportExportMixin
-from import_export.formats.base_formats import CSV, XLSX
 from simple_history.admin import SimpleHistoryAdmin
 
 from crm_site import access
+from crm_site.admin_formats import CSV, XLSX
 from crm_site.history import batched_delete_history
+from crm_site.resources import FileRefused
 
 
 class CRMModelAdmin(ImportExportMixin, ExportActionMixin, SimpleHistoryAdmin):
@@ -17,6 +21,10 @@ class CRMModelAdmin(ImportExportMixin, ExportActionMixin, SimpleHistoryAdmin):
     Every page sees only the records the user may see (``crm_site.access.scope``):
     lists, search, autocomplete, change, delete and history pages, exports, and
     the customers offered in forms. New records remember their creator.
+
+    Imported rows are validated by the API's serializers (``crm_site.resources``);
+    exported cells are neutralised for spreadsheets as the API's exports are
+    (``crm_site.admin_formats``).
     """
 
     formats = [CSV, XLSX]
@@ -68,5 +76,40 @@ class CRMModelAdmin(ImportExportMixin, ExportActionMixin, SimpleHistoryAdmin):
         return self.get_object(request, unquote(object_id)) is not None
 
     def get_resource_kwargs(self, request, *args, **kwargs):
-        # Resources look records up (ids, emails, customers) within the user's scope.
-        return {**super().get_resource_kwargs(request, *args, **kwargs), "user": request.user}
+        # Resources look records up (ids, emails, customers) within the user's scope,
+        # and validate rows with the API's serializers in the context of this request.
+        return {**super().get_resource_kwargs(request, *args, **kwargs), "user": request.user, "request": request}
+
+    def get_import_data_kwargs(self, **kwargs):
+        # A confirmed import is written whole or not at all: should a row fail now (the
+        # records changed since the preview), every row is rolled back.
+        return {**super().get_import_data_kwargs(**kwargs), "rollback_on_validation_errors": True}
+
+    def process_result(self, result, request):
+        if not (result.has_errors() or result.has_validation_errors()):
+            return super().process_result(result, request)
+        messages.error(
+            request, _("Nothing was imported: some rows are no longer valid. Correct them and import the file again.")
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Import"),
+            "opts": self.model._meta,
+            "form": self.get_import_form_class(request)(
+                self.get_import_formats(), self.get_import_resource_classes(request)
+            ),
+            "result": result,
+            "import_error_display": self.import_error_display,
+        }
+        return TemplateResponse(request, [self.import_template_name], context)
+
+    def add_data_read_fail_error_to_form(self, form, e):
+        if isinstance(e, FileRefused):
+            message = str(e)
+        else:
+            file_format = self.get_import_formats()[int(form.cleaned_data["format"])]().get_title().upper()
+            message = _(
+                "This file cannot be read as %(format)s: it is damaged, empty or of another kind. "
+                "Choose the format that matches the file."
+            ) % {"format": file_format}
+        form.add_error("import_file", message)

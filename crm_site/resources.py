@@ -1,10 +1,35 @@
-"""Shared pieces of the admin's import/export resources (django-import-export)."""
+"""Shared pieces of the admin's import/export resources (django-import-export).
 
-from django.core.exceptions import ValidationError
+Each imported row is validated by the API's own serializer (``serializer_class``),
+so that a file cannot bring in anything the API would refuse, and values are
+stored as the API stores them (a value of 1.999 becomes 2.00, like in a request).
+"""
+
+import datetime
+from decimal import Decimal, InvalidOperation
+from functools import cached_property
+
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.validators import ProhibitNullCharactersValidator
 from django.utils.translation import gettext_lazy as _
-from import_export import fields, resources
+from import_export import fields, resources, results
+from rest_framework import serializers
+from rest_framework.settings import api_settings
 
 from crm_site import access
+
+# A cell left out of the data given to the serializer.
+_OMIT = object()
+
+
+class FileRefused(ValueError):
+    """The file as a whole cannot be imported; its message is shown as it is, without a traceback."""
+
+
+class ImportFailure(results.Error):
+    @cached_property
+    def traceback(self):
+        return "" if isinstance(self.error, FileRefused) else super().traceback
 
 
 def cell_text(value):
@@ -26,22 +51,67 @@ def parse_id(value):
     return int(text)
 
 
+def _number(text):
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def json_value(field, value):
+    """A cell as the JSON value a client of the API would send for ``field`` (a serializer field).
+
+    The serializers take JSON types strictly (``StrictJSONTypesMixin``), and a
+    CSV cell is always text: a number typed in a cell is sent as a number, and
+    anything else as text, which the field then refuses as the API does (40.5
+    is not an integer; 1.999 is a value, rounded to 2.00).
+    """
+    if isinstance(field, (serializers.IntegerField, serializers.PrimaryKeyRelatedField)):
+        if isinstance(value, str):
+            number = _number(value)
+            if number is not None and number == number.to_integral_value():
+                return int(number)
+        return value
+    if isinstance(field, (serializers.DecimalField, serializers.FloatField)):
+        if isinstance(value, str):
+            number = _number(value)
+            if number is not None:
+                return float(number)
+        return value
+    if isinstance(field, serializers.DateTimeField):
+        return value
+    if isinstance(field, serializers.DateField):
+        # XLSX gives dates as datetimes at midnight.
+        if isinstance(value, datetime.datetime) and value.time() == datetime.time():
+            return value.date()
+        return value
+    return cell_text(value)
+
+
 class CRMModelResource(resources.ModelResource):
     """A resource whose rows update the record with their ``id``; rows without one create records.
 
     An id that matches no record is an error for that row (a typo must not create a record).
-    Optional text columns left empty are stored as NULL, like the API does.
+    Rows are validated by ``serializer_class`` (the API's), partially for updates: columns
+    the file does not have are left as they are. An empty cell is null for optional
+    fields, the default (or the value as it is) for fields that have one, and an
+    error for required ones. A second row about a record of an earlier row is an error.
     """
 
-    nullable_text_fields = ()
+    serializer_class = None
     # Columns a file must have; without them every row would be skipped or fail alike.
     required_columns = ()
+    # Import column -> serializer field, where they differ.
+    serializer_fields = {}
 
     created_at = fields.Field(attribute="created_at", column_name="created_at", readonly=True)
 
-    def __init__(self, user=None, **kwargs):
+    def __init__(self, user=None, request=None, **kwargs):
         # The admin user importing or exporting: rows reach only the records in their scope.
         self.user = user
+        self.request = request
+        self.line_of_record = {}
         super().__init__(**kwargs)
 
     def get_queryset(self):
@@ -51,52 +121,140 @@ class CRMModelResource(resources.ModelResource):
         return queryset if self.user is None else access.scope(queryset, self.user)
 
     class Meta:
-        # Unchanged rows are reported as skipped; model validation (choices, lengths,
-        # the unique email) runs on every row, so errors show per row in the preview.
+        # Unchanged rows are reported as skipped; the serializer validates every row, so errors
+        # show per row in the preview. (The model's full_clean() is not run: the API does not.)
         skip_unchanged = True
         report_skipped = True
-        clean_model_instances = True
+        clean_model_instances = False
+
+    def get_error_result_class(self):
+        return ImportFailure
+
+    def serializer_context(self):
+        return {"request": self.request} if self.request is not None else {}
+
+    @cached_property
+    def serializer_prototype(self):
+        """A serializer to read the fields' types and options from (rows get their own)."""
+        return self.serializer_class(context=self.serializer_context())
+
+    @cached_property
+    def import_columns(self):
+        """The columns that a row brings in: column name -> field."""
+        return {
+            field.column_name: field
+            for field in self.get_import_fields()
+            if not field.readonly and field.attribute != "id"
+        }
 
     def before_import(self, dataset, **kwargs):
-        missing = [column for column in self.required_columns if column not in (dataset.headers or [])]
-        if missing:
-            raise ValueError(
-                _(
-                    "The file lacks the column(s) %(missing)s. Its first row must name the columns, such as: %(expected)s."
-                )
-                % {
-                    "missing": ", ".join(missing),
-                    "expected": ", ".join(field.column_name for field in self.get_import_fields()),
-                }
-            )
+        # Column names are matched without regard to case or surrounding spaces.
+        headers = [cell_text(header).lower() for header in dataset.headers or []]
+        problem = self.header_problem(headers)
+        if problem:
+            # Refused as a whole: no row of the file is processed.
+            del dataset[:]
+            raise FileRefused(problem)
+        if headers:
+            dataset.headers = headers
         super().before_import(dataset, **kwargs)
+
+    def header_problem(self, headers):
+        """Why a file with these column names cannot be imported, or None."""
+        named = [header for header in headers if header]
+        twice = sorted({header for header in named if named.count(header) > 1})
+        if twice:
+            return _(
+                "The column(s) %(columns)s appear more than once in the first row: each column may appear once."
+            ) % {"columns": ", ".join(twice)}
+        missing = [column for column in self.required_columns if column not in named]
+        if missing:
+            return _(
+                "The file lacks the column(s) %(missing)s. Its first row must name the columns, such as: %(expected)s."
+            ) % {
+                "missing": ", ".join(missing),
+                "expected": ", ".join(field.column_name for field in self.get_import_fields()),
+            }
+        return None
+
+    def before_import_row(self, row, **kwargs):
+        super().before_import_row(row, **kwargs)
+        errors = {
+            column: [ProhibitNullCharactersValidator.message]
+            for column in ("id", *self.import_columns)
+            if isinstance(row.get(column), str) and "\x00" in row[column]
+        }
+        if errors:
+            raise ValidationError(errors)
+
+    def after_import_row(self, row, row_result, **kwargs):
+        super().after_import_row(row, row_result, **kwargs)
+        if row_result.object_id is not None:
+            self.line_of_record.setdefault(row_result.object_id, kwargs.get("row_number"))
 
     def get_instance(self, instance_loader, row):
         pk = parse_id(row.get("id"))
         if pk is None:
-            return self.find_instance(row)
-        instance = self.get_queryset().filter(pk=pk).first()
-        if instance is None:
-            raise ValidationError({"id": _("No record with id %(id)s.") % {"id": pk}})
+            instance = self.find_instance(row)
+            column = NON_FIELD_ERRORS
+        else:
+            instance = self.get_queryset().filter(pk=pk).first()
+            if instance is None:
+                raise ValidationError({"id": _("No record with id %(id)s.") % {"id": pk}})
+            column = "id"
+        if instance is not None and instance.pk in self.line_of_record:
+            raise ValidationError(
+                {
+                    column: _("Line %(line)s of this file is about the same record.")
+                    % {"line": self.line_of_record[instance.pk]}
+                }
+            )
         return instance
 
     def find_instance(self, row):
         """The record a row without an id stands for, if any."""
         return None
 
-    def import_field(self, field, instance, row, is_m2m=False, **kwargs):
-        # The id picks the record (get_instance); an empty one must not blank the matched record's.
-        if field.attribute == "id":
-            return
-        super().import_field(field, instance, row, is_m2m, **kwargs)
+    def serializer_value(self, column, value, serializer_field):
+        """What the serializer is given for a cell: a JSON value, or ``_OMIT``."""
+        if cell_text(value) == "":
+            if serializer_field.allow_null:
+                return None
+            # Left out, a field takes its default (or keeps its value); a required one is refused as blank.
+            return _OMIT if not serializer_field.required else ""
+        return json_value(serializer_field, value)
+
+    def import_instance(self, instance, row, **kwargs):
+        serializer_fields = self.serializer_prototype.fields
+        data, errors = {}, {}
+        for column in self.import_columns:
+            if column not in row:
+                continue
+            name = self.serializer_fields.get(column, column)
+            try:
+                value = self.serializer_value(column, row[column], serializer_fields[name])
+            except ValueError as error:
+                errors[column] = [str(error)]
+                continue
+            if value is not _OMIT:
+                data[name] = value
+        new = instance.pk is None
+        serializer = self.serializer_class(
+            None if new else instance, data=data, partial=not new, context=self.serializer_context()
+        )
+        if not serializer.is_valid():
+            columns = {name: column for column, name in self.serializer_fields.items()}
+            for name, messages in serializer.errors.items():
+                key = NON_FIELD_ERRORS if name == api_settings.NON_FIELD_ERRORS_KEY else columns.get(name, name)
+                if key in errors:
+                    continue  # the cell itself was at fault: its message says why
+                errors[key] = [str(message) for message in messages]
+        if errors:
+            raise ValidationError(errors)
+        for attribute, value in serializer.validated_data.items():
+            setattr(instance, attribute, value)
 
     def before_save_instance(self, instance, row, **kwargs):
         super().before_save_instance(instance, row, **kwargs)
         if instance.pk is None and self.user is not None:
             instance.created_by = self.user
-
-    def import_instance(self, instance, row, **kwargs):
-        super().import_instance(instance, row, **kwargs)
-        for name in self.nullable_text_fields:
-            if getattr(instance, name) == "":
-                setattr(instance, name, None)

@@ -1,3 +1,4 @@
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from import_export import fields, widgets
 
@@ -5,20 +6,36 @@ from crm_site import access
 from crm_site.resources import CRMModelResource, cell_text
 
 from .models import Customer
+from .serializers import CustomerSerializer
 
 
 class CustomerResource(CRMModelResource):
-    """Customers in and out. Without an id, a row updates the customer with its email (any case)."""
+    """Customers in and out. Without an id, a row updates the customer with its email (any case).
 
+    Two rows of one file with the same email (in any case) would be one customer
+    changed twice: the later row is an error.
+    """
+
+    serializer_class = CustomerSerializer
     required_columns = ("name",)
-
-    nullable_text_fields = ("company", "email", "phone")
 
     class Meta:
         model = Customer
         fields = ("id", "name", "company", "email", "phone", "status", "created_at")
         export_order = fields
         name = _("Customers")
+
+    def __init__(self, user=None, **kwargs):
+        super().__init__(user=user, **kwargs)
+        self.line_of_email = {}
+
+    def before_import_row(self, row, **kwargs):
+        super().before_import_row(row, **kwargs)
+        email = cell_text(row.get("email")).lower()
+        if email:
+            line = self.line_of_email.setdefault(email, kwargs.get("row_number"))
+            if line != kwargs.get("row_number"):
+                raise ValidationError({"email": _("Line %(line)s of this file has the same email.") % {"line": line}})
 
     def find_instance(self, row):
         email = cell_text(row.get("email"))
@@ -60,6 +77,7 @@ class CustomerChildResource(CRMModelResource):
 
     customer = fields.Field(attribute="customer", column_name="customer", widget=CustomerWidget())
     customer_name = fields.Field(attribute="customer__name", column_name="customer_name", readonly=True)
+    serializer_fields = {"customer": "customer_id"}
 
     def __init__(self, user=None, **kwargs):
         super().__init__(user=user, **kwargs)
@@ -67,3 +85,9 @@ class CustomerChildResource(CRMModelResource):
 
     def get_queryset(self):
         return super().get_queryset().select_related("customer")
+
+    def serializer_value(self, column, value, serializer_field):
+        if column == "customer":
+            # Found by id or email here; the serializer then checks the id as the API does.
+            return self.fields["customer"].widget.clean(value).pk
+        return super().serializer_value(column, value, serializer_field)

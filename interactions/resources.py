@@ -3,11 +3,12 @@ from django.utils.translation import gettext_lazy as _
 from customers.resources import CustomerChildResource
 
 from .models import Interaction
+from .serializers import InteractionSerializer
 
 
 class InteractionResource(CustomerChildResource):
+    serializer_class = InteractionSerializer
     required_columns = ("customer", "interaction_type")
-    nullable_text_fields = ("notes",)
 
     class Meta:
         model = Interaction

@@ -4,9 +4,11 @@ from import_export import fields
 from customers.resources import CustomerChildResource
 
 from .models import Opportunity
+from .serializers import OpportunitySerializer
 
 
 class OpportunityResource(CustomerChildResource):
+    serializer_class = OpportunitySerializer
     required_columns = ("customer", "title")
     closed_at = fields.Field(attribute="closed_at", column_name="closed_at", readonly=True)
 

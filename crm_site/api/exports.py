@@ -6,11 +6,8 @@ Both take the same filters, search and ordering as the list.
 """
 
 import csv
-import datetime
 import io
-import re
 import tempfile
-from decimal import Decimal
 
 from django.http import FileResponse, StreamingHttpResponse
 from django.utils import timezone
@@ -19,42 +16,16 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import action
 
+from crm_site.cells import csv_cell, xlsx_cell
+
 from .query import validated_query
 
 XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 XLSX_MAX_ROWS = 1_048_576  # per sheet, header included
-# A cell starting with one of these is a formula to spreadsheet programs; a
-# leading apostrophe keeps it text. Phone-like values ("+86 138...") stay as they are.
-FORMULA_START = re.compile(r"^[=@\t\r]|^[+-](?![\d\s().-]*$)")
-# Control characters that an XLSX file cannot hold.
-XLSX_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 class ExportQuerySerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=["csv", "xlsx"], default="csv")
-
-
-def safe_text(value):
-    return "'" + value if FORMULA_START.match(value) else value
-
-
-def csv_cell(value):
-    if value is None:
-        return ""
-    if isinstance(value, (datetime.datetime, datetime.date)):
-        return value.isoformat()
-    if isinstance(value, str):
-        return safe_text(value)
-    return str(value) if isinstance(value, Decimal) else value
-
-
-def xlsx_cell(value):
-    if isinstance(value, datetime.datetime) and timezone.is_aware(value):
-        # Excel has no time zones: times are written in UTC.
-        return timezone.make_naive(value, datetime.UTC)
-    if isinstance(value, str):
-        return safe_text(XLSX_ILLEGAL.sub("", value))
-    return value
 
 
 class _Echo:

@@ -2,6 +2,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -10,7 +11,17 @@ from django.utils import timezone
 from customers.models import Customer
 from interactions.models import Interaction
 from opportunities.models import Opportunity
-from tests.admin.helpers import CSV_FORMAT, XLSX_FORMAT, confirm, export_data, import_rows, read_csv, upload
+from tests.admin.helpers import (
+    CSV_FORMAT,
+    XLSX_FORMAT,
+    confirm,
+    csv_bytes,
+    export_data,
+    import_rows,
+    read_csv,
+    upload,
+    xlsx_bytes,
+)
 from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory
 
 URL = "/admin/customers/customer/"
@@ -268,8 +279,6 @@ class TestImport:
         assert Customer.objects.count() == 1
 
     def test_unreadable_file_is_a_form_error(self, admin_client):
-        from django.core.files.uploadedfile import SimpleUploadedFile
-
         response = admin_client.post(
             f"{URL}import/",
             {"resource": "0", "format": XLSX_FORMAT, "import_file": SimpleUploadedFile("x.xlsx", b"not a workbook")},
@@ -283,6 +292,179 @@ class TestImport:
         assert preview.context.get("confirm_form") is None
         assert "The file lacks the column(s) name" in preview.content.decode()
         assert not Customer.objects.exists()
+
+    def test_unreadable_file_error_says_what_to_do(self, admin_client):
+        preview = admin_client.post(
+            f"{URL}import/",
+            {"resource": "0", "format": XLSX_FORMAT, "import_file": SimpleUploadedFile("x.xlsx", b"\x00garbage" * 50)},
+        )
+        message = " ".join(preview.context["form"].errors["import_file"])
+        assert "cannot be read as XLSX" in message and "Choose the format that matches the file" in message
+
+    @pytest.mark.parametrize("content", [b"", b"id,name,company,email,phone,status\r\n"])
+    def test_empty_file_is_a_form_error(self, admin_client, content):
+        preview = admin_client.post(
+            f"{URL}import/",
+            {"resource": "0", "format": CSV_FORMAT, "import_file": SimpleUploadedFile("e.csv", content)},
+        )
+        assert preview.status_code == 200
+        assert preview.context["form"].errors["import_file"]
+        assert preview.context.get("confirm_form") is None
+
+    @pytest.mark.parametrize("second", ["buyer@acme.example", "Buyer@ACME.example"])
+    def test_same_email_twice_in_a_file_is_an_error_on_the_later_row(self, admin_client, second):
+        rows = [
+            HEADER,
+            ["", "First", "", "buyer@acme.example", "", "active"],
+            ["", "Other", "", "other@acme.example", "", "active"],
+            ["", "Second", "", second, "", "lead"],
+        ]
+
+        preview = upload(admin_client, URL, rows)
+
+        assert preview.context.get("confirm_form") is None
+        invalid = {row.number: row.field_specific_errors for row in preview.context["result"].invalid_rows}
+        assert invalid == {3: {"email": ["Line 1 of this file has the same email."]}}
+        assert "Line 1 of this file has the same email." in preview.content.decode()
+        assert not Customer.objects.exists()
+
+    def test_same_email_twice_is_an_error_when_the_customer_exists(self, admin_client):
+        existing = CustomerFactory(name="Kept", email="buyer@acme.example")
+        rows = [HEADER, ["", "One", "", "BUYER@acme.example", "", ""], ["", "Two", "", "buyer@acme.example", "", ""]]
+        preview = upload(admin_client, URL, rows)
+        assert [row.number for row in preview.context["result"].invalid_rows] == [2]
+        existing.refresh_from_db()
+        assert existing.name == "Kept"
+
+    @pytest.mark.parametrize("cell", ["99999999999999999999999", "-3", "1.5"])
+    def test_id_that_cannot_be_a_record_is_a_row_error(self, admin_client, cell):
+        preview = upload(admin_client, URL, [HEADER, [cell, "Name", "", "", "", ""]])
+        invalid = {row.number: row.field_specific_errors for row in preview.context["result"].invalid_rows}
+        assert list(invalid) == [1] and list(invalid[1]) == ["id"]
+        assert not preview.context["result"].has_errors()
+
+    def test_same_id_twice_in_a_file_is_an_error_on_the_later_row(self, admin_client):
+        existing = CustomerFactory(name="Kept")
+        rows = [HEADER, [existing.pk, "One", "", "", "", ""], [existing.pk, "Two", "", "", "", ""]]
+        preview = upload(admin_client, URL, rows)
+        invalid = {row.number: row.field_specific_errors for row in preview.context["result"].invalid_rows}
+        assert invalid == {2: {"id": ["Line 1 of this file is about the same record."]}}
+
+    @pytest.mark.parametrize("column", ["name", "company", "email", "phone", "status"])
+    def test_nul_character_in_a_cell_is_a_row_error(self, admin_client, column):
+        values = {"id": "", "name": "Nul", "company": "", "email": "nul@example.com", "phone": "", "status": "active"}
+        values[column] = values[column] + "\x00x" if values[column] else "a\x00b"
+        preview = upload(admin_client, URL, [HEADER, [values[name] for name in HEADER]])
+        invalid = {row.number: row.field_specific_errors for row in preview.context["result"].invalid_rows}
+        assert invalid == {1: {column: ["Null characters are not allowed."]}}
+        assert not Customer.objects.exists()
+
+    def test_duplicated_column_is_refused_before_any_row(self, admin_client):
+        preview = upload(admin_client, URL, [["name", "email", "Name "], ["A", "a@example.com", "B"]])
+        assert preview.context.get("confirm_form") is None
+        result = preview.context["result"]
+        assert [str(error.error) for error in result.base_errors] == [
+            "The column(s) name appear more than once in the first row: each column may appear once."
+        ]
+        assert (result.rows, result.invalid_rows, result.row_errors()) == ([], [], [])
+        assert "Traceback" not in preview.content.decode()
+        assert not Customer.objects.exists()
+
+    def test_column_names_ignore_case_and_spaces(self, admin_client):
+        import_rows(admin_client, URL, [[" Name", "EMAIL "], ["Cased", "cased@example.com"]])
+        assert Customer.objects.get().email == "cased@example.com"
+
+    def test_very_long_text_is_a_row_error(self, admin_client):
+        preview = upload(admin_client, URL, [HEADER, ["", "n" * 100_000, "", "", "", ""]])
+        assert preview.status_code == 200
+        invalid = {row.number: row.field_specific_errors for row in preview.context["result"].invalid_rows}
+        assert invalid == {1: {"name": ["Ensure this field has no more than 200 characters."]}}
+
+    def test_unknown_status_says_which_value(self, admin_client):
+        preview = upload(admin_client, URL, [HEADER, ["", "X", "", "", "", "sleeping"]])
+        invalid = {row.number: row.field_specific_errors for row in preview.context["result"].invalid_rows}
+        assert invalid == {1: {"status": ['"sleeping" is not a valid choice.']}}
+
+    def test_gb18030_csv_is_read(self, admin_client):
+        content = "姓名占位,name,company,email\r\n,张伟,北京科技有限公司,zhang@example.com\r\n".encode("gb18030")
+        with pytest.raises(UnicodeDecodeError):
+            content.decode("utf-8")
+        preview = admin_client.post(
+            f"{URL}import/",
+            {"resource": "0", "format": CSV_FORMAT, "import_file": SimpleUploadedFile("c.csv", content)},
+        )
+        confirm(admin_client, URL, preview)
+        assert Customer.objects.values_list("name", "company").get() == ("张伟", "北京科技有限公司")
+
+    @pytest.mark.parametrize(("file_format", "name"), [(CSV_FORMAT, "xlsx"), (XLSX_FORMAT, "csv")])
+    def test_file_of_the_other_format_is_a_form_error(self, admin_client, file_format, name):
+        rows = [HEADER, ["", "Wrong format", "", "", "", ""]]
+        content = xlsx_bytes(rows) if name == "xlsx" else csv_bytes(rows)
+        preview = admin_client.post(
+            f"{URL}import/",
+            {"resource": "0", "format": file_format, "import_file": SimpleUploadedFile(f"f.{name}", content)},
+        )
+        assert preview.status_code == 200
+        assert preview.context["form"].errors["import_file"]
+        assert not Customer.objects.exists()
+
+    def test_csv_in_no_known_encoding_is_a_clear_form_error(self, admin_client):
+        content = b"name\r\n\xff\xfe\xfa\r\n"
+        preview = admin_client.post(
+            f"{URL}import/",
+            {"resource": "0", "format": CSV_FORMAT, "import_file": SimpleUploadedFile("c.csv", content)},
+        )
+        assert preview.context["form"].errors["import_file"] == [
+            "The file is not text in UTF-8 or GB18030. Save it from the spreadsheet as “CSV UTF-8”."
+        ]
+
+    def test_confirm_writes_nothing_when_a_row_became_invalid_after_the_preview(self, admin_client):
+        gone = CustomerFactory(name="Soon deleted")
+        rows = [HEADER, ["", "Fine", "", "fine@example.com", "", ""], [gone.pk, "Renamed", "", "", "", ""]]
+        preview = upload(admin_client, URL, rows)
+        # Meanwhile someone deletes the customer of the second row.
+        gone.delete()
+
+        response = confirm(admin_client, URL, preview)
+
+        assert response.status_code == 200
+        assert [row.number for row in response.context["result"].invalid_rows] == [2]
+        assert "Nothing was imported" in response.content.decode()
+        assert not Customer.objects.exists()
+
+
+class TestExportIsSafeForSpreadsheets:
+    """Text that a spreadsheet would run as a formula is exported with a leading apostrophe, as by the API."""
+
+    def make(self):
+        return CustomerFactory(name='=HYPERLINK("http://x")', company="@SUM(A1)", phone="+86 138 0013 8000")
+
+    def test_csv(self, admin_client):
+        self.make()
+        # A lone "-" is not a formula.
+        CustomerFactory(name="-2+3", company="\tTabbed", phone="-")
+        form = admin_client.get(f"{URL}export/").context["form"]
+        rows = read_csv(admin_client.post(f"{URL}export/", export_data(form, CSV_FORMAT)))
+        cells = sorted((row["name"], row["company"], row["phone"]) for row in rows)
+        assert cells == [("'-2+3", "'\tTabbed", "-"), ('\'=HYPERLINK("http://x")', "'@SUM(A1)", "+86 138 0013 8000")]
+
+    def test_xlsx(self, admin_client):
+        import io
+
+        from openpyxl import load_workbook
+
+        self.make()
+        form = admin_client.get(f"{URL}export/").context["form"]
+        response = admin_client.post(f"{URL}export/", export_data(form, XLSX_FORMAT))
+        sheet = load_workbook(io.BytesIO(response.content)).active
+        header = [cell.value for cell in sheet[1]]
+        row = dict(zip(header, [cell.value for cell in sheet[2]], strict=True))
+        assert (row["name"], row["company"], row["phone"]) == (
+            '\'=HYPERLINK("http://x")',
+            "'@SUM(A1)",
+            "+86 138 0013 8000",
+        )
+        assert sheet.cell(2, header.index("name") + 1).data_type == "s"
 
 
 class TestChangePage:

@@ -103,7 +103,8 @@ class TestImportExport:
         invalid = {row.number: row.field_specific_errors for row in preview.context["result"].invalid_rows}
         assert sorted(invalid) == [2, 3, 4]
         assert "customer" in invalid[2] and "interaction_type" in invalid[3] and "customer" in invalid[4]
-        assert "No customer with id or email “nobody@example.com”." in preview.content.decode()
+        assert invalid[2] == {"customer": ["No customer with id or email “nobody@example.com”."]}
+        assert invalid[4] == {"customer": ["A customer id or email is required."]}
         assert not Interaction.objects.exists()
 
     def test_update_by_id(self, admin_client):
@@ -124,3 +125,41 @@ class TestImportExport:
         form = admin_client.get(f"{URL}export/{query}").context["form"]
         rows = read_csv(admin_client.post(f"{URL}export/{query}", export_data(form)))
         assert [(row["notes"], row["customer_name"]) for row in rows] == [("m", "Met")]
+
+    @pytest.mark.parametrize(
+        ("column", "cell"),
+        [
+            ("notes", "n" * 100_000),
+            ("notes", "before\x00after"),
+            ("interaction_type", "telepathy"),
+            ("occurred_at", "yesterday-ish"),
+            ("occurred_at", "2025-13-01 10:00"),
+        ],
+    )
+    def test_cells_are_refused_with_the_api_message(self, admin_client, api, column, cell):
+        customer = CustomerFactory()
+        values = {"id": "", "customer": customer.pk, "interaction_type": "call", "notes": "", "occurred_at": ""}
+        values[column] = cell
+
+        preview = upload(admin_client, URL, [HEADER, [values[name] for name in HEADER]])
+        payload = {"customer_id": customer.pk, "interaction_type": "call", column: cell}
+        answer = api.post("/api/interactions", payload, format="json")
+
+        invalid = {row.number: row.field_specific_errors for row in preview.context["result"].invalid_rows}
+        assert answer.status_code == 400
+        assert invalid == {1: {column: answer.json()["error"]["fields"][column]}}
+        assert not Interaction.objects.exists()
+
+    @pytest.mark.parametrize("cell", ["a@example.com\x00", "99999999999999999999999", "1\x00"])
+    def test_unusable_customer_cell_is_a_row_error(self, admin_client, cell):
+        CustomerFactory(email="a@example.com")
+        preview = upload(admin_client, URL, [HEADER, ["", cell, "call", "", ""]])
+        invalid = {row.number: row.field_specific_errors for row in preview.context["result"].invalid_rows}
+        assert list(invalid) == [1] and list(invalid[1]) == ["customer"]
+        assert not preview.context["result"].has_errors()
+
+    def test_export_neutralises_formulas_in_notes(self, admin_client):
+        InteractionFactory(notes="=cmd|' /C calc'!A0")
+        form = admin_client.get(f"{URL}export/").context["form"]
+        rows = read_csv(admin_client.post(f"{URL}export/", export_data(form)))
+        assert [row["notes"] for row in rows] == ["'=cmd|' /C calc'!A0"]

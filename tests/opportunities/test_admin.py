@@ -1,4 +1,4 @@
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -7,7 +7,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from opportunities.models import Opportunity, StageChange
-from tests.admin.helpers import export_data, import_rows, read_csv, upload
+from tests.admin.helpers import CSV_FORMAT, XLSX_FORMAT, export_data, import_rows, read_csv, upload
 from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory
 
 URL = "/admin/opportunities/opportunity/"
@@ -242,3 +242,71 @@ class TestDashboard:
         assert response.status_code == 200
         assert "pipeline" not in response.context
         assert 'id="pipeline-chart"' not in response.content.decode()
+
+
+class TestImportIsAsStrictAsTheAPI:
+    """Each cell is refused or stored by the admin import exactly as the API does with the same value."""
+
+    @pytest.mark.parametrize(
+        ("column", "cell", "sent"),
+        [
+            ("probability", "50.5", 50.5),
+            ("probability", "high", "high"),
+            ("probability", "101", 101),
+            ("value", "-1", -1),
+            ("value", "abc", "abc"),
+            ("value", "1e15", 1e15),
+            ("stage", "won", "won"),
+            ("expected_close_date", "soon", "soon"),
+            ("expected_close_date", "2025-02-30", "2025-02-30"),
+            ("title", "a\x00b", "a\x00b"),
+            ("title", "t" * 100_000, "t" * 100_000),
+        ],
+    )
+    def test_refused_with_the_api_message(self, admin_client, api, column, cell, sent):
+        customer = CustomerFactory()
+        values = {"id": "", "customer": customer.pk, "title": "Deal", "value": "10", "stage": "lead"}
+        values.update({"probability": "", "expected_close_date": "", column: cell})
+
+        preview = upload(admin_client, URL, [HEADER, [values[name] for name in HEADER]])
+        payload = {"customer_id": customer.pk, "title": "Deal", column: sent}
+        answer = api.post("/api/opportunities", payload, format="json")
+
+        invalid = {row.number: row.field_specific_errors for row in preview.context["result"].invalid_rows}
+        assert answer.status_code == 400
+        assert invalid == {1: {column: answer.json()["error"]["fields"][column]}}
+        assert not Opportunity.objects.exists()
+
+    @pytest.mark.parametrize("file_format", [CSV_FORMAT, XLSX_FORMAT])
+    @pytest.mark.parametrize(("cell", "stored"), [("1.999", "2.00"), ("0.005", "0.01"), ("1500", "1500.00")])
+    def test_value_is_rounded_like_the_api_does(self, admin_client, api, file_format, cell, stored):
+        customer = CustomerFactory()
+        typed = float(cell) if file_format == XLSX_FORMAT else cell
+        import_rows(admin_client, URL, [HEADER, ["", customer.pk, "Deal", typed, "lead", "", ""]], file_format)
+        answer = api.post(
+            "/api/opportunities", {"customer_id": customer.pk, "title": "API", "value": float(cell)}, format="json"
+        )
+        assert Opportunity.objects.get(title="Deal").value == Decimal(stored)
+        assert Opportunity.objects.get(title="API").value == Decimal(stored)
+        assert answer.status_code == 201
+
+    def test_probability_typed_as_a_decimal_in_xlsx_is_refused(self, admin_client):
+        customer = CustomerFactory()
+        preview = upload(admin_client, URL, [HEADER, ["", customer.pk, "Deal", 10, "lead", 50.5, None]], XLSX_FORMAT)
+        invalid = {row.number: row.field_specific_errors for row in preview.context["result"].invalid_rows}
+        assert invalid == {1: {"probability": ["A valid integer is required."]}}
+
+    def test_whole_numbers_and_dates_from_xlsx_are_taken(self, admin_client):
+        customer = CustomerFactory()
+        row = ["", customer.pk, "Deal", 10, "proposal", 55.0, datetime(2025, 7, 1)]
+        import_rows(admin_client, URL, [HEADER, row], XLSX_FORMAT)
+        opportunity = Opportunity.objects.get()
+        assert (opportunity.probability, opportunity.expected_close_date) == (55, date(2025, 7, 1))
+
+    def test_update_that_changes_stage_takes_the_stage_default_probability(self, admin_client):
+        opportunity = OpportunityFactory(stage=Opportunity.Stage.LEAD, probability=15)
+        columns = ["id", "customer", "title", "stage"]
+        import_rows(admin_client, URL, [columns, [opportunity.pk, opportunity.customer_id, "Moved", "negotiation"]])
+        opportunity.refresh_from_db()
+        assert (opportunity.title, opportunity.stage, opportunity.probability) == ("Moved", "negotiation", 70)
+        assert opportunity.closed_at is None

@@ -1,0 +1,51 @@
+"""The admin's file formats: uploads decoded like ``manage.py import_customers`` does, and
+exported cells neutralised like the API's exports (``crm_site.cells``)."""
+
+import tablib
+from django.utils.translation import gettext_lazy as _
+from import_export.formats import base_formats
+
+from crm_site.cells import csv_cell, xlsx_cell
+from crm_site.resources import FileRefused
+
+# Excel saves "CSV UTF-8" with a BOM; Chinese Excel's plain "CSV" is GB18030 (a superset of GBK and GB2312).
+TEXT_ENCODINGS = ("utf-8-sig", "gb18030")
+
+
+def decode_text(data):
+    """The text of an uploaded file, in the first of ``TEXT_ENCODINGS`` that reads it whole."""
+    if isinstance(data, str):
+        return data
+    for encoding in TEXT_ENCODINGS:
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise FileRefused(_("The file is not text in UTF-8 or GB18030. Save it from the spreadsheet as “CSV UTF-8”."))
+
+
+def _cells(dataset, convert):
+    """A copy of ``dataset`` with ``convert`` applied to every cell."""
+    return tablib.Dataset(
+        *[[convert(value) for value in row] for row in dataset], headers=dataset.headers, title=dataset.title
+    )
+
+
+class CSV(base_formats.CSV):
+    # Uploads are kept and read as bytes, so that their encoding can be found here.
+    def is_binary(self):
+        return True
+
+    def get_read_mode(self):
+        return "rb"
+
+    def create_dataset(self, in_stream, **kwargs):
+        return super().create_dataset(decode_text(in_stream), **kwargs)
+
+    def export_data(self, dataset, **kwargs):
+        return super().export_data(_cells(dataset, csv_cell), **kwargs)
+
+
+class XLSX(base_formats.XLSX):
+    def export_data(self, dataset, **kwargs):
+        return super().export_data(_cells(dataset, xlsx_cell), **kwargs)

@@ -1,0 +1,39 @@
+"""Spreadsheet cells written by every export (the API's and the admin's).
+
+A cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return is a
+formula to spreadsheet programs: a leading apostrophe keeps it text. Phone-like
+values ("+86 138...") and negative numbers stay as they are.
+"""
+
+import datetime
+import re
+from decimal import Decimal
+
+from django.utils import timezone
+
+FORMULA_START = re.compile(r"^[=@\t\r]|^[+-](?![\d\s().-]*$)")
+# Control characters that an XLSX file cannot hold.
+XLSX_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def safe_text(value):
+    return "'" + value if FORMULA_START.match(value) else value
+
+
+def csv_cell(value):
+    if value is None:
+        return ""
+    if isinstance(value, (datetime.datetime, datetime.date)):
+        return value.isoformat()
+    if isinstance(value, str):
+        return safe_text(value)
+    return str(value) if isinstance(value, Decimal) else value
+
+
+def xlsx_cell(value):
+    if isinstance(value, datetime.datetime) and timezone.is_aware(value):
+        # Excel has no time zones: times are written in UTC.
+        return timezone.make_naive(value, datetime.UTC)
+    if isinstance(value, str):
+        return safe_text(XLSX_ILLEGAL.sub("", value))
+    return value
