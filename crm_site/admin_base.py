@@ -1,13 +1,87 @@
-"""What every CRM model admin shares: import/export, history, and deletions that keep their history."""
+"""What every CRM model admin shares: import/export, history, deletions that keep their history,
+and a date hierarchy that cannot be made to fail."""
 
+import datetime
+
+from django.conf import settings
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.main import ChangeList
 from django.db import transaction
+from django.utils import timezone
 from import_export.admin import ExportActionMixin, ImportExportMixin
 from import_export.formats.base_formats import CSV, XLSX
 from simple_history.admin import SimpleHistoryAdmin
 
 from crm_site import access
 from crm_site.history import batched_delete_history
+
+
+def _storable(moment):
+    """``moment`` (naive) as the changelist compares it; None when the database could not hold it in UTC."""
+    if not settings.USE_TZ:
+        return moment
+    moment = timezone.make_aware(moment)
+    try:
+        moment.astimezone(datetime.UTC)
+    except OverflowError:
+        return None
+    return moment
+
+
+def hierarchy_bounds(year, month=None, day=None):
+    """``[since, until)`` of a date-hierarchy step (``?<field>__year=&__month=&__day=``).
+
+    A step that is no date is an ``IncorrectLookupParameters`` (the changelist
+    answers it with ``?e=1``, as for any bad filter). Either bound is None where it
+    would lie beyond the dates that can be stored, such as the end of year 9999:
+    nothing lies beyond it, so the step needs no bound on that side.
+    """
+    try:
+        since = datetime.datetime(int(year), 1 if month is None else int(month), 1 if day is None else int(day))
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise IncorrectLookupParameters(exc) from exc
+    try:
+        if day is not None:
+            until = since + datetime.timedelta(days=1)
+        elif month is not None:
+            until = (since + datetime.timedelta(days=32)).replace(day=1)
+        else:
+            until = since.replace(year=since.year + 1)
+    except (ValueError, OverflowError):
+        until = None
+    return _storable(since), None if until is None else _storable(until)
+
+
+class CRMChangeList(ChangeList):
+    """Django's changelist, with date-hierarchy bounds that stay within the dates Python can hold.
+
+    Django computes the end of a year, month or day by adding to its start, which
+    fails with a server error on the last ones (a record dated 9999-12-31).
+    """
+
+    def get_filters(self, request):
+        field = self.date_hierarchy
+        if not field:
+            return super().get_filters(request)
+        # Django's own handling of the hierarchy is skipped; its parameters are turned into bounds here.
+        self.date_hierarchy = None
+        try:
+            filter_specs, has_filters, lookup_params, may_have_duplicates, has_active_filters = super().get_filters(
+                request
+            )
+        finally:
+            self.date_hierarchy = field
+        year = lookup_params.pop(f"{field}__year", None)
+        if year is not None:
+            month = lookup_params.pop(f"{field}__month", None)
+            day = lookup_params.pop(f"{field}__day", None)
+            since, until = hierarchy_bounds(year[-1], month and month[-1], day and day[-1])
+            if since is not None:
+                lookup_params[f"{field}__gte"] = [since]
+            if until is not None:
+                lookup_params[f"{field}__lt"] = [until]
+        return filter_specs, has_filters, lookup_params, may_have_duplicates, has_active_filters
 
 
 class CRMModelAdmin(ImportExportMixin, ExportActionMixin, SimpleHistoryAdmin):
@@ -23,6 +97,9 @@ class CRMModelAdmin(ImportExportMixin, ExportActionMixin, SimpleHistoryAdmin):
     list_per_page = 50
     # The export button on a record's page would duplicate the export action.
     show_change_form_export = False
+
+    def get_changelist(self, request, **kwargs):
+        return CRMChangeList
 
     def get_valid_export_item_pks(self, request):
         # The records a selection-export may name: those this user's changelist can show.
