@@ -3,11 +3,13 @@ and a date hierarchy that cannot be made to fail."""
 
 import datetime
 
+from django import forms
 from django.conf import settings
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
-from django.db import transaction
+from django.core.exceptions import FieldDoesNotExist
+from django.db import models, transaction
 from django.utils import timezone
 from import_export.admin import ExportActionMixin, ImportExportMixin
 from import_export.formats.base_formats import CSV, XLSX
@@ -84,15 +86,39 @@ class CRMChangeList(ChangeList):
         return filter_specs, has_filters, lookup_params, may_have_duplicates, has_active_filters
 
 
+class CRMModelForm(forms.ModelForm):
+    """A model form that leaves the date-times it did not change as they are stored.
+
+    The admin shows date-times to the second: saving a form would otherwise cut
+    the microseconds of every one of them, and record that as a change.
+    """
+
+    def _post_clean(self):
+        super()._post_clean()
+        if self.instance._state.adding:
+            return
+        for name in self.fields:
+            if name in self.changed_data or name not in self.initial:
+                continue
+            try:
+                model_field = self.instance._meta.get_field(name)
+            except FieldDoesNotExist:
+                continue
+            if isinstance(model_field, models.DateTimeField):
+                setattr(self.instance, model_field.attname, self.initial[name])
+
+
 class CRMModelAdmin(ImportExportMixin, ExportActionMixin, SimpleHistoryAdmin):
     """A model admin with CSV/XLSX import (previewed before writing), export of the
     filtered list or of a selection, and field-by-field change history.
 
     Every page sees only the records the user may see (``crm_site.access.scope``):
     lists, search, autocomplete, change, delete and history pages, exports, and
-    the customers offered in forms. New records remember their creator.
+    the customers offered in forms. New records remember their creator; a record
+    saved without a change is not written.
     """
 
+    form = CRMModelForm
     formats = [CSV, XLSX]
     list_per_page = 50
     # The export button on a record's page would duplicate the export action.
@@ -122,6 +148,10 @@ class CRMModelAdmin(ImportExportMixin, ExportActionMixin, SimpleHistoryAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request, obj, form, change):
+        # A change form saved unchanged writes nothing: no history entry, and updated_at stays.
+        # Reverting to an older version submits that version's form unchanged: it is written.
+        if change and not form.has_changed() and not getattr(request, "_reverting_history", False):
+            return
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
@@ -139,6 +169,7 @@ class CRMModelAdmin(ImportExportMixin, ExportActionMixin, SimpleHistoryAdmin):
     def history_form_view(self, request, object_id, version_id, extra_context=None):
         if not self._in_scope(request, object_id):
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        request._reverting_history = True
         return super().history_form_view(request, object_id, version_id, extra_context)
 
     def _in_scope(self, request, object_id):

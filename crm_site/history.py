@@ -1,10 +1,13 @@
 """Change history of the CRM's records (django-simple-history), shared by the admin and the API.
 
-``CRMHistoricalRecords`` is ``HistoricalRecords`` with one addition: inside
-:func:`batched_delete_history`, the "deleted" records of every object removed
-(a customer's interactions and opportunities included, through the cascade) are
-collected and written with one ``bulk_create`` per model, instead of one INSERT
-per deleted row.
+``CRMHistoricalRecords`` is ``HistoricalRecords`` with two additions:
+
+- a save that changes none of the tracked fields (an unchanged form or API body
+  saved anyway) writes no "changed" record: an entry must show a change;
+- inside :func:`batched_delete_history`, the "deleted" records of every object
+  removed (a customer's interactions and opportunities included, through the
+  cascade) are collected and written with one ``bulk_create`` per model, instead
+  of one INSERT per deleted row.
 """
 
 from contextlib import contextmanager
@@ -39,6 +42,20 @@ THIRD_PARTY_LABELS = (
 
 
 class CRMHistoricalRecords(HistoricalRecords):
+    def post_save(self, instance, created, using=None, **kwargs):
+        if not created and not kwargs.get("raw", False) and self.matches_last_record(instance):
+            return
+        super().post_save(instance, created, using=using, **kwargs)
+
+    def matches_last_record(self, instance):
+        """Whether the tracked fields of ``instance`` are those of its latest history record."""
+        last = getattr(instance, self.manager_name).order_by("-history_date", "-history_id").first()
+        if last is None or last.history_type == "-":
+            return False
+        return all(
+            getattr(instance, field.attname) == getattr(last, field.attname) for field in self.fields_included(instance)
+        )
+
     def post_delete(self, instance, using=None, **kwargs):
         pending = getattr(_state, "pending", None)
         if pending is None:
