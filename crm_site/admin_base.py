@@ -1,9 +1,18 @@
-"""What every CRM model admin shares: import/export, history, and deletions that keep their history."""
+"""What every CRM model admin shares: import/export, history, deletions that keep their history,
+and a date hierarchy that cannot be made to fail."""
 
+import datetime
+
+from django import forms
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
-from django.db import transaction
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import FieldDoesNotExist
+from django.db import models, transaction
 from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from import_export.admin import ExportActionMixin, ImportExportMixin
 from simple_history.admin import SimpleHistoryAdmin
@@ -14,23 +23,117 @@ from crm_site.history import batched_delete_history
 from crm_site.resources import FileRefused
 
 
+def _storable(moment):
+    """``moment`` (naive) as the changelist compares it; None when the database could not hold it in UTC."""
+    if not settings.USE_TZ:
+        return moment
+    moment = timezone.make_aware(moment)
+    try:
+        moment.astimezone(datetime.UTC)
+    except OverflowError:
+        return None
+    return moment
+
+
+def hierarchy_bounds(year, month=None, day=None):
+    """``[since, until)`` of a date-hierarchy step (``?<field>__year=&__month=&__day=``).
+
+    A step that is no date is an ``IncorrectLookupParameters`` (the changelist
+    answers it with ``?e=1``, as for any bad filter). Either bound is None where it
+    would lie beyond the dates that can be stored, such as the end of year 9999:
+    nothing lies beyond it, so the step needs no bound on that side.
+    """
+    try:
+        since = datetime.datetime(int(year), 1 if month is None else int(month), 1 if day is None else int(day))
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise IncorrectLookupParameters(exc) from exc
+    try:
+        if day is not None:
+            until = since + datetime.timedelta(days=1)
+        elif month is not None:
+            until = (since + datetime.timedelta(days=32)).replace(day=1)
+        else:
+            until = since.replace(year=since.year + 1)
+    except (ValueError, OverflowError):
+        until = None
+    return _storable(since), None if until is None else _storable(until)
+
+
+class CRMChangeList(ChangeList):
+    """Django's changelist, with date-hierarchy bounds that stay within the dates Python can hold.
+
+    Django computes the end of a year, month or day by adding to its start, which
+    fails with a server error on the last ones (a record dated 9999-12-31).
+    """
+
+    def get_filters(self, request):
+        field = self.date_hierarchy
+        if not field:
+            return super().get_filters(request)
+        # Django's own handling of the hierarchy is skipped; its parameters are turned into bounds here.
+        self.date_hierarchy = None
+        try:
+            filter_specs, has_filters, lookup_params, may_have_duplicates, has_active_filters = super().get_filters(
+                request
+            )
+        finally:
+            self.date_hierarchy = field
+        year = lookup_params.pop(f"{field}__year", None)
+        if year is not None:
+            month = lookup_params.pop(f"{field}__month", None)
+            day = lookup_params.pop(f"{field}__day", None)
+            since, until = hierarchy_bounds(year[-1], month and month[-1], day and day[-1])
+            if since is not None:
+                lookup_params[f"{field}__gte"] = [since]
+            if until is not None:
+                lookup_params[f"{field}__lt"] = [until]
+        return filter_specs, has_filters, lookup_params, may_have_duplicates, has_active_filters
+
+
+class CRMModelForm(forms.ModelForm):
+    """A model form that leaves the date-times it did not change as they are stored.
+
+    The admin shows date-times to the second: saving a form would otherwise cut
+    the microseconds of every one of them, and record that as a change.
+    """
+
+    def _post_clean(self):
+        super()._post_clean()
+        if self.instance._state.adding:
+            return
+        for name in self.fields:
+            if name in self.changed_data or name not in self.initial:
+                continue
+            try:
+                model_field = self.instance._meta.get_field(name)
+            except FieldDoesNotExist:
+                continue
+            if isinstance(model_field, models.DateTimeField):
+                setattr(self.instance, model_field.attname, self.initial[name])
+
+
 class CRMModelAdmin(ImportExportMixin, ExportActionMixin, SimpleHistoryAdmin):
     """A model admin with CSV/XLSX import (previewed before writing), export of the
     filtered list or of a selection, and field-by-field change history.
 
     Every page sees only the records the user may see (``crm_site.access.scope``):
     lists, search, autocomplete, change, delete and history pages, exports, and
-    the customers offered in forms. New records remember their creator.
+    the customers offered in forms. New records remember their creator; a record
+    saved without a change is not written.
 
     Imported rows are validated by the API's serializers (``crm_site.resources``);
     exported cells are neutralised for spreadsheets as the API's exports are
     (``crm_site.admin_formats``).
     """
 
+    form = CRMModelForm
     formats = [CSV, XLSX]
     list_per_page = 50
     # The export button on a record's page would duplicate the export action.
     show_change_form_export = False
+
+    def get_changelist(self, request, **kwargs):
+        return CRMChangeList
 
     def get_valid_export_item_pks(self, request):
         # The records a selection-export may name: those this user's changelist can show.
@@ -53,6 +156,10 @@ class CRMModelAdmin(ImportExportMixin, ExportActionMixin, SimpleHistoryAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request, obj, form, change):
+        # A change form saved unchanged writes nothing: no history entry, and updated_at stays.
+        # Reverting to an older version submits that version's form unchanged: it is written.
+        if change and not form.has_changed() and not getattr(request, "_reverting_history", False):
+            return
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
@@ -70,6 +177,7 @@ class CRMModelAdmin(ImportExportMixin, ExportActionMixin, SimpleHistoryAdmin):
     def history_form_view(self, request, object_id, version_id, extra_context=None):
         if not self._in_scope(request, object_id):
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        request._reverting_history = True
         return super().history_form_view(request, object_id, version_id, extra_context)
 
     def _in_scope(self, request, object_id):

@@ -1,8 +1,33 @@
-"""Calendar arithmetic for reports: months, weeks, and the bounds of whole days."""
+"""Calendar arithmetic for reports (months, weeks, the bounds of whole days), and the years a record's dates may take."""
 
 import datetime
 
+from django.core.exceptions import ValidationError
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+# The years a date typed into a record (when an interaction happened, when an
+# opportunity should close) may fall in. Anything outside is a typo (9999 for
+# 2025), and dates near the ends of what Python holds break date arithmetic
+# once shifted between time zones.
+FIRST_YEAR = 1900
+LAST_YEAR = 2200
+
+
+def validate_record_date(value):
+    """Refuse a date, or a date and time (taken in the current time zone), outside FIRST_YEAR..LAST_YEAR."""
+    try:
+        if isinstance(value, datetime.datetime) and timezone.is_aware(value):
+            value = timezone.localtime(value)
+        year = value.year
+    except OverflowError:
+        year = None
+    if year is None or not FIRST_YEAR <= year <= LAST_YEAR:
+        raise ValidationError(
+            _("Enter a date in the years %(first)d to %(last)d."),
+            code="date_out_of_range",
+            params={"first": FIRST_YEAR, "last": LAST_YEAR},
+        )
 
 
 def add_months(day, months):

@@ -1,10 +1,16 @@
 """Change history of the CRM's records (django-simple-history), shared by the admin and the API.
 
-``CRMHistoricalRecords`` is ``HistoricalRecords`` with one addition: inside
-:func:`batched_delete_history`, the "deleted" records of every object removed
-(a customer's interactions and opportunities included, through the cascade) are
-collected and written with one ``bulk_create`` per model, instead of one INSERT
-per deleted row.
+``CRMHistoricalRecords`` is ``HistoricalRecords`` with three additions:
+
+- a save that changes none of the tracked fields (an unchanged form or API body
+  saved anyway) writes no "changed" record: an entry must show a change;
+- inside :func:`batched_delete_history`, the "deleted" records of every object
+  removed (a customer's interactions and opportunities included, through the
+  cascade) are collected and written with one ``bulk_create`` per model, instead
+  of one INSERT per deleted row;
+- inside :func:`history_for_loaded_records` (``manage.py loaddata``), the records
+  saved raw, which django-simple-history leaves without history, are noted, and
+  those that have no history at the end get their "created" entry.
 """
 
 from contextlib import contextmanager
@@ -39,6 +45,23 @@ THIRD_PARTY_LABELS = (
 
 
 class CRMHistoricalRecords(HistoricalRecords):
+    def post_save(self, instance, created, using=None, **kwargs):
+        loaded = getattr(_state, "loaded", None)
+        if kwargs.get("raw", False) and loaded is not None:
+            loaded.setdefault(type(instance), {})[instance.pk] = instance
+        if not created and not kwargs.get("raw", False) and self.matches_last_record(instance):
+            return
+        super().post_save(instance, created, using=using, **kwargs)
+
+    def matches_last_record(self, instance):
+        """Whether the tracked fields of ``instance`` are those of its latest history record."""
+        last = getattr(instance, self.manager_name).order_by("-history_date", "-history_id").first()
+        if last is None or last.history_type == "-":
+            return False
+        return all(
+            getattr(instance, field.attname) == getattr(last, field.attname) for field in self.fields_included(instance)
+        )
+
     def post_delete(self, instance, using=None, **kwargs):
         pending = getattr(_state, "pending", None)
         if pending is None:
@@ -76,6 +99,46 @@ def batched_delete_history():
                 type(records[0]).objects.bulk_create(records, batch_size=500)
     finally:
         _state.pending = None
+
+
+@contextmanager
+def history_for_loaded_records(using="default", batch_size=500):
+    """Give every record saved raw inside the block (a fixture's) that has no history a "created" entry.
+
+    Fixtures are saved raw, and django-simple-history records nothing for raw
+    saves, so a loaded record's first change would show every field as new. The
+    entry is dated at the record's ``created_at`` and holds its values as loaded.
+    Records whose history the fixture carries too (a ``dumpdata`` of whole apps),
+    or that had history before, are left alone. Use it inside the loading
+    transaction.
+    """
+    if getattr(_state, "loaded", None) is not None:
+        yield
+        return
+    _state.loaded = {}
+    try:
+        yield
+        for model, instances in _state.loaded.items():
+            history = model.history.model
+            pks = list(instances)
+            with_history = set()
+            for start in range(0, len(pks), batch_size):
+                chunk = pks[start : start + batch_size]
+                pk_name = model._meta.pk.name
+                with_history.update(
+                    history.objects.using(using)
+                    .filter(**{f"{pk_name}__in": chunk})
+                    .values_list(pk_name, flat=True)
+                    .distinct()
+                )
+            missing = [instance for pk, instance in instances.items() if pk not in with_history]
+            for instance in missing:
+                created_at = getattr(instance, "created_at", None)
+                if created_at is not None:
+                    instance._history_date = created_at
+            model.history.bulk_history_create(missing, batch_size=batch_size, default_change_reason=None)
+    finally:
+        _state.loaded = None
 
 
 def current_history_user():

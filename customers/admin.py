@@ -15,7 +15,7 @@ from django.utils.translation import ngettext
 from simple_history.utils import bulk_update_with_history
 
 from crm_site import access
-from crm_site.admin_base import CRMModelAdmin
+from crm_site.admin_base import CRMModelAdmin, CRMModelForm
 from interactions.models import Interaction
 from opportunities.admin import apply_stage_probability
 from opportunities.models import Opportunity
@@ -44,6 +44,7 @@ def _open_opportunities():
 
 class InteractionInline(admin.TabularInline):
     model = Interaction
+    form = CRMModelForm
     extra = 0
     fields = ["occurred_at", "interaction_type", "notes", "created_at"]
     readonly_fields = ["created_at"]
@@ -53,6 +54,7 @@ class InteractionInline(admin.TabularInline):
 
 class OpportunityInline(admin.TabularInline):
     model = Opportunity
+    form = CRMModelForm
     extra = 0
     fields = ["title", "value", "stage", "probability", "expected_close_date", "created_at"]
     readonly_fields = ["created_at"]

@@ -2,6 +2,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from crm_site.dates import validate_record_date
 from crm_site.fields import created_by_field
 from crm_site.history import CRMHistoricalRecords
 
@@ -22,7 +23,7 @@ class Interaction(models.Model):
     interaction_type = models.CharField(_("type"), max_length=16, choices=Type.choices)
     notes = models.TextField(_("notes"), null=True, blank=True)  # noqa: DJ001
     # When it happened; may be earlier than created_at when logged afterwards.
-    occurred_at = models.DateTimeField(_("occurred at"), default=timezone.now)
+    occurred_at = models.DateTimeField(_("occurred at"), default=timezone.now, validators=[validate_record_date])
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     created_by = created_by_field()
     # Who changed what and when.

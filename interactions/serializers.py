@@ -5,7 +5,7 @@ from rest_framework import serializers
 
 from crm_site.api.query import QueryDateField, QuerySerializer
 from crm_site.api.serializers import CachedReadFieldsMixin, ScopedPrimaryKeyRelatedField, StrictJSONTypesMixin
-from crm_site.dates import add_months
+from crm_site.dates import FIRST_YEAR, LAST_YEAR, add_months
 from customers.models import Customer
 
 from .models import Interaction
@@ -22,6 +22,9 @@ class InteractionSerializer(StrictJSONTypesMixin, CachedReadFieldsMixin, seriali
         model = Interaction
         fields = ["id", "customer_id", "interaction_type", "notes", "occurred_at", "created_at", "created_by_id"]
         read_only_fields = ["id", "created_by_id", "created_at"]
+        extra_kwargs = {
+            "occurred_at": {"help_text": f"When it happened (default: now); in the years {FIRST_YEAR}-{LAST_YEAR}."}
+        }
 
 
 class ActivityQuerySerializer(QuerySerializer):

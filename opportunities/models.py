@@ -5,6 +5,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from crm_site.dates import validate_record_date
 from crm_site.fields import created_by_field
 from crm_site.history import CRMHistoricalRecords
 
@@ -44,7 +45,9 @@ class Opportunity(models.Model):
         validators=[MinValueValidator(0), MaxValueValidator(100)],
         help_text=_("Left empty, the stage's default is used."),
     )
-    expected_close_date = models.DateField(_("expected close date"), null=True, blank=True)
+    expected_close_date = models.DateField(
+        _("expected close date"), null=True, blank=True, validators=[validate_record_date]
+    )
     # Set when the stage becomes closed or lost, cleared when the opportunity is reopened.
     closed_at = models.DateTimeField(_("closed at"), null=True, blank=True, editable=False)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)

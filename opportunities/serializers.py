@@ -5,7 +5,7 @@ from rest_framework import serializers
 from crm_site.api.fields import RoundingDecimalField
 from crm_site.api.query import QueryDateField, QuerySerializer
 from crm_site.api.serializers import CachedReadFieldsMixin, ScopedPrimaryKeyRelatedField, StrictJSONTypesMixin
-from crm_site.dates import day_bounds
+from crm_site.dates import FIRST_YEAR, LAST_YEAR, day_bounds
 from customers.models import Customer
 from customers.serializers import CustomerIdField
 
@@ -34,6 +34,7 @@ class OpportunitySerializer(StrictJSONTypesMixin, CachedReadFieldsMixin, seriali
             "created_by_id",
         ]
         read_only_fields = ["id", "closed_at", "created_by_id", "created_at", "updated_at"]
+        extra_kwargs = {"expected_close_date": {"help_text": f"In the years {FIRST_YEAR}-{LAST_YEAR}."}}
 
     def validate_title(self, value):
         if not value.strip():

@@ -100,6 +100,7 @@ def test_history_is_paginated_and_diffs_across_pages(api):
 
 def test_history_query_count_does_not_grow_with_entries(api):
     customer = CustomerFactory()
+    customer.name = "Renamed"
     customer.save()
     with CaptureQueriesContext(connection) as few:
         api.get(history_url("customers", customer.pk))
@@ -151,3 +152,67 @@ def test_other_users_change_is_attributed_to_them(api):
     customer.save()
     entry = api.get(history_url("customers", customer.pk)).json()["data"][0]
     assert entry["user"]["username"] == other.username
+
+
+def _unchanged_bodies(resource, data):
+    """Bodies that change nothing: empty, one field as stored, the record as read (in another time zone)."""
+    _, change, field = RESOURCES[resource]
+    as_read = dict(data)
+    if "occurred_at" in as_read:
+        as_read["occurred_at"] = as_read["occurred_at"].replace("Z", "+00:00")
+    return [{}, {field: data[field]}, as_read]
+
+
+@pytest.mark.parametrize("method", ["patch", "put"])
+def test_an_update_that_changes_nothing_writes_nothing(api, resource, method):
+    record = RESOURCES[resource][0]()
+    url = f"/api/{resource}/{record.pk}"
+    before = api.get(url)
+    stored = type(record).objects.values().get(pk=record.pk)
+
+    for body in _unchanged_bodies(resource, before.json()["data"]):
+        response = getattr(api, method)(url, body, format="json")
+
+        assert response.status_code == 200
+        assert response.json()["data"] == before.json()["data"]
+        assert response["ETag"] == before["ETag"]
+    assert type(record).objects.values().get(pk=record.pk) == stored
+    assert [entry["history_type"] for entry in api.get(history_url(resource, record.pk)).json()["data"]] == ["created"]
+
+
+def test_an_update_that_changes_something_still_writes_one_entry(api, resource):
+    factory, change, field = RESOURCES[resource]
+    record = factory()
+    url = f"/api/{resource}/{record.pk}"
+    etag = api.get(url)["ETag"]
+
+    response = api.patch(url, change, format="json")
+
+    assert response["ETag"] != etag
+    entries = api.get(history_url(resource, record.pk)).json()["data"]
+    assert [entry["history_type"] for entry in entries] == ["changed", "created"]
+    assert [c["field"] for c in entries[0]["changes"]] == [field]
+
+
+def test_saving_a_record_unchanged_writes_no_history(resource):
+    factory, change, field = RESOURCES[resource]
+    record = factory()
+
+    record.save()
+    assert record.history.count() == 1
+
+    setattr(record, field, change[field])
+    record.save()
+    record.save()
+    assert [entry.history_type for entry in record.history.all()] == ["~", "+"]
+
+
+def test_saving_a_record_changed_outside_its_history_writes_the_change(db):
+    # A bulk update bypasses the history; the next save differs from the last record and is written.
+    customer = CustomerFactory(phone="1")
+    Customer.objects.filter(pk=customer.pk).update(phone="2")
+    customer.refresh_from_db()
+
+    customer.save()
+
+    assert [record.phone for record in customer.history.all()] == ["2", "1"]

@@ -1,5 +1,6 @@
 """Behaviour shared by every resource viewset."""
 
+from django.core.exceptions import FieldDoesNotExist
 from django.db import IntegrityError, transaction
 from rest_framework import exceptions, status, viewsets
 from rest_framework.response import Response
@@ -10,6 +11,24 @@ from crm_site.history import batched_delete_history
 from .conditional import ConditionalRequestMixin
 from .idempotency import IdempotencyMixin
 from .mixins import ListOnlyFilteringMixin, PrimaryKeyReadMixin
+
+
+def changes_anything(instance, validated_data):
+    """Whether saving ``validated_data`` onto ``instance`` would change any of its fields."""
+    for name, value in validated_data.items():
+        try:
+            field = instance._meta.get_field(name)
+        except FieldDoesNotExist:
+            return True
+        if field.many_to_many or field.one_to_many:
+            return True
+        if field.many_to_one or field.one_to_one:
+            current, value = getattr(instance, field.attname), None if value is None else value.pk
+        else:
+            current = getattr(instance, field.attname)
+        if current != value:
+            return True
+    return False
 
 
 class Conflict(exceptions.APIException):
@@ -33,6 +52,8 @@ class CRMModelViewSet(
     - Every action built on ``get_queryset()``/``get_object()`` sees only the rows
       the user may see (``crm_site.access.scope`` along ``owner_field``): out of
       scope is a 404. New records remember their creator (``created_by``).
+    - An update that changes nothing writes nothing: no history entry, and
+      ``updated_at`` and so the ETag stay as they were.
     """
 
     # Ids are integers: anything else is not a route, so it gets the JSON 404.
@@ -54,7 +75,8 @@ class CRMModelViewSet(
         self._save(serializer, created_by=self.request.user)
 
     def perform_update(self, serializer):
-        self._save(serializer)
+        if changes_anything(serializer.instance, serializer.validated_data):
+            self._save(serializer)
 
     def _save(self, serializer, **extra):
         try:

@@ -4,6 +4,7 @@ import csv
 import io
 
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.forms import CheckboxInput, MultiWidget
 from openpyxl import Workbook
 
 CSV_FORMAT = "0"
@@ -60,3 +61,41 @@ def export_data(form, file_format=CSV_FORMAT):
 def read_csv(response):
     text = b"".join(response.streaming_content if response.streaming else [response.content]).decode("utf-8-sig")
     return list(csv.DictReader(io.StringIO(text)))
+
+
+def form_data(form):
+    """What a browser submits for ``form`` as rendered, untouched."""
+    data = {}
+    for name, field in form.fields.items():
+        bound = form[name]
+        value = bound.value()
+        if isinstance(field.widget, MultiWidget):
+            for index, part in enumerate(field.widget.decompress(value)):
+                data[f"{bound.html_name}_{index}"] = "" if part is None else str(part)
+        elif isinstance(field.widget, CheckboxInput):
+            if value:
+                data[bound.html_name] = "on"
+        else:
+            data[bound.html_name] = "" if value is None else str(value)
+        if field.show_hidden_initial:
+            # Fields with a callable default carry their initial value in hidden inputs.
+            hidden = form.add_initial_prefix(name)
+            data.update(
+                {
+                    key.replace(bound.html_name, hidden, 1): item
+                    for key, item in data.items()
+                    if key.startswith(bound.html_name)
+                }
+            )
+    return data
+
+
+def change_form_data(response):
+    """The POST data of an admin change page (its form and inlines) sent back as shown."""
+    data = form_data(response.context["adminform"].form)
+    for inline in response.context.get("inline_admin_formsets", []):
+        formset = inline.formset
+        data.update(form_data(formset.management_form))
+        for form in formset.forms:
+            data.update(form_data(form))
+    return data

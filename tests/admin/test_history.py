@@ -1,0 +1,78 @@
+"""History written from the admin: a form saved without a change writes nothing; a revert is written."""
+
+import pytest
+from django.urls import reverse
+
+from customers.models import Customer
+from interactions.models import Interaction
+from opportunities.models import Opportunity
+from tests.admin.helpers import change_form_data
+from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory
+
+pytestmark = pytest.mark.django_db
+
+RECORDS = {
+    "customer": (lambda: InteractionFactory(customer=OpportunityFactory().customer).customer, "name", "Renamed"),
+    "interaction": (InteractionFactory, "notes", "Rewritten"),
+    "opportunity": (OpportunityFactory, "title", "Retitled"),
+}
+
+
+def change_url(record):
+    return reverse(f"admin:{record._meta.app_label}_{record._meta.model_name}_change", args=[record.pk])
+
+
+def stored(record):
+    return type(record)._base_manager.get(pk=record.pk)
+
+
+@pytest.mark.parametrize("kind", list(RECORDS))
+def test_saving_an_unchanged_form_writes_no_history_and_keeps_updated_at(admin_client, kind):
+    make, _, _ = RECORDS[kind]
+    record = make()
+    before = stored(record)
+    data = change_form_data(admin_client.get(change_url(record)))
+
+    response = admin_client.post(change_url(record), data)
+
+    assert response.status_code == 302, response.context["errors"] if response.context else response
+    assert record.history.count() == 1
+    after = stored(record)
+    assert getattr(after, "updated_at", None) == getattr(before, "updated_at", None)
+    # Nothing was rounded either: occurred_at keeps the microseconds the form does not show.
+    assert [getattr(after, f.attname) for f in after._meta.concrete_fields] == [
+        getattr(before, f.attname) for f in before._meta.concrete_fields
+    ]
+    if kind == "customer":
+        # Nor did the unchanged inlines write anything.
+        assert [Interaction.history.count(), Opportunity.history.count()] == [1, 1]
+
+
+@pytest.mark.parametrize("kind", list(RECORDS))
+def test_saving_a_changed_form_records_only_that_change(admin_client, admin_user, kind):
+    make, field, value = RECORDS[kind]
+    record = make()
+    data = change_form_data(admin_client.get(change_url(record)))
+    data[field] = value
+
+    assert admin_client.post(change_url(record), data).status_code == 302
+
+    changed, created = record.history.all()
+    assert (changed.history_type, created.history_type) == ("~", "+")
+    assert changed.history_user == admin_user
+    assert [change.field for change in changed.diff_against(created).changes] == [field]
+
+
+def test_reverting_to_an_earlier_version_is_written(admin_client):
+    customer = CustomerFactory(name="Original")
+    customer.name = "Renamed"
+    customer.save()
+    original = customer.history.earliest()
+    url = reverse("admin:customers_customer_simple_history", args=[customer.pk, original.history_id])
+    data = change_form_data(admin_client.get(url))
+
+    response = admin_client.post(url, data)
+
+    assert response.status_code == 302
+    assert Customer.objects.get(pk=customer.pk).name == "Original"
+    assert [record.name for record in customer.history.all()] == ["Original", "Renamed", "Original"]
