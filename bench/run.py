@@ -79,7 +79,7 @@ def git_commit():
 class Server:
     """A gunicorn process on a free loopback port, stopped on exit."""
 
-    def __init__(self, name, app, workers, env, cwd, gunicorn):
+    def __init__(self, name, app, workers, env, cwd, gunicorn, timeout=120):
         self.name = name
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -89,7 +89,7 @@ class Server:
             "--worker-class", "sync",
             "--bind", f"127.0.0.1:{self.port}",
             "--log-level", "warning",
-            "--timeout", "120",
+            "--timeout", str(timeout),
             app,
         ]  # fmt: skip
         self.log_path = RESULTS / f"{name}.log"
