@@ -9,8 +9,10 @@ Requests are counted with a sliding window of two fixed-window counters
 overlaps the last ``duration`` seconds). Each request costs one read of two
 small integers and one increment, whatever the rate: DRF's own throttles keep
 the timestamp of every request in the window and rewrite that list on each
-request, which grows with the rate. Concurrent requests may overshoot a limit
-by the number of requests in flight, as with DRF's throttles.
+request, which grows with the rate. On Redis the check and the count are one
+atomic script call; through another cache (the database table by default),
+concurrent requests may overshoot a limit by the number in flight, as with
+DRF's throttles.
 """
 
 import functools
@@ -34,51 +36,64 @@ logger = logging.getLogger(__name__)
 _EPSILON = 1e-6
 
 
+def _fits(previous, current, weight, limit):
+    """Whether one more request fits: the window's estimate plus one stays within ``limit``."""
+    return previous * weight + current + 1 <= limit + _EPSILON
+
+
 class _CacheCounters:
     """Counters through Django's cache API, whatever the backend."""
 
     def __init__(self, cache):
         self.cache = cache
 
-    def read(self, keys):
-        counts = self.cache.get_many(keys)
-        return [counts.get(key, 0) for key in keys]
+    def hit(self, current_key, previous_key, weight, limit, timeout):
+        """Count one request if it fits; (fits, current count, previous count), counts as before it."""
+        counts = self.cache.get_many([current_key, previous_key])
+        current, previous = counts.get(current_key, 0), counts.get(previous_key, 0)
+        if not _fits(previous, current, weight, limit):
+            return False, current, previous
+        if current or not self.cache.add(current_key, 1, timeout):
+            try:
+                self.cache.incr(current_key)
+            except ValueError:  # expired between the read and the increment
+                self.cache.add(current_key, 1, timeout)
+        return True, current, previous
 
-    def increment(self, key, exists, timeout):
-        if not exists and self.cache.add(key, 1, timeout):
-            return
-        try:
-            self.cache.incr(key)
-        except ValueError:  # expired between the read and the increment
-            self.cache.add(key, 1, timeout)
+
+# The same check and count as _CacheCounters.hit, atomically, in one round trip.
+_REDIS_HIT = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+local previous = tonumber(redis.call('GET', KEYS[2]) or '0')
+if previous * tonumber(ARGV[1]) + current + 1 > tonumber(ARGV[2]) + tonumber(ARGV[4]) then
+    return {0, current, previous}
+end
+redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return {1, current, previous}
+"""
 
 
-class _RedisCounters(_CacheCounters):
-    """The same keys and values on Redis, in two round trips over a connection kept per process.
+class _RedisCounters:
+    """The counters on Redis, under the same keys and values as through Django's cache.
 
-    (Django's Redis cache makes a client per call and checks that a key exists
-    before incrementing it: four round trips where two do.)
+    One script call per request over a connection kept per process, where
+    Django's Redis cache would make a client per call and take four round trips.
     """
 
-    def __init__(self, cache, client):
-        super().__init__(cache)
-        self.client = client
+    def __init__(self, cache, script):
+        self.cache = cache
+        self.script = script
 
-    def read(self, keys):
-        values = self.client.mget([self.cache.make_key(key) for key in keys])
-        return [0 if value is None else int(value) for value in values]
-
-    def increment(self, key, exists, timeout):
-        key = self.cache.make_key(key)
-        pipeline = self.client.pipeline(transaction=False)
-        pipeline.incr(key)
-        pipeline.expire(key, timeout)
-        pipeline.execute()
+    def hit(self, current_key, previous_key, weight, limit, timeout):
+        keys = [self.cache.make_key(current_key), self.cache.make_key(previous_key)]
+        fits, current, previous = self.script(keys=keys, args=[repr(weight), limit, timeout, _EPSILON])
+        return bool(fits), current, previous
 
 
 @functools.cache
-def _redis_client(url):
-    return redis.Redis.from_url(url)
+def _redis_script(url):
+    return redis.Redis.from_url(url).register_script(_REDIS_HIT)
 
 
 def _counters():
@@ -86,7 +101,7 @@ def _counters():
     location = settings.CACHES[DEFAULT_CACHE_ALIAS].get("LOCATION")
     # Integers are stored as plain numbers by Django's Redis cache, so both see the same counters.
     if isinstance(cache, RedisCache) and isinstance(location, str) and "," not in location:
-        return _RedisCounters(cache, _redis_client(location))
+        return _RedisCounters(cache, _redis_script(location))
     return _CacheCounters(cache)
 
 
@@ -115,17 +130,15 @@ class _SettingsRateMixin:
         window = int(self.now // self.duration)
         self.elapsed = self.now - window * self.duration
         current_key, previous_key = f"{key}:{window}", f"{key}:{window - 1}"
-        counters = _counters()
-        self.current, self.previous = counters.read([current_key, previous_key])
-        if self._estimate(self.elapsed) + 1 > self.num_requests + _EPSILON:
-            return self.throttle_failure()
-        # Kept while it can still weigh on the next window.
-        counters.increment(current_key, exists=bool(self.current), timeout=2 * self.duration + 1)
-        return True
-
-    def _estimate(self, elapsed):
-        """Requests counted in the ``duration`` seconds up to ``elapsed`` seconds into this window."""
-        return self.previous * (1 - elapsed / self.duration) + self.current
+        fits, self.current, self.previous = _counters().hit(
+            current_key,
+            previous_key,
+            weight=1 - self.elapsed / self.duration,
+            limit=self.num_requests,
+            # Kept while it can still weigh on the next window.
+            timeout=2 * self.duration + 1,
+        )
+        return True if fits else self.throttle_failure()
 
     def wait(self):
         """Seconds until one more request fits, if no other request comes meanwhile."""

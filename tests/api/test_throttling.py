@@ -1,8 +1,10 @@
 """Rate limits, counted in the database cache and in Redis (the two shared caches)."""
 
 import os
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
@@ -255,3 +257,21 @@ def test_a_rate_of_zero_refuses_everything_and_says_when_to_come_back(rates):
 
     assert _allowed(throttle, ManagerFactory()) is False
     assert throttle.wait() == 105
+
+
+def test_on_redis_concurrent_requests_cannot_overshoot_the_limit(rates, shared_cache):
+    if shared_cache != "redis":
+        pytest.skip("the database cache counts without a lock, like DRF's throttles")
+    rates()
+    user = ManagerFactory()
+    throttle = _throttle_at(_Clock(60 * 1_000_000 + 30), rate="5/minute")
+    start = threading.Barrier(20)
+
+    def attempt(_):
+        start.wait()
+        return _allowed(throttle, user)
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        results = list(pool.map(attempt, range(20)))
+
+    assert results.count(True) == 5
