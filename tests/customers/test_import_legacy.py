@@ -170,6 +170,22 @@ class TestImport:
         ]:
             assert line in out
 
+    def test_every_imported_record_has_its_created_history_entry(self, legacy, api):
+        run(legacy)
+        run(legacy)  # a second run adds no entry for the records already here
+
+        for model in (Customer, Interaction, Opportunity):
+            entries = list(model.history.order_by("id").values_list("id", "history_type", "history_date"))
+            records = list(model.objects.order_by("id").values_list("id", "created_at"))
+            assert [(pk, "+", created) for pk, created in records] == entries
+        entry = Customer.history.get(id=1)
+        assert entry.history_change_reason == "Imported from the original CRM"
+        assert (entry.name, entry.email) == ("张三", "zhangsan@abc.com")
+        # A first change shows only what changed.
+        assert api.patch("/api/customers/1", {"phone": "13900139000"}, format="json").status_code == 200
+        history = api.get("/api/customers/1/history").json()["data"]
+        assert [change["field"] for change in history[0]["changes"]] == ["phone"]
+
     def test_running_twice_changes_nothing(self, legacy):
         run(legacy)
         before = snapshot()
