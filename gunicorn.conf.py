@@ -14,7 +14,13 @@ def _int(name, default):
 
 wsgi_app = "crm_site.wsgi:application"
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
-# Sync workers: each handles one request at a time, so this is the concurrency.
+# Each worker answers GUNICORN_THREADS requests at a time (one by default), so
+# workers x threads is the concurrency. Threaded workers ("gthread") rather than
+# gunicorn's "sync": a sync worker signals it is alive only between requests, so
+# the timeout would kill it in the middle of a long answer, such as a CSV export
+# of a million rows (about 20 s) or an XLSX one (about 2 minutes). Here the
+# timeout catches a worker that has stopped, not a request that takes long.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
 workers = _int("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1)
 threads = _int("GUNICORN_THREADS", 1)
 timeout = _int("GUNICORN_TIMEOUT", 30)
