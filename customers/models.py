@@ -9,6 +9,15 @@ from crm_site.history import CRMHistoricalRecords
 
 
 class CustomerQuerySet(models.QuerySet):
+    def with_email(self, email):
+        """Customers whose email is ``email`` in any letter case.
+
+        ``LOWER(email) = LOWER(value)`` is the expression of the unique index
+        (customer_email_ci_unique), so this is an index lookup; ``email__iexact``
+        would be a scan (``LIKE`` on SQLite, ``UPPER()`` on PostgreSQL).
+        """
+        return self.alias(email_lower=Lower("email")).filter(email_lower=Lower(Value(email)))
+
     def with_summary(self):
         """Annotate ``interaction_count``, ``open_pipeline_value`` and ``last_interaction_at``.
 

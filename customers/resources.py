@@ -41,7 +41,7 @@ class CustomerResource(CRMModelResource):
         email = cell_text(row.get("email"))
         if not email:
             return None
-        return self.scoped(Customer.objects.filter(email__iexact=email)).first()
+        return self.scoped(Customer.objects.with_email(email)).first()
 
     def before_save_instance(self, instance, row, **kwargs):
         # New customers go into the importing user's book.
@@ -62,8 +62,7 @@ class CustomerWidget(widgets.ForeignKeyWidget):
         text = cell_text(value)
         if not text:
             raise ValueError(_("A customer id or email is required."))
-        lookup = {"pk": int(text)} if text.isdigit() else {"email__iexact": text}
-        customers = Customer.objects.filter(**lookup)
+        customers = Customer.objects.filter(pk=int(text)) if text.isdigit() else Customer.objects.with_email(text)
         if self.user is not None:
             customers = access.scope(customers, self.user)
         customer = customers.first()

@@ -1,6 +1,4 @@
 from django.contrib.auth import get_user_model
-from django.db.models import Value
-from django.db.models.functions import Lower
 from rest_framework import serializers
 
 from crm_site import access
@@ -66,9 +64,7 @@ class CustomerSerializer(StrictJSONTypesMixin, CachedReadFieldsMixin, serializer
         value = (value or "").strip()
         if not value:
             return None
-        # LOWER(email) = LOWER(value) is the expression of the unique index
-        # (customer_email_ci_unique), so this is an index lookup, not a scan.
-        clash = Customer.objects.alias(email_lower=Lower("email")).filter(email_lower=Lower(Value(value)))
+        clash = Customer.objects.with_email(value)
         if self.instance is not None:
             clash = clash.exclude(pk=self.instance.pk)
         if clash.exists():
