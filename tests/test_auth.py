@@ -235,7 +235,7 @@ def test_logout_revokes_only_that_token(user):
     _, second = AuthToken.objects.create(user)
     response = bearer(first).post("/api/auth/logout")
     assert response.status_code == 200
-    assert response.json() == {"success": True, "message": "Logged out."}
+    assert response.json() == {"success": True, "message": "Logged out.", "data": None}
     assert bearer(first).get("/api/customers").status_code == 401
     assert bearer(second).get("/api/customers").status_code == 200
 

@@ -122,8 +122,12 @@ class LogoutView(APIView):
         responses={
             200: {
                 "type": "object",
-                "required": ["success", "message"],
-                "properties": {"success": {"type": "boolean", "enum": [True]}, "message": {"type": "string"}},
+                "required": ["success", "message", "data"],
+                "properties": {
+                    "success": {"type": "boolean", "enum": [True]},
+                    "message": {"type": "string"},
+                    "data": {"type": "object", "nullable": True, "description": "Always null: nothing to return."},
+                },
             }
         },
         tags=["auth"],
@@ -131,7 +135,8 @@ class LogoutView(APIView):
     def post(self, request):
         if isinstance(request.auth, get_token_model()):
             request.auth.delete()
-        return Response({"success": True, "message": "Logged out."})
+        # Shaped as a delete's answer: a message, and (here) no data.
+        return Response({"success": True, "message": "Logged out.", "data": None})
 
 
 ME = {
