@@ -1,5 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
-#   make run    virtualenv + dependencies, migrate, demo data and admin account, serve on 127.0.0.1:8000
+#   make run    virtualenv + dependencies, migrate, demo data and admin account, serve on
+#               127.0.0.1:8000 (make run HOST=0.0.0.0 PORT=8080 to change it)
 #   make test   virtualenv + dependencies, the test suite (SQLite, or DATABASE_URL if set)
 
 PYTHON ?= python3
@@ -25,7 +26,7 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 run: $(VENV)/.runtime
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py createcachetable
-	$(BIN)/python manage.py init_demo
+	$(BIN)/python manage.py init_demo --host '$(HOST)' --port '$(PORT)'
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 test: $(VENV)/.dev

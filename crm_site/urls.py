@@ -1,7 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from crm_site.api import exceptions, views
 
@@ -10,15 +9,9 @@ api_patterns = [
     re_path(r"^auth/token/?$", views.TokenView.as_view(), name="auth-token"),
     re_path(r"^auth/logout/?$", views.LogoutView.as_view(), name="auth-logout"),
     re_path(r"^auth/me/?$", views.MeView.as_view(), name="auth-me"),
-    re_path(r"^schema/?$", SpectacularAPIView.as_view(), name="schema"),
-    re_path(
-        r"^docs/?$",
-        SpectacularSwaggerView.as_view(url_name="schema", http_method_names=["get", "head"]),
-        name="swagger-ui",
-    ),
-    re_path(
-        r"^redoc/?$", SpectacularRedocView.as_view(url_name="schema", http_method_names=["get", "head"]), name="redoc"
-    ),
+    re_path(r"^schema/?$", views.SchemaView.as_view(), name="schema"),
+    re_path(r"^docs/?$", views.SwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    re_path(r"^redoc/?$", views.RedocView.as_view(url_name="schema"), name="redoc"),
     path("", include("crm_site.api_router")),
 ]
 

@@ -1,13 +1,19 @@
-"""Bearer tokens: login, expiry, logout; every data endpoint needs authentication."""
+"""Bearer tokens: login, expiry, logout, revocation; every data endpoint needs authentication."""
 
+import io
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth.hashers import make_password
+from django.contrib.auth.management.commands import changepassword
+from django.contrib.auth.models import update_last_login
+from django.core.management import call_command
 from django.utils import timezone
 from knox.models import get_token_model
 from rest_framework.test import APIClient
 
-from tests.factories import PASSWORD, CustomerFactory, UserFactory
+from tests.factories import PASSWORD, CustomerFactory, ManagerFactory, StaffFactory, UserFactory
 
 AuthToken = get_token_model()
 
@@ -112,10 +118,116 @@ def test_expired_token_is_401_and_removed(user):
     assert not AuthToken.objects.filter(pk=instance.pk).exists()
 
 
-def test_token_of_deactivated_user_is_401(user, token):
+def test_token_of_deactivated_user_is_401_and_revoked(user, token):
     user.is_active = False
     user.save()
+    response = bearer(token).get("/api/customers")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "authentication_failed"
+    # Reactivating the account does not bring the token back.
+    user.is_active = True
+    user.save()
     assert bearer(token).get("/api/customers").status_code == 401
+    assert not AuthToken.objects.filter(user=user).exists()
+
+
+NEW_PASSWORD = "a different horse entirely"
+
+
+def set_password_and_save(user, client, monkeypatch):
+    user.set_password(NEW_PASSWORD)
+    user.save()
+
+
+def set_password_and_save_only_it(user, client, monkeypatch):
+    user.set_password(NEW_PASSWORD)
+    user.save(update_fields=["password"])
+
+
+def changepassword_command(user, client, monkeypatch):
+    monkeypatch.setattr(changepassword.Command, "_get_pass", lambda self, prompt="": NEW_PASSWORD)
+    call_command("changepassword", user.username, stdout=io.StringIO())
+
+
+def admin_password_form(user, client, monkeypatch):
+    client.force_login(StaffFactory(username="admin"))
+    response = client.post(
+        f"/admin/auth/user/{user.pk}/password/",
+        {"usable_password": "true", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD, "set-password": "Change"},
+    )
+    assert response.status_code == 302, response.content
+
+
+def admin_disables_password_login(user, client, monkeypatch):
+    client.force_login(StaffFactory(username="admin"))
+    response = client.post(
+        f"/admin/auth/user/{user.pk}/password/", {"usable_password": "false", "unset-password": "Disable"}
+    )
+    assert response.status_code == 302, response.content
+
+
+def hash_assigned_directly(user, client, monkeypatch):
+    user.password = make_password(NEW_PASSWORD)
+    user.save()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        set_password_and_save,
+        set_password_and_save_only_it,
+        changepassword_command,
+        admin_password_form,
+        admin_disables_password_login,
+        hash_assigned_directly,
+    ],
+)
+def test_changing_the_password_revokes_every_token_of_that_user(user, client, monkeypatch, change):
+    _, first = AuthToken.objects.create(user)
+    _, second = AuthToken.objects.create(user)
+    _, others = AuthToken.objects.create(ManagerFactory())
+    change(user, client, monkeypatch)
+    user.refresh_from_db()
+    assert not user.check_password(PASSWORD)
+    for raw in (first, second):
+        response = bearer(raw).get("/api/customers")
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "authentication_failed"
+    assert not AuthToken.objects.filter(user=user).exists()
+    assert bearer(others).get("/api/customers").status_code == 200
+
+
+def test_a_token_taken_after_the_change_works(user, anon_client):
+    AuthToken.objects.create(user)
+    user.set_password(NEW_PASSWORD)
+    user.save()
+    response = anon_client.post("/api/auth/token", {"username": user.username, "password": NEW_PASSWORD}, format="json")
+    assert response.status_code == 200
+    assert bearer(response.json()["data"]["token"]).get("/api/customers").status_code == 200
+    assert AuthToken.objects.filter(user=user).count() == 1
+
+
+def test_saves_that_keep_the_password_keep_the_tokens(user, token, django_assert_num_queries):
+    user.first_name = "Renamed"
+    user.save()
+    user.refresh_from_db()
+    # Signing in to the admin records last_login: one UPDATE, nothing else.
+    with django_assert_num_queries(1):
+        update_last_login(None, user)
+    assert bearer(token).get("/api/customers").status_code == 200
+
+
+def test_rehashing_the_same_password_at_login_keeps_the_tokens(db, django_assert_num_queries):
+    # A hash weaker than the hasher's current parameters (here: a short salt) is upgraded
+    # when the user next logs in: the same password, so the same tokens.
+    user = ManagerFactory()
+    weak = make_password(PASSWORD, salt="ab", hasher="md5")
+    get_user_model().objects.filter(pk=user.pk).update(password=weak)
+    _, raw = AuthToken.objects.create(user)
+    with django_assert_num_queries(2):  # the user, then the upgraded hash
+        assert authenticate(username=user.username, password=PASSWORD) is not None
+    assert get_user_model().objects.get(pk=user.pk).password not in ("", weak)
+    assert bearer(raw).get("/api/customers").status_code == 200
 
 
 def test_logout_revokes_only_that_token(user):
@@ -123,7 +235,7 @@ def test_logout_revokes_only_that_token(user):
     _, second = AuthToken.objects.create(user)
     response = bearer(first).post("/api/auth/logout")
     assert response.status_code == 200
-    assert response.json() == {"success": True, "message": "Logged out."}
+    assert response.json() == {"success": True, "message": "Logged out.", "data": None}
     assert bearer(first).get("/api/customers").status_code == 401
     assert bearer(second).get("/api/customers").status_code == 200
 

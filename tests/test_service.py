@@ -85,6 +85,69 @@ def test_wrong_methods_get_405_envelope(api, method, path):
     assert body["error"]["code"] == "method_not_allowed"
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("post", "/api/docs", "GET, HEAD"),
+        ("put", "/api/docs/", "GET, HEAD"),
+        ("delete", "/api/redoc", "GET, HEAD"),
+        ("post", "/api/schema/", "GET, HEAD, OPTIONS"),
+    ],
+)
+def test_the_schema_and_its_pages_answer_a_wrong_method_in_the_json_envelope(api, method, path, allow):
+    response = getattr(api, method)(path)
+    assert response.status_code == 405
+    assert response["Content-Type"] == "application/json"
+    assert response["Allow"] == allow
+    assert response.json() == {
+        "success": False,
+        "error": {"code": "method_not_allowed", "message": f'Method "{method.upper()}" not allowed.'},
+    }
+
+
+@pytest.mark.parametrize(
+    ("path", "known"),
+    [
+        *[(f"/api/{resource}", "json, api") for resource in RESOURCES],
+        ("/api/customers/", "json, api"),
+        ("/api/customers/1", "json, api"),
+        ("/api/customers/1/timeline", "json, api"),
+        ("/api/reports/pipeline", "json, api"),
+        ("/api/auth/me", "json, api"),
+        ("/api/schema", "yaml, json"),
+        ("/api/docs/", "html"),
+        ("/api/redoc/", "html"),
+    ],
+)
+def test_an_unknown_format_is_a_400_that_names_it(api, path, known):
+    CustomerFactory(id=1)
+    response = api.get(path, {"format": "abc"})
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    message = f'Unknown format "abc": this URL answers {known}.'
+    assert response.json() == {
+        "success": False,
+        "error": {
+            "code": "validation_error",
+            "message": f"Invalid input: format: {message}",
+            "fields": {"format": [message]},
+        },
+    }
+
+
+def test_known_and_empty_formats_are_served(api):
+    CustomerFactory(name="Formatted")
+    for query in ({"format": "json"}, {"format": ""}):
+        response = api.get("/api/customers", query)
+        assert response.status_code == 200
+        assert response.json()["data"][0]["name"] == "Formatted"
+    # On an export, ?format= is the file type.
+    assert api.get("/api/customers/export", {"format": "csv"})["Content-Type"].startswith("text/csv")
+    assert api.get("/api/customers/export", {"format": "abc"}).json()["error"]["fields"] == {
+        "format": ['"abc" is not a valid choice.']
+    }
+
+
 def test_malformed_json_is_a_400_in_the_envelope(api):
     response = api.generic("POST", "/api/customers", '{"name": ', content_type="application/json")
     assert response.status_code == 400

@@ -1,4 +1,4 @@
-"""Service endpoints: health, the index at ``/``, and token login/logout."""
+"""Service endpoints: health, the index at ``/``, token login/logout, the schema and its pages."""
 
 from functools import wraps
 
@@ -8,6 +8,7 @@ from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from knox.models import get_token_model
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -17,6 +18,7 @@ from rest_framework.views import APIView
 from crm_site.access import role_of
 
 from .exceptions import error_response
+from .renderers import EnvelopeJSONRenderer
 from .throttling import AnonThrottle, LoginAddressThrottle, LoginUsernameThrottle
 
 
@@ -120,8 +122,12 @@ class LogoutView(APIView):
         responses={
             200: {
                 "type": "object",
-                "required": ["success", "message"],
-                "properties": {"success": {"type": "boolean", "enum": [True]}, "message": {"type": "string"}},
+                "required": ["success", "message", "data"],
+                "properties": {
+                    "success": {"type": "boolean", "enum": [True]},
+                    "message": {"type": "string"},
+                    "data": {"type": "object", "nullable": True, "description": "Always null: nothing to return."},
+                },
             }
         },
         tags=["auth"],
@@ -129,7 +135,8 @@ class LogoutView(APIView):
     def post(self, request):
         if isinstance(request.auth, get_token_model()):
             request.auth.delete()
-        return Response({"success": True, "message": "Logged out."})
+        # Shaped as a delete's answer: a message, and (here) no data.
+        return Response({"success": True, "message": "Logged out.", "data": None})
 
 
 ME = {
@@ -166,3 +173,33 @@ class MeView(APIView):
                 "permissions": sorted(user.get_all_permissions()),
             }
         )
+
+
+class EnvelopeErrorsMixin:
+    """Errors in the JSON envelope, whatever the view renders when it succeeds.
+
+    The schema (YAML) and its documentation pages (HTML) would otherwise render
+    a 405 or a 429 in their own format: a bare HTML error page, or the error
+    envelope as YAML.
+    """
+
+    def handle_exception(self, exc):
+        renderer = EnvelopeJSONRenderer()
+        self.request.accepted_renderer, self.request.accepted_media_type = renderer, renderer.media_type
+        return super().handle_exception(exc)
+
+
+class SchemaView(EnvelopeErrorsMixin, SpectacularAPIView):
+    """``GET /api/schema``: the OpenAPI schema (YAML, or JSON with ``?format=json``)."""
+
+
+class SwaggerView(EnvelopeErrorsMixin, SpectacularSwaggerView):
+    """``GET /api/docs``: Swagger UI."""
+
+    http_method_names = ["get", "head"]
+
+
+class RedocView(EnvelopeErrorsMixin, SpectacularRedocView):
+    """``GET /api/redoc``: Redoc."""
+
+    http_method_names = ["get", "head"]

@@ -71,7 +71,7 @@ def test_every_success_body_is_enveloped_and_every_error_uses_the_error_envelope
                 body = content["schema"]
                 if "$ref" in body:
                     body = schema["components"]["schemas"][body["$ref"].rsplit("/", 1)[1]]
-                assert "success" in body["properties"], (path, method, code)
+                assert {"success", "data"} <= set(body["required"]), (path, method, code)
             elif code != "304":
                 assert content["schema"] == {"$ref": error_ref}, (path, method, code)
             assert response["headers"]["X-Request-ID"]["required"] is True

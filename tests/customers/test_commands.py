@@ -1,5 +1,10 @@
+import shutil
+import subprocess
+
+import pytest
+from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from customers.models import Customer
 from interactions.models import Interaction
@@ -37,6 +42,51 @@ def test_init_demo_twice_prints_the_password_only_once(db, capsys):
     assert "password:" not in second
     assert get_user_model().objects.count() == 1
     assert Customer.objects.count() == 10
+
+
+@pytest.mark.parametrize(
+    ("args", "url"),
+    [
+        ([], "http://127.0.0.1:8000"),
+        (["--port", "8080"], "http://127.0.0.1:8080"),
+        (["--host", "0.0.0.0", "--port", "9000"], "http://127.0.0.1:9000"),
+        (["--host", "192.168.1.20"], "http://192.168.1.20:8000"),
+        (["--host", "localhost", "--port", "8001"], "http://localhost:8001"),
+        (["--host", "::1"], "http://[::1]:8000"),
+        (["--host", "[::]", "--port", "8002"], "http://[::1]:8002"),
+    ],
+)
+def test_init_demo_prints_the_address_the_server_will_listen_on(db, capsys, args, url):
+    call_command("init_demo", "--no-demo-data", *args)
+    out = capsys.readouterr().out
+    assert f"Log in at {url}/admin/ or" in out
+    assert f"curl -X POST {url}/api/auth/token" in out
+    assert out.count("http://") == 2
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "80a", ""])
+def test_init_demo_refuses_a_bad_port_before_creating_anything(db, port):
+    with pytest.raises(CommandError, match="port"):
+        call_command("init_demo", "--port", port)
+    assert not get_user_model().objects.exists()
+    assert not Customer.objects.exists()
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_run_gives_its_host_and_port_to_init_demo_and_runserver(tmp_path):
+    venv = tmp_path / "venv"  # "make -n" only prints the commands: nothing is created
+    result = subprocess.run(
+        ["make", "-n", "run", "HOST=0.0.0.0", "PORT=9000", f"VENV={venv}"],
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    lines = result.stdout.splitlines()
+    assert f"{venv}/bin/python manage.py init_demo --host '0.0.0.0' --port '9000'" in lines
+    assert f"{venv}/bin/python manage.py runserver 0.0.0.0:9000" in lines
+    assert not venv.exists()
 
 
 def test_demo_fixture_loads_on_an_empty_database(db):
