@@ -162,7 +162,9 @@ def generate(customers, *, seed=42, end=None, interactions_per=5, opportunities_
         name, local, domains = _person(rng, cid)
         company = _company(rng)
         if cid == unique_id:
-            name, local, domains, company = UNIQUE_NAME, "zyxwvut.unique", EN_DOMAINS, "Unique Holdings"
+            # Its email carries its id when appending, so that it cannot clash with an earlier one.
+            local = "zyxwvut.unique" if ids.customer == 1 else f"zyxwvut.unique.{cid}"
+            name, domains, company = UNIQUE_NAME, EN_DOMAINS, "Unique Holdings"
         email = f"{local}@{choice(domains)}" if rand() < 0.9 or cid == unique_id else None
         phone = (
             f"1{randrange(30, 90)}{randrange(10**8):08d}" if domains is CN_DOMAINS else f"+1-555-{randrange(10**7):07d}"

@@ -33,6 +33,9 @@ def limited_server(request, server_factory):
     cache_env = _redis_or_skip() if request.param == "redis" else {}
     return server_factory(
         workers=3,
+        # _send_in_rounds spreads requests over the workers by keeping each sync worker busy
+        # with one unfinished request; a threaded worker would accept the next ones too.
+        GUNICORN_WORKER_CLASS="sync",
         DJANGO_THROTTLE_USER=f"{LIMIT}/minute",
         DJANGO_THROTTLE_ANON=f"{LIMIT}/minute",
         DJANGO_THROTTLE_LOGIN=f"{LIMIT}/minute",
