@@ -145,3 +145,27 @@ def test_appending_keeps_the_indexes_live():
     assert _schema_objects() == before
     assert Customer.objects.count() == 20
     assert Customer.objects.filter(name=UNIQUE_NAME).count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_load_that_fails_midway_leaves_the_schema_as_it_was(monkeypatch):
+    from django.db import connection
+
+    from customers.management.commands import seed_demo
+
+    before = _schema_objects() if connection.vendor == "postgresql" else None
+
+    def first_batch_then_failure(*args, **kwargs):
+        yield next(generate(*args, **kwargs))
+        raise RuntimeError("the load stops halfway")
+
+    monkeypatch.setattr(seed_demo, "generate", first_batch_then_failure)
+    with pytest.raises(RuntimeError, match="halfway"):
+        seed("--customers", "20", "--batch-size", "5")
+
+    assert Customer.objects.count() == 0
+    if before is not None:
+        assert _schema_objects() == before
+    # The search index still follows new customers (its SQLite triggers are in place).
+    Customer.objects.create(name="Qwertzu After")
+    assert search_customers(Customer.objects.all(), "qwertzu").count() == 1

@@ -80,11 +80,13 @@ class Command(BaseCommand):
             )
         total = options["customers"]
         start = StartIds.after_existing() if has_customers else StartIds()
-        writer = BulkWriter(fresh=not has_customers)
         rows = 0
         began = time.perf_counter()
         progress = tqdm(total=total, unit=" customers", disable=options["no_progress"] or None, file=self.stderr._out)
         with transaction.atomic():
+            # In the transaction: what the writer sets aside (indexes, foreign keys,
+            # search triggers) comes back with the rollback if the load fails.
+            writer = BulkWriter(fresh=not has_customers)
             for batch in generate(
                 total,
                 seed=options["seed"],
