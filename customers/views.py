@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -63,7 +65,14 @@ class CustomerViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
         self._reload_with_summary(serializer)
 
     def _reload_with_summary(self, serializer):
-        serializer.instance = customer_with_summary(serializer.instance.pk, serializer.instance._state.db)
+        saved = serializer.instance
+        reloaded = customer_with_summary(saved.pk, saved._state.db)
+        if reloaded is None:
+            # Deleted by another request since the write, and its records with it:
+            # answered as written, with nothing left to sum up.
+            saved.interaction_count, saved.open_pipeline_value, saved.last_interaction_at = 0, Decimal(0), None
+            reloaded = saved
+        serializer.instance = reloaded
 
     def perform_destroy(self, instance):
         return {"deleted": delete_customer(instance)}

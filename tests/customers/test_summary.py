@@ -4,6 +4,7 @@ import datetime
 from decimal import Decimal
 
 import pytest
+from django.db.models.signals import post_save
 from django.utils import timezone
 
 from customers.models import Customer
@@ -72,6 +73,33 @@ class TestCustomerSummary:
         updated = api.put(f"/api/customers/{customer.pk}", {"phone": "123"}, format="json").json()["data"]
         assert updated["phone"] == "123"
         assert {k: updated[k] for k in expected_summary(customer)} == expected_summary(customer)
+
+    @pytest.mark.parametrize("method", ["post", "patch"])
+    def test_a_customer_deleted_right_after_the_write_is_answered_as_written(self, api, user, method):
+        customer = CustomerFactory(name="Before")
+        populate(customer)
+
+        def delete_at_once(sender, instance, **kwargs):
+            # Another request deletes the customer just after this write.
+            Customer.objects.filter(pk=instance.pk).delete()
+
+        post_save.connect(delete_at_once, sender=Customer, dispatch_uid="delete_at_once")
+        try:
+            if method == "post":
+                response = api.post("/api/customers", {"name": "Li Lei"}, format="json")
+            else:
+                response = api.patch(f"/api/customers/{customer.pk}", {"name": "Li Lei"}, format="json")
+        finally:
+            post_save.disconnect(sender=Customer, dispatch_uid="delete_at_once")
+
+        assert response.status_code == (201 if method == "post" else 200)
+        data = response.json()["data"]
+        assert data["id"] == (customer.pk if method == "patch" else data["id"]) and data["id"] is not None
+        assert data["name"] == "Li Lei"
+        assert data["owner_id"] == (user.pk if method == "post" else customer.owner_id)
+        # Gone with its interactions and opportunities.
+        assert (data["interaction_count"], data["open_pipeline_value"], data["last_interaction_at"]) == (0, 0, None)
+        assert not Customer.objects.filter(pk=data["id"]).exists()
 
     def test_summary_fields_are_read_only(self, api):
         customer = CustomerFactory()
