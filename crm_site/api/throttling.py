@@ -24,6 +24,7 @@ from collections.abc import Mapping
 import redis
 from django.conf import settings
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
+from django.core.cache.backends.base import BaseCache
 from django.core.cache.backends.redis import RedisCache
 from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import RedisError
@@ -46,6 +47,10 @@ class _CacheCounters:
 
     def __init__(self, cache):
         self.cache = cache
+        # BaseCache.incr() (the database cache's) is a read and a write that gives the
+        # key the cache's default timeout (300 s), shorter than an hour's or a day's
+        # window: there the count is written with its own timeout instead.
+        self.atomic_incr = type(cache).incr is not BaseCache.incr
 
     def hit(self, current_key, previous_key, weight, limit, timeout):
         """Count one request if it fits; (fits, current count, previous count), counts as before it."""
@@ -53,11 +58,16 @@ class _CacheCounters:
         current, previous = counts.get(current_key, 0), counts.get(previous_key, 0)
         if not _fits(previous, current, weight, limit):
             return False, current, previous
-        if current or not self.cache.add(current_key, 1, timeout):
-            try:
-                self.cache.incr(current_key)
-            except ValueError:  # expired between the read and the increment
-                self.cache.add(current_key, 1, timeout)
+        if not current and self.cache.add(current_key, 1, timeout):
+            return True, current, previous
+        if not self.atomic_incr:
+            # (Not added: another request has counted 1 since the read.)
+            self.cache.set(current_key, max(current, 1) + 1, timeout)
+            return True, current, previous
+        try:
+            self.cache.incr(current_key)
+        except ValueError:  # expired between the read and the increment
+            self.cache.add(current_key, 1, timeout)
         return True, current, previous
 
 

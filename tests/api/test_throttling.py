@@ -5,6 +5,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC
 
 import pytest
 import redis
@@ -275,3 +276,28 @@ def test_on_redis_concurrent_requests_cannot_overshoot_the_limit(rates, shared_c
         results = list(pool.map(attempt, range(20)))
 
     assert results.count(True) == 5
+
+
+@pytest.mark.parametrize("rate", ["3/hour", "3/day"])
+def test_a_counter_is_kept_as_long_as_its_window_counts(rates, shared_cache, rate):
+    rates(user=rate)
+    user = ManagerFactory()
+    client = _client_for(user)
+    for _ in range(3):
+        client.get("/api/customers")
+    duration = 3600 if rate.endswith("hour") else 86400
+
+    window = int(time.time() // duration)
+    key = cache.make_key(f"throttle_user_{user.pk}:{window}")
+    if shared_cache == "database":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT expires FROM crm_cache WHERE cache_key = %s", [key])
+            (expires,) = cursor.fetchone()
+        if expires.tzinfo is None:  # SQLite: naive UTC
+            expires = expires.replace(tzinfo=UTC)
+        seconds_left = expires.timestamp() - time.time()
+    else:
+        seconds_left = redis.Redis.from_url(REDIS_URL).ttl(key)
+    # The counter weighs on the next window too: an expiry at the cache's default
+    # (300 s) would let the full rate in again every five minutes.
+    assert seconds_left > duration
