@@ -2,14 +2,16 @@
 
 The ETag is a digest of the record's JSON representation, so it changes with
 any field a client can see, and a client that sends it back in ``If-Match``
-updates or deletes only the version it read. The check and the write run in
-one transaction with the row locked (``SELECT ... FOR UPDATE`` on PostgreSQL;
-SQLite's IMMEDIATE transactions already serialise writers).
+updates or deletes only the version it read. Every update and delete, with
+If-Match or without, reads and writes its row in one transaction with the row
+locked (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's IMMEDIATE
+transactions already serialise writers).
 """
 
 import hashlib
 import json
 
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils.http import parse_etags
 from rest_framework import exceptions, status
@@ -60,19 +62,30 @@ class ConditionalRequestMixin:
         return response
 
     def get_object(self):
-        if_match = self.request.headers.get("If-Match")
-        if if_match is None or self.request.method not in ("PUT", "PATCH", "DELETE"):
+        if self.request.method not in ("PUT", "PATCH", "DELETE"):
             return super().get_object()
         if connection.features.has_select_for_update and connection.in_atomic_block:
             # (OPTIONS simulates a PUT outside any transaction to list the allowed actions.)
-            # Locked apart from the view's queryset, which may join or aggregate.
-            lookup = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
-            model = self.get_queryset().model
-            list(model._base_manager.select_for_update().filter(pk=lookup).values_list("pk", flat=True))
+            # Every write locks its row before reading it, If-Match or not: otherwise a
+            # delete committed between the read and the save would make Django's save()
+            # find no row to update and insert it again, without its children.
+            self._lock_row()
         instance = super().get_object()
-        if not if_match_passes(if_match, self._etag(self.get_serializer(instance).data)):
+        if_match = self.request.headers.get("If-Match")
+        if if_match is not None and not if_match_passes(if_match, self._etag(self.get_serializer(instance).data)):
             raise PreconditionFailed()
         return instance
+
+    def _lock_row(self):
+        """``SELECT ... FOR UPDATE`` of the row the URL names, apart from the view's queryset (which may join)."""
+        model = self.get_queryset().model
+        try:
+            pk = model._meta.pk.to_python(self.kwargs[self.lookup_url_kwarg or self.lookup_field])
+        except ValidationError:
+            return  # not an id: get_object() answers 404
+        if isinstance(pk, int) and not -(2**63) <= pk < 2**63:
+            return  # beyond any row
+        list(model._base_manager.select_for_update().filter(pk=pk).values_list("pk", flat=True))
 
     def retrieve(self, request, *args, **kwargs):
         instance = self.get_object()

@@ -1,8 +1,11 @@
 """Races between real concurrent clients of gunicorn (3 workers)."""
 
+import sqlite3
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+import psycopg
 import pytest
 
 from tests.live.conftest import create_tokens
@@ -46,3 +49,57 @@ def test_concurrent_writers_lose_nothing(gunicorn_server, client):
     assert statuses == [201] * 60
     listing = client.get(f"{url}/api/interactions", params={"customer_id": customer_id, "page_size": 500}).json()
     assert sorted(row["notes"] for row in listing["data"]) == sorted(f"n{n}" for n in range(60))
+
+
+class RowLock:
+    """A connection of our own holding a write lock on a customer's row (on SQLite: on every write)."""
+
+    def __init__(self, database_url, customer_id):
+        self.sqlite = database_url.startswith("sqlite")
+        self.database_url, self.customer_id = database_url, customer_id
+        if self.sqlite:
+            self.connection = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
+            self.connection.execute("BEGIN IMMEDIATE")
+        else:
+            self.connection = psycopg.connect(database_url)
+            self.connection.execute("SELECT id FROM customers_customer WHERE id = %s FOR UPDATE", [customer_id])
+
+    def wait_for_a_waiter(self):
+        if self.sqlite:
+            time.sleep(1)  # SQLite cannot say who waits: give the request time to reach the lock
+            return
+        deadline = time.monotonic() + 20
+        with psycopg.connect(self.database_url, autocommit=True) as observer:
+            while time.monotonic() < deadline:
+                if observer.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0]:
+                    return
+                time.sleep(0.05)
+        pytest.fail("the update never waited for the lock")
+
+    def delete_and_commit(self):
+        placeholder = "?" if self.sqlite else "%s"
+        self.connection.execute(f"DELETE FROM customers_customer WHERE id = {placeholder}", [self.customer_id])
+        if self.sqlite:
+            self.connection.execute("COMMIT")
+        else:
+            self.connection.commit()
+
+    def close(self):
+        self.connection.close()
+
+
+def test_an_update_racing_a_delete_does_not_bring_the_record_back(gunicorn_server, client):
+    url = gunicorn_server.url
+    customer_id = client.post(f"{url}/api/customers", json={"name": "Doomed"}).json()["data"]["id"]
+    lock = RowLock(gunicorn_server.database_url, customer_id)
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            update = pool.submit(client.patch, f"{url}/api/customers/{customer_id}", json={"name": "Renamed"})
+            lock.wait_for_a_waiter()
+            lock.delete_and_commit()
+            response = update.result(timeout=30)
+    finally:
+        lock.close()
+
+    assert response.status_code == 404
+    assert client.get(f"{url}/api/customers/{customer_id}").status_code == 404
