@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format schema audit serve-prod clean
+.PHONY: run test lint format schema audit clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

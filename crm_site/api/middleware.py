@@ -15,8 +15,9 @@ class RequestBodyLimitMiddleware:
 
     def __call__(self, request):
         limit = settings.MAX_REQUEST_BODY_BYTES
-        if "CONTENT_LENGTH" not in request.META and request.META.get("HTTP_TRANSFER_ENCODING"):
+        if not request.META.get("CONTENT_LENGTH") and request.META.get("HTTP_TRANSFER_ENCODING"):
             # Django reads no body without a length: refuse rather than silently see an empty one.
+            # gunicorn leaves CONTENT_LENGTH out; the development server (wsgiref) sets it to "".
             return error_response(411, "length_required", "Send the request body with a Content-Length header.")
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)

@@ -1,7 +1,7 @@
 """Settings shared by every environment.
 
 Everything that differs between machines comes from ``DJANGO_``-prefixed
-environment variables and ``DATABASE_URL``; see README.md for the list.
+environment variables, ``DATABASE_URL`` and ``REDIS_URL``; docs/deployment.md lists them all.
 """
 
 import os

@@ -63,11 +63,15 @@ def test_body_over_the_limit_is_413(api, settings):
     assert not Customer.objects.exists()
 
 
-def test_chunked_body_without_length_is_refused(rf):
+@pytest.mark.parametrize("content_length", [None, ""], ids=["absent (gunicorn)", "empty (runserver)"])
+def test_chunked_body_without_length_is_refused(rf, content_length):
     # The test client always sets Content-Length; a real server does not for chunked bodies
     # (tests/live covers that through gunicorn).
     request = rf.post("/api/customers", b'{"name": "Ada"}', content_type="application/json")
-    del request.META["CONTENT_LENGTH"]
+    if content_length is None:
+        del request.META["CONTENT_LENGTH"]
+    else:
+        request.META["CONTENT_LENGTH"] = content_length
     request.META["HTTP_TRANSFER_ENCODING"] = "chunked"
 
     response = RequestBodyLimitMiddleware(lambda request: HttpResponse("view reached"))(request)
