@@ -59,6 +59,14 @@ def test_production_refuses_to_start_without_a_secret_key():
     assert "DJANGO_SECRET_KEY must be set in production" in result.stderr
 
 
+def test_a_malformed_rate_limit_stops_the_start_instead_of_failing_every_request():
+    result = deploy_check(DJANGO_THROTTLE_USER="1200 per minute")
+
+    assert result.returncode != 0
+    assert "DJANGO_THROTTLE_USER must be a rate such as 1200/minute" in result.stderr
+    assert deploy_check(DJANGO_THROTTLE_LOGIN="5/hour").returncode == 0
+
+
 def test_production_serves_static_files_through_whitenoise():
     result = manage(
         "shell",

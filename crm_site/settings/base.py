@@ -5,6 +5,7 @@ environment variables, ``DATABASE_URL`` and ``REDIS_URL``; docs/deployment.md li
 """
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -41,6 +42,19 @@ def env_int(name, default):
         return int(value)
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from exc
+
+
+_RATE = re.compile(r"\d+/(s|sec|second|m|min|minute|h|hour|d|day)")
+
+
+def env_rate(name, default):
+    """A request rate, ``<number>/<second|minute|hour|day>``: refused at start, not at every request."""
+    value = os.environ.get(name, "").strip() or default
+    if not _RATE.fullmatch(value):
+        raise ImproperlyConfigured(
+            f"{name} must be a rate such as 1200/minute (a number, then /second, /minute, /hour or /day), got {value!r}"
+        )
+    return value
 
 
 def env_list(name, default=()):
@@ -182,9 +196,9 @@ REST_FRAMEWORK = {
     # Requests per client: "<n>/<second|minute|hour|day>". "login" applies twice to
     # POST /api/auth/token, per client address and per username (brute force).
     "DEFAULT_THROTTLE_RATES": {
-        "user": env("DJANGO_THROTTLE_USER", "1200/minute"),
-        "anon": env("DJANGO_THROTTLE_ANON", "120/minute"),
-        "login": env("DJANGO_THROTTLE_LOGIN", "10/minute"),
+        "user": env_rate("DJANGO_THROTTLE_USER", "1200/minute"),
+        "anon": env_rate("DJANGO_THROTTLE_ANON", "120/minute"),
+        "login": env_rate("DJANGO_THROTTLE_LOGIN", "10/minute"),
     },
     # Proxies in front of the app: the client address is taken from X-Forwarded-For
     # only past that many hops; 0 uses the socket address (nothing to spoof).
