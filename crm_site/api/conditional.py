@@ -11,12 +11,13 @@ transactions already serialise writers).
 import hashlib
 import json
 
-from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils.http import parse_etags
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
+
+from .mixins import url_pk
 
 
 class PreconditionFailed(exceptions.APIException):
@@ -79,13 +80,9 @@ class ConditionalRequestMixin:
     def _lock_row(self):
         """``SELECT ... FOR UPDATE`` of the row the URL names, apart from the view's queryset (which may join)."""
         model = self.get_queryset().model
-        try:
-            pk = model._meta.pk.to_python(self.kwargs[self.lookup_url_kwarg or self.lookup_field])
-        except ValidationError:
-            return  # not an id: get_object() answers 404
-        if isinstance(pk, int) and not -(2**63) <= pk < 2**63:
-            return  # beyond any row
-        list(model._base_manager.select_for_update().filter(pk=pk).values_list("pk", flat=True))
+        pk = url_pk(model, self.kwargs[self.lookup_url_kwarg or self.lookup_field])
+        if pk is not None:  # otherwise get_object() answers 404
+            list(model._base_manager.select_for_update().filter(pk=pk).values_list("pk", flat=True))
 
     def retrieve(self, request, *args, **kwargs):
         instance = self.get_object()

@@ -22,6 +22,20 @@ class ListOnlyFilteringMixin:
         return super().filter_queryset(queryset)
 
 
+def url_pk(model, value):
+    """The primary key that ``value`` (from a URL) names, or None when it can name no row.
+
+    Out of a 64-bit column's range is no row too (and no driver overflow error).
+    """
+    try:
+        pk = model._meta.pk.to_python(value)
+    except ValidationError:
+        return None
+    if isinstance(pk, int) and not -(2**63) <= pk < 2**63:
+        return None
+    return pk
+
+
 class PrimaryKeyReadMixin:
     """Fetch the object of a detail request with SQL built once per process.
 
@@ -33,13 +47,8 @@ class PrimaryKeyReadMixin:
         queryset = self.get_queryset()
         if self.lookup_field != "pk" or not _is_plain(queryset):
             return super().get_object()
-        lookup_url_kwarg = self.lookup_url_kwarg or self.lookup_field
-        try:
-            pk = queryset.model._meta.pk.to_python(self.kwargs[lookup_url_kwarg])
-        except ValidationError:
-            raise Http404 from None
-        # Out of a 64-bit column's range: no such row (and no driver overflow error).
-        if isinstance(pk, int) and not -(2**63) <= pk < 2**63:
+        pk = url_pk(queryset.model, self.kwargs[self.lookup_url_kwarg or self.lookup_field])
+        if pk is None:
             raise Http404
         instance = self.read_by_pk(queryset, pk)
         if instance is None:
