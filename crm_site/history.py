@@ -121,10 +121,10 @@ def history_for_loaded_records(using="default", batch_size=500):
         for model, instances in _state.loaded.items():
             history = model.history.model
             pks = list(instances)
+            pk_name = model._meta.pk.name
             with_history = set()
             for start in range(0, len(pks), batch_size):
                 chunk = pks[start : start + batch_size]
-                pk_name = model._meta.pk.name
                 with_history.update(
                     history.objects.using(using)
                     .filter(**{f"{pk_name}__in": chunk})
@@ -132,13 +132,23 @@ def history_for_loaded_records(using="default", batch_size=500):
                     .distinct()
                 )
             missing = [instance for pk, instance in instances.items() if pk not in with_history]
-            for instance in missing:
-                created_at = getattr(instance, "created_at", None)
-                if created_at is not None:
-                    instance._history_date = created_at
-            model.history.bulk_history_create(missing, batch_size=batch_size, default_change_reason=None)
+            record_creation(model, missing, batch_size=batch_size)
     finally:
         _state.loaded = None
+
+
+def record_creation(model, instances, reason=None, batch_size=500):
+    """The "created" history entries of records saved without signals (bulk or raw saves).
+
+    Each is dated at the record's ``created_at`` (now, for a model without one)
+    and attributed to whoever a change is attributed to at the time (nobody, from
+    the command line).
+    """
+    for instance in instances:
+        created_at = getattr(instance, "created_at", None)
+        if created_at is not None:
+            instance._history_date = created_at
+    model.history.bulk_history_create(instances, batch_size=batch_size, default_change_reason=reason)
 
 
 def current_history_user():

@@ -17,23 +17,13 @@ from django.core.management.color import no_style
 from django.db import connection
 from django.db.models.functions import Lower
 
+from crm_site.history import record_creation
 from interactions.models import Interaction
 from opportunities.models import Opportunity, StageChange
 
 from .models import Customer
 
 HISTORY_REASON = "Imported from the original CRM"
-
-
-def record_creation(model, instances):
-    """The "created" history entries of bulk-created records (bulk_create sends no signals).
-
-    Dated at each record's ``created_at``; the user is whoever the change is
-    attributed to at the time (nobody, from the command line).
-    """
-    for instance in instances:
-        instance._history_date = instance.created_at
-    model.history.bulk_history_create(instances, batch_size=2000, default_change_reason=HISTORY_REASON)
 
 
 # Kind -> (table names the original used or might have used, columns it needs).
@@ -251,7 +241,7 @@ class LegacyImport:
                 seen[key] = customer.pk
             batch.append(customer)
         Customer.objects.bulk_create(batch)
-        record_creation(Customer, batch)
+        record_creation(Customer, batch, HISTORY_REASON, batch_size=2000)
         report.imported += len(batch)
 
     def _customer(self, row):
@@ -294,7 +284,7 @@ class LegacyImport:
             except Skip as skip:
                 report.skipped.append((row["id"], str(skip)))
         model.objects.bulk_create(batch)
-        record_creation(model, batch)
+        record_creation(model, batch, HISTORY_REASON, batch_size=2000)
         report.imported += len(batch)
         return batch
 
