@@ -5,11 +5,8 @@ import tablib
 from django.utils.translation import gettext_lazy as _
 from import_export.formats import base_formats
 
-from crm_site.cells import csv_cell, xlsx_cell
+from crm_site.cells import TEXT_ENCODINGS, csv_cell, xlsx_cell
 from crm_site.resources import FileRefused
-
-# Excel saves "CSV UTF-8" with a BOM; Chinese Excel's plain "CSV" is GB18030 (a superset of GBK and GB2312).
-TEXT_ENCODINGS = ("utf-8-sig", "gb18030")
 
 
 def decode_text(data):

@@ -1,4 +1,6 @@
-"""Spreadsheet cells written by every export (the API's and the admin's).
+"""Spreadsheet cells written by every export (the API's and the admin's), and the
+encodings in which every import (the admin's and ``manage.py import_customers``)
+reads CSV text.
 
 A cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return is a
 formula to spreadsheet programs: a leading apostrophe keeps it text. Phone-like
@@ -11,6 +13,8 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+# Excel saves "CSV UTF-8" with a BOM; Chinese Excel's plain "CSV" is GB18030 (a superset of GBK and GB2312).
+TEXT_ENCODINGS = ("utf-8-sig", "gb18030")
 FORMULA_START = re.compile(r"^[=@\t\r]|^[+-](?![\d\s().-]*$)")
 # Control characters that an XLSX file cannot hold.
 XLSX_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")

@@ -12,6 +12,8 @@ from pathlib import Path
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
 
+from crm_site.cells import TEXT_ENCODINGS
+
 from .models import Customer
 from .serializers import CustomerSerializer
 
@@ -32,7 +34,6 @@ COLUMNS = {
     "状态": "status",
 }
 REQUIRED = ("name",)
-ENCODINGS = ("utf-8-sig", "gb18030")
 
 
 class ImportFileError(Exception):
@@ -47,7 +48,7 @@ class Sheet:
     total: int | None = None  # number of data rows, when known up front
 
 
-def detect_encoding(path, encodings=ENCODINGS):
+def detect_encoding(path, encodings=TEXT_ENCODINGS):
     for encoding in encodings:
         try:
             with open(path, encoding=encoding) as handle:
