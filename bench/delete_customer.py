@@ -40,7 +40,7 @@ def main():
     from django.test.utils import CaptureQueriesContext
     from knox.models import get_token_model
 
-    from customers.seeding import BulkWriter, StartIds, generate
+    from operations.seeding import BulkWriter, StartIds, generate
 
     user, _ = get_user_model().objects.get_or_create(username="bench-delete")
     user.groups.add(Group.objects.get(name="Sales manager"))

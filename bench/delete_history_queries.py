@@ -26,7 +26,7 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
-from crm_site.history import batched_delete_history  # noqa: E402
+from core.history import batched_delete_history  # noqa: E402
 from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory  # noqa: E402
 
 

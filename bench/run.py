@@ -244,7 +244,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from knox.models import get_token_model
 from customers.models import Customer
-from crm_site.api import pagination
+from core.api import pagination
 user, _ = get_user_model().objects.get_or_create(username="bench")
 user.groups.add(Group.objects.get(name="Sales manager"))
 _, token = get_token_model().objects.create(user)

@@ -10,7 +10,7 @@ class CoreConfig(AppConfig):
     verbose_name = _("API infrastructure")
 
     def ready(self):
-        from crm_site.api.authentication import note_credential_change, revoke_tokens_after_credential_change
+        from core.api.authentication import note_credential_change, revoke_tokens_after_credential_change
 
         # A new password or a deactivation ends the user's bearer tokens.
         pre_save.connect(note_credential_change, sender=settings.AUTH_USER_MODEL, dispatch_uid="tokens_credentials")

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
 
-from crm_site.api import exceptions, views
+from core.api import exceptions, views
 
 api_patterns = [
     re_path(r"^health/?$", views.health, name="health"),
@@ -23,7 +23,7 @@ urlpatterns = [
     re_path(r"^api(/.*)?$", csrf_exempt(exceptions.not_found)),
 ]
 
-handler400 = "crm_site.api.exceptions.bad_request"
-handler403 = "crm_site.api.exceptions.permission_denied"
-handler404 = "crm_site.api.exceptions.not_found"
-handler500 = "crm_site.api.exceptions.server_error"
+handler400 = "core.api.exceptions.bad_request"
+handler403 = "core.api.exceptions.permission_denied"
+handler404 = "core.api.exceptions.not_found"
+handler500 = "core.api.exceptions.server_error"

@@ -14,8 +14,8 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from simple_history.utils import bulk_update_with_history
 
-from crm_site import access
-from crm_site.admin_base import CRMModelAdmin, CRMModelForm
+from core import access
+from core.admin.base import CRMModelAdmin, CRMModelForm
 from interactions.models import Interaction
 from opportunities.admin import apply_stage_probability
 from opportunities.models import Opportunity

@@ -1,6 +1,6 @@
 from django_filters import rest_framework as filters
 
-from crm_site.api.filters import OwnerFilter
+from core.api.filters import OwnerFilter
 
 from .models import Customer
 from .search import search_customers

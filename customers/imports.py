@@ -12,7 +12,7 @@ from pathlib import Path
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
 
-from crm_site.cells import TEXT_ENCODINGS
+from core.cells import TEXT_ENCODINGS
 
 from .models import Customer
 from .serializers import CustomerSerializer

@@ -4,8 +4,8 @@ from django.db.models import Count, DecimalField, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, Lower
 from django.utils.translation import gettext_lazy as _
 
-from crm_site.fields import created_by_field
-from crm_site.history import CRMHistoricalRecords
+from core.fields import created_by_field
+from core.history import CRMHistoricalRecords
 
 
 class CustomerQuerySet(models.QuerySet):

@@ -2,8 +2,8 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from import_export import fields, widgets
 
-from crm_site import access
-from crm_site.resources import CRMModelResource, cell_text
+from core import access
+from core.resources import CRMModelResource, cell_text
 
 from .models import Customer
 from .serializers import CustomerSerializer

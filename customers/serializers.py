@@ -1,8 +1,8 @@
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
-from crm_site import access
-from crm_site.api.serializers import CachedReadFieldsMixin, StrictJSONTypesMixin
+from core import access
+from core.api.serializers import CachedReadFieldsMixin, StrictJSONTypesMixin
 
 from .models import Customer
 

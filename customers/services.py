@@ -4,7 +4,7 @@ from django.db import transaction
 from django.utils import timezone
 from simple_history.utils import bulk_update_with_history
 
-from crm_site.history import current_history_user, delete_with_history
+from core.history import current_history_user, delete_with_history
 from interactions.models import Interaction
 from opportunities.models import Opportunity, StageChange
 

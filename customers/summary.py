@@ -7,7 +7,7 @@ write, comes with them from the same query compiled once per process.
 
 from functools import cache
 
-from crm_site.api.fastsql import PreparedValues
+from core.api.fastsql import PreparedValues
 
 from .models import Customer
 

@@ -4,10 +4,10 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from crm_site.api.exports import ExportMixin
-from crm_site.api.history import HistoryMixin
-from crm_site.api.permissions import IsManager
-from crm_site.api.viewsets import CRMModelViewSet
+from core.api.exports import ExportMixin
+from core.api.history import HistoryMixin
+from core.api.permissions import IsManager
+from core.api.viewsets import CRMModelViewSet
 
 from .filters import CustomerFilter
 from .models import Customer

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from crm_site.admin_base import CRMModelAdmin
+from core.admin.base import CRMModelAdmin
 
 from .models import Interaction
 from .resources import InteractionResource

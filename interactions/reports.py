@@ -5,7 +5,7 @@ import datetime
 from django.db.models import Count, Exists, F, OuterRef, Subquery
 from django.db.models.functions import TruncMonth, TruncWeek
 
-from crm_site.dates import day_bounds, periods
+from core.dates import day_bounds, periods
 from customers.models import Customer
 
 from .models import Interaction

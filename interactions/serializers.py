@@ -3,9 +3,9 @@ import datetime
 from django.utils import timezone
 from rest_framework import serializers
 
-from crm_site.api.query import QueryDateField, QuerySerializer
-from crm_site.api.serializers import CachedReadFieldsMixin, ScopedPrimaryKeyRelatedField, StrictJSONTypesMixin
-from crm_site.dates import FIRST_YEAR, LAST_YEAR, add_months
+from core.api.query import QueryDateField, QuerySerializer
+from core.api.serializers import CachedReadFieldsMixin, ScopedPrimaryKeyRelatedField, StrictJSONTypesMixin
+from core.dates import FIRST_YEAR, LAST_YEAR, add_months
 from customers.models import Customer
 
 from .models import Interaction

@@ -4,12 +4,12 @@ from django.utils import timezone
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from crm_site.access import scope
-from crm_site.api.exports import ExportMixin
-from crm_site.api.history import HistoryMixin
-from crm_site.api.query import validated_query
-from crm_site.api.report_schemas import ACTIVITY, report_schema
-from crm_site.api.viewsets import CRMModelViewSet
+from core.access import scope
+from core.api.exports import ExportMixin
+from core.api.history import HistoryMixin
+from core.api.query import validated_query
+from core.api.report_schemas import ACTIVITY, report_schema
+from core.api.viewsets import CRMModelViewSet
 from customers.models import Customer
 
 from .filters import InteractionFilter

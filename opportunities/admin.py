@@ -3,7 +3,7 @@ from decimal import Decimal, InvalidOperation
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
-from crm_site.admin_base import CRMModelAdmin
+from core.admin.base import CRMModelAdmin
 
 from .models import Opportunity
 from .reports import value_totals

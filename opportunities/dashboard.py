@@ -1,6 +1,6 @@
 """Context of the admin's index page: the pipeline at a glance and the latest interactions."""
 
-from crm_site.access import scope
+from core.access import scope
 from interactions.models import Interaction
 
 from .models import Opportunity

@@ -1,6 +1,6 @@
 from django_filters import rest_framework as filters
 
-from crm_site.api.filters import IdFilter, OwnerFilter
+from core.api.filters import IdFilter, OwnerFilter
 
 from .models import Opportunity
 

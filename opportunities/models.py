@@ -5,9 +5,9 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from crm_site.dates import validate_record_date
-from crm_site.fields import created_by_field
-from crm_site.history import CRMHistoricalRecords
+from core.dates import validate_record_date
+from core.fields import created_by_field
+from core.history import CRMHistoricalRecords
 
 
 class Opportunity(models.Model):

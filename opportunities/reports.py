@@ -11,7 +11,7 @@ from django.db.models import Count, DecimalField, ExpressionWrapper, F, Q, Sum, 
 from django.db.models.functions import Coalesce, TruncMonth
 from django.utils import timezone
 
-from crm_site.dates import add_months
+from core.dates import add_months
 
 from .models import Opportunity
 

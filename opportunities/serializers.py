@@ -2,10 +2,10 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
-from crm_site.api.fields import RoundingDecimalField
-from crm_site.api.query import QueryDateField, QuerySerializer
-from crm_site.api.serializers import CachedReadFieldsMixin, ScopedPrimaryKeyRelatedField, StrictJSONTypesMixin
-from crm_site.dates import FIRST_YEAR, LAST_YEAR, day_bounds
+from core.api.fields import RoundingDecimalField
+from core.api.query import QueryDateField, QuerySerializer
+from core.api.serializers import CachedReadFieldsMixin, ScopedPrimaryKeyRelatedField, StrictJSONTypesMixin
+from core.dates import FIRST_YEAR, LAST_YEAR, day_bounds
 from customers.models import Customer
 from customers.serializers import CustomerIdField
 

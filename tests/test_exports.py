@@ -10,7 +10,7 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 from openpyxl import load_workbook
 
-from crm_site.api.exports import ExportMixin
+from core.api.exports import ExportMixin
 from customers.models import Customer
 from interactions.models import Interaction
 from opportunities.models import Opportunity

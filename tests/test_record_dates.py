@@ -5,7 +5,7 @@ import datetime
 
 import pytest
 
-from crm_site.dates import FIRST_YEAR, LAST_YEAR
+from core.dates import FIRST_YEAR, LAST_YEAR
 from interactions.models import Interaction
 from opportunities.models import Opportunity
 from tests.admin.helpers import import_rows, upload

@@ -86,13 +86,14 @@ INSTALLED_APPS = [
     "customers",
     "interactions",
     "opportunities",
+    "operations",
     "core",
 ]
 
 MIDDLEWARE = [
-    "crm_site.api.request_id.RequestIDMiddleware",
+    "core.api.request_id.RequestIDMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "crm_site.api.middleware.RequestBodyLimitMiddleware",
+    "core.api.middleware.RequestBodyLimitMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -166,32 +167,32 @@ MAX_REQUEST_BODY_BYTES = env_int("DJANGO_MAX_REQUEST_BODY_BYTES", 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 
 APPEND_SLASH = False
-CSRF_FAILURE_VIEW = "crm_site.api.exceptions.csrf_failure"
+CSRF_FAILURE_VIEW = "core.api.exceptions.csrf_failure"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Bearer first: its WWW-Authenticate header turns "no credentials" into a 401.
-        "crm_site.api.authentication.BearerTokenAuthentication",
+        "core.api.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    # Signed in with a role (crm_site.access): read-only users read, reps and managers write.
-    "DEFAULT_PERMISSION_CLASSES": ["crm_site.api.permissions.HasRole"],
+    # Signed in with a role (core.access): read-only users read, reps and managers write.
+    "DEFAULT_PERMISSION_CLASSES": ["core.api.permissions.HasRole"],
     "DEFAULT_RENDERER_CLASSES": [
-        "crm_site.api.renderers.EnvelopeJSONRenderer",
-        "crm_site.api.renderers.EnvelopeBrowsableAPIRenderer",
+        "core.api.renderers.EnvelopeJSONRenderer",
+        "core.api.renderers.EnvelopeBrowsableAPIRenderer",
     ],
     # JSON only: any other body is a 415 (the browsable API offers its raw JSON form).
-    "DEFAULT_PARSER_CLASSES": ["crm_site.api.parsers.SafeJSONParser"],
-    "DEFAULT_FILTER_BACKENDS": ["crm_site.api.filters.FilterBackend"],
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "crm_site.api.negotiation.JSONFirstNegotiation",
-    "DEFAULT_PAGINATION_CLASS": "crm_site.api.pagination.EnvelopePagination",
+    "DEFAULT_PARSER_CLASSES": ["core.api.parsers.SafeJSONParser"],
+    "DEFAULT_FILTER_BACKENDS": ["core.api.filters.FilterBackend"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "core.api.negotiation.JSONFirstNegotiation",
+    "DEFAULT_PAGINATION_CLASS": "core.api.pagination.EnvelopePagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "crm_site.api.exceptions.envelope_exception_handler",
+    "EXCEPTION_HANDLER": "core.api.exceptions.envelope_exception_handler",
     "COERCE_DECIMAL_TO_STRING": False,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "DEFAULT_THROTTLE_CLASSES": [
-        "crm_site.api.throttling.UserThrottle",
-        "crm_site.api.throttling.AnonThrottle",
+        "core.api.throttling.UserThrottle",
+        "core.api.throttling.AnonThrottle",
     ],
     # Requests per client: "<n>/<second|minute|hour|day>". "login" applies twice to
     # POST /api/auth/token, per client address and per username (brute force).
@@ -203,7 +204,7 @@ REST_FRAMEWORK = {
     # Proxies in front of the app: the client address is taken from X-Forwarded-For
     # only past that many hops; 0 uses the socket address (nothing to spoof).
     "NUM_PROXIES": env_int("DJANGO_NUM_PROXIES", 0),
-    "DEFAULT_SCHEMA_CLASS": "crm_site.api.schema.EnvelopeAutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "core.api.schema.EnvelopeAutoSchema",
 }
 
 # Caches hold the throttle counters, so every worker process must see the same
@@ -247,8 +248,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {"SuccessTrueEnum": [(True, True)], "SuccessFalseEnum": [(False, False)]},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "crm_site.api.schema.strip_trailing_slashes",
-        "crm_site.api.schema.optional_query_parameters_may_be_empty",
+        "core.api.schema.strip_trailing_slashes",
+        "core.api.schema.optional_query_parameters_may_be_empty",
     ],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -287,7 +288,7 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", "INFO")},
     "loggers": {
-        # One JSON line per request (crm_site.api.request_id); DJANGO_ACCESS_LOG=false silences it.
+        # One JSON line per request (core.api.request_id); DJANGO_ACCESS_LOG=false silences it.
         "crm.access": {
             "handlers": ["access"],
             "level": "INFO" if env_bool("DJANGO_ACCESS_LOG", True) else "WARNING",

@@ -12,8 +12,8 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.serializers import Serializer
 from rest_framework.test import APIClient
 
-from crm_site.api.fastsql import reader
-from crm_site.api.renderers import EnvelopeJSONRenderer
+from core.api.fastsql import reader
+from core.api.renderers import EnvelopeJSONRenderer
 from customers.models import Customer
 from customers.serializers import CustomerSerializer
 from interactions.models import Interaction

@@ -1,6 +1,6 @@
 import pytest
 
-from crm_site.api.pagination import EnvelopePagination
+from core.api.pagination import EnvelopePagination
 from customers.models import Customer
 from tests.factories import CustomerFactory, InteractionFactory
 

@@ -6,7 +6,7 @@ import logging
 import pytest
 from django.http import HttpResponse
 
-from crm_site.api.middleware import RequestBodyLimitMiddleware
+from core.api.middleware import RequestBodyLimitMiddleware
 from customers.models import Customer
 from tests.factories import InteractionFactory
 

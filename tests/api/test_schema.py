@@ -7,7 +7,7 @@ import yaml
 from django.conf import settings
 from django.core.management import call_command
 
-from crm_site.api.exports import XLSX_CONTENT_TYPE as XLSX
+from core.api.exports import XLSX_CONTENT_TYPE as XLSX
 
 pytestmark = pytest.mark.django_db
 

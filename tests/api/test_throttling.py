@@ -15,7 +15,7 @@ from django.db import connection
 from knox.models import get_token_model
 from rest_framework.test import APIClient, APIRequestFactory
 
-from crm_site.api.throttling import UserThrottle
+from core.api.throttling import UserThrottle
 from tests.factories import PASSWORD, ManagerFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -6,8 +6,8 @@ from django.core.management import CommandError, call_command
 
 from customers.models import Customer
 from customers.search import search_customers
-from customers.seeding import UNIQUE_NAME, generate
 from interactions.models import Interaction
+from operations.seeding import UNIQUE_NAME, generate
 from opportunities.models import Opportunity, StageChange
 
 END = datetime(2026, 1, 1, tzinfo=UTC)
@@ -89,7 +89,7 @@ def _schema_objects():
     """Every index and foreign key of the seeded tables, as PostgreSQL would recreate them."""
     from django.db import connection
 
-    from customers.seeding import BulkWriter
+    from operations.seeding import BulkWriter
 
     with connection.cursor() as cursor:
         cursor.execute(
@@ -151,7 +151,7 @@ def test_appending_keeps_the_indexes_live():
 def test_a_load_that_fails_midway_leaves_the_schema_as_it_was(monkeypatch):
     from django.db import connection
 
-    from customers.management.commands import seed_demo
+    from operations.management.commands import seed_demo
 
     before = _schema_objects() if connection.vendor == "postgresql" else None
 

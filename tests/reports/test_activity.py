@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 from django.utils import timezone
 
-from crm_site.dates import periods
+from core.dates import periods
 from customers.models import Customer
 from interactions.models import Interaction
 from tests.factories import CustomerFactory, InteractionFactory

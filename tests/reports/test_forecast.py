@@ -7,7 +7,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import pytest
 from django.utils import timezone
 
-from crm_site.dates import add_months
+from core.dates import add_months
 from opportunities.models import Opportunity
 from opportunities.reports import forecast
 from tests.factories import CustomerFactory, OpportunityFactory

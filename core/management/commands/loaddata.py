@@ -2,7 +2,7 @@
 
 from django.core.management.commands import loaddata
 
-from crm_site.history import history_for_loaded_records
+from core.history import history_for_loaded_records
 
 
 class Command(loaddata.Command):

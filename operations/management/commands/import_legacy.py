@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from tqdm import tqdm
 
-from customers.legacy import TABLES, LegacyDatabase, LegacyError, LegacyImport
+from operations.legacy import TABLES, LegacyDatabase, LegacyError, LegacyImport
 
 
 class _RollBack(Exception):

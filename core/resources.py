@@ -16,7 +16,7 @@ from import_export import fields, resources, results
 from rest_framework import serializers
 from rest_framework.settings import api_settings
 
-from crm_site import access
+from core import access
 
 # A cell left out of the data given to the serializer.
 _OMIT = object()

@@ -3,7 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, connections
 
-from customers.backup import BackupError, backup
+from operations.backup import BackupError, backup
 
 
 class Command(BaseCommand):

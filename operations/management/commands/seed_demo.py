@@ -6,7 +6,7 @@ from django.db import connection, transaction
 from tqdm import tqdm
 
 from customers.models import Customer
-from customers.seeding import UNIQUE_NAME, BulkWriter, StartIds, generate
+from operations.seeding import UNIQUE_NAME, BulkWriter, StartIds, generate
 
 
 def _positive(value):

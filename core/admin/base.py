@@ -17,10 +17,10 @@ from django.utils.translation import gettext_lazy as _
 from import_export.admin import ExportActionMixin, ImportExportMixin
 from simple_history.admin import SimpleHistoryAdmin
 
-from crm_site import access
-from crm_site.admin_formats import CSV, XLSX
-from crm_site.history import batched_delete_history
-from crm_site.resources import FileRefused
+from core import access
+from core.admin.formats import CSV, XLSX
+from core.history import batched_delete_history
+from core.resources import FileRefused
 
 
 def _storable(moment):
@@ -116,14 +116,14 @@ class CRMModelAdmin(ImportExportMixin, ExportActionMixin, SimpleHistoryAdmin):
     """A model admin with CSV/XLSX import (previewed before writing), export of the
     filtered list or of a selection, and field-by-field change history.
 
-    Every page sees only the records the user may see (``crm_site.access.scope``):
+    Every page sees only the records the user may see (``core.access.scope``):
     lists, search, autocomplete, change, delete and history pages, exports, and
     the customers offered in forms. New records remember their creator; a record
     saved without a change is not written.
 
-    Imported rows are validated by the API's serializers (``crm_site.resources``);
+    Imported rows are validated by the API's serializers (``core.resources``);
     exported cells are neutralised for spreadsheets as the API's exports are
-    (``crm_site.admin_formats``).
+    (``core.admin.formats``).
     """
 
     form = CRMModelForm

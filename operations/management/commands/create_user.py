@@ -7,7 +7,7 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from crm_site.access import ROLE_GROUPS
+from core.access import ROLE_GROUPS
 
 
 class Command(BaseCommand):

@@ -3,7 +3,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, connections
 
-from customers.backup import BackupError, check_backup, restore
+from operations.backup import BackupError, check_backup, restore
 
 
 class Command(BaseCommand):

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from rest_framework import serializers
 
-from crm_site.access import scope
+from core.access import scope
 
 
 def _is_integer(value):

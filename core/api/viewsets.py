@@ -5,8 +5,8 @@ from django.db import IntegrityError, transaction
 from rest_framework import exceptions, status, viewsets
 from rest_framework.response import Response
 
-from crm_site.access import scope
-from crm_site.history import batched_delete_history
+from core.access import scope
+from core.history import batched_delete_history
 
 from .conditional import ConditionalRequestMixin
 from .idempotency import IdempotencyMixin
@@ -50,7 +50,7 @@ class CRMModelViewSet(
     - POSTs honour ``Idempotency-Key`` (see ``idempotency.py``); detail responses
       carry an ETag, and PUT/PATCH/DELETE honour ``If-Match`` (see ``conditional.py``).
     - Every action built on ``get_queryset()``/``get_object()`` sees only the rows
-      the user may see (``crm_site.access.scope`` along ``owner_field``): out of
+      the user may see (``core.access.scope`` along ``owner_field``): out of
       scope is a 404. New records remember their creator (``created_by``).
     - An update that changes nothing writes nothing: no history entry, and
       ``updated_at`` and so the ETag stay as they were.
@@ -61,7 +61,7 @@ class CRMModelViewSet(
     # Database constraint name -> (field, message) for IntegrityErrors.
     unique_constraint_fields = {}
     deleted_message = "Deleted."
-    # The lookup from a row to the user who owns it (see crm_site.access).
+    # The lookup from a row to the user who owns it (see core.access).
     owner_field = None
 
     def get_queryset(self):

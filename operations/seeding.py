@@ -17,11 +17,10 @@ from django.core.management.color import no_style
 from django.db import connection
 from django.db.migrations.recorder import MigrationRecorder
 
+from customers.models import Customer
+from customers.search import SQLITE_TRIGGERS, ensure_sqlite_search_index
 from interactions.models import Interaction
 from opportunities.models import Opportunity, StageChange
-
-from .models import Customer
-from .search import SQLITE_TRIGGERS, ensure_sqlite_search_index
 
 # The one customer that a selective search finds (same name as in the original CRM's loader).
 UNIQUE_NAME = "Zyxwvut Unique"

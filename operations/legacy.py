@@ -17,11 +17,10 @@ from django.core.management.color import no_style
 from django.db import connection
 from django.db.models.functions import Lower
 
-from crm_site.history import record_creation
+from core.history import record_creation
+from customers.models import Customer
 from interactions.models import Interaction
 from opportunities.models import Opportunity, StageChange
-
-from .models import Customer
 
 HISTORY_REASON = "Imported from the original CRM"
 

@@ -1,12 +1,12 @@
 """The admin's file formats: uploads decoded like ``manage.py import_customers`` does, and
-exported cells neutralised like the API's exports (``crm_site.cells``)."""
+exported cells neutralised like the API's exports (``core.cells``)."""
 
 import tablib
 from django.utils.translation import gettext_lazy as _
 from import_export.formats import base_formats
 
-from crm_site.cells import TEXT_ENCODINGS, csv_cell, xlsx_cell
-from crm_site.resources import FileRefused
+from core.cells import TEXT_ENCODINGS, csv_cell, xlsx_cell
+from core.resources import FileRefused
 
 
 def decode_text(data):

@@ -16,7 +16,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import action
 
-from crm_site.cells import csv_cell, xlsx_cell
+from core.cells import csv_cell, xlsx_cell
 
 from .query import validated_query
 

@@ -13,7 +13,7 @@ from knox.models import get_token_model
 from knox.settings import CONSTANTS
 from rest_framework import exceptions
 
-from crm_site.access import remember_role, role_rank_sql
+from core.access import remember_role, role_rank_sql
 
 from .fastsql import reader
 
@@ -52,7 +52,7 @@ def _token_lookup():
     token_reader, user_reader = reader(token_model), reader(user_field.related_model)
     quote = connection.ops.quote_name
     user_pk = f"{user_reader.table}.{quote(user_field.related_model._meta.pk.column)}"
-    # The user's role comes along in the same query (see crm_site.access.role_of).
+    # The user's role comes along in the same query (see core.access.role_of).
     rank_sql, rank_params = role_rank_sql(user_pk)
     sql = (
         f"SELECT {', '.join(token_reader.columns + user_reader.columns)}, {rank_sql} "

@@ -15,7 +15,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from crm_site.access import role_of
+from core.access import role_of
 
 from .exceptions import error_response
 from .renderers import EnvelopeJSONRenderer

@@ -1,4 +1,4 @@
-"""API permissions by role (see ``crm_site.access`` and docs/roles.md).
+"""API permissions by role (see ``core.access`` and docs/roles.md).
 
 Which *rows* a user sees is the queryset's business (``scope()``, out of scope
 is a 404); these classes decide which *requests* a role may make at all (a 403).
@@ -6,7 +6,7 @@ is a 404); these classes decide which *requests* a role may make at all (a 403).
 
 from rest_framework import permissions
 
-from crm_site import access
+from core import access
 
 
 class HasRole(permissions.BasePermission):

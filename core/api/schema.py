@@ -122,7 +122,7 @@ def _header(name, description, response, required=False, type=str, **extra):  # 
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):
-    target_class = "crm_site.api.authentication.BearerTokenAuthentication"
+    target_class = "core.api.authentication.BearerTokenAuthentication"
     name = "bearerAuth"
 
     def get_security_definition(self, auto_schema):

@@ -1,0 +1,1 @@
+"""The admin's shared bases: ModelAdmin behaviour (``base``) and import/export file formats (``formats``)."""
