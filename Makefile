@@ -29,10 +29,11 @@ run: $(VENV)/.runtime
 	$(BIN)/python manage.py init_demo --host '$(HOST)' --port '$(PORT)'
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
+# Local runs reuse the test database (pytest.ini); CI builds it anew every time.
 test: $(VENV)/.dev
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(if $(CI),--create-db) $(PYTEST_ARGS)
 
-# The committed OpenAPI contract; tests/api/test_schema.py fails when it is stale.
+# The committed OpenAPI contract; tests/core/api/test_schema.py fails when it is stale.
 schema: $(VENV)/.dev
 	$(BIN)/python manage.py spectacular --settings crm_site.settings.test --validate --fail-on-warn --file docs/openapi.yaml
 

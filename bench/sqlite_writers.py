@@ -9,7 +9,7 @@ workers) on a fresh SQLite file, then ``--threads`` client threads each send
 and an interaction for it. Afterwards every acknowledged write must be in the
 database, exactly once, and the server log must hold no "database is locked".
 Exits non-zero otherwise. A smaller run of the same check is part of the test
-suite (tests/api/test_sqlite_concurrency.py).
+suite (tests/core/api/test_sqlite_concurrency.py).
 """
 
 import argparse

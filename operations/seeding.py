@@ -5,7 +5,7 @@ interactions, opportunities and stage changes); :class:`BulkWriter` writes them
 with ``executemany`` on SQLite and ``COPY`` on PostgreSQL. Going around the ORM
 is what makes a million customers a matter of minutes: building model instances
 costs more than the database work. The column lists below follow the models,
-and ``tests/customers/test_seed_demo.py`` reads the rows back through the ORM.
+and ``tests/operations/test_seed_demo.py`` reads the rows back through the ORM.
 """
 
 import random

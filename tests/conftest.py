@@ -1,8 +1,37 @@
+import importlib
+
 import pytest
+from django.apps import apps
+from django.contrib.auth.models import Group
 from knox.models import get_token_model
 from rest_framework.test import APIClient
 
 from tests.factories import ManagerFactory, StaffFactory
+
+DATABASE_FIXTURES = {
+    "db",
+    "transactional_db",
+    "django_db_reset_sequences",
+    "django_db_serialized_rollback",
+    "live_server",
+}
+STAFF_GROUPS = importlib.import_module("customers.migrations.0003_staff_groups")
+
+
+@pytest.fixture(autouse=True)
+def _staff_groups(request, django_db_blocker):
+    """The staff groups that a data migration creates, there for every test.
+
+    A transactional test ends by emptying every table, groups included; under
+    pytest-xdist such a test may run before others on the same worker.
+    """
+    uses_database = request.node.get_closest_marker("django_db") or DATABASE_FIXTURES & set(request.fixturenames)
+    if not uses_database:
+        return
+    request.getfixturevalue("django_db_setup")
+    with django_db_blocker.unblock():
+        if Group.objects.filter(name__in=STAFF_GROUPS.GROUPS).count() < len(STAFF_GROUPS.GROUPS):
+            STAFF_GROUPS.create_groups(apps, None)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from django.utils import timezone
 from customers.models import Customer
 from interactions.models import Interaction
 from opportunities.models import Opportunity
-from tests.admin.helpers import (
+from tests.core.admin.helpers import (
     CSV_FORMAT,
     XLSX_FORMAT,
     confirm,

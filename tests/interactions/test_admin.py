@@ -6,7 +6,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from interactions.models import Interaction
-from tests.admin.helpers import XLSX_FORMAT, export_data, import_rows, read_csv, upload
+from tests.core.admin.helpers import XLSX_FORMAT, export_data, import_rows, read_csv, upload
 from tests.factories import CustomerFactory, InteractionFactory
 
 URL = "/admin/interactions/interaction/"

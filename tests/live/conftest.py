@@ -11,6 +11,7 @@ import json
 import os
 import re
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -70,7 +71,9 @@ def live_database_url(tmp_path_factory):
     suite_url = os.environ.get("DATABASE_URL", "")
     if _is_postgres(suite_url):
         parts = urlsplit(suite_url)
-        name = f"{parts.path.lstrip('/') or 'crm'}_live"
+        # One database per pytest-xdist worker (PYTEST_XDIST_WORKER: gw0, gw1, ...).
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+        name = f"{parts.path.lstrip('/') or 'crm'}_live{'_' + worker if worker else ''}"
         admin_url = urlunsplit(parts._replace(path="/postgres"))
         with psycopg.connect(admin_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -127,12 +130,7 @@ class LiveServer:
         return session
 
     def stop(self):
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        kill_process_group(self.process)
 
 
 @pytest.fixture(scope="session")
@@ -151,44 +149,81 @@ def static_root(tmp_path_factory, live_database_url):
     return root
 
 
+# A loaded machine (a parallel suite on two cores) can take a while to boot three workers.
+STARTUP_SECONDS = float(os.environ.get("TEST_SERVER_STARTUP_SECONDS", "120"))
+
+
 def start_server(database_url, log_path, workers=3, **env):
+    """gunicorn on a free port, answering ``/api/health`` from every worker.
+
+    The server runs in a process group of its own: whatever goes wrong while it
+    starts (a timeout, a read error, Ctrl-C), the master and its workers are
+    killed before the error goes on.
+    """
     env.setdefault("DJANGO_CACHE_KEY_PREFIX", f"live-{uuid.uuid4().hex}")
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "gunicorn.conf.py",
-            "--bind",
-            "127.0.0.1:0",
-            "--workers",
-            str(workers),
-        ],
-        cwd=ROOT,
-        env=base_env(database_url, **env),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    log.close()
-    deadline = time.monotonic() + 60
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                "gunicorn.conf.py",
+                "--bind",
+                "127.0.0.1:0",
+                "--workers",
+                str(workers),
+            ],
+            cwd=ROOT,
+            env=base_env(database_url, **env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        return LiveServer(process, wait_for_server(process, log_path, workers), log_path, database_url)
+    except BaseException:
+        kill_process_group(process)
+        raise
+
+
+def wait_for_server(process, log_path, workers):
+    """The URL gunicorn listens at, once all ``workers`` have booted and one answers the health check."""
+    deadline = time.monotonic() + STARTUP_SECONDS
     url = None
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"gunicorn exited ({process.returncode}):\n{log_path.read_text()}")
-        match = re.search(r"Listening at: (http://127\.0\.0\.1:\d+)", log_path.read_text())
+        log = log_path.read_text()
+        match = re.search(r"Listening at: (http://127\.0\.0\.1:\d+)", log)
         if match:
             url = match.group(1)
+            booted = log.count("Booting worker")
             try:
-                booted = sum("Booting worker" in line for line in log_path.read_text().splitlines())
-                if booted >= workers and requests.get(f"{url}/api/health", timeout=5).status_code == 200:
-                    return LiveServer(process, url, log_path, database_url)
-            except requests.ConnectionError:
+                if booted >= workers and requests.get(f"{url}/api/health", timeout=10).status_code == 200:
+                    return url
+            except requests.RequestException:
                 pass
         time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"gunicorn did not come up at {url}:\n{log_path.read_text()}")
+    raise RuntimeError(f"gunicorn did not come up at {url} within {STARTUP_SECONDS:.0f} s:\n{log_path.read_text()}")
+
+
+def kill_process_group(process):
+    """Stop ``process`` and everything in its group (gunicorn's workers): TERM, then KILL."""
+    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait)
+            # The master is gone; its workers may linger a moment: KILL the group's remains.
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
+        return
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from opportunities.models import Opportunity, StageChange
-from tests.admin.helpers import CSV_FORMAT, XLSX_FORMAT, export_data, import_rows, read_csv, upload
+from tests.core.admin.helpers import CSV_FORMAT, XLSX_FORMAT, export_data, import_rows, read_csv, upload
 from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory
 
 URL = "/admin/opportunities/opportunity/"

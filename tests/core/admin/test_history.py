@@ -6,7 +6,7 @@ from django.urls import reverse
 from customers.models import Customer
 from interactions.models import Interaction
 from opportunities.models import Opportunity
-from tests.admin.helpers import change_form_data
+from tests.core.admin.helpers import change_form_data
 from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,7 @@ import pytest
 from core.dates import FIRST_YEAR, LAST_YEAR
 from interactions.models import Interaction
 from opportunities.models import Opportunity
-from tests.admin.helpers import import_rows, upload
+from tests.core.admin.helpers import import_rows, upload
 from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,7 @@ from django.test import Client
 
 from customers.models import Customer
 from opportunities.models import Opportunity
-from tests.admin.helpers import CSV_FORMAT, export_data, import_rows, read_csv, upload
+from tests.core.admin.helpers import CSV_FORMAT, export_data, import_rows, read_csv, upload
 from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -16,8 +16,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(settings.BASE_DIR)
 BIN = Path(sys.executable).parent
 THREADS, WRITES, WORKERS = 4, 25, 4
 

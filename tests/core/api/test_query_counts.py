@@ -80,3 +80,38 @@ def test_detail_is_two_queries_however_many_related_rows(api, db, resource):
     }
     # The token and the row; no count, no filter set, no related rows.
     assert queries(api, f"/api/{resource}/{ids[resource]}") == small == 2
+
+
+# Exact counts, filters and ordering included.
+# Token lookup (with its user), COUNT for the page, the page itself. Pages are
+# smaller than the results, so the count cannot be skipped.
+LIST_QUERIES = 3
+PAGE = {"page_size": 1}
+
+
+def populate(customers, children_each):
+    for customer in CustomerFactory.create_batch(customers):
+        InteractionFactory.create_batch(children_each, customer=customer)
+        OpportunityFactory.create_batch(children_each, customer=customer)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/customers",
+        "/api/customers?search=Customer&status=active&ordering=name",
+        "/api/interactions",
+        "/api/interactions?interaction_type=call&ordering=-created_at",
+        "/api/opportunities",
+        "/api/opportunities?stage=lead&min_value=1&ordering=-value",
+    ],
+)
+def test_list_queries_stay_constant_as_data_grows(api, django_assert_num_queries, path):
+    populate(2, 1)
+    with django_assert_num_queries(LIST_QUERIES):
+        small = api.get(path, PAGE)
+    populate(20, 4)
+    with django_assert_num_queries(LIST_QUERIES):
+        large = api.get(path, PAGE)
+    assert small.status_code == large.status_code == 200
+    assert large.json()["meta"]["count"] > small.json()["meta"]["count"]
