@@ -2,7 +2,8 @@ from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
 from core import access
-from core.api.serializers import CachedReadFieldsMixin, StrictJSONTypesMixin
+from core.api.fastsql import CachedReadFieldsMixin
+from core.api.serializers import StrictJSONTypesMixin
 
 from .models import Customer
 

@@ -13,7 +13,7 @@ from .filters import CustomerFilter
 from .models import Customer
 from .serializers import BulkReassignSerializer, CustomerSerializer, ReassignSerializer, TimelineEntrySerializer
 from .services import delete_customer, reassign_customers
-from .summary import SUMMARY_FIELDS, customer_with_summary
+from .summary import SUMMARY_FIELDS, WITH_SUMMARY, customer_with_summary
 from .timeline import timeline_entry, timeline_queryset
 
 REASSIGNED = {
@@ -39,20 +39,14 @@ class CustomerViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
     unique_constraint_fields = {"customer_email_ci_unique": ("email", "A customer with this email already exists.")}
     deleted_message = "Customer deleted."
     etag_ignored_fields = frozenset(SUMMARY_FIELDS)
-    owner_field = "owner"
+    detail_reader = WITH_SUMMARY
 
     def get_queryset(self):
         queryset = super().get_queryset()
-        # The summary figures: a list annotates its page; one customer of an unscoped
-        # queryset is read with them by read_by_pk(), a scoped one is annotated here.
-        if self.action == "list" or (self.action == "retrieve" and queryset.query.where):
+        # The summary figures, shown by a list and a detail.
+        if self.action in ("list", "retrieve"):
             queryset = queryset.with_summary()
         return queryset
-
-    def read_by_pk(self, queryset, pk):
-        if self.action == "retrieve":
-            return customer_with_summary(pk, queryset.db)
-        return super().read_by_pk(queryset, pk)
 
     def perform_create(self, serializer):
         # Owned by the creator unless a manager named an owner (validate_owner_id).

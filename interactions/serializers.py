@@ -3,8 +3,9 @@ import datetime
 from django.utils import timezone
 from rest_framework import serializers
 
+from core.api.fastsql import CachedReadFieldsMixin
 from core.api.query import QueryDateField, QuerySerializer
-from core.api.serializers import CachedReadFieldsMixin, ScopedPrimaryKeyRelatedField, StrictJSONTypesMixin
+from core.api.serializers import ScopedPrimaryKeyRelatedField, StrictJSONTypesMixin
 from core.dates import FIRST_YEAR, LAST_YEAR, add_months
 from customers.models import Customer
 

@@ -2,9 +2,10 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
+from core.api.fastsql import CachedReadFieldsMixin
 from core.api.fields import RoundingDecimalField
 from core.api.query import QueryDateField, QuerySerializer
-from core.api.serializers import CachedReadFieldsMixin, ScopedPrimaryKeyRelatedField, StrictJSONTypesMixin
+from core.api.serializers import ScopedPrimaryKeyRelatedField, StrictJSONTypesMixin
 from core.dates import FIRST_YEAR, LAST_YEAR, day_bounds
 from customers.models import Customer
 from customers.serializers import CustomerIdField

@@ -13,6 +13,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from .responses import Envelope
+
 # DRF's default codes, renamed where a client-facing name reads better.
 _CODE_NAMES = {
     "invalid": "validation_error",
@@ -30,7 +32,7 @@ def error_body(code, message, fields=None):
     error = {"code": code, "message": _printable(message)}
     if fields:
         error["fields"] = fields
-    return {"success": False, "error": error}
+    return Envelope(success=False, error=error)
 
 
 def error_response(status_code, code, message, fields=None):

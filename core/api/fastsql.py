@@ -1,17 +1,42 @@
-"""Reading model instances with SQL built once per process.
+"""The API's fast read paths, in one place: work done once per process instead of per request.
 
-For the few queries every request runs (the bearer token lookup, a row by
-primary key) compiling the ORM query costs several times as much as executing
-it. :class:`RowReader` builds the column list and the value converters of a
-model once, from its metadata, and turns result rows into model instances
-exactly as the ORM would (``Model.from_db`` with the backend's and the fields'
-converters), so that signals, ``from_db`` overrides and deferred loading
-behave as usual.
+For the few reads every request makes (the bearer token lookup, the record of
+a detail request) compiling the ORM query, and building a serializer's fields
+from the model's metadata, cost several times as much as the database work.
+This module does both once per process and hands back exactly what the ORM and
+DRF would, each with a twin test proving it (tests/core/api/test_fast_paths.py):
+
+- :class:`RowReader` (:func:`reader`): a model's row by primary key, or any
+  join of its columns, turned into a model instance as the ORM turns it
+  (``Model.from_db`` with the backend's and the fields' converters), so that
+  signals, ``from_db`` overrides and deferred loading behave as usual.
+- :class:`PreparedValues`: ``values_list()`` of a one-row ORM query, compiled
+  once and run for any primary key.
+- Detail readers, the hook a viewset declares as ``detail_reader`` (see
+  ``core.api.viewsets``): :data:`MODEL_ROW` reads the model's row;
+  :class:`AnnotatedRow` reads it with annotations from one compiled query.
+- :class:`CachedReadFieldsMixin`: a serializer's read fields built once per class.
 """
 
+import copy
 from functools import cache
 
+from django.core.exceptions import ValidationError
 from django.db import connections
+
+
+def url_pk(model, value):
+    """The primary key that ``value`` (from a URL) names, or None when it can name no row.
+
+    Out of a 64-bit column's range is no row too (and no driver overflow error).
+    """
+    try:
+        pk = model._meta.pk.to_python(value)
+    except ValidationError:
+        return None
+    if isinstance(pk, int) and not -(2**63) <= pk < 2**63:
+        return None
+    return pk
 
 
 class RowReader:
@@ -94,3 +119,93 @@ class PreparedValues:
         if row is None:
             return None
         return next(iter(self.compiler.results_iter(results=[[row]], tuple_expected=True)))
+
+
+# Detail readers: how a viewset reads the one record of a detail request.
+#
+# ``read(model, pk, using)`` returns the instance with primary key ``pk``, or
+# None. A reader answers for the model's unrestricted rows: the viewset uses it
+# only when the user's scope is everything, and reads scoped records through
+# its queryset.
+
+
+class ModelRow:
+    """The model's own row, and nothing more."""
+
+    def read(self, model, pk, using="default"):
+        return reader(model, using).get(pk)
+
+
+MODEL_ROW = ModelRow()
+
+
+class AnnotatedRow:
+    """The model's row with the annotations ``annotate(queryset)`` adds, named in ``names``, in one query.
+
+    The query (``annotate(model.objects.filter(pk=...))``) is compiled once per
+    model and database; the annotations become attributes of the instance, as
+    the ORM sets them.
+    """
+
+    def __init__(self, annotate, names):
+        self.annotate = annotate
+        self.names = tuple(names)
+        self._prepared = cache(self._prepare)
+
+    def _prepare(self, model, using):
+        attnames = [field.attname for field in model._meta.concrete_fields]
+        prepared = PreparedValues(
+            lambda pk: self.annotate(model._default_manager.using(using).filter(pk=pk)).values_list(
+                *attnames, *self.names
+            ),
+            using,
+        )
+        return attnames, prepared
+
+    def read(self, model, pk, using="default"):
+        attnames, prepared = self._prepared(model, using)
+        row = prepared.get(pk)
+        if row is None:
+            return None
+        instance = model.from_db(using, attnames, row[: len(attnames)])
+        for name, value in zip(self.names, row[len(attnames) :], strict=True):
+            setattr(instance, name, value)
+        return instance
+
+
+# Reuse one set of bound fields, per serializer class, to represent instances.
+#
+# A ModelSerializer builds (and deep-copies) all its fields from the model's
+# metadata for every instance it creates: on a detail request that costs more
+# than the database read. Representing an instance needs no per-request state in
+# the fields of a serializer whose fields do not depend on its context, so the
+# readable fields are built once per class and shared. Validation (writes) still
+# uses the serializer's own fields. Only for serializers whose fields are fixed.
+# (A comment, not a docstring: the OpenAPI schema would show it as every serializer's description.)
+class CachedReadFieldsMixin:
+    _read_fields_cache = None
+    _unbound_fields_cache = None
+
+    def get_fields(self):
+        # Writes bind fresh fields to each serializer; copying the fields built once
+        # per class costs a third of building them again from the model's metadata.
+        cls = type(self)
+        unbound = cls.__dict__.get("_unbound_fields_cache")
+        if unbound is None:
+            unbound = super().get_fields()
+            cls._unbound_fields_cache = unbound
+        return copy.deepcopy(unbound)
+
+    @classmethod
+    def _cached_read_fields(cls):
+        # Keyed by class so that subclasses get their own fields.
+        cache = cls.__dict__.get("_read_fields_cache")
+        if cache is None:
+            prototype = cls()
+            cache = [field for field in prototype.fields.values() if not field.write_only]
+            cls._read_fields_cache = cache
+        return cache
+
+    @property
+    def _readable_fields(self):
+        return iter(self._cached_read_fields())

@@ -7,6 +7,9 @@ at BEGIN) until the first one commits, then finds the stored response and
 replays it. So a key never produces two records, and a stored key always has a
 finished response. Responses with a 5xx status are not kept: the transaction is
 rolled back and the client may retry with the same key.
+
+This module only claims keys, stores answers and replays them; the base
+viewset (``core.api.viewsets``) opens the transaction and calls it.
 """
 
 import hashlib
@@ -15,7 +18,6 @@ import re
 from django.db import IntegrityError, transaction
 from django.http import HttpResponse
 from rest_framework import exceptions, status
-from rest_framework.response import Response
 
 from core.models import IdempotencyKey
 
@@ -46,7 +48,9 @@ class IdempotencyKeyInProgress(exceptions.APIException):
     default_detail = f"A request with this {HEADER} is still being processed; retry shortly."
 
 
-class _Replay(Exception):
+class Replay(Exception):
+    """The key was used before for this very request: answer with its stored response."""
+
     def __init__(self, record):
         self.record = record
 
@@ -60,7 +64,10 @@ def request_fingerprint(request):
 
 
 def claim(user, key, fingerprint):
-    """Insert the key's row, or raise ``_Replay`` / an API error for a key already used."""
+    """Insert the key's row, or raise ``Replay`` / an API error for a key already used.
+
+    Called inside the request's transaction, which the write it guards shares.
+    """
     for _attempt in range(3):
         try:
             with transaction.atomic():
@@ -76,7 +83,7 @@ def claim(user, key, fingerprint):
             raise IdempotencyKeyReused()
         if existing.response_status is None:
             raise IdempotencyKeyInProgress()
-        raise _Replay(existing)
+        raise Replay(existing)
     raise IdempotencyKeyInProgress()
 
 
@@ -91,46 +98,14 @@ def replay_response(record):
     return response
 
 
-class IdempotencyMixin:
-    """For API views: POSTs with an ``Idempotency-Key`` header run at most once per user and key."""
+def valid_key(key):
+    return bool(_KEY_RE.match(key))
 
-    _idempotency_fingerprint = None
-    _idempotency_record = None
 
-    def dispatch(self, request, *args, **kwargs):
-        key = request.headers.get(HEADER)
-        if request.method != "POST" or key is None:
-            return super().dispatch(request, *args, **kwargs)
-        # The raw body is read here, before DRF parses it; the size limit middleware has already run.
-        self._idempotency_fingerprint = request_fingerprint(request)
-        with transaction.atomic():
-            return super().dispatch(request, *args, **kwargs)
-
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
-        if self._idempotency_fingerprint is None or not request.user.is_authenticated:
-            return
-        key = request.headers.get(HEADER, "")
-        if not _KEY_RE.match(key):
-            raise InvalidIdempotencyKey()
-        self._idempotency_record = claim(request.user, key, self._idempotency_fingerprint)
-
-    def handle_exception(self, exc):
-        if isinstance(exc, _Replay):
-            return replay_response(exc.record)
-        return super().handle_exception(exc)
-
-    def finalize_response(self, request, response, *args, **kwargs):
-        response = super().finalize_response(request, response, *args, **kwargs)
-        record = self._idempotency_record
-        if record is None or not isinstance(response, Response):
-            return response
-        if response.status_code >= 500:
-            transaction.set_rollback(True)
-            return response
-        response.render()
-        record.response_status = response.status_code
-        record.response_body = response.content
-        record.response_headers = {name: response[name] for name in _KEPT_HEADERS if response.has_header(name)}
-        record.save(update_fields=["response_status", "response_body", "response_headers"])
-        return response
+def remember(record, response):
+    """Store ``response`` (rendered here) as the answer to the key of ``record``."""
+    response.render()
+    record.response_status = response.status_code
+    record.response_body = response.content
+    record.response_headers = {name: response[name] for name in _KEPT_HEADERS if response.has_header(name)}
+    record.save(update_fields=["response_status", "response_body", "response_headers"])

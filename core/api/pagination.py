@@ -25,6 +25,8 @@ from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
+from .responses import Envelope
+
 KEYSET_ORDERING = ("-created_at", "-id")
 # Larger page numbers would overflow an OFFSET long before they could exist.
 MAX_NUMBER = 10**9
@@ -168,7 +170,7 @@ class EnvelopePagination(BasePagination):
                 previous=self._link(page=None if number == 2 else number - 1) if number > 1 else None,
                 next_cursor=self.next_cursor,
             )
-        return Response({"success": True, "data": data, "meta": meta})
+        return Response(Envelope(success=True, data=data, meta=meta))
 
     def get_schema_operation_parameters(self, view):
         return [

@@ -1,21 +1,21 @@
 """The success half of the response envelope.
 
 Views return their payload as usual; this renderer wraps it as
-``{"success": true, "data": ...}``. Payloads that already are an envelope (from
-the pagination class, the exception handler or a delete) pass through.
+``{"success": true, "data": ...}``. Bodies that already are the envelope (an
+``Envelope``: from the pagination class, the exception handler, or a
+``MessageResponse``) pass through. Whether a body is one is decided by its type,
+so a payload with a key named ``success`` is data like any other.
 """
 
 import orjson
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.utils.encoders import JSONEncoder
 
+from .responses import Envelope
+
 # Dates and times go to DRF's encoder, as everything orjson cannot encode itself.
 _ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME
 _drf_default = JSONEncoder().default
-
-
-def is_envelope(data):
-    return isinstance(data, dict) and isinstance(data.get("success"), bool)
 
 
 class EnvelopeJSONRenderer(JSONRenderer):
@@ -25,7 +25,7 @@ class EnvelopeJSONRenderer(JSONRenderer):
         response = (renderer_context or {}).get("response")
         if response is not None and response.status_code in (204, 304):
             return b""
-        if not is_envelope(data):
+        if not isinstance(data, Envelope):
             data = {"success": True, "data": data}
         if data is None or self.get_indent(accepted_media_type, renderer_context or {}) is not None:
             return super().render(data, accepted_media_type, renderer_context)

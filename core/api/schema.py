@@ -20,11 +20,11 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 
-from .conditional import ConditionalRequestMixin
 from .filters import IdFilter, OwnerFilter
 from .idempotency import HEADER as IDEMPOTENCY_HEADER
-from .idempotency import KEY_PATTERN, REPLAYED_HEADER, IdempotencyMixin
+from .idempotency import KEY_PATTERN, REPLAYED_HEADER
 from .request_id import HEADER as REQUEST_ID_HEADER
+from .viewsets import CRMModelViewSet
 
 ERROR_COMPONENT = "ErrorEnvelope"
 # "*" or a comma-separated list of (strong or weak) entity tags, as RFC 9110 defines If-Match.
@@ -75,26 +75,34 @@ ERROR_DESCRIPTIONS = {
     "429": "Too many requests: retry after the number of seconds in Retry-After.",
 }
 
-DELETED_SCHEMA = {
-    "type": "object",
-    "required": ["success", "message", "data"],
-    "properties": {
-        "success": {"type": "boolean", "enum": [True]},
-        "message": {"type": "string"},
-        "data": {
-            "type": "object",
-            "required": ["id"],
-            "properties": {
-                "id": {"type": "integer", "description": "Id of the deleted record."},
-                "deleted": {
-                    "type": "object",
-                    "description": "Rows removed with it, per kind (a customer's interactions and opportunities).",
-                    "additionalProperties": {"type": "integer"},
-                },
+
+def message_envelope(data_schema):
+    """The schema of a ``MessageResponse`` (core.api.responses) whose ``data`` is ``data_schema``."""
+    return {
+        "type": "object",
+        "required": ["success", "message", "data"],
+        "properties": {
+            "success": {"type": "boolean", "enum": [True]},
+            "message": {"type": "string"},
+            "data": data_schema,
+        },
+    }
+
+
+DELETED_SCHEMA = message_envelope(
+    {
+        "type": "object",
+        "required": ["id"],
+        "properties": {
+            "id": {"type": "integer", "description": "Id of the deleted record."},
+            "deleted": {
+                "type": "object",
+                "description": "Rows removed with it, per kind (a customer's interactions and opportunities).",
+                "additionalProperties": {"type": "integer"},
             },
         },
-    },
-}
+    }
+)
 
 
 def success_envelope(schema):
@@ -179,8 +187,8 @@ class EnvelopeAutoSchema(AutoSchema):
 
     @property
     def _is_conditional(self):
-        # The mixin's own actions: extra @action routes carry no ETag.
-        return isinstance(self.view, ConditionalRequestMixin) and getattr(self.view, "action", None) in (
+        # The base viewset's own actions: extra @action routes carry no ETag.
+        return isinstance(self.view, CRMModelViewSet) and getattr(self.view, "action", None) in (
             "retrieve",
             "update",
             "partial_update",
@@ -189,7 +197,7 @@ class EnvelopeAutoSchema(AutoSchema):
 
     @property
     def _is_idempotent_post(self):
-        return isinstance(self.view, IdempotencyMixin) and self.method == "POST"
+        return isinstance(self.view, CRMModelViewSet) and self.method == "POST"
 
     @property
     def _requires_auth(self):
@@ -231,7 +239,7 @@ class EnvelopeAutoSchema(AutoSchema):
             headers.append(
                 _header("ETag", "Version of the record, for If-Match and If-None-Match.", ["200", "304"], True)
             )
-        if isinstance(self.view, ConditionalRequestMixin) and getattr(self.view, "action", None) == "create":
+        if isinstance(self.view, CRMModelViewSet) and getattr(self.view, "action", None) == "create":
             headers.append(_header("ETag", "Version of the created record.", ["201"], True))
         if self._is_idempotent_post:
             headers.append(
@@ -294,7 +302,7 @@ class EnvelopeAutoSchema(AutoSchema):
 
     def _get_request_for_media_type(self, serializer, direction="request"):
         # PUT is a partial update in this API (as in the original one): document it as PATCH is.
-        if self.method == "PUT" and isinstance(self.view, ConditionalRequestMixin):
+        if self.method == "PUT" and isinstance(self.view, CRMModelViewSet):
             self.method = "PATCH"
             try:
                 return super()._get_request_for_media_type(serializer, direction)

@@ -19,6 +19,8 @@ from core.access import role_of
 
 from .exceptions import error_response
 from .renderers import EnvelopeJSONRenderer
+from .responses import MessageResponse
+from .schema import message_envelope
 from .throttling import AnonThrottle, LoginAddressThrottle, LoginUsernameThrottle
 
 
@@ -120,15 +122,9 @@ class LogoutView(APIView):
     @extend_schema(
         request=None,
         responses={
-            200: {
-                "type": "object",
-                "required": ["success", "message", "data"],
-                "properties": {
-                    "success": {"type": "boolean", "enum": [True]},
-                    "message": {"type": "string"},
-                    "data": {"type": "object", "nullable": True, "description": "Always null: nothing to return."},
-                },
-            }
+            200: message_envelope(
+                {"type": "object", "nullable": True, "description": "Always null: nothing to return."}
+            )
         },
         tags=["auth"],
     )
@@ -136,7 +132,7 @@ class LogoutView(APIView):
         if isinstance(request.auth, get_token_model()):
             request.auth.delete()
         # Shaped as a delete's answer: a message, and (here) no data.
-        return Response({"success": True, "message": "Logged out.", "data": None})
+        return MessageResponse("Logged out.")
 
 
 ME = {

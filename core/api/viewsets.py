@@ -1,16 +1,39 @@
-"""Behaviour shared by every resource viewset."""
+"""The base of every resource viewset: the CRM's conventions, in the order a request meets them.
+
+1. ``dispatch``: a write (POST, PUT, PATCH, DELETE) runs in one database
+   transaction, from authentication to the stored answer.
+2. ``initial``: after authentication, permissions and throttling, a POST's
+   ``Idempotency-Key`` is claimed in that transaction (``idempotency.py``).
+3. ``get_queryset`` / ``filter_queryset``: the rows the user may see
+   (``core.access.scope``); query parameters filter collections only.
+4. ``get_object``: the record a detail URL names. A write first locks its row
+   (``SELECT ... FOR UPDATE``), then reads it and checks ``If-Match``
+   (``conditional.py``). Users who see everything read it through the
+   viewset's ``detail_reader`` (``fastsql.py``), others through the queryset.
+5. The actions: ``retrieve`` (ETag, 304), ``create``, ``update`` (PUT is
+   partial, as in the original API), ``destroy`` (a message and what went with
+   the record), with ``perform_create`` / ``perform_update`` saving.
+6. ``handle_exception``: a replayed ``Idempotency-Key`` answers with the stored response.
+7. ``finalize_response``: the answer to a claimed key is stored with it.
+"""
 
 from django.core.exceptions import FieldDoesNotExist
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.http import Http404
 from rest_framework import exceptions, status, viewsets
 from rest_framework.response import Response
 
-from core.access import scope
+from core import access
 from core.history import batched_delete_history
 
-from .conditional import ConditionalRequestMixin
-from .idempotency import IdempotencyMixin
-from .mixins import ListOnlyFilteringMixin, PrimaryKeyReadMixin
+from . import idempotency
+from .conditional import PreconditionFailed, compute_etag, if_match_passes, if_none_match_matches
+from .fastsql import MODEL_ROW, url_pk
+from .responses import MessageResponse
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Writes that read the record they change: they lock its row and honour If-Match.
+RECORD_WRITE_METHODS = frozenset({"PUT", "PATCH", "DELETE"})
 
 
 def changes_anything(instance, validated_data):
@@ -37,21 +60,14 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
-class CRMModelViewSet(
-    IdempotencyMixin, ConditionalRequestMixin, ListOnlyFilteringMixin, PrimaryKeyReadMixin, viewsets.ModelViewSet
-):
-    """A model viewset with the CRM's conventions.
+class CRMModelViewSet(viewsets.ModelViewSet):
+    """A model viewset with the CRM's conventions (the module's docstring lists them in order).
 
-    - ``PUT`` is a partial update, as in the original API (clients send only
-      the fields that changed); ``PATCH`` too.
-    - ``DELETE`` answers 200 with a message instead of an empty 204.
-    - Writes run in a transaction; a unique constraint that loses a race with a
-      concurrent writer becomes a 400 on the field named in ``unique_constraint_fields``.
-    - POSTs honour ``Idempotency-Key`` (see ``idempotency.py``); detail responses
-      carry an ETag, and PUT/PATCH/DELETE honour ``If-Match`` (see ``conditional.py``).
     - Every action built on ``get_queryset()``/``get_object()`` sees only the rows
-      the user may see (``core.access.scope`` along ``owner_field``): out of
-      scope is a 404. New records remember their creator (``created_by``).
+      the user may see (``core.access.scope``, along the owner path the model's
+      app declared): out of scope is a 404. New records remember their creator.
+    - A unique constraint that loses a race with a concurrent writer becomes a
+      400 on the field named in ``unique_constraint_fields``.
     - An update that changes nothing writes nothing: no history entry, and
       ``updated_at`` and so the ETag stay as they were.
     """
@@ -61,15 +77,123 @@ class CRMModelViewSet(
     # Database constraint name -> (field, message) for IntegrityErrors.
     unique_constraint_fields = {}
     deleted_message = "Deleted."
-    # The lookup from a row to the user who owns it (see core.access).
-    owner_field = None
+    # Figures derived from other records (a customer's interaction count, say): they
+    # change without the record changing, so they must not make an If-Match stale.
+    etag_ignored_fields = frozenset()
+    # How ``retrieve`` reads its record for a user who sees everything (a reader from
+    # fastsql.py, or None for the queryset). It must build what get_queryset() would;
+    # the other detail actions (writes, history) need only the model's row.
+    detail_reader = MODEL_ROW
+
+    _idempotency_fingerprint = None
+    _idempotency_record = None
+
+    # 1. The transaction of a write.
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.method not in WRITE_METHODS:
+            return super().dispatch(request, *args, **kwargs)
+        if request.method == "POST" and idempotency.HEADER in request.headers:
+            # The raw body is read here, before DRF parses it; the size limit middleware has already run.
+            self._idempotency_fingerprint = idempotency.request_fingerprint(request)
+        with transaction.atomic():
+            return super().dispatch(request, *args, **kwargs)
+
+    # 2. The Idempotency-Key, once the user is known.
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        if self._idempotency_fingerprint is None or not request.user.is_authenticated:
+            return
+        key = request.headers[idempotency.HEADER]
+        if not idempotency.valid_key(key):
+            raise idempotency.InvalidIdempotencyKey()
+        self._idempotency_record = idempotency.claim(request.user, key, self._idempotency_fingerprint)
+
+    # 3. The rows.
 
     def get_queryset(self):
-        return scope(super().get_queryset(), self.request.user, self.owner_field)
+        return access.scope(super().get_queryset(), self.request.user)
+
+    def filter_queryset(self, queryset):
+        # Query parameters filter collections (lists, and list-level actions such as an
+        # export); on one record (``/customers/7``) they mean nothing, as in the original
+        # API, and building the FilterSet on every detail request costs as much as the read.
+        if getattr(self, "detail", False):
+            return queryset
+        return super().filter_queryset(queryset)
+
+    # 4. The record.
+
+    def get_object(self):
+        writing = self.request.method in RECORD_WRITE_METHODS
+        if writing and connection.features.has_select_for_update and connection.in_atomic_block:
+            # (OPTIONS simulates a PUT outside any transaction to list the allowed actions.)
+            # Every write locks its row before reading it, If-Match or not: otherwise a
+            # delete committed between the read and the save would make Django's save()
+            # find no row to update and insert it again, without its children.
+            self._lock_row()
+        if self.detail_reader is None or self.lookup_field != "pk" or not access.sees_everything(self.request.user):
+            instance = super().get_object()
+        else:
+            instance = self._read(self.detail_reader if self.action == "retrieve" else MODEL_ROW)
+        if_match = self.request.headers.get("If-Match")
+        if writing and if_match is not None and not if_match_passes(if_match, self._etag(instance)):
+            raise PreconditionFailed()
+        return instance
+
+    def _url_pk(self):
+        return url_pk(self.queryset.model, self.kwargs[self.lookup_url_kwarg or self.lookup_field])
+
+    def _lock_row(self):
+        """``SELECT ... FOR UPDATE`` of the row the URL names, apart from the view's queryset (which may join)."""
+        pk = self._url_pk()
+        if pk is not None:  # otherwise get_object() answers 404
+            model = self.queryset.model
+            list(model._base_manager.select_for_update().filter(pk=pk).values_list("pk", flat=True))
+
+    def _read(self, reader):
+        """The record through ``reader`` (the user's scope is everything), as get_object() would find it."""
+        pk = self._url_pk()
+        instance = None if pk is None else reader.read(self.queryset.model, pk, self.queryset.db)
+        if instance is None:
+            raise Http404
+        self.check_object_permissions(self.request, instance)
+        return instance
+
+    def _etag(self, instance_or_data):
+        data = instance_or_data if isinstance(instance_or_data, dict) else self.get_serializer(instance_or_data).data
+        return compute_etag(data, self.etag_ignored_fields)
+
+    def _with_etag(self, response):
+        if isinstance(response.data, dict) and 200 <= response.status_code < 300:
+            response["ETag"] = self._etag(response.data)
+        return response
+
+    # 5. The actions.
+
+    def retrieve(self, request, *args, **kwargs):
+        data = self.get_serializer(self.get_object()).data
+        etag = self._etag(data)
+        if_none_match = request.headers.get("If-None-Match")
+        if if_none_match is not None and if_none_match_matches(if_none_match, etag):
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
+        return Response(data, headers={"ETag": etag})
+
+    def create(self, request, *args, **kwargs):
+        return self._with_etag(super().create(request, *args, **kwargs))
 
     def update(self, request, *args, **kwargs):
         kwargs["partial"] = True
-        return super().update(request, *args, **kwargs)
+        return self._with_etag(super().update(request, *args, **kwargs))
+
+    def destroy(self, request, *args, **kwargs):
+        # Deletion history (a cascade's included) is written in bulk, in the request's transaction.
+        with batched_delete_history():
+            instance = self.get_object()
+            payload = {"id": instance.pk}
+            payload.update(self.perform_destroy(instance) or {})
+        return MessageResponse(self.deleted_message, payload, status=status.HTTP_200_OK)
 
     def perform_create(self, serializer):
         self._save(serializer, created_by=self.request.user)
@@ -79,6 +203,8 @@ class CRMModelViewSet(
             self._save(serializer)
 
     def _save(self, serializer, **extra):
+        # A savepoint: a constraint error rolls back the save alone, and the request
+        # goes on to answer a 400 (and, with an Idempotency-Key, to store it).
         try:
             with transaction.atomic():
                 serializer.save(**extra)
@@ -89,11 +215,21 @@ class CRMModelViewSet(
                     raise exceptions.ValidationError({field: [message]}) from exc
             raise Conflict() from exc
 
-    def destroy(self, request, *args, **kwargs):
-        # Deletion history (a cascade's included) is written in bulk, in the same transaction.
-        with transaction.atomic(), batched_delete_history():
-            # Read inside the transaction: an If-Match check and the delete see the same row.
-            instance = self.get_object()
-            payload = {"id": instance.pk}
-            payload.update(self.perform_destroy(instance) or {})
-        return Response({"success": True, "message": self.deleted_message, "data": payload}, status=status.HTTP_200_OK)
+    # 6-7. The answer.
+
+    def handle_exception(self, exc):
+        if isinstance(exc, idempotency.Replay):
+            return idempotency.replay_response(exc.record)
+        return super().handle_exception(exc)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        record = self._idempotency_record
+        if record is None or not isinstance(response, Response):
+            return response
+        if response.status_code >= 500:
+            # Nothing is kept: the write rolls back and the client may retry with the same key.
+            transaction.set_rollback(True)
+            return response
+        idempotency.remember(record, response)
+        return response
