@@ -12,6 +12,7 @@ on every route.
 """
 
 from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import ImproperlyConfigured
 
 MANAGER = "manager"
 REP = "rep"
@@ -26,14 +27,9 @@ ROLE_GROUPS = {
 # The strongest role wins when a user is in several groups.
 _PRECEDENCE = (MANAGER, READ_ONLY, REP)
 
-# Model label -> the lookup from a row of that model to the user who owns it.
-OWNER_PATHS = {
-    "customers.customer": "owner",
-    "customers.historicalcustomer": "owner",
-    "interactions.interaction": "customer__owner",
-    "opportunities.opportunity": "customer__owner",
-    "opportunities.stagechange": "opportunity__customer__owner",
-}
+# Model label -> the lookup from a row of that model to the user who owns it,
+# declared once by the model's own app (register_owner_path(), in its AppConfig.ready()).
+_OWNER_PATHS = {}
 
 _CACHE_ATTR = "_crm_role"
 
@@ -97,23 +93,38 @@ def is_manager(user):
     return role_of(user) == MANAGER
 
 
+def register_owner_path(model, path):
+    """Declare ``path``, the lookup from a row of ``model`` to the user who owns it (e.g. ``"customer__owner"``).
+
+    Each app declares its own models' paths once, in its ``AppConfig.ready()``:
+    the API, the admin, exports, imports and reports all ask :func:`owner_path`.
+    """
+    _OWNER_PATHS[model._meta.label_lower] = path
+
+
+def has_owner_path(model):
+    return model._meta.label_lower in _OWNER_PATHS
+
+
 def owner_path(model):
-    return OWNER_PATHS[model._meta.label_lower]
+    try:
+        return _OWNER_PATHS[model._meta.label_lower]
+    except KeyError:
+        raise ImproperlyConfigured(
+            f"{model._meta.label} has no owner path: its app must call core.access.register_owner_path()."
+        ) from None
 
 
-def scope(queryset, user, owner_field=None):
-    """``queryset`` narrowed to the rows ``user`` may see.
+def scope(queryset, user):
+    """``queryset`` narrowed to the rows ``user`` may see, along the owner path of its model.
 
-    ``owner_field`` is the lookup from the queryset's rows to their owner;
-    by default the one registered for the model in ``OWNER_PATHS``. Managers
-    and read-only users get ``queryset`` itself (unchanged, so fast paths that
-    need a plain queryset stay available to them).
+    Managers and read-only users get ``queryset`` itself, unchanged.
     """
     role = role_of(user)
     if role in (MANAGER, READ_ONLY):
         return queryset
     if role == REP:
-        return queryset.filter(**{owner_field or owner_path(queryset.model): user})
+        return queryset.filter(**{owner_path(queryset.model): user})
     return queryset.none()
 
 

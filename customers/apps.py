@@ -26,4 +26,9 @@ class CustomersConfig(AppConfig):
     verbose_name = _("Customers")
 
     def ready(self):
+        from core import access
+
+        customer = self.get_model("Customer")
+        access.register_owner_path(customer, "owner")
+        access.register_owner_path(customer.history.model, "owner")
         post_migrate.connect(_heal_sqlite_search_index, sender=self)

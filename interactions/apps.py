@@ -6,3 +6,8 @@ class InteractionsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "interactions"
     verbose_name = _("Interactions")
+
+    def ready(self):
+        from core import access
+
+        access.register_owner_path(self.get_model("Interaction"), "customer__owner")

@@ -6,3 +6,9 @@ class OpportunitiesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "opportunities"
     verbose_name = _("Opportunities")
+
+    def ready(self):
+        from core import access
+
+        access.register_owner_path(self.get_model("Opportunity"), "customer__owner")
+        access.register_owner_path(self.get_model("StageChange"), "opportunity__customer__owner")

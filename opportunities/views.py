@@ -1,12 +1,9 @@
 from django.utils import timezone
-from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from core.access import scope
 from core.api.exports import ExportMixin
 from core.api.history import HistoryMixin
-from core.api.query import validated_query
-from core.api.report_schemas import FORECAST, PIPELINE, report_schema
+from core.api.report_schemas import FORECAST, PIPELINE
+from core.api.reports import ScopedReportView
 from core.api.viewsets import CRMModelViewSet
 
 from .filters import OpportunityFilter
@@ -20,24 +17,24 @@ class OpportunityViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
     serializer_class = OpportunitySerializer
     filterset_class = OpportunityFilter
     deleted_message = "Opportunity deleted."
-    owner_field = "customer__owner"
 
 
-class PipelineReportView(APIView):
+class PipelineReportView(ScopedReportView):
     """``GET /api/reports/pipeline``: per-stage counts and values, open/won/lost totals, win rates."""
 
-    @report_schema(PipelineQuerySerializer, PIPELINE)
-    def get(self, request):
-        params = validated_query(request, PipelineQuerySerializer)
-        # Computed over the records the user may see, like every list.
-        return Response(pipeline_summary(params.filter_queryset(scope(Opportunity.objects.all(), request.user))))
+    query_serializer_class = PipelineQuerySerializer
+    payload_schema = PIPELINE
+
+    def report(self, query):
+        return pipeline_summary(query.filter_queryset(self.scoped(Opportunity)))
 
 
-class ForecastReportView(APIView):
+class ForecastReportView(ScopedReportView):
     """``GET /api/reports/forecast?months=N``: weighted open pipeline per expected close month."""
 
-    @report_schema(ForecastQuerySerializer, FORECAST)
-    def get(self, request):
-        params = validated_query(request, ForecastQuerySerializer)
-        queryset = params.filter_queryset(scope(Opportunity.objects.all(), request.user))
-        return Response(forecast(timezone.localdate(), params.validated_data["months"], queryset))
+    query_serializer_class = ForecastQuerySerializer
+    payload_schema = FORECAST
+
+    def report(self, query):
+        opportunities = query.filter_queryset(self.scoped(Opportunity))
+        return forecast(timezone.localdate(), query.validated_data["months"], opportunities)

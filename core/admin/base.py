@@ -151,7 +151,7 @@ class CRMModelAdmin(ImportExportMixin, ExportActionMixin, SimpleHistoryAdmin):
         return access.scope(super().get_queryset(request), request.user)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if db_field.related_model._meta.label_lower in access.OWNER_PATHS:
+        if access.has_owner_path(db_field.related_model):
             kwargs["queryset"] = access.scope(db_field.related_model._default_manager.all(), request.user)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
