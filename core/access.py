@@ -94,7 +94,7 @@ def is_manager(user):
 
 
 def register_owner_path(model, path):
-    """Declare ``path``, the lookup from a row of ``model`` to the user who owns it (e.g. ``"customer__owner"``).
+    """Declare ``path``, the lookup from a row of ``model`` to the user who owns it (such as ``customer__owner``).
 
     Each app declares its own models' paths once, in its ``AppConfig.ready()``:
     the API, the admin, exports, imports and reports all ask :func:`owner_path`.

@@ -8,6 +8,7 @@ from django.db.models.signals import post_save
 from django.utils import timezone
 
 from customers.models import Customer
+from customers.summary import SUMMARY_FIELDS, customer_with_summary
 from opportunities.models import Opportunity
 from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory
 
@@ -121,3 +122,16 @@ class TestCustomerSummary:
         populate(customer)
         with django_assert_num_queries(2):
             assert api.get(f"/api/customers/{customer.pk}").status_code == 200
+
+    def test_summary_reader_builds_the_customer_the_orm_annotates(self):
+        customer = CustomerFactory(company="星辰科技", email=None)
+        populate(customer)
+        CustomerFactory()  # another row the query must not pick up
+        expected = Customer.objects.with_summary().get(pk=customer.pk)
+
+        got = customer_with_summary(customer.pk)
+
+        for name in [field.attname for field in Customer._meta.concrete_fields] + list(SUMMARY_FIELDS):
+            assert getattr(got, name) == getattr(expected, name), name
+        assert got._state.adding is False and got._state.db == expected._state.db
+        assert customer_with_summary(10**9) is None

@@ -4,6 +4,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth.models import Group
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
 from knox.models import get_token_model
@@ -20,7 +21,7 @@ from interactions.models import Interaction
 from interactions.serializers import InteractionSerializer
 from opportunities.models import Opportunity
 from opportunities.serializers import OpportunitySerializer
-from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory
+from tests.factories import CustomerFactory, InteractionFactory, ManagerFactory, OpportunityFactory, UserFactory
 
 
 def plain_twin(serializer_class):
@@ -149,3 +150,31 @@ def test_negotiation_shortcut_picks_what_drf_would(api, db, accept):
     assert response["Content-Type"] == expected
     if accept.endswith("indent=2"):
         assert response.content.startswith(b'{\n  "success"')
+
+
+@pytest.mark.parametrize(
+    "path, factory",
+    [
+        ("/api/customers", lambda owner: CustomerFactory(owner=owner, company="星辰科技")),
+        ("/api/interactions", lambda owner: InteractionFactory(customer=CustomerFactory(owner=owner))),
+        ("/api/opportunities", lambda owner: OpportunityFactory(customer=CustomerFactory(owner=owner))),
+    ],
+)
+def test_detail_reader_answers_what_the_queryset_path_answers(db, path, factory):
+    """A manager's detail is read by the viewset's detail_reader; the owning rep's through the scoped queryset."""
+    rep = UserFactory(username="rep")
+    rep.groups.add(Group.objects.get(name="Sales rep"))
+    record = factory(rep)
+    if path == "/api/customers":
+        InteractionFactory(customer=record)
+        OpportunityFactory(customer=record, value=Decimal("120.50"))
+    answers = []
+    for user in (rep, ManagerFactory()):
+        client = APIClient()
+        client.force_authenticate(user)
+        answers.append(client.get(f"{path}/{record.pk}"))
+
+    by_queryset, by_reader = answers
+    assert by_queryset.status_code == by_reader.status_code == 200
+    assert by_queryset.content == by_reader.content
+    assert by_queryset["ETag"] == by_reader["ETag"]

@@ -1,0 +1,50 @@
+"""The owner path of each model is declared once, by its own app, and every scope follows it."""
+
+import pytest
+from django.apps import apps
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.exceptions import ImproperlyConfigured
+
+from core import access
+from tests.factories import UserFactory
+
+DECLARED = {
+    "customers.customer": "owner",
+    "customers.historicalcustomer": "owner",
+    "interactions.interaction": "customer__owner",
+    "opportunities.opportunity": "customer__owner",
+    "opportunities.stagechange": "opportunity__customer__owner",
+}
+
+
+def test_each_app_declares_the_owner_paths_of_its_models():
+    declared = {
+        model._meta.label_lower: access.owner_path(model) for model in apps.get_models() if access.has_owner_path(model)
+    }
+
+    assert declared == DECLARED
+
+
+@pytest.mark.parametrize("label", sorted(DECLARED))
+def test_every_owner_path_leads_to_a_user(label):
+    model = apps.get_model(label)
+    current = model
+    for name in access.owner_path(model).split("__"):
+        current = current._meta.get_field(name).related_model
+
+    assert current is get_user_model()
+
+
+def test_a_model_without_an_owner_path_cannot_be_scoped_for_a_rep(db):
+    rep = UserFactory(username="rep")
+    rep.groups.add(Group.objects.get(name="Sales rep"))
+
+    with pytest.raises(ImproperlyConfigured, match="register_owner_path"):
+        access.scope(Group.objects.all(), rep)
+
+
+def test_the_kernel_holds_no_second_copy_of_the_owner_paths():
+    source = open(access.__file__, encoding="utf-8").read()
+
+    assert not any(f'"{path}"' in source for path in set(DECLARED.values()) if "__" in path)
