@@ -7,7 +7,8 @@
 3. ``get_queryset`` / ``filter_queryset``: the rows the user may see
    (``core.access.scope``); query parameters filter collections only.
 4. ``get_object``: the record a detail URL names. A write first locks its row
-   (``SELECT ... FOR UPDATE``), then reads it and checks ``If-Match``
+   (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's IMMEDIATE transactions
+   already serialise writers), then reads it and checks ``If-Match``
    (``conditional.py``). Users who see everything read it through the
    viewset's ``detail_reader`` (``fastsql.py``), others through the queryset.
 5. The actions: ``retrieve`` (ETag, 304), ``create``, ``update`` (PUT is
