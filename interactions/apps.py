@@ -10,4 +10,7 @@ class InteractionsConfig(AppConfig):
     def ready(self):
         from core import access
 
+        from .customer_parts import register
+
         access.register_owner_path(self.get_model("Interaction"), "customer__owner")
+        register()

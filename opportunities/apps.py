@@ -10,5 +10,8 @@ class OpportunitiesConfig(AppConfig):
     def ready(self):
         from core import access
 
+        from .customer_parts import register
+
         access.register_owner_path(self.get_model("Opportunity"), "customer__owner")
         access.register_owner_path(self.get_model("StageChange"), "opportunity__customer__owner")
+        register()
