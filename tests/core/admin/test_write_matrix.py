@@ -29,7 +29,7 @@ from knox.models import get_token_model
 from customers.models import Customer
 from interactions.models import Interaction
 from opportunities.models import Opportunity, StageChange
-from tests.core.admin.helpers import change_form_data, form_data, upload
+from tests.core.admin.helpers import change_form_data, confirm, upload
 from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -189,7 +189,7 @@ def post_import_confirm(model, rows):
         context = getattr(preview, "context", None) or {}
         if context.get("confirm_form") is None:
             preview = upload(login(w["users"]["manager"]), list_url(model), rows(w))
-        return client.post(list_url(model, "process_import"), {**preview.context["confirm_form"].initial})
+        return confirm(client, list_url(model), preview)
 
     return run
 
