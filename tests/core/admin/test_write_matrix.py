@@ -23,7 +23,7 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.test import Client, RequestFactory
-from django.urls import reverse
+from django.urls import URLPattern, reverse
 from knox.models import get_token_model
 
 from customers.models import Customer
@@ -515,6 +515,27 @@ def test_matrix(world, role, case):
     else:
         changed = [label for label in after if after[label] != before[label]]
         assert not changed, f"{role} changed the database with {case.label} ({response.status_code}): {changed}"
+
+
+# The admin site's own views, outside any model admin: none writes a record. A new one must be added here,
+# and to the matrix if it writes.
+SITE_VIEWS = {
+    "index": "the dashboard: reads",
+    "login": "signs in",
+    "logout": "signs out",
+    "password_change": "the user's own password",
+    "password_change_done": "a page",
+    "autocomplete": "reads, scoped (tests/core/admin/test_access.py)",
+    "jsi18n": "translations for scripts",
+    "view_on_site": "a redirect",
+    "app_list": "reads",
+    None: "the catch-all: a 404 or a redirect to the login",
+}
+
+
+def test_the_admin_site_has_no_other_view_that_could_write():
+    names = {pattern.name for pattern in admin.site.get_urls() if isinstance(pattern, URLPattern)}
+    assert names == set(SITE_VIEWS)
 
 
 def _request_as(user):
