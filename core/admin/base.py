@@ -153,7 +153,7 @@ class CRMModelAdmin(ImportExportMixin, ExportActionMixin, SimpleHistoryAdmin):
         return access.can_write(request.user) and super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request, obj=None):
-        return access.may_delete(request.user, self.model) and super().has_delete_permission(request, obj)
+        return access.can_write(request.user) and super().has_delete_permission(request, obj)
 
     def has_import_permission(self, request):
         # An imported row creates a record or changes one: both rights are needed.

@@ -1,7 +1,9 @@
 """Every admin POST endpoint x every role: the admin writes only what the API would let that user write.
 
 Rep A owns customer ``a`` (with an interaction and an opportunity), rep B owns
-``b``. Each case posts to one endpoint of one registered model admin, naming rep
+``b``. The roles: the two reps, a manager, a read-only user, staff without a role,
+and two users given the managers' permissions one by one, which must not make
+writers of them: staff outside every role group, and a read-only user. Each case posts to one endpoint of one registered model admin, naming rep
 A's records, with the data a superuser's browser would send (so the owner field
 and every other field are in it, whatever the role may set), and the table says
 which roles may change the database by it. The whole database (records, their
@@ -34,8 +36,14 @@ from tests.factories import CustomerFactory, InteractionFactory, OpportunityFact
 
 pytestmark = pytest.mark.django_db
 
-ROLES = ["rep_a", "rep_b", "manager", "read_only", "no_role", "perms_no_role"]
-GROUPS = {"rep_a": "Sales rep", "rep_b": "Sales rep", "manager": "Sales manager", "read_only": "Read-only"}
+ROLES = ["rep_a", "rep_b", "manager", "read_only", "no_role", "perms_no_role", "read_only_granted"]
+GROUPS = {
+    "rep_a": "Sales rep",
+    "rep_b": "Sales rep",
+    "manager": "Sales manager",
+    "read_only": "Read-only",
+    "read_only_granted": "Read-only",
+}
 
 NOBODY = frozenset()
 MANAGER = frozenset({"manager"})
@@ -67,8 +75,9 @@ def world():
         users[role] = UserFactory(username=role, is_staff=True)
         if role in GROUPS:
             users[role].groups.add(Group.objects.get(name=GROUPS[role]))
-    # A user outside every role group, given the managers' permissions one by one.
-    users["perms_no_role"].user_permissions.set(Permission.objects.filter(group__name="Sales manager"))
+    # A user outside every role group, and a read-only one, given the managers' permissions one by one.
+    for role in ("perms_no_role", "read_only_granted"):
+        users[role].user_permissions.set(Permission.objects.filter(group__name="Sales manager"))
     root = UserFactory(username="root", is_staff=True, is_superuser=True)
 
     # Rep A's records each have an older version: under rep B, with other values.
