@@ -6,3 +6,8 @@ class InteractionsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "interactions"
     verbose_name = _("Interactions")
+
+    def ready(self):
+        from .customer_parts import register
+
+        register()

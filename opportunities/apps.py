@@ -6,3 +6,8 @@ class OpportunitiesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "opportunities"
     verbose_name = _("Opportunities")
+
+    def ready(self):
+        from .customer_parts import register
+
+        register()
