@@ -9,7 +9,7 @@ from django.contrib import messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
-from django.core.exceptions import FieldDoesNotExist
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.db import models, transaction
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -121,6 +121,12 @@ class CRMModelAdmin(ImportExportMixin, ExportActionMixin, SimpleHistoryAdmin):
     the customers offered in forms. New records remember their creator; a record
     saved without a change is not written.
 
+    Every write asks what the API asks: a role that writes (``core.access``) on
+    top of the model permission, whatever the user's permissions say, for every
+    form, inline, list edit, action, import and history revert. A revert puts
+    back only the fields the user could type into the change form; the others
+    (the owner, for a rep) keep their current values.
+
     Imported rows are validated by the API's serializers (``core.resources``);
     exported cells are neutralised for spreadsheets as the API's exports are
     (``core.admin.formats``).
@@ -134,6 +140,31 @@ class CRMModelAdmin(ImportExportMixin, ExportActionMixin, SimpleHistoryAdmin):
 
     def get_changelist(self, request, **kwargs):
         return CRMChangeList
+
+    # The role decides, as in the API (core.api.permissions): a user outside every role group,
+    # or a read-only one, writes nothing even when granted the model permissions one by one.
+    def has_view_permission(self, request, obj=None):
+        return access.role_of(request.user) is not None and super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request):
+        return access.can_write(request.user) and super().has_add_permission(request)
+
+    def has_change_permission(self, request, obj=None):
+        return access.can_write(request.user) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return access.can_write(request.user) and super().has_delete_permission(request, obj)
+
+    def has_import_permission(self, request):
+        # An imported row creates a record or changes one: both rights are needed.
+        return (
+            super().has_import_permission(request)
+            and self.has_add_permission(request)
+            and self.has_change_permission(request)
+        )
+
+    def has_export_permission(self, request):
+        return super().has_export_permission(request) and self.has_view_permission(request)
 
     def get_valid_export_item_pks(self, request):
         # The records a selection-export may name: those this user's changelist can show.
@@ -156,13 +187,38 @@ class CRMModelAdmin(ImportExportMixin, ExportActionMixin, SimpleHistoryAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request, obj, form, change):
+        current = getattr(request, "_reverting_history", None)
+        if current is not None:
+            self._keep_unsettable_fields(request, obj, form, current)
         # A change form saved unchanged writes nothing: no history entry, and updated_at stays.
         # Reverting to an older version submits that version's form unchanged: it is written.
-        if change and not form.has_changed() and not getattr(request, "_reverting_history", False):
+        elif change and not form.has_changed():
             return
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+
+    def _keep_unsettable_fields(self, request, obj, form, current):
+        """On a revert, every field the form does not offer this user keeps its current value.
+
+        The historical version brings back all its fields, the owner too; the user
+        may only restore what they could have typed into the change form.
+        """
+        kept = []
+        for model_field in obj._meta.concrete_fields:
+            if model_field.name in form.fields:
+                continue
+            old, now = getattr(obj, model_field.attname), getattr(current, model_field.attname)
+            if old != now:
+                setattr(obj, model_field.attname, now)
+                if model_field.editable and model_field.name not in self.readonly_fields:
+                    kept.append(str(model_field.verbose_name))
+        if kept:
+            self.message_user(
+                request,
+                _("Kept as they are, as you may not change them: %(fields)s.") % {"fields": ", ".join(kept)},
+                messages.WARNING,
+            )
 
     def history_view(self, request, object_id, extra_context=None):
         # django-simple-history falls back to the records of a deleted object; a
@@ -175,10 +231,19 @@ class CRMModelAdmin(ImportExportMixin, ExportActionMixin, SimpleHistoryAdmin):
         return super().history_view(request, object_id, extra_context)
 
     def history_form_view(self, request, object_id, version_id, extra_context=None):
-        if not self._in_scope(request, object_id):
+        # django-simple-history lets anyone who may view the record post a revert: a revert is a
+        # change, so it needs the change permission on the record as it is now, in the user's book.
+        current = self.get_object(request, unquote(object_id)) if str(object_id).isdigit() else None
+        if current is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        request._reverting_history = True
+        if request.method == "POST":
+            if not self.has_change_permission(request, current):
+                raise PermissionDenied
+            request._reverting_history = current
         return super().history_form_view(request, object_id, version_id, extra_context)
+
+    def revert_disabled(self, request, obj=None):
+        return super().revert_disabled(request, obj) or not self.has_change_permission(request, obj)
 
     def _in_scope(self, request, object_id):
         return self.get_object(request, unquote(object_id)) is not None

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import psycopg
 import pytest
 import requests
 from django.conf import settings
+from django.db import connections
 
 ROOT = Path(settings.BASE_DIR)
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/3")
@@ -252,3 +254,43 @@ def gunicorn_server(server_factory):
         DJANGO_THROTTLE_ANON="100000/minute",
         DJANGO_THROTTLE_LOGIN="100000/minute",
     )
+
+
+# ---- A browser: Debian's Chromium driven by Playwright -------------------------------------------
+
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+def page(monkeypatch, transactional_db, live_server):
+    """A Chromium page against ``live_server``; the test is skipped where ``chromium`` is not installed."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+    # Playwright's sync API runs an event loop in this thread; the ORM calls made
+    # by the test itself are still plain synchronous ones.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        context = browser.new_context(locale="en-US", viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        try:
+            yield page
+        finally:
+            page.screenshot(path=str(ARTIFACTS / "browser-last-page.png"), full_page=True)
+            context.close()
+            browser.close()
+            # Inside Playwright's event loop the ORM got connections of its own: close them.
+            connections.close_all()

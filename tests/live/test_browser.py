@@ -5,55 +5,15 @@ skipped when there is none (``.ci/run`` installs it). Screenshots land in
 ``test-artifacts/``.
 """
 
-import shutil
-from pathlib import Path
-
 import pytest
-from django.conf import settings
-from django.db import connections
 
 from customers.models import Customer
 from interactions.models import Interaction
 from opportunities.models import Opportunity
 from tests.factories import PASSWORD, StaffFactory
+from tests.live.conftest import ARTIFACTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-@pytest.fixture
-def page(monkeypatch, transactional_db, live_server):
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
-    # Playwright's sync API runs an event loop in this thread; the ORM calls made
-    # by the test itself are still plain synchronous ones.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
-        context = browser.new_context(locale="en-US", viewport={"width": 1400, "height": 1000})
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        try:
-            yield page
-        finally:
-            page.screenshot(path=str(ARTIFACTS / "browser-last-page.png"), full_page=True)
-            context.close()
-            browser.close()
-            # Inside Playwright's event loop the ORM got connections of its own: close them.
-            connections.close_all()
 
 
 def shot(page, name):

@@ -1,13 +1,16 @@
-"""History written from the admin: a form saved without a change writes nothing; a revert is written."""
+"""History written from the admin: a form saved without a change writes nothing; a revert is written,
+only by those who may change the record, and only with what they may set."""
 
 import pytest
+from django.contrib.auth.models import Group
+from django.test import Client
 from django.urls import reverse
 
 from customers.models import Customer
 from interactions.models import Interaction
 from opportunities.models import Opportunity
 from tests.core.admin.helpers import change_form_data
-from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory
+from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -76,3 +79,40 @@ def test_reverting_to_an_earlier_version_is_written(admin_client):
     assert response.status_code == 302
     assert Customer.objects.get(pk=customer.pk).name == "Original"
     assert [record.name for record in customer.history.all()] == ["Original", "Renamed", "Original"]
+
+
+def _staff_in(group_name, username):
+    user = UserFactory(username=username, is_staff=True)
+    user.groups.add(Group.objects.get(name=group_name))
+    return user
+
+
+def test_read_only_user_is_refused_a_revert_and_shown_no_revert_button(admin_client):
+    customer = CustomerFactory(name="Original")
+    customer.name = "Renamed"
+    customer.save()
+    url = reverse("admin:customers_customer_simple_history", args=[customer.pk, customer.history.earliest().history_id])
+    data = change_form_data(admin_client.get(url))
+    client = Client()
+    client.force_login(_staff_in("Read-only", "auditor"))
+
+    assert 'name="_save"' not in client.get(url).content.decode()
+    assert client.post(url, data).status_code == 403
+    assert Customer.objects.get(pk=customer.pk).name == "Renamed"
+    assert customer.history.count() == 2
+
+
+def test_rep_revert_keeps_the_current_owner_and_says_so(admin_client):
+    rep_a, rep_b = _staff_in("Sales rep", "rep_a"), _staff_in("Sales rep", "rep_b")
+    customer = CustomerFactory(name="Original", owner=rep_b)
+    customer.name, customer.owner = "Renamed", rep_a
+    customer.save()
+    url = reverse("admin:customers_customer_simple_history", args=[customer.pk, customer.history.earliest().history_id])
+    client = Client()
+    client.force_login(rep_a)
+
+    response = client.post(url, change_form_data(client.get(url)), follow=True)
+
+    reverted = Customer.objects.get(pk=customer.pk)
+    assert (reverted.name, reverted.owner) == ("Original", rep_a)
+    assert str(list(response.context["messages"])[0]) == "Kept as they are, as you may not change them: owner."

@@ -1,0 +1,567 @@
+"""Every admin POST endpoint x every role: the admin writes only what the API would let that user write.
+
+Rep A owns customer ``a`` (with an interaction and an opportunity), rep B owns
+``b``. The roles: the two reps, a manager, a read-only user, staff without a role,
+and two users given the managers' permissions one by one, which must not make
+writers of them: staff outside every role group, and a read-only user. Each case posts to one endpoint of one registered model admin, naming rep
+A's records, with the data a superuser's browser would send (so the owner field
+and every other field are in it, whatever the role may set), and the table says
+which roles may change the database by it. The whole database (records, their
+history, users, groups, tokens, the admin log) is compared before and after: a
+role not listed must leave it exactly as it was, a listed one must change it,
+and some cases check what the change was (a rep's revert keeps the owner).
+
+The endpoints are enumerated from the registered model admins' ``get_urls()``
+and their actions: a new URL or action without a case here fails
+``test_every_admin_post_endpoint_and_action_is_in_the_matrix``.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from django.contrib import admin
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.test import Client, RequestFactory
+from django.urls import URLPattern, reverse
+from knox.models import get_token_model
+
+from customers.models import Customer
+from interactions.models import Interaction
+from opportunities.models import Opportunity, StageChange
+from tests.core.admin.helpers import change_form_data, confirm, upload
+from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+ROLES = ["rep_a", "rep_b", "manager", "read_only", "no_role", "perms_no_role", "read_only_granted"]
+GROUPS = {
+    "rep_a": "Sales rep",
+    "rep_b": "Sales rep",
+    "manager": "Sales manager",
+    "read_only": "Read-only",
+    "read_only_granted": "Read-only",
+}
+
+NOBODY = frozenset()
+MANAGER = frozenset({"manager"})
+OWNER_OR_MANAGER = frozenset({"rep_a", "manager"})
+ANY_WRITER = frozenset({"rep_a", "rep_b", "manager"})
+
+SNAPSHOT_MODELS = [
+    Customer,
+    Interaction,
+    Opportunity,
+    StageChange,
+    Customer.history.model,
+    Interaction.history.model,
+    Opportunity.history.model,
+    get_user_model(),
+    get_user_model().groups.through,
+    get_user_model().user_permissions.through,
+    Group,
+    Group.permissions.through,
+    get_token_model(),
+    LogEntry,
+]
+
+
+@pytest.fixture
+def world():
+    users = {}
+    for role in ROLES:
+        users[role] = UserFactory(username=role, is_staff=True)
+        if role in GROUPS:
+            users[role].groups.add(Group.objects.get(name=GROUPS[role]))
+    # A user outside every role group, and a read-only one, given the managers' permissions one by one.
+    for role in ("perms_no_role", "read_only_granted"):
+        users[role].user_permissions.set(Permission.objects.filter(group__name="Sales manager"))
+    root = UserFactory(username="root", is_staff=True, is_superuser=True)
+
+    # Rep A's records each have an older version: under rep B, with other values.
+    a = CustomerFactory(name="Alpha old", company="Old Co", owner=users["rep_b"])
+    a.name, a.company, a.owner = "Alpha", "Alpha Co", users["rep_a"]
+    a.save()
+    ia = InteractionFactory(customer=a, notes="old notes")
+    ia.notes = "alpha notes"
+    ia.save()
+    oa = OpportunityFactory(customer=a, title="Old deal", stage=Opportunity.Stage.LEAD, probability=10)
+    oa.title = "Alpha deal"
+    oa.save()
+    b = CustomerFactory(name="Bravo", owner=users["rep_b"])
+    get_token_model().objects.create(users["manager"])
+    return {
+        "users": users,
+        "root": root,
+        "a": a,
+        "ia": ia,
+        "oa": oa,
+        "b": b,
+        "ib": InteractionFactory(customer=b),
+        "ob": OpportunityFactory(customer=b),
+        "group": Group.objects.get(name="Sales rep"),
+        "token": get_token_model().objects.get(user=users["manager"]),
+    }
+
+
+def login(user):
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def snapshot():
+    state = {}
+    for model in SNAPSHOT_MODELS:
+        rows = model._base_manager.order_by("pk").values()
+        if model is LogEntry:
+            # Django's note that a form was saved without a change: no record changed.
+            rows = rows.exclude(change_message="[]")
+        state[model._meta.label] = [{k: v for k, v in row.items() if k != "last_login"} for row in rows]
+    return state
+
+
+def url(record, view, *args):
+    opts = record._meta
+    return reverse(f"admin:{opts.app_label}_{opts.model_name}_{view}", args=[record.pk, *args])
+
+
+def list_url(model, view="changelist"):
+    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}")
+
+
+def stored(record):
+    return type(record)._base_manager.get(pk=record.pk)
+
+
+# ---- What each case posts --------------------------------------------------------------------------
+
+
+def post_add(model, fill):
+    def run(client, w, role):
+        data = change_form_data(login(w["root"]).get(list_url(model, "add")))
+        data.update(fill(w))
+        return client.post(list_url(model, "add"), data)
+
+    return run
+
+
+def post_change(key, fill):
+    def run(client, w, role):
+        data = change_form_data(login(w["root"]).get(url(w[key], "change")))
+        data.update(fill(w))
+        return client.post(url(w[key], "change"), data)
+
+    return run
+
+
+def post_delete(key):
+    return lambda client, w, role: client.post(url(w[key], "delete"), {"post": "yes"})
+
+
+def post_revert(key):
+    def run(client, w, role):
+        version = w[key].history.earliest().history_id
+        target = url(w[key], "simple_history", version)
+        return client.post(target, change_form_data(login(w["root"]).get(target)))
+
+    return run
+
+
+def post_plain(key, view, data=None):
+    return lambda client, w, role: client.post(url(w[key], view), data or {})
+
+
+def post_redirect(key):
+    return lambda client, w, role: client.post(url(w[key], "change").removesuffix("change/"))
+
+
+def post_action(model, key, action, extra=lambda w: {}):
+    def run(client, w, role):
+        data = {"action": action, "_selected_action": [w[key].pk], "index": "0", "post": "yes"}
+        return client.post(list_url(model), {**data, **extra(w)})
+
+    return run
+
+
+def post_import_preview(model, rows):
+    return lambda client, w, role: upload(client, list_url(model), rows(w))
+
+
+def post_import_confirm(model, rows):
+    """Confirm an import: the role's own preview when it gets one, else a manager's (a forged confirm)."""
+
+    def run(client, w, role):
+        preview = upload(client, list_url(model), rows(w))
+        context = getattr(preview, "context", None) or {}
+        if context.get("confirm_form") is None:
+            preview = upload(login(w["users"]["manager"]), list_url(model), rows(w))
+        return confirm(client, list_url(model), preview)
+
+    return run
+
+
+def post_export(model):
+    def run(client, w, role):
+        form = login(w["root"]).get(list_url(model, "export")).context["form"]
+        data = {"format": "0", "resource": "0", **{name: "on" for name in form.fields if "_" in name}}
+        return client.post(list_url(model, "export"), data)
+
+    return run
+
+
+def post_list_edit(client, w, role):
+    """The list's stage and probability of rep A's opportunity, edited and saved."""
+    data = {
+        "form-TOTAL_FORMS": "1",
+        "form-INITIAL_FORMS": "1",
+        "form-0-id": str(w["oa"].pk),
+        "form-0-stage": Opportunity.Stage.NEGOTIATION,
+        "form-0-probability": "65",
+        "_save": "Save",
+    }
+    return client.post(list_url(Opportunity), data)
+
+
+# ---- What a case must have done where it writes ------------------------------------------------------
+
+
+def field_is(key, name, value):
+    def check(w, role):
+        actual = getattr(stored(w[key]), name)
+        expected = value(w) if callable(value) else value
+        assert actual == expected, (name, actual, expected)
+
+    return check
+
+
+def gone(key):
+    def check(w, role):
+        assert not type(w[key])._base_manager.filter(pk=w[key].pk).exists()
+
+    return check
+
+
+def owned_by_writer(w, role):
+    """Only a manager names another owner; a rep's new customer is their own."""
+    return w["users"]["rep_b"] if role == "manager" else w["users"][role]
+
+
+def owner_kept_unless_manager(w, role):
+    return w["users"]["rep_b"] if role == "manager" else w["users"]["rep_a"]
+
+
+def customer_added(w, role):
+    assert Customer.objects.get(name="Added").owner == owned_by_writer(w, role)
+
+
+def customer_changed(w, role):
+    a = stored(w["a"])
+    assert (a.name, a.owner) == ("Changed", owner_kept_unless_manager(w, role))
+    assert stored(w["ia"]).notes == "inline notes"
+
+
+def customer_reverted(w, role):
+    a = stored(w["a"])
+    # The earlier owner comes back only for a manager: a rep's revert keeps the current one.
+    assert (a.name, a.company, a.owner) == ("Alpha old", "Old Co", owner_kept_unless_manager(w, role))
+
+
+def child_added(model, text_field, value):
+    def check(w, role):
+        assert model.objects.filter(customer=w["a"], **{text_field: value}).count() == 1
+
+    return check
+
+
+def customer_imported(w, role):
+    assert Customer.objects.get(name="Imported").owner == w["users"][role]
+
+
+# ---- The cases -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    model: type
+    view: str  # the admin URL posted to: its name without "<app>_<model>_", or "redirect"
+    label: str
+    run: Callable
+    writers: frozenset
+    check: Callable | None = None
+    action: str | None = None
+    before: Callable | None = None
+
+    @property
+    def id(self):
+        return f"{self.model._meta.model_name}-{self.label}"
+
+
+def customer_rows(w):
+    return [["name", "email"], ["Imported", "imported@example.com"]]
+
+
+def interaction_rows(w):
+    return [["customer", "interaction_type", "notes"], [w["a"].pk, "call", "Imported"]]
+
+
+def opportunity_rows(w):
+    return [["customer", "title", "value", "stage"], [w["a"].pk, "Imported", "10", "lead"]]
+
+
+def update_rows(key, text_field):
+    if key == "a":
+        return lambda w: [["id", text_field], [w[key].pk, "Imported"]]
+    if key == "ia":
+        return lambda w: [["id", "customer", "interaction_type", "notes"], [w[key].pk, w["a"].pk, "call", "Imported"]]
+    return lambda w: [["id", "customer", text_field], [w[key].pk, w["a"].pk, "Imported"]]
+
+
+# model, key of rep A's record, a text field, what an add form fills in, a check of the add,
+# the move of the record to rep B's book, who may delete, rows that create records, who may import them.
+CRM = [
+    (
+        Customer,
+        "a",
+        "name",
+        lambda w: {"name": "Added", "status": "active", "owner": w["users"]["rep_b"].pk},
+        customer_added,
+        lambda w: {"owner": w["users"]["rep_b"].pk},
+        field_is("a", "owner", lambda w: w["users"]["rep_b"]),
+        MANAGER,
+        customer_rows,
+        customer_imported,
+    ),
+    (
+        Interaction,
+        "ia",
+        "notes",
+        lambda w: {"customer": w["a"].pk, "interaction_type": "call", "notes": "Added"},
+        child_added(Interaction, "notes", "Added"),
+        lambda w: {"customer": w["b"].pk},
+        field_is("ia", "customer", lambda w: w["b"]),
+        OWNER_OR_MANAGER,
+        interaction_rows,
+        child_added(Interaction, "notes", "Imported"),
+    ),
+    (
+        Opportunity,
+        "oa",
+        "title",
+        lambda w: {"customer": w["a"].pk, "title": "Added"},
+        child_added(Opportunity, "title", "Added"),
+        lambda w: {"customer": w["b"].pk},
+        field_is("oa", "customer", lambda w: w["b"]),
+        OWNER_OR_MANAGER,
+        opportunity_rows,
+        child_added(Opportunity, "title", "Imported"),
+    ),
+]
+CHANGES = {
+    # A rep's form carries the owner too: what a browser sends is not what a rep may set.
+    "a": lambda w: {"name": "Changed", "owner": w["users"]["rep_b"].pk, "interactions-0-notes": "inline notes"},
+    "ia": lambda w: {"notes": "Changed"},
+    "oa": lambda w: {"title": "Changed"},
+}
+EARLIER = {"a": "Alpha old", "ia": "old notes", "oa": "Old deal"}
+
+
+def crm_cases():
+    cases = []
+    for model, key, text, adding, added, moving, moved, deleters, new_rows, imported in CRM:
+        customer = model is Customer
+        changing = CHANGES[key]
+        cases += [
+            Case(model, "add", "add", post_add(model, adding), ANY_WRITER if customer else OWNER_OR_MANAGER, added),
+            Case(
+                model,
+                "change",
+                "change",
+                post_change(key, changing),
+                OWNER_OR_MANAGER,
+                customer_changed if customer else field_is(key, text, "Changed"),
+            ),
+            Case(model, "change", "change-into-another-book", post_change(key, moving), MANAGER, moved),
+            Case(model, "delete", "delete", post_delete(key), deleters, gone(key)),
+            Case(
+                model,
+                "changelist",
+                "action-delete-selected",
+                post_action(model, key, "delete_selected"),
+                deleters,
+                gone(key),
+                action="delete_selected",
+            ),
+            Case(
+                model,
+                "changelist",
+                "action-export",
+                post_action(model, key, "export_admin_action", lambda w: {"format": "0"}),
+                NOBODY,
+                action="export_admin_action",
+            ),
+            Case(
+                model,
+                "simple_history",
+                "revert",
+                post_revert(key),
+                OWNER_OR_MANAGER,
+                customer_reverted if customer else field_is(key, text, EARLIER[key]),
+            ),
+            Case(model, "history", "history", post_plain(key, "history"), NOBODY),
+            Case(model, "redirect", "redirect", post_redirect(key), NOBODY),
+            Case(model, "import", "import-preview", post_import_preview(model, update_rows(key, text)), NOBODY),
+            Case(
+                model,
+                "process_import",
+                "import-confirm-new",
+                post_import_confirm(model, new_rows),
+                ANY_WRITER if customer else OWNER_OR_MANAGER,
+                imported,
+            ),
+            Case(
+                model,
+                "process_import",
+                "import-confirm-update",
+                post_import_confirm(model, update_rows(key, text)),
+                OWNER_OR_MANAGER,
+                field_is(key, text, "Imported"),
+            ),
+            Case(model, "export", "export", post_export(model), NOBODY),
+        ]
+    for status in Customer.Status:
+        cases.append(
+            Case(
+                Customer,
+                "changelist",
+                f"action-set-status-{status.value}",
+                post_action(Customer, "a", f"set_status_{status.value}"),
+                OWNER_OR_MANAGER,
+                field_is("a", "status", status),
+                action=f"set_status_{status.value}",
+                # From another status, so that the action has something to change.
+                before=lambda w, status=status: Customer.objects.filter(pk=w["a"].pk).update(
+                    status=Customer.Status.INACTIVE if status == Customer.Status.LEAD else Customer.Status.LEAD
+                ),
+            )
+        )
+    cases += [
+        Case(
+            Customer,
+            "changelist",
+            "action-reassign",
+            post_action(
+                Customer, "a", "reassign_customers", lambda w: {"confirm": "yes", "owner": w["users"]["rep_b"].pk}
+            ),
+            MANAGER,
+            field_is("a", "owner", lambda w: w["users"]["rep_b"]),
+            action="reassign_customers",
+        ),
+        Case(
+            Opportunity,
+            "changelist",
+            "list-edit",
+            post_list_edit,
+            OWNER_OR_MANAGER,
+            field_is("oa", "stage", Opportunity.Stage.NEGOTIATION),
+        ),
+    ]
+    return cases
+
+
+def auth_cases():
+    """Users, groups and tokens: no sales role may change them (only superusers, who are managers in every book)."""
+    user_model, token_model = get_user_model(), get_token_model()
+    cases = []
+    for model, key, changing in [
+        (user_model, "rep_b_user", lambda w: {"is_superuser": "on", "is_staff": "on"}),
+        (Group, "group", lambda w: {"name": "Renamed"}),
+        (token_model, "token", lambda w: {"expiry_0": "2999-01-01", "expiry_1": "00:00:00"}),
+    ]:
+        cases += [
+            Case(model, "add", "add", post_add(model, lambda w: {"username": "intruder", "name": "Intruders"}), NOBODY),
+            Case(model, "change", "change", post_change(key, changing), NOBODY),
+            Case(model, "delete", "delete", post_delete(key), NOBODY),
+            Case(
+                model,
+                "changelist",
+                "action-delete-selected",
+                post_action(model, key, "delete_selected"),
+                NOBODY,
+                action="delete_selected",
+            ),
+            Case(model, "history", "history", post_plain(key, "history"), NOBODY),
+            Case(model, "redirect", "redirect", post_redirect(key), NOBODY),
+        ]
+    password = {"password1": "An0ther-secret-pass", "password2": "An0ther-secret-pass", "usable_password": "true"}
+    cases.append(
+        Case(user_model, "password_change", "password", post_plain("rep_b_user", "password_change", password), NOBODY)
+    )
+    return cases
+
+
+CASES = crm_cases() + auth_cases()
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_matrix(world, role, case):
+    world["rep_b_user"] = world["users"]["rep_b"]
+    if case.before:
+        case.before(world)
+    before = snapshot()
+
+    response = case.run(login(world["users"][role]), world, role)
+
+    assert response.status_code < 500
+    after = snapshot()
+    if role in case.writers:
+        assert after != before, f"{role} could not {case.label} ({response.status_code})"
+        if case.check:
+            case.check(world, role)
+    else:
+        changed = [label for label in after if after[label] != before[label]]
+        assert not changed, f"{role} changed the database with {case.label} ({response.status_code}): {changed}"
+
+
+# The admin site's own views, outside any model admin: none writes a record. A new one must be added here,
+# and to the matrix if it writes.
+SITE_VIEWS = {
+    "index": "the dashboard: reads",
+    "login": "signs in",
+    "logout": "signs out",
+    "password_change": "the user's own password",
+    "password_change_done": "a page",
+    "autocomplete": "reads, scoped (tests/core/admin/test_access.py)",
+    "jsi18n": "translations for scripts",
+    "view_on_site": "a redirect",
+    "app_list": "reads",
+    None: "the catch-all: a 404 or a redirect to the login",
+}
+
+
+def test_the_admin_site_has_no_other_view_that_could_write():
+    names = {pattern.name for pattern in admin.site.get_urls() if isinstance(pattern, URLPattern)}
+    assert names == set(SITE_VIEWS)
+
+
+def _request_as(user):
+    request = RequestFactory().get("/admin/")
+    request.user = user
+    return request
+
+
+def test_every_admin_post_endpoint_and_action_is_in_the_matrix(world):
+    root = _request_as(world["root"])
+    covered = {(case.model, case.view) for case in CASES}
+    covered_actions = {(case.model, case.action) for case in CASES if case.action}
+    for model, model_admin in admin.site._registry.items():
+        prefix = f"{model._meta.app_label}_{model._meta.model_name}_"
+        views = {"redirect" if p.name is None else p.name.removeprefix(prefix) for p in model_admin.get_urls()}
+        assert {(model, view) for view in views} <= covered, f"{model.__name__}: {views}"
+        actions = set(model_admin.get_actions(root))
+        assert {(model, action) for action in actions} <= covered_actions, f"{model.__name__}: {actions}"
+        if model_admin.list_editable:
+            assert any(case.model is model and case.label == "list-edit" for case in CASES), model.__name__
