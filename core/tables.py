@@ -23,6 +23,7 @@ from xml.parsers import expat
 
 from django.conf import settings
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from openpyxl.styles.numbers import BUILTIN_FORMATS, is_date_format, is_timedelta_format
 from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
 from openpyxl.utils.datetime import MAC_EPOCH, WINDOWS_EPOCH, from_excel, from_ISO8601
@@ -41,6 +42,10 @@ XML_CHUNK = 1024 * 1024
 
 class FileRefused(ValueError):
     """The file as a whole cannot be imported; its message is shown as it is, without a traceback."""
+
+
+class NotAWorkbook(FileRefused):
+    """The file is no XLSX workbook, or a damaged one."""
 
 
 @dataclass(frozen=True)
@@ -126,7 +131,9 @@ def csv_rows(text, limits=None):
     return bounds.rows
 
 
-NOT_XLSX = "This file cannot be read as XLSX: it is damaged, empty or of another kind. Choose the format that matches the file."
+NOT_XLSX = gettext_lazy(
+    "This file cannot be read as XLSX: it is damaged, empty or of another kind. Choose the format that matches the file."
+)
 
 
 def xlsx_rows(data, limits=None):
@@ -136,7 +143,7 @@ def xlsx_rows(data, limits=None):
         archive = zipfile.ZipFile(io.BytesIO(data))
         infos = {info.filename: info for info in archive.infolist()}
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
-        raise FileRefused(_(NOT_XLSX)) from exc
+        raise NotAWorkbook(NOT_XLSX) from exc
     declared = sum(info.file_size for info in infos.values())
     if declared > limits.max_unzipped_bytes:
         raise FileRefused(
@@ -157,7 +164,7 @@ def xlsx_rows(data, limits=None):
         return reader.rows()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, NotImplementedError) as exc:
         # A damaged or mislabelled member, or a compression zipfile cannot read.
-        raise FileRefused(_(NOT_XLSX)) from exc
+        raise NotAWorkbook(NOT_XLSX) from exc
     except expat.ExpatError as exc:
         raise FileRefused(_("The workbook's XML is damaged: %(error)s.") % {"error": exc}) from exc
 
@@ -201,7 +208,7 @@ class _Workbook:
                 # The declared sizes were checked; this holds even if they lied.
                 self.unzipped += len(chunk)
                 if self.unzipped > self.limits.max_unzipped_bytes:
-                    raise FileRefused(_(NOT_XLSX))
+                    raise NotAWorkbook(NOT_XLSX)
                 parser.Parse(chunk, False)
         parser.Parse(b"", True)
         return True
@@ -234,7 +241,7 @@ class _Workbook:
                 options.update(attrs)
 
         if not self.parse(workbook, start=workbook_start):
-            raise FileRefused(_(NOT_XLSX))
+            raise NotAWorkbook(NOT_XLSX)
         parts = self.relationships(workbook)
         by_type = {kind.rpartition("/")[2]: path for kind, path in parts.values()}
         sheet = parts.get(sheets[0], (None, None))[1] if sheets else None
@@ -322,7 +329,7 @@ class _Workbook:
                 try:
                     state["row"] = int(attrs["r"]) if "r" in attrs else state["row"] + 1
                 except ValueError:
-                    raise FileRefused(_(NOT_XLSX)) from None
+                    raise NotAWorkbook(NOT_XLSX) from None
                 state["cells"], state["column"] = {}, 0
             elif tag == "c" and state["cells"] is not None:
                 try:
@@ -333,7 +340,7 @@ class _Workbook:
                     )
                     style = int(attrs.get("s", "0") or 0)
                 except ValueError:
-                    raise FileRefused(_(NOT_XLSX)) from None
+                    raise NotAWorkbook(NOT_XLSX) from None
                 state["column"] = column
                 state["cell"] = (column, attrs.get("t", "n"), style)
                 state["inline"] = state["phonetic"] = state["length"] = 0
@@ -378,7 +385,7 @@ class _Workbook:
                     bounds.refuse_cell(state["row"], state["cell"][0], cap + 1)
 
         if not self.parse(name, start=start, end=end, text=text):
-            raise FileRefused(_(NOT_XLSX))
+            raise NotAWorkbook(NOT_XLSX)
         return bounds.rows
 
     @staticmethod

@@ -12,7 +12,6 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.test import Client
 
-from core.uploads import purge_abandoned_uploads
 from customers.models import Customer
 from interactions.models import Interaction
 from tests.core.admin.helpers import CSV_FORMAT, XLSX_FORMAT, confirm, csv_bytes, upload, xlsx_bytes
@@ -149,6 +148,8 @@ class TestAbandonedUploads:
         hours_ago = time.time() - (settings.IMPORT_UPLOAD_MAX_AGE_HOURS * 3600 + 60)
         os.utime(old, (hours_ago, hours_ago))
         os.utime(foreign, (hours_ago, hours_ago))
+
+        from core.uploads import purge_abandoned_uploads
 
         assert purge_abandoned_uploads() == 1
         assert not old.exists() and fresh.exists() and foreign.exists()
