@@ -73,7 +73,7 @@ def cell_text(value):
     return str(value).strip()
 
 
-def open_sheet(path, encoding=None):
+def open_sheet(path, encoding=None, limits=None):
     """The header and the data rows of a .csv or .xlsx file, read whole within the import bounds.
 
     The file is refused before any row is written if it is larger, longer or wider
@@ -86,12 +86,12 @@ def open_sheet(path, encoding=None):
     if suffix not in (".csv", ".xlsx"):
         raise ImportFileError(f"{path} must be a .csv or .xlsx file.")
     try:
-        check_size(path.stat().st_size)
+        check_size(path.stat().st_size, limits)
         data = path.read_bytes()
         if suffix == ".csv":
-            table = csv_rows(decode(data, path, encoding))
+            table = csv_rows(decode(data, path, encoding), limits)
         else:
-            table = [(line, [cell_text(value) for value in cells]) for line, cells in xlsx_rows(data)]
+            table = [(line, [cell_text(value) for value in cells]) for line, cells in xlsx_rows(data, limits)]
     except NotAWorkbook as exc:
         raise ImportFileError(f"{path} is not a readable .xlsx workbook.") from exc
     except FileRefused as exc:

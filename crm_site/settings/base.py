@@ -170,7 +170,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 # Bounds on the work one imported file may cause (the admin's imports and import_customers):
 # a file beyond any of them is refused whole. See docs/deployment.md.
 IMPORT_MAX_BYTES = env_int("DJANGO_IMPORT_MAX_BYTES", 1024 * 1024)
-IMPORT_MAX_ROWS = env_int("DJANGO_IMPORT_MAX_ROWS", 2000)
+IMPORT_MAX_ROWS = env_int("DJANGO_IMPORT_MAX_ROWS", 500)
 IMPORT_MAX_CELL_CHARS = env_int("DJANGO_IMPORT_MAX_CELL_CHARS", 32767)
 IMPORT_MAX_UNZIPPED_BYTES = env_int("DJANGO_IMPORT_MAX_UNZIPPED_BYTES", 16 * 1024 * 1024)
 # Admin uploads awaiting confirmation of their preview; abandoned ones are deleted after this many hours.

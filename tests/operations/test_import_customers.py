@@ -164,7 +164,7 @@ class TestModes:
     def test_batches_beyond_one_are_matched_too(self, tmp_path):
         CustomerFactory(email="c1200@example.com")
         lines = ["name,email"] + [f"C{i},c{i}@example.com" for i in range(1300)] + ["Dup,C5@example.com"]
-        message, out, err = run_failing(write_csv(tmp_path, "\n".join(lines) + "\n"))
+        message, out, err = run_failing(write_csv(tmp_path, "\n".join(lines) + "\n"), "--max-rows", "2000")
         assert "line 1202: skipped: a customer with email c1200@example.com exists already" in out
         assert err.strip() == "line 1302: rejected: duplicate email C5@example.com (first on line 7)"
         assert Customer.objects.count() == 1300
@@ -254,6 +254,11 @@ class TestHostileFiles:
         settings.IMPORT_MAX_BYTES = 50
         path = write_csv(tmp_path, GOOD)
         assert "DJANGO_IMPORT_MAX_BYTES" in self.refused(path)
+
+    def test_the_operator_may_raise_the_bounds_for_one_run(self, tmp_path, settings):
+        settings.IMPORT_MAX_ROWS, settings.IMPORT_MAX_BYTES = 1, 50
+        run(write_csv(tmp_path, GOOD), "--max-rows", "2", "--max-bytes", "1000")
+        assert Customer.objects.filter(email="alice@example.com").exists()
 
     def test_a_workbook_that_unzips_beyond_the_limit(self, tmp_path, settings):
         settings.IMPORT_MAX_UNZIPPED_BYTES = 1024 * 1024
