@@ -276,3 +276,20 @@ class TestPreviewIsBounded:
         preview = upload(admin_client, URL, [["name", "email"], ["", "bad"]])
         response = rep("eve").get(f"{URL}import/", {"upload": preview.context["upload"], "page": 1}, follow=True)
         assert "reference is not valid" in page_messages(response)[0]
+
+
+def test_bounds_and_counts_speak_chinese(admin_client, settings):
+    settings.IMPORT_MAX_ROWS = 1
+    refused = admin_client.post(
+        f"{URL}import/",
+        {"resource": "0", "format": CSV_FORMAT, "import_file": SimpleUploadedFile("a.csv", csv_bytes(ROWS * 3))},
+        HTTP_ACCEPT_LANGUAGE="zh-hans",
+    )
+    assert "上限为 1 行" in file_error(refused)
+    settings.IMPORT_MAX_ROWS = 500
+    preview = admin_client.post(
+        f"{URL}import/",
+        {"resource": "0", "format": CSV_FORMAT, "import_file": SimpleUploadedFile("a.csv", csv_bytes(ROWS))},
+        HTTP_ACCEPT_LANGUAGE="zh-hans",
+    )
+    assert "新增：1 · 更新：0 · 跳过：0 · 错误：0" in preview.content.decode()
