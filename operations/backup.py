@@ -100,7 +100,57 @@ def check_backup(path, alias="default"):
     if kind == "sqlite":
         _check_sqlite_backup(path, alias)
     else:
-        _run(_pg_command("pg_restore", alias, "--list", str(path), database=False), alias)
+        _check_pg_backup(path, alias)
+
+
+# Kinds of dump entries that run code or rewrite queries. This application's schema has none, so a
+# backup carrying one was changed after it was made: restoring it would run that code on every write.
+_PG_REFUSED = (
+    "EVENT TRIGGER",
+    "TRIGGER",
+    "FUNCTION",
+    "PROCEDURE",
+    "AGGREGATE",
+    "RULE",
+    "POLICY",
+    "OPERATOR",
+    "CAST",
+    "TRANSFORM",
+    "PROCEDURAL LANGUAGE",
+    "MATERIALIZED VIEW",
+    "VIEW",
+    "FOREIGN TABLE",
+    "SERVER",
+    "USER MAPPING",
+    "PUBLICATION",
+    "SUBSCRIPTION",
+    "DEFAULT ACL",
+)
+
+
+def _check_pg_backup(path, alias):
+    listing = _run(_pg_command("pg_restore", alias, "--list", str(path), database=False), alias).stdout
+    connection = connections[alias]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT extname FROM pg_extension")
+        extensions = {row[0] for row in cursor.fetchall()}
+    refused = []
+    for line in listing.splitlines():
+        if not line.strip() or line.startswith(";"):
+            continue
+        # "<id>; <oid> <oid> <KIND> <schema> <name> <owner>", where KIND may be several words.
+        entry = line.split(None, 3)[-1] if len(line.split(None, 3)) == 4 else ""
+        kind = next((kind for kind in _PG_REFUSED if entry.startswith(kind + " ")), None)
+        if kind is None and entry.startswith("EXTENSION "):
+            name = entry.split()[2] if len(entry.split()) > 2 else ""
+            if name not in extensions:
+                kind = "EXTENSION"
+        if kind is not None:
+            refused.append(" ".join(entry.split()[:4]))
+    if refused:
+        raise BackupError(
+            f"{path} holds a schema this application never creates ({', '.join(refused[:5])}); it is not restored."
+        )
 
 
 def _check_sqlite_backup(path, alias):

@@ -158,3 +158,30 @@ class TestLoaddata:
         path.write_bytes(content)
         assert "Nothing was loaded" in refused("loaddata", path)
         assert not Customer.objects.filter(pk=900).exists()
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="a PostgreSQL dump")
+@pytest.mark.django_db(transaction=True)
+def test_a_postgres_dump_carrying_a_trigger_is_not_restored(tmp_path):
+    from django.db import connection
+
+    CustomerFactory(name="In the backup")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION promote() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN UPDATE auth_user SET is_superuser = true; RETURN NEW; END $$"
+        )
+        cursor.execute(
+            "CREATE TRIGGER promote AFTER INSERT ON customers_customer FOR EACH ROW EXECUTE FUNCTION promote()"
+        )
+    path = tmp_path / "hostile.dump"
+    try:
+        call_command("backup", str(path), stdout=StringIO())
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER promote ON customers_customer")
+            cursor.execute("DROP FUNCTION promote()")
+    CustomerFactory(name="After the backup")
+    message = refused("restore", path, "--yes")
+    assert "TRIGGER" in message and "FUNCTION" in message
+    assert Customer.objects.filter(name="After the backup").exists()
