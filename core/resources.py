@@ -17,13 +17,10 @@ from rest_framework import serializers
 from rest_framework.settings import api_settings
 
 from core import access
+from core.tables import FileRefused
 
 # A cell left out of the data given to the serializer.
 _OMIT = object()
-
-
-class FileRefused(ValueError):
-    """The file as a whole cannot be imported; its message is shown as it is, without a traceback."""
 
 
 class ImportFailure(results.Error):

@@ -4,7 +4,6 @@ Rows are validated by the API's own ``CustomerSerializer``, so a file cannot
 bring in anything that the API would refuse.
 """
 
-import csv
 import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
 
 from core.cells import TEXT_ENCODINGS
+from core.tables import FileRefused, NotAWorkbook, check_size, csv_rows, xlsx_rows
 
 from .models import Customer
 from .serializers import CustomerSerializer
@@ -48,16 +48,18 @@ class Sheet:
     total: int | None = None  # number of data rows, when known up front
 
 
-def detect_encoding(path, encodings=TEXT_ENCODINGS):
-    for encoding in encodings:
+def decode(data, path, encoding=None):
+    """The text of a CSV file: in ``encoding``, or the first of ``TEXT_ENCODINGS`` that reads it whole."""
+    if encoding:
+        return data.decode(encoding)
+    for candidate in TEXT_ENCODINGS:
         try:
-            with open(path, encoding=encoding) as handle:
-                while handle.read(1 << 20):
-                    pass
+            return data.decode(candidate)
         except UnicodeDecodeError:
             continue
-        return encoding
-    raise ImportFileError(f"{path} is not text in {' or '.join(encodings)}. Save it as 'CSV UTF-8' or pass --encoding.")
+    raise ImportFileError(
+        f"{path} is not text in {' or '.join(TEXT_ENCODINGS)}. Save it as 'CSV UTF-8' or pass --encoding."
+    )
 
 
 def cell_text(value):
@@ -71,48 +73,34 @@ def cell_text(value):
     return str(value).strip()
 
 
-def _csv_rows(path, encoding):
-    with open(path, encoding=encoding, newline="") as handle:
-        reader = csv.reader(handle)
-        start = reader.line_num + 1
-        for record in reader:
-            yield start, record
-            start = reader.line_num + 1
+def open_sheet(path, encoding=None, limits=None):
+    """The header and the data rows of a .csv or .xlsx file, read whole within the import bounds.
 
-
-def _xlsx_rows(path):
-    from openpyxl import load_workbook
-
-    try:
-        workbook = load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises zip, XML and its own errors for files it cannot read
-        raise ImportFileError(f"{path} is not a readable .xlsx workbook ({exc}).") from exc
-    sheet = workbook.worksheets[0]
-    try:
-        for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
-            yield number, [cell_text(value) for value in row]
-    finally:
-        workbook.close()
-
-
-def open_sheet(path, encoding=None):
-    """The header and the data rows of a .csv or .xlsx file."""
+    The file is refused before any row is written if it is larger, longer or wider
+    than the bounds (``core.tables``), or unreadable anywhere.
+    """
     path = Path(path)
     if not path.is_file():
         raise ImportFileError(f"{path} does not exist or is not a file.")
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        rows = _csv_rows(path, encoding or detect_encoding(path))
-    elif suffix == ".xlsx":
-        rows = _xlsx_rows(path)
-    else:
+    if suffix not in (".csv", ".xlsx"):
         raise ImportFileError(f"{path} must be a .csv or .xlsx file.")
-
-    for _line, header in rows:
-        if any(cell.strip() for cell in header):
-            break
-    else:
+    try:
+        check_size(path.stat().st_size, limits)
+        data = path.read_bytes()
+        if suffix == ".csv":
+            table = csv_rows(decode(data, path, encoding), limits)
+        else:
+            table = [(line, [cell_text(value) for value in cells]) for line, cells in xlsx_rows(data, limits)]
+    except NotAWorkbook as exc:
+        raise ImportFileError(f"{path} is not a readable .xlsx workbook.") from exc
+    except FileRefused as exc:
+        raise ImportFileError(f"{path}: {exc}") from exc
+    while table and not any(str(cell).strip() for cell in table[0][1]):
+        table = table[1:]
+    if not table:
         raise ImportFileError(f"{path} is empty.")
+    (_line, header), rows = table[0], table[1:]
     columns, ignored, seen = {}, [], set()
     for position, raw in enumerate(header):
         name = COLUMNS.get(raw.strip().lower())
@@ -128,7 +116,7 @@ def open_sheet(path, encoding=None):
     if missing:
         found = ", ".join(cell.strip() for cell in header if cell.strip())
         raise ImportFileError(f"{path} lacks the required column(s): {', '.join(missing)} (found: {found}).")
-    return Sheet(columns=columns, ignored=ignored, rows=rows)
+    return Sheet(columns=columns, ignored=ignored, rows=iter(rows), total=len(rows))
 
 
 def error_text(errors):

@@ -14,7 +14,11 @@ from pathlib import Path
 
 from django.db import connections
 
+from operations.sqlite_files import integrity_problem, open_untrusted, schema_objects
+
 SQLITE_MAGIC = b"SQLite format 3\x00"
+# Tables every backup of this application has (the ones ``migrate`` creates first).
+_APPLICATION_TABLES = ("django_migrations", "auth_user", "customers_customer")
 PGDUMP_MAGIC = b"PGDMP"
 
 
@@ -94,20 +98,90 @@ def check_backup(path, alias="default"):
     if kind != vendor:
         raise BackupError(f"{path} is a {kind} backup, but this database is {vendor}.")
     if kind == "sqlite":
-        source = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            result = source.execute("PRAGMA quick_check").fetchone()[0]
-            migrations = source.execute(
-                "SELECT count(*) FROM sqlite_master WHERE name = 'django_migrations'"
-            ).fetchone()[0]
-        except sqlite3.DatabaseError as exc:
-            raise BackupError(f"{path} cannot be read: {exc}") from exc
-        finally:
-            source.close()
-        if result != "ok" or not migrations:
-            raise BackupError(f"{path} is damaged or not a backup of this application.")
+        _check_sqlite_backup(path, alias)
     else:
-        _run(_pg_command("pg_restore", alias, "--list", str(path), database=False), alias)
+        _check_pg_backup(path, alias)
+
+
+# Kinds of dump entries that run code or rewrite queries. This application's schema has none, so a
+# backup carrying one was changed after it was made: restoring it would run that code on every write.
+_PG_REFUSED = (
+    "EVENT TRIGGER",
+    "TRIGGER",
+    "FUNCTION",
+    "PROCEDURE",
+    "AGGREGATE",
+    "RULE",
+    "POLICY",
+    "OPERATOR",
+    "CAST",
+    "TRANSFORM",
+    "PROCEDURAL LANGUAGE",
+    "MATERIALIZED VIEW",
+    "VIEW",
+    "FOREIGN TABLE",
+    "SERVER",
+    "USER MAPPING",
+    "PUBLICATION",
+    "SUBSCRIPTION",
+    "DEFAULT ACL",
+)
+
+
+def _check_pg_backup(path, alias):
+    listing = _run(_pg_command("pg_restore", alias, "--list", str(path), database=False), alias).stdout
+    connection = connections[alias]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT extname FROM pg_extension")
+        extensions = {row[0] for row in cursor.fetchall()}
+    refused = []
+    for line in listing.splitlines():
+        if not line.strip() or line.startswith(";"):
+            continue
+        # "<id>; <oid> <oid> <KIND> <schema> <name> <owner>", where KIND may be several words.
+        entry = line.split(None, 3)[-1] if len(line.split(None, 3)) == 4 else ""
+        kind = next((kind for kind in _PG_REFUSED if entry.startswith(kind + " ")), None)
+        if kind is None and entry.startswith("EXTENSION "):
+            name = entry.split()[2] if len(entry.split()) > 2 else ""
+            if name not in extensions:
+                kind = "EXTENSION"
+        if kind is not None:
+            refused.append(" ".join(entry.split()[:4]))
+    if refused:
+        raise BackupError(
+            f"{path} holds a schema this application never creates ({', '.join(refused[:5])}); it is not restored."
+        )
+
+
+def _check_sqlite_backup(path, alias):
+    """Refuse a damaged file, another application's database, or one carrying views or triggers of its own.
+
+    A restore copies the file's schema with its data: a trigger added to a backup
+    would run inside the live database on every later write.
+    """
+    try:
+        source = open_untrusted(path, max_value_bytes=None)
+    except sqlite3.Error as exc:
+        raise BackupError(f"{path} cannot be read: {exc}") from exc
+    try:
+        problem = integrity_problem(source)
+        tables = {row[0] for row in source.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        extra = schema_objects(source, "view", "trigger")
+    except sqlite3.DatabaseError as exc:
+        raise BackupError(f"{path} cannot be read: {exc}") from exc
+    finally:
+        source.close()
+    if problem:
+        raise BackupError(f"{path} is damaged (SQLite integrity check: {problem}).")
+    missing = sorted(set(_APPLICATION_TABLES) - tables)
+    if missing:
+        raise BackupError(f"{path} is not a backup of this application (it lacks the table(s) {', '.join(missing)}).")
+    connection = connections[alias]
+    connection.ensure_connection()
+    extra -= schema_objects(connection.connection, "view", "trigger")
+    if extra:
+        names = ", ".join(sorted(f"{kind} {name}" for kind, name, _sql in extra))
+        raise BackupError(f"{path} holds a schema this application never creates ({names}); it is not restored.")
 
 
 def restore(path, alias="default"):
@@ -116,7 +190,7 @@ def restore(path, alias="default"):
     connection = connections[alias]
     _outside_transaction(connection)
     if _vendor(alias) == "sqlite":
-        source = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+        source = open_untrusted(path, max_value_bytes=None)
         try:
             # Copied page by page under the live database's write lock: other
             # connections see the old data or the restored data, never a mix.

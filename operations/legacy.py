@@ -20,6 +20,7 @@ from django.db.models.functions import Lower
 from core.history import record_creation
 from customers.models import Customer
 from interactions.models import Interaction
+from operations.sqlite_files import MAX_VALUE_BYTES, integrity_problem, open_untrusted
 from opportunities.models import Opportunity, StageChange
 from opportunities.services import opportunity_set_stage
 
@@ -53,13 +54,21 @@ class LegacyDatabase:
         if not path.is_file():
             raise LegacyError(f"{path} does not exist or is not a file.")
         self.path = path
-        self.connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            self.connection = open_untrusted(path)
+        except sqlite3.Error as exc:
+            raise LegacyError(f"{path} cannot be opened as an SQLite database ({exc}).") from exc
         # Text that is not valid UTF-8 is kept with replacement characters rather than failing the import.
         self.connection.text_factory = lambda data: data.decode("utf-8", errors="replace")
         try:
+            problem = integrity_problem(self.connection)
             names = [row[0] for row in self.connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         except sqlite3.DatabaseError as exc:
-            raise LegacyError(f"{path} is not an SQLite database ({exc}).") from exc
+            self.connection.close()
+            raise LegacyError(f"{path} is not an SQLite database, or is damaged ({exc}).") from exc
+        if problem:
+            self.connection.close()
+            raise LegacyError(f"{path} is damaged (SQLite integrity check: {problem}).")
         by_lower = {name.lower(): name for name in names}
         self.tables, self.columns = {}, {}
         for kind, (candidates, required) in TABLES.items():
@@ -79,15 +88,27 @@ class LegacyDatabase:
         self.connection.close()
 
     def count(self, kind):
-        return self.connection.execute(f'SELECT COUNT(*) FROM "{self.tables[kind]}"').fetchone()[0]
+        with self._reading():
+            return self.connection.execute(f'SELECT COUNT(*) FROM "{self.tables[kind]}"').fetchone()[0]
 
     def batches(self, kind, columns):
         """Rows as dicts of ``columns`` (absent columns are None), by id, ``BATCH`` at a time."""
         present = [c for c in columns if c in self.columns[kind]]
         select = ", ".join(f'"{c}"' for c in present)
-        cursor = self.connection.execute(f'SELECT {select} FROM "{self.tables[kind]}" ORDER BY "id"')
-        while rows := cursor.fetchmany(BATCH):
-            yield [dict.fromkeys(columns) | dict(zip(present, row, strict=True)) for row in rows]
+        with self._reading():
+            cursor = self.connection.execute(f'SELECT {select} FROM "{self.tables[kind]}" ORDER BY "id"')
+            while rows := cursor.fetchmany(BATCH):
+                yield [dict.fromkeys(columns) | dict(zip(present, row, strict=True)) for row in rows]
+
+    @contextmanager
+    def _reading(self):
+        try:
+            yield
+        except sqlite3.Error as exc:
+            # A damaged page, or a value larger than MAX_VALUE_BYTES: the whole import is rolled back.
+            raise LegacyError(
+                f"{self.path} cannot be read ({exc}); values larger than {MAX_VALUE_BYTES} bytes are refused."
+            ) from exc
 
 
 def legacy_time(value, name):

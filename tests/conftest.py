@@ -1,8 +1,10 @@
 import importlib
+import uuid
 
 import pytest
 from django.apps import apps
 from django.contrib.auth.models import Group
+from django.utils import translation
 from knox.models import get_token_model
 from rest_framework.test import APIClient
 
@@ -32,6 +34,20 @@ def _staff_groups(request, django_db_blocker):
     with django_db_blocker.unblock():
         if Group.objects.filter(name__in=STAFF_GROUPS.GROUPS).count() < len(STAFF_GROUPS.GROUPS):
             STAFF_GROUPS.create_groups(apps, None)
+
+
+@pytest.fixture(autouse=True)
+def _import_upload_dir(settings, tmp_path_factory):
+    """Admin uploads awaiting confirmation go to a folder of the test run, not the machine's temp folder."""
+    # One folder per test, created only when a test uploads.
+    settings.IMPORT_UPLOAD_DIR = tmp_path_factory.getbasetemp() / "import-uploads" / uuid.uuid4().hex
+
+
+@pytest.fixture(autouse=True)
+def _default_language():
+    """A request in Chinese leaves its language active in the thread: the next test starts without it."""
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture

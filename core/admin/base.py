@@ -5,13 +5,11 @@ import datetime
 
 from django import forms
 from django.conf import settings
-from django.contrib import messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.db import models, transaction
-from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from import_export.admin import ExportActionMixin, ImportExportMixin
@@ -19,6 +17,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from core import access
 from core.admin.formats import CSV, XLSX
+from core.admin.imports import BoundedImportMixin
 from core.history import batched_delete_history
 from core.resources import FileRefused
 
@@ -112,7 +111,7 @@ class CRMModelForm(forms.ModelForm):
                 setattr(self.instance, model_field.attname, self.initial[name])
 
 
-class CRMModelAdmin(ImportExportMixin, ExportActionMixin, SimpleHistoryAdmin):
+class CRMModelAdmin(BoundedImportMixin, ImportExportMixin, ExportActionMixin, SimpleHistoryAdmin):
     """A model admin with CSV/XLSX import (previewed before writing), export of the
     filtered list or of a selection, and field-by-field change history.
 
@@ -257,24 +256,6 @@ class CRMModelAdmin(ImportExportMixin, ExportActionMixin, SimpleHistoryAdmin):
         # A confirmed import is written whole or not at all: should a row fail now (the
         # records changed since the preview), every row is rolled back.
         return {**super().get_import_data_kwargs(**kwargs), "rollback_on_validation_errors": True}
-
-    def process_result(self, result, request):
-        if not (result.has_errors() or result.has_validation_errors()):
-            return super().process_result(result, request)
-        messages.error(
-            request, _("Nothing was imported: some rows are no longer valid. Correct them and import the file again.")
-        )
-        context = {
-            **self.admin_site.each_context(request),
-            "title": _("Import"),
-            "opts": self.model._meta,
-            "form": self.get_import_form_class(request)(
-                self.get_import_formats(), self.get_import_resource_classes(request)
-            ),
-            "result": result,
-            "import_error_display": self.import_error_display,
-        }
-        return TemplateResponse(request, [self.import_template_name], context)
 
     def add_data_read_fail_error_to_form(self, form, e):
         if isinstance(e, FileRefused):

@@ -1,12 +1,13 @@
-"""The admin's file formats: uploads decoded like ``manage.py import_customers`` does, and
-exported cells neutralised like the API's exports (``core.cells``)."""
+"""The admin's file formats: uploads read within the import bounds (``core.tables``) and
+decoded like ``manage.py import_customers`` does, and exported cells neutralised like the
+API's exports (``core.cells``)."""
 
 import tablib
 from django.utils.translation import gettext_lazy as _
 from import_export.formats import base_formats
 
 from core.cells import TEXT_ENCODINGS, csv_cell, xlsx_cell
-from core.resources import FileRefused
+from core.tables import FileRefused, csv_rows, xlsx_rows
 
 
 def decode_text(data):
@@ -19,6 +20,15 @@ def decode_text(data):
         except UnicodeDecodeError:
             continue
     raise FileRefused(_("The file is not text in UTF-8 or GB18030. Save it from the spreadsheet as “CSV UTF-8”."))
+
+
+def table_dataset(rows):
+    """A dataset of ``rows`` (``(line, cells)``, the first naming the columns), short rows padded."""
+    if not rows:
+        return tablib.Dataset()
+    width = max(len(cells) for _line, cells in rows)
+    padded = [[*cells, *[None] * (width - len(cells))] for _line, cells in rows]
+    return tablib.Dataset(*padded[1:], headers=padded[0])
 
 
 def _cells(dataset, convert):
@@ -37,12 +47,15 @@ class CSV(base_formats.CSV):
         return "rb"
 
     def create_dataset(self, in_stream, **kwargs):
-        return super().create_dataset(decode_text(in_stream), **kwargs)
+        return table_dataset(csv_rows(decode_text(in_stream)))
 
     def export_data(self, dataset, **kwargs):
         return super().export_data(_cells(dataset, csv_cell), **kwargs)
 
 
 class XLSX(base_formats.XLSX):
+    def create_dataset(self, in_stream, **kwargs):
+        return table_dataset(xlsx_rows(in_stream))
+
     def export_data(self, dataset, **kwargs):
         return super().export_data(_cells(dataset, xlsx_cell), **kwargs)

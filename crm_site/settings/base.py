@@ -6,6 +6,7 @@ environment variables, ``DATABASE_URL`` and ``REDIS_URL``; docs/deployment.md li
 
 import os
 import re
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -165,6 +166,16 @@ STATIC_ROOT = Path(env("DJANGO_STATIC_ROOT") or BASE_DIR / "staticfiles")
 # Requests whose declared body is larger than this get a 413 before any view runs.
 MAX_REQUEST_BODY_BYTES = env_int("DJANGO_MAX_REQUEST_BODY_BYTES", 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
+
+# Bounds on the work one imported file may cause (the admin's imports and import_customers):
+# a file beyond any of them is refused whole. See docs/deployment.md.
+IMPORT_MAX_BYTES = env_int("DJANGO_IMPORT_MAX_BYTES", 1024 * 1024)
+IMPORT_MAX_ROWS = env_int("DJANGO_IMPORT_MAX_ROWS", 500)
+IMPORT_MAX_CELL_CHARS = env_int("DJANGO_IMPORT_MAX_CELL_CHARS", 32767)
+IMPORT_MAX_UNZIPPED_BYTES = env_int("DJANGO_IMPORT_MAX_UNZIPPED_BYTES", 16 * 1024 * 1024)
+# Admin uploads awaiting confirmation of their preview; abandoned ones are deleted after this many hours.
+IMPORT_UPLOAD_DIR = Path(env("DJANGO_IMPORT_UPLOAD_DIR") or Path(tempfile.gettempdir()) / "crm-import-uploads")
+IMPORT_UPLOAD_MAX_AGE_HOURS = env_int("DJANGO_IMPORT_UPLOAD_MAX_AGE_HOURS", 3)
 
 APPEND_SLASH = False
 CSRF_FAILURE_VIEW = "core.api.exceptions.csrf_failure"

@@ -1,5 +1,6 @@
 """``manage.py import_customers FILE``: every bad row reported by line, matching by email, all-or-nothing."""
 
+import zipfile
 from io import StringIO
 
 import pytest
@@ -163,7 +164,7 @@ class TestModes:
     def test_batches_beyond_one_are_matched_too(self, tmp_path):
         CustomerFactory(email="c1200@example.com")
         lines = ["name,email"] + [f"C{i},c{i}@example.com" for i in range(1300)] + ["Dup,C5@example.com"]
-        message, out, err = run_failing(write_csv(tmp_path, "\n".join(lines) + "\n"))
+        message, out, err = run_failing(write_csv(tmp_path, "\n".join(lines) + "\n"), "--max-rows", "2000")
         assert "line 1202: skipped: a customer with email c1200@example.com exists already" in out
         assert err.strip() == "line 1302: rejected: duplicate email C5@example.com (first on line 7)"
         assert Customer.objects.count() == 1300
@@ -223,3 +224,65 @@ class TestBadFiles:
         _, _, err = run_failing(path)
         assert err.strip() == "line 2: rejected: name: Null characters are not allowed."
         assert [row[0] for row in snapshot()] == ["C"]
+
+
+class TestHostileFiles:
+    """A file beyond the import bounds, or damaged anywhere, is refused whole: not one row is written."""
+
+    @pytest.fixture(autouse=True)
+    def existing(self, db):
+        return CustomerFactory(name="Here before", email="before@example.com")
+
+    def refused(self, path, *args):
+        before = snapshot()
+        message, _, _ = run_failing(path, *args)
+        assert snapshot() == before
+        assert "\n" not in message
+        return message
+
+    def test_more_rows_than_the_limit(self, tmp_path, settings):
+        settings.IMPORT_MAX_ROWS = 3
+        path = write_csv(tmp_path, "name\n" + "".join(f"Row {n}\n" for n in range(4)))
+        assert "more than 3 rows" in self.refused(path)
+
+    def test_a_cell_beyond_the_limit_after_good_rows(self, tmp_path, settings):
+        settings.IMPORT_MAX_CELL_CHARS = 100
+        path = write_csv(tmp_path, "name,company\nGood,\nAlso good,\nLast," + "c" * 101 + "\n")
+        assert "Line 4, column 2 holds more than 100 characters" in self.refused(path)
+
+    def test_a_file_larger_than_the_limit(self, tmp_path, settings):
+        settings.IMPORT_MAX_BYTES = 50
+        path = write_csv(tmp_path, GOOD)
+        assert "DJANGO_IMPORT_MAX_BYTES" in self.refused(path)
+
+    def test_the_operator_may_raise_the_bounds_for_one_run(self, tmp_path, settings):
+        settings.IMPORT_MAX_ROWS, settings.IMPORT_MAX_BYTES = 1, 50
+        run(write_csv(tmp_path, GOOD), "--max-rows", "2", "--max-bytes", "1000")
+        assert Customer.objects.filter(email="alice@example.com").exists()
+
+    def test_a_workbook_that_unzips_beyond_the_limit(self, tmp_path, settings):
+        settings.IMPORT_MAX_UNZIPPED_BYTES = 1024 * 1024
+        source = write_xlsx(tmp_path, [["name"], ["Bomb"]], name="source.xlsx")
+        path = tmp_path / "bomb.xlsx"
+        with zipfile.ZipFile(source) as original, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as bomb:
+            for info in original.infolist():
+                data = original.read(info)
+                if info.filename == "xl/worksheets/sheet1.xml":
+                    data = data.replace(b"<sheetData>", b"<!--" + b"x" * (3 * 1024 * 1024) + b"--><sheetData>", 1)
+                bomb.writestr(info.filename, data)
+        assert "DJANGO_IMPORT_MAX_UNZIPPED_BYTES" in self.refused(path)
+
+    def test_a_truncated_workbook(self, tmp_path):
+        good = write_xlsx(tmp_path, [["name"], *([f"Row {n}"] for n in range(200))], name="good.xlsx")
+        path = tmp_path / "cut.xlsx"
+        path.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+        assert "is not a readable .xlsx workbook" in self.refused(path)
+
+    def test_binary_garbage_named_csv(self, tmp_path):
+        path = tmp_path / "garbage.csv"
+        path.write_bytes(b"\xff\xfe\x00\x81" * 500)
+        assert "is not text in utf-8-sig or gb18030" in self.refused(path)
+
+    def test_text_not_in_the_given_encoding(self, tmp_path):
+        path = write_csv(tmp_path, GOOD, encoding="gb18030")
+        assert "Cannot read" in self.refused(path, "--encoding", "ascii")

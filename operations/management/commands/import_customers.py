@@ -1,11 +1,13 @@
 import csv
 import sys
 from contextlib import nullcontext
+from dataclasses import replace
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from tqdm import tqdm
 
+from core.tables import Limits
 from customers.imports import CustomerImport, ImportFileError, open_sheet
 
 
@@ -20,7 +22,9 @@ class Command(BaseCommand):
         "columns are ignored). Each row is checked with the same rules as the API, and every rejected row "
         "is reported with its line number. Customers are matched by email, ignoring case: a match is left "
         "alone unless --update-existing is given. CSV files may be UTF-8 (with or without BOM) or GB18030. "
-        "Exits with status 1 when any row was rejected."
+        "The file is read whole before any row is written, and refused if it passes the import bounds "
+        "(DJANGO_IMPORT_MAX_BYTES, _MAX_ROWS, _MAX_CELL_CHARS, _MAX_UNZIPPED_BYTES; --max-rows and --max-bytes "
+        "raise the first two for one run). Exits with status 1 when any row was rejected."
     )
 
     def add_arguments(self, parser):
@@ -35,12 +39,30 @@ class Command(BaseCommand):
             "--atomic", action="store_true", help="All or nothing: write no row at all if any row is rejected."
         )
         parser.add_argument("--encoding", help="Encoding of a CSV file (default: try utf-8-sig, then gb18030).")
+        parser.add_argument(
+            "--max-rows",
+            type=int,
+            help="Accept up to this many rows for this run (default: DJANGO_IMPORT_MAX_ROWS, as in the admin).",
+        )
+        parser.add_argument(
+            "--max-bytes",
+            type=int,
+            help="Accept a file of up to this many bytes for this run (default: DJANGO_IMPORT_MAX_BYTES); an XLSX "
+            "file may then unzip to 16 times as much.",
+        )
 
-    def handle(self, *args, file, dry_run, update_existing, atomic, encoding, **options):
+    def handle(self, *args, file, dry_run, update_existing, atomic, encoding, max_rows, max_bytes, **options):
         importer = CustomerImport(update_existing=update_existing, dry_run=dry_run)
+        limits = Limits.from_settings()
+        if max_rows:
+            limits = replace(limits, max_rows=max_rows)
+        if max_bytes:
+            limits = replace(
+                limits, max_bytes=max_bytes, max_unzipped_bytes=max(limits.max_unzipped_bytes, 16 * max_bytes)
+            )
         rolled_back = False
         try:
-            sheet = open_sheet(file, encoding=encoding)
+            sheet = open_sheet(file, encoding=encoding, limits=limits)
             if sheet.ignored:
                 self.stdout.write(f"Ignoring columns: {', '.join(sheet.ignored)}")
             with transaction.atomic() if atomic else nullcontext():

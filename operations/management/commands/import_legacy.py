@@ -51,6 +51,8 @@ class Command(BaseCommand):
                         raise _RollBack
             except _RollBack:
                 pass
+            except LegacyError as exc:
+                raise CommandError(f"{exc} Nothing was imported.") from exc
         finally:
             legacy.close()
 
