@@ -19,7 +19,7 @@ from core.access import role_of
 
 from .exceptions import error_response
 from .renderers import EnvelopeJSONRenderer
-from .throttling import AnonThrottle, LoginAddressThrottle, LoginUsernameThrottle
+from .throttling import AnonThrottle, LoginAddressThrottle, LoginUsernameThrottle, counters_reachable
 
 
 def method_not_allowed(request, exception=None):
@@ -43,7 +43,11 @@ def require_safe(view):
 
 @require_safe
 def health(request):
-    """Liveness and database reachability, without authentication (for load balancers)."""
+    """Liveness, database and cache reachability, without authentication (for load balancers).
+
+    The cache holds the rate-limit counters: while it is unreachable logins are
+    refused, so the instance is reported unhealthy.
+    """
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -53,7 +57,12 @@ def health(request):
             {"status": "unhealthy", "message": "Database is unavailable", "database": "unavailable"},
             status=503,
         )
-    return JsonResponse({"status": "healthy", "message": "CRM API is running", "database": "ok"})
+    if not counters_reachable():
+        return JsonResponse(
+            {"status": "unhealthy", "message": "Cache is unavailable", "database": "ok", "cache": "down"},
+            status=503,
+        )
+    return JsonResponse({"status": "healthy", "message": "CRM API is running", "database": "ok", "cache": "ok"})
 
 
 @require_safe
