@@ -6,13 +6,18 @@ and are read at request time, so a change of settings applies without a reload.
 
 Requests are counted with a sliding window of two fixed-window counters
 (the current window and the one before it, weighted by how much of it still
-overlaps the last ``duration`` seconds). Each request costs one read of two
-small integers and one increment, whatever the rate: DRF's own throttles keep
-the timestamp of every request in the window and rewrite that list on each
-request, which grows with the rate. On Redis the check and the count are one
-atomic script call; through another cache (the database table by default),
-concurrent requests may overshoot a limit by the number in flight, as with
-DRF's throttles.
+overlaps the last ``duration`` seconds). Each request costs one atomic check
+and count, whatever the rate: DRF's own throttles keep the timestamp of every
+request in the window and rewrite that list on each request, which grows with
+the rate, and concurrent requests overshoot their limit. On Redis the check and
+the count are one script call; with the database cache (the default), one
+conditional upsert in core's ``RateCounter`` table. Either way concurrent
+requests cannot pass a limit.
+
+While the counters cannot be reached (Redis down), logins are refused
+(``LoginUnavailable``, 503) and other requests are let in uncounted, with a
+warning. The admin's login form counts its attempts with the same counters
+through ``login_attempt_wait``.
 """
 
 import functools
