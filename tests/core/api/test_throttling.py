@@ -415,3 +415,14 @@ def test_a_counter_is_kept_as_long_as_its_window_counts(rates, shared_cache, rat
     # The counter weighs on the next window too: an expiry at the cache's default
     # (300 s) would let the full rate in again every five minutes.
     assert seconds_left > duration
+
+
+def test_admin_lockout_message_speaks_the_browsers_language(rates, client):
+    rates(login="1/minute")
+    StaffFactory(username="clerk")
+    _admin_login(client, "clerk", "guess")
+
+    response = client.post("/admin/login/", {"username": "clerk", "password": PASSWORD}, HTTP_ACCEPT_LANGUAGE="zh-hans")
+
+    assert response.status_code == 429
+    assert "登录尝试次数过多" in response.content.decode()
