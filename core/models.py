@@ -48,3 +48,26 @@ class IdempotencyKey(models.Model):
     @property
     def is_expired(self):
         return self.created_at < timezone.now() - IDEMPOTENCY_KEY_TTL
+
+
+class RateCounter(models.Model):
+    """A rate-limit counter (``core.api.throttling``) when the cache is the database's.
+
+    Django's database cache stores pickled values and increments by a read and a
+    write, so concurrent requests overshoot a limit; here a count is one integer
+    that a single ``INSERT ... ON CONFLICT DO UPDATE`` checks and increments.
+    """
+
+    key = models.CharField(_("key"), max_length=255, primary_key=True)
+    count = models.PositiveIntegerField(_("count"), default=0)
+    # Unix time after which the counter no longer weighs on any window.
+    expires = models.BigIntegerField(_("expires"))
+
+    class Meta:
+        ordering = ["key"]
+        verbose_name = _("rate counter")
+        verbose_name_plural = _("rate counters")
+        indexes = [models.Index(fields=["expires"], name="rate_counter_expires_idx")]
+
+    def __str__(self):
+        return f"{self.key}={self.count}"

@@ -1,4 +1,4 @@
-"""The admin site: Django's, with the sales dashboard on its index page."""
+"""The admin site: Django's, with the sales dashboard on its index page and the API's login limits."""
 
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
@@ -15,3 +15,22 @@ class CRMAdminSite(admin.AdminSite):
 
         context = {**dashboard_context(request), **(extra_context or {})}
         return super().index(request, extra_context=context)
+
+    @property
+    def login_form(self):
+        # Imported here: the form module imports the user model.
+        from core.admin.login import RateLimitedAuthenticationForm
+
+        return RateLimitedAuthenticationForm
+
+    def login(self, request, extra_context=None):
+        from core.admin.login import count_login_attempt
+
+        # Counted before the password is checked, with the counters of the API's token login.
+        refused_with = count_login_attempt(request)
+        response = super().login(request, extra_context)
+        if refused_with is not None:
+            response.status_code = refused_with
+            if hasattr(request, "login_retry_after"):
+                response["Retry-After"] = str(request.login_retry_after)
+        return response

@@ -4,7 +4,6 @@ import binascii
 from functools import cache
 from hmac import compare_digest
 
-from django.contrib.auth.hashers import is_password_usable
 from django.db import connection
 from django.utils import timezone
 from knox.auth import TokenAuthentication
@@ -25,6 +24,11 @@ class BearerTokenAuthentication(TokenAuthentication):
     the presented token is checked (and deleted once expired), and a token that
     is not valid UTF-8 is refused instead of raising. Nothing is cached between
     requests: a revoked token is refused by every worker at once.
+
+    A token ends with the password hash and the activation it was issued under:
+    a database trigger (core migration ``0004``) deletes a user's tokens when the
+    row's password changes or the user is deactivated, however the row is
+    written, so the lookup needs no check of its own.
     """
 
     def authenticate_credentials(self, token):
@@ -75,41 +79,3 @@ def _tokens_with_users(token_key):
         auth_token.user = user_reader.instance(row[split:-1])
         remember_role(auth_token.user, row[-1])
         yield auth_token
-
-
-def note_credential_change(sender, instance, raw=False, using=None, update_fields=None, **kwargs):
-    """``pre_save`` of the user model: mark a save that must end the user's bearer tokens.
-
-    A token must not outlive the password it was obtained with, nor the
-    account's deactivation (refused at once by ``validate_user``, and revoked
-    here so that reactivating the account does not bring it back). New
-    passwords are seen without a query: ``set_password()`` (the admin's
-    password form, ``changepassword``) leaves the raw password in
-    ``_password`` until the save. Any other save that writes the password
-    (``set_unusable_password()``, a hash assigned directly) compares it with
-    the stored one; Django's own re-hash of the same password at login, which
-    saves only the password field, is not a change. Saves that do not write
-    the password (``last_login`` at login) cost nothing.
-    """
-    if raw or instance._state.adding:
-        return
-    saved = None if update_fields is None else frozenset(update_fields)
-    revoke = False
-    if (saved is None or "is_active" in saved) and not instance.is_active:
-        revoke = True
-    elif saved is None or "password" in saved:
-        if getattr(instance, "_password", None) is not None:
-            revoke = True
-        elif saved != {"password"} or not is_password_usable(instance.password):
-            stored = (
-                sender._default_manager.using(using).filter(pk=instance.pk).values_list("password", flat=True).first()
-            )
-            revoke = stored is not None and stored != instance.password
-    instance._revoke_tokens = revoke
-
-
-def revoke_tokens_after_credential_change(sender, instance, using=None, **kwargs):
-    """``post_save`` of the user model: delete the tokens of a save so marked, once it has succeeded."""
-    if getattr(instance, "_revoke_tokens", False):
-        instance._revoke_tokens = False
-        get_token_model().objects.using(using).filter(user_id=instance.pk).delete()

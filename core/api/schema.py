@@ -73,6 +73,7 @@ ERROR_DESCRIPTIONS = {
     "415": "The body's Content-Type is not application/json.",
     "422": "This Idempotency-Key was already used with a different request.",
     "429": "Too many requests: retry after the number of seconds in Retry-After.",
+    "503": "Logging in is unavailable while the login limits cannot be checked (the cache is unreachable).",
 }
 
 
@@ -312,6 +313,8 @@ class EnvelopeAutoSchema(AutoSchema):
 
     def _error_statuses(self):
         statuses = {"429"}
+        if any(getattr(throttle, "fail_closed", False) for throttle in self.view.get_throttles()):
+            statuses.add("503")  # refused while its limits cannot be counted
         if self._requires_auth:
             statuses |= {"401", "403"}
         if self.method in ("POST", "PUT", "PATCH"):

@@ -6,29 +6,38 @@ and are read at request time, so a change of settings applies without a reload.
 
 Requests are counted with a sliding window of two fixed-window counters
 (the current window and the one before it, weighted by how much of it still
-overlaps the last ``duration`` seconds). Each request costs one read of two
-small integers and one increment, whatever the rate: DRF's own throttles keep
-the timestamp of every request in the window and rewrite that list on each
-request, which grows with the rate. On Redis the check and the count are one
-atomic script call; through another cache (the database table by default),
-concurrent requests may overshoot a limit by the number in flight, as with
-DRF's throttles.
+overlaps the last ``duration`` seconds). Each request costs one atomic check
+and count, whatever the rate: DRF's own throttles keep the timestamp of every
+request in the window and rewrite that list on each request, which grows with
+the rate, and concurrent requests overshoot their limit. On Redis the check and
+the count are one script call; with the database cache (the default), one
+conditional upsert in core's ``RateCounter`` table. Either way concurrent
+requests cannot pass a limit.
+
+While the counters cannot be reached (Redis down), logins are refused
+(``LoginUnavailable``, 503) and other requests are let in uncounted, with a
+warning. The admin's login form counts its attempts with the same counters
+through ``login_attempt_wait``.
 """
 
+import contextlib
 import functools
 import hashlib
 import logging
 import math
+import threading
+import time
 from collections.abc import Mapping
 
 import redis
 from django.conf import settings
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
-from django.core.cache.backends.base import BaseCache
+from django.core.cache.backends.db import DatabaseCache
 from django.core.cache.backends.redis import RedisCache
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connection, transaction
 from redis.exceptions import RedisError
-from rest_framework import throttling
+from rest_framework import exceptions, throttling
 from rest_framework.settings import api_settings
 
 logger = logging.getLogger(__name__)
@@ -42,33 +51,106 @@ def _fits(previous, current, weight, limit):
     return previous * weight + current + 1 <= limit + _EPSILON
 
 
+class CountersUnavailable(Exception):
+    """The cache holding the counters cannot be reached: nothing can be counted."""
+
+
 class _CacheCounters:
-    """Counters through Django's cache API, whatever the backend."""
+    """Counters through Django's cache API, for a cache local to the process (the tests').
+
+    A check and a count are two calls here, made one at a time within the
+    process; a cache shared between processes has its own class below.
+    """
+
+    _lock = threading.Lock()
 
     def __init__(self, cache):
         self.cache = cache
-        # BaseCache.incr() (the database cache's) is a read and a write that gives the
-        # key the cache's default timeout (300 s), shorter than an hour's or a day's
-        # window: there the count is written with its own timeout instead.
-        self.atomic_incr = type(cache).incr is not BaseCache.incr
 
     def hit(self, current_key, previous_key, weight, limit, timeout):
         """Count one request if it fits; (fits, current count, previous count), counts as before it."""
-        counts = self.cache.get_many([current_key, previous_key])
-        current, previous = counts.get(current_key, 0), counts.get(previous_key, 0)
-        if not _fits(previous, current, weight, limit):
-            return False, current, previous
-        if not current and self.cache.add(current_key, 1, timeout):
-            return True, current, previous
-        if not self.atomic_incr:
-            # (Not added: another request has counted 1 since the read.)
-            self.cache.set(current_key, max(current, 1) + 1, timeout)
-            return True, current, previous
-        try:
-            self.cache.incr(current_key)
-        except ValueError:  # expired between the read and the increment
-            self.cache.add(current_key, 1, timeout)
-        return True, current, previous
+        with self._lock:
+            counts = self.cache.get_many([current_key, previous_key])
+            current, previous = counts.get(current_key, 0), counts.get(previous_key, 0)
+            fits = _fits(previous, current, weight, limit)
+            if fits:
+                self.cache.set(current_key, current + 1, timeout)
+        return fits, current, previous
+
+    def ping(self):
+        return True
+
+
+class _DatabaseCounters:
+    """The counters in core's ``RateCounter`` table, when the cache is the database's.
+
+    The check and the count are one statement: the row of the current window is
+    inserted or incremented only while the weighted count stays within the
+    limit, under the row lock that the upsert takes (PostgreSQL) or the
+    database's write lock (SQLite), so concurrent requests cannot overshoot.
+    Keys are the cache's (its ``KEY_PREFIX`` included), so servers that share a
+    database but not a prefix keep separate counts.
+    """
+
+    def __init__(self, cache):
+        self.cache = cache
+
+    @staticmethod
+    @functools.cache
+    def _statements(vendor):
+        from core.models import RateCounter
+
+        meta = RateCounter._meta
+        quote = connection.ops.quote_name
+        table = quote(meta.db_table)
+        key, count, expires = (quote(meta.get_field(name).column) for name in ("key", "count", "expires"))
+        weighted_previous = f"COALESCE((SELECT p.{count} FROM {table} p WHERE p.{key} = %s), 0) * %s"
+        # The SELECT's WHERE also keeps SQLite from reading ON CONFLICT as a join's ON.
+        hit = (
+            f"INSERT INTO {table} ({key}, {count}, {expires}) SELECT %s, 1, %s WHERE {weighted_previous} + 1 <= %s "
+            f"ON CONFLICT ({key}) DO UPDATE SET {count} = {table}.{count} + 1, {expires} = excluded.{expires} "
+            f"WHERE {weighted_previous} + {table}.{count} + 1 <= %s RETURNING {count}"
+        )
+        read = f"SELECT {key}, {count} FROM {table} WHERE {key} IN (%s, %s)"
+        cull = f"DELETE FROM {table} WHERE {expires} < %s"
+        return hit, read, cull
+
+    def hit(self, current_key, previous_key, weight, limit, timeout):
+        hit, read, cull = self._statements(connection.vendor)
+        current_key, previous_key = self.cache.make_key(current_key), self.cache.make_key(previous_key)
+        now = int(time.time())
+        bound = limit + _EPSILON
+        with self._commit_without_waiting(), connection.cursor() as cursor:
+            cursor.execute(hit, [current_key, now + timeout, previous_key, weight, bound, previous_key, weight, bound])
+            row = cursor.fetchone()
+            if row is not None:
+                if row[0] == 1:
+                    # A window's first request: counters of windows that no longer count go.
+                    cursor.execute(cull, [now])
+                return True, row[0] - 1, None  # (the counts only matter to a refusal's wait)
+            cursor.execute(read, [current_key, previous_key])
+            counts = dict(cursor.fetchall())
+        return False, counts.get(current_key, 0), counts.get(previous_key, 0)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _commit_without_waiting():
+        """On PostgreSQL, a transaction of its own whose commit does not wait for the disk.
+
+        A count lost in a crash costs nothing, while waiting for the write-ahead
+        log to reach the disk on every request's count costs more than the
+        count itself (see docs/benchmarks.md). Inside a caller's transaction the
+        setting would reach the caller's writes too: there the count is left as it is.
+        """
+        if connection.vendor != "postgresql" or connection.in_atomic_block:
+            yield
+            return
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            yield
+
+    def ping(self):
+        return True  # the database's own check covers it
 
 
 # The same check and count as _CacheCounters.hit, atomically, in one round trip.
@@ -97,13 +179,26 @@ class _RedisCounters:
 
     def hit(self, current_key, previous_key, weight, limit, timeout):
         keys = [self.cache.make_key(current_key), self.cache.make_key(previous_key)]
-        fits, current, previous = self.script(keys=keys, args=[repr(weight), limit, timeout, _EPSILON])
+        try:
+            fits, current, previous = self.script(keys=keys, args=[repr(weight), limit, timeout, _EPSILON])
+        except RedisError as exc:
+            raise CountersUnavailable(str(exc)) from exc
         return bool(fits), current, previous
+
+    def ping(self):
+        try:
+            return bool(self.script.registered_client.ping())
+        except RedisError:
+            return False
+
+
+# An unreachable Redis is reported within a second or two, not after the system's TCP timeouts.
+_REDIS_TIMEOUTS = {"socket_connect_timeout": 2, "socket_timeout": 2}
 
 
 @functools.cache
 def _redis_script(url):
-    return redis.Redis.from_url(url).register_script(_REDIS_HIT)
+    return redis.Redis.from_url(url, **_REDIS_TIMEOUTS).register_script(_REDIS_HIT)
 
 
 def _counters():
@@ -112,15 +207,44 @@ def _counters():
     # Integers are stored as plain numbers by Django's Redis cache, so both see the same counters.
     if isinstance(cache, RedisCache) and isinstance(location, str) and "," not in location:
         return _RedisCounters(cache, _redis_script(location))
+    if isinstance(cache, DatabaseCache):
+        return _DatabaseCounters(cache)
     return _CacheCounters(cache)
 
 
+def counters_reachable():
+    """Whether the rate-limit counters can be read and written (``/api/health``)."""
+    return _counters().ping()
+
+
+class LoginUnavailable(exceptions.APIException):
+    """A login refused because its attempts cannot be counted (the cache is unreachable)."""
+
+    status_code = 503
+    default_detail = "Logging in is unavailable for the moment (the login limits cannot be checked). Try again shortly."
+    default_code = "login_unavailable"
+
+
 class _SettingsRateMixin:
+    # Whether an unreachable cache refuses the request (True) or lets it in uncounted.
+    fail_closed = False
+
     def allow_request(self, request, view):
+        if self.rate is None:
+            return True
+        return self.allow_key(self.get_cache_key(request, view))
+
+    def allow_key(self, key):
+        """Count one request under ``key`` (None: not limited); whether it is within the rate."""
+        if key is None:
+            return True
         try:
-            return self._allow_request(request, view)
-        except RedisError:
-            # An unreachable Redis must not take the whole API down with it.
+            return self._allow_key(key)
+        except CountersUnavailable:
+            if self.fail_closed:
+                logger.error("Login refused: the cache holding the login limits is unreachable.", exc_info=True)
+                raise LoginUnavailable() from None
+            # An unreachable cache must not take the whole API down with it.
             logger.warning("Rate limit %r not applied: the cache is unreachable.", self.scope, exc_info=True)
             return True
 
@@ -130,12 +254,7 @@ class _SettingsRateMixin:
         except KeyError as exc:
             raise ImproperlyConfigured(f"No throttle rate set for scope {self.scope!r}.") from exc
 
-    def _allow_request(self, request, view):
-        if self.rate is None:
-            return True
-        key = self.get_cache_key(request, view)
-        if key is None:
-            return True
+    def _allow_key(self, key):
         self.now = self.timer()
         window = int(self.now // self.duration)
         self.elapsed = self.now - window * self.duration
@@ -171,10 +290,15 @@ class AnonThrottle(_SettingsRateMixin, throttling.AnonRateThrottle):
     """Per client address, for requests without credentials."""
 
 
-class LoginAddressThrottle(_SettingsRateMixin, throttling.SimpleRateThrottle):
-    """Login attempts per client address."""
-
+class _LoginThrottle(_SettingsRateMixin, throttling.SimpleRateThrottle):
+    # Logins are refused while their attempts cannot be counted: a guessing
+    # client must not get unlimited tries because the cache went away.
+    fail_closed = True
     scope = "login"
+
+
+class LoginAddressThrottle(_LoginThrottle):
+    """Login attempts per client address."""
 
     def get_cache_key(self, request, view):
         if request.method != "POST":
@@ -182,18 +306,48 @@ class LoginAddressThrottle(_SettingsRateMixin, throttling.SimpleRateThrottle):
         return self.cache_format % {"scope": "login_address", "ident": self.get_ident(request)}
 
 
-class LoginUsernameThrottle(_SettingsRateMixin, throttling.SimpleRateThrottle):
+class LoginUsernameThrottle(_LoginThrottle):
     """Login attempts per username, whichever addresses they come from."""
-
-    scope = "login"
 
     def get_cache_key(self, request, view):
         if request.method != "POST":
             return None
         # A malformed body raises here, and is answered 400/415 like in the view.
         data = request.data
-        username = data.get("username") if isinstance(data, Mapping) else None
+        return self.username_key(data.get("username") if isinstance(data, Mapping) else None)
+
+    def username_key(self, username):
         if not isinstance(username, str) or not username.strip():
             return None
         ident = hashlib.sha256(username.strip().casefold().encode("utf-8", "surrogatepass")).hexdigest()
         return self.cache_format % {"scope": "login_username", "ident": ident}
+
+
+def login_attempt_wait(*, request, username):
+    """Count one attempt to log in as ``username`` from ``request``'s address, as the API's login does.
+
+    For login forms outside the API (the admin's): the same counters and rate
+    (``login`` in ``DEFAULT_THROTTLE_RATES``) per client address and per
+    username. Returns None when the attempt may go on, else the seconds to wait
+    (the lockout is logged). Raises ``LoginUnavailable`` when the counters
+    cannot be reached.
+    """
+    by_address, by_username = LoginAddressThrottle(), LoginUsernameThrottle()
+    if by_address.rate is None:
+        return None
+    waits = [
+        throttle.wait()
+        for throttle, key in (
+            (by_address, by_address.get_cache_key(request, None)),
+            (by_username, by_username.username_key(username)),
+        )
+        if not throttle.allow_key(key)
+    ]
+    if not waits:
+        return None
+    logger.warning(
+        "Login refused: too many attempts from address %s or for username %r.",
+        by_address.get_ident(request),
+        username,
+    )
+    return max(waits)

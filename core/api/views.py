@@ -21,7 +21,7 @@ from .exceptions import error_response
 from .renderers import EnvelopeJSONRenderer
 from .responses import MessageResponse
 from .schema import message_envelope
-from .throttling import AnonThrottle, LoginAddressThrottle, LoginUsernameThrottle
+from .throttling import AnonThrottle, LoginAddressThrottle, LoginUsernameThrottle, counters_reachable
 
 
 def method_not_allowed(request, exception=None):
@@ -45,7 +45,11 @@ def require_safe(view):
 
 @require_safe
 def health(request):
-    """Liveness and database reachability, without authentication (for load balancers)."""
+    """Liveness, database and cache reachability, without authentication (for load balancers).
+
+    The cache holds the rate-limit counters: while it is unreachable logins are
+    refused, so the instance is reported unhealthy.
+    """
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -55,7 +59,12 @@ def health(request):
             {"status": "unhealthy", "message": "Database is unavailable", "database": "unavailable"},
             status=503,
         )
-    return JsonResponse({"status": "healthy", "message": "CRM API is running", "database": "ok"})
+    if not counters_reachable():
+        return JsonResponse(
+            {"status": "unhealthy", "message": "Cache is unavailable", "database": "ok", "cache": "down"},
+            status=503,
+        )
+    return JsonResponse({"status": "healthy", "message": "CRM API is running", "database": "ok", "cache": "ok"})
 
 
 @require_safe

@@ -11,10 +11,10 @@ from tests.factories import CustomerFactory
 RESOURCES = ["customers", "interactions", "opportunities"]
 
 
-def test_health_reports_database_ok(anon_client, db):
+def test_health_reports_database_and_cache_ok(anon_client, db):
     response = anon_client.get("/api/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "healthy", "message": "CRM API is running", "database": "ok"}
+    assert response.json() == {"status": "healthy", "message": "CRM API is running", "database": "ok", "cache": "ok"}
 
 
 def test_health_rejects_writes_in_the_envelope(anon_client, db):

@@ -4,7 +4,9 @@ import http.client
 import json
 import os
 import socket
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import pytest
@@ -137,3 +139,40 @@ def test_login_limit_per_address_holds_across_workers_and_usernames(limited_serv
 
     assert [a.status_code for a in answers] == [400] * LIMIT + [429] * (REQUESTS - LIMIT)
     assert len(_pids(limited_server, answers)) == 3
+
+
+CONCURRENT_LIMIT = 60
+CONCURRENT_REQUESTS = 240
+CLIENTS = 24
+
+
+@pytest.fixture(scope="module", params=["database", "redis"])
+def busy_server(request, server_factory):
+    cache_env = _redis_or_skip() if request.param == "redis" else {}
+    return server_factory(
+        workers=3,
+        GUNICORN_THREADS=CLIENTS // 3,
+        # Per hour: within one burst the previous window's weight stays the same, and a
+        # new user has no earlier window, so the limit is the exact number that passes.
+        DJANGO_THROTTLE_USER=f"{CONCURRENT_LIMIT}/hour",
+        **cache_env,
+    )
+
+
+def test_concurrent_requests_let_exactly_the_limit_through(busy_server):
+    token = create_tokens(busy_server.database_url, [f"burst-{uuid.uuid4().hex[:12]}"]).popitem()[1]
+    start = threading.Barrier(CLIENTS)
+
+    def client(_):
+        session = busy_server.client(token)
+        start.wait()
+        return [
+            session.get(f"{busy_server.url}/api/customers", timeout=60).status_code
+            for _ in range(CONCURRENT_REQUESTS // CLIENTS)
+        ]
+
+    with ThreadPoolExecutor(max_workers=CLIENTS) as pool:
+        statuses = [status for statuses in pool.map(client, range(CLIENTS)) for status in statuses]
+
+    assert statuses.count(200) == CONCURRENT_LIMIT
+    assert statuses.count(429) == CONCURRENT_REQUESTS - CONCURRENT_LIMIT

@@ -4,6 +4,8 @@ import secrets
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
@@ -22,7 +24,11 @@ class Command(BaseCommand):
         parser.add_argument("username")
         parser.add_argument("--role", required=True, choices=sorted(ROLE_GROUPS), help="The user's role.")
         parser.add_argument("--email", default="", help="Email address (optional).")
-        parser.add_argument("--password", help="Password; generated and printed when left out.")
+        parser.add_argument(
+            "--password",
+            help="Password; generated and printed when left out. A given one must pass the password validators "
+            "(AUTH_PASSWORD_VALIDATORS: long enough, not common, not all digits, not like the username or email).",
+        )
 
     def handle(self, *args, **options):
         User = get_user_model()
@@ -35,6 +41,12 @@ class Command(BaseCommand):
         generated = password is None
         if generated:
             password = secrets.token_urlsafe(12)
+        else:
+            # The validators judge the password against the user it is for (name, email).
+            try:
+                validate_password(password, User(username=username, email=options["email"]))
+            except ValidationError as exc:
+                raise CommandError("The password was refused:\n- " + "\n- ".join(exc.messages)) from None
         with transaction.atomic():
             user = User.objects.create_user(username, email=options["email"], password=password, is_staff=True)
             user.groups.add(Group.objects.get(name=ROLE_GROUPS[options["role"]]))

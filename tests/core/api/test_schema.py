@@ -86,7 +86,7 @@ def test_every_success_body_is_enveloped_and_every_error_uses_the_error_envelope
         ("/api/customers/{id}", "put", {"200", "400", "401", "403", "404", "411", "412", "413", "415", "429"}),
         ("/api/opportunities/{id}", "patch", {"200", "400", "401", "403", "404", "411", "412", "413", "415", "429"}),
         ("/api/interactions/{id}", "delete", {"200", "401", "403", "404", "412", "429"}),
-        ("/api/auth/token", "post", {"200", "400", "411", "413", "415", "429"}),
+        ("/api/auth/token", "post", {"200", "400", "411", "413", "415", "429", "503"}),
     ],
 )
 def test_operations_list_every_status_they_can_return(schema, path, method, statuses):

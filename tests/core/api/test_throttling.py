@@ -4,19 +4,17 @@ import os
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC
 
 import pytest
 import redis
 from django.core.cache import cache
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, connections
 from knox.models import get_token_model
 from rest_framework.test import APIClient, APIRequestFactory
 
 from core.api.throttling import UserThrottle
-from tests.factories import PASSWORD, ManagerFactory, UserFactory
+from tests.factories import PASSWORD, ManagerFactory, StaffFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -73,6 +71,18 @@ def rates(settings, shared_cache):
     return set_rates
 
 
+def _stored(shared_cache, key):
+    """(count, seconds left) of a counter, read from the storage itself, not through the throttles."""
+    key = cache.make_key(key)
+    if shared_cache == "database":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count, expires FROM core_ratecounter WHERE key = %s", [key])
+            row = cursor.fetchone()
+        return (row[0], row[1] - time.time()) if row else (0, None)
+    client = redis.Redis.from_url(REDIS_URL)
+    return int(client.get(key) or 0), client.ttl(key)
+
+
 def _client_for(user):
     _, token = get_token_model().objects.create(user)
     client = APIClient()
@@ -107,16 +117,8 @@ def test_counters_live_in_the_configured_shared_cache(rates, shared_cache):
         client.get("/api/customers")
 
     window = int(time.time() // 60)
-    counts = [cache.get(f"throttle_user_{user.pk}:{w}", 0) for w in (window - 1, window)]
+    counts = [_stored(shared_cache, f"throttle_user_{user.pk}:{w}")[0] for w in (window - 1, window)]
     assert sum(counts) == 2
-    # Read back from the storage itself, not through Django's cache object.
-    key = cache.make_key(f"throttle_user_{user.pk}:{window if counts[1] else window - 1}")
-    if shared_cache == "database":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT COUNT(*) FROM crm_cache WHERE cache_key = %s", [key])
-            assert cursor.fetchone()[0] == 1
-    else:
-        assert redis.Redis.from_url(REDIS_URL).exists(key) == 1
 
 
 def test_anonymous_rate_limits_by_address(rates):
@@ -174,19 +176,131 @@ def test_forwarded_for_header_does_not_reset_the_address_count(rates):
     _assert_throttled(response)
 
 
-def test_unreachable_redis_lets_requests_through_with_a_warning(settings, api, caplog):
+# Nothing listens on port 9 here: the connection is refused at once.
+UNREACHABLE_REDIS = "redis://127.0.0.1:9/0"
+
+
+@pytest.fixture
+def redis_down(settings):
     settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:9/0"}
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": UNREACHABLE_REDIS}
     }
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
-        "DEFAULT_THROTTLE_RATES": {"user": "1/minute", "anon": "1/minute"},
+        "DEFAULT_THROTTLE_RATES": {"user": "1/minute", "anon": "1/minute", "login": "1/minute"},
     }
 
+
+def test_unreachable_cache_serves_other_requests_unthrottled_with_a_warning(redis_down, api, caplog):
     responses = [api.get("/api/customers") for _ in range(2)]
 
     assert [r.status_code for r in responses] == [200, 200]
     assert "Rate limit 'user' not applied: the cache is unreachable." in caplog.text
+
+
+def test_unreachable_cache_refuses_api_logins_with_503(redis_down, anon_client, user, caplog):
+    response = anon_client.post("/api/auth/token", {"username": user.username, "password": PASSWORD}, format="json")
+
+    assert response.status_code == 503
+    assert response.json()["success"] is False
+    assert response.json()["error"]["code"] == "login_unavailable"
+    assert "login limits cannot be checked" in response.json()["error"]["message"]
+    assert not get_token_model().objects.filter(user=user).exists()
+    assert "the cache holding the login limits is unreachable" in caplog.text
+
+
+def test_unreachable_cache_refuses_admin_logins_with_503(redis_down, client, staff_user):
+    response = client.post("/admin/login/", {"username": staff_user.username, "password": PASSWORD})
+
+    assert response.status_code == 503
+    assert "Logging in is unavailable for the moment" in response.content.decode()
+    assert "_auth_user_id" not in client.session
+
+
+def test_health_reports_the_cache_down_with_503(redis_down, anon_client):
+    response = anon_client.get("/api/health")
+
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "unhealthy",
+        "message": "Cache is unavailable",
+        "database": "ok",
+        "cache": "down",
+    }
+
+
+def test_health_reports_the_shared_cache_ok(shared_cache, anon_client):
+    response = anon_client.get("/api/health")
+
+    assert response.status_code == 200
+    assert response.json()["cache"] == "ok"
+
+
+def _admin_login(client, username, password, address="127.0.0.1"):
+    return client.post("/admin/login/", {"username": username, "password": password}, REMOTE_ADDR=address)
+
+
+def test_admin_login_is_limited_then_refused_even_with_the_right_password(rates, client, caplog):
+    rates(login="3/minute")
+    staff = StaffFactory(username="clerk")
+    for n in range(3):
+        assert _admin_login(client, "clerk", f"guess{n}").status_code == 200  # the form again, with its error
+
+    response = _admin_login(client, "clerk", PASSWORD)
+
+    assert response.status_code == 429
+    assert 0 < int(response["Retry-After"]) <= 120
+    assert "Too many login attempts. Try again in" in response.content.decode()
+    assert "_auth_user_id" not in client.session
+    assert "Login refused: too many attempts from address 127.0.0.1 or for username 'clerk'." in caplog.text
+    # The limit is per address and per username: another user from another address logs in.
+    other = StaffFactory(username="other")
+    assert _admin_login(client, other.username, PASSWORD, address="10.9.9.9").status_code == 302
+    assert client.session["_auth_user_id"] == str(other.pk)
+    assert staff.pk != other.pk
+
+
+def test_admin_login_below_the_limit_logs_in(rates, client):
+    rates(login="3/minute")
+    staff = StaffFactory(username="clerk")
+    for n in range(2):
+        _admin_login(client, "clerk", f"guess{n}")
+
+    response = _admin_login(client, "clerk", PASSWORD)
+
+    assert response.status_code == 302
+    assert client.session["_auth_user_id"] == str(staff.pk)
+
+
+def test_admin_login_is_limited_per_username_across_addresses(rates, client):
+    rates(login="3/minute")
+    StaffFactory(username="clerk")
+    for n, name in enumerate(["clerk", "Clerk", " CLERK "]):
+        _admin_login(client, name, "wrong", address=f"10.0.0.{n}")
+
+    assert _admin_login(client, "clerk", PASSWORD, address="10.0.0.9").status_code == 429
+
+
+def test_admin_and_api_logins_share_their_counters(rates, client, anon_client):
+    rates(login="3/minute")
+    StaffFactory(username="clerk")
+    for n in range(2):
+        anon_client.post("/api/auth/token", {"username": "clerk", "password": f"guess{n}"}, format="json")
+    assert _admin_login(client, "clerk", "guess2", address="10.0.0.1").status_code == 200
+
+    # Three attempts so far on the username, whichever door they came through.
+    assert _admin_login(client, "clerk", PASSWORD, address="10.0.0.2").status_code == 429
+    api = anon_client.post("/api/auth/token", {"username": "clerk", "password": PASSWORD}, format="json")
+    _assert_throttled(api)
+
+
+def test_admin_login_page_itself_is_not_counted(rates, client):
+    rates(login="1/minute")
+    StaffFactory(username="clerk")
+    for _ in range(3):
+        assert client.get("/admin/login/").status_code == 200
+
+    assert _admin_login(client, "clerk", PASSWORD).status_code == 302
 
 
 class _Clock:
@@ -240,7 +354,7 @@ def test_retry_after_is_when_one_more_request_fits(rates):
     assert _allowed(throttle, user) is True
 
 
-def test_a_counter_stays_one_number_whatever_the_rate(rates):
+def test_a_counter_stays_one_number_whatever_the_rate(rates, shared_cache):
     rates()
     user = ManagerFactory()
     clock = _Clock(60 * 1_000_000 + 1)
@@ -249,7 +363,7 @@ def test_a_counter_stays_one_number_whatever_the_rate(rates):
     for _ in range(50):
         assert _allowed(throttle, user)
 
-    assert cache.get(f"throttle_user_{user.pk}:{1_000_000}") == 50
+    assert _stored(shared_cache, f"throttle_user_{user.pk}:{1_000_000}")[0] == 50
 
 
 def test_a_rate_of_zero_refuses_everything_and_says_when_to_come_back(rates):
@@ -260,22 +374,30 @@ def test_a_rate_of_zero_refuses_everything_and_says_when_to_come_back(rates):
     assert throttle.wait() == 105
 
 
-def test_on_redis_concurrent_requests_cannot_overshoot_the_limit(rates, shared_cache):
-    if shared_cache != "redis":
-        pytest.skip("the database cache counts without a lock, like DRF's throttles")
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_requests_cannot_overshoot_the_limit(rates, shared_cache):
+    if shared_cache == "database" and connection.vendor == "sqlite":
+        pytest.skip("the in-memory test database serves one thread at a time: tests/live covers SQLite")
     rates()
     user = ManagerFactory()
     throttle = _throttle_at(_Clock(60 * 1_000_000 + 30), rate="5/minute")
     start = threading.Barrier(20)
+    results = []
 
-    def attempt(_):
-        start.wait()
-        return _allowed(throttle, user)
+    def attempt():
+        try:
+            start.wait()
+            results.append(_allowed(throttle, user))
+        finally:
+            connections.close_all()  # this thread's own connection
 
-    with ThreadPoolExecutor(max_workers=20) as pool:
-        results = list(pool.map(attempt, range(20)))
+    threads = [threading.Thread(target=attempt) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
-    assert results.count(True) == 5
+    assert sorted(results) == [False] * 15 + [True] * 5
 
 
 @pytest.mark.parametrize("rate", ["3/hour", "3/day"])
@@ -288,16 +410,19 @@ def test_a_counter_is_kept_as_long_as_its_window_counts(rates, shared_cache, rat
     duration = 3600 if rate.endswith("hour") else 86400
 
     window = int(time.time() // duration)
-    key = cache.make_key(f"throttle_user_{user.pk}:{window}")
-    if shared_cache == "database":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT expires FROM crm_cache WHERE cache_key = %s", [key])
-            (expires,) = cursor.fetchone()
-        if expires.tzinfo is None:  # SQLite: naive UTC
-            expires = expires.replace(tzinfo=UTC)
-        seconds_left = expires.timestamp() - time.time()
-    else:
-        seconds_left = redis.Redis.from_url(REDIS_URL).ttl(key)
+    count, seconds_left = _stored(shared_cache, f"throttle_user_{user.pk}:{window}")
+    assert count == 3
     # The counter weighs on the next window too: an expiry at the cache's default
     # (300 s) would let the full rate in again every five minutes.
     assert seconds_left > duration
+
+
+def test_admin_lockout_message_speaks_the_browsers_language(rates, client):
+    rates(login="1/minute")
+    StaffFactory(username="clerk")
+    _admin_login(client, "clerk", "guess")
+
+    response = client.post("/admin/login/", {"username": "clerk", "password": PASSWORD}, HTTP_ACCEPT_LANGUAGE="zh-hans")
+
+    assert response.status_code == 429
+    assert "登录尝试次数过多" in response.content.decode()

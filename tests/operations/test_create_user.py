@@ -1,0 +1,56 @@
+"""create_user: a given password passes the same validators as any other."""
+
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(
+    ("password", "message"),
+    [
+        ("1", "This password is too short. It must contain at least 8 characters."),
+        ("12345678", "This password is entirely numeric."),
+        ("password", "This password is too common."),
+        ("newcomer-1", "The password is too similar to the username."),
+    ],
+)
+def test_create_user_refuses_a_weak_password_and_says_why(password, message):
+    with pytest.raises(CommandError) as refused:
+        call_command("create_user", "newcomer", "--role", "rep", "--password", password, stdout=StringIO())
+
+    assert str(refused.value).startswith("The password was refused:")
+    assert f"- {message}" in str(refused.value)
+    assert not get_user_model().objects.filter(username="newcomer").exists()
+
+
+def test_create_user_lists_every_reason_a_password_is_refused():
+    with pytest.raises(CommandError) as refused:
+        call_command("create_user", "newcomer", "--role", "rep", "--password", "1", stdout=StringIO())
+
+    assert "- This password is too short." in str(refused.value)
+    assert "- This password is entirely numeric." in str(refused.value)
+
+
+def test_create_user_judges_the_password_against_the_email_too():
+    with pytest.raises(CommandError, match="too similar to the email address"):
+        call_command(
+            "create_user",
+            "nc",
+            "--role",
+            "rep",
+            "--email",
+            "zebrafinch@example.com",
+            "--password",
+            "zebrafinch",
+            stdout=StringIO(),
+        )
+
+
+def test_create_user_accepts_a_strong_password():
+    call_command("create_user", "newcomer", "--role", "rep", "--password", "correct horse battery", stdout=StringIO())
+
+    assert get_user_model().objects.get(username="newcomer").check_password("correct horse battery")
