@@ -3,8 +3,8 @@
 Deterministic for CI: three fixed seeds, each a run of its own with a bounded number
 of examples per operation, so that a rule that holds for one seed's data and not for
 another's shows here rather than on the next change. docs/api.md shows the longer run
-to do locally. Settings beyond these (expected
-statuses) are in schemathesis.toml at the top of the repository.
+to do locally. Settings beyond these (expected statuses) are in schemathesis.toml at
+the top of the repository.
 """
 
 import os
