@@ -39,6 +39,17 @@ loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 # Addresses of the TLS proxy allowed to set X-Forwarded-Proto / X-Forwarded-For.
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
 
+# gunicorn's control socket (``gunicornc``: show workers, add or remove them,
+# reload, shut down) defaults to one path per user and host, so every instance
+# started by that user would take it over from the one before, and the first to
+# stop would delete the socket of the others: a command meant for one instance
+# could reach another. Off unless GUNICORN_CONTROL_SOCKET names a path, which
+# must then be one of this instance's own (e.g. /run/crm/gunicorn.ctl).
+_control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "").strip()
+control_socket_disable = not _control_socket
+if _control_socket:
+    control_socket = _control_socket
+
 # Refuse oversized request lines and headers before Django sees them.
 limit_request_line = 8190
 limit_request_fields = 100

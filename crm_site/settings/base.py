@@ -132,6 +132,15 @@ DATABASES = {
         DATABASE_URL, conn_max_age=env_int("DJANGO_CONN_MAX_AGE", 60), conn_health_checks=True
     )
 }
+# SQLite's durability: FULL syncs the WAL at every commit, so an acknowledged
+# write survives a power cut; NORMAL syncs only at checkpoints (faster writes,
+# but a power cut can lose the last commits; a crash of the process loses nothing).
+SQLITE_SYNCHRONOUS = (env("DJANGO_SQLITE_SYNCHRONOUS") or "FULL").strip().upper()
+if SQLITE_SYNCHRONOUS not in {"FULL", "NORMAL"}:
+    raise ImproperlyConfigured(
+        f"DJANGO_SQLITE_SYNCHRONOUS must be FULL (the default: a committed write survives a power cut) "
+        f"or NORMAL (faster writes; a power cut can lose the last ones), got {env('DJANGO_SQLITE_SYNCHRONOUS')!r}"
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers run beside the writer; IMMEDIATE takes the write lock at
     # BEGIN so concurrent writers queue on the busy timeout instead of failing
@@ -141,7 +150,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
         "timeout": env_int("DJANGO_SQLITE_TIMEOUT", 20),
         "transaction_mode": "IMMEDIATE",
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+        "init_command": f"PRAGMA journal_mode=WAL; PRAGMA synchronous={SQLITE_SYNCHRONOUS}; PRAGMA foreign_keys=ON;",
     }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

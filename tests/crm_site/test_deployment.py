@@ -5,6 +5,7 @@ import secrets
 import subprocess
 import sys
 
+import pytest
 from django.conf import settings
 
 
@@ -82,3 +83,44 @@ def test_production_serves_static_files_through_whitenoise():
     whitenoise_at, security_at, storage = result.stdout.split()[-3:]
     assert int(whitenoise_at) == int(security_at) + 1
     assert storage == "whitenoise.storage.CompressedManifestStaticFilesStorage"
+
+
+SQLITE_PRAGMAS = (
+    "from django.db import connection\n"
+    "with connection.cursor() as cursor:\n"
+    "    print(*(cursor.execute(f'PRAGMA {name}').fetchone()[0] for name in ('journal_mode', 'synchronous')))\n"
+)
+
+
+def sqlite_pragmas(tmp_path, **env):
+    """``journal_mode`` and ``synchronous`` as the production settings' own database connection reads them."""
+    result = manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        SQLITE_PRAGMAS,
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        DATABASE_URL=f"sqlite:///{tmp_path / 'crm.db'}",
+        **env,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout.split()[-2:]
+
+
+def test_sqlite_syncs_every_commit_by_default_so_an_acknowledged_write_survives_a_power_cut(tmp_path):
+    # synchronous: 2 is FULL, 1 is NORMAL.
+    assert sqlite_pragmas(tmp_path) == ["wal", "2"]
+
+
+@pytest.mark.parametrize("value", ["NORMAL", "normal", " Normal "])
+def test_an_operator_may_trade_durability_for_write_speed_with_normal(tmp_path, value):
+    assert sqlite_pragmas(tmp_path, DJANGO_SQLITE_SYNCHRONOUS=value) == ["wal", "1"]
+
+
+@pytest.mark.parametrize("value", ["OFF", "EXTRA", "2", "fast"])
+def test_an_unknown_sqlite_synchronous_level_stops_the_start(value):
+    result = deploy_check(DJANGO_SQLITE_SYNCHRONOUS=value)
+
+    assert result.returncode != 0
+    assert "DJANGO_SQLITE_SYNCHRONOUS must be FULL" in result.stderr
+    assert repr(value) in result.stderr
