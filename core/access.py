@@ -33,6 +33,8 @@ OWNER_PATHS = {
     "interactions.interaction": "customer__owner",
     "opportunities.opportunity": "customer__owner",
     "opportunities.stagechange": "opportunity__customer__owner",
+    # Events keep the owner of their record at the time: a deleted record's events stay in its book.
+    "core.event": "owner",
 }
 
 _CACHE_ATTR = "_crm_role"

@@ -26,4 +26,15 @@ class CustomersConfig(AppConfig):
     verbose_name = _("Customers")
 
     def ready(self):
+        from core import events
+
+        from .models import Customer
+        from .serializers import CustomerSerializer
+
+        # Every create, update and delete writes an event with the change (core/events.py).
+        events.register(
+            Customer,
+            name="customer",
+            serializer=CustomerSerializer,
+        )
         post_migrate.connect(_heal_sqlite_search_index, sender=self)

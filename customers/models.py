@@ -6,6 +6,7 @@ from django.utils.translation import gettext_lazy as _
 
 from core.fields import created_by_field
 from core.history import CRMHistoricalRecords
+from core.models import RecordedModel
 
 
 class CustomerQuerySet(models.QuerySet):
@@ -45,7 +46,7 @@ class CustomerQuerySet(models.QuerySet):
         )
 
 
-class Customer(models.Model):
+class Customer(RecordedModel):
     class Status(models.TextChoices):
         LEAD = "lead", _("Lead")
         PROSPECT = "prospect", _("Prospect")

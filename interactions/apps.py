@@ -6,3 +6,16 @@ class InteractionsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "interactions"
     verbose_name = _("Interactions")
+
+    def ready(self):
+        from core import events
+
+        from .models import Interaction
+        from .serializers import InteractionSerializer
+
+        # Every create, update and delete writes an event with the change (core/events.py).
+        events.register(
+            Interaction,
+            name="interaction",
+            serializer=InteractionSerializer,
+        )

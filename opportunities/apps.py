@@ -6,3 +6,17 @@ class OpportunitiesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "opportunities"
     verbose_name = _("Opportunities")
+
+    def ready(self):
+        from core import events
+
+        from .models import Opportunity
+        from .serializers import OpportunitySerializer
+
+        # Every create, update and delete writes an event with the change (core/events.py).
+        events.register(
+            Opportunity,
+            name="opportunity",
+            serializer=OpportunitySerializer,
+            also={"opportunity.stage_changed": lambda changes: "stage" in changes},
+        )
