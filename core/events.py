@@ -295,15 +295,18 @@ def record_bulk_deletion(queryset):
         return
     actor, request_id = _context()
     model = queryset.model
+    constants = {
+        "type": source.type("deleted"),
+        "model": model._meta.label_lower,
+        "actor": actor,
+        "changes": {},
+        "request_id": request_id,
+        "created_at": timezone.now(),
+    }
     columns = {
-        "type": Value(source.type("deleted")),
-        "model": Value(model._meta.label_lower),
         "object_id": F("pk"),
-        "owner_id": F(access.owner_path(model)),
-        "actor_id": Value(actor),
-        "changes": Value({}, output_field=Event._meta.get_field("changes")),
-        "request_id": Value(request_id),
-        "created_at": Value(timezone.now(), output_field=Event._meta.get_field("created_at")),
+        "owner": F(access.owner_path(model)),
+        **{name: Value(value, output_field=Event._meta.get_field(name)) for name, value in constants.items()},
     }
     source_rows = queryset.order_by("pk").annotate(**{f"_event_{name}": value for name, value in columns.items()})
     select_sql, params = source_rows.values_list(*[f"_event_{name}" for name in columns]).query.sql_with_params()
@@ -335,3 +338,8 @@ def dispatch_after_commit(using="default"):
         return
     # Robust: the write is committed whatever the queue says; the periodic sweep sends what this could not.
     transaction.on_commit(_enqueue_dispatch, using=using, robust=True)
+
+
+def unregister_dispatcher(function):
+    if function in _dispatchers:
+        _dispatchers.remove(function)
