@@ -141,8 +141,14 @@ def _owner(instance, cache=None):
     return cache[(relation, key)]
 
 
+_tracked_fields = {}
+
+
 def _tracked(model):
-    return model.history.model.tracked_fields
+    # model.history builds a manager class on every access: look the fields up once.
+    if model not in _tracked_fields:
+        _tracked_fields[model] = model.history.model.tracked_fields
+    return _tracked_fields[model]
 
 
 def _diff(model, old, new):
@@ -193,8 +199,11 @@ def _build(source, instance, verb, changes, data, owner, actor, request_id, now)
 def _write(events, using):
     from core.models import Event
 
-    if events:
+    if len(events) == 1:
+        events[0].save(using=using, force_insert=True)
+    elif events:
         Event.objects.using(using).bulk_create(events, batch_size=500)
+    if events:
         dispatch_after_commit(using)
 
 

@@ -249,7 +249,7 @@ else:
         else BASE_DIR
     )
     HUEY = {
-        "huey_class": "huey.SqliteHuey",
+        "huey_class": "core.queue.EmbeddedHuey",
         "name": QUEUE_NAME,
         "filename": env("CRM_QUEUE_FILE") or str(_sqlite_dir / "crm-queue.sqlite3"),
     }
