@@ -7,6 +7,8 @@ their book, as it was when each event was written (deleted records included).
 """
 
 from django_filters import rest_framework as filters
+from django_filters.fields import MultipleChoiceField
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, serializers, viewsets
 
 from core import events
@@ -43,8 +45,18 @@ class EventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class _TypesField(MultipleChoiceField):
+    def clean(self, value):
+        # An empty ?type= means no filter, as an empty value does for every other filter.
+        return super().clean([item for item in value or [] if item != ""])
+
+
+class TypesFilter(filters.MultipleChoiceFilter):
+    field_class = _TypesField
+
+
 class EventFilter(filters.FilterSet):
-    type = filters.MultipleChoiceFilter(
+    type = TypesFilter(
         choices=lambda: [(name, name) for name in events.event_types()],
         help_text="Only these event types (repeat the parameter for several).",
     )
@@ -118,6 +130,19 @@ class EventFeedPagination(EnvelopePagination):
         ]
 
 
+def _type_parameter():
+    # The apps have registered their records (AppConfig.ready) before the URLs, and so this module, load.
+    return OpenApiParameter(
+        "type",
+        {"type": "array", "items": {"type": "string", "enum": events.event_types()}},
+        OpenApiParameter.QUERY,
+        description="Only these event types (repeat the parameter for several).",
+        style="form",
+        explode=True,
+    )
+
+
+@extend_schema_view(list=extend_schema(parameters=[_type_parameter()]))
 class EventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     """The change log of customers, interactions and opportunities, oldest first."""
 

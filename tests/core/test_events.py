@@ -280,6 +280,10 @@ class TestFeed:
         both = api.get("/api/events?type=interaction.created&type=customer.created").json()["data"]
         assert len(both) == 2
 
+    def test_empty_type_is_no_filter(self, api):
+        CustomerFactory()
+        assert len(api.get("/api/events?type=").json()["data"]) == 1
+
     @pytest.mark.parametrize("query", [{"after": "x"}, {"after": "-1"}, {"after": str(2**63)}, {"type": "nope"}])
     def test_bad_parameters_are_a_400(self, api, query):
         response = api.get("/api/events", query)
