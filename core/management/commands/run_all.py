@@ -35,13 +35,11 @@ class Command(BaseCommand):
         parser.add_argument("--noreload", action="store_true", help="do not restart the web server on code changes")
 
     def handle(self, *args, addrport, noreload, **options):
-        manage = (
-            [sys.executable, sys.argv[0]] if sys.argv[0].endswith("manage.py") else [sys.executable, "-m", "django"]
-        )
-        settings_args = [f"--settings={os.environ['DJANGO_SETTINGS_MODULE']}"] if manage[1] == "-m" else []
+        # The children inherit DJANGO_SETTINGS_MODULE (manage.py or --settings set it) and the rest.
+        manage = [sys.executable, "-m", "django"]
         commands = {
-            "web server": [*manage, "runserver", addrport, *(["--noreload"] if noreload else []), *settings_args],
-            "worker": [*manage, "worker", *settings_args],
+            "web server": [*manage, "runserver", addrport, *(["--noreload"] if noreload else [])],
+            "worker": [*manage, "worker"],
         }
         processes = {}
         stopping = []
