@@ -11,6 +11,7 @@ choice narrows its queryset with :func:`scope`, so that the rules are the same
 on every route.
 """
 
+from django.contrib.auth import get_permission_codename
 from django.contrib.auth.models import AnonymousUser
 
 MANAGER = "manager"
@@ -119,11 +120,11 @@ def scope(queryset, user, owner_field=None):
     return queryset.none()
 
 
-# Models whose rows a rep may not delete (mirrors the "Sales rep" group, which lacks delete_customer):
-# removing a customer removes everything under it, a manager's call.
-REP_CANNOT_DELETE = {"customers.customer"}
-
-
 def may_delete(user, model):
-    role = role_of(user)
-    return role == MANAGER or (role == REP and model._meta.label_lower not in REP_CANNOT_DELETE)
+    """Whether ``user`` may delete rows of ``model``: their Django permission, as the admin asks it.
+
+    The roles' permissions are the grants of their groups (customers/migrations/0003_staff_groups.py):
+    a rep lacks ``delete_customer``, since removing a customer removes everything under it.
+    """
+    opts = model._meta
+    return user.has_perm(f"{opts.app_label}.{get_permission_codename('delete', opts)}")

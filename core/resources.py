@@ -251,7 +251,11 @@ class CRMModelResource(resources.ModelResource):
                 errors[key] = [str(message) for message in messages]
         if errors:
             raise ValidationError(errors)
-        for attribute, value in serializer.validated_data.items():
+        self.apply_validated(instance, dict(serializer.validated_data))
+
+    def apply_validated(self, instance, validated_data):
+        """Give ``instance`` a row's values as the serializer validated them (import-export saves it later)."""
+        for attribute, value in validated_data.items():
             setattr(instance, attribute, value)
 
     def before_save_instance(self, instance, row, **kwargs):

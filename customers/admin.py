@@ -1,11 +1,7 @@
-from datetime import timedelta
-
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
-from django.db.models import Count, DecimalField, Exists, IntegerField, Max, OuterRef, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -15,87 +11,27 @@ from django.utils.translation import ngettext
 from simple_history.utils import bulk_update_with_history
 
 from core import access
-from core.admin.base import CRMModelAdmin, CRMModelForm
-from interactions.models import Interaction
-from opportunities.admin import apply_stage_probability
-from opportunities.models import Opportunity
+from core.admin.base import CRMModelAdmin
 
 from .models import Customer
 from .resources import CustomerResource
 from .services import reassign_customers
 
-RECENT_DAYS = 30
+# Filled by the apps whose records belong to a customer, from their admin.py.
+_INLINES = []
+_LIST_FILTERS = []
 
 
-def _per_customer(queryset, aggregate, output_field, default):
-    """A correlated subquery: ``aggregate`` over ``queryset``'s rows of the outer customer.
-
-    Subqueries rather than joins: two joined to-many relations would multiply each other's counts.
-    """
-    rows = queryset.filter(customer=OuterRef("pk")).order_by().values("customer").annotate(result=aggregate)
-    return Coalesce(
-        Subquery(rows.values("result")[:1], output_field=output_field), Value(default), output_field=output_field
-    )
+def customer_inline(inline):
+    """Show ``inline`` (an InlineModelAdmin of a model with a ``customer`` foreign key) on the customer page."""
+    _INLINES.append(inline)
+    return inline
 
 
-def _open_opportunities():
-    return Opportunity.objects.filter(stage__in=Opportunity.OPEN_STAGES)
-
-
-class InteractionInline(admin.TabularInline):
-    model = Interaction
-    form = CRMModelForm
-    extra = 0
-    fields = ["occurred_at", "interaction_type", "notes", "created_at"]
-    readonly_fields = ["created_at"]
-    ordering = ["-occurred_at", "-id"]
-    show_change_link = True
-
-
-class OpportunityInline(admin.TabularInline):
-    model = Opportunity
-    form = CRMModelForm
-    extra = 0
-    fields = ["title", "value", "stage", "probability", "expected_close_date", "created_at"]
-    readonly_fields = ["created_at"]
-    ordering = ["-created_at", "-id"]
-    show_change_link = True
-
-
-class HasOpenOpportunitiesFilter(admin.SimpleListFilter):
-    title = _("open opportunities")
-    parameter_name = "has_open"
-
-    def lookups(self, request, model_admin):
-        return [("yes", _("Has open opportunities")), ("no", _("No open opportunities"))]
-
-    def queryset(self, request, queryset):
-        has_open = Exists(_open_opportunities().filter(customer=OuterRef("pk")))
-        if self.value() == "yes":
-            return queryset.filter(has_open)
-        if self.value() == "no":
-            return queryset.filter(~has_open)
-        return queryset
-
-
-class InteractionRecencyFilter(admin.SimpleListFilter):
-    title = _("last interaction")
-    parameter_name = "contacted"
-
-    def lookups(self, request, model_admin):
-        return [
-            ("recent", _("In the last %(days)d days") % {"days": RECENT_DAYS}),
-            ("stale", _("No interaction in %(days)d days") % {"days": RECENT_DAYS}),
-        ]
-
-    def queryset(self, request, queryset):
-        since = timezone.now() - timedelta(days=RECENT_DAYS)
-        recent = Exists(Interaction.objects.filter(customer=OuterRef("pk"), occurred_at__gte=since))
-        if self.value() == "recent":
-            return queryset.filter(recent)
-        if self.value() == "stale":
-            return queryset.filter(~recent)
-        return queryset
+def customer_list_filter(list_filter):
+    """Offer ``list_filter`` (a SimpleListFilter over customers) beside the customer list."""
+    _LIST_FILTERS.append(list_filter)
+    return list_filter
 
 
 class ReassignForm(forms.Form):
@@ -117,7 +53,7 @@ class CustomerAdmin(CRMModelAdmin):
         "last_interaction_at",
         "owner",
     ]
-    list_filter = ["status", "created_at", HasOpenOpportunitiesFilter, InteractionRecencyFilter]
+    list_filter = ["status", "created_at"]
     list_select_related = ["owner"]
     search_fields = ["name", "company", "email", "phone"]
     date_hierarchy = "created_at"
@@ -127,27 +63,17 @@ class CustomerAdmin(CRMModelAdmin):
         (_("Contact"), {"fields": ["email", "phone"]}),
         (_("Record"), {"fields": ["created_by", "created_at", "updated_at", "history_link"]}),
     ]
-    inlines = [InteractionInline, OpportunityInline]
     actions = ["reassign_customers"]
 
+    def get_inlines(self, request, obj):
+        return [*super().get_inlines(request, obj), *_INLINES]
+
+    def get_list_filter(self, request):
+        return [*super().get_list_filter(request), *_LIST_FILTERS]
+
     def get_queryset(self, request):
-        money = DecimalField(max_digits=16, decimal_places=2)
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                interaction_count=_per_customer(Interaction.objects.all(), Count("pk"), IntegerField(), 0),
-                open_opportunity_count=_per_customer(_open_opportunities(), Count("pk"), IntegerField(), 0),
-                open_pipeline_value=_per_customer(_open_opportunities(), Sum("value"), money, 0),
-                last_interaction_at=Subquery(
-                    Interaction.objects.filter(customer=OuterRef("pk"))
-                    .order_by()
-                    .values("customer")
-                    .annotate(last=Max("occurred_at"))
-                    .values("last")[:1]
-                ),
-            )
-        )
+        # The figures of the API's summary, and the count of open opportunities beside them.
+        return super().get_queryset(request).with_summary("open_opportunity_count")
 
     def get_readonly_fields(self, request, obj=None):
         fields = super().get_readonly_fields(request, obj)
@@ -186,10 +112,6 @@ class CustomerAdmin(CRMModelAdmin):
         for inline_form in formset.forms:
             if inline_form.instance.pk is None:
                 inline_form.instance.created_by = request.user
-        if formset.model is Opportunity:
-            for inline_form in formset.forms:
-                if inline_form.has_changed() and inline_form.instance.pk is not None:
-                    apply_stage_probability(inline_form)
         super().save_formset(request, form, formset, change)
 
     def get_actions(self, request):

@@ -1,12 +1,14 @@
 from django.conf import settings
 from django.db import models
-from django.db.models import Count, DecimalField, OuterRef, Subquery, Sum, Value
-from django.db.models.functions import Coalesce, Lower
+from django.db.models import Value
+from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
 from core.fields import created_by_field
 from core.history import CRMHistoricalRecords
 from core.models import RecordedModel
+
+from . import parts
 
 
 class CustomerQuerySet(models.QuerySet):
@@ -19,31 +21,19 @@ class CustomerQuerySet(models.QuerySet):
         """
         return self.alias(email_lower=Lower("email")).filter(email_lower=Lower(Value(email)))
 
-    def with_summary(self):
-        """Annotate ``interaction_count``, ``open_pipeline_value`` and ``last_interaction_at``.
+    def with_summary(self, *also):
+        """Annotate the summary figures (``interaction_count``, ``open_pipeline_value``,
+        ``last_interaction_at``, ...) and the other figures named in ``also``.
 
-        Correlated subqueries rather than joins: two joined relations would
-        multiply each other's rows, and a list page stays one query.
+        The apps whose records belong to a customer register the figures
+        (``customers.parts``). Each is a correlated subquery rather than a join:
+        two joined relations would multiply each other's rows, and a list page
+        stays one query.
         """
-        from interactions.models import Interaction
-        from opportunities.models import Opportunity
-
-        interactions = Interaction.objects.filter(customer=OuterRef("pk")).order_by()
-        open_opportunities = Opportunity.objects.filter(
-            customer=OuterRef("pk"), stage__in=Opportunity.OPEN_STAGES
-        ).order_by()
-        money = DecimalField(max_digits=20, decimal_places=2)
-        return self.annotate(
-            interaction_count=Coalesce(
-                Subquery(interactions.values("customer").annotate(n=Count("id")).values("n")), Value(0)
-            ),
-            open_pipeline_value=Coalesce(
-                Subquery(open_opportunities.values("customer").annotate(total=Sum("value")).values("total")),
-                Value(0),
-                output_field=money,
-            ),
-            last_interaction_at=Subquery(interactions.order_by("-occurred_at").values("occurred_at")[:1]),
-        )
+        figures = parts.FIGURES
+        names = [name for name, figure in figures.items() if figure.in_summary]
+        names += [name for name in also if not figures[name].in_summary]
+        return self.annotate(**{name: figures[name].build() for name in names})
 
 
 class Customer(RecordedModel):

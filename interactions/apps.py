@@ -10,9 +10,11 @@ class InteractionsConfig(AppConfig):
     def ready(self):
         from core import events
 
+        from .customer_parts import register
         from .models import Interaction
         from .serializers import InteractionSerializer
 
+        register()
         # Every create, update and delete writes an event with the change (core/events.py).
         events.register(
             Interaction,

@@ -21,6 +21,7 @@ from core.history import record_creation
 from customers.models import Customer
 from interactions.models import Interaction
 from opportunities.models import Opportunity, StageChange
+from opportunities.services import opportunity_set_stage
 
 HISTORY_REASON = "Imported from the original CRM"
 
@@ -325,12 +326,9 @@ class LegacyImport:
             created_at=created,
             updated_at=updated,
         )
-        if opportunity.probability is None and stage in Opportunity.DEFAULT_PROBABILITY:
-            opportunity.probability = Opportunity.DEFAULT_PROBABILITY[stage]
         check_fields(opportunity, exclude=["customer"])
-        if not opportunity.is_open:
-            # The original did not record when; its last update is the best evidence.
-            opportunity.closed_at = updated
+        # The original did not record when an opportunity closed; its last update is the best evidence.
+        opportunity_set_stage(opportunity=opportunity, stage=stage, probability=opportunity.probability, at=updated)
         return opportunity
 
     @staticmethod

@@ -21,6 +21,7 @@ from customers.models import Customer
 from customers.search import SQLITE_TRIGGERS, ensure_sqlite_search_index
 from interactions.models import Interaction
 from opportunities.models import Opportunity, StageChange
+from opportunities.services import stage_fields
 
 # The one customer that a selective search finds (same name as in the original CRM's loader).
 UNIQUE_NAME = "Zyxwvut Unique"
@@ -185,16 +186,15 @@ def generate(customers, *, seed=42, end=None, interactions_per=5, opportunities_
             opened = created + timedelta(seconds=randrange(remaining))
             stage = choice(STAGES)
             expected = (opened + timedelta(days=randrange(14, 180))).date()
-            closed_at = None
             updated = opened
             if stage not in Opportunity.OPEN_STAGES:
-                closed_at = min(opened + timedelta(seconds=randrange(1, 120 * 86400)), end)
-                updated = closed_at
+                updated = min(opened + timedelta(seconds=randrange(1, 120 * 86400)), end)
             elif stage != Opportunity.Stage.LEAD:
                 updated = min(opened + timedelta(seconds=randrange(1, 60 * 86400)), end)
+            # Moved from lead to its stage when last updated: what the stage rules make of it.
+            probability, closed_at = stage_fields(stage=stage, moved=True, at=updated)
             value = Decimal(randrange(5_000, 50_000_000)) / 100
             title = f"{choice(DEAL_KINDS)} #{k + 1}"
-            probability = Opportunity.DEFAULT_PROBABILITY[stage]
             batch.opportunities.append(
                 (opp_id, cid, title, value, stage, probability, expected, closed_at, opened, updated)
             )

@@ -1,13 +1,16 @@
 from decimal import Decimal, InvalidOperation
 
 from django.contrib import admin, messages
+from django.db.models import Exists, OuterRef
 from django.utils.translation import gettext_lazy as _
 
-from core.admin.base import CRMModelAdmin
+from core.admin.base import CRMModelAdmin, CRMModelForm
+from customers.admin import customer_inline, customer_list_filter
 
 from .models import Opportunity
 from .reports import value_totals
 from .resources import OpportunityResource
+from .services import opportunity_set_stage
 
 _INVALID = object()
 
@@ -103,10 +106,42 @@ class ValueRangeFilter(admin.SimpleListFilter):
         return queryset
 
 
-def apply_stage_probability(form):
-    """A stage changed without touching the probability takes the new stage's default, as in the API."""
-    if "stage" in form.changed_data and "probability" not in form.changed_data:
-        form.instance.probability = Opportunity.DEFAULT_PROBABILITY[form.instance.stage]
+class OpportunityForm(CRMModelForm):
+    """An opportunity's form, saved under the stage rules of the API (``opportunity_set_stage``):
+    a stage changed without touching the probability takes the new stage's default."""
+
+    def save(self, commit=True):
+        chosen = self.instance.probability if "probability" in self.changed_data else None
+        opportunity_set_stage(opportunity=self.instance, stage=self.instance.stage, probability=chosen)
+        return super().save(commit)
+
+
+@customer_inline
+class OpportunityInline(admin.TabularInline):
+    model = Opportunity
+    form = OpportunityForm
+    extra = 0
+    fields = ["title", "value", "stage", "probability", "expected_close_date", "created_at"]
+    readonly_fields = ["created_at"]
+    ordering = ["-created_at", "-id"]
+    show_change_link = True
+
+
+@customer_list_filter
+class HasOpenOpportunitiesFilter(admin.SimpleListFilter):
+    title = _("open opportunities")
+    parameter_name = "has_open"
+
+    def lookups(self, request, model_admin):
+        return [("yes", _("Has open opportunities")), ("no", _("No open opportunities"))]
+
+    def queryset(self, request, queryset):
+        has_open = Exists(Opportunity.objects.filter(customer=OuterRef("pk"), stage__in=Opportunity.OPEN_STAGES))
+        if self.value() == "yes":
+            return queryset.filter(has_open)
+        if self.value() == "no":
+            return queryset.filter(~has_open)
+        return queryset
 
 
 @admin.register(Opportunity)
@@ -121,10 +156,11 @@ class OpportunityAdmin(CRMModelAdmin):
     autocomplete_fields = ["customer"]
     date_hierarchy = "created_at"
     readonly_fields = ["closed_at", "created_at", "updated_at"]
+    form = OpportunityForm
 
-    def save_model(self, request, obj, form, change):
-        apply_stage_probability(form)
-        super().save_model(request, obj, form, change)
+    def get_changelist_form(self, request, **kwargs):
+        # The list's editable stage and probability are saved under the same rules.
+        return super().get_changelist_form(request, form=OpportunityForm, **kwargs)
 
     def changelist_view(self, request, extra_context=None):
         response = super().changelist_view(request, extra_context)

@@ -57,6 +57,9 @@ class Opportunity(RecordedModel):
     # Who changed what and when; updated_at is left out: history_date says it.
     history = CRMHistoricalRecords(excluded_fields=["updated_at"])
 
+    # Set by services.opportunity_set_stage until the next save.
+    stage_rules_applied = False
+
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name = _("opportunity")
@@ -77,13 +80,13 @@ class Opportunity(RecordedModel):
         return self.title
 
     def save(self, *args, **kwargs):
-        if self.probability is None:
-            self.probability = self.DEFAULT_PROBABILITY[self.stage]
-        previous_stage = getattr(self, "_loaded_stage", None)
-        if self.stage in self.OPEN_STAGES:
-            self.closed_at = None
-        elif self.closed_at is None or previous_stage != self.stage:
-            self.closed_at = timezone.now()
+        if not self.stage_rules_applied:
+            # Saved without going through the service (a script, a fixture): the stage rules hold all the same.
+            # Imported here: the services build on this module.
+            from .services import opportunity_set_stage
+
+            opportunity_set_stage(opportunity=self, stage=self.stage, probability=self.probability)
+        previous_stage = self.stored_stage
         update_fields = kwargs.get("update_fields")
         if update_fields is not None and "stage" in update_fields:
             kwargs["update_fields"] = {*update_fields, "closed_at"}
@@ -97,6 +100,7 @@ class Opportunity(RecordedModel):
                 changed_at=self.updated_at,
             )
         self._loaded_stage = self.stage
+        self.stage_rules_applied = False
 
     @classmethod
     def from_db(cls, db, field_names, values):
@@ -104,6 +108,11 @@ class Opportunity(RecordedModel):
         # Remember the stage as loaded, so that save() can record a change of stage.
         instance._loaded_stage = instance.__dict__.get("stage")
         return instance
+
+    @property
+    def stored_stage(self):
+        """The stage as last loaded or saved; None for a new opportunity."""
+        return getattr(self, "_loaded_stage", None)
 
     @property
     def is_open(self):

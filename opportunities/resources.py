@@ -4,7 +4,7 @@ from import_export import fields
 from customers.resources import CustomerChildResource
 
 from .models import Opportunity
-from .serializers import OpportunitySerializer
+from .serializers import OpportunitySerializer, set_stage_from
 
 
 class OpportunityResource(CustomerChildResource):
@@ -28,3 +28,8 @@ class OpportunityResource(CustomerChildResource):
         )
         export_order = fields
         name = _("Opportunities")
+
+    def apply_validated(self, instance, validated_data):
+        # The stage rules of the API: a row that moves the stage without a probability takes the stage's default.
+        set_stage_from(instance, validated_data)
+        super().apply_validated(instance, validated_data)

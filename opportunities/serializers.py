@@ -10,6 +10,7 @@ from customers.models import Customer
 from customers.serializers import CustomerIdField
 
 from .models import Opportunity
+from .services import opportunity_set_stage
 
 
 class OpportunitySerializer(StrictJSONTypesMixin, CachedReadFieldsMixin, serializers.ModelSerializer):
@@ -41,16 +42,26 @@ class OpportunitySerializer(StrictJSONTypesMixin, CachedReadFieldsMixin, seriali
             raise serializers.ValidationError("This field may not be blank.")
         return value.strip()
 
-    def validate(self, attrs):
-        # A stage implies a default probability unless the client gives one: on
-        # create, and when an update moves the opportunity to another stage.
-        stage = attrs.get("stage")
-        if "probability" not in attrs:
-            if self.instance is None:
-                attrs["probability"] = Opportunity.DEFAULT_PROBABILITY[stage or Opportunity.Stage.LEAD]
-            elif stage is not None and stage != self.instance.stage:
-                attrs["probability"] = Opportunity.DEFAULT_PROBABILITY[stage]
-        return attrs
+    def create(self, validated_data):
+        opportunity = Opportunity()
+        set_stage_from(opportunity, validated_data)
+        for attribute, value in validated_data.items():
+            setattr(opportunity, attribute, value)
+        opportunity.save(force_insert=True)
+        return opportunity
+
+    def update(self, instance, validated_data):
+        set_stage_from(instance, validated_data)
+        return super().update(instance, validated_data)
+
+
+def set_stage_from(opportunity, validated_data):
+    """Apply the stage rules for the ``stage`` and ``probability`` of ``validated_data`` (taken out of it)."""
+    opportunity_set_stage(
+        opportunity=opportunity,
+        stage=validated_data.pop("stage", opportunity.stage),
+        probability=validated_data.pop("probability", None),
+    )
 
 
 class PipelineQuerySerializer(QuerySerializer):

@@ -10,7 +10,7 @@ from core import access
 
 
 class HasRole(permissions.BasePermission):
-    """Signed in with a role; read-only users may only read; reps may not delete what the rules keep from them.
+    """Signed in with a role; read-only users may only read; a delete needs the user's delete permission.
 
     Anonymous requests get the 401 of the authentication scheme; a signed-in
     user without a role gets a 403 for every data endpoint.

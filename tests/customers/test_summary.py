@@ -4,9 +4,12 @@ import datetime
 from decimal import Decimal
 
 import pytest
+from django.db.models import Value
 from django.db.models.signals import post_save
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
+from customers import parts
 from customers.models import Customer
 from opportunities.models import Opportunity
 from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory
@@ -121,3 +124,33 @@ class TestCustomerSummary:
         populate(customer)
         with django_assert_num_queries(2):
             assert api.get(f"/api/customers/{customer.pk}").status_code == 200
+
+
+@pytest.fixture
+def extra_figure():
+    """A summary figure registered as an app whose records belong to customers would register one."""
+    parts.add_figure("test_figure", lambda: Value(7))
+    yield "test_figure"
+    del parts.FIGURES["test_figure"]
+
+
+@pytest.mark.django_db
+class TestOneSourceOfFigures:
+    def test_the_admin_list_shows_the_figures_the_api_gives(self, api, admin_client):
+        customers = CustomerFactory.create_batch(3)
+        populate(customers[0])
+        populate(customers[1], interactions=1)
+        api_rows = {row["id"]: row for row in api.get("/api/customers").json()["data"]}
+        admin_rows = admin_client.get("/admin/customers/customer/").context["cl"].result_list
+        assert len(admin_rows) == 3
+        for row in admin_rows:
+            assert row.interaction_count == api_rows[row.pk]["interaction_count"]
+            assert float(row.open_pipeline_value) == api_rows[row.pk]["open_pipeline_value"]
+            assert (row.last_interaction_at or None) == (
+                api_rows[row.pk]["last_interaction_at"] and parse_datetime(api_rows[row.pk]["last_interaction_at"])
+            )
+
+    def test_a_registered_figure_reaches_the_queryset_and_the_admin_alike(self, admin_client, extra_figure):
+        CustomerFactory()
+        assert Customer.objects.with_summary().get().test_figure == 7
+        assert admin_client.get("/admin/customers/customer/").context["cl"].result_list[0].test_figure == 7

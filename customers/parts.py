@@ -1,0 +1,63 @@
+"""What the apps whose records belong to a customer add to it.
+
+``customers`` knows none of those apps: interactions, opportunities and the apps
+to come build on ``customers`` and register their part here from their
+``AppConfig.ready()``, so that the dependency runs one way. A part is:
+
+- a figure: an expression over the customer's rows (``OuterRef("pk")``), which
+  ``Customer.objects.with_summary()`` annotates; those ``in_summary`` are the
+  summary every customer is read with, the others are annotated on request
+  (the admin's columns);
+- a timeline source: the rows it adds to the customer's timeline (one ``UNION
+  ALL`` of every source, see ``customers.timeline``) and how one of them reads;
+- a deleter: how its rows go when their customer is deleted, in bulk and with
+  their history (``customers.services.delete_customer``).
+
+The admin's customer page takes inlines and list filters the same way, from the
+apps' ``admin.py`` (``customers.admin.customer_inline``, ``customer_list_filter``).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Figure:
+    build: Callable[[], Any]  # a fresh expression over the rows of OuterRef("pk")
+    in_summary: bool
+
+
+@dataclass(frozen=True)
+class TimelineSource:
+    """Rows of a customer's timeline from one table.
+
+    ``rows(customer_id)`` is the table's queryset for that customer; ``columns``
+    maps each column the source fills (names unlike any model field, so that
+    each half of the union selects exactly the timeline's columns) to its
+    output field and expression, ``at`` and ``event_id`` included; ``entry(row)``
+    is one row as the API shows it.
+    """
+
+    name: str
+    rows: Callable[[int], Any]
+    columns: dict
+    entry: Callable[[dict], dict]
+
+
+FIGURES = {}
+TIMELINE_SOURCES = {}
+# Name (the count's key in a deletion's report) -> delete(customer) returning the number of rows deleted.
+DELETERS = {}
+
+
+def add_figure(name, build, *, in_summary=True):
+    FIGURES[name] = Figure(build, in_summary)
+
+
+def add_timeline_source(source):
+    TIMELINE_SOURCES[source.name] = source
+
+
+def add_deleter(name, delete):
+    DELETERS[name] = delete
