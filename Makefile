@@ -1,5 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
-#   make run    virtualenv + dependencies, migrate, demo data and admin account, serve on
+#   make run    virtualenv + dependencies, migrate, demo data and admin account, then the web server
+#               and one job worker together (Ctrl-C stops both), serving on
 #               127.0.0.1:8000 (make run HOST=0.0.0.0 PORT=8080 to change it)
 #   make test   virtualenv + dependencies, the test suite (SQLite, or DATABASE_URL if set)
 
@@ -27,7 +28,7 @@ run: $(VENV)/.runtime
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py createcachetable
 	$(BIN)/python manage.py init_demo --host '$(HOST)' --port '$(PORT)'
-	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+	$(BIN)/python manage.py run_all $(HOST):$(PORT)
 
 # Local runs reuse the test database (pytest.ini); CI builds it anew every time.
 test: $(VENV)/.dev

@@ -6,3 +6,9 @@ class CoreConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "core"
     verbose_name = _("API infrastructure")
+
+    def ready(self):
+        from . import access
+
+        # Events keep the owner of their record at the time: a deleted record's events stay in its book.
+        access.register_owner_path(self.get_model("Event"), "owner")

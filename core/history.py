@@ -17,10 +17,13 @@ from contextlib import contextmanager
 from threading import local
 
 from django.db import connections
-from django.db.models import BigIntegerField, CharField, DateTimeField, Value
+from django.db.models import BigIntegerField, CharField, DateTimeField, OuterRef, Subquery, Value
 from django.utils import timezone
 from django.utils.translation import gettext_noop
+from simple_history.manager import HistoryManager
 from simple_history.models import HistoricalRecords
+
+from core import events
 
 _state = local()
 
@@ -44,7 +47,34 @@ THIRD_PARTY_LABELS = (
 )
 
 
+class CRMHistoryManager(HistoryManager):
+    def bulk_history_create(self, objs, batch_size=None, update=False, **kwargs):
+        """History entries, and the events of the same changes, for records written in bulk."""
+        objs = list(objs)
+        previous = self.latest_records([obj.pk for obj in objs]) if update else None
+        created = super().bulk_history_create(objs, batch_size=batch_size, update=update, **kwargs)
+        events.record_bulk(self.model.instance_type, objs, update=update, previous=previous, using=self.db)
+        return created
+
+    def latest_records(self, pks):
+        """{pk: the latest history entry} of the records ``pks``, in one query per 500."""
+        records = self.model.objects.using(self.db)
+        pk_name = self.model.instance_type._meta.pk.attname
+        newest = (
+            records.filter(**{pk_name: OuterRef(pk_name)}).order_by("-history_date", "-history_id").values("history_id")
+        )
+        latest = {}
+        for start in range(0, len(pks), 500):
+            chunk = records.filter(**{f"{pk_name}__in": pks[start : start + 500]}, history_id=Subquery(newest[:1]))
+            latest.update((getattr(record, pk_name), record) for record in chunk)
+        return latest
+
+
 class CRMHistoricalRecords(HistoricalRecords):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("history_manager", CRMHistoryManager)
+        super().__init__(*args, **kwargs)
+
     def post_save(self, instance, created, using=None, **kwargs):
         loaded = getattr(_state, "loaded", None)
         if kwargs.get("raw", False) and loaded is not None:
@@ -56,6 +86,8 @@ class CRMHistoricalRecords(HistoricalRecords):
     def matches_last_record(self, instance):
         """Whether the tracked fields of ``instance`` are those of its latest history record."""
         last = getattr(instance, self.manager_name).order_by("-history_date", "-history_id").first()
+        # The event of this save (core.events) takes its old values from here.
+        instance._history_previous = last
         if last is None or last.history_type == "-":
             return False
         return all(
@@ -92,13 +124,16 @@ def batched_delete_history():
         yield
         return
     _state.pending = {}
+    events.collecting_deletions()
     try:
         yield
         for records in _state.pending.values():
             if records:
                 type(records[0]).objects.bulk_create(records, batch_size=500)
+        events.write_collected()
     finally:
         _state.pending = None
+        events.discard_collected()
 
 
 @contextmanager
@@ -197,5 +232,6 @@ def delete_with_history(queryset):
             f"INSERT INTO {quote(history_model._meta.db_table)} ({', '.join(map(quote, columns))}) {select_sql}",
             params,
         )
+    events.record_bulk_deletion(queryset)
     # The fast path Django itself takes when a delete has no signals or cascades to run.
     return queryset.order_by()._raw_delete(queryset.db)

@@ -1,9 +1,27 @@
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import models
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models, router, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+
+class RecordedModel(models.Model):
+    """A record whose row, history entry and event (``core/events.py``) commit or roll back together.
+
+    A save inside a transaction is already atomic; this makes a save outside one
+    (a shell, a script) atomic too, so that no change is ever left without its event.
+    """
+
+    class Meta:
+        abstract = True
+
+    def save_base(self, *args, **kwargs):
+        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        with transaction.atomic(using=using, savepoint=False):
+            super().save_base(*args, **kwargs)
+
 
 # How long a key is remembered; a retry after that is treated as a new request.
 IDEMPOTENCY_KEY_TTL = timedelta(hours=24)
@@ -71,3 +89,67 @@ class RateCounter(models.Model):
 
     def __str__(self):
         return f"{self.key}={self.count}"
+
+
+class EventQuerySet(models.QuerySet):
+    def expired(self, now=None):
+        return self.filter(created_at__lt=(now or timezone.now()) - timedelta(days=settings.EVENT_RETENTION_DAYS))
+
+    def undispatched(self):
+        return self.filter(dispatched_at__isnull=True)
+
+
+class Event(models.Model):
+    """One change to a record, written in the same transaction as the change (a transactional outbox).
+
+    A write that rolls back leaves no event; a committed one always has one. After
+    the commit a job hands new events to the dispatchers (see ``core/events.py``).
+    """
+
+    type = models.CharField(_("type"), max_length=64, help_text=_("<model>.<verb>, e.g. customer.created"))
+    # The record: its model label ("customers.customer") and primary key.
+    model = models.CharField(_("model"), max_length=100)
+    object_id = models.BigIntegerField(_("object id"))
+    # The owner of the record when the event was written: scopes the feed, deleted records included.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("owner"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("changed by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+    )
+    # {field: {"old": ..., "new": ...}} for the fields that changed (all of them on creation).
+    changes = models.JSONField(_("changes"), default=dict, encoder=DjangoJSONEncoder)
+    # The record as the API returns it after the change; null for a deletion.
+    data = models.JSONField(_("data"), null=True, blank=True, encoder=DjangoJSONEncoder)
+    request_id = models.CharField(_("request id"), max_length=128, blank=True, default="")
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    # Set once the dispatchers have been given the event; the outbox sweep re-sends the rest.
+    dispatched_at = models.DateTimeField(_("dispatched at"), null=True, blank=True)
+
+    objects = EventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = _("event")
+        verbose_name_plural = _("events")
+        indexes = [
+            models.Index(fields=["owner", "id"], name="event_owner_idx"),
+            models.Index(fields=["type", "id"], name="event_type_idx"),
+            models.Index(fields=["created_at"], name="event_created_idx"),
+            models.Index(fields=["id"], name="event_undispatched_idx", condition=models.Q(dispatched_at__isnull=True)),
+        ]
+
+    def __str__(self):
+        return f"{self.type} {self.model}:{self.object_id}"

@@ -26,9 +26,17 @@ class CustomersConfig(AppConfig):
     verbose_name = _("Customers")
 
     def ready(self):
-        from core import access
+        from core import access, events
 
-        customer = self.get_model("Customer")
-        access.register_owner_path(customer, "owner")
-        access.register_owner_path(customer.history.model, "owner")
+        from .models import Customer
+        from .serializers import CustomerSerializer
+
+        access.register_owner_path(Customer, "owner")
+        access.register_owner_path(Customer.history.model, "owner")
+        # Every create, update and delete writes an event with the change (core/events.py).
+        events.register(
+            Customer,
+            name="customer",
+            serializer=CustomerSerializer,
+        )
         post_migrate.connect(_heal_sqlite_search_index, sender=self)

@@ -6,6 +6,7 @@ from django.utils.translation import gettext_lazy as _
 
 from core.fields import created_by_field
 from core.history import CRMHistoricalRecords
+from core.models import RecordedModel
 
 from . import parts
 
@@ -35,7 +36,7 @@ class CustomerQuerySet(models.QuerySet):
         return self.annotate(**{name: figures[name].build() for name in names})
 
 
-class Customer(models.Model):
+class Customer(RecordedModel):
     class Status(models.TextChoices):
         LEAD = "lead", _("Lead")
         PROSPECT = "prospect", _("Prospect")

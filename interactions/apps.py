@@ -8,9 +8,17 @@ class InteractionsConfig(AppConfig):
     verbose_name = _("Interactions")
 
     def ready(self):
-        from core import access
+        from core import access, events
 
         from .customer_parts import register
+        from .models import Interaction
+        from .serializers import InteractionSerializer
 
         access.register_owner_path(self.get_model("Interaction"), "customer__owner")
         register()
+        # Every create, update and delete writes an event with the change (core/events.py).
+        events.register(
+            Interaction,
+            name="interaction",
+            serializer=InteractionSerializer,
+        )

@@ -5,9 +5,10 @@ from django.utils.translation import gettext_lazy as _
 from core.dates import validate_record_date
 from core.fields import created_by_field
 from core.history import CRMHistoricalRecords
+from core.models import RecordedModel
 
 
-class Interaction(models.Model):
+class Interaction(RecordedModel):
     class Type(models.TextChoices):
         CALL = "call", _("Call")
         EMAIL = "email", _("Email")

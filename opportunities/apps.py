@@ -8,10 +8,19 @@ class OpportunitiesConfig(AppConfig):
     verbose_name = _("Opportunities")
 
     def ready(self):
-        from core import access
+        from core import access, events
 
         from .customer_parts import register
+        from .models import Opportunity
+        from .serializers import OpportunitySerializer
 
         access.register_owner_path(self.get_model("Opportunity"), "customer__owner")
         access.register_owner_path(self.get_model("StageChange"), "opportunity__customer__owner")
         register()
+        # Every create, update and delete writes an event with the change (core/events.py).
+        events.register(
+            Opportunity,
+            name="opportunity",
+            serializer=OpportunitySerializer,
+            also={"opportunity.stage_changed": lambda changes: "stage" in changes},
+        )

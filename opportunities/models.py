@@ -8,9 +8,10 @@ from django.utils.translation import gettext_lazy as _
 from core.dates import validate_record_date
 from core.fields import created_by_field
 from core.history import CRMHistoricalRecords
+from core.models import RecordedModel
 
 
-class Opportunity(models.Model):
+class Opportunity(RecordedModel):
     class Stage(models.TextChoices):
         LEAD = "lead", _("Lead")
         PROPOSAL = "proposal", _("Proposal")

@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "simple_history",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "huey.contrib.djhuey",
     "customers",
     "interactions",
     "opportunities",
@@ -248,6 +249,43 @@ else:
             "KEY_PREFIX": CACHE_KEY_PREFIX,
         }
     }
+
+# The job queue (huey; see docs/deployment.md): ``manage.py worker`` runs the jobs.
+# Without REDIS_URL the queue is an SQLite file beside the database (no extra
+# service); with it, Redis, which several workers on several machines share.
+# Web processes only enqueue, so they and the workers must agree on these.
+QUEUE_NAME = env("CRM_QUEUE_NAME", "crm")
+if REDIS_URL:
+    HUEY = {
+        "huey_class": "huey.RedisHuey",
+        "name": QUEUE_NAME,
+        "url": REDIS_URL,
+    }
+else:
+    _sqlite_dir = (
+        Path(DATABASES["default"]["NAME"]).parent
+        if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+        and str(DATABASES["default"]["NAME"]) != ":memory:"
+        else BASE_DIR
+    )
+    HUEY = {
+        "huey_class": "core.queue.EmbeddedHuey",
+        "name": QUEUE_NAME,
+        "filename": env("CRM_QUEUE_FILE") or str(_sqlite_dir / "crm-queue.sqlite3"),
+    }
+HUEY.update(
+    {
+        # Results are not read back by anyone: jobs write what they produce to the database.
+        "results": False,
+        "utc": True,
+        # Jobs run in the worker, also with DEBUG on (huey's Django default would run them inline).
+        "immediate": env_bool("CRM_QUEUE_IMMEDIATE", False),
+        # An idle worker looks at the queue at least once a second.
+        "consumer": {"workers": env_int("CRM_WORKER_THREADS", 2), "worker_type": "thread", "max_delay": 1.0},
+    }
+)
+# Event log: how long events stay readable in GET /api/events before the purge job drops them.
+EVENT_RETENTION_DAYS = env_int("CRM_EVENT_RETENTION_DAYS", 30)
 
 # The OpenAPI contract (/api/schema/, /api/docs/, /api/redoc/), see docs/api.md.
 SPECTACULAR_SETTINGS = {

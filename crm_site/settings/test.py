@@ -1,6 +1,7 @@
 """Settings for the test suite. ``DATABASE_URL`` picks SQLite (default) or PostgreSQL."""
 
 from .base import *  # noqa: F403
+from .base import env_bool
 
 DEBUG = False
 # A throwaway key: the test database is created and destroyed by each run.
@@ -16,3 +17,7 @@ REST_FRAMEWORK = {
     **REST_FRAMEWORK,  # noqa: F405
     "DEFAULT_THROTTLE_RATES": {"user": "100000/minute", "anon": "100000/minute", "login": "100000/minute"},
 }
+
+# Jobs run inline, when enqueued (after the commit), so tests see their effect at once;
+# tests of the worker itself start `manage.py worker` with CRM_QUEUE_IMMEDIATE=false.
+HUEY = {**HUEY, "immediate": env_bool("CRM_QUEUE_IMMEDIATE", True)}  # noqa: F405

@@ -98,6 +98,9 @@ MATRIX = [
     ("get", "/api/reports/forecast", None, (200, 200, 200, 200, 401, 403)),
     ("get", "/api/reports/activity", None, (200, 200, 200, 200, 401, 403)),
     ("get", "/api/auth/me", None, (200, 200, 200, 200, 401, 200)),
+    ("get", "/api/events", None, (200, 200, 200, 200, 401, 403)),
+    ("get", "/api/events?type=customer.created", None, (200, 200, 200, 200, 401, 403)),
+    ("post", "/api/events", {}, (405, 405, 405, 403, 401, 403)),
 ]
 
 
@@ -138,6 +141,18 @@ def test_rep_b_never_sees_rep_a_records_in_lists_and_exports(world, resource):
         assert client.get(f"/api/{resource}", {"customer_id": world["a"].pk}).json()["data"] == []
     manager_ids = {row["id"] for row in client_for(world, "manager").get(f"/api/{resource}").json()["data"]}
     assert {mine, theirs} <= manager_ids
+
+
+def test_rep_b_sees_only_the_events_of_their_book(world):
+    rep_b = client_for(world, "rep_b")
+    feed = rep_b.get("/api/events", {"page_size": 500}).json()["data"]
+    assert {(event["model"], event["object_id"]) for event in feed} == {
+        ("customers.customer", world["b"].pk),
+        ("interactions.interaction", world["ib"].pk),
+        ("opportunities.opportunity", world["ob"].pk),
+    }
+    manager = client_for(world, "manager").get("/api/events", {"page_size": 500}).json()["data"]
+    assert len(manager) == 6
 
 
 def test_search_is_scoped(world):

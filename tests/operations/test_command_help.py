@@ -12,6 +12,8 @@ from django.core.management import call_command
         ("backup", ["consistent backup", "pg_dump"]),
         ("restore", ["--yes", "ALL data"]),
         ("create_user", ["--role", "read_only", "printed once"]),
+        ("worker", ["--workers", "REDIS_URL", "CRM_QUEUE_FILE", "Ctrl-C", "--no-periodic"]),
+        ("run_all", ["Ctrl-C stops both", "manage.py worker", "--noreload"]),
     ],
 )
 def test_help(command, words, capsys):

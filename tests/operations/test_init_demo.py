@@ -73,7 +73,7 @@ def test_init_demo_refuses_a_bad_port_before_creating_anything(db, port):
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
-def test_make_run_gives_its_host_and_port_to_init_demo_and_runserver(tmp_path):
+def test_make_run_gives_its_host_and_port_to_init_demo_and_the_server_with_its_worker(tmp_path):
     venv = tmp_path / "venv"  # "make -n" only prints the commands: nothing is created
     result = subprocess.run(
         ["make", "-n", "run", "HOST=0.0.0.0", "PORT=9000", f"VENV={venv}"],
@@ -85,7 +85,7 @@ def test_make_run_gives_its_host_and_port_to_init_demo_and_runserver(tmp_path):
     )
     lines = result.stdout.splitlines()
     assert f"{venv}/bin/python manage.py init_demo --host '0.0.0.0' --port '9000'" in lines
-    assert f"{venv}/bin/python manage.py runserver 0.0.0.0:9000" in lines
+    assert f"{venv}/bin/python manage.py run_all 0.0.0.0:9000" in lines
     assert not venv.exists()
 
 

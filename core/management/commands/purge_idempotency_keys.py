@@ -1,12 +1,14 @@
 from django.core.management.base import BaseCommand
 
+from core.maintenance import purge_idempotency_keys
 from core.models import IdempotencyKey
 
 
 class Command(BaseCommand):
     help = (
         "Delete stored Idempotency-Key responses older than 24 hours. Expired keys are also "
-        "ignored (and replaced) when reused, so this only reclaims space: run it daily from cron."
+        "ignored (and replaced) when reused, so this only reclaims space; the worker (manage.py worker) "
+        "already runs it daily."
     )
 
     def add_arguments(self, parser):
@@ -17,5 +19,5 @@ class Command(BaseCommand):
         if dry_run:
             self.stdout.write(f"{expired.count()} expired idempotency keys would be deleted.")
             return
-        deleted, _ = expired.delete()
+        deleted = purge_idempotency_keys()
         self.stdout.write(self.style.SUCCESS(f"Deleted {deleted} expired idempotency keys."))
