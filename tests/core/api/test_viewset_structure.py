@@ -11,6 +11,7 @@ import inspect
 import pytest
 from django.urls import get_resolver
 
+from core.api.events import EventViewSet
 from core.api.reports import ScopedReportView
 from core.api.viewsets import CRMModelViewSet
 from crm_site.api_router import router
@@ -80,11 +81,21 @@ def test_the_rule_catches_a_mixin_and_the_base_overriding_the_same_method():
     assert "get_queryset" not in methods_defined_twice(Resource)
 
 
+# Read-only feeds on the router: no writes, so none of the base viewset's write path (they
+# still authenticate, throttle, scope and answer in the envelope through DRF's settings).
+READ_ONLY_FEEDS = {EventViewSet}
+
+
 def test_every_resource_on_the_router_is_a_crm_viewset_and_checked_above():
     assert router.registry
     for _prefix, viewset, _basename in router.registry:
-        assert issubclass(viewset, CRMModelViewSet), viewset
+        assert issubclass(viewset, CRMModelViewSet) or viewset in READ_ONLY_FEEDS, viewset
         assert viewset in api_view_classes()
+
+
+def test_read_only_feeds_take_no_writes():
+    for viewset in READ_ONLY_FEEDS:
+        assert not {"create", "update", "partial_update", "destroy"} & set(dir(viewset)), viewset
 
 
 def test_every_report_endpoint_is_a_scoped_report_view():
