@@ -10,6 +10,8 @@ from core import access
 from tests.factories import UserFactory
 
 DECLARED = {
+    # An event keeps the owner of its record at the time it was written.
+    "core.event": "owner",
     "customers.customer": "owner",
     "customers.historicalcustomer": "owner",
     "interactions.interaction": "customer__owner",
