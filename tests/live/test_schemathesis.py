@@ -22,7 +22,7 @@ pytestmark = pytest.mark.live
 SEEDS = (
     os.environ.get("SCHEMATHESIS_SEEDS") or os.environ.get("SCHEMATHESIS_SEED") or "20261124,20261205,31337"
 ).split(",")
-MAX_EXAMPLES = os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "50")
+MAX_EXAMPLES = os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "30")
 
 
 def run_schemathesis(server, token, *args, seed=SEEDS[0]):
