@@ -8,6 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from core.api.permissions import IsManager
+from core.api.responses import MessageResponse
 
 from . import delivery as service
 from .filters import DeliveryFilter
@@ -39,6 +40,11 @@ class WebhookEndpointViewSet(viewsets.ModelViewSet):
         # PUT is partial, as on every other resource.
         kwargs["partial"] = True
         return super().update(request, *args, **kwargs)
+
+    def destroy(self, request, *args, **kwargs):
+        endpoint = self.get_object()
+        endpoint.delete()
+        return MessageResponse("Webhook endpoint deleted, with its delivery log.")
 
     @extend_schema(request=None, responses=EndpointWithSecretSerializer)
     @action(detail=True, methods=["post"], url_path="rotate-secret")
