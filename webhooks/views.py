@@ -9,6 +9,7 @@ from rest_framework.response import Response
 
 from core.api.permissions import IsManager
 from core.api.responses import MessageResponse
+from core.api.schema import message_envelope
 
 from . import delivery as service
 from .filters import DeliveryFilter
@@ -41,6 +42,7 @@ class WebhookEndpointViewSet(viewsets.ModelViewSet):
         kwargs["partial"] = True
         return super().update(request, *args, **kwargs)
 
+    @extend_schema(responses={200: message_envelope({"type": "object", "nullable": True})})
     def destroy(self, request, *args, **kwargs):
         endpoint = self.get_object()
         endpoint.delete()
