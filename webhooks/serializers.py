@@ -6,8 +6,19 @@ from . import net
 from .models import Delivery, Endpoint
 
 
+class EventTypesField(serializers.ListField):
+    def run_child_validation(self, data):
+        # One message for the field, as the error envelope lists them, not one per list index.
+        try:
+            return super().run_child_validation(data)
+        except serializers.ValidationError:
+            raise serializers.ValidationError(
+                "Give a list of event types, each a text of up to 64 characters."
+            ) from None
+
+
 class EndpointSerializer(serializers.ModelSerializer):
-    event_types = serializers.ListField(
+    event_types = EventTypesField(
         child=serializers.CharField(max_length=64),
         required=False,
         max_length=100,

@@ -20,7 +20,8 @@ from .serializers import DeliverySerializer, EndpointSerializer, EndpointWithSec
 class WebhookEndpointViewSet(viewsets.ModelViewSet):
     """Webhook endpoints: where the CRM POSTs its events, signed (docs/webhooks.md)."""
 
-    queryset = Endpoint.objects.all()
+    # Newest first, the default ordering that cursor paging follows on every list.
+    queryset = Endpoint.objects.order_by("-created_at", "-id")
     serializer_class = EndpointSerializer
     permission_classes = [IsManager]
     filter_backends = []
@@ -72,7 +73,7 @@ class WebhookEndpointViewSet(viewsets.ModelViewSet):
     def deliveries(self, request, pk=None):
         """The endpoint's delivery log, newest first."""
         endpoint = self.get_object()
-        filterset = DeliveryFilter(request.query_params, queryset=endpoint.deliveries.order_by("-id"))
+        filterset = DeliveryFilter(request.query_params, queryset=endpoint.deliveries.order_by("-created_at", "-id"))
         if not filterset.is_valid():
             raise exceptions.ValidationError(filterset.errors)
         page = self.paginate_queryset(filterset.qs)

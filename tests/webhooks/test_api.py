@@ -114,3 +114,11 @@ def test_list_query_count_stays_constant(api, receiver, django_assert_num_querie
     # Token (with the role), page.
     with django_assert_num_queries(2):
         assert len(api.get("/api/webhooks").json()["data"]) == 5
+
+
+def test_event_types_that_are_not_texts_get_one_message_for_the_field(api, receiver):
+    response = api.post("/api/webhooks", {"url": receiver.url, "event_types": [1, None]}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"]["event_types"] == [
+        "Give a list of event types, each a text of up to 64 characters."
+    ]
