@@ -7,6 +7,7 @@ from core.api.events import EventViewSet
 from customers.views import CustomerViewSet
 from interactions.views import ActivityReportView, InteractionViewSet
 from opportunities.views import ForecastReportView, OpportunityViewSet, PipelineReportView
+from webhooks.views import WebhookEndpointViewSet
 
 
 class OptionalSlashRouter(DefaultRouter):
@@ -25,6 +26,7 @@ router.register("customers", CustomerViewSet, basename="customer")
 router.register("interactions", InteractionViewSet, basename="interaction")
 router.register("opportunities", OpportunityViewSet, basename="opportunity")
 router.register("events", EventViewSet, basename="event")
+router.register("webhooks", WebhookEndpointViewSet, basename="webhook")
 
 urlpatterns = router.urls + [
     re_path(r"^reports/pipeline/?$", PipelineReportView.as_view(), name="report-pipeline"),

@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "interactions",
     "opportunities",
     "operations",
+    "webhooks",
     "core",
 ]
 
@@ -287,6 +288,19 @@ HUEY.update(
 # Event log: how long events stay readable in GET /api/events before the purge job drops them.
 EVENT_RETENTION_DAYS = env_int("CRM_EVENT_RETENTION_DAYS", 30)
 
+# Webhooks (docs/webhooks.md). Endpoints on private, loopback or link-local addresses are
+# refused unless allowed, so that the CRM cannot be used to probe the internal network.
+WEBHOOKS_ALLOW_PRIVATE = env_bool("DJANGO_WEBHOOKS_ALLOW_PRIVATE", False)
+# Seconds to connect and to wait for the answer: a slow receiver must not hold a worker.
+WEBHOOKS_CONNECT_TIMEOUT = env_int("DJANGO_WEBHOOKS_CONNECT_TIMEOUT", 3)
+WEBHOOKS_READ_TIMEOUT = env_int("DJANGO_WEBHOOKS_READ_TIMEOUT", 10)
+# Characters of a receiver's answer kept in the delivery log.
+WEBHOOKS_RESPONSE_BODY_LIMIT = env_int("DJANGO_WEBHOOKS_RESPONSE_BODY_LIMIT", 2000)
+# An endpoint whose deliveries all failed for this many days is disabled.
+WEBHOOKS_DISABLE_AFTER_DAYS = env_int("DJANGO_WEBHOOKS_DISABLE_AFTER_DAYS", 3)
+# After a secret rotation, the old secret still signs (beside the new one) for this many hours.
+WEBHOOKS_SECRET_ROTATION_HOURS = env_int("DJANGO_WEBHOOKS_SECRET_ROTATION_HOURS", 24)
+
 # The OpenAPI contract (/api/schema/, /api/docs/, /api/redoc/), see docs/api.md.
 SPECTACULAR_SETTINGS = {
     "TITLE": "CRM API",
@@ -303,7 +317,12 @@ SPECTACULAR_SETTINGS = {
     "SERVE_AUTHENTICATION": [],
     "COMPONENT_SPLIT_REQUEST": True,
     # The envelope's "success" is true on success and false on errors.
-    "ENUM_NAME_OVERRIDES": {"SuccessTrueEnum": [(True, True)], "SuccessFalseEnum": [(False, False)]},
+    "ENUM_NAME_OVERRIDES": {
+        "SuccessTrueEnum": [(True, True)],
+        "SuccessFalseEnum": [(False, False)],
+        "StatusEnum": "customers.models.Customer.Status",
+        "DeliveryStatusEnum": "webhooks.models.Delivery.Status",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "core.api.schema.strip_trailing_slashes",

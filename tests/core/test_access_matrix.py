@@ -18,6 +18,7 @@ from customers.models import Customer
 from interactions.models import Interaction
 from opportunities.models import Opportunity
 from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory, UserFactory
+from webhooks.models import Endpoint
 
 pytestmark = pytest.mark.django_db
 
@@ -41,6 +42,7 @@ def world():
         "ib": InteractionFactory(customer=b),
         "oa": OpportunityFactory(customer=a, value=Decimal("700"), stage=Opportunity.Stage.PROPOSAL),
         "ob": OpportunityFactory(customer=b, value=Decimal("9000"), stage=Opportunity.Stage.PROPOSAL),
+        "wh": Endpoint.objects.create(url="https://hooks.example.com/crm", is_active=False),
         "users": users,
     }
     return records
@@ -101,6 +103,14 @@ MATRIX = [
     ("get", "/api/events", None, (200, 200, 200, 200, 401, 403)),
     ("get", "/api/events?type=customer.created", None, (200, 200, 200, 200, 401, 403)),
     ("post", "/api/events", {}, (405, 405, 405, 403, 401, 403)),
+    ("get", "/api/webhooks", None, (403, 403, 200, 403, 401, 403)),
+    ("post", "/api/webhooks", {}, (403, 403, 400, 403, 401, 403)),
+    ("get", "/api/webhooks/{wh}", None, (403, 403, 200, 403, 401, 403)),
+    ("patch", "/api/webhooks/{wh}", {"description": "x"}, (403, 403, 200, 403, 401, 403)),
+    ("get", "/api/webhooks/{wh}/deliveries", None, (403, 403, 200, 403, 401, 403)),
+    ("post", "/api/webhooks/{wh}/rotate-secret", None, (403, 403, 200, 403, 401, 403)),
+    ("post", "/api/webhooks/{wh}/replay", {}, (403, 403, 400, 403, 401, 403)),
+    ("delete", "/api/webhooks/{wh}", None, (403, 403, 200, 403, 401, 403)),
 ]
 
 

@@ -1,0 +1,124 @@
+"""/api/webhooks: managers register endpoints, read their delivery log, replay, send test events."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from standardwebhooks import Webhook
+
+from webhooks.models import Delivery, Endpoint
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_create_shows_the_secret_once(api, receiver):
+    created = api.post("/api/webhooks", {"url": receiver.url, "event_types": ["customer.created"]}, format="json")
+    assert created.status_code == 201, created.content
+    data = created.json()["data"]
+    assert data["secret"].startswith("whsec_") and data["event_types"] == ["customer.created"]
+    assert Endpoint.objects.get(pk=data["id"]).secret == data["secret"]
+    assert "secret" not in api.get(f"/api/webhooks/{data['id']}").json()["data"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://10.0.0.5/hook",
+        "https://10.1.2.3/hook",
+        "https://127.0.0.1/hook",
+        "https://[::1]/hook",
+        "https://169.254.169.254/latest/meta-data",
+        "https://localhost/hook",
+        "ftp://example.com/",
+        "https://user:pw@example.com/",
+    ],
+)
+def test_private_and_odd_urls_are_refused(api, settings, url):
+    settings.WEBHOOKS_ALLOW_PRIVATE = False
+    response = api.post("/api/webhooks", {"url": url}, format="json")
+    assert response.status_code == 400
+    assert "url" in response.json()["error"]["fields"]
+    assert not Endpoint.objects.exists()
+
+
+def test_plain_http_to_a_public_address_is_refused_outside_debug(api, settings):
+    settings.WEBHOOKS_ALLOW_PRIVATE = True
+    response = api.post("/api/webhooks", {"url": "http://93.184.216.34/hook"}, format="json")
+    assert response.status_code == 400 and "https" in response.json()["error"]["fields"]["url"][0]
+
+
+def test_delivery_time_check_refuses_an_endpoint_that_became_private(api, receiver, settings):
+    endpoint = Endpoint.objects.create(url=receiver.url)
+    settings.WEBHOOKS_ALLOW_PRIVATE = False
+    api.post(f"/api/webhooks/{endpoint.pk}/test")
+    row = Delivery.objects.get(endpoint=endpoint)
+    assert receiver.requests == [] and "private" in row.error and row.response_status is None
+
+
+def test_unknown_event_type_is_a_400(api, receiver):
+    response = api.post("/api/webhooks", {"url": receiver.url, "event_types": ["nope.done"]}, format="json")
+    assert response.status_code == 400 and "event_types" in response.json()["error"]["fields"]
+
+
+def test_test_event_log_and_replay(api, receiver):
+    endpoint = Endpoint.objects.create(url=receiver.url)
+    sent = api.post(f"/api/webhooks/{endpoint.pk}/test")
+    assert sent.status_code == 202
+    headers, body = receiver.requests[-1]
+    assert Webhook(endpoint.secret).verify(body, headers)["type"] == "webhook.test"
+    log = api.get(f"/api/webhooks/{endpoint.pk}/deliveries").json()
+    row = log["data"][0]
+    assert (row["status"], row["attempts"], row["response_status"]) == ("succeeded", 1, 200)
+    assert row["duration_ms"] is not None and row["event_type"] == "webhook.test"
+    replayed = api.post(f"/api/webhooks/{endpoint.pk}/deliveries/{row['id']}/replay")
+    assert replayed.status_code == 202 and len(receiver.requests) == 2
+    assert api.get(f"/api/webhooks/{endpoint.pk}/deliveries", {"status": "bogus"}).status_code == 400
+
+
+def test_replay_failed_since(api, receiver):
+    endpoint = Endpoint.objects.create(url=receiver.url)
+    now = timezone.now()
+    for index, created in enumerate([now - timedelta(days=2), now - timedelta(hours=1)]):
+        Delivery.objects.create(
+            endpoint=endpoint,
+            message_id=f"m{index}",
+            event_type="t",
+            payload={"n": index},
+            status=Delivery.Status.FAILED,
+            created_at=created,
+        )
+    response = api.post(
+        f"/api/webhooks/{endpoint.pk}/replay", {"since": (now - timedelta(days=1)).isoformat()}, format="json"
+    )
+    assert response.json()["data"] == {"replayed": 1}
+    assert len(receiver.requests) == 1
+    assert api.post(f"/api/webhooks/{endpoint.pk}/replay", {"since": "yesterday"}, format="json").status_code == 400
+
+
+def test_rotate_secret_answers_the_new_secret(api, receiver):
+    endpoint = Endpoint.objects.create(url=receiver.url)
+    data = api.post(f"/api/webhooks/{endpoint.pk}/rotate-secret").json()["data"]
+    endpoint.refresh_from_db()
+    assert data["secret"] == endpoint.secret != endpoint.previous_secret
+
+
+def test_reactivating_clears_the_reason(api, receiver):
+    endpoint = Endpoint.objects.create(url=receiver.url, is_active=False, disabled_reason="410")
+    data = api.patch(f"/api/webhooks/{endpoint.pk}", {"is_active": True}, format="json").json()["data"]
+    assert data["is_active"] is True and data["disabled_reason"] == ""
+
+
+def test_list_query_count_stays_constant(api, receiver, django_assert_num_queries):
+    for _ in range(5):
+        Endpoint.objects.create(url=receiver.url)
+    # Token (with the role), page.
+    with django_assert_num_queries(2):
+        assert len(api.get("/api/webhooks").json()["data"]) == 5
+
+
+def test_event_types_that_are_not_texts_get_one_message_for_the_field(api, receiver):
+    response = api.post("/api/webhooks", {"url": receiver.url, "event_types": [1, None]}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"]["event_types"] == [
+        "Give a list of event types, each a text of up to 64 characters."
+    ]

@@ -1,0 +1,191 @@
+"""Deliveries to a real receiver: signed per Standard Webhooks, in order, retried on a controlled clock."""
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from standardwebhooks import Webhook
+
+from core.models import Event
+from tests.factories import CustomerFactory
+from webhooks import delivery
+from webhooks.models import Delivery, Endpoint
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def verified(receiver, secret, index=-1):
+    headers, body = receiver.requests[index]
+    return Webhook(secret).verify(body, headers)
+
+
+def test_committed_change_reaches_the_receiver_signed(receiver):
+    endpoint = Endpoint.objects.create(url=receiver.url)
+    customer = CustomerFactory(name="Signed")
+    payload = verified(receiver, endpoint.secret)
+    event = Event.objects.get(object_id=customer.pk, type="customer.created")
+    assert payload["type"] == "customer.created"
+    assert payload["data"]["id"] == event.pk and payload["data"]["data"]["name"] == "Signed"
+    headers = receiver.requests[-1][0]
+    assert headers["webhook-id"] == f"evt_{event.pk}"
+    row = Delivery.objects.get(endpoint=endpoint)
+    assert (row.status, row.attempts, row.response_status) == (Delivery.Status.SUCCEEDED, 1, 200)
+
+
+def test_endpoint_gets_only_the_types_it_wants(receiver):
+    Endpoint.objects.create(url=receiver.url, event_types=["customer.deleted"])
+    customer = CustomerFactory()
+    assert receiver.requests == []
+    customer.delete()
+    assert [json.loads(body)["type"] for _, body in receiver.requests] == ["customer.deleted"]
+
+
+def test_fan_out_twice_writes_each_delivery_once(receiver):
+    endpoint = Endpoint.objects.create(url=receiver.url)
+    CustomerFactory()
+    events = list(Event.objects.all())
+    delivery.fan_out(events)
+    delivery.run_endpoint(endpoint.pk)
+    assert Delivery.objects.filter(endpoint=endpoint).count() == len(events)
+    assert len(receiver.requests) == len(events)
+
+
+def _pending(endpoint, now):
+    return delivery.send_test_event(endpoint=endpoint, now=now)
+
+
+def test_500_is_retried_with_backoff_and_later_events_wait(receiver):
+    now = timezone.now()
+    endpoint = Endpoint.objects.create(url=receiver.url, is_active=True)
+    receiver.answer(500)
+    first = Delivery.objects.create(
+        endpoint=endpoint, message_id="m1", event_type="t", payload={"n": 1}, next_attempt_at=now
+    )
+    Delivery.objects.create(endpoint=endpoint, message_id="m2", event_type="t", payload={"n": 2}, next_attempt_at=now)
+    assert delivery.run_endpoint(endpoint.pk, now=now) == 1
+    first.refresh_from_db()
+    assert first.status == Delivery.Status.PENDING and first.attempts == 1 and first.response_status == 500
+    assert len(first.response_body) == 2000
+    wait = first.next_attempt_at - now
+    assert timedelta(seconds=4.5) <= wait <= timedelta(seconds=5.5)
+    # Not due yet: the second event waits behind the first.
+    assert delivery.run_endpoint(endpoint.pk, now=now + timedelta(seconds=1)) == 0
+    receiver.answer(200)
+    assert delivery.run_endpoint(endpoint.pk, now=now + timedelta(seconds=6)) == 2
+    assert [json.loads(body)["n"] for _, body in receiver.requests] == [1, 1, 2]
+
+
+def test_retries_give_up_after_about_a_day(receiver):
+    now = timezone.now()
+    endpoint = Endpoint.objects.create(url=receiver.url)
+    receiver.answer(503)
+    row = Delivery.objects.create(endpoint=endpoint, message_id="m", event_type="t", payload={}, next_attempt_at=now)
+    waits = []
+    for _ in range(7):
+        delivery.run_endpoint(endpoint.pk, now=now)
+        row.refresh_from_db()
+        if row.next_attempt_at:
+            waits.append(row.next_attempt_at - now)
+            now = row.next_attempt_at
+    assert row.status == Delivery.Status.FAILED and row.attempts == 7
+    for wait, base in zip(waits, delivery.RETRY_DELAYS, strict=True):
+        assert base * 0.9 <= wait <= base * 1.1
+    assert timedelta(hours=15) < sum(waits, timedelta()) < timedelta(hours=20)
+
+
+def test_4xx_is_not_retried_but_408_409_are(receiver):
+    now = timezone.now()
+    endpoint = Endpoint.objects.create(url=receiver.url)
+    receiver.answer(400)
+    row = Delivery.objects.create(endpoint=endpoint, message_id="a", event_type="t", payload={}, next_attempt_at=now)
+    delivery.run_endpoint(endpoint.pk, now=now)
+    row.refresh_from_db()
+    assert row.status == Delivery.Status.FAILED and row.attempts == 1
+    for code in (408, 409):
+        receiver.answer(code)
+        row = Delivery.objects.create(
+            endpoint=endpoint, message_id=f"c{code}", event_type="t", payload={}, next_attempt_at=now
+        )
+        delivery.run_endpoint(endpoint.pk, now=now)
+        row.refresh_from_db()
+        assert row.status == Delivery.Status.PENDING and row.next_attempt_at > now
+        row.status = Delivery.Status.FAILED
+        row.save()
+
+
+def test_429_honours_retry_after(receiver):
+    now = timezone.now()
+    endpoint = Endpoint.objects.create(url=receiver.url)
+    receiver.answer((429, {"Retry-After": "120"}, 0))
+    row = Delivery.objects.create(endpoint=endpoint, message_id="m", event_type="t", payload={}, next_attempt_at=now)
+    delivery.run_endpoint(endpoint.pk, now=now)
+    row.refresh_from_db()
+    assert row.next_attempt_at == now + timedelta(seconds=120)
+
+
+def test_410_disables_the_endpoint(receiver):
+    now = timezone.now()
+    endpoint = Endpoint.objects.create(url=receiver.url)
+    receiver.answer(410)
+    Delivery.objects.create(endpoint=endpoint, message_id="m", event_type="t", payload={}, next_attempt_at=now)
+    delivery.run_endpoint(endpoint.pk, now=now)
+    endpoint.refresh_from_db()
+    assert endpoint.is_active is False and "410" in endpoint.disabled_reason
+    CustomerFactory()
+    assert len(receiver.requests) == 1
+
+
+def test_timeout_is_logged_and_retried(receiver):
+    now = timezone.now()
+    endpoint = Endpoint.objects.create(url=receiver.url)
+    receiver.answer((200, {}, 1.5))
+    row = Delivery.objects.create(endpoint=endpoint, message_id="m", event_type="t", payload={}, next_attempt_at=now)
+    delivery.run_endpoint(endpoint.pk, now=now)
+    row.refresh_from_db()
+    assert row.status == Delivery.Status.PENDING and row.response_status is None and "Timed out" in row.error
+
+
+def test_endpoint_failing_for_days_is_disabled(receiver):
+    now = timezone.now()
+    endpoint = Endpoint.objects.create(url=receiver.url)
+    receiver.answer(500)
+    Delivery.objects.create(endpoint=endpoint, message_id="m", event_type="t", payload={}, next_attempt_at=now)
+    delivery.run_endpoint(endpoint.pk, now=now)
+    endpoint.refresh_from_db()
+    assert endpoint.failing_since == now and endpoint.is_active
+    later = now + timedelta(days=3, seconds=1)
+    Delivery.objects.filter(endpoint=endpoint).update(next_attempt_at=later)
+    delivery.run_endpoint(endpoint.pk, now=later)
+    endpoint.refresh_from_db()
+    assert endpoint.is_active is False and "3 days" in endpoint.disabled_reason
+
+
+def test_rotation_sends_both_signatures_until_the_old_secret_expires(receiver):
+    now = timezone.now()
+    endpoint = Endpoint.objects.create(url=receiver.url)
+    old = endpoint.secret
+    new = delivery.rotate_secret(endpoint=endpoint, now=now)
+    delivery.send_test_event(endpoint=endpoint, now=now)
+    assert verified(receiver, old)["type"] == "webhook.test"
+    assert verified(receiver, new)["type"] == "webhook.test"
+    assert len(receiver.requests[-1][0]["webhook-signature"].split(" ")) == 2
+    endpoint.refresh_from_db()
+    assert endpoint.signing_secrets(now + timedelta(hours=25)) == [new]
+
+
+def test_replay_sends_the_same_message_again(receiver):
+    endpoint = Endpoint.objects.create(url=receiver.url)
+    sent = delivery.send_test_event(endpoint=endpoint)
+    assert delivery.replay(deliveries=Delivery.objects.filter(pk=sent.pk)) == 1
+    assert len(receiver.requests) == 2
+    assert receiver.requests[0][0]["webhook-id"] == receiver.requests[1][0]["webhook-id"] == sent.message_id
+
+
+def test_run_twice_sends_once(receiver):
+    endpoint = Endpoint.objects.create(url=receiver.url)
+    now = timezone.now()
+    Delivery.objects.create(endpoint=endpoint, message_id="m", event_type="t", payload={}, next_attempt_at=now)
+    delivery.run_endpoint(endpoint.pk, now=now)
+    delivery.run_endpoint(endpoint.pk, now=now)
+    assert len(receiver.requests) == 1

@@ -1,0 +1,116 @@
+from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
+
+from core import access
+
+from . import delivery as service
+from .models import Delivery, Endpoint
+
+
+class ManagersOnly:
+    """Webhooks reach outside the CRM: only managers see or change them."""
+
+    def has_module_permission(self, request):
+        return access.is_manager(request.user)
+
+    def has_view_permission(self, request, obj=None):
+        return access.is_manager(request.user)
+
+    def has_add_permission(self, request, *args):
+        return access.is_manager(request.user)
+
+    def has_change_permission(self, request, obj=None):
+        return access.is_manager(request.user)
+
+    def has_delete_permission(self, request, obj=None):
+        return access.is_manager(request.user)
+
+
+@admin.register(Endpoint)
+class EndpointAdmin(ManagersOnly, admin.ModelAdmin):
+    list_display = ["url", "description", "is_active", "failing_since", "disabled_reason", "created_at"]
+    list_filter = ["is_active"]
+    fields = ["url", "description", "event_types", "is_active", "disabled_reason", "failing_since", "created_at"]
+    readonly_fields = ["disabled_reason", "failing_since", "created_at"]
+    actions = ["send_test_event", "rotate_secret"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+
+        def clean_url(self):
+            return _checked_url(self.cleaned_data["url"])
+
+        form.clean_url = clean_url
+        return form
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+        if not change:
+            messages.warning(request, _("Signing secret (shown only now): %(secret)s") % {"secret": obj.secret})
+
+    def changelist_view(self, request, extra_context=None):
+        for endpoint in Endpoint.objects.filter(is_active=False).exclude(disabled_reason=""):
+            messages.error(
+                request,
+                _("%(url)s was disabled: %(reason)s") % {"url": endpoint.url, "reason": endpoint.disabled_reason},
+            )
+        return super().changelist_view(request, extra_context)
+
+    @admin.action(description=_("Send a test event"))
+    def send_test_event(self, request, queryset):
+        for endpoint in queryset:
+            service.send_test_event(endpoint=endpoint, user=request.user)
+        messages.success(request, _("Test events queued; see the deliveries."))
+
+    @admin.action(description=_("Rotate the signing secret"))
+    def rotate_secret(self, request, queryset):
+        for endpoint in queryset:
+            secret = service.rotate_secret(endpoint=endpoint)
+            messages.warning(
+                request,
+                _("New secret of %(url)s (shown only now): %(secret)s") % {"url": endpoint.url, "secret": secret},
+            )
+
+
+def _checked_url(value):
+    from django.core.exceptions import ValidationError
+
+    from . import net
+
+    try:
+        net.check_url(value)
+    except net.Refused as refused:
+        raise ValidationError(str(refused)) from None
+    return value
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(ManagersOnly, admin.ModelAdmin):
+    list_display = [
+        "id",
+        "endpoint",
+        "event_type",
+        "status",
+        "attempts",
+        "response_status",
+        "duration_ms",
+        "next_attempt_at",
+        "created_at",
+    ]
+    list_filter = ["status", "endpoint"]
+    date_hierarchy = "created_at"
+    readonly_fields = [field.name for field in Delivery._meta.fields]
+    actions = ["replay"]
+
+    def has_add_permission(self, request, *args):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description=_("Replay the selected deliveries"))
+    def replay(self, request, queryset):
+        count = service.replay(deliveries=queryset)
+        messages.success(request, _("%(count)d deliveries queued again.") % {"count": count})

@@ -1,0 +1,130 @@
+"""Where a webhook may go, and the HTTP request that goes there.
+
+The CRM must not become a way to reach the internal network: an endpoint's host
+is resolved and refused if any of its addresses is private, loopback,
+link-local or otherwise not public (unless ``WEBHOOKS_ALLOW_PRIVATE``). The
+check runs when the endpoint is saved and again at each delivery, after a fresh
+DNS lookup; the connection then goes to the address that was checked (with
+the original host name in ``Host`` and for TLS), so a DNS answer that changes
+between check and connect cannot slip through. Redirects are not followed.
+"""
+
+import http.client
+import ipaddress
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+
+class Refused(Exception):
+    """The URL may not be used; the message says why, for the user."""
+
+
+def _is_public(address):
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def check_url(url):
+    """(scheme, host, port, path, the addresses to connect to) for ``url``, or :class:`Refused`."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as error:
+        raise Refused(f"This URL cannot be read: {error}.") from None
+    scheme, host = parts.scheme.lower(), parts.hostname
+    if scheme not in ("http", "https") or not host:
+        raise Refused("Use an http(s) URL with a host name.")
+    if parts.username is not None or parts.password is not None:
+        raise Refused("Put no user name or password in the URL; verify the signature instead.")
+    port = port or (443 if scheme == "https" else 80)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        raise Refused(f"The host {host} cannot be resolved.") from None
+    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    private = [address for address in addresses if not _is_public(address)]
+    allow_private = settings.WEBHOOKS_ALLOW_PRIVATE
+    if private and not allow_private:
+        raise Refused(f"{host} resolves to a private, loopback or link-local address ({private[0]}); refused.")
+    # Plain http only where nobody else can listen in: in DEBUG, or to allowed private addresses.
+    if scheme != "https" and not settings.DEBUG and not (allow_private and len(private) == len(addresses)):
+        raise Refused("Use https.")
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    return scheme, host, port, path, addresses
+
+
+@dataclass
+class Answer:
+    status: int | None
+    body: str
+    headers: dict
+    error: str
+    duration_ms: int
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, *args, address, connect_timeout, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._address, self._connect_timeout = address, connect_timeout
+
+    def connect(self):
+        self.sock = socket.create_connection((self._address, self.port), self._connect_timeout)
+        self.sock.settimeout(self.timeout)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, *args, address, connect_timeout, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._address, self._connect_timeout = address, connect_timeout
+
+    def connect(self):
+        sock = socket.create_connection((self._address, self.port), self._connect_timeout)
+        sock.settimeout(self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+
+
+def post(url, body, headers):
+    """POST ``body`` to ``url`` (checked again here), with the short timeouts of the settings; never raises."""
+    started = time.monotonic()
+
+    def answer(status=None, text="", response_headers=None, error=""):
+        limit = settings.WEBHOOKS_RESPONSE_BODY_LIMIT
+        return Answer(
+            status, text[:limit], response_headers or {}, error[:500], round((time.monotonic() - started) * 1000)
+        )
+
+    try:
+        scheme, host, port, path, addresses = check_url(url)
+    except Refused as refused:
+        return answer(error=str(refused))
+    kind = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection
+    extra = {"context": ssl.create_default_context()} if scheme == "https" else {}
+    connection = kind(
+        host,
+        port,
+        timeout=settings.WEBHOOKS_READ_TIMEOUT,
+        address=addresses[0],
+        connect_timeout=settings.WEBHOOKS_CONNECT_TIMEOUT,
+        **extra,
+    )
+    try:
+        connection.request("POST", path, body=body, headers=headers)
+        response = connection.getresponse()
+        # Read no more than is kept: a receiver cannot make the worker download a large answer.
+        text = response.read(settings.WEBHOOKS_RESPONSE_BODY_LIMIT).decode("utf-8", "replace")
+        return answer(response.status, text, {k.lower(): v for k, v in response.getheaders()})
+    except TimeoutError:
+        return answer(error="Timed out.")
+    except (OSError, http.client.HTTPException) as error:
+        return answer(error=f"{type(error).__name__}: {error}")
+    finally:
+        connection.close()

@@ -1,0 +1,107 @@
+"""``/api/webhooks``: endpoints, their delivery logs, replays and test events. Managers only."""
+
+from django.db import transaction
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from core.api.permissions import IsManager
+from core.api.responses import MessageResponse
+from core.api.schema import message_envelope
+
+from . import delivery as service
+from .filters import DeliveryFilter
+from .models import Delivery, Endpoint
+from .serializers import DeliverySerializer, EndpointSerializer, EndpointWithSecretSerializer, ReplaySerializer
+
+
+class WebhookEndpointViewSet(viewsets.ModelViewSet):
+    """Webhook endpoints: where the CRM POSTs its events, signed (docs/webhooks.md)."""
+
+    # Newest first, the default ordering that cursor paging follows on every list.
+    queryset = Endpoint.objects.order_by("-created_at", "-id")
+    serializer_class = EndpointSerializer
+    permission_classes = [IsManager]
+    filter_backends = []
+
+    def get_serializer_class(self):
+        return EndpointWithSecretSerializer if self.action == "create" else EndpointSerializer
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return super().dispatch(request, *args, **kwargs)
+        with transaction.atomic():
+            return super().dispatch(request, *args, **kwargs)
+
+    def perform_create(self, serializer):
+        serializer.save(created_by=self.request.user)
+
+    def update(self, request, *args, **kwargs):
+        # PUT is partial, as on every other resource.
+        kwargs["partial"] = True
+        return super().update(request, *args, **kwargs)
+
+    @extend_schema(responses={200: message_envelope({"type": "object", "nullable": True})})
+    def destroy(self, request, *args, **kwargs):
+        endpoint = self.get_object()
+        endpoint.delete()
+        return MessageResponse("Webhook endpoint deleted, with its delivery log.")
+
+    @extend_schema(request=None, responses=EndpointWithSecretSerializer)
+    @action(detail=True, methods=["post"], url_path="rotate-secret")
+    def rotate_secret(self, request, pk=None):
+        """A new secret, shown once; the old one keeps signing beside it for a while."""
+        endpoint = self.get_object()
+        secret = service.rotate_secret(endpoint=endpoint)
+        return Response({**EndpointSerializer(endpoint).data, "secret": secret})
+
+    @extend_schema(request=None, responses={202: DeliverySerializer})
+    @action(detail=True, methods=["post"], url_path="test")
+    def test(self, request, pk=None):
+        """Send a ``webhook.test`` event to the endpoint (after its pending deliveries)."""
+        endpoint = self.get_object()
+        delivery = service.send_test_event(endpoint=endpoint, user=request.user)
+        return Response(DeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("status", str, enum=list(Delivery.Status.values))],
+        responses=DeliverySerializer(many=True),
+    )
+    @action(detail=True, methods=["get"], url_path="deliveries")
+    def deliveries(self, request, pk=None):
+        """The endpoint's delivery log, newest first."""
+        endpoint = self.get_object()
+        filterset = DeliveryFilter(request.query_params, queryset=endpoint.deliveries.order_by("-created_at", "-id"))
+        if not filterset.is_valid():
+            raise exceptions.ValidationError(filterset.errors)
+        page = self.paginate_queryset(filterset.qs)
+        return self.get_paginated_response(DeliverySerializer(page, many=True).data)
+
+    @extend_schema(request=None, responses={202: DeliverySerializer})
+    @action(detail=True, methods=["post"], url_path=r"deliveries/(?P<delivery_id>[0-9]{1,18})/replay")
+    def replay_one(self, request, pk=None, delivery_id=None):
+        """Send one delivery again (same message id and body)."""
+        endpoint = self.get_object()
+        found = get_object_or_404(endpoint.deliveries.all(), pk=delivery_id)
+        if found.status == Delivery.Status.PENDING:
+            raise exceptions.ValidationError({"delivery_id": ["This delivery is still pending."]})
+        service.replay(deliveries=endpoint.deliveries.filter(pk=found.pk))
+        found.refresh_from_db()
+        return Response(DeliverySerializer(found).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        request=ReplaySerializer,
+        responses={202: {"type": "object", "properties": {"replayed": {"type": "integer"}}}},
+    )
+    @action(detail=True, methods=["post"], url_path="replay")
+    def replay_failed(self, request, pk=None):
+        """Send again every failed delivery of the endpoint created since ``since``."""
+        endpoint = self.get_object()
+        serializer = ReplaySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        failed = endpoint.deliveries.filter(
+            status=Delivery.Status.FAILED, created_at__gte=serializer.validated_data["since"]
+        )
+        return Response({"replayed": service.replay(deliveries=failed)}, status=status.HTTP_202_ACCEPTED)
