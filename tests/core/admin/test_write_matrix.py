@@ -33,6 +33,8 @@ from interactions.models import Interaction
 from opportunities.models import Opportunity, StageChange
 from tests.core.admin.helpers import change_form_data, confirm, upload
 from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory, UserFactory
+from webhooks import delivery as webhook_delivery
+from webhooks.models import Delivery, Endpoint
 
 pytestmark = pytest.mark.django_db
 
@@ -65,11 +67,15 @@ SNAPSHOT_MODELS = [
     Group.permissions.through,
     get_token_model(),
     LogEntry,
+    Endpoint,
+    Delivery,
 ]
 
 
 @pytest.fixture
-def world():
+def world(settings):
+    # The webhook endpoint below is on this machine; such addresses are refused unless allowed.
+    settings.WEBHOOKS_ALLOW_PRIVATE = True
     users = {}
     for role in ROLES:
         users[role] = UserFactory(username=role, is_staff=True)
@@ -92,7 +98,14 @@ def world():
     oa.save()
     b = CustomerFactory(name="Bravo", owner=users["rep_b"])
     get_token_model().objects.create(users["manager"])
+    endpoint = Endpoint.objects.create(url="http://127.0.0.1:9/hook", created_by=users["manager"])
+    delivery = webhook_delivery.send_test_event(endpoint=endpoint, user=users["manager"])
+    # Given up on (a replay starts it again; a pending one is left to its retries).
+    Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.FAILED, next_attempt_at=None)
+    delivery.refresh_from_db()
     return {
+        "endpoint": endpoint,
+        "delivery": delivery,
         "users": users,
         "root": root,
         "a": a,
@@ -502,7 +515,45 @@ def auth_cases():
     return cases
 
 
-CASES = crm_cases() + auth_cases()
+def webhook_cases():
+    """Webhook endpoints and their deliveries reach outside the CRM: managers only."""
+    return [
+        Case(Endpoint, "add", "add", post_add(Endpoint, lambda w: {"url": "http://127.0.0.1:9/other"}), MANAGER),
+        Case(Endpoint, "change", "change", post_change("endpoint", lambda w: {"description": "Changed"}), MANAGER),
+        Case(Endpoint, "delete", "delete", post_delete("endpoint"), MANAGER),
+        Case(Endpoint, "history", "history", post_plain("endpoint", "history"), NOBODY),
+        Case(Endpoint, "redirect", "redirect", post_redirect("endpoint"), NOBODY),
+        *[
+            Case(
+                Endpoint,
+                "changelist",
+                f"action-{action}",
+                post_action(Endpoint, "endpoint", action),
+                MANAGER,
+                action=action,
+            )
+            for action in ("delete_selected", "send_test_event", "rotate_secret")
+        ],
+        Case(Delivery, "add", "add", lambda client, w, role: client.post(list_url(Delivery, "add"), {}), NOBODY),
+        Case(Delivery, "change", "change", post_plain("delivery", "change", {"status": "succeeded"}), NOBODY),
+        Case(Delivery, "delete", "delete", post_delete("delivery"), MANAGER),
+        Case(Delivery, "history", "history", post_plain("delivery", "history"), NOBODY),
+        Case(Delivery, "redirect", "redirect", post_redirect("delivery"), NOBODY),
+        *[
+            Case(
+                Delivery,
+                "changelist",
+                f"action-{action}",
+                post_action(Delivery, "delivery", action),
+                MANAGER,
+                action=action,
+            )
+            for action in ("delete_selected", "replay")
+        ],
+    ]
+
+
+CASES = crm_cases() + auth_cases() + webhook_cases()
 
 
 @pytest.mark.parametrize("role", ROLES)
