@@ -66,3 +66,22 @@ class ScopedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
         if request is None:
             return queryset
         return scope(queryset, request.user)
+
+
+class ExternalIdMixin:
+    """``external_id``: another system's id for the record, unique when set; blank is none.
+
+    The clash is checked here for a clear 400; the model's unique constraint
+    settles a race with a concurrent writer (``unique_constraint_fields``).
+    """
+
+    def validate_external_id(self, value):
+        value = (value or "").strip()
+        if not value:
+            return None
+        clash = self.Meta.model._default_manager.filter(external_id=value)
+        if self.instance is not None:
+            clash = clash.exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise serializers.ValidationError("A record with this external_id already exists.", code="unique")
+        return value

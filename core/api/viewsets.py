@@ -60,6 +60,11 @@ def changes_anything(instance, validated_data):
     return False
 
 
+# Every resource's external_id is unique when set; both databases name the column (or the
+# constraint, "<model>_external_id_unique") in the error.
+EXTERNAL_ID_UNIQUE = {"external_id": ("external_id", "A record with this external_id already exists.")}
+
+
 class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "The change conflicts with the current state of the data; reload and try again."
@@ -262,7 +267,7 @@ class CRMModelViewSet(viewsets.ModelViewSet):
                 serializer.save(**extra)
         except IntegrityError as exc:
             text = str(exc)
-            for constraint, (field, message) in self.unique_constraint_fields.items():
+            for constraint, (field, message) in {**self.unique_constraint_fields, **EXTERNAL_ID_UNIQUE}.items():
                 if constraint in text:
                     raise exceptions.ValidationError({field: [message]}) from exc
             raise Conflict() from exc
