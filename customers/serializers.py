@@ -47,7 +47,6 @@ class CustomerSerializer(ExternalIdMixin, StrictJSONTypesMixin, CachedReadFields
             "company": {"allow_null": True, "allow_blank": True},
             "email": {"allow_null": True, "allow_blank": True},
             "phone": {"allow_null": True, "allow_blank": True},
-            "external_id": {"allow_null": True, "allow_blank": True},
         }
 
     def validate_name(self, value):

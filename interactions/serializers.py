@@ -33,7 +33,6 @@ class InteractionSerializer(ExternalIdMixin, StrictJSONTypesMixin, CachedReadFie
         ]
         read_only_fields = ["id", "created_by_id", "created_at"]
         extra_kwargs = {
-            "external_id": {"allow_null": True, "allow_blank": True},
             "occurred_at": {"help_text": f"When it happened (default: now); in the years {FIRST_YEAR}-{LAST_YEAR}."},
         }
 

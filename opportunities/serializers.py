@@ -37,10 +37,7 @@ class OpportunitySerializer(ExternalIdMixin, StrictJSONTypesMixin, CachedReadFie
             "external_id",
         ]
         read_only_fields = ["id", "closed_at", "created_by_id", "created_at", "updated_at"]
-        extra_kwargs = {
-            "expected_close_date": {"help_text": f"In the years {FIRST_YEAR}-{LAST_YEAR}."},
-            "external_id": {"allow_null": True, "allow_blank": True},
-        }
+        extra_kwargs = {"expected_close_date": {"help_text": f"In the years {FIRST_YEAR}-{LAST_YEAR}."}}
 
     def validate_title(self, value):
         if not value.strip():

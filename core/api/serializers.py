@@ -75,6 +75,17 @@ class ExternalIdMixin:
     settles a race with a concurrent writer (``unique_constraint_fields``).
     """
 
+    def get_extra_kwargs(self):
+        kwargs = super().get_extra_kwargs()
+        # The unique check is validate_external_id's (after trimming), not a second generic one.
+        kwargs["external_id"] = {
+            "allow_null": True,
+            "allow_blank": True,
+            "validators": [],
+            **kwargs.get("external_id", {}),
+        }
+        return kwargs
+
     def validate_external_id(self, value):
         value = (value or "").strip()
         if not value:
