@@ -25,6 +25,7 @@ from rest_framework import exceptions, serializers, status
 from core import access
 
 from .exceptions import error_of
+from .query import validated_query
 from .responses import Envelope
 
 MAX_ITEMS = 100
@@ -60,7 +61,8 @@ class BatchRequestSerializer(serializers.Serializer):
 
 
 class BatchQuerySerializer(serializers.Serializer):
-    atomic = serializers.BooleanField(required=False, default=False)
+    # ``?atomic=`` (empty) means not given, as every optional query parameter of the API.
+    atomic = serializers.BooleanField(required=False, allow_null=True, default=False)
 
 
 class _RollBack(Exception):
@@ -100,9 +102,7 @@ class BatchRunner:
     def run(self):
         body = BatchRequestSerializer(data=self.request.data)
         body.is_valid(raise_exception=True)
-        query = BatchQuerySerializer(data=self.request.query_params)
-        query.is_valid(raise_exception=True)
-        atomic = query.validated_data["atomic"]
+        atomic = bool(validated_query(self.request, BatchQuerySerializer).validated_data["atomic"])
         # The body's order: Python keeps a JSON object's keys as they came.
         items = [
             (op, index, item) for op in self.request.data for index, item in enumerate(body.validated_data.get(op, ()))

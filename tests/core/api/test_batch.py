@@ -506,3 +506,11 @@ def test_a_batchs_queries_grow_by_the_same_amount_per_item(api):
     assert per_item == (twenty - ten) / 10
     assert per_item <= 12
     assert Decimal(five) == Decimal(ten) - 5 * Decimal(per_item)
+
+
+def test_an_empty_atomic_parameter_means_not_atomic(api):
+    response = api.post(f"{URL}?atomic=", {"create": [{"name": "A"}, {"name": ""}]}, format="json")
+
+    assert response.status_code == 207
+    assert response.json()["data"]["atomic"] is False
+    assert Customer.objects.count() == 1
