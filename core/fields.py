@@ -16,3 +16,24 @@ def created_by_field():
         editable=False,
         related_name="+",
     )
+
+
+EXTERNAL_ID_MAX_LENGTH = 255
+
+
+def external_id_field():
+    """The record's id in another system, so an integration can mirror it (``upsert`` in a batch).
+
+    Unique when set (the model declares the constraint); empty is NULL, so records without one never clash.
+    """
+    return models.CharField(
+        _("external id"),
+        max_length=EXTERNAL_ID_MAX_LENGTH,
+        null=True,
+        blank=True,
+        help_text=_("The record's id in another system (unique when set)."),
+    )
+
+
+def external_id_unique(model_name):
+    return models.UniqueConstraint(fields=["external_id"], name=f"{model_name}_external_id_unique")

@@ -61,7 +61,7 @@ class CustomerAdmin(CRMModelAdmin):
     fieldsets = [
         (None, {"fields": ["name", "company", "status", "owner"]}),
         (_("Contact"), {"fields": ["email", "phone"]}),
-        (_("Record"), {"fields": ["created_by", "created_at", "updated_at", "history_link"]}),
+        (_("Record"), {"fields": ["external_id", "created_by", "created_at", "updated_at", "history_link"]}),
     ]
     actions = ["reassign_customers"]
 

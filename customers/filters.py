@@ -1,6 +1,6 @@
 from django_filters import rest_framework as filters
 
-from core.api.filters import OwnerFilter
+from core.api.filters import ExternalIdFilter, OwnerFilter
 
 from .models import Customer
 from .search import search_customers
@@ -12,6 +12,7 @@ class CustomerFilter(filters.FilterSet):
     owner = OwnerFilter(field_name="owner_id", label="Owner: me, or a user id")
     created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    external_id = ExternalIdFilter()
     ordering = filters.OrderingFilter(fields=("id", "name", "company", "email", "status", "created_at", "updated_at"))
 
     class Meta:

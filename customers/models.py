@@ -4,7 +4,7 @@ from django.db.models import Value
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
-from core.fields import created_by_field
+from core.fields import created_by_field, external_id_field, external_id_unique
 from core.history import CRMHistoricalRecords
 from core.models import RecordedModel
 
@@ -61,6 +61,7 @@ class Customer(RecordedModel):
         db_index=True,
         related_name="owned_customers",
     )
+    external_id = external_id_field()
     created_by = created_by_field()
     # Who changed what and when; updated_at is left out: history_date says it.
     history = CRMHistoricalRecords(excluded_fields=["updated_at"])
@@ -74,6 +75,7 @@ class Customer(RecordedModel):
         constraints = [
             models.UniqueConstraint(Lower("email"), name="customer_email_ci_unique"),
             models.CheckConstraint(condition=~models.Q(name=""), name="customer_name_not_blank"),
+            external_id_unique("customer"),
         ]
         indexes = [
             models.Index(fields=["-created_at", "-id"], name="customer_newest_idx"),

@@ -21,7 +21,7 @@ class CustomerResource(CRMModelResource):
 
     class Meta:
         model = Customer
-        fields = ("id", "name", "company", "email", "phone", "status", "created_at")
+        fields = ("id", "name", "company", "email", "phone", "status", "created_at", "external_id")
         export_order = fields
         name = _("Customers")
 

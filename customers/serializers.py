@@ -3,7 +3,7 @@ from rest_framework import serializers
 
 from core import access
 from core.api.fastsql import CachedReadFieldsMixin
-from core.api.serializers import StrictJSONTypesMixin
+from core.api.serializers import ExternalIdMixin, StrictJSONTypesMixin
 
 from .models import Customer
 
@@ -12,7 +12,7 @@ def _active_users():
     return get_user_model().objects.filter(is_active=True)
 
 
-class CustomerSerializer(StrictJSONTypesMixin, CachedReadFieldsMixin, serializers.ModelSerializer):
+class CustomerSerializer(ExternalIdMixin, StrictJSONTypesMixin, CachedReadFieldsMixin, serializers.ModelSerializer):
     # Summary figures, annotated by ``Customer.objects.with_summary()``; left out when not annotated.
     interaction_count = serializers.IntegerField(read_only=True)
     open_pipeline_value = serializers.DecimalField(max_digits=20, decimal_places=2, read_only=True)
@@ -40,6 +40,7 @@ class CustomerSerializer(StrictJSONTypesMixin, CachedReadFieldsMixin, serializer
             # After the original API's fields, whose order clients may rely on.
             "owner_id",
             "created_by_id",
+            "external_id",
         ]
         read_only_fields = ["id", "created_by_id", "created_at", "updated_at"]
         extra_kwargs = {

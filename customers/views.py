@@ -40,6 +40,7 @@ class CustomerViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
     deleted_message = "Customer deleted."
     etag_ignored_fields = frozenset(SUMMARY_FIELDS)
     detail_reader = WITH_SUMMARY
+    upsert_keys = ("external_id", "email")
 
     def get_queryset(self):
         queryset = super().get_queryset()
@@ -67,6 +68,10 @@ class CustomerViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
             saved.interaction_count, saved.open_pipeline_value, saved.last_interaction_at = 0, Decimal(0), None
             reloaded = saved
         serializer.instance = reloaded
+
+    def upsert_lookup(self, rows, key, value):
+        # Emails are unique whatever their letter case.
+        return rows.with_email(value) if key == "email" else super().upsert_lookup(rows, key, value)
 
     def perform_destroy(self, instance):
         return {"deleted": delete_customer(instance)}

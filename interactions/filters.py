@@ -1,6 +1,6 @@
 from django_filters import rest_framework as filters
 
-from core.api.filters import IdFilter
+from core.api.filters import ExternalIdFilter, IdFilter
 
 from .models import Interaction
 
@@ -12,6 +12,7 @@ class InteractionFilter(filters.FilterSet):
     created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     occurred_after = filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
     occurred_before = filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+    external_id = ExternalIdFilter()
     ordering = filters.OrderingFilter(fields=("id", "created_at", "occurred_at", "interaction_type", "customer_id"))
 
     class Meta:

@@ -3,7 +3,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from core.dates import validate_record_date
-from core.fields import created_by_field
+from core.fields import created_by_field, external_id_field, external_id_unique
 from core.history import CRMHistoricalRecords
 from core.models import RecordedModel
 
@@ -26,6 +26,7 @@ class Interaction(RecordedModel):
     # When it happened; may be earlier than created_at when logged afterwards.
     occurred_at = models.DateTimeField(_("occurred at"), default=timezone.now, validators=[validate_record_date])
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    external_id = external_id_field()
     created_by = created_by_field()
     # Who changed what and when.
     history = CRMHistoricalRecords()
@@ -34,6 +35,7 @@ class Interaction(RecordedModel):
         ordering = ["-created_at", "-id"]
         verbose_name = _("interaction")
         verbose_name_plural = _("interactions")
+        constraints = [external_id_unique("interaction")]
         indexes = [
             models.Index(fields=["-created_at", "-id"], name="interaction_newest_idx"),
             models.Index(fields=["customer", "-created_at"], name="interaction_customer_idx"),

@@ -5,7 +5,7 @@ from rest_framework import serializers
 
 from core.api.fastsql import CachedReadFieldsMixin
 from core.api.query import QueryDateField, QuerySerializer
-from core.api.serializers import ScopedPrimaryKeyRelatedField, StrictJSONTypesMixin
+from core.api.serializers import ExternalIdMixin, ScopedPrimaryKeyRelatedField, StrictJSONTypesMixin
 from core.dates import FIRST_YEAR, LAST_YEAR, add_months
 from customers.models import Customer
 
@@ -14,17 +14,26 @@ from .models import Interaction
 NOTES_MAX_LENGTH = 20_000
 
 
-class InteractionSerializer(StrictJSONTypesMixin, CachedReadFieldsMixin, serializers.ModelSerializer):
+class InteractionSerializer(ExternalIdMixin, StrictJSONTypesMixin, CachedReadFieldsMixin, serializers.ModelSerializer):
     customer_id = ScopedPrimaryKeyRelatedField(source="customer", queryset=Customer.objects.all())
     created_by_id = serializers.IntegerField(read_only=True, allow_null=True)
     notes = serializers.CharField(allow_null=True, allow_blank=True, required=False, max_length=NOTES_MAX_LENGTH)
 
     class Meta:
         model = Interaction
-        fields = ["id", "customer_id", "interaction_type", "notes", "occurred_at", "created_at", "created_by_id"]
+        fields = [
+            "id",
+            "customer_id",
+            "interaction_type",
+            "notes",
+            "occurred_at",
+            "created_at",
+            "created_by_id",
+            "external_id",
+        ]
         read_only_fields = ["id", "created_by_id", "created_at"]
         extra_kwargs = {
-            "occurred_at": {"help_text": f"When it happened (default: now); in the years {FIRST_YEAR}-{LAST_YEAR}."}
+            "occurred_at": {"help_text": f"When it happened (default: now); in the years {FIRST_YEAR}-{LAST_YEAR}."},
         }
 
 

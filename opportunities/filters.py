@@ -1,6 +1,6 @@
 from django_filters import rest_framework as filters
 
-from core.api.filters import IdFilter, OwnerFilter
+from core.api.filters import ExternalIdFilter, IdFilter, OwnerFilter
 
 from .models import Opportunity
 
@@ -19,6 +19,7 @@ class OpportunityFilter(filters.FilterSet):
     expected_close_before = filters.DateFilter(field_name="expected_close_date", lookup_expr="lte")
     created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    external_id = ExternalIdFilter()
     ordering = filters.OrderingFilter(
         fields=(
             "id",

@@ -6,7 +6,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from core.dates import validate_record_date
-from core.fields import created_by_field
+from core.fields import created_by_field, external_id_field, external_id_unique
 from core.history import CRMHistoricalRecords
 from core.models import RecordedModel
 
@@ -53,6 +53,7 @@ class Opportunity(RecordedModel):
     closed_at = models.DateTimeField(_("closed at"), null=True, blank=True, editable=False)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    external_id = external_id_field()
     created_by = created_by_field()
     # Who changed what and when; updated_at is left out: history_date says it.
     history = CRMHistoricalRecords(excluded_fields=["updated_at"])
@@ -68,6 +69,7 @@ class Opportunity(RecordedModel):
             models.CheckConstraint(condition=models.Q(value__gte=0), name="opportunity_value_non_negative"),
             models.CheckConstraint(condition=models.Q(probability__lte=100), name="opportunity_probability_max_100"),
             models.CheckConstraint(condition=~models.Q(title=""), name="opportunity_title_not_blank"),
+            external_id_unique("opportunity"),
         ]
         indexes = [
             models.Index(fields=["-created_at", "-id"], name="opportunity_newest_idx"),

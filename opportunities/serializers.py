@@ -5,7 +5,7 @@ from rest_framework import serializers
 from core.api.fastsql import CachedReadFieldsMixin
 from core.api.fields import RoundingDecimalField
 from core.api.query import QueryDateField, QuerySerializer
-from core.api.serializers import ScopedPrimaryKeyRelatedField, StrictJSONTypesMixin
+from core.api.serializers import ExternalIdMixin, ScopedPrimaryKeyRelatedField, StrictJSONTypesMixin
 from core.dates import FIRST_YEAR, LAST_YEAR, day_bounds
 from customers.models import Customer
 from customers.serializers import CustomerIdField
@@ -14,7 +14,7 @@ from .models import Opportunity
 from .services import opportunity_set_stage
 
 
-class OpportunitySerializer(StrictJSONTypesMixin, CachedReadFieldsMixin, serializers.ModelSerializer):
+class OpportunitySerializer(ExternalIdMixin, StrictJSONTypesMixin, CachedReadFieldsMixin, serializers.ModelSerializer):
     customer_id = ScopedPrimaryKeyRelatedField(source="customer", queryset=Customer.objects.all())
     created_by_id = serializers.IntegerField(read_only=True, allow_null=True)
     value = RoundingDecimalField(max_digits=14, decimal_places=2, min_value=Decimal("0"), required=False)
@@ -34,6 +34,7 @@ class OpportunitySerializer(StrictJSONTypesMixin, CachedReadFieldsMixin, seriali
             "created_at",
             "updated_at",
             "created_by_id",
+            "external_id",
         ]
         read_only_fields = ["id", "closed_at", "created_by_id", "created_at", "updated_at"]
         extra_kwargs = {"expected_close_date": {"help_text": f"In the years {FIRST_YEAR}-{LAST_YEAR}."}}

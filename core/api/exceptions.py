@@ -72,25 +72,36 @@ def _validation_body(exc):
     return error_body("validation_error", " ".join(m for m in messages if isinstance(m, str)) or "Invalid input.")
 
 
-def envelope_exception_handler(exc, context):
+def _api_exception(exc):
     if isinstance(exc, Http404):
-        exc = exceptions.NotFound()
-    elif isinstance(exc, PermissionDenied):
-        exc = exceptions.PermissionDenied()
+        return exceptions.NotFound()
+    if isinstance(exc, PermissionDenied):
+        return exceptions.PermissionDenied()
+    return exc
 
+
+def _body(exc):
+    if isinstance(exc, exceptions.ValidationError):
+        return _validation_body(exc)
+    detail = exc.detail
+    message = str(detail) if not isinstance(detail, (dict, list)) else "Request failed."
+    code = getattr(detail, "code", None) or exc.default_code
+    return error_body(_CODE_NAMES.get(code, code), message)
+
+
+def error_of(exc):
+    """(status, the envelope's ``error``) for an API exception, 404 or 403: one item of a batch."""
+    exc = _api_exception(exc)
+    return exc.status_code, _body(exc)["error"]
+
+
+def envelope_exception_handler(exc, context):
+    exc = _api_exception(exc)
     response = drf_exception_handler(exc, context)
     if response is None:
         # Not an API exception: let Django's 500 handler (also enveloped) deal with it.
         return None
-
-    if isinstance(exc, exceptions.ValidationError):
-        body = _validation_body(exc)
-    else:
-        detail = exc.detail
-        message = str(detail) if not isinstance(detail, (dict, list)) else "Request failed."
-        code = getattr(detail, "code", None) or exc.default_code
-        body = error_body(_CODE_NAMES.get(code, code), message)
-    return Response(body, status=response.status_code, headers=dict(response.items()))
+    return Response(_body(exc), status=response.status_code, headers=dict(response.items()))
 
 
 def bad_request(request, exception=None):

@@ -16,6 +16,8 @@ from django_filters import fields
 from django_filters import rest_framework as filters
 from django_filters.rest_framework import DjangoFilterBackend, IsoDateTimeFilter
 
+from core.fields import EXTERNAL_ID_MAX_LENGTH
+
 
 class UTCIsoDateTimeField(fields.IsoDateTimeField):
     default_error_messages = {"out_of_range": "Date and time out of range."}
@@ -85,3 +87,13 @@ class OwnerFilter(filters.Filter):
             if value is None:
                 return qs.none()
         return qs.filter(**{self.field_name: value})
+
+
+class ExternalIdFilter(filters.CharFilter):
+    """``?external_id=``: the record with that id in another system (exact)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("field_name", "external_id")
+        kwargs.setdefault("max_length", EXTERNAL_ID_MAX_LENGTH)
+        kwargs.setdefault("label", "Id in another system (exact)")
+        super().__init__(**kwargs)

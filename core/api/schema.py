@@ -20,6 +20,7 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 
+from .batch import FAILED_DEPENDENCY, MAX_ID, MAX_ITEMS, MULTI_STATUS
 from .filters import IdFilter, OwnerFilter
 from .idempotency import HEADER as IDEMPOTENCY_HEADER
 from .idempotency import KEY_PATTERN, REPLAYED_HEADER
@@ -104,6 +105,87 @@ DELETED_SCHEMA = message_envelope(
         },
     }
 )
+
+
+def batch_request_schema(create_ref, patch_ref):
+    """The body of ``POST /api/<resource>/batch`` (core/api/batch.py), items as the single-record requests."""
+    record_id = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+    update_item = {
+        "allOf": [
+            patch_ref,
+            {
+                "type": "object",
+                "required": ["id"],
+                "properties": {
+                    "id": record_id,
+                    "if_match": {
+                        "type": "string",
+                        "pattern": IF_MATCH_PATTERN,
+                        "description": "The ETag last read: the item fails with 412 if the record changed since.",
+                    },
+                },
+            },
+        ]
+    }
+    upsert_item = {
+        **patch_ref,
+        "description": "Matched by its unique key (`external_id`; customers also `email`, in any case): "
+        "updated (only the fields sent) when it matches a record the user may change, else created.",
+    }
+    return {
+        "type": "object",
+        "description": f"At most {MAX_ITEMS} items in all. The lists run in the order they appear in the body, "
+        "each in its own order.",
+        "minProperties": 1,
+        "additionalProperties": False,
+        "properties": {
+            "create": {"type": "array", "items": create_ref, "maxItems": MAX_ITEMS},
+            "update": {"type": "array", "items": update_item, "maxItems": MAX_ITEMS},
+            "upsert": {"type": "array", "items": upsert_item, "maxItems": MAX_ITEMS},
+            "delete": {"type": "array", "items": record_id, "maxItems": MAX_ITEMS, "description": "Record ids."},
+        },
+    }
+
+
+def batch_response_schema(record_ref):
+    """The answer to a batch: every item's result, in the order the items ran."""
+    deleted = copy.deepcopy(DELETED_SCHEMA["properties"]["data"])
+    item = {
+        "type": "object",
+        "required": ["op", "index", "status"],
+        "properties": {
+            "op": {"type": "string", "enum": ["create", "update", "upsert", "delete"]},
+            "index": {"type": "integer", "description": "Position of the item in its list."},
+            "id": {"description": "The id an update or delete item named (as sent)."},
+            "status": {
+                "type": "integer",
+                "description": "The status the single-record request would have answered; "
+                f"{FAILED_DEPENDENCY}: valid but not written, as another item of the atomic batch failed.",
+            },
+            "created": {"type": "boolean", "description": "Upserts: whether the item created a record."},
+            "data": {"anyOf": [record_ref, deleted], "description": "The record as written, or what was deleted."},
+            "etag": {"type": "string", "description": "The written record's ETag."},
+            "error": copy.deepcopy(ERROR_ENVELOPE_SCHEMA["properties"]["error"]),
+        },
+    }
+    return {
+        "type": "object",
+        "required": ["success", "data"],
+        "properties": {
+            "success": {"type": "boolean", "description": "Whether every item was written."},
+            "error": copy.deepcopy(ERROR_ENVELOPE_SCHEMA["properties"]["error"]),
+            "data": {
+                "type": "object",
+                "required": ["atomic", "succeeded", "failed", "results"],
+                "properties": {
+                    "atomic": {"type": "boolean"},
+                    "succeeded": {"type": "integer"},
+                    "failed": {"type": "integer"},
+                    "results": {"type": "array", "items": item},
+                },
+            },
+        },
+    }
 
 
 def success_envelope(schema):
@@ -197,6 +279,21 @@ class EnvelopeAutoSchema(AutoSchema):
         )
 
     @property
+    def _is_batch(self):
+        return isinstance(self.view, CRMModelViewSet) and getattr(self.view, "action", None) == "batch"
+
+    def _record_ref(self, direction, partial=False):
+        serializer = self.view.get_serializer_class()()
+        serializer.partial = partial
+        return self.resolve_serializer(serializer, direction).ref
+
+    def _get_request_body(self, direction="request"):
+        if not self._is_batch:
+            return super()._get_request_body(direction)
+        schema = batch_request_schema(self._record_ref("request"), self._record_ref("request", partial=True))
+        return {"content": {"application/json": {"schema": schema}}, "required": True}
+
+    @property
     def _is_idempotent_post(self):
         return isinstance(self.view, CRMModelViewSet) and self.method == "POST"
 
@@ -251,6 +348,15 @@ class EnvelopeAutoSchema(AutoSchema):
 
     def get_override_parameters(self):
         parameters = [*super().get_override_parameters(), *self._request_headers(), *self._response_headers()]
+        if self._is_batch:
+            parameters.append(
+                OpenApiParameter(
+                    "atomic",
+                    bool,
+                    OpenApiParameter.QUERY,
+                    description="All or nothing: one failed item and no item is written (the batch answers 400).",
+                )
+            )
         if "{id}" in self.path:
             parameters.append(OpenApiParameter("id", int, OpenApiParameter.PATH, description="The record's id."))
         return parameters
@@ -343,6 +449,18 @@ class EnvelopeAutoSchema(AutoSchema):
     def _get_response_bodies(self, direction="response"):
         if self.method == "DELETE" and self._is_conditional:
             responses = {"200": self._get_response_for_code(copy.deepcopy(DELETED_SCHEMA), "200", direction=direction)}
+        elif self._is_batch:
+            schema = batch_response_schema(self._record_ref("response"))
+            responses = {
+                "200": {
+                    **self._get_response_for_code(schema, "200", direction=direction),
+                    "description": "Every item was written.",
+                },
+                str(MULTI_STATUS): {
+                    **self._get_response_for_code(copy.deepcopy(schema), str(MULTI_STATUS), direction=direction),
+                    "description": "Some items failed (see each item's `status` and `error`); the others were written.",
+                },
+            }
         else:
             responses = super()._get_response_bodies(direction)
         paginated_list = self.method == "GET" and self._is_list_view() and self._get_paginator() is not None
@@ -360,5 +478,9 @@ class EnvelopeAutoSchema(AutoSchema):
         for code in self._error_statuses():
             response = self._get_response_for_code(self._error_ref(), code, direction=direction)
             response["description"] = ERROR_DESCRIPTIONS[code]
+            if self._is_batch and code == "400":
+                response["description"] += (
+                    " For an atomic batch with a failed item: nothing was written, and `data` holds each item's result."
+                )
             responses.setdefault(code, response)
         return responses

@@ -66,3 +66,33 @@ class ScopedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
         if request is None:
             return queryset
         return scope(queryset, request.user)
+
+
+class ExternalIdMixin:
+    """``external_id``: another system's id for the record, unique when set; blank is none.
+
+    The clash is checked here for a clear 400; the model's unique constraint
+    settles a race with a concurrent writer (``unique_constraint_fields``).
+    """
+
+    def get_extra_kwargs(self):
+        kwargs = super().get_extra_kwargs()
+        # The unique check is validate_external_id's (after trimming), not a second generic one.
+        kwargs["external_id"] = {
+            "allow_null": True,
+            "allow_blank": True,
+            "validators": [],
+            **kwargs.get("external_id", {}),
+        }
+        return kwargs
+
+    def validate_external_id(self, value):
+        value = (value or "").strip()
+        if not value:
+            return None
+        clash = self.Meta.model._default_manager.filter(external_id=value)
+        if self.instance is not None:
+            clash = clash.exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise serializers.ValidationError("A record with this external_id already exists.", code="unique")
+        return value

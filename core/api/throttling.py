@@ -18,6 +18,10 @@ While the counters cannot be reached (Redis down), logins are refused
 (``LoginUnavailable``, 503) and other requests are let in uncounted, with a
 warning. The admin's login form counts its attempts with the same counters
 through ``login_attempt_wait``.
+
+Every counted API request is answered with where it stands (IETF draft
+httpapi-ratelimit-headers): ``RateLimit-Policy: "user";q=1200;w=60`` and
+``RateLimit: "user";r=1187;t=42``, from the counts the check itself returned.
 """
 
 import contextlib
@@ -41,6 +45,8 @@ from rest_framework import exceptions, throttling
 from rest_framework.settings import api_settings
 
 logger = logging.getLogger(__name__)
+
+RATE_LIMITS_ATTRIBUTE = "rate_limits"
 
 # Slack for float arithmetic on the weighted counts and on whole seconds.
 _EPSILON = 1e-6
@@ -109,7 +115,9 @@ class _DatabaseCounters:
         hit = (
             f"INSERT INTO {table} ({key}, {count}, {expires}) SELECT %s, 1, %s WHERE {weighted_previous} + 1 <= %s "
             f"ON CONFLICT ({key}) DO UPDATE SET {count} = {table}.{count} + 1, {expires} = excluded.{expires} "
-            f"WHERE {weighted_previous} + {table}.{count} + 1 <= %s RETURNING {count}"
+            f"WHERE {weighted_previous} + {table}.{count} + 1 <= %s "
+            # The previous window's count too, for the RateLimit header: no second query.
+            f"RETURNING {count}, COALESCE((SELECT p.{count} FROM {table} p WHERE p.{key} = %s), 0)"
         )
         read = f"SELECT {key}, {count} FROM {table} WHERE {key} IN (%s, %s)"
         cull = f"DELETE FROM {table} WHERE {expires} < %s"
@@ -121,13 +129,16 @@ class _DatabaseCounters:
         now = int(time.time())
         bound = limit + _EPSILON
         with self._commit_without_waiting(), connection.cursor() as cursor:
-            cursor.execute(hit, [current_key, now + timeout, previous_key, weight, bound, previous_key, weight, bound])
+            cursor.execute(
+                hit,
+                [current_key, now + timeout, previous_key, weight, bound, previous_key, weight, bound, previous_key],
+            )
             row = cursor.fetchone()
             if row is not None:
                 if row[0] == 1:
                     # A window's first request: counters of windows that no longer count go.
                     cursor.execute(cull, [now])
-                return True, row[0] - 1, None  # (the counts only matter to a refusal's wait)
+                return True, row[0] - 1, row[1]
             cursor.execute(read, [current_key, previous_key])
             counts = dict(cursor.fetchall())
         return False, counts.get(current_key, 0), counts.get(previous_key, 0)
@@ -232,7 +243,15 @@ class _SettingsRateMixin:
     def allow_request(self, request, view):
         if self.rate is None:
             return True
-        return self.allow_key(self.get_cache_key(request, view))
+        self.current = allowed = None
+        try:
+            allowed = self.allow_key(self.get_cache_key(request, view))
+            return allowed
+        finally:
+            if self.current is not None:
+                # On the Django request, where RateLimitHeadersMiddleware finds it.
+                django_request = getattr(request, "_request", request)
+                django_request.__dict__.setdefault(RATE_LIMITS_ATTRIBUTE, []).append(self.rate_limit(allowed))
 
     def allow_key(self, key):
         """Count one request under ``key`` (None: not limited); whether it is within the rate."""
@@ -269,6 +288,23 @@ class _SettingsRateMixin:
         )
         return True if fits else self.throttle_failure()
 
+    @property
+    def policy_name(self):
+        return self.scope
+
+    def rate_limit(self, allowed):
+        """(policy name, quota, window seconds, requests left, seconds until then) once this request is counted.
+
+        The window slides: "until then" is the end of the current fixed window,
+        or for a refused request the wait until one more fits (``Retry-After``).
+        """
+        if not allowed:
+            return self.policy_name, self.num_requests, self.duration, 0, self.wait()
+        used = (self.previous or 0) * (1 - self.elapsed / self.duration) + self.current + 1
+        remaining = max(0, math.floor(self.num_requests - used + _EPSILON))
+        reset = max(1, math.ceil(self.duration - self.elapsed - _EPSILON))
+        return self.policy_name, self.num_requests, self.duration, remaining, reset
+
     def wait(self):
         """Seconds until one more request fits, if no other request comes meanwhile."""
         room = self.num_requests - 1
@@ -300,6 +336,8 @@ class _LoginThrottle(_SettingsRateMixin, throttling.SimpleRateThrottle):
 class LoginAddressThrottle(_LoginThrottle):
     """Login attempts per client address."""
 
+    policy_name = "login_address"
+
     def get_cache_key(self, request, view):
         if request.method != "POST":
             return None
@@ -308,6 +346,8 @@ class LoginAddressThrottle(_LoginThrottle):
 
 class LoginUsernameThrottle(_LoginThrottle):
     """Login attempts per username, whichever addresses they come from."""
+
+    policy_name = "login_username"
 
     def get_cache_key(self, request, view):
         if request.method != "POST":
@@ -351,3 +391,20 @@ def login_attempt_wait(*, request, username):
         username,
     )
     return max(waits)
+
+
+class RateLimitHeadersMiddleware:
+    """``RateLimit-Policy`` and ``RateLimit`` on every answer whose request a throttle counted."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        limits = getattr(request, RATE_LIMITS_ATTRIBUTE, None)
+        if limits:
+            response["RateLimit-Policy"] = ", ".join(
+                f'"{name}";q={quota};w={window}' for name, quota, window, *_ in limits
+            )
+            response["RateLimit"] = ", ".join(f'"{name}";r={left};t={reset}' for name, _q, _w, left, reset in limits)
+        return response

@@ -13,21 +13,26 @@
    viewset's ``detail_reader`` (``fastsql.py``), others through the queryset.
 5. The actions: ``retrieve`` (ETag, 304), ``create``, ``update`` (PUT is
    partial, as in the original API), ``destroy`` (a message and what went with
-   the record), with ``perform_create`` / ``perform_update`` saving.
+   the record), with ``perform_create`` / ``perform_update`` saving; ``batch``
+   runs many of those in one request, item by item (``batch.py``).
 6. ``handle_exception``: a replayed ``Idempotency-Key`` answers with the stored response.
 7. ``finalize_response``: the answer to a claimed key is stored with it.
 """
+
+from contextlib import contextmanager
 
 from django.core.exceptions import FieldDoesNotExist
 from django.db import IntegrityError, connection, transaction
 from django.http import Http404
 from rest_framework import exceptions, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from core import access
 from core.history import batched_delete_history
 
 from . import idempotency
+from .batch import BatchRunner
 from .conditional import PreconditionFailed, compute_etag, if_match_passes, if_none_match_matches
 from .fastsql import MODEL_ROW, url_pk
 from .responses import MessageResponse
@@ -53,6 +58,11 @@ def changes_anything(instance, validated_data):
         if current != value:
             return True
     return False
+
+
+# Every resource's external_id is unique when set; both databases name the column (or the
+# constraint, "<model>_external_id_unique") in the error.
+EXTERNAL_ID_UNIQUE = {"external_id": ("external_id", "A record with this external_id already exists.")}
 
 
 class Conflict(exceptions.APIException):
@@ -85,6 +95,8 @@ class CRMModelViewSet(viewsets.ModelViewSet):
     # fastsql.py, or None for the queryset). It must build what get_queryset() would;
     # the other detail actions (writes, history) need only the model's row.
     detail_reader = MODEL_ROW
+    # The unique keys a batch's upsert item is matched by, in order (see ``upsert_match``).
+    upsert_keys = ("external_id",)
 
     _idempotency_fingerprint = None
     _idempotency_record = None
@@ -128,6 +140,9 @@ class CRMModelViewSet(viewsets.ModelViewSet):
 
     def get_object(self):
         writing = self.request.method in RECORD_WRITE_METHODS
+        return self._find(writing=writing, if_match=self.request.headers.get("If-Match") if writing else None)
+
+    def _find(self, *, writing, if_match):
         if writing and connection.features.has_select_for_update and connection.in_atomic_block:
             # (OPTIONS simulates a PUT outside any transaction to list the allowed actions.)
             # Every write locks its row before reading it, If-Match or not: otherwise a
@@ -138,8 +153,7 @@ class CRMModelViewSet(viewsets.ModelViewSet):
             instance = super().get_object()
         else:
             instance = self._read(self.detail_reader if self.action == "retrieve" else MODEL_ROW)
-        if_match = self.request.headers.get("If-Match")
-        if writing and if_match is not None and not if_match_passes(if_match, self._etag(instance)):
+        if if_match is not None and not if_match_passes(if_match, self._etag(instance)):
             raise PreconditionFailed()
         return instance
 
@@ -189,12 +203,54 @@ class CRMModelViewSet(viewsets.ModelViewSet):
         return self._with_etag(super().update(request, *args, **kwargs))
 
     def destroy(self, request, *args, **kwargs):
+        return MessageResponse(self.deleted_message, self.delete_record(self.get_object()), status=status.HTTP_200_OK)
+
+    def delete_record(self, instance):
+        """Delete ``instance`` (found by ``get_object``); what went with it, as the answer's data."""
         # Deletion history (a cascade's included) is written in bulk, in the request's transaction.
         with batched_delete_history():
-            instance = self.get_object()
             payload = {"id": instance.pk}
             payload.update(self.perform_destroy(instance) or {})
-        return MessageResponse(self.deleted_message, payload, status=status.HTTP_200_OK)
+        return payload
+
+    @action(detail=False, methods=["post"], filter_backends=[])
+    def batch(self, request):
+        """Create, update, upsert and delete up to 100 records, answered item by item (see docs/api.md)."""
+        body, status_code = BatchRunner(self, request).run()
+        return Response(body, status=status_code)
+
+    def batch_record(self, pk, *, if_match):
+        """The record ``pk`` for a batch item to change, as ``get_object`` finds it for a write (locked, scoped)."""
+        with self._naming(pk):
+            return self._find(writing=True, if_match=if_match)
+
+    def upsert_match(self, item):
+        """The id of the record (in scope) an upsert item names by one of ``upsert_keys``, or None."""
+        rows = self.get_queryset()
+        for key in self.upsert_keys:
+            value = item.get(key)
+            if isinstance(value, str) and value.strip():
+                pk = self.upsert_lookup(rows, key, value.strip()).values_list("pk", flat=True).first()
+                if pk is not None:
+                    return pk
+        return None
+
+    def upsert_lookup(self, rows, key, value):
+        return rows.filter(**{key: value})
+
+    @contextmanager
+    def _naming(self, pk):
+        # get_object() reads the record's id from the URL's kwargs; a batch item names it instead.
+        name = self.lookup_url_kwarg or self.lookup_field
+        saved = self.kwargs.get(name)
+        self.kwargs[name] = str(pk)
+        try:
+            yield
+        finally:
+            if saved is None:
+                self.kwargs.pop(name, None)
+            else:
+                self.kwargs[name] = saved
 
     def perform_create(self, serializer):
         self._save(serializer, created_by=self.request.user)
@@ -211,7 +267,7 @@ class CRMModelViewSet(viewsets.ModelViewSet):
                 serializer.save(**extra)
         except IntegrityError as exc:
             text = str(exc)
-            for constraint, (field, message) in self.unique_constraint_fields.items():
+            for constraint, (field, message) in {**self.unique_constraint_fields, **EXTERNAL_ID_UNIQUE}.items():
                 if constraint in text:
                     raise exceptions.ValidationError({field: [message]}) from exc
             raise Conflict() from exc

@@ -97,6 +97,7 @@ MIDDLEWARE = [
     "core.api.request_id.RequestIDMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "core.api.middleware.RequestBodyLimitMiddleware",
+    "core.api.throttling.RateLimitHeadersMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -343,7 +344,7 @@ REST_KNOX = {
 # CORS: only the API, only the origins the operator lists.
 CORS_URLS_REGEX = r"^/api/.*$"
 CORS_ALLOWED_ORIGINS = env_list("DJANGO_CORS_ALLOWED_ORIGINS")
-CORS_EXPOSE_HEADERS = ["ETag", "Retry-After", "X-Request-ID", "Idempotent-Replayed"]
+CORS_EXPOSE_HEADERS = ["ETag", "Retry-After", "X-Request-ID", "Idempotent-Replayed", "RateLimit-Policy", "RateLimit"]
 # Browsers may send the safe-write headers (docs/api.md) across origins too.
 CORS_ALLOW_HEADERS = [*cors_default_headers, "idempotency-key", "if-match", "if-none-match", "x-request-id"]
 

@@ -57,10 +57,12 @@ def client_for(world, role):
 
 
 def payload(world, body):
-    return {
-        key: (world[value[1:]].pk if isinstance(value, str) and value.startswith("@") else value)
-        for key, value in body.items()
-    }
+    """``body`` with each "@name" (at any depth: batch items) replaced by the id of that record of the world."""
+    if isinstance(body, dict):
+        return {key: payload(world, value) for key, value in body.items()}
+    if isinstance(body, list):
+        return [payload(world, value) for value in body]
+    return world[body[1:]].pk if isinstance(body, str) and body.startswith("@") else body
 
 
 # (method, path template, body, expected status for rep_a, rep_b, manager, read_only, anonymous, no_role)
@@ -81,6 +83,12 @@ MATRIX = [
         {"from_owner_id": "@a_owner", "to_owner_id": "@b_owner"},
         (403, 403, 200, 403, 401, 403),
     ),
+    # A batch answers 207 when an item fails: rep B's items on rep A's records are 404s, a
+    # rep's deletes of customers 403s (docs/roles.md); read-only users may not send one.
+    ("post", "/api/customers/batch", {"create": [{"name": "New"}]}, (200, 200, 200, 403, 401, 403)),
+    ("post", "/api/customers/batch", {"update": [{"id": "@a", "phone": "1"}]}, (200, 207, 200, 403, 401, 403)),
+    ("post", "/api/customers/batch", {"upsert": [{"external_id": "x", "name": "X"}]}, (200, 200, 200, 403, 401, 403)),
+    ("post", "/api/customers/batch", {"delete": ["@a"]}, (207, 207, 200, 403, 401, 403)),
     ("get", "/api/interactions", None, (200, 200, 200, 200, 401, 403)),
     ("get", "/api/interactions/{ia}", None, (200, 404, 200, 200, 401, 403)),
     ("post", "/api/interactions", {"customer_id": "@a", "interaction_type": "call"}, (201, 400, 201, 403, 401, 403)),
@@ -88,6 +96,13 @@ MATRIX = [
     ("delete", "/api/interactions/{ia}", None, (200, 404, 200, 403, 401, 403)),
     ("get", "/api/interactions/export", None, (200, 200, 200, 200, 401, 403)),
     ("get", "/api/interactions/{ia}/history", None, (200, 404, 200, 200, 401, 403)),
+    (
+        "post",
+        "/api/interactions/batch",
+        {"create": [{"customer_id": "@a", "interaction_type": "call"}], "update": [{"id": "@ia", "notes": "x"}]},
+        (200, 207, 200, 403, 401, 403),
+    ),
+    ("post", "/api/interactions/batch", {"delete": ["@ia"]}, (200, 207, 200, 403, 401, 403)),
     ("get", "/api/opportunities", None, (200, 200, 200, 200, 401, 403)),
     ("get", "/api/opportunities/{oa}", None, (200, 404, 200, 200, 401, 403)),
     ("post", "/api/opportunities", {"customer_id": "@a", "title": "T"}, (201, 400, 201, 403, 401, 403)),
@@ -95,6 +110,13 @@ MATRIX = [
     ("delete", "/api/opportunities/{oa}", None, (200, 404, 200, 403, 401, 403)),
     ("get", "/api/opportunities/export", None, (200, 200, 200, 200, 401, 403)),
     ("get", "/api/opportunities/{oa}/history", None, (200, 404, 200, 200, 401, 403)),
+    (
+        "post",
+        "/api/opportunities/batch",
+        {"create": [{"customer_id": "@a", "title": "T"}], "update": [{"id": "@oa", "value": 5}]},
+        (200, 207, 200, 403, 401, 403),
+    ),
+    ("post", "/api/opportunities/batch", {"delete": ["@oa"]}, (200, 207, 200, 403, 401, 403)),
     ("get", "/api/reports/pipeline", None, (200, 200, 200, 200, 401, 403)),
     ("get", "/api/reports/pipeline?customer_id={a}", None, (200, 400, 200, 200, 401, 403)),
     ("get", "/api/reports/forecast", None, (200, 200, 200, 200, 401, 403)),

@@ -231,6 +231,16 @@ class TestImport:
         record = customer.history.get()
         assert (record.history_type, record.history_user) == ("+", admin_user)
 
+    def test_the_external_id_column_is_imported_and_a_taken_one_is_a_row_error(self, admin_client):
+        CustomerFactory(external_id="billing-1")
+        rows = [["name", "external_id"], ["Ada", "billing-2"], ["Bob", "billing-1"]]
+
+        preview = upload(admin_client, URL, rows)
+        assert "A record with this external_id already exists." in preview.content.decode()
+        import_rows(admin_client, URL, rows[:2])
+
+        assert Customer.objects.get(name="Ada").external_id == "billing-2"
+
     def test_rows_match_customers_by_email_in_any_case(self, admin_client):
         existing = CustomerFactory(name="Old name", email="Sales@Acme.example", status=Customer.Status.LEAD)
         rows = [HEADER, ["", "New name", "Acme", "sales@ACME.example", "", "active"]]
@@ -525,6 +535,28 @@ class TestChangePage:
         html = admin_client.get(reverse("admin:customers_customer_history", args=[customer.pk])).content.decode()
         assert "Before rename" in html and "After rename" in html
         assert "&rarr;" in html or "→" in html
+
+    def test_a_manager_sets_the_external_id_on_the_change_page(self, admin_client):
+        customer = CustomerFactory()
+        page = admin_client.get(f"{URL}{customer.pk}/change/")
+        data = {**page.context["adminform"].form.initial, "external_id": "crm-77"}
+        data = {key: ("" if value is None else value) for key, value in data.items()}
+        data.update({key: value for key, value in _inline_management(page).items()})
+
+        response = admin_client.post(f"{URL}{customer.pk}/change/", data)
+
+        assert response.status_code == 302, response.content.decode()[:3000]
+        assert Customer.objects.get(pk=customer.pk).external_id == "crm-77"
+
+
+def _inline_management(page):
+    """The management form fields of every inline formset on a change page, as a browser sends them."""
+    fields = {}
+    for formset in page.context["inline_admin_formsets"]:
+        management = formset.formset.management_form
+        for name in ("TOTAL_FORMS", "INITIAL_FORMS", "MIN_NUM_FORMS", "MAX_NUM_FORMS"):
+            fields[f"{management.prefix}-{name}"] = management[name].value()
+    return fields
 
 
 class TestDelete:

@@ -26,6 +26,7 @@ CUSTOMER_HEADER = [
     "created_at",
     "updated_at",
     "owner_id",
+    "external_id",
     "created_by_id",
 ]
 
@@ -53,6 +54,7 @@ def customer_row(customer):
         customer.created_at.isoformat(),
         customer.updated_at.isoformat(),
         "",
+        customer.external_id or "",
         "",
     ]
 
@@ -96,7 +98,16 @@ class TestCsvExport:
         InteractionFactory(customer=other)
         rows = read_csv(api.get("/api/interactions/export", {"customer_id": customer.pk}))
         assert rows == [
-            ["id", "customer_id", "interaction_type", "notes", "occurred_at", "created_at", "created_by_id"],
+            [
+                "id",
+                "customer_id",
+                "interaction_type",
+                "notes",
+                "occurred_at",
+                "created_at",
+                "external_id",
+                "created_by_id",
+            ],
             [
                 str(note.pk),
                 str(customer.pk),
@@ -104,6 +115,7 @@ class TestCsvExport:
                 note.notes,
                 note.occurred_at.isoformat(),
                 note.created_at.isoformat(),
+                "",
                 "",
             ],
         ]
@@ -126,6 +138,7 @@ class TestCsvExport:
             deal.closed_at.isoformat(),
             deal.created_at.isoformat(),
             deal.updated_at.isoformat(),
+            "",
             "",
         ]
         assert len(rows) == 2
@@ -185,7 +198,16 @@ class TestXlsxExport:
     def test_empty_export_has_the_header(self, api):
         rows = read_xlsx(api.get("/api/interactions/export", {"format": "xlsx"}))
         assert rows == [
-            ["id", "customer_id", "interaction_type", "notes", "occurred_at", "created_at", "created_by_id"]
+            [
+                "id",
+                "customer_id",
+                "interaction_type",
+                "notes",
+                "occurred_at",
+                "created_at",
+                "external_id",
+                "created_by_id",
+            ]
         ]
 
 

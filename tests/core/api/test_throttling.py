@@ -426,3 +426,75 @@ def test_admin_lockout_message_speaks_the_browsers_language(rates, client):
 
     assert response.status_code == 429
     assert "登录尝试次数过多" in response.content.decode()
+
+
+def _rate_limit(response):
+    """{policy: (remaining, reset)} from the RateLimit header, and {policy: (quota, window)} from the policy."""
+
+    def items(header):
+        return {
+            part.split(";")[0].strip().strip('"'): dict(p.split("=") for p in part.split(";")[1:])
+            for part in response[header].split(",")
+        }
+
+    return items("RateLimit"), items("RateLimit-Policy")
+
+
+def test_every_counted_answer_says_its_policy_and_what_is_left_decreasing(rates):
+    rates(user="5/minute")
+    client = _client_for(ManagerFactory())
+
+    answers = [client.get("/api/customers"), client.post("/api/customers", {"name": "A"}, format="json")]
+    answers += [client.get("/api/customers/999999") for _ in range(3)]
+
+    assert [answer.status_code for answer in answers] == [200, 201, 404, 404, 404]
+    for answer in answers:
+        limits, policies = _rate_limit(answer)
+        assert policies == {"user": {"q": "5", "w": "60"}}
+        assert 1 <= int(limits["user"]["t"]) <= 60
+    assert [int(_rate_limit(answer)[0]["user"]["r"]) for answer in answers] == [4, 3, 2, 1, 0]
+
+
+def test_a_refused_request_has_nothing_left_until_retry_after(rates):
+    rates(user="2/minute")
+    client = _client_for(ManagerFactory())
+    client.get("/api/customers")
+    client.get("/api/customers")
+
+    refused = client.get("/api/customers")
+
+    assert refused.status_code == 429
+    limits, _policies = _rate_limit(refused)
+    assert limits["user"] == {"r": "0", "t": refused["Retry-After"]}
+
+
+def test_a_login_reports_every_policy_that_counts_it(rates):
+    rates(anon="7/minute", login="3/minute")
+
+    response = APIClient().post("/api/auth/token", {"username": "nobody", "password": "x"}, format="json")
+
+    limits, policies = _rate_limit(response)
+    assert response.status_code == 400
+    assert policies == {
+        "anon": {"q": "7", "w": "60"},
+        "login_address": {"q": "3", "w": "60"},
+        "login_username": {"q": "3", "w": "60"},
+    }
+    assert {name: limit["r"] for name, limit in limits.items()} == {
+        "anon": "6",
+        "login_address": "2",
+        "login_username": "2",
+    }
+
+
+def test_what_is_left_counts_the_part_of_the_previous_window_still_in_the_last_minute(rates):
+    rates()
+    user = ManagerFactory()
+    clock = _Clock(60 * 1_000_000 + 30)
+    throttle = _throttle_at(clock, rate="10/minute")
+    for _ in range(4):
+        _allowed(throttle, user)
+    clock.now += 45  # 15 s into the next window: three quarters of the previous one still count (3)
+
+    assert _allowed(throttle, user) is True
+    assert throttle.rate_limit(True) == ("user", 10, 60, 6, 45)
