@@ -103,8 +103,9 @@ def check_backup(path, alias="default"):
         _check_pg_backup(path, alias)
 
 
-# Kinds of dump entries that run code or rewrite queries. This application's schema has none, so a
-# backup carrying one was changed after it was made: restoring it would run that code on every write.
+# Kinds of dump entries that run code or rewrite queries. This application's schema has only the
+# functions and triggers its migrations create (those the live database has too, by name); a backup
+# carrying any other was changed after it was made: restoring it would run that code on every write.
 _PG_REFUSED = (
     "EVENT TRIGGER",
     "TRIGGER",
@@ -134,6 +135,13 @@ def _check_pg_backup(path, alias):
     with connection.cursor() as cursor:
         cursor.execute("SELECT extname FROM pg_extension")
         extensions = {row[0] for row in cursor.fetchall()}
+        cursor.execute(
+            "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+            " WHERE n.nspname = current_schema()"
+        )
+        own = {("FUNCTION", row[0]) for row in cursor.fetchall()}
+        cursor.execute("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")
+        own |= {("TRIGGER", row[0]) for row in cursor.fetchall()}
     refused = []
     for line in listing.splitlines():
         if not line.strip() or line.startswith(";"):
@@ -145,12 +153,22 @@ def _check_pg_backup(path, alias):
             name = entry.split()[2] if len(entry.split()) > 2 else ""
             if name not in extensions:
                 kind = "EXTENSION"
-        if kind is not None:
+        if kind is not None and (kind, _entry_name(kind, entry)) not in own:
             refused.append(" ".join(entry.split()[:4]))
     if refused:
         raise BackupError(
             f"{path} holds a schema this application never creates ({', '.join(refused[:5])}); it is not restored."
         )
+
+
+def _entry_name(kind, entry):
+    """The object's name in a ``pg_restore --list`` entry: "FUNCTION public f() owner", "TRIGGER public table t owner"."""
+    words = entry.split()
+    if kind == "FUNCTION" and len(words) > 2:
+        return words[2].split("(")[0]
+    if kind == "TRIGGER" and len(words) > 3:
+        return words[3]
+    return None
 
 
 def _check_sqlite_backup(path, alias):
