@@ -3,10 +3,11 @@
 import base64
 import secrets
 
-from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+from core.fields import created_by_field
 
 SECRET_PREFIX = "whsec_"
 
@@ -29,15 +30,7 @@ class Endpoint(models.Model):
     # Since when every delivery has failed (null: the last one succeeded); disables the endpoint after days.
     failing_since = models.DateTimeField(_("failing since"), null=True, blank=True, editable=False)
     disabled_reason = models.CharField(_("disabled because"), max_length=255, blank=True, default="")
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        verbose_name=_("created by"),
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        editable=False,
-    )
+    created_by = created_by_field()
     created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
 
     class Meta:
