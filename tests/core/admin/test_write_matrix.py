@@ -517,40 +517,26 @@ def auth_cases():
 
 def webhook_cases():
     """Webhook endpoints and their deliveries reach outside the CRM: managers only."""
-    return [
+    cases = [
         Case(Endpoint, "add", "add", post_add(Endpoint, lambda w: {"url": "http://127.0.0.1:9/other"}), MANAGER),
         Case(Endpoint, "change", "change", post_change("endpoint", lambda w: {"description": "Changed"}), MANAGER),
-        Case(Endpoint, "delete", "delete", post_delete("endpoint"), MANAGER),
-        Case(Endpoint, "history", "history", post_plain("endpoint", "history"), NOBODY),
-        Case(Endpoint, "redirect", "redirect", post_redirect("endpoint"), NOBODY),
-        *[
-            Case(
-                Endpoint,
-                "changelist",
-                f"action-{action}",
-                post_action(Endpoint, "endpoint", action),
-                MANAGER,
-                action=action,
-            )
-            for action in ("delete_selected", "send_test_event", "rotate_secret")
-        ],
         Case(Delivery, "add", "add", lambda client, w, role: client.post(list_url(Delivery, "add"), {}), NOBODY),
         Case(Delivery, "change", "change", post_plain("delivery", "change", {"status": "succeeded"}), NOBODY),
-        Case(Delivery, "delete", "delete", post_delete("delivery"), MANAGER),
-        Case(Delivery, "history", "history", post_plain("delivery", "history"), NOBODY),
-        Case(Delivery, "redirect", "redirect", post_redirect("delivery"), NOBODY),
-        *[
-            Case(
-                Delivery,
-                "changelist",
-                f"action-{action}",
-                post_action(Delivery, "delivery", action),
-                MANAGER,
-                action=action,
-            )
-            for action in ("delete_selected", "replay")
-        ],
     ]
+    for model, key, actions in [
+        (Endpoint, "endpoint", ("delete_selected", "send_test_event", "rotate_secret")),
+        (Delivery, "delivery", ("delete_selected", "replay")),
+    ]:
+        cases += [
+            Case(model, "delete", "delete", post_delete(key), MANAGER),
+            Case(model, "history", "history", post_plain(key, "history"), NOBODY),
+            Case(model, "redirect", "redirect", post_redirect(key), NOBODY),
+        ]
+        cases += [
+            Case(model, "changelist", f"action-{action}", post_action(model, key, action), MANAGER, action=action)
+            for action in actions
+        ]
+    return cases
 
 
 CASES = crm_cases() + auth_cases() + webhook_cases()
