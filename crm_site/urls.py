@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
 
+from calendars import views as calendars
 from core.api import exceptions, views
 
 api_patterns = [
@@ -9,6 +10,7 @@ api_patterns = [
     re_path(r"^auth/token/?$", views.TokenView.as_view(), name="auth-token"),
     re_path(r"^auth/logout/?$", views.LogoutView.as_view(), name="auth-logout"),
     re_path(r"^auth/me/?$", views.MeView.as_view(), name="auth-me"),
+    re_path(r"^auth/calendar-feed/?$", calendars.CalendarFeedView.as_view(), name="auth-calendar-feed"),
     re_path(r"^schema/?$", views.SchemaView.as_view(), name="schema"),
     re_path(r"^docs/?$", views.SwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     re_path(r"^redoc/?$", views.RedocView.as_view(url_name="schema"), name="redoc"),
@@ -19,6 +21,8 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
+    # A user's private task calendar: the token in the URL is its only credential (calendars/views.py).
+    path("calendar/<str:token>.ics", calendars.feed, name="calendar-feed"),
     # Anything else under /api answers the enveloped JSON 404, with DEBUG on or off.
     re_path(r"^api(/.*)?$", csrf_exempt(exceptions.not_found)),
 ]

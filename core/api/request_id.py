@@ -50,7 +50,8 @@ class RequestIDMiddleware:
                         "event": "request",
                         "request_id": request.request_id,
                         "method": request.method,
-                        "path": request.path,
+                        # A view whose URL holds a secret (a calendar feed's) logs a redacted path.
+                        "path": getattr(request, "log_path", request.path),
                         "status": response.status_code,
                         "duration_ms": round((time.perf_counter() - started) * 1000, 1),
                         "user_id": _user_id(request),

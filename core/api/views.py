@@ -159,6 +159,17 @@ ME = {
 }
 
 
+# Fields other apps add to ``/api/auth/me`` (from their AppConfig.ready()): name -> getter(user, request).
+_ME_FIELDS = {}
+
+
+def add_me_field(name, getter, schema):
+    """Show ``getter(user, request)`` as ``name`` in ``GET /api/auth/me``, documented by ``schema``."""
+    _ME_FIELDS[name] = getter
+    ME["properties"][name] = schema
+    ME["required"].append(name)
+
+
 class MeView(APIView):
     """``GET /api/auth/me``: the signed-in user, their role and their permissions."""
 
@@ -176,6 +187,7 @@ class MeView(APIView):
                 "role": role_of(user),
                 "is_superuser": user.is_superuser,
                 "permissions": sorted(user.get_all_permissions()),
+                **{name: getter(user, request) for name, getter in _ME_FIELDS.items()},
             }
         )
 

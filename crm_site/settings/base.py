@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "interactions",
     "opportunities",
     "tasks",
+    "calendars",
     "operations",
     "webhooks",
     "core",

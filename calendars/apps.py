@@ -1,0 +1,24 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class CalendarsConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "calendars"
+    verbose_name = _("Calendar feeds")
+
+    def ready(self):
+        from core.api.views import add_me_field
+
+        from .feeds import feed_url_for
+
+        add_me_field(
+            "calendar_feed_url",
+            feed_url_for,
+            {
+                "type": "string",
+                "format": "uri",
+                "nullable": True,
+                "description": "The user's private iCalendar feed of their open tasks; null when turned off.",
+            },
+        )
