@@ -122,6 +122,8 @@ MATRIX = [
     ("get", "/api/reports/forecast", None, (200, 200, 200, 200, 401, 403)),
     ("get", "/api/reports/activity", None, (200, 200, 200, 200, 401, 403)),
     ("get", "/api/auth/me", None, (200, 200, 200, 200, 401, 200)),
+    ("post", "/api/auth/calendar-feed", None, (200, 200, 200, 200, 401, 403)),
+    ("delete", "/api/auth/calendar-feed", None, (200, 200, 200, 200, 401, 403)),
     ("get", "/api/events", None, (200, 200, 200, 200, 401, 403)),
     ("get", "/api/events?type=customer.created", None, (200, 200, 200, 200, 401, 403)),
     ("post", "/api/events", {}, (405, 405, 405, 403, 401, 403)),
