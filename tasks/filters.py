@@ -23,7 +23,7 @@ class TaskFilter(filters.FilterSet):
     assignee = OwnerFilter(field_name="assignee_id", label="Assignee: me, or a user id")
     customer_id = IdFilter(field_name="customer_id")
     opportunity_id = IdFilter(field_name="opportunity_id")
-    done = filters.BooleanFilter(field_name="done_at", lookup_expr="isnull", exclude=True, label="Done (true/false)")
+    done = filters.ChoiceFilter(choices=[("true", "true"), ("false", "false")], method="filter_done", label="Done")
     due = DueWindowFilter(label="Due window, in your time zone: overdue, today, upcoming, none")
     due_after = filters.IsoDateTimeFilter(field_name="due_at", lookup_expr="gte")
     due_before = filters.IsoDateTimeFilter(field_name="due_at", lookup_expr="lt")
@@ -37,3 +37,6 @@ class TaskFilter(filters.FilterSet):
     class Meta:
         model = Task
         fields = ["assignee", "customer_id", "opportunity_id", "done", "due", "kind", "priority"]
+
+    def filter_done(self, queryset, name, value):
+        return queryset.filter(done_at__isnull=value != "true")

@@ -24,16 +24,14 @@ WINDOWS = ("overdue", "today", "upcoming", "none")
 
 @dataclass(frozen=True)
 class Day:
-    """A user's today: ``now``, and the bounds of the day in their zone (aware datetimes)."""
+    """A user's today: ``now``, its date in their zone, and the bounds of that day (in UTC: subtracting
+    two datetimes of one zone ignores a change of offset between them)."""
 
     now: datetime.datetime
+    date: datetime.date
     start: datetime.datetime
     end: datetime.datetime
     zone: datetime.tzinfo
-
-    @property
-    def date(self):
-        return self.start.date()
 
 
 def start_of(day, zone):
@@ -45,7 +43,13 @@ def day_of(user, now=None):
     zone = UserPreferences.for_user(user).zone
     now = now or timezone.now()
     local = now.astimezone(zone).date()
-    return Day(now=now, start=start_of(local, zone), end=start_of(local + datetime.timedelta(days=1), zone), zone=zone)
+    return Day(
+        now=now,
+        date=local,
+        start=start_of(local, zone).astimezone(datetime.UTC),
+        end=start_of(local + datetime.timedelta(days=1), zone).astimezone(datetime.UTC),
+        zone=zone,
+    )
 
 
 def overdue(day):
