@@ -17,7 +17,7 @@ from core.api.viewsets import CRMModelViewSet
 from crm_site.api_router import router
 from webhooks.views import WebhookEndpointViewSet
 
-PROJECT_PACKAGES = {"core", "crm_site", "customers", "interactions", "opportunities", "operations", "webhooks"}
+PROJECT_PACKAGES = {"core", "crm_site", "customers", "interactions", "opportunities", "operations", "tasks", "webhooks"}
 
 
 def _is_project_class(cls):
@@ -105,5 +105,10 @@ def test_read_only_feeds_take_no_writes():
 def test_every_report_endpoint_is_a_scoped_report_view():
     reports = [cls for cls in api_view_classes() if cls.__name__.endswith("ReportView")]
 
-    assert {cls.__name__ for cls in reports} == {"PipelineReportView", "ForecastReportView", "ActivityReportView"}
+    assert {cls.__name__ for cls in reports} == {
+        "PipelineReportView",
+        "ForecastReportView",
+        "ActivityReportView",
+        "FollowUpsReportView",
+    }
     assert all(issubclass(cls, ScopedReportView) for cls in reports)
