@@ -27,7 +27,8 @@ from .services import TaskStateError, complete_task, snooze_task
 from .windows import condition, day_of
 
 LIST_LENGTH = 20
-ACTIONS = ("done", "snooze", "log_call")
+# The one-click changes, with their buttons' labels.
+ACTIONS = {"done": _("Done"), "snooze": _("Snooze a day"), "log_call": _("Log a call")}
 
 
 def version_of(task):
@@ -73,6 +74,7 @@ class MyDay:
             "day": day,
             "sections": [(key, label, list(rows[:LIST_LENGTH])) for key, label, rows in sections],
             "can_act": self.has_change_permission(request),
+            "actions": list(ACTIONS.items()),
             "no_next_step": without_next_step(deals, LIST_LENGTH),
             "stale": stale(deals, day.now, LIST_LENGTH),
             "act_url": reverse(f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_my_day_act"),
