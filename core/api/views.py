@@ -84,6 +84,7 @@ def index(request):
                 "customers": "/api/customers",
                 "interactions": "/api/interactions",
                 "opportunities": "/api/opportunities",
+                "tasks": "/api/tasks",
                 "admin": "/admin/",
             },
         },
