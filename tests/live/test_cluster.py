@@ -39,10 +39,13 @@ from .test_nginx import running_nginx
 pytestmark = pytest.mark.live
 
 # Requests per user and minute: the load's users stay well below it; the rate-limit user reaches it.
-LIMIT = 120
+LIMIT = 300
 # Load: client threads (one user each) and creates per thread.
 CLIENTS = 4
 CREATES = 30
+# Batches of creates sent beside them by one more client.
+BATCHES = 4
+BATCH_SIZE = 50
 # After how many acknowledged creates (of all threads) one app server and one worker are killed.
 KILL_AFTER = CLIENTS * CREATES // 3
 # How long the cluster gets to hand every event on once the load is over: a killed worker's job
@@ -229,11 +232,13 @@ def _remaining(response):
     return int(match.group(1)) if match else None
 
 
-def create_load(cluster, tokens, prefix, on_progress=None):
+def create_load(cluster, tokens, batch_token, prefix, on_progress=None):
     """Each token's thread creates ``CREATES`` customers through nginx, each with its own Idempotency-Key,
-    retrying (same key) on a dropped connection or a gateway error as a careful client does.
+    retrying (same key) on a dropped connection or a gateway error as a careful client does. Beside
+    them, ``batch_token``'s thread sends ``BATCHES`` batches of ``BATCH_SIZE`` creates (long
+    transactions, whose first events get ids lower than those of creates committed meanwhile).
 
-    Returns {key: customer id} of the creates acknowledged with a 201.
+    Returns {name: customer id} of the creates acknowledged (a 201, or a 201 item of a batch answered 200).
     """
     acknowledged = {}
     failures = []
@@ -244,22 +249,8 @@ def create_load(cluster, tokens, prefix, on_progress=None):
         for index in range(CREATES):
             key = f"{prefix}-{thread_number}-{index}"
             body = {"name": key, "email": f"{key}@example.com"}
-            for _attempt in range(20):
-                try:
-                    response = session.post(
-                        f"{cluster.proxy_url}/api/customers",
-                        json=body,
-                        headers={"Idempotency-Key": key},
-                        timeout=60,
-                    )
-                except requests.RequestException:
-                    time.sleep(0.5)
-                    continue
-                if response.status_code in (409, 502, 503, 504):
-                    time.sleep(0.5)
-                    continue
-                break
-            else:
+            response = send(session, f"{cluster.proxy_url}/api/customers", body, key)
+            if response is None:
                 with lock:
                     failures.append((key, "no answer"))
                 continue
@@ -273,7 +264,37 @@ def create_load(cluster, tokens, prefix, on_progress=None):
             if on_progress:
                 on_progress(done)
 
+    def send(session, url, body, key):
+        for _attempt in range(20):
+            try:
+                response = session.post(url, json=body, headers={"Idempotency-Key": key}, timeout=60)
+            except requests.RequestException:
+                time.sleep(0.5)
+                continue
+            if response.status_code in (409, 502, 503, 504):
+                time.sleep(0.5)
+                continue
+            return response
+        return None
+
+    def run_batches():
+        session = cluster.session(batch_token)
+        for number in range(BATCHES):
+            names = [f"{prefix}-batch-{number}-{index}" for index in range(BATCH_SIZE)]
+            body = {"create": [{"name": name} for name in names]}
+            response = send(session, f"{cluster.proxy_url}/api/customers/batch", body, f"{prefix}-batch-{number}")
+            if response is None or response.status_code != 200:
+                with lock:
+                    failures.append((names[0], response and response.status_code, response and response.text[:300]))
+                continue
+            results = response.json()["data"]["results"]
+            with lock:
+                for name, result in zip(names, results, strict=True):
+                    assert result["status"] == 201, result
+                    acknowledged[name] = result["data"]["id"]
+
     threads = [threading.Thread(target=run, args=(token, n), daemon=True) for n, token in enumerate(tokens)]
+    threads.append(threading.Thread(target=run_batches, daemon=True))
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -306,6 +327,10 @@ class FeedFollower(threading.Thread):
                 return False  # an app server went away: poll again later
             if response.status_code in (502, 503, 504):
                 return False
+            if response.status_code == 429:
+                # Polling faster than the rate limit: wait as told (a little), as a client does.
+                self.stopping.wait(min(int(response.headers.get("Retry-After", "1")), 2))
+                return False
             if response.status_code != 200:
                 self.errors.append((response.status_code, response.text[:300]))
                 return False
@@ -319,7 +344,7 @@ class FeedFollower(threading.Thread):
     def run(self):
         while not self.stopping.is_set():
             self.poll_once()
-            self.stopping.wait(1)
+            self.stopping.wait(0.05)
 
 
 def committed_customers(cluster, prefix):
@@ -390,7 +415,8 @@ def check_no_loss(cluster, prefix, acknowledged, endpoint_id, follower):
 
 def test_two_app_servers_share_rate_limits_idempotency_keys_the_feed_and_deliveries(cluster):
     tokens = create_tokens(
-        cluster.database_url, ["cluster-manager", "cluster-limited", *[f"cluster-load-{n}" for n in range(CLIENTS)]]
+        cluster.database_url,
+        ["cluster-manager", "cluster-limited", "cluster-batch", *[f"cluster-load-{n}" for n in range(CLIENTS)]],
     )
     first, second = cluster.servers
 
@@ -434,8 +460,10 @@ def test_two_app_servers_share_rate_limits_idempotency_keys_the_feed_and_deliver
     follower.seen.clear()
     follower.start()
     prefix = f"both-{uuid.uuid4().hex[:12]}"
-    acknowledged = create_load(cluster, [tokens[f"cluster-load-{n}"] for n in range(CLIENTS)], prefix)
-    assert len(acknowledged) == CLIENTS * CREATES
+    acknowledged = create_load(
+        cluster, [tokens[f"cluster-load-{n}"] for n in range(CLIENTS)], tokens["cluster-batch"], prefix
+    )
+    assert len(acknowledged) == CLIENTS * CREATES + BATCHES * BATCH_SIZE
     # Both servers took part.
     pids = [
         {entry["pid"] for entry in server.access_log() if entry.get("method") == "POST"} for server in cluster.servers
@@ -447,7 +475,9 @@ def test_two_app_servers_share_rate_limits_idempotency_keys_the_feed_and_deliver
 
 
 def test_killing_an_app_server_and_a_worker_mid_load_loses_no_acknowledged_write_and_no_event(cluster):
-    tokens = create_tokens(cluster.database_url, ["cluster-manager", *[f"cluster-kill-{n}" for n in range(CLIENTS)]])
+    tokens = create_tokens(
+        cluster.database_url, ["cluster-manager", "cluster-batch", *[f"cluster-kill-{n}" for n in range(CLIENTS)]]
+    )
     endpoint_id = register_endpoint(cluster, tokens["cluster-manager"])
     follower = FeedFollower(cluster, tokens["cluster-manager"])
     follower.poll_once()
@@ -464,12 +494,14 @@ def test_killing_an_app_server_and_a_worker_mid_load_loses_no_acknowledged_write
             os.killpg(victim_worker.pid, signal.SIGKILL)
 
     prefix = f"kill-{uuid.uuid4().hex[:12]}"
-    acknowledged = create_load(cluster, [tokens[f"cluster-kill-{n}"] for n in range(CLIENTS)], prefix, kill_when_due)
+    acknowledged = create_load(
+        cluster, [tokens[f"cluster-kill-{n}"] for n in range(CLIENTS)], tokens["cluster-batch"], prefix, kill_when_due
+    )
     assert killed.is_set()
     assert victim_server.process.wait(10) == -signal.SIGKILL
     assert victim_worker.wait(10) == -signal.SIGKILL
     # Every create was acknowledged in the end (the clients retried with their keys).
-    assert len(acknowledged) == CLIENTS * CREATES
+    assert len(acknowledged) == CLIENTS * CREATES + BATCHES * BATCH_SIZE
     event_ids = check_no_loss(cluster, prefix, acknowledged, endpoint_id, follower)
     # A delivery the killed worker was sending may arrive twice (same webhook-id, for the receiver to
     # drop); at most one per thread of that worker. Every other event arrives once.
