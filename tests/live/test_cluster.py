@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 from contextlib import ExitStack
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 import redis
@@ -32,9 +32,12 @@ from huey import RedisHuey
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from tests.http_server import LocalHTTPServer
+
 from .conftest import REDIS_URL, ROOT, STARTUP_SECONDS, _is_postgres, base_env, create_tokens, kill_process_group
 from .conftest import start_server as start_gunicorn
 from .test_nginx import running_nginx
+from .test_worker import wait_for
 
 pytestmark = pytest.mark.live
 
@@ -54,16 +57,6 @@ KILL_AFTER = CLIENTS * CREATES // 3
 SETTLE_SECONDS = 300
 # Threads of each worker (CRM_WORKER_THREADS, set for the workers below).
 WORKER_THREADS = 2
-
-
-def wait_for(condition, seconds, message):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {seconds} s waiting for {message}")
 
 
 def sql(database_url, query, params=()):
@@ -107,16 +100,11 @@ class SigningReceiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.http = LocalHTTPServer(Handler)
+        self.url = self.http.url
 
     def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
+        self.http.close()
 
     def counts(self):
         with self.lock:

@@ -10,15 +10,15 @@ import re
 import shutil
 import socket
 import subprocess
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from django.conf import settings
 from django.utils import timezone
 
 from tests.factories import CustomerFactory
+from tests.http_server import LocalHTTPServer
 from webhooks import delivery
 from webhooks.models import Delivery, Endpoint
 
@@ -142,15 +142,11 @@ class PythonExampleReceiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.http = LocalHTTPServer(Handler)
+        self.url = self.http.url
 
     def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
+        self.http.close()
 
 
 def test_the_python_example_accepts_our_deliveries_once_and_refuses_a_wrong_signature(short_timeouts):
