@@ -209,8 +209,12 @@ class CRMModelResource(resources.ModelResource):
         return instance
 
     def find_instance(self, row):
-        """The record a row without an id stands for, if any."""
-        return None
+        """The record a row without an id stands for, if any: the one with its ``external_id``
+        (another system's id, unique), as a batch upsert finds it."""
+        external_id = cell_text(row.get("external_id"))
+        if not external_id or "external_id" not in self.import_columns:
+            return None
+        return self.get_queryset().filter(external_id=external_id).first()
 
     def serializer_value(self, column, value, serializer_field):
         """What the serializer is given for a cell: a JSON value, or ``_OMIT``."""

@@ -32,6 +32,8 @@ COLUMNS = {
     "手机": "phone",
     "status": "status",
     "状态": "status",
+    "external_id": "external_id",
+    "外部编号": "external_id",
 }
 REQUIRED = ("name",)
 
@@ -142,7 +144,7 @@ class ImportReport:
 
 
 class CustomerImport:
-    """Validate (and unless ``dry_run``, save) rows, matching existing customers by email."""
+    """Validate (and unless ``dry_run``, save) rows, matching existing customers by external_id, then email."""
 
     BATCH = 500
 
@@ -151,6 +153,7 @@ class CustomerImport:
         self.dry_run = dry_run
         self.report = ImportReport()
         self.first_line_of_email = {}
+        self.first_line_of_external_id = {}
 
     def run(self, sheet, progress=None):
         batch = []
@@ -175,20 +178,32 @@ class CustomerImport:
             customer.email_key: customer
             for customer in Customer.objects.annotate(email_key=Lower("email")).filter(email_key__in=emails)
         }
+        external_ids = {values["external_id"] for _, values in batch if values.get("external_id")}
+        by_external_id = {
+            customer.external_id: customer for customer in Customer.objects.filter(external_id__in=external_ids)
+        }
         for line, values in batch:
-            self._import_row(line, values, existing)
+            self._import_row(line, values, existing, by_external_id)
 
-    def _import_row(self, line, values, existing):
+    def _import_row(self, line, values, existing, by_external_id):
         email = (values.get("email") or "").lower()
-        if email:
-            first = self.first_line_of_email.setdefault(email, line)
+        external_id = values.get("external_id") or ""
+        for key, seen, what in (
+            (external_id, self.first_line_of_external_id, "external_id"),
+            (email, self.first_line_of_email, "email"),
+        ):
+            first = seen.setdefault(key, line) if key else line
             if first != line:
-                self.report.rejected.append((line, f"duplicate email {values['email']} (first on line {first})"))
+                self.report.rejected.append((line, f"duplicate {what} {values[what]} (first on line {first})"))
                 return
-        instance = existing.get(email) if email else None
+        # The customer with the row's external_id (another system's id), else the one with its email.
+        instance = by_external_id.get(external_id) if external_id else None
+        matched = f"external_id {external_id}" if instance is not None else f"email {values.get('email')}"
+        if instance is None and email:
+            instance = existing.get(email)
         if instance is not None and not self.update_existing:
             self.report.skipped.append(
-                (line, f"a customer with email {values['email']} exists already (id {instance.pk}); not changed")
+                (line, f"a customer with {matched} exists already (id {instance.pk}); not changed")
             )
             return
         if instance is not None:
@@ -208,8 +223,9 @@ class CustomerImport:
             try:
                 with transaction.atomic():
                     serializer.save()
-            except IntegrityError:
-                self.report.rejected.append((line, f"email {values['email']} was taken while importing"))
+            except IntegrityError as exc:
+                taken = "external_id" if "external_id" in str(exc) else "email"
+                self.report.rejected.append((line, f"{taken} {values.get(taken)} was taken while importing"))
                 return
         if instance is None:
             self.report.created += 1

@@ -38,9 +38,11 @@ class CustomerResource(CRMModelResource):
                 raise ValidationError({"email": _("Line %(line)s of this file has the same email.") % {"line": line}})
 
     def find_instance(self, row):
+        # By external_id first, then by email, in the order of the API's upserts.
+        found = super().find_instance(row)
         email = cell_text(row.get("email"))
-        if not email:
-            return None
+        if found is not None or not email:
+            return found
         return self.scoped(Customer.objects.with_email(email)).first()
 
     def before_save_instance(self, instance, row, **kwargs):

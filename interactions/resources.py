@@ -12,6 +12,15 @@ class InteractionResource(CustomerChildResource):
 
     class Meta:
         model = Interaction
-        fields = ("id", "customer", "customer_name", "interaction_type", "notes", "occurred_at", "created_at")
+        fields = (
+            "id",
+            "customer",
+            "customer_name",
+            "interaction_type",
+            "notes",
+            "occurred_at",
+            "created_at",
+            "external_id",
+        )
         export_order = fields
         name = _("Interactions")

@@ -25,6 +25,7 @@ class OpportunityResource(CustomerChildResource):
             "expected_close_date",
             "closed_at",
             "created_at",
+            "external_id",
         )
         export_order = fields
         name = _("Opportunities")

@@ -2,13 +2,27 @@ from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
 from core import access
+from core.admin.base import CRMModelAdmin
 
 from . import delivery as service
 from .models import Delivery, Endpoint
 
 
 class ManagersOnly:
-    """Webhooks reach outside the CRM: only managers see or change them."""
+    """Webhooks reach outside the CRM: only managers see or change them (the role decides, not the
+    model permissions). No import or export: an endpoint carries its secret."""
+
+    def get_queryset(self, request):
+        # Endpoints belong to no one's book: a manager sees them all (``scope()`` leaves them as they are).
+        if not access.is_manager(request.user):
+            return self.model._default_manager.none()
+        return super().get_queryset(request)
+
+    def has_import_permission(self, request):
+        return False
+
+    def has_export_permission(self, request):
+        return False
 
     def has_module_permission(self, request):
         return access.is_manager(request.user)
@@ -27,7 +41,7 @@ class ManagersOnly:
 
 
 @admin.register(Endpoint)
-class EndpointAdmin(ManagersOnly, admin.ModelAdmin):
+class EndpointAdmin(ManagersOnly, CRMModelAdmin):
     list_display = ["url", "description", "is_active", "failing_since", "disabled_reason", "created_at"]
     list_filter = ["is_active"]
     fields = ["url", "description", "event_types", "is_active", "disabled_reason", "failing_since", "created_at"]
@@ -44,8 +58,7 @@ class EndpointAdmin(ManagersOnly, admin.ModelAdmin):
         return form
 
     def save_model(self, request, obj, form, change):
-        if not change:
-            obj.created_by = request.user
+        # CRMModelAdmin sets created_by, and writes nothing for a form saved unchanged.
         super().save_model(request, obj, form, change)
         if not change:
             messages.warning(request, _("Signing secret (shown only now): %(secret)s") % {"secret": obj.secret})
@@ -87,7 +100,7 @@ def _checked_url(value):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(ManagersOnly, admin.ModelAdmin):
+class DeliveryAdmin(ManagersOnly, CRMModelAdmin):
     list_display = [
         "id",
         "endpoint",
@@ -109,6 +122,10 @@ class DeliveryAdmin(ManagersOnly, admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def history_view(self, request, object_id, extra_context=None):
+        # A delivery is itself a log entry, with no change history: the admin's own log of it.
+        return admin.ModelAdmin.history_view(self, request, object_id, extra_context)
 
     @admin.action(description=_("Replay the selected deliveries"))
     def replay(self, request, queryset):

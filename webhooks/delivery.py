@@ -11,7 +11,6 @@
 """
 
 import json
-import logging
 import random
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
@@ -23,10 +22,8 @@ from django.db.models import Q
 from django.utils import timezone
 from standardwebhooks import Webhook
 
-from . import net
+from . import net, services
 from .models import Delivery, Endpoint
-
-logger = logging.getLogger("crm.webhooks")
 
 # Waits before each retry: about a day in all, then the delivery has failed.
 RETRY_DELAYS = (
@@ -287,10 +284,13 @@ def _record_health(*, endpoint, succeeded, now, disable=None):
 
 
 def disable_endpoint(*, endpoint, reason):
-    """Stop sending to ``endpoint``; the managers see why in the admin, and the log says it."""
-    Endpoint.objects.filter(pk=endpoint.pk).update(is_active=False, disabled_reason=reason[:255])
+    """Stop sending to ``endpoint``; the managers see why in the admin, and ``services.endpoint_disabled`` tells."""
+    turned_off = Endpoint.objects.filter(pk=endpoint.pk, is_active=True).update(
+        is_active=False, disabled_reason=reason[:255]
+    )
     endpoint.is_active, endpoint.disabled_reason = False, reason[:255]
-    logger.warning("webhook endpoint %s (%s) disabled: %s", endpoint.pk, endpoint.url, reason)
+    if turned_off:
+        services.endpoint_disabled(endpoint, reason[:255])
 
 
 def due_endpoints(*, now):

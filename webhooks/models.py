@@ -8,6 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from core.fields import created_by_field
+from core.history import CRMHistoricalRecords
 
 SECRET_PREFIX = "whsec_"
 
@@ -32,6 +33,11 @@ class Endpoint(models.Model):
     disabled_reason = models.CharField(_("disabled because"), max_length=255, blank=True, default="")
     created_by = created_by_field()
     created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+    # Who changed the address, the event types or the active flag, and when. Secrets stay out of the
+    # history (a revert keeps the current ones), as does the delivery state the worker keeps.
+    history = CRMHistoricalRecords(
+        excluded_fields=["secret", "previous_secret", "previous_secret_expires_at", "failing_since", "disabled_reason"]
+    )
 
     class Meta:
         ordering = ["id"]

@@ -1,15 +1,13 @@
 """``/api/webhooks``: endpoints, their delivery logs, replays and test events. Managers only."""
 
-from django.db import transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import exceptions, status, viewsets
+from rest_framework import exceptions, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from core.api.permissions import IsManager
-from core.api.responses import MessageResponse
-from core.api.schema import message_envelope
+from core.api.viewsets import CRMModelViewSet
 
 from . import delivery as service
 from .filters import DeliveryFilter
@@ -17,37 +15,26 @@ from .models import Delivery, Endpoint
 from .serializers import DeliverySerializer, EndpointSerializer, EndpointWithSecretSerializer, ReplaySerializer
 
 
-class WebhookEndpointViewSet(viewsets.ModelViewSet):
+class WebhookEndpointViewSet(CRMModelViewSet):
     """Webhook endpoints: where the CRM POSTs its events, signed (docs/webhooks.md)."""
+
+    # The conventions of every resource (CRMModelViewSet): writes in one transaction,
+    # Idempotency-Key, ETag/If-Match, PUT partial; managers only. The secret is in the
+    # answer to the create (and to a replay of that same request) and to a rotation,
+    # nowhere else, and is no part of the ETag.
 
     # Newest first, the default ordering that cursor paging follows on every list.
     queryset = Endpoint.objects.order_by("-created_at", "-id")
     serializer_class = EndpointSerializer
     permission_classes = [IsManager]
     filter_backends = []
+    deleted_message = "Webhook endpoint deleted, with its delivery log."
+    etag_ignored_fields = frozenset({"secret"})
+    # Endpoints are configuration, written one at a time: no batch route.
+    batch = None
 
     def get_serializer_class(self):
         return EndpointWithSecretSerializer if self.action == "create" else EndpointSerializer
-
-    def dispatch(self, request, *args, **kwargs):
-        if request.method in ("GET", "HEAD", "OPTIONS"):
-            return super().dispatch(request, *args, **kwargs)
-        with transaction.atomic():
-            return super().dispatch(request, *args, **kwargs)
-
-    def perform_create(self, serializer):
-        serializer.save(created_by=self.request.user)
-
-    def update(self, request, *args, **kwargs):
-        # PUT is partial, as on every other resource.
-        kwargs["partial"] = True
-        return super().update(request, *args, **kwargs)
-
-    @extend_schema(responses={200: message_envelope({"type": "object", "nullable": True})})
-    def destroy(self, request, *args, **kwargs):
-        endpoint = self.get_object()
-        endpoint.delete()
-        return MessageResponse("Webhook endpoint deleted, with its delivery log.")
 
     @extend_schema(request=None, responses=EndpointWithSecretSerializer)
     @action(detail=True, methods=["post"], url_path="rotate-secret")

@@ -317,3 +317,53 @@ class TestFeed:
         CustomerFactory.create_batch(30)
         with django_assert_num_queries(2):
             api.get("/api/events")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_feed_serves_an_event_of_a_long_transaction_that_commits_after_a_later_one(api):
+    """A transaction that took a lower event id and commits late: a client following the feed still gets it.
+
+    On SQLite one transaction writes at a time, so the late writer holds the others back instead; the
+    feed is in id order either way.
+    """
+    import threading
+
+    from django.db import connections
+
+    CustomerFactory(name="Before")
+    cursor = api.get("/api/events").json()["meta"]["next_cursor"]
+    written, release, failed = threading.Event(), threading.Event(), []
+
+    def long_transaction():
+        try:
+            with transaction.atomic():
+                CustomerFactory(name="Long")  # its event takes the next id now...
+                written.set()
+                release.wait(30)  # ...and commits only after the next customer's
+        except Exception as error:  # the test's assertions below report it
+            failed.append(error)
+            written.set()
+        finally:
+            connections.close_all()
+
+    if connection.vendor != "postgresql":
+        # SQLite: the second writer would wait for the first; nothing to interleave.
+        pytest.skip("SQLite serialises writing transactions: event ids are in commit order")
+    thread = threading.Thread(target=long_transaction)
+    thread.start()
+    try:
+        assert written.wait(30) and not failed, failed
+        CustomerFactory(name="Short")  # a higher id, committed first
+        served = api.get("/api/events", {"after": cursor}).json()
+        # Nothing after the running transaction's event is served while it runs.
+        assert [event["data"]["name"] for event in served["data"]] == []
+        assert served["meta"]["next_cursor"] == cursor
+    finally:
+        release.set()
+        thread.join(30)
+    assert not failed, failed
+    served = api.get("/api/events", {"after": cursor}).json()
+    assert [event["data"]["name"] for event in served["data"]] == ["Long", "Short"]
+    long_id, short_id = (event["id"] for event in served["data"])
+    assert long_id < short_id
+    assert api.get("/api/events", {"after": served["meta"]["next_cursor"]}).json()["data"] == []

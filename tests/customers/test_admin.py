@@ -232,14 +232,20 @@ class TestImport:
         assert (record.history_type, record.history_user) == ("+", admin_user)
 
     def test_the_external_id_column_is_imported_and_a_taken_one_is_a_row_error(self, admin_client):
-        CustomerFactory(external_id="billing-1")
-        rows = [["name", "external_id"], ["Ada", "billing-2"], ["Bob", "billing-1"]]
+        taken = CustomerFactory(external_id="billing-1")
+        other = CustomerFactory()
+        # A row about another record (its id) cannot take an external_id in use.
+        rows = [["id", "name", "external_id"], ["", "Ada", "billing-2"], [other.pk, "Bob", "billing-1"]]
 
         preview = upload(admin_client, URL, rows)
         assert "A record with this external_id already exists." in preview.content.decode()
         import_rows(admin_client, URL, rows[:2])
 
         assert Customer.objects.get(name="Ada").external_id == "billing-2"
+        # Without an id, the row is about the customer with that external_id (tests/core/admin/test_external_ids.py).
+        import_rows(admin_client, URL, [["name", "external_id"], ["Renamed", "billing-1"]])
+        taken.refresh_from_db()
+        assert taken.name == "Renamed"
 
     def test_rows_match_customers_by_email_in_any_case(self, admin_client):
         existing = CustomerFactory(name="Old name", email="Sales@Acme.example", status=Customer.Status.LEAD)

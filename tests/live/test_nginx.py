@@ -82,21 +82,30 @@ http {{
 
 
 @contextmanager
-def running_nginx(prefix, upstream, static_root):
-    """nginx in the foreground in a process group of its own, stopped whatever happens."""
+def running_nginx(prefix, upstream, static_root, *more_upstreams):
+    """nginx in the foreground in a process group of its own, stopped whatever happens.
+
+    With ``more_upstreams``, the upstream block lists every server (nginx spreads requests over
+    them and passes a request on to the next one when a server cannot be reached).
+    """
     port = free_port()
     site = prefix / "crm.conf"
-    site.write_text(
-        render_template(
-            {
-                "CRM_LISTEN": f"127.0.0.1:{port}",
-                "CRM_SERVER_NAME": "127.0.0.1",
-                "CRM_UPSTREAM": upstream.removeprefix("http://"),
-                "CRM_STATIC_ROOT": static_root,
-                "CRM_MAX_BODY": MAX_BODY,
-            }
-        )
+    first = upstream.removeprefix("http://")
+    text = render_template(
+        {
+            "CRM_LISTEN": f"127.0.0.1:{port}",
+            "CRM_SERVER_NAME": "127.0.0.1",
+            "CRM_UPSTREAM": first,
+            "CRM_STATIC_ROOT": static_root,
+            "CRM_MAX_BODY": MAX_BODY,
+        }
     )
+    if more_upstreams:
+        servers = [first, *(other.removeprefix("http://") for other in more_upstreams)]
+        line = f"    server {first};\n"
+        assert text.count(line) == 1
+        text = text.replace(line, "".join(f"    server {server};\n" for server in servers))
+    site.write_text(text)
     config = prefix / "nginx.conf"
     config.write_text(main_config(prefix, site))
     binary = nginx_binary()

@@ -286,3 +286,28 @@ class TestHostileFiles:
     def test_text_not_in_the_given_encoding(self, tmp_path):
         path = write_csv(tmp_path, GOOD, encoding="gb18030")
         assert "Cannot read" in self.refused(path, "--encoding", "ascii")
+
+
+class TestExternalId:
+    def test_sets_external_ids_and_matches_by_them_before_the_email(self, tmp_path):
+        run(write_csv(tmp_path, "name,email,external_id\nAda,ada@example.com,crm2-1\nBob,,crm2-2\n"))
+        assert dict(Customer.objects.values_list("external_id", "name")) == {"crm2-1": "Ada", "crm2-2": "Bob"}
+
+        # Another email, the same external_id: the same customer, left alone without --update-existing...
+        path = write_csv(tmp_path, "name,email,external_id\nAda Lovelace,ada@new.example.com,crm2-1\n", name="b.csv")
+        out, _ = run(path)
+        assert "external_id crm2-1 exists already" in out
+        # ...and updated with it, not duplicated.
+        run(path, "--update-existing")
+        ada = Customer.objects.get(external_id="crm2-1")
+        assert (ada.name, ada.email, Customer.objects.count()) == ("Ada Lovelace", "ada@new.example.com", 2)
+
+    def test_a_repeated_external_id_in_one_file_is_a_rejected_row(self, tmp_path):
+        path = write_csv(tmp_path, "name,external_id\nOne,x-1\nTwo,x-1\n")
+        message, out, err = run_failing(path)
+        assert "line 3" in (out + err + message) and "duplicate external_id x-1 (first on line 2)" in out + err
+        assert list(Customer.objects.values_list("name", flat=True)) == ["One"]
+
+    def test_chinese_header(self, tmp_path):
+        run(write_csv(tmp_path, "姓名,外部编号\n张三,erp-9\n"))
+        assert Customer.objects.get(external_id="erp-9").name == "张三"

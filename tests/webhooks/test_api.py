@@ -122,3 +122,47 @@ def test_event_types_that_are_not_texts_get_one_message_for_the_field(api, recei
     assert response.json()["error"]["fields"]["event_types"] == [
         "Give a list of event types, each a text of up to 64 characters."
     ]
+
+
+def test_an_idempotency_key_replays_the_create_with_its_secret_and_writes_one_endpoint(api, receiver):
+    body = {"url": receiver.url, "description": "Billing"}
+    first = api.post("/api/webhooks", body, format="json", HTTP_IDEMPOTENCY_KEY="hook-1")
+    again = api.post("/api/webhooks", body, format="json", HTTP_IDEMPOTENCY_KEY="hook-1")
+    assert first.status_code == again.status_code == 201
+    assert again.headers["Idempotent-Replayed"] == "true"
+    # The same request answered again (a client that lost the answer gets its secret), not a second endpoint.
+    assert again.json() == first.json() and Endpoint.objects.count() == 1
+    other = api.post("/api/webhooks", {**body, "description": "Other"}, format="json", HTTP_IDEMPOTENCY_KEY="hook-1")
+    assert other.status_code == 422 and Endpoint.objects.count() == 1
+
+
+def test_etag_and_if_match_guard_an_endpoint_against_lost_updates(api, receiver):
+    created = api.post("/api/webhooks", {"url": receiver.url}, format="json")
+    endpoint_id = created.json()["data"]["id"]
+    read = api.get(f"/api/webhooks/{endpoint_id}")
+    etag = read.headers["ETag"]
+    # The secret shown on creation is no part of the representation the ETag stands for.
+    assert created.headers["ETag"] == etag
+    assert api.get(f"/api/webhooks/{endpoint_id}", HTTP_IF_NONE_MATCH=etag).status_code == 304
+    changed = api.put(f"/api/webhooks/{endpoint_id}", {"description": "One"}, format="json", HTTP_IF_MATCH=etag)
+    assert changed.status_code == 200 and changed.headers["ETag"] != etag
+    stale = api.put(f"/api/webhooks/{endpoint_id}", {"description": "Two"}, format="json", HTTP_IF_MATCH=etag)
+    assert stale.status_code == 412
+    assert Endpoint.objects.get(pk=endpoint_id).description == "One"
+    deleted = api.delete(f"/api/webhooks/{endpoint_id}", HTTP_IF_MATCH=etag)
+    assert deleted.status_code == 412 and Endpoint.objects.filter(pk=endpoint_id).exists()
+
+
+def test_changes_to_an_endpoint_have_a_history_without_its_secrets(api, receiver):
+    endpoint_id = api.post("/api/webhooks", {"url": receiver.url}, format="json").json()["data"]["id"]
+    api.put(f"/api/webhooks/{endpoint_id}", {"description": "Changed"}, format="json")
+    api.post(f"/api/webhooks/{endpoint_id}/rotate-secret")
+    endpoint = Endpoint.objects.get(pk=endpoint_id)
+    history = list(endpoint.history.order_by("history_id"))
+    # The rotation changes no tracked field: no entry of its own.
+    assert [entry.description for entry in history] == ["", "Changed"]
+    assert not hasattr(history[0], "secret")
+
+
+def test_endpoints_have_no_batch_route(api):
+    assert api.post("/api/webhooks/batch", {"create": []}, format="json").status_code in (404, 405)

@@ -189,3 +189,17 @@ def test_run_twice_sends_once(receiver):
     delivery.run_endpoint(endpoint.pk, now=now)
     delivery.run_endpoint(endpoint.pk, now=now)
     assert len(receiver.requests) == 1
+
+
+def test_disabling_an_endpoint_tells_once_through_endpoint_disabled(receiver, caplog):
+    now = timezone.now()
+    endpoint = Endpoint.objects.create(url=receiver.url)
+    receiver.answer(410)
+    Delivery.objects.create(endpoint=endpoint, message_id="m", event_type="t", payload={}, next_attempt_at=now)
+    with caplog.at_level("WARNING", logger="crm.webhooks"):
+        delivery.run_endpoint(endpoint.pk, now=now)
+        # Already off: disabling it again tells nobody again.
+        delivery.disable_endpoint(endpoint=Endpoint.objects.get(pk=endpoint.pk), reason="Again.")
+    notices = [record for record in caplog.records if record.funcName == "endpoint_disabled"]
+    assert len(notices) == 1 and "410" in notices[0].getMessage()
+    assert Endpoint.objects.get(pk=endpoint.pk).disabled_reason == "The receiver answered 410 Gone."

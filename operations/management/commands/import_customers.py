@@ -18,10 +18,10 @@ class _RollBack(Exception):
 class Command(BaseCommand):
     help = (
         "Import customers from a .csv or .xlsx file whose first row names the columns: name (required), "
-        "company, email, phone, status (English or Chinese headers: 姓名, 公司, 邮箱, 电话, 状态; other "
-        "columns are ignored). Each row is checked with the same rules as the API, and every rejected row "
-        "is reported with its line number. Customers are matched by email, ignoring case: a match is left "
-        "alone unless --update-existing is given. CSV files may be UTF-8 (with or without BOM) or GB18030. "
+        "company, email, phone, status, external_id (English or Chinese headers: 姓名, 公司, 邮箱, 电话, 状态, "
+        "外部编号; other columns are ignored). Each row is checked with the same rules as the API, and every "
+        "rejected row is reported with its line number. Customers are matched by external_id (another "
+        "system's id), then by email, ignoring case: a match is left alone unless --update-existing is given. CSV files may be UTF-8 (with or without BOM) or GB18030. "
         "The file is read whole before any row is written, and refused if it passes the import bounds "
         "(DJANGO_IMPORT_MAX_BYTES, _MAX_ROWS, _MAX_CELL_CHARS, _MAX_UNZIPPED_BYTES; --max-rows and --max-bytes "
         "raise the first two for one run). Exits with status 1 when any row was rejected."
@@ -33,7 +33,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--update-existing",
             action="store_true",
-            help="Update customers whose email matches a row (empty cells keep the current value).",
+            help="Update customers whose external_id or email matches a row (empty cells keep the current value).",
         )
         parser.add_argument(
             "--atomic", action="store_true", help="All or nothing: write no row at all if any row is rejected."

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib import admin
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
@@ -74,6 +75,7 @@ SNAPSHOT_MODELS = [
     get_token_model(),
     LogEntry,
     Endpoint,
+    Endpoint.history.model,
     Delivery,
 ]
 
@@ -107,7 +109,11 @@ def world(settings):
     ta.save()
     b = CustomerFactory(name="Bravo", owner=users["rep_b"])
     get_token_model().objects.create(users["manager"])
-    endpoint = Endpoint.objects.create(url="http://127.0.0.1:9/hook", created_by=users["manager"])
+    endpoint = Endpoint.objects.create(
+        url="http://127.0.0.1:9/hook", description="Old hook", created_by=users["manager"]
+    )
+    endpoint.description = "Hook"
+    endpoint.save()
     delivery = webhook_delivery.send_test_event(endpoint=endpoint, user=users["manager"])
     # Given up on (a replay starts it again; a pending one is left to its retries).
     Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.FAILED, next_attempt_at=None)
@@ -604,13 +610,63 @@ def auth_cases():
     return cases
 
 
+def endpoint_added(w, role):
+    added = Endpoint.objects.get(url="http://127.0.0.1:9/other")
+    assert added.created_by == w["users"]["manager"]
+    assert added.history.count() == 1
+
+
+def endpoint_reverted(w, role):
+    endpoint = stored(w["endpoint"])
+    # The older version's description comes back; the secret is no part of the history and stays.
+    assert (endpoint.description, endpoint.secret) == ("Old hook", w["endpoint"].secret)
+
+
 def webhook_cases():
-    """Webhook endpoints and their deliveries reach outside the CRM: managers only."""
+    """Webhook endpoints and their deliveries reach outside the CRM: managers only; no import or export."""
     cases = [
-        Case(Endpoint, "add", "add", post_add(Endpoint, lambda w: {"url": "http://127.0.0.1:9/other"}), MANAGER),
-        Case(Endpoint, "change", "change", post_change("endpoint", lambda w: {"description": "Changed"}), MANAGER),
+        Case(
+            Endpoint,
+            "add",
+            "add",
+            post_add(Endpoint, lambda w: {"url": "http://127.0.0.1:9/other"}),
+            MANAGER,
+            endpoint_added,
+        ),
+        Case(
+            Endpoint,
+            "change",
+            "change",
+            post_change("endpoint", lambda w: {"description": "Changed"}),
+            MANAGER,
+            field_is("endpoint", "description", "Changed"),
+        ),
+        Case(
+            Endpoint,
+            "change",
+            "change-to-a-private-address-refused",
+            post_change("endpoint", lambda w: {"url": "http://10.0.0.1/hook"}),
+            NOBODY,
+            before=lambda w: setattr(django_settings, "WEBHOOKS_ALLOW_PRIVATE", False),
+        ),
+        Case(
+            Endpoint,
+            "change",
+            "deactivate",
+            post_change("endpoint", lambda w: {"is_active": ""}),
+            MANAGER,
+            field_is("endpoint", "is_active", False),
+        ),
+        Case(Endpoint, "simple_history", "revert", post_revert("endpoint"), MANAGER, endpoint_reverted),
         Case(Delivery, "add", "add", lambda client, w, role: client.post(list_url(Delivery, "add"), {}), NOBODY),
         Case(Delivery, "change", "change", post_plain("delivery", "change", {"status": "succeeded"}), NOBODY),
+        Case(
+            Delivery,
+            "simple_history",
+            "revert",
+            lambda client, w, role: client.post(url(w["delivery"], "simple_history", 1), {"status": "succeeded"}),
+            NOBODY,
+        ),
     ]
     for model, key, actions in [
         (Endpoint, "endpoint", ("delete_selected", "send_test_event", "rotate_secret")),
@@ -620,6 +676,35 @@ def webhook_cases():
             Case(model, "delete", "delete", post_delete(key), MANAGER),
             Case(model, "history", "history", post_plain(key, "history"), NOBODY),
             Case(model, "redirect", "redirect", post_redirect(key), NOBODY),
+            # An endpoint carries its secret: nobody imports or exports them.
+            Case(
+                model,
+                "import",
+                "import-preview",
+                post_import_preview(model, lambda w: [["url"], ["http://127.0.0.1:9/x"]]),
+                NOBODY,
+            ),
+            Case(
+                model,
+                "process_import",
+                "import-confirm",
+                lambda client, w, role, model=model: client.post(list_url(model, "process_import"), {}),
+                NOBODY,
+            ),
+            Case(
+                model,
+                "export",
+                "export",
+                lambda client, w, role, model=model: client.post(list_url(model, "export"), {"format": "0"}),
+                NOBODY,
+            ),
+            Case(
+                model,
+                "changelist",
+                "action-export",
+                post_action(model, key, "export_admin_action", lambda w: {"format": "0"}),
+                NOBODY,
+            ),
         ]
         cases += [
             Case(model, "changelist", f"action-{action}", post_action(model, key, action), MANAGER, action=action)

@@ -15,7 +15,6 @@ from core.api.events import EventViewSet
 from core.api.reports import ScopedReportView
 from core.api.viewsets import CRMModelViewSet
 from crm_site.api_router import router
-from webhooks.views import WebhookEndpointViewSet
 
 PROJECT_PACKAGES = {"core", "crm_site", "customers", "interactions", "opportunities", "operations", "tasks", "webhooks"}
 
@@ -85,15 +84,12 @@ def test_the_rule_catches_a_mixin_and_the_base_overriding_the_same_method():
 # Read-only feeds on the router: no writes, so none of the base viewset's write path (they
 # still authenticate, throttle, scope and answer in the envelope through DRF's settings).
 READ_ONLY_FEEDS = {EventViewSet}
-# Managers' configuration, not records of a book: no owner path, history or events of their own;
-# writes run in a transaction in the viewset itself.
-MANAGER_CONFIGURATION = {WebhookEndpointViewSet}
 
 
 def test_every_resource_on_the_router_is_a_crm_viewset_and_checked_above():
     assert router.registry
     for _prefix, viewset, _basename in router.registry:
-        assert issubclass(viewset, CRMModelViewSet) or viewset in READ_ONLY_FEEDS | MANAGER_CONFIGURATION, viewset
+        assert issubclass(viewset, CRMModelViewSet) or viewset in READ_ONLY_FEEDS, viewset
         assert viewset in api_view_classes()
 
 
