@@ -33,6 +33,6 @@ def drop_column(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("core", "0005_event")]
+    dependencies = [("core", "0006_user_preferences")]
 
     operations = [migrations.RunPython(add_column, drop_column)]
