@@ -30,6 +30,8 @@ from knox.models import get_token_model
 
 from customers.models import Customer
 from interactions.models import Interaction
+from notifications.models import Notification
+from notifications.services import notify
 from opportunities.models import Opportunity, StageChange
 from tests.core.admin.helpers import change_form_data, confirm, upload
 from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory, UserFactory
@@ -69,6 +71,7 @@ SNAPSHOT_MODELS = [
     LogEntry,
     Endpoint,
     Delivery,
+    Notification,
 ]
 
 
@@ -116,6 +119,8 @@ def world(settings):
         "ob": OpportunityFactory(customer=b),
         "group": Group.objects.get(name="Sales rep"),
         "token": get_token_model().objects.get(user=users["manager"]),
+        # Rep A's own notification: only rep A may mark it read.
+        "notification": notify(users["rep_a"], "test", "For rep A")[0],
     }
 
 
@@ -539,7 +544,33 @@ def webhook_cases():
     return cases
 
 
-CASES = crm_cases() + auth_cases() + webhook_cases()
+def notification_cases():
+    """Each user's own notifications: created by the CRM only; marking read is the recipient's alone."""
+    return [
+        Case(
+            Notification,
+            "add",
+            "add",
+            lambda client, w, role: client.post(list_url(Notification, "add"), {"title": "Forged", "kind": "x"}),
+            NOBODY,
+        ),
+        Case(Notification, "change", "change", post_plain("notification", "change", {"title": "X"}), NOBODY),
+        Case(Notification, "delete", "delete", post_delete("notification"), NOBODY),
+        Case(Notification, "history", "history", post_plain("notification", "history"), NOBODY),
+        Case(Notification, "redirect", "redirect", post_redirect("notification"), NOBODY),
+        Case(
+            Notification,
+            "changelist",
+            "action-mark-read",
+            post_action(Notification, "notification", "mark_read"),
+            frozenset({"rep_a"}),
+            lambda w, role: stored(w["notification"]).read_at is not None or pytest.fail("not marked read"),
+            action="mark_read",
+        ),
+    ]
+
+
+CASES = crm_cases() + auth_cases() + webhook_cases() + notification_cases()
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -15,9 +15,19 @@ from core.api.events import EventViewSet
 from core.api.reports import ScopedReportView
 from core.api.viewsets import CRMModelViewSet
 from crm_site.api_router import router
+from notifications.views import NotificationViewSet
 from webhooks.views import WebhookEndpointViewSet
 
-PROJECT_PACKAGES = {"core", "crm_site", "customers", "interactions", "opportunities", "operations", "webhooks"}
+PROJECT_PACKAGES = {
+    "core",
+    "crm_site",
+    "customers",
+    "interactions",
+    "opportunities",
+    "operations",
+    "webhooks",
+    "notifications",
+}
 
 
 def _is_project_class(cls):
@@ -88,17 +98,21 @@ READ_ONLY_FEEDS = {EventViewSet}
 # Managers' configuration, not records of a book: no owner path, history or events of their own;
 # writes run in a transaction in the viewset itself.
 MANAGER_CONFIGURATION = {WebhookEndpointViewSet}
+# Each user's own messages: read, and marked read (no create, update or delete; no history or events).
+PERSONAL_FEEDS = {NotificationViewSet}
 
 
 def test_every_resource_on_the_router_is_a_crm_viewset_and_checked_above():
     assert router.registry
     for _prefix, viewset, _basename in router.registry:
-        assert issubclass(viewset, CRMModelViewSet) or viewset in READ_ONLY_FEEDS | MANAGER_CONFIGURATION, viewset
+        assert (
+            issubclass(viewset, CRMModelViewSet) or viewset in READ_ONLY_FEEDS | MANAGER_CONFIGURATION | PERSONAL_FEEDS
+        ), viewset
         assert viewset in api_view_classes()
 
 
 def test_read_only_feeds_take_no_writes():
-    for viewset in READ_ONLY_FEEDS:
+    for viewset in READ_ONLY_FEEDS | PERSONAL_FEEDS:
         assert not {"create", "update", "partial_update", "destroy"} & set(dir(viewset)), viewset
 
 
