@@ -1,6 +1,8 @@
+import zoneinfo
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, router, transaction
 from django.utils import timezone
@@ -153,3 +155,77 @@ class Event(models.Model):
 
     def __str__(self):
         return f"{self.type} {self.model}:{self.object_id}"
+
+
+def default_time_zone():
+    return settings.TIME_ZONE
+
+
+def validate_time_zone(value):
+    """Refuse a name that is not an IANA time zone (``Asia/Shanghai``, ``UTC``)."""
+    if not is_time_zone(value):
+        raise ValidationError(
+            _("%(value)s is not a time zone name (such as Europe/Paris or Asia/Shanghai)."),
+            code="invalid_time_zone",
+            params={"value": value},
+        )
+
+
+def is_time_zone(value):
+    if not isinstance(value, str) or not value or "\x00" in value or len(value) > 64:
+        return False
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+class UserPreferences(models.Model):
+    """A user's settings: their time zone ("today" and "overdue" are theirs), reminders, the morning digest.
+
+    Created on first use (:meth:`for_user`); a user without a row has the defaults.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, verbose_name=_("user"), on_delete=models.CASCADE, related_name="crm_preferences"
+    )
+    time_zone = models.CharField(
+        _("time zone"), max_length=64, default=default_time_zone, validators=[validate_time_zone]
+    )
+    reminder_lead_minutes = models.PositiveIntegerField(
+        _("reminder lead (minutes)"), default=15, help_text=_("How long before a task is due its reminder fires.")
+    )
+    daily_digest = models.BooleanField(
+        _("daily digest"), default=False, help_text=_("A morning email of the day's and overdue tasks.")
+    )
+
+    class Meta:
+        verbose_name = _("user preferences")
+        verbose_name_plural = _("user preferences")
+
+    def __str__(self):
+        return f"{self.user_id}: {self.time_zone}"
+
+    @classmethod
+    def for_user(cls, user):
+        """``user``'s preferences, an unsaved row with the defaults when they have none yet.
+
+        Cached on the user object, so that a request asks the database once.
+        """
+        cached = getattr(user, "_crm_preferences_cache", None)
+        if cached is not None:
+            return cached
+        preferences = cls.objects.filter(user=user).first() if user.pk else None
+        if preferences is None:
+            preferences = cls(user=user)
+        user._crm_preferences_cache = preferences
+        return preferences
+
+    @property
+    def zone(self):
+        """The ``zoneinfo.ZoneInfo`` of ``time_zone`` (the site's when the stored name is no longer known)."""
+        try:
+            return zoneinfo.ZoneInfo(self.time_zone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            return zoneinfo.ZoneInfo(settings.TIME_ZONE)

@@ -88,6 +88,7 @@ INSTALLED_APPS = [
     "customers",
     "interactions",
     "opportunities",
+    "tasks",
     "operations",
     "webhooks",
     "notifications",

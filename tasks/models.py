@@ -1,0 +1,108 @@
+from django.conf import settings
+from django.core.validators import MaxValueValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from core.dates import validate_record_date
+from core.fields import created_by_field, external_id_field, external_id_unique
+from core.history import CRMHistoricalRecords
+from core.models import RecordedModel
+
+# The longest reminder lead a task or a user may ask for: four weeks, in minutes.
+MAX_REMINDER_LEAD_MINUTES = 4 * 7 * 24 * 60
+
+
+class Task(RecordedModel):
+    """A follow-up to do for a customer (and, optionally, one of its opportunities).
+
+    ``due_at`` is an instant. A date-only task (``due_is_date_only``) is stored as the
+    start of that day (00:00) in its assignee's time zone at the time it is set: the
+    date is read back in that zone, and such a task is overdue once that day has
+    passed, not from 00:00 on (see ``tasks/windows.py``).
+    """
+
+    class Kind(models.TextChoices):
+        CALL = "call", _("Call")
+        EMAIL = "email", _("Email")
+        MEETING = "meeting", _("Meeting")
+        TODO = "todo", _("To-do")
+
+    class Priority(models.TextChoices):
+        LOW = "low", _("Low")
+        NORMAL = "normal", _("Normal")
+        HIGH = "high", _("High")
+
+    title = models.CharField(_("title"), max_length=200)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices, default=Kind.TODO)
+    due_at = models.DateTimeField(_("due at"), null=True, blank=True, validators=[validate_record_date])
+    due_is_date_only = models.BooleanField(
+        _("date only"), default=False, help_text=_("Due on that day, at no particular time.")
+    )
+    # Deactivate users rather than delete them: a user with tasks cannot be deleted.
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("assignee"),
+        on_delete=models.PROTECT,
+        related_name="crm_tasks",
+    )
+    customer = models.ForeignKey(
+        "customers.Customer",
+        verbose_name=_("customer"),
+        on_delete=models.CASCADE,
+        related_name="tasks",
+    )
+    # One of the customer's opportunities; a task outlives the opportunity's deletion.
+    opportunity = models.ForeignKey(
+        "opportunities.Opportunity",
+        verbose_name=_("opportunity"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="tasks",
+    )
+    notes = models.TextField(_("notes"), blank=True, default="")
+    priority = models.CharField(_("priority"), max_length=8, choices=Priority.choices, default=Priority.NORMAL)
+    # Minutes before due_at that the reminder fires; empty: the assignee's preference.
+    reminder_lead_minutes = models.PositiveIntegerField(
+        _("reminder lead (minutes)"),
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(MAX_REMINDER_LEAD_MINUTES)],
+        help_text=_("Left empty, the assignee's preference is used."),
+    )
+    done_at = models.DateTimeField(_("done at"), null=True, blank=True)
+    # What came of it, given when the task is completed.
+    outcome = models.TextField(_("outcome"), blank=True, default="")
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    external_id = external_id_field()
+    created_by = created_by_field()
+    # Who changed what and when; updated_at is left out: history_date says it.
+    history = CRMHistoricalRecords(excluded_fields=["updated_at"])
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("task")
+        verbose_name_plural = _("tasks")
+        constraints = [
+            models.CheckConstraint(condition=~models.Q(title=""), name="task_title_not_blank"),
+            external_id_unique("task"),
+        ]
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="task_newest_idx"),
+            models.Index(fields=["customer", "-created_at"], name="task_customer_idx"),
+            models.Index(fields=["assignee", "due_at"], name="task_assignee_due_idx"),
+            models.Index(
+                fields=["opportunity", "due_at", "id"],
+                name="task_opportunity_open_idx",
+                condition=models.Q(done_at__isnull=True),
+            ),
+            models.Index(fields=["due_at"], name="task_open_due_idx", condition=models.Q(done_at__isnull=True)),
+        ]
+
+    def __str__(self):
+        return self.title
+
+    @property
+    def is_done(self):
+        return self.done_at is not None
