@@ -49,10 +49,10 @@ def notify(users, kind, title, body="", *, url="", email=False):
     return created
 
 
-def send_email(addresses, subject, body):
-    """One message per address through Django's email backend (``DJANGO_EMAIL_*``); failures are logged.
+def send_email(addresses, subject, body, *, raise_errors=False):
+    """One message per address through Django's email backend (``DJANGO_EMAIL_*``); the number sent.
 
-    Returns the number sent.
+    Failures are logged, or raised with ``raise_errors`` (for callers that record them).
     """
     sent = 0
     for address in addresses:
@@ -60,5 +60,7 @@ def send_email(addresses, subject, body):
         try:
             sent += message.send()
         except Exception:  # a mail server that is down must not undo the notification
+            if raise_errors:
+                raise
             logger.exception("could not send %r to %s", subject, address)
     return sent

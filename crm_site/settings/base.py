@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "operations",
     "webhooks",
     "notifications",
+    "reminders",
     "core",
 ]
 
@@ -318,6 +319,8 @@ EMAIL_BACKEND = (
 )
 DEFAULT_FROM_EMAIL = env("DJANGO_DEFAULT_FROM_EMAIL", "CRM <crm@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# The morning digest of the day's and overdue tasks goes out from this hour, in each user's time zone.
+CRM_DIGEST_HOUR = env_int("CRM_DIGEST_HOUR", 7)
 
 # The OpenAPI contract (/api/schema/, /api/docs/, /api/redoc/), see docs/api.md.
 SPECTACULAR_SETTINGS = {
