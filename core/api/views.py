@@ -159,6 +159,20 @@ ME = {
 }
 
 
+# Fields that apps add to /api/auth/me: name -> a function of the user (register_me_field).
+_ME_FIELDS = {}
+
+
+def register_me_field(name, schema, value):
+    """Add ``name`` to ``GET /api/auth/me``: ``value(user)``, described by ``schema`` (OpenAPI).
+
+    Called from an app's ``AppConfig.ready()``, so that the kernel names no domain app.
+    """
+    _ME_FIELDS[name] = value
+    ME["properties"][name] = schema
+    ME["required"].append(name)
+
+
 class MeView(APIView):
     """``GET /api/auth/me``: the signed-in user, their role and their permissions."""
 
@@ -176,6 +190,7 @@ class MeView(APIView):
                 "role": role_of(user),
                 "is_superuser": user.is_superuser,
                 "permissions": sorted(user.get_all_permissions()),
+                **{name: value(user) for name, value in _ME_FIELDS.items()},
             }
         )
 

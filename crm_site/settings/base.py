@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "webhooks",
     "notifications",
     "reminders",
+    "mailgateway",
     "core",
 ]
 
@@ -319,6 +320,10 @@ EMAIL_BACKEND = (
 )
 DEFAULT_FROM_EMAIL = env("DJANGO_DEFAULT_FROM_EMAIL", "CRM <crm@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Email in (manage.py run_mail_gateway): each user's private address is <token>@this domain;
+# empty turns the gateway off. Larger messages are refused at the SMTP level (552).
+MAIL_GATEWAY_DOMAIN = env("DJANGO_MAIL_GATEWAY_DOMAIN", "").strip()
+MAIL_GATEWAY_MAX_BYTES = env_int("DJANGO_MAIL_GATEWAY_MAX_BYTES", 10 * 1024 * 1024)
 # The morning digest of the day's and overdue tasks goes out from this hour, in each user's time zone.
 CRM_DIGEST_HOUR = env_int("CRM_DIGEST_HOUR", 7)
 

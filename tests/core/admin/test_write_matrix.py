@@ -30,6 +30,7 @@ from knox.models import get_token_model
 
 from customers.models import Customer
 from interactions.models import Interaction
+from mailgateway.models import InboundEmail
 from notifications.models import Notification
 from notifications.services import notify
 from opportunities.models import Opportunity, StageChange
@@ -72,6 +73,8 @@ SNAPSHOT_MODELS = [
     Endpoint,
     Delivery,
     Notification,
+    InboundEmail,
+    InboundEmail.interactions.through,
 ]
 
 
@@ -121,6 +124,10 @@ def world(settings):
         "token": get_token_model().objects.get(user=users["manager"]),
         # Rep A's own notification: only rep A may mark it read.
         "notification": notify(users["rep_a"], "test", "For rep A")[0],
+        # Mail rep A's gateway address received and kept to assign.
+        "inbound": InboundEmail.objects.create(
+            user=users["rep_a"], message_id="<m@x>", subject="Kept", status=InboundEmail.Status.UNMATCHED
+        ),
     }
 
 
@@ -570,7 +577,41 @@ def notification_cases():
     ]
 
 
-CASES = crm_cases() + auth_cases() + webhook_cases() + notification_cases()
+def inbound_email_cases():
+    """Kept mail: assigned to a customer (logging it) or discarded by its owner or a manager; never added."""
+    assigned = field_is("inbound", "status", InboundEmail.Status.ASSIGNED)
+    return [
+        Case(
+            InboundEmail,
+            "add",
+            "add",
+            lambda client, w, role: client.post(list_url(InboundEmail, "add"), {"subject": "Forged"}),
+            NOBODY,
+        ),
+        Case(
+            InboundEmail,
+            "change",
+            "assign",
+            lambda client, w, role: client.post(url(w["inbound"], "change"), {"customer": w["a"].pk}),
+            OWNER_OR_MANAGER,
+            assigned,
+        ),
+        Case(InboundEmail, "delete", "delete", post_delete("inbound"), OWNER_OR_MANAGER, gone("inbound")),
+        Case(
+            InboundEmail,
+            "changelist",
+            "action-delete-selected",
+            post_action(InboundEmail, "inbound", "delete_selected"),
+            OWNER_OR_MANAGER,
+            gone("inbound"),
+            action="delete_selected",
+        ),
+        Case(InboundEmail, "history", "history", post_plain("inbound", "history"), NOBODY),
+        Case(InboundEmail, "redirect", "redirect", post_redirect("inbound"), NOBODY),
+    ]
+
+
+CASES = crm_cases() + auth_cases() + webhook_cases() + notification_cases() + inbound_email_cases()
 
 
 @pytest.mark.parametrize("role", ROLES)
