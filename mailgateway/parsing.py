@@ -74,7 +74,8 @@ def header_text(message, name):
             )
         except Exception:
             text = text or ""
-    return " ".join(text.split())
+    # No NULs (PostgreSQL text cannot hold them) nor other control characters in a one-line header.
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
 
 
 def _addresses(message, *names):
@@ -88,7 +89,7 @@ def _addresses(message, *names):
         pairs = getaddresses(values)
     except Exception:
         return []
-    return [address.strip() for _, address in pairs if "@" in address and len(address) <= 320]
+    return [address.strip() for _, address in pairs if "@" in address and len(address) <= 320 and address.isprintable()]
 
 
 class _TextFromHTML(HTMLParser):
