@@ -152,3 +152,14 @@ def test_notify_by_email_sends_after_commit_only(mailoutbox, django_capture_on_c
     assert callbacks == []
     assert len(mail.outbox) == 1
     assert not Notification.objects.filter(title="Rolled back").exists()
+
+
+@pytest.mark.parametrize("value", ["\x00", "a" * 65, "task.reminder"])
+def test_the_kind_filter_takes_any_text_without_a_server_error(value):
+    a = rep("a")
+    notify(a, "task.reminder", "One")
+    response = client_for(a).get("/api/notifications", {"kind": value})
+    assert response.status_code in (200, 400)
+    assert response.json()["success"] is (response.status_code == 200)
+    if value == "task.reminder":
+        assert len(response.json()["data"]) == 1
