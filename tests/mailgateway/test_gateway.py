@@ -233,3 +233,12 @@ def test_a_line_over_the_smtp_limit_is_refused_clearly(gateway, people):
     code, text = send(gateway, address_of(people["rep_a"]), b"Subject: x\r\n\r\n" + b"y" * 5000)
     assert code == 500 and "Line too long" in text
     assert send(gateway, address_of(people["rep_a"]), message())[0] == 250
+
+
+def test_more_than_20_recipients_are_refused_with_452(gateway, people):
+    own = address_of(people["rep_a"])
+    with smtplib.SMTP("127.0.0.1", gateway.port, timeout=30) as client:
+        client.ehlo()
+        client.mail("x@y.z")
+        codes = [client.rcpt(own)[0] for _ in range(21)]
+    assert codes == [250] * 20 + [452]
