@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from core import access
+from core.admin.base import AnyRoleViews
 from customers.models import Customer
 
 from . import services
@@ -24,7 +25,7 @@ class AssignForm(forms.ModelForm):
 
 
 @admin.register(InboundEmail)
-class InboundEmailAdmin(admin.ModelAdmin):
+class InboundEmailAdmin(AnyRoleViews, admin.ModelAdmin):
     """Mail received by the gateway: what was logged, and what waits to be assigned to a customer."""
 
     form = AssignForm
@@ -49,15 +50,6 @@ class InboundEmailAdmin(admin.ModelAdmin):
         if self.has_change_permission(request, obj):
             return self.fieldsets
         return [(None, {"fields": self.readonly_fields})]
-
-    def has_module_permission(self, request):
-        return access.role_of(request.user) is not None
-
-    def has_view_permission(self, request, obj=None):
-        return access.role_of(request.user) is not None
-
-    def has_add_permission(self, request):
-        return False
 
     def has_change_permission(self, request, obj=None):
         return access.can_write(request.user)

@@ -4,12 +4,13 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from core import access
+from core.admin.base import AnyRoleViews
 
 from .models import Notification
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(AnyRoleViews, admin.ModelAdmin):
     """Each user's own notifications, newest first; they are created by the CRM, never by hand."""
 
     list_display = ["title", "kind", "created_at", "read_at"]
@@ -21,15 +22,6 @@ class NotificationAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).for_user(request.user)
-
-    def has_module_permission(self, request):
-        return access.role_of(request.user) is not None
-
-    def has_view_permission(self, request, obj=None):
-        return access.role_of(request.user) is not None
-
-    def has_add_permission(self, request):
-        return False
 
     def has_change_permission(self, request, obj=None):
         return False

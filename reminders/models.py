@@ -11,18 +11,26 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
-class ReminderDelivery(models.Model):
-    task = models.ForeignKey(
-        "tasks.Task", verbose_name=_("task"), on_delete=models.CASCADE, related_name="reminder_deliveries"
-    )
-    # due_at minus the lead time when it was sent: a task rescheduled (snoozed) gets a new key.
-    remind_at = models.DateTimeField(_("remind at"))
+class Sent(models.Model):
+    """Who it went to, when it was claimed, and what became of its email."""
+
     recipient = models.ForeignKey(
         settings.AUTH_USER_MODEL, verbose_name=_("recipient"), on_delete=models.CASCADE, related_name="+"
     )
     claimed_at = models.DateTimeField(_("claimed at"), default=timezone.now)
     emailed_at = models.DateTimeField(_("emailed at"), null=True, blank=True)
     email_error = models.CharField(_("email error"), max_length=500, blank=True, default="")
+
+    class Meta:
+        abstract = True
+
+
+class ReminderDelivery(Sent):
+    task = models.ForeignKey(
+        "tasks.Task", verbose_name=_("task"), on_delete=models.CASCADE, related_name="reminder_deliveries"
+    )
+    # due_at minus the lead time when it was sent: a task rescheduled (snoozed) gets a new key.
+    remind_at = models.DateTimeField(_("remind at"))
 
     class Meta:
         ordering = ["-claimed_at", "-id"]
@@ -34,16 +42,10 @@ class ReminderDelivery(models.Model):
         return f"{self.task_id} @ {self.remind_at:%Y-%m-%d %H:%M}"
 
 
-class DigestDelivery(models.Model):
-    recipient = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("recipient"), on_delete=models.CASCADE, related_name="+"
-    )
+class DigestDelivery(Sent):
     # The day of the digest in the recipient's time zone.
     local_date = models.DateField(_("day"))
     task_count = models.PositiveIntegerField(_("tasks"), default=0)
-    claimed_at = models.DateTimeField(_("claimed at"), default=timezone.now)
-    emailed_at = models.DateTimeField(_("emailed at"), null=True, blank=True)
-    email_error = models.CharField(_("email error"), max_length=500, blank=True, default="")
 
     class Meta:
         ordering = ["-claimed_at", "-id"]
