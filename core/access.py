@@ -3,7 +3,8 @@
 - Superusers and members of "Sales manager" are managers: they see and change everything.
 - Members of "Read-only" see everything and change nothing.
 - Members of "Sales rep" see and change only the customers they own, and those
-  customers' interactions and opportunities.
+  customers' interactions, opportunities and tasks; a record may name further
+  users who see it too (a task: its assignee, whoever owns its customer).
 - Anyone else (no role) sees nothing.
 
 Every list, detail, report, export, history, timeline, admin page and form
@@ -14,6 +15,7 @@ on every route.
 from django.contrib.auth import get_permission_codename
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ImproperlyConfigured
+from django.db.models import Q
 
 MANAGER = "manager"
 REP = "rep"
@@ -31,6 +33,8 @@ _PRECEDENCE = (MANAGER, READ_ONLY, REP)
 # Model label -> the lookup from a row of that model to the user who owns it,
 # declared once by the model's own app (register_owner_path(), in its AppConfig.ready()).
 _OWNER_PATHS = {}
+# Model label -> further lookups to users who see a row too (register_owner_path(..., also_seen_by=...)).
+_ALSO_SEEN_BY = {}
 
 _CACHE_ATTR = "_crm_role"
 
@@ -94,13 +98,19 @@ def is_manager(user):
     return role_of(user) == MANAGER
 
 
-def register_owner_path(model, path):
+def register_owner_path(model, path, *, also_seen_by=()):
     """Declare ``path``, the lookup from a row of ``model`` to the user who owns it (such as ``customer__owner``).
 
+    ``also_seen_by`` names further lookups to users who see (and, with a writing
+    role, change) the row too, though they do not own it (a task's ``assignee``):
+    a rep's scope is the rows along any of the paths. The owner is the one the
+    event log files a change under.
+
     Each app declares its own models' paths once, in its ``AppConfig.ready()``:
-    the API, the admin, exports, imports and reports all ask :func:`owner_path`.
+    the API, the admin, exports, imports and reports all ask :func:`scope`.
     """
     _OWNER_PATHS[model._meta.label_lower] = path
+    _ALSO_SEEN_BY[model._meta.label_lower] = tuple(also_seen_by)
 
 
 def has_owner_path(model):
@@ -116,8 +126,13 @@ def owner_path(model):
         ) from None
 
 
+def seen_by_paths(model):
+    """The owner path of ``model`` and the further paths of users who see its rows."""
+    return (owner_path(model), *_ALSO_SEEN_BY.get(model._meta.label_lower, ()))
+
+
 def scope(queryset, user):
-    """``queryset`` narrowed to the rows ``user`` may see, along the owner path of its model.
+    """``queryset`` narrowed to the rows ``user`` may see, along the owner path of its model (or a further one).
 
     Managers and read-only users get ``queryset`` itself, unchanged.
     """
@@ -125,7 +140,10 @@ def scope(queryset, user):
     if role in (MANAGER, READ_ONLY):
         return queryset
     if role == REP:
-        return queryset.filter(**{owner_path(queryset.model): user})
+        condition = Q()
+        for path in seen_by_paths(queryset.model):
+            condition |= Q(**{path: user})
+        return queryset.filter(condition)
     return queryset.none()
 
 

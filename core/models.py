@@ -157,6 +157,10 @@ class Event(models.Model):
         return f"{self.type} {self.model}:{self.object_id}"
 
 
+# The longest reminder lead a task or a user may ask for: four weeks, in minutes.
+MAX_REMINDER_LEAD_MINUTES = 4 * 7 * 24 * 60
+
+
 def default_time_zone():
     return settings.TIME_ZONE
 

@@ -1,7 +1,14 @@
-"""The admin site: Django's, with the sales dashboard on its index page and the API's login limits."""
+"""The admin site: Django's, with the sales dashboard on its index page and the API's login limits.
+
+Reps land on their day ("My day", the task admin's page) after signing in; managers and read-only
+users on the dashboard, which links to it.
+"""
 
 from django.contrib import admin
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
+
+from core import access
 
 
 class CRMAdminSite(admin.AdminSite):
@@ -41,4 +48,12 @@ class CRMAdminSite(admin.AdminSite):
             response.status_code = refused_with
             if hasattr(request, "login_retry_after"):
                 response["Retry-After"] = str(request.login_retry_after)
+        elif (
+            request.method == "POST"
+            and response.status_code == 302
+            and request.POST.get("next", "") in ("", reverse("admin:index", current_app=self.name))
+            and access.role_of(request.user) == access.REP
+        ):
+            # Signed in without asking for a page: a rep starts with their day.
+            response["Location"] = reverse("admin:tasks_task_my_day", current_app=self.name)
         return response

@@ -8,6 +8,7 @@ from customers.views import CustomerViewSet
 from interactions.views import ActivityReportView, InteractionViewSet
 from notifications.views import NotificationViewSet
 from opportunities.views import ForecastReportView, OpportunityViewSet, PipelineReportView
+from tasks.views import FollowUpsReportView, TaskViewSet
 from webhooks.views import WebhookEndpointViewSet
 
 
@@ -26,6 +27,7 @@ router = OptionalSlashRouter()
 router.register("customers", CustomerViewSet, basename="customer")
 router.register("interactions", InteractionViewSet, basename="interaction")
 router.register("opportunities", OpportunityViewSet, basename="opportunity")
+router.register("tasks", TaskViewSet, basename="task")
 router.register("events", EventViewSet, basename="event")
 router.register("webhooks", WebhookEndpointViewSet, basename="webhook")
 router.register("notifications", NotificationViewSet, basename="notification")
@@ -34,4 +36,5 @@ urlpatterns = router.urls + [
     re_path(r"^reports/pipeline/?$", PipelineReportView.as_view(), name="report-pipeline"),
     re_path(r"^reports/forecast/?$", ForecastReportView.as_view(), name="report-forecast"),
     re_path(r"^reports/activity/?$", ActivityReportView.as_view(), name="report-activity"),
+    re_path(r"^reports/follow-ups/?$", FollowUpsReportView.as_view(), name="report-follow-ups"),
 ]

@@ -107,11 +107,14 @@ class TimelineEntrySerializer(serializers.Serializer):
             "opportunity_won",
             "opportunity_lost",
             "opportunity_reopened",
+            "task_created",
+            "task_completed",
         ]
     )
     at = serializers.DateTimeField()
     interaction = serializers.DictField(required=False, help_text="id, interaction_type, notes (interactions)")
     opportunity = serializers.DictField(required=False, help_text="id, title (opportunity events)")
+    task = serializers.DictField(required=False, help_text="id, title, kind; outcome when completed (task events)")
     from_stage = serializers.CharField(required=False, allow_null=True)
     to_stage = serializers.CharField(required=False)
 

@@ -13,6 +13,16 @@ from .resources import OpportunityResource
 from .services import opportunity_set_stage
 
 _INVALID = object()
+_INLINES = []
+
+
+def opportunity_inline(inline):
+    """Show ``inline`` (an InlineModelAdmin of a model with an ``opportunity`` foreign key) on the opportunity page.
+
+    The apps built on opportunities (tasks) add theirs from their ``admin.py``.
+    """
+    _INLINES.append(inline)
+    return inline
 
 
 def _parse_amount(text):
@@ -157,6 +167,9 @@ class OpportunityAdmin(CRMModelAdmin):
     date_hierarchy = "created_at"
     readonly_fields = ["closed_at", "created_at", "updated_at"]
     form = OpportunityForm
+
+    def get_inlines(self, request, obj):
+        return [*super().get_inlines(request, obj), *_INLINES]
 
     def get_changelist_form(self, request, **kwargs):
         # The list's editable stage and probability are saved under the same rules.

@@ -1,5 +1,6 @@
 from decimal import Decimal
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.api.fastsql import CachedReadFieldsMixin
@@ -14,11 +15,43 @@ from .models import Opportunity
 from .services import opportunity_set_stage
 
 
+class NextTaskSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    title = serializers.CharField()
+    due_at = serializers.DateTimeField(allow_null=True)
+
+
+@extend_schema_field(NextTaskSerializer(allow_null=True))
+class NextTaskField(serializers.Field):
+    """The earliest open task of the opportunity ({id, title, due_at}), or null; from ``opportunities.parts``."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("source", "*")
+        kwargs.setdefault("read_only", True)
+        kwargs.setdefault("allow_null", True)
+        super().__init__(**kwargs)
+
+    def get_attribute(self, instance):
+        return instance
+
+    def to_representation(self, instance):
+        task_id = getattr(instance, "next_task_id", None)
+        if task_id is None:
+            return None
+        due_at = getattr(instance, "next_task_due_at", None)
+        return {
+            "id": task_id,
+            "title": getattr(instance, "next_task_title", None),
+            "due_at": None if due_at is None else serializers.DateTimeField().to_representation(due_at),
+        }
+
+
 class OpportunitySerializer(ExternalIdMixin, StrictJSONTypesMixin, CachedReadFieldsMixin, serializers.ModelSerializer):
     customer_id = ScopedPrimaryKeyRelatedField(source="customer", queryset=Customer.objects.all())
     created_by_id = serializers.IntegerField(read_only=True, allow_null=True)
     value = RoundingDecimalField(max_digits=14, decimal_places=2, min_value=Decimal("0"), required=False)
     probability = serializers.IntegerField(min_value=0, max_value=100, required=False)
+    next_task = NextTaskField(help_text="The earliest open task (id, title, due_at), or null.")
 
     class Meta:
         model = Opportunity
@@ -35,6 +68,7 @@ class OpportunitySerializer(ExternalIdMixin, StrictJSONTypesMixin, CachedReadFie
             "updated_at",
             "created_by_id",
             "external_id",
+            "next_task",
         ]
         read_only_fields = ["id", "closed_at", "created_by_id", "created_at", "updated_at"]
         extra_kwargs = {"expected_close_date": {"help_text": f"In the years {FIRST_YEAR}-{LAST_YEAR}."}}

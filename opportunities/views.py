@@ -6,6 +6,7 @@ from core.api.report_schemas import FORECAST, PIPELINE
 from core.api.reports import ScopedReportView
 from core.api.viewsets import CRMModelViewSet
 
+from . import parts
 from .filters import OpportunityFilter
 from .models import Opportunity
 from .reports import forecast, pipeline_summary
@@ -17,6 +18,32 @@ class OpportunityViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
     serializer_class = OpportunitySerializer
     filterset_class = OpportunityFilter
     deleted_message = "Opportunity deleted."
+    # Derived from other records: it changes without the opportunity changing.
+    etag_ignored_fields = frozenset({"next_task"})
+
+    @property
+    def detail_reader(self):
+        return parts.detail_reader()
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if self.action in ("list", "retrieve"):
+            queryset = parts.annotate(queryset)
+        return queryset
+
+    def perform_create(self, serializer):
+        super().perform_create(serializer)
+        self._reload_with_parts(serializer)
+
+    def perform_update(self, serializer):
+        super().perform_update(serializer)
+        self._reload_with_parts(serializer)
+
+    def _reload_with_parts(self, serializer):
+        saved = serializer.instance
+        reloaded = parts.detail_reader().read(Opportunity, saved.pk, saved._state.db)
+        # Deleted by another request since the write: answered as written.
+        serializer.instance = saved if reloaded is None else reloaded
 
 
 class PipelineReportView(ScopedReportView):

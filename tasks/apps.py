@@ -2,7 +2,36 @@ from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
 
+def _done(changes):
+    return "done_at" in changes and changes["done_at"]["new"] is not None and changes["done_at"]["old"] is None
+
+
+def _reopened(changes):
+    return "done_at" in changes and changes["done_at"]["new"] is None and changes["done_at"]["old"] is not None
+
+
 class TasksConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "tasks"
     verbose_name = _("Tasks")
+
+    def ready(self):
+        from core import access, events
+
+        from .customer_parts import register
+        from .models import Task
+        from .opportunity_parts import register as register_next_task
+        from .serializers import TaskSerializer
+
+        # A task is its customer's owner's; its assignee sees it too.
+        access.register_owner_path(Task, "customer__owner", also_seen_by=["assignee"])
+        register()
+        register_next_task()
+        # Every create, update and delete writes an event with the change (core/events.py);
+        # completing and reopening write task.completed / task.reopened as well.
+        events.register(
+            Task,
+            name="task",
+            serializer=TaskSerializer,
+            also={"task.completed": _done, "task.reopened": _reopened},
+        )

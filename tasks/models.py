@@ -6,10 +6,7 @@ from django.utils.translation import gettext_lazy as _
 from core.dates import validate_record_date
 from core.fields import created_by_field, external_id_field, external_id_unique
 from core.history import CRMHistoricalRecords
-from core.models import RecordedModel
-
-# The longest reminder lead a task or a user may ask for: four weeks, in minutes.
-MAX_REMINDER_LEAD_MINUTES = 4 * 7 * 24 * 60
+from core.models import MAX_REMINDER_LEAD_MINUTES, RecordedModel
 
 
 class Task(RecordedModel):

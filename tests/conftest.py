@@ -18,6 +18,7 @@ DATABASE_FIXTURES = {
     "live_server",
 }
 STAFF_GROUPS = importlib.import_module("customers.migrations.0003_staff_groups")
+TASK_GRANTS = importlib.import_module("tasks.migrations.0002_staff_permissions")
 
 
 @pytest.fixture(autouse=True)
@@ -34,6 +35,7 @@ def _staff_groups(request, django_db_blocker):
     with django_db_blocker.unblock():
         if Group.objects.filter(name__in=STAFF_GROUPS.GROUPS).count() < len(STAFF_GROUPS.GROUPS):
             STAFF_GROUPS.create_groups(apps, None)
+            TASK_GRANTS.grant(apps, None)
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,7 @@ from factory.django import DjangoModelFactory
 from customers.models import Customer
 from interactions.models import Interaction
 from opportunities.models import Opportunity
+from tasks.models import Task
 
 PASSWORD = "correct horse battery staple"
 
@@ -65,3 +66,13 @@ class OpportunityFactory(DjangoModelFactory):
     title = factory.Sequence(lambda n: f"Deal {n}")
     value = Decimal("1000.00")
     stage = Opportunity.Stage.LEAD
+
+
+class TaskFactory(DjangoModelFactory):
+    class Meta:
+        model = Task
+
+    customer = factory.SubFactory(CustomerFactory)
+    title = factory.Sequence(lambda n: f"Follow up {n}")
+    kind = Task.Kind.CALL
+    assignee = factory.LazyAttribute(lambda task: task.customer.owner or ManagerFactory())

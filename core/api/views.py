@@ -4,7 +4,7 @@ from functools import wraps
 
 from django.conf import settings
 from django.contrib.auth import authenticate
-from django.db import connection
+from django.db import connection, transaction
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema
@@ -16,11 +16,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.access import role_of
+from core.models import MAX_REMINDER_LEAD_MINUTES, UserPreferences, is_time_zone
 
 from .exceptions import error_response
 from .renderers import EnvelopeJSONRenderer
 from .responses import MessageResponse
 from .schema import message_envelope
+from .serializers import StrictJSONTypesMixin
 from .throttling import AnonThrottle, LoginAddressThrottle, LoginUsernameThrottle, counters_reachable
 
 
@@ -155,6 +157,9 @@ ME = {
         "role": {"type": "string", "enum": ["manager", "rep", "read_only"], "nullable": True},
         "is_superuser": {"type": "boolean"},
         "permissions": {"type": "array", "items": {"type": "string"}, "description": "app_label.codename"},
+        "time_zone": {"type": "string", "description": "IANA name; your today and overdue are in it."},
+        "reminder_lead_minutes": {"type": "integer", "description": "Default minutes before a task's reminder."},
+        "daily_digest": {"type": "boolean", "description": "A morning email of today's and overdue tasks."},
     },
 }
 
@@ -173,26 +178,66 @@ def register_me_field(name, schema, value):
     ME["required"].append(name)
 
 
+class PreferencesSerializer(StrictJSONTypesMixin, serializers.ModelSerializer):
+    """Body of ``PATCH /api/auth/me``: the user's own preferences (any of them)."""
+
+    time_zone = serializers.CharField(max_length=64, required=False, help_text="An IANA name, e.g. Asia/Shanghai.")
+    reminder_lead_minutes = serializers.IntegerField(min_value=0, max_value=MAX_REMINDER_LEAD_MINUTES, required=False)
+
+    class Meta:
+        model = UserPreferences
+        fields = ["time_zone", "reminder_lead_minutes", "daily_digest"]
+
+    def validate_time_zone(self, value):
+        if not is_time_zone(value):
+            raise serializers.ValidationError(
+                "Not a time zone name (such as Europe/Paris or Asia/Shanghai).", code="invalid_time_zone"
+            )
+        return value
+
+    def validate(self, attrs):
+        unknown = set(getattr(self, "initial_data", {}) or {}) - set(self.fields)
+        if unknown:
+            raise serializers.ValidationError({name: ["Unknown or read-only field."] for name in sorted(unknown)})
+        return attrs
+
+
 class MeView(APIView):
-    """``GET /api/auth/me``: the signed-in user, their role and their permissions."""
+    """``GET /api/auth/me``: the signed-in user, their role, permissions and preferences.
+
+    ``PATCH`` sets the preferences (``time_zone``, ``reminder_lead_minutes``, ``daily_digest``).
+    """
 
     permission_classes = [IsAuthenticated]
 
     @extend_schema(responses={200: ME})
     def get(self, request):
-        user = request.user
-        return Response(
-            {
-                "id": user.pk,
-                "username": user.get_username(),
-                "name": user.get_full_name(),
-                "email": user.email,
-                "role": role_of(user),
-                "is_superuser": user.is_superuser,
-                "permissions": sorted(user.get_all_permissions()),
-                **{name: value(user) for name, value in _ME_FIELDS.items()},
-            }
-        )
+        return Response(self.represent(request.user))
+
+    @extend_schema(request=PreferencesSerializer, responses={200: ME})
+    def patch(self, request):
+        preferences = UserPreferences.for_user(request.user)
+        serializer = PreferencesSerializer(preferences, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        with transaction.atomic():
+            serializer.save()
+        return Response(self.represent(request.user))
+
+    def represent(self, user):
+        preferences = UserPreferences.for_user(user)
+        return {
+            "id": user.pk,
+            "username": user.get_username(),
+            "name": user.get_full_name(),
+            "email": user.email,
+            "role": role_of(user),
+            "is_superuser": user.is_superuser,
+            "permissions": sorted(user.get_all_permissions()),
+            "time_zone": preferences.time_zone,
+            "reminder_lead_minutes": preferences.reminder_lead_minutes,
+            "daily_digest": preferences.daily_digest,
+            **{name: value(user) for name, value in _ME_FIELDS.items()},
+        }
 
 
 class EnvelopeErrorsMixin:

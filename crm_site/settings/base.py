@@ -293,6 +293,28 @@ HUEY.update(
 # Event log: how long events stay readable in GET /api/events before the purge job drops them.
 EVENT_RETENTION_DAYS = env_int("CRM_EVENT_RETENTION_DAYS", 30)
 
+
+def env_stage_days(name, default):
+    """``lead=14,proposal=10,negotiation=7``: days per open stage; stages left out keep their default."""
+    value = env(name)
+    days = dict(default)
+    if not value:
+        return days
+    for item in value.split(","):
+        stage, _sep, number = item.partition("=")
+        stage, number = stage.strip(), number.strip()
+        if stage not in default or not number.isdigit() or int(number) < 1:
+            raise ImproperlyConfigured(
+                f"{name}: expected stage=days pairs for {', '.join(default)} (days at least 1), got {item!r}"
+            )
+        days[stage] = int(number)
+    return days
+
+
+# Follow-ups (GET /api/reports/follow-ups, "My day"): an open deal with no interaction with its
+# customer, no task on it done or added and no change of stage for more days than its stage allows is stale.
+CRM_STALE_DAYS = env_stage_days("CRM_STALE_DAYS", {"lead": 14, "proposal": 10, "negotiation": 7})
+
 # Webhooks (docs/webhooks.md). Endpoints on private, loopback or link-local addresses are
 # refused unless allowed, so that the CRM cannot be used to probe the internal network.
 WEBHOOKS_ALLOW_PRIVATE = env_bool("DJANGO_WEBHOOKS_ALLOW_PRIVATE", False)

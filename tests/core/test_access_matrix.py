@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Group
+from django.utils import timezone
 from knox.models import get_token_model
 from rest_framework.test import APIClient
 
@@ -18,7 +19,7 @@ from customers.models import Customer
 from interactions.models import Interaction
 from notifications.services import notify
 from opportunities.models import Opportunity
-from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory, UserFactory
+from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory, TaskFactory, UserFactory
 from webhooks.models import Endpoint
 
 pytestmark = pytest.mark.django_db
@@ -48,6 +49,10 @@ def world():
         "na": notify(users["rep_a"], "test", "For rep A")[0],
         "users": users,
     }
+    # Rep A's open and done tasks on their customer, and a task on rep B's customer assigned to rep A.
+    records["ta"] = TaskFactory(customer=a, opportunity=records["oa"], assignee=users["rep_a"])
+    records["td"] = TaskFactory(customer=a, assignee=users["rep_a"], done_at=timezone.now())
+    records["tx"] = TaskFactory(customer=b, assignee=users["rep_a"])
     return records
 
 
@@ -125,6 +130,33 @@ MATRIX = [
     ("get", "/api/reports/forecast", None, (200, 200, 200, 200, 401, 403)),
     ("get", "/api/reports/activity", None, (200, 200, 200, 200, 401, 403)),
     ("get", "/api/auth/me", None, (200, 200, 200, 200, 401, 200)),
+    # Everyone signed in sets their own preferences.
+    ("patch", "/api/auth/me", {"time_zone": "Asia/Shanghai"}, (200, 200, 200, 200, 401, 200)),
+    ("get", "/api/tasks", None, (200, 200, 200, 200, 401, 403)),
+    ("get", "/api/tasks/{ta}", None, (200, 404, 200, 200, 401, 403)),
+    # Assigned to rep A, on rep B's customer: both reps see it.
+    ("get", "/api/tasks/{tx}", None, (200, 200, 200, 200, 401, 403)),
+    ("post", "/api/tasks", {"customer_id": "@a", "title": "Call back"}, (201, 400, 201, 403, 401, 403)),
+    ("patch", "/api/tasks/{ta}", {"title": "Call again"}, (200, 404, 200, 403, 401, 403)),
+    ("put", "/api/tasks/{ta}", {"priority": "high"}, (200, 404, 200, 403, 401, 403)),
+    ("patch", "/api/tasks/{tx}", {"priority": "high"}, (200, 200, 200, 403, 401, 403)),
+    ("delete", "/api/tasks/{ta}", None, (200, 404, 200, 403, 401, 403)),
+    ("post", "/api/tasks/{ta}/complete", {}, (200, 404, 200, 403, 401, 403)),
+    ("post", "/api/tasks/{ta}/complete", {"log_interaction": True}, (200, 404, 200, 403, 401, 403)),
+    # Rep A may complete a task on rep B's customer, but not log an interaction with a customer not theirs.
+    ("post", "/api/tasks/{tx}/complete", {"log_interaction": True}, (400, 200, 200, 403, 401, 403)),
+    ("post", "/api/tasks/{td}/reopen", None, (200, 404, 200, 403, 401, 403)),
+    ("post", "/api/tasks/{ta}/reopen", None, (409, 404, 409, 403, 401, 403)),
+    ("get", "/api/tasks/export", None, (200, 200, 200, 200, 401, 403)),
+    ("get", "/api/tasks/{ta}/history", None, (200, 404, 200, 200, 401, 403)),
+    (
+        "post",
+        "/api/tasks/batch",
+        {"create": [{"customer_id": "@a", "title": "T"}], "update": [{"id": "@ta", "notes": "x"}]},
+        (200, 207, 200, 403, 401, 403),
+    ),
+    ("post", "/api/tasks/batch", {"delete": ["@ta"]}, (200, 207, 200, 403, 401, 403)),
+    ("get", "/api/reports/follow-ups", None, (200, 200, 200, 200, 401, 403)),
     ("get", "/api/events", None, (200, 200, 200, 200, 401, 403)),
     ("get", "/api/events?type=customer.created", None, (200, 200, 200, 200, 401, 403)),
     ("post", "/api/events", {}, (405, 405, 405, 403, 401, 403)),
@@ -168,9 +200,14 @@ def _text(response):
     return response.content.decode()
 
 
-@pytest.mark.parametrize("resource", ["customers", "interactions", "opportunities"])
+@pytest.mark.parametrize("resource", ["customers", "interactions", "opportunities", "tasks"])
 def test_rep_b_never_sees_rep_a_records_in_lists_and_exports(world, resource):
-    keys = {"customers": ("a", "b"), "interactions": ("ia", "ib"), "opportunities": ("oa", "ob")}[resource]
+    keys = {
+        "customers": ("a", "b"),
+        "interactions": ("ia", "ib"),
+        "opportunities": ("oa", "ob"),
+        "tasks": ("ta", "tx"),
+    }[resource]
     mine, theirs = (world[key].pk for key in keys)
     client = client_for(world, "rep_b")
     ids = [row["id"] for row in client.get(f"/api/{resource}", {"page_size": 500}).json()["data"]]
@@ -192,9 +229,11 @@ def test_rep_b_sees_only_the_events_of_their_book(world):
         ("customers.customer", world["b"].pk),
         ("interactions.interaction", world["ib"].pk),
         ("opportunities.opportunity", world["ob"].pk),
+        # A task's events are filed under its customer's owner.
+        ("tasks.task", world["tx"].pk),
     }
     manager = client_for(world, "manager").get("/api/events", {"page_size": 500}).json()["data"]
-    assert len(manager) == 6
+    assert len(manager) == 9
 
 
 def test_search_is_scoped(world):

@@ -18,6 +18,7 @@ DOMAIN = (
     "interactions",
     "opportunities",
     "operations",
+    "tasks",
     "webhooks",
     "notifications",
     "reminders",

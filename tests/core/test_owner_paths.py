@@ -17,7 +17,10 @@ DECLARED = {
     "interactions.interaction": "customer__owner",
     "opportunities.opportunity": "customer__owner",
     "opportunities.stagechange": "opportunity__customer__owner",
+    # A task is its customer's owner's; its assignee sees it too (below).
+    "tasks.task": "customer__owner",
 }
+ALSO_SEEN_BY = {"tasks.task": ("assignee",)}
 
 
 def test_each_app_declares_the_owner_paths_of_its_models():
@@ -28,14 +31,25 @@ def test_each_app_declares_the_owner_paths_of_its_models():
     assert declared == DECLARED
 
 
+def test_further_paths_name_who_else_sees_a_row():
+    further = {
+        model._meta.label_lower: access.seen_by_paths(model)[1:]
+        for model in apps.get_models()
+        if access.has_owner_path(model) and access.seen_by_paths(model)[1:]
+    }
+
+    assert further == ALSO_SEEN_BY
+
+
 @pytest.mark.parametrize("label", sorted(DECLARED))
 def test_every_owner_path_leads_to_a_user(label):
     model = apps.get_model(label)
-    current = model
-    for name in access.owner_path(model).split("__"):
-        current = current._meta.get_field(name).related_model
+    for path in access.seen_by_paths(model):
+        current = model
+        for name in path.split("__"):
+            current = current._meta.get_field(name).related_model
 
-    assert current is get_user_model()
+        assert current is get_user_model()
 
 
 def test_a_model_without_an_owner_path_cannot_be_scoped_for_a_rep(db):

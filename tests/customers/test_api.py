@@ -159,7 +159,7 @@ class TestReadUpdateDelete:
         body = response.json()
         assert body["success"] is True
         assert body["message"] == "Customer deleted."
-        assert body["data"]["deleted"] == {"customers": 1, "interactions": 3, "opportunities": 2}
+        assert body["data"]["deleted"] == {"customers": 1, "interactions": 3, "opportunities": 2, "tasks": 0}
         assert not Customer.objects.filter(pk=customer.pk).exists()
         assert not Interaction.objects.filter(customer_id=customer.pk).exists()
         assert not Opportunity.objects.filter(customer_id=customer.pk).exists()

@@ -4,15 +4,19 @@ from django.test.utils import CaptureQueriesContext
 from customers.models import Customer
 from interactions.models import Interaction
 from opportunities.models import Opportunity, StageChange
-from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory
+from tasks.models import Task
+from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory, TaskFactory
 
 
-def customer_with(interactions, opportunities):
+def customer_with(interactions, opportunities, tasks=0):
     customer = CustomerFactory()
     InteractionFactory.create_batch(interactions, customer=customer)
     for opportunity in OpportunityFactory.create_batch(opportunities, customer=customer):
         opportunity.stage = Opportunity.Stage.PROPOSAL
         opportunity.save()
+        # Tasks on the deal and on the customer alone.
+        TaskFactory.create_batch(tasks, customer=customer, opportunity=opportunity)
+    TaskFactory.create_batch(tasks, customer=customer)
     return customer
 
 
@@ -24,12 +28,18 @@ def delete(api, customer):
 
 
 def test_delete_removes_the_customer_with_everything_it_owns(api, db):
-    doomed = customer_with(interactions=4, opportunities=3)
-    kept = customer_with(interactions=2, opportunities=1)
+    doomed = customer_with(interactions=4, opportunities=3, tasks=1)
+    kept = customer_with(interactions=2, opportunities=1, tasks=2)
 
     body, _ = delete(api, doomed)
 
-    assert body["data"] == {"id": doomed.pk, "deleted": {"customers": 1, "interactions": 4, "opportunities": 3}}
+    assert body["data"] == {
+        "id": doomed.pk,
+        "deleted": {"customers": 1, "interactions": 4, "opportunities": 3, "tasks": 4},
+    }
+    assert not Task.objects.filter(customer_id=doomed.pk).exists()
+    assert Task.objects.filter(customer=kept).count() == 4
+    assert Task.history.filter(customer_id=doomed.pk, history_type="-").count() == 4
     assert body["message"] == "Customer deleted."
     assert not Customer.objects.filter(pk=doomed.pk).exists()
     assert not Interaction.objects.filter(customer_id=doomed.pk).exists()
@@ -39,8 +49,8 @@ def test_delete_removes_the_customer_with_everything_it_owns(api, db):
 
 
 def test_delete_queries_do_not_grow_with_the_customers_history(api, db):
-    _, small = delete(api, customer_with(interactions=2, opportunities=1))
-    _, large = delete(api, customer_with(interactions=60, opportunities=12))
+    _, small = delete(api, customer_with(interactions=2, opportunities=1, tasks=1))
+    _, large = delete(api, customer_with(interactions=60, opportunities=12, tasks=5))
 
     assert small == large
 

@@ -93,3 +93,18 @@ def test_demo_fixture_loads_on_an_empty_database(db):
     call_command("loaddata", "demo", verbosity=0)
     assert Customer.objects.count() == 10
     assert Opportunity.objects.filter(stage=Opportunity.Stage.CLOSED).exists()
+
+
+def test_init_demo_adds_tasks_around_today_for_the_new_admin(db, capsys):
+    from tasks.models import Task
+    from tasks.windows import condition, day_of
+
+    out = run_init_demo(capsys)
+    admin = get_user_model().objects.get(username="admin")
+    day = day_of(admin)
+    tasks = Task.objects.filter(assignee=admin)
+    assert "demo tasks around today" in out
+    for window in ("overdue", "today", "upcoming", "none"):
+        assert tasks.filter(condition(window, day)).exists(), window
+    assert tasks.filter(done_at__isnull=False).exists()
+    assert Task.history.filter(history_type="+").count() == tasks.count()

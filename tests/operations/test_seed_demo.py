@@ -169,3 +169,17 @@ def test_a_load_that_fails_midway_leaves_the_schema_as_it_was(monkeypatch):
     # The search index still follows new customers (its SQLite triggers are in place).
     Customer.objects.create(name="Qwertzu After")
     assert search_customers(Customer.objects.all(), "qwertzu").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_seed_demo_adds_tasks_around_today_when_there_is_someone_to_assign_them_to():
+    from tasks.models import Task
+    from tests.factories import ManagerFactory
+
+    assert "no demo tasks" in seed("--customers", "5")
+    assert not Task.objects.exists()
+    manager = ManagerFactory(username="boss")
+    output = seed("--customers", "30", "--append")
+    assert "Added 30 demo tasks around today for boss." in output
+    assert Task.objects.filter(assignee=manager).count() == 30
+    assert Task.objects.filter(due_at__isnull=True).exists() and Task.objects.filter(done_at__isnull=False).exists()

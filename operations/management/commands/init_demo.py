@@ -6,6 +6,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from customers.models import Customer
+from operations.demo_tasks import create_demo_tasks, demo_assignee
+from tasks.models import Task
 
 # Listening on every interface: this machine answers on its loopback address.
 _WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "[::]": "[::1]"}
@@ -48,16 +50,20 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, username, no_demo_data, host, port, **options):
+        loaded = False
         if not no_demo_data and not Customer.objects.exists():
             call_command("loaddata", "demo", verbosity=0)
+            loaded = True
             self.stdout.write(self.style.SUCCESS(f"Loaded demo data: {Customer.objects.count()} customers."))
 
         User = get_user_model()
         if User.objects.exists():
             self.stdout.write("Users exist already; no account created.")
+            self._demo_tasks(loaded)
             return
         password = secrets.token_urlsafe(12)
         User.objects.create_superuser(username=username, email="", password=password)
+        self._demo_tasks(loaded)
         url = server_url(host, port)
         line = "=" * 64
         self.stdout.write(
@@ -72,3 +78,11 @@ class Command(BaseCommand):
             f"Forgot it? python manage.py changepassword {username}\n"
             f"{line}"
         )
+
+    def _demo_tasks(self, loaded):
+        """Tasks around today on the demo customers (the fixture's dates are fixed; these move with today)."""
+        assignee = demo_assignee()
+        if not loaded or assignee is None or Task.objects.exists():
+            return
+        count = create_demo_tasks(Customer.objects.order_by("pk")[:12], assignee)
+        self.stdout.write(f"Added {count} demo tasks around today for {assignee.get_username()}.")

@@ -6,7 +6,11 @@ from django.db import connection, transaction
 from tqdm import tqdm
 
 from customers.models import Customer
+from operations.demo_tasks import create_demo_tasks, demo_assignee
 from operations.seeding import UNIQUE_NAME, BulkWriter, StartIds, generate
+
+# Customers that get demo tasks (a round of overdue, today's and upcoming ones each, at most).
+DEMO_TASK_CUSTOMERS = 200
 
 
 def _positive(value):
@@ -118,3 +122,14 @@ class Command(BaseCommand):
             f"Customer ids {start.customer}..{start.customer + total - 1}; "
             f"'{UNIQUE_NAME}' is customer {start.customer + total // 2}."
         )
+        self._demo_tasks(start, total, options["seed"])
+
+    def _demo_tasks(self, start, total, seed):
+        """Tasks around today (overdue, today, upcoming) on some of the new customers, for a manager or rep."""
+        assignee = demo_assignee()
+        if assignee is None:
+            self.stdout.write("No manager or rep yet: no demo tasks (create a user and seed again with --append).")
+            return
+        customers = Customer.objects.filter(pk__gte=start.customer, pk__lt=start.customer + total).order_by("pk")
+        count = create_demo_tasks(customers[:DEMO_TASK_CUSTOMERS], assignee, seed=seed)
+        self.stdout.write(f"Added {count} demo tasks around today for {assignee.get_username()}.")

@@ -26,16 +26,19 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.test import Client, RequestFactory
 from django.urls import URLPattern, reverse
+from django.utils import timezone
 from knox.models import get_token_model
 
+from core.models import UserPreferences
 from customers.models import Customer
 from interactions.models import Interaction
 from mailgateway.models import InboundEmail
 from notifications.models import Notification
 from notifications.services import notify
 from opportunities.models import Opportunity, StageChange
+from tasks.models import Task
 from tests.core.admin.helpers import change_form_data, confirm, upload
-from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory, UserFactory
+from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory, TaskFactory, UserFactory
 from webhooks import delivery as webhook_delivery
 from webhooks.models import Delivery, Endpoint
 
@@ -60,6 +63,9 @@ SNAPSHOT_MODELS = [
     Interaction,
     Opportunity,
     StageChange,
+    Task,
+    UserPreferences,
+    Task.history.model,
     Customer.history.model,
     Interaction.history.model,
     Opportunity.history.model,
@@ -102,6 +108,9 @@ def world(settings):
     oa = OpportunityFactory(customer=a, title="Old deal", stage=Opportunity.Stage.LEAD, probability=10)
     oa.title = "Alpha deal"
     oa.save()
+    ta = TaskFactory(customer=a, opportunity=oa, assignee=users["rep_a"], title="Old task", due_at=timezone.now())
+    ta.title = "Alpha task"
+    ta.save()
     b = CustomerFactory(name="Bravo", owner=users["rep_b"])
     get_token_model().objects.create(users["manager"])
     endpoint = Endpoint.objects.create(url="http://127.0.0.1:9/hook", created_by=users["manager"])
@@ -117,6 +126,7 @@ def world(settings):
         "a": a,
         "ia": ia,
         "oa": oa,
+        "ta": ta,
         "b": b,
         "ib": InteractionFactory(customer=b),
         "ob": OpportunityFactory(customer=b),
@@ -336,11 +346,17 @@ def opportunity_rows(w):
     return [["customer", "title", "value", "stage"], [w["a"].pk, "Imported", "10", "lead"]]
 
 
+def task_rows(w):
+    return [["customer", "title", "kind"], [w["a"].pk, "Imported", "call"]]
+
+
 def update_rows(key, text_field):
     if key == "a":
         return lambda w: [["id", text_field], [w[key].pk, "Imported"]]
     if key == "ia":
         return lambda w: [["id", "customer", "interaction_type", "notes"], [w[key].pk, w["a"].pk, "call", "Imported"]]
+    if key == "ta":
+        return lambda w: [["id", "customer", "title"], [w[key].pk, w["a"].pk, "Imported"]]
     return lambda w: [["id", "customer", text_field], [w[key].pk, w["a"].pk, "Imported"]]
 
 
@@ -383,14 +399,27 @@ CRM = [
         opportunity_rows,
         child_added(Opportunity, "title", "Imported"),
     ),
+    (
+        Task,
+        "ta",
+        "title",
+        lambda w: {"customer": w["a"].pk, "title": "Added", "kind": "call", "priority": "normal"},
+        child_added(Task, "title", "Added"),
+        lambda w: {"customer": w["b"].pk, "opportunity": ""},
+        field_is("ta", "customer", lambda w: w["b"]),
+        OWNER_OR_MANAGER,
+        task_rows,
+        child_added(Task, "title", "Imported"),
+    ),
 ]
 CHANGES = {
     # A rep's form carries the owner too: what a browser sends is not what a rep may set.
     "a": lambda w: {"name": "Changed", "owner": w["users"]["rep_b"].pk, "interactions-0-notes": "inline notes"},
     "ia": lambda w: {"notes": "Changed"},
     "oa": lambda w: {"title": "Changed"},
+    "ta": lambda w: {"title": "Changed"},
 }
-EARLIER = {"a": "Alpha old", "ia": "old notes", "oa": "Old deal"}
+EARLIER = {"a": "Alpha old", "ia": "old notes", "oa": "Old deal", "ta": "Old task"}
 
 
 def crm_cases():
@@ -493,7 +522,67 @@ def crm_cases():
             field_is("oa", "stage", Opportunity.Stage.NEGOTIATION),
         ),
     ]
+    cases += my_day_cases()
     return cases
+
+
+def post_my_day(action, version=lambda w: stored(w["ta"]).updated_at.isoformat()):
+    def run(client, w, role):
+        data = {"task": w["ta"].pk, "action": action, "version": version(w)}
+        return client.post(reverse("admin:tasks_task_my_day_act"), data)
+
+    return run
+
+
+def holds(predicate):
+    def check(w, role):
+        assert predicate(w), role
+
+    return check
+
+
+def my_day_cases():
+    """The "My day" page's one-click changes, on rep A's task: done, snooze, log a call; a stale page writes nothing."""
+    return [
+        Case(
+            Task,
+            "my_day",
+            "my-day-page",
+            lambda client, w, role: client.post(reverse("admin:tasks_task_my_day")),
+            NOBODY,
+        ),
+        Case(
+            Task,
+            "my_day_act",
+            "my-day-done",
+            post_my_day("done"),
+            OWNER_OR_MANAGER,
+            holds(lambda w: stored(w["ta"]).done_at is not None),
+        ),
+        Case(
+            Task,
+            "my_day_act",
+            "my-day-snooze",
+            post_my_day("snooze"),
+            OWNER_OR_MANAGER,
+            holds(lambda w: stored(w["ta"]).due_at > w["ta"].due_at),
+        ),
+        Case(
+            Task,
+            "my_day_act",
+            "my-day-log-call",
+            post_my_day("log_call"),
+            OWNER_OR_MANAGER,
+            holds(lambda w: Interaction.objects.filter(customer=w["a"], notes="Alpha task").count() == 1),
+        ),
+        Case(
+            Task,
+            "my_day_act",
+            "my-day-stale-version",
+            post_my_day("done", lambda w: "2000-01-01T00:00:00+00:00"),
+            NOBODY,
+        ),
+    ]
 
 
 def auth_cases():

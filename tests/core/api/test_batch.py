@@ -73,7 +73,10 @@ class TestItems:
         # The body's lists in the order they came, each in its own order.
         assert summary(response) == [("delete", 0, 200), ("create", 0, 201), ("update", 0, 200)]
         deleted, created, updated = results(response)
-        assert deleted["data"] == {"id": two.pk, "deleted": {"customers": 1, "interactions": 0, "opportunities": 0}}
+        assert deleted["data"] == {
+            "id": two.pk,
+            "deleted": {"customers": 1, "interactions": 0, "opportunities": 0, "tasks": 0},
+        }
         new = Customer.objects.get(email="new@example.com")
         assert created["data"] == api.get(f"/api/customers/{new.pk}").json()["data"]
         assert created["etag"] == api.get(f"/api/customers/{new.pk}")["ETag"]

@@ -21,7 +21,16 @@ from interactions.models import Interaction
 from interactions.serializers import InteractionSerializer
 from opportunities.models import Opportunity
 from opportunities.serializers import OpportunitySerializer
-from tests.factories import CustomerFactory, InteractionFactory, ManagerFactory, OpportunityFactory, UserFactory
+from tasks.models import Task
+from tasks.serializers import TaskSerializer
+from tests.factories import (
+    CustomerFactory,
+    InteractionFactory,
+    ManagerFactory,
+    OpportunityFactory,
+    TaskFactory,
+    UserFactory,
+)
 
 
 def plain_twin(serializer_class):
@@ -37,6 +46,7 @@ def plain_twin(serializer_class):
         (CustomerSerializer, lambda: CustomerFactory(email=None, company="星辰科技")),
         (InteractionSerializer, lambda: InteractionFactory(notes=None)),
         (OpportunitySerializer, lambda: OpportunityFactory(expected_close_date="2026-03-01")),
+        (TaskSerializer, lambda: TaskFactory(due_at=timezone.now(), notes="回电")),
     ],
 )
 def test_cached_read_fields_represent_like_a_plain_serializer(db, serializer_class, factory):
@@ -47,10 +57,11 @@ def test_cached_read_fields_represent_like_a_plain_serializer(db, serializer_cla
     assert serializer_class([instance, instance], many=True).data == plain([instance, instance], many=True).data
 
 
-@pytest.mark.parametrize("model", [Customer, Interaction, Opportunity])
+@pytest.mark.parametrize("model", [Customer, Interaction, Opportunity, Task])
 def test_row_reader_builds_the_instance_the_orm_builds(db, model):
     OpportunityFactory(stage=Opportunity.Stage.CLOSED)
     InteractionFactory()
+    TaskFactory(due_at=timezone.now(), due_is_date_only=True)
     expected = model.objects.order_by("pk").first()
     got = reader(model).get(expected.pk)
 
@@ -158,6 +169,7 @@ def test_negotiation_shortcut_picks_what_drf_would(api, db, accept):
         ("/api/customers", lambda owner: CustomerFactory(owner=owner, company="星辰科技")),
         ("/api/interactions", lambda owner: InteractionFactory(customer=CustomerFactory(owner=owner))),
         ("/api/opportunities", lambda owner: OpportunityFactory(customer=CustomerFactory(owner=owner))),
+        ("/api/tasks", lambda owner: TaskFactory(customer=CustomerFactory(owner=owner), due_at=timezone.now())),
     ],
 )
 def test_detail_reader_answers_what_the_queryset_path_answers(db, path, factory):
@@ -168,6 +180,9 @@ def test_detail_reader_answers_what_the_queryset_path_answers(db, path, factory)
     if path == "/api/customers":
         InteractionFactory(customer=record)
         OpportunityFactory(customer=record, value=Decimal("120.50"))
+    if path == "/api/opportunities":
+        # Its next task, annotated by the reader and by the queryset alike.
+        TaskFactory(customer=record.customer, opportunity=record, due_at=timezone.now(), title="下一步")
     answers = []
     for user in (rep, ManagerFactory()):
         client = APIClient()
@@ -178,3 +193,5 @@ def test_detail_reader_answers_what_the_queryset_path_answers(db, path, factory)
     assert by_queryset.status_code == by_reader.status_code == 200
     assert by_queryset.content == by_reader.content
     assert by_queryset["ETag"] == by_reader["ETag"]
+    if path == "/api/opportunities":
+        assert by_reader.json()["data"]["next_task"]["title"] == "下一步"

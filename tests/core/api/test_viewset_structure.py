@@ -25,6 +25,7 @@ PROJECT_PACKAGES = {
     "interactions",
     "opportunities",
     "operations",
+    "tasks",
     "webhooks",
     "notifications",
 }
@@ -119,5 +120,10 @@ def test_read_only_feeds_take_no_writes():
 def test_every_report_endpoint_is_a_scoped_report_view():
     reports = [cls for cls in api_view_classes() if cls.__name__.endswith("ReportView")]
 
-    assert {cls.__name__ for cls in reports} == {"PipelineReportView", "ForecastReportView", "ActivityReportView"}
+    assert {cls.__name__ for cls in reports} == {
+        "PipelineReportView",
+        "ForecastReportView",
+        "ActivityReportView",
+        "FollowUpsReportView",
+    }
     assert all(issubclass(cls, ScopedReportView) for cls in reports)

@@ -1,0 +1,32 @@
+"""What apps built on opportunities add to an opportunity's representation.
+
+``opportunities`` knows none of those apps (tasks, say); they register here, from
+their ``AppConfig.ready()``, the annotations an opportunity is read with: an
+expression over the opportunity's rows (``OuterRef("pk")``) per name. The
+serializer lists the fields they feed (the API contract); a field whose
+annotations are missing reads as null.
+"""
+
+from functools import cache
+
+from core.api.fastsql import AnnotatedRow
+
+ANNOTATIONS = {}
+
+
+def add_annotation(name, build):
+    """Annotate every opportunity the API reads with ``build()`` (a fresh expression) as ``name``."""
+    ANNOTATIONS[name] = build
+    detail_reader.cache_clear()
+
+
+def annotate(queryset):
+    if not ANNOTATIONS:
+        return queryset
+    return queryset.annotate(**{name: build() for name, build in ANNOTATIONS.items()})
+
+
+@cache
+def detail_reader():
+    """The opportunity's row with every registered annotation, in one query (``core.api.fastsql``)."""
+    return AnnotatedRow(annotate, tuple(ANNOTATIONS))

@@ -1,0 +1,165 @@
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.utils.translation import gettext_lazy as _
+
+from core import access
+from core.admin.base import CRMModelAdmin, CRMModelForm
+from customers.admin import customer_inline
+from opportunities.admin import opportunity_inline
+
+from .models import Task
+from .my_day import MyDay
+from .resources import TaskResource
+from .serializers import may_be_assigned
+from .windows import WINDOWS, condition, day_of
+
+
+class TaskForm(CRMModelForm):
+    """A task's form, under the API's rules: the deal is one of the customer's; the assignee a manager or a rep."""
+
+    def clean(self):
+        cleaned = super().clean()
+        customer = cleaned.get("customer", getattr(self.instance, "customer", None))
+        opportunity = cleaned.get("opportunity")
+        if opportunity is not None and customer is not None and opportunity.customer_id != customer.pk:
+            self.add_error("opportunity", _("The opportunity belongs to another customer."))
+        assignee = cleaned.get("assignee")
+        if assignee is not None and not may_be_assigned(assignee):
+            self.add_error("assignee", _("A task goes to an active manager or rep."))
+        return cleaned
+
+
+class InlineTaskForm(CRMModelForm):
+    """A task added from its customer's or deal's page: assigned to, and created by, whoever adds it."""
+
+    user = None  # set per request by the inline's get_formset
+
+    def _post_clean(self):
+        task = self.instance
+        if task._state.adding and self.has_changed():
+            if task.assignee_id is None:
+                task.assignee = self.user
+            task.created_by = self.user
+            if task.customer_id is None and task.opportunity_id is not None:
+                task.customer_id = task.opportunity.customer_id
+        super()._post_clean()
+
+
+class TaskInlineBase(admin.TabularInline):
+    model = Task
+    form = InlineTaskForm
+    extra = 0
+    fields = ["title", "kind", "due_at", "priority", "assignee_name", "done_at"]
+    readonly_fields = ["assignee_name", "done_at"]
+    ordering = ["done_at", "due_at", "id"]
+    show_change_link = True
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("assignee")
+
+    def get_formset(self, request, obj=None, **kwargs):
+        kwargs["form"] = type("InlineTaskForm", (self.form,), {"user": request.user})
+        return super().get_formset(request, obj, **kwargs)
+
+    @admin.display(description=_("assignee"))
+    def assignee_name(self, task):
+        return task.assignee.get_username() if task.assignee_id else ""
+
+
+@customer_inline
+class CustomerTaskInline(TaskInlineBase):
+    fk_name = "customer"
+
+
+@opportunity_inline
+class OpportunityTaskInline(TaskInlineBase):
+    fk_name = "opportunity"
+
+
+class AssigneeFilter(admin.SimpleListFilter):
+    title = _("assignee")
+    parameter_name = "assignee"
+
+    def lookups(self, request, model_admin):
+        users = get_user_model().objects.filter(pk__in=model_admin.get_queryset(request).values("assignee_id"))
+        return [("me", _("Mine")), *((str(user.pk), user.get_username()) for user in users.order_by("username"))]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == "me":
+            return queryset.filter(assignee=request.user)
+        if value and value.isdigit():
+            return queryset.filter(assignee_id=int(value))
+        return queryset
+
+
+class DueWindowFilter(admin.SimpleListFilter):
+    title = _("due")
+    parameter_name = "due"
+    LABELS = {"overdue": _("Overdue"), "today": _("Today"), "upcoming": _("Upcoming"), "none": _("No due date")}
+
+    def lookups(self, request, model_admin):
+        return [(window, self.LABELS[window]) for window in WINDOWS]
+
+    def queryset(self, request, queryset):
+        if self.value() in WINDOWS:
+            return queryset.filter(condition(self.value(), day_of(request.user)))
+        return queryset
+
+
+class DoneFilter(admin.SimpleListFilter):
+    title = _("done")
+    parameter_name = "done"
+
+    def lookups(self, request, model_admin):
+        return [("no", _("Open")), ("yes", _("Done"))]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(done_at__isnull=self.value() == "no")
+        return queryset
+
+
+@admin.register(Task)
+class TaskAdmin(MyDay, CRMModelAdmin):
+    resource_classes = [TaskResource]
+    form = TaskForm
+    change_list_template = "admin/tasks/task/change_list.html"
+    list_display = ["title", "customer", "kind", "assignee", "due_at", "priority", "done_at"]
+    list_filter = [AssigneeFilter, DueWindowFilter, DoneFilter, "kind", "priority"]
+    search_fields = ["title", "notes", "customer__name", "customer__company"]
+    list_select_related = ["customer", "assignee"]
+    autocomplete_fields = ["customer", "opportunity"]
+    ordering = ["done_at", "due_at", "id"]
+    readonly_fields = ["done_at", "created_at", "updated_at"]
+    fields = [
+        "title",
+        "kind",
+        "customer",
+        "opportunity",
+        "assignee",
+        "due_at",
+        "due_is_date_only",
+        "priority",
+        "reminder_lead_minutes",
+        "notes",
+        "outcome",
+        "done_at",
+        "created_at",
+        "updated_at",
+    ]
+
+    def get_changeform_initial_data(self, request):
+        return {"assignee": request.user.pk, **super().get_changeform_initial_data(request)}
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "assignee":
+            kwargs["queryset"] = get_user_model().objects.filter(is_active=True).order_by("username")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        # A rep assigned a task on a customer of another book sees the task, not the customer.
+        if obj is not None and not access.sees_everything(request.user) and obj.customer.owner_id != request.user.pk:
+            fields += ["customer", "opportunity"]
+        return fields

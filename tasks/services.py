@@ -1,0 +1,80 @@
+"""Completing and reopening a task: one write each, with its history and event, in the caller's transaction."""
+
+import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from core.models import UserPreferences
+from interactions.models import Interaction
+from interactions.serializers import InteractionSerializer
+
+from .models import Task
+from .windows import start_of
+
+# The interaction a completed task logs by default, by the task's kind.
+INTERACTION_TYPE_OF_KIND = {
+    Task.Kind.CALL: Interaction.Type.CALL,
+    Task.Kind.EMAIL: Interaction.Type.EMAIL,
+    Task.Kind.MEETING: Interaction.Type.MEETING,
+    Task.Kind.TODO: Interaction.Type.OTHER,
+}
+
+
+class TaskStateError(Exception):
+    """The task is not in the state the change needs (completing a done task, reopening an open one)."""
+
+
+def complete_task(
+    task, *, user, outcome=None, log_interaction=False, interaction_type=None, occurred_at=None, request=None
+):
+    """Mark ``task`` done (now), keep ``outcome``, and optionally log an interaction with its customer.
+
+    The interaction goes through the interactions API's own serializer (its
+    validation, its history and event), in the same transaction as the task's
+    change. Returns the logged interaction, or None.
+    """
+    if task.done_at is not None:
+        raise TaskStateError("The task is already done; reopen it first.")
+    with transaction.atomic():
+        task.done_at = timezone.now()
+        fields = ["done_at", "updated_at"]
+        if outcome is not None:
+            task.outcome = outcome
+            fields.append("outcome")
+        task.save(update_fields=fields)
+        if not log_interaction:
+            return None
+        data = {
+            "customer_id": task.customer_id,
+            "interaction_type": interaction_type or INTERACTION_TYPE_OF_KIND.get(task.kind, Interaction.Type.OTHER),
+            "notes": outcome or task.title,
+        }
+        if occurred_at is not None:
+            data["occurred_at"] = occurred_at
+        serializer = InteractionSerializer(data=data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        return serializer.save(created_by=user)
+
+
+def reopen_task(task):
+    if task.done_at is None:
+        raise TaskStateError("The task is not done.")
+    task.done_at = None
+    task.save(update_fields=["done_at", "updated_at"])
+
+
+def snooze_task(task, *, days=1):
+    """Move ``task`` ``days`` later: from when it is due, or from now when it has no due date or is past due.
+
+    A date-only task moves whole days in its assignee's time zone (00:00 stays 00:00 across a DST change).
+    """
+    now = timezone.now()
+    if task.due_is_date_only and task.due_at is not None:
+        zone = UserPreferences.for_user(task.assignee).zone
+        day = max(task.due_at.astimezone(zone).date(), now.astimezone(zone).date())
+        task.due_at = start_of(day + datetime.timedelta(days=days), zone)
+    else:
+        base = task.due_at if task.due_at is not None and task.due_at > now else now
+        task.due_at = base + datetime.timedelta(days=days)
+    task.save(update_fields=["due_at", "updated_at"])
