@@ -12,7 +12,6 @@ whose due time passed more than ``REMINDER_GRACE`` ago get none.
 
 import datetime
 import logging
-import zoneinfo
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -24,6 +23,7 @@ from django.utils.translation import gettext as _
 
 from core.models import UserPreferences
 from notifications.services import notify, send_email
+from tasks import windows
 from tasks.models import Task
 
 from .models import DigestDelivery, ReminderDelivery
@@ -106,7 +106,7 @@ def admin_link(task):
 
 
 def local(moment, user):
-    return timezone.localtime(moment, zoneinfo.ZoneInfo(UserPreferences.for_user(user).time_zone))
+    return timezone.localtime(moment, UserPreferences.for_user(user).zone)
 
 
 def reminder_text(task):
@@ -168,28 +168,25 @@ def digest_hour():
     return settings.CRM_DIGEST_HOUR
 
 
-def digest_tasks(user, local_now):
-    """The user's open tasks due today (their today) or earlier, oldest first."""
-    end_of_day = (local_now + datetime.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+def digest_tasks(user, day):
+    """The user's open tasks overdue or due on their today (``tasks.windows``), oldest first."""
+    due = windows.condition("overdue", day) | windows.condition("today", day)
     return list(
-        Task.objects.filter(assignee=user, done_at__isnull=True, due_at__lt=end_of_day)
+        Task.objects.filter(due, assignee=user, done_at__isnull=True)
         .select_related("customer")
         .order_by("due_at", "id")
     )
 
 
-def digest_text(user, local_now, tasks):
-    today = local_now.date()
-    title = _("Your tasks for %(day)s: %(count)d") % {"day": today.isoformat(), "count": len(tasks)}
-    start_of_day = local_now.replace(hour=0, minute=0, second=0, microsecond=0)
-    overdue = [task for task in tasks if task.due_at < start_of_day]
-    due_today = [task for task in tasks if task.due_at >= start_of_day]
+def digest_text(user, day, tasks):
+    title = _("Your tasks for %(day)s: %(count)d") % {"day": day.date.isoformat(), "count": len(tasks)}
     lines = []
-    for heading, group in ((_("Overdue"), overdue), (_("Today"), due_today)):
+    for window, heading in (("overdue", _("Overdue")), ("today", _("Today"))):
+        group = [task for task in tasks if windows.window_of(task, day) == window]
         if group:
             lines.append(f"{heading}:")
             for task in group:
-                when = local(task.due_at, user)
+                when = task.due_at.astimezone(day.zone)
                 stamp = f"{when:%Y-%m-%d}" if task.due_is_date_only else f"{when:%Y-%m-%d %H:%M}"
                 lines.append(f"- {stamp} {task.title} ({task.customer.name})")
             lines.append("")
@@ -202,28 +199,27 @@ def send_digests(now=None):
     preferences = list(UserPreferences.objects.filter(daily_digest=True, user__is_active=True).select_related("user"))
     due = []
     for preference in preferences:
-        local_now = timezone.localtime(now, zoneinfo.ZoneInfo(preference.time_zone))
-        if local_now.hour >= digest_hour():
-            due.append((preference.user, local_now))
+        user = preference.user
+        user._crm_preferences_cache = preference
+        day = windows.day_of(user, now)
+        if now.astimezone(day.zone).hour >= digest_hour():
+            due.append((user, day))
     if not due:
         return 0
     done = set(
         DigestDelivery.objects.filter(
-            recipient__in=[user for user, _ in due], local_date__in={local_now.date() for _, local_now in due}
+            recipient__in=[user for user, _ in due], local_date__in={day.date for _, day in due}
         ).values_list("recipient_id", "local_date")
     )
     sent = 0
-    for user, local_now in due:
-        if (user.pk, local_now.date()) in done:
+    for user, day in due:
+        if (user.pk, day.date) in done:
             continue
-        user._crm_preferences_cache = next(p for p in preferences if p.user_id == user.pk)
-        tasks = digest_tasks(user, local_now)
-        title, body = digest_text(user, local_now, tasks)
+        tasks = digest_tasks(user, day)
+        title, body = digest_text(user, day, tasks)
         try:
             with transaction.atomic():
-                delivery = DigestDelivery.objects.create(
-                    recipient=user, local_date=local_now.date(), task_count=len(tasks)
-                )
+                delivery = DigestDelivery.objects.create(recipient=user, local_date=day.date, task_count=len(tasks))
                 if tasks:
                     notify(user, DIGEST_KIND, title, body)
         except IntegrityError:
