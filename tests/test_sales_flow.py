@@ -45,6 +45,6 @@ def test_original_sales_flow(api):
     assert [(row["title"], row["value"], row["stage"]) for row in opportunities] == [("ERP系统", 500000.0, "proposal")]
 
     deleted = api.delete(f"/api/customers/{customer_id}").json()
-    assert deleted["data"]["deleted"] == {"customers": 1, "interactions": 1, "opportunities": 1}
+    assert deleted["data"]["deleted"] == {"customers": 1, "interactions": 1, "opportunities": 1, "tasks": 0}
     assert not Customer.objects.exists()
     assert not Opportunity.objects.exists()

@@ -166,6 +166,8 @@ class TestAdminForms:
             "interactions-0-notes": "",
             "opportunities-TOTAL_FORMS": "1",
             "opportunities-INITIAL_FORMS": "0",
+            "tasks-TOTAL_FORMS": "0",
+            "tasks-INITIAL_FORMS": "0",
             "opportunities-0-title": "Deal",
             "opportunities-0-value": "1",
             "opportunities-0-stage": Opportunity.Stage.LEAD,
@@ -177,7 +179,7 @@ class TestAdminForms:
 
         assert response.status_code == 200
         errors = [inline.formset.errors for inline in response.context["inline_admin_formsets"]]
-        assert errors == [[{"occurred_at": [MESSAGE]}], [{"expected_close_date": [MESSAGE]}]]
+        assert errors == [[{"occurred_at": [MESSAGE]}], [{"expected_close_date": [MESSAGE]}], []]
         assert not Interaction.objects.exists() and not Opportunity.objects.exists()
 
 

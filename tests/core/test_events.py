@@ -123,6 +123,8 @@ class TestOtherPaths:
             "interactions-0-interaction_type": Interaction.Type.MEETING,
             "opportunities-TOTAL_FORMS": "1",
             "opportunities-INITIAL_FORMS": "0",
+            "tasks-TOTAL_FORMS": "0",
+            "tasks-INITIAL_FORMS": "0",
             "opportunities-0-title": "First order",
             "opportunities-0-value": "1200.00",
             "opportunities-0-stage": Opportunity.Stage.PROPOSAL,

@@ -148,6 +148,8 @@ def test_owner_is_read_only_for_reps_and_set_on_add(book):
             "interactions-INITIAL_FORMS": "0",
             "opportunities-TOTAL_FORMS": "0",
             "opportunities-INITIAL_FORMS": "0",
+            "tasks-TOTAL_FORMS": "0",
+            "tasks-INITIAL_FORMS": "0",
         },
     )
     assert Customer.objects.get(name="Rep added").owner == book["rep_b"]

@@ -60,6 +60,8 @@ def test_rep_works_with_customers_but_cannot_bulk_delete_them(login):
             "interactions-INITIAL_FORMS": "0",
             "opportunities-TOTAL_FORMS": "0",
             "opportunities-INITIAL_FORMS": "0",
+            "tasks-TOTAL_FORMS": "0",
+            "tasks-INITIAL_FORMS": "0",
         },
     )
     assert change.status_code == 302
