@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -112,7 +113,7 @@ def receive(parsed, user, now=None):
                 _("Email to assign: %(subject)s") % {"subject": parsed.subject or _("(no subject)")},
                 _("No customer of yours has an address in this email (from %(sender)s); assign it to one.")
                 % {"sender": parsed.from_address or "?"},
-                url=f"/admin/mailgateway/inboundemail/{inbound.pk}/change/",
+                url=reverse("admin:mailgateway_inboundemail_change", args=[inbound.pk]),
             )
             return Outcome("unmatched")
     except IntegrityError:
