@@ -8,17 +8,17 @@ class CalendarsConfig(AppConfig):
     verbose_name = _("Calendar feeds")
 
     def ready(self):
-        from core.api.views import add_me_field
+        from core.api.views import register_me_field
 
         from .feeds import feed_url_for
 
-        add_me_field(
+        register_me_field(
             "calendar_feed_url",
-            feed_url_for,
             {
                 "type": "string",
                 "format": "uri",
                 "nullable": True,
                 "description": "The user's private iCalendar feed of their open tasks; null when turned off.",
             },
+            feed_url_for,
         )

@@ -235,3 +235,27 @@ def delete_with_history(queryset):
     events.record_bulk_deletion(queryset)
     # The fast path Django itself takes when a delete has no signals or cascades to run.
     return queryset.order_by()._raw_delete(queryset.db)
+
+
+@contextmanager
+def acting_as(user, request_id=""):
+    """Record the changes made inside as ``user``'s (history and events), outside a web request.
+
+    For work that acts for a user without a request of theirs: the mail gateway
+    logging an email for the owner of the address it was sent to.
+    """
+
+    class _Acting:
+        pass
+
+    acting = _Acting()
+    acting.user, acting.request_id = user, request_id
+    previous = getattr(HistoricalRecords.context, "request", None)
+    HistoricalRecords.context.request = acting
+    try:
+        yield
+    finally:
+        if previous is None:
+            del HistoricalRecords.context.request
+        else:
+            HistoricalRecords.context.request = previous

@@ -16,6 +16,14 @@ class CRMAdminSite(admin.AdminSite):
     site_title = _("CRM admin")
     index_title = _("Sales dashboard")
 
+    def each_context(self, request):
+        context = super().each_context(request)
+        # Imported here: the site is built before the apps' models are ready.
+        from notifications.admin import unread_count_context
+
+        context.update(unread_count_context(request))
+        return context
+
     def index(self, request, extra_context=None):
         # Imported here: the site is built before the apps' models are ready.
         from opportunities.dashboard import dashboard_context

@@ -6,6 +6,7 @@ from rest_framework.routers import DefaultRouter
 from core.api.events import EventViewSet
 from customers.views import CustomerViewSet
 from interactions.views import ActivityReportView, InteractionViewSet
+from notifications.views import NotificationViewSet
 from opportunities.views import ForecastReportView, OpportunityViewSet, PipelineReportView
 from tasks.views import FollowUpsReportView, TaskViewSet
 from webhooks.views import WebhookEndpointViewSet
@@ -29,6 +30,7 @@ router.register("opportunities", OpportunityViewSet, basename="opportunity")
 router.register("tasks", TaskViewSet, basename="task")
 router.register("events", EventViewSet, basename="event")
 router.register("webhooks", WebhookEndpointViewSet, basename="webhook")
+router.register("notifications", NotificationViewSet, basename="notification")
 
 urlpatterns = router.urls + [
     re_path(r"^reports/pipeline/?$", PipelineReportView.as_view(), name="report-pipeline"),

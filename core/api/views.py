@@ -165,13 +165,16 @@ ME = {
 }
 
 
-# Fields other apps add to ``/api/auth/me`` (from their AppConfig.ready()): name -> getter(user, request).
+# Fields that apps add to /api/auth/me: name -> a function of the user and the request (register_me_field).
 _ME_FIELDS = {}
 
 
-def add_me_field(name, getter, schema):
-    """Show ``getter(user, request)`` as ``name`` in ``GET /api/auth/me``, documented by ``schema``."""
-    _ME_FIELDS[name] = getter
+def register_me_field(name, schema, value):
+    """Add ``name`` to ``GET /api/auth/me``: ``value(user, request)``, described by ``schema`` (OpenAPI).
+
+    Called from an app's ``AppConfig.ready()``, so that the kernel names no domain app.
+    """
+    _ME_FIELDS[name] = value
     ME["properties"][name] = schema
     ME["required"].append(name)
 

@@ -92,6 +92,9 @@ INSTALLED_APPS = [
     "calendars",
     "operations",
     "webhooks",
+    "notifications",
+    "reminders",
+    "mailgateway",
     "core",
 ]
 
@@ -325,6 +328,27 @@ WEBHOOKS_RESPONSE_BODY_LIMIT = env_int("DJANGO_WEBHOOKS_RESPONSE_BODY_LIMIT", 20
 WEBHOOKS_DISABLE_AFTER_DAYS = env_int("DJANGO_WEBHOOKS_DISABLE_AFTER_DAYS", 3)
 # After a secret rotation, the old secret still signs (beside the new one) for this many hours.
 WEBHOOKS_SECRET_ROTATION_HOURS = env_int("DJANGO_WEBHOOKS_SECRET_ROTATION_HOURS", 24)
+
+# Email out (reminders, digests): Django's SMTP backend when DJANGO_EMAIL_HOST is set, else
+# the console backend, which prints each message (a development run needs no mail server).
+EMAIL_HOST = env("DJANGO_EMAIL_HOST", "")
+EMAIL_PORT = env_int("DJANGO_EMAIL_PORT", 587 if env_bool("DJANGO_EMAIL_USE_TLS", False) else 25)
+EMAIL_HOST_USER = env("DJANGO_EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env("DJANGO_EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("DJANGO_EMAIL_USE_TLS", False)
+# Seconds to wait for the mail server: a stuck one must not hold a worker.
+EMAIL_TIMEOUT = env_int("DJANGO_EMAIL_TIMEOUT", 30)
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend"
+)
+DEFAULT_FROM_EMAIL = env("DJANGO_DEFAULT_FROM_EMAIL", "CRM <crm@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Email in (manage.py run_mail_gateway): each user's private address is <token>@this domain;
+# empty turns the gateway off. Larger messages are refused at the SMTP level (552).
+MAIL_GATEWAY_DOMAIN = env("DJANGO_MAIL_GATEWAY_DOMAIN", "").strip()
+MAIL_GATEWAY_MAX_BYTES = env_int("DJANGO_MAIL_GATEWAY_MAX_BYTES", 10 * 1024 * 1024)
+# The morning digest of the day's and overdue tasks goes out from this hour, in each user's time zone.
+CRM_DIGEST_HOUR = env_int("CRM_DIGEST_HOUR", 7)
 
 # The OpenAPI contract (/api/schema/, /api/docs/, /api/redoc/), see docs/api.md.
 SPECTACULAR_SETTINGS = {

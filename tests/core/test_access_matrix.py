@@ -17,6 +17,7 @@ from rest_framework.test import APIClient
 
 from customers.models import Customer
 from interactions.models import Interaction
+from notifications.services import notify
 from opportunities.models import Opportunity
 from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory, TaskFactory, UserFactory
 from webhooks.models import Endpoint
@@ -44,6 +45,8 @@ def world():
         "oa": OpportunityFactory(customer=a, value=Decimal("700"), stage=Opportunity.Stage.PROPOSAL),
         "ob": OpportunityFactory(customer=b, value=Decimal("9000"), stage=Opportunity.Stage.PROPOSAL),
         "wh": Endpoint.objects.create(url="https://hooks.example.com/crm", is_active=False),
+        # Rep A's own notification: nobody else sees it, managers included.
+        "na": notify(users["rep_a"], "test", "For rep A")[0],
         "users": users,
     }
     # Rep A's open and done tasks on their customer, and a task on rep B's customer assigned to rep A.
@@ -167,6 +170,13 @@ MATRIX = [
     ("post", "/api/webhooks/{wh}/rotate-secret", None, (403, 403, 200, 403, 401, 403)),
     ("post", "/api/webhooks/{wh}/replay", {}, (403, 403, 400, 403, 401, 403)),
     ("delete", "/api/webhooks/{wh}", None, (403, 403, 200, 403, 401, 403)),
+    ("get", "/api/notifications", None, (200, 200, 200, 200, 401, 403)),
+    ("get", "/api/notifications?unread=true", None, (200, 200, 200, 200, 401, 403)),
+    ("get", "/api/notifications/{na}", None, (200, 404, 404, 404, 401, 403)),
+    ("post", "/api/notifications/{na}/read", None, (200, 404, 404, 404, 401, 403)),
+    ("post", "/api/notifications/read-all", None, (200, 200, 200, 200, 401, 403)),
+    ("post", "/api/notifications", {}, (405, 405, 405, 405, 401, 403)),
+    ("delete", "/api/notifications/{na}", None, (405, 405, 405, 405, 401, 403)),
 ]
 
 

@@ -13,7 +13,17 @@ from django.conf import settings
 ROOT = Path(settings.BASE_DIR)
 WIRING = "crm_site"
 KERNEL = "core"
-DOMAIN = ("customers", "interactions", "opportunities", "operations", "tasks", "webhooks")
+DOMAIN = (
+    "customers",
+    "interactions",
+    "opportunities",
+    "operations",
+    "tasks",
+    "webhooks",
+    "notifications",
+    "reminders",
+    "mailgateway",
+)
 PACKAGES = (WIRING, KERNEL, *DOMAIN)
 # Landed migrations keep the dotted path they were written with (``crm_site.dates`` is a shim).
 MIGRATION_SHIMS = {"crm_site.dates"}

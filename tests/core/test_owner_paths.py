@@ -19,6 +19,10 @@ DECLARED = {
     "opportunities.stagechange": "opportunity__customer__owner",
     # A task is its customer's owner's; its assignee sees it too (below).
     "tasks.task": "customer__owner",
+    # A user's own: the notifications API narrows to the recipient for every role.
+    "notifications.notification": "recipient",
+    # Mail kept by the gateway for the user whose address received it.
+    "mailgateway.inboundemail": "user",
 }
 ALSO_SEEN_BY = {"tasks.task": ("assignee",)}
 

@@ -33,6 +33,9 @@ from knox.models import get_token_model
 from core.models import UserPreferences
 from customers.models import Customer
 from interactions.models import Interaction
+from mailgateway.models import InboundEmail
+from notifications.models import Notification
+from notifications.services import notify
 from opportunities.models import Opportunity, StageChange
 from tasks.models import Task
 from tests.core.admin.helpers import change_form_data, confirm, upload
@@ -77,6 +80,9 @@ SNAPSHOT_MODELS = [
     Endpoint,
     Endpoint.history.model,
     Delivery,
+    Notification,
+    InboundEmail,
+    InboundEmail.interactions.through,
 ]
 
 
@@ -132,6 +138,12 @@ def world(settings):
         "ob": OpportunityFactory(customer=b),
         "group": Group.objects.get(name="Sales rep"),
         "token": get_token_model().objects.get(user=users["manager"]),
+        # Rep A's own notification: only rep A may mark it read.
+        "notification": notify(users["rep_a"], "test", "For rep A")[0],
+        # Mail rep A's gateway address received and kept to assign.
+        "inbound": InboundEmail.objects.create(
+            user=users["rep_a"], message_id="<m@x>", subject="Kept", status=InboundEmail.Status.UNMATCHED
+        ),
     }
 
 
@@ -713,7 +725,67 @@ def webhook_cases():
     return cases
 
 
-CASES = crm_cases() + auth_cases() + webhook_cases()
+def notification_cases():
+    """Each user's own notifications: created by the CRM only; marking read is the recipient's alone."""
+    return [
+        Case(
+            Notification,
+            "add",
+            "add",
+            lambda client, w, role: client.post(list_url(Notification, "add"), {"title": "Forged", "kind": "x"}),
+            NOBODY,
+        ),
+        Case(Notification, "change", "change", post_plain("notification", "change", {"title": "X"}), NOBODY),
+        Case(Notification, "delete", "delete", post_delete("notification"), NOBODY),
+        Case(Notification, "history", "history", post_plain("notification", "history"), NOBODY),
+        Case(Notification, "redirect", "redirect", post_redirect("notification"), NOBODY),
+        Case(
+            Notification,
+            "changelist",
+            "action-mark-read",
+            post_action(Notification, "notification", "mark_read"),
+            frozenset({"rep_a"}),
+            lambda w, role: stored(w["notification"]).read_at is not None or pytest.fail("not marked read"),
+            action="mark_read",
+        ),
+    ]
+
+
+def inbound_email_cases():
+    """Kept mail: assigned to a customer (logging it) or discarded by its owner or a manager; never added."""
+    assigned = field_is("inbound", "status", InboundEmail.Status.ASSIGNED)
+    return [
+        Case(
+            InboundEmail,
+            "add",
+            "add",
+            lambda client, w, role: client.post(list_url(InboundEmail, "add"), {"subject": "Forged"}),
+            NOBODY,
+        ),
+        Case(
+            InboundEmail,
+            "change",
+            "assign",
+            lambda client, w, role: client.post(url(w["inbound"], "change"), {"customer": w["a"].pk}),
+            OWNER_OR_MANAGER,
+            assigned,
+        ),
+        Case(InboundEmail, "delete", "delete", post_delete("inbound"), OWNER_OR_MANAGER, gone("inbound")),
+        Case(
+            InboundEmail,
+            "changelist",
+            "action-delete-selected",
+            post_action(InboundEmail, "inbound", "delete_selected"),
+            OWNER_OR_MANAGER,
+            gone("inbound"),
+            action="delete_selected",
+        ),
+        Case(InboundEmail, "history", "history", post_plain("inbound", "history"), NOBODY),
+        Case(InboundEmail, "redirect", "redirect", post_redirect("inbound"), NOBODY),
+    ]
+
+
+CASES = crm_cases() + auth_cases() + webhook_cases() + notification_cases() + inbound_email_cases()
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -15,8 +15,22 @@ from core.api.events import EventViewSet
 from core.api.reports import ScopedReportView
 from core.api.viewsets import CRMModelViewSet
 from crm_site.api_router import router
+from notifications.views import NotificationViewSet
 
-PROJECT_PACKAGES = {"core", "crm_site", "customers", "interactions", "opportunities", "operations", "tasks", "webhooks"}
+PROJECT_PACKAGES = {
+    "core",
+    "crm_site",
+    "customers",
+    "interactions",
+    "opportunities",
+    "operations",
+    "tasks",
+    "webhooks",
+    "notifications",
+    "calendars",
+    "mailgateway",
+    "reminders",
+}
 
 
 def _is_project_class(cls):
@@ -84,17 +98,21 @@ def test_the_rule_catches_a_mixin_and_the_base_overriding_the_same_method():
 # Read-only feeds on the router: no writes, so none of the base viewset's write path (they
 # still authenticate, throttle, scope and answer in the envelope through DRF's settings).
 READ_ONLY_FEEDS = {EventViewSet}
+# Each user's own messages: read, and marked read (no create, update or delete; no history or events).
+PERSONAL_FEEDS = {NotificationViewSet}
 
 
 def test_every_resource_on_the_router_is_a_crm_viewset_and_checked_above():
     assert router.registry
     for _prefix, viewset, _basename in router.registry:
-        assert issubclass(viewset, CRMModelViewSet) or viewset in READ_ONLY_FEEDS, viewset
+        assert (
+            issubclass(viewset, CRMModelViewSet) or viewset in READ_ONLY_FEEDS | PERSONAL_FEEDS
+        ), viewset
         assert viewset in api_view_classes()
 
 
 def test_read_only_feeds_take_no_writes():
-    for viewset in READ_ONLY_FEEDS:
+    for viewset in READ_ONLY_FEEDS | PERSONAL_FEEDS:
         assert not {"create", "update", "partial_update", "destroy"} & set(dir(viewset)), viewset
 
 

@@ -1,0 +1,218 @@
+"""Reading a received message, whatever state it arrives in: never an exception, at worst less text.
+
+Headers are decoded per RFC 2047 (``=?GB2312?B?...?=`` subjects); bodies in the
+charset they declare, with the common mislabels read generously (GB2312 text is
+often GBK or GB18030, so GB18030, their superset, reads all three); an unknown or
+wrong charset falls back to UTF-8 with replacement characters. Attachments are
+skipped; a message with only HTML is converted to text.
+"""
+
+import codecs
+import email
+import email.policy
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.header import decode_header
+from email.utils import getaddresses, parsedate_to_datetime
+from html.parser import HTMLParser
+
+# Charset labels read with a wider codec than they name (a superset that decodes the same bytes the same way).
+WIDER_CHARSETS = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "euc-cn": "gb18030", "ascii": "utf-8"}
+# Past this, a body is cut: an interaction's notes are for reading, not for archiving whole threads.
+BODY_MAX_CHARS = 100_000
+
+
+@dataclass
+class Parsed:
+    message_id: str
+    subject: str = ""
+    from_address: str = ""
+    addresses: list = field(default_factory=list)  # every address in From, To and Cc, lower case, in order
+    recipients: list = field(default_factory=list)  # To and Cc only, as written
+    body: str = ""
+    sent_at: datetime | None = None
+
+
+def _decode_bytes(data, charset):
+    name = (charset or "utf-8").strip().strip('"').lower()
+    name = WIDER_CHARSETS.get(name, name)
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        name = "utf-8"
+    try:
+        return data.decode(name)
+    except UnicodeDecodeError:
+        # A mislabelled body: UTF-8 is the likeliest truth; keep what can be read.
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            return data.decode(name, errors="replace")
+
+
+def header_text(message, name):
+    """The header decoded to text (RFC 2047 words in any charset), '' when absent; never raises."""
+    try:
+        raw = message.get(name)
+    except Exception:  # a header the parser cannot even represent
+        raw = None
+    if raw is None:
+        return ""
+    try:
+        text = str(raw)
+    except Exception:
+        text = ""
+    if "=?" in text or not text:
+        # The default policy leaves words in an unknown charset encoded: decode them generously.
+        try:
+            source = message.get_all(name, failobj=[""])[0]
+            parts = decode_header(str(source))
+            text = "".join(
+                _decode_bytes(chunk, charset) if isinstance(chunk, bytes) else chunk for chunk, charset in parts
+            )
+        except Exception:
+            text = text or ""
+    # No NULs (PostgreSQL text cannot hold them) nor other control characters in a one-line header.
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+
+
+def _addresses(message, *names):
+    values = []
+    for name in names:
+        try:
+            values += [str(value) for value in message.get_all(name, failobj=[])]
+        except Exception:
+            continue
+    try:
+        pairs = getaddresses(values)
+    except Exception:
+        return []
+    return [address.strip() for _, address in pairs if "@" in address and len(address) <= 320 and address.isprintable()]
+
+
+class _TextFromHTML(HTMLParser):
+    BLOCKS = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "blockquote"}
+    HIDDEN = {"script", "style", "head", "title"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.parts, self.hidden = [], 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self.HIDDEN:
+            self.hidden += 1
+        elif tag in self.BLOCKS:
+            self.parts.append("\n")
+        if tag == "li":
+            self.parts.append("- ")
+
+    def handle_endtag(self, tag):
+        if tag in self.HIDDEN:
+            self.hidden = max(0, self.hidden - 1)
+        elif tag in self.BLOCKS and tag != "li":
+            self.parts.append("\n")
+
+    def handle_data(self, data):
+        if not self.hidden:
+            self.parts.append(data)
+
+
+def html_to_text(html):
+    """Readable text of an HTML body: blocks on their own lines, scripts and styles dropped."""
+    parser = _TextFromHTML()
+    try:
+        parser.feed(html)
+        parser.close()
+    except Exception:  # html.parser is lenient; this is a last guard
+        return re.sub(r"<[^>]*>", " ", html)
+    lines = [" ".join(line.split()) for line in "".join(parser.parts).splitlines()]
+    text = "\n".join(lines)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def _part_text(part):
+    try:
+        payload = part.get_payload(decode=True)
+    except Exception:
+        payload = None
+    if payload is None:
+        return ""
+    return _decode_bytes(payload, part.get_content_charset())
+
+
+def body_text(message):
+    """The text of the first text/plain part, else of the first text/html part converted; attachments ignored."""
+    plain = html = None
+    try:
+        parts = list(message.walk())
+    except Exception:
+        parts = [message]
+    for part in parts:
+        try:
+            if part.is_multipart():
+                continue
+            disposition = (part.get_content_disposition() or "").lower()
+            if disposition == "attachment" or part.get_filename():
+                continue
+            content_type = part.get_content_type()
+        except Exception:
+            continue
+        if content_type == "text/plain" and plain is None:
+            plain = _part_text(part)
+        elif content_type == "text/html" and html is None:
+            html = _part_text(part)
+    if plain is not None and plain.strip():
+        text = plain
+    elif html is not None:
+        text = html_to_text(html)
+    else:
+        text = plain or ""
+    text = text.replace("\r\n", "\n").replace("\x00", "").strip()
+    return text[:BODY_MAX_CHARS]
+
+
+def _sent_at(message):
+    value = header_text(message, "Date")
+    if not value:
+        return None
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment
+
+
+def message_id_of(message, raw):
+    value = header_text(message, "Message-ID").strip()
+    if value and len(value) <= 255 and "\x00" not in value:
+        return value
+    # Without a usable Message-ID, the message itself identifies it: the same bytes again are the same mail.
+    return f"<sha256:{hashlib.sha256(raw).hexdigest()}>"
+
+
+def parse(raw):
+    """A :class:`Parsed` of the message bytes ``raw``; never raises."""
+    try:
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+    except Exception:
+        message = email.message_from_bytes(b"", policy=email.policy.default)
+    senders = _addresses(message, "From")
+    recipients = _addresses(message, "To", "Cc")
+    seen, addresses = set(), []
+    for address in senders + recipients:
+        if address.lower() not in seen:
+            seen.add(address.lower())
+            addresses.append(address.lower())
+    return Parsed(
+        message_id=message_id_of(message, raw),
+        subject=header_text(message, "Subject")[:998],
+        from_address=(senders[0] if senders else "")[:320],
+        addresses=addresses,
+        recipients=recipients,
+        body=body_text(message),
+        sent_at=_sent_at(message),
+    )

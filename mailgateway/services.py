@@ -1,0 +1,130 @@
+"""What the gateway does with a message for a user: log it on their customers, or keep it to assign.
+
+Only the gateway address the mail was sent to says whose it is; the From header,
+which anyone can write, picks nothing. The customers are those whose address is
+in From, To or Cc and that the user may see (``core.access.scope``).
+"""
+
+import datetime
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models.functions import Lower
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from core import access
+from core.dates import validate_record_date
+from core.history import acting_as
+from customers.models import Customer
+from interactions.models import Interaction
+from notifications.services import notify
+
+from .models import InboundEmail
+
+UNMATCHED_KIND = "email.unmatched"
+
+
+@dataclass
+class Outcome:
+    status: str  # "logged", "unmatched" or "duplicate"
+    customers: int = 0
+
+
+def notes_of(subject, body):
+    subject = subject or _("(no subject)")
+    return f"{subject}\n\n{body}".strip()
+
+
+def _occurred_at(sent_at, now):
+    """When the mail was sent, if its Date is plausible (not in the future, within the record years); else now."""
+    if sent_at is None or sent_at > now + datetime.timedelta(minutes=5):
+        return now
+    try:
+        validate_record_date(sent_at)
+    except ValidationError:
+        return now
+    return sent_at
+
+
+def matching_customers(user, addresses):
+    """The customers ``user`` may see whose email is one of ``addresses`` (any letter case)."""
+    if not addresses:
+        return Customer.objects.none()
+    return (
+        access.scope(Customer.objects.all(), user)
+        .alias(email_lower=Lower("email"))
+        .filter(email_lower__in=[address.lower() for address in addresses])
+        .order_by("id")
+    )
+
+
+def _log(inbound, customers, user, now):
+    """An ``email`` interaction on each customer, as ``user``'s, linked to ``inbound``."""
+    with acting_as(user):
+        created = [
+            Interaction.objects.create(
+                customer=customer,
+                interaction_type=Interaction.Type.EMAIL,
+                notes=notes_of(inbound.subject, inbound.body),
+                occurred_at=_occurred_at(inbound.sent_at, now),
+                created_by=user,
+            )
+            for customer in customers
+        ]
+    inbound.interactions.add(*created)
+    return created
+
+
+def receive(parsed, user, now=None):
+    """Log ``parsed`` (mailgateway.parsing.Parsed) for ``user``; an :class:`Outcome`.
+
+    The same Message-ID for the same user is a duplicate and changes nothing; a
+    customer on whom another user's copy of the mail was already logged is skipped.
+    """
+    now = now or timezone.now()
+    addresses = [address.lower() for address in parsed.addresses]
+    try:
+        with transaction.atomic():
+            inbound = InboundEmail.objects.create(
+                user=user,
+                message_id=parsed.message_id,
+                from_address=parsed.from_address,
+                to_addresses=parsed.recipients[:100],
+                subject=parsed.subject,
+                body=parsed.body,
+                sent_at=parsed.sent_at,
+                received_at=now,
+                status=InboundEmail.Status.UNMATCHED,
+            )
+            already = InboundEmail.objects.filter(message_id=parsed.message_id).values("interactions__customer")
+            customers = list(
+                matching_customers(user, addresses).exclude(pk__in=already.exclude(interactions__customer=None))
+            )
+            if customers:
+                _log(inbound, customers, user, now)
+                InboundEmail.objects.filter(pk=inbound.pk).update(status=InboundEmail.Status.LOGGED)
+                return Outcome("logged", len(customers))
+            notify(
+                user,
+                UNMATCHED_KIND,
+                _("Email to assign: %(subject)s") % {"subject": parsed.subject or _("(no subject)")},
+                _("No customer of yours has an address in this email (from %(sender)s); assign it to one.")
+                % {"sender": parsed.from_address or "?"},
+                url=reverse("admin:mailgateway_inboundemail_change", args=[inbound.pk]),
+            )
+            return Outcome("unmatched")
+    except IntegrityError:
+        return Outcome("duplicate")
+
+
+def assign(*, inbound, customer, user):
+    """Log a kept email on ``customer`` (which ``user`` may see and change), as ``user``'s."""
+    if not access.can_write(user) or not access.scope(Customer.objects.filter(pk=customer.pk), user).exists():
+        raise ValidationError(_("You may not log email on this customer."))
+    with transaction.atomic():
+        _log(inbound, [customer], user, timezone.now())
+        InboundEmail.objects.filter(pk=inbound.pk).update(status=InboundEmail.Status.ASSIGNED)
+    inbound.status = InboundEmail.Status.ASSIGNED

@@ -1,0 +1,231 @@
+"""Task reminders and the morning digest: found in the database, claimed once, then sent.
+
+A reminder fires at ``due_at`` minus the lead time (the task's, else its
+assignee's preference): a notification and, when the assignee has an address, an
+email. ``send_due_reminders`` runs every minute (``reminders/tasks.py``); each
+(task, remind_at) is claimed by inserting its :class:`ReminderDelivery` row in the
+transaction that writes the notification, so that several workers, or a run after a
+restart, never send one twice. A task rescheduled (snoozed) has a new remind_at and
+so a new reminder; done tasks, date-only tasks (the digest lists them) and tasks
+whose due time passed more than ``REMINDER_GRACE`` ago get none.
+"""
+
+import datetime
+import logging
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import DateTimeField, F, Func, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from core.models import UserPreferences
+from notifications.services import notify, send_email
+from tasks import windows
+from tasks.models import Task
+
+from .models import DigestDelivery, ReminderDelivery
+
+logger = logging.getLogger("crm.reminders")
+
+# A reminder missed by a stopped worker is still sent until this long after the task was due.
+REMINDER_GRACE = datetime.timedelta(hours=1)
+# Reminders handled per run; the next minute's run takes the rest.
+REMINDER_BATCH = 500
+
+REMINDER_KIND = "task.reminder"
+DIGEST_KIND = "task.digest"
+
+
+class MinutesAfter(Func):
+    """``expression`` plus ``minutes`` (an integer expression), as a date-time, on SQLite and PostgreSQL."""
+
+    output_field = DateTimeField()
+
+    def __init__(self, expression, minutes):
+        super().__init__(expression, minutes)
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        # Django stores SQLite date-times as "YYYY-MM-DD HH:MM:SS.ffffff" text in UTC; %f keeps milliseconds.
+        # Percent signs are doubled twice: once for this template, once for the query's parameters.
+        return self.as_sql(
+            compiler,
+            connection,
+            template="strftime('%%%%Y-%%%%m-%%%%d %%%%H:%%%%M:%%%%f', %(expressions)s || ' minutes')",
+            arg_joiner=", '+' || ",
+            **extra_context,
+        )
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        return self.as_sql(
+            compiler,
+            connection,
+            template="(%(expressions)s))",
+            arg_joiner=" + make_interval(mins => ",
+            **extra_context,
+        )
+
+
+def default_lead_minutes():
+    return UserPreferences._meta.get_field("reminder_lead_minutes").default
+
+
+def lead_minutes():
+    """The lead of a task's reminder: the task's own, else its assignee's preference, else the default."""
+    preference = UserPreferences.objects.filter(user=OuterRef("assignee")).values("reminder_lead_minutes")[:1]
+    return Coalesce(F("reminder_lead_minutes"), Subquery(preference), Value(default_lead_minutes()))
+
+
+def due_reminders(now):
+    """Open timed tasks whose reminder time has come, each with ``lead`` (minutes) and ``remind_at``."""
+    tasks = (
+        Task.objects.filter(
+            done_at__isnull=True,
+            due_is_date_only=False,
+            due_at__gt=now - REMINDER_GRACE,
+            assignee__is_active=True,
+        )
+        .annotate(lead=lead_minutes())
+        # due_at - lead <= now, written as due_at <= now + lead so that the column stays bare.
+        .filter(due_at__lte=MinutesAfter(Value(now, output_field=DateTimeField()), F("lead")))
+        .select_related("assignee", "customer")
+        .order_by("due_at", "id")
+    )
+    for task in tasks[:REMINDER_BATCH]:
+        task.remind_at = task.due_at - datetime.timedelta(minutes=task.lead)
+        yield task
+
+
+def admin_link(task):
+    try:
+        return reverse("admin:tasks_task_change", args=[task.pk])
+    except NoReverseMatch:
+        return ""
+
+
+def local(moment, user):
+    return timezone.localtime(moment, UserPreferences.for_user(user).zone)
+
+
+def reminder_text(task):
+    due = local(task.due_at, task.assignee)
+    title = _("Reminder: %(title)s at %(time)s") % {"title": task.title, "time": f"{due:%H:%M}"}
+    lines = [
+        _("%(title)s is due %(when)s.") % {"title": task.title, "when": f"{due:%Y-%m-%d %H:%M} ({due.tzname()})"},
+        _("Customer: %(name)s") % {"name": task.customer.name},
+    ]
+    if task.notes:
+        lines += ["", task.notes]
+    return title, "\n".join(lines)
+
+
+def claim_reminder(task):
+    """Claim the reminder of ``task`` at ``task.remind_at`` and notify; None if another run claimed it first."""
+    title, body = reminder_text(task)
+    try:
+        with transaction.atomic():
+            delivery = ReminderDelivery.objects.create(task=task, remind_at=task.remind_at, recipient=task.assignee)
+            notify(task.assignee, REMINDER_KIND, title, body, url=admin_link(task))
+    except IntegrityError:
+        return None
+    return delivery, title, body
+
+
+def _email(delivery, address, title, body):
+    """Send the email of a claimed delivery and record the outcome on its row."""
+    if not address:
+        return
+    error = ""
+    try:
+        sent = send_email([address], title, body, raise_errors=True)
+    except Exception as exc:  # the mail server's refusal is recorded, not raised: the claim stands
+        sent, error = 0, f"{type(exc).__name__}: {exc}"[:500]
+    type(delivery).objects.filter(pk=delivery.pk).update(emailed_at=timezone.now() if sent else None, email_error=error)
+
+
+def send_due_reminders(now=None):
+    """Send every reminder whose time has come and that no run has sent yet; the number sent by this run."""
+    now = now or timezone.now()
+    sent = 0
+    for task in due_reminders(now):
+        if ReminderDelivery.objects.filter(task=task, remind_at=task.remind_at).exists():
+            continue
+        claimed = claim_reminder(task)
+        if claimed is None:
+            continue
+        delivery, title, body = claimed
+        _email(delivery, task.assignee.email, title, body)
+        sent += 1
+    return sent
+
+
+# ---- The morning digest ---------------------------------------------------------------------------
+
+
+def digest_hour():
+    return settings.CRM_DIGEST_HOUR
+
+
+def digest_tasks(user, day):
+    """The user's open tasks overdue or due on their today (``tasks.windows``), oldest first."""
+    due = windows.condition("overdue", day) | windows.condition("today", day)
+    return list(
+        Task.objects.filter(due, assignee=user, done_at__isnull=True)
+        .select_related("customer")
+        .order_by("due_at", "id")
+    )
+
+
+def digest_text(user, day, tasks):
+    title = _("Your tasks for %(day)s: %(count)d") % {"day": day.date.isoformat(), "count": len(tasks)}
+    lines = []
+    for window, heading in (("overdue", _("Overdue")), ("today", _("Today"))):
+        group = [task for task in tasks if windows.window_of(task, day) == window]
+        if group:
+            lines.append(f"{heading}:")
+            for task in group:
+                when = task.due_at.astimezone(day.zone)
+                stamp = f"{when:%Y-%m-%d}" if task.due_is_date_only else f"{when:%Y-%m-%d %H:%M}"
+                lines.append(f"- {stamp} {task.title} ({task.customer.name})")
+            lines.append("")
+    return title, "\n".join(lines).strip()
+
+
+def send_digests(now=None):
+    """Each user who asked for the digest gets it once a day, from ``CRM_DIGEST_HOUR`` in their time zone."""
+    now = now or timezone.now()
+    preferences = list(UserPreferences.objects.filter(daily_digest=True, user__is_active=True).select_related("user"))
+    due = []
+    for preference in preferences:
+        user = preference.user
+        user._crm_preferences_cache = preference
+        day = windows.day_of(user, now)
+        if now.astimezone(day.zone).hour >= digest_hour():
+            due.append((user, day))
+    if not due:
+        return 0
+    done = set(
+        DigestDelivery.objects.filter(
+            recipient__in=[user for user, _ in due], local_date__in={day.date for _, day in due}
+        ).values_list("recipient_id", "local_date")
+    )
+    sent = 0
+    for user, day in due:
+        if (user.pk, day.date) in done:
+            continue
+        tasks = digest_tasks(user, day)
+        title, body = digest_text(user, day, tasks)
+        try:
+            with transaction.atomic():
+                delivery = DigestDelivery.objects.create(recipient=user, local_date=day.date, task_count=len(tasks))
+                if tasks:
+                    notify(user, DIGEST_KIND, title, body)
+        except IntegrityError:
+            continue
+        # A day with nothing due is recorded, and sends nothing.
+        if tasks:
+            _email(delivery, user.email, title, body)
+            sent += 1
+    return sent

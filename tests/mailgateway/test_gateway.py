@@ -1,0 +1,244 @@
+"""The mail gateway, fed with real SMTP sessions (smtplib) to its aiosmtpd server."""
+
+import smtplib
+from email.message import EmailMessage
+from email.mime.application import MIMEApplication
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+
+import pytest
+from django.test import Client
+
+from interactions.models import Interaction
+from mailgateway.models import InboundEmail
+from notifications.models import Notification
+
+from .conftest import DOMAIN, address_of, send
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def message(
+    subject="Quote",
+    body="Here is the quote.",
+    sender="rep_a@example.com",
+    to="alice@customer.example",
+    cc=None,
+    message_id="<m1@example.com>",
+):
+    mail = EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = sender, to, subject
+    if cc:
+        mail["Cc"] = cc
+    if message_id:
+        mail["Message-ID"] = message_id
+    mail["Date"] = "Tue, 10 Mar 2026 09:30:00 +0800"
+    mail.set_content(body)
+    return mail.as_bytes()
+
+
+def test_a_bcc_logs_an_email_interaction_on_each_customer_of_the_user(gateway, people):
+    raw = message(to="alice@customer.example, bob@customer.example", cc="CAROL@customer.example")
+
+    code, text = send(gateway, address_of(people["rep_a"]), raw)
+
+    assert (code, text) == (250, "OK: logged on 2 customer(s)")
+    logged = Interaction.objects.order_by("customer__name")
+    # Bob is rep B's: rep A's mail is not logged in another book.
+    assert [i.customer.name for i in logged] == ["Alice Ltd", "Carol SA"]
+    first = logged[0]
+    assert first.interaction_type == Interaction.Type.EMAIL
+    assert first.notes == "Quote\n\nHere is the quote."
+    assert first.created_by == people["rep_a"]
+    assert first.occurred_at.isoformat() == "2026-03-10T01:30:00+00:00"
+    assert first.history.get().history_user == people["rep_a"]
+    inbound = InboundEmail.objects.get()
+    assert (inbound.user, inbound.status, inbound.message_id) == (people["rep_a"], "logged", "<m1@example.com>")
+    assert inbound.interactions.count() == 2
+
+
+def test_the_same_message_is_logged_once(gateway, people):
+    raw = message()
+    assert send(gateway, address_of(people["rep_a"]), raw)[0] == 250
+    assert send(gateway, address_of(people["rep_a"]), raw) == (250, "OK: already logged")
+    # The manager's copy of the same mail: Alice already has it.
+    assert send(gateway, address_of(people["manager"]), raw) == (250, "OK: kept for you to assign")
+    assert Interaction.objects.count() == 1
+
+
+def test_a_manager_logs_on_any_customer(gateway, people):
+    send(gateway, address_of(people["manager"]), message(to="bob@customer.example"))
+    assert Interaction.objects.get().customer == people["bob"]
+
+
+@pytest.mark.parametrize(
+    "rcpt",
+    ["nobody@" + DOMAIN, "{token}@elsewhere.example", "{token}x@" + DOMAIN, "not-an-address", "@" + DOMAIN],
+)
+def test_unknown_gateway_addresses_are_refused_at_rcpt(gateway, people, rcpt):
+    token = address_of(people["rep_a"]).split("@")[0]
+    code, text = send(gateway, rcpt.format(token=token), message())
+    assert code == 550 or code == 501 or code == 553, (code, text)
+    assert not InboundEmail.objects.exists()
+
+
+def test_users_who_may_not_write_have_no_working_address(gateway, people):
+    reader = address_of(people["reader"])
+    inactive = address_of(people["rep_b"])
+    people["rep_b"].is_active = False
+    people["rep_b"].save()
+    assert send(gateway, reader, message())[0] == 550
+    assert send(gateway, inactive, message())[0] == 550
+
+
+def test_a_forged_sender_picks_nobody_only_the_gateway_address_does(gateway, people):
+    # Claims to come from rep B and mentions rep B's customer, sent to rep A's address.
+    raw = message(sender="rep_b@example.com", to="bob@customer.example")
+
+    assert send(gateway, address_of(people["rep_a"]), raw, sender="rep_b@example.com") == (
+        250,
+        "OK: kept for you to assign",
+    )
+    inbound = InboundEmail.objects.get()
+    assert (inbound.user, inbound.status) == (people["rep_a"], "unmatched")
+    assert not Interaction.objects.exists()
+    notification = Notification.objects.get()
+    assert notification.recipient == people["rep_a"] and notification.kind == "email.unmatched"
+
+
+def test_one_message_to_two_users_is_logged_for_each(gateway, people):
+    raw = message(to="alice@customer.example, bob@customer.example")
+    code, text = send(gateway, [address_of(people["rep_a"]), address_of(people["rep_b"])], raw)
+    assert (code, text) == (250, "OK: logged on 2 customer(s)")
+    assert {(i.customer.name, i.created_by.username) for i in Interaction.objects.all()} == {
+        ("Alice Ltd", "rep_a"),
+        ("Bob GmbH", "rep_b"),
+    }
+
+
+def test_chinese_subjects_and_gb2312_gbk_utf8_bodies(gateway, people):
+    # GB2312 subject in RFC 2047 base64; the body is labelled GB2312 but has a GBK-only character (镕).
+    subject = "=?GB2312?B?" + __import__("base64").b64encode("报价单".encode("gb2312")).decode() + "?="
+    body = "您好，附上报价。朱镕基".encode("gbk")
+    raw = (
+        b"From: rep_a@example.com\r\nTo: alice@customer.example\r\nSubject: " + subject.encode() + b"\r\n"
+        b"Message-ID: <gb@example.com>\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: text/plain; charset=GB2312\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + body + b"\r\n"
+    )
+    assert send(gateway, address_of(people["rep_a"]), raw)[0] == 250
+    assert Interaction.objects.get().notes == "报价单\n\n您好，附上报价。朱镕基"
+
+    utf8 = MIMEText("合同已签署，谢谢！", "plain", "utf-8")
+    utf8["Subject"], utf8["From"], utf8["To"] = "=?UTF-8?B?5ZCI5ZCM?=", "rep_a@example.com", "carol@customer.example"
+    utf8["Message-ID"] = "<utf8@example.com>"
+    assert send(gateway, address_of(people["rep_a"]), utf8.as_bytes())[0] == 250
+    assert Interaction.objects.get(customer=people["carol"]).notes == "合同\n\n合同已签署，谢谢！"
+
+
+def test_html_only_mail_is_converted_to_text(gateway, people):
+    html = MIMEText(
+        "<html><head><style>p{color:red}</style></head><body><p>Dear Alice,</p><p>Price: 5&nbsp;&euro;</p>"
+        "<ul><li>one</li><li>two</li></ul><script>alert(1)</script></body></html>",
+        "html",
+        "utf-8",
+    )
+    html["From"], html["To"], html["Subject"], html["Message-ID"] = "x@y.z", "alice@customer.example", "H", "<h@x>"
+    send(gateway, address_of(people["rep_a"]), html.as_bytes())
+    assert Interaction.objects.get().notes == "H\n\nDear Alice,\n\nPrice: 5 €\n\n- one\n- two"
+
+
+def test_attachments_are_ignored(gateway, people):
+    mail = MIMEMultipart()
+    mail["From"], mail["To"], mail["Subject"], mail["Message-ID"] = "x@y.z", "alice@customer.example", "A", "<a@x>"
+    mail.attach(MIMEText("The text.", "plain", "utf-8"))
+    mail.attach(MIMEApplication(b"%PDF-1.4 binary \x00\xff", "pdf", Name="quote.pdf"))
+    notes = MIMEText("attached notes, not the body", "plain", "utf-8")
+    notes.add_header("Content-Disposition", "attachment", filename="notes.txt")
+    mail.attach(notes)
+    assert send(gateway, address_of(people["rep_a"]), mail.as_bytes())[0] == 250
+    assert Interaction.objects.get().notes == "A\n\nThe text."
+
+
+def test_a_message_over_10_mb_is_refused_with_552(gateway, people, settings):
+    big = message(body=("x" * 76 + "\n") * (10 * 1024 * 1024 // 77 + 10))
+    rcpt = address_of(people["rep_a"])
+    # smtplib declares the SIZE: refused before the data is sent.
+    with smtplib.SMTP("127.0.0.1", gateway.port, timeout=60) as client, pytest.raises(smtplib.SMTPSenderRefused) as e:
+        client.sendmail("x@y.z", [rcpt], big)
+    assert e.value.smtp_code == 552
+    # Without SIZE, refused once the data has come in.
+    code, text = send(gateway, rcpt, big)
+    assert code == 552, text
+    assert not InboundEmail.objects.exists()
+    # The server is still there.
+    assert send(gateway, rcpt, message())[0] == 250
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"this is not a mail at all \xff\xfe\x00",
+        b"From: <<<>>>\r\nTo: alice@customer.example\r\nContent-Type: multipart/mixed\r\n\r\nno boundary at all",
+        b"From: a@b.c\r\nTo: alice@customer.example\r\nSubject: =?x-klingon?B?AAAA?=\r\n"
+        b"Content-Type: text/plain; charset=x-unknown-charset\r\n\r\n\xc3\xa9t\xc3\xa9 caf\xe9",
+        b"From: a@b.c\r\nTo: alice@customer.example\r\nContent-Type: multipart/alternative; boundary=zz\r\n\r\n"
+        b"--zz\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!not base64"
+        b"\r\n--zz",
+        b"Subject: " + b"=?utf-8?q?AAAA?=\r\n " * 2000 + b"\r\nTo: " + b"a@b.c,\r\n " * 2000 + b"\r\n\r\nbody",
+    ],
+    ids=["garbage", "no-boundary", "unknown-charsets", "bad-base64", "huge-headers"],
+)
+def test_malformed_mail_gets_a_clear_answer_and_is_kept(gateway, people, raw):
+    code, text = send(gateway, address_of(people["rep_a"]), raw)
+    assert code == 250, text
+    assert InboundEmail.objects.count() == 1
+    # Without a Message-ID, the same bytes again are the same mail.
+    assert send(gateway, address_of(people["rep_a"]), raw) == (250, "OK: already logged")
+
+
+def test_unknown_charset_body_is_read_as_utf8(gateway, people):
+    raw = (
+        b"From: a@b.c\r\nTo: alice@customer.example\r\nSubject: =?x-klingon?B?AAAA?=\r\nMessage-ID: <k@x>\r\n"
+        b"Content-Type: text/plain; charset=x-unknown-charset\r\n\r\n\xe4\xbd\xa0\xe5\xa5\xbd"
+    )
+    send(gateway, address_of(people["rep_a"]), raw)
+    assert Interaction.objects.get().notes.endswith("你好")
+
+
+def test_kept_mail_is_assigned_to_a_customer_in_the_admin(gateway, people):
+    send(gateway, address_of(people["rep_a"]), message(to="unknown@elsewhere.example"))
+    inbound = InboundEmail.objects.get()
+    rep = Client()
+    people["rep_a"].is_staff = True
+    people["rep_a"].save()
+    rep.force_login(people["rep_a"])
+    url = f"/admin/mailgateway/inboundemail/{inbound.pk}/change/"
+
+    page = rep.get(url)
+    assert page.status_code == 200
+    choices = [c.name for c in page.context["adminform"].form.fields["customer"].queryset]
+    assert choices == ["Alice Ltd", "Carol SA"]
+    # Rep B's customer is no choice of rep A's.
+    assert rep.post(url, {"customer": people["bob"].pk}).status_code == 200
+    assert not Interaction.objects.exists()
+
+    assert rep.post(url, {"customer": people["carol"].pk}).status_code == 302
+    logged = Interaction.objects.get()
+    assert (logged.customer, logged.created_by, logged.interaction_type) == (people["carol"], people["rep_a"], "email")
+    inbound.refresh_from_db()
+    assert inbound.status == "assigned"
+
+
+def test_a_line_over_the_smtp_limit_is_refused_clearly(gateway, people):
+    code, text = send(gateway, address_of(people["rep_a"]), b"Subject: x\r\n\r\n" + b"y" * 5000)
+    assert code == 500 and "Line too long" in text
+    assert send(gateway, address_of(people["rep_a"]), message())[0] == 250
+
+
+def test_more_than_20_recipients_are_refused_with_452(gateway, people):
+    own = address_of(people["rep_a"])
+    with smtplib.SMTP("127.0.0.1", gateway.port, timeout=30) as client:
+        client.ehlo()
+        client.mail("x@y.z")
+        codes = [client.rcpt(own)[0] for _ in range(21)]
+    assert codes == [250] * 20 + [452]

@@ -1,0 +1,190 @@
+"""Reminders and digests, sent through a real SMTP server (aiosmtpd) in this process."""
+
+import datetime
+
+import pytest
+from django.contrib.auth.models import Group
+from django.utils import timezone
+
+from core.models import UserPreferences
+from notifications.models import Notification
+from reminders import services
+from reminders.models import DigestDelivery, ReminderDelivery
+from tasks.models import Task
+from tests.factories import CustomerFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime.datetime(2026, 3, 10, 9, 0, tzinfo=datetime.UTC)
+
+
+def rep(username="rep", **preferences):
+    user = UserFactory(username=username)
+    user.groups.add(Group.objects.get(name="Sales rep"))
+    if preferences:
+        UserPreferences.objects.create(user=user, **preferences)
+    return user
+
+
+def task(assignee, due_at, **fields):
+    customer = fields.pop("customer", None) or CustomerFactory(owner=assignee, name="Acme")
+    return Task.objects.create(
+        title=fields.pop("title", "Call back"), assignee=assignee, customer=customer, due_at=due_at, **fields
+    )
+
+
+def minutes(n):
+    return datetime.timedelta(minutes=n)
+
+
+def test_a_reminder_fires_at_due_minus_the_lead_once(smtp_server):
+    user = rep()
+    due = NOW + minutes(30)
+    item = task(user, due, reminder_lead_minutes=30)
+
+    assert services.send_due_reminders(NOW - minutes(1)) == 0
+    assert services.send_due_reminders(NOW) == 1
+    assert services.send_due_reminders(NOW + minutes(1)) == 0
+
+    delivery = ReminderDelivery.objects.get()
+    assert (delivery.task, delivery.remind_at, delivery.recipient) == (item, NOW, user)
+    assert delivery.emailed_at is not None and delivery.email_error == ""
+    [(recipients, message)] = smtp_server.inbox.messages
+    assert recipients == [user.email]
+    assert str(message["Subject"]) == "Reminder: Call back at 09:30"
+    assert "Customer: Acme" in message.get_content()
+    notification = Notification.objects.get()
+    assert (notification.recipient, notification.kind) == (user, "task.reminder")
+
+
+def test_the_lead_comes_from_the_task_else_the_preference_else_the_default(smtp_server):
+    with_preference = rep("pref", reminder_lead_minutes=60)
+    without = rep("plain")
+    task(with_preference, NOW + minutes(60), title="By preference")
+    task(without, NOW + minutes(15), title="By default")
+    task(without, NOW + minutes(20), title="Not yet")
+
+    assert services.send_due_reminders(NOW) == 2
+    assert sorted(ReminderDelivery.objects.values_list("task__title", flat=True)) == ["By default", "By preference"]
+
+
+def test_a_snoozed_task_gets_a_new_reminder_and_a_done_task_none(smtp_server):
+    user = rep()
+    item = task(user, NOW + minutes(15))
+    done = task(user, NOW + minutes(15), title="Done", done_at=NOW - minutes(5))
+    assert services.send_due_reminders(NOW) == 1
+
+    item.due_at = NOW + minutes(75)
+    item.save()
+    assert services.send_due_reminders(NOW + minutes(30)) == 0
+    assert services.send_due_reminders(NOW + minutes(60)) == 1
+
+    assert list(
+        ReminderDelivery.objects.filter(task=item).order_by("remind_at").values_list("remind_at", flat=True)
+    ) == [
+        NOW,
+        NOW + minutes(60),
+    ]
+    assert not ReminderDelivery.objects.filter(task=done).exists()
+    assert len(smtp_server.inbox.messages) == 2
+
+
+def test_a_worker_down_for_a_while_still_sends_then_gives_up(smtp_server):
+    user = rep()
+    task(user, NOW + minutes(15), title="Missed by 40 minutes")
+    task(user, NOW - minutes(120), title="Long past")
+
+    assert services.send_due_reminders(NOW + minutes(40)) == 1
+    assert ReminderDelivery.objects.get().task.title == "Missed by 40 minutes"
+
+
+def test_date_only_tasks_and_inactive_assignees_get_no_reminder(smtp_server):
+    user, gone = rep(), rep("gone")
+    gone.is_active = False
+    gone.save()
+    task(user, NOW + minutes(5), due_is_date_only=True)
+    task(gone, NOW + minutes(5))
+
+    assert services.send_due_reminders(NOW) == 0
+
+
+def test_a_claimed_reminder_is_not_sent_again_even_when_a_run_overlaps(smtp_server):
+    user = rep()
+    item = task(user, NOW + minutes(15))
+    [found] = services.due_reminders(NOW)
+    # Another worker claimed it between this run's read and its claim.
+    ReminderDelivery.objects.create(task=item, remind_at=found.remind_at, recipient=user)
+
+    assert services.claim_reminder(found) is None
+    assert services.send_due_reminders(NOW) == 0
+    assert smtp_server.inbox.messages == []
+    assert not Notification.objects.exists()
+
+
+def test_a_refusing_mail_server_is_recorded_and_the_notification_stays(settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 2
+    user = rep()
+    task(user, NOW + minutes(15))
+
+    assert services.send_due_reminders(NOW) == 1
+    delivery = ReminderDelivery.objects.get()
+    assert delivery.emailed_at is None and "ConnectionRefusedError" in delivery.email_error
+    assert Notification.objects.count() == 1
+    assert services.send_due_reminders(NOW) == 0
+
+
+def test_the_reminder_speaks_the_assignees_time_zone(smtp_server):
+    user = rep(time_zone="Asia/Shanghai")
+    task(user, NOW + minutes(15))
+    services.send_due_reminders(NOW)
+    [(_, message)] = smtp_server.inbox.messages
+    assert str(message["Subject"]) == "Reminder: Call back at 17:15"
+    assert "2026-03-10 17:15 (CST)" in message.get_content()
+
+
+def test_the_digest_lists_today_and_overdue_in_the_users_day_once(smtp_server, settings):
+    settings.CRM_DIGEST_HOUR = 7
+    # 09:00 UTC is 17:00 in Shanghai: past the digest hour there; 02:00 in Chicago (CDT): not yet.
+    shanghai = rep("sh", time_zone="Asia/Shanghai", daily_digest=True)
+    chicago = rep("chi", time_zone="America/Chicago", daily_digest=True)
+    rep("nodigest", time_zone="Asia/Shanghai", daily_digest=False)
+    task(shanghai, NOW - datetime.timedelta(days=2), title="Overdue one")
+    task(shanghai, NOW + minutes(120), title="Tonight")
+    task(shanghai, NOW + datetime.timedelta(days=1), title="Tomorrow")
+    task(shanghai, NOW + minutes(60), title="Already done", done_at=NOW)
+    task(chicago, NOW, title="Chicago's")
+
+    assert services.send_digests(NOW) == 1
+    assert services.send_digests(NOW + minutes(1)) == 0
+    [(recipients, message)] = smtp_server.inbox.messages
+    assert recipients == [shanghai.email]
+    assert str(message["Subject"]) == "Your tasks for 2026-03-10: 2"
+    body = message.get_content().replace("\r\n", "\n")
+    assert "Overdue:\n- 2026-03-08 17:00 Overdue one (Acme)" in body
+    assert "Today:\n- 2026-03-10 19:00 Tonight (Acme)" in body
+    assert "Tomorrow" not in body and "Already done" not in body
+    assert DigestDelivery.objects.get().local_date == datetime.date(2026, 3, 10)
+
+    # Chicago's morning: 13:00 UTC is 08:00 CDT.
+    assert services.send_digests(NOW + datetime.timedelta(hours=4)) == 1
+    assert DigestDelivery.objects.filter(recipient=chicago, local_date=datetime.date(2026, 3, 10)).exists()
+    # The next day in Shanghai, a new digest.
+    assert services.send_digests(NOW + datetime.timedelta(days=1)) == 1
+
+
+def test_a_day_with_nothing_due_sends_no_digest(smtp_server):
+    rep("sh", time_zone="Asia/Shanghai", daily_digest=True)
+    assert services.send_digests(NOW) == 0
+    assert DigestDelivery.objects.get().task_count == 0
+    assert smtp_server.inbox.messages == []
+
+
+@pytest.mark.parametrize("tasks", [1, 20])
+def test_a_run_with_nothing_due_costs_the_same_queries(django_assert_num_queries, tasks):
+    user = rep()
+    for number in range(tasks):
+        task(user, NOW + datetime.timedelta(days=2, minutes=number))
+    with django_assert_num_queries(1):
+        assert services.send_due_reminders(NOW) == 0
+    assert timezone.now()
