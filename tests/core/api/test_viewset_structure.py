@@ -105,9 +105,7 @@ PERSONAL_FEEDS = {NotificationViewSet}
 def test_every_resource_on_the_router_is_a_crm_viewset_and_checked_above():
     assert router.registry
     for _prefix, viewset, _basename in router.registry:
-        assert (
-            issubclass(viewset, CRMModelViewSet) or viewset in READ_ONLY_FEEDS | PERSONAL_FEEDS
-        ), viewset
+        assert issubclass(viewset, CRMModelViewSet) or viewset in READ_ONLY_FEEDS | PERSONAL_FEEDS, viewset
         assert viewset in api_view_classes()
 
 
