@@ -98,6 +98,18 @@ def is_manager(user):
     return role_of(user) == MANAGER
 
 
+def managers():
+    """The active users with the manager role (superusers and members of "Sales manager")."""
+    from django.contrib.auth import get_user_model
+    from django.db.models import Q
+
+    return (
+        get_user_model()
+        .objects.filter(Q(is_superuser=True) | Q(groups__name=ROLE_GROUPS[MANAGER]), is_active=True)
+        .distinct()
+    )
+
+
 def register_owner_path(model, path, *, also_seen_by=()):
     """Declare ``path``, the lookup from a row of ``model`` to the user who owns it (such as ``customer__owner``).
 

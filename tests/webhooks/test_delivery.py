@@ -203,3 +203,30 @@ def test_disabling_an_endpoint_tells_once_through_endpoint_disabled(receiver, ca
     notices = [record for record in caplog.records if record.funcName == "endpoint_disabled"]
     assert len(notices) == 1 and "410" in notices[0].getMessage()
     assert Endpoint.objects.get(pk=endpoint.pk).disabled_reason == "The receiver answered 410 Gone."
+
+
+def test_managers_are_notified_once_when_an_endpoint_is_disabled(
+    receiver, django_capture_on_commit_callbacks, mailoutbox
+):
+    from django.contrib.auth.models import Group
+
+    from notifications.models import Notification
+    from tests.factories import ManagerFactory, StaffFactory, UserFactory
+
+    manager, root = ManagerFactory(username="boss"), StaffFactory(username="root")
+    ManagerFactory(username="gone", is_active=False)
+    UserFactory(username="rep").groups.add(Group.objects.get(name="Sales rep"))
+    now = timezone.now()
+    endpoint = Endpoint.objects.create(url=receiver.url)
+    receiver.answer(410)
+    Delivery.objects.create(endpoint=endpoint, message_id="m", event_type="t", payload={}, next_attempt_at=now)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        delivery.run_endpoint(endpoint.pk, now=now)
+        delivery.disable_endpoint(endpoint=Endpoint.objects.get(pk=endpoint.pk), reason="Again.")
+
+    notices = Notification.objects.filter(kind="webhook_disabled")
+    assert sorted(notice.recipient.username for notice in notices) == ["boss", "root"]
+    assert all(receiver.url in notice.title and "410" in notice.body for notice in notices)
+    assert notices[0].url == f"/admin/webhooks/endpoint/{endpoint.pk}/change/"
+    assert sorted(address for message in mailoutbox for address in message.to) == [manager.email, root.email]
