@@ -3,7 +3,8 @@
 - Superusers and members of "Sales manager" are managers: they see and change everything.
 - Members of "Read-only" see everything and change nothing.
 - Members of "Sales rep" see and change only the customers they own, and those
-  customers' interactions and opportunities.
+  customers' interactions and opportunities; they see and change the companies
+  they own and the companies of the customers they own.
 - Anyone else (no role) sees nothing.
 
 Every list, detail, report, export, history, timeline, admin page and form
@@ -14,6 +15,7 @@ on every route.
 from django.contrib.auth import get_permission_codename
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ImproperlyConfigured
+from django.db.models import Q
 
 MANAGER = "manager"
 REP = "rep"
@@ -31,6 +33,9 @@ _PRECEDENCE = (MANAGER, READ_ONLY, REP)
 # Model label -> the lookup from a row of that model to the user who owns it,
 # declared once by the model's own app (register_owner_path(), in its AppConfig.ready()).
 _OWNER_PATHS = {}
+# Model label -> further lookups from a row to a user who, as a rep, sees it too
+# (a company is seen by the reps of its people), declared with register_viewer_path().
+_VIEWER_PATHS = {}
 
 _CACHE_ATTR = "_crm_role"
 
@@ -103,6 +108,23 @@ def register_owner_path(model, path):
     _OWNER_PATHS[model._meta.label_lower] = path
 
 
+def register_viewer_path(model, path):
+    """Let a rep also see (and change) the rows of ``model`` that ``path`` leads from to them.
+
+    The owner path stays the one that says whose record it is (events, writes);
+    this one widens what a rep sees, such as ``customers__owner`` for a company
+    whose people the rep owns. It may cross a many-valued relation: the rows are
+    matched through a subquery, so none is repeated.
+    """
+    paths = _VIEWER_PATHS.setdefault(model._meta.label_lower, [])
+    if path not in paths:
+        paths.append(path)
+
+
+def viewer_paths(model):
+    return tuple(_VIEWER_PATHS.get(model._meta.label_lower, ()))
+
+
 def has_owner_path(model):
     return model._meta.label_lower in _OWNER_PATHS
 
@@ -125,7 +147,11 @@ def scope(queryset, user):
     if role in (MANAGER, READ_ONLY):
         return queryset
     if role == REP:
-        return queryset.filter(**{owner_path(queryset.model): user})
+        model = queryset.model
+        condition = Q(**{owner_path(model): user})
+        for path in viewer_paths(model):
+            condition |= Q(pk__in=model._base_manager.filter(**{path: user}).values("pk"))
+        return queryset.filter(condition)
     return queryset.none()
 
 

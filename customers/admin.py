@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from simple_history.utils import bulk_update_with_history
 
+from companies.admin import ReadOnlyInline, company_inline
 from core import access
 from core.admin.base import CRMModelAdmin
 
@@ -38,6 +39,16 @@ class ReassignForm(forms.Form):
     owner = forms.ModelChoiceField(label=_("New owner"), queryset=get_user_model().objects.filter(is_active=True))
 
 
+@company_inline
+class PeopleInline(ReadOnlyInline):
+    model = Customer
+    fk_name = "company"
+    fields = ["name", "email", "phone", "status", "owner"]
+    verbose_name = _("person")
+    verbose_name_plural = _("people")
+    ordering = ["name", "id"]
+
+
 @admin.register(Customer)
 class CustomerAdmin(CRMModelAdmin):
     resource_classes = [CustomerResource]
@@ -54,8 +65,9 @@ class CustomerAdmin(CRMModelAdmin):
         "owner",
     ]
     list_filter = ["status", "created_at"]
-    list_select_related = ["owner"]
-    search_fields = ["name", "company", "email", "phone"]
+    list_select_related = ["owner", "company"]
+    search_fields = ["name", "company_name", "email", "phone"]
+    autocomplete_fields = ["company"]
     date_hierarchy = "created_at"
     readonly_fields = ["created_by", "created_at", "updated_at", "history_link"]
     fieldsets = [

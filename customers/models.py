@@ -4,6 +4,7 @@ from django.db.models import Value
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
+from companies.services import company_for_name
 from core.fields import created_by_field, external_id_field, external_id_unique
 from core.history import CRMHistoricalRecords
 from core.models import RecordedModel
@@ -45,7 +46,20 @@ class Customer(RecordedModel):
 
     # Optional text is NULL when unset: the original API returned null, and clients rely on it.
     name = models.CharField(_("name"), max_length=200)
-    company = models.CharField(_("company"), max_length=200, null=True, blank=True)  # noqa: DJ001
+    # The company the customer belongs to (at most one); deleting it leaves the customer without one.
+    company = models.ForeignKey(
+        "companies.Company",
+        verbose_name=_("company"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="customers",
+    )
+    # The linked company's name, kept beside the link (the API's ``company`` text, and what search
+    # matches); set from the link on every save (``link_company``).
+    company_name = models.CharField(  # noqa: DJ001
+        _("company name"), max_length=200, null=True, blank=True, editable=False, db_column="company"
+    )
     email = models.EmailField(_("email"), max_length=254, null=True, blank=True)  # noqa: DJ001
     phone = models.CharField(_("phone"), max_length=32, null=True, blank=True)  # noqa: DJ001
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE)
@@ -83,4 +97,28 @@ class Customer(RecordedModel):
         ]
 
     def __str__(self):
-        return f"{self.name} ({self.company})" if self.company else self.name
+        return f"{self.name} ({self.company_name})" if self.company_name else self.name
+
+    def save(self, *args, **kwargs):
+        self.link_company()
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and ({"company", "company_name"} & set(update_fields)):
+            kwargs["update_fields"] = {*update_fields, "company", "company_name"}
+        super().save(*args, **kwargs)
+
+    def link_company(self):
+        """Make ``company`` and ``company_name`` agree: the link wins; a name alone is linked.
+
+        A name without a link (the API's ``company`` text, an import, old data) links
+        the customer to the company of that name, ignoring case and spacing, or to a
+        new one owned like the customer (``companies.services.company_for_name``).
+        """
+        if self.company_id is not None:
+            self.company_name = self.company.name
+            return
+        name = " ".join((self.company_name or "").split())
+        if not name:
+            self.company_name = None
+            return
+        self.company = company_for_name(name, owner=self.owner, created_by=self.created_by)
+        self.company_name = self.company.name

@@ -18,6 +18,8 @@ class CustomerResource(CRMModelResource):
 
     serializer_class = CustomerSerializer
     required_columns = ("name",)
+    # The company's name, as in the API: importing it links the customer to that company.
+    company = fields.Field(attribute="company_name", column_name="company")
 
     class Meta:
         model = Customer

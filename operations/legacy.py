@@ -19,6 +19,7 @@ from django.db.models.functions import Lower
 
 from core.history import record_creation
 from customers.models import Customer
+from customers.services import link_companies
 from interactions.models import Interaction
 from operations.sqlite_files import MAX_VALUE_BYTES, integrity_problem, open_untrusted
 from opportunities.models import Opportunity, StageChange
@@ -261,6 +262,7 @@ class LegacyImport:
             if key:
                 seen[key] = customer.pk
             batch.append(customer)
+        link_companies(batch)
         Customer.objects.bulk_create(batch)
         record_creation(Customer, batch, HISTORY_REASON, batch_size=2000)
         report.imported += len(batch)
@@ -271,7 +273,7 @@ class LegacyImport:
         customer = Customer(
             id=legacy_id(row["id"]),
             name=text(row["name"]) or "",
-            company=text(row["company"]),
+            company_name=text(row["company"]),
             email=text(row["email"]),
             phone=text(row["phone"]),
             status=status,

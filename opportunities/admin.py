@@ -4,13 +4,14 @@ from django.contrib import admin, messages
 from django.db.models import Exists, OuterRef
 from django.utils.translation import gettext_lazy as _
 
+from companies.admin import ReadOnlyInline, company_inline
 from core.admin.base import CRMModelAdmin, CRMModelForm
 from customers.admin import customer_inline, customer_list_filter
 
 from .models import Opportunity
 from .reports import value_totals
 from .resources import OpportunityResource
-from .services import opportunity_set_stage
+from .services import opportunity_default_company, opportunity_set_stage
 
 _INVALID = object()
 
@@ -111,6 +112,8 @@ class OpportunityForm(CRMModelForm):
     a stage changed without touching the probability takes the new stage's default."""
 
     def save(self, commit=True):
+        if "company" not in self.changed_data:
+            opportunity_default_company(opportunity=self.instance)
         chosen = self.instance.probability if "probability" in self.changed_data else None
         opportunity_set_stage(opportunity=self.instance, stage=self.instance.stage, probability=chosen)
         return super().save(commit)
@@ -125,6 +128,14 @@ class OpportunityInline(admin.TabularInline):
     readonly_fields = ["created_at"]
     ordering = ["-created_at", "-id"]
     show_change_link = True
+
+
+@company_inline
+class CompanyOpportunityInline(ReadOnlyInline):
+    model = Opportunity
+    fk_name = "company"
+    fields = ["title", "customer", "value", "stage", "expected_close_date"]
+    ordering = ["-created_at", "-id"]
 
 
 @customer_list_filter
@@ -151,9 +162,9 @@ class OpportunityAdmin(CRMModelAdmin):
     list_display = ["title", "customer", "value", "stage", "probability", "expected_close_date", "created_at"]
     list_editable = ["stage", "probability"]
     list_filter = ["stage", ValueRangeFilter, "expected_close_date", "created_at"]
-    search_fields = ["title", "customer__name", "customer__company"]
+    search_fields = ["title", "customer__name", "customer__company_name"]
     list_select_related = ["customer"]
-    autocomplete_fields = ["customer"]
+    autocomplete_fields = ["customer", "company"]
     date_hierarchy = "created_at"
     readonly_fields = ["closed_at", "created_at", "updated_at"]
     form = OpportunityForm

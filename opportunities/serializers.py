@@ -2,6 +2,7 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
+from companies.models import Company
 from core.api.fastsql import CachedReadFieldsMixin
 from core.api.fields import RoundingDecimalField
 from core.api.query import QueryDateField, QuerySerializer
@@ -11,11 +12,18 @@ from customers.models import Customer
 from customers.serializers import CustomerIdField
 
 from .models import Opportunity
-from .services import opportunity_set_stage
+from .services import opportunity_default_company, opportunity_set_stage
 
 
 class OpportunitySerializer(ExternalIdMixin, StrictJSONTypesMixin, CachedReadFieldsMixin, serializers.ModelSerializer):
     customer_id = ScopedPrimaryKeyRelatedField(source="customer", queryset=Customer.objects.all())
+    company_id = ScopedPrimaryKeyRelatedField(
+        source="company",
+        queryset=Company.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="The company the deal is with; by default the customer's company when created.",
+    )
     created_by_id = serializers.IntegerField(read_only=True, allow_null=True)
     value = RoundingDecimalField(max_digits=14, decimal_places=2, min_value=Decimal("0"), required=False)
     probability = serializers.IntegerField(min_value=0, max_value=100, required=False)
@@ -35,6 +43,7 @@ class OpportunitySerializer(ExternalIdMixin, StrictJSONTypesMixin, CachedReadFie
             "updated_at",
             "created_by_id",
             "external_id",
+            "company_id",
         ]
         read_only_fields = ["id", "closed_at", "created_by_id", "created_at", "updated_at"]
         extra_kwargs = {"expected_close_date": {"help_text": f"In the years {FIRST_YEAR}-{LAST_YEAR}."}}
@@ -49,6 +58,8 @@ class OpportunitySerializer(ExternalIdMixin, StrictJSONTypesMixin, CachedReadFie
         set_stage_from(opportunity, validated_data)
         for attribute, value in validated_data.items():
             setattr(opportunity, attribute, value)
+        if "company" not in validated_data:
+            opportunity_default_company(opportunity=opportunity)
         opportunity.save(force_insert=True)
         return opportunity
 

@@ -13,7 +13,7 @@ from django.conf import settings
 ROOT = Path(settings.BASE_DIR)
 WIRING = "crm_site"
 KERNEL = "core"
-DOMAIN = ("customers", "interactions", "opportunities", "operations", "webhooks")
+DOMAIN = ("companies", "customers", "interactions", "opportunities", "operations", "webhooks")
 PACKAGES = (WIRING, KERNEL, *DOMAIN)
 # Landed migrations keep the dotted path they were written with (``crm_site.dates`` is a shim).
 MIGRATION_SHIMS = {"crm_site.dates"}
