@@ -319,4 +319,3 @@ class CRMModelViewSet(viewsets.ModelViewSet):
             return response
         idempotency.remember(record, response)
         return response
-

@@ -17,7 +17,16 @@ from core.api.viewsets import CRMModelViewSet
 from crm_site.api_router import router
 from webhooks.views import WebhookEndpointViewSet
 
-PROJECT_PACKAGES = {"core", "crm_site", "companies", "customers", "interactions", "opportunities", "operations", "webhooks"}
+PROJECT_PACKAGES = {
+    "core",
+    "crm_site",
+    "companies",
+    "customers",
+    "interactions",
+    "opportunities",
+    "operations",
+    "webhooks",
+}
 
 
 def _is_project_class(cls):
