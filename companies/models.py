@@ -82,4 +82,16 @@ class Company(RecordedModel):
         update_fields = kwargs.get("update_fields")
         if update_fields is not None and "name" in update_fields:
             kwargs["update_fields"] = {*update_fields, "name_key"}
+        renamed = not self._state.adding and self.name != getattr(self, "_loaded_name", self.name)
         super().save(*args, **kwargs)
+        self._loaded_name = self.name
+        if renamed:
+            for follow in parts.RENAMED:
+                follow(self)
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        # The name as loaded, so that save() can tell its records of a new name.
+        instance._loaded_name = instance.__dict__.get("name")
+        return instance

@@ -19,6 +19,8 @@ from typing import Any
 
 FIGURES = {}
 UNLINKERS = {}
+# Called with a company whose name changed (its people's company text follows it).
+RENAMED = []
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,11 @@ def add_figure(name, build):
 
 def add_unlinker(name, unlink):
     UNLINKERS[name] = unlink
+
+
+def on_rename(follow):
+    if follow not in RENAMED:
+        RENAMED.append(follow)
 
 
 def set_timeline(timeline):

@@ -48,8 +48,14 @@ def unlink_people(company):
     return len(people)
 
 
+def follow_rename(company):
+    """The company text of the company's people is its name (search matches it)."""
+    Customer.objects.filter(company=company).exclude(company_name=company.name).update(company_name=company.name)
+
+
 def register():
     access.register_viewer_path(Company, "customers__owner")
     parts.add_figure("people_count", people_count)
     parts.set_timeline(parts.Timeline(rows=company_timeline, entry=company_timeline_entry))
     parts.add_unlinker("people", unlink_people)
+    parts.on_rename(follow_rename)

@@ -11,7 +11,7 @@ from customers.admin import customer_inline, customer_list_filter
 from .models import Opportunity
 from .reports import value_totals
 from .resources import OpportunityResource
-from .services import opportunity_default_company, opportunity_set_stage
+from .services import opportunity_set_stage
 
 _INVALID = object()
 
@@ -112,8 +112,6 @@ class OpportunityForm(CRMModelForm):
     a stage changed without touching the probability takes the new stage's default."""
 
     def save(self, commit=True):
-        if "company" not in self.changed_data:
-            opportunity_default_company(opportunity=self.instance)
         chosen = self.instance.probability if "probability" in self.changed_data else None
         opportunity_set_stage(opportunity=self.instance, stage=self.instance.stage, probability=chosen)
         return super().save(commit)

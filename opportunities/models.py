@@ -103,6 +103,9 @@ class Opportunity(RecordedModel):
         if update_fields is not None and "stage" in update_fields:
             kwargs["update_fields"] = {*update_fields, "closed_at"}
         creating = self._state.adding
+        if creating and self.company_id is None and self.customer_id is not None:
+            # With its customer's company, unless another was named.
+            self.company_id = self.customer.company_id
         super().save(*args, **kwargs)
         if creating or previous_stage != self.stage:
             StageChange.objects.create(

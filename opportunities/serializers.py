@@ -12,7 +12,7 @@ from customers.models import Customer
 from customers.serializers import CustomerIdField
 
 from .models import Opportunity
-from .services import opportunity_default_company, opportunity_set_stage
+from .services import opportunity_set_stage
 
 
 class OpportunitySerializer(ExternalIdMixin, StrictJSONTypesMixin, CachedReadFieldsMixin, serializers.ModelSerializer):
@@ -22,7 +22,7 @@ class OpportunitySerializer(ExternalIdMixin, StrictJSONTypesMixin, CachedReadFie
         queryset=Company.objects.all(),
         required=False,
         allow_null=True,
-        help_text="The company the deal is with; by default the customer's company when created.",
+        help_text="The company the deal is with; when created without one, the customer's company.",
     )
     created_by_id = serializers.IntegerField(read_only=True, allow_null=True)
     value = RoundingDecimalField(max_digits=14, decimal_places=2, min_value=Decimal("0"), required=False)
@@ -58,8 +58,6 @@ class OpportunitySerializer(ExternalIdMixin, StrictJSONTypesMixin, CachedReadFie
         set_stage_from(opportunity, validated_data)
         for attribute, value in validated_data.items():
             setattr(opportunity, attribute, value)
-        if "company" not in validated_data:
-            opportunity_default_company(opportunity=opportunity)
         opportunity.save(force_insert=True)
         return opportunity
 
@@ -81,6 +79,14 @@ class PipelineQuerySerializer(QuerySerializer):
     """Filters of ``GET /api/reports/pipeline``; the date ranges are whole days, both ends included."""
 
     customer_id = CustomerIdField(required=False)
+    group_by = serializers.ChoiceField(
+        choices=["company", "owner", "stage"],
+        required=False,
+        help_text="Add ``groups``: the open, won and lost figures per company, owner (of the customer) or stage.",
+    )
+    group_limit = serializers.IntegerField(
+        min_value=1, max_value=500, default=50, help_text="At most this many groups, largest open pipeline first."
+    )
     created_from = QueryDateField(required=False)
     created_to = QueryDateField(required=False)
     closed_from = QueryDateField(required=False)

@@ -43,9 +43,3 @@ def opportunity_set_stage(*, opportunity, stage, probability=None, at=None):
     )
     # Applied: save() does not apply the rules a second time (which would move ``closed_at`` to now).
     opportunity.stage_rules_applied = True
-
-
-def opportunity_default_company(*, opportunity):
-    """A new opportunity without a company is with its customer's company."""
-    if opportunity._state.adding and opportunity.company_id is None and opportunity.customer_id is not None:
-        opportunity.company_id = opportunity.customer.company_id
