@@ -6,6 +6,7 @@ from django.utils.translation import gettext_lazy as _
 
 from core import access
 from core.admin.base import CRMModelAdmin
+from core.admin.phones import PhoneCheckMixin, PhoneValidityFilter
 from core.history import batched_delete_history
 
 from .models import Company
@@ -43,19 +44,21 @@ class ReadOnlyInline(admin.TabularInline):
 
 
 @admin.register(Company)
-class CompanyAdmin(CRMModelAdmin):
+class CompanyAdmin(PhoneCheckMixin, CRMModelAdmin):
     resource_classes = [CompanyResource]
     list_display = [
         "name",
         "domain",
         "industry",
         "size",
+        "phone",
+        "phone_valid",
         "people_count",
         "open_pipeline_value",
         "last_interaction_at",
         "owner",
     ]
-    list_filter = ["size", "industry", "created_at"]
+    list_filter = ["size", "industry", PhoneValidityFilter, "created_at"]
     list_select_related = ["owner"]
     search_fields = ["name", "domain"]
     date_hierarchy = "created_at"

@@ -5,6 +5,7 @@ from django.utils.translation import gettext_lazy as _
 from core.fields import created_by_field, external_id_field, external_id_unique
 from core.history import CRMHistoricalRecords
 from core.models import RecordedModel
+from core.phones import E164_MAX_LENGTH, e164
 
 from . import parts
 from .names import domain_of, name_key
@@ -39,6 +40,10 @@ class Company(RecordedModel):
     domain = models.CharField(_("domain"), max_length=253, null=True, blank=True)  # noqa: DJ001
     website = models.URLField(_("website"), max_length=500, blank=True, default="")
     phone = models.CharField(_("phone"), max_length=32, blank=True, default="")
+    # The number in E.164 (core/phones.py), set from ``phone`` on every save; empty when it is not a valid number.
+    phone_e164 = models.CharField(  # noqa: DJ001
+        _("phone (E.164)"), max_length=E164_MAX_LENGTH, null=True, blank=True, editable=False, db_index=True
+    )
     address = models.TextField(_("address"), blank=True, default="")
     industry = models.CharField(_("industry"), max_length=100, blank=True, default="")
     size = models.CharField(_("size"), max_length=16, choices=Size.choices, blank=True, default="")
@@ -57,7 +62,7 @@ class Company(RecordedModel):
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     external_id = external_id_field()
     created_by = created_by_field()
-    history = CRMHistoricalRecords(excluded_fields=["updated_at", "name_key"])
+    history = CRMHistoricalRecords(excluded_fields=["updated_at", "name_key", "phone_e164"])
 
     objects = CompanyQuerySet.as_manager()
 
@@ -79,9 +84,14 @@ class Company(RecordedModel):
         self.name = " ".join(self.name.split())
         self.name_key = name_key(self.name)
         self.domain = domain_of(self.domain) or None
+        self.phone_e164 = e164(self.phone)
         update_fields = kwargs.get("update_fields")
-        if update_fields is not None and "name" in update_fields:
-            kwargs["update_fields"] = {*update_fields, "name_key"}
+        if update_fields is not None:
+            if "name" in update_fields:
+                update_fields = {*update_fields, "name_key"}
+            if "phone" in update_fields:
+                update_fields = {*update_fields, "phone_e164"}
+            kwargs["update_fields"] = update_fields
         renamed = not self._state.adding and self.name != getattr(self, "_loaded_name", self.name)
         super().save(*args, **kwargs)
         self._loaded_name = self.name

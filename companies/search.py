@@ -6,4 +6,9 @@ Indexes: trigram GIN on PostgreSQL, FTS5 on SQLite, created by migration
 
 from core.search import TextSearch
 
-SEARCH = TextSearch(table="companies_company", columns={"name": "name", "domain": "domain"}, index_prefix="company")
+SEARCH = TextSearch(
+    table="companies_company",
+    columns={"name": "name", "domain": "domain"},
+    index_prefix="company",
+    phone_field="phone_e164",
+)

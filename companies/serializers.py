@@ -34,6 +34,7 @@ class CompanySerializer(ExternalIdMixin, StrictJSONTypesMixin, CachedReadFieldsM
             "domain",
             "website",
             "phone",
+            "phone_e164",
             "address",
             "industry",
             "size",
@@ -47,8 +48,11 @@ class CompanySerializer(ExternalIdMixin, StrictJSONTypesMixin, CachedReadFieldsM
             "created_by_id",
             "external_id",
         ]
-        read_only_fields = ["id", "created_by_id", "created_at", "updated_at"]
+        read_only_fields = ["id", "created_by_id", "created_at", "updated_at", "phone_e164"]
         extra_kwargs = {
+            "phone_e164": {
+                "help_text": "The phone number in E.164 (+8613800138000); null when it is not a valid number."
+            },
             "domain": {
                 "allow_null": True,
                 "allow_blank": True,

@@ -32,6 +32,7 @@ class CompanyViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
         "domain",
         "website",
         "phone",
+        "phone_e164",
         "address",
         "industry",
         "size",

@@ -11,6 +11,9 @@ indexes narrow the rows it checks without changing it:
   then checks them, so that FTS5's Unicode case folding (wider than SQLite's
   ASCII-only ``LIKE``) never adds a row. Shorter terms use ``LIKE`` alone.
 
+With ``phone_field``, a term that reads as a phone number (``core/phones.py``)
+also finds the rows whose number it is, however it is written.
+
 An app declares one :class:`TextSearch` per searched table and creates its
 indexes from a migration (``create_indexes`` / ``drop_indexes``).
 """
@@ -22,6 +25,8 @@ from django.db import connection
 from django.db.models import Q
 from django.db.models.expressions import RawSQL
 
+from core import phones
+
 TRIGRAM_MIN_LENGTH = 3
 
 
@@ -32,8 +37,10 @@ class TextSearch:
     the SQLite index is the FTS5 table ``<table>_search``.
     """
 
-    def __init__(self, *, table, columns, index_prefix):
+    def __init__(self, *, table, columns, index_prefix, phone_field=None):
         self.table = table
+        # A term that reads as a phone number also finds the rows with that number, however written.
+        self.phone_field = phone_field
         self.columns = dict(columns)
         self.index_prefix = index_prefix
         self.fts_table = f"{table}_search"
@@ -67,6 +74,9 @@ class TextSearch:
             phrase = '"' + term.replace('"', '""') + '"'
             fts = self.fts_table
             condition &= Q(pk__in=RawSQL(f"SELECT rowid FROM {fts} WHERE {fts} MATCH %s", [phrase]))
+        number = phones.search_q(term, self.phone_field) if self.phone_field else None
+        if number is not None:
+            condition |= number
         return queryset.filter(condition)
 
     # PostgreSQL

@@ -13,6 +13,7 @@ from simple_history.utils import bulk_update_with_history
 from companies.admin import ReadOnlyInline, company_inline
 from core import access
 from core.admin.base import CRMModelAdmin
+from core.admin.phones import PhoneCheckMixin, PhoneValidityFilter
 
 from .models import Customer
 from .resources import CustomerResource
@@ -50,13 +51,14 @@ class PeopleInline(ReadOnlyInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(CRMModelAdmin):
+class CustomerAdmin(PhoneCheckMixin, CRMModelAdmin):
     resource_classes = [CustomerResource]
     list_display = [
         "name",
         "company",
         "email",
         "phone",
+        "phone_valid",
         "status",
         "interaction_count",
         "open_opportunity_count",
@@ -64,7 +66,7 @@ class CustomerAdmin(CRMModelAdmin):
         "last_interaction_at",
         "owner",
     ]
-    list_filter = ["status", "created_at"]
+    list_filter = ["status", PhoneValidityFilter, "created_at"]
     list_select_related = ["owner", "company"]
     search_fields = ["name", "company_name", "email", "phone"]
     autocomplete_fields = ["company"]

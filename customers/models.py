@@ -8,6 +8,7 @@ from companies.services import company_for_name
 from core.fields import created_by_field, external_id_field, external_id_unique
 from core.history import CRMHistoricalRecords
 from core.models import RecordedModel
+from core.phones import E164_MAX_LENGTH, e164
 
 from . import parts
 
@@ -62,6 +63,10 @@ class Customer(RecordedModel):
     )
     email = models.EmailField(_("email"), max_length=254, null=True, blank=True)  # noqa: DJ001
     phone = models.CharField(_("phone"), max_length=32, null=True, blank=True)  # noqa: DJ001
+    # The number in E.164 (core/phones.py), set from ``phone`` on every save; empty when it is not a valid number.
+    phone_e164 = models.CharField(  # noqa: DJ001
+        _("phone (E.164)"), max_length=E164_MAX_LENGTH, null=True, blank=True, editable=False, db_index=True
+    )
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
@@ -78,7 +83,7 @@ class Customer(RecordedModel):
     external_id = external_id_field()
     created_by = created_by_field()
     # Who changed what and when; updated_at is left out: history_date says it.
-    history = CRMHistoricalRecords(excluded_fields=["updated_at"])
+    history = CRMHistoricalRecords(excluded_fields=["updated_at", "phone_e164"])
 
     objects = CustomerQuerySet.as_manager()
 
@@ -101,9 +106,14 @@ class Customer(RecordedModel):
 
     def save(self, *args, **kwargs):
         self.link_company()
+        self.phone_e164 = e164(self.phone)
         update_fields = kwargs.get("update_fields")
-        if update_fields is not None and ({"company", "company_name"} & set(update_fields)):
-            kwargs["update_fields"] = {*update_fields, "company", "company_name"}
+        if update_fields is not None:
+            if {"company", "company_name"} & set(update_fields):
+                update_fields = {*update_fields, "company", "company_name"}
+            if "phone" in update_fields:
+                update_fields = {*update_fields, "phone_e164"}
+            kwargs["update_fields"] = update_fields
         super().save(*args, **kwargs)
 
     def link_company(self):

@@ -5,7 +5,9 @@ The result is always exactly Django's ``icontains`` on those three columns
 that make it fast (trigram GIN on PostgreSQL, FTS5 on SQLite, created by
 migration ``customers.0004_search_indexes``) are described in ``core/search.py``.
 The company column is the name of the customer's company, kept beside the link
-(``Customer.company_name``).
+(``Customer.company_name``). A term that reads as a phone number also finds the
+customer with that number, however it is written ("138 0013 8000",
+"+86 138-0013-8000", "13800138000"): ``phone_e164`` equals its E.164 form.
 """
 
 from core.search import TRIGRAM_MIN_LENGTH, TextSearch
@@ -14,6 +16,7 @@ SEARCH = TextSearch(
     table="customers_customer",
     columns={"name": "name", "company_name": "company", "email": "email"},
     index_prefix="customer",
+    phone_field="phone_e164",
 )
 FTS_TABLE = SEARCH.fts_table
 SEARCH_COLUMNS = tuple(SEARCH.columns.values())

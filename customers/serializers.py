@@ -58,9 +58,13 @@ class CustomerSerializer(ExternalIdMixin, StrictJSONTypesMixin, CachedReadFields
             "created_by_id",
             "external_id",
             "company_id",
+            "phone_e164",
         ]
-        read_only_fields = ["id", "created_by_id", "created_at", "updated_at"]
+        read_only_fields = ["id", "created_by_id", "created_at", "updated_at", "phone_e164"]
         extra_kwargs = {
+            "phone_e164": {
+                "help_text": "The phone number in E.164 (+8613800138000); null when it is not a valid number."
+            },
             "email": {"allow_null": True, "allow_blank": True},
             "phone": {"allow_null": True, "allow_blank": True},
         }

@@ -56,6 +56,7 @@ class CustomerViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
         "external_id",
         "created_by_id",
         "company_id",
+        "phone_e164",
     ]
     export_sources = {"company": "company_name"}
     summary_defaults = {"interaction_count": 0, "open_pipeline_value": Decimal(0), "last_interaction_at": None}

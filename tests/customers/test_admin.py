@@ -140,6 +140,7 @@ CustomerAdminColumns = [
     "company",
     "email",
     "phone",
+    "phone_valid",
     "status",
     "interaction_count",
     "open_opportunity_count",

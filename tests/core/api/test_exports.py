@@ -29,6 +29,7 @@ CUSTOMER_HEADER = [
     "external_id",
     "created_by_id",
     "company_id",
+    "phone_e164",
 ]
 
 
@@ -58,6 +59,7 @@ def customer_row(customer):
         customer.external_id or "",
         "",
         str(customer.company_id or ""),
+        customer.phone_e164 or "",
     ]
 
 
