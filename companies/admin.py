@@ -62,6 +62,7 @@ class CompanyAdmin(PhoneCheckMixin, CRMModelAdmin):
     list_select_related = ["owner"]
     search_fields = ["name", "domain"]
     date_hierarchy = "created_at"
+    owner_field = "owner"
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     readonly_fields = ["created_by", "created_at", "updated_at", "history_link"]
     fieldsets = [
@@ -77,15 +78,6 @@ class CompanyAdmin(PhoneCheckMixin, CRMModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).with_summary()
 
-    def get_readonly_fields(self, request, obj=None):
-        fields = super().get_readonly_fields(request, obj)
-        # Only managers give companies to someone; a rep's new companies are their own.
-        return fields if access.is_manager(request.user) else [*fields, "owner"]
-
-    def save_model(self, request, obj, form, change):
-        if not change and (obj.owner_id is None or not access.is_manager(request.user)):
-            obj.owner = request.user
-        super().save_model(request, obj, form, change)
 
     def delete_model(self, request, obj):
         self._report_unlinked(request, [obj])

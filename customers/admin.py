@@ -71,6 +71,7 @@ class CustomerAdmin(PhoneCheckMixin, CRMModelAdmin):
     search_fields = ["name", "company_name", "email", "phone"]
     autocomplete_fields = ["company"]
     date_hierarchy = "created_at"
+    owner_field = "owner"
     readonly_fields = ["created_by", "created_at", "updated_at", "history_link"]
     fieldsets = [
         (None, {"fields": ["name", "company", "status", "owner"]}),
@@ -89,15 +90,6 @@ class CustomerAdmin(PhoneCheckMixin, CRMModelAdmin):
         # The figures of the API's summary, and the count of open opportunities beside them.
         return super().get_queryset(request).with_summary("open_opportunity_count")
 
-    def get_readonly_fields(self, request, obj=None):
-        fields = super().get_readonly_fields(request, obj)
-        # Only managers give customers to someone; a rep's new customers are their own.
-        return fields if access.is_manager(request.user) else [*fields, "owner"]
-
-    def save_model(self, request, obj, form, change):
-        if not change and (obj.owner_id is None or not access.is_manager(request.user)):
-            obj.owner = request.user
-        super().save_model(request, obj, form, change)
 
     @admin.display(description=_("interactions"), ordering="interaction_count")
     def interaction_count(self, obj):

@@ -135,6 +135,9 @@ class CRMModelAdmin(BoundedImportMixin, ImportExportMixin, ExportActionMixin, Si
     form = CRMModelForm
     formats = [CSV, XLSX]
     list_per_page = 50
+    # Records with an owner (the field's name): only managers set it; a new record of anyone
+    # else is their own, as in the API (``CRMModelViewSet.owner_field``).
+    owner_field = None
     # The export button on a record's page would duplicate the export action.
     show_change_form_export = False
 
@@ -196,7 +199,16 @@ class CRMModelAdmin(BoundedImportMixin, ImportExportMixin, ExportActionMixin, Si
             return
         if not change:
             obj.created_by = request.user
+            owner = self.owner_field
+            if owner and (getattr(obj, f"{owner}_id") is None or not access.is_manager(request.user)):
+                setattr(obj, owner, request.user)
         super().save_model(request, obj, form, change)
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        if self.owner_field and not access.is_manager(request.user):
+            return [*fields, self.owner_field]
+        return fields
 
     def _keep_unsettable_fields(self, request, obj, form, current):
         """On a revert, every field the form does not offer this user keeps its current value.
