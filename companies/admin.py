@@ -1,7 +1,5 @@
 from django.contrib import admin, messages
 from django.db import models, transaction
-from django.urls import reverse
-from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from core import access
@@ -63,6 +61,7 @@ class CompanyAdmin(PhoneCheckMixin, CRMModelAdmin):
     search_fields = ["name", "domain"]
     date_hierarchy = "created_at"
     owner_field = "owner"
+    history_link_text = _("Every change to this company")
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     readonly_fields = ["created_by", "created_at", "updated_at", "history_link"]
     fieldsets = [
@@ -77,7 +76,6 @@ class CompanyAdmin(PhoneCheckMixin, CRMModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).with_summary()
-
 
     def delete_model(self, request, obj):
         self._report_unlinked(request, [obj])
@@ -112,10 +110,3 @@ class CompanyAdmin(PhoneCheckMixin, CRMModelAdmin):
     @admin.display(description=_("last interaction"), ordering="last_interaction_at", empty_value="—")
     def last_interaction_at(self, obj):
         return obj.last_interaction_at
-
-    @admin.display(description=_("history"))
-    def history_link(self, obj):
-        if obj.pk is None:
-            return "—"
-        url = reverse(f"{self.admin_site.name}:companies_company_history", args=[obj.pk])
-        return format_html('<a href="{}">{}</a>', url, _("Every change to this company"))

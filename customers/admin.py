@@ -3,9 +3,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
 from django.template.response import TemplateResponse
-from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from simple_history.utils import bulk_update_with_history
@@ -72,6 +70,7 @@ class CustomerAdmin(PhoneCheckMixin, CRMModelAdmin):
     autocomplete_fields = ["company"]
     date_hierarchy = "created_at"
     owner_field = "owner"
+    history_link_text = _("Every change to this customer")
     readonly_fields = ["created_by", "created_at", "updated_at", "history_link"]
     fieldsets = [
         (None, {"fields": ["name", "company", "status", "owner"]}),
@@ -90,7 +89,6 @@ class CustomerAdmin(PhoneCheckMixin, CRMModelAdmin):
         # The figures of the API's summary, and the count of open opportunities beside them.
         return super().get_queryset(request).with_summary("open_opportunity_count")
 
-
     @admin.display(description=_("interactions"), ordering="interaction_count")
     def interaction_count(self, obj):
         return obj.interaction_count
@@ -106,13 +104,6 @@ class CustomerAdmin(PhoneCheckMixin, CRMModelAdmin):
     @admin.display(description=_("last interaction"), ordering="last_interaction_at", empty_value="—")
     def last_interaction_at(self, obj):
         return obj.last_interaction_at
-
-    @admin.display(description=_("history"))
-    def history_link(self, obj):
-        if obj.pk is None:
-            return "—"
-        url = reverse(f"{self.admin_site.name}:customers_customer_history", args=[obj.pk])
-        return format_html('<a href="{}">{}</a>', url, _("Every change to this customer"))
 
     def save_formset(self, request, form, formset, change):
         for inline_form in formset.forms:
