@@ -6,12 +6,15 @@ from . import parts
 from .models import Company
 
 
-def company_for_name(name, *, owner=None, created_by=None):
+def company_for_name(name, *, owner=None, created_by=None, among=None):
     """The company named ``name`` (ignoring case and spacing; the oldest of several), created if there is none.
 
-    A new company is owned like the record that named it (``owner``).
+    ``among`` narrows the companies it may be (those the writer sees: a rep does not reach
+    another rep's company by typing its name); a new company is owned like the record that
+    named it (``owner``).
     """
-    existing = Company.objects.named(name).first()
+    companies = Company.objects.all() if among is None else among
+    existing = companies.named(name).first()
     if existing is not None:
         return existing
     return Company.objects.create(name=name, owner=owner, created_by=created_by)

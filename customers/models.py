@@ -122,6 +122,8 @@ class Customer(RecordedModel):
         A name without a link (the API's ``company`` text, an import, old data) links
         the customer to the company of that name, ignoring case and spacing, or to a
         new one owned like the customer (``companies.services.company_for_name``).
+        The writer's request sets ``company_choices``, the companies it sees: a name
+        is looked up among those only.
         """
         if self.company_id is not None:
             self.company_name = self.company.name
@@ -130,5 +132,6 @@ class Customer(RecordedModel):
         if not name:
             self.company_name = None
             return
-        self.company = company_for_name(name, owner=self.owner, created_by=self.created_by)
+        among = getattr(self, "company_choices", None)
+        self.company = company_for_name(name, owner=self.owner, created_by=self.created_by, among=among)
         self.company_name = self.company.name

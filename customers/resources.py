@@ -2,6 +2,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from import_export import fields, widgets
 
+from companies.models import Company
 from core import access
 from core.resources import CRMModelResource, cell_text
 
@@ -44,6 +45,11 @@ class CustomerResource(CRMModelResource):
         if not email:
             return None
         return self.scoped(Customer.objects.with_email(email)).first()
+
+    def apply_validated(self, instance, validated_data):
+        super().apply_validated(instance, validated_data)
+        # A company named by its name is one this user sees (or a new one).
+        instance.company_choices = self.scoped(Company.objects.all())
 
     def before_save_instance(self, instance, row, **kwargs):
         # New customers go into the importing user's book.

@@ -99,6 +99,20 @@ class CustomerSerializer(ExternalIdMixin, StrictJSONTypesMixin, CachedReadFields
             attrs.setdefault("company_name", None)
         return attrs
 
+    def _company_choices(self):
+        request = self.context.get("request")
+        return None if request is None else access.scope(Company.objects.all(), request.user)
+
+    def create(self, validated_data):
+        customer = Customer(**validated_data)
+        customer.company_choices = self._company_choices()
+        customer.save(force_insert=True)
+        return customer
+
+    def update(self, instance, validated_data):
+        instance.company_choices = self._company_choices()
+        return super().update(instance, validated_data)
+
     def validate_email(self, value):
         value = (value or "").strip()
         if not value:

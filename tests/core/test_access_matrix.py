@@ -14,6 +14,7 @@ from django.contrib.auth.models import Group
 from knox.models import get_token_model
 from rest_framework.test import APIClient
 
+from companies.models import Company
 from customers.models import Customer
 from interactions.models import Interaction
 from opportunities.models import Opportunity
@@ -255,6 +256,17 @@ def test_records_without_owner_are_visible_to_managers_only(world):
     orphan = CustomerFactory(name="Orphan", owner=None)
     assert client_for(world, "rep_a").get(f"/api/customers/{orphan.pk}").status_code == 404
     assert client_for(world, "manager").get(f"/api/customers/{orphan.pk}").status_code == 200
+
+
+def test_a_rep_typing_another_reps_company_name_gets_a_company_of_their_own(world):
+    rep_a = world["users"]["rep_a"]
+    data = client_for(world, "rep_a").post("/api/customers", {"name": "N", "company": "bravo co"}, format="json")
+    company_id = data.json()["data"]["company_id"]
+    assert company_id != world["cb"].pk
+    assert Company.objects.get(pk=company_id).owner == rep_a
+    # A manager's text reaches the company that exists.
+    data = client_for(world, "manager").post("/api/customers", {"name": "M", "company": "Bravo Co"}, format="json")
+    assert data.json()["data"]["company_id"] == world["cb"].pk
 
 
 def test_new_customer_belongs_to_its_creator(world):
