@@ -4,7 +4,8 @@
 - Members of "Read-only" see everything and change nothing.
 - Members of "Sales rep" see and change only the customers they own, and those
   customers' interactions, opportunities and tasks; a record may name further
-  users who see it too (a task: its assignee, whoever owns its customer).
+  users who see it too (a task: its assignee, whoever owns its customer; a
+  company: the reps who own its people).
 - Anyone else (no role) sees nothing.
 
 Every list, detail, report, export, history, timeline, admin page and form
@@ -122,7 +123,31 @@ def register_owner_path(model, path, *, also_seen_by=()):
     the API, the admin, exports, imports and reports all ask :func:`scope`.
     """
     _OWNER_PATHS[model._meta.label_lower] = path
-    _ALSO_SEEN_BY[model._meta.label_lower] = tuple(also_seen_by)
+    for further in also_seen_by:
+        register_viewer_path(model, further)
+
+
+def register_viewer_path(model, path):
+    """Let a rep also see (and change) the rows of ``model`` that ``path`` leads from to them.
+
+    For an app that adds a way to a model it does not own (customers: a company
+    is seen by the reps who own its people, ``customers__owner``). The owner path
+    stays the one that says whose record it is (events, writes). A path may cross
+    a many-valued relation: such rows are matched through a subquery, so none is
+    repeated.
+    """
+    paths = _ALSO_SEEN_BY.setdefault(model._meta.label_lower, [])
+    if path not in paths:
+        paths.append(path)
+
+
+def _is_many_valued(model, path):
+    for name in path.split("__"):
+        field = model._meta.get_field(name)
+        if field.one_to_many or field.many_to_many:
+            return True
+        model = field.related_model
+    return False
 
 
 def has_owner_path(model):
@@ -152,9 +177,13 @@ def scope(queryset, user):
     if role in (MANAGER, READ_ONLY):
         return queryset
     if role == REP:
+        model = queryset.model
         condition = Q()
-        for path in seen_by_paths(queryset.model):
-            condition |= Q(**{path: user})
+        for path in seen_by_paths(model):
+            if _is_many_valued(model, path):
+                condition |= Q(pk__in=model._base_manager.filter(**{path: user}).values("pk"))
+            else:
+                condition |= Q(**{path: user})
         return queryset.filter(condition)
     return queryset.none()
 

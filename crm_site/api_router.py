@@ -3,6 +3,7 @@
 from django.urls import re_path
 from rest_framework.routers import DefaultRouter
 
+from companies.views import CompanyViewSet
 from core.api.events import EventViewSet
 from customers.views import CustomerViewSet
 from interactions.views import ActivityReportView, InteractionViewSet
@@ -25,6 +26,7 @@ class OptionalSlashRouter(DefaultRouter):
 
 router = OptionalSlashRouter()
 router.register("customers", CustomerViewSet, basename="customer")
+router.register("companies", CompanyViewSet, basename="company")
 router.register("interactions", InteractionViewSet, basename="interaction")
 router.register("opportunities", OpportunityViewSet, basename="opportunity")
 router.register("tasks", TaskViewSet, basename="task")

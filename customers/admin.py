@@ -3,15 +3,15 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
 from django.template.response import TemplateResponse
-from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from simple_history.utils import bulk_update_with_history
 
+from companies.admin import ReadOnlyInline, company_inline
 from core import access
 from core.admin.base import CRMModelAdmin
+from core.admin.phones import PhoneCheckMixin, PhoneValidityFilter
 
 from .models import Customer
 from .resources import CustomerResource
@@ -38,14 +38,25 @@ class ReassignForm(forms.Form):
     owner = forms.ModelChoiceField(label=_("New owner"), queryset=get_user_model().objects.filter(is_active=True))
 
 
+@company_inline
+class PeopleInline(ReadOnlyInline):
+    model = Customer
+    fk_name = "company"
+    fields = ["name", "email", "phone", "status", "owner"]
+    verbose_name = _("person")
+    verbose_name_plural = _("people")
+    ordering = ["name", "id"]
+
+
 @admin.register(Customer)
-class CustomerAdmin(CRMModelAdmin):
+class CustomerAdmin(PhoneCheckMixin, CRMModelAdmin):
     resource_classes = [CustomerResource]
     list_display = [
         "name",
         "company",
         "email",
         "phone",
+        "phone_valid",
         "status",
         "interaction_count",
         "open_opportunity_count",
@@ -53,10 +64,13 @@ class CustomerAdmin(CRMModelAdmin):
         "last_interaction_at",
         "owner",
     ]
-    list_filter = ["status", "created_at"]
-    list_select_related = ["owner"]
-    search_fields = ["name", "company", "email", "phone"]
+    list_filter = ["status", PhoneValidityFilter, "created_at"]
+    list_select_related = ["owner", "company"]
+    search_fields = ["name", "company_name", "email", "phone"]
+    autocomplete_fields = ["company"]
     date_hierarchy = "created_at"
+    owner_field = "owner"
+    history_link_text = _("Every change to this customer")
     readonly_fields = ["created_by", "created_at", "updated_at", "history_link"]
     fieldsets = [
         (None, {"fields": ["name", "company", "status", "owner"]}),
@@ -75,16 +89,6 @@ class CustomerAdmin(CRMModelAdmin):
         # The figures of the API's summary, and the count of open opportunities beside them.
         return super().get_queryset(request).with_summary("open_opportunity_count")
 
-    def get_readonly_fields(self, request, obj=None):
-        fields = super().get_readonly_fields(request, obj)
-        # Only managers give customers to someone; a rep's new customers are their own.
-        return fields if access.is_manager(request.user) else [*fields, "owner"]
-
-    def save_model(self, request, obj, form, change):
-        if not change and (obj.owner_id is None or not access.is_manager(request.user)):
-            obj.owner = request.user
-        super().save_model(request, obj, form, change)
-
     @admin.display(description=_("interactions"), ordering="interaction_count")
     def interaction_count(self, obj):
         return obj.interaction_count
@@ -100,13 +104,6 @@ class CustomerAdmin(CRMModelAdmin):
     @admin.display(description=_("last interaction"), ordering="last_interaction_at", empty_value="—")
     def last_interaction_at(self, obj):
         return obj.last_interaction_at
-
-    @admin.display(description=_("history"))
-    def history_link(self, obj):
-        if obj.pk is None:
-            return "—"
-        url = reverse(f"{self.admin_site.name}:customers_customer_history", args=[obj.pk])
-        return format_html('<a href="{}">{}</a>', url, _("Every change to this customer"))
 
     def save_formset(self, request, form, formset, change):
         for inline_form in formset.forms:

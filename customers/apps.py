@@ -28,11 +28,13 @@ class CustomersConfig(AppConfig):
     def ready(self):
         from core import access, events
 
+        from .company_parts import register
         from .models import Customer
         from .serializers import CustomerSerializer
 
         access.register_owner_path(Customer, "owner")
         access.register_owner_path(Customer.history.model, "owner")
+        register()
         # Every create, update and delete writes an event with the change (core/events.py).
         events.register(
             Customer,

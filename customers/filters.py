@@ -1,6 +1,6 @@
 from django_filters import rest_framework as filters
 
-from core.api.filters import ExternalIdFilter, OwnerFilter
+from core.api.filters import ExternalIdFilter, IdFilter, OwnerFilter
 
 from .models import Customer
 from .search import search_customers
@@ -13,11 +13,22 @@ class CustomerFilter(filters.FilterSet):
     created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     external_id = ExternalIdFilter()
-    ordering = filters.OrderingFilter(fields=("id", "name", "company", "email", "status", "created_at", "updated_at"))
+    company_id = IdFilter(field_name="company_id", label="Company id")
+    ordering = filters.OrderingFilter(
+        fields=(
+            ("id", "id"),
+            ("name", "name"),
+            ("company_name", "company"),
+            ("email", "email"),
+            ("status", "status"),
+            ("created_at", "created_at"),
+            ("updated_at", "updated_at"),
+        )
+    )
 
     class Meta:
         model = Customer
-        fields = ["search", "status", "owner", "created_after", "created_before"]
+        fields = ["search", "status", "owner", "company_id", "created_after", "created_before"]
 
     def filter_search(self, queryset, name, value):
         value = value.strip()

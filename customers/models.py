@@ -4,9 +4,11 @@ from django.db.models import Value
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
+from companies.services import company_for_name
 from core.fields import created_by_field, external_id_field, external_id_unique
 from core.history import CRMHistoricalRecords
 from core.models import RecordedModel
+from core.phones import E164_MAX_LENGTH, e164
 
 from . import parts
 
@@ -45,9 +47,26 @@ class Customer(RecordedModel):
 
     # Optional text is NULL when unset: the original API returned null, and clients rely on it.
     name = models.CharField(_("name"), max_length=200)
-    company = models.CharField(_("company"), max_length=200, null=True, blank=True)  # noqa: DJ001
+    # The company the customer belongs to (at most one); deleting it leaves the customer without one.
+    company = models.ForeignKey(
+        "companies.Company",
+        verbose_name=_("company"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="customers",
+    )
+    # The linked company's name, kept beside the link (the API's ``company`` text, and what search
+    # matches); set from the link on every save (``link_company``).
+    company_name = models.CharField(  # noqa: DJ001
+        _("company name"), max_length=200, null=True, blank=True, editable=False, db_column="company"
+    )
     email = models.EmailField(_("email"), max_length=254, null=True, blank=True)  # noqa: DJ001
     phone = models.CharField(_("phone"), max_length=32, null=True, blank=True)  # noqa: DJ001
+    # The number in E.164 (core/phones.py), set from ``phone`` on every save; empty when it is not a valid number.
+    phone_e164 = models.CharField(  # noqa: DJ001
+        _("phone (E.164)"), max_length=E164_MAX_LENGTH, null=True, blank=True, editable=False, db_index=True
+    )
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
@@ -64,7 +83,7 @@ class Customer(RecordedModel):
     external_id = external_id_field()
     created_by = created_by_field()
     # Who changed what and when; updated_at is left out: history_date says it.
-    history = CRMHistoricalRecords(excluded_fields=["updated_at"])
+    history = CRMHistoricalRecords(excluded_fields=["updated_at", "phone_e164"])
 
     objects = CustomerQuerySet.as_manager()
 
@@ -83,4 +102,36 @@ class Customer(RecordedModel):
         ]
 
     def __str__(self):
-        return f"{self.name} ({self.company})" if self.company else self.name
+        return f"{self.name} ({self.company_name})" if self.company_name else self.name
+
+    def save(self, *args, **kwargs):
+        self.link_company()
+        self.phone_e164 = e164(self.phone)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None:
+            if {"company", "company_name"} & set(update_fields):
+                update_fields = {*update_fields, "company", "company_name"}
+            if "phone" in update_fields:
+                update_fields = {*update_fields, "phone_e164"}
+            kwargs["update_fields"] = update_fields
+        super().save(*args, **kwargs)
+
+    def link_company(self):
+        """Make ``company`` and ``company_name`` agree: the link wins; a name alone is linked.
+
+        A name without a link (the API's ``company`` text, an import, old data) links
+        the customer to the company of that name, ignoring case and spacing, or to a
+        new one owned like the customer (``companies.services.company_for_name``).
+        The writer's request sets ``company_choices``, the companies it sees: a name
+        is looked up among those only.
+        """
+        if self.company_id is not None:
+            self.company_name = self.company.name
+            return
+        name = " ".join((self.company_name or "").split())
+        if not name:
+            self.company_name = None
+            return
+        among = getattr(self, "company_choices", None)
+        self.company = company_for_name(name, owner=self.owner, created_by=self.created_by, among=among)
+        self.company_name = self.company.name

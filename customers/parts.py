@@ -32,15 +32,16 @@ class Figure:
 class TimelineSource:
     """Rows of a customer's timeline from one table.
 
-    ``rows(customer_id)`` is the table's queryset for that customer; ``columns``
-    maps each column the source fills (names unlike any model field, so that
-    each half of the union selects exactly the timeline's columns) to its
-    output field and expression, ``at`` and ``event_id`` included; ``entry(row)``
-    is one row as the API shows it.
+    ``rows()`` is the table's queryset, ``customer`` the lookup from one of its
+    rows to the customer's id (``customer_id``); ``columns`` maps each column the
+    source fills (names unlike any model field, so that each half of the union
+    selects exactly the timeline's columns) to its output field and expression,
+    ``at`` and ``event_id`` included; ``entry(row)`` is one row as the API shows it.
     """
 
     name: str
-    rows: Callable[[int], Any]
+    rows: Callable[[], Any]
+    customer: str
     columns: dict
     entry: Callable[[dict], dict]
 

@@ -2,6 +2,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from import_export import fields, widgets
 
+from companies.models import Company
 from core import access
 from core.resources import CRMModelResource, cell_text
 
@@ -18,6 +19,8 @@ class CustomerResource(CRMModelResource):
 
     serializer_class = CustomerSerializer
     required_columns = ("name",)
+    # The company's name, as in the API: importing it links the customer to that company.
+    company = fields.Field(attribute="company_name", column_name="company")
 
     class Meta:
         model = Customer
@@ -44,6 +47,11 @@ class CustomerResource(CRMModelResource):
         if found is not None or not email:
             return found
         return self.scoped(Customer.objects.with_email(email)).first()
+
+    def apply_validated(self, instance, validated_data):
+        super().apply_validated(instance, validated_data)
+        # A company named by its name is one this user sees (or a new one).
+        instance.company_choices = self.scoped(Company.objects.all())
 
     def before_save_instance(self, instance, row, **kwargs):
         # New customers go into the importing user's book.

@@ -1,9 +1,11 @@
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from companies.models import Company
+from companies.names import name_key
 from core import access
 from core.api.fastsql import CachedReadFieldsMixin
-from core.api.serializers import ExternalIdMixin, StrictJSONTypesMixin
+from core.api.serializers import ExternalIdMixin, ScopedPrimaryKeyRelatedField, StrictJSONTypesMixin, validate_owner
 
 from .models import Customer
 
@@ -22,6 +24,20 @@ class CustomerSerializer(ExternalIdMixin, StrictJSONTypesMixin, CachedReadFields
         source="owner", queryset=_active_users(), required=False, allow_null=True
     )
     created_by_id = serializers.IntegerField(read_only=True, allow_null=True)
+    # The company: ``company_id`` links to one the user may see; the ``company`` text (the original
+    # API's field) reads as the linked company's name and links by name, creating the company if needed.
+    company = serializers.CharField(
+        source="company_name",
+        allow_null=True,
+        allow_blank=True,
+        required=False,
+        max_length=200,
+        help_text="The company's name. Writing it links the customer to the company of that name (ignoring case "
+        "and spacing), created if there is none; blank or null unlinks.",
+    )
+    company_id = ScopedPrimaryKeyRelatedField(
+        source="company", queryset=Company.objects.all(), required=False, allow_null=True
+    )
 
     class Meta:
         model = Customer
@@ -41,10 +57,14 @@ class CustomerSerializer(ExternalIdMixin, StrictJSONTypesMixin, CachedReadFields
             "owner_id",
             "created_by_id",
             "external_id",
+            "company_id",
+            "phone_e164",
         ]
-        read_only_fields = ["id", "created_by_id", "created_at", "updated_at"]
+        read_only_fields = ["id", "created_by_id", "created_at", "updated_at", "phone_e164"]
         extra_kwargs = {
-            "company": {"allow_null": True, "allow_blank": True},
+            "phone_e164": {
+                "help_text": "The phone number in E.164 (+8613800138000); null when it is not a valid number."
+            },
             "email": {"allow_null": True, "allow_blank": True},
             "phone": {"allow_null": True, "allow_blank": True},
         }
@@ -55,12 +75,43 @@ class CustomerSerializer(ExternalIdMixin, StrictJSONTypesMixin, CachedReadFields
         return value.strip()
 
     def validate_owner_id(self, owner):
+        return validate_owner(self, owner, "Only a manager may give a customer to another owner.")
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        if "company_name" in attrs:
+            text = " ".join((attrs.pop("company_name") or "").split())
+            if "company" in attrs:
+                # Both given: they must name the same company.
+                company = attrs["company"]
+                if text and (company is None or company.name_key != name_key(text)):
+                    raise serializers.ValidationError(
+                        {"company": ["Does not match the name of the company given by company_id."]}
+                    )
+            elif not text:
+                attrs["company"] = None
+            else:
+                current = self.instance.company if self.instance is not None else None
+                if current is None or current.name_key != name_key(text):
+                    # Linked by name when saved (Customer.link_company), to a new company if need be.
+                    attrs["company"], attrs["company_name"] = None, text
+        if "company" in attrs and attrs["company"] is None:
+            attrs.setdefault("company_name", None)
+        return attrs
+
+    def _company_choices(self):
         request = self.context.get("request")
-        if request is None or access.is_manager(request.user):
-            return owner
-        if owner is None or owner.pk != request.user.pk:
-            raise serializers.ValidationError("Only a manager may give a customer to another owner.", code="forbidden")
-        return owner
+        return None if request is None else access.scope(Company.objects.all(), request.user)
+
+    def create(self, validated_data):
+        customer = Customer(**validated_data)
+        customer.company_choices = self._company_choices()
+        customer.save(force_insert=True)
+        return customer
+
+    def update(self, instance, validated_data):
+        instance.company_choices = self._company_choices()
+        return super().update(instance, validated_data)
 
     def validate_email(self, value):
         value = (value or "").strip()

@@ -5,6 +5,8 @@ from django.db.models import Sum
 from django.utils import timezone
 from simple_history.utils import bulk_update_with_history
 
+from companies.names import name_key
+from companies.services import company_for_name
 from core.history import current_history_user
 
 from . import parts
@@ -50,3 +52,26 @@ def reassign_customers(customers, owner):
         moved = Customer.objects.filter(pk__in=ids).with_summary("open_opportunity_count")
         open_opportunities = moved.aggregate(total=Sum("open_opportunity_count"))["total"] if ids else 0
     return {"customers": len(moving), "open_opportunities": open_opportunities or 0}
+
+
+def link_companies(customers):
+    """Link ``customers`` (unsaved instances, for a bulk insert) to the companies their ``company_name`` names.
+
+    What ``Customer.save()`` does one by one (``link_company``), for a batch: one
+    lookup per distinct name, new companies created through the ORM (history and
+    event), owned like the first customer that names them.
+    """
+    found = {}
+    for customer in customers:
+        if customer.company_id is not None:
+            customer.company_name = customer.company.name
+            continue
+        name = " ".join((customer.company_name or "").split())
+        if not name:
+            customer.company_name = None
+            continue
+        key = name_key(name)
+        if key not in found:
+            found[key] = company_for_name(name, owner=customer.owner, created_by=customer.created_by)
+        customer.company, customer.company_name = found[key], found[key].name
+    return customers

@@ -2,38 +2,51 @@
 
 The sources' tables (interactions, opportunity stage changes, ...) are merged in
 the database with one ``UNION ALL`` ordered by time, so any page of the timeline
-is a plain ``LIMIT``/``OFFSET`` over it.
+is a plain ``LIMIT``/``OFFSET`` over it. A company's timeline is the same union
+over all its people (``timeline_of_customers``), each row naming its customer.
 """
 
-from django.db.models import CharField, Value
+from django.db.models import BigIntegerField, CharField, F, Value
 
 from . import parts
 
 
 def _columns():
     """The columns of every half of the union, in order: the source's name, then each source's own."""
-    columns = {"source": CharField()}
+    columns = {"source": CharField(), "timeline_customer_id": BigIntegerField()}
     for source in parts.TIMELINE_SOURCES.values():
         for name, (field, _expression) in source.columns.items():
             columns.setdefault(name, field)
     return columns
 
 
-def _rows(source, customer_id, columns):
-    """``source``'s rows of the customer as union rows: its columns, NULL for the others."""
+def _rows(source, condition, columns):
+    """``source``'s rows of the customers ``condition`` names, as union rows: its columns, NULL for the others."""
     values = {
         name: source.columns[name][1] if name in source.columns else Value(None, output_field=field)
         for name, field in columns.items()
     }
     values["source"] = Value(source.name, output_field=CharField())
-    return source.rows(customer_id).order_by().annotate(**values).values(*columns)
+    values["timeline_customer_id"] = F(source.customer)
+    lookup, value = condition
+    rows = source.rows().filter(**{f"{source.customer}{lookup}": value})
+    return rows.order_by().annotate(**values).values(*columns)
+
+
+def _union(condition):
+    columns = _columns()
+    first, *others = (_rows(source, condition, columns) for source in parts.TIMELINE_SOURCES.values())
+    return first.union(*others, all=True).order_by("-at", "-source", "-event_id")
 
 
 def timeline_queryset(customer_id):
     """Rows (dicts of the sources' columns) of one customer's timeline, newest first."""
-    columns = _columns()
-    first, *others = (_rows(source, customer_id, columns) for source in parts.TIMELINE_SOURCES.values())
-    return first.union(*others, all=True).order_by("-at", "-source", "-event_id")
+    return _union(("", customer_id))
+
+
+def timeline_of_customers(customers):
+    """Rows of the merged timelines of ``customers`` (a queryset of customer ids), newest first."""
+    return _union(("__in", customers))
 
 
 def timeline_entry(row):

@@ -13,7 +13,7 @@ from .filters import CustomerFilter
 from .models import Customer
 from .serializers import BulkReassignSerializer, CustomerSerializer, ReassignSerializer, TimelineEntrySerializer
 from .services import delete_customer, reassign_customers
-from .summary import SUMMARY_FIELDS, WITH_SUMMARY, customer_with_summary
+from .summary import SUMMARY_FIELDS, WITH_SUMMARY
 from .timeline import timeline_entry, timeline_queryset
 
 REASSIGNED = {
@@ -41,33 +41,25 @@ class CustomerViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
     etag_ignored_fields = frozenset(SUMMARY_FIELDS)
     detail_reader = WITH_SUMMARY
     upsert_keys = ("external_id", "email")
-
-    def get_queryset(self):
-        queryset = super().get_queryset()
-        # The summary figures, shown by a list and a detail.
-        if self.action in ("list", "retrieve"):
-            queryset = queryset.with_summary()
-        return queryset
-
-    def perform_create(self, serializer):
-        # Owned by the creator unless a manager named an owner (validate_owner_id).
-        owner = serializer.validated_data.get("owner", self.request.user)
-        self._save(serializer, created_by=self.request.user, owner=owner)
-        self._reload_with_summary(serializer)
-
-    def perform_update(self, serializer):
-        super().perform_update(serializer)
-        self._reload_with_summary(serializer)
-
-    def _reload_with_summary(self, serializer):
-        saved = serializer.instance
-        reloaded = customer_with_summary(saved.pk, saved._state.db)
-        if reloaded is None:
-            # Deleted by another request since the write, and its records with it:
-            # answered as written, with nothing left to sum up.
-            saved.interaction_count, saved.open_pipeline_value, saved.last_interaction_at = 0, Decimal(0), None
-            reloaded = saved
-        serializer.instance = reloaded
+    owner_field = "owner"
+    # The original columns, then the link to the company.
+    export_fields = [
+        "id",
+        "name",
+        "company",
+        "email",
+        "phone",
+        "status",
+        "created_at",
+        "updated_at",
+        "owner_id",
+        "external_id",
+        "created_by_id",
+        "company_id",
+        "phone_e164",
+    ]
+    export_sources = {"company": "company_name"}
+    summary_defaults = {"interaction_count": 0, "open_pipeline_value": Decimal(0), "last_interaction_at": None}
 
     def upsert_lookup(self, rows, key, value):
         # Emails are unique whatever their letter case.

@@ -51,7 +51,7 @@ class InteractionAdmin(CRMModelAdmin):
     resource_classes = [InteractionResource]
     list_display = ["occurred_at", "customer", "interaction_type", "short_notes", "created_at"]
     list_filter = ["interaction_type", "occurred_at"]
-    search_fields = ["notes", "customer__name", "customer__company"]
+    search_fields = ["notes", "customer__name", "customer__company_name"]
     list_select_related = ["customer"]
     autocomplete_fields = ["customer"]
     date_hierarchy = "occurred_at"

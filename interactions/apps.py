@@ -10,12 +10,13 @@ class InteractionsConfig(AppConfig):
     def ready(self):
         from core import access, events
 
-        from .customer_parts import register
+        from . import company_parts, customer_parts
         from .models import Interaction
         from .serializers import InteractionSerializer
 
         access.register_owner_path(self.get_model("Interaction"), "customer__owner")
-        register()
+        customer_parts.register()
+        company_parts.register()
         # Every create, update and delete writes an event with the change (core/events.py).
         events.register(
             Interaction,

@@ -46,7 +46,8 @@ def register():
     parts.add_timeline_source(
         parts.TimelineSource(
             name=TIMELINE_SOURCE,
-            rows=lambda customer_id: Interaction.objects.filter(customer_id=customer_id),
+            rows=lambda: Interaction.objects.all(),
+            customer="customer_id",
             columns={
                 "at": (DateTimeField(), F("occurred_at")),
                 "event_id": (BigIntegerField(), F("id")),

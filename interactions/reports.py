@@ -57,6 +57,9 @@ def going_cold(cutoff, limit, customers=None):
     rows = (
         cold.annotate(last_interaction_at=Subquery(latest))
         .order_by(F("last_interaction_at").asc(nulls_first=True), "id")
-        .values("id", "name", "company", "email", "status", "last_interaction_at")[:limit]
+        .values("id", "name", "company_name", "email", "status", "last_interaction_at")[:limit]
     )
-    return {"count": cold.count(), "customers": list(rows)}
+    customers = [{**row, "company": row["company_name"]} for row in rows]
+    for row in customers:
+        del row["company_name"]
+    return {"count": cold.count(), "customers": customers}

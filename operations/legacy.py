@@ -18,7 +18,9 @@ from django.db import connection
 from django.db.models.functions import Lower
 
 from core.history import record_creation
+from core.phones import e164
 from customers.models import Customer
+from customers.services import link_companies
 from interactions.models import Interaction
 from operations.sqlite_files import MAX_VALUE_BYTES, integrity_problem, open_untrusted
 from opportunities.models import Opportunity, StageChange
@@ -261,6 +263,7 @@ class LegacyImport:
             if key:
                 seen[key] = customer.pk
             batch.append(customer)
+        link_companies(batch)
         Customer.objects.bulk_create(batch)
         record_creation(Customer, batch, HISTORY_REASON, batch_size=2000)
         report.imported += len(batch)
@@ -271,9 +274,10 @@ class LegacyImport:
         customer = Customer(
             id=legacy_id(row["id"]),
             name=text(row["name"]) or "",
-            company=text(row["company"]),
+            company_name=text(row["company"]),
             email=text(row["email"]),
             phone=text(row["phone"]),
+            phone_e164=e164(text(row["phone"])),
             status=status,
             created_at=created,
             updated_at=legacy_time(row["updated_at"], "updated_at") or created,

@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from django.db.models import Exists, OuterRef
 from django.utils.translation import gettext_lazy as _
 
+from companies.admin import ReadOnlyInline, company_inline
 from core.admin.base import CRMModelAdmin, CRMModelForm
 from customers.admin import customer_inline, customer_list_filter
 
@@ -137,6 +138,14 @@ class OpportunityInline(admin.TabularInline):
     show_change_link = True
 
 
+@company_inline
+class CompanyOpportunityInline(ReadOnlyInline):
+    model = Opportunity
+    fk_name = "company"
+    fields = ["title", "customer", "value", "stage", "expected_close_date"]
+    ordering = ["-created_at", "-id"]
+
+
 @customer_list_filter
 class HasOpenOpportunitiesFilter(admin.SimpleListFilter):
     title = _("open opportunities")
@@ -161,9 +170,9 @@ class OpportunityAdmin(CRMModelAdmin):
     list_display = ["title", "customer", "value", "stage", "probability", "expected_close_date", "created_at"]
     list_editable = ["stage", "probability"]
     list_filter = ["stage", ValueRangeFilter, "expected_close_date", "created_at"]
-    search_fields = ["title", "customer__name", "customer__company"]
+    search_fields = ["title", "customer__name", "customer__company_name"]
     list_select_related = ["customer"]
-    autocomplete_fields = ["customer"]
+    autocomplete_fields = ["customer", "company"]
     date_hierarchy = "created_at"
     readonly_fields = ["closed_at", "created_at", "updated_at"]
     form = OpportunityForm

@@ -10,13 +10,14 @@ class OpportunitiesConfig(AppConfig):
     def ready(self):
         from core import access, events
 
-        from .customer_parts import register
+        from . import company_parts, customer_parts
         from .models import Opportunity
         from .serializers import OpportunitySerializer
 
         access.register_owner_path(self.get_model("Opportunity"), "customer__owner")
         access.register_owner_path(self.get_model("StageChange"), "opportunity__customer__owner")
-        register()
+        customer_parts.register()
+        company_parts.register()
         # Every create, update and delete writes an event with the change (core/events.py).
         events.register(
             Opportunity,

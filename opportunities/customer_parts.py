@@ -72,7 +72,8 @@ def register():
     parts.add_timeline_source(
         parts.TimelineSource(
             name=TIMELINE_SOURCE,
-            rows=lambda customer_id: StageChange.objects.filter(opportunity__customer_id=customer_id),
+            rows=lambda: StageChange.objects.all(),
+            customer="opportunity__customer_id",
             columns={
                 "at": (DateTimeField(), F("changed_at")),
                 "event_id": (BigIntegerField(), F("id")),

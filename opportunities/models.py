@@ -55,6 +55,15 @@ class Opportunity(RecordedModel):
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     external_id = external_id_field()
     created_by = created_by_field()
+    # The company the deal is with: by default its customer's, when it is created.
+    company = models.ForeignKey(
+        "companies.Company",
+        verbose_name=_("company"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="opportunities",
+    )
     # Who changed what and when; updated_at is left out: history_date says it.
     history = CRMHistoricalRecords(excluded_fields=["updated_at"])
 
@@ -76,6 +85,7 @@ class Opportunity(RecordedModel):
             models.Index(fields=["customer", "-created_at"], name="opportunity_customer_idx"),
             models.Index(fields=["stage", "-created_at"], name="opportunity_stage_idx"),
             models.Index(fields=["stage", "expected_close_date"], name="opportunity_close_idx"),
+            models.Index(fields=["company", "stage"], name="opportunity_company_idx"),
         ]
 
     def __str__(self):
@@ -93,6 +103,9 @@ class Opportunity(RecordedModel):
         if update_fields is not None and "stage" in update_fields:
             kwargs["update_fields"] = {*update_fields, "closed_at"}
         creating = self._state.adding
+        if creating and self.company_id is None and self.customer_id is not None:
+            # With its customer's company, unless another was named.
+            self.company_id = self.customer.company_id
         super().save(*args, **kwargs)
         if creating or previous_stage != self.stage:
             StageChange.objects.create(

@@ -161,3 +161,43 @@ def forecast(today, months, queryset=None):
         "unscheduled": _figures(row, "unscheduled"),
         "total": _figures(row, "all"),
     }
+
+
+# ``?group_by=`` of the pipeline report: the key of each group, and the label shown with it.
+GROUPINGS = {
+    "company": ("company_id", "company__name"),
+    "owner": ("customer__owner_id", "customer__owner__username"),
+    "stage": ("stage", None),
+}
+
+
+def pipeline_groups(queryset, group_by, limit):
+    """Open, won and lost figures per company, owner or stage, in one aggregate query.
+
+    Groups with the largest open pipeline first (then by key); at most ``limit``.
+    Opportunities without a company (or whose customer has no owner) form the
+    group whose key is null.
+    """
+    key, label = GROUPINGS[group_by]
+    columns = [key] if label is None else [key, label]
+    rows = (
+        queryset.order_by()
+        .values(*columns)
+        .annotate(
+            **_figure_aggregates("open", Q(stage__in=Opportunity.OPEN_STAGES)),
+            **_figure_aggregates("won", Q(stage=Opportunity.Stage.CLOSED)),
+            **_figure_aggregates("lost", Q(stage=Opportunity.Stage.LOST)),
+        )
+        .order_by(F("open_value").desc(), F(key).asc(nulls_last=True))[:limit]
+    )
+    stage_labels = dict(Opportunity.Stage.choices)
+    return [
+        {
+            "key": row[key],
+            "label": str(stage_labels.get(row[key], row[key])) if label is None else row[label],
+            "open": _figures(row, "open"),
+            "won": _figures(row, "won"),
+            "lost": _figures(row, "lost"),
+        }
+        for row in rows
+    ]

@@ -3,6 +3,7 @@ from decimal import Decimal
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from companies.models import Company
 from core.api.fastsql import CachedReadFieldsMixin
 from core.api.fields import RoundingDecimalField
 from core.api.query import QueryDateField, QuerySerializer
@@ -48,6 +49,13 @@ class NextTaskField(serializers.Field):
 
 class OpportunitySerializer(ExternalIdMixin, StrictJSONTypesMixin, CachedReadFieldsMixin, serializers.ModelSerializer):
     customer_id = ScopedPrimaryKeyRelatedField(source="customer", queryset=Customer.objects.all())
+    company_id = ScopedPrimaryKeyRelatedField(
+        source="company",
+        queryset=Company.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="The company the deal is with; when created without one, the customer's company.",
+    )
     created_by_id = serializers.IntegerField(read_only=True, allow_null=True)
     value = RoundingDecimalField(max_digits=14, decimal_places=2, min_value=Decimal("0"), required=False)
     probability = serializers.IntegerField(min_value=0, max_value=100, required=False)
@@ -69,6 +77,7 @@ class OpportunitySerializer(ExternalIdMixin, StrictJSONTypesMixin, CachedReadFie
             "created_by_id",
             "external_id",
             "next_task",
+            "company_id",
         ]
         read_only_fields = ["id", "closed_at", "created_by_id", "created_at", "updated_at"]
         extra_kwargs = {"expected_close_date": {"help_text": f"In the years {FIRST_YEAR}-{LAST_YEAR}."}}
@@ -104,6 +113,14 @@ class PipelineQuerySerializer(QuerySerializer):
     """Filters of ``GET /api/reports/pipeline``; the date ranges are whole days, both ends included."""
 
     customer_id = CustomerIdField(required=False)
+    group_by = serializers.ChoiceField(
+        choices=["company", "owner", "stage"],
+        required=False,
+        help_text="Add ``groups``: the open, won and lost figures per company, owner (of the customer) or stage.",
+    )
+    group_limit = serializers.IntegerField(
+        min_value=1, max_value=500, default=50, help_text="At most this many groups, largest open pipeline first."
+    )
     created_from = QueryDateField(required=False)
     created_to = QueryDateField(required=False)
     closed_from = QueryDateField(required=False)

@@ -9,7 +9,7 @@ from core.api.viewsets import CRMModelViewSet
 from . import parts
 from .filters import OpportunityFilter
 from .models import Opportunity
-from .reports import forecast, pipeline_summary
+from .reports import forecast, pipeline_groups, pipeline_summary
 from .serializers import ForecastQuerySerializer, OpportunitySerializer, PipelineQuerySerializer
 
 
@@ -53,7 +53,13 @@ class PipelineReportView(ScopedReportView):
     payload_schema = PIPELINE
 
     def report(self, query):
-        return pipeline_summary(query.filter_queryset(self.scoped(Opportunity)))
+        opportunities = query.filter_queryset(self.scoped(Opportunity))
+        summary = pipeline_summary(opportunities)
+        group_by = query.validated_data.get("group_by")
+        if group_by is not None:
+            limit = query.validated_data["group_limit"]
+            summary.update(group_by=group_by, groups=pipeline_groups(opportunities, group_by, limit))
+        return summary
 
 
 class ForecastReportView(ScopedReportView):

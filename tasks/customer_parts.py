@@ -44,7 +44,8 @@ def register():
     parts.add_timeline_source(
         parts.TimelineSource(
             name=CREATED,
-            rows=lambda customer_id: Task.objects.filter(customer_id=customer_id),
+            rows=lambda: Task.objects.all(),
+            customer="customer_id",
             columns=_columns("created_at"),
             entry=_entry(CREATED),
         )
@@ -52,7 +53,8 @@ def register():
     parts.add_timeline_source(
         parts.TimelineSource(
             name=COMPLETED,
-            rows=lambda customer_id: Task.objects.filter(customer_id=customer_id, done_at__isnull=False),
+            rows=lambda: Task.objects.filter(done_at__isnull=False),
+            customer="customer_id",
             columns=_columns("done_at"),
             entry=_entry(COMPLETED),
         )

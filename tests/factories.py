@@ -5,6 +5,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from factory.django import DjangoModelFactory
 
+from companies.models import Company
 from customers.models import Customer
 from interactions.models import Interaction
 from opportunities.models import Opportunity
@@ -43,10 +44,17 @@ class CustomerFactory(DjangoModelFactory):
         model = Customer
 
     name = factory.Sequence(lambda n: f"Customer {n}")
-    company = factory.Sequence(lambda n: f"Company {n}")
+    company_name = None
     email = factory.Sequence(lambda n: f"customer{n}@example.com")
     phone = "13800138000"
     status = Customer.Status.ACTIVE
+
+    @classmethod
+    def _adjust_kwargs(cls, **kwargs):
+        # ``company="ABC"`` is the company's name, as in the API; a Company instance links to it.
+        if "company" in kwargs and not isinstance(kwargs["company"], Company):
+            kwargs["company_name"] = kwargs.pop("company")
+        return kwargs
 
 
 class InteractionFactory(DjangoModelFactory):
@@ -76,3 +84,10 @@ class TaskFactory(DjangoModelFactory):
     title = factory.Sequence(lambda n: f"Follow up {n}")
     kind = Task.Kind.CALL
     assignee = factory.LazyAttribute(lambda task: task.customer.owner or ManagerFactory())
+
+
+class CompanyFactory(DjangoModelFactory):
+    class Meta:
+        model = Company
+
+    name = factory.Sequence(lambda n: f"Company {n}")

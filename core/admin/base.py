@@ -5,13 +5,15 @@ import datetime
 
 from django import forms
 from django.conf import settings
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.db import models, transaction
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from import_export.admin import ExportActionMixin, ImportExportMixin
 from simple_history.admin import SimpleHistoryAdmin
@@ -149,6 +151,9 @@ class CRMModelAdmin(BoundedImportMixin, ImportExportMixin, ExportActionMixin, Si
     form = CRMModelForm
     formats = [CSV, XLSX]
     list_per_page = 50
+    # Records with an owner (the field's name): only managers set it; a new record of anyone
+    # else is their own, as in the API (``CRMModelViewSet.owner_field``).
+    owner_field = None
     # The export button on a record's page would duplicate the export action.
     show_change_form_export = False
 
@@ -210,7 +215,27 @@ class CRMModelAdmin(BoundedImportMixin, ImportExportMixin, ExportActionMixin, Si
             return
         if not change:
             obj.created_by = request.user
+            owner = self.owner_field
+            if owner and (getattr(obj, f"{owner}_id") is None or not access.is_manager(request.user)):
+                setattr(obj, owner, request.user)
         super().save_model(request, obj, form, change)
+
+    # The text of the link to a record's change history (``history_link``, a read-only field).
+    history_link_text = _("Every change to this record")
+
+    @admin.display(description=_("history"))
+    def history_link(self, obj):
+        if obj.pk is None:
+            return "—"
+        opts = self.opts
+        url = reverse(f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_history", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, self.history_link_text)
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        if self.owner_field and not access.is_manager(request.user):
+            return [*fields, self.owner_field]
+        return fields
 
     def _keep_unsettable_fields(self, request, obj, form, current):
         """On a revert, every field the form does not offer this user keeps its current value.

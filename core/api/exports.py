@@ -9,6 +9,7 @@ import csv
 import io
 import tempfile
 
+from django.db.models import F
 from django.http import FileResponse, StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -82,6 +83,8 @@ class ExportMixin:
     """
 
     export_fields = None
+    # Column -> the field it is read from, where they differ (a column kept under its older name).
+    export_sources = {}
     export_chunk_size = 2000
 
     def get_export_fields(self, model):
@@ -104,7 +107,8 @@ class ExportMixin:
         file_format = validated_query(request, ExportQuerySerializer).validated_data["format"]
         queryset = self.filter_queryset(self.get_queryset())
         header = self.get_export_fields(queryset.model)
-        rows = queryset.values_list(*header).iterator(chunk_size=self.export_chunk_size)
+        sources = [F(self.export_sources[column]) if column in self.export_sources else column for column in header]
+        rows = queryset.values_list(*sources).iterator(chunk_size=self.export_chunk_size)
         name = str(queryset.model._meta.verbose_name_plural).replace(" ", "_")
         filename = f"{name}-{timezone.now():%Y%m%d-%H%M%S}.{file_format}"
         if file_format == "csv":

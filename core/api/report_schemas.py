@@ -35,6 +35,23 @@ PIPELINE = {
             "required": ["by_count", "by_value"],
             "properties": {"by_count": RATE, "by_value": RATE},
         },
+        "group_by": {"type": "string", "enum": ["company", "owner", "stage"], "description": "With ?group_by= only."},
+        "groups": {
+            "type": "array",
+            "description": "With ?group_by= only: the figures per company, owner or stage, largest open "
+            "pipeline first. The key is null for opportunities without a company (or a customer without an owner).",
+            "items": {
+                "type": "object",
+                "required": ["key", "label", "open", "won", "lost"],
+                "properties": {
+                    "key": {"oneOf": [{"type": "integer"}, {"type": "string"}], "nullable": True},
+                    "label": {"type": "string", "nullable": True},
+                    "open": FIGURES,
+                    "won": FIGURES,
+                    "lost": FIGURES,
+                },
+            },
+        },
     },
 }
 

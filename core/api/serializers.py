@@ -5,7 +5,7 @@ from collections.abc import Mapping
 
 from rest_framework import serializers
 
-from core.access import scope
+from core.access import is_manager, scope
 
 
 def _is_integer(value):
@@ -96,3 +96,13 @@ class ExternalIdMixin:
         if clash.exists():
             raise serializers.ValidationError("A record with this external_id already exists.", code="unique")
         return value
+
+
+def validate_owner(serializer, owner, message):
+    """An owner a request may set: anyone for a manager, only themselves for others (``message`` otherwise)."""
+    request = serializer.context.get("request")
+    if request is None or is_manager(request.user):
+        return owner
+    if owner is None or owner.pk != request.user.pk:
+        raise serializers.ValidationError(message, code="forbidden")
+    return owner

@@ -97,6 +97,13 @@ class CRMModelViewSet(viewsets.ModelViewSet):
     detail_reader = MODEL_ROW
     # The unique keys a batch's upsert item is matched by, in order (see ``upsert_match``).
     upsert_keys = ("external_id",)
+    # Records with an owner (the field's name): a new one is the creator's unless a manager
+    # named another owner (the serializer refuses anyone else's choice).
+    owner_field = None
+    # Records read with summary figures (``queryset.with_summary()``, by a list and a detail):
+    # a write answers with them too, read by ``detail_reader``. The figures of a record
+    # deleted by another request since the write, or None for records without figures.
+    summary_defaults = None
 
     _idempotency_fingerprint = None
     _idempotency_record = None
@@ -126,7 +133,10 @@ class CRMModelViewSet(viewsets.ModelViewSet):
     # 3. The rows.
 
     def get_queryset(self):
-        return access.scope(super().get_queryset(), self.request.user)
+        queryset = access.scope(super().get_queryset(), self.request.user)
+        if self.summary_defaults is not None and self.action in ("list", "retrieve"):
+            queryset = queryset.with_summary()
+        return queryset
 
     def filter_queryset(self, queryset):
         # Query parameters filter collections (lists, and list-level actions such as an
@@ -253,11 +263,30 @@ class CRMModelViewSet(viewsets.ModelViewSet):
                 self.kwargs[name] = saved
 
     def perform_create(self, serializer):
-        self._save(serializer, created_by=self.request.user)
+        extra = {"created_by": self.request.user}
+        if self.owner_field is not None:
+            extra[self.owner_field] = serializer.validated_data.get(self.owner_field, self.request.user)
+        self._save(serializer, **extra)
+        self._read_summary(serializer)
 
     def perform_update(self, serializer):
         if changes_anything(serializer.instance, serializer.validated_data):
             self._save(serializer)
+        self._read_summary(serializer)
+
+    def _read_summary(self, serializer):
+        """Answer a write with the record's summary figures (for resources that have them)."""
+        if self.summary_defaults is None:
+            return
+        saved = serializer.instance
+        reloaded = self.detail_reader.read(type(saved), saved.pk, saved._state.db)
+        if reloaded is None:
+            # Deleted by another request since the write, and its records with it:
+            # answered as written, with nothing left to sum up.
+            for name, value in self.summary_defaults.items():
+                setattr(saved, name, value)
+            reloaded = saved
+        serializer.instance = reloaded
 
     def _save(self, serializer, **extra):
         # A savepoint: a constraint error rolls back the save alone, and the request

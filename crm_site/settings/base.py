@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "huey.contrib.djhuey",
+    "companies",
     "customers",
     "interactions",
     "opportunities",
@@ -171,6 +172,9 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = env("DJANGO_LANGUAGE_CODE", "en")
+# The country whose numbering a phone number without "+" follows (ISO 3166 code, core/phones.py):
+# China in a Chinese deployment, the United States otherwise.
+CRM_PHONE_REGION = (env("CRM_PHONE_REGION") or ("CN" if LANGUAGE_CODE.lower() == "zh-hans" else "US")).upper()
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"

@@ -15,11 +15,19 @@ from django.utils import timezone
 from knox.models import get_token_model
 from rest_framework.test import APIClient
 
+from companies.models import Company
 from customers.models import Customer
 from interactions.models import Interaction
 from notifications.services import notify
 from opportunities.models import Opportunity
-from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory, TaskFactory, UserFactory
+from tests.factories import (
+    CompanyFactory,
+    CustomerFactory,
+    InteractionFactory,
+    OpportunityFactory,
+    TaskFactory,
+    UserFactory,
+)
 from webhooks.models import Endpoint
 
 pytestmark = pytest.mark.django_db
@@ -35,9 +43,16 @@ def world():
         users[role] = UserFactory(username=role)
         if role in GROUPS:
             users[role].groups.add(Group.objects.get(name=GROUPS[role]))
-    a = CustomerFactory(name="Alpha", owner=users["rep_a"])
+    # Rep A's company, rep B's, and a manager's company that rep A's customer works for.
+    ca = CompanyFactory(name="Alpha Co", owner=users["rep_a"])
+    cb = CompanyFactory(name="Bravo Co", owner=users["rep_b"])
+    cs = CompanyFactory(name="Shared Co", owner=users["manager"])
+    a = CustomerFactory(name="Alpha", owner=users["rep_a"], company=cs)
     b = CustomerFactory(name="Bravo", owner=users["rep_b"])
     records = {
+        "ca": ca,
+        "cb": cb,
+        "cs": cs,
         "a": a,
         "b": b,
         "ia": InteractionFactory(customer=a),
@@ -97,6 +112,32 @@ MATRIX = [
     ("post", "/api/customers/batch", {"update": [{"id": "@a", "phone": "1"}]}, (200, 207, 200, 403, 401, 403)),
     ("post", "/api/customers/batch", {"upsert": [{"external_id": "x", "name": "X"}]}, (200, 200, 200, 403, 401, 403)),
     ("post", "/api/customers/batch", {"delete": ["@a"]}, (207, 207, 200, 403, 401, 403)),
+    # A rep sees the companies they own and those of the customers they own (``cs``, through ``a``).
+    ("get", "/api/companies", None, (200, 200, 200, 200, 401, 403)),
+    ("get", "/api/companies/{ca}", None, (200, 404, 200, 200, 401, 403)),
+    ("get", "/api/companies/{cs}", None, (200, 404, 200, 200, 401, 403)),
+    ("get", "/api/companies/{cb}", None, (404, 200, 200, 200, 401, 403)),
+    ("post", "/api/companies", {"name": "New"}, (201, 201, 201, 403, 401, 403)),
+    ("put", "/api/companies/{ca}", {"industry": "x"}, (200, 404, 200, 403, 401, 403)),
+    ("patch", "/api/companies/{cs}", {"industry": "x"}, (200, 404, 200, 403, 401, 403)),
+    ("delete", "/api/companies/{ca}", None, (403, 403, 200, 403, 401, 403)),
+    ("delete", "/api/companies/{cs}", None, (403, 403, 200, 403, 401, 403)),
+    ("get", "/api/companies/export", None, (200, 200, 200, 200, 401, 403)),
+    ("get", "/api/companies/{ca}/history", None, (200, 404, 200, 200, 401, 403)),
+    ("get", "/api/companies/{cs}/timeline", None, (200, 404, 200, 200, 401, 403)),
+    ("post", "/api/companies/batch", {"create": [{"name": "New"}]}, (200, 200, 200, 403, 401, 403)),
+    ("post", "/api/companies/batch", {"update": [{"id": "@ca", "industry": "x"}]}, (200, 207, 200, 403, 401, 403)),
+    ("post", "/api/companies/batch", {"delete": ["@ca"]}, (207, 207, 200, 403, 401, 403)),
+    ("get", "/api/customers?company_id={cs}", None, (200, 200, 200, 200, 401, 403)),
+    # Linking to a company the user does not see is refused like an unknown id.
+    ("post", "/api/customers", {"name": "New", "company_id": "@cb"}, (400, 201, 201, 403, 401, 403)),
+    ("put", "/api/customers/{a}", {"company_id": "@ca"}, (200, 404, 200, 403, 401, 403)),
+    (
+        "post",
+        "/api/opportunities",
+        {"customer_id": "@a", "title": "T", "company_id": "@cb"},
+        (400, 400, 201, 403, 401, 403),
+    ),
     ("get", "/api/interactions", None, (200, 200, 200, 200, 401, 403)),
     ("get", "/api/interactions/{ia}", None, (200, 404, 200, 200, 401, 403)),
     ("post", "/api/interactions", {"customer_id": "@a", "interaction_type": "call"}, (201, 400, 201, 403, 401, 403)),
@@ -127,6 +168,8 @@ MATRIX = [
     ("post", "/api/opportunities/batch", {"delete": ["@oa"]}, (200, 207, 200, 403, 401, 403)),
     ("get", "/api/reports/pipeline", None, (200, 200, 200, 200, 401, 403)),
     ("get", "/api/reports/pipeline?customer_id={a}", None, (200, 400, 200, 200, 401, 403)),
+    ("get", "/api/reports/pipeline?group_by=company", None, (200, 200, 200, 200, 401, 403)),
+    ("get", "/api/reports/pipeline?group_by=owner", None, (200, 200, 200, 200, 401, 403)),
     ("get", "/api/reports/forecast", None, (200, 200, 200, 200, 401, 403)),
     ("get", "/api/reports/activity", None, (200, 200, 200, 200, 401, 403)),
     ("get", "/api/auth/me", None, (200, 200, 200, 200, 401, 200)),
@@ -202,9 +245,10 @@ def _text(response):
     return response.content.decode()
 
 
-@pytest.mark.parametrize("resource", ["customers", "interactions", "opportunities", "tasks"])
+@pytest.mark.parametrize("resource", ["companies", "customers", "interactions", "opportunities", "tasks"])
 def test_rep_b_never_sees_rep_a_records_in_lists_and_exports(world, resource):
     keys = {
+        "companies": ("ca", "cb"),
         "customers": ("a", "b"),
         "interactions": ("ia", "ib"),
         "opportunities": ("oa", "ob"),
@@ -218,7 +262,7 @@ def test_rep_b_never_sees_rep_a_records_in_lists_and_exports(world, resource):
     export = _text(client.get(f"/api/{resource}/export")).splitlines()
     assert [line.split(",")[0] for line in export[1:]] == [str(theirs)]
     # Filtering by rep A's customer finds nothing rather than an error that confirms it exists.
-    if resource != "customers":
+    if resource in ("interactions", "opportunities"):
         assert client.get(f"/api/{resource}", {"customer_id": world["a"].pk}).json()["data"] == []
     manager_ids = {row["id"] for row in client_for(world, "manager").get(f"/api/{resource}").json()["data"]}
     assert {mine, theirs} <= manager_ids
@@ -228,6 +272,7 @@ def test_rep_b_sees_only_the_events_of_their_book(world):
     rep_b = client_for(world, "rep_b")
     feed = rep_b.get("/api/events", {"page_size": 500}).json()["data"]
     assert {(event["model"], event["object_id"]) for event in feed} == {
+        ("companies.company", world["cb"].pk),
         ("customers.customer", world["b"].pk),
         ("interactions.interaction", world["ib"].pk),
         ("opportunities.opportunity", world["ob"].pk),
@@ -265,6 +310,17 @@ def test_records_without_owner_are_visible_to_managers_only(world):
     orphan = CustomerFactory(name="Orphan", owner=None)
     assert client_for(world, "rep_a").get(f"/api/customers/{orphan.pk}").status_code == 404
     assert client_for(world, "manager").get(f"/api/customers/{orphan.pk}").status_code == 200
+
+
+def test_a_rep_typing_another_reps_company_name_gets_a_company_of_their_own(world):
+    rep_a = world["users"]["rep_a"]
+    data = client_for(world, "rep_a").post("/api/customers", {"name": "N", "company": "bravo co"}, format="json")
+    company_id = data.json()["data"]["company_id"]
+    assert company_id != world["cb"].pk
+    assert Company.objects.get(pk=company_id).owner == rep_a
+    # A manager's text reaches the company that exists.
+    data = client_for(world, "manager").post("/api/customers", {"name": "M", "company": "Bravo Co"}, format="json")
+    assert data.json()["data"]["company_id"] == world["cb"].pk
 
 
 def test_new_customer_belongs_to_its_creator(world):

@@ -14,6 +14,7 @@ ROOT = Path(settings.BASE_DIR)
 WIRING = "crm_site"
 KERNEL = "core"
 DOMAIN = (
+    "companies",
     "customers",
     "interactions",
     "opportunities",
@@ -23,6 +24,7 @@ DOMAIN = (
     "notifications",
     "reminders",
     "mailgateway",
+    "calendars",
 )
 PACKAGES = (WIRING, KERNEL, *DOMAIN)
 # Landed migrations keep the dotted path they were written with (``crm_site.dates`` is a shim).

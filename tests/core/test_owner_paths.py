@@ -12,6 +12,8 @@ from tests.factories import UserFactory
 DECLARED = {
     # An event keeps the owner of its record at the time it was written.
     "core.event": "owner",
+    "companies.company": "owner",
+    "companies.historicalcompany": "owner",
     "customers.customer": "owner",
     "customers.historicalcustomer": "owner",
     "interactions.interaction": "customer__owner",

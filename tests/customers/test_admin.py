@@ -22,7 +22,7 @@ from tests.core.admin.helpers import (
     upload,
     xlsx_bytes,
 )
-from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory
+from tests.factories import CompanyFactory, CustomerFactory, InteractionFactory, OpportunityFactory
 
 URL = "/admin/customers/customer/"
 
@@ -140,6 +140,7 @@ CustomerAdminColumns = [
     "company",
     "email",
     "phone",
+    "phone_valid",
     "status",
     "interaction_count",
     "open_opportunity_count",
@@ -263,7 +264,7 @@ class TestImport:
         import_rows(admin_client, URL, [HEADER, [existing.pk, "After", "", "", "", "active"]])
         existing.refresh_from_db()
         assert existing.name == "After"
-        assert (existing.company, existing.email) == (None, None)
+        assert (existing.company_name, existing.email) == (None, None)
 
     def test_xlsx_import(self, admin_client):
         import_rows(
@@ -410,7 +411,7 @@ class TestImport:
             {"resource": "0", "format": CSV_FORMAT, "import_file": SimpleUploadedFile("c.csv", content)},
         )
         confirm(admin_client, URL, preview)
-        assert Customer.objects.values_list("name", "company").get() == ("张伟", "北京科技有限公司")
+        assert Customer.objects.values_list("name", "company_name").get() == ("张伟", "北京科技有限公司")
 
     @pytest.mark.parametrize(("file_format", "name"), [(CSV_FORMAT, "xlsx"), (XLSX_FORMAT, "csv")])
     def test_file_of_the_other_format_is_a_form_error(self, admin_client, file_format, name):
@@ -458,11 +459,11 @@ class TestExportIsSafeForSpreadsheets:
     def test_csv(self, admin_client):
         self.make()
         # A lone "-" is not a formula.
-        CustomerFactory(name="-2+3", company="\tTabbed", phone="-")
+        CustomerFactory(name="\tTabbed", company="-2+3", phone="-")
         form = admin_client.get(f"{URL}export/").context["form"]
         rows = read_csv(admin_client.post(f"{URL}export/", export_data(form, CSV_FORMAT)))
         cells = sorted((row["name"], row["company"], row["phone"]) for row in rows)
-        assert cells == [("'-2+3", "'\tTabbed", "-"), ('\'=HYPERLINK("http://x")', "'@SUM(A1)", "+86 138 0013 8000")]
+        assert cells == [("'\tTabbed", "'-2+3", "-"), ('\'=HYPERLINK("http://x")', "'@SUM(A1)", "+86 138 0013 8000")]
 
     def test_xlsx(self, admin_client):
         import io
@@ -501,9 +502,10 @@ class TestChangePage:
         assert {"created_at", "updated_at"} <= set(readonly)
 
     def test_add_customer_with_inline_interaction_and_opportunity(self, admin_client, admin_user):
+        company = CompanyFactory(name="Inline Ltd")
         data = {
             "name": "Inline Ltd buyer",
-            "company": "Inline Ltd",
+            "company": str(company.pk),
             "status": Customer.Status.PROSPECT,
             "email": "inline@example.com",
             "phone": "",
@@ -528,11 +530,12 @@ class TestChangePage:
 
         assert response.status_code == 302, response.context["errors"] if response.context else response
         customer = Customer.objects.get(name="Inline Ltd buyer")
-        assert customer.phone is None
+        assert (customer.company, customer.company_name, customer.phone) == (company, "Inline Ltd", None)
         interaction = customer.interactions.get()
         assert interaction.notes == "Kick-off"
         opportunity = customer.opportunities.get()
-        assert (opportunity.title, opportunity.probability) == ("First order", 40)
+        # The opportunity is with the customer's company.
+        assert (opportunity.title, opportunity.probability, opportunity.company) == ("First order", 40, company)
         for obj in (customer, interaction, opportunity):
             assert obj.history.get().history_user == admin_user
 
@@ -613,7 +616,7 @@ def test_inline_opportunity_edit_from_the_customer_page(admin_client, admin_user
     opportunity = OpportunityFactory(customer=customer, stage=Opportunity.Stage.LEAD, probability=10)
     data = {
         "name": customer.name,
-        "company": customer.company,
+        "company": "",
         "status": customer.status,
         "email": customer.email,
         "phone": customer.phone,

@@ -113,7 +113,7 @@ class TestReadUpdateDelete:
         assert data["email"] == "newemail@example.com"
         assert data["company"] == "Keep"
         customer.refresh_from_db()
-        assert (customer.name, customer.company) == ("新名称", "Keep")
+        assert (customer.name, customer.company_name) == ("新名称", "Keep")
 
     def test_patch_updates_and_bumps_updated_at(self, api):
         customer = CustomerFactory(status=Customer.Status.LEAD)
@@ -139,7 +139,7 @@ class TestReadUpdateDelete:
         response = api.put(f"{URL}/{customer.pk}", {"name": "", "company": "New"}, format="json")
         assert response.status_code == 400
         customer.refresh_from_db()
-        assert (customer.name, customer.company) != ("", "New")
+        assert (customer.name, customer.company_name) != ("", "New")
         assert customer.name == "Stay"
 
     def test_read_only_fields_are_ignored_on_update(self, api):

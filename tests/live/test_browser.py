@@ -10,7 +10,7 @@ import pytest
 from customers.models import Customer
 from interactions.models import Interaction
 from opportunities.models import Opportunity
-from tests.factories import PASSWORD, StaffFactory
+from tests.factories import PASSWORD, CompanyFactory, StaffFactory
 from tests.live.conftest import ARTIFACTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -22,6 +22,7 @@ def shot(page, name):
 
 def test_sales_rep_round_trip(page, live_server, tmp_path):
     staff = StaffFactory(username="rep")
+    CompanyFactory(name="Chromium Ltd", owner=staff)
     base = live_server.url
 
     # Log in.
@@ -34,7 +35,10 @@ def test_sales_rep_round_trip(page, live_server, tmp_path):
     # A customer with an interaction and an opportunity, from the one page.
     page.goto(f"{base}/admin/customers/customer/add/")
     page.fill("#id_name", "Browser Buyer")
-    page.fill("#id_company", "Chromium Ltd")
+    # The company is picked by autocomplete (select2): type, then choose the match.
+    page.click("#id_company + .select2 .select2-selection")
+    page.fill(".select2-search__field", "chromium")
+    page.click(".select2-results__option:has-text('Chromium Ltd')")
     page.fill("#id_email", "buyer@chromium.example")
     page.click("#interactions-group .add-row a")
     page.select_option("#id_interactions-0-interaction_type", "meeting")
@@ -47,6 +51,7 @@ def test_sales_rep_round_trip(page, live_server, tmp_path):
     page.click("input[name=_save]")
     page.wait_for_selector(".messagelist .success")
     customer = Customer.objects.get(email="buyer@chromium.example")
+    assert customer.company_name == "Chromium Ltd"
     assert Interaction.objects.get(customer=customer).notes == "Met at the trade fair"
     opportunity = Opportunity.objects.get(customer=customer)
     assert (opportunity.title, opportunity.stage) == ("Fleet of browsers", "proposal")

@@ -26,7 +26,7 @@ def hostile_records():
     for first, second in (PAYLOADS, reversed(PAYLOADS)):
         customer = CustomerFactory(name=first, company=second)
         # A change, so that the history pages show the payloads as old and new values.
-        customer.name, customer.company = second, first
+        customer.name, customer.company, customer.company_name = second, None, first
         customer.save()
         interaction = InteractionFactory(customer=customer, notes=first)
         interaction.notes = second

@@ -43,7 +43,7 @@ def write_xlsx(tmp_path, rows, name="customers.xlsx"):
 
 
 def snapshot():
-    return list(Customer.objects.order_by("id").values_list("name", "company", "email", "phone", "status"))
+    return list(Customer.objects.order_by("id").values_list("name", "company_name", "email", "phone", "status"))
 
 
 GOOD = "name,company,email,phone,status\n张三,ABC科技,zhangsan@abc.com,13800138000,active\nAlice,,alice@example.com,,lead\n"
@@ -124,7 +124,7 @@ class TestExistingCustomers:
         out, _ = run(write_csv(tmp_path, GOOD), "--update-existing")
         assert "Created 1, updated 1" in out
         existing.refresh_from_db()
-        assert (existing.name, existing.company, existing.email, existing.phone, existing.status) == (
+        assert (existing.name, existing.company_name, existing.email, existing.phone, existing.status) == (
             "Alice",
             "Keep Co",
             "alice@example.com",

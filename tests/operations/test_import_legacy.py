@@ -104,7 +104,7 @@ class TestImport:
     def test_keeps_ids_timestamps_relations_and_chinese(self, legacy):
         run(legacy)
         assert list(
-            Customer.objects.order_by("id").values_list("id", "name", "company", "email", "phone", "status")
+            Customer.objects.order_by("id").values_list("id", "name", "company_name", "email", "phone", "status")
         ) == [
             (1, "张三", "ABC科技", "zhangsan@abc.com", "13800138000", "active"),
             (2, "李四", "华为技术有限公司", "lisi@example.cn", None, "prospect"),

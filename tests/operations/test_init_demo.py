@@ -19,7 +19,7 @@ def run_init_demo(capsys):
 
 def test_init_demo_on_an_empty_database_loads_demo_and_prints_a_working_password(db, capsys):
     out = run_init_demo(capsys)
-    assert Customer.objects.filter(name="张三", company="ABC科技").exists()
+    assert Customer.objects.filter(name="张三", company__name="ABC科技", company_name="ABC科技").exists()
     assert Interaction.objects.exists() and Opportunity.objects.exists()
     password = next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.strip().startswith("password:"))
     admin = authenticate(username="admin", password=password)

@@ -30,6 +30,7 @@ from django.urls import URLPattern, reverse
 from django.utils import timezone
 from knox.models import get_token_model
 
+from companies.models import Company
 from core.models import UserPreferences
 from customers.models import Customer
 from interactions.models import Interaction
@@ -39,7 +40,14 @@ from notifications.services import notify
 from opportunities.models import Opportunity, StageChange
 from tasks.models import Task
 from tests.core.admin.helpers import change_form_data, confirm, upload
-from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory, TaskFactory, UserFactory
+from tests.factories import (
+    CompanyFactory,
+    CustomerFactory,
+    InteractionFactory,
+    OpportunityFactory,
+    TaskFactory,
+    UserFactory,
+)
 from webhooks import delivery as webhook_delivery
 from webhooks.models import Delivery, Endpoint
 
@@ -60,6 +68,8 @@ OWNER_OR_MANAGER = frozenset({"rep_a", "manager"})
 ANY_WRITER = frozenset({"rep_a", "rep_b", "manager"})
 
 SNAPSHOT_MODELS = [
+    Company,
+    Company.history.model,
     Customer,
     Interaction,
     Opportunity,
@@ -101,8 +111,13 @@ def world(settings):
     root = UserFactory(username="root", is_staff=True, is_superuser=True)
 
     # Rep A's records each have an older version: under rep B, with other values.
+    ca = CompanyFactory(name="Alpha Co old", owner=users["rep_b"])
+    ca.name, ca.owner = "Alpha Co", users["rep_a"]
+    ca.save()
+    # Rep A's revert of ``a`` brings back its earlier company: one that rep A sees.
+    CompanyFactory(name="Old Co", owner=users["rep_a"])
     a = CustomerFactory(name="Alpha old", company="Old Co", owner=users["rep_b"])
-    a.name, a.company, a.owner = "Alpha", "Alpha Co", users["rep_a"]
+    a.name, a.company, a.owner = "Alpha", ca, users["rep_a"]
     a.save()
     ia = InteractionFactory(customer=a, notes="old notes")
     ia.notes = "alpha notes"
@@ -129,6 +144,7 @@ def world(settings):
         "delivery": delivery,
         "users": users,
         "root": root,
+        "ca": ca,
         "a": a,
         "ia": ia,
         "oa": oa,
@@ -307,7 +323,7 @@ def customer_changed(w, role):
 def customer_reverted(w, role):
     a = stored(w["a"])
     # The earlier owner comes back only for a manager: a rep's revert keeps the current one.
-    assert (a.name, a.company, a.owner) == ("Alpha old", "Old Co", owner_kept_unless_manager(w, role))
+    assert (a.name, a.company_name, a.owner) == ("Alpha old", "Old Co", owner_kept_unless_manager(w, role))
 
 
 def child_added(model, text_field, value):
@@ -319,6 +335,14 @@ def child_added(model, text_field, value):
 
 def customer_imported(w, role):
     assert Customer.objects.get(name="Imported").owner == w["users"][role]
+
+
+def company_added(w, role):
+    assert Company.objects.get(name="Added").owner == owned_by_writer(w, role)
+
+
+def company_imported(w, role):
+    assert Company.objects.get(name="Imported").owner == w["users"][role]
 
 
 # ---- The cases -------------------------------------------------------------------------------------
@@ -344,6 +368,10 @@ def customer_rows(w):
     return [["name", "email"], ["Imported", "imported@example.com"]]
 
 
+def company_rows(w):
+    return [["name", "domain"], ["Imported", "imported.example.com"]]
+
+
 def interaction_rows(w):
     return [["customer", "interaction_type", "notes"], [w["a"].pk, "call", "Imported"]]
 
@@ -357,7 +385,7 @@ def task_rows(w):
 
 
 def update_rows(key, text_field):
-    if key == "a":
+    if key in ("a", "ca"):
         return lambda w: [["id", text_field], [w[key].pk, "Imported"]]
     if key == "ia":
         return lambda w: [["id", "customer", "interaction_type", "notes"], [w[key].pk, w["a"].pk, "call", "Imported"]]
@@ -369,6 +397,18 @@ def update_rows(key, text_field):
 # model, key of rep A's record, a text field, what an add form fills in, a check of the add,
 # the move of the record to rep B's book, who may delete, rows that create records, who may import them.
 CRM = [
+    (
+        Company,
+        "ca",
+        "name",
+        lambda w: {"name": "Added", "owner": w["users"]["rep_b"].pk},
+        company_added,
+        lambda w: {"owner": w["users"]["rep_b"].pk},
+        field_is("ca", "owner", lambda w: w["users"]["rep_b"]),
+        MANAGER,
+        company_rows,
+        company_imported,
+    ),
     (
         Customer,
         "a",
@@ -420,21 +460,24 @@ CRM = [
 ]
 CHANGES = {
     # A rep's form carries the owner too: what a browser sends is not what a rep may set.
+    "ca": lambda w: {"name": "Changed", "owner": w["users"]["rep_b"].pk},
     "a": lambda w: {"name": "Changed", "owner": w["users"]["rep_b"].pk, "interactions-0-notes": "inline notes"},
     "ia": lambda w: {"notes": "Changed"},
     "oa": lambda w: {"title": "Changed"},
     "ta": lambda w: {"title": "Changed"},
 }
-EARLIER = {"a": "Alpha old", "ia": "old notes", "oa": "Old deal", "ta": "Old task"}
+EARLIER = {"ca": "Alpha Co old", "a": "Alpha old", "ia": "old notes", "oa": "Old deal", "ta": "Old task"}
 
 
 def crm_cases():
     cases = []
     for model, key, text, adding, added, moving, moved, deleters, new_rows, imported in CRM:
         customer = model is Customer
+        # Anyone who writes may add customers and companies to their own book.
+        own_book = model in (Customer, Company)
         changing = CHANGES[key]
         cases += [
-            Case(model, "add", "add", post_add(model, adding), ANY_WRITER if customer else OWNER_OR_MANAGER, added),
+            Case(model, "add", "add", post_add(model, adding), ANY_WRITER if own_book else OWNER_OR_MANAGER, added),
             Case(
                 model,
                 "change",
@@ -478,7 +521,7 @@ def crm_cases():
                 "process_import",
                 "import-confirm-new",
                 post_import_confirm(model, new_rows),
-                ANY_WRITER if customer else OWNER_OR_MANAGER,
+                ANY_WRITER if own_book else OWNER_OR_MANAGER,
                 imported,
             ),
             Case(

@@ -331,7 +331,7 @@ class TestUpsert:
         item = results(response)[0]
         assert item["status"] == 200 and item["created"] is False and item["data"]["id"] == customer.pk
         customer.refresh_from_db()
-        assert (customer.company, customer.phone, customer.email) == ("New", "1", "ANN@Example.com")
+        assert (customer.company_name, customer.phone, customer.email) == ("New", "1", "ANN@Example.com")
         assert Customer.objects.count() == 1
 
     def test_an_unmatched_upsert_creates(self, api):

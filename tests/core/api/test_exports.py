@@ -28,6 +28,8 @@ CUSTOMER_HEADER = [
     "owner_id",
     "external_id",
     "created_by_id",
+    "company_id",
+    "phone_e164",
 ]
 
 
@@ -47,7 +49,7 @@ def customer_row(customer):
     return [
         str(customer.pk),
         customer.name,
-        customer.company or "",
+        customer.company_name or "",
         customer.email or "",
         customer.phone or "",
         customer.status,
@@ -56,6 +58,8 @@ def customer_row(customer):
         "",
         customer.external_id or "",
         "",
+        str(customer.company_id or ""),
+        customer.phone_e164 or "",
     ]
 
 
@@ -138,6 +142,7 @@ class TestCsvExport:
             deal.closed_at.isoformat(),
             deal.created_at.isoformat(),
             deal.updated_at.isoformat(),
+            "",
             "",
             "",
         ]

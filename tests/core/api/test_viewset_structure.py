@@ -20,6 +20,7 @@ from notifications.views import NotificationViewSet
 PROJECT_PACKAGES = {
     "core",
     "crm_site",
+    "companies",
     "customers",
     "interactions",
     "opportunities",

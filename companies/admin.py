@@ -1,0 +1,112 @@
+from django.contrib import admin, messages
+from django.db import models, transaction
+from django.utils.translation import gettext_lazy as _
+
+from core import access
+from core.admin.base import CRMModelAdmin
+from core.admin.phones import PhoneCheckMixin, PhoneValidityFilter
+from core.history import batched_delete_history
+
+from .models import Company
+from .resources import CompanyResource
+from .services import delete_company
+
+# Filled by the apps whose records belong to a company (its people, its opportunities), from their admin.py.
+_INLINES = []
+
+
+def company_inline(inline):
+    """Show ``inline`` (an InlineModelAdmin of a model with a ``company`` foreign key) on the company page."""
+    _INLINES.append(inline)
+    return inline
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """A compact list of a company's records, each a link to its own page: changed there, not here."""
+
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        return access.scope(super().get_queryset(request), request.user)
+
+
+@admin.register(Company)
+class CompanyAdmin(PhoneCheckMixin, CRMModelAdmin):
+    resource_classes = [CompanyResource]
+    list_display = [
+        "name",
+        "domain",
+        "industry",
+        "size",
+        "phone",
+        "phone_valid",
+        "people_count",
+        "open_pipeline_value",
+        "last_interaction_at",
+        "owner",
+    ]
+    list_filter = ["size", "industry", PhoneValidityFilter, "created_at"]
+    list_select_related = ["owner"]
+    search_fields = ["name", "domain"]
+    date_hierarchy = "created_at"
+    owner_field = "owner"
+    history_link_text = _("Every change to this company")
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    readonly_fields = ["created_by", "created_at", "updated_at", "history_link"]
+    fieldsets = [
+        (None, {"fields": ["name", "domain", "industry", "size", "owner"]}),
+        (_("Contact"), {"fields": ["website", "phone", "address"]}),
+        (None, {"fields": ["notes"]}),
+        (_("Record"), {"fields": ["external_id", "created_by", "created_at", "updated_at", "history_link"]}),
+    ]
+
+    def get_inlines(self, request, obj):
+        return [*super().get_inlines(request, obj), *_INLINES] if obj is not None else []
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).with_summary()
+
+    def delete_model(self, request, obj):
+        self._report_unlinked(request, [obj])
+
+    def delete_queryset(self, request, queryset):
+        self._report_unlinked(request, list(queryset))
+
+    def _report_unlinked(self, request, companies):
+        # Their people and opportunities stay, without a company; the message says how many.
+        people = opportunities = 0
+        with transaction.atomic(), batched_delete_history():
+            for company in companies:
+                unlinked = delete_company(company)["unlinked"]
+                people += unlinked.get("people", 0)
+                opportunities += unlinked.get("opportunities", 0)
+        if people or opportunities:
+            self.message_user(
+                request,
+                _("%(people)d people and %(opportunities)d opportunities no longer have a company.")
+                % {"people": people, "opportunities": opportunities},
+                messages.INFO,
+            )
+
+    @admin.display(description=_("people"), ordering="people_count")
+    def people_count(self, obj):
+        return obj.people_count
+
+    @admin.display(description=_("open pipeline value"), ordering="open_pipeline_value")
+    def open_pipeline_value(self, obj):
+        return obj.open_pipeline_value
+
+    @admin.display(description=_("last interaction"), ordering="last_interaction_at", empty_value="—")
+    def last_interaction_at(self, obj):
+        return obj.last_interaction_at

@@ -1,0 +1,107 @@
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from core.fields import created_by_field, external_id_field, external_id_unique
+from core.history import CRMHistoricalRecords
+from core.models import RecordedModel
+from core.phones import E164_MAX_LENGTH, e164
+
+from . import parts
+from .names import domain_of, name_key
+
+
+class CompanyQuerySet(models.QuerySet):
+    def with_summary(self):
+        """Annotate the summary figures (``people_count``, ``open_pipeline_value``, ``last_interaction_at``).
+
+        The apps whose records belong to a company register them (``companies.parts``),
+        each a correlated subquery, so that a list page stays one query.
+        """
+        return self.annotate(**{name: build() for name, build in parts.FIGURES.items()})
+
+    def named(self, name):
+        """Companies whose name is ``name`` ignoring case and spacing, oldest first."""
+        return self.filter(name_key=name_key(name)).order_by("pk")
+
+
+class Company(RecordedModel):
+    class Size(models.TextChoices):
+        MICRO = "1-10", _("1–10 employees")
+        SMALL = "11-50", _("11–50 employees")
+        MEDIUM = "51-200", _("51–200 employees")
+        LARGE = "201-1000", _("201–1,000 employees")
+        ENTERPRISE = "1001+", _("More than 1,000 employees")
+
+    name = models.CharField(_("name"), max_length=200)
+    # The name in one case and spacing: customers' ``company`` text is matched by it.
+    name_key = models.CharField(_("name key"), max_length=200, editable=False, db_index=True)
+    # Normalised (lower case, no scheme, no "www.", no path); NULL when unset, unique when set.
+    domain = models.CharField(_("domain"), max_length=253, null=True, blank=True)  # noqa: DJ001
+    website = models.URLField(_("website"), max_length=500, blank=True, default="")
+    phone = models.CharField(_("phone"), max_length=32, blank=True, default="")
+    # The number in E.164 (core/phones.py), set from ``phone`` on every save; empty when it is not a valid number.
+    phone_e164 = models.CharField(  # noqa: DJ001
+        _("phone (E.164)"), max_length=E164_MAX_LENGTH, null=True, blank=True, editable=False, db_index=True
+    )
+    address = models.TextField(_("address"), blank=True, default="")
+    industry = models.CharField(_("industry"), max_length=100, blank=True, default="")
+    size = models.CharField(_("size"), max_length=16, choices=Size.choices, blank=True, default="")
+    notes = models.TextField(_("notes"), blank=True, default="")
+    # The rep whose book the company is in; empty means visible to managers (and the reps of its people).
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("owner"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        db_index=True,
+        related_name="owned_companies",
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    external_id = external_id_field()
+    created_by = created_by_field()
+    history = CRMHistoricalRecords(excluded_fields=["updated_at", "name_key", "phone_e164"])
+
+    objects = CompanyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("company")
+        verbose_name_plural = _("companies")
+        constraints = [
+            models.UniqueConstraint(fields=["domain"], name="company_domain_unique"),
+            models.CheckConstraint(condition=~models.Q(name=""), name="company_name_not_blank"),
+            external_id_unique("company"),
+        ]
+        indexes = [models.Index(fields=["-created_at", "-id"], name="company_newest_idx")]
+
+    def __str__(self):
+        return self.name
+
+    def save(self, *args, **kwargs):
+        self.name = " ".join(self.name.split())
+        self.name_key = name_key(self.name)
+        self.domain = domain_of(self.domain) or None
+        self.phone_e164 = e164(self.phone)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None:
+            if "name" in update_fields:
+                update_fields = {*update_fields, "name_key"}
+            if "phone" in update_fields:
+                update_fields = {*update_fields, "phone_e164"}
+            kwargs["update_fields"] = update_fields
+        renamed = not self._state.adding and self.name != getattr(self, "_loaded_name", self.name)
+        super().save(*args, **kwargs)
+        self._loaded_name = self.name
+        if renamed:
+            for follow in parts.RENAMED:
+                follow(self)
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        # The name as loaded, so that save() can tell its records of a new name.
+        instance._loaded_name = instance.__dict__.get("name")
+        return instance

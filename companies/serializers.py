@@ -1,0 +1,97 @@
+import re
+
+from django.contrib.auth import get_user_model
+from rest_framework import serializers
+
+from core.api.fastsql import CachedReadFieldsMixin
+from core.api.serializers import ExternalIdMixin, StrictJSONTypesMixin, validate_owner
+
+from .models import Company
+from .names import domain_of
+
+# Labels of letters, digits and hyphens (any script: 华为.中国), at least two of them.
+_DOMAIN = re.compile(r"^(?!-)[\w-]{1,63}(?<!-)(\.(?!-)[\w-]{1,63}(?<!-))+$")
+NOTES_MAX_LENGTH = 20_000
+
+
+class CompanySerializer(ExternalIdMixin, StrictJSONTypesMixin, CachedReadFieldsMixin, serializers.ModelSerializer):
+    # Summary figures, annotated by ``Company.objects.with_summary()``; left out when not annotated.
+    people_count = serializers.IntegerField(read_only=True)
+    open_pipeline_value = serializers.DecimalField(max_digits=20, decimal_places=2, read_only=True)
+    last_interaction_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    owner_id = serializers.PrimaryKeyRelatedField(
+        source="owner", queryset=get_user_model().objects.filter(is_active=True), required=False, allow_null=True
+    )
+    created_by_id = serializers.IntegerField(read_only=True, allow_null=True)
+    notes = serializers.CharField(allow_blank=True, required=False, max_length=NOTES_MAX_LENGTH)
+    address = serializers.CharField(allow_blank=True, required=False, max_length=2000)
+
+    class Meta:
+        model = Company
+        fields = [
+            "id",
+            "name",
+            "domain",
+            "website",
+            "phone",
+            "phone_e164",
+            "address",
+            "industry",
+            "size",
+            "notes",
+            "owner_id",
+            "people_count",
+            "open_pipeline_value",
+            "last_interaction_at",
+            "created_at",
+            "updated_at",
+            "created_by_id",
+            "external_id",
+        ]
+        read_only_fields = ["id", "created_by_id", "created_at", "updated_at", "phone_e164"]
+        extra_kwargs = {
+            "phone_e164": {
+                "help_text": "The phone number in E.164 (+8613800138000); null when it is not a valid number."
+            },
+            "domain": {
+                "allow_null": True,
+                "allow_blank": True,
+                "validators": [],
+                "help_text": "Lower case, without scheme, www. or path (https://www.Example.com/a is example.com); "
+                "unique when set.",
+            },
+        }
+
+    def validate_name(self, value):
+        value = " ".join(value.split())
+        if not value:
+            raise serializers.ValidationError("This field may not be blank.")
+        return value
+
+    def validate_domain(self, value):
+        value = domain_of(value)
+        if not value:
+            return None
+        if not _DOMAIN.match(value):
+            raise serializers.ValidationError("Enter a domain such as example.com.", code="invalid")
+        clash = Company.objects.filter(domain=value)
+        if self.instance is not None:
+            clash = clash.exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise serializers.ValidationError("A company with this domain already exists.", code="unique")
+        return value
+
+    def validate_owner_id(self, owner):
+        return validate_owner(self, owner, "Only a manager may give a company to another owner.")
+
+
+class CompanyTimelineEntrySerializer(serializers.Serializer):
+    """One event of a company's timeline: an entry of one of its people's timelines, and whose it is."""
+
+    type = serializers.CharField(help_text="As in a customer's timeline (interaction, opportunity_created, ...)")
+    at = serializers.DateTimeField()
+    customer_id = serializers.IntegerField()
+    interaction = serializers.DictField(required=False, help_text="id, interaction_type, notes (interactions)")
+    opportunity = serializers.DictField(required=False, help_text="id, title (opportunity events)")
+    from_stage = serializers.CharField(required=False, allow_null=True)
+    to_stage = serializers.CharField(required=False)

@@ -1,0 +1,58 @@
+from decimal import Decimal
+
+from drf_spectacular.utils import extend_schema
+from rest_framework.decorators import action
+
+from core.api.exports import ExportMixin
+from core.api.history import HistoryMixin
+from core.api.viewsets import CRMModelViewSet
+
+from . import parts
+from .filters import CompanyFilter
+from .models import Company
+from .serializers import CompanySerializer, CompanyTimelineEntrySerializer
+from .services import delete_company
+from .summary import SUMMARY_FIELDS, WITH_SUMMARY
+
+
+class CompanyViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
+    queryset = Company.objects.all()
+    serializer_class = CompanySerializer
+    filterset_class = CompanyFilter
+    unique_constraint_fields = {"company_domain_unique": ("domain", "A company with this domain already exists.")}
+    deleted_message = "Company deleted."
+    etag_ignored_fields = frozenset(SUMMARY_FIELDS)
+    detail_reader = WITH_SUMMARY
+    owner_field = "owner"
+    summary_defaults = {"people_count": 0, "open_pipeline_value": Decimal(0), "last_interaction_at": None}
+    upsert_keys = ("external_id", "domain")
+    export_fields = [
+        "id",
+        "name",
+        "domain",
+        "website",
+        "phone",
+        "phone_e164",
+        "address",
+        "industry",
+        "size",
+        "notes",
+        "owner_id",
+        "created_at",
+        "updated_at",
+        "created_by_id",
+        "external_id",
+    ]
+
+    def perform_destroy(self, instance):
+        # Its people and opportunities stay, without a company: the answer says how many.
+        return {"deleted": delete_company(instance)}
+
+    @extend_schema(responses=CompanyTimelineEntrySerializer(many=True))
+    @action(detail=True, methods=["get"], filter_backends=[])
+    def timeline(self, request, pk=None):
+        """The timelines of the company's people, merged, newest first, paginated."""
+        company = self.get_object()
+        timeline = parts.TIMELINE[0]
+        page = self.paginate_queryset(timeline.rows(company.pk))
+        return self.get_paginated_response([timeline.entry(row) for row in page])

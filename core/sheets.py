@@ -1,0 +1,222 @@
+"""Importing spreadsheets (CSV or XLSX) of records from the command line (``import_customers``, ...).
+
+A sheet is read whole within the import bounds (``core.tables``), its columns
+named by headers (English or Chinese) that each app maps to its fields; rows are
+validated by the API's own serializer, so a file cannot bring in anything that
+the API would refuse. Records are matched by a key column (a customer's email, a
+company's domain); a match is left alone unless updates are asked for.
+"""
+
+import datetime
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.db import IntegrityError, transaction
+
+from core.cells import TEXT_ENCODINGS
+from core.tables import FileRefused, NotAWorkbook, check_size, csv_rows, xlsx_rows
+
+
+class ImportFileError(Exception):
+    """The file as a whole cannot be imported (unreadable, empty, missing columns)."""
+
+
+@dataclass
+class Sheet:
+    columns: dict  # position in the row -> field name
+    ignored: list  # headers that are not fields of the records
+    rows: object  # iterator of (line number, list of cell texts)
+    total: int | None = None  # number of data rows, when known up front
+
+
+def decode(data, path, encoding=None):
+    """The text of a CSV file: in ``encoding``, or the first of ``TEXT_ENCODINGS`` that reads it whole."""
+    if encoding:
+        return data.decode(encoding)
+    for candidate in TEXT_ENCODINGS:
+        try:
+            return data.decode(candidate)
+        except UnicodeDecodeError:
+            continue
+    raise ImportFileError(
+        f"{path} is not text in {' or '.join(TEXT_ENCODINGS)}. Save it as 'CSV UTF-8' or pass --encoding."
+    )
+
+
+def cell_text(value):
+    """A spreadsheet cell as text, the way a person reading the sheet sees it."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # phone numbers typed as numbers
+    if isinstance(value, (datetime.datetime, datetime.date)):
+        return value.isoformat()
+    return str(value).strip()
+
+
+def open_sheet(path, *, columns, required, encoding=None, limits=None):
+    """The header and the data rows of a .csv or .xlsx file, read whole within the import bounds.
+
+    ``columns`` maps headers (lower-cased) to fields; ``required`` lists the fields a file must have.
+
+    The file is refused before any row is written if it is larger, longer or wider
+    than the bounds (``core.tables``), or unreadable anywhere.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImportFileError(f"{path} does not exist or is not a file.")
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".xlsx"):
+        raise ImportFileError(f"{path} must be a .csv or .xlsx file.")
+    try:
+        check_size(path.stat().st_size, limits)
+        data = path.read_bytes()
+        if suffix == ".csv":
+            table = csv_rows(decode(data, path, encoding), limits)
+        else:
+            table = [(line, [cell_text(value) for value in cells]) for line, cells in xlsx_rows(data, limits)]
+    except NotAWorkbook as exc:
+        raise ImportFileError(f"{path} is not a readable .xlsx workbook.") from exc
+    except FileRefused as exc:
+        raise ImportFileError(f"{path}: {exc}") from exc
+    while table and not any(str(cell).strip() for cell in table[0][1]):
+        table = table[1:]
+    if not table:
+        raise ImportFileError(f"{path} is empty.")
+    (_line, header), rows = table[0], table[1:]
+    positions, ignored, seen = {}, [], set()
+    for position, raw in enumerate(header):
+        name = columns.get(raw.strip().lower())
+        if name is None:
+            if raw.strip():
+                ignored.append(raw.strip())
+            continue
+        if name in seen:
+            raise ImportFileError(f"{path} has the column {name!r} twice.")
+        seen.add(name)
+        positions[position] = name
+    missing = [name for name in required if name not in seen]
+    if missing:
+        found = ", ".join(cell.strip() for cell in header if cell.strip())
+        raise ImportFileError(f"{path} lacks the required column(s): {', '.join(missing)} (found: {found}).")
+    return Sheet(columns=positions, ignored=ignored, rows=iter(rows), total=len(rows))
+
+
+def error_text(errors):
+    """Serializer errors as one line: ``field: message; field: message``."""
+    parts = []
+    for name, messages in errors.items():
+        label = "" if name == "non_field_errors" else f"{name}: "
+        parts.extend(f"{label}{message}" for message in messages)
+    return "; ".join(parts)
+
+
+@dataclass
+class ImportReport:
+    created: int = 0
+    updated: int = 0
+    skipped: list = field(default_factory=list)  # (line, message)
+    rejected: list = field(default_factory=list)  # (line, message)
+    blank: int = 0
+
+    @property
+    def rows(self):
+        return self.created + self.updated + len(self.skipped) + len(self.rejected)
+
+
+class SheetImport:
+    """Validate (and unless ``dry_run``, save) rows, matching existing records by their ``keys`` columns.
+
+    A subclass names its ``serializer_class``, ``kind`` (for messages), ``keys``
+    (the columns that name an existing record, tried in that order: another
+    system's ``external_id`` before an email, say), and how a key is compared
+    (``key_of``) and looked up (``existing``).
+    """
+
+    BATCH = 500
+    serializer_class = None
+    kind = "record"
+    keys = ()
+
+    def __init__(self, update_existing=False, dry_run=False):
+        self.update_existing = update_existing
+        self.dry_run = dry_run
+        self.report = ImportReport()
+        self.first_line_of = {name: {} for name in self.keys}
+
+    def key_of(self, name, value):
+        """A cell of the ``name`` key column as compared: two cells with the same result name one record."""
+        return value.lower()
+
+    def existing(self, name, keys):
+        """{key: record} of the records whose ``name`` is one of these keys (as ``key_of`` gives them)."""
+        raise NotImplementedError
+
+    def run(self, sheet, progress=None):
+        batch = []
+        for line, cells in sheet.rows:
+            if progress is not None:
+                progress.update(1)
+            values = {name: cells[pos].strip() if pos < len(cells) else "" for pos, name in sheet.columns.items()}
+            if not any(values.values()):
+                self.report.blank += 1
+                continue
+            batch.append((line, values))
+            if len(batch) == self.BATCH:
+                self._import_batch(batch)
+                batch = []
+        if batch:
+            self._import_batch(batch)
+        return self.report
+
+    def _import_batch(self, batch):
+        existing = {}
+        for name in self.keys:
+            keys = {self.key_of(name, values[name]) for _, values in batch if values.get(name)}
+            existing[name] = self.existing(name, keys - {""})
+        for line, values in batch:
+            self._import_row(line, values, existing)
+
+    def new_record_data(self, values):
+        """A new record's data: empty optional cells are null, as the API stores them."""
+        return {name: value if name == "name" else value or None for name, value in values.items()}
+
+    def _import_row(self, line, values, existing):
+        keys = {name: self.key_of(name, values.get(name) or "") for name in self.keys}
+        for name, key in keys.items():
+            first = self.first_line_of[name].setdefault(key, line) if key else line
+            if first != line:
+                self.report.rejected.append((line, f"duplicate {name} {values[name]} (first on line {first})"))
+                return
+        # The record the first key column names (in the order of ``keys``).
+        instance, matched = None, None
+        for name, key in keys.items():
+            if key and key in existing[name]:
+                instance, matched = existing[name][key], f"{name} {values[name]}"
+                break
+        if instance is not None and not self.update_existing:
+            self.report.skipped.append(
+                (line, f"a {self.kind} with {matched} exists already (id {instance.pk}); not changed")
+            )
+            return
+        if instance is not None:
+            # Empty cells leave the existing value as it is.
+            data = {name: value for name, value in values.items() if value}
+            serializer = self.serializer_class(instance, data=data, partial=True)
+        else:
+            serializer = self.serializer_class(data=self.new_record_data(values))
+        if not serializer.is_valid():
+            self.report.rejected.append((line, error_text(serializer.errors)))
+            return
+        if not self.dry_run:
+            try:
+                with transaction.atomic():
+                    serializer.save()
+            except IntegrityError as exc:
+                taken = next((name for name in self.keys if name in str(exc)), self.keys[-1])
+                self.report.rejected.append((line, f"{taken} {values.get(taken)} was taken while importing"))
+                return
+        if instance is None:
+            self.report.created += 1
+        else:
+            self.report.updated += 1

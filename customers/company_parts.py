@@ -1,0 +1,61 @@
+"""What customers add to their company (``companies.parts``), registered by ``CustomersConfig.ready()``.
+
+A company's people count, its timeline (its people's, merged), what deleting it
+does to its people (they stay, without a company), and who sees it: the reps of
+its people as well as its owner.
+"""
+
+from django.db.models import Count, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from simple_history.utils import bulk_update_with_history
+
+from companies import parts
+from companies.models import Company
+from core import access
+from core.history import current_history_user
+
+from .models import Customer
+from .timeline import timeline_entry, timeline_of_customers
+
+
+def people_count():
+    counts = Customer.objects.filter(company=OuterRef("pk")).order_by().values("company").annotate(n=Count("id"))
+    return Coalesce(Subquery(counts.values("n")), Value(0))
+
+
+def company_timeline(company_id):
+    return timeline_of_customers(Customer.objects.filter(company_id=company_id).values("pk"))
+
+
+def company_timeline_entry(row):
+    return {**timeline_entry(row), "customer_id": row["timeline_customer_id"]}
+
+
+def unlink_people(company):
+    """Leave the company's people without a company, recording it in their history; return how many."""
+    people = list(Customer.objects.filter(company=company).select_for_update())
+    now = timezone.now()
+    for customer in people:
+        customer.company, customer.company_name, customer.updated_at = None, None, now
+    bulk_update_with_history(
+        people,
+        Customer,
+        ["company", "company_name", "updated_at"],
+        batch_size=500,
+        default_user=current_history_user(),
+    )
+    return len(people)
+
+
+def follow_rename(company):
+    """The company text of the company's people is its name (search matches it)."""
+    Customer.objects.filter(company=company).exclude(company_name=company.name).update(company_name=company.name)
+
+
+def register():
+    access.register_viewer_path(Company, "customers__owner")
+    parts.add_figure("people_count", people_count)
+    parts.set_timeline(parts.Timeline(rows=company_timeline, entry=company_timeline_entry))
+    parts.add_unlinker("people", unlink_people)
+    parts.on_rename(follow_rename)

@@ -1,0 +1,101 @@
+"""The base of the spreadsheet import commands (``import_customers``, ``import_companies``)."""
+
+import csv
+import sys
+from contextlib import nullcontext
+from dataclasses import replace
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from tqdm import tqdm
+
+from core.sheets import ImportFileError
+from core.tables import Limits
+
+
+class _RollBack(Exception):
+    pass
+
+
+class SheetImportCommand(BaseCommand):
+    """``manage.py import_<records> FILE``: a subclass names ``importer`` (a ``core.sheets.SheetImport``),
+    ``open_sheet`` (with the app's columns), ``records`` (plural, for the help) and its ``help``."""
+
+    importer = None
+    open_sheet = None
+    records = "records"
+
+    def add_arguments(self, parser):
+        keys = " or ".join(self.importer.keys)
+        parser.add_argument("file", help="Path of the .csv or .xlsx file.")
+        parser.add_argument("--dry-run", action="store_true", help="Check every row and report, but write nothing.")
+        parser.add_argument(
+            "--update-existing",
+            action="store_true",
+            help=f"Update {self.records} whose {keys} matches a row (empty cells keep the current value).",
+        )
+        parser.add_argument(
+            "--atomic", action="store_true", help="All or nothing: write no row at all if any row is rejected."
+        )
+        parser.add_argument("--encoding", help="Encoding of a CSV file (default: try utf-8-sig, then gb18030).")
+        parser.add_argument(
+            "--max-rows",
+            type=int,
+            help="Accept up to this many rows for this run (default: DJANGO_IMPORT_MAX_ROWS, as in the admin).",
+        )
+        parser.add_argument(
+            "--max-bytes",
+            type=int,
+            help="Accept a file of up to this many bytes for this run (default: DJANGO_IMPORT_MAX_BYTES); an XLSX "
+            "file may then unzip to 16 times as much.",
+        )
+
+    def handle(self, *args, file, dry_run, update_existing, atomic, encoding, max_rows, max_bytes, **options):
+        importer = self.importer(update_existing=update_existing, dry_run=dry_run)
+        limits = Limits.from_settings()
+        if max_rows:
+            limits = replace(limits, max_rows=max_rows)
+        if max_bytes:
+            limits = replace(
+                limits, max_bytes=max_bytes, max_unzipped_bytes=max(limits.max_unzipped_bytes, 16 * max_bytes)
+            )
+        rolled_back = False
+        try:
+            sheet = type(self).open_sheet(file, encoding=encoding, limits=limits)
+            if sheet.ignored:
+                self.stdout.write(f"Ignoring columns: {', '.join(sheet.ignored)}")
+            with transaction.atomic() if atomic else nullcontext():
+                with tqdm(desc="Rows", unit=" rows", disable=None, file=sys.stderr) as progress:
+                    report = importer.run(sheet, progress)
+                if atomic and report.rejected:
+                    raise _RollBack
+        except _RollBack:
+            rolled_back = True
+        except ImportFileError as exc:
+            raise CommandError(str(exc)) from exc
+        except LookupError as exc:
+            raise CommandError(f"Unknown encoding: {encoding}") from exc
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise CommandError(f"Cannot read {file}: {exc}") from exc
+
+        for line, message in report.skipped:
+            self.stdout.write(f"line {line}: skipped: {message}")
+        for line, message in report.rejected:
+            self.stderr.write(f"line {line}: rejected: {message}")
+
+        hypothetical = dry_run or rolled_back
+        summary = (
+            f"{'Would create' if hypothetical else 'Created'} {report.created}, "
+            f"{'would update' if hypothetical else 'updated'} {report.updated}, "
+            f"skipped {len(report.skipped)} existing, rejected {len(report.rejected)} of {report.rows} rows."
+        )
+        if dry_run:
+            summary += " Nothing was written (--dry-run)."
+        if not report.rejected:
+            self.stdout.write(self.style.SUCCESS(summary))
+            return
+        self.stdout.write(summary)
+        if rolled_back:
+            raise CommandError(f"{len(report.rejected)} rows were rejected; nothing was written (--atomic).")
+        written = "nothing was written (--dry-run)" if dry_run else "the other rows were written"
+        raise CommandError(f"{len(report.rejected)} rows were rejected; {written}.")
