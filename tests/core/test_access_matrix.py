@@ -16,6 +16,7 @@ from knox.models import get_token_model
 from rest_framework.test import APIClient
 
 from companies.models import Company
+from core.models import Event
 from customers.models import Customer
 from interactions.models import Interaction
 from notifications.services import notify
@@ -280,7 +281,7 @@ def test_rep_b_sees_only_the_events_of_their_book(world):
         ("tasks.task", world["tx"].pk),
     }
     manager = client_for(world, "manager").get("/api/events", {"page_size": 500}).json()["data"]
-    assert len(manager) == 9
+    assert len(manager) == Event.objects.count() > len(feed)
 
 
 def test_search_is_scoped(world):

@@ -26,7 +26,7 @@ DECLARED = {
     # Mail kept by the gateway for the user whose address received it.
     "mailgateway.inboundemail": "user",
 }
-ALSO_SEEN_BY = {"tasks.task": ("assignee",)}
+ALSO_SEEN_BY = {"tasks.task": ("assignee",), "companies.company": ("customers__owner",)}
 
 
 def test_each_app_declares_the_owner_paths_of_its_models():
@@ -39,7 +39,7 @@ def test_each_app_declares_the_owner_paths_of_its_models():
 
 def test_further_paths_name_who_else_sees_a_row():
     further = {
-        model._meta.label_lower: access.seen_by_paths(model)[1:]
+        model._meta.label_lower: tuple(access.seen_by_paths(model)[1:])
         for model in apps.get_models()
         if access.has_owner_path(model) and access.seen_by_paths(model)[1:]
     }
