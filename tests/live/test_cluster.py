@@ -397,7 +397,8 @@ def check_no_loss(cluster, prefix, acknowledged, endpoint_id, follower):
     # The feed, followed during the load and caught up now, served every event once.
     follower.stopping.set()
     follower.join(60)
-    assert follower.poll_once()
+    # Caught up (a poll may meet the rate limit the follower ran into: it waits and polls again).
+    wait_for(follower.poll_once, 120, "the feed to be read to its end")
     assert follower.errors == []
     ours = {(event_id, object_id) for event_id, object_id in follower.seen if event_id in event_ids}
     assert {event_id for event_id, _ in ours} == event_ids
