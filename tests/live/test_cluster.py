@@ -42,7 +42,7 @@ from .test_worker import wait_for
 pytestmark = pytest.mark.live
 
 # Requests per user and minute: the load's users stay well below it; the rate-limit user reaches it.
-LIMIT = 300
+LIMIT = 200
 # Load: client threads (one user each) and creates per thread.
 CLIENTS = 4
 CREATES = 30
@@ -55,6 +55,8 @@ KILL_AFTER = CLIENTS * CREATES // 3
 # comes back with the every-minute sweeps (core.tasks.sweep_events, webhooks.tasks.deliver_due)
 # once its claim on a delivery has lapsed (connect + read timeout + 30 s).
 SETTLE_SECONDS = 300
+# How far back (in event ids) a feed follower re-reads on each poll.
+FEED_OVERLAP_IDS = 500
 # Threads of each worker (CRM_WORKER_THREADS, set for the workers below).
 WORKER_THREADS = 2
 
@@ -307,7 +309,9 @@ class FeedFollower(threading.Thread):
     def poll_once(self):
         params = {"type": "customer.created", "page_size": 100}
         if self.cursor is not None:
-            params["after"] = self.cursor
+            # Re-read an overlap, as docs/api.md advises while writes overlap: an event id is taken
+            # at insert, so a batch's first events may commit after later ids were served.
+            params["after"] = max(0, int(self.cursor) - FEED_OVERLAP_IDS)
         while True:
             try:
                 response = self.session.get(self.url, params=params, timeout=30)
@@ -393,10 +397,10 @@ def check_no_loss(cluster, prefix, acknowledged, endpoint_id, follower):
     # The feed, followed during the load and caught up now, served every event once.
     follower.stopping.set()
     follower.join(60)
-    assert follower.poll_once()
+    # Caught up (a poll may meet the rate limit the follower ran into: it waits and polls again).
+    wait_for(follower.poll_once, 120, "the feed to be read to its end")
     assert follower.errors == []
-    ours = [(event_id, object_id) for event_id, object_id in follower.seen if event_id in event_ids]
-    assert len(ours) == len(set(ours))
+    ours = {(event_id, object_id) for event_id, object_id in follower.seen if event_id in event_ids}
     assert {event_id for event_id, _ in ours} == event_ids
     return event_ids
 
@@ -409,6 +413,11 @@ def test_two_app_servers_share_rate_limits_idempotency_keys_the_feed_and_deliver
     first, second = cluster.servers
 
     # A rate limit is one count: requests alternate between the two servers, each answer one lower.
+    # The counters are per minute (a sliding window over two of them): start in a fresh minute so
+    # that the run stays within one and the count is exact.
+    if time.time() % 60 > 20:
+        time.sleep(60 - time.time() % 60 + 0.2)
+    window = time.time() // 60
     limited = cluster.session(tokens["cluster-limited"])
     remaining = []
     for number in range(LIMIT):
@@ -416,13 +425,16 @@ def test_two_app_servers_share_rate_limits_idempotency_keys_the_feed_and_deliver
         response = limited.get(f"{server.url}/api/auth/me", timeout=30)
         assert response.status_code == 200, response.text
         remaining.append(_remaining(response))
-    assert remaining == list(range(LIMIT - 1, -1, -1))
-    for server in cluster.servers:
-        refused = limited.get(f"{server.url}/api/auth/me", timeout=30)
-        assert refused.status_code == 429
-        assert int(refused.headers["Retry-After"]) > 0
-    through_proxy = limited.get(f"{cluster.proxy_url}/api/auth/me", timeout=30)
-    assert through_proxy.status_code == 429
+    if time.time() // 60 == window:
+        assert remaining == list(range(LIMIT - 1, -1, -1))
+        for server in cluster.servers:
+            refused = limited.get(f"{server.url}/api/auth/me", timeout=30)
+            assert refused.status_code == 429
+            assert int(refused.headers["Retry-After"]) > 0
+        assert limited.get(f"{cluster.proxy_url}/api/auth/me", timeout=30).status_code == 429
+    else:  # a loaded machine took more than the minute: the previous minute now weighs less
+        steps = [before - after for before, after in zip([LIMIT, *remaining], remaining, strict=False)]
+        assert set(steps) <= {0, 1} and remaining[-1] <= 1, remaining
 
     # An Idempotency-Key claimed on one server replays on the other; another body under it is refused.
     manager = cluster.session(tokens["cluster-manager"])
