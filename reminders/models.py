@@ -3,6 +3,10 @@
 The unique keys make each send happen once, whatever the number of workers: a
 worker inserts the row first, in the transaction that also writes the
 notification; a second worker's insert of the same key fails, and it sends nothing.
+
+The row also keeps the email (address, subject, body) until it is sent: an email
+the mail server refused, or that a worker stopped before sending, is tried again
+(``reminders.services.retry_emails``) until it goes or ``MAX_EMAIL_ATTEMPTS`` fail.
 """
 
 from django.conf import settings
@@ -20,6 +24,13 @@ class Sent(models.Model):
     claimed_at = models.DateTimeField(_("claimed at"), default=timezone.now)
     emailed_at = models.DateTimeField(_("emailed at"), null=True, blank=True)
     email_error = models.CharField(_("email error"), max_length=500, blank=True, default="")
+    email_to = models.CharField(_("email to"), max_length=254, blank=True, default="")
+    email_subject = models.CharField(_("email subject"), max_length=255, blank=True, default="")
+    email_body = models.TextField(_("email body"), blank=True, default="")
+    email_attempts = models.PositiveSmallIntegerField(_("email attempts"), default=0)
+    # When the email is (tried) next: a lease while a worker sends it, then the retry's time;
+    # empty once it is sent, or given up.
+    next_email_at = models.DateTimeField(_("next email at"), null=True, blank=True, db_index=True)
 
     class Meta:
         abstract = True

@@ -35,6 +35,12 @@ REMINDER_GRACE = datetime.timedelta(hours=1)
 # Reminders handled per run; the next minute's run takes the rest.
 REMINDER_BATCH = 500
 
+# An email the mail server refused is tried again after these waits, then given up.
+EMAIL_RETRY_WAITS = [datetime.timedelta(minutes=m) for m in (1, 5, 15, 60)]
+MAX_EMAIL_ATTEMPTS = len(EMAIL_RETRY_WAITS) + 1
+# How long a worker may take to send an email it claimed before another one sends it instead.
+EMAIL_LEASE = datetime.timedelta(minutes=2)
+
 REMINDER_KIND = "task.reminder"
 DIGEST_KIND = "task.digest"
 
@@ -121,28 +127,74 @@ def reminder_text(task):
     return title, "\n".join(lines)
 
 
-def claim_reminder(task):
+def claim_reminder(task, now=None):
     """Claim the reminder of ``task`` at ``task.remind_at`` and notify; None if another run claimed it first."""
     title, body = reminder_text(task)
     try:
         with transaction.atomic():
-            delivery = ReminderDelivery.objects.create(task=task, remind_at=task.remind_at, recipient=task.assignee)
+            delivery = ReminderDelivery.objects.create(
+                task=task,
+                remind_at=task.remind_at,
+                recipient=task.assignee,
+                **email_fields(task.assignee, title, body, now),
+            )
             notify(task.assignee, REMINDER_KIND, title, body, url=admin_link(task))
     except IntegrityError:
         return None
     return delivery, title, body
 
 
-def _email(delivery, address, title, body):
-    """Send the email of a claimed delivery and record the outcome on its row."""
-    if not address:
-        return
-    error = ""
+def email_fields(user, title, body, now=None):
+    """The email a claimed row keeps until it is sent; leased to the claiming worker for ``EMAIL_LEASE``."""
+    if not user.email:
+        return {}
+    now = now or timezone.now()
+    return {
+        "email_to": user.email,
+        "email_subject": title[:255],
+        "email_body": body,
+        "next_email_at": now + EMAIL_LEASE,
+    }
+
+
+def _email(delivery, now=None):
+    """Send the email of a claimed row and record the outcome: sent, a retry's time, or given up."""
+    if not delivery.email_to:
+        return False
+    now = now or timezone.now()
+    attempts = delivery.email_attempts + 1
     try:
-        sent = send_email([address], title, body, raise_errors=True)
+        send_email([delivery.email_to], delivery.email_subject, delivery.email_body, raise_errors=True)
     except Exception as exc:  # the mail server's refusal is recorded, not raised: the claim stands
-        sent, error = 0, f"{type(exc).__name__}: {exc}"[:500]
-    type(delivery).objects.filter(pk=delivery.pk).update(emailed_at=timezone.now() if sent else None, email_error=error)
+        error = f"{type(exc).__name__}: {exc}"[:500]
+        retry_at = now + EMAIL_RETRY_WAITS[attempts - 1] if attempts < MAX_EMAIL_ATTEMPTS else None
+        type(delivery).objects.filter(pk=delivery.pk).update(
+            email_error=error, email_attempts=attempts, next_email_at=retry_at
+        )
+        return False
+    type(delivery).objects.filter(pk=delivery.pk).update(
+        emailed_at=timezone.now(), email_error="", email_attempts=attempts, next_email_at=None
+    )
+    return True
+
+
+def retry_emails(now=None):
+    """Send the emails of claimed rows whose time came: refused before, or left by a stopped worker.
+
+    Each row is taken by a compare-and-set on ``next_email_at`` (a new lease), so that
+    two workers never send the same retry. Returns the number sent.
+    """
+    now = now or timezone.now()
+    sent = 0
+    for model in (ReminderDelivery, DigestDelivery):
+        due = model.objects.filter(emailed_at__isnull=True, next_email_at__lte=now).order_by("next_email_at")
+        for delivery in due[:REMINDER_BATCH]:
+            taken = model.objects.filter(pk=delivery.pk, next_email_at=delivery.next_email_at).update(
+                next_email_at=now + EMAIL_LEASE
+            )
+            if taken and _email(delivery, now):
+                sent += 1
+    return sent
 
 
 def send_due_reminders(now=None):
@@ -152,11 +204,11 @@ def send_due_reminders(now=None):
     for task in due_reminders(now):
         if ReminderDelivery.objects.filter(task=task, remind_at=task.remind_at).exists():
             continue
-        claimed = claim_reminder(task)
+        claimed = claim_reminder(task, now)
         if claimed is None:
             continue
-        delivery, title, body = claimed
-        _email(delivery, task.assignee.email, title, body)
+        delivery, _title, _body = claimed
+        _email(delivery, now)
         sent += 1
     return sent
 
@@ -219,13 +271,18 @@ def send_digests(now=None):
         title, body = digest_text(user, day, tasks)
         try:
             with transaction.atomic():
-                delivery = DigestDelivery.objects.create(recipient=user, local_date=day.date, task_count=len(tasks))
+                delivery = DigestDelivery.objects.create(
+                    recipient=user,
+                    local_date=day.date,
+                    task_count=len(tasks),
+                    **(email_fields(user, title, body, now) if tasks else {}),
+                )
                 if tasks:
                     notify(user, DIGEST_KIND, title, body)
         except IntegrityError:
             continue
         # A day with nothing due is recorded, and sends nothing.
         if tasks:
-            _email(delivery, user.email, title, body)
+            _email(delivery, now)
             sent += 1
     return sent

@@ -24,3 +24,11 @@ def send_digests():
     if sent:
         logger.info("sent %s daily digests", sent)
     return sent
+
+
+@db_periodic_task(crontab(minute="*"))
+def retry_emails():
+    sent = services.retry_emails()
+    if sent:
+        logger.info("sent %s reminder or digest emails on a later try", sent)
+    return sent

@@ -188,3 +188,79 @@ def test_a_run_with_nothing_due_costs_the_same_queries(django_assert_num_queries
     with django_assert_num_queries(1):
         assert services.send_due_reminders(NOW) == 0
     assert timezone.now()
+
+
+def test_a_refused_email_is_tried_again_until_the_mail_server_takes_it(settings):
+    from tests.smtp import SMTPServer
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 2
+    user = rep()
+    task(user, NOW + minutes(15))
+    assert services.send_due_reminders(NOW) == 1
+    delivery = ReminderDelivery.objects.get()
+    assert (delivery.email_attempts, delivery.next_email_at) == (1, NOW + minutes(1))
+
+    # Still down a minute later: the next try waits longer.
+    assert services.retry_emails(NOW + minutes(1)) == 0
+    delivery.refresh_from_db()
+    assert (delivery.email_attempts, delivery.next_email_at) == (2, NOW + minutes(6))
+    assert services.retry_emails(NOW + minutes(5)) == 0  # not yet
+
+    server = SMTPServer().start()
+    try:
+        settings.EMAIL_PORT = server.port
+        assert services.retry_emails(NOW + minutes(6)) == 1
+        assert services.retry_emails(NOW + minutes(60)) == 0
+        [(recipients, message)] = server.inbox.messages
+    finally:
+        server.stop()
+    assert recipients == [user.email] and str(message["Subject"]) == "Reminder: Call back at 09:15"
+    delivery.refresh_from_db()
+    assert delivery.emailed_at is not None and delivery.next_email_at is None and delivery.email_error == ""
+    assert delivery.email_attempts == 3
+    assert Notification.objects.count() == 1  # the notification was never repeated
+
+
+def test_a_refused_email_is_given_up_after_the_last_try(settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 2
+    task(rep(), NOW + minutes(15))
+    services.send_due_reminders(NOW)
+    later = NOW
+    for wait in services.EMAIL_RETRY_WAITS:
+        later += wait
+        assert services.retry_emails(later) == 0
+
+    delivery = ReminderDelivery.objects.get()
+    assert delivery.email_attempts == services.MAX_EMAIL_ATTEMPTS
+    assert delivery.next_email_at is None and delivery.emailed_at is None
+    assert "ConnectionRefusedError" in delivery.email_error
+    assert services.retry_emails(later + minutes(600)) == 0
+
+
+def test_an_email_left_by_a_stopped_worker_is_sent_once_after_its_lease(smtp_server):
+    user = rep()
+    item = task(user, NOW + minutes(15))
+    item.remind_at = NOW
+    # A worker claimed the reminder (notification written) and stopped before emailing.
+    services.claim_reminder(item, NOW)
+    delivery = ReminderDelivery.objects.get()
+    assert delivery.next_email_at == NOW + services.EMAIL_LEASE
+
+    assert services.retry_emails(NOW + minutes(1)) == 0  # its worker may still be sending it
+    assert services.retry_emails(NOW + services.EMAIL_LEASE) == 1
+    assert services.retry_emails(NOW + minutes(30)) == 0
+    assert len(smtp_server.inbox.messages) == 1
+
+
+def test_a_retry_taken_by_another_worker_is_left_to_it(smtp_server):
+    user = rep()
+    item = task(user, NOW + minutes(15))
+    item.remind_at = NOW
+    services.claim_reminder(item, NOW)
+    # Another worker's retry took the row (its compare-and-set moved the lease on).
+    ReminderDelivery.objects.update(next_email_at=NOW + services.EMAIL_LEASE + minutes(2))
+
+    assert services.retry_emails(NOW + services.EMAIL_LEASE) == 0
+    assert smtp_server.inbox.messages == []
