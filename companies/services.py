@@ -29,4 +29,4 @@ def delete_company(company):
     with transaction.atomic():
         counts = {name: unlink(company) for name, unlink in parts.UNLINKERS.items()}
         company.delete()
-    return {"companies": 1, "unlinked": counts}
+    return {"deleted": {"companies": 1}, "unlinked": counts}

@@ -46,7 +46,7 @@ class CompanyViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
 
     def perform_destroy(self, instance):
         # Its people and opportunities stay, without a company: the answer says how many.
-        return {"deleted": delete_company(instance)}
+        return delete_company(instance)
 
     @extend_schema(responses=CompanyTimelineEntrySerializer(many=True))
     @action(detail=True, methods=["get"], filter_backends=[])

@@ -102,6 +102,12 @@ DELETED_SCHEMA = message_envelope(
                 "description": "Rows removed with it, per kind (a customer's interactions and opportunities).",
                 "additionalProperties": {"type": "integer"},
             },
+            "unlinked": {
+                "type": "object",
+                "description": "Rows that stay, no longer linked to it, per kind (a company's people and "
+                "opportunities).",
+                "additionalProperties": {"type": "integer"},
+            },
         },
     }
 )
