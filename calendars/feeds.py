@@ -40,6 +40,7 @@ def feed_tasks(user):
     since = timezone.now() - OVERDUE_WINDOW
     return (
         Task.objects.filter(assignee=user, done_at__isnull=True, due_at__gte=since)
+        .with_reminder_lead()
         .select_related("customer", "opportunity")
         .order_by("due_at", "id")[:MAX_EVENTS]
     )
@@ -57,11 +58,11 @@ def build_calendar(user, tasks, *, link_for):
     calendar.add("x-wr-calname", f"CRM tasks: {user.get_username()}")
     calendar.add("x-wr-timezone", preferences.time_zone)
     for task in tasks:
-        calendar.add_component(task_event(task, zone, preferences.reminder_lead_minutes, link_for(task)))
+        calendar.add_component(task_event(task, zone, link_for(task)))
     return calendar.to_ical()
 
 
-def task_event(task, zone, default_lead, link):
+def task_event(task, zone, link):
     event = Event()
     event.add("uid", f"task-{task.pk}@crm")
     event.add("dtstamp", task.updated_at)
@@ -80,11 +81,10 @@ def task_event(task, zone, default_lead, link):
     event.add("categories", [task.get_kind_display()])
     event.add("description", describe(task, link))
     event.add("url", link)
-    lead = task.reminder_lead_minutes if task.reminder_lead_minutes is not None else default_lead
     alarm = Alarm()
     alarm.add("action", "DISPLAY")
     alarm.add("description", task.title)
-    alarm.add("trigger", timedelta(minutes=-lead))
+    alarm.add("trigger", timedelta(minutes=-task.reminder_lead))
     event.add_component(alarm)
     return event
 

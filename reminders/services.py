@@ -15,8 +15,7 @@ import logging
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import DateTimeField, F, Func, OuterRef, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import DateTimeField, F, Func, Value
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -74,18 +73,8 @@ class MinutesAfter(Func):
         )
 
 
-def default_lead_minutes():
-    return UserPreferences._meta.get_field("reminder_lead_minutes").default
-
-
-def lead_minutes():
-    """The lead of a task's reminder: the task's own, else its assignee's preference, else the default."""
-    preference = UserPreferences.objects.filter(user=OuterRef("assignee")).values("reminder_lead_minutes")[:1]
-    return Coalesce(F("reminder_lead_minutes"), Subquery(preference), Value(default_lead_minutes()))
-
-
 def due_reminders(now):
-    """Open timed tasks whose reminder time has come, each with ``lead`` (minutes) and ``remind_at``."""
+    """Open timed tasks whose reminder time has come, each with ``reminder_lead`` (minutes) and ``remind_at``."""
     tasks = (
         Task.objects.filter(
             done_at__isnull=True,
@@ -93,14 +82,14 @@ def due_reminders(now):
             due_at__gt=now - REMINDER_GRACE,
             assignee__is_active=True,
         )
-        .annotate(lead=lead_minutes())
+        .with_reminder_lead()
         # due_at - lead <= now, written as due_at <= now + lead so that the column stays bare.
-        .filter(due_at__lte=MinutesAfter(Value(now, output_field=DateTimeField()), F("lead")))
+        .filter(due_at__lte=MinutesAfter(Value(now, output_field=DateTimeField()), F("reminder_lead")))
         .select_related("assignee", "customer")
         .order_by("due_at", "id")
     )
     for task in tasks[:REMINDER_BATCH]:
-        task.remind_at = task.due_at - datetime.timedelta(minutes=task.lead)
+        task.remind_at = task.due_at - datetime.timedelta(minutes=task.reminder_lead)
         yield task
 
 

@@ -1,12 +1,26 @@
 from django.conf import settings
 from django.core.validators import MaxValueValidator
 from django.db import models
+from django.db.models import F, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
 
 from core.dates import validate_record_date
 from core.fields import created_by_field, external_id_field, external_id_unique
 from core.history import CRMHistoricalRecords
-from core.models import MAX_REMINDER_LEAD_MINUTES, RecordedModel
+from core.models import MAX_REMINDER_LEAD_MINUTES, RecordedModel, UserPreferences
+
+
+class TaskQuerySet(models.QuerySet):
+    def with_reminder_lead(self):
+        """Annotate ``reminder_lead``: minutes before ``due_at`` that a task's reminder fires.
+
+        The one home of the rule: the task's own lead, else its assignee's preference, else the
+        preference's default. Reminders fire by it; the calendar feed's alarms say it.
+        """
+        preference = UserPreferences.objects.filter(user=OuterRef("assignee")).values("reminder_lead_minutes")[:1]
+        default = UserPreferences._meta.get_field("reminder_lead_minutes").default
+        return self.annotate(reminder_lead=Coalesce(F("reminder_lead_minutes"), Subquery(preference), Value(default)))
 
 
 class Task(RecordedModel):
@@ -76,6 +90,8 @@ class Task(RecordedModel):
     created_by = created_by_field()
     # Who changed what and when; updated_at is left out: history_date says it.
     history = CRMHistoricalRecords(excluded_fields=["updated_at"])
+
+    objects = TaskQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
