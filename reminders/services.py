@@ -117,7 +117,8 @@ def reminder_text(task):
 
 
 def claim_reminder(task, now=None):
-    """Claim the reminder of ``task`` at ``task.remind_at`` and notify; None if another run claimed it first."""
+    """Claim the reminder of ``task`` at ``task.remind_at`` and notify: its delivery row, or None if another
+    run claimed it first."""
     title, body = reminder_text(task)
     try:
         with transaction.atomic():
@@ -130,7 +131,7 @@ def claim_reminder(task, now=None):
             notify(task.assignee, REMINDER_KIND, title, body, url=admin_link(task))
     except IntegrityError:
         return None
-    return delivery, title, body
+    return delivery
 
 
 def email_fields(user, title, body, now=None):
@@ -193,10 +194,9 @@ def send_due_reminders(now=None):
     for task in due_reminders(now):
         if ReminderDelivery.objects.filter(task=task, remind_at=task.remind_at).exists():
             continue
-        claimed = claim_reminder(task, now)
-        if claimed is None:
+        delivery = claim_reminder(task, now)
+        if delivery is None:
             continue
-        delivery, _title, _body = claimed
         _email(delivery, now)
         sent += 1
     return sent
