@@ -190,8 +190,8 @@ class PipelineBoard:
             raise PermissionDenied
         params = request.GET if params is None else params
         filters = BoardFilters(params, user=request.user, admin_site=self.admin_site)
-        valid = filters.is_valid()
-        if not valid:
+        if not filters.is_valid() and status < 400:
+            # Shown with the errors, the invalid filters left out; a refused move keeps its own status.
             status = 400
         deals = filters.filter(self.get_queryset(request))
         summary = pipeline_summary(deals)

@@ -165,3 +165,16 @@ def test_pipeline_board_drag_and_drop(page, live_server):
     page.wait_for_selector(f"#column-negotiation #card-{deal.pk}")
     deal.refresh_from_db()
     assert deal.stage == "negotiation"
+
+    # The same board for a browser set to Chinese: its words, and amounts still grouped by thousands.
+    chinese = page.context.browser.new_context(
+        locale="zh-CN", viewport={"width": 1400, "height": 1000}, storage_state=page.context.storage_state()
+    )
+    try:
+        zh_page = chinese.new_page()
+        zh_page.goto(f"{base}/admin/opportunities/opportunity/board/")
+        assert "销售管道看板" in zh_page.inner_text("#content")
+        assert "1,234,567.00" in zh_page.inner_text(f"#card-{deal.pk}")
+        shot(zh_page, "08-pipeline-board-zh-hans")
+    finally:
+        chinese.close()

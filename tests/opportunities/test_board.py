@@ -264,6 +264,8 @@ class TestMoving:
         assert response.status_code == 409
         assert "was changed by someone else meanwhile" in response.content.decode()
         assert response.context["filters"].cleaned_data["month"] == datetime.date(2026, 1, 1)
+        # Filters that are not valid are left out; the refusal keeps its status.
+        assert move(client, deal, "lost", version=shown, filters="month=2026-13").status_code == 409
 
     def test_someone_elses_card_is_not_found_for_a_rep_and_read_only_may_not_move(self, rep, other_rep):
         theirs = OpportunityFactory(customer=CustomerFactory(owner=other_rep), title="Theirs")
