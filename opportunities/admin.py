@@ -8,6 +8,7 @@ from companies.admin import ReadOnlyInline, company_inline
 from core.admin.base import CRMModelAdmin, CRMModelForm
 from customers.admin import customer_inline, customer_list_filter
 
+from .board import PipelineBoard
 from .models import Opportunity
 from .reports import value_totals
 from .resources import OpportunityResource
@@ -164,7 +165,7 @@ class HasOpenOpportunitiesFilter(admin.SimpleListFilter):
 
 
 @admin.register(Opportunity)
-class OpportunityAdmin(CRMModelAdmin):
+class OpportunityAdmin(PipelineBoard, CRMModelAdmin):
     resource_classes = [OpportunityResource]
     change_list_template = "admin/opportunities/opportunity/change_list_totals.html"
     list_display = ["title", "customer", "value", "stage", "probability", "expected_close_date", "created_at"]

@@ -30,3 +30,23 @@ def annotate(queryset):
 def detail_reader():
     """The opportunity's row with every registered annotation, in one query (``core.api.fastsql``)."""
     return AnnotatedRow(annotate, tuple(ANNOTATIONS))
+
+
+# The pipeline board's further marks on a card (``opportunities/board.py``): name -> build(now).
+CARD_ANNOTATIONS = {}
+
+
+def add_card_annotation(name, build):
+    """Annotate every card of the pipeline board with ``build(now)`` as ``name`` (such as ``is_stale``).
+
+    Only the board's cards are read with these (a few per column), never the API's lists.
+    """
+    CARD_ANNOTATIONS[name] = build
+
+
+def annotate_cards(queryset, now):
+    """``queryset`` with the API's annotations (:func:`annotate`) and the board's own."""
+    queryset = annotate(queryset)
+    if not CARD_ANNOTATIONS:
+        return queryset
+    return queryset.annotate(**{name: build(now) for name, build in CARD_ANNOTATIONS.items()})

@@ -1,4 +1,5 @@
-"""What tasks add to an opportunity (``opportunities.parts``): its next task, the earliest open one.
+"""What tasks add to an opportunity (``opportunities.parts``): its next task, the earliest open one;
+and, on the pipeline board's cards, whether the deal has gone stale (``reports.is_stale``).
 
 Three correlated subqueries over the partial index of open tasks by opportunity
 and due date; tasks with no due date come after those with one, then by id.
@@ -9,6 +10,7 @@ from django.db.models import F, OuterRef, Subquery
 from opportunities import parts
 
 from .models import Task
+from .reports import is_stale
 
 
 def _next_task():
@@ -20,3 +22,4 @@ def _next_task():
 def register():
     for field in ("id", "title", "due_at"):
         parts.add_annotation(f"next_task_{field}", lambda field=field: Subquery(_next_task().values(field)[:1]))
+    parts.add_card_annotation("is_stale", is_stale)

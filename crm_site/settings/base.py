@@ -177,6 +177,8 @@ LANGUAGE_CODE = env("DJANGO_LANGUAGE_CODE", "en")
 CRM_PHONE_REGION = (env("CRM_PHONE_REGION") or ("CN" if LANGUAGE_CODE.lower() == "zh-hans" else "US")).upper()
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# Amounts with thousands separators in every language (crm_site/formats/<locale>/formats.py).
+FORMAT_MODULE_PATH = ["crm_site.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

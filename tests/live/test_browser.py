@@ -110,3 +110,71 @@ def test_sales_rep_round_trip(page, live_server, tmp_path):
     page.wait_for_selector(".messagelist .success")
     imported = Customer.objects.get(email="one@csv.example")
     assert imported.history.get().history_user == staff
+
+
+def test_pipeline_board_drag_and_drop(page, live_server):
+    """A rep drags a deal to the next stage; a deal moved meanwhile by a manager is refused and shown where it is."""
+    from django.contrib.auth.models import Group
+
+    from tests.factories import CustomerFactory, ManagerFactory, OpportunityFactory, UserFactory
+
+    rep = UserFactory(username="board-rep", is_staff=True)
+    rep.groups.add(Group.objects.get(name="Sales rep"))
+    customer = CustomerFactory(owner=rep, name="Board Buyer")
+    deal = OpportunityFactory(customer=customer, title="Dragged deal", value=1234567, stage="lead")
+    contested = OpportunityFactory(customer=customer, title="Contested deal", value=500, stage="lead")
+    OpportunityFactory(customer=CustomerFactory(owner=ManagerFactory()), title="Not the rep's")
+    base = live_server.url
+
+    page.goto(f"{base}/admin/login/?next=/admin/opportunities/opportunity/board/")
+    page.fill("#id_username", rep.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_selector(f"#column-lead #card-{deal.pk}")
+    assert "Not the rep's" not in page.inner_text("#pipeline-columns")
+    assert "1,234,567.00" in page.inner_text(f"#card-{deal.pk}")
+
+    # Drag and drop: the card lands in the next column, and stays there.
+    page.drag_and_drop(f"#card-{deal.pk} dl", "#column-proposal")
+    page.wait_for_selector(f"#column-proposal #card-{deal.pk}")
+    page.wait_for_selector(".messagelist .success")
+    deal.refresh_from_db()
+    assert (deal.stage, deal.probability) == ("proposal", 40)
+    assert deal.history.first().history_user == rep
+    assert page.inner_text('#column-proposal [data-figure="value"]') == "1,234,567.00"
+    shot(page, "06-pipeline-board-dragged")
+    page.reload()
+    page.wait_for_selector(f"#column-proposal #card-{deal.pk}")
+
+    # Moved meanwhile by someone else: refused, and the board shows where it is now.
+    contested.stage = "negotiation"
+    contested.save()
+    page.drag_and_drop(f"#card-{contested.pk} dl", "#column-proposal")
+    page.wait_for_selector(".messagelist .warning")
+    assert "changed by someone else meanwhile" in page.inner_text(".messagelist")
+    page.wait_for_selector(f"#column-negotiation #card-{contested.pk}")
+    contested.refresh_from_db()
+    assert contested.stage == "negotiation"
+    shot(page, "07-pipeline-board-refused")
+
+    # Without a mouse: the card's own "move to" select and button.
+    page.focus(f"#move-{deal.pk}")
+    page.select_option(f"#move-{deal.pk}", "negotiation")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f"#column-negotiation #card-{deal.pk}")
+    deal.refresh_from_db()
+    assert deal.stage == "negotiation"
+
+    # The same board for a browser set to Chinese: its words, and amounts still grouped by thousands.
+    chinese = page.context.browser.new_context(
+        locale="zh-CN", viewport={"width": 1400, "height": 1000}, storage_state=page.context.storage_state()
+    )
+    try:
+        zh_page = chinese.new_page()
+        zh_page.goto(f"{base}/admin/opportunities/opportunity/board/")
+        assert "销售管道看板" in zh_page.inner_text("#content")
+        assert "1,234,567.00" in zh_page.inner_text(f"#card-{deal.pk}")
+        shot(zh_page, "08-pipeline-board-zh-hans")
+    finally:
+        chinese.close()

@@ -572,6 +572,7 @@ def crm_cases():
         ),
     ]
     cases += my_day_cases()
+    cases += board_cases()
     return cases
 
 
@@ -629,6 +630,44 @@ def my_day_cases():
             "my_day_act",
             "my-day-stale-version",
             post_my_day("done", lambda w: "2000-01-01T00:00:00+00:00"),
+            NOBODY,
+        ),
+    ]
+
+
+def post_board_move(stage, version=lambda w: stored(w["oa"]).updated_at.isoformat(), accept="text/html"):
+    def run(client, w, role):
+        data = {"opportunity": w["oa"].pk, "stage": stage, "version": version(w), "filters": "owner=mine"}
+        return client.post(reverse("admin:opportunities_opportunity_board_move"), data, HTTP_ACCEPT=accept)
+
+    return run
+
+
+def board_cases():
+    """The pipeline board's move of rep A's deal (a form, or JSON for the script); a stale card moves nothing."""
+    moved = holds(lambda w: stored(w["oa"]).stage == Opportunity.Stage.PROPOSAL)
+    return [
+        Case(
+            Opportunity,
+            "board",
+            "board-page",
+            lambda client, w, role: client.post(reverse("admin:opportunities_opportunity_board")),
+            NOBODY,
+        ),
+        Case(Opportunity, "board_move", "board-move", post_board_move("proposal"), OWNER_OR_MANAGER, moved),
+        Case(
+            Opportunity,
+            "board_move",
+            "board-move-json",
+            post_board_move("proposal", accept="application/json"),
+            OWNER_OR_MANAGER,
+            moved,
+        ),
+        Case(
+            Opportunity,
+            "board_move",
+            "board-move-stale-version",
+            post_board_move("proposal", lambda w: "2000-01-01T00:00:00+00:00"),
             NOBODY,
         ),
     ]
