@@ -35,11 +35,13 @@ SWEEP_AFTER = timedelta(minutes=1)
 
 @db_task(retries=8, retry_delay=2, retry_backoff=2)
 def dispatch_events():
-    """Give the undispatched events, oldest first, to every dispatcher; mark them dispatched."""
+    """Give the undispatched events, in commit order, to every dispatcher; mark them dispatched."""
     while True:
-        # Commit order: place what has committed, then hand over by position (core.events.relay).
-        events.relay(wait=True)
         with transaction.atomic():
+            # Place what has committed (core.events.relay) and hand over by position. The relay's
+            # turn is held to this transaction's end: dispatch jobs of several workers hand their
+            # batches over one after the other, so the dispatchers get the events in order.
+            events.relay(wait=True)
             batch = list(
                 Event.objects.placed()
                 .undispatched()
