@@ -1,9 +1,10 @@
-"""``GET /api/events``: the event log as a feed, oldest first, for clients that catch up by polling.
+"""``GET /api/events``: the event log as a feed, in commit order, for clients that catch up by polling.
 
 ``?after=<cursor>`` continues after the last event a client has seen (the cursor
 is the event's position in commit order, as ``meta.next_cursor`` gives it; see
-``core.events.relay``), ``?type=`` narrows to some event types. Scoped like the records: a rep sees the events of the records in
-their book, as it was when each event was written (deleted records included).
+``core.events.relay``), ``?type=`` narrows to some event types. Scoped like the
+records: a rep sees the events of the records in their book, as it was when each
+event was written (deleted records included).
 """
 
 from django_filters import rest_framework as filters
