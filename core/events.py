@@ -26,6 +26,15 @@ one (a transactional outbox). The hooks sit beside the change history
 After the commit (``transaction.on_commit``), a job hands new events to the
 dispatchers registered with :func:`register_dispatcher`; an event a crash kept
 from being handed over is picked up by the periodic sweep (``core/tasks.py``).
+
+The feed and the dispatch job follow the log by ``Event.position``, not by id. An
+id is taken when the event is inserted, but its transaction may commit long after
+(a batch, an import): on PostgreSQL a reader could see event 11 committed while
+event 10 is still invisible, move past 10 and never come back. A position is given
+only to a committed event, by :func:`relay` (on PostgreSQL; on SQLite one
+transaction writes at a time, so an event's id is already in commit order and a
+trigger copies it), and each relay numbers what has committed since the last one:
+what a reader has been served never gains an event behind it.
 """
 
 from dataclasses import dataclass, field
@@ -329,6 +338,33 @@ def record_bulk_deletion(queryset):
         inserted = cursor.rowcount
     if inserted:
         dispatch_after_commit(queryset.db)
+
+
+# -- positions ---------------------------------------------------------------
+
+# Events placed per relay; a larger backlog is placed by the next relays in turn.
+RELAY_BATCH = 5000
+
+
+def relay(using="default", *, wait=False):
+    """Give the committed events that have none a position, in id order; returns how many it placed.
+
+    PostgreSQL only (``core_event_relay``, ``core/migrations/0007_event_position.py``):
+    relays take turns under an advisory lock held until the caller's transaction ends,
+    and each reads, after taking it, what has committed since the last, so positions
+    follow commit order and a position once served has no new event before it. With
+    ``wait`` false a relay already running is left to finish and this one does
+    nothing (readers); ``wait`` true waits for it (the dispatch job). Called outside a
+    transaction it is its own; inside one, it also places that transaction's own events
+    and holds the lock to its end, so the request paths call it outside any.
+    On SQLite a trigger gives each event its id on insert and this does nothing.
+    """
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT core_event_relay(%s, %s)", [wait, RELAY_BATCH])
+        return cursor.fetchone()[0]
 
 
 # -- after the commit --------------------------------------------------------

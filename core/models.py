@@ -100,12 +100,20 @@ class EventQuerySet(models.QuerySet):
     def undispatched(self):
         return self.filter(dispatched_at__isnull=True)
 
+    def placed(self):
+        """The events the relay has given a position: committed, in the feed's order."""
+        return self.filter(position__isnull=False)
+
 
 class Event(models.Model):
     """One change to a record, written in the same transaction as the change (a transactional outbox).
 
     A write that rolls back leaves no event; a committed one always has one. After
     the commit a job hands new events to the dispatchers (see ``core/events.py``).
+
+    ``position`` orders the feed and the dispatch in commit order: it is given once
+    the event's transaction has committed (``core.events.relay``), so an event that
+    commits late is placed after those already served, never behind them.
     """
 
     type = models.CharField(_("type"), max_length=64, help_text=_("<model>.<verb>, e.g. customer.created"))
@@ -139,6 +147,10 @@ class Event(models.Model):
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     # Set once the dispatchers have been given the event; the outbox sweep re-sends the rest.
     dispatched_at = models.DateTimeField(_("dispatched at"), null=True, blank=True)
+    # The place in the feed, in commit order; null until the relay has seen the event committed.
+    # PostgreSQL: given by core.events.relay from a sequence; SQLite (one writer at a time, ids in
+    # commit order): the id, set by a trigger on insert. Events older than it kept their ids.
+    position = models.BigIntegerField(_("position"), null=True, blank=True, unique=True, editable=False)
 
     objects = EventQuerySet.as_manager()
 
@@ -147,10 +159,14 @@ class Event(models.Model):
         verbose_name = _("event")
         verbose_name_plural = _("events")
         indexes = [
-            models.Index(fields=["owner", "id"], name="event_owner_idx"),
-            models.Index(fields=["type", "id"], name="event_type_idx"),
+            models.Index(fields=["owner", "position"], name="event_owner_position_idx"),
+            models.Index(fields=["type", "position"], name="event_type_position_idx"),
             models.Index(fields=["created_at"], name="event_created_idx"),
-            models.Index(fields=["id"], name="event_undispatched_idx", condition=models.Q(dispatched_at__isnull=True)),
+            models.Index(
+                fields=["position"], name="event_undispatched_pos_idx", condition=models.Q(dispatched_at__isnull=True)
+            ),
+            # What the relay has still to place, oldest first.
+            models.Index(fields=["id"], name="event_unplaced_idx", condition=models.Q(position__isnull=True)),
         ]
 
     def __str__(self):

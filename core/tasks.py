@@ -1,8 +1,9 @@
 """The kernel's jobs, run by ``manage.py worker`` (huey; see docs/deployment.md).
 
-- ``dispatch_events``: enqueued after every commit that wrote events; hands the
-  new events to the dispatchers (``core.events.register_dispatcher``) and marks
-  them dispatched. Retried with backoff when a dispatcher fails.
+- ``dispatch_events``: enqueued after every commit that wrote events; places the
+  committed events (``core.events.relay``), hands them to the dispatchers
+  (``core.events.register_dispatcher``) in that order and marks them dispatched.
+  Retried with backoff when a dispatcher fails.
 - ``sweep_events``: every minute, re-sends events that a crash between commit and
   enqueue left undispatched (the event row is the source of truth).
 - ``purge_expired``: daily, the clean-ups of ``core/maintenance.py``.
@@ -34,11 +35,18 @@ SWEEP_AFTER = timedelta(minutes=1)
 
 @db_task(retries=8, retry_delay=2, retry_backoff=2)
 def dispatch_events():
-    """Give the undispatched events, oldest first, to every dispatcher; mark them dispatched."""
+    """Give the undispatched events, in commit order, to every dispatcher; mark them dispatched."""
     while True:
         with transaction.atomic():
+            # Place what has committed (core.events.relay) and hand over by position. The relay's
+            # turn is held to this transaction's end: dispatch jobs of several workers hand their
+            # batches over one after the other, so the dispatchers get the events in order.
+            events.relay(wait=True)
             batch = list(
-                Event.objects.undispatched().order_by("id").select_for_update(skip_locked=True)[:DISPATCH_BATCH]
+                Event.objects.placed()
+                .undispatched()
+                .order_by("position")
+                .select_for_update(skip_locked=True)[:DISPATCH_BATCH]
             )
             if not batch:
                 return

@@ -1,9 +1,10 @@
-"""``GET /api/events``: the event log as a feed, oldest first, for clients that catch up by polling.
+"""``GET /api/events``: the event log as a feed, in commit order, for clients that catch up by polling.
 
 ``?after=<cursor>`` continues after the last event a client has seen (the cursor
-is the event id, as ``meta.next_cursor`` gives it), ``?type=`` narrows to some
-event types. Scoped like the records: a rep sees the events of the records in
-their book, as it was when each event was written (deleted records included).
+is the event's position in commit order, as ``meta.next_cursor`` gives it; see
+``core.events.relay``), ``?type=`` narrows to some event types. Scoped like the
+records: a rep sees the events of the records in their book, as it was when each
+event was written (deleted records included).
 """
 
 from django_filters import rest_framework as filters
@@ -67,7 +68,12 @@ class EventFilter(filters.FilterSet):
 
 
 class EventFeedPagination(EnvelopePagination):
-    """Oldest first, continuing after an event id: a feed never skips or repeats an event it already served.
+    """In commit order, continuing after a position: a feed never skips or repeats an event it already served.
+
+    Only committed events have a position, and a newly committed one always gets a
+    higher one than every event served before (``core.events.relay``), however long
+    its transaction ran. Events from before positions existed kept their ids as
+    positions, so a cursor handed out then still works.
 
     ``meta.next_cursor`` is where to continue from, also on the last page (poll
     it again later); ``meta.next`` is a link only while more events are waiting.
@@ -76,6 +82,9 @@ class EventFeedPagination(EnvelopePagination):
     cursor_query_param = "after"
 
     def paginate_queryset(self, queryset, request, view=None):
+        # Place what has committed since the last relay, in its own transaction (a relay already
+        # running is left to it); then read: the page sees every position given so far.
+        events.relay(queryset.db)
         self.request = request
         self.page_size_used = min(
             _positive_int(request, self.page_size_query_param, self.page_size), self.max_page_size
@@ -89,16 +98,20 @@ class EventFeedPagination(EnvelopePagination):
             except ValueError:
                 after_id = -1
             if not 0 <= after_id < 2**63:
-                raise exceptions.ValidationError({self.cursor_query_param: ["A cursor is an event id."]})
-            queryset = queryset.filter(pk__gt=after_id)
-        rows = list(queryset.order_by("id")[: self.page_size_used + 1])
+                raise exceptions.ValidationError(
+                    {self.cursor_query_param: ["A cursor is a position in the feed, as meta.next_cursor gives it."]}
+                )
+            queryset = queryset.filter(position__gt=after_id)
+        else:
+            queryset = queryset.placed()
+        rows = list(queryset.order_by("position")[: self.page_size_used + 1])
         self.has_next = len(rows) > self.page_size_used
         rows = rows[: self.page_size_used]
         if not self.has_next:
             self.count, self.count_capped = len(rows), False
         else:
             self._count(queryset)
-        self.next_cursor = str(rows[-1].pk) if rows else after
+        self.next_cursor = str(rows[-1].position) if rows else after
         return rows
 
     def get_paginated_response(self, data):
@@ -114,8 +127,8 @@ class EventFeedPagination(EnvelopePagination):
                 "in": "query",
                 "required": False,
                 "allowEmptyValue": True,
-                "description": "Events after this cursor (the `meta.next_cursor` of the previous page); "
-                "from the oldest kept when absent.",
+                "description": "Events after this cursor (the `meta.next_cursor` of the previous page), "
+                "in commit order; from the oldest kept when absent.",
                 "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"},
             },
             {
@@ -144,7 +157,7 @@ def _type_parameter():
 
 @extend_schema_view(list=extend_schema(parameters=[_type_parameter()]))
 class EventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
-    """The change log of customers, interactions and opportunities, oldest first."""
+    """The change log of customers, interactions and opportunities, in commit order."""
 
     queryset = Event.objects.all()
     serializer_class = EventSerializer

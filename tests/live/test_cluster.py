@@ -55,8 +55,6 @@ KILL_AFTER = CLIENTS * CREATES // 3
 # comes back with the every-minute sweeps (core.tasks.sweep_events, webhooks.tasks.deliver_due)
 # once its claim on a delivery has lapsed (connect + read timeout + 30 s).
 SETTLE_SECONDS = 300
-# How far back (in event ids) a feed follower re-reads on each poll.
-FEED_OVERLAP_IDS = 500
 # Threads of each worker (CRM_WORKER_THREADS, set for the workers below).
 WORKER_THREADS = 2
 
@@ -309,9 +307,8 @@ class FeedFollower(threading.Thread):
     def poll_once(self):
         params = {"type": "customer.created", "page_size": 100}
         if self.cursor is not None:
-            # Re-read an overlap, as docs/api.md advises while writes overlap: an event id is taken
-            # at insert, so a batch's first events may commit after later ids were served.
-            params["after"] = max(0, int(self.cursor) - FEED_OVERLAP_IDS)
+            # Straight on from the cursor: the feed is in commit order, nothing to re-read.
+            params["after"] = self.cursor
         while True:
             try:
                 response = self.session.get(self.url, params=params, timeout=30)
@@ -400,8 +397,8 @@ def check_no_loss(cluster, prefix, acknowledged, endpoint_id, follower):
     # Caught up (a poll may meet the rate limit the follower ran into: it waits and polls again).
     wait_for(follower.poll_once, 120, "the feed to be read to its end")
     assert follower.errors == []
-    ours = {(event_id, object_id) for event_id, object_id in follower.seen if event_id in event_ids}
-    assert {event_id for event_id, _ in ours} == event_ids
+    ours = [event_id for event_id, _ in follower.seen if event_id in event_ids]
+    assert sorted(ours) == sorted(event_ids)  # each once
     return event_ids
 
 
