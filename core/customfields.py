@@ -156,6 +156,7 @@ class Invalid(Exception):
 
 
 _UNSET = object()
+UNSET = _UNSET  # what clean_value() gives for an empty value
 
 
 def _no_null_characters(text):
@@ -370,7 +371,8 @@ def clean(resource, incoming, *, existing=None, full=False, from_text=False):
 
 def visible(resource, stored):
     """The values of current definitions only, in the definitions' order."""
-    stored = stored or {}
+    if not stored:
+        return {}  # nothing to hide: the definitions need not be read
     return {d.key: stored[d.key] for d in definitions(resource) if d.key in stored}
 
 

@@ -44,7 +44,8 @@ def custom_fields_field():
 
     Indexed on PostgreSQL by a GIN index (``jsonb_path_ops``) that the app's migration creates.
     """
-    return models.JSONField(_("custom fields"), default=dict, blank=True)
+    # Not editable: forms show a typed field per definition instead (core/admin/customfields.py).
+    return models.JSONField(_("custom fields"), default=dict, blank=True, editable=False)
 
 
 def custom_fields_index_sql(table, name):

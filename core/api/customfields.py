@@ -116,8 +116,9 @@ class CustomFieldFilterMixin:
     def __init__(self, data=None, *args, **kwargs):
         super().__init__(data, *args, **kwargs)
         ordering = self.filters.get("ordering")
-        if ordering is None:
-            return
+        asked = (self.data or {}).get("ordering") or ""
+        if ordering is None or customfields.FILTER_PREFIX not in asked:
+            return  # the definitions are read only when the ordering names a custom field
         resource = customfields.resource_of(self._meta.model)
         extra = [
             (ORDERING_MARK + definition.key, customfields.FILTER_PREFIX + definition.key)
@@ -132,7 +133,7 @@ class CustomFieldFilterMixin:
 
     def filter_queryset(self, queryset):
         queryset = super().filter_queryset(queryset)
-        if self.data is None:
+        if self.data is None or not customfields.filter_params(self.data):
             return queryset
         resource = customfields.resource_of(self._meta.model)
         queryset, errors = customfields.apply_filters(queryset, resource, self.data)
