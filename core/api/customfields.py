@@ -18,7 +18,7 @@ from .permissions import HasRole, IsManager
 from .viewsets import CRMModelViewSet
 
 VALUE_SCHEMA = {
-    "oneOf": [
+    "anyOf": [
         {"type": "string", "description": "text, long_text, url, email, choice; date as YYYY-MM-DD"},
         {"type": "integer", "description": "number"},
         {"type": "number", "description": "decimal"},
