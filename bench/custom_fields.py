@@ -32,7 +32,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm_site.settings.local")
 
-QUERIES = [("cf_region=r7", "equality, 0.1%"), ("cf_region=nowhere", "equality, no row"), ("cf_seats__gte=495", "range")]
+QUERIES = [
+    ("cf_region=r7", "equality, 0.1%"),
+    ("cf_region=nowhere", "equality, no row"),
+    ("cf_seats__gte=495", "range"),
+]
 INDEX = "customer_custom_fields_gin"
 
 

@@ -45,7 +45,8 @@ def custom_fields_field():
     Indexed on PostgreSQL by a GIN index (``jsonb_path_ops``) that the app's migration creates.
     """
     # Not editable: forms show a typed field per definition instead (core/admin/customfields.py).
-    return models.JSONField(_("custom fields"), default=dict, blank=True, editable=False)
+    # The database default too, so that rows written in bulk by raw SQL (seed_demo, old backups) get {}.
+    return models.JSONField(_("custom fields"), default=dict, db_default={}, blank=True, editable=False)
 
 
 def custom_fields_index_sql(table, name):

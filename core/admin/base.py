@@ -253,6 +253,8 @@ class CRMModelAdmin(
         for model_field in obj._meta.concrete_fields:
             if model_field.name in form.fields:
                 continue
+            if model_field.name == "custom_fields" and getattr(form, "_custom_field_definitions", None):
+                continue  # typed into the form's custom field section (core/admin/customfields.py)
             old, now = getattr(obj, model_field.attname), getattr(current, model_field.attname)
             if old != now:
                 setattr(obj, model_field.attname, now)

@@ -89,7 +89,11 @@ class ExportMixin:
     export_chunk_size = 2000
 
     def get_export_fields(self, model):
-        return list(self.export_fields or [field.attname for field in model._meta.concrete_fields])
+        # (Custom field values come as a column per field: core.customfields.export_columns.)
+        return list(
+            self.export_fields
+            or [field.attname for field in model._meta.concrete_fields if field.attname != "custom_fields"]
+        )
 
     def perform_content_negotiation(self, request, force=False):
         # Here ``?format=`` names the file type, not a renderer: answer errors in the JSON envelope.

@@ -29,12 +29,12 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='customer',
             name='custom_fields',
-            field=models.JSONField(blank=True, default=dict, editable=False, verbose_name='custom fields'),
+            field=models.JSONField(blank=True, db_default={}, default=dict, editable=False, verbose_name='custom fields'),
         ),
         migrations.AddField(
             model_name='historicalcustomer',
             name='custom_fields',
-            field=models.JSONField(blank=True, default=dict, editable=False, verbose_name='custom fields'),
+            field=models.JSONField(blank=True, db_default={}, default=dict, editable=False, verbose_name='custom fields'),
         ),
         migrations.RunPython(create_index, drop_index, elidable=False),
     ]

@@ -154,3 +154,15 @@ def test_definition_form_applies_the_rules(admin_client, fields):
     assert admin_client.post(add, {**base, "key": "ok", "choices": ""}).status_code == 200
     assert admin_client.post(add, {**base, "key": "ok"}).status_code == 302
     assert CustomField.objects.get(key="ok").choices == ["a", "b"]
+
+
+def test_revert_brings_back_custom_field_values(admin_client, fields):
+    customer = CustomerFactory(name="Ann", custom_fields={"seats": 1})
+    customer.custom_fields = {"seats": 2}
+    customer.save()
+    version = customer.history.earliest().history_id
+    target = reverse("admin:customers_customer_simple_history", args=[customer.pk, version])
+    response = admin_client.post(target, change_form_data(admin_client.get(target)))
+    assert response.status_code == 302
+    customer.refresh_from_db()
+    assert customer.custom_fields == {"seats": 1}
