@@ -248,6 +248,8 @@ class CustomFieldViewSet(CRMModelViewSet):
         # Definitions are no one's records: everyone with a role sees them all.
         queryset = self.queryset.all()
         resource = self.request.query_params.get("model") if self.action == "list" else None
+        if resource and resource not in customfields.MODELS:
+            raise exceptions.ValidationError({"model": [f"Choose one of: {', '.join(sorted(customfields.MODELS))}."]})
         return queryset.filter(model=resource) if resource else queryset
 
     def perform_create(self, serializer):

@@ -166,3 +166,21 @@ def test_revert_brings_back_custom_field_values(admin_client, fields):
     assert response.status_code == 302
     customer.refresh_from_db()
     assert customer.custom_fields == {"seats": 1}
+
+
+@pytest.mark.parametrize("model", ["companies", "opportunities"])
+def test_company_and_opportunity_forms_have_their_fields(admin_client, model):
+    from tests.factories import CompanyFactory, OpportunityFactory
+
+    CustomField.objects.create(model=model, key="code", label="Code", required=True)
+    record = CompanyFactory() if model == "companies" else OpportunityFactory()
+    name = record._meta.model_name
+    change = reverse(f"admin:{record._meta.app_label}_{name}_change", args=[record.pk])
+    page = admin_client.get(change)
+    assert "cf_code" in page.context["adminform"].form.fields
+    missing = admin_client.post(change, change_form_data(page))
+    assert missing.status_code == 200 and "cf_code" in missing.context["adminform"].form.errors
+    saved = admin_client.post(change, {**change_form_data(page), "cf_code": "K-1"})
+    assert saved.status_code == 302
+    record.refresh_from_db()
+    assert record.custom_fields == {"code": "K-1"}

@@ -402,3 +402,49 @@ def test_definitions_list_filters_by_model(api):
 
 def test_models_have_the_column(db):
     assert Company().custom_fields == {} and Opportunity().custom_fields == {}
+
+
+def test_definitions_list_refuses_an_unknown_model(api):
+    response = api.get("/api/custom-fields", {"model": "widgets"})
+    assert response.status_code == 400 and "model" in errors(response)
+
+
+def test_detail_query_count_does_not_grow_with_values(api):
+    for key in ("a", "b", "c"):
+        define(key=key)
+    customer = CustomerFactory(custom_fields={"a": "x"})
+    with CaptureQueriesContext(connection) as one:
+        api.get(f"/api/customers/{customer.pk}")
+    customer.custom_fields = {"a": "x", "b": "y", "c": "z"}
+    customer.save()
+    with CaptureQueriesContext(connection) as three:
+        assert api.get(f"/api/customers/{customer.pk}").json()["data"]["custom_fields"] == {
+            "a": "x",
+            "b": "y",
+            "c": "z",
+        }
+    assert len(one) == len(three) == 3  # token, the record with its figures, the definitions
+
+
+def test_rep_reads_definitions_but_cannot_write_them(db):
+    from django.contrib.auth.models import Group
+    from knox.models import get_token_model
+    from rest_framework.test import APIClient
+
+    from tests.factories import UserFactory
+
+    rep = UserFactory()
+    rep.groups.add(Group.objects.get(name="Sales rep"))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {get_token_model().objects.create(rep)[1]}")
+    field = define(key="a")
+    assert client.get("/api/custom-fields").status_code == 200
+    assert (
+        client.post("/api/custom-fields", {"model": "customers", "key": "b", "label": "B"}, format="json").status_code
+        == 403
+    )
+    assert client.patch(f"/api/custom-fields/{field.pk}", {"label": "X"}, format="json").status_code == 403
+    assert client.delete(f"/api/custom-fields/{field.pk}").status_code == 403
+    # ...and sets values on their own customers.
+    own = client.post("/api/customers", {"name": "Mine", "custom_fields": {"a": "v"}}, format="json")
+    assert own.status_code == 201 and own.json()["data"]["custom_fields"] == {"a": "v"}
