@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 from django.db import transaction
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import exceptions, permissions, serializers
 
 from core import customfields
@@ -230,6 +230,15 @@ class ReadOrManage(permissions.BasePermission):
         return IsManager().has_permission(request, view)
 
 
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "model", str, enum=["customers", "companies", "opportunities"], description="One model's fields only."
+            )
+        ]
+    )
+)
 class CustomFieldViewSet(CRMModelViewSet):
     """The custom fields of customers, companies and opportunities (docs/api.md#custom-fields)."""
 
