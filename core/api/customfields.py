@@ -155,6 +155,8 @@ class CustomFieldSerializer(serializers.ModelSerializer):
         help_text="The field's name in custom_fields, ?cf_<key>= and ?ordering=cf_<key>: lower-case letters, "
         "digits and single underscores, unique per model, not a field of the record. Cannot change.",
     )
+    # Bounded here, the same on every database (a PositiveIntegerField's range is the database's).
+    order = serializers.IntegerField(min_value=0, max_value=1_000_000, required=False, help_text="Lower first.")
     choices = serializers.ListField(
         child=serializers.CharField(max_length=customfields.CHOICE_MAX_LENGTH, trim_whitespace=False),
         required=False,
