@@ -244,7 +244,8 @@ class ReadOrManage(permissions.BasePermission):
 class CustomFieldViewSet(CRMModelViewSet):
     """The custom fields of customers, companies and opportunities (docs/api.md#custom-fields)."""
 
-    queryset = CustomField.objects.order_by("model", "order", "id")
+    # Newest first, the default ordering that cursor paging follows on every list (sort by ``order`` to show them).
+    queryset = CustomField.objects.order_by("-created_at", "-id")
     serializer_class = CustomFieldSerializer
     permission_classes = [ReadOrManage]
     filter_backends = []
