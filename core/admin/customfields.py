@@ -156,6 +156,17 @@ class CustomFieldsAdminMixin:
         resource = self._custom_field_resource()
         return customfields.definitions(resource) if resource else []
 
+    def __getattr__(self, name):
+        # A user who may only view a record sees each custom field as a read-only line: the admin
+        # looks its label and value up on the model admin by the field's name.
+        if name.startswith(FORM_PREFIX):
+            model = self.__dict__.get("model")
+            resource = customfields.resource_of(model) if model is not None else None
+            for definition in customfields.definitions(resource) if resource else []:
+                if form_field_name(definition) == name:
+                    return _column(definition)
+        raise AttributeError(name)
+
     def get_fieldsets(self, request, obj=None):
         fieldsets = [
             (name, {**options, "fields": [f for f in options["fields"] if not str(f).startswith(FORM_PREFIX)]})

@@ -184,3 +184,15 @@ def test_company_and_opportunity_forms_have_their_fields(admin_client, model):
     assert saved.status_code == 302
     record.refresh_from_db()
     assert record.custom_fields == {"code": "K-1"}
+
+
+def test_read_only_users_see_the_values(fields):
+    customer = CustomerFactory(name="Ann", custom_fields={"tier": "gold", "seats": 4})
+    viewer = UserFactory(is_staff=True)
+    viewer.groups.add(Group.objects.get(name="Read-only"))
+    client = Client()
+    client.force_login(viewer)
+    page = client.get(reverse("admin:customers_customer_change", args=[customer.pk]))
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "Tier" in text and "gold" in text and "Seats" in text
