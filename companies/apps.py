@@ -15,7 +15,7 @@ class CompaniesConfig(AppConfig):
     verbose_name = _("Companies")
 
     def ready(self):
-        from core import access, events
+        from core import access, customfields, events
 
         from .models import Company
         from .serializers import CompanySerializer
@@ -24,4 +24,6 @@ class CompaniesConfig(AppConfig):
         access.register_owner_path(Company, "owner")
         access.register_owner_path(Company.history.model, "owner")
         events.register(Company, name="company", serializer=CompanySerializer)
+        # Custom fields (core/customfields.py); a key may not take the name of an API field.
+        customfields.register("companies", Company, reserved=CompanySerializer.Meta.fields)
         post_migrate.connect(_heal_sqlite_search_index, sender=self)

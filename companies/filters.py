@@ -1,5 +1,6 @@
 from django_filters import rest_framework as filters
 
+from core.api.customfields import CustomFieldFilterMixin
 from core.api.filters import ExternalIdFilter, OwnerFilter
 
 from .models import Company
@@ -7,7 +8,7 @@ from .names import domain_of
 from .search import SEARCH
 
 
-class CompanyFilter(filters.FilterSet):
+class CompanyFilter(CustomFieldFilterMixin, filters.FilterSet):
     search = filters.CharFilter(method="filter_search", max_length=200, label="Search name and domain")
     domain = filters.CharFilter(method="filter_domain", max_length=500, label="Domain or web address (exact)")
     owner = OwnerFilter(field_name="owner_id", label="Owner: me, or a user id")

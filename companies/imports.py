@@ -37,7 +37,7 @@ COLUMNS = {
 }
 REQUIRED = ("name",)
 
-open_sheet = partial(sheets.open_sheet, columns=COLUMNS, required=REQUIRED)
+open_sheet = partial(sheets.open_sheet, columns=COLUMNS, required=REQUIRED, custom_fields="companies")
 
 
 class CompanyImport(sheets.SheetImport):

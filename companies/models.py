@@ -2,7 +2,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from core.fields import created_by_field, external_id_field, external_id_unique
+from core.fields import created_by_field, custom_fields_field, external_id_field, external_id_unique
 from core.history import CRMHistoricalRecords
 from core.models import RecordedModel
 from core.phones import E164_MAX_LENGTH, e164
@@ -61,6 +61,8 @@ class Company(RecordedModel):
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     external_id = external_id_field()
+    # Values of the fields managers define (core/customfields.py).
+    custom_fields = custom_fields_field()
     created_by = created_by_field()
     history = CRMHistoricalRecords(excluded_fields=["updated_at", "name_key", "phone_e164"])
 

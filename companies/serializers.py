@@ -3,6 +3,7 @@ import re
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from core.api.customfields import CustomFieldsField, CustomFieldsMixin
 from core.api.fastsql import CachedReadFieldsMixin
 from core.api.serializers import ExternalIdMixin, StrictJSONTypesMixin, validate_owner
 
@@ -14,7 +15,9 @@ _DOMAIN = re.compile(r"^(?!-)[\w-]{1,63}(?<!-)(\.(?!-)[\w-]{1,63}(?<!-))+$")
 NOTES_MAX_LENGTH = 20_000
 
 
-class CompanySerializer(ExternalIdMixin, StrictJSONTypesMixin, CachedReadFieldsMixin, serializers.ModelSerializer):
+class CompanySerializer(
+    CustomFieldsMixin, ExternalIdMixin, StrictJSONTypesMixin, CachedReadFieldsMixin, serializers.ModelSerializer
+):
     # Summary figures, annotated by ``Company.objects.with_summary()``; left out when not annotated.
     people_count = serializers.IntegerField(read_only=True)
     open_pipeline_value = serializers.DecimalField(max_digits=20, decimal_places=2, read_only=True)
@@ -25,6 +28,8 @@ class CompanySerializer(ExternalIdMixin, StrictJSONTypesMixin, CachedReadFieldsM
     created_by_id = serializers.IntegerField(read_only=True, allow_null=True)
     notes = serializers.CharField(allow_blank=True, required=False, max_length=NOTES_MAX_LENGTH)
     address = serializers.CharField(allow_blank=True, required=False, max_length=2000)
+    # The values of the custom fields managers define (core/customfields.py).
+    custom_fields = CustomFieldsField()
 
     class Meta:
         model = Company
@@ -47,6 +52,7 @@ class CompanySerializer(ExternalIdMixin, StrictJSONTypesMixin, CachedReadFieldsM
             "updated_at",
             "created_by_id",
             "external_id",
+            "custom_fields",
         ]
         read_only_fields = ["id", "created_by_id", "created_at", "updated_at", "phone_e164"]
         extra_kwargs = {

@@ -8,7 +8,8 @@ class CoreConfig(AppConfig):
     verbose_name = _("API infrastructure")
 
     def ready(self):
-        from . import access
+        from . import access, customfields
 
         # Events keep the owner of their record at the time: a deleted record's events stay in its book.
         access.register_owner_path(self.get_model("Event"), "owner")
+        customfields.connect_signals()

@@ -37,3 +37,21 @@ def external_id_field():
 
 def external_id_unique(model_name):
     return models.UniqueConstraint(fields=["external_id"], name=f"{model_name}_external_id_unique")
+
+
+def custom_fields_field():
+    """The values of the model's custom fields, ``{key: value}`` (``core/customfields.py`` checks them).
+
+    Indexed on PostgreSQL by a GIN index (``jsonb_path_ops``) that the app's migration creates.
+    """
+    # Not editable: forms show a typed field per definition instead (core/admin/customfields.py).
+    # The database default too, so that rows written in bulk by raw SQL (seed_demo, old backups) get {}.
+    return models.JSONField(_("custom fields"), default=dict, db_default={}, blank=True, editable=False)
+
+
+def custom_fields_index_sql(table, name):
+    """(create, drop) statements of the GIN index that answers ``?cf_<key>=`` filters on PostgreSQL."""
+    return (
+        f'CREATE INDEX IF NOT EXISTS "{name}" ON "{table}" USING gin ("custom_fields" jsonb_path_ops)',
+        f'DROP INDEX IF EXISTS "{name}"',
+    )

@@ -249,3 +249,57 @@ class UserPreferences(models.Model):
             return zoneinfo.ZoneInfo(self.time_zone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             return zoneinfo.ZoneInfo(settings.TIME_ZONE)
+
+
+class CustomField(models.Model):
+    """A field that managers add to a model (customers, companies, opportunities) without a developer.
+
+    The values live in the model's ``custom_fields`` JSON column, checked against
+    these definitions by ``core.customfields`` on every write path. Deleting a
+    definition hides its stored values (no data is lost) until
+    ``manage.py purge_custom_field`` removes them; re-creating the key shows them again.
+    """
+
+    class Type(models.TextChoices):
+        TEXT = "text", _("Text")
+        LONG_TEXT = "long_text", _("Long text")
+        NUMBER = "number", _("Number (whole)")
+        DECIMAL = "decimal", _("Decimal number")
+        DATE = "date", _("Date")
+        BOOLEAN = "boolean", _("Yes or no")
+        CHOICE = "choice", _("Choice")
+        MULTI_CHOICE = "multi_choice", _("Multiple choice")
+        URL = "url", _("Web address")
+        EMAIL = "email", _("Email")
+
+    # The resource the field belongs to: "customers", "companies", "opportunities" (core.customfields.MODELS).
+    model = models.CharField(_("model"), max_length=32)
+    key = models.CharField(_("key"), max_length=50)
+    label = models.CharField(_("label (English)"), max_length=100)
+    label_zh = models.CharField(_("label (Chinese)"), max_length=100, blank=True, default="")
+    field_type = models.CharField(_("type"), max_length=16, choices=Type.choices, default=Type.TEXT)
+    required = models.BooleanField(_("required"), default=False)
+    choices = models.JSONField(_("choices"), default=list, blank=True)
+    order = models.PositiveIntegerField(_("order"), default=0)
+    show_in_list = models.BooleanField(_("list column"), default=False)
+    filterable = models.BooleanField(_("list filter"), default=False)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        ordering = ["model", "order", "id"]
+        verbose_name = _("custom field")
+        verbose_name_plural = _("custom fields")
+        constraints = [models.UniqueConstraint(fields=["model", "key"], name="custom_field_model_key_unique")]
+
+    def __str__(self):
+        return f"{self.model}.{self.key}"
+
+    @property
+    def display_label(self):
+        """The label in the active language (Chinese when set and active)."""
+        from django.utils.translation import get_language
+
+        if self.label_zh and (get_language() or "").lower().startswith("zh"):
+            return self.label_zh
+        return self.label

@@ -16,7 +16,7 @@ from import_export import fields, resources, results
 from rest_framework import serializers
 from rest_framework.settings import api_settings
 
-from core import access
+from core import access, customfields
 from core.tables import FileRefused
 
 # A cell left out of the data given to the serializer.
@@ -86,6 +86,22 @@ def json_value(field, value):
     return cell_text(value)
 
 
+class CustomFieldColumn(fields.Field):
+    """A custom field's column: exported as text; imported by ``CRMModelResource`` through the serializer."""
+
+    def __init__(self, definition):
+        super().__init__(attribute=None, column_name=definition.key, readonly=True)
+        self.definition = definition
+
+    def get_value(self, instance):
+        value = (instance.custom_fields or {}).get(self.definition.key)
+        return None if value is None else customfields.display(self.definition, value)
+
+    def export(self, instance, **kwargs):
+        value = self.get_value(instance)
+        return "" if value is None else value
+
+
 class CRMModelResource(resources.ModelResource):
     """A resource whose rows update the record with their ``id``; rows without one create records.
 
@@ -110,6 +126,7 @@ class CRMModelResource(resources.ModelResource):
         self.request = request
         self.line_of_record = {}
         super().__init__(**kwargs)
+        self._add_custom_field_columns()
 
     def get_queryset(self):
         return self.scoped(super().get_queryset())
@@ -239,12 +256,14 @@ class CRMModelResource(resources.ModelResource):
                 continue
             if value is not _OMIT:
                 data[name] = value
+        self._custom_field_cells(row, data, errors)
         new = instance.pk is None
         serializer = self.serializer_class(
             None if new else instance, data=data, partial=not new, context=self.serializer_context()
         )
         if not serializer.is_valid():
             columns = {name: column for column, name in self.serializer_fields.items()}
+            columns.update(self._custom_field_headers)
             for name, messages in serializer.errors.items():
                 key = NON_FIELD_ERRORS if name == api_settings.NON_FIELD_ERRORS_KEY else columns.get(name, name)
                 if key in errors:
@@ -253,6 +272,39 @@ class CRMModelResource(resources.ModelResource):
         if errors:
             raise ValidationError(errors)
         self.apply_validated(instance, dict(serializer.validated_data))
+
+    # Custom fields (core/customfields.py): a column per definition on export, headed by its key;
+    # on import a column named by the key or a label (either language) sets that field.
+
+    _custom_field_headers = {}
+
+    def _add_custom_field_columns(self):
+        resource = customfields.resource_of(self._meta.model)
+        self._custom_field_definitions = customfields.definitions(resource) if resource else []
+        self._custom_field_map = customfields.column_map(resource) if resource else {}
+        self._custom_field_headers = {}
+        for definition in self._custom_field_definitions:
+            if definition.key not in self.fields:
+                self.fields[definition.key] = CustomFieldColumn(definition)
+
+    def _custom_field_cells(self, row, data, errors):
+        """Put the row's custom field cells (as JSON values) into ``data["custom_fields"]``; empty cells change nothing."""
+        definitions = {definition.key: definition for definition in self._custom_field_definitions}
+        values = {}
+        for header, cell in row.items():
+            key = self._custom_field_map.get(cell_text(header).lower())
+            if key is None or header in self.import_columns or header == "id" or cell_text(cell) == "":
+                continue
+            self._custom_field_headers[f"custom_fields.{key}"] = header
+            try:
+                value = customfields.clean_value(definitions[key], cell, from_text=True)
+            except customfields.Invalid as exc:
+                errors[header] = [str(exc)]
+                continue
+            if value is not customfields.UNSET:
+                values[key] = value
+        if values:
+            data["custom_fields"] = values
 
     def apply_validated(self, instance, validated_data):
         """Give ``instance`` a row's values as the serializer validated them (import-export saves it later)."""

@@ -13,8 +13,12 @@ from pathlib import Path
 
 from django.db import IntegrityError, transaction
 
+from core import customfields
 from core.cells import TEXT_ENCODINGS
 from core.tables import FileRefused, NotAWorkbook, check_size, csv_rows, xlsx_rows
+
+# The field name of a column that sets a custom field.
+CUSTOM_PREFIX = "custom_fields."
 
 
 class ImportFileError(Exception):
@@ -54,10 +58,12 @@ def cell_text(value):
     return str(value).strip()
 
 
-def open_sheet(path, *, columns, required, encoding=None, limits=None):
+def open_sheet(path, *, columns, required, encoding=None, limits=None, custom_fields=None):
     """The header and the data rows of a .csv or .xlsx file, read whole within the import bounds.
 
     ``columns`` maps headers (lower-cased) to fields; ``required`` lists the fields a file must have.
+    ``custom_fields`` names the resource whose custom fields other columns may name (by key or label,
+    in either language): they become fields ``custom_fields.<key>``.
 
     The file is refused before any row is written if it is larger, longer or wider
     than the bounds (``core.tables``), or unreadable anywhere.
@@ -85,6 +91,9 @@ def open_sheet(path, *, columns, required, encoding=None, limits=None):
         raise ImportFileError(f"{path} is empty.")
     (_line, header), rows = table[0], table[1:]
     positions, ignored, seen = {}, [], set()
+    if custom_fields:
+        extra = {header: CUSTOM_PREFIX + key for header, key in customfields.column_map(custom_fields).items()}
+        columns = {**extra, **columns}  # the record's own columns win
     for position, raw in enumerate(header):
         name = columns.get(raw.strip().lower())
         if name is None:
@@ -181,6 +190,27 @@ class SheetImport:
         """A new record's data: empty optional cells are null, as the API stores them."""
         return {name: value if name == "name" else value or None for name, value in values.items()}
 
+    def custom_field_values(self, values):
+        """``(values without custom field cells, {key: JSON value}, errors)``; empty cells change nothing."""
+        resource = customfields.resource_of(self.serializer_class.Meta.model)
+        current = customfields.by_key(resource) if resource else {}
+        plain, custom, errors = {}, {}, {}
+        for name, value in values.items():
+            if not name.startswith(CUSTOM_PREFIX):
+                plain[name] = value
+                continue
+            key = name[len(CUSTOM_PREFIX) :]
+            if not value or key not in current:
+                continue
+            try:
+                cleaned = customfields.clean_value(current[key], value, from_text=True)
+            except customfields.Invalid as exc:
+                errors[name] = [str(exc)]
+                continue
+            if cleaned is not customfields.UNSET:
+                custom[key] = cleaned
+        return plain, custom, errors
+
     def _import_row(self, line, values, existing):
         keys = {name: self.key_of(name, values.get(name) or "") for name in self.keys}
         for name, key in keys.items():
@@ -199,12 +229,21 @@ class SheetImport:
                 (line, f"a {self.kind} with {matched} exists already (id {instance.pk}); not changed")
             )
             return
+        values, custom, problems = self.custom_field_values(values)
+        if problems:
+            self.report.rejected.append((line, error_text(problems)))
+            return
         if instance is not None:
             # Empty cells leave the existing value as it is.
             data = {name: value for name, value in values.items() if value}
+            if custom:
+                data["custom_fields"] = custom
             serializer = self.serializer_class(instance, data=data, partial=True)
         else:
-            serializer = self.serializer_class(data=self.new_record_data(values))
+            data = self.new_record_data(values)
+            if custom:
+                data["custom_fields"] = custom
+            serializer = self.serializer_class(data=data)
         if not serializer.is_valid():
             self.report.rejected.append((line, error_text(serializer.errors)))
             return

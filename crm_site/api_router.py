@@ -4,6 +4,7 @@ from django.urls import re_path
 from rest_framework.routers import DefaultRouter
 
 from companies.views import CompanyViewSet
+from core.api.customfields import CustomFieldViewSet
 from core.api.events import EventViewSet
 from customers.views import CustomerViewSet
 from interactions.views import ActivityReportView, InteractionViewSet
@@ -31,6 +32,7 @@ router.register("interactions", InteractionViewSet, basename="interaction")
 router.register("opportunities", OpportunityViewSet, basename="opportunity")
 router.register("tasks", TaskViewSet, basename="task")
 router.register("events", EventViewSet, basename="event")
+router.register("custom-fields", CustomFieldViewSet, basename="custom-field")
 router.register("webhooks", WebhookEndpointViewSet, basename="webhook")
 router.register("notifications", NotificationViewSet, basename="notification")
 

@@ -26,7 +26,7 @@ class CustomersConfig(AppConfig):
     verbose_name = _("Customers")
 
     def ready(self):
-        from core import access, events
+        from core import access, customfields, events
 
         from .company_parts import register
         from .models import Customer
@@ -35,6 +35,8 @@ class CustomersConfig(AppConfig):
         access.register_owner_path(Customer, "owner")
         access.register_owner_path(Customer.history.model, "owner")
         register()
+        # Custom fields (core/customfields.py); a key may not take the name of an API field.
+        customfields.register("customers", Customer, reserved=CustomerSerializer.Meta.fields)
         # Every create, update and delete writes an event with the change (core/events.py).
         events.register(
             Customer,

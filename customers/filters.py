@@ -1,12 +1,13 @@
 from django_filters import rest_framework as filters
 
+from core.api.customfields import CustomFieldFilterMixin
 from core.api.filters import ExternalIdFilter, IdFilter, OwnerFilter
 
 from .models import Customer
 from .search import search_customers
 
 
-class CustomerFilter(filters.FilterSet):
+class CustomerFilter(CustomFieldFilterMixin, filters.FilterSet):
     search = filters.CharFilter(method="filter_search", max_length=200, label="Search name, company and email")
     status = filters.ChoiceFilter(choices=Customer.Status.choices)
     owner = OwnerFilter(field_name="owner_id", label="Owner: me, or a user id")

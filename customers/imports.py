@@ -34,7 +34,7 @@ COLUMNS = {
 REQUIRED = ("name",)
 
 
-open_sheet = partial(sheets.open_sheet, columns=COLUMNS, required=REQUIRED)
+open_sheet = partial(sheets.open_sheet, columns=COLUMNS, required=REQUIRED, custom_fields="customers")
 
 __all__ = [
     "COLUMNS",

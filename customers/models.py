@@ -5,7 +5,7 @@ from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
 from companies.services import company_for_name
-from core.fields import created_by_field, external_id_field, external_id_unique
+from core.fields import created_by_field, custom_fields_field, external_id_field, external_id_unique
 from core.history import CRMHistoricalRecords
 from core.models import RecordedModel
 from core.phones import E164_MAX_LENGTH, e164
@@ -81,6 +81,8 @@ class Customer(RecordedModel):
         related_name="owned_customers",
     )
     external_id = external_id_field()
+    # Values of the fields managers define (core/customfields.py).
+    custom_fields = custom_fields_field()
     created_by = created_by_field()
     # Who changed what and when; updated_at is left out: history_date says it.
     history = CRMHistoricalRecords(excluded_fields=["updated_at", "phone_e164"])

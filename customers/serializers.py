@@ -4,6 +4,7 @@ from rest_framework import serializers
 from companies.models import Company
 from companies.names import name_key
 from core import access
+from core.api.customfields import CustomFieldsField, CustomFieldsMixin
 from core.api.fastsql import CachedReadFieldsMixin
 from core.api.serializers import ExternalIdMixin, ScopedPrimaryKeyRelatedField, StrictJSONTypesMixin, validate_owner
 
@@ -14,7 +15,9 @@ def _active_users():
     return get_user_model().objects.filter(is_active=True)
 
 
-class CustomerSerializer(ExternalIdMixin, StrictJSONTypesMixin, CachedReadFieldsMixin, serializers.ModelSerializer):
+class CustomerSerializer(
+    CustomFieldsMixin, ExternalIdMixin, StrictJSONTypesMixin, CachedReadFieldsMixin, serializers.ModelSerializer
+):
     # Summary figures, annotated by ``Customer.objects.with_summary()``; left out when not annotated.
     interaction_count = serializers.IntegerField(read_only=True)
     open_pipeline_value = serializers.DecimalField(max_digits=20, decimal_places=2, read_only=True)
@@ -38,6 +41,8 @@ class CustomerSerializer(ExternalIdMixin, StrictJSONTypesMixin, CachedReadFields
     company_id = ScopedPrimaryKeyRelatedField(
         source="company", queryset=Company.objects.all(), required=False, allow_null=True
     )
+    # The values of the custom fields managers define (core/customfields.py).
+    custom_fields = CustomFieldsField()
 
     class Meta:
         model = Customer
@@ -59,6 +64,7 @@ class CustomerSerializer(ExternalIdMixin, StrictJSONTypesMixin, CachedReadFields
             "external_id",
             "company_id",
             "phone_e164",
+            "custom_fields",
         ]
         read_only_fields = ["id", "created_by_id", "created_at", "updated_at", "phone_e164"]
         extra_kwargs = {

@@ -8,7 +8,7 @@ class OpportunitiesConfig(AppConfig):
     verbose_name = _("Opportunities")
 
     def ready(self):
-        from core import access, events
+        from core import access, customfields, events
 
         from . import company_parts, customer_parts
         from .models import Opportunity
@@ -18,6 +18,8 @@ class OpportunitiesConfig(AppConfig):
         access.register_owner_path(self.get_model("StageChange"), "opportunity__customer__owner")
         customer_parts.register()
         company_parts.register()
+        # Custom fields (core/customfields.py); a key may not take the name of an API field.
+        customfields.register("opportunities", Opportunity, reserved=OpportunitySerializer.Meta.fields)
         # Every create, update and delete writes an event with the change (core/events.py).
         events.register(
             Opportunity,

@@ -1,5 +1,6 @@
 from django_filters import rest_framework as filters
 
+from core.api.customfields import CustomFieldFilterMixin
 from core.api.filters import ExternalIdFilter, IdFilter, OwnerFilter
 
 from .models import Opportunity
@@ -7,7 +8,7 @@ from .models import Opportunity
 MAX_VALUE = 10**12
 
 
-class OpportunityFilter(filters.FilterSet):
+class OpportunityFilter(CustomFieldFilterMixin, filters.FilterSet):
     customer_id = IdFilter(field_name="customer_id")
     stage = filters.ChoiceFilter(choices=Opportunity.Stage.choices)
     owner = OwnerFilter(field_name="customer__owner_id", label="Owner of the customer: me, or a user id")

@@ -6,7 +6,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from core.dates import validate_record_date
-from core.fields import created_by_field, external_id_field, external_id_unique
+from core.fields import created_by_field, custom_fields_field, external_id_field, external_id_unique
 from core.history import CRMHistoricalRecords
 from core.models import RecordedModel
 
@@ -54,6 +54,8 @@ class Opportunity(RecordedModel):
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     external_id = external_id_field()
+    # Values of the fields managers define (core/customfields.py).
+    custom_fields = custom_fields_field()
     created_by = created_by_field()
     # The company the deal is with: by default its customer's, when it is created.
     company = models.ForeignKey(

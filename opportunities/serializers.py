@@ -4,6 +4,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from companies.models import Company
+from core.api.customfields import CustomFieldsField, CustomFieldsMixin
 from core.api.fastsql import CachedReadFieldsMixin
 from core.api.fields import RoundingDecimalField
 from core.api.query import QueryDateField, QuerySerializer
@@ -47,7 +48,9 @@ class NextTaskField(serializers.Field):
         }
 
 
-class OpportunitySerializer(ExternalIdMixin, StrictJSONTypesMixin, CachedReadFieldsMixin, serializers.ModelSerializer):
+class OpportunitySerializer(
+    CustomFieldsMixin, ExternalIdMixin, StrictJSONTypesMixin, CachedReadFieldsMixin, serializers.ModelSerializer
+):
     customer_id = ScopedPrimaryKeyRelatedField(source="customer", queryset=Customer.objects.all())
     company_id = ScopedPrimaryKeyRelatedField(
         source="company",
@@ -60,6 +63,8 @@ class OpportunitySerializer(ExternalIdMixin, StrictJSONTypesMixin, CachedReadFie
     value = RoundingDecimalField(max_digits=14, decimal_places=2, min_value=Decimal("0"), required=False)
     probability = serializers.IntegerField(min_value=0, max_value=100, required=False)
     next_task = NextTaskField(help_text="The earliest open task (id, title, due_at), or null.")
+    # The values of the custom fields managers define (core/customfields.py).
+    custom_fields = CustomFieldsField()
 
     class Meta:
         model = Opportunity
@@ -78,6 +83,7 @@ class OpportunitySerializer(ExternalIdMixin, StrictJSONTypesMixin, CachedReadFie
             "external_id",
             "next_task",
             "company_id",
+            "custom_fields",
         ]
         read_only_fields = ["id", "closed_at", "created_by_id", "created_at", "updated_at"]
         extra_kwargs = {"expected_close_date": {"help_text": f"In the years {FIRST_YEAR}-{LAST_YEAR}."}}

@@ -46,6 +46,15 @@ def _import_upload_dir(settings, tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_custom_field_definitions():
+    """Custom field definitions are kept for a moment outside requests (core/customfields.py): a test
+    starts without those of the test before, whose rows its rollback removed."""
+    from core import customfields
+
+    customfields.forget()
+
+
+@pytest.fixture(autouse=True)
 def _default_language():
     """A request in Chinese leaves its language active in the thread: the next test starts without it."""
     yield

@@ -19,6 +19,7 @@ from import_export.admin import ExportActionMixin, ImportExportMixin
 from simple_history.admin import SimpleHistoryAdmin
 
 from core import access
+from core.admin.customfields import CustomFieldsAdminMixin
 from core.admin.formats import CSV, XLSX
 from core.admin.imports import BoundedImportMixin
 from core.history import batched_delete_history
@@ -128,7 +129,9 @@ class AnyRoleViews:
         return False
 
 
-class CRMModelAdmin(BoundedImportMixin, ImportExportMixin, ExportActionMixin, SimpleHistoryAdmin):
+class CRMModelAdmin(
+    CustomFieldsAdminMixin, BoundedImportMixin, ImportExportMixin, ExportActionMixin, SimpleHistoryAdmin
+):
     """A model admin with CSV/XLSX import (previewed before writing), export of the
     filtered list or of a selection, and field-by-field change history.
 
@@ -142,6 +145,9 @@ class CRMModelAdmin(BoundedImportMixin, ImportExportMixin, ExportActionMixin, Si
     form, inline, list edit, action, import and history revert. A revert puts
     back only the fields the user could type into the change form; the others
     (the owner, for a rep) keep their current values.
+
+    The models with custom fields get them on their forms, as list columns and as list
+    filters (``core.admin.customfields``).
 
     Imported rows are validated by the API's serializers (``core.resources``);
     exported cells are neutralised for spreadsheets as the API's exports are
@@ -247,6 +253,8 @@ class CRMModelAdmin(BoundedImportMixin, ImportExportMixin, ExportActionMixin, Si
         for model_field in obj._meta.concrete_fields:
             if model_field.name in form.fields:
                 continue
+            if model_field.name == "custom_fields" and getattr(form, "_custom_field_definitions", None):
+                continue  # typed into the form's custom field section (core/admin/customfields.py)
             old, now = getattr(obj, model_field.attname), getattr(current, model_field.attname)
             if old != now:
                 setattr(obj, model_field.attname, now)

@@ -17,6 +17,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import action
 
+from core import customfields
 from core.cells import csv_cell, xlsx_cell
 
 from .query import validated_query
@@ -88,7 +89,11 @@ class ExportMixin:
     export_chunk_size = 2000
 
     def get_export_fields(self, model):
-        return list(self.export_fields or [field.attname for field in model._meta.concrete_fields])
+        # (Custom field values come as a column per field: core.customfields.export_columns.)
+        return list(
+            self.export_fields
+            or [field.attname for field in model._meta.concrete_fields if field.attname != "custom_fields"]
+        )
 
     def perform_content_negotiation(self, request, force=False):
         # Here ``?format=`` names the file type, not a renderer: answer errors in the JSON envelope.
@@ -108,7 +113,9 @@ class ExportMixin:
         queryset = self.filter_queryset(self.get_queryset())
         header = self.get_export_fields(queryset.model)
         sources = [F(self.export_sources[column]) if column in self.export_sources else column for column in header]
-        rows = queryset.values_list(*sources).iterator(chunk_size=self.export_chunk_size)
+        # A column per custom field of the model, after the record's own (core/customfields.py).
+        header, sources, convert = customfields.export_columns(queryset.model, header, sources)
+        rows = map(convert, queryset.values_list(*sources).iterator(chunk_size=self.export_chunk_size))
         name = str(queryset.model._meta.verbose_name_plural).replace(" ", "_")
         filename = f"{name}-{timezone.now():%Y%m%d-%H%M%S}.{file_format}"
         if file_format == "csv":

@@ -16,7 +16,7 @@ from knox.models import get_token_model
 from rest_framework.test import APIClient
 
 from companies.models import Company
-from core.models import Event
+from core.models import CustomField, Event
 from customers.models import Customer
 from interactions.models import Interaction
 from notifications.services import notify
@@ -61,6 +61,7 @@ def world():
         "oa": OpportunityFactory(customer=a, value=Decimal("700"), stage=Opportunity.Stage.PROPOSAL),
         "ob": OpportunityFactory(customer=b, value=Decimal("9000"), stage=Opportunity.Stage.PROPOSAL),
         "wh": Endpoint.objects.create(url="https://hooks.example.com/crm", is_active=False),
+        "cf": CustomField.objects.create(model="customers", key="region", label="Region"),
         # Rep A's own notification: nobody else sees it, managers included.
         "na": notify(users["rep_a"], "test", "For rep A")[0],
         "users": users,
@@ -214,6 +215,14 @@ MATRIX = [
     ("post", "/api/webhooks/{wh}/rotate-secret", None, (403, 403, 200, 403, 401, 403)),
     ("post", "/api/webhooks/{wh}/replay", {}, (403, 403, 400, 403, 401, 403)),
     ("delete", "/api/webhooks/{wh}", None, (403, 403, 200, 403, 401, 403)),
+    # Custom field definitions: every role reads them, only managers define them.
+    ("get", "/api/custom-fields", None, (200, 200, 200, 200, 401, 403)),
+    ("get", "/api/custom-fields/{cf}", None, (200, 200, 200, 200, 401, 403)),
+    ("post", "/api/custom-fields", {"model": "customers", "key": "tier", "label": "T"}, (403, 403, 201, 403, 401, 403)),
+    ("patch", "/api/custom-fields/{cf}", {"label": "Area"}, (403, 403, 200, 403, 401, 403)),
+    ("delete", "/api/custom-fields/{cf}", None, (403, 403, 200, 403, 401, 403)),
+    # A value of a custom field, on a record of the rep's book.
+    ("patch", "/api/customers/{a}", {"custom_fields": {"region": "north"}}, (200, 404, 200, 403, 401, 403)),
     ("get", "/api/notifications", None, (200, 200, 200, 200, 401, 403)),
     ("get", "/api/notifications?unread=true", None, (200, 200, 200, 200, 401, 403)),
     ("get", "/api/notifications/{na}", None, (200, 404, 404, 404, 401, 403)),

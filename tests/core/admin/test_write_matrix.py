@@ -31,7 +31,7 @@ from django.utils import timezone
 from knox.models import get_token_model
 
 from companies.models import Company
-from core.models import UserPreferences
+from core.models import CustomField, UserPreferences
 from customers.models import Customer
 from interactions.models import Interaction
 from mailgateway.models import InboundEmail
@@ -93,6 +93,7 @@ SNAPSHOT_MODELS = [
     Notification,
     InboundEmail,
     InboundEmail.interactions.through,
+    CustomField,
 ]
 
 
@@ -160,6 +161,7 @@ def world(settings):
         "inbound": InboundEmail.objects.create(
             user=users["rep_a"], message_id="<m@x>", subject="Kept", status=InboundEmail.Status.UNMATCHED
         ),
+        "custom_field": CustomField.objects.create(model="customers", key="region", label="Region"),
     }
 
 
@@ -867,7 +869,52 @@ def inbound_email_cases():
     ]
 
 
-CASES = crm_cases() + auth_cases() + webhook_cases() + notification_cases() + inbound_email_cases()
+def custom_field_cases():
+    """Custom field definitions: managers only; a value on a record is a change of that record."""
+    return [
+        Case(
+            CustomField,
+            "add",
+            "add",
+            post_add(
+                CustomField, lambda w: {"model": "customers", "key": "tier", "label": "Tier", "field_type": "text"}
+            ),
+            MANAGER,
+        ),
+        Case(
+            CustomField,
+            "change",
+            "change",
+            post_change("custom_field", lambda w: {"label": "Area"}),
+            MANAGER,
+            field_is("custom_field", "label", "Area"),
+        ),
+        Case(CustomField, "delete", "delete", post_delete("custom_field"), MANAGER, gone("custom_field")),
+        Case(
+            CustomField,
+            "changelist",
+            "action-delete-selected",
+            post_action(CustomField, "custom_field", "delete_selected"),
+            MANAGER,
+            gone("custom_field"),
+            action="delete_selected",
+        ),
+        Case(CustomField, "history", "history", post_plain("custom_field", "history"), NOBODY),
+        Case(CustomField, "redirect", "redirect", post_redirect("custom_field"), NOBODY),
+        Case(
+            Customer,
+            "change",
+            "change-a-custom-field",
+            post_change("a", lambda w: {"cf_region": "North"}),
+            OWNER_OR_MANAGER,
+            lambda w, role: stored(w["a"]).custom_fields == {"region": "North"} or pytest.fail("not stored"),
+        ),
+    ]
+
+
+CASES = (
+    crm_cases() + auth_cases() + webhook_cases() + notification_cases() + inbound_email_cases() + custom_field_cases()
+)
 
 
 @pytest.mark.parametrize("role", ROLES)

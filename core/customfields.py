@@ -1,0 +1,654 @@
+"""Custom fields: the one home of their rules.
+
+Managers define fields per resource (``core.models.CustomField``); each record keeps
+its values in its ``custom_fields`` JSON column as ``{key: value}``. Everything that
+writes values (the API's serializers and batches, the admin's forms, imports, commands)
+goes through :func:`clean`, and everything that reads them (API, admin, exports)
+shows only the keys of current definitions (:func:`visible`): the values of a deleted
+definition stay stored, out of sight, until ``manage.py purge_custom_field``.
+
+Stored values are JSON: text, long text, url, email and choice as strings; number as
+an integer; decimal as a number; date as ``YYYY-MM-DD`` (so that text order is date
+order); boolean as true/false; multi-choice as a list of strings.
+
+The definitions of every resource are read in one query, once per request (and kept
+for a few seconds outside requests, in commands and workers).
+"""
+
+import datetime
+import re
+import threading
+import time
+from contextvars import ContextVar
+from decimal import Decimal, InvalidOperation
+
+from django.core import validators
+from django.core.exceptions import ValidationError
+from django.core.signals import request_finished, request_started
+from django.db import connection, models
+from django.db.models.fields.json import KeyTransform
+from django.db.models.signals import post_delete, post_save
+from django.utils.translation import gettext as _
+
+# resource name ("customers") -> model, registered from the apps' ready().
+MODELS = {}
+# resource name -> names a key may not take (the model's fields, the API's fields).
+_RESERVED = {}
+KEY_PATTERN = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
+KEY_MAX_LENGTH = 50
+FILTER_PREFIX = "cf_"
+TEXT_MAX_LENGTH = 1000
+LONG_TEXT_MAX_LENGTH = 20_000
+URL_MAX_LENGTH = 500
+EMAIL_MAX_LENGTH = 254
+CHOICES_MAX = 200
+CHOICE_MAX_LENGTH = 100
+# Whole numbers JSON carries exactly (JavaScript's safe integers).
+NUMBER_LIMIT = 2**53 - 1
+DECIMAL_LIMIT = Decimal("1e15")
+DECIMAL_DIGITS = 15
+RANGE_TYPES = {"number", "decimal", "date"}
+CHOICE_TYPES = {"choice", "multi_choice"}
+TRUE_TEXTS = {"true", "yes", "y", "1", "是", "on"}
+FALSE_TEXTS = {"false", "no", "n", "0", "否", "off"}
+# Multi-choice cells and query values are split on commas (choices may not hold one).
+LIST_SEPARATORS = re.compile(r"[,，]")
+
+
+def register(resource, model, *, reserved=()):
+    """Give ``model`` (with a ``custom_fields`` JSON column) custom fields under the name ``resource``."""
+    MODELS[resource] = model
+    _RESERVED[resource] = set(reserved)
+
+
+def reserved_names(resource):
+    model = MODELS[resource]
+    names = set(_RESERVED.get(resource, ()))
+    for field in model._meta.get_fields():
+        names.add(field.name)
+        if getattr(field, "attname", None):
+            names.add(field.attname)
+    return names
+
+
+def resource_of(model):
+    for resource, registered in MODELS.items():
+        if registered is model:
+            return resource
+    return None
+
+
+# The definitions: read once per request.
+
+_request_memo = ContextVar("custom_field_definitions", default=None)
+_process_memo = {"at": 0.0, "definitions": None}
+_process_lock = threading.Lock()
+PROCESS_MEMO_SECONDS = 2.0
+
+
+def _load():
+    from core.models import CustomField
+
+    grouped = {}
+    for definition in CustomField.objects.order_by("order", "id"):
+        grouped.setdefault(definition.model, []).append(definition)
+    return grouped
+
+
+def _all_definitions():
+    memo = _request_memo.get()
+    if memo is not None:
+        if "definitions" not in memo:
+            memo["definitions"] = _load()
+        return memo["definitions"]
+    now = time.monotonic()
+    with _process_lock:
+        if _process_memo["definitions"] is None or now - _process_memo["at"] > PROCESS_MEMO_SECONDS:
+            _process_memo["definitions"] = _load()
+            _process_memo["at"] = now
+        return _process_memo["definitions"]
+
+
+def definitions(resource):
+    """The current definitions of ``resource``, in their order."""
+    return _all_definitions().get(resource, [])
+
+
+def by_key(resource):
+    return {definition.key: definition for definition in definitions(resource)}
+
+
+def forget():
+    """Read the definitions again on next use (after a change)."""
+    memo = _request_memo.get()
+    if memo is not None:
+        memo.clear()
+    with _process_lock:
+        _process_memo["definitions"] = None
+
+
+def _request_begins(**kwargs):
+    _request_memo.set({})
+
+
+def _request_ends(**kwargs):
+    _request_memo.set(None)
+
+
+def _definition_changed(**kwargs):
+    forget()
+
+
+def connect_signals():
+    from core.models import CustomField
+
+    request_started.connect(_request_begins, dispatch_uid="customfields_request_started")
+    request_finished.connect(_request_ends, dispatch_uid="customfields_request_finished")
+    post_save.connect(_definition_changed, sender=CustomField, dispatch_uid="customfields_saved")
+    post_delete.connect(_definition_changed, sender=CustomField, dispatch_uid="customfields_deleted")
+
+
+# One value.
+
+
+class Invalid(Exception):
+    """A value that does not fit its definition (the message says why)."""
+
+
+_UNSET = object()
+UNSET = _UNSET  # what clean_value() gives for an empty value
+
+
+def _no_null_characters(text):
+    if "\x00" in text:
+        raise Invalid(_("Null characters are not allowed."))
+    return text
+
+
+def _text(value, limit):
+    if not isinstance(value, str):
+        raise Invalid(_("Enter text."))
+    _no_null_characters(value)
+    if len(value) > limit:
+        raise Invalid(_("Ensure this value has at most %(limit)d characters.") % {"limit": limit})
+    return value
+
+
+def _is_integer(value):
+    return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, float) and value.is_integer())
+
+
+def _parse_decimal(text):
+    try:
+        number = Decimal(text.replace(" ", ""))
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def _number(value, from_text):
+    if from_text and isinstance(value, str):
+        number = _parse_decimal(value)
+        if number is None or number != number.to_integral_value():
+            raise Invalid(_("Enter a whole number."))
+        value = int(number)
+    if not _is_integer(value):
+        raise Invalid(_("Enter a whole number."))
+    value = int(value)
+    if abs(value) > NUMBER_LIMIT:
+        raise Invalid(_("Enter a number between -%(limit)d and %(limit)d.") % {"limit": NUMBER_LIMIT})
+    return value
+
+
+def _decimal(value, from_text):
+    if isinstance(value, bool):
+        raise Invalid(_("Enter a number."))
+    if isinstance(value, str) and from_text:
+        number = _parse_decimal(value)
+    elif isinstance(value, (int, float)):
+        number = _parse_decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    else:
+        number = None
+    if number is None:
+        raise Invalid(_("Enter a number."))
+    if abs(number) >= DECIMAL_LIMIT or len(number.normalize().as_tuple().digits) > DECIMAL_DIGITS:
+        raise Invalid(
+            _("Enter a number below %(limit)s with at most %(digits)d digits.")
+            % {"limit": "10^15", "digits": DECIMAL_DIGITS}
+        )
+    return int(number) if number == number.to_integral_value() else float(number)
+
+
+def _date(value, from_text):
+    if from_text and isinstance(value, datetime.datetime):
+        value = value.date()
+    if from_text and isinstance(value, datetime.date):
+        return value.isoformat()
+    if isinstance(value, str):
+        text = value.strip()
+        if from_text and len(text) > 10 and text[10] in "T ":
+            text = text[:10]  # a date-time cell: its day
+        try:
+            if len(text) == 10:
+                return datetime.date.fromisoformat(text).isoformat()
+        except ValueError:
+            pass
+    raise Invalid(_("Enter a date as YYYY-MM-DD."))
+
+
+def _boolean(value, from_text):
+    if isinstance(value, bool):
+        return value
+    if from_text and isinstance(value, (str, int, float)):
+        text = str(value).strip().lower()
+        if text.endswith(".0"):
+            text = text[:-2]
+        if text in TRUE_TEXTS:
+            return True
+        if text in FALSE_TEXTS:
+            return False
+    raise Invalid(_("Enter true or false."))
+
+
+def _choice(definition, value, from_text):
+    if not isinstance(value, str):
+        raise Invalid(_("Enter one of the choices."))
+    if from_text:
+        value = value.strip()
+        for choice in definition.choices:
+            if choice.lower() == value.lower():
+                return choice
+    if value not in definition.choices:
+        raise Invalid(
+            _("“%(value)s” is not one of the choices: %(choices)s.")
+            % {"value": value[:100], "choices": ", ".join(definition.choices)}
+        )
+    return value
+
+
+def _multi_choice(definition, value, from_text):
+    if from_text and isinstance(value, str):
+        value = [part.strip() for part in LIST_SEPARATORS.split(value) if part.strip()]
+    if not isinstance(value, list):
+        raise Invalid(_("Enter a list of choices."))
+    chosen = []
+    for item in value:
+        item = _choice(definition, item, from_text)
+        if item not in chosen:
+            chosen.append(item)
+    return chosen or _UNSET
+
+
+def clean_value(definition, value, *, from_text=False):
+    """``value`` as stored for ``definition``, or ``_UNSET`` for an empty one; ``Invalid`` when it does not fit.
+
+    ``from_text`` takes values as a spreadsheet cell or a query string gives them
+    ("12", "yes", "a, b"); the API takes JSON types strictly, as its other fields do.
+    """
+    if value is None:
+        return _UNSET
+    if isinstance(value, str) and (value.strip() == "" if from_text else value == ""):
+        return _UNSET
+    kind = definition.field_type
+    if kind == "text":
+        return _text(value.strip() if from_text and isinstance(value, str) else value, TEXT_MAX_LENGTH)
+    if kind == "long_text":
+        return _text(value, LONG_TEXT_MAX_LENGTH)
+    if kind == "number":
+        return _number(value, from_text)
+    if kind == "decimal":
+        return _decimal(value, from_text)
+    if kind == "date":
+        return _date(value, from_text)
+    if kind == "boolean":
+        return _boolean(value, from_text)
+    if kind == "choice":
+        return _choice(definition, value, from_text)
+    if kind == "multi_choice":
+        return _multi_choice(definition, value, from_text)
+    if kind == "url":
+        text = _text(value.strip() if isinstance(value, str) else value, URL_MAX_LENGTH)
+        try:
+            validators.URLValidator()(text)
+        except ValidationError:
+            raise Invalid(_("Enter a valid URL.")) from None
+        return text
+    if kind == "email":
+        text = _text(value.strip() if isinstance(value, str) else value, EMAIL_MAX_LENGTH)
+        try:
+            validators.validate_email(text)
+        except ValidationError:
+            raise Invalid(_("Enter a valid email address.")) from None
+        return text
+    raise Invalid(_("Unknown field type."))
+
+
+def _is_empty(value):
+    return value is None or value == "" or value == []
+
+
+# A record's values.
+
+
+def clean(resource, incoming, *, existing=None, full=False, from_text=False):
+    """The record's values after writing ``incoming`` onto ``existing``: ``(values, errors)``.
+
+    - ``incoming`` maps keys to values; a key of no current definition is an error
+      (a deleted definition's too); null (or an empty value) removes the key.
+    - ``existing`` (the stored values, hidden ones included) is kept where
+      ``incoming`` says nothing: a partial update merges, and the values of
+      deleted definitions are never lost by a write.
+    - ``full`` (a create, or a form that shows every field): every required
+      field must have a value. Otherwise only a required key being removed is an error.
+
+    ``errors`` maps keys to lists of messages (empty when the values are good).
+    """
+    current = by_key(resource)
+    values = dict(existing or {})
+    errors = {}
+    for key, value in (incoming or {}).items():
+        definition = current.get(key)
+        if definition is None:
+            errors[str(key)[:100]] = [_("Unknown custom field.")]
+            continue
+        try:
+            cleaned = clean_value(definition, value, from_text=from_text)
+        except Invalid as exc:
+            errors[key] = [str(exc)]
+            continue
+        if cleaned is _UNSET:
+            values.pop(key, None)
+            if definition.required:
+                errors[key] = [_("This field is required.")]
+        else:
+            values[key] = cleaned
+    if full:
+        for key, definition in current.items():
+            if definition.required and key not in errors and _is_empty(values.get(key)):
+                errors[key] = [_("This field is required.")]
+    return values, errors
+
+
+def visible(resource, stored):
+    """The values of current definitions only, in the definitions' order."""
+    if not stored:
+        return {}  # nothing to hide: the definitions need not be read
+    return {d.key: stored[d.key] for d in definitions(resource) if d.key in stored}
+
+
+def display(definition, value):
+    """A value as text for a list column or a spreadsheet cell."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+# Definitions: their own rules.
+
+
+def definition_errors(resource, key, field_type, choices, *, instance=None):
+    """Why a definition cannot be saved as given ({field: [messages]}), checked against stored values too."""
+    errors = {}
+    if resource not in MODELS:
+        errors["model"] = [_("Choose one of: %(models)s.") % {"models": ", ".join(sorted(MODELS))}]
+        return errors
+    if instance is not None and (resource != instance.model or key != instance.key):
+        errors["key" if key != instance.key else "model"] = [
+            _("The model and key of a custom field cannot change; delete it and create another.")
+        ]
+        return errors
+    if not isinstance(key, str) or not KEY_PATTERN.match(key) or len(key) > KEY_MAX_LENGTH:
+        errors["key"] = [
+            _("Use lower-case letters, digits and single underscores, starting with a letter (at most %(n)d).")
+            % {"n": KEY_MAX_LENGTH}
+        ]
+    elif key in reserved_names(resource) or FILTER_PREFIX + key in reserved_names(resource):
+        errors["key"] = [_("“%(key)s” is the name of a field of the record.") % {"key": key}]
+    elif instance is None:
+        from core.models import CustomField
+
+        if CustomField.objects.filter(model=resource, key=key).exists():
+            errors["key"] = [_("This model already has a custom field with this key.")]
+    choice_errors = _choices_errors(field_type, choices)
+    if choice_errors:
+        errors["choices"] = choice_errors
+    if errors:
+        return errors
+    problem = stored_values_problem(resource, key, field_type, choices)
+    if problem:
+        errors["field_type" if instance is None or instance.field_type != field_type else "choices"] = [problem]
+    return errors
+
+
+def _choices_errors(field_type, choices):
+    if field_type not in CHOICE_TYPES:
+        return [_("Only choice fields have choices.")] if choices else []
+    if not isinstance(choices, list) or not choices:
+        return [_("List the choices.")]
+    if len(choices) > CHOICES_MAX:
+        return [_("At most %(n)d choices.") % {"n": CHOICES_MAX}]
+    seen = set()
+    for choice in choices:
+        if not isinstance(choice, str) or not choice.strip() or choice != choice.strip():
+            return [_("Each choice is a text without surrounding spaces.")]
+        if len(choice) > CHOICE_MAX_LENGTH or "\x00" in choice or LIST_SEPARATORS.search(choice):
+            return [_("Each choice has at most %(n)d characters and no comma.") % {"n": CHOICE_MAX_LENGTH}]
+        if choice.lower() in seen:
+            return [_("The choice “%(choice)s” appears twice.") % {"choice": choice}]
+        seen.add(choice.lower())
+    return []
+
+
+class _Definition:
+    """A definition as it would be saved (for checking stored values before saving it)."""
+
+    def __init__(self, key, field_type, choices):
+        self.key, self.field_type, self.choices, self.required = key, field_type, list(choices or []), False
+
+
+def _stored(resource, key):
+    model = MODELS[resource]
+    rows = model._base_manager.filter(custom_fields__has_key=key)
+    return rows.values_list("pk", "custom_fields")
+
+
+def converted_values(resource, key, field_type, choices):
+    """{pk: value converted to the type} of the records holding a value for ``key``, and how many do not fit."""
+    target = _Definition(key, field_type, choices)
+    converted, misfits = {}, 0
+    for pk, stored in _stored(resource, key).iterator(chunk_size=2000):
+        value = stored.get(key)
+        given = value
+        if field_type != "multi_choice" and isinstance(value, (int, float, bool, list)):
+            given = str(display(target, value))  # converted as a cell with that text would be
+        try:
+            new = clean_value(target, given, from_text=True)
+        except Invalid:
+            misfits += 1
+            continue
+        if new is not _UNSET and new != value:
+            converted[pk] = new
+    return converted, misfits
+
+
+def stored_values_problem(resource, key, field_type, choices):
+    """Why the records' stored values for ``key`` (a deleted definition's too) do not fit this type, or None."""
+    _converted, misfits = converted_values(resource, key, field_type, choices)
+    if misfits:
+        return _(
+            "%(count)d record(s) hold values for “%(key)s” that do not fit this type or these choices; "
+            "change them first (or purge them: manage.py purge_custom_field)."
+        ) % {"count": misfits, "key": key}
+    return None
+
+
+def convert_stored(resource, key, field_type, choices):
+    """Rewrite the stored values of ``key`` as ``field_type`` stores them (after a type change they all fit)."""
+    converted, _misfits = converted_values(resource, key, field_type, choices)
+    model = MODELS[resource]
+    for pk, value in converted.items():
+        row = model._base_manager.select_for_update().get(pk=pk)
+        row.custom_fields = {**row.custom_fields, key: value}
+        model._base_manager.filter(pk=pk).update(custom_fields=row.custom_fields)
+    return len(converted)
+
+
+def save_definition(definition):
+    """Save ``definition`` (already checked with :func:`definition_errors`), converting stored values if need be."""
+    definition.save()
+    convert_stored(definition.model, definition.key, definition.field_type, definition.choices)
+    forget()
+    return definition
+
+
+def purge(resource, key):
+    """Remove the stored values of ``key`` from every record of ``resource``; how many records held one.
+
+    Refused (``ValueError``) while a definition of the key exists.
+    """
+    from core.models import CustomField
+
+    if resource not in MODELS:
+        raise ValueError(f"Unknown model {resource!r}; choose one of: {', '.join(sorted(MODELS))}.")
+    if CustomField.objects.filter(model=resource, key=key).exists():
+        raise ValueError(f"{resource} still defines the custom field {key!r}: delete the definition first.")
+    model = MODELS[resource]
+    count = 0
+    for pk, stored in _stored(resource, key).iterator(chunk_size=2000):
+        rest = {name: value for name, value in stored.items() if name != key}
+        count += model._base_manager.filter(pk=pk).update(custom_fields=rest)
+    return count
+
+
+# Query strings: ?cf_<key>=, ?cf_<key>__gte=, ?cf_<key>__lte=, and ordering.
+
+
+class JSONArrayHas(models.Func):
+    """``column -> key`` (a JSON array) holds the text ``value`` (SQLite; PostgreSQL uses ``@>``)."""
+
+    output_field = models.BooleanField()
+    conditional = True
+
+    def __init__(self, column, key, value):
+        super().__init__(models.F(column))
+        self.key, self.value = key, value
+
+    def as_sql(self, compiler, connection, **extra):
+        column, params = compiler.compile(self.source_expressions[0])
+        sql = f"EXISTS (SELECT 1 FROM json_each({column}, %s) WHERE json_each.value = %s)"
+        return sql, [*params, f'$."{self.key}"', self.value]
+
+
+def _equals(key, value, alias):
+    if connection.vendor == "postgresql":
+        # The GIN index (jsonb_path_ops) answers containment.
+        return models.Q(custom_fields__contains={key: value})
+    return models.Q(**{alias: value})
+
+
+def _has_member(key, value):
+    if connection.vendor == "postgresql":
+        return models.Q(custom_fields__contains={key: [value]})
+    return JSONArrayHas("custom_fields", key, value)
+
+
+def filter_params(params):
+    """The query parameters that filter by custom fields (``cf_...``)."""
+    return [name for name in params if name.startswith(FILTER_PREFIX)]
+
+
+def apply_filters(queryset, resource, params):
+    """``queryset`` narrowed by the ``cf_`` parameters of ``params`` (a QueryDict); ValidationError-style dict on bad ones.
+
+    Returns ``(queryset, errors)``.
+    """
+    current = by_key(resource)
+    errors = {}
+    for name in filter_params(params):
+        raw_values = params.getlist(name)
+        base, _sep, op = name[len(FILTER_PREFIX) :].partition("__")
+        definition = current.get(base)
+        if definition is None:
+            errors[name] = [_("No custom field with this key.")]
+            continue
+        if op not in ("", "gte", "lte"):
+            errors[name] = [_("Use cf_<key>, cf_<key>__gte or cf_<key>__lte.")]
+            continue
+        if op and definition.field_type not in RANGE_TYPES:
+            errors[name] = [_("Ranges apply to number, decimal and date fields.")]
+            continue
+        alias = f"cf_value_{base}"
+        queryset = queryset.alias(**{alias: KeyTransform(base, "custom_fields")})
+        values = []
+        for raw in raw_values:
+            if "\x00" in raw or len(raw) > LONG_TEXT_MAX_LENGTH:
+                errors[name] = [_("Enter a valid value.")]
+                break
+            scalar = _Definition(
+                base, "choice" if definition.field_type in CHOICE_TYPES else definition.field_type, definition.choices
+            )
+            try:
+                value = clean_value(scalar, raw, from_text=True)
+            except Invalid as exc:
+                errors[name] = [str(exc)]
+                break
+            if value is _UNSET:
+                errors[name] = [_("Enter a value.")]
+                break
+            values.append(value)
+        if name in errors:
+            continue
+        if op:
+            # The last one given counts, as for other query parameters.
+            queryset = queryset.filter(**{f"{alias}__{op}": values[-1]})
+        elif definition.field_type == "multi_choice":
+            for value in values:  # all of them
+                queryset = queryset.filter(_has_member(base, value))
+        else:
+            condition = models.Q()
+            for value in values:  # any of them
+                condition |= _equals(base, value, alias)
+            queryset = queryset.filter(condition)
+    return queryset, errors
+
+
+def ordering(key, descending):
+    """The ORDER BY expression of ``?ordering=cf_<key>`` (records without a value last)."""
+    value = KeyTransform(key, "custom_fields")
+    return value.desc(nulls_last=True) if descending else value.asc(nulls_last=True)
+
+
+# Spreadsheets.
+
+
+def export_columns(model, header, sources):
+    """``(header, sources, convert)`` of an export with a column per custom field (headed by its key).
+
+    ``sources`` gains the ``custom_fields`` column; ``convert`` turns a row of those
+    sources into the row of cells (the record's values of current definitions only).
+    """
+    resource = resource_of(model)
+    current = definitions(resource) if resource else []
+    if not current:
+        return header, sources, tuple
+    width = len(sources)
+
+    def convert(row):
+        stored = row[width] or {}
+        return (*row[:width], *(display(d, stored.get(d.key)) for d in current))
+
+    return [*header, *(d.key for d in current)], [*sources, "custom_fields"], convert
+
+
+def column_map(resource):
+    """{lower-case header: key} of the columns that name custom fields: the key, or a label in either language."""
+    columns = {}
+    for definition in definitions(resource):
+        for name in (definition.label_zh, definition.label, definition.key):
+            if name and name.strip():
+                columns[name.strip().lower()] = definition.key
+    return columns
