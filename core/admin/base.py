@@ -271,6 +271,13 @@ class CRMModelAdmin(BoundedImportMixin, ImportExportMixin, ExportActionMixin, Si
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         return super().history_view(request, object_id, extra_context)
 
+    def delete_view(self, request, object_id, extra_context=None):
+        # Django asks for the delete right before it looks the record up: a record outside the
+        # user's book reads "not found" here too, like its other pages.
+        if not str(object_id).isdigit() or not self._in_scope(request, object_id):
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        return super().delete_view(request, object_id, extra_context)
+
     def history_form_view(self, request, object_id, version_id, extra_context=None):
         # django-simple-history lets anyone who may view the record post a revert: a revert is a
         # change, so it needs the change permission on the record as it is now, in the user's book,

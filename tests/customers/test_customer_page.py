@@ -17,8 +17,14 @@ from customers.models import Customer
 from interactions.models import Interaction
 from opportunities.models import Opportunity
 from tasks.models import Task
-from tests.factories import CompanyFactory, CustomerFactory, InteractionFactory, OpportunityFactory, TaskFactory
-from tests.factories import UserFactory
+from tests.factories import (
+    CompanyFactory,
+    CustomerFactory,
+    InteractionFactory,
+    OpportunityFactory,
+    TaskFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -59,7 +65,9 @@ def customer(users):
     InteractionFactory(customer=customer, notes="Discussed the pricing", occurred_at=now - datetime.timedelta(days=2))
     InteractionFactory(customer=customer, notes="Sent the brochure", occurred_at=now - datetime.timedelta(days=1))
     OpportunityFactory(customer=customer, title="Fleet renewal", value=Decimal("12500"), stage=Opportunity.Stage.LEAD)
-    TaskFactory(customer=customer, assignee=users["rep"], title="Send the quote", due_at=now + datetime.timedelta(days=3))
+    TaskFactory(
+        customer=customer, assignee=users["rep"], title="Send the quote", due_at=now + datetime.timedelta(days=3)
+    )
     return customer
 
 
@@ -85,7 +93,11 @@ def test_the_page_tells_the_story(users, customer, role):
     # The customer's own fields stay editable.
     assert 'name="name"' in html and 'name="email"' in html
     # Quick actions: three small forms posting to their own views.
-    assert [quick["action"].name for quick in response.context["quick_actions"]] == ["interaction", "opportunity", "task"]
+    assert [quick["action"].name for quick in response.context["quick_actions"]] == [
+        "interaction",
+        "opportunity",
+        "task",
+    ]
     for name in ("interaction", "opportunity", "task"):
         assert f'action="{quick_url(customer, name)}"' in html
     kinds = [item["kind"] for item in response.context["timeline"]]
