@@ -13,6 +13,7 @@ from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from rest_framework import serializers
@@ -65,7 +66,7 @@ class QuickAction:
     model: type
     form: type
     save: Callable
-    done: Any = field(default=_("Added."))
+    done: Any = field(default=_("Added."))  # the message; "%(record)s" names the record
 
 
 class QuickForm(forms.Form):
@@ -264,7 +265,7 @@ class CustomerAdmin(PhoneCheckMixin, CRMModelAdmin):
             (_("Owner"), customer.owner.get_username() if customer.owner_id else None),
             (_("Status"), customer.get_status_display()),
             (_("Company"), customer.company_name),
-            (_("Open pipeline"), customer.open_pipeline_value),
+            (_("Open pipeline"), number_format(customer.open_pipeline_value, 2, force_grouping=True)),
             (_("Last interaction"), customer.last_interaction_at),
         ]
         header += [(label, function(request, customer)) for label, function in _HEADER_ITEMS]
@@ -358,7 +359,7 @@ class CustomerAdmin(PhoneCheckMixin, CRMModelAdmin):
                 for problem in problems if isinstance(problems, list) else [problems]:
                     form.add_error(target, str(problem))
             return False
-        self.message_user(request, f"{action.done} {record}", messages.SUCCESS)
+        self.message_user(request, str(action.done) % {"record": record}, messages.SUCCESS)
         return True
 
     def get_list_filter(self, request):

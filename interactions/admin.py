@@ -86,7 +86,7 @@ customer_quick_action(
         model=Interaction,
         form=LogInteractionForm,
         save=log_interaction,
-        done=_("Logged:"),
+        done=_("Interaction logged."),
     )
 )
 

@@ -172,7 +172,7 @@ customer_quick_action(
         model=Opportunity,
         form=AddOpportunityForm,
         save=add_opportunity,
-        done=_("Opportunity added:"),
+        done=_("Opportunity “%(record)s” added."),
     )
 )
 

@@ -131,7 +131,14 @@ def add_task(request, customer, cleaned):
 
 
 customer_quick_action(
-    QuickAction(name="task", label=_("Add a task"), model=Task, form=AddTaskForm, save=add_task, done=_("Task added:"))
+    QuickAction(
+        name="task",
+        label=_("Add a task"),
+        model=Task,
+        form=AddTaskForm,
+        save=add_task,
+        done=_("Task “%(record)s” added."),
+    )
 )
 
 
