@@ -288,3 +288,11 @@ def test_a_quick_action_alone_shows_its_form(users, customer):
 def test_the_add_page_keeps_the_interaction_inline(users):
     html = login(users["rep"]).get(reverse("admin:customers_customer_add")).content.decode()
     assert "interactions-TOTAL_FORMS" in html
+
+
+def test_the_page_in_chinese(users, customer):
+    html = login(users["rep"]).get(page_url(customer), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    for text in ["负责人", "进行中商机金额", "下一个任务", "时间线", "记录电话、邮件或会面", "新增商机", "添加任务"]:
+        assert text in html, text
+    refused = login(users["other_rep"]).get(page_url(customer), HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert refused.status_code == 404 and "在您可查看的记录中没有这个客户。" in refused.content.decode()
