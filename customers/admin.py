@@ -125,7 +125,7 @@ def _labels(app_model, field_name):
     return dict(model._meta.get_field(field_name).flatchoices)
 
 
-def timeline_item(entry, site_name="admin"):
+def timeline_item(entry, site_name="admin", customer_id=None):
     """One entry of ``/api/customers/{id}/timeline`` as the customer page shows it: when, what, a link."""
     kind = entry["type"]
     if kind == "interaction":
@@ -170,6 +170,12 @@ def timeline_item(entry, site_name="admin"):
             "text": text,
             "url": reverse(f"{site_name}:tasks_task_change", args=[record["id"]]),
         }
+    if kind in ("customer_created", "customer_changed"):
+        title = _("Customer added") if kind == "customer_created" else _("Customer changed")
+        url = None
+        if customer_id is not None:
+            url = reverse(f"{site_name}:customers_customer_history", args=[customer_id])
+        return {"at": entry["at"], "kind": kind, "title": title, "text": "", "url": url}
     return {"at": entry["at"], "kind": kind, "title": kind, "text": "", "url": None}
 
 
@@ -301,7 +307,7 @@ class CustomerAdmin(PhoneCheckMixin, CRMModelAdmin):
             "customer_header": header,
             "customer_lists": lists,
             "quick_actions": quick,
-            "timeline": [timeline_item(timeline_entry(row), self.admin_site.name) for row in rows],
+            "timeline": [timeline_item(timeline_entry(row), self.admin_site.name, customer.pk) for row in rows],
             "timeline_page": number,
             "timeline_has_next": has_next,
         }

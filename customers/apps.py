@@ -29,12 +29,14 @@ class CustomersConfig(AppConfig):
         from core import access, events
 
         from .company_parts import register
+        from .customer_parts import register as register_own_timeline
         from .models import Customer
         from .serializers import CustomerSerializer
 
         access.register_owner_path(Customer, "owner")
         access.register_owner_path(Customer.history.model, "owner")
         register()
+        register_own_timeline()
         # Every create, update and delete writes an event with the change (core/events.py).
         events.register(
             Customer,

@@ -101,7 +101,9 @@ def test_the_page_tells_the_story(users, customer, role):
     for name in ("interaction", "opportunity", "task"):
         assert f'action="{quick_url(customer, name)}"' in html
     kinds = [item["kind"] for item in response.context["timeline"]]
-    assert set(kinds) == {"interaction", "opportunity_created", "task_created"}
+    assert set(kinds) == {"interaction", "opportunity_created", "task_created", "customer_created"}
+    history = reverse("admin:customers_customer_history", args=[customer.pk])
+    assert [item["url"] for item in response.context["timeline"] if item["kind"] == "customer_created"] == [history]
     assert "Fleet renewal" in html and "Send the quote" in html
 
 
@@ -111,8 +113,9 @@ def test_the_timeline_is_the_apis(users, customer):
     entries = api.get(f"/api/customers/{customer.pk}/timeline").json()["data"]
     shown = login(users["rep"]).get(page_url(customer)).context["timeline"]
     assert [item["kind"] for item in shown] == [entry["type"] for entry in entries]
-    ids = [entry.get("interaction", entry.get("opportunity", entry.get("task")))["id"] for entry in entries]
-    assert [int(item["url"].rstrip("/").split("/")[-2]) for item in shown] == ids
+    records = [entry for entry in entries if "history" not in entry]
+    ids = [entry.get("interaction", entry.get("opportunity", entry.get("task")))["id"] for entry in records]
+    assert [int(item["url"].rstrip("/").split("/")[-2]) for item in shown if item["kind"] != "customer_created"] == ids
 
 
 def test_lists_and_timeline_are_paged(users, customer):
@@ -125,8 +128,8 @@ def test_lists_and_timeline_are_paged(users, customer):
     (interactions,) = first["customer_lists"]
     assert len(interactions["rows"]) == 10 and interactions["has_next"]
     second = client.get(page_url(customer, timeline_page=2, interactions_page=3)).context
-    # 25 interactions, the opportunity and the task: 27 entries.
-    assert len(second["timeline"]) == 7 and not second["timeline_has_next"]
+    # 25 interactions, the opportunity, the task and the customer's creation: 28 entries.
+    assert len(second["timeline"]) == 8 and not second["timeline_has_next"]
     assert len(second["customer_lists"][0]["rows"]) == 5 and not second["customer_lists"][0]["has_next"]
     # A page number that is no number is the first page, not an error.
     assert client.get(page_url(customer, timeline_page="x", interactions_page="-1")).status_code == 200
