@@ -10,11 +10,47 @@ from django.utils.translation import gettext_lazy as _
 
 from core import access
 
+# The technical screens (accounts, groups, API tokens): for superusers, never for a sales role,
+# whatever permissions a user was granted one by one.
+TECHNICAL_MODELS = frozenset({"auth.user", "auth.group", "knox.authtoken"})
+
+
+class SuperusersOnly:
+    """A model admin whose every page and write is a superuser's (mixed in by ``CRMAdminSite.register``)."""
+
+    @staticmethod
+    def _superuser(request):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_module_permission(self, request):
+        return self._superuser(request) and super().has_module_permission(request)
+
+    def has_view_permission(self, request, obj=None):
+        return self._superuser(request) and super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request):
+        return self._superuser(request) and super().has_add_permission(request)
+
+    def has_change_permission(self, request, obj=None):
+        return self._superuser(request) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._superuser(request) and super().has_delete_permission(request, obj)
+
 
 class CRMAdminSite(admin.AdminSite):
     site_header = _("CRM administration")
     site_title = _("CRM admin")
     index_title = _("Sales dashboard")
+
+    def register(self, model_or_iterable, admin_class=None, **options):
+        models = [model_or_iterable] if isinstance(model_or_iterable, type) else list(model_or_iterable)
+        technical = [model for model in models if model._meta.label_lower in TECHNICAL_MODELS]
+        for model in models:
+            cls = admin_class or admin.ModelAdmin
+            if model in technical and not issubclass(cls, SuperusersOnly):
+                cls = type(cls.__name__, (SuperusersOnly, cls), {"__module__": cls.__module__})
+            super().register(model, cls, **options)
 
     def each_context(self, request):
         context = super().each_context(request)

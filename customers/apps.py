@@ -29,6 +29,7 @@ class CustomersConfig(AppConfig):
         from core import access, customfields, events
 
         from .company_parts import register
+        from .customer_parts import register as register_own_timeline
         from .models import Customer
         from .serializers import CustomerSerializer
 
@@ -37,6 +38,7 @@ class CustomersConfig(AppConfig):
         register()
         # Custom fields (core/customfields.py); a key may not take the name of an API field.
         customfields.register("customers", Customer, reserved=CustomerSerializer.Meta.fields)
+        register_own_timeline()
         # Every create, update and delete writes an event with the change (core/events.py).
         events.register(
             Customer,

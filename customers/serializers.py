@@ -166,12 +166,19 @@ class TimelineEntrySerializer(serializers.Serializer):
             "opportunity_reopened",
             "task_created",
             "task_completed",
+            "customer_created",
+            "customer_changed",
         ]
     )
     at = serializers.DateTimeField()
     interaction = serializers.DictField(required=False, help_text="id, interaction_type, notes (interactions)")
     opportunity = serializers.DictField(required=False, help_text="id, title (opportunity events)")
     task = serializers.DictField(required=False, help_text="id, title, kind; outcome when completed (task events)")
+    history = serializers.DictField(
+        required=False,
+        help_text="id of the history entry, user_id of who made the change, null outside a request "
+        "(customer_created, customer_changed)",
+    )
     from_stage = serializers.CharField(required=False, allow_null=True)
     to_stage = serializers.CharField(required=False)
 

@@ -7,6 +7,7 @@ over all its people (``timeline_of_customers``), each row naming its customer.
 """
 
 from django.db.models import BigIntegerField, CharField, F, Value
+from django.db.models.functions import Cast
 
 from . import parts
 
@@ -22,8 +23,10 @@ def _columns():
 
 def _rows(source, condition, columns):
     """``source``'s rows of the customers ``condition`` names, as union rows: its columns, NULL for the others."""
+    # A column the source lacks is a NULL of the column's type: PostgreSQL types an untyped NULL
+    # as text when two halves in a row lack the column, and a later half's number would not match it.
     values = {
-        name: source.columns[name][1] if name in source.columns else Value(None, output_field=field)
+        name: source.columns[name][1] if name in source.columns else Cast(Value(None), output_field=field)
         for name, field in columns.items()
     }
     values["source"] = Value(source.name, output_field=CharField())

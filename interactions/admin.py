@@ -1,15 +1,25 @@
 from datetime import timedelta
 
+from django import forms
 from django.contrib import admin
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from core.admin.base import CRMModelAdmin, CRMModelForm
-from customers.admin import customer_inline, customer_list_filter
+from customers.admin import (
+    CustomerList,
+    QuickAction,
+    QuickForm,
+    customer_inline,
+    customer_list,
+    customer_list_filter,
+    customer_quick_action,
+)
 
 from .models import Interaction
 from .resources import InteractionResource
+from .serializers import NOTES_MAX_LENGTH, InteractionSerializer
 
 RECENT_DAYS = 30
 
@@ -23,6 +33,62 @@ class InteractionInline(admin.TabularInline):
     readonly_fields = ["created_at"]
     ordering = ["-occurred_at", "-id"]
     show_change_link = True
+    # A new customer's first interactions; an existing customer's page lists them (below) instead.
+    only_when_adding = True
+
+
+def _short(text, length=80):
+    text = text or ""
+    return text if len(text) <= length else text[: length - 1] + "…"
+
+
+customer_list(
+    CustomerList(
+        name="interactions",
+        title=_("Interactions"),
+        rows=lambda request, customer: Interaction.objects.filter(customer=customer).order_by("-occurred_at", "-id"),
+        columns=[
+            (_("occurred at"), lambda row: row.occurred_at),
+            (_("type"), lambda row: row.get_interaction_type_display()),
+            (_("notes"), lambda row: _short(row.notes)),
+        ],
+    )
+)
+
+
+class LogInteractionForm(QuickForm):
+    interaction_type = forms.ChoiceField(label=_("type"), choices=Interaction.Type.choices, initial="call")
+    occurred_at = forms.DateTimeField(
+        label=_("occurred at"),
+        required=False,
+        help_text=_("Empty: now."),
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+    notes = forms.CharField(
+        label=_("notes"), required=False, max_length=NOTES_MAX_LENGTH, widget=forms.Textarea(attrs={"rows": 3})
+    )
+
+
+def log_interaction(request, customer, cleaned):
+    """The interactions API's create: its serializer, with the writer as creator."""
+    data = {"customer_id": customer.pk, "interaction_type": cleaned["interaction_type"], "notes": cleaned["notes"]}
+    if cleaned.get("occurred_at") is not None:
+        data["occurred_at"] = cleaned["occurred_at"]
+    serializer = InteractionSerializer(data=data, context={"request": request})
+    serializer.is_valid(raise_exception=True)
+    return serializer.save(created_by=request.user)
+
+
+customer_quick_action(
+    QuickAction(
+        name="interaction",
+        label=_("Log a call, email or meeting"),
+        model=Interaction,
+        form=LogInteractionForm,
+        save=log_interaction,
+        done=_("Interaction logged."),
+    )
+)
 
 
 @customer_list_filter

@@ -1,17 +1,26 @@
 from decimal import Decimal, InvalidOperation
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Exists, OuterRef
 from django.utils.translation import gettext_lazy as _
 
 from companies.admin import ReadOnlyInline, company_inline
 from core.admin.base import CRMModelAdmin, CRMModelForm
-from customers.admin import customer_inline, customer_list_filter
+from customers.admin import (
+    QuickAction,
+    QuickForm,
+    customer_inline,
+    customer_list_filter,
+    customer_quick_action,
+    date_input,
+)
 
 from .board import PipelineBoard
 from .models import Opportunity
 from .reports import value_totals
 from .resources import OpportunityResource
+from .serializers import OpportunitySerializer
 from .services import opportunity_set_stage
 
 _INVALID = object()
@@ -137,6 +146,36 @@ class OpportunityInline(admin.TabularInline):
     readonly_fields = ["created_at"]
     ordering = ["-created_at", "-id"]
     show_change_link = True
+
+
+class AddOpportunityForm(QuickForm):
+    title = forms.CharField(label=_("title"), max_length=200)
+    value = forms.DecimalField(label=_("value"), required=False, min_value=0, max_digits=14, decimal_places=2)
+    stage = forms.ChoiceField(label=_("stage"), choices=Opportunity.Stage.choices, initial=Opportunity.Stage.LEAD)
+    expected_close_date = forms.DateField(label=_("expected close date"), required=False, widget=date_input())
+
+
+def add_opportunity(request, customer, cleaned):
+    """The opportunities API's create: its serializer (stage rules, the customer's company), the writer as creator."""
+    data = {"customer_id": customer.pk, "title": cleaned["title"], "stage": cleaned["stage"]}
+    for name in ("value", "expected_close_date"):
+        if cleaned.get(name) is not None:
+            data[name] = cleaned[name]
+    serializer = OpportunitySerializer(data=data, context={"request": request})
+    serializer.is_valid(raise_exception=True)
+    return serializer.save(created_by=request.user)
+
+
+customer_quick_action(
+    QuickAction(
+        name="opportunity",
+        label=_("Add an opportunity"),
+        model=Opportunity,
+        form=AddOpportunityForm,
+        save=add_opportunity,
+        done=_("Opportunity “%(record)s” added."),
+    )
+)
 
 
 @company_inline

@@ -1,16 +1,28 @@
+from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
+from django.db.models import F
+from django.utils.formats import date_format
+from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 
 from core import access
 from core.admin.base import CRMModelAdmin, CRMModelForm
-from customers.admin import customer_inline
+from customers.admin import (
+    QuickAction,
+    QuickForm,
+    customer_header_item,
+    customer_inline,
+    customer_quick_action,
+    date_input,
+)
 from opportunities.admin import opportunity_inline
+from opportunities.models import Opportunity
 
 from .models import Task
 from .my_day import MyDay
 from .resources import TaskResource
-from .serializers import may_be_assigned
+from .serializers import TEXT_MAX_LENGTH, TaskSerializer, may_be_assigned
 from .windows import WINDOWS, condition, day_of
 
 
@@ -74,6 +86,60 @@ class CustomerTaskInline(TaskInlineBase):
 @opportunity_inline
 class OpportunityTaskInline(TaskInlineBase):
     fk_name = "opportunity"
+
+
+@customer_header_item(_("Next task"))
+def next_task(request, customer):
+    """The customer's earliest open task (undated ones last), as "title (due)"."""
+    task = (
+        access.scope(Task.objects.filter(customer=customer, done_at__isnull=True), request.user)
+        .order_by(F("due_at").asc(nulls_last=True), "id")
+        .only("title", "due_at")
+        .first()
+    )
+    if task is None:
+        return None
+    return f"{task.title} ({date_format(localtime(task.due_at), 'SHORT_DATE_FORMAT')})" if task.due_at else task.title
+
+
+class AddTaskForm(QuickForm):
+    title = forms.CharField(label=_("title"), max_length=200)
+    kind = forms.ChoiceField(label=_("kind"), choices=Task.Kind.choices, initial=Task.Kind.CALL)
+    due = forms.DateField(label=_("due on"), required=False, widget=date_input())
+    opportunity = forms.ModelChoiceField(label=_("opportunity"), queryset=Opportunity.objects.none(), required=False)
+    notes = forms.CharField(
+        label=_("notes"), required=False, max_length=TEXT_MAX_LENGTH, widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["opportunity"].queryset = Opportunity.objects.filter(
+            customer=self.customer, stage__in=Opportunity.OPEN_STAGES
+        ).order_by("-created_at", "-id")
+
+
+def add_task(request, customer, cleaned):
+    """The tasks API's create: its serializer; assigned to, and created by, the writer."""
+    data = {"customer_id": customer.pk, "title": cleaned["title"], "kind": cleaned["kind"], "notes": cleaned["notes"]}
+    if cleaned.get("due") is not None:
+        data["due_at"] = cleaned["due"].isoformat()
+    if cleaned.get("opportunity") is not None:
+        data["opportunity_id"] = cleaned["opportunity"].pk
+    serializer = TaskSerializer(data=data, context={"request": request})
+    serializer.is_valid(raise_exception=True)
+    return serializer.save(created_by=request.user, assignee=request.user)
+
+
+customer_quick_action(
+    QuickAction(
+        name="task",
+        label=_("Add a task"),
+        model=Task,
+        form=AddTaskForm,
+        save=add_task,
+        done=_("Task “%(record)s” added."),
+    )
+)
 
 
 class AssigneeFilter(admin.SimpleListFilter):

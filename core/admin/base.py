@@ -11,6 +11,7 @@ from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.db import models, transaction
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -21,6 +22,7 @@ from simple_history.admin import SimpleHistoryAdmin
 from core import access
 from core.admin.customfields import CustomFieldsAdminMixin
 from core.admin.formats import CSV, XLSX
+from core.admin.history import CRMHistoryContextHelper
 from core.admin.imports import BoundedImportMixin
 from core.history import batched_delete_history
 from core.resources import FileRefused
@@ -277,20 +279,69 @@ class CRMModelAdmin(
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         return super().history_view(request, object_id, extra_context)
 
+    def delete_view(self, request, object_id, extra_context=None):
+        # Django asks for the delete right before it looks the record up: a record outside the
+        # user's book reads "not found" here too, like its other pages.
+        if not str(object_id).isdigit() or not self._in_scope(request, object_id):
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        return super().delete_view(request, object_id, extra_context)
+
     def history_form_view(self, request, object_id, version_id, extra_context=None):
         # django-simple-history lets anyone who may view the record post a revert: a revert is a
-        # change, so it needs the change permission on the record as it is now, in the user's book.
+        # change, so it needs the change permission on the record as it is now, in the user's book,
+        # and it is a manager's call (a rep corrects a record by changing it).
         current = self.get_object(request, unquote(object_id)) if str(object_id).isdigit() else None
         if current is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         if request.method == "POST":
-            if not self.has_change_permission(request, current):
+            if self.revert_disabled(request, current):
                 raise PermissionDenied
             request._reverting_history = current
         return super().history_form_view(request, object_id, version_id, extra_context)
 
     def revert_disabled(self, request, obj=None):
-        return super().revert_disabled(request, obj) or not self.has_change_permission(request, obj)
+        return (
+            super().revert_disabled(request, obj)
+            or not access.is_manager(request.user)
+            or not self.has_change_permission(request, obj)
+        )
+
+    # The history list without a literal "None", and with the first version's values.
+    object_history_list_template = "admin/core/object_history_list.html"
+
+    def get_historical_record_context_helper(self, request, historical_record):
+        return CRMHistoryContextHelper(self.model, historical_record)
+
+    def set_history_delta_changes(self, request, historical_records, foreign_keys_are_objs=True):
+        super().set_history_delta_changes(request, historical_records, foreign_keys_are_objs)
+        records = list(historical_records)
+        if not records:
+            return
+        last = records[-1]
+        helper = self.get_historical_record_context_helper(request, last)
+        if last.history_type == "+":
+            # The first version: what the record was created with.
+            last.history_initial_values = helper.initial_values()
+            return
+        # The oldest entry of a page that is not the last: compared with the entry before it.
+        earlier = last.prev_record
+        if earlier is not None:
+            delta = last.diff_against(earlier, foreign_keys_are_objs=foreign_keys_are_objs)
+            last.history_delta_changes = helper.context_for_delta_changes(delta)
+
+    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
+        """A record that does not exist, or is outside the user's book: a plain "not found" page.
+
+        Django redirects to the list with "… doesn't exist. Perhaps it was deleted?": that
+        would tell a rep that someone else's record is there, and is not what happened.
+        """
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Not found"),
+            "opts": opts,
+            "changelist_url": reverse(f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_changelist"),
+        }
+        return TemplateResponse(request, "admin/core/not_found.html", context, status=404)
 
     def _in_scope(self, request, object_id):
         return self.get_object(request, unquote(object_id)) is not None

@@ -2,6 +2,7 @@
 user may see. (Read fields built once per class, a fast path, are in ``fastsql.py``.)"""
 
 from collections.abc import Mapping
+from decimal import Decimal
 
 from rest_framework import serializers
 
@@ -23,7 +24,8 @@ def _json_type_error(field, value):
     if isinstance(field, serializers.IntegerField):
         return None if _is_integer(value) else field.error_messages["invalid"]
     if isinstance(field, (serializers.DecimalField, serializers.FloatField)):
-        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        # A Decimal comes from Python callers (the admin's quick forms), never from JSON.
+        numeric = isinstance(value, (int, float, Decimal)) and not isinstance(value, bool)
         return None if numeric else field.error_messages["invalid"]
     if isinstance(field, (serializers.CharField, serializers.ChoiceField)):
         return None if isinstance(value, str) else serializers.CharField.default_error_messages["invalid"]

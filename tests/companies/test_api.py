@@ -202,15 +202,18 @@ class TestSummaryAndTimeline:
         InteractionFactory(customer=other, notes="not theirs")
         deal = OpportunityFactory(customer=bob, title="Deal")
         entries = data_of(api.get(f"{URL}/{company.pk}/timeline"))
-        assert [(e["type"], e["customer_id"]) for e in entries] == [
+        # Each person's own history is there too (created, just now: the newest).
+        people = [e for e in entries if e["type"] != "customer_created"]
+        assert [(e["type"], e["customer_id"]) for e in people] == [
             ("opportunity_created", bob.pk),
             ("interaction", bob.pk),
             ("interaction", ann.pk),
         ]
-        assert entries[0]["opportunity"] == {"id": deal.pk, "title": "Deal"}
-        assert entries[2]["interaction"]["notes"] == "ann call"
+        assert sorted(e["customer_id"] for e in entries if e["type"] == "customer_created") == sorted([ann.pk, bob.pk])
+        assert people[0]["opportunity"] == {"id": deal.pk, "title": "Deal"}
+        assert people[2]["interaction"]["notes"] == "ann call"
         page = api.get(f"{URL}/{company.pk}/timeline", {"page_size": 1}).json()
-        assert len(page["data"]) == 1 and page["meta"]["count"] == 3
+        assert len(page["data"]) == 1 and page["meta"]["count"] == 5
 
 
 class TestDeletion:

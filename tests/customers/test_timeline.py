@@ -68,6 +68,18 @@ def expected_entries(customer):
                 },
             )
         )
+    for record in customer.history.all():
+        kind = {"+": "customer_created", "~": "customer_changed"}[record.history_type]
+        entries.append(
+            (
+                (record.history_date, "customer_history", record.history_id),
+                {
+                    "type": kind,
+                    "at": iso(record.history_date),
+                    "history": {"id": record.history_id, "user_id": record.history_user_id},
+                },
+            )
+        )
     entries.sort(key=lambda pair: pair[0], reverse=True)
     return [entry for _, entry in entries]
 
@@ -82,9 +94,10 @@ class TestTimeline:
         build_history(other, 3, start)
         body = api.get(url(customer.pk)).json()
         assert body["success"] is True
-        assert body["meta"]["count"] == 6 + 5
+        assert body["meta"]["count"] == 6 + 5 + 1
         assert body["data"] == expected_entries(customer)
-        assert [entry["type"] for entry in body["data"] if entry["type"] != "interaction"] == [
+        assert body["data"][0]["type"] == "customer_created"
+        assert [entry["type"] for entry in body["data"] if entry["type"].startswith("opportunity_")] == [
             "opportunity_lost",
             "opportunity_reopened",
             "opportunity_won",
@@ -99,15 +112,34 @@ class TestTimeline:
         pages = []
         for page in (1, 2, 3, 4):
             body = api.get(url(customer.pk), {"page": page, "page_size": 8}).json()
-            assert body["meta"]["count"] == 28
+            assert body["meta"]["count"] == 29
             pages.extend(body["data"])
         assert pages == expected
         assert api.get(url(customer.pk), {"page": 5, "page_size": 8}).status_code == 404
 
-    def test_empty_timeline(self, api):
+    def test_the_customers_own_changes_are_in_it(self, api, user):
+        customer = CustomerFactory(name="Before")
+        response = api.put(url(customer.pk).removesuffix("/timeline"), {"name": "After"}, format="json")
+        assert response.status_code == 200
+        entries = api.get(url(customer.pk)).json()["data"]
+        changed, created = customer.history.all()
+        assert entries == [
+            {
+                "type": "customer_changed",
+                "at": iso(changed.history_date),
+                "history": {"id": changed.history_id, "user_id": user.pk},
+            },
+            {
+                "type": "customer_created",
+                "at": iso(created.history_date),
+                "history": {"id": created.history_id, "user_id": None},
+            },
+        ]
+
+    def test_a_new_customers_timeline_is_its_creation(self, api):
         body = api.get(url(CustomerFactory().pk) + "/").json()
-        assert body["data"] == []
-        assert body["meta"]["count"] == 0
+        assert [entry["type"] for entry in body["data"]] == ["customer_created"]
+        assert body["meta"]["count"] == 1
 
     def test_unknown_customer_is_404_in_the_envelope(self, api):
         response = api.get(url(987654))

@@ -178,3 +178,51 @@ def test_pipeline_board_drag_and_drop(page, live_server):
         shot(zh_page, "08-pipeline-board-zh-hans")
     finally:
         chinese.close()
+
+
+def test_rep_logs_a_call_from_the_customer_page_and_finds_others_customers_not_found(page, live_server):
+    from django.contrib.auth.models import Group
+
+    from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory, UserFactory
+
+    rep = UserFactory(username="quick_rep", is_staff=True)
+    rep.groups.add(Group.objects.get(name="Sales rep"))
+    other = UserFactory(username="other_rep", is_staff=True)
+    other.groups.add(Group.objects.get(name="Sales rep"))
+    customer = CustomerFactory(name="Quick Buyer", company=CompanyFactory(name="Quick Co", owner=rep), owner=rep)
+    InteractionFactory(customer=customer, notes="First meeting at the fair")
+    OpportunityFactory(customer=customer, title="Quick deal", value=2500)
+    theirs = CustomerFactory(name="Not Yours Ltd buyer", owner=other)
+    base = live_server.url
+
+    page.goto(f"{base}/admin/login/")
+    page.fill("#id_username", rep.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_load_state()
+
+    # The customer's page: the essentials, the interactions list, the timeline; a call logged in place.
+    page.goto(f"{base}/admin/customers/customer/{customer.pk}/change/")
+    header = page.inner_text("#customer-header")
+    assert "quick_rep" in header and "Quick Co" in header
+    assert "First meeting at the fair" in page.inner_text("#list-interactions")
+    shot(page, "10-customer-page")
+    page.click("#quick-interaction summary")
+    page.select_option("#id_interaction-interaction_type", "call")
+    page.fill("#id_interaction-notes", "Called about the quote")
+    shot(page, "11-customer-quick-call")
+    page.click("#quick-interaction input[type=submit]")
+    page.wait_for_selector(".messagelist .success")
+    logged = Interaction.objects.get(notes="Called about the quote")
+    assert (logged.customer, logged.interaction_type, logged.created_by) == (customer, "call", rep)
+    assert "Called about the quote" in page.inner_text("#timeline")
+    assert "Called about the quote" in page.inner_text("#list-interactions")
+    shot(page, "12-customer-call-logged")
+
+    # Someone else's customer: not found, with nothing about it.
+    response = page.goto(f"{base}/admin/customers/customer/{theirs.pk}/change/")
+    assert response.status == 404
+    text = page.inner_text("#content")
+    assert "There is no such customer" in text
+    assert "Not Yours" not in text and "deleted" not in text
+    shot(page, "13-not-yours")

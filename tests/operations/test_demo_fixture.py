@@ -56,7 +56,9 @@ def test_reports_and_timeline_have_content(demo, api):
     timeline = api.get("/api/customers/1/timeline").json()
     assert (
         timeline["meta"]["count"]
-        == Interaction.objects.filter(customer=1).count() + StageChange.objects.filter(opportunity__customer=1).count()
+        == Interaction.objects.filter(customer=1).count()
+        + StageChange.objects.filter(opportunity__customer=1).count()
+        + Customer.history.filter(id=1).count()
     )
 
 

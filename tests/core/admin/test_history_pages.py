@@ -102,7 +102,8 @@ def test_read_only_user_is_refused_a_revert_and_shown_no_revert_button(admin_cli
     assert customer.history.count() == 2
 
 
-def test_rep_revert_keeps_the_current_owner_and_says_so(admin_client):
+def test_a_rep_is_offered_no_revert_and_refused_one(admin_client):
+    """A revert is a manager's call: a rep who owns the record changes it instead."""
     rep_a, rep_b = _staff_in("Sales rep", "rep_a"), _staff_in("Sales rep", "rep_b")
     customer = CustomerFactory(name="Original", owner=rep_b)
     customer.name, customer.owner = "Renamed", rep_a
@@ -111,8 +112,46 @@ def test_rep_revert_keeps_the_current_owner_and_says_so(admin_client):
     client = Client()
     client.force_login(rep_a)
 
-    response = client.post(url, change_form_data(client.get(url)), follow=True)
+    page = client.get(url)
+    assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
+    history = client.get(reverse("admin:customers_customer_history", args=[customer.pk])).content.decode()
+    assert "Choose a date from the list below to revert" not in history
+    assert client.post(url, change_form_data(admin_client.get(url))).status_code == 403
+    assert (Customer.objects.get(pk=customer.pk).name, customer.history.count()) == ("Renamed", 2)
 
-    reverted = Customer.objects.get(pk=customer.pk)
-    assert (reverted.name, reverted.owner) == ("Original", rep_a)
-    assert str(list(response.context["messages"])[0]) == "Kept as they are, as you may not change them: owner."
+
+def test_a_manager_is_offered_the_revert(admin_client):
+    manager = _staff_in("Sales manager", "boss")
+    customer = CustomerFactory(name="Original")
+    customer.name = "Renamed"
+    customer.save()
+    url = reverse("admin:customers_customer_simple_history", args=[customer.pk, customer.history.earliest().history_id])
+    client = Client()
+    client.force_login(manager)
+    assert 'name="_save"' in client.get(url).content.decode()
+    assert client.post(url, change_form_data(client.get(url))).status_code == 302
+    assert Customer.objects.get(pk=customer.pk).name == "Original"
+
+
+@pytest.mark.parametrize("role", ["Sales rep", "Sales manager"])
+def test_the_history_page_shows_no_none_and_the_first_values(role):
+    user = _staff_in(role, "viewer")
+    customer = CustomerFactory(name="First name", email=None, phone="", owner=user, status=Customer.Status.LEAD)
+    customer.name, customer.email = "Second name", "second@example.com"
+    customer.save()
+    # Written without a user or a reason (a command): nothing reads "None".
+    client = Client()
+    client.force_login(user)
+    response = client.get(reverse("admin:customers_customer_history", args=[customer.pk]))
+    assert response.status_code == 200
+    table = response.content.decode().split('id="change-history"')[1].split("</table>")[0]
+    assert "None" not in table
+    newest, first = response.context["page_obj"].object_list
+    assert sorted((c["field"], c["old"], c["new"]) for c in newest.history_delta_changes) == [
+        ("Email", "—", "second@example.com"),
+        ("Name", "First name", "Second name"),
+    ]
+    initial = {value["field"]: value["new"] for value in first.history_initial_values}
+    assert initial["Name"] == "First name" and initial["Status"] == "Lead" and initial["Owner"] == "viewer"
+    assert "Email" not in initial
+    assert "<strong>Status:</strong> Lead" in table

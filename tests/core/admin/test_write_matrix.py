@@ -319,7 +319,7 @@ def customer_added(w, role):
 def customer_changed(w, role):
     a = stored(w["a"])
     assert (a.name, a.owner) == ("Changed", owner_kept_unless_manager(w, role))
-    assert stored(w["ia"]).notes == "inline notes"
+    assert stored(w["ia"]).notes == "alpha notes"
 
 
 def customer_reverted(w, role):
@@ -463,6 +463,7 @@ CRM = [
 CHANGES = {
     # A rep's form carries the owner too: what a browser sends is not what a rep may set.
     "ca": lambda w: {"name": "Changed", "owner": w["users"]["rep_b"].pk},
+    # The customer's page lists its interactions (their own pages edit them): no inline to post.
     "a": lambda w: {"name": "Changed", "owner": w["users"]["rep_b"].pk, "interactions-0-notes": "inline notes"},
     "ia": lambda w: {"notes": "Changed"},
     "oa": lambda w: {"title": "Changed"},
@@ -512,7 +513,8 @@ def crm_cases():
                 "simple_history",
                 "revert",
                 post_revert(key),
-                OWNER_OR_MANAGER,
+                # A revert is a manager's call; a rep changes the record instead.
+                MANAGER,
                 customer_reverted if customer else field_is(key, text, EARLIER[key]),
             ),
             Case(model, "history", "history", post_plain(key, "history"), NOBODY),
@@ -575,6 +577,42 @@ def crm_cases():
     ]
     cases += my_day_cases()
     cases += board_cases()
+    cases += quick_action_cases()
+    return cases
+
+
+def post_quick(name, data, customer="a"):
+    def run(client, w, role):
+        return client.post(reverse("admin:customers_customer_quick_action", args=[w[customer].pk, name]), data)
+
+    return run
+
+
+def quick_action_cases():
+    """The customer page's quick actions: each adds a record to rep A's customer, as the API would."""
+    added = {
+        "interaction": holds(lambda w: Interaction.objects.filter(customer=w["a"], notes="Quick call").count() == 1),
+        "opportunity": child_added(Opportunity, "title", "Quick deal"),
+        "task": child_added(Task, "title", "Quick task"),
+    }
+    data = {
+        "interaction": {"interaction-interaction_type": "call", "interaction-notes": "Quick call"},
+        "opportunity": {"opportunity-title": "Quick deal", "opportunity-stage": "lead"},
+        "task": {"task-title": "Quick task", "task-kind": "call"},
+    }
+    invalid = {
+        "interaction": {"interaction-interaction_type": "fax"},
+        "opportunity": {"opportunity-title": "", "opportunity-stage": "lead"},
+        "task": {"task-title": "", "task-kind": "call"},
+    }
+    cases = []
+    for name in data:
+        cases += [
+            Case(
+                Customer, "quick_action", f"quick-{name}", post_quick(name, data[name]), OWNER_OR_MANAGER, added[name]
+            ),
+            Case(Customer, "quick_action", f"quick-{name}-invalid", post_quick(name, invalid[name]), NOBODY),
+        ]
     return cases
 
 

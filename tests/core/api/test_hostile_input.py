@@ -65,4 +65,6 @@ def test_negative_zero_value_reads_back_as_answered(api):
 def test_admin_history_of_a_non_numeric_id_is_not_a_crash(client, staff_user, model):
     client.force_login(staff_user)
     response = client.get(f"/admin/{model}/abc/history/")
-    assert response.status_code == 302
+    # Answered like an unknown id: the "not found" page.
+    assert response.status_code == 404
+    assert "There is no such" in response.content.decode()

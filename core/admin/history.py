@@ -1,0 +1,50 @@
+"""How a change history page shows values: choices by their labels, nothing shown as "None", and
+the values a record was created with on its first entry."""
+
+from django.db import models
+from django.utils.html import conditional_escape
+from django.utils.text import capfirst
+from django.utils.translation import gettext_lazy as _
+from simple_history.template_utils import HistoricalRecordContextHelper
+
+# What an empty value reads as.
+EMPTY = "—"
+# Fields the history keeps for itself, not shown among a record's initial values.
+SKIPPED = frozenset({"id", "created_at", "updated_at", "created_by"})
+
+
+class CRMHistoryContextHelper(HistoricalRecordContextHelper):
+    def prepare_delta_change_value(self, change, value):
+        value = super().prepare_delta_change_value(change, value)
+        return self.readable(self.model._meta.get_field(change.field), value)
+
+    def readable(self, field, value):
+        if value is None or value == "":
+            return EMPTY
+        if isinstance(value, bool):
+            return _("Yes") if value else _("No")
+        if field.choices and not isinstance(value, models.Model):
+            return dict(field.flatchoices).get(value, value)
+        return value
+
+    def initial_values(self):
+        """The first version's fields that were set, as ``{"field", "new"}`` items like a change's."""
+        values = []
+        for field in self.model._meta.concrete_fields:
+            if field.name in SKIPPED or not hasattr(self.record, field.attname):
+                continue
+            if field.is_relation:
+                try:
+                    value = getattr(self.record, field.name) if getattr(self.record, field.attname) else None
+                except field.related_model.DoesNotExist:
+                    value = getattr(self.record, field.attname)
+            else:
+                value = getattr(self.record, field.attname)
+            if value is None or value == "":
+                continue
+            shown = self.readable(field, value)
+            text = str(shown)
+            if len(text) > self.max_displayed_delta_change_chars:
+                text = text[: self.max_displayed_delta_change_chars - 1] + "…"
+            values.append({"field": capfirst(field.verbose_name), "new": conditional_escape(text)})
+        return values
