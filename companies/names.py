@@ -1,13 +1,18 @@
 """How a company's name and domain are compared and stored."""
 
 import re
+import unicodedata
 
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://")
 
 
 def name_key(name):
-    """``name`` ignoring case and spacing: ``" ABC  科技 "`` and ``"abc 科技"`` are one company."""
-    return " ".join((name or "").split()).casefold()
+    """``name`` ignoring case, spacing and full-width/half-width forms (NFKC).
+
+    ``" ABC  科技 "``, ``"abc 科技"`` and ``"ＡＢＣ 科技"`` are one company.
+    """
+    folded = unicodedata.normalize("NFKC", name or "").casefold()
+    return " ".join(unicodedata.normalize("NFKC", folded).split())
 
 
 def domain_of(value):

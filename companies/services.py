@@ -1,9 +1,13 @@
 """Writes on companies that do more than save validated fields."""
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from . import parts
 from .models import Company
+from .names import name_key
+
+# First key of the advisory locks taken on company names (any number the project uses for nothing else).
+_NAME_LOCK_SPACE = 7301
 
 
 def company_for_name(name, *, owner=None, created_by=None, among=None):
@@ -17,7 +21,23 @@ def company_for_name(name, *, owner=None, created_by=None, among=None):
     existing = companies.named(name).first()
     if existing is not None:
         return existing
-    return Company.objects.create(name=name, owner=owner, created_by=created_by)
+    with transaction.atomic():
+        # Two writers naming one new company at once make one: the second waits for the
+        # first's transaction here and then finds its company. SQLite's IMMEDIATE
+        # transactions serialise writers already; PostgreSQL takes a lock on the name.
+        _lock_name(name_key(name))
+        existing = companies.named(name).first()
+        if existing is not None:
+            return existing
+        return Company.objects.create(name=name, owner=owner, created_by=created_by)
+
+
+def _lock_name(key):
+    """Hold, until the transaction ends, a PostgreSQL advisory lock for the company name ``key``."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_NAME_LOCK_SPACE, key])
 
 
 def delete_company(company):
