@@ -26,7 +26,7 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 
 run: $(VENV)/.runtime
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py createcachetable
+	$(BIN)/python manage.py createcachetable --verbosity 0
 	$(BIN)/python manage.py init_demo --host '$(HOST)' --port '$(PORT)'
 	$(BIN)/python manage.py run_all $(HOST):$(PORT)
 

@@ -1,5 +1,8 @@
+import datetime
+import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 from django.conf import settings
@@ -12,6 +15,16 @@ from opportunities.models import Opportunity
 from tests.factories import CustomerFactory, UserFactory
 
 
+def printed_passwords(out):
+    """``{username: password}`` from the accounts table init_demo prints."""
+    passwords = {}
+    for line in out.splitlines():
+        if "password:" in line and not line.lstrip().startswith("-d"):
+            before, password = line.split("password:")
+            passwords[before.split()[-1]] = password.strip()
+    return passwords
+
+
 def run_init_demo(capsys):
     call_command("init_demo")
     return capsys.readouterr().out
@@ -21,8 +34,7 @@ def test_init_demo_on_an_empty_database_loads_demo_and_prints_a_working_password
     out = run_init_demo(capsys)
     assert Customer.objects.filter(name="张三", company__name="ABC科技", company_name="ABC科技").exists()
     assert Interaction.objects.exists() and Opportunity.objects.exists()
-    password = next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.strip().startswith("password:"))
-    admin = authenticate(username="admin", password=password)
+    admin = authenticate(username="admin", password=printed_passwords(out)["admin"])
     assert admin is not None and admin.is_superuser and admin.is_staff
 
 
@@ -40,8 +52,8 @@ def test_init_demo_twice_prints_the_password_only_once(db, capsys):
     second = run_init_demo(capsys)
     assert "password:" in first
     assert "password:" not in second
-    assert get_user_model().objects.count() == 1
-    assert Customer.objects.count() == 10
+    assert get_user_model().objects.count() == 4
+    assert Customer.objects.count() == 24
 
 
 @pytest.mark.parametrize(
@@ -107,4 +119,79 @@ def test_init_demo_adds_tasks_around_today_for_the_new_admin(db, capsys):
     for window in ("overdue", "today", "upcoming", "none"):
         assert tasks.filter(condition(window, day)).exists(), window
     assert tasks.filter(done_at__isnull=False).exists()
-    assert Task.history.filter(history_type="+").count() == tasks.count()
+    assert Task.history.filter(history_type="+").count() == Task.objects.count()
+
+
+def test_init_demo_prints_a_working_password_for_every_role(db, capsys):
+    from core.access import role_of
+
+    out = run_init_demo(capsys)
+    passwords = printed_passwords(out)
+    assert set(passwords) == {"admin", "manager", "rep", "rep2"}
+    for username, role in (("manager", "manager"), ("rep", "rep"), ("rep2", "rep")):
+        user = authenticate(username=username, password=passwords[username])
+        assert user is not None and user.is_staff and not user.is_superuser
+        assert role_of(user) == role
+    hint = next(line for line in out.splitlines() if "changepassword" in line)
+    assert hint.split()[2] in (sys.executable, os.path.relpath(sys.executable))
+    assert "already exists" not in out
+
+
+def test_demo_data_is_dated_around_today_and_owned_by_demo_reps(db, capsys):
+    from django.utils import timezone
+
+    from companies.models import Company
+    from notifications.models import Notification
+    from tasks.models import Task
+    from tasks.windows import condition, day_of
+
+    run_init_demo(capsys)
+    now = timezone.now()
+    today = timezone.localdate(now)
+    reps = get_user_model().objects.filter(username__in=["rep", "rep2"])
+    # Every customer and company has an owner, and each rep has a book of their own.
+    assert not Customer.objects.filter(owner__isnull=True).exists()
+    assert not Company.objects.filter(owner__isnull=True).exists()
+    for rep in reps:
+        assert Customer.objects.filter(owner=rep).count() >= 5
+        tasks = Task.objects.filter(assignee=rep)
+        for window in ("overdue", "today", "upcoming"):
+            assert tasks.filter(condition(window, day_of(rep))).exists(), (rep, window)
+        assert Notification.objects.filter(recipient=rep).exists()
+    assert Notification.objects.filter(recipient__username="manager").exists()
+    # Several people per company, Chinese and Latin names among them; people belong to their companies.
+    assert not Customer.objects.filter(company__isnull=True).exists()
+    assert all(company.customers.count() >= 2 for company in Company.objects.all())
+    assert Customer.objects.filter(name="李娜", company__name="ABC科技").exists()
+    assert Customer.objects.filter(name="Oliver Chen", company__name="ABC科技").exists()
+    # Interactions over the last three months, up to this week.
+    occurred = list(Interaction.objects.values_list("occurred_at", flat=True))
+    assert min(occurred) >= now - datetime.timedelta(days=92)
+    assert max(occurred) <= now and max(occurred) >= now - datetime.timedelta(days=7)
+    # Open deals close this month and next; closed ones were decided in the past.
+    open_deals = Opportunity.objects.filter(stage__in=Opportunity.OPEN_STAGES)
+    months = {(d.year, d.month) for d in open_deals.values_list("expected_close_date", flat=True)}
+    next_month = (today.year + today.month // 12, today.month % 12 + 1)
+    assert months == {(today.year, today.month), next_month}
+    assert all(d >= today for d in open_deals.values_list("expected_close_date", flat=True))
+    closed = Opportunity.objects.exclude(stage__in=Opportunity.OPEN_STAGES)
+    assert closed.exists() and all(at <= now for at in closed.values_list("closed_at", flat=True))
+
+
+def test_init_demo_twice_changes_nothing(db, capsys):
+    from notifications.models import Notification
+    from tasks.models import Task
+
+    def snapshot():
+        return [
+            sorted(model.objects.values_list("pk", flat=True))
+            for model in (Customer, Interaction, Opportunity, Task, Notification, get_user_model())
+        ]
+
+    run_init_demo(capsys)
+    before = snapshot()
+    owners = sorted(Customer.objects.values_list("pk", "owner_id"))
+    out = run_init_demo(capsys)
+    assert "password" not in out
+    assert snapshot() == before
+    assert sorted(Customer.objects.values_list("pk", "owner_id")) == owners

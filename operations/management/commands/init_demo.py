@@ -1,11 +1,15 @@
 import argparse
+import os
 import secrets
+import sys
 
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from companies.models import Company
 from customers.models import Customer
+from operations.demo import bring_to_today, create_demo_users
 from operations.demo_tasks import create_demo_tasks, demo_assignee
 from tasks.models import Task
 
@@ -31,17 +35,29 @@ def server_url(host, port):
     return f"http://{host}:{port}"
 
 
+def _python():
+    """The Python running this command (the virtualenv's), as the user would type it here."""
+    executable = sys.executable or "python"
+    relative = os.path.relpath(executable)
+    return relative if not relative.startswith("..") else executable
+
+
 class Command(BaseCommand):
     help = (
-        "Make an empty database ready to try: load the 'demo' fixture when there are no "
-        "customers, and create an 'admin' superuser with a generated password (printed once) "
-        "when there are no users. Does nothing on a database that already has data. --host and "
-        "--port only say where the server will listen, for the address printed with the password."
+        "Make an empty database ready to try. When there are no users: create an 'admin' superuser, "
+        "a demo manager ('manager') and two demo reps ('rep', 'rep2') with generated passwords, printed "
+        "once. When there are no customers: load the 'demo' fixture and bring it to today (interactions "
+        "over the last three months, deals closing this month and next, overdue, today's and upcoming "
+        "tasks, a few notifications; every company and person owned by a demo rep). Running it again "
+        "changes nothing. --host and --port only say where the server will listen, for the address "
+        "printed with the passwords."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("--username", default="admin", help="Name of the superuser to create (default: admin).")
-        parser.add_argument("--no-demo-data", action="store_true", help="Create the admin account only.")
+        parser.add_argument(
+            "--no-demo-data", action="store_true", help="Create the admin account only (no demo data or accounts)."
+        )
         parser.add_argument(
             "--host", default="127.0.0.1", help="Host the server listens on (default: 127.0.0.1; make run passes HOST)."
         )
@@ -50,39 +66,50 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, username, no_demo_data, host, port, **options):
-        loaded = False
+        User = get_user_model()
+        accounts = []
+        if not User.objects.exists():
+            password = secrets.token_urlsafe(12)
+            User.objects.create_superuser(username=username, email="", password=password)
+            accounts.append(("admin", username, password))
+            if not no_demo_data:
+                accounts += create_demo_users()
+
         if not no_demo_data and not Customer.objects.exists():
             call_command("loaddata", "demo", verbosity=0)
-            loaded = True
-            self.stdout.write(self.style.SUCCESS(f"Loaded demo data: {Customer.objects.count()} customers."))
+            bring_to_today()
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Loaded demo data: {Customer.objects.count()} customers at {Company.objects.count()} "
+                    f"companies, dated around today."
+                )
+            )
+            self._demo_tasks()
 
-        User = get_user_model()
-        if User.objects.exists():
+        if not accounts:
             self.stdout.write("Users exist already; no account created.")
-            self._demo_tasks(loaded)
             return
-        password = secrets.token_urlsafe(12)
-        User.objects.create_superuser(username=username, email="", password=password)
-        self._demo_tasks(loaded)
         url = server_url(host, port)
         line = "=" * 64
+        width = max(len(name) for _, name, _ in accounts)
+        rows = "\n".join(f"    {role:<8} {name:<{width}}  password: {secret}" for role, name, secret in accounts)
+        first_name, first_password = accounts[0][1], accounts[0][2]
         self.stdout.write(
             f"{line}\n"
-            f"Created the superuser account (shown only this once):\n"
-            f"    username: {username}\n"
-            f"    password: {password}\n"
+            f"Created these accounts (passwords shown only this once):\n"
+            f"{rows}\n"
             f"Log in at {url}/admin/ or get an API token with\n"
             f"    curl -X POST {url}/api/auth/token \\\n"
             f"      -H 'Content-Type: application/json' \\\n"
-            f'      -d \'{{"username": "{username}", "password": "{password}"}}\'\n'
-            f"Forgot it? python manage.py changepassword {username}\n"
+            f'      -d \'{{"username": "{first_name}", "password": "{first_password}"}}\'\n'
+            f"Forgot one? {_python()} manage.py changepassword USERNAME\n"
             f"{line}"
         )
 
-    def _demo_tasks(self, loaded):
-        """Tasks around today on the demo customers (the fixture's dates are fixed; these move with today)."""
+    def _demo_tasks(self):
+        """Tasks around today for the admin too (the fixture's dates are fixed; these move with today)."""
         assignee = demo_assignee()
-        if not loaded or assignee is None or Task.objects.exists():
+        if assignee is None or Task.objects.filter(assignee=assignee).exists():
             return
         count = create_demo_tasks(Customer.objects.order_by("pk")[:12], assignee)
         self.stdout.write(f"Added {count} demo tasks around today for {assignee.get_username()}.")
