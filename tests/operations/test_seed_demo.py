@@ -183,3 +183,15 @@ def test_seed_demo_adds_tasks_around_today_when_there_is_someone_to_assign_them_
     assert "Added 30 demo tasks around today for boss." in output
     assert Task.objects.filter(assignee=manager).count() == 30
     assert Task.objects.filter(due_at__isnull=True).exists() and Task.objects.filter(done_at__isnull=False).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_seed_demo_gives_the_customers_to_the_demo_reps():
+    from operations.demo import create_demo_users
+
+    create_demo_users()
+    output = seed("--customers", "10")
+    assert "owned by the demo reps: rep, rep2" in output
+    assert not Customer.objects.filter(owner__isnull=True).exists()
+    assert Customer.objects.filter(owner__username="rep").count() == 5
+    assert Customer.objects.filter(owner__username="rep2").count() == 5

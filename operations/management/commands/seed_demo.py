@@ -3,9 +3,11 @@ from datetime import UTC, datetime
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
+from django.db.models import F
 from tqdm import tqdm
 
 from customers.models import Customer
+from operations.demo import demo_reps
 from operations.demo_tasks import create_demo_tasks, demo_assignee
 from operations.seeding import UNIQUE_NAME, BulkWriter, StartIds, generate
 
@@ -122,7 +124,18 @@ class Command(BaseCommand):
             f"Customer ids {start.customer}..{start.customer + total - 1}; "
             f"'{UNIQUE_NAME}' is customer {start.customer + total // 2}."
         )
+        self._owners(start, total)
         self._demo_tasks(start, total, options["seed"])
+
+    def _owners(self, start, total):
+        """The new customers go to the demo reps in turn (``init_demo`` creates them), so that a rep has a book."""
+        reps = demo_reps()
+        if not reps:
+            return
+        new = Customer.objects.filter(pk__gte=start.customer, pk__lt=start.customer + total)
+        for index, rep in enumerate(reps):
+            new.annotate(turn=F("pk") % len(reps)).filter(turn=index).update(owner=rep)
+        self.stdout.write(f"Customers owned by the demo reps: {', '.join(rep.username for rep in reps)}.")
 
     def _demo_tasks(self, start, total, seed):
         """Tasks around today (overdue, today, upcoming) on some of the new customers, for a manager or rep."""
