@@ -2,6 +2,7 @@ from django.utils.translation import gettext_lazy as _
 
 from core.resources import CRMModelResource, cell_text
 
+from .imports import COLUMNS
 from .models import Company
 from .names import domain_of
 from .serializers import CompanySerializer
@@ -12,6 +13,7 @@ class CompanyResource(CRMModelResource):
 
     serializer_class = CompanySerializer
     required_columns = ("name",)
+    header_aliases = COLUMNS
 
     class Meta:
         model = Company

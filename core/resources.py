@@ -38,6 +38,14 @@ def cell_text(value):
     return str(value).strip()
 
 
+def file_line(row_number):
+    """The line of the file that import-export's ``row_number`` (1 for the first data row) stands for.
+
+    The header is line 1, as in a spreadsheet and in the messages of ``manage.py import_customers``.
+    """
+    return None if row_number is None else row_number + 1
+
+
 def parse_id(value):
     """The integer id in a cell, ``None`` for an empty one; ValidationError otherwise."""
     text = cell_text(value)
@@ -115,6 +123,14 @@ class CRMModelResource(resources.ModelResource):
     serializer_class = None
     # Columns a file must have; without them every row would be skipped or fail alike.
     required_columns = ()
+    # Other names of the columns (lower-cased header -> column), in English and Chinese: the ones the
+    # import commands know (``customers.imports.COLUMNS``, ...), so that one file suits both.
+    header_aliases = {}
+    # Columns that only a manager sets: a rep's file has them ignored, with a warning (``ignored_columns``).
+    manager_columns = ("created_at", "created_by", "owner")
+    # Not offered to reps either (the column list, the template file), but honoured in their files:
+    # an id outside their book is answered as unknown, and one of theirs updates that record.
+    hidden_from_reps = ("id",)
     # Import column -> serializer field, where they differ.
     serializer_fields = {}
 
@@ -125,6 +141,8 @@ class CRMModelResource(resources.ModelResource):
         self.user = user
         self.request = request
         self.line_of_record = {}
+        # The columns of the file this user may not set, left out of the import (see ``manager_columns``).
+        self.ignored_columns = []
         super().__init__(**kwargs)
         self._add_custom_field_columns()
 
@@ -163,15 +181,48 @@ class CRMModelResource(resources.ModelResource):
 
     def before_import(self, dataset, **kwargs):
         # Column names are matched without regard to case or surrounding spaces.
-        headers = [cell_text(header).lower() for header in dataset.headers or []]
+        headers = [self.column_of(header) for header in dataset.headers or []]
+        if headers:
+            dataset.headers = headers
+        if headers and not self.sets_manager_columns():
+            self.ignored_columns = sorted({header for header in headers if header in self.manager_columns})
+            for column in self.ignored_columns:
+                while column in dataset.headers:
+                    del dataset[column]
+            headers = list(dataset.headers)
         problem = self.header_problem(headers)
         if problem:
             # Refused as a whole: no row of the file is processed.
             del dataset[:]
             raise FileRefused(problem)
-        if headers:
-            dataset.headers = headers
         super().before_import(dataset, **kwargs)
+
+    def column_of(self, header):
+        """The column a header names: itself (any case, spaces around) or the column it is an alias of."""
+        text = cell_text(header).lower()
+        return self.header_aliases.get(text, text)
+
+    def sets_manager_columns(self):
+        """Whether this user may set ``manager_columns`` (creation dates, authors, owners): managers and scripts."""
+        return self.user is None or access.is_manager(self.user)
+
+    def offered_columns(self):
+        """The columns offered to this user (the import page's list, the template file)."""
+        columns = [field.column_name for field in self.get_user_visible_fields()]
+        if not self.sets_manager_columns():
+            hidden = (*self.manager_columns, *self.hidden_from_reps)
+            columns = [column for column in columns if column not in hidden]
+        return columns
+
+    def template_headers(self, language):
+        """The offered columns as a template file's first row: in Chinese for a Chinese user, when there is an alias."""
+        if not (language or "").startswith("zh"):
+            return self.offered_columns()
+        chinese = {}
+        for alias, column in self.header_aliases.items():
+            if not alias.isascii():
+                chinese.setdefault(column, alias)
+        return [chinese.get(column, column) for column in self.offered_columns()]
 
     def header_problem(self, headers):
         """Why a file with these column names cannot be imported, or None."""
@@ -204,7 +255,7 @@ class CRMModelResource(resources.ModelResource):
     def after_import_row(self, row, row_result, **kwargs):
         super().after_import_row(row, row_result, **kwargs)
         if row_result.object_id is not None:
-            self.line_of_record.setdefault(row_result.object_id, kwargs.get("row_number"))
+            self.line_of_record.setdefault(row_result.object_id, file_line(kwargs.get("row_number")))
 
     def get_instance(self, instance_loader, row):
         pk = parse_id(row.get("id"))

@@ -4,8 +4,9 @@ from import_export import fields, widgets
 
 from companies.models import Company
 from core import access
-from core.resources import CRMModelResource, cell_text
+from core.resources import CRMModelResource, cell_text, file_line
 
+from .imports import COLUMNS
 from .models import Customer
 from .serializers import CustomerSerializer
 
@@ -19,6 +20,7 @@ class CustomerResource(CRMModelResource):
 
     serializer_class = CustomerSerializer
     required_columns = ("name",)
+    header_aliases = COLUMNS
     # The company's name, as in the API: importing it links the customer to that company.
     company = fields.Field(attribute="company_name", column_name="company")
 
@@ -36,8 +38,9 @@ class CustomerResource(CRMModelResource):
         super().before_import_row(row, **kwargs)
         email = cell_text(row.get("email")).lower()
         if email:
-            line = self.line_of_email.setdefault(email, kwargs.get("row_number"))
-            if line != kwargs.get("row_number"):
+            here = file_line(kwargs.get("row_number"))
+            line = self.line_of_email.setdefault(email, here)
+            if line != here:
                 raise ValidationError({"email": _("Line %(line)s of this file has the same email.") % {"line": line}})
 
     def find_instance(self, row):

@@ -4,23 +4,40 @@
   them is refused before any row is processed, so no request does unbounded work.
 - The preview shows the counts (new, update, skipped, errors), the first
   ``PREVIEW_ROWS`` rows and the errors a page at a time, never every row.
+- The format (CSV or XLSX) follows the file's name; headers may be the
+  columns' names or their aliases, English or Chinese (as for ``manage.py
+  import_customers``); line numbers are the file's (the header is line 1).
+- A preview with rejected rows offers to import the valid rows only, and a
+  download of the rejected ones with their reasons (a CSV kept like an upload:
+  signed, the user's own, gone after ``IMPORT_UPLOAD_MAX_AGE_HOURS``).
+- ``?template=1`` downloads a CSV whose first row names the columns offered to
+  the user, in their language. Columns only managers set (``created_at``,
+  ``created_by``, ``owner``) are not offered to reps, and ignored, with a
+  warning, when a rep's file has them; nor is ``id`` offered to them, though a
+  rep's file may use it to update records of their own book.
 - The file waiting for confirmation is kept under a name the server chose
   (``core.uploads``); the page carries a signed reference to it, bound to the
   user and to this import. A reference that is missing, altered, expired or
   someone else's is an error message on the import page, never a path read.
 """
 
+import csv
+import io
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.decorators import method_decorator
+from django.utils.html import format_html
+from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 from import_export.forms import ConfirmImportForm
 
+from core.resources import file_line
 from core.tables import check_size
 from core.uploads import UploadUnavailable, read_upload, store_upload
 
@@ -40,6 +57,10 @@ class BoundedImportMixin:
             return self._preview_upload(request)
         if "upload" in request.GET:
             return self._preview_stored(request)
+        if "rejected" in request.GET:
+            return self._rejected_download(request)
+        if "template" in request.GET:
+            return self._template_download(request)
         return super().import_action(request, **kwargs)
 
     @method_decorator(require_POST)
@@ -62,6 +83,8 @@ class BoundedImportMixin:
         except UploadUnavailable as exc:
             messages.error(request, str(exc))
             return HttpResponseRedirect(self._import_url())
+        skip_invalid = request.POST.get("skip_invalid") == "1"
+        skipped = 0
         try:
             try:
                 dataset = self._dataset(upload.data, upload.file_format)
@@ -69,6 +92,22 @@ class BoundedImportMixin:
                 # Read once already for the preview: only a change of code or settings gets here.
                 messages.error(request, _("The uploaded file can no longer be read. Upload it again."))
                 return HttpResponseRedirect(self._import_url())
+            if skip_invalid:
+                # The rows the preview rejected are found again (the same check) and left out.
+                checked = self._resource(request, index).import_data(
+                    dataset,
+                    dry_run=True,
+                    raise_errors=False,
+                    user=request.user,
+                    **self.get_import_data_kwargs(request=request),
+                )
+                lines = {line for line, _found in self._problems(checked)}
+                skipped = len(lines)
+                dataset = self._dataset(upload.data, upload.file_format)
+                kept = [row for number, row in enumerate(dataset, start=2) if number not in lines]
+                del dataset[:]
+                for row in kept:
+                    dataset.append(row)
             result = self._resource(request, index).import_data(
                 dataset,
                 dry_run=False,
@@ -80,6 +119,21 @@ class BoundedImportMixin:
         finally:
             upload.discard()
         if not (result.has_errors() or result.has_validation_errors()):
+            if skip_invalid and skipped:
+                rejected = request.POST.get("rejected", "")
+                link = f"{self._import_url()}?rejected={rejected}&resource={index}" if rejected else ""
+                text = ngettext(
+                    "%(count)s rejected row was not imported.",
+                    "%(count)s rejected rows were not imported.",
+                    skipped,
+                ) % {"count": skipped}
+                if link:
+                    messages.warning(
+                        request,
+                        format_html('{} <a href="{}">{}</a>', text, link, _("Download them with their reasons (CSV).")),
+                    )
+                else:
+                    messages.warning(request, text)
             return self.process_result(result, request)
         messages.error(
             request, _("Nothing was imported: some rows are no longer valid. Correct them and import the file again.")
@@ -88,6 +142,7 @@ class BoundedImportMixin:
         return self._render(request, form, **self._result_context(result, page=1))
 
     def _preview_upload(self, request):
+        request.POST = self._format_by_name(request)
         form = self.create_import_form(request)
         if not form.is_valid():
             return self._render(request, form)
@@ -132,7 +187,8 @@ class BoundedImportMixin:
         return self._preview(request, form, dataset, index, upload.file_format, request.GET["upload"], name, page=page)
 
     def _preview(self, request, form, dataset, index, file_format, reference, file_name, page):
-        result = self._resource(request, index).import_data(
+        self._last_resource = self._resource(request, index)
+        result = self._last_resource.import_data(
             dataset,
             dry_run=True,
             raise_errors=False,
@@ -142,6 +198,30 @@ class BoundedImportMixin:
         )
         context = self._result_context(result, page)
         context.update(upload=reference, upload_name=file_name, resource_index=index)
+        ignored = self._last_resource.ignored_columns
+        if ignored:
+            messages.warning(
+                request,
+                _("These columns are set by managers only and were ignored: %(columns)s.")
+                % {"columns": ", ".join(ignored)},
+            )
+        if "error_page" in context and result.valid_rows() and not result.has_errors():
+            # Some rows are valid: they may be imported alone; the rejected ones are kept for download.
+            context["rejected"] = store_upload(
+                user=request.user,
+                data=self._rejected_csv(result, dataset),
+                file_format="csv",
+                purpose=self._rejected_purpose(index),
+            )
+            context["valid_count"] = len(result.valid_rows())
+            context["skip_form"] = ConfirmImportForm(
+                initial={
+                    "import_file_name": reference,
+                    "original_file_name": file_name,
+                    "format": str(file_format),
+                    "resource": str(index),
+                }
+            )
         if "error_page" not in context:
             context["confirm_form"] = ConfirmImportForm(
                 initial={
@@ -171,16 +251,68 @@ class BoundedImportMixin:
             context["preview_rows"] = valid[:PREVIEW_ROWS]
             context["preview_more"] = max(len(valid) - PREVIEW_ROWS, 0)
             return context
-        problems = [(line, [str(error.error) for error in errors], []) for line, errors in result.row_errors()]
+        values = {row.number: row.values for row in result.invalid_rows}
+        problems = [(line, found, values.get(line - 1, [])) for line, found in BoundedImportMixin._problems(result)]
+        context["error_page"] = Paginator(problems, ERRORS_PER_PAGE).get_page(page)
+        return context
+
+    @staticmethod
+    def _problems(result):
+        """``[(line of the file, [messages])]`` of the rows ``result`` rejected, in file order."""
+        problems = [(file_line(line), [str(error.error) for error in errors]) for line, errors in result.row_errors()]
         for row in result.invalid_rows:
             found = [
                 f"{field}: {message}" for field, messages_ in row.field_specific_errors.items() for message in messages_
             ]
             found += [str(message) for message in row.non_field_specific_errors]
-            problems.append((row.number, found, row.values))
+            problems.append((file_line(row.number), found))
         problems.sort(key=lambda problem: problem[0])
-        context["error_page"] = Paginator(problems, ERRORS_PER_PAGE).get_page(page)
-        return context
+        return problems
+
+    def _rejected_csv(self, result, dataset):
+        """The rejected rows as the file had them, after their line and the reasons, as CSV (UTF-8 with BOM)."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow([_("line"), _("reasons"), *(dataset.headers or [])])
+        for line, found in self._problems(result):
+            cells = dataset[line - 2] if 0 <= line - 2 < len(dataset) else []
+            writer.writerow([line, "; ".join(found), *["" if cell is None else cell for cell in cells]])
+        return ("\ufeff" + buffer.getvalue()).encode()
+
+    def _rejected_download(self, request):
+        index = self._resource_index(request, request.GET.get("resource"))
+        try:
+            upload = read_upload(
+                user=request.user, reference=request.GET["rejected"], purpose=self._rejected_purpose(index)
+            )
+        except UploadUnavailable as exc:
+            messages.error(request, str(exc))
+            return HttpResponseRedirect(self._import_url())
+        response = HttpResponse(upload.data, content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="rejected-{self.model._meta.model_name}s.csv"'
+        return response
+
+    def _template_download(self, request):
+        """A CSV with only the first row: the columns this user may import, in their language."""
+        index = self._resource_index(request, request.GET.get("resource"))
+        buffer = io.StringIO()
+        csv.writer(buffer).writerow(self._resource(request, index).template_headers(get_language()))
+        response = HttpResponse(("\ufeff" + buffer.getvalue()).encode(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{self.model._meta.model_name}s-template.csv"'
+        return response
+
+    def _format_by_name(self, request):
+        """The POST data with the format that the uploaded file's name says (.csv, .xlsx), whatever was chosen."""
+        upload = request.FILES.get("import_file")
+        if upload is None:
+            return request.POST
+        suffix = upload.name.rsplit(".", 1)[-1].lower() if "." in upload.name else ""
+        for position, file_format in enumerate(self.get_import_formats()):
+            if file_format().get_extension() == suffix:
+                data = request.POST.copy()
+                data["format"] = str(position)
+                return data
+        return request.POST
 
     def _render(self, request, form, **context):
         request.current_app = self.admin_site.name
@@ -198,10 +330,7 @@ class BoundedImportMixin:
                 "fields_list": [
                     (
                         resource.get_display_name(),
-                        [
-                            field.column_name
-                            for field in resource(**self.get_import_resource_kwargs(request)).get_user_visible_fields()
-                        ],
+                        resource(**self.get_import_resource_kwargs(request)).offered_columns(),
                     )
                     for resource in resources
                 ],
@@ -225,6 +354,9 @@ class BoundedImportMixin:
 
     def _upload_purpose(self, index):
         return f"{self.model._meta.label_lower}:{index}"
+
+    def _rejected_purpose(self, index):
+        return f"{self.model._meta.label_lower}:{index}:rejected"
 
     def _dataset(self, data, file_format):
         formats = self.get_import_formats()

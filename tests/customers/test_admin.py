@@ -341,8 +341,8 @@ class TestImport:
 
         assert preview.context.get("confirm_form") is None
         invalid = {row.number: row.field_specific_errors for row in preview.context["result"].invalid_rows}
-        assert invalid == {3: {"email": ["Line 1 of this file has the same email."]}}
-        assert "Line 1 of this file has the same email." in preview.content.decode()
+        assert invalid == {3: {"email": ["Line 2 of this file has the same email."]}}
+        assert "Line 2 of this file has the same email." in preview.content.decode()
         assert not Customer.objects.exists()
 
     def test_same_email_twice_is_an_error_when_the_customer_exists(self, admin_client):
@@ -365,7 +365,7 @@ class TestImport:
         rows = [HEADER, [existing.pk, "One", "", "", "", ""], [existing.pk, "Two", "", "", "", ""]]
         preview = upload(admin_client, URL, rows)
         invalid = {row.number: row.field_specific_errors for row in preview.context["result"].invalid_rows}
-        assert invalid == {2: {"id": ["Line 1 of this file is about the same record."]}}
+        assert invalid == {2: {"id": ["Line 2 of this file is about the same record."]}}
 
     @pytest.mark.parametrize("column", ["name", "company", "email", "phone", "status"])
     def test_nul_character_in_a_cell_is_a_row_error(self, admin_client, column):
@@ -414,9 +414,9 @@ class TestImport:
         assert Customer.objects.values_list("name", "company_name").get() == ("张伟", "北京科技有限公司")
 
     @pytest.mark.parametrize(("file_format", "name"), [(CSV_FORMAT, "xlsx"), (XLSX_FORMAT, "csv")])
-    def test_file_of_the_other_format_is_a_form_error(self, admin_client, file_format, name):
+    def test_file_whose_content_is_not_what_its_name_says_is_a_form_error(self, admin_client, file_format, name):
         rows = [HEADER, ["", "Wrong format", "", "", "", ""]]
-        content = xlsx_bytes(rows) if name == "xlsx" else csv_bytes(rows)
+        content = csv_bytes(rows) if name == "xlsx" else xlsx_bytes(rows)
         preview = admin_client.post(
             f"{URL}import/",
             {"resource": "0", "format": file_format, "import_file": SimpleUploadedFile(f"f.{name}", content)},

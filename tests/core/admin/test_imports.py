@@ -269,7 +269,9 @@ class TestPreviewIsBounded:
         reference = preview.context["upload"]
         third = admin_client.get(f"{URL}import/", {"upload": reference, "page": 3})
         assert third.status_code == 200
-        assert [line for line, _found, _values in third.context["error_page"]] == list(range(101, 121))
+        assert [line for line, _found, _values in third.context["error_page"]] == list(
+            range(102, 122)
+        )  # the header is line 1
         assert not Customer.objects.exists()
 
     def test_an_error_page_of_another_users_upload_is_refused(self, admin_client, db):
