@@ -61,7 +61,8 @@ class BoundedImportMixin:
             return self._rejected_download(request)
         if "template" in request.GET:
             return self._template_download(request)
-        return super().import_action(request, **kwargs)
+        # The empty form, with the columns this user is offered.
+        return self._render(request, self.create_import_form(request))
 
     @method_decorator(require_POST)
     def process_import(self, request, **kwargs):
@@ -289,7 +290,7 @@ class BoundedImportMixin:
             messages.error(request, str(exc))
             return HttpResponseRedirect(self._import_url())
         response = HttpResponse(upload.data, content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="rejected-{self.model._meta.model_name}s.csv"'
+        response["Content-Disposition"] = f'attachment; filename="{self.model._meta.model_name}-rejected.csv"'
         return response
 
     def _template_download(self, request):
@@ -298,7 +299,7 @@ class BoundedImportMixin:
         buffer = io.StringIO()
         csv.writer(buffer).writerow(self._resource(request, index).template_headers(get_language()))
         response = HttpResponse(("\ufeff" + buffer.getvalue()).encode(), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="{self.model._meta.model_name}s-template.csv"'
+        response["Content-Disposition"] = f'attachment; filename="{self.model._meta.model_name}-template.csv"'
         return response
 
     def _format_by_name(self, request):
