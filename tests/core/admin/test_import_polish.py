@@ -156,3 +156,17 @@ def test_a_rep_may_still_update_their_own_customer_by_id():
     rep.post(f"{URL}process_import/", {**preview.context["confirm_form"].initial})
     mine.refresh_from_db()
     assert mine.name == "Mine Renamed"
+
+
+def test_the_import_page_and_its_skip_offer_in_chinese():
+    client, _ = staff("rep", "zh-rep")
+    page = client.get(f"{URL}import/", headers={"accept-language": "zh-hans"}).content.decode()
+    assert "下载模板文件" in page
+    rows = [["姓名", "邮箱"], ["好", "good@example.cn"], ["", "bad@example.cn"]]
+    preview = client.post(
+        f"{URL}import/",
+        {"resource": "0", "format": CSV_FORMAT, "import_file": SimpleUploadedFile("zh.csv", csv_bytes(rows))},
+        headers={"accept-language": "zh-hans"},
+    )
+    text = preview.content.decode()
+    assert "导入 1 行有效数据，跳过被拒绝的行" in text and "下载被拒绝的行及其原因" in text
