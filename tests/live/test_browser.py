@@ -111,6 +111,29 @@ def test_sales_rep_round_trip(page, live_server, tmp_path):
     imported = Customer.objects.get(email="one@csv.example")
     assert imported.history.get().history_user == staff
 
+    # A file with a rejected row: import the valid rows, skip the other and download it with its reason.
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text("姓名,邮箱\nValid Two,two@csv.example\n,nameless@csv.example\nValid Three,three@csv.example\n")
+    page.goto(f"{base}/admin/customers/customer/import/")
+    page.set_input_files("#id_import_file", str(mixed))
+    page.click("input[type=submit]")
+    page.wait_for_selector(".import-rejected-download")
+    shot(page, "06-import-with-rejected-rows")
+    with page.expect_download() as download_info:
+        page.click(".import-rejected-download")
+    rejected = download_info.value.path().read_bytes().decode("utf-8-sig").splitlines()
+    assert rejected[0] == "line,reasons,name,email" and rejected[1].startswith("3,")
+    assert "nameless@csv.example" in rejected[1] and len(rejected) == 2
+    page.click(".import-skip-invalid input[name=confirm]")
+    page.wait_for_selector(".messagelist .success")
+    assert "1 rejected row was not imported" in page.inner_text(".messagelist")
+    assert set(Customer.objects.filter(email__endswith="@csv.example").values_list("name", flat=True)) == {
+        "Imported One",
+        "Valid Two",
+        "Valid Three",
+    }
+    shot(page, "07-import-rows-skipped")
+
 
 def test_pipeline_board_drag_and_drop(page, live_server):
     """A rep drags a deal to the next stage; a deal moved meanwhile by a manager is refused and shown where it is."""
