@@ -38,12 +38,18 @@ def cell_text(value):
     return str(value).strip()
 
 
-def file_line(row_number):
+def file_line(row_number, lines=None):
     """The line of the file that import-export's ``row_number`` (1 for the first data row) stands for.
 
     The header is line 1, as in a spreadsheet and in the messages of ``manage.py import_customers``.
+    ``lines`` are the file lines of the data rows when known (``dataset.file_lines``: blank lines
+    that the reader skipped are counted); otherwise the rows are taken to follow the header.
     """
-    return None if row_number is None else row_number + 1
+    if row_number is None:
+        return None
+    if lines and 0 < row_number <= len(lines):
+        return lines[row_number - 1]
+    return row_number + 1
 
 
 def parse_id(value):
@@ -141,6 +147,8 @@ class CRMModelResource(resources.ModelResource):
         self.user = user
         self.request = request
         self.line_of_record = {}
+        # The file lines of the data rows, when the admin knows them (``file_line``).
+        self.file_lines = None
         # The columns of the file this user may not set, left out of the import (see ``manager_columns``).
         self.ignored_columns = []
         super().__init__(**kwargs)
@@ -181,6 +189,7 @@ class CRMModelResource(resources.ModelResource):
 
     def before_import(self, dataset, **kwargs):
         # Column names are matched without regard to case or surrounding spaces.
+        self.file_lines = getattr(dataset, "file_lines", None)
         headers = [self.column_of(header) for header in dataset.headers or []]
         if headers:
             dataset.headers = headers
@@ -255,7 +264,7 @@ class CRMModelResource(resources.ModelResource):
     def after_import_row(self, row, row_result, **kwargs):
         super().after_import_row(row, row_result, **kwargs)
         if row_result.object_id is not None:
-            self.line_of_record.setdefault(row_result.object_id, file_line(kwargs.get("row_number")))
+            self.line_of_record.setdefault(row_result.object_id, file_line(kwargs.get("row_number"), self.file_lines))
 
     def get_instance(self, instance_loader, row):
         pk = parse_id(row.get("id"))

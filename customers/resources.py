@@ -38,7 +38,7 @@ class CustomerResource(CRMModelResource):
         super().before_import_row(row, **kwargs)
         email = cell_text(row.get("email")).lower()
         if email:
-            here = file_line(kwargs.get("row_number"))
+            here = file_line(kwargs.get("row_number"), self.file_lines)
             line = self.line_of_email.setdefault(email, here)
             if line != here:
                 raise ValidationError({"email": _("Line %(line)s of this file has the same email.") % {"line": line}})

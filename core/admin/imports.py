@@ -37,8 +37,9 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 from import_export.forms import ConfirmImportForm
 
+from core.cells import TEXT_ENCODINGS
 from core.resources import file_line
-from core.tables import check_size
+from core.tables import check_size, csv_rows, xlsx_rows
 from core.uploads import UploadUnavailable, read_upload, store_upload
 
 PREVIEW_ROWS = 100
@@ -102,13 +103,15 @@ class BoundedImportMixin:
                     user=request.user,
                     **self.get_import_data_kwargs(request=request),
                 )
-                lines = {line for line, _found in self._problems(checked)}
+                lines = {line for line, _found in self._problems(checked, dataset)}
                 skipped = len(lines)
                 dataset = self._dataset(upload.data, upload.file_format)
-                kept = [row for number, row in enumerate(dataset, start=2) if number not in lines]
+                all_lines = [file_line(number, dataset.file_lines) for number in range(1, len(dataset) + 1)]
+                kept = [(line, row) for line, row in zip(all_lines, dataset, strict=True) if line not in lines]
                 del dataset[:]
-                for row in kept:
+                for _line, row in kept:
                     dataset.append(row)
+                dataset.file_lines = [line for line, _row in kept]
             result = self._resource(request, index).import_data(
                 dataset,
                 dry_run=False,
@@ -140,7 +143,7 @@ class BoundedImportMixin:
             request, _("Nothing was imported: some rows are no longer valid. Correct them and import the file again.")
         )
         form = self.get_import_form_class(request)(self.get_import_formats(), self.get_import_resource_classes(request))
-        return self._render(request, form, **self._result_context(result, page=1))
+        return self._render(request, form, **self._result_context(result, page=1, dataset=dataset))
 
     def _preview_upload(self, request):
         request.POST = self._format_by_name(request)
@@ -197,7 +200,7 @@ class BoundedImportMixin:
             user=request.user,
             **self.get_import_data_kwargs(request=request),
         )
-        context = self._result_context(result, page)
+        context = self._result_context(result, page, dataset)
         context.update(upload=reference, upload_name=file_name, resource_index=index)
         ignored = self._last_resource.ignored_columns
         if ignored:
@@ -235,7 +238,7 @@ class BoundedImportMixin:
         return self._render(request, form, **context)
 
     @staticmethod
-    def _result_context(result, page):
+    def _result_context(result, page, dataset=None):
         """The counts of ``result``, and its first rows or a page of its errors."""
         totals = result.totals
         context = {
@@ -252,21 +255,27 @@ class BoundedImportMixin:
             context["preview_rows"] = valid[:PREVIEW_ROWS]
             context["preview_more"] = max(len(valid) - PREVIEW_ROWS, 0)
             return context
-        values = {row.number: row.values for row in result.invalid_rows}
-        problems = [(line, found, values.get(line - 1, [])) for line, found in BoundedImportMixin._problems(result)]
+        lines = getattr(dataset, "file_lines", None)
+        values = {file_line(row.number, lines): row.values for row in result.invalid_rows}
+        problems = [
+            (line, found, values.get(line, [])) for line, found in BoundedImportMixin._problems(result, dataset)
+        ]
         context["error_page"] = Paginator(problems, ERRORS_PER_PAGE).get_page(page)
         return context
 
     @staticmethod
-    def _problems(result):
+    def _problems(result, dataset):
         """``[(line of the file, [messages])]`` of the rows ``result`` rejected, in file order."""
-        problems = [(file_line(line), [str(error.error) for error in errors]) for line, errors in result.row_errors()]
+        lines = getattr(dataset, "file_lines", None)
+        problems = [
+            (file_line(line, lines), [str(error.error) for error in errors]) for line, errors in result.row_errors()
+        ]
         for row in result.invalid_rows:
             found = [
                 f"{field}: {message}" for field, messages_ in row.field_specific_errors.items() for message in messages_
             ]
             found += [str(message) for message in row.non_field_specific_errors]
-            problems.append((file_line(row.number), found))
+            problems.append((file_line(row.number, lines), found))
         problems.sort(key=lambda problem: problem[0])
         return problems
 
@@ -275,8 +284,11 @@ class BoundedImportMixin:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow([_("line"), _("reasons"), *(dataset.headers or [])])
-        for line, found in self._problems(result):
-            cells = dataset[line - 2] if 0 <= line - 2 < len(dataset) else []
+        position = {
+            file_line(number, getattr(dataset, "file_lines", None)): number - 1 for number in range(1, len(dataset) + 1)
+        }
+        for line, found in self._problems(result, dataset):
+            cells = dataset[position[line]] if line in position else []
             writer.writerow([line, "; ".join(found), *["" if cell is None else cell for cell in cells]])
         return ("\ufeff" + buffer.getvalue()).encode()
 
@@ -365,8 +377,40 @@ class BoundedImportMixin:
             input_format = formats[int(file_format)]()
         except (TypeError, ValueError, IndexError):
             raise UploadUnavailable(_("Unknown file format.")) from None
-        return input_format.create_dataset(data)
+        dataset = input_format.create_dataset(data)
+        dataset.file_lines = _data_lines(data, input_format.get_extension(), len(dataset))
+        return dataset
 
     def _import_url(self):
         opts = self.model._meta
         return reverse(f"admin:{opts.app_label}_{opts.model_name}_import", current_app=self.admin_site.name)
+
+
+def _data_lines(data, extension, count):
+    """The file lines of the ``count`` data rows of ``data``, read as the import commands read it; None if unsure.
+
+    The readers skip blank lines; the lines are counted as the file has them (header = line 1).
+    """
+    try:
+        if extension == "csv":
+            text = next(decoded for decoded in _decodings(data) if decoded is not None)
+            rows = csv_rows(text)
+        elif extension == "xlsx":
+            rows = xlsx_rows(data)
+        else:
+            return None
+    except Exception:
+        return None
+    lines = [line for line, _cells in rows[1:]]
+    return lines if len(lines) == count else None
+
+
+def _decodings(data):
+    if isinstance(data, str):
+        yield data
+        return
+    for encoding in TEXT_ENCODINGS:
+        try:
+            yield data.decode(encoding)
+        except UnicodeDecodeError:
+            yield None

@@ -170,3 +170,18 @@ def test_the_import_page_and_its_skip_offer_in_chinese():
     )
     text = preview.content.decode()
     assert "导入 1 行有效数据，跳过被拒绝的行" in text and "下载被拒绝的行及其原因" in text
+
+
+def test_the_admin_and_the_command_give_the_same_line_numbers(tmp_path):
+    from django.core.management import CommandError, call_command
+
+    rows = [["name", "email"], ["Fine", "fine@example.com"], [], ["", "nameless@example.com"]]
+    path = tmp_path / "lines.csv"
+    path.write_bytes(csv_bytes(rows))
+    err = io.StringIO()
+    with pytest.raises(CommandError):
+        call_command("import_customers", str(path), "--dry-run", stdout=io.StringIO(), stderr=err)
+    command_lines = [int(line.split(":")[0].split()[1]) for line in err.getvalue().splitlines() if "rejected" in line]
+    client, _ = staff("manager", "lines-manager")
+    preview = post(client, csv_bytes(rows), "lines.csv")
+    assert [line for line, _f, _v in preview.context["error_page"]] == command_lines == [4]
