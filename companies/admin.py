@@ -4,8 +4,10 @@ from django.utils.translation import gettext_lazy as _
 
 from core import access
 from core.admin.base import CRMModelAdmin
+from core.admin.display import cut_column
 from core.admin.phones import PhoneCheckMixin, PhoneValidityFilter
 from core.history import batched_delete_history
+from core.money import format_money
 
 from .models import Company
 from .resources import CompanyResource
@@ -45,8 +47,8 @@ class ReadOnlyInline(admin.TabularInline):
 class CompanyAdmin(PhoneCheckMixin, CRMModelAdmin):
     resource_classes = [CompanyResource]
     list_display = [
-        "name",
-        "domain",
+        "name_cut",
+        "domain_cut",
         "industry",
         "size",
         "phone",
@@ -56,6 +58,8 @@ class CompanyAdmin(PhoneCheckMixin, CRMModelAdmin):
         "last_interaction_at",
         "owner",
     ]
+    name_cut = cut_column("name", _("name"), "name", size="wide")
+    domain_cut = cut_column("domain", _("domain"), "domain", size="narrow")
     list_filter = ["size", "industry", PhoneValidityFilter, "created_at"]
     list_select_related = ["owner"]
     search_fields = ["name", "domain"]
@@ -105,7 +109,7 @@ class CompanyAdmin(PhoneCheckMixin, CRMModelAdmin):
 
     @admin.display(description=_("open pipeline value"), ordering="open_pipeline_value")
     def open_pipeline_value(self, obj):
-        return obj.open_pipeline_value
+        return format_money(obj.open_pipeline_value)
 
     @admin.display(description=_("last interaction"), ordering="last_interaction_at", empty_value="—")
     def last_interaction_at(self, obj):
