@@ -247,3 +247,13 @@ class TestMoneyAndDates:
         )
         body = client_of(user).get(f"/api/interactions/{interaction.pk}").json()
         assert str(body).count("2026-03-01T23:30:00") >= 1
+
+
+def test_the_rep_table_and_owner_filter_in_chinese(manager, rep, settings):
+    settings.CRM_CURRENCY = "CNY"
+    OpportunityFactory(customer=CustomerFactory(owner=rep), value=Decimal("1234567"), stage="lead")
+    client = browser(manager)
+    html = client.get("/admin/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "按销售代表" in html and "本周活动" in html and "¥1,234,567.00" in html
+    html = client.get("/admin/customers/customer/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "我可见的全部" in html
