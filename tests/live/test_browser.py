@@ -141,7 +141,7 @@ def test_pipeline_board_drag_and_drop(page, live_server):
     deal.refresh_from_db()
     assert (deal.stage, deal.probability) == ("proposal", 40)
     assert deal.history.first().history_user == rep
-    assert page.inner_text('#column-proposal [data-figure="value"]') == "1,234,567.00"
+    assert page.inner_text('#column-proposal [data-figure="value"]') == "$1,234,567.00"  # CRM_CURRENCY: USD by default
     shot(page, "06-pipeline-board-dragged")
     page.reload()
     page.wait_for_selector(f"#column-proposal #card-{deal.pk}")
