@@ -185,8 +185,12 @@ customer_quick_action(
 class CompanyOpportunityInline(ReadOnlyInline):
     model = Opportunity
     fk_name = "company"
-    fields = ["title", "customer", "value", "stage", "expected_close_date"]
+    fields = ["title", "customer", "value_display", "stage", "expected_close_date"]
     ordering = ["-created_at", "-id"]
+
+    @admin.display(description=_("value"))
+    def value_display(self, obj):
+        return format_money(obj.value)
 
 
 @customer_list_filter

@@ -257,3 +257,13 @@ def test_the_rep_table_and_owner_filter_in_chinese(manager, rep, settings):
     assert "按销售代表" in html and "本周活动" in html and "¥1,234,567.00" in html
     html = client.get("/admin/customers/customer/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
     assert "我可见的全部" in html
+
+
+def test_the_company_page_lists_its_deals_with_the_currency(manager, settings):
+    from tests.factories import CompanyFactory
+
+    settings.CRM_CURRENCY = "USD"
+    company = CompanyFactory(name="Acme", owner=manager)
+    OpportunityFactory(customer=CustomerFactory(owner=manager, company=company), company=company, value=Decimal("4200"))
+    html = browser(manager).get(f"/admin/companies/company/{company.pk}/change/").content.decode()
+    assert "$4,200.00" in html
