@@ -5,6 +5,7 @@ from django.utils.translation import gettext_lazy as _
 from core import access
 from core.admin.base import CRMModelAdmin
 from core.admin.phones import PhoneCheckMixin, PhoneValidityFilter
+from core.admin.tags import TaggedAdminMixin
 from core.history import batched_delete_history
 
 from .models import Company
@@ -42,7 +43,7 @@ class ReadOnlyInline(admin.TabularInline):
 
 
 @admin.register(Company)
-class CompanyAdmin(PhoneCheckMixin, CRMModelAdmin):
+class CompanyAdmin(TaggedAdminMixin, PhoneCheckMixin, CRMModelAdmin):
     resource_classes = [CompanyResource]
     list_display = [
         "name",
@@ -55,6 +56,7 @@ class CompanyAdmin(PhoneCheckMixin, CRMModelAdmin):
         "open_pipeline_value",
         "last_interaction_at",
         "owner",
+        "tag_chips",
     ]
     list_filter = ["size", "industry", PhoneValidityFilter, "created_at"]
     list_select_related = ["owner"]
@@ -65,7 +67,7 @@ class CompanyAdmin(PhoneCheckMixin, CRMModelAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     readonly_fields = ["created_by", "created_at", "updated_at", "history_link"]
     fieldsets = [
-        (None, {"fields": ["name", "domain", "industry", "size", "owner"]}),
+        (None, {"fields": ["name", "domain", "industry", "size", "owner", "tags"]}),
         (_("Contact"), {"fields": ["website", "phone", "address"]}),
         (None, {"fields": ["notes"]}),
         (_("Record"), {"fields": ["external_id", "created_by", "created_at", "updated_at", "history_link"]}),

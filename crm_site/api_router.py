@@ -5,6 +5,7 @@ from rest_framework.routers import DefaultRouter
 
 from companies.views import CompanyViewSet
 from core.api.events import EventViewSet
+from core.api.tags import TagViewSet
 from customers.views import CustomerViewSet
 from interactions.views import ActivityReportView, InteractionViewSet
 from notifications.views import NotificationViewSet
@@ -33,6 +34,7 @@ router.register("tasks", TaskViewSet, basename="task")
 router.register("events", EventViewSet, basename="event")
 router.register("webhooks", WebhookEndpointViewSet, basename="webhook")
 router.register("notifications", NotificationViewSet, basename="notification")
+router.register("tags", TagViewSet, basename="tag")
 
 urlpatterns = router.urls + [
     re_path(r"^reports/pipeline/?$", PipelineReportView.as_view(), name="report-pipeline"),

@@ -12,6 +12,7 @@ from companies.admin import ReadOnlyInline, company_inline
 from core import access
 from core.admin.base import CRMModelAdmin
 from core.admin.phones import PhoneCheckMixin, PhoneValidityFilter
+from core.admin.tags import TaggedAdminMixin
 
 from .models import Customer
 from .resources import CustomerResource
@@ -49,7 +50,7 @@ class PeopleInline(ReadOnlyInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(PhoneCheckMixin, CRMModelAdmin):
+class CustomerAdmin(TaggedAdminMixin, PhoneCheckMixin, CRMModelAdmin):
     resource_classes = [CustomerResource]
     list_display = [
         "name",
@@ -63,6 +64,7 @@ class CustomerAdmin(PhoneCheckMixin, CRMModelAdmin):
         "open_pipeline_value",
         "last_interaction_at",
         "owner",
+        "tag_chips",
     ]
     list_filter = ["status", PhoneValidityFilter, "created_at"]
     list_select_related = ["owner", "company"]
@@ -73,7 +75,7 @@ class CustomerAdmin(PhoneCheckMixin, CRMModelAdmin):
     history_link_text = _("Every change to this customer")
     readonly_fields = ["created_by", "created_at", "updated_at", "history_link"]
     fieldsets = [
-        (None, {"fields": ["name", "company", "status", "owner"]}),
+        (None, {"fields": ["name", "company", "status", "owner", "tags"]}),
         (_("Contact"), {"fields": ["email", "phone"]}),
         (_("Record"), {"fields": ["external_id", "created_by", "created_at", "updated_at", "history_link"]}),
     ]

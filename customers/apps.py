@@ -26,13 +26,14 @@ class CustomersConfig(AppConfig):
     verbose_name = _("Customers")
 
     def ready(self):
-        from core import access, events
+        from core import access, events, tags
 
         from .company_parts import register
         from .models import Customer
         from .serializers import CustomerSerializer
 
         access.register_owner_path(Customer, "owner")
+        tags.register(Customer, "customers")
         access.register_owner_path(Customer.history.model, "owner")
         register()
         # Every create, update and delete writes an event with the change (core/events.py).

@@ -6,6 +6,7 @@ from django.utils.translation import gettext_lazy as _
 
 from companies.admin import ReadOnlyInline, company_inline
 from core.admin.base import CRMModelAdmin, CRMModelForm
+from core.admin.tags import TaggedAdminMixin
 from customers.admin import customer_inline, customer_list_filter
 
 from .models import Opportunity
@@ -164,10 +165,19 @@ class HasOpenOpportunitiesFilter(admin.SimpleListFilter):
 
 
 @admin.register(Opportunity)
-class OpportunityAdmin(CRMModelAdmin):
+class OpportunityAdmin(TaggedAdminMixin, CRMModelAdmin):
     resource_classes = [OpportunityResource]
     change_list_template = "admin/opportunities/opportunity/change_list_totals.html"
-    list_display = ["title", "customer", "value", "stage", "probability", "expected_close_date", "created_at"]
+    list_display = [
+        "title",
+        "customer",
+        "value",
+        "stage",
+        "probability",
+        "expected_close_date",
+        "created_at",
+        "tag_chips",
+    ]
     list_editable = ["stage", "probability"]
     list_filter = ["stage", ValueRangeFilter, "expected_close_date", "created_at"]
     search_fields = ["title", "customer__name", "customer__company_name"]

@@ -8,7 +8,7 @@ class OpportunitiesConfig(AppConfig):
     verbose_name = _("Opportunities")
 
     def ready(self):
-        from core import access, events
+        from core import access, events, tags
 
         from . import company_parts, customer_parts
         from .models import Opportunity
@@ -16,6 +16,7 @@ class OpportunitiesConfig(AppConfig):
 
         access.register_owner_path(self.get_model("Opportunity"), "customer__owner")
         access.register_owner_path(self.get_model("StageChange"), "opportunity__customer__owner")
+        tags.register(Opportunity, "opportunities")
         customer_parts.register()
         company_parts.register()
         # Every create, update and delete writes an event with the change (core/events.py).
