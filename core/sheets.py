@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 
 from core.cells import TEXT_ENCODINGS
 from core.tables import FileRefused, NotAWorkbook, check_size, csv_rows, xlsx_rows
+from core.tags import split_names
 
 
 class ImportFileError(Exception):
@@ -100,6 +101,13 @@ def open_sheet(path, *, columns, required, encoding=None, limits=None):
         found = ", ".join(cell.strip() for cell in header if cell.strip())
         raise ImportFileError(f"{path} lacks the required column(s): {', '.join(missing)} (found: {found}).")
     return Sheet(columns=positions, ignored=ignored, rows=iter(rows), total=len(rows))
+
+
+def with_tag_lists(data):
+    """``data`` with its ``tags`` cell ("a, b") as the list of names the API takes."""
+    if "tags" in data:
+        data = {**data, "tags": split_names(data["tags"])}
+    return data
 
 
 def error_text(errors):
@@ -202,9 +210,9 @@ class SheetImport:
         if instance is not None:
             # Empty cells leave the existing value as it is.
             data = {name: value for name, value in values.items() if value}
-            serializer = self.serializer_class(instance, data=data, partial=True)
+            serializer = self.serializer_class(instance, data=with_tag_lists(data), partial=True)
         else:
-            serializer = self.serializer_class(data=self.new_record_data(values))
+            serializer = self.serializer_class(data=with_tag_lists(self.new_record_data(values)))
         if not serializer.is_valid():
             self.report.rejected.append((line, error_text(serializer.errors)))
             return

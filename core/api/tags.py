@@ -21,6 +21,9 @@ _NAME_LIST_SCHEMA = {"type": "array", "items": {"type": "string", "minLength": 1
 class TagsField(serializers.Field):
     """A record's tags as a list of names; writing creates the unknown ones (``core.tags.resolve``)."""
 
+    # Imports give a cell "a, b" (core/resources.py).
+    takes_tag_names = True
+
     def __init__(self, **kwargs):
         kwargs.setdefault("required", False)
         kwargs.setdefault(
