@@ -50,19 +50,23 @@ def chips(names, colours):
 class TagChoiceField(forms.ModelMultipleChoiceField):
     """Tags picked from the existing ones (autocomplete); cleans to the list of names the record stores."""
 
-    def prepare_value(self, value):
-        # The initial value is the record's names: shown as the tags they are.
-        if isinstance(value, list | tuple) and value and all(isinstance(item, str) for item in value):
-            keys = [name.casefold() for name in value]
-            return [str(pk) for pk in Tag.objects.filter(key__in=keys).values_list("pk", flat=True)]
-        return super().prepare_value(value)
-
     def clean(self, value):
         chosen = super().clean(value)
         names = sorted((tag.name for tag in chosen), key=str.casefold)
         if len(names) > tags.MAX_PER_RECORD:
             raise ValidationError(_("At most %(limit)d tags per record.") % {"limit": tags.MAX_PER_RECORD})
         return names
+
+
+class TaggedFormMixin:
+    """A model form whose ``tags`` (the record's names) start as the chosen tags of the autocomplete."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        names = self.initial.get("tags")
+        if "tags" in self.fields and isinstance(names, list | tuple):
+            keys = [str(name).casefold() for name in names]
+            self.initial["tags"] = list(Tag.objects.filter(key__in=keys).values_list("pk", flat=True))
 
 
 class TagActionForm(forms.Form):
@@ -105,6 +109,11 @@ class TaggedAdminMixin:
                 function = getattr(type(self), name)
                 actions[name] = (function, name, function.short_description)
         return actions
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        base = kwargs.pop("form", None) or self.form
+        kwargs["form"] = type(f"Tagged{base.__name__}", (TaggedFormMixin, base), {})
+        return super().get_form(request, obj, change=change, **kwargs)
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         if db_field.name == "tags":
@@ -228,6 +237,15 @@ class TagAdmin(SimpleHistoryAdmin):
             _CHIP_STYLE.format(border=obj.colour, background=obj.colour + "22", colour="#333"),
             obj.colour,
         )
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        # django-simple-history lets anyone who may view a record post a revert: a revert is a change.
+        if request.method == "POST" and not self.has_change_permission(request):
+            raise PermissionDenied
+        return super().history_form_view(request, object_id, version_id, extra_context)
+
+    def revert_disabled(self, request, obj=None):
+        return super().revert_disabled(request, obj) or not self.has_change_permission(request, obj)
 
     def save_model(self, request, obj, form, change):
         if not change:
