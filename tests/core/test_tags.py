@@ -358,3 +358,54 @@ def test_tag_list_queries_do_not_grow(api):
         tagged("customers", [f"t{index}", "a"])
         tagged("opportunities", [f"t{index}"])
     assert queries(api, "/api/tags", {"page_size": 2}) == small
+
+
+# -- imports and exports ---------------------------------------------------------
+
+
+def test_import_commands_read_a_tags_column_in_english_or_chinese(tmp_path, capsys):
+    from django.core.management import CommandError, call_command
+
+    customers = tmp_path / "customers.csv"
+    customers.write_bytes('name,email,标签\nLi,li@example.com,"VIP, 重点客户"\n'.encode("gb18030"))
+    call_command("import_customers", str(customers))
+    li = Customer.objects.get(email="li@example.com")
+    assert li.tags == ["VIP", "重点客户"] and li.tag_set.count() == 2
+    assert li.history.get().tags == ["VIP", "重点客户"]
+
+    companies = tmp_path / "companies.csv"
+    companies.write_text('name,domain,tags\nAcme,acme.com,vip\nBad,bad.com,"' + "x" * 60 + '"\n', encoding="utf-8")
+    with pytest.raises(CommandError, match="1 rows were rejected"):
+        call_command("import_companies", str(companies))
+    assert Company.objects.get(domain="acme.com").tags == ["VIP"]
+    assert not Company.objects.filter(domain="bad.com").exists()
+    assert "tags: Tag names may have at most 50 characters" in capsys.readouterr().err
+
+
+def test_export_then_import_round_trip(api, tmp_path):
+    tagged("customers", ["b", "A"], name="Round", email="round@example.com")
+    response = api.get("/api/customers/export")
+    text = b"".join(response.streaming_content).decode("utf-8-sig")
+    Customer.objects.all().delete()
+    Tag.objects.all().delete()
+    path = tmp_path / "export.csv"
+    path.write_text(text, encoding="utf-8")
+    from django.core.management import call_command
+
+    call_command("import_customers", str(path))
+    assert Customer.objects.get(email="round@example.com").tags == ["A", "b"]
+    xlsx = api.get("/api/companies/export", {"format": "xlsx"})
+    assert xlsx.status_code == 200
+
+
+def test_xlsx_export_writes_tags_as_text(api):
+    import io
+
+    from openpyxl import load_workbook
+
+    tagged("opportunities", ["won back", "Hot"])
+    response = api.get("/api/opportunities/export", {"format": "xlsx"})
+    sheet = load_workbook(io.BytesIO(b"".join(response.streaming_content))).active
+    rows = list(sheet.values)
+    column = rows[0].index("tags")
+    assert rows[1][column] == "Hot, won back"
