@@ -105,9 +105,7 @@ class TaggedModel(models.Model):
     The concrete model declares ``tag_set = models.ManyToManyField("core.Tag", ...)``.
     """
 
-    tags = models.JSONField(
-        _("tags"), default=list, blank=True, help_text=_("The record's tags, by name (core/tags.py).")
-    )
+    tags = models.JSONField(_("tags"), default=list, blank=True, help_text=_("The record's tags, by name."))
 
     class Meta:
         abstract = True

@@ -157,15 +157,8 @@ class TaggedAdminMixin:
                 self.message_user(request, str(exc), messages.ERROR)
                 return None
             message = ngettext(
-                "%(count)d %(name)s changed (tag “%(tag)s”).",
-                "%(count)d %(names)s changed (tag “%(tag)s”).",
-                count,
-            ) % {
-                "count": count,
-                "name": self.opts.verbose_name,
-                "names": self.opts.verbose_name_plural,
-                "tag": tag.name,
-            }
+                "%(count)d record changed (tag “%(tag)s”).", "%(count)d records changed (tag “%(tag)s”).", count
+            ) % {"count": count, "tag": tag.name}
             self.message_user(request, message, messages.SUCCESS)
             return None
         return TemplateResponse(

@@ -19,11 +19,11 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='customer',
             name='tags',
-            field=models.JSONField(blank=True, default=list, help_text="The record's tags, by name (core/tags.py).", verbose_name='tags'),
+            field=models.JSONField(blank=True, default=list, help_text="The record's tags, by name.", verbose_name='tags'),
         ),
         migrations.AddField(
             model_name='historicalcustomer',
             name='tags',
-            field=models.JSONField(blank=True, default=list, help_text="The record's tags, by name (core/tags.py).", verbose_name='tags'),
+            field=models.JSONField(blank=True, default=list, help_text="The record's tags, by name.", verbose_name='tags'),
         ),
     ]

@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='historicalopportunity',
             name='tags',
-            field=models.JSONField(blank=True, default=list, help_text="The record's tags, by name (core/tags.py).", verbose_name='tags'),
+            field=models.JSONField(blank=True, default=list, help_text="The record's tags, by name.", verbose_name='tags'),
         ),
         migrations.AddField(
             model_name='opportunity',
@@ -24,6 +24,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='opportunity',
             name='tags',
-            field=models.JSONField(blank=True, default=list, help_text="The record's tags, by name (core/tags.py).", verbose_name='tags'),
+            field=models.JSONField(blank=True, default=list, help_text="The record's tags, by name.", verbose_name='tags'),
         ),
     ]

@@ -193,3 +193,10 @@ def test_admin_export_and_import_carry_tags():
 
 def import_rows_preview(client, rows):
     return upload(client, list_url(Customer), rows)
+
+
+def test_tag_actions_and_chips_in_chinese():
+    manager, client = staff("boss", "Sales manager")
+    set_tags(CustomerFactory(owner=manager), ["重点客户"])
+    html = client.get(list_url(Customer), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "添加标签…" in html and "移除标签…" in html and "重点客户" in html
