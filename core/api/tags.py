@@ -210,4 +210,4 @@ class TagViewSet(CRMModelViewSet):
 
     def perform_destroy(self, instance):
         # Its records keep going, without it: the answer says how many of each lost it.
-        return {"untagged": tags.delete_tag(instance)}
+        return {"unlinked": tags.delete_tag(instance)}

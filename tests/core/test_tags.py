@@ -309,7 +309,7 @@ def test_managers_create_rename_recolour_and_delete_tags(api):
 
     assert data_of(api.patch(f"/api/tags/{tag.pk}", {"colour": ""}, format="json"))["colour"] == ""
     deleted = api.delete(f"/api/tags/{tag.pk}").json()
-    assert deleted["data"]["untagged"] == {"customers": 1, "companies": 0, "opportunities": 1}
+    assert deleted["data"]["unlinked"] == {"customers": 1, "companies": 0, "opportunities": 1}
     customer.refresh_from_db()
     assert customer.tags == ["other"] and list(customer.tag_set.values_list("name", flat=True)) == ["other"]
     assert Event.objects.filter(type="opportunity.updated", object_id=opportunity.pk).latest("id").data["tags"] == []
