@@ -105,14 +105,26 @@ class TaggedModel(models.Model):
     The concrete model declares ``tag_set = models.ManyToManyField("core.Tag", ...)``.
     """
 
-    tags = models.JSONField(_("tags"), default=list, blank=True, help_text=_("The record's tags, by name."))
+    # The database default serves rows written around the ORM (the demo seeding, raw imports).
+    tags = models.JSONField(
+        _("tags"),
+        default=list,
+        db_default=models.Value([], output_field=models.JSONField()),
+        blank=True,
+        help_text=_("The record's tags, by name."),
+    )
 
     class Meta:
         abstract = True
 
     def save(self, *args, **kwargs):
         update_fields = kwargs.get("update_fields")
-        changed = self._state.adding or self.tags != getattr(self, "_loaded_tags", None)
+        # A new record without tags has no links to write: its save costs what it did before tags.
+        changed = (self._state.adding and bool(self.tags)) or (
+            not self._state.adding and self.tags != getattr(self, "_loaded_tags", None)
+        )
+        if self.tags is None:
+            self.tags = []
         if not changed or (update_fields is not None and "tags" not in update_fields):
             super().save(*args, **kwargs)
             return
