@@ -125,8 +125,12 @@ class TaggedModel(models.Model):
         )
         if self.tags is None:
             self.tags = []
-        if not changed or (update_fields is not None and "tags" not in update_fields):
+        if update_fields is not None and "tags" not in update_fields:
             super().save(*args, **kwargs)
+            return
+        if not changed:
+            super().save(*args, **kwargs)
+            self._loaded_tags = list(self.tags)
             return
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
         with transaction.atomic(using=using, savepoint=False):
