@@ -20,6 +20,7 @@ DATABASE_FIXTURES = {
 STAFF_GROUPS = importlib.import_module("customers.migrations.0003_staff_groups")
 TASK_GRANTS = importlib.import_module("tasks.migrations.0002_staff_permissions")
 TAG_GRANTS = importlib.import_module("core.migrations.0007_tags")
+COMPANY_GRANTS = importlib.import_module("companies.migrations.0003_staff_group_permissions")
 
 
 @pytest.fixture(autouse=True)
@@ -37,6 +38,7 @@ def _staff_groups(request, django_db_blocker):
         if Group.objects.filter(name__in=STAFF_GROUPS.GROUPS).count() < len(STAFF_GROUPS.GROUPS):
             STAFF_GROUPS.create_groups(apps, None)
             TASK_GRANTS.grant(apps, None)
+            COMPANY_GRANTS.grant(apps, None)
             TAG_GRANTS.grant(apps, None)
 
 
