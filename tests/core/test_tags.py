@@ -409,3 +409,16 @@ def test_xlsx_export_writes_tags_as_text(api):
     rows = list(sheet.values)
     column = rows[0].index("tags")
     assert rows[1][column] == "Hot, won back"
+
+
+def test_deleting_a_customer_takes_its_tagged_opportunities_links_with_them(api):
+    customer = tagged("customers", ["vip"])
+    deal = tagged("opportunities", ["vip", "hot"], customer=customer)
+    data_of(api.delete(f"/api/customers/{customer.pk}"))
+    assert not Opportunity.objects.filter(pk=deal.pk).exists()
+    assert not Opportunity.tag_set.through.objects.exists() and not Customer.tag_set.through.objects.exists()
+    assert {row["name"]: row["counts"]["opportunities"] for row in data_of(api.get("/api/tags"))} == {
+        "vip": 0,
+        "hot": 0,
+    }
+    assert deal.history.latest("history_id").history_type == "-"
