@@ -68,7 +68,9 @@ class TagNamesField(forms.Field):
         return names
 
 
-@extend_schema_field(_NAME_LIST_SCHEMA)
+# One query parameter, repeated or comma-separated: described as text (an array schema would have
+# clients and fuzzers send JSON-ish values such as "null", which are valid tag names here).
+@extend_schema_field({"type": "string"})
 class TagFilter(filters.Filter):
     """``?tag=a&tag=b``: records carrying every tag named (``match="all"``) or at least one (``match="any"``)."""
 
@@ -84,12 +86,25 @@ class TagFilter(filters.Filter):
         return tags.with_all(qs, value) if self.match == "all" else tags.with_any(qs, value)
 
 
+@extend_schema_field(
+    {"type": "string", "description": "Tag names, comma-separated or repeated: records with all of them."}
+)
+class AllTagsFilter(TagFilter):
+    def __init__(self, **kwargs):
+        super().__init__(match="all", **kwargs)
+
+
+@extend_schema_field(
+    {"type": "string", "description": "Tag names, comma-separated or repeated: records with any of them."}
+)
+class AnyTagsFilter(TagFilter):
+    def __init__(self, **kwargs):
+        super().__init__(match="any", **kwargs)
+
+
 def tag_filters():
     """The two tag filters a tagged model's FilterSet declares: ``tag`` (all of) and ``tag_any`` (any of)."""
-    return (
-        TagFilter(match="all", label="Tag name (repeat for several: records with all of them)"),
-        TagFilter(match="any", label="Tag names, comma-separated or repeated: records with any of them"),
-    )
+    return AllTagsFilter(), AnyTagsFilter()
 
 
 # -- /api/tags --------------------------------------------------------------------
