@@ -6,6 +6,7 @@ from core import access
 from core.admin.base import CRMModelAdmin
 from core.admin.display import cut_column
 from core.admin.phones import PhoneCheckMixin, PhoneValidityFilter
+from core.admin.tags import TaggedAdminMixin
 from core.history import batched_delete_history
 from core.money import format_money
 
@@ -44,7 +45,7 @@ class ReadOnlyInline(admin.TabularInline):
 
 
 @admin.register(Company)
-class CompanyAdmin(PhoneCheckMixin, CRMModelAdmin):
+class CompanyAdmin(TaggedAdminMixin, PhoneCheckMixin, CRMModelAdmin):
     resource_classes = [CompanyResource]
     list_display = [
         "name_cut",
@@ -57,6 +58,7 @@ class CompanyAdmin(PhoneCheckMixin, CRMModelAdmin):
         "open_pipeline_value",
         "last_interaction_at",
         "owner",
+        "tag_chips",
     ]
     name_cut = cut_column("name", _("name"), "name", size="wide")
     domain_cut = cut_column("domain", _("domain"), "domain", size="narrow")
@@ -69,7 +71,7 @@ class CompanyAdmin(PhoneCheckMixin, CRMModelAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     readonly_fields = ["created_by", "created_at", "updated_at", "history_link"]
     fieldsets = [
-        (None, {"fields": ["name", "domain", "industry", "size", "owner"]}),
+        (None, {"fields": ["name", "domain", "industry", "size", "owner", "tags"]}),
         (_("Contact"), {"fields": ["website", "phone", "address"]}),
         (None, {"fields": ["notes"]}),
         (_("Record"), {"fields": ["external_id", "created_by", "created_at", "updated_at", "history_link"]}),

@@ -1,6 +1,6 @@
 from django.utils.translation import gettext_lazy as _
 
-from core.resources import CRMModelResource, cell_text
+from core.resources import CRMModelResource, cell_text, tags_field
 
 from .models import Company
 from .names import domain_of
@@ -12,6 +12,8 @@ class CompanyResource(CRMModelResource):
 
     serializer_class = CompanySerializer
     required_columns = ("name",)
+
+    tags = tags_field()
 
     class Meta:
         model = Company
@@ -27,6 +29,7 @@ class CompanyResource(CRMModelResource):
             "notes",
             "created_at",
             "external_id",
+            "tags",
         )
         export_order = fields
         name = _("Companies")

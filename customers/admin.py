@@ -24,6 +24,7 @@ from core.admin.base import CRMModelAdmin
 from core.admin.display import cut_column
 from core.admin.owners import owner_filter
 from core.admin.phones import PhoneCheckMixin, PhoneValidityFilter
+from core.admin.tags import TaggedAdminMixin
 from core.money import format_money
 
 from .models import Customer
@@ -208,7 +209,7 @@ class PeopleInline(ReadOnlyInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(PhoneCheckMixin, CRMModelAdmin):
+class CustomerAdmin(TaggedAdminMixin, PhoneCheckMixin, CRMModelAdmin):
     resource_classes = [CustomerResource]
     list_display = [
         "name_cut",
@@ -221,6 +222,7 @@ class CustomerAdmin(PhoneCheckMixin, CRMModelAdmin):
         "open_pipeline_value",
         "last_interaction_at",
         "owner",
+        "tag_chips",
     ]
     # Long texts cut to keep the list within 1366 px (core/admin/display.py).
     name_cut = cut_column("name", _("name"), "name", size="wide")
@@ -235,7 +237,7 @@ class CustomerAdmin(PhoneCheckMixin, CRMModelAdmin):
     history_link_text = _("Every change to this customer")
     readonly_fields = ["created_by", "created_at", "updated_at", "history_link"]
     fieldsets = [
-        (None, {"fields": ["name", "company", "status", "owner"]}),
+        (None, {"fields": ["name", "company", "status", "owner", "tags"]}),
         (_("Contact"), {"fields": ["email", "phone"]}),
         (_("Record"), {"fields": ["external_id", "created_by", "created_at", "updated_at", "history_link"]}),
     ]

@@ -9,6 +9,7 @@ from companies.admin import ReadOnlyInline, company_inline
 from core.admin.base import CRMModelAdmin, CRMModelForm
 from core.admin.display import cut_column
 from core.admin.owners import owner_filter
+from core.admin.tags import TaggedAdminMixin
 from core.money import format_money
 from customers.admin import (
     QuickAction,
@@ -211,10 +212,18 @@ class HasOpenOpportunitiesFilter(admin.SimpleListFilter):
 
 
 @admin.register(Opportunity)
-class OpportunityAdmin(PipelineBoard, CRMModelAdmin):
+class OpportunityAdmin(TaggedAdminMixin, PipelineBoard, CRMModelAdmin):
     resource_classes = [OpportunityResource]
     change_list_template = "admin/opportunities/opportunity/change_list_totals.html"
-    list_display = ["title_cut", "customer_cut", "value_display", "stage", "probability", "expected_close_date"]
+    list_display = [
+        "title_cut",
+        "customer_cut",
+        "value_display",
+        "stage",
+        "probability",
+        "expected_close_date",
+        "tag_chips",
+    ]
     title_cut = cut_column("title", _("title"), "title", size="wide")
     customer_cut = cut_column("customer.name", _("customer"), "customer__name")
     list_editable = ["stage", "probability"]
