@@ -31,7 +31,12 @@ run: $(VENV)/.runtime
 	$(BIN)/python manage.py run_all $(HOST):$(PORT)
 
 # Local runs reuse the test database (pytest.ini); CI builds it anew every time.
-test: $(VENV)/.dev
+# axe-core for the browser tests' accessibility checks (tests/live/package.json), installed once when
+# missing and npm is there (`npm ci --prefix tests/live` after changing its version).
+tests/live/node_modules/axe-core/axe.min.js:
+	-command -v npm >/dev/null && npm ci --prefix tests/live --no-audit --no-fund
+
+test: $(VENV)/.dev | tests/live/node_modules/axe-core/axe.min.js
 	$(BIN)/pytest $(if $(CI),--create-db) $(PYTEST_ARGS)
 
 # The committed OpenAPI contract; tests/core/api/test_schema.py fails when it is stale.

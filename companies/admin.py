@@ -4,8 +4,11 @@ from django.utils.translation import gettext_lazy as _
 
 from core import access
 from core.admin.base import CRMModelAdmin
+from core.admin.display import cut_column
 from core.admin.phones import PhoneCheckMixin, PhoneValidityFilter
+from core.admin.tags import TaggedAdminMixin
 from core.history import batched_delete_history
+from core.money import format_money
 
 from .models import Company
 from .resources import CompanyResource
@@ -42,11 +45,11 @@ class ReadOnlyInline(admin.TabularInline):
 
 
 @admin.register(Company)
-class CompanyAdmin(PhoneCheckMixin, CRMModelAdmin):
+class CompanyAdmin(TaggedAdminMixin, PhoneCheckMixin, CRMModelAdmin):
     resource_classes = [CompanyResource]
     list_display = [
-        "name",
-        "domain",
+        "name_cut",
+        "domain_cut",
         "industry",
         "size",
         "phone",
@@ -55,7 +58,10 @@ class CompanyAdmin(PhoneCheckMixin, CRMModelAdmin):
         "open_pipeline_value",
         "last_interaction_at",
         "owner",
+        "tag_chips",
     ]
+    name_cut = cut_column("name", _("name"), "name", size="wide")
+    domain_cut = cut_column("domain", _("domain"), "domain", size="narrow")
     list_filter = ["size", "industry", PhoneValidityFilter, "created_at"]
     list_select_related = ["owner"]
     search_fields = ["name", "domain"]
@@ -65,7 +71,7 @@ class CompanyAdmin(PhoneCheckMixin, CRMModelAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     readonly_fields = ["created_by", "created_at", "updated_at", "history_link"]
     fieldsets = [
-        (None, {"fields": ["name", "domain", "industry", "size", "owner"]}),
+        (None, {"fields": ["name", "domain", "industry", "size", "owner", "tags"]}),
         (_("Contact"), {"fields": ["website", "phone", "address"]}),
         (None, {"fields": ["notes"]}),
         (_("Record"), {"fields": ["external_id", "created_by", "created_at", "updated_at", "history_link"]}),
@@ -105,7 +111,7 @@ class CompanyAdmin(PhoneCheckMixin, CRMModelAdmin):
 
     @admin.display(description=_("open pipeline value"), ordering="open_pipeline_value")
     def open_pipeline_value(self, obj):
-        return obj.open_pipeline_value
+        return format_money(obj.open_pipeline_value)
 
     @admin.display(description=_("last interaction"), ordering="last_interaction_at", empty_value="—")
     def last_interaction_at(self, obj):

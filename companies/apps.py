@@ -15,13 +15,14 @@ class CompaniesConfig(AppConfig):
     verbose_name = _("Companies")
 
     def ready(self):
-        from core import access, customfields, events
+        from core import access, customfields, events, tags
 
         from .models import Company
         from .serializers import CompanySerializer
 
         # A rep also sees the companies of the customers they own (``customers`` adds that path).
         access.register_owner_path(Company, "owner")
+        tags.register(Company, "companies")
         access.register_owner_path(Company.history.model, "owner")
         events.register(Company, name="company", serializer=CompanySerializer)
         # Custom fields (core/customfields.py); a key may not take the name of an API field.

@@ -2,6 +2,7 @@ from django_filters import rest_framework as filters
 
 from core.api.customfields import CustomFieldFilterMixin
 from core.api.filters import ExternalIdFilter, OwnerFilter
+from core.api.tags import tag_filters
 
 from .models import Company
 from .names import domain_of
@@ -9,6 +10,7 @@ from .search import SEARCH
 
 
 class CompanyFilter(CustomFieldFilterMixin, filters.FilterSet):
+    tag, tag_any = tag_filters()
     search = filters.CharFilter(method="filter_search", max_length=200, label="Search name and domain")
     domain = filters.CharFilter(method="filter_domain", max_length=500, label="Domain or web address (exact)")
     owner = OwnerFilter(field_name="owner_id", label="Owner: me, or a user id")

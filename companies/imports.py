@@ -34,6 +34,8 @@ COLUMNS = {
     "规模": "size",
     "notes": "notes",
     "备注": "notes",
+    "tags": "tags",
+    "标签": "tags",
 }
 REQUIRED = ("name",)
 

@@ -6,6 +6,7 @@ from core.fields import created_by_field, custom_fields_field, external_id_field
 from core.history import CRMHistoricalRecords
 from core.models import RecordedModel
 from core.phones import E164_MAX_LENGTH, e164
+from core.tags import TaggedModel
 
 from . import parts
 from .names import domain_of, name_key
@@ -25,7 +26,7 @@ class CompanyQuerySet(models.QuerySet):
         return self.filter(name_key=name_key(name)).order_by("pk")
 
 
-class Company(RecordedModel):
+class Company(TaggedModel, RecordedModel):
     class Size(models.TextChoices):
         MICRO = "1-10", _("1–10 employees")
         SMALL = "11-50", _("11–50 employees")
@@ -64,6 +65,10 @@ class Company(RecordedModel):
     # Values of the fields managers define (core/customfields.py).
     custom_fields = custom_fields_field()
     created_by = created_by_field()
+    # The tags' rows, kept in step with ``tags`` by save() (core/tags.py): filters and counts query them.
+    tag_set = models.ManyToManyField(
+        "core.Tag", verbose_name=_("tags"), blank=True, related_name="companies", editable=False
+    )
     history = CRMHistoricalRecords(excluded_fields=["updated_at", "name_key", "phone_e164"])
 
     objects = CompanyQuerySet.as_manager()

@@ -1,6 +1,6 @@
 from django.utils.translation import gettext_lazy as _
 
-from core.resources import CRMModelResource, cell_text
+from core.resources import CRMModelResource, cell_text, tags_field
 
 from .imports import COLUMNS
 from .models import Company
@@ -14,6 +14,8 @@ class CompanyResource(CRMModelResource):
     serializer_class = CompanySerializer
     required_columns = ("name",)
     header_aliases = COLUMNS
+
+    tags = tags_field()
 
     class Meta:
         model = Company
@@ -29,6 +31,7 @@ class CompanyResource(CRMModelResource):
             "notes",
             "created_at",
             "external_id",
+            "tags",
         )
         export_order = fields
         name = _("Companies")

@@ -6,6 +6,7 @@ from rest_framework import serializers
 from core.api.customfields import CustomFieldsField, CustomFieldsMixin
 from core.api.fastsql import CachedReadFieldsMixin
 from core.api.serializers import ExternalIdMixin, StrictJSONTypesMixin, validate_owner
+from core.api.tags import TagsField
 
 from .models import Company
 from .names import domain_of
@@ -18,6 +19,8 @@ NOTES_MAX_LENGTH = 20_000
 class CompanySerializer(
     CustomFieldsMixin, ExternalIdMixin, StrictJSONTypesMixin, CachedReadFieldsMixin, serializers.ModelSerializer
 ):
+    # Tags by name (core/api/tags.py): written through the record's save, so in its history and event.
+    tags = TagsField()
     # Summary figures, annotated by ``Company.objects.with_summary()``; left out when not annotated.
     people_count = serializers.IntegerField(read_only=True)
     open_pipeline_value = serializers.DecimalField(max_digits=20, decimal_places=2, read_only=True)
@@ -53,6 +56,7 @@ class CompanySerializer(
             "created_by_id",
             "external_id",
             "custom_fields",
+            "tags",
         ]
         read_only_fields = ["id", "created_by_id", "created_at", "updated_at", "phone_e164"]
         extra_kwargs = {

@@ -42,6 +42,7 @@ class CompanyViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
         "updated_at",
         "created_by_id",
         "external_id",
+        "tags",
     ]
 
     def perform_destroy(self, instance):

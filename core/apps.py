@@ -8,8 +8,13 @@ class CoreConfig(AppConfig):
     verbose_name = _("API infrastructure")
 
     def ready(self):
+        from django.contrib import admin
+
         from . import access, customfields
+        from .admin.tags import TagAdmin
+        from .models import Tag
 
         # Events keep the owner of their record at the time: a deleted record's events stay in its book.
         access.register_owner_path(self.get_model("Event"), "owner")
         customfields.connect_signals()
+        admin.site.register(Tag, TagAdmin)

@@ -24,9 +24,16 @@ def safe_text(value):
     return "'" + value if FORMULA_START.match(value) else value
 
 
+def list_text(value):
+    """A list of names (a record's tags) in one cell: "a, b"."""
+    return ", ".join(str(item) for item in value)
+
+
 def csv_cell(value):
     if value is None:
         return ""
+    if isinstance(value, list):
+        value = list_text(value)
     if isinstance(value, (datetime.datetime, datetime.date)):
         return value.isoformat()
     if isinstance(value, str):
@@ -35,6 +42,8 @@ def csv_cell(value):
 
 
 def xlsx_cell(value):
+    if isinstance(value, list):
+        value = list_text(value)
     if isinstance(value, datetime.datetime) and timezone.is_aware(value):
         # Excel has no time zones: times are written in UTC.
         return timezone.make_naive(value, datetime.UTC)

@@ -4,9 +4,13 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
+from django.core.validators import RegexValidator
 from django.db import models, router, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+from core.fields import created_by_field
+from core.history import CRMHistoricalRecords
 
 
 class RecordedModel(models.Model):
@@ -303,3 +307,43 @@ class CustomField(models.Model):
         if self.label_zh and (get_language() or "").lower().startswith("zh"):
             return self.label_zh
         return self.label
+
+
+class Tag(RecordedModel):
+    """A label for customers, companies and opportunities; the name is unique ignoring case (``core/tags.py``)."""
+
+    name = models.CharField(_("name"), max_length=50)
+    # The name cleaned and casefolded (core.tags.name_key): "VIP", " vip " and "ＶＩＰ" are one tag.
+    key = models.CharField(_("key"), max_length=200, unique=True, editable=False)
+    colour = models.CharField(
+        _("colour"),
+        max_length=7,
+        blank=True,
+        default="",
+        validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", _("Enter a colour as #rrggbb."))],
+        help_text=_("Optional, as #rrggbb."),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    created_by = created_by_field()
+    history = CRMHistoricalRecords(excluded_fields=["updated_at", "key"])
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("tag")
+        verbose_name_plural = _("tags")
+        constraints = [models.CheckConstraint(condition=~models.Q(name=""), name="tag_name_not_blank")]
+
+    def __str__(self):
+        return self.name
+
+    def save(self, *args, **kwargs):
+        from core.tags import clean_name
+
+        self.name = clean_name(self.name)
+        self.key = self.name.casefold()
+        self.colour = (self.colour or "").lower()
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "name" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "key"}
+        super().save(*args, **kwargs)

@@ -12,15 +12,33 @@ from functools import cached_property
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import ProhibitNullCharactersValidator
 from django.utils.translation import gettext_lazy as _
-from import_export import fields, resources, results
+from import_export import fields, resources, results, widgets
 from rest_framework import serializers
 from rest_framework.settings import api_settings
 
-from core import access, customfields
+from core import access, customfields, tags
 from core.tables import FileRefused
 
 # A cell left out of the data given to the serializer.
 _OMIT = object()
+# Column names a file may use for a field, besides the field's own (lower-cased).
+# Header aliases every resource knows (the tags of customers, companies and opportunities).
+HEADER_ALIASES = {"标签": "tags"}
+
+
+class TagsWidget(widgets.Widget):
+    """A record's tags in one cell, "a, b" (``core/tags.py``)."""
+
+    def clean(self, value, row=None, **kwargs):
+        return tags.split_names(value)
+
+    def render(self, value, obj=None, **kwargs):
+        return tags.join_names(value)
+
+
+def tags_field():
+    """The ``tags`` column of a tagged model's resource."""
+    return fields.Field(attribute="tags", column_name="tags", widget=TagsWidget())
 
 
 class ImportFailure(results.Error):
@@ -92,6 +110,9 @@ def json_value(field, value):
         return value
     if isinstance(field, serializers.DateTimeField):
         return value
+    if getattr(field, "takes_tag_names", False):
+        # One cell, "a, b": the list of names the API takes.
+        return tags.split_names(cell_text(value))
     if isinstance(field, serializers.DateField):
         # XLSX gives dates as datetimes at midnight.
         if isinstance(value, datetime.datetime) and value.time() == datetime.time():
@@ -209,7 +230,7 @@ class CRMModelResource(resources.ModelResource):
     def column_of(self, header):
         """The column a header names: itself (any case, spaces around) or the column it is an alias of."""
         text = cell_text(header).lower()
-        return self.header_aliases.get(text, text)
+        return self.header_aliases.get(text, HEADER_ALIASES.get(text, text))
 
     def sets_manager_columns(self):
         """Whether this user may set ``manager_columns`` (creation dates, authors, owners): managers and scripts."""

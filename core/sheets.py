@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from core import customfields
 from core.cells import TEXT_ENCODINGS
 from core.tables import FileRefused, NotAWorkbook, check_size, csv_rows, xlsx_rows
+from core.tags import split_names
 
 # The field name of a column that sets a custom field.
 CUSTOM_PREFIX = "custom_fields."
@@ -109,6 +110,13 @@ def open_sheet(path, *, columns, required, encoding=None, limits=None, custom_fi
         found = ", ".join(cell.strip() for cell in header if cell.strip())
         raise ImportFileError(f"{path} lacks the required column(s): {', '.join(missing)} (found: {found}).")
     return Sheet(columns=positions, ignored=ignored, rows=iter(rows), total=len(rows))
+
+
+def with_tag_lists(data):
+    """``data`` with its ``tags`` cell ("a, b") as the list of names the API takes."""
+    if "tags" in data:
+        data = {**data, "tags": split_names(data["tags"])}
+    return data
 
 
 def error_text(errors):
@@ -238,12 +246,12 @@ class SheetImport:
             data = {name: value for name, value in values.items() if value}
             if custom:
                 data["custom_fields"] = custom
-            serializer = self.serializer_class(instance, data=data, partial=True)
+            serializer = self.serializer_class(instance, data=with_tag_lists(data), partial=True)
         else:
             data = self.new_record_data(values)
             if custom:
                 data["custom_fields"] = custom
-            serializer = self.serializer_class(data=data)
+            serializer = self.serializer_class(data=with_tag_lists(data))
         if not serializer.is_valid():
             self.report.rejected.append((line, error_text(serializer.errors)))
             return

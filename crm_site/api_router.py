@@ -6,6 +6,7 @@ from rest_framework.routers import DefaultRouter
 from companies.views import CompanyViewSet
 from core.api.customfields import CustomFieldViewSet
 from core.api.events import EventViewSet
+from core.api.tags import TagViewSet
 from customers.views import CustomerViewSet
 from interactions.views import ActivityReportView, InteractionViewSet
 from notifications.views import NotificationViewSet
@@ -35,6 +36,7 @@ router.register("events", EventViewSet, basename="event")
 router.register("custom-fields", CustomFieldViewSet, basename="custom-field")
 router.register("webhooks", WebhookEndpointViewSet, basename="webhook")
 router.register("notifications", NotificationViewSet, basename="notification")
+router.register("tags", TagViewSet, basename="tag")
 
 urlpatterns = router.urls + [
     re_path(r"^reports/pipeline/?$", PipelineReportView.as_view(), name="report-pipeline"),

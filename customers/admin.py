@@ -13,7 +13,6 @@ from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.formats import number_format
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from rest_framework import serializers
@@ -22,7 +21,11 @@ from simple_history.utils import bulk_update_with_history
 from companies.admin import ReadOnlyInline, company_inline
 from core import access
 from core.admin.base import CRMModelAdmin
+from core.admin.display import cut_column
+from core.admin.owners import owner_filter
 from core.admin.phones import PhoneCheckMixin, PhoneValidityFilter
+from core.admin.tags import TaggedAdminMixin
+from core.money import format_money
 
 from .models import Customer
 from .resources import CustomerResource
@@ -206,22 +209,26 @@ class PeopleInline(ReadOnlyInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(PhoneCheckMixin, CRMModelAdmin):
+class CustomerAdmin(TaggedAdminMixin, PhoneCheckMixin, CRMModelAdmin):
     resource_classes = [CustomerResource]
     list_display = [
-        "name",
-        "company",
-        "email",
+        "name_cut",
+        "company_cut",
+        "email_cut",
         "phone",
         "phone_valid",
         "status",
         "interaction_count",
-        "open_opportunity_count",
         "open_pipeline_value",
         "last_interaction_at",
         "owner",
+        "tag_chips",
     ]
-    list_filter = ["status", PhoneValidityFilter, "created_at"]
+    # Long texts cut to keep the list within 1366 px (core/admin/display.py).
+    name_cut = cut_column("name", _("name"), "name", size="wide")
+    company_cut = cut_column("company", _("company"), "company__name", size="narrow")
+    email_cut = cut_column("email", _("email"), "email", size="narrow")
+    list_filter = [owner_filter("owner"), "status", PhoneValidityFilter, "created_at"]
     list_select_related = ["owner", "company"]
     search_fields = ["name", "company_name", "email", "phone"]
     autocomplete_fields = ["company"]
@@ -230,7 +237,7 @@ class CustomerAdmin(PhoneCheckMixin, CRMModelAdmin):
     history_link_text = _("Every change to this customer")
     readonly_fields = ["created_by", "created_at", "updated_at", "history_link"]
     fieldsets = [
-        (None, {"fields": ["name", "company", "status", "owner"]}),
+        (None, {"fields": ["name", "company", "status", "owner", "tags"]}),
         (_("Contact"), {"fields": ["email", "phone"]}),
         (_("Record"), {"fields": ["external_id", "created_by", "created_at", "updated_at", "history_link"]}),
     ]
@@ -271,7 +278,7 @@ class CustomerAdmin(PhoneCheckMixin, CRMModelAdmin):
             (_("Owner"), customer.owner.get_username() if customer.owner_id else None),
             (_("Status"), customer.get_status_display()),
             (_("Company"), customer.company_name),
-            (_("Open pipeline"), number_format(customer.open_pipeline_value, 2, force_grouping=True)),
+            (_("Open pipeline"), format_money(customer.open_pipeline_value)),
             (_("Last interaction"), customer.last_interaction_at),
         ]
         header += [(label, function(request, customer)) for label, function in _HEADER_ITEMS]
@@ -385,7 +392,7 @@ class CustomerAdmin(PhoneCheckMixin, CRMModelAdmin):
 
     @admin.display(description=_("open pipeline value"), ordering="open_pipeline_value")
     def open_pipeline_value(self, obj):
-        return obj.open_pipeline_value
+        return format_money(obj.open_pipeline_value)
 
     @admin.display(description=_("last interaction"), ordering="last_interaction_at", empty_value="—")
     def last_interaction_at(self, obj):

@@ -26,7 +26,7 @@ class CustomersConfig(AppConfig):
     verbose_name = _("Customers")
 
     def ready(self):
-        from core import access, customfields, events
+        from core import access, customfields, events, tags
 
         from .company_parts import register
         from .customer_parts import register as register_own_timeline
@@ -34,6 +34,7 @@ class CustomersConfig(AppConfig):
         from .serializers import CustomerSerializer
 
         access.register_owner_path(Customer, "owner")
+        tags.register(Customer, "customers")
         access.register_owner_path(Customer.history.model, "owner")
         register()
         # Custom fields (core/customfields.py); a key may not take the name of an API field.

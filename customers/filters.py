@@ -2,12 +2,14 @@ from django_filters import rest_framework as filters
 
 from core.api.customfields import CustomFieldFilterMixin
 from core.api.filters import ExternalIdFilter, IdFilter, OwnerFilter
+from core.api.tags import tag_filters
 
 from .models import Customer
 from .search import search_customers
 
 
 class CustomerFilter(CustomFieldFilterMixin, filters.FilterSet):
+    tag, tag_any = tag_filters()
     search = filters.CharFilter(method="filter_search", max_length=200, label="Search name, company and email")
     status = filters.ChoiceFilter(choices=Customer.Status.choices)
     owner = OwnerFilter(field_name="owner_id", label="Owner: me, or a user id")

@@ -30,6 +30,8 @@ COLUMNS = {
     "状态": "status",
     "external_id": "external_id",
     "外部编号": "external_id",
+    "tags": "tags",
+    "标签": "tags",
 }
 REQUIRED = ("name",)
 

@@ -9,6 +9,7 @@ from core.fields import created_by_field, custom_fields_field, external_id_field
 from core.history import CRMHistoricalRecords
 from core.models import RecordedModel
 from core.phones import E164_MAX_LENGTH, e164
+from core.tags import TaggedModel
 
 from . import parts
 
@@ -38,7 +39,7 @@ class CustomerQuerySet(models.QuerySet):
         return self.annotate(**{name: figures[name].build() for name in names})
 
 
-class Customer(RecordedModel):
+class Customer(TaggedModel, RecordedModel):
     class Status(models.TextChoices):
         LEAD = "lead", _("Lead")
         PROSPECT = "prospect", _("Prospect")
@@ -84,6 +85,10 @@ class Customer(RecordedModel):
     # Values of the fields managers define (core/customfields.py).
     custom_fields = custom_fields_field()
     created_by = created_by_field()
+    # The tags' rows, kept in step with ``tags`` by save() (core/tags.py): filters and counts query them.
+    tag_set = models.ManyToManyField(
+        "core.Tag", verbose_name=_("tags"), blank=True, related_name="customers", editable=False
+    )
     # Who changed what and when; updated_at is left out: history_date says it.
     history = CRMHistoricalRecords(excluded_fields=["updated_at", "phone_e164"])
 

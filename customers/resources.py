@@ -4,7 +4,7 @@ from import_export import fields, widgets
 
 from companies.models import Company
 from core import access
-from core.resources import CRMModelResource, cell_text, file_line
+from core.resources import CRMModelResource, cell_text, file_line, tags_field
 
 from .imports import COLUMNS
 from .models import Customer
@@ -24,9 +24,11 @@ class CustomerResource(CRMModelResource):
     # The company's name, as in the API: importing it links the customer to that company.
     company = fields.Field(attribute="company_name", column_name="company")
 
+    tags = tags_field()
+
     class Meta:
         model = Customer
-        fields = ("id", "name", "company", "email", "phone", "status", "created_at", "external_id")
+        fields = ("id", "name", "company", "email", "phone", "status", "created_at", "external_id", "tags")
         export_order = fields
         name = _("Customers")
 

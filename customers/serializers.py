@@ -7,6 +7,7 @@ from core import access
 from core.api.customfields import CustomFieldsField, CustomFieldsMixin
 from core.api.fastsql import CachedReadFieldsMixin
 from core.api.serializers import ExternalIdMixin, ScopedPrimaryKeyRelatedField, StrictJSONTypesMixin, validate_owner
+from core.api.tags import TagsField
 
 from .models import Customer
 
@@ -18,6 +19,8 @@ def _active_users():
 class CustomerSerializer(
     CustomFieldsMixin, ExternalIdMixin, StrictJSONTypesMixin, CachedReadFieldsMixin, serializers.ModelSerializer
 ):
+    # Tags by name (core/api/tags.py): written through the record's save, so in its history and event.
+    tags = TagsField()
     # Summary figures, annotated by ``Customer.objects.with_summary()``; left out when not annotated.
     interaction_count = serializers.IntegerField(read_only=True)
     open_pipeline_value = serializers.DecimalField(max_digits=20, decimal_places=2, read_only=True)
@@ -65,6 +68,7 @@ class CustomerSerializer(
             "company_id",
             "phone_e164",
             "custom_fields",
+            "tags",
         ]
         read_only_fields = ["id", "created_by_id", "created_at", "updated_at", "phone_e164"]
         extra_kwargs = {

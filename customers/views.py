@@ -57,6 +57,7 @@ class CustomerViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
         "created_by_id",
         "company_id",
         "phone_e164",
+        "tags",
     ]
     export_sources = {"company": "company_name"}
     summary_defaults = {"interaction_count": 0, "open_pipeline_value": Decimal(0), "last_interaction_at": None}

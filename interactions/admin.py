@@ -7,6 +7,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from core.admin.base import CRMModelAdmin, CRMModelForm
+from core.admin.display import cut_column, cut_text
+from core.admin.owners import owner_filter
 from customers.admin import (
     CustomerList,
     QuickAction,
@@ -115,8 +117,10 @@ class InteractionRecencyFilter(admin.SimpleListFilter):
 @admin.register(Interaction)
 class InteractionAdmin(CRMModelAdmin):
     resource_classes = [InteractionResource]
-    list_display = ["occurred_at", "customer", "interaction_type", "short_notes", "created_at"]
-    list_filter = ["interaction_type", "occurred_at"]
+    list_display = ["occurred_at", "customer_cut", "interaction_type", "short_notes"]
+    customer_cut = cut_column("customer.name", _("customer"), "customer__name")
+    # By the customer's owner, as the rep's book and the dashboard's "activities" count them.
+    list_filter = [owner_filter("customer__owner"), "interaction_type", "occurred_at"]
     search_fields = ["notes", "customer__name", "customer__company_name"]
     list_select_related = ["customer"]
     autocomplete_fields = ["customer"]
@@ -126,5 +130,6 @@ class InteractionAdmin(CRMModelAdmin):
 
     @admin.display(description=_("notes"))
     def short_notes(self, obj):
+        # Cut by the stylesheet, whole on hover (the first 1,000 characters of a long note).
         notes = obj.notes or ""
-        return notes if len(notes) <= 80 else notes[:77] + "…"
+        return cut_text(notes if len(notes) <= 1000 else notes[:999] + "…", "wide")

@@ -63,3 +63,19 @@ def going_cold(cutoff, limit, customers=None):
     for row in customers:
         del row["company_name"]
     return {"count": cold.count(), "customers": customers}
+
+
+def activities_by_owner(since, queryset=None):
+    """``{owner id: number of interactions since ``since``}``, counted for the customer's owner, in one query.
+
+    An interaction counts for the rep who owns its customer (the rep's book), whoever logged it;
+    interactions of customers without an owner are left out.
+    """
+    if queryset is None:
+        queryset = Interaction.objects.all()
+    return dict(
+        queryset.filter(occurred_at__gte=since, customer__owner__isnull=False)
+        .order_by()
+        .values_list("customer__owner_id")
+        .annotate(count=Count("id"))
+    )

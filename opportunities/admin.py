@@ -7,6 +7,10 @@ from django.utils.translation import gettext_lazy as _
 
 from companies.admin import ReadOnlyInline, company_inline
 from core.admin.base import CRMModelAdmin, CRMModelForm
+from core.admin.display import cut_column
+from core.admin.owners import owner_filter
+from core.admin.tags import TaggedAdminMixin
+from core.money import format_money
 from customers.admin import (
     QuickAction,
     QuickForm,
@@ -182,8 +186,12 @@ customer_quick_action(
 class CompanyOpportunityInline(ReadOnlyInline):
     model = Opportunity
     fk_name = "company"
-    fields = ["title", "customer", "value", "stage", "expected_close_date"]
+    fields = ["title", "customer", "value_display", "stage", "expected_close_date"]
     ordering = ["-created_at", "-id"]
+
+    @admin.display(description=_("value"))
+    def value_display(self, obj):
+        return format_money(obj.value)
 
 
 @customer_list_filter
@@ -204,12 +212,22 @@ class HasOpenOpportunitiesFilter(admin.SimpleListFilter):
 
 
 @admin.register(Opportunity)
-class OpportunityAdmin(PipelineBoard, CRMModelAdmin):
+class OpportunityAdmin(TaggedAdminMixin, PipelineBoard, CRMModelAdmin):
     resource_classes = [OpportunityResource]
     change_list_template = "admin/opportunities/opportunity/change_list_totals.html"
-    list_display = ["title", "customer", "value", "stage", "probability", "expected_close_date", "created_at"]
+    list_display = [
+        "title_cut",
+        "customer_cut",
+        "value_display",
+        "stage",
+        "probability",
+        "expected_close_date",
+        "tag_chips",
+    ]
+    title_cut = cut_column("title", _("title"), "title", size="wide")
+    customer_cut = cut_column("customer.name", _("customer"), "customer__name")
     list_editable = ["stage", "probability"]
-    list_filter = ["stage", ValueRangeFilter, "expected_close_date", "created_at"]
+    list_filter = [owner_filter("customer__owner"), "stage", ValueRangeFilter, "expected_close_date", "created_at"]
     search_fields = ["title", "customer__name", "customer__company_name"]
     list_select_related = ["customer"]
     autocomplete_fields = ["customer", "company"]
@@ -219,6 +237,10 @@ class OpportunityAdmin(PipelineBoard, CRMModelAdmin):
 
     def get_inlines(self, request, obj):
         return [*super().get_inlines(request, obj), *_INLINES]
+
+    @admin.display(description=_("value"), ordering="value")
+    def value_display(self, obj):
+        return format_money(obj.value)
 
     def get_changelist_form(self, request, **kwargs):
         # The list's editable stage and probability are saved under the same rules.

@@ -8,7 +8,7 @@ class OpportunitiesConfig(AppConfig):
     verbose_name = _("Opportunities")
 
     def ready(self):
-        from core import access, customfields, events
+        from core import access, customfields, events, tags
 
         from . import company_parts, customer_parts
         from .models import Opportunity
@@ -16,6 +16,7 @@ class OpportunitiesConfig(AppConfig):
 
         access.register_owner_path(self.get_model("Opportunity"), "customer__owner")
         access.register_owner_path(self.get_model("StageChange"), "opportunity__customer__owner")
+        tags.register(Opportunity, "opportunities")
         customer_parts.register()
         company_parts.register()
         # Custom fields (core/customfields.py); a key may not take the name of an API field.

@@ -24,10 +24,9 @@ import re
 from django import forms
 from django.contrib import messages
 from django.contrib.admin.widgets import AutocompleteSelect
-from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.http import HttpResponseRedirect, JsonResponse, QueryDict
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -36,6 +35,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST, require_safe
 
 from core import access
+from core.admin.owners import owners
 from core.dates import FIRST_YEAR, LAST_YEAR
 from customers.models import Customer
 
@@ -57,17 +57,6 @@ def version_of(opportunity):
 
 def show_field(stage):
     return f"show_{stage}"
-
-
-def owners():
-    """Who may own customers: the active managers and reps, by username."""
-    roles = [access.ROLE_GROUPS[access.MANAGER], access.ROLE_GROUPS[access.REP]]
-    return (
-        get_user_model()
-        .objects.filter(Q(is_superuser=True) | Q(groups__name__in=roles), is_active=True)
-        .distinct()
-        .order_by("username")
-    )
 
 
 class BoardFilters(forms.Form):

@@ -2,6 +2,7 @@ from django_filters import rest_framework as filters
 
 from core.api.customfields import CustomFieldFilterMixin
 from core.api.filters import ExternalIdFilter, IdFilter, OwnerFilter
+from core.api.tags import tag_filters
 
 from .models import Opportunity
 
@@ -9,6 +10,7 @@ MAX_VALUE = 10**12
 
 
 class OpportunityFilter(CustomFieldFilterMixin, filters.FilterSet):
+    tag, tag_any = tag_filters()
     customer_id = IdFilter(field_name="customer_id")
     stage = filters.ChoiceFilter(choices=Opportunity.Stage.choices)
     owner = OwnerFilter(field_name="customer__owner_id", label="Owner of the customer: me, or a user id")

@@ -9,9 +9,10 @@ from core.dates import validate_record_date
 from core.fields import created_by_field, custom_fields_field, external_id_field, external_id_unique
 from core.history import CRMHistoricalRecords
 from core.models import RecordedModel
+from core.tags import TaggedModel
 
 
-class Opportunity(RecordedModel):
+class Opportunity(TaggedModel, RecordedModel):
     class Stage(models.TextChoices):
         LEAD = "lead", _("Lead")
         PROPOSAL = "proposal", _("Proposal")
@@ -65,6 +66,10 @@ class Opportunity(RecordedModel):
         null=True,
         blank=True,
         related_name="opportunities",
+    )
+    # The tags' rows, kept in step with ``tags`` by save() (core/tags.py): filters and counts query them.
+    tag_set = models.ManyToManyField(
+        "core.Tag", verbose_name=_("tags"), blank=True, related_name="opportunities", editable=False
     )
     # Who changed what and when; updated_at is left out: history_date says it.
     history = CRMHistoricalRecords(excluded_fields=["updated_at"])

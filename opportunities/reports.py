@@ -40,6 +40,14 @@ def _ratio(part, whole):
     return float((Decimal(part) / Decimal(whole)).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))
 
 
+def win_rate(won, lost):
+    """The win rate rule: won / (won + lost), by count and by value; ``None`` while nothing has closed."""
+    return {
+        "by_count": _ratio(won["count"], won["count"] + lost["count"]),
+        "by_value": _ratio(won["total_value"], won["total_value"] + lost["total_value"]),
+    }
+
+
 def closing_in_month(day=None):
     """Filter: open opportunities expected to close in ``day``'s month (this month by default)."""
     day = day or timezone.localdate()
@@ -105,10 +113,7 @@ def pipeline_summary(queryset=None, today=None):
         "won": total([Opportunity.Stage.CLOSED]),
         "lost": total([Opportunity.Stage.LOST]),
         "closing_this_month": _figures(row, "closing"),
-        "win_rate": {
-            "by_count": _ratio(won["count"], won["count"] + lost["count"]),
-            "by_value": _ratio(won["total_value"], won["total_value"] + lost["total_value"]),
-        },
+        "win_rate": win_rate(won, lost),
     }
 
 
@@ -171,33 +176,43 @@ GROUPINGS = {
 }
 
 
-def pipeline_groups(queryset, group_by, limit):
+def pipeline_groups(queryset, group_by, limit, won_since=None):
     """Open, won and lost figures per company, owner or stage, in one aggregate query.
 
     Groups with the largest open pipeline first (then by key); at most ``limit``.
     Opportunities without a company (or whose customer has no owner) form the
-    group whose key is null.
+    group whose key is null. With ``won_since`` (an aware date-time), each group also
+    has ``won_since`` (the deals won at or after it, by ``closed_at``) and its ``win_rate``:
+    the admin dashboard's per-rep table.
     """
     key, label = GROUPINGS[group_by]
     columns = [key] if label is None else [key, label]
+    aggregates = {
+        **_figure_aggregates("open", Q(stage__in=Opportunity.OPEN_STAGES)),
+        **_figure_aggregates("won", Q(stage=Opportunity.Stage.CLOSED)),
+        **_figure_aggregates("lost", Q(stage=Opportunity.Stage.LOST)),
+    }
+    if won_since is not None:
+        aggregates.update(_figure_aggregates("since", Q(stage=Opportunity.Stage.CLOSED, closed_at__gte=won_since)))
     rows = (
         queryset.order_by()
         .values(*columns)
-        .annotate(
-            **_figure_aggregates("open", Q(stage__in=Opportunity.OPEN_STAGES)),
-            **_figure_aggregates("won", Q(stage=Opportunity.Stage.CLOSED)),
-            **_figure_aggregates("lost", Q(stage=Opportunity.Stage.LOST)),
-        )
+        .annotate(**aggregates)
         .order_by(F("open_value").desc(), F(key).asc(nulls_last=True))[:limit]
     )
     stage_labels = dict(Opportunity.Stage.choices)
-    return [
-        {
+    groups = []
+    for row in rows:
+        won, lost = _figures(row, "won"), _figures(row, "lost")
+        group = {
             "key": row[key],
             "label": str(stage_labels.get(row[key], row[key])) if label is None else row[label],
             "open": _figures(row, "open"),
-            "won": _figures(row, "won"),
-            "lost": _figures(row, "lost"),
+            "won": won,
+            "lost": lost,
         }
-        for row in rows
-    ]
+        if won_since is not None:
+            group["won_since"] = _figures(row, "since")
+            group["win_rate"] = win_rate(won, lost)
+        groups.append(group)
+    return groups

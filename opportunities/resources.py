@@ -1,6 +1,7 @@
 from django.utils.translation import gettext_lazy as _
 from import_export import fields
 
+from core.resources import tags_field
 from customers.resources import CustomerChildResource
 
 from .models import Opportunity
@@ -11,6 +12,8 @@ class OpportunityResource(CustomerChildResource):
     serializer_class = OpportunitySerializer
     required_columns = ("customer", "title")
     closed_at = fields.Field(attribute="closed_at", column_name="closed_at", readonly=True)
+
+    tags = tags_field()
 
     class Meta:
         model = Opportunity
@@ -26,6 +29,7 @@ class OpportunityResource(CustomerChildResource):
             "closed_at",
             "created_at",
             "external_id",
+            "tags",
         )
         export_order = fields
         name = _("Opportunities")

@@ -9,6 +9,7 @@ from core.api.fastsql import CachedReadFieldsMixin
 from core.api.fields import RoundingDecimalField
 from core.api.query import QueryDateField, QuerySerializer
 from core.api.serializers import ExternalIdMixin, ScopedPrimaryKeyRelatedField, StrictJSONTypesMixin
+from core.api.tags import TagsField
 from core.dates import FIRST_YEAR, LAST_YEAR, day_bounds
 from customers.models import Customer
 from customers.serializers import CustomerIdField
@@ -51,6 +52,8 @@ class NextTaskField(serializers.Field):
 class OpportunitySerializer(
     CustomFieldsMixin, ExternalIdMixin, StrictJSONTypesMixin, CachedReadFieldsMixin, serializers.ModelSerializer
 ):
+    # Tags by name (core/api/tags.py): written through the record's save, so in its history and event.
+    tags = TagsField()
     customer_id = ScopedPrimaryKeyRelatedField(source="customer", queryset=Customer.objects.all())
     company_id = ScopedPrimaryKeyRelatedField(
         source="company",
@@ -84,6 +87,7 @@ class OpportunitySerializer(
             "next_task",
             "company_id",
             "custom_fields",
+            "tags",
         ]
         read_only_fields = ["id", "closed_at", "created_by_id", "created_at", "updated_at"]
         extra_kwargs = {"expected_close_date": {"help_text": f"In the years {FIRST_YEAR}-{LAST_YEAR}."}}

@@ -8,6 +8,8 @@ from django.utils.translation import gettext_lazy as _
 
 from core import access
 from core.admin.base import CRMModelAdmin, CRMModelForm
+from core.admin.display import cut_column
+from core.admin.owners import owner_filter
 from customers.admin import (
     QuickAction,
     QuickForm,
@@ -142,23 +144,6 @@ customer_quick_action(
 )
 
 
-class AssigneeFilter(admin.SimpleListFilter):
-    title = _("assignee")
-    parameter_name = "assignee"
-
-    def lookups(self, request, model_admin):
-        users = get_user_model().objects.filter(pk__in=model_admin.get_queryset(request).values("assignee_id"))
-        return [("me", _("Mine")), *((str(user.pk), user.get_username()) for user in users.order_by("username"))]
-
-    def queryset(self, request, queryset):
-        value = self.value()
-        if value == "me":
-            return queryset.filter(assignee=request.user)
-        if value and value.isdigit():
-            return queryset.filter(assignee_id=int(value))
-        return queryset
-
-
 class DueWindowFilter(admin.SimpleListFilter):
     title = _("due")
     parameter_name = "due"
@@ -191,8 +176,16 @@ class TaskAdmin(MyDay, CRMModelAdmin):
     resource_classes = [TaskResource]
     form = TaskForm
     change_list_template = "admin/tasks/task/change_list.html"
-    list_display = ["title", "customer", "kind", "assignee", "due_at", "priority", "done_at"]
-    list_filter = [AssigneeFilter, DueWindowFilter, DoneFilter, "kind", "priority"]
+    list_display = ["title_cut", "customer_cut", "kind", "assignee", "due_at", "priority", "done_at"]
+    title_cut = cut_column("title", _("title"), "title", size="wide")
+    customer_cut = cut_column("customer.name", _("customer"), "customer__name", size="narrow")
+    list_filter = [
+        owner_filter("assignee", _("assignee"), "assignee", offers_none=False),
+        DueWindowFilter,
+        DoneFilter,
+        "kind",
+        "priority",
+    ]
     search_fields = ["title", "notes", "customer__name", "customer__company"]
     list_select_related = ["customer", "assignee"]
     autocomplete_fields = ["customer", "opportunity"]

@@ -19,6 +19,7 @@ DATABASE_FIXTURES = {
 }
 STAFF_GROUPS = importlib.import_module("customers.migrations.0003_staff_groups")
 TASK_GRANTS = importlib.import_module("tasks.migrations.0002_staff_permissions")
+TAG_GRANTS = importlib.import_module("core.migrations.0009_tags")
 COMPANY_GRANTS = importlib.import_module("companies.migrations.0003_staff_group_permissions")
 
 
@@ -38,6 +39,7 @@ def _staff_groups(request, django_db_blocker):
             STAFF_GROUPS.create_groups(apps, None)
             TASK_GRANTS.grant(apps, None)
             COMPANY_GRANTS.grant(apps, None)
+            TAG_GRANTS.grant(apps, None)
 
 
 @pytest.fixture(autouse=True)

@@ -90,10 +90,11 @@ class ExportMixin:
 
     def get_export_fields(self, model):
         # (Custom field values come as a column per field: core.customfields.export_columns.)
-        return list(
-            self.export_fields
-            or [field.attname for field in model._meta.concrete_fields if field.attname != "custom_fields"]
-        )
+        if self.export_fields:
+            return list(self.export_fields)
+        fields = [field.attname for field in model._meta.concrete_fields if field.attname != "custom_fields"]
+        # A tagged model's tags (an inherited field, so listed first) go last, after the record's own columns.
+        return [name for name in fields if name != "tags"] + [name for name in fields if name == "tags"]
 
     def perform_content_negotiation(self, request, force=False):
         # Here ``?format=`` names the file type, not a renderer: answer errors in the JSON envelope.

@@ -110,6 +110,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The admin's dates and times in the user's time zone (their preferences).
+    "core.timezones.UserTimeZoneMiddleware",
     # Records who made each change (admin, API, imports) in the models' history.
     "simple_history.middleware.HistoryRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -175,6 +177,9 @@ LANGUAGE_CODE = env("DJANGO_LANGUAGE_CODE", "en")
 # The country whose numbering a phone number without "+" follows (ISO 3166 code, core/phones.py):
 # China in a Chinese deployment, the United States otherwise.
 CRM_PHONE_REGION = (env("CRM_PHONE_REGION") or ("CN" if LANGUAGE_CODE.lower() == "zh-hans" else "US")).upper()
+# The currency of every amount (ISO 4217 code, shown with its symbol by core/money.py):
+# yuan in a Chinese deployment, US dollars otherwise.
+CRM_CURRENCY = (env("CRM_CURRENCY") or ("CNY" if LANGUAGE_CODE.lower() == "zh-hans" else "USD")).strip().upper()
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 # Amounts with thousands separators in every language (crm_site/formats/<locale>/formats.py).

@@ -16,7 +16,7 @@ from knox.models import get_token_model
 from rest_framework.test import APIClient
 
 from companies.models import Company
-from core.models import CustomField, Event
+from core.models import CustomField, Event, Tag
 from customers.models import Customer
 from interactions.models import Interaction
 from notifications.services import notify
@@ -62,6 +62,7 @@ def world():
         "ob": OpportunityFactory(customer=b, value=Decimal("9000"), stage=Opportunity.Stage.PROPOSAL),
         "wh": Endpoint.objects.create(url="https://hooks.example.com/crm", is_active=False),
         "cf": CustomField.objects.create(model="customers", key="region", label="Region"),
+        "tg": Tag.objects.create(name="VIP"),
         # Rep A's own notification: nobody else sees it, managers included.
         "na": notify(users["rep_a"], "test", "For rep A")[0],
         "users": users,
@@ -223,6 +224,21 @@ MATRIX = [
     ("delete", "/api/custom-fields/{cf}", None, (403, 403, 200, 403, 401, 403)),
     # A value of a custom field, on a record of the rep's book.
     ("patch", "/api/customers/{a}", {"custom_fields": {"region": "north"}}, (200, 404, 200, 403, 401, 403)),
+    # Tags: every role reads them (with counts of its own records); managers write them.
+    ("get", "/api/tags", None, (200, 200, 200, 200, 401, 403)),
+    ("get", "/api/tags?search=vi", None, (200, 200, 200, 200, 401, 403)),
+    ("get", "/api/tags/{tg}", None, (200, 200, 200, 200, 401, 403)),
+    ("post", "/api/tags", {"name": "New"}, (403, 403, 201, 403, 401, 403)),
+    ("put", "/api/tags/{tg}", {"colour": "#FF0000"}, (403, 403, 200, 403, 401, 403)),
+    ("patch", "/api/tags/{tg}", {"name": "Key account"}, (403, 403, 200, 403, 401, 403)),
+    ("delete", "/api/tags/{tg}", None, (403, 403, 200, 403, 401, 403)),
+    # Tagging a record is changing it: the record's own rules.
+    ("patch", "/api/customers/{a}", {"tags": ["vip", "new"]}, (200, 404, 200, 403, 401, 403)),
+    ("patch", "/api/companies/{ca}", {"tags": ["vip"]}, (200, 404, 200, 403, 401, 403)),
+    ("patch", "/api/opportunities/{oa}", {"tags": ["vip"]}, (200, 404, 200, 403, 401, 403)),
+    ("get", "/api/customers?tag=vip&tag_any=a,b", None, (200, 200, 200, 200, 401, 403)),
+    ("get", "/api/companies?tag=vip", None, (200, 200, 200, 200, 401, 403)),
+    ("get", "/api/opportunities?tag_any=vip", None, (200, 200, 200, 200, 401, 403)),
     ("get", "/api/notifications", None, (200, 200, 200, 200, 401, 403)),
     ("get", "/api/notifications?unread=true", None, (200, 200, 200, 200, 401, 403)),
     ("get", "/api/notifications/{na}", None, (200, 404, 404, 404, 401, 403)),

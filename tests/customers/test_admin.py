@@ -56,7 +56,8 @@ class TestChangelist:
         assert row.open_pipeline_value == Decimal("350.50")
         assert row.last_interaction_at >= latest
         html = response.content.decode()
-        for header in ["Interactions", "Open opportunities", "Open pipeline value", "Last interaction"]:
+        # The open opportunity count is computed (and filtered on) but not a default column: the list fits 1366 px.
+        for header in ["Interactions", "Open pipeline value", "Last interaction", "Owner"]:
             assert header in html
 
     def test_customer_without_activity_shows_zeros(self, admin_client):
@@ -143,7 +144,6 @@ CustomerAdminColumns = [
     "phone_valid",
     "status",
     "interaction_count",
-    "open_opportunity_count",
     "open_pipeline_value",
     "last_interaction_at",
 ]

@@ -80,7 +80,7 @@ def test_the_page_tells_the_story(users, customer, role):
     assert header["Owner"] == "rep"
     assert header["Status"] == "Prospect"
     assert header["Company"] == "Acme Trading"
-    assert header["Open pipeline"] == "12,500.00"
+    assert header["Open pipeline"] == "$12,500.00"  # CRM_CURRENCY: USD by default
     assert header["Last interaction"] == customer.interactions.order_by("-occurred_at").first().occurred_at
     assert header["Next task"].startswith("Send the quote (")
     assert 'id="customer-header"' in html

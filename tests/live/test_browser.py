@@ -7,6 +7,7 @@ skipped when there is none (``.ci/run`` installs it). Screenshots land in
 
 import pytest
 
+from core.models import Tag
 from customers.models import Customer
 from interactions.models import Interaction
 from opportunities.models import Opportunity
@@ -23,6 +24,7 @@ def shot(page, name):
 def test_sales_rep_round_trip(page, live_server, tmp_path):
     staff = StaffFactory(username="rep")
     CompanyFactory(name="Chromium Ltd", owner=staff)
+    Tag.objects.create(name="Trade fair", colour="#3366cc")
     base = live_server.url
 
     # Log in.
@@ -37,8 +39,13 @@ def test_sales_rep_round_trip(page, live_server, tmp_path):
     page.fill("#id_name", "Browser Buyer")
     # The company is picked by autocomplete (select2): type, then choose the match.
     page.click("#id_company + .select2 .select2-selection")
-    page.fill(".select2-search__field", "chromium")
+    # The open dropdown's search box (the tags box on the same page has a search field of its own).
+    page.fill(".select2-container--open .select2-search__field", "chromium")
     page.click(".select2-results__option:has-text('Chromium Ltd')")
+    # Tags too: type in the tags box, choose the match.
+    page.click("#id_tags + .select2 .select2-selection")
+    page.fill("#id_tags + .select2 .select2-search__field", "trade")
+    page.click(".select2-results__option:has-text('Trade fair')")
     page.fill("#id_email", "buyer@chromium.example")
     page.click("#interactions-group .add-row a")
     page.select_option("#id_interactions-0-interaction_type", "meeting")
@@ -52,6 +59,7 @@ def test_sales_rep_round_trip(page, live_server, tmp_path):
     page.wait_for_selector(".messagelist .success")
     customer = Customer.objects.get(email="buyer@chromium.example")
     assert customer.company_name == "Chromium Ltd"
+    assert customer.tags == ["Trade fair"]
     assert Interaction.objects.get(customer=customer).notes == "Met at the trade fair"
     opportunity = Opportunity.objects.get(customer=customer)
     assert (opportunity.title, opportunity.stage) == ("Fleet of browsers", "proposal")
@@ -164,7 +172,7 @@ def test_pipeline_board_drag_and_drop(page, live_server):
     deal.refresh_from_db()
     assert (deal.stage, deal.probability) == ("proposal", 40)
     assert deal.history.first().history_user == rep
-    assert page.inner_text('#column-proposal [data-figure="value"]') == "1,234,567.00"
+    assert page.inner_text('#column-proposal [data-figure="value"]') == "$1,234,567.00"  # CRM_CURRENCY: USD by default
     shot(page, "06-pipeline-board-dragged")
     page.reload()
     page.wait_for_selector(f"#column-proposal #card-{deal.pk}")

@@ -31,7 +31,7 @@ class TestChangelist:
             "total_value": Decimal("6100.00"),
             "weighted_value": Decimal("5410.00"),
         }
-        assert 'data-total="value">6,100.00<' in everything.content.decode()
+        assert 'data-total="value">$6,100.00<' in everything.content.decode()
 
         open_only = admin_client.get(URL, {"stage__in": "lead,proposal"})
         assert open_only.context["totals"]["total_value"] == Decimal("1100.00")

@@ -170,14 +170,16 @@ class TestTaskAdmin:
             assert response.status_code == 200
             return sorted(task.title for task in response.context["cl"].result_list)
 
-        assert listed() == ["done", "mine late", "theirs"]
-        assert listed(assignee="me") == ["done", "mine late"]
+        # A rep lands on their own tasks; "All I may see" adds the others' tasks on their customers.
+        assert listed() == ["done", "mine late"]
+        assert listed(assignee="all") == ["done", "mine late", "theirs"]
+        assert listed(assignee="me") == listed(assignee="mine") == ["done", "mine late"]
         assert listed(assignee=str(colleague.pk)) == ["theirs"]
         assert listed(due="overdue") == ["mine late"]
-        assert listed(due="upcoming") == ["theirs"]
+        assert listed(due="upcoming", assignee="all") == ["theirs"]
         assert listed(due="none") == ["done"]
         assert listed(done="yes") == ["done"]
-        assert listed(done="no") == ["mine late", "theirs"]
+        assert listed(done="no", assignee="all") == ["mine late", "theirs"]
         assert "My day" in browser_rep.get(URL).content.decode()
 
     def test_add_form_defaults_and_rules(self, rep_user, browser_rep):

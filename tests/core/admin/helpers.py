@@ -4,7 +4,7 @@ import csv
 import io
 
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.forms import CheckboxInput, MultiWidget
+from django.forms import CheckboxInput, MultiWidget, SelectMultiple
 from openpyxl import Workbook
 
 CSV_FORMAT = "0"
@@ -75,6 +75,10 @@ def form_data(form):
         elif isinstance(field.widget, CheckboxInput):
             if value:
                 data[bound.html_name] = "on"
+        elif isinstance(field.widget, SelectMultiple):
+            # The options selected (a record's tags); none is no value at all.
+            if value:
+                data[bound.html_name] = [str(item) for item in value]
         else:
             data[bound.html_name] = "" if value is None else str(value)
         if field.show_hidden_initial:

@@ -31,7 +31,8 @@ from django.utils import timezone
 from knox.models import get_token_model
 
 from companies.models import Company
-from core.models import CustomField, UserPreferences
+from core import tags as tag_service
+from core.models import CustomField, Tag, UserPreferences
 from customers.models import Customer
 from interactions.models import Interaction
 from mailgateway.models import InboundEmail
@@ -94,6 +95,11 @@ SNAPSHOT_MODELS = [
     InboundEmail,
     InboundEmail.interactions.through,
     CustomField,
+    Tag,
+    Tag.history.model,
+    Customer.tag_set.through,
+    Company.tag_set.through,
+    Opportunity.tag_set.through,
 ]
 
 
@@ -140,7 +146,11 @@ def world(settings):
     # Given up on (a replay starts it again; a pending one is left to its retries).
     Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.FAILED, next_attempt_at=None)
     delivery.refresh_from_db()
+    # A tag with an older name (a revert brings it back).
+    tag = Tag.objects.create(name="Old tag")
+    tag_service.save_tag(tag, name="VIP")
     return {
+        "tag": tag,
         "endpoint": endpoint,
         "delivery": delivery,
         "users": users,
@@ -950,8 +960,73 @@ def custom_field_cases():
     ]
 
 
+def tag_cases():
+    """Tags: managers write them (the Tag admin); tagging a record in bulk is changing it (its own rules)."""
+    cases = [
+        Case(
+            Tag,
+            "add",
+            "add",
+            post_add(Tag, lambda w: {"name": "Added", "colour": "#123456"}),
+            MANAGER,
+            holds(lambda w: Tag.objects.filter(name="Added", colour="#123456").exists()),
+        ),
+        Case(
+            Tag,
+            "change",
+            "change",
+            post_change("tag", lambda w: {"name": "Changed"}),
+            MANAGER,
+            field_is("tag", "name", "Changed"),
+        ),
+        Case(Tag, "delete", "delete", post_delete("tag"), MANAGER, gone("tag")),
+        Case(
+            Tag,
+            "changelist",
+            "action-delete-selected",
+            post_action(Tag, "tag", "delete_selected"),
+            MANAGER,
+            gone("tag"),
+            action="delete_selected",
+        ),
+        Case(Tag, "simple_history", "revert", post_revert("tag"), MANAGER, field_is("tag", "name", "Old tag")),
+        Case(Tag, "history", "history", post_plain("tag", "history"), NOBODY),
+        Case(Tag, "redirect", "redirect", post_redirect("tag"), NOBODY),
+    ]
+
+    for model, key in ((Customer, "a"), (Company, "ca"), (Opportunity, "oa")):
+        cases += [
+            Case(
+                model,
+                "changelist",
+                "action-add-tag",
+                post_action(model, key, "add_tag", lambda w: {"confirm": "yes", "tag": w["tag"].pk}),
+                OWNER_OR_MANAGER,
+                field_is(key, "tags", ["VIP"]),
+                action="add_tag",
+            ),
+            Case(
+                model,
+                "changelist",
+                "action-remove-tag",
+                post_action(model, key, "remove_tag", lambda w: {"confirm": "yes", "tag": w["tag"].pk}),
+                OWNER_OR_MANAGER,
+                field_is(key, "tags", []),
+                action="remove_tag",
+                before=lambda w, key=key: tag_service.add_tag([stored(w[key])], w["tag"]),
+            ),
+        ]
+    return cases
+
+
 CASES = (
-    crm_cases() + auth_cases() + webhook_cases() + notification_cases() + inbound_email_cases() + custom_field_cases()
+    crm_cases()
+    + auth_cases()
+    + webhook_cases()
+    + notification_cases()
+    + inbound_email_cases()
+    + custom_field_cases()
+    + tag_cases()
 )
 
 

@@ -30,6 +30,7 @@ CUSTOMER_HEADER = [
     "created_by_id",
     "company_id",
     "phone_e164",
+    "tags",
 ]
 
 
@@ -60,6 +61,7 @@ def customer_row(customer):
         "",
         str(customer.company_id or ""),
         customer.phone_e164 or "",
+        ", ".join(customer.tags),
     ]
 
 
@@ -142,6 +144,7 @@ class TestCsvExport:
             deal.closed_at.isoformat(),
             deal.created_at.isoformat(),
             deal.updated_at.isoformat(),
+            "",
             "",
             "",
             "",

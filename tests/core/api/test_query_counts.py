@@ -4,7 +4,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory
+from tests.factories import CompanyFactory, CustomerFactory, InteractionFactory, OpportunityFactory
 
 
 def grow(size):
@@ -115,3 +115,20 @@ def test_list_queries_stay_constant_as_data_grows(api, django_assert_num_queries
         large = api.get(path, PAGE)
     assert small.status_code == large.status_code == 200
     assert large.json()["meta"]["count"] > small.json()["meta"]["count"]
+
+
+@pytest.mark.parametrize("path", ["/api/customers", "/api/companies", "/api/opportunities"])
+@pytest.mark.parametrize("params", [{}, {"tag": ["a", "b"]}, {"tag_any": "a,c"}], ids=["plain", "tag", "tag-any"])
+def test_tagged_list_queries_do_not_grow_with_rows_or_tags(api, db, path, params):
+    """Tags are read from the row (no prefetch), and the tag filters are subqueries: nothing per row or tag."""
+
+    def add(count, names):
+        for _ in range(count):
+            for record in (CustomerFactory(), CompanyFactory(), OpportunityFactory()):
+                record.tags = names
+                record.save()
+
+    add(3, ["a", "b"])
+    small = queries(api, path, {"page_size": 2, **params})
+    add(6, ["a", "b", "c", "d"])
+    assert queries(api, path, {"page_size": 2, **params}) == small == 3

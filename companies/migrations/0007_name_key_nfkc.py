@@ -17,6 +17,6 @@ def refold(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("companies", "0005_company_custom_fields")]
+    dependencies = [("companies", "0006_company_tags")]
 
     operations = [migrations.RunPython(refold, migrations.RunPython.noop)]

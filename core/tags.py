@@ -1,0 +1,281 @@
+"""Tags: short labels a team sorts its customers, companies and opportunities by.
+
+A tag is a ``core.Tag`` row (a name, unique ignoring case, and an optional colour).
+A tagged model (``TaggedModel``) holds its tags twice, kept in step by its ``save()``:
+
+- ``tags``, the names as a JSON list: the API's ``tags`` field, and a tracked field
+  of the record's history, so that a change of tags is a change of the record (its
+  history entry, its ``<model>.updated`` event with the API representation);
+- ``tag_set``, a many-to-many to ``Tag``: what filters (``?tag=``, ``?tag_any=``),
+  counts and the admin's list filter query.
+
+Every write of a record's tags (API, admin form and actions, imports, commands) sets
+``tags`` and saves the record, which resolves the names to tags (creating unknown
+ones) and sets ``tag_set`` in the same transaction. Renaming or deleting a tag
+rewrites the names of the records that carry it, with their history and events.
+
+The apps whose models are tagged declare them here from their ``AppConfig.ready()``
+(``register(Customer, "customers")``): ``core`` imports no domain app.
+"""
+
+import unicodedata
+
+from django.core.exceptions import ValidationError
+from django.db import models, router, transaction
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+from django.utils.translation import gettext_lazy as _
+
+NAME_MAX_LENGTH = 50
+# A casefolded name may be longer than the name (ß is ss).
+KEY_MAX_LENGTH = 200
+MAX_PER_RECORD = 20
+# Tags named in one filter parameter.
+MAX_PER_FILTER = 20
+
+_registry = {}
+
+
+class TagNameError(ValueError):
+    """A tag name (or list of names) that breaks a rule; the message says which."""
+
+
+def clean_name(value):
+    """``value`` as a tag name: NFKC (full-width forms folded), spaces collapsed; TagNameError if invalid."""
+    if not isinstance(value, str):
+        raise TagNameError("Each tag must be a string.")
+    value = unicodedata.normalize("NFKC", value)
+    if any(unicodedata.category(char) == "Cc" and char not in " \t\n\r" for char in value):
+        raise TagNameError("Tag names may not contain control characters.")
+    value = " ".join(value.split())
+    if not value:
+        raise TagNameError("Tag names may not be blank.")
+    if "," in value:
+        # Exports join a record's tags with commas, and ?tag_any= splits on them.
+        raise TagNameError("Tag names may not contain commas.")
+    if len(value) > NAME_MAX_LENGTH:
+        raise TagNameError(f"Tag names may have at most {NAME_MAX_LENGTH} characters.")
+    return value
+
+
+def name_key(name):
+    """The key two names that are the same tag share: cleaned, then casefolded."""
+    return clean_name(name).casefold()
+
+
+def clean_names(values, *, limit=MAX_PER_RECORD):
+    """A list of tag names: each cleaned, duplicates (by key) dropped, the first spelling kept."""
+    if not isinstance(values, list | tuple):
+        raise TagNameError("Expected a list of tag names.")
+    names = {}
+    for value in values:
+        name = clean_name(value)
+        names.setdefault(name.casefold(), name)
+    if len(names) > limit:
+        raise TagNameError(f"At most {limit} tags per record.")
+    return list(names.values())
+
+
+def split_names(text):
+    """The tag names of a spreadsheet cell ("a, b"): empty parts ignored."""
+    if text is None:
+        return []
+    return [part for part in str(text).split(",") if part.strip()]
+
+
+def join_names(names):
+    return ", ".join(names or [])
+
+
+def resolve(names, *, created_by_id=None):
+    """The ``Tag`` rows of ``names`` (cleaned), in name order, creating those that do not exist yet."""
+    from core.models import Tag
+
+    wanted = {name.casefold(): name for name in clean_names(names)}
+    found = {tag.key: tag for tag in Tag.objects.filter(key__in=list(wanted))}
+    for key, name in wanted.items():
+        if key not in found:
+            found[key], _ = Tag.objects.get_or_create(key=key, defaults={"name": name, "created_by_id": created_by_id})
+    return sorted(found.values(), key=lambda tag: tag.key)
+
+
+class TaggedModel(models.Model):
+    """A record with tags: the names in ``tags`` (tracked by history), the rows in ``tag_set``.
+
+    The concrete model declares ``tag_set = models.ManyToManyField("core.Tag", ...)``.
+    """
+
+    # The database default serves rows written around the ORM (the demo seeding, raw imports).
+    tags = models.JSONField(
+        _("tags"),
+        default=list,
+        db_default=models.Value([], output_field=models.JSONField()),
+        blank=True,
+        help_text=_("The record's tags, by name."),
+    )
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        update_fields = kwargs.get("update_fields")
+        # A new record without tags has no links to write: its save costs what it did before tags.
+        changed = (self._state.adding and bool(self.tags)) or (
+            not self._state.adding and self.tags != getattr(self, "_loaded_tags", None)
+        )
+        if self.tags is None:
+            self.tags = []
+        if update_fields is not None and "tags" not in update_fields:
+            super().save(*args, **kwargs)
+            return
+        if not changed:
+            super().save(*args, **kwargs)
+            self._loaded_tags = list(self.tags)
+            return
+        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        with transaction.atomic(using=using, savepoint=False):
+            try:
+                chosen = resolve(self.tags or [], created_by_id=getattr(self, "created_by_id", None))
+            except TagNameError as exc:
+                raise ValidationError({"tags": [str(exc)]}) from exc
+            self.tags = [tag.name for tag in chosen]
+            super().save(*args, **kwargs)
+            self.tag_set.set(chosen)
+        self._loaded_tags = list(self.tags)
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        # The names as loaded, so that save() resolves them only when they changed.
+        instance._loaded_tags = instance.__dict__.get("tags")
+        return instance
+
+
+# -- the tagged models ---------------------------------------------------------
+
+
+def register(model, key):
+    """Declare ``model`` (a ``TaggedModel``) as tagged; ``key`` names its count in ``/api/tags``."""
+    _registry[key] = model
+
+
+def tagged_models():
+    """{key: model} of the tagged models, in the order they were registered."""
+    return dict(_registry)
+
+
+def _link(model):
+    """(the through model, its column naming the record) of ``model.tag_set``."""
+    field = model._meta.get_field("tag_set")
+    return field.remote_field.through, field.m2m_field_name()
+
+
+def with_all(queryset, names):
+    """Records of ``queryset`` carrying every tag of ``names`` (a name that is no tag matches nothing)."""
+    through, column = _link(queryset.model)
+    for key in {name.casefold() for name in names}:
+        queryset = queryset.filter(pk__in=through.objects.filter(tag__key=key).values(column))
+    return queryset
+
+
+def with_any(queryset, names):
+    """Records of ``queryset`` carrying at least one tag of ``names``."""
+    through, column = _link(queryset.model)
+    keys = {name.casefold() for name in names}
+    return queryset.filter(pk__in=through.objects.filter(tag__key__in=keys).values(column))
+
+
+def with_counts(tags, user):
+    """``tags`` annotated ``<key>_count``: how many records of each tagged model the user sees carry it."""
+    from core import access
+
+    annotations = {}
+    for key, model in _registry.items():
+        through, column = _link(model)
+        links = through.objects.filter(tag_id=OuterRef("pk"))
+        if not access.sees_everything(user):
+            links = links.filter(**{f"{column}__in": access.scope(model.objects.all(), user).values("pk")})
+        counted = links.order_by().values("tag_id").annotate(n=Count("*")).values("n")
+        annotations[f"{key}_count"] = Coalesce(Subquery(counted[:1]), 0)
+    return tags.annotate(**annotations)
+
+
+# -- changing tags on records --------------------------------------------------
+
+
+def add_tag(records, tag):
+    """Add ``tag`` to each of ``records`` that lacks it (each saved: history, event). Returns how many."""
+    changed = 0
+    with transaction.atomic():
+        for record in records:
+            if tag.key not in {name.casefold() for name in record.tags}:
+                if len(record.tags) >= MAX_PER_RECORD:
+                    raise TagNameError(f"At most {MAX_PER_RECORD} tags per record: {record} has that many.")
+                record.tags = [*record.tags, tag.name]
+                record.save()
+                changed += 1
+    return changed
+
+
+def remove_tag(records, tag):
+    """Take ``tag`` off each of ``records`` that carries it (each saved: history, event). Returns how many."""
+    changed = 0
+    with transaction.atomic():
+        for record in records:
+            kept = [name for name in record.tags if name.casefold() != tag.key]
+            if len(kept) != len(record.tags):
+                record.tags = kept
+                record.save()
+                changed += 1
+    return changed
+
+
+def _rewrite_names(tag, rename):
+    """Apply ``rename(names)`` to the ``tags`` of every record carrying ``tag``, with history and events in bulk."""
+    from core.history import current_history_user
+
+    user = current_history_user()
+    counts = {}
+    for key, model in _registry.items():
+        records = list(model.objects.filter(tag_set=tag).order_by("pk"))
+        for record in records:
+            record.tags = sorted(rename(record.tags), key=str.casefold)
+            record._loaded_tags = list(record.tags)
+        if records:
+            model.objects.bulk_update(records, ["tags"], batch_size=500)
+            model.history.bulk_history_create(records, update=True, default_user=user)
+        counts[key] = len(records)
+    return counts
+
+
+def save_tag(tag, *, name=None, colour=None):
+    """Create or change ``tag`` (name, colour); a new name is carried to the records that have the tag."""
+    from core.models import Tag
+
+    with transaction.atomic():
+        old_key = None if tag._state.adding else tag.key
+        if name is not None:
+            tag.name = clean_name(name)
+        if colour is not None:
+            tag.colour = colour
+        clash = Tag.objects.filter(key=tag.name.casefold())
+        if tag.pk is not None:
+            clash = clash.exclude(pk=tag.pk)
+        if clash.exists():
+            raise TagNameError("A tag with this name already exists.")
+        renamed = old_key is not None and Tag.objects.filter(pk=tag.pk).exclude(name=tag.name).exists()
+        tag.save()
+        if renamed:
+            _rewrite_names(tag, lambda names: [tag.name if n.casefold() == old_key else n for n in names])
+    return tag
+
+
+def delete_tag(tag):
+    """Delete ``tag``, taking it off every record that carries it (with their history and events).
+
+    Returns how many records of each tagged model lost it.
+    """
+    with transaction.atomic():
+        counts = _rewrite_names(tag, lambda names: [n for n in names if n.casefold() != tag.key])
+        tag.delete()
+    return counts

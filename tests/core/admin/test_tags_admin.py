@@ -1,0 +1,202 @@
+"""Tags in the admin: chips, the tag filter, add/remove actions (with their history), editing, the Tag admin."""
+
+import pytest
+from django.contrib.auth.models import Group
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from companies.models import Company
+from core.models import Event, Tag
+from customers.models import Customer
+from opportunities.models import Opportunity
+from tests.core.admin.helpers import change_form_data, export_data, import_rows, read_csv, upload
+from tests.factories import CompanyFactory, CustomerFactory, OpportunityFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+MODELS = {"customer": Customer, "company": Company, "opportunity": Opportunity}
+
+
+def staff(name, group):
+    user = UserFactory(username=name, is_staff=True)
+    user.groups.add(Group.objects.get(name=group))
+    client = Client()
+    client.force_login(user)
+    return user, client
+
+
+def list_url(model):
+    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+
+
+def record_of(kind, owner, **kwargs):
+    if kind == "customer":
+        return CustomerFactory(owner=owner, **kwargs)
+    if kind == "company":
+        return CompanyFactory(owner=owner, **kwargs)
+    return OpportunityFactory(customer=CustomerFactory(owner=owner), **kwargs)
+
+
+def set_tags(record, names):
+    record.tags = names
+    record.save()
+    return record
+
+
+@pytest.mark.parametrize("kind", MODELS)
+def test_changelist_shows_chips_and_filters_by_tag(kind):
+    manager, client = staff("boss", "Sales manager")
+    Tag.objects.create(name="VIP", colour="#ff0000")
+    tagged = set_tags(record_of(kind, manager), ["vip", "hot"])
+    plain = record_of(kind, manager)
+    model = MODELS[kind]
+    page = client.get(list_url(model)).content.decode()
+    assert 'class="tag-chip"' in page and "#ff0000" in page and ">hot<" in page
+    filtered = client.get(list_url(model), {"tag": "vip"})
+    assert [row.pk for row in filtered.context["cl"].result_list] == [tagged.pk]
+    assert plain.pk not in [row.pk for row in client.get(list_url(model), {"tag": "VIP"}).context["cl"].result_list]
+    assert list(client.get(list_url(model), {"tag": "nosuch"}).context["cl"].result_list) == []
+
+
+@pytest.mark.parametrize("kind", MODELS)
+def test_changelist_queries_do_not_grow_with_tagged_rows(kind):
+    manager, client = staff("boss", "Sales manager")
+
+    def count():
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(list_url(MODELS[kind])).status_code == 200
+        return len(captured)
+
+    set_tags(record_of(kind, manager), ["a", "b"])
+    small = count()
+    for index in range(4):
+        set_tags(record_of(kind, manager), ["a", f"t{index}"])
+    assert count() == small
+
+
+@pytest.mark.parametrize("kind", MODELS)
+def test_manager_adds_and_removes_a_tag_in_bulk_with_history(kind):
+    manager, client = staff("boss", "Sales manager")
+    tag = Tag.objects.create(name="VIP")
+    first, second = set_tags(record_of(kind, manager), ["other"]), record_of(kind, manager)
+    model = MODELS[kind]
+    selected = {"_selected_action": [first.pk, second.pk], "index": "0"}
+    # The intermediate page asks for the tag.
+    page = client.post(list_url(model), {**selected, "action": "add_tag"})
+    assert page.status_code == 200 and 'name="tag"' in page.content.decode()
+    assert (
+        client.post(list_url(model), {**selected, "action": "add_tag", "confirm": "yes", "tag": tag.pk}).status_code
+        == 302
+    )
+    for record in (first, second):
+        record.refresh_from_db()
+        assert "VIP" in record.tags and record.tag_set.filter(pk=tag.pk).exists()
+        assert record.history.order_by("-history_id").first().history_user == manager
+    assert Event.objects.filter(object_id=first.pk, type__endswith=".updated").latest("id").data["tags"] == [
+        "other",
+        "VIP",
+    ]
+    client.post(list_url(model), {**selected, "action": "remove_tag", "confirm": "yes", "tag": tag.pk})
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.tags, second.tags) == (["other"], [])
+    assert not tag.customers.exists() and not tag.companies.exists() and not tag.opportunities.exists()
+
+
+@pytest.mark.parametrize("kind", MODELS)
+def test_a_rep_tags_only_their_own_records_and_read_only_users_not_at_all(kind):
+    rep_a, client_a = staff("rep_a", "Sales rep")
+    rep_b, _ = staff("rep_b", "Sales rep")
+    _, reader = staff("reader", "Read-only")
+    tag = Tag.objects.create(name="VIP")
+    mine, theirs = record_of(kind, rep_a), record_of(kind, rep_b)
+    model = MODELS[kind]
+    data = {"_selected_action": [mine.pk, theirs.pk], "index": "0", "action": "add_tag", "confirm": "yes"}
+    client_a.post(list_url(model), {**data, "tag": tag.pk})
+    mine.refresh_from_db()
+    theirs.refresh_from_db()
+    assert (mine.tags, theirs.tags) == (["VIP"], [])
+    reader.post(list_url(model), {**data, "_selected_action": [theirs.pk], "tag": tag.pk})
+    theirs.refresh_from_db()
+    assert theirs.tags == []
+    assert "add_tag" not in reader.get(list_url(model)).content.decode()
+
+
+def test_change_form_edits_tags_with_an_autocomplete():
+    manager, client = staff("boss", "Sales manager")
+    vip, hot = Tag.objects.create(name="VIP"), Tag.objects.create(name="hot")
+    customer = set_tags(CustomerFactory(owner=manager), ["vip"])
+    url = reverse("admin:customers_customer_change", args=[customer.pk])
+    page = client.get(url)
+    assert "admin-autocomplete" in page.content.decode()
+    data = change_form_data(page)
+    assert data["tags"] == [str(vip.pk)]
+    data["tags"] = [str(vip.pk), str(hot.pk)]
+    assert client.post(url, data).status_code == 302
+    customer.refresh_from_db()
+    assert customer.tags == ["hot", "VIP"]
+    assert customer.history.order_by("-history_id").first().tags == ["hot", "VIP"]
+    # The autocomplete offers the tags to a rep too.
+    _, rep_client = staff("rep", "Sales rep")
+    found = rep_client.get(
+        reverse("admin:autocomplete"),
+        {"app_label": "customers", "model_name": "customer", "field_name": "tag_set", "term": "vi"},
+    )
+    assert [row["text"] for row in found.json()["results"]] == ["VIP"]
+
+
+def test_tag_admin_is_for_managers_to_write():
+    manager, client = staff("boss", "Sales manager")
+    rep_user, rep_client = staff("rep", "Sales rep")
+    add = reverse("admin:core_tag_add")
+    assert rep_client.get(reverse("admin:core_tag_changelist")).status_code == 200
+    assert rep_client.post(add, {"name": "Nope"}).status_code == 403
+    assert client.post(add, {"name": " Key  account ", "colour": "#AABBCC"}).status_code == 302
+    tag = Tag.objects.get()
+    assert (tag.name, tag.colour, tag.created_by) == ("Key account", "#aabbcc", manager)
+    duplicate = client.post(add, {"name": "KEY ACCOUNT"})
+    assert duplicate.status_code == 200 and Tag.objects.count() == 1
+    bad = client.post(add, {"name": "x", "colour": "red"})
+    assert bad.status_code == 200 and Tag.objects.count() == 1
+    customer = set_tags(CustomerFactory(owner=rep_user), ["key account"])
+    change = reverse("admin:core_tag_change", args=[tag.pk])
+    assert client.post(change, {"name": "Strategic", "colour": ""}).status_code == 302
+    customer.refresh_from_db()
+    assert customer.tags == ["Strategic"]
+    assert client.post(reverse("admin:core_tag_delete", args=[tag.pk]), {"post": "yes"}).status_code == 302
+    customer.refresh_from_db()
+    assert customer.tags == [] and not Tag.objects.exists()
+
+
+def test_admin_export_and_import_carry_tags():
+    manager, client = staff("boss", "Sales manager")
+    set_tags(CustomerFactory(owner=manager, name="Tagged", email="t@example.com"), ["b", "a"])
+    export_url = reverse("admin:customers_customer_export")
+    exported = client.post(export_url, export_data(client.get(export_url).context["form"]))
+    rows = read_csv(exported)
+    assert [row["tags"] for row in rows if row.get("tags")] == ["a, b"]
+    response = import_rows(
+        client,
+        list_url(Customer),
+        [["name", "email", "标签"], ["Imported", "imported@example.com", "vip, Hot ,"]],
+    )
+    assert response.status_code == 302
+    imported = Customer.objects.get(name="Imported")
+    assert imported.tags == ["Hot", "vip"] and imported.tag_set.count() == 2
+    # A bad name in the cell is that row's error, and nothing is written.
+    preview = import_rows_preview(client, [["name", "tags"], ["Bad", "ok, " + "x" * 60]])
+    assert preview.status_code == 200 and "at most 50 characters" in preview.content.decode()
+    assert not Customer.objects.filter(name="Bad").exists()
+
+
+def import_rows_preview(client, rows):
+    return upload(client, list_url(Customer), rows)
+
+
+def test_tag_actions_and_chips_in_chinese():
+    manager, client = staff("boss", "Sales manager")
+    set_tags(CustomerFactory(owner=manager), ["重点客户"])
+    html = client.get(list_url(Customer), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "添加标签…" in html and "移除标签…" in html and "重点客户" in html
