@@ -1,5 +1,6 @@
 // Names for the admin's unlabelled controls: the fields of a list's editable columns and of
-// tabular inlines take their column's heading; autocomplete boxes take their field's label.
+// tabular inlines take their column's heading; autocomplete boxes (and the search field of a
+// many-valued one, such as tags) take their field's label.
 "use strict";
 (function () {
   function headingOf(cell) {
@@ -29,7 +30,7 @@
       const label = select.id && document.querySelector('label[for="' + select.id + '"]');
       const container = select.nextElementSibling;
       if (!label || !container) return;
-      container.querySelectorAll('[role="combobox"], [role="textbox"]').forEach(function (box) {
+      container.querySelectorAll('[role="combobox"], [role="textbox"], [role="searchbox"], input.select2-search__field').forEach(function (box) {
         if (!box.getAttribute("aria-label")) box.setAttribute("aria-label", label.textContent.replace(/:\s*$/, "").trim());
       });
     });
