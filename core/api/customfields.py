@@ -15,6 +15,7 @@ from core import customfields
 from core.models import CustomField
 
 from .permissions import HasRole, IsManager
+from .serializers import StrictJSONTypesMixin
 from .viewsets import CRMModelViewSet
 
 VALUE_SCHEMA = {
@@ -145,7 +146,7 @@ class CustomFieldFilterMixin:
 # /api/custom-fields
 
 
-class CustomFieldSerializer(serializers.ModelSerializer):
+class CustomFieldSerializer(StrictJSONTypesMixin, serializers.ModelSerializer):
     model = serializers.ChoiceField(
         choices=["customers", "companies", "opportunities"],
         help_text="The resource the field belongs to. Cannot change.",

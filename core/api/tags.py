@@ -11,6 +11,7 @@ from rest_framework import exceptions, serializers
 
 from core import tags
 from core.api.permissions import HasRole, IsManager
+from core.api.serializers import StrictJSONTypesMixin
 from core.api.viewsets import CRMModelViewSet
 from core.models import Tag
 
@@ -116,7 +117,7 @@ class TagCountsSerializer(serializers.Serializer):
     opportunities = serializers.IntegerField()
 
 
-class TagSerializer(serializers.ModelSerializer):
+class TagSerializer(StrictJSONTypesMixin, serializers.ModelSerializer):
     colour = serializers.RegexField(
         r"^#[0-9a-fA-F]{6}$",
         required=False,

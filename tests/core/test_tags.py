@@ -291,6 +291,9 @@ def test_managers_create_rename_recolour_and_delete_tags(api):
     assert created["counts"] == {"customers": 0, "companies": 0, "opportunities": 0}
     assert "name" in field_errors(api.post("/api/tags", {"name": "KEY ACCOUNT"}, format="json"))
     assert "colour" in field_errors(api.post("/api/tags", {"name": "x", "colour": "red"}, format="json"))
+    # JSON of the wrong type is refused, not turned into text ("-30").
+    assert "name" in field_errors(api.post("/api/tags", {"name": -30}, format="json"))
+    assert "colour" in field_errors(api.post("/api/tags", {"name": "y", "colour": 123456}, format="json"))
     assert "name" in field_errors(api.post("/api/tags", {"name": "a\x00"}, format="json"))
 
     customer = tagged("customers", ["key account", "other"])

@@ -64,6 +64,9 @@ def test_manager_defines_a_field_and_sets_it(api):
         ({"model": "customers", "key": "x", "label": "x", "field_type": "choice", "choices": ["a,b"]}, "choices", 400),
         ({"model": "customers", "key": "x", "label": "x", "choices": ["a"]}, "choices", 400),
         ({"model": "customers", "key": "x", "label": "x", "field_type": "colour"}, "field_type", 400),
+        # JSON of the wrong type is refused, not turned into text.
+        ({"model": "customers", "key": 7, "label": "x"}, "key", 400),
+        ({"model": "customers", "key": "x", "label": 7}, "label", 400),
     ],
 )
 def test_bad_definitions_are_refused(api, body, field, status):
