@@ -16,7 +16,8 @@ from django.db.models.fields.json import KeyTransform
 from django.http import QueryDict
 from django.utils.translation import gettext_lazy as _
 
-from core import access, customfields
+from core import customfields
+from core.admin.roles import ReadByAllWrittenByManagers
 from core.models import CustomField
 
 FORM_PREFIX = "cf_"
@@ -258,7 +259,7 @@ class CustomFieldForm(forms.ModelForm):
 
 
 @admin.register(CustomField)
-class CustomFieldAdmin(admin.ModelAdmin):
+class CustomFieldAdmin(ReadByAllWrittenByManagers, admin.ModelAdmin):
     """Managers define the fields; every role may look at them."""
 
     form = CustomFieldForm
@@ -275,21 +276,6 @@ class CustomFieldAdmin(admin.ModelAdmin):
     ]
     list_filter = ["model", "field_type"]
     ordering = ["model", "order", "id"]
-
-    def has_module_permission(self, request):
-        return access.role_of(request.user) is not None
-
-    def has_view_permission(self, request, obj=None):
-        return access.role_of(request.user) is not None
-
-    def has_add_permission(self, request):
-        return access.is_manager(request.user)
-
-    def has_change_permission(self, request, obj=None):
-        return access.is_manager(request.user)
-
-    def has_delete_permission(self, request, obj=None):
-        return access.is_manager(request.user)
 
     def save_model(self, request, obj, form, change):
         customfields.save_definition(obj)

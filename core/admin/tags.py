@@ -20,8 +20,9 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from simple_history.admin import SimpleHistoryAdmin
 
-from core import access, tags
+from core import tags
 from core.admin.base import CRMModelForm
+from core.admin.roles import ReadByAllWrittenByManagers
 from core.models import Tag
 
 # The chips' colours of the page being drawn (read once per changelist request).
@@ -197,7 +198,7 @@ class TagAdminForm(CRMModelForm):
         return name
 
 
-class TagAdmin(SimpleHistoryAdmin):
+class TagAdmin(ReadByAllWrittenByManagers, SimpleHistoryAdmin):
     """Tags: every role sees them (and picks them in forms); managers create, rename, recolour and delete."""
 
     form = TagAdminForm
@@ -205,21 +206,6 @@ class TagAdmin(SimpleHistoryAdmin):
     search_fields = ["name", "key"]
     ordering = ["key"]
     readonly_fields = ["created_by", "created_at", "updated_at"]
-
-    def has_module_permission(self, request):
-        return access.role_of(request.user) is not None
-
-    def has_view_permission(self, request, obj=None):
-        return access.role_of(request.user) is not None
-
-    def has_add_permission(self, request):
-        return access.is_manager(request.user)
-
-    def has_change_permission(self, request, obj=None):
-        return access.is_manager(request.user)
-
-    def has_delete_permission(self, request, obj=None):
-        return access.is_manager(request.user)
 
     @admin.display(description=_("colour"))
     def colour_chip(self, obj):

@@ -1,0 +1,22 @@
+"""Who may do what on the admin pages of shared definitions (tags, custom fields)."""
+
+from core import access
+
+
+class ReadByAllWrittenByManagers:
+    """Every role sees the module and its rows; managers alone add, change and delete them."""
+
+    def has_module_permission(self, request):
+        return access.role_of(request.user) is not None
+
+    def has_view_permission(self, request, obj=None):
+        return access.role_of(request.user) is not None
+
+    def has_add_permission(self, request):
+        return access.is_manager(request.user)
+
+    def has_change_permission(self, request, obj=None):
+        return access.is_manager(request.user)
+
+    def has_delete_permission(self, request, obj=None):
+        return access.is_manager(request.user)
