@@ -13,6 +13,8 @@ choice narrows its queryset with :func:`scope`, so that the rules are the same
 on every route.
 """
 
+import functools
+
 from django.contrib.auth import get_permission_codename
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ImproperlyConfigured
@@ -141,7 +143,9 @@ def register_viewer_path(model, path):
         paths.append(path)
 
 
+@functools.cache
 def _is_many_valued(model, path):
+    """Whether ``path`` from ``model`` crosses a many-valued relation (read once per model and path)."""
     for name in path.split("__"):
         field = model._meta.get_field(name)
         if field.one_to_many or field.many_to_many:
