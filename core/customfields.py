@@ -323,6 +323,25 @@ def clean_value(definition, value, *, from_text=False):
     raise Invalid(_("Unknown field type."))
 
 
+def clean_cells(cells):
+    """Clean a file row's custom field cells, ``(error_key, definition, cell)`` each, as text.
+
+    Returns ``({key: stored value}, {error_key: [message]})``; empty cells are left out of both.
+    The one home of the imports' cell rule: the admin's (``core/resources.py``) and the commands'
+    (``core/sheets.py``).
+    """
+    values, errors = {}, {}
+    for error_key, definition, cell in cells:
+        try:
+            value = clean_value(definition, cell, from_text=True)
+        except Invalid as exc:
+            errors[error_key] = [str(exc)]
+            continue
+        if value is not _UNSET:
+            values[definition.key] = value
+    return values, errors
+
+
 def _is_empty(value):
     return value is None or value == "" or value == []
 

@@ -371,19 +371,15 @@ class CRMModelResource(resources.ModelResource):
     def _custom_field_cells(self, row, data, errors):
         """Put the row's custom field cells (as JSON values) into ``data["custom_fields"]``; empty cells change nothing."""
         definitions = {definition.key: definition for definition in self._custom_field_definitions}
-        values = {}
+        cells = []
         for header, cell in row.items():
             key = self._custom_field_map.get(cell_text(header).lower())
             if key is None or header in self.import_columns or header == "id" or cell_text(cell) == "":
                 continue
             self._custom_field_headers[f"custom_fields.{key}"] = header
-            try:
-                value = customfields.clean_value(definitions[key], cell, from_text=True)
-            except customfields.Invalid as exc:
-                errors[header] = [str(exc)]
-                continue
-            if value is not customfields.UNSET:
-                values[key] = value
+            cells.append((header, definitions[key], cell))
+        values, cell_errors = customfields.clean_cells(cells)
+        errors.update(cell_errors)
         if values:
             data["custom_fields"] = values
 

@@ -202,21 +202,15 @@ class SheetImport:
         """``(values without custom field cells, {key: JSON value}, errors)``; empty cells change nothing."""
         resource = customfields.resource_of(self.serializer_class.Meta.model)
         current = customfields.by_key(resource) if resource else {}
-        plain, custom, errors = {}, {}, {}
+        plain, cells = {}, []
         for name, value in values.items():
             if not name.startswith(CUSTOM_PREFIX):
                 plain[name] = value
                 continue
             key = name[len(CUSTOM_PREFIX) :]
-            if not value or key not in current:
-                continue
-            try:
-                cleaned = customfields.clean_value(current[key], value, from_text=True)
-            except customfields.Invalid as exc:
-                errors[name] = [str(exc)]
-                continue
-            if cleaned is not customfields.UNSET:
-                custom[key] = cleaned
+            if value and key in current:
+                cells.append((name, current[key], value))
+        custom, errors = customfields.clean_cells(cells)
         return plain, custom, errors
 
     def _import_row(self, line, values, existing):
