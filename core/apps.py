@@ -10,11 +10,14 @@ class CoreConfig(AppConfig):
     def ready(self):
         from django.contrib import admin
 
-        from . import access, customfields
+        from . import access, changesets, customfields
         from .admin.tags import TagAdmin
         from .models import Tag
 
         # Events keep the owner of their record at the time: a deleted record's events stay in its book.
         access.register_owner_path(self.get_model("Event"), "owner")
         customfields.connect_signals()
+        changesets.install()
+        # A rep sees the changesets they made.
+        access.register_owner_path(self.get_model("Changeset"), "user")
         admin.site.register(Tag, TagAdmin)

@@ -388,3 +388,23 @@ def dispatch_after_commit(using="default"):
 def unregister_dispatcher(function):
     if function in _dispatchers:
         _dispatchers.remove(function)
+
+
+def record_event(type, *, model, object_id, owner_id=None, actor_id=None, data=None, using="default"):
+    """Write one event that is not a record's change (``changeset.undone``), dispatched like the others."""
+    from core.models import Event
+
+    _, request_id = _context()
+    event = Event(
+        type=type,
+        model=model,
+        object_id=object_id,
+        owner_id=owner_id,
+        actor_id=actor_id,
+        changes={},
+        data=data,
+        request_id=request_id,
+        created_at=timezone.now(),
+    )
+    _write([event], using)
+    return event

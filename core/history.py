@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_noop
 from simple_history.manager import HistoryManager
 from simple_history.models import HistoricalRecords
+from simple_history.signals import post_create_historical_record
 
 from core import events
 
@@ -53,6 +54,7 @@ class CRMHistoryManager(HistoryManager):
         objs = list(objs)
         previous = self.latest_records([obj.pk for obj in objs]) if update else None
         created = super().bulk_history_create(objs, batch_size=batch_size, update=update, **kwargs)
+        _changesets().history_bulk_written(self.model.instance_type, objs, created or [], previous=previous)
         events.record_bulk(self.model.instance_type, objs, update=update, previous=previous, using=self.db)
         return created
 
@@ -74,6 +76,15 @@ class CRMHistoricalRecords(HistoricalRecords):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("history_manager", CRMHistoryManager)
         super().__init__(*args, **kwargs)
+
+    def create_historical_record(self, instance, history_type, using=None):
+        previous = instance.__dict__.get("_history_previous") if history_type == "~" else None
+        # A changeset being recorded (core/changesets.py) takes the entry as one of its rows.
+        instance._changeset_previous = previous
+        try:
+            super().create_historical_record(instance, history_type, using=using)
+        finally:
+            instance.__dict__.pop("_changeset_previous", None)
 
     def post_save(self, instance, created, using=None, **kwargs):
         loaded = getattr(_state, "loaded", None)
@@ -98,7 +109,9 @@ class CRMHistoricalRecords(HistoricalRecords):
         pending = getattr(_state, "pending", None)
         if pending is None:
             return super().post_delete(instance, using=using, **kwargs)
-        pending.setdefault(self, []).append(self.build_deletion_record(instance, using))
+        record = self.build_deletion_record(instance, using)
+        record._deleted = instance
+        pending.setdefault(self, []).append(record)
 
     def build_deletion_record(self, instance, using=None):
         manager = getattr(instance, self.manager_name)
@@ -110,6 +123,23 @@ class CRMHistoricalRecords(HistoricalRecords):
             history_change_reason=self.get_change_reason_for_object(instance, "-", using),
             **attrs,
         )
+
+
+def _changesets():
+    # core.changesets imports this module; the hooks are looked up when called.
+    from core import changesets
+
+    return changesets
+
+
+def _record_written(sender, instance, history_instance, **kwargs):
+    """A single save or delete wrote ``history_instance``: a row of the changeset being recorded, if any."""
+    _changesets().history_written(
+        type(instance), instance, history_instance, instance.__dict__.get("_changeset_previous")
+    )
+
+
+post_create_historical_record.connect(_record_written, dispatch_uid="core.history.changesets")
 
 
 @contextmanager
@@ -129,7 +159,9 @@ def batched_delete_history():
         yield
         for records in _state.pending.values():
             if records:
-                type(records[0]).objects.bulk_create(records, batch_size=500)
+                written = type(records[0]).objects.bulk_create(records, batch_size=500)
+                model = type(records[0]).instance_type
+                _changesets().history_bulk_written(model, [record._deleted for record in written], written)
         events.write_collected()
     finally:
         _state.pending = None
@@ -207,10 +239,12 @@ def delete_with_history(queryset):
     history_model = model.history.model
     tracked = [field for field in history_model._meta.concrete_fields if not field.name.startswith("history_")]
     user = current_history_user()
+    history_date = timezone.now()
+    recorded = _changesets().rows_deleted(queryset, history_date)
     source = (
         queryset.order_by()
         .annotate(
-            _history_date=Value(timezone.now(), output_field=DateTimeField()),
+            _history_date=Value(history_date, output_field=DateTimeField()),
             _history_type=Value("-", output_field=CharField()),
             _history_user=Value(user.pk if user else None, output_field=BigIntegerField()),
             _history_reason=Value(None, output_field=CharField()),
@@ -233,6 +267,8 @@ def delete_with_history(queryset):
             f"INSERT INTO {quote(history_model._meta.db_table)} ({', '.join(map(quote, columns))}) {select_sql}",
             params,
         )
+    if recorded is not None:
+        recorded()
     events.record_bulk_deletion(queryset)
     # The rows' many-to-many links (an opportunity's tags) go first, one DELETE per relation.
     for relation in model._meta.many_to_many:

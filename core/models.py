@@ -347,3 +347,7 @@ class Tag(RecordedModel):
         if update_fields is not None and "name" in update_fields:
             kwargs["update_fields"] = {*update_fields, "key"}
         super().save(*args, **kwargs)
+
+
+# The changesets engine keeps its models beside its code.
+from core.changesets import Changeset, ChangesetRow  # noqa: E402, F401

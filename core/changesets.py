@@ -1,0 +1,559 @@
+"""Changesets: every bulk change recorded row by row, previewed before it is made, undone after.
+
+A bulk operation (an import, an API batch, a merge, a reassign, a bulk admin
+action) runs inside::
+
+    with changesets.recording("import", user=user, label="customers.xlsx", source={...}) as cs:
+        ...  # saves and deletes as usual
+
+and every history entry written inside the block (``core/history.py``: single
+saves and deletes, deletions batched with their cascade, ``bulk_history_create``,
+``delete_with_history``) becomes a :class:`ChangesetRow` of ``cs`` with the
+record's values before and after. An operation that writes only through saves and
+deletes that leave history is therefore recorded, and undoable, with no code of
+its own; a bare ``QuerySet.update()`` is not (it leaves no history either).
+
+The rows are written as the history is, in the same transaction and savepoints:
+an item of a batch that rolls back takes its rows with it. With ``dry_run=True``
+the block runs the same way inside a savepoint that is rolled back at the end;
+``cs`` is then unsaved and ``cs.preview`` holds the rows it would have had.
+
+:func:`undo` puts the previous state back through the models' own saves and
+deletes (so history, events and search indexes follow), itself recorded as a
+changeset of kind ``undo``: undoing that one redoes the first.
+"""
+
+import datetime
+import decimal
+import uuid
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import Count
+from django.db.models.fields import DateField, DateTimeField
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+KINDS = ("import", "batch", "merge", "reassign", "action", "undo")
+CREATED, UPDATED, DELETED = "created", "updated", "deleted"
+_HISTORY_OPS = {"+": CREATED, "~": UPDATED, "-": DELETED}
+
+_active = ContextVar("changeset_recording", default=None)
+
+
+class Changeset(models.Model):
+    """One bulk change: who, when, from what, and how many records of each kind it touched."""
+
+    class Kind(models.TextChoices):
+        IMPORT = "import", _("import")
+        BATCH = "batch", _("API batch")
+        MERGE = "merge", _("merge")
+        REASSIGN = "reassign", _("reassign")
+        ACTION = "action", _("bulk action")
+        UNDO = "undo", _("undo")
+
+    class Status(models.TextChoices):
+        APPLIED = "applied", _("applied")
+        UNDONE = "undone", _("undone")
+
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    label = models.CharField(_("label"), max_length=200, blank=True, default="")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="changesets",
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    # Where the change came from: file name and sha256, request id, action name...
+    source = models.JSONField(_("source"), default=dict, blank=True)
+    # {"customers.customer": {"created": 2, "updated": 5, "deleted": 0}, ...}
+    counts = models.JSONField(_("counts"), default=dict, blank=True)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.APPLIED)
+    undoes = models.ForeignKey(
+        "self",
+        verbose_name=_("undoes"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="undone_by_changesets",
+    )
+    undone_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("undone by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    undone_at = models.DateTimeField(_("undone at"), null=True, blank=True)
+
+    class Meta:
+        app_label = "core"
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("changeset")
+        verbose_name_plural = _("changesets")
+        indexes = [models.Index(fields=["user", "-created_at"], name="changeset_user_created_idx")]
+
+    def __str__(self):
+        return f"#{self.pk} {self.get_kind_display()}" + (f": {self.label}" if self.label else "")
+
+    @property
+    def total(self):
+        return sum(sum(ops.values()) for ops in (self.counts or {}).values())
+
+
+class ChangesetRow(models.Model):
+    """One record created, updated or deleted by a changeset, with its values before and after.
+
+    An update holds only the fields it changed; a creation its values after, a
+    deletion its values before (all the tracked fields). ``history_id`` is the
+    history entry the change wrote: a record whose latest entry is another has
+    changed since, and its undo is a conflict.
+    """
+
+    class Op(models.TextChoices):
+        CREATED = CREATED, _("created")
+        UPDATED = UPDATED, _("updated")
+        DELETED = DELETED, _("deleted")
+
+    changeset = models.ForeignKey(Changeset, verbose_name=_("changeset"), on_delete=models.CASCADE, related_name="rows")
+    seq = models.PositiveIntegerField(_("order"))
+    model = models.CharField(_("model"), max_length=100)
+    object_id = models.BigIntegerField(_("object id"))
+    op = models.CharField(_("change"), max_length=8, choices=Op.choices)
+    before = models.JSONField(_("before"), null=True, blank=True)
+    after = models.JSONField(_("after"), null=True, blank=True)
+    history_id = models.BigIntegerField(_("history entry"), null=True, blank=True)
+    name = models.CharField(_("record"), max_length=300, blank=True, default="")
+
+    class Meta:
+        app_label = "core"
+        ordering = ["changeset", "seq"]
+        verbose_name = _("changeset row")
+        verbose_name_plural = _("changeset rows")
+        constraints = [models.UniqueConstraint(fields=["changeset", "seq"], name="changeset_row_seq_unique")]
+
+    def __str__(self):
+        return f"{self.get_op_display()} {self.model} {self.object_id}"
+
+    def changes(self):
+        """[(field, before, after)] of the row, in the fields' order."""
+        before, after = self.before or {}, self.after or {}
+        names = list(before) + [name for name in after if name not in before]
+        return [(name, before.get(name), after.get(name)) for name in names]
+
+
+# -- values ------------------------------------------------------------------
+
+
+def tracked_fields(model):
+    """The fields of ``model`` its history keeps (and so a changeset records)."""
+    return model.history.model.tracked_fields
+
+
+def _json(value):
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal | uuid.UUID):
+        return str(value)
+    return value
+
+
+def values_of(model, source, names=None):
+    """{attname: JSON value} of the tracked fields of ``source`` (a record or a history entry)."""
+    return {
+        field.attname: _json(getattr(source, field.attname))
+        for field in tracked_fields(model)
+        if names is None or field.attname in names
+    }
+
+
+def python_values(model, values):
+    """The values of a row (``values_of``) back as Python values of the model's fields."""
+    fields = {field.attname: field for field in tracked_fields(model)}
+    return {name: fields[name].to_python(value) for name, value in values.items() if name in fields}
+
+
+def _name(instance):
+    try:
+        return str(instance)[:300]
+    except Exception:  # noqa: BLE001 - a name is for display; a record that cannot name itself still counts
+        return f"{type(instance).__name__} {instance.pk}"
+
+
+def _model(label):
+    from django.apps import apps
+
+    return apps.get_model(label)
+
+
+# -- recording ---------------------------------------------------------------
+
+
+class _Recording:
+    def __init__(self, changeset):
+        self.changeset = changeset
+        self.seq = 0
+
+    def add(self, rows):
+        if not rows:
+            return
+        for row in rows:
+            self.seq += 1
+            row.seq, row.changeset = self.seq, self.changeset
+        if len(rows) == 1:
+            rows[0].save(force_insert=True)
+        else:
+            ChangesetRow.objects.bulk_create(rows, batch_size=500)
+
+
+def active():
+    """The changeset being recorded now, or None."""
+    state = _active.get()
+    return state.changeset if state is not None else None
+
+
+class _DryRun(Exception):
+    pass
+
+
+@contextmanager
+def recording(kind, *, user, label="", source=None, dry_run=False):
+    """Record every change made inside the block as one changeset (see the module's docstring).
+
+    Inside another recording the block joins it (the outer changeset is yielded).
+    The changeset is saved with the block's writes, in its transaction; a block
+    that changed nothing leaves none (``cs.pk`` is None).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"Unknown changeset kind {kind!r}; one of {', '.join(KINDS)}.")
+    outer = _active.get()
+    if outer is not None:
+        yield outer.changeset
+        return
+    changeset = Changeset(
+        kind=kind,
+        user=user if user is not None and user.is_authenticated else None,
+        label=(label or "")[:200],
+        source=dict(source or {}),
+    )
+    changeset.dry_run = dry_run
+    changeset.preview = None
+    try:
+        with transaction.atomic():
+            changeset.save(force_insert=True)
+            state = _Recording(changeset)
+            token = _active.set(state)
+            try:
+                yield changeset
+            finally:
+                _active.reset(token)
+            changeset.counts = _counts(changeset)
+            if dry_run:
+                changeset.preview = list(changeset.rows.order_by("seq"))
+                raise _DryRun()
+            if state.seq:
+                changeset.save(update_fields=["counts"])
+            else:
+                changeset.delete()
+                changeset.pk = None
+    except _DryRun:
+        changeset.pk = None
+        for row in changeset.preview:
+            row.pk = None
+
+
+def _counts(changeset):
+    counts = {}
+    rows = changeset.rows.order_by().values_list("model", "op").annotate(n=Count("*"))
+    for model, op, n in rows:
+        counts.setdefault(model, {CREATED: 0, UPDATED: 0, DELETED: 0})[op] = n
+    return dict(sorted(counts.items()))
+
+
+# -- the hooks (called by core.history) ---------------------------------------
+
+
+def _row(model, pk, op, before, after, history_id, name):
+    return ChangesetRow(
+        model=model._meta.label_lower,
+        object_id=pk,
+        op=op,
+        before=before,
+        after=after,
+        history_id=history_id,
+        name=name,
+    )
+
+
+def _update_values(model, previous, current):
+    """(before, after) of the fields that differ between two states (history entries or records)."""
+    if previous is None or getattr(previous, "history_type", None) == "-":
+        return None, values_of(model, current)
+    before, after = values_of(model, previous), values_of(model, current)
+    changed = [name for name in after if before.get(name) != after[name]]
+    return {name: before[name] for name in changed}, {name: after[name] for name in changed}
+
+
+def history_written(model, instance, record, previous=None):
+    """A single save or delete wrote ``record`` (a history entry of ``instance``)."""
+    state = _active.get()
+    if state is None:
+        return
+    op = _HISTORY_OPS[record.history_type]
+    if op == CREATED:
+        before, after = None, values_of(model, record)
+    elif op == DELETED:
+        before, after = values_of(model, record), None
+    else:
+        before, after = _update_values(model, previous, record)
+    pk = getattr(record, model._meta.pk.attname)  # a deleted instance has lost its own
+    state.add([_row(model, pk, op, before, after, record.history_id, _name(instance))])
+
+
+def history_bulk_written(model, instances, records, *, previous=None):
+    """``bulk_history_create`` (or a batched deletion) wrote ``records`` for ``instances``."""
+    state = _active.get()
+    if state is None or not records:
+        return
+    rows = []
+    for instance, record in zip(instances, records, strict=False):
+        op = _HISTORY_OPS[record.history_type]
+        if op == CREATED:
+            before, after = None, values_of(model, record)
+        elif op == DELETED:
+            before, after = values_of(model, record), None
+        else:
+            before, after = _update_values(model, (previous or {}).get(getattr(record, model._meta.pk.attname)), record)
+        pk = getattr(record, model._meta.pk.attname)
+        rows.append(_row(model, pk, op, before, after, record.history_id, _name(instance)))
+    state.add(rows)
+
+
+def rows_deleted(queryset, history_date):
+    """``delete_with_history`` is about to delete ``queryset`` (its history entries dated ``history_date``).
+
+    Returns a callable to call once the history entries are written, which records
+    the rows with their history ids; None when nothing is being recorded.
+    """
+    state = _active.get()
+    if state is None:
+        return None
+    model = queryset.model
+    instances = list(
+        model._base_manager.using(queryset.db).filter(pk__in=queryset.order_by().values("pk")).order_by("pk")
+    )
+
+    def written():
+        history = model.history.model.objects.using(queryset.db)
+        pk_name = model._meta.pk.attname
+        ids = {}
+        pks = [instance.pk for instance in instances]
+        for start in range(0, len(pks), 500):
+            ids.update(
+                history.filter(
+                    **{f"{pk_name}__in": pks[start : start + 500]}, history_type="-", history_date=history_date
+                ).values_list(pk_name, "history_id")
+            )
+        state.add(
+            [
+                _row(model, obj.pk, DELETED, values_of(model, obj), None, ids.get(obj.pk), _name(obj))
+                for obj in instances
+            ]
+        )
+
+    return written
+
+
+# -- undo --------------------------------------------------------------------
+
+
+class UndoRefused(Exception):
+    """An undo that cannot go ahead: already undone, or conflicts (``conflicts``: [{...}])."""
+
+    def __init__(self, message, *, code, conflicts=()):
+        super().__init__(message)
+        self.message, self.code, self.conflicts = message, code, list(conflicts)
+
+
+def _latest_rows(rows):
+    """{(model, pk): the changeset's last row for that record}."""
+    latest = {}
+    for row in rows:
+        key = (row.model, row.object_id)
+        if key not in latest or latest[key].seq < row.seq:
+            latest[key] = row
+    return latest
+
+
+def conflicts(changeset, rows=None):
+    """The records ``changeset`` touched that changed since, each ``{model, object_id, name, reason}``.
+
+    A record conflicts when its latest history entry is not the one the changeset
+    wrote (changed or deleted since), or, for a deleted one, when its id is taken again.
+    One query per model touched.
+    """
+    rows = list(changeset.rows.all()) if rows is None else rows
+    by_model = {}
+    for (label, pk), row in _latest_rows(rows).items():
+        by_model.setdefault(label, {})[pk] = row
+    found = []
+    for label, latest in by_model.items():
+        model = _model(label)
+        live = [pk for pk, row in latest.items() if row.op != DELETED]
+        history = model.history.latest_records(live) if live else {}
+        gone = [pk for pk, row in latest.items() if row.op == DELETED]
+        taken = set(model._base_manager.filter(pk__in=gone).values_list("pk", flat=True)) if gone else set()
+        for pk, row in sorted(latest.items()):
+            reason = None
+            if row.op == DELETED:
+                if pk in taken:
+                    reason = "recreated"
+            else:
+                record = history.get(pk)
+                if record is None or record.history_type == "-":
+                    reason = "deleted"
+                elif row.history_id is not None and record.history_id != row.history_id:
+                    reason = "changed"
+            if reason:
+                found.append({"model": label, "object_id": pk, "name": row.name, "reason": reason})
+    return found
+
+
+CONFLICT_MESSAGES = {
+    "changed": _("changed since"),
+    "deleted": _("deleted since"),
+    "recreated": _("its id is taken again"),
+}
+
+
+def conflict_text(conflict):
+    return f"{conflict['name'] or conflict['object_id']} ({CONFLICT_MESSAGES[conflict['reason']]})"
+
+
+@contextmanager
+def _acting(user):
+    from core.history import acting_as, current_history_user
+
+    if user is not None and current_history_user() is None:
+        with acting_as(user):
+            yield
+    else:
+        yield
+
+
+def undo(changeset, user, skip_conflicts=False):
+    """Put back the state before ``changeset``; return the changeset of the undo.
+
+    Updated records get their old values back and created ones are deleted, through
+    their models' saves and deletes; deleted ones are made again with their ids
+    (parents before children: the rows in reverse order). Records changed since are
+    conflicts: the undo is refused (:class:`UndoRefused`, with them listed) unless
+    ``skip_conflicts``, which leaves them as they are. One transaction.
+    """
+    from core import events
+
+    with transaction.atomic():
+        changeset = Changeset.objects.select_for_update().get(pk=changeset.pk)
+        if changeset.status == Changeset.Status.UNDONE:
+            raise UndoRefused(str(_("This changeset has already been undone.")), code="already_undone")
+        rows = list(changeset.rows.order_by("-seq"))
+        found = conflicts(changeset, rows)
+        if found and not skip_conflicts:
+            raise UndoRefused(
+                str(_("Records changed since: %(names)s.")) % {"names": "; ".join(map(conflict_text, found))},
+                code="undo_conflict",
+                conflicts=found,
+            )
+        skipped = {(conflict["model"], conflict["object_id"]) for conflict in found}
+        with (
+            _acting(user),
+            recording(
+                "undo",
+                user=user,
+                label=f"Undo of #{changeset.pk}" + (f": {changeset.label}" if changeset.label else ""),
+                source={"undoes": changeset.pk, "skipped": len(skipped)},
+            ) as done,
+        ):
+            _revert([row for row in rows if (row.model, row.object_id) not in skipped])
+        if done.pk is not None:
+            done.undoes = changeset
+            done.save(update_fields=["undoes"])
+        changeset.status, changeset.undone_by, changeset.undone_at = Changeset.Status.UNDONE, user, timezone.now()
+        changeset.save(update_fields=["status", "undone_by", "undone_at"])
+        events.record_event(
+            "changeset.undone",
+            model=Changeset._meta.label_lower,
+            object_id=changeset.pk,
+            owner_id=changeset.user_id,
+            actor_id=getattr(user, "pk", None),
+            data={"changeset": changeset.pk, "undo_changeset": done.pk, "skipped": sorted(map(list, skipped))},
+        )
+    return done
+
+
+def _revert(rows):
+    """Undo ``rows`` (newest first): each through its model's save or delete."""
+    from core.history import batched_delete_history
+
+    loaded = {}
+    for row in rows:
+        if row.op != DELETED:
+            loaded.setdefault(row.model, set()).add(row.object_id)
+    objects = {label: _model(label)._base_manager.in_bulk(list(pks)) for label, pks in loaded.items()}
+    for row in rows:
+        model = _model(row.model)
+        if row.op == UPDATED:
+            instance = objects[row.model].get(row.object_id)
+            if instance is None or not row.before:
+                continue
+            for name, value in python_values(model, row.before).items():
+                setattr(instance, name, value)
+            _save(instance)
+        elif row.op == CREATED:
+            instance = objects[row.model].get(row.object_id)
+            if instance is None or not model._base_manager.filter(pk=row.object_id).exists():
+                # Gone with a parent deleted just before (a cascade).
+                continue
+            with batched_delete_history():
+                instance.delete()
+        else:
+            instance = model(**python_values(model, row.before or {}))
+            instance.pk = row.object_id
+            _save(instance, force_insert=True)
+            objects.setdefault(row.model, {})[row.object_id] = instance
+
+
+def _save(instance, **kwargs):
+    # A record made again keeps its creation date (auto_now_add would write "now"); its
+    # ``updated_at`` (auto_now, not in the history) is the undo's: it did change now, and
+    # clients that sync by it must see it again.
+    instance._keep_stored_dates = True
+    try:
+        instance.save(**kwargs)
+    finally:
+        del instance._keep_stored_dates
+
+
+def _keep_stored_dates(pre_save):
+    def wrapped(self, model_instance, add):
+        if self.auto_now_add and not self.auto_now and getattr(model_instance, "_keep_stored_dates", False):
+            value = getattr(model_instance, self.attname)
+            if value is not None:
+                return value
+        return pre_save(self, model_instance, add)
+
+    wrapped._keeps_stored_dates = True
+    return wrapped
+
+
+def install():
+    """Let a restoring save keep ``auto_now_add`` dates (from ``CoreConfig.ready``)."""
+    for field_class in (DateField, DateTimeField):
+        if not getattr(field_class.pre_save, "_keeps_stored_dates", False):
+            field_class.pre_save = _keep_stored_dates(field_class.pre_save)
