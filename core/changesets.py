@@ -436,6 +436,25 @@ def conflict_text(conflict):
     return f"{conflict['name'] or conflict['object_id']} ({CONFLICT_MESSAGES[conflict['reason']]})"
 
 
+def undo_refusal(user, changeset):
+    """Why ``user`` may not undo ``changeset`` (a message), or None; its visibility is ``scope()``'s.
+
+    Writers only; and since an undo deletes what the changeset created, a role that
+    may not delete a kind of record (a rep, customers) may not undo its creation.
+    """
+    from core import access
+
+    if not access.can_write(user):
+        return str(_("Read-only users cannot change data."))
+    for label, ops in sorted((changeset.counts or {}).items()):
+        if ops.get(CREATED) and not access.may_delete(user, _model(label)):
+            return str(
+                _("Undoing this deletes %(records)s, which your role may not delete; ask a manager.")
+                % {"records": _model(label)._meta.verbose_name_plural}
+            )
+    return None
+
+
 @contextmanager
 def _acting(user):
     from core.history import acting_as, current_history_user

@@ -4,6 +4,7 @@ from django.urls import re_path
 from rest_framework.routers import DefaultRouter
 
 from companies.views import CompanyViewSet
+from core.api.changesets import ChangesetViewSet
 from core.api.customfields import CustomFieldViewSet
 from core.api.events import EventViewSet
 from core.api.tags import TagViewSet
@@ -37,6 +38,7 @@ router.register("custom-fields", CustomFieldViewSet, basename="custom-field")
 router.register("webhooks", WebhookEndpointViewSet, basename="webhook")
 router.register("notifications", NotificationViewSet, basename="notification")
 router.register("tags", TagViewSet, basename="tag")
+router.register("changesets", ChangesetViewSet, basename="changeset")
 
 urlpatterns = router.urls + [
     re_path(r"^reports/pipeline/?$", PipelineReportView.as_view(), name="report-pipeline"),

@@ -423,8 +423,12 @@ class EnvelopeAutoSchema(AutoSchema):
                 self.method = "PUT"
         return super()._get_request_for_media_type(serializer, direction)
 
+    def _extra_errors(self):
+        """{status: description} of the errors a view's action declares (``extra_error_statuses``)."""
+        return getattr(self.view, "extra_error_statuses", {}).get(getattr(self.view, "action", None), {})
+
     def _error_statuses(self):
-        statuses = {"429"}
+        statuses = {"429"} | set(self._extra_errors())
         if any(getattr(throttle, "fail_closed", False) for throttle in self.view.get_throttles()):
             statuses.add("503")  # refused while its limits cannot be counted
         if self._requires_auth:
@@ -483,7 +487,7 @@ class EnvelopeAutoSchema(AutoSchema):
             }
         for code in self._error_statuses():
             response = self._get_response_for_code(self._error_ref(), code, direction=direction)
-            response["description"] = ERROR_DESCRIPTIONS[code]
+            response["description"] = self._extra_errors().get(code) or ERROR_DESCRIPTIONS[code]
             if self._is_batch and code == "400":
                 response["description"] += (
                     " For an atomic batch with a failed item: nothing was written, and `data` holds each item's result."

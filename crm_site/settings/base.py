@@ -382,6 +382,11 @@ SPECTACULAR_SETTINGS = {
         "SuccessFalseEnum": [(False, False)],
         "StatusEnum": "customers.models.Customer.Status",
         "DeliveryStatusEnum": "webhooks.models.Delivery.Status",
+        # The task kinds had the name first; the changesets' get their own.
+        "KindEnum": "tasks.models.Task.Kind",
+        "ChangesetKindEnum": "core.changesets.Changeset.Kind",
+        "ChangesetStatusEnum": "core.changesets.Changeset.Status",
+        "ChangesetOpEnum": "core.changesets.ChangesetRow.Op",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -16,6 +16,7 @@ from knox.models import get_token_model
 from rest_framework.test import APIClient
 
 from companies.models import Company
+from core.changesets import recording
 from core.models import CustomField, Event, Tag
 from customers.models import Customer
 from interactions.models import Interaction
@@ -71,6 +72,13 @@ def world():
     records["ta"] = TaskFactory(customer=a, opportunity=records["oa"], assignee=users["rep_a"])
     records["td"] = TaskFactory(customer=a, assignee=users["rep_a"], done_at=timezone.now())
     records["tx"] = TaskFactory(customer=b, assignee=users["rep_a"])
+    # Rep A's changesets: one that changed their customer, one that created a customer.
+    with recording("action", user=users["rep_a"]) as changed:
+        a.phone = "555"
+        a.save()
+    with recording("import", user=users["rep_a"]) as created:
+        CustomerFactory(name="Imported", owner=users["rep_a"])
+    records["cha"], records["chc"] = changed, created
     return records
 
 
@@ -245,6 +253,14 @@ MATRIX = [
     ("post", "/api/notifications/{na}/read", None, (200, 404, 404, 404, 401, 403)),
     ("post", "/api/notifications/read-all", None, (200, 200, 200, 200, 401, 403)),
     ("post", "/api/notifications", {}, (405, 405, 405, 405, 401, 403)),
+    # Changesets: a rep sees their own; undoing is writing, and undoing a creation is deleting.
+    ("get", "/api/changesets", None, (200, 200, 200, 200, 401, 403)),
+    ("get", "/api/changesets/{cha}", None, (200, 404, 200, 200, 401, 403)),
+    ("get", "/api/changesets/{cha}/rows", None, (200, 404, 200, 200, 401, 403)),
+    ("post", "/api/changesets/{cha}/undo", {}, (200, 404, 200, 403, 401, 403)),
+    ("post", "/api/changesets/{chc}/undo", {"skip_conflicts": True}, (403, 404, 200, 403, 401, 403)),
+    # Nobody deletes a changeset (no role has the permission): the record of a change stays.
+    ("delete", "/api/changesets/{cha}", None, (403, 403, 403, 403, 401, 403)),
     ("delete", "/api/notifications/{na}", None, (405, 405, 405, 405, 401, 403)),
 ]
 

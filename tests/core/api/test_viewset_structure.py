@@ -11,6 +11,7 @@ import inspect
 import pytest
 from django.urls import get_resolver
 
+from core.api.changesets import ChangesetViewSet
 from core.api.events import EventViewSet
 from core.api.reports import ScopedReportView
 from core.api.viewsets import CRMModelViewSet
@@ -101,17 +102,21 @@ def test_the_rule_catches_a_mixin_and_the_base_overriding_the_same_method():
 READ_ONLY_FEEDS = {EventViewSet}
 # Each user's own messages: read, and marked read (no create, update or delete; no history or events).
 PERSONAL_FEEDS = {NotificationViewSet}
+# The log of bulk changes: read, and undone (the undo writes through core.changesets, not through the viewset).
+CHANGE_LOGS = {ChangesetViewSet}
 
 
 def test_every_resource_on_the_router_is_a_crm_viewset_and_checked_above():
     assert router.registry
     for _prefix, viewset, _basename in router.registry:
-        assert issubclass(viewset, CRMModelViewSet) or viewset in READ_ONLY_FEEDS | PERSONAL_FEEDS, viewset
+        assert issubclass(viewset, CRMModelViewSet) or viewset in READ_ONLY_FEEDS | PERSONAL_FEEDS | CHANGE_LOGS, (
+            viewset
+        )
         assert viewset in api_view_classes()
 
 
 def test_read_only_feeds_take_no_writes():
-    for viewset in READ_ONLY_FEEDS | PERSONAL_FEEDS:
+    for viewset in READ_ONLY_FEEDS | PERSONAL_FEEDS | CHANGE_LOGS:
         assert not {"create", "update", "partial_update", "destroy"} & set(dir(viewset)), viewset
 
 

@@ -1,0 +1,143 @@
+"""``/api/changesets``: the list (scoped), the rows, the undo and its conflicts."""
+
+import pytest
+from django.contrib.auth.models import Group
+from knox.models import get_token_model
+from rest_framework.test import APIClient
+
+from core.changesets import Changeset, recording
+from customers.models import Customer
+from tests.factories import CustomerFactory, ManagerFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def client(user):
+    _, token = get_token_model().objects.create(user)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return api
+
+
+@pytest.fixture
+def rep():
+    user = UserFactory(username="rep")
+    user.groups.add(Group.objects.get(name="Sales rep"))
+    return user
+
+
+def renamed(user, *customers, name="Renamed"):
+    with recording("action", user=user, label="rename", source={"action": "rename"}) as cs:
+        for customer in customers:
+            customer.name = name
+            customer.save()
+    return cs
+
+
+def test_a_rep_lists_their_own_changesets_a_manager_all(rep):
+    manager = ManagerFactory()
+    mine = renamed(rep, CustomerFactory(owner=rep))
+    theirs = renamed(manager, CustomerFactory())
+    listed = client(rep).get("/api/changesets").json()
+    assert [row["id"] for row in listed["data"]] == [mine.pk]
+    assert listed["data"][0] | {"created_at": None} == {
+        "id": mine.pk,
+        "kind": "action",
+        "label": "rename",
+        "user_id": rep.pk,
+        "created_at": None,
+        "source": {"action": "rename"},
+        "counts": {"customers.customer": {"created": 0, "updated": 1, "deleted": 0}},
+        "status": "applied",
+        "undoes_id": None,
+        "undone_by_id": None,
+        "undone_at": None,
+    }
+    assert {row["id"] for row in client(manager).get("/api/changesets").json()["data"]} == {mine.pk, theirs.pk}
+
+
+def test_rows_are_paged_in_order_with_their_diff():
+    manager = ManagerFactory()
+    customers = [CustomerFactory(name=f"C{n}") for n in range(3)]
+    cs = renamed(manager, *customers)
+    api = client(manager)
+    page = api.get(f"/api/changesets/{cs.pk}/rows", {"page_size": 2}).json()
+    assert [row["seq"] for row in page["data"]] == [1, 2]
+    assert page["data"][0] == {
+        "seq": 1,
+        "model": "customers.customer",
+        "object_id": customers[0].pk,
+        "name": "Renamed",
+        "op": "updated",
+        "before": {"name": "C0"},
+        "after": {"name": "Renamed"},
+    }
+    assert page["meta"]["count"] == 3
+    rest = api.get(f"/api/changesets/{cs.pk}/rows", {"page_size": 2, "page": 2}).json()
+    assert [row["seq"] for row in rest["data"]] == [3]
+
+
+def test_undo_then_redo_through_the_api():
+    manager = ManagerFactory()
+    customer = CustomerFactory(name="Old")
+    cs = renamed(manager, customer)
+    api = client(manager)
+    answer = api.post(f"/api/changesets/{cs.pk}/undo", {}, format="json")
+    assert answer.status_code == 200, answer.content
+    undo = answer.json()["data"]
+    assert undo["kind"] == "undo" and undo["undoes_id"] == cs.pk and undo["user_id"] == manager.pk
+    assert Customer.objects.get(pk=customer.pk).name == "Old"
+    again = api.post(f"/api/changesets/{cs.pk}/undo", {}, format="json")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "already_undone"
+    redo = api.post(f"/api/changesets/{undo['id']}/undo", {}, format="json")
+    assert redo.status_code == 200
+    assert Customer.objects.get(pk=customer.pk).name == "Renamed"
+    assert Changeset.objects.get(pk=cs.pk).status == "undone"
+
+
+def test_a_conflict_is_a_409_naming_the_records_unless_skipped():
+    manager = ManagerFactory()
+    kept, changed = CustomerFactory(name="Kept"), CustomerFactory(name="Changed")
+    cs = renamed(manager, kept, changed, name="Bulk")
+    changed.refresh_from_db()
+    changed.email = "new@example.com"
+    changed.save()
+    api = client(manager)
+    refused = api.post(f"/api/changesets/{cs.pk}/undo", {}, format="json")
+    assert refused.status_code == 409
+    error = refused.json()["error"]
+    assert error["code"] == "undo_conflict" and "Bulk (changed since)" in error["message"]
+    assert error["conflicts"] == [
+        {"model": "customers.customer", "object_id": changed.pk, "name": "Bulk", "reason": "changed"}
+    ]
+    assert Customer.objects.get(pk=kept.pk).name == "Bulk"
+    done = api.post(f"/api/changesets/{cs.pk}/undo", {"skip_conflicts": True}, format="json")
+    assert done.status_code == 200
+    assert Customer.objects.get(pk=kept.pk).name == "Kept"
+    assert Customer.objects.get(pk=changed.pk).name == "Bulk"
+
+
+@pytest.mark.parametrize("body", [{"skip_conflicts": "maybe"}, [1], {"skip_conflicts": None}])
+def test_a_bad_body_is_a_400(body):
+    manager = ManagerFactory()
+    cs = renamed(manager, CustomerFactory())
+    answer = client(manager).post(f"/api/changesets/{cs.pk}/undo", body, format="json")
+    assert answer.status_code == 400 and answer.json()["success"] is False
+    assert Changeset.objects.get(pk=cs.pk).status == "applied"
+
+
+def test_the_list_costs_the_same_queries_for_more_changesets(django_assert_max_num_queries):
+    manager = ManagerFactory()
+    api = client(manager)
+    renamed(manager, CustomerFactory())
+    api.get("/api/changesets")
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as few:
+        api.get("/api/changesets")
+    for _ in range(5):
+        renamed(manager, CustomerFactory())
+    with CaptureQueriesContext(connection) as many:
+        assert len(api.get("/api/changesets").json()["data"]) == 6
+    assert len(many) == len(few)
