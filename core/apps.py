@@ -11,8 +11,9 @@ class CoreConfig(AppConfig):
         from django.contrib import admin
 
         from . import access, changesets, customfields
+        from .admin.changesets import ChangesetAdmin
         from .admin.tags import TagAdmin
-        from .models import Tag
+        from .models import Changeset, Tag
 
         # Events keep the owner of their record at the time: a deleted record's events stay in its book.
         access.register_owner_path(self.get_model("Event"), "owner")
@@ -21,3 +22,4 @@ class CoreConfig(AppConfig):
         # A rep sees the changesets they made.
         access.register_owner_path(self.get_model("Changeset"), "user")
         admin.site.register(Tag, TagAdmin)
+        admin.site.register(Changeset, ChangesetAdmin)

@@ -32,6 +32,7 @@ from knox.models import get_token_model
 
 from companies.models import Company
 from core import tags as tag_service
+from core.changesets import Changeset, ChangesetRow, recording
 from core.models import CustomField, Tag, UserPreferences
 from customers.models import Customer
 from interactions.models import Interaction
@@ -100,6 +101,8 @@ SNAPSHOT_MODELS = [
     Customer.tag_set.through,
     Company.tag_set.through,
     Opportunity.tag_set.through,
+    Changeset,
+    ChangesetRow,
 ]
 
 
@@ -149,7 +152,12 @@ def world(settings):
     # A tag with an older name (a revert brings it back).
     tag = Tag.objects.create(name="Old tag")
     tag_service.save_tag(tag, name="VIP")
+    # Rep A's bulk change of their own customer (undone by the changeset admin's Undo).
+    with recording("action", user=users["rep_a"]) as changeset:
+        a.phone = "555"
+        a.save()
     return {
+        "changeset": changeset,
         "tag": tag,
         "endpoint": endpoint,
         "delivery": delivery,
@@ -1019,8 +1027,43 @@ def tag_cases():
     return cases
 
 
+def changeset_cases():
+    """Changesets: nobody adds, edits or deletes one; their maker (or a manager) undoes one."""
+    return [
+        Case(
+            Changeset,
+            "undo",
+            "undo",
+            post_plain("changeset", "undo"),
+            OWNER_OR_MANAGER,
+            field_is("changeset", "status", "undone"),
+        ),
+        Case(
+            Changeset,
+            "undo",
+            "undo-skipping-conflicts",
+            post_plain("changeset", "undo", {"skip_conflicts": "yes"}),
+            OWNER_OR_MANAGER,
+            field_is("changeset", "status", "undone"),
+        ),
+        Case(Changeset, "add", "add", lambda client, w, role: client.post(list_url(Changeset, "add"), {}), NOBODY),
+        Case(Changeset, "change", "change", post_plain("changeset", "change", {"label": "x"}), NOBODY),
+        Case(Changeset, "delete", "delete", post_delete("changeset"), NOBODY),
+        Case(Changeset, "history", "history", post_plain("changeset", "history"), NOBODY),
+        Case(Changeset, "redirect", "redirect", post_redirect("changeset"), NOBODY),
+        Case(
+            Changeset,
+            "changelist",
+            "changelist",
+            lambda client, w, role: client.post(list_url(Changeset), {"action": "delete_selected", "index": "0"}),
+            NOBODY,
+        ),
+    ]
+
+
 CASES = (
-    crm_cases()
+    changeset_cases()
+    + crm_cases()
     + auth_cases()
     + webhook_cases()
     + notification_cases()
