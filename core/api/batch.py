@@ -13,6 +13,11 @@ when every item succeeded and 207 when some failed.
 
 The request as a whole runs in the write transaction of the base viewset, so
 an ``Idempotency-Key`` claims and replays a batch like any other POST.
+
+A batch is one changeset (``core/changesets.py``, the request id in its source):
+``data.changeset`` names it, to undo the batch. With ``?dry_run=true`` every item
+runs and is answered as usual, then everything is rolled back: ``data.changeset``
+is the changeset the batch would make, with its rows.
 """
 
 from contextlib import contextmanager
@@ -22,7 +27,7 @@ from django.db import transaction
 from django.http import Http404
 from rest_framework import exceptions, serializers, status
 
-from core import access
+from core import access, changesets
 
 from .exceptions import error_of
 from .query import validated_query
@@ -63,6 +68,7 @@ class BatchRequestSerializer(serializers.Serializer):
 class BatchQuerySerializer(serializers.Serializer):
     # ``?atomic=`` (empty) means not given, as every optional query parameter of the API.
     atomic = serializers.BooleanField(required=False, allow_null=True, default=False)
+    dry_run = serializers.BooleanField(required=False, allow_null=True, default=False)
 
 
 class _RollBack(Exception):
@@ -102,24 +108,35 @@ class BatchRunner:
     def run(self):
         body = BatchRequestSerializer(data=self.request.data)
         body.is_valid(raise_exception=True)
-        atomic = bool(validated_query(self.request, BatchQuerySerializer).validated_data["atomic"])
+        query = validated_query(self.request, BatchQuerySerializer).validated_data
+        atomic, dry_run = bool(query["atomic"]), bool(query["dry_run"])
         # The body's order: Python keeps a JSON object's keys as they came.
         items = [
             (op, index, item) for op in self.request.data for index, item in enumerate(body.validated_data.get(op, ()))
         ]
         results = []
+        changeset = None
+        model = self.view.queryset.model
         try:
-            with transaction.atomic() if atomic else _nothing():
-                results = [self._run_item(op, index, item) for op, index, item in items]
-                if atomic and any("error" in result for result in results):
-                    raise _RollBack()
+            with changesets.recording(
+                "batch",
+                user=self.request.user,
+                label=f"Batch of {model._meta.label_lower}",
+                source={"request_id": getattr(self.request, "request_id", ""), "resource": model._meta.label_lower},
+                dry_run=dry_run,
+            ) as changeset:
+                with transaction.atomic() if atomic else _nothing():
+                    results = [self._run_item(op, index, item) for op, index, item in items]
+                    if atomic and any("error" in result for result in results):
+                        raise _RollBack()
         except _RollBack:
+            changeset = None
             for result in results:
                 if "error" not in result:
                     result.pop("data", None)
                     result.pop("etag", None)
                     result.update(status=FAILED_DEPENDENCY, error=dict(ROLLED_BACK_ERROR))
-        return self._answer(results, atomic)
+        return self._answer(results, atomic, changeset, dry_run)
 
     def _run_item(self, op, index, item):
         result = {"op": op, "index": index}
@@ -168,9 +185,21 @@ class BatchRunner:
         payload = self.view.delete_record(self.view.batch_record(pk, if_match=None))
         return {"status": status.HTTP_200_OK, "data": payload}
 
-    def _answer(self, results, atomic):
+    def _answer(self, results, atomic, changeset, dry_run):
         failed = sum(1 for result in results if result["status"] >= 400 and result["status"] != FAILED_DEPENDENCY)
         data = {"atomic": atomic, "succeeded": len(results) - failed, "failed": failed, "results": results}
+        if dry_run:
+            # Imported here: core.api.changesets reaches the schema, which imports this module.
+            from .changesets import changeset_preview
+
+            data["dry_run"] = True
+            data["changeset"] = changeset_preview(changeset) if changeset is not None else None
+        else:
+            data["changeset"] = (
+                {"id": changeset.pk, "kind": changeset.kind, "label": changeset.label, "counts": changeset.counts}
+                if changeset is not None and changeset.pk is not None
+                else None
+            )
         if atomic and failed:
             data["succeeded"] = 0
             body = Envelope(success=False, error=_batch_error(failed, rolled_back=True), data=data)

@@ -188,6 +188,21 @@ def batch_response_schema(record_ref):
                     "succeeded": {"type": "integer"},
                     "failed": {"type": "integer"},
                     "results": {"type": "array", "items": item},
+                    "dry_run": {"type": "boolean", "description": "Present and true when nothing was written."},
+                    "changeset": {
+                        "type": "object",
+                        "nullable": True,
+                        "description": "The changeset the batch made (`id`, to undo it: "
+                        "`POST /api/changesets/{id}/undo`), or would make (with `?dry_run=true`: its `rows`); "
+                        "null when it changed nothing.",
+                        "properties": {
+                            "id": {"type": "integer", "nullable": True},
+                            "kind": {"type": "string"},
+                            "label": {"type": "string"},
+                            "counts": {"type": "object"},
+                            "rows": {"type": "array", "items": {"type": "object"}},
+                        },
+                    },
                 },
             },
         },
@@ -361,6 +376,15 @@ class EnvelopeAutoSchema(AutoSchema):
                     bool,
                     OpenApiParameter.QUERY,
                     description="All or nothing: one failed item and no item is written (the batch answers 400).",
+                )
+            )
+            parameters.append(
+                OpenApiParameter(
+                    "dry_run",
+                    bool,
+                    OpenApiParameter.QUERY,
+                    description="Run every item and answer as usual, with the changeset it would make, "
+                    "but write nothing.",
                 )
             )
         if "{id}" in self.path:
