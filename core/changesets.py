@@ -266,6 +266,10 @@ def recording(kind, *, user, label="", source=None, dry_run=False):
         changeset.pk = None
         for row in changeset.preview:
             row.pk = None
+    except BaseException:
+        # Rolled back with the block's writes.
+        changeset.pk = None
+        raise
 
 
 def _counts(changeset):

@@ -7,6 +7,7 @@ from simple_history.utils import bulk_update_with_history
 
 from companies.names import name_key
 from companies.services import company_for_name
+from core import changesets
 from core.history import current_history_user
 
 from . import parts
@@ -36,18 +37,17 @@ def reassign_customers(customers, owner):
     Interactions and opportunities belong to their customer's owner, so they
     follow without being written; the count of open opportunities that moved is
     the customers' ``open_opportunity_count`` figure. Customers that already
-    belong to ``owner`` are left alone.
+    belong to ``owner`` are left alone. One changeset of kind "reassign" (undoable).
     """
-    with transaction.atomic():
+    user = current_history_user()
+    with changesets.recording("reassign", user=user, label=f"Reassign to {owner}", source={"owner_id": owner.pk}):
         # Locked by primary key: the caller's queryset may carry joins and annotations.
         moving = list(Customer.objects.filter(pk__in=customers.values("pk")).exclude(owner=owner).select_for_update())
         now = timezone.now()
         for customer in moving:
             customer.owner = owner
             customer.updated_at = now
-        bulk_update_with_history(
-            moving, Customer, ["owner", "updated_at"], batch_size=500, default_user=current_history_user()
-        )
+        bulk_update_with_history(moving, Customer, ["owner", "updated_at"], batch_size=500, default_user=user)
         ids = [customer.pk for customer in moving]
         moved = Customer.objects.filter(pk__in=ids).with_summary("open_opportunity_count")
         open_opportunities = moved.aggregate(total=Sum("open_opportunity_count"))["total"] if ids else 0

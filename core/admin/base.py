@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from import_export.admin import ExportActionMixin, ImportExportMixin
 from simple_history.admin import SimpleHistoryAdmin
 
-from core import access
+from core import access, changesets
 from core.admin.customfields import CustomFieldsAdminMixin
 from core.admin.formats import CSV, XLSX
 from core.admin.history import CRMHistoryContextHelper
@@ -196,6 +196,28 @@ class CRMModelAdmin(
     def get_valid_export_item_pks(self, request):
         # The records a selection-export may name: those this user's changelist can show.
         return self.get_queryset(request).values_list("pk", flat=True)
+
+    # Actions whose changeset is of another kind than "action".
+    changeset_kinds = {"reassign_customers": "reassign"}
+
+    def response_action(self, request, queryset):
+        """Run a bulk action as one changeset (``core/changesets.py``), named in a message to undo it."""
+        name = request.POST.get("action", "")
+        action = self.get_actions(request).get(name)
+        label = str(action[2]) if action else name
+        with changesets.recording(
+            self.changeset_kinds.get(name, "action"),
+            user=request.user,
+            label=label,
+            source={"action": name, "model": self.opts.label_lower},
+        ) as changeset:
+            response = super().response_action(request, queryset)
+        if changeset.pk is not None:
+            link = reverse(f"{self.admin_site.name}:core_changeset_change", args=[changeset.pk])
+            self.message_user(
+                request, format_html('{} <a href="{}">{}</a>', _("Recorded as one change:"), link, changeset)
+            )
+        return response
 
     def delete_model(self, request, obj):
         with transaction.atomic(), batched_delete_history():

@@ -22,6 +22,7 @@
 """
 
 import csv
+import hashlib
 import io
 
 from django.contrib import messages
@@ -37,6 +38,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 from import_export.forms import ConfirmImportForm
 
+from core import changesets
 from core.cells import TEXT_ENCODINGS
 from core.resources import file_line
 from core.tables import check_size, csv_rows, xlsx_rows
@@ -112,16 +114,30 @@ class BoundedImportMixin:
                 for _line, row in kept:
                     dataset.append(row)
                 dataset.file_lines = [line for line, _row in kept]
-            result = self._resource(request, index).import_data(
-                dataset,
-                dry_run=False,
-                file_name=form.cleaned_data["original_file_name"],
+            file_name = form.cleaned_data["original_file_name"]
+            # One changeset, undoable from the changeset admin; none if the import wrote nothing.
+            with changesets.recording(
+                "import",
                 user=request.user,
-                retain_instance_in_row_result=True,
-                **self.get_import_data_kwargs(request=request),
-            )
+                label=file_name,
+                source={"file": file_name, "sha256": hashlib.sha256(upload.data).hexdigest()},
+            ) as changeset:
+                result = self._resource(request, index).import_data(
+                    dataset,
+                    dry_run=False,
+                    file_name=file_name,
+                    user=request.user,
+                    retain_instance_in_row_result=True,
+                    **self.get_import_data_kwargs(request=request),
+                )
         finally:
             upload.discard()
+        if changeset.pk is not None:
+            link = reverse("admin:core_changeset_change", args=[changeset.pk])
+            messages.info(
+                request,
+                format_html('{} <a href="{}">{}</a>', _("Recorded as one change:"), link, changeset),
+            )
         if not (result.has_errors() or result.has_validation_errors()):
             if skip_invalid and skipped:
                 rejected = request.POST.get("rejected", "")

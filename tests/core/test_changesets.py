@@ -24,7 +24,6 @@ from tests.factories import (
     ManagerFactory,
     OpportunityFactory,
     TaskFactory,
-    UserFactory,
 )
 
 pytestmark = pytest.mark.django_db
@@ -355,4 +354,3 @@ def test_task_and_interaction_updates_undo(manager):
         i.save()
 
     _undo_restores(manager, change)
-    assert UserFactory  # the factories module is the tests' one source of records

@@ -1,6 +1,8 @@
 """The base of the spreadsheet import commands (``import_customers``, ``import_companies``)."""
 
 import csv
+import hashlib
+import os
 import sys
 from contextlib import nullcontext
 from dataclasses import replace
@@ -9,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from tqdm import tqdm
 
+from core import changesets
 from core.sheets import ImportFileError
 from core.tables import Limits
 
@@ -64,7 +67,10 @@ class SheetImportCommand(BaseCommand):
             sheet = type(self).open_sheet(file, encoding=encoding, limits=limits)
             if sheet.ignored:
                 self.stdout.write(f"Ignoring columns: {', '.join(sheet.ignored)}")
-            with transaction.atomic() if atomic else nullcontext():
+            with (
+                changesets.recording("import", user=None, label=os.path.basename(file), source=_source(file)) as cs,
+                transaction.atomic() if atomic else nullcontext(),
+            ):
                 with tqdm(desc="Rows", unit=" rows", disable=None, file=sys.stderr) as progress:
                     report = importer.run(sheet, progress)
                 if atomic and report.rejected:
@@ -91,6 +97,8 @@ class SheetImportCommand(BaseCommand):
         )
         if dry_run:
             summary += " Nothing was written (--dry-run)."
+        if cs.pk is not None and not rolled_back:
+            summary += f" Changeset {cs.pk} (undo: the admin's Changesets page, or POST /api/changesets/{cs.pk}/undo)."
         if not report.rejected:
             self.stdout.write(self.style.SUCCESS(summary))
             return
@@ -99,3 +107,12 @@ class SheetImportCommand(BaseCommand):
             raise CommandError(f"{len(report.rejected)} rows were rejected; nothing was written (--atomic).")
         written = "nothing was written (--dry-run)" if dry_run else "the other rows were written"
         raise CommandError(f"{len(report.rejected)} rows were rejected; {written}.")
+
+
+def _source(path):
+    """The file's name and sha256, for the changeset."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return {"file": os.path.basename(path), "sha256": digest.hexdigest()}
