@@ -5,7 +5,7 @@ from rest_framework.decorators import action
 
 from core.api.exports import ExportMixin
 from core.api.history import HistoryMixin
-from core.api.merges import MERGE_QUERY, MergeMixin, MergeRequestSerializer, merge_response_schema
+from core.api.merges import MERGE_QUERY, MergeMixin, MergeSerializer, merge_response_schema
 from core.api.viewsets import CRMModelViewSet
 
 from . import parts
@@ -61,7 +61,7 @@ class CompanyViewSet(HistoryMixin, ExportMixin, MergeMixin, CRMModelViewSet):
 
     @extend_schema(
         operation_id="companies_merge",
-        request=MergeRequestSerializer,
+        request=MergeSerializer,
         responses={200: merge_response_schema(CompanySerializer)},
         parameters=MERGE_QUERY,
     )

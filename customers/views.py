@@ -6,7 +6,7 @@ from rest_framework.response import Response
 
 from core.api.exports import ExportMixin
 from core.api.history import HistoryMixin
-from core.api.merges import MERGE_QUERY, MergeMixin, MergeRequestSerializer, merge_response_schema
+from core.api.merges import MERGE_QUERY, MergeMixin, MergeSerializer, merge_response_schema
 from core.api.permissions import IsManager
 from core.api.viewsets import CRMModelViewSet
 
@@ -100,7 +100,7 @@ class CustomerViewSet(HistoryMixin, ExportMixin, MergeMixin, CRMModelViewSet):
 
     @extend_schema(
         operation_id="customers_merge",
-        request=MergeRequestSerializer,
+        request=MergeSerializer,
         responses={200: merge_response_schema(CustomerSerializer)},
         parameters=MERGE_QUERY,
     )

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from core import merges
 
 
-class MergeRequestSerializer(serializers.Serializer):
+class MergeSerializer(serializers.Serializer):
     """The body of a merge (``fields`` is built in ``get_fields``: the name is the Serializer's own attribute)."""
 
     def get_fields(self):
@@ -70,7 +70,7 @@ class MergeMixin:
     """What the ``merge`` action of a ``CRMModelViewSet`` runs, given its model's merge service."""
 
     def run_merge(self, request, service):
-        body = MergeRequestSerializer(data=request.data)
+        body = MergeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
         dry_run = _dry_run(request)

@@ -290,7 +290,9 @@ def test_api_refuses_a_malformed_merge_with_a_400(api, body, field):
 def test_api_refuses_merging_a_customer_with_itself(api):
     customer = CustomerFactory()
 
-    response = api.post("/api/customers/merge", {"survivor_id": customer.pk, "merged_ids": [customer.pk]}, format="json")
+    response = api.post(
+        "/api/customers/merge", {"survivor_id": customer.pk, "merged_ids": [customer.pk]}, format="json"
+    )
 
     assert response.status_code == 400
     assert response.json()["error"]["fields"]["merged_ids"] == ["A record cannot be merged with itself."]
