@@ -365,3 +365,15 @@ def test_api_merge_by_a_rep_outside_their_book_is_a_400_and_read_only_a_403():
     assert refused.status_code == 400 and refused.json()["error"]["fields"]["merged_ids"]
     assert forbidden.status_code == 403
     assert Customer.objects.filter(pk__in=[mine.pk, theirs.pk]).count() == 2
+
+
+def test_a_batch_item_on_a_merged_away_id_names_the_survivor(api):
+    manager = ManagerFactory()
+    survivor, other = CustomerFactory(), CustomerFactory()
+    merge_customers(survivor, [other], user=manager)
+
+    response = api.post("/api/customers/batch", {"update": [{"id": other.pk, "phone": "1"}]}, format="json")
+
+    item = response.json()["data"]["results"][0]
+    assert response.status_code == 207, response.content
+    assert item["status"] == 404 and item["error"]["merged_into"] == survivor.pk
