@@ -125,6 +125,15 @@ def chosen_values(survivor, others, fields, choices):
     return values
 
 
+def keep_owner(survivor, values, chosen, user):
+    """Only a manager gives a record to someone (as in the API): for anyone else the survivor keeps its owner."""
+    if "owner_id" not in values or access.is_manager(user) or values["owner_id"] == survivor.owner_id:
+        return
+    if "owner" in chosen:
+        raise MergeRefused("Only managers choose the owner; keep the survivor's.", "fields")
+    values["owner_id"] = survivor.owner_id
+
+
 def united_tags(survivor, others):
     """The names of the tags of all the records, the survivor's first (the same tag once)."""
     from core.tags import MAX_PER_RECORD, name_key
@@ -216,6 +225,7 @@ def merge_records(model, fields, movers, survivor, others, *, choices=None, user
         survivor, others = lock_records(model, survivor, others, user=user, versions=versions)
         chosen = check_choices(fields, choices, [survivor, *others])
         values = chosen_values(survivor, others, fields, chosen)
+        keep_owner(survivor, values, chosen, user)
         tags = united_tags(survivor, others)
         custom_fields = merged_custom_fields(survivor, others, chosen)
         merged_ids = [other.pk for other in others]

@@ -94,3 +94,25 @@ def test_api_merge_and_the_merged_away_id(api):
     assert data["moved"] == {"people": 2, "opportunities": 2}
     gone = api.get(f"/api/companies/{other.pk}")
     assert gone.status_code == 404 and gone.json()["error"]["merged_into"] == survivor.pk
+
+
+def test_a_rep_cannot_hand_the_survivor_to_another_owner_by_merging():
+    from django.contrib.auth.models import Group
+
+    from tests.factories import UserFactory
+
+    rep, manager = UserFactory(username="rep"), ManagerFactory()
+    rep.groups.add(Group.objects.get(name="Sales rep"))
+    # A rep sees a manager's company through a customer of theirs working there.
+    theirs = CompanyFactory(name="Managed", owner=manager)
+    CustomerFactory(company=theirs, owner=rep)
+    unowned = CompanyFactory(name="Unowned")
+    CustomerFactory(company=unowned, owner=rep)
+
+    with pytest.raises(MergeRefused):
+        merge_companies(unowned, [theirs], choices={"owner": theirs.pk}, user=rep)
+
+    # Left empty on the survivor, the owner is not filled from the other record for a rep.
+    merge_companies(unowned, [theirs], user=rep)
+    unowned.refresh_from_db()
+    assert unowned.owner is None
