@@ -79,10 +79,10 @@ class CRMHistoricalRecords(HistoricalRecords):
         loaded = getattr(_state, "loaded", None)
         if kwargs.get("raw", False) and loaded is not None:
             loaded.setdefault(type(instance), {})[instance.pk] = instance
-        if not created and not kwargs.get("raw", False) and self.matches_last_record(instance):
-            # A merge's survivor (core/merges.py) records what was merged into it even when it kept its values.
-            if not instance.__dict__.pop("_history_force", False):
-                return
+        # A merge's survivor (core/merges.py) records what was merged into it even when it kept its values.
+        forced = instance.__dict__.pop("_history_force", False)
+        if not created and not kwargs.get("raw", False) and self.matches_last_record(instance) and not forced:
+            return
         super().post_save(instance, created, using=using, **kwargs)
 
     def matches_last_record(self, instance):

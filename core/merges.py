@@ -237,5 +237,6 @@ def merge_records(model, fields, movers, survivor, others, *, choices=None, user
         survivor.tags, survivor.custom_fields = tags, custom_fields
         note_merge(survivor, others)
         survivor.save()
+        del survivor._change_reason
         events.record(survivor, "merged", {"merged_ids": merged_ids, "moved": moved})
     return {"survivor": survivor, "merged_ids": merged_ids, "moved": moved}
