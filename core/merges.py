@@ -238,5 +238,8 @@ def merge_records(model, fields, movers, survivor, others, *, choices=None, user
         note_merge(survivor, others)
         survivor.save()
         del survivor._change_reason
-        events.record(survivor, "merged", {"merged_ids": merged_ids, "moved": moved})
+        # In the shape of every event's changes ({field: {"old", "new"}}).
+        events.record(
+            survivor, "merged", {"merged_ids": {"old": None, "new": merged_ids}, "moved": {"old": None, "new": moved}}
+        )
     return {"survivor": survivor, "merged_ids": merged_ids, "moved": moved}

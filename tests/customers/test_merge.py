@@ -78,7 +78,7 @@ def test_merge_moves_the_children_of_both_sides_to_the_survivor_and_deletes_the_
     ]
     assert MergedRecord.history.filter(history_type="+").count() == 2
     event = Event.objects.get(type="customer.merged")
-    assert event.object_id == survivor.pk and event.changes["merged_ids"] == other_ids
+    assert event.object_id == survivor.pk and event.changes["merged_ids"] == {"old": None, "new": other_ids}
 
 
 def test_each_field_is_the_survivors_unless_chosen_or_empty():
