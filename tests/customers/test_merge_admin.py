@@ -144,3 +144,18 @@ def test_the_page_speaks_chinese(client):
         assert text in page
     listing = client.get(URL, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
     assert "合并所选记录" in listing
+
+
+def test_the_page_of_a_merged_away_customer_links_to_the_survivor(client):
+    from customers.services import merge_customers
+    from tests.factories import ManagerFactory
+
+    survivor, other = CustomerFactory(), CustomerFactory()
+    merge_customers(survivor, [other], user=ManagerFactory())
+
+    response = client.get(f"{URL}{other.pk}/change/")
+
+    assert response.status_code == 404
+    assert f'href="{URL}{survivor.pk}/change/"' in response.content.decode()
+    plain = client.get(f"{URL}{10**9}/change/")
+    assert plain.status_code == 404 and 'id="merged-into"' not in plain.content.decode()
