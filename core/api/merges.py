@@ -13,22 +13,24 @@ from rest_framework.response import Response
 
 from core import merges
 
+from .batch import MAX_ID
+
 
 class MergeSerializer(serializers.Serializer):
     """The body of a merge (``fields`` is built in ``get_fields``: the name is the Serializer's own attribute)."""
 
     def get_fields(self):
         return {
-            "survivor_id": serializers.IntegerField(help_text="The record that stays."),
+            "survivor_id": serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="The record that stays."),
             "merged_ids": serializers.ListField(
-                child=serializers.IntegerField(),
+                child=serializers.IntegerField(min_value=1, max_value=MAX_ID),
                 allow_empty=False,
                 max_length=merges.MAX_MERGED,
                 help_text="The records merged into the survivor, then deleted; their ids answer 404 with "
                 "error.merged_into.",
             ),
             "fields": serializers.DictField(
-                child=serializers.IntegerField(),
+                child=serializers.IntegerField(min_value=1, max_value=MAX_ID),
                 required=False,
                 default=dict,
                 help_text="Field (or custom_fields.<key>) -> the id of the record whose value the survivor takes. "

@@ -278,6 +278,9 @@ def test_api_dry_run_answers_the_merge_without_writing(api):
         ({"survivor_id": 1, "merged_ids": list(range(2, 14))}, "merged_ids"),
         ({"survivor_id": 1, "merged_ids": ["x"]}, "merged_ids"),
         ({"survivor_id": 1, "merged_ids": [2], "fields": {"name": "x"}}, "fields"),
+        ({"survivor_id": 10**20, "merged_ids": [2]}, "survivor_id"),
+        ({"survivor_id": 1, "merged_ids": [-1]}, "merged_ids"),
+        ({"survivor_id": 1, "merged_ids": [2], "fields": {"name": 10**20}}, "fields"),
     ],
 )
 def test_api_refuses_a_malformed_merge_with_a_400(api, body, field):
@@ -377,3 +380,14 @@ def test_a_batch_item_on_a_merged_away_id_names_the_survivor(api):
     item = response.json()["data"]["results"][0]
     assert response.status_code == 207, response.content
     assert item["status"] == 404 and item["error"]["merged_into"] == survivor.pk
+
+
+def test_api_refuses_a_dry_run_that_is_not_a_boolean(api):
+    survivor, other = CustomerFactory(), CustomerFactory()
+
+    response = api.post(
+        "/api/customers/merge?dry_run=maybe", {"survivor_id": survivor.pk, "merged_ids": [other.pk]}, format="json"
+    )
+
+    assert response.status_code == 400 and "dry_run" in response.json()["error"]["fields"]
+    assert Customer.objects.filter(pk=other.pk).exists()
