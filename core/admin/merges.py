@@ -16,6 +16,7 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.http import urlencode
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from core import merges
@@ -141,7 +142,9 @@ class MergeAdminMixin:
                 tags = list(result["survivor"].tags or [])
         except merges.MergeRefused as exc:
             return {"refused": exc.message}
-        return {"moved": result["moved"], "values": merged, "tags": tags}
+        # The kinds are the movers' names ("interactions", "people"), each also a model's plural in the catalogue.
+        moved = [(gettext(kind), count) for kind, count in result["moved"].items()]
+        return {"moved": result["moved"], "moved_labels": moved, "values": merged, "tags": tags}
 
     def _merge_page(self, request, records, survivor, choices):
         others = [record for record in records if record.pk != survivor.pk]

@@ -140,7 +140,7 @@ def test_the_page_speaks_chinese(client):
 
     page = client.get(MERGE, {"ids": f"{first.pk},{second.pk}"}, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
 
-    for text in ["合并客户", "保留此条", "将转入的记录：", f"保留 #{first.pk}，其值为："]:
+    for text in ["合并客户", "保留此条", "将转入的记录：", f"保留 #{first.pk}，其值为：", "互动: 0"]:
         assert text in page
     listing = client.get(URL, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
     assert "合并所选记录" in listing
