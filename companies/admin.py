@@ -5,6 +5,7 @@ from django.utils.translation import gettext_lazy as _
 from core import access
 from core.admin.base import CRMModelAdmin
 from core.admin.display import cut_column
+from core.admin.merges import MergeAdminMixin
 from core.admin.phones import PhoneCheckMixin, PhoneValidityFilter
 from core.admin.tags import TaggedAdminMixin
 from core.history import batched_delete_history
@@ -12,7 +13,7 @@ from core.money import format_money
 
 from .models import Company
 from .resources import CompanyResource
-from .services import delete_company
+from .services import MERGE_FIELDS, delete_company, merge_companies
 
 # Filled by the apps whose records belong to a company (its people, its opportunities), from their admin.py.
 _INLINES = []
@@ -45,8 +46,11 @@ class ReadOnlyInline(admin.TabularInline):
 
 
 @admin.register(Company)
-class CompanyAdmin(TaggedAdminMixin, PhoneCheckMixin, CRMModelAdmin):
+class CompanyAdmin(MergeAdminMixin, TaggedAdminMixin, PhoneCheckMixin, CRMModelAdmin):
     resource_classes = [CompanyResource]
+    actions = ["merge_selected"]
+    merge_service = staticmethod(merge_companies)
+    merge_fields = MERGE_FIELDS
     list_display = [
         "name_cut",
         "domain_cut",

@@ -24,7 +24,7 @@ class CompaniesConfig(AppConfig):
         access.register_owner_path(Company, "owner")
         tags.register(Company, "companies")
         access.register_owner_path(Company.history.model, "owner")
-        events.register(Company, name="company", serializer=CompanySerializer)
+        events.register(Company, name="company", serializer=CompanySerializer, verbs=("merged",))
         # Custom fields (core/customfields.py); a key may not take the name of an API field.
         customfields.register("companies", Company, reserved=CompanySerializer.Meta.fields)
         post_migrate.connect(_heal_sqlite_search_index, sender=self)

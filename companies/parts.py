@@ -47,3 +47,16 @@ def on_rename(follow):
 
 def set_timeline(timeline):
     TIMELINE[:] = [timeline]
+
+
+# Name (the count's key in a merge's answer) -> move(from_ids, survivor) returning the number of rows moved.
+MOVERS = {}
+
+
+def add_mover(name, move):
+    """How an app's rows follow their company when it is merged into another (``merge_companies``).
+
+    ``move(from_ids, survivor)`` points the rows of the companies ``from_ids`` at
+    ``survivor``, in bulk and with their history (``core.history.update_with_history``).
+    """
+    MOVERS[name] = move

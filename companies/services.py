@@ -2,6 +2,8 @@
 
 from django.db import connection, transaction
 
+from core import merges
+
 from . import parts
 from .models import Company
 from .names import name_key
@@ -50,3 +52,18 @@ def delete_company(company):
         counts = {name: unlink(company) for name, unlink in parts.UNLINKERS.items()}
         company.delete()
     return {"deleted": {"companies": 1}, "unlinked": counts}
+
+
+# The fields a merge takes from one of the records (the survivor's, unless chosen or empty).
+MERGE_FIELDS = ("name", "domain", "website", "phone", "address", "industry", "size", "notes", "owner", "external_id")
+
+
+def merge_companies(survivor, others, *, choices=None, user, versions=None):
+    """Merge the companies ``others`` into ``survivor``; as ``customers.services.merge_customers``.
+
+    The people and opportunities of the others (and whatever else the apps
+    register in ``companies.parts``) point at the survivor afterwards.
+    """
+    return merges.merge_records(
+        Company, MERGE_FIELDS, parts.MOVERS, survivor, others, choices=choices, user=user, versions=versions
+    )

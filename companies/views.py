@@ -5,17 +5,18 @@ from rest_framework.decorators import action
 
 from core.api.exports import ExportMixin
 from core.api.history import HistoryMixin
+from core.api.merges import MERGE_QUERY, MergeMixin, MergeSerializer, merge_response_schema
 from core.api.viewsets import CRMModelViewSet
 
 from . import parts
 from .filters import CompanyFilter
 from .models import Company
 from .serializers import CompanySerializer, CompanyTimelineEntrySerializer
-from .services import delete_company
+from .services import delete_company, merge_companies
 from .summary import SUMMARY_FIELDS, WITH_SUMMARY
 
 
-class CompanyViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
+class CompanyViewSet(HistoryMixin, ExportMixin, MergeMixin, CRMModelViewSet):
     queryset = Company.objects.all()
     serializer_class = CompanySerializer
     filterset_class = CompanyFilter
@@ -57,3 +58,18 @@ class CompanyViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
         timeline = parts.TIMELINE[0]
         page = self.paginate_queryset(timeline.rows(company.pk))
         return self.get_paginated_response([timeline.entry(row) for row in page])
+
+    @extend_schema(
+        operation_id="companies_merge",
+        request=MergeSerializer,
+        responses={200: merge_response_schema(CompanySerializer)},
+        parameters=MERGE_QUERY,
+    )
+    @action(detail=False, methods=["post"], url_path="merge", filter_backends=[])
+    def merge(self, request):
+        """Merge duplicate companies into one survivor: their people and opportunities move to it.
+
+        The rules of ``POST /customers/merge``: fields from the survivor unless chosen or empty, tags united,
+        the merged-away ids answer 404 with ``error.merged_into``.
+        """
+        return self.run_merge(request, merge_companies)

@@ -61,6 +61,8 @@ class Source:
     # Further event types an update also writes, each with the test of its changes
     # ({"opportunity.stage_changed": lambda changes: "stage" in changes}).
     also: dict = field(default_factory=dict)
+    # Further verbs the model's services write themselves with ``record`` ("merged": customer.merged).
+    verbs: tuple = ()
 
     def type(self, verb):
         return f"{self.name}.{verb}"
@@ -69,15 +71,16 @@ class Source:
         return dict(self.serializer(instance).data)
 
 
-def register(model, *, name, serializer, also=None):
+def register(model, *, name, serializer, also=None, verbs=()):
     """Record an event for every create, update and delete of ``model``.
 
     ``name`` is the first half of the event types (``customer`` ->
     ``customer.created``); ``serializer`` gives the record's representation, the
     API's own; ``also`` maps further types an update writes too to the test of its
-    changes (``{field: {"old", "new"}}``).
+    changes (``{field: {"old", "new"}}``); ``verbs`` names the further events the
+    model's services write with :func:`record` (``("merged",)``).
     """
-    source = Source(model=model, name=name, serializer=serializer, also=dict(also or {}))
+    source = Source(model=model, name=name, serializer=serializer, also=dict(also or {}), verbs=tuple(verbs))
     _sources[model] = source
     uid = f"events:{model._meta.label_lower}"
     post_save.connect(_saved, sender=model, dispatch_uid=uid, weak=False)
@@ -94,6 +97,7 @@ def event_types():
     types = []
     for source in _sources.values():
         types += [source.type("created"), source.type("updated"), source.type("deleted"), *source.also]
+        types += [source.type(verb) for verb in source.verbs]
     return types
 
 
@@ -251,6 +255,20 @@ def _deleted(sender, instance, using=None, **kwargs):
     else:
         pending[0].extend(events)
         pending[2].add(using)
+
+
+def record(instance, verb, changes, using="default"):
+    """Write the event ``<name>.<verb>`` of ``instance`` (one of its source's ``verbs``), with ``changes``.
+
+    For what a service does beyond a save (a merge): its data is the record's
+    representation, as in every other event.
+    """
+    source = _sources[type(instance)]
+    if verb not in source.verbs:
+        raise ValueError(f"{source.name}.{verb} is not a registered event type.")
+    actor, request_id = _context()
+    data = source.represent(instance)
+    _write(_build(source, instance, verb, changes, data, _owner(instance), actor, request_id, timezone.now()), using)
 
 
 def collecting_deletions():

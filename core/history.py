@@ -90,7 +90,9 @@ class CRMHistoricalRecords(HistoricalRecords):
         loaded = getattr(_state, "loaded", None)
         if kwargs.get("raw", False) and loaded is not None:
             loaded.setdefault(type(instance), {})[instance.pk] = instance
-        if not created and not kwargs.get("raw", False) and self.matches_last_record(instance):
+        # A merge's survivor (core/merges.py) records what was merged into it even when it kept its values.
+        forced = instance.__dict__.pop("_history_force", False)
+        if not created and not kwargs.get("raw", False) and self.matches_last_record(instance) and not forced:
             return
         super().post_save(instance, created, using=using, **kwargs)
 
@@ -303,3 +305,34 @@ def acting_as(user, request_id=""):
             del HistoricalRecords.context.request
         else:
             HistoricalRecords.context.request = previous
+
+
+def update_with_history(queryset, reason=None, **values):
+    """Set ``values`` on every row of ``queryset``, recording each change in its history; return the count.
+
+    The rows are locked and read once, then written with one ``UPDATE ... WHERE id IN``
+    per 500 (every row takes the same values: no per-row ``CASE`` of ``bulk_update``)
+    and their history entries and events in bulk (``bulk_history_create``), so the
+    number of queries grows by one per 500 rows, not per row. Never a
+    ``QuerySet.update()`` alone, which would leave the change out of the history
+    (and so out of what an undo replays).
+    """
+    model = queryset.model
+    rows = queryset.order_by("pk")
+    if connections[queryset.db].features.has_select_for_update:
+        rows = rows.select_for_update()
+    rows = list(rows)
+    if not rows:
+        return 0
+    if any(field.name == "updated_at" for field in model._meta.concrete_fields):
+        values = {**values, "updated_at": timezone.now()}
+    for row in rows:
+        for name, value in values.items():
+            setattr(row, name, value)
+    for start in range(0, len(rows), 500):
+        chunk = [row.pk for row in rows[start : start + 500]]
+        model._base_manager.using(queryset.db).filter(pk__in=chunk).update(**values)
+    model.history.bulk_history_create(
+        rows, batch_size=500, update=True, default_user=current_history_user(), default_change_reason=reason
+    )
+    return len(rows)

@@ -349,5 +349,38 @@ class Tag(RecordedModel):
         super().save(*args, **kwargs)
 
 
+class MergedRecord(models.Model):
+    """The tombstone of a record merged into another (``core/merges.py``): its old id answers with the survivor's.
+
+    Kept with history, so that undoing a merge (which replays the history of
+    everything the merge wrote) removes it like any other record it created.
+    """
+
+    # The model's label ("customers.customer").
+    model = models.CharField(_("model"), max_length=100)
+    old_id = models.BigIntegerField(_("old id"))
+    survivor_id = models.BigIntegerField(_("survivor id"))
+    merged_at = models.DateTimeField(_("merged at"), default=timezone.now)
+    merged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("merged by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    history = CRMHistoricalRecords()
+
+    class Meta:
+        ordering = ["-merged_at", "-id"]
+        verbose_name = _("merged record")
+        verbose_name_plural = _("merged records")
+        constraints = [models.UniqueConstraint(fields=["model", "old_id"], name="merged_record_model_old_id_unique")]
+        indexes = [models.Index(fields=["model", "survivor_id"], name="merged_record_survivor_idx")]
+
+    def __str__(self):
+        return f"{self.model} #{self.old_id} → #{self.survivor_id}"
+
+
 # The changesets engine keeps its models beside its code.
 from core.changesets import Changeset, ChangesetRow  # noqa: E402, F401

@@ -22,6 +22,7 @@ from companies.admin import ReadOnlyInline, company_inline
 from core import access
 from core.admin.base import CRMModelAdmin
 from core.admin.display import cut_column
+from core.admin.merges import MergeAdminMixin
 from core.admin.owners import owner_filter
 from core.admin.phones import PhoneCheckMixin, PhoneValidityFilter
 from core.admin.tags import TaggedAdminMixin
@@ -29,7 +30,7 @@ from core.money import format_money
 
 from .models import Customer
 from .resources import CustomerResource
-from .services import reassign_customers
+from .services import MERGE_FIELDS, merge_customers, reassign_customers
 from .timeline import timeline_entry, timeline_queryset
 
 # Filled by the apps whose records belong to a customer, from their admin.py.
@@ -209,7 +210,7 @@ class PeopleInline(ReadOnlyInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(TaggedAdminMixin, PhoneCheckMixin, CRMModelAdmin):
+class CustomerAdmin(MergeAdminMixin, TaggedAdminMixin, PhoneCheckMixin, CRMModelAdmin):
     resource_classes = [CustomerResource]
     list_display = [
         "name_cut",
@@ -241,7 +242,9 @@ class CustomerAdmin(TaggedAdminMixin, PhoneCheckMixin, CRMModelAdmin):
         (_("Contact"), {"fields": ["email", "phone"]}),
         (_("Record"), {"fields": ["external_id", "created_by", "created_at", "updated_at", "history_link"]}),
     ]
-    actions = ["reassign_customers"]
+    actions = ["reassign_customers", "merge_selected"]
+    merge_service = staticmethod(merge_customers)
+    merge_fields = MERGE_FIELDS
     change_form_template = "admin/customers/customer/change_form.html"
 
     def get_inlines(self, request, obj):

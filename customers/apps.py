@@ -45,5 +45,6 @@ class CustomersConfig(AppConfig):
             Customer,
             name="customer",
             serializer=CustomerSerializer,
+            verbs=("merged",),
         )
         post_migrate.connect(_heal_sqlite_search_index, sender=self)

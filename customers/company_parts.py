@@ -13,7 +13,7 @@ from simple_history.utils import bulk_update_with_history
 from companies import parts
 from companies.models import Company
 from core import access
-from core.history import current_history_user
+from core.history import current_history_user, update_with_history
 
 from .models import Customer
 from .timeline import timeline_entry, timeline_of_customers
@@ -53,9 +53,17 @@ def follow_rename(company):
     Customer.objects.filter(company=company).exclude(company_name=company.name).update(company_name=company.name)
 
 
+def move_people(from_ids, survivor):
+    """The people of the companies ``from_ids`` join ``survivor`` (and carry its name as their company text)."""
+    return update_with_history(
+        Customer.objects.filter(company_id__in=from_ids), company=survivor, company_name=survivor.name
+    )
+
+
 def register():
     access.register_viewer_path(Company, "customers__owner")
     parts.add_figure("people_count", people_count)
     parts.set_timeline(parts.Timeline(rows=company_timeline, entry=company_timeline_entry))
     parts.add_unlinker("people", unlink_people)
+    parts.add_mover("people", move_people)
     parts.on_rename(follow_rename)

@@ -62,3 +62,16 @@ def add_timeline_source(source):
 
 def add_deleter(name, delete):
     DELETERS[name] = delete
+
+
+# Name (the count's key in a merge's answer) -> move(from_ids, survivor) returning the number of rows moved.
+MOVERS = {}
+
+
+def add_mover(name, move):
+    """How an app's rows follow their customer when it is merged into another (``merge_customers``).
+
+    ``move(from_ids, survivor)`` gives the rows of the customers ``from_ids`` to
+    ``survivor``, in bulk and with their history (``core.history.update_with_history``).
+    """
+    MOVERS[name] = move

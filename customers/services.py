@@ -7,7 +7,7 @@ from simple_history.utils import bulk_update_with_history
 
 from companies.names import name_key
 from companies.services import company_for_name
-from core import changesets
+from core import changesets, merges
 from core.history import current_history_user
 
 from . import parts
@@ -75,3 +75,27 @@ def link_companies(customers):
             found[key] = company_for_name(name, owner=customer.owner, created_by=customer.created_by)
         customer.company, customer.company_name = found[key], found[key].name
     return customers
+
+
+# The fields a merge takes from one of the records (the survivor's, unless chosen or empty).
+MERGE_FIELDS = ("name", "company", "email", "phone", "status", "owner", "external_id")
+
+
+def merge_customers(survivor, others, *, choices=None, user, versions=None):
+    """Merge ``others`` into ``survivor`` (records or ids); return the survivor, the merged ids and what moved.
+
+    The survivor keeps its values except where ``choices`` (field -> id of the
+    record to take it from; ``custom_fields.<key>`` for one custom field) says
+    otherwise or its own is empty (then the first non-empty of ``others``); the
+    tags of all are united, its custom values' gaps filled. The records of the
+    apps built on customers move to it (their movers in ``customers.parts``), the
+    others are deleted with their history and leave tombstones (``core.MergedRecord``:
+    their ids answer with the survivor's), and the survivor's history names them.
+    The whole merge is one transaction (``core.merges.merge_records``), written only through saves and
+    deletes with history. ``core.merges`` holds the rules and refusals
+    (``MergeRefused``, ``PermissionDenied``); ``versions`` (id -> ``updated_at``
+    seen) refuses records changed since the user looked.
+    """
+    return merges.merge_records(
+        Customer, MERGE_FIELDS, parts.MOVERS, survivor, others, choices=choices, user=user, versions=versions
+    )

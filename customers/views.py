@@ -6,13 +6,14 @@ from rest_framework.response import Response
 
 from core.api.exports import ExportMixin
 from core.api.history import HistoryMixin
+from core.api.merges import MERGE_QUERY, MergeMixin, MergeSerializer, merge_response_schema
 from core.api.permissions import IsManager
 from core.api.viewsets import CRMModelViewSet
 
 from .filters import CustomerFilter
 from .models import Customer
 from .serializers import BulkReassignSerializer, CustomerSerializer, ReassignSerializer, TimelineEntrySerializer
-from .services import delete_customer, reassign_customers
+from .services import delete_customer, merge_customers, reassign_customers
 from .summary import SUMMARY_FIELDS, WITH_SUMMARY
 from .timeline import timeline_entry, timeline_queryset
 
@@ -32,7 +33,7 @@ REASSIGNED = {
 }
 
 
-class CustomerViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
+class CustomerViewSet(HistoryMixin, ExportMixin, MergeMixin, CRMModelViewSet):
     queryset = Customer.objects.all()
     serializer_class = CustomerSerializer
     filterset_class = CustomerFilter
@@ -96,3 +97,19 @@ class CustomerViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
         source, target = serializer.validated_data["from_owner_id"], serializer.validated_data["to_owner_id"]
         counts = reassign_customers(Customer.objects.filter(owner=source), target)
         return Response({"from_owner_id": source.pk if source else None, "to_owner_id": target.pk, **counts})
+
+    @extend_schema(
+        operation_id="customers_merge",
+        request=MergeSerializer,
+        responses={200: merge_response_schema(CustomerSerializer)},
+        parameters=MERGE_QUERY,
+    )
+    @action(detail=False, methods=["post"], url_path="merge", filter_backends=[])
+    def merge(self, request):
+        """Merge duplicate customers into one survivor: their interactions, opportunities and tasks move to it.
+
+        Each field keeps the survivor's value unless ``fields`` chooses another record's, or the survivor's
+        is empty; tags are united, custom values' gaps filled. The merged-away ids answer 404 with
+        ``error.merged_into``. At most 10 at once, all in the user's book.
+        """
+        return self.run_merge(request, merge_customers)

@@ -3,7 +3,7 @@
 from django.db.models import BigIntegerField, CharField, Count, DateTimeField, F, OuterRef, Subquery, TextField, Value
 from django.db.models.functions import Coalesce
 
-from core.history import delete_with_history
+from core.history import delete_with_history, update_with_history
 from customers import parts
 
 from .models import Interaction
@@ -40,6 +40,10 @@ def delete_interactions(customer):
     return delete_with_history(Interaction.objects.filter(customer=customer))
 
 
+def move_interactions(from_ids, survivor):
+    return update_with_history(Interaction.objects.filter(customer_id__in=from_ids), customer=survivor)
+
+
 def register():
     parts.add_figure("interaction_count", interaction_count)
     parts.add_figure("last_interaction_at", last_interaction_at)
@@ -58,3 +62,4 @@ def register():
         )
     )
     parts.add_deleter("interactions", delete_interactions)
+    parts.add_mover("interactions", move_interactions)

@@ -6,7 +6,7 @@ from django.utils import timezone
 from simple_history.utils import bulk_update_with_history
 
 from companies import parts
-from core.history import current_history_user
+from core.history import current_history_user, update_with_history
 
 from .models import Opportunity
 
@@ -34,6 +34,11 @@ def unlink_opportunities(company):
     return len(opportunities)
 
 
+def move_opportunities(from_ids, survivor):
+    return update_with_history(Opportunity.objects.filter(company_id__in=from_ids), company=survivor)
+
+
 def register():
     parts.add_figure("open_pipeline_value", open_pipeline_value)
     parts.add_unlinker("opportunities", unlink_opportunities)
+    parts.add_mover("opportunities", move_opportunities)

@@ -14,7 +14,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
-from core.history import delete_with_history
+from core.history import delete_with_history, update_with_history
 from customers import parts
 
 from .models import Opportunity, StageChange
@@ -65,6 +65,11 @@ def delete_opportunities(customer):
     return delete_with_history(Opportunity.objects.filter(customer=customer))
 
 
+def move_opportunities(from_ids, survivor):
+    # Each keeps its own company (the deal was made with it); only the customer changes.
+    return update_with_history(Opportunity.objects.filter(customer_id__in=from_ids), customer=survivor)
+
+
 def register():
     parts.add_figure("open_pipeline_value", open_pipeline_value)
     # Shown beside the summary in the admin, and reported when customers change owner.
@@ -86,3 +91,4 @@ def register():
         )
     )
     parts.add_deleter("opportunities", delete_opportunities)
+    parts.add_mover("opportunities", move_opportunities)

@@ -7,7 +7,7 @@ customer's tasks in bulk, with their history.
 
 from django.db.models import BigIntegerField, CharField, DateTimeField, F, TextField
 
-from core.history import delete_with_history
+from core.history import delete_with_history, update_with_history
 from customers import parts
 
 from .models import Task
@@ -40,6 +40,10 @@ def delete_tasks(customer):
     return delete_with_history(Task.objects.filter(customer=customer))
 
 
+def move_tasks(from_ids, survivor):
+    return update_with_history(Task.objects.filter(customer_id__in=from_ids), customer=survivor)
+
+
 def register():
     parts.add_timeline_source(
         parts.TimelineSource(
@@ -60,3 +64,4 @@ def register():
         )
     )
     parts.add_deleter("tasks", delete_tasks)
+    parts.add_mover("tasks", move_tasks)

@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from import_export.admin import ExportActionMixin, ImportExportMixin
 from simple_history.admin import SimpleHistoryAdmin
 
-from core import access, changesets
+from core import access, changesets, merges
 from core.admin.customfields import CustomFieldsAdminMixin
 from core.admin.formats import CSV, XLSX
 from core.admin.history import CRMHistoryContextHelper
@@ -362,8 +362,18 @@ class CRMModelAdmin(
             "title": _("Not found"),
             "opts": opts,
             "changelist_url": reverse(f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_changelist"),
+            "merged_into_url": self._merged_into_url(request, opts, object_id),
         }
         return TemplateResponse(request, "admin/core/not_found.html", context, status=404)
+
+    def _merged_into_url(self, request, opts, object_id):
+        """The page of the record ``object_id`` was merged into (core/merges.py), if the user sees it."""
+        if not str(object_id).isdigit() or len(str(object_id)) > 18:
+            return None
+        survivor = merges.merged_into(self.model, int(object_id))
+        if survivor is None or not self.get_queryset(request).filter(pk=survivor).exists():
+            return None
+        return reverse(f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_change", args=[survivor])
 
     def _in_scope(self, request, object_id):
         return self.get_object(request, unquote(object_id)) is not None

@@ -65,7 +65,8 @@ def _validation_body(exc):
         else:
             first_field = next(iter(fields), None)
             first = fields.get(first_field) if first_field else None
-            text = first[0] if first and isinstance(first[0], str) else "is invalid."
+            # A list's or a dict's items have their errors by index or key ({"0": [...]}): no one text.
+            text = first[0] if isinstance(first, list) and first and isinstance(first[0], str) else "is invalid."
             message = f"Invalid input: {first_field}: {text}" if first_field else "Invalid input."
         return error_body("validation_error", message, fields or None)
     messages = _flatten(detail)
@@ -86,7 +87,12 @@ def _body(exc):
     detail = exc.detail
     message = str(detail) if not isinstance(detail, (dict, list)) else "Request failed."
     code = getattr(detail, "code", None) or exc.default_code
-    return error_body(_CODE_NAMES.get(code, code), message)
+    body = error_body(_CODE_NAMES.get(code, code), message)
+    merged_into = getattr(exc, "merged_into", None)
+    if merged_into is not None:
+        # The id was merged into another record (core/merges.py): integrations follow it there.
+        body["error"]["merged_into"] = merged_into
+    return body
 
 
 def error_of(exc):

@@ -57,6 +57,10 @@ ERROR_ENVELOPE_SCHEMA = {
                     "description": "Validation errors per request field: a list of messages for each.",
                     "additionalProperties": {"type": "array", "items": {}},
                 },
+                "merged_into": {
+                    "type": "integer",
+                    "description": "On a 404: the record was merged into this one (follow it there).",
+                },
             },
         },
     },

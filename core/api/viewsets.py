@@ -11,6 +11,7 @@
    already serialise writers), then reads it and checks ``If-Match``
    (``conditional.py``). Users who see everything read it through the
    viewset's ``detail_reader`` (``fastsql.py``), others through the queryset.
+   The id of a record merged into another answers 404 with ``error.merged_into``.
 5. The actions: ``retrieve`` (ETag, 304), ``create``, ``update`` (PUT is
    partial, as in the original API), ``destroy`` (a message and what went with
    the record), with ``perform_create`` / ``perform_update`` saving; ``batch``
@@ -28,7 +29,7 @@ from rest_framework import exceptions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from core import access
+from core import access, merges
 from core.history import batched_delete_history
 
 from . import idempotency
@@ -69,6 +70,16 @@ class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "The change conflicts with the current state of the data; reload and try again."
     default_code = "conflict"
+
+
+class MergedAway(exceptions.NotFound):
+    """The record was merged into another (``core/merges.py``): a 404 whose error names the survivor."""
+
+    default_detail = "This record was merged into another; error.merged_into is its id."
+
+    def __init__(self, survivor_id):
+        super().__init__()
+        self.merged_into = survivor_id
 
 
 class CRMModelViewSet(viewsets.ModelViewSet):
@@ -159,13 +170,30 @@ class CRMModelViewSet(viewsets.ModelViewSet):
             # delete committed between the read and the save would make Django's save()
             # find no row to update and insert it again, without its children.
             self._lock_row()
-        if self.detail_reader is None or self.lookup_field != "pk" or not access.sees_everything(self.request.user):
-            instance = super().get_object()
-        else:
-            instance = self._read(self.detail_reader if self.action == "retrieve" else MODEL_ROW)
+        try:
+            if self.detail_reader is None or self.lookup_field != "pk" or not access.sees_everything(self.request.user):
+                instance = super().get_object()
+            else:
+                instance = self._read(self.detail_reader if self.action == "retrieve" else MODEL_ROW)
+        except Http404:
+            self._raise_if_merged()
+            raise
         if if_match is not None and not if_match_passes(if_match, self._etag(instance)):
             raise PreconditionFailed()
         return instance
+
+    def _raise_if_merged(self):
+        """The 404 of an id merged into another names the survivor (``error.merged_into``), if the user sees it."""
+        pk = self._url_pk()
+        if pk is None:
+            return
+        model = self.queryset.model
+        survivor = merges.merged_into(model, pk)
+        if (
+            survivor is not None
+            and access.scope(model._default_manager.filter(pk=survivor), self.request.user).exists()
+        ):
+            raise MergedAway(survivor)
 
     def _url_pk(self):
         return url_pk(self.queryset.model, self.kwargs[self.lookup_url_kwarg or self.lookup_field])

@@ -123,6 +123,14 @@ MATRIX = [
     ("post", "/api/customers/batch", {"update": [{"id": "@a", "phone": "1"}]}, (200, 207, 200, 403, 401, 403)),
     ("post", "/api/customers/batch", {"upsert": [{"external_id": "x", "name": "X"}]}, (200, 200, 200, 403, 401, 403)),
     ("post", "/api/customers/batch", {"delete": ["@a"]}, (207, 207, 200, 403, 401, 403)),
+    # A merge names records of two books: each rep is refused (a 400, naming the ids it cannot use).
+    ("post", "/api/customers/merge", {"survivor_id": "@a", "merged_ids": ["@b"]}, (400, 400, 200, 403, 401, 403)),
+    (
+        "post",
+        "/api/customers/merge?dry_run=true",
+        {"survivor_id": "@a", "merged_ids": ["@b"]},
+        (400, 400, 200, 403, 401, 403),
+    ),
     # A rep sees the companies they own and those of the customers they own (``cs``, through ``a``).
     ("get", "/api/companies", None, (200, 200, 200, 200, 401, 403)),
     ("get", "/api/companies/{ca}", None, (200, 404, 200, 200, 401, 403)),
@@ -139,6 +147,7 @@ MATRIX = [
     ("post", "/api/companies/batch", {"create": [{"name": "New"}]}, (200, 200, 200, 403, 401, 403)),
     ("post", "/api/companies/batch", {"update": [{"id": "@ca", "industry": "x"}]}, (200, 207, 200, 403, 401, 403)),
     ("post", "/api/companies/batch", {"delete": ["@ca"]}, (207, 207, 200, 403, 401, 403)),
+    ("post", "/api/companies/merge", {"survivor_id": "@ca", "merged_ids": ["@cb"]}, (400, 400, 200, 403, 401, 403)),
     ("get", "/api/customers?company_id={cs}", None, (200, 200, 200, 200, 401, 403)),
     # Linking to a company the user does not see is refused like an unknown id.
     ("post", "/api/customers", {"name": "New", "company_id": "@cb"}, (400, 201, 201, 403, 401, 403)),

@@ -33,7 +33,7 @@ from knox.models import get_token_model
 from companies.models import Company
 from core import tags as tag_service
 from core.changesets import Changeset, ChangesetRow, recording
-from core.models import CustomField, Tag, UserPreferences
+from core.models import CustomField, MergedRecord, Tag, UserPreferences
 from customers.models import Customer
 from interactions.models import Interaction
 from mailgateway.models import InboundEmail
@@ -70,6 +70,7 @@ OWNER_OR_MANAGER = frozenset({"rep_a", "manager"})
 ANY_WRITER = frozenset({"rep_a", "rep_b", "manager"})
 
 SNAPSHOT_MODELS = [
+    MergedRecord,
     Company,
     Company.history.model,
     Customer,
@@ -169,6 +170,7 @@ def world(settings):
         "oa": oa,
         "ta": ta,
         "b": b,
+        "cb": CompanyFactory(name="Bravo Co", owner=users["rep_b"]),
         "ib": InteractionFactory(customer=b),
         "ob": OpportunityFactory(customer=b),
         "group": Group.objects.get(name="Sales rep"),
@@ -593,9 +595,76 @@ def crm_cases():
             field_is("oa", "stage", Opportunity.Stage.NEGOTIATION),
         ),
     ]
+    cases += merge_cases()
     cases += my_day_cases()
     cases += board_cases()
     cases += quick_action_cases()
+    return cases
+
+
+def post_merge(model, keys, confirm=True, version=lambda record: stored(record).updated_at.isoformat()):
+    def run(client, w, role):
+        records = [w[key] for key in keys]
+        data = {"survivor": records[0].pk, **{f"version:{r.pk}": version(r) for r in records}}
+        if confirm:
+            data["confirm"] = "yes"
+        return client.post(f"{list_url(model, 'merge')}?ids={','.join(str(r.pk) for r in records)}", data)
+
+    return run
+
+
+def twin(model, key, factory):
+    """A second record of rep A's (``<key>2``) to merge ``key`` with."""
+
+    def before(w):
+        w[f"{key}2"] = factory(name="Alpha twin", owner=w["users"]["rep_a"])
+
+    return before
+
+
+def merge_cases():
+    """The side-by-side merge page (its preview writes nothing; a stale page merges nothing) and the action."""
+    cases = []
+    for model, key, factory in [(Customer, "a", CustomerFactory), (Company, "ca", CompanyFactory)]:
+        merged = holds(lambda w, model=model, key=key: not model.objects.filter(pk=w[f"{key}2"].pk).exists())
+        cases += [
+            Case(
+                model,
+                "merge",
+                "merge",
+                post_merge(model, [key, f"{key}2"]),
+                OWNER_OR_MANAGER,
+                merged,
+                before=twin(model, key, factory),
+            ),
+            Case(
+                model,
+                "merge",
+                "merge-preview",
+                post_merge(model, [key, f"{key}2"], confirm=False),
+                NOBODY,
+                before=twin(model, key, factory),
+            ),
+            Case(
+                model,
+                "merge",
+                "merge-stale-version",
+                post_merge(model, [key, f"{key}2"], version=lambda record: "2000-01-01T00:00:00+00:00"),
+                NOBODY,
+                before=twin(model, key, factory),
+            ),
+            # Across two books: only a manager sees both.
+            Case(model, "merge", "merge-across-books", post_merge(model, [key, "b" if key == "a" else "cb"]), MANAGER),
+            # The action only leads to the page.
+            Case(
+                model,
+                "changelist",
+                "action-merge",
+                post_action(model, key, "merge_selected"),
+                NOBODY,
+                action="merge_selected",
+            ),
+        ]
     return cases
 
 
