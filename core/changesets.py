@@ -444,17 +444,20 @@ def undo_refusal(user, changeset):
     """Why ``user`` may not undo ``changeset`` (a message), or None; its visibility is ``scope()``'s.
 
     Writers only; and since an undo deletes what the changeset created, a role that
-    may not delete a kind of record (a rep, customers) may not undo its creation.
+    may not delete a kind of record (a rep, customers) may not undo its creation;
+    records the CRM keeps about others (``bookkeeping = True``, such as a merge's
+    tombstones) go with the change that made them.
     """
     from core import access
 
     if not access.can_write(user):
         return str(_("Read-only users cannot change data."))
     for label, ops in sorted((changeset.counts or {}).items()):
-        if ops.get(CREATED) and not access.may_delete(user, _model(label)):
+        model = _model(label)
+        if ops.get(CREATED) and not getattr(model, "bookkeeping", False) and not access.may_delete(user, model):
             return str(
                 _("Undoing this deletes %(records)s, which your role may not delete; ask a manager.")
-                % {"records": _model(label)._meta.verbose_name_plural}
+                % {"records": model._meta.verbose_name_plural}
             )
     return None
 

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
 
-from core import access, events
+from core import access, changesets, events
 from core.history import batched_delete_history
 from core.models import MergedRecord
 
@@ -219,9 +219,12 @@ def merge_records(model, fields, movers, survivor, others, *, choices=None, user
 
     ``fields`` are those taken from one record, ``movers`` the registered
     ``move(from_ids, survivor)`` of the records below (the model's ``parts``).
-    Returns {"survivor", "merged_ids", "moved": {kind: count}}.
+    Returns {"survivor", "merged_ids", "moved": {kind: count}, "changeset"}.
     """
-    with transaction.atomic():
+    label = f"Merge into {model._meta.label_lower} #{_pk(survivor)}"
+    source = {"model": model._meta.label_lower, "survivor_id": _pk(survivor), "merged_ids": [_pk(o) for o in others]}
+    # One changeset (core/changesets.py): previewed with the rows it would make, undone like any other.
+    with changesets.recording("merge", user=user, label=label, source=source) as changeset:
         survivor, others = lock_records(model, survivor, others, user=user, versions=versions)
         chosen = check_choices(fields, choices, [survivor, *others])
         values = chosen_values(survivor, others, fields, chosen)
@@ -242,4 +245,4 @@ def merge_records(model, fields, movers, survivor, others, *, choices=None, user
         events.record(
             survivor, "merged", {"merged_ids": {"old": None, "new": merged_ids}, "moved": {"old": None, "new": moved}}
         )
-    return {"survivor": survivor, "merged_ids": merged_ids, "moved": moved}
+    return {"survivor": survivor, "merged_ids": merged_ids, "moved": moved, "changeset": changeset}

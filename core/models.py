@@ -370,6 +370,8 @@ class MergedRecord(models.Model):
         related_name="+",
     )
     history = CRMHistoricalRecords()
+    # Not a record of its own: undoing the merge removes it, whoever may undo the merge (core/changesets.py).
+    bookkeeping = True
 
     class Meta:
         ordering = ["-merged_at", "-id"]

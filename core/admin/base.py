@@ -20,6 +20,7 @@ from import_export.admin import ExportActionMixin, ImportExportMixin
 from simple_history.admin import SimpleHistoryAdmin
 
 from core import access, changesets, merges
+from core.admin.changesets import note_recorded
 from core.admin.customfields import CustomFieldsAdminMixin
 from core.admin.formats import CSV, XLSX
 from core.admin.history import CRMHistoryContextHelper
@@ -212,11 +213,7 @@ class CRMModelAdmin(
             source={"action": name, "model": self.opts.label_lower},
         ) as changeset:
             response = super().response_action(request, queryset)
-        if changeset.pk is not None:
-            link = reverse(f"{self.admin_site.name}:core_changeset_change", args=[changeset.pk])
-            self.message_user(
-                request, format_html('{} <a href="{}">{}</a>', _("Recorded as one change:"), link, changeset)
-            )
+        note_recorded(request, changeset, self.admin_site.name)
         return response
 
     def delete_model(self, request, obj):

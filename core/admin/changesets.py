@@ -18,6 +18,14 @@ from django.utils.translation import gettext_lazy as _
 from core import access, changesets
 from core.changesets import Changeset
 
+
+def note_recorded(request, changeset, site_name="admin"):
+    """Tell the user that a bulk change was recorded, with a link to its page (to see it or undo it)."""
+    if changeset is not None and changeset.pk is not None:
+        link = reverse(f"{site_name}:core_changeset_change", args=[changeset.pk])
+        messages.info(request, format_html('{} <a href="{}">{}</a>', _("Recorded as one change:"), link, changeset))
+
+
 # Rows shown on a changeset's page; the API pages through all of them.
 ROWS_SHOWN = 500
 

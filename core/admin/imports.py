@@ -39,6 +39,7 @@ from django.views.decorators.http import require_POST
 from import_export.forms import ConfirmImportForm
 
 from core import changesets
+from core.admin.changesets import note_recorded
 from core.cells import TEXT_ENCODINGS
 from core.resources import file_line
 from core.tables import check_size, csv_rows, xlsx_rows
@@ -132,12 +133,7 @@ class BoundedImportMixin:
                 )
         finally:
             upload.discard()
-        if changeset.pk is not None:
-            link = reverse("admin:core_changeset_change", args=[changeset.pk])
-            messages.info(
-                request,
-                format_html('{} <a href="{}">{}</a>', _("Recorded as one change:"), link, changeset),
-            )
+        note_recorded(request, changeset)
         if not (result.has_errors() or result.has_validation_errors()):
             if skip_invalid and skipped:
                 rejected = request.POST.get("rejected", "")

@@ -20,6 +20,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from core import merges
+from core.admin.changesets import note_recorded
 
 
 def parse_ids(text):
@@ -107,6 +108,7 @@ class MergeAdminMixin:
                         % {"count": len(result["merged_ids"]), "record": result["survivor"]},
                         messages.SUCCESS,
                     )
+                    note_recorded(request, result["changeset"], self.admin_site.name)
                     return HttpResponseRedirect(
                         reverse(
                             f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_change",

@@ -188,18 +188,14 @@ class BatchRunner:
     def _answer(self, results, atomic, changeset, dry_run):
         failed = sum(1 for result in results if result["status"] >= 400 and result["status"] != FAILED_DEPENDENCY)
         data = {"atomic": atomic, "succeeded": len(results) - failed, "failed": failed, "results": results}
-        if dry_run:
-            # Imported here: core.api.changesets reaches the schema, which imports this module.
-            from .changesets import changeset_preview
+        # Imported here: core.api.changesets reaches the schema, which imports this module.
+        from .changesets import changeset_preview, changeset_summary
 
+        if dry_run:
             data["dry_run"] = True
             data["changeset"] = changeset_preview(changeset) if changeset is not None else None
         else:
-            data["changeset"] = (
-                {"id": changeset.pk, "kind": changeset.kind, "label": changeset.label, "counts": changeset.counts}
-                if changeset is not None and changeset.pk is not None
-                else None
-            )
+            data["changeset"] = changeset_summary(changeset)
         if atomic and failed:
             data["succeeded"] = 0
             body = Envelope(success=False, error=_batch_error(failed, rolled_back=True), data=data)

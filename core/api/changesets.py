@@ -64,6 +64,13 @@ class UndoSerializer(serializers.Serializer):
     )
 
 
+def changeset_summary(changeset):
+    """The changeset a bulk change made, as its answer names it (to undo it); None when it wrote nothing."""
+    if changeset is None or changeset.pk is None:
+        return None
+    return {"id": changeset.pk, "kind": changeset.kind, "label": changeset.label, "counts": changeset.counts}
+
+
 def changeset_preview(changeset):
     """The would-be changeset of a dry run (``recording(..., dry_run=True)``), as the API answers it."""
     return {

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from core import merges
 
 from .batch import MAX_ID
+from .changesets import changeset_preview, changeset_summary
 
 
 class MergeSerializer(serializers.Serializer):
@@ -54,15 +55,20 @@ def _dry_run(request):
 
 
 def merge_response_schema(serializer_class):
-    """The answer's schema: the resource, plus ``merged_ids``, ``moved`` and ``dry_run``."""
+    """The answer's schema: the resource, plus ``merged_ids``, ``moved``, ``dry_run`` and ``changeset``."""
 
     class MergeResponse(serializer_class):
         merged_ids = serializers.ListField(child=serializers.IntegerField(), read_only=True)
         moved = serializers.DictField(child=serializers.IntegerField(), read_only=True)
         dry_run = serializers.BooleanField(read_only=True)
+        changeset = serializers.JSONField(
+            read_only=True,
+            help_text="The merge's changeset (`id`, `kind`, `label`, `counts`; undo it with "
+            "`POST /api/changesets/{id}/undo`), or with `?dry_run=true` the one it would make, with its `rows`.",
+        )
 
         class Meta(serializer_class.Meta):
-            fields = [*serializer_class.Meta.fields, "merged_ids", "moved", "dry_run"]
+            fields = [*serializer_class.Meta.fields, "merged_ids", "moved", "dry_run", "changeset"]
 
     MergeResponse.__name__ = f"{serializer_class.__name__.removesuffix('Serializer')}MergeResult"
     return MergeResponse
@@ -85,12 +91,17 @@ class MergeMixin:
             if self.detail_reader is not None:
                 # With the summary figures (the moved records counted), as a GET reads it.
                 survivor = self.detail_reader.read(type(survivor), survivor.pk, survivor._state.db) or survivor
+            changeset = result["changeset"]
             answer = {
                 **self.get_serializer(survivor).data,
                 "merged_ids": result["merged_ids"],
                 "moved": result["moved"],
                 "dry_run": dry_run,
+                "changeset": changeset_summary(changeset),
             }
             if dry_run:
+                # The rows it would make, read before they roll back with the rest.
+                changeset.preview = list(changeset.rows.order_by("seq"))
+                answer["changeset"] = changeset_preview(changeset)
                 transaction.set_rollback(True)
         return Response(answer)
