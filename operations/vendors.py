@@ -15,6 +15,8 @@ and reported, so a file with extra columns imports all the same.
 import re
 from dataclasses import dataclass, field
 
+from django.utils.translation import gettext_lazy as _
+
 from customers.models import Customer
 from opportunities.models import Opportunity
 
@@ -276,3 +278,50 @@ def detect(vendor, headers):
 def custom_preset(kind, mapping):
     """A preset from a mapping typed in the admin: {header (lower-cased): field}; values are ours."""
     return Preset("", kind, "", {header: name for header, name in mapping.items() if name})
+
+
+# The fields as the column mapping screen names them.
+FIELD_LABELS = {
+    "external_id": _("Id in the other system (external_id)"),
+    "name": _("Name"),
+    "first_name": _("First name"),
+    "last_name": _("Last name"),
+    "email": _("Email"),
+    "phone": _("Phone"),
+    "domain": _("Domain"),
+    "website": _("Website"),
+    "address": _("Address"),
+    "industry": _("Industry"),
+    "notes": _("Notes"),
+    "company": _("Company (name)"),
+    "company_ref": _("Company (id in the other system)"),
+    "customer": _("Person (name or email)"),
+    "customer_ref": _("Person (id in the other system)"),
+    "status": _("Status"),
+    "tags": _("Tags"),
+    "owner": _("Owner (email or username)"),
+    "title": _("Title"),
+    "value": _("Amount"),
+    "currency": _("Currency"),
+    "stage": _("Stage"),
+    "expected_close_date": _("Expected close date"),
+}
+
+
+def guess_mapping(kind, headers, aliases=()):
+    """{header (lower-cased): field} as a first guess: a field's own name, then ``aliases`` (dicts of
+    header -> field, such as the import commands' columns), then the vendors' headers; each field once."""
+    allowed = set(FIELDS[kind])
+    known = {name: name for name in allowed}
+    for table in (*aliases, *(presets[kind].columns for presets in VENDORS.values())):
+        for header, name in table.items():
+            if name in allowed:
+                known.setdefault(header, name)
+    mapping, taken = {}, set()
+    for header in headers:
+        name = known.get(header, "")
+        if name in taken:
+            name = ""
+        mapping[header] = name
+        taken.add(name)
+    return mapping

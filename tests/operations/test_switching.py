@@ -187,7 +187,7 @@ def test_huge_file_is_refused_before_any_row(settings):
 
 def test_custom_mapping_imports_any_file():
     preset = custom_preset(
-        CUSTOMERS, {"full name": "name", "e-mail": "email", "mobile": "phone", "employer": "company", "notes": ""}
+        CUSTOMERS, {"full name": "name", "e-mail": "email", "手机": "phone", "employer": "company", "notes": ""}
     )
     source = sources("other-contacts.csv")[0]
     source.preset = preset
