@@ -60,7 +60,10 @@ class UploadForm(forms.Form):
         choices=[("hubspot", "HubSpot"), ("pipedrive", "Pipedrive"), (OTHER, _("Another file (map its columns)"))],
     )
     kind = forms.ChoiceField(
-        label=_("Records (for another file)"), choices=ColumnMapping.Kind.choices, initial=ColumnMapping.Kind.CUSTOMERS
+        label=_("Records (for another file)"),
+        choices=ColumnMapping.Kind.choices,
+        initial=ColumnMapping.Kind.CUSTOMERS,
+        required=False,
     )
     files = MultipleFileField(
         label=_("Files"),
@@ -84,8 +87,11 @@ class UploadForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
-        if cleaned.get("source") == OTHER and len(cleaned.get("files") or []) > 1:
-            self.add_error("files", _("Another file is mapped one at a time: upload one file."))
+        if cleaned.get("source") == OTHER:
+            if len(cleaned.get("files") or []) > 1:
+                self.add_error("files", _("Another file is mapped one at a time: upload one file."))
+            if not cleaned.get("kind"):
+                self.add_error("kind", _("Choose the records that the file holds."))
         return cleaned
 
 
