@@ -18,7 +18,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.translation import gettext as _t
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from companies.imports import COLUMNS as COMPANY_COLUMNS
@@ -189,7 +189,7 @@ class ColumnMappingAdmin(admin.ModelAdmin):
                 mapping = saved.mapping
             else:
                 mapping = guess_mapping(kind, keys, (CUSTOMER_COLUMNS, COMPANY_COLUMNS))
-        choices = [("", _t("— ignore —"))] + [(name, FIELD_LABELS[name]) for name in FIELDS[kind]]
+        choices = [("", gettext("— ignore —"))] + [(name, FIELD_LABELS[name]) for name in FIELDS[kind]]
         columns = [
             {"position": position, "header": header, "chosen": mapping.get(key, "")}
             for position, (header, key) in enumerate(zip(headers, keys, strict=True))
@@ -209,7 +209,7 @@ class ColumnMappingAdmin(admin.ModelAdmin):
         references = self._posted_references(request)[:1]
         kind = request.POST.get("kind")
         if kind not in FIELDS or not references:
-            raise UploadUnavailable(_t("This import cannot be confirmed: it names no upload. Upload the file again."))
+            raise UploadUnavailable(gettext("This import cannot be confirmed: it names no upload. Upload the file again."))
         (source,) = self._sources(request, references)
         headers = read_headers(source.name, source.data)
         keys = [" ".join(header.lower().split()) for header in headers]
@@ -220,7 +220,7 @@ class ColumnMappingAdmin(admin.ModelAdmin):
                 name = ""
             if name and name in taken:
                 errors.append(
-                    _t("%(field)s is chosen for two columns: %(first)s and %(second)s.")
+                    gettext("%(field)s is chosen for two columns: %(first)s and %(second)s.")
                     % {"field": FIELD_LABELS[name], "first": headers[taken[name]], "second": headers[position]}
                 )
             taken.setdefault(name, position)
@@ -230,7 +230,7 @@ class ColumnMappingAdmin(admin.ModelAdmin):
             chosen.add("name")
         for name in REQUIRED[kind]:
             if name not in chosen:
-                errors.append(_t("Choose a column for %(field)s.") % {"field": FIELD_LABELS[name]})
+                errors.append(gettext("Choose a column for %(field)s.") % {"field": FIELD_LABELS[name]})
         if errors:
             return self._mapping_page(request, references[0], kind, mapping=mapping, errors=errors)
         ColumnMapping.objects.update_or_create(
@@ -244,7 +244,7 @@ class ColumnMappingAdmin(admin.ModelAdmin):
         signature = header_signature(read_headers(source.name, source.data))
         saved = ColumnMapping.objects.filter(user=request.user, signature=signature, kind=kind).first()
         if saved is None:
-            raise UploadUnavailable(_t("This file's columns are not mapped. Upload the file again."))
+            raise UploadUnavailable(gettext("This file's columns are not mapped. Upload the file again."))
         source.preset = custom_preset(kind, saved.mapping)
 
     def _preview(self, request, references, *, vendor="", kind=""):
@@ -260,7 +260,7 @@ class ColumnMappingAdmin(admin.ModelAdmin):
         references = self._posted_references(request)
         vendor, kind = request.POST.get("vendor", ""), request.POST.get("kind", "")
         if not references or (vendor not in VENDORS and kind not in FIELDS):
-            raise UploadUnavailable(_t("This import cannot be confirmed: it names no upload. Upload the file again."))
+            raise UploadUnavailable(gettext("This import cannot be confirmed: it names no upload. Upload the file again."))
         sources = self._sources(request, references, claim=True)
         if kind:
             self._preset_for(request, sources, kind)
@@ -268,7 +268,7 @@ class ColumnMappingAdmin(admin.ModelAdmin):
         figures = sum(counts["created"] + counts["updated"] for counts in result.counts().values())
         messages.success(
             request,
-            _t("Imported: %(written)s records created or updated, %(rejected)s rows rejected.")
+            gettext("Imported: %(written)s records created or updated, %(rejected)s rows rejected.")
             % {"written": figures, "rejected": len(result.rejected)},
         )
         return self._render(request, "done", result=result, **_shown(result))
@@ -280,7 +280,7 @@ class ColumnMappingAdmin(admin.ModelAdmin):
             "admin/operations/switch.html",
             {
                 **self.admin_site.each_context(request),
-                "title": _t("Import from HubSpot, Pipedrive or another file"),
+                "title": gettext("Import from HubSpot, Pipedrive or another file"),
                 "opts": self.model._meta,
                 "step": step,
                 **context,

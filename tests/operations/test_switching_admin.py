@@ -164,3 +164,12 @@ def test_the_screen_is_linked_from_the_mappings_list():
     client, _user = client_of("Sales rep")
     page = client.get(reverse("admin:operations_columnmapping_changelist"))
     assert URL in page.content.decode()
+
+
+def test_the_screen_follows_the_browser_language():
+    client, _user = client_of("Sales rep")
+    page = client.get(URL, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "从 HubSpot、Pipedrive 或其他文件导入" in page and "导出自" in page
+    data = {"step": "upload", "source": "other", "kind": "customers", "files": files("other-contacts.csv")}
+    mapping = client.post(URL, data, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "映射列（客户）" in mapping and "— 忽略 —" in mapping
