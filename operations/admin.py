@@ -209,7 +209,7 @@ class ColumnMappingAdmin(admin.ModelAdmin):
         references = self._posted_references(request)[:1]
         kind = request.POST.get("kind")
         if kind not in FIELDS or not references:
-            raise UploadUnavailable(gettext("This import cannot be confirmed: it names no upload. Upload the file again."))
+            raise UploadUnavailable(_no_upload())
         (source,) = self._sources(request, references)
         headers = read_headers(source.name, source.data)
         keys = [" ".join(header.lower().split()) for header in headers]
@@ -260,7 +260,7 @@ class ColumnMappingAdmin(admin.ModelAdmin):
         references = self._posted_references(request)
         vendor, kind = request.POST.get("vendor", ""), request.POST.get("kind", "")
         if not references or (vendor not in VENDORS and kind not in FIELDS):
-            raise UploadUnavailable(gettext("This import cannot be confirmed: it names no upload. Upload the file again."))
+            raise UploadUnavailable(_no_upload())
         sources = self._sources(request, references, claim=True)
         if kind:
             self._preset_for(request, sources, kind)
@@ -289,6 +289,10 @@ class ColumnMappingAdmin(admin.ModelAdmin):
 
     def _url(self):
         return reverse(f"{self.admin_site.name}:operations_columnmapping_switch")
+
+
+def _no_upload():
+    return gettext("This import cannot be confirmed: it names no upload. Upload the file again.")
 
 
 def _name(name):
