@@ -9,6 +9,8 @@ import openpyxl
 import pytest
 from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from companies.models import Company
 from core.sheets import ImportFileError
@@ -243,3 +245,30 @@ def test_command_owner_option():
     assert set(Customer.objects.values_list("owner", flat=True)) == {seller.pk}
     with pytest.raises(CommandError, match="No active user 'nobody'"):
         call_command("import_from", "hubspot", str(SAMPLES / "hubspot-contacts-minimal.csv"), "--owner", "nobody")
+
+
+def test_query_count_does_not_grow_with_the_database():
+    def queries_of_an_import():
+        with CaptureQueriesContext(connection) as captured:
+            import_files(sources(*HUBSPOT), vendor="hubspot", dry_run=True)
+        return len(captured)
+
+    queries_of_an_import()  # the process's caches (custom field definitions) filled
+    small = queries_of_an_import()
+    for number in range(40):
+        company = CompanyFactory(name=f"Other {number}", domain=f"other{number}.example")
+        CustomerFactory(name=f"Person {number}", email=f"p{number}@other.example", company=company)
+    assert queries_of_an_import() == small
+
+
+def test_command_bounds_and_their_options(settings):
+    settings.IMPORT_MAX_ROWS = 3
+    path = str(SAMPLES / "hubspot-contacts.csv")
+    with pytest.raises(CommandError, match="DJANGO_IMPORT_MAX_ROWS"):
+        call_command("import_from", "hubspot", path)
+    settings.IMPORT_MAX_BYTES = 100
+    with pytest.raises(CommandError, match="the limit is 100 bytes"):
+        call_command("import_from", "hubspot", path, "--max-rows", "10")
+    with pytest.raises(CommandError, match="rows were rejected"):
+        call_command("import_from", "hubspot", path, "--max-rows", "10", "--max-bytes", "100000")
+    assert Customer.objects.count() == 4

@@ -1,9 +1,11 @@
+from dataclasses import replace
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from core.sheets import ImportFileError
+from core.tables import FileRefused, Limits, check_size
 from operations.switching import REJECTED, SourceFile, import_files
 from operations.vendors import VENDORS
 
@@ -26,8 +28,26 @@ class Command(BaseCommand):
             help="Username of the owner of the new records (default: the user the export's owner column names, "
             "by email or username, else none).",
         )
+        parser.add_argument(
+            "--max-rows",
+            type=int,
+            help="Accept up to this many rows per file for this run (default: DJANGO_IMPORT_MAX_ROWS, as in the admin).",
+        )
+        parser.add_argument(
+            "--max-bytes",
+            type=int,
+            help="Accept files of up to this many bytes for this run (default: DJANGO_IMPORT_MAX_BYTES); an XLSX "
+            "file may then unzip to 16 times as much.",
+        )
 
-    def handle(self, *args, vendor, files, dry_run, owner, **options):
+    def handle(self, *args, vendor, files, dry_run, owner, max_rows, max_bytes, **options):
+        limits = Limits.from_settings()
+        if max_rows:
+            limits = replace(limits, max_rows=max_rows)
+        if max_bytes:
+            limits = replace(
+                limits, max_bytes=max_bytes, max_unzipped_bytes=max(limits.max_unzipped_bytes, 16 * max_bytes)
+            )
         owner_user = None
         if owner:
             owner_user = get_user_model().objects.filter(username=owner, is_active=True).first()
@@ -38,9 +58,13 @@ class Command(BaseCommand):
             path = Path(name)
             if not path.is_file():
                 raise CommandError(f"{path} does not exist or is not a file.")
+            try:
+                check_size(path.stat().st_size, limits)  # before reading it
+            except FileRefused as exc:
+                raise CommandError(f"{path}: {exc}") from exc
             sources.append(SourceFile(name=path.name, data=path.read_bytes()))
         try:
-            result = import_files(sources, vendor=vendor, owner=owner_user, dry_run=dry_run)
+            result = import_files(sources, vendor=vendor, owner=owner_user, dry_run=dry_run, limits=limits)
         except ImportFileError as exc:
             raise CommandError(str(exc)) from exc
         for file_name, label, ignored in result.files:
