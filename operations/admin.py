@@ -29,7 +29,7 @@ from core.uploads import UploadUnavailable, read_upload, store_upload
 from customers.imports import COLUMNS as CUSTOMER_COLUMNS
 
 from .models import ColumnMapping
-from .switching import ACTIONS, SourceFile, header_signature, import_files, read_headers
+from .switching import ACTIONS, SourceFile, header_key, header_signature, import_files, read_headers
 from .vendors import FIELD_LABELS, FIELDS, REQUIRED, VENDORS, custom_preset, guess_mapping
 
 PURPOSE = "operations.switch"
@@ -182,7 +182,7 @@ class ColumnMappingAdmin(admin.ModelAdmin):
     def _mapping_page(self, request, reference, kind, *, mapping=None, errors=()):
         (source,) = self._sources(request, [reference])
         headers = read_headers(source.name, source.data)
-        keys = [" ".join(header.lower().split()) for header in headers]
+        keys = [header_key(header) for header in headers]
         if mapping is None:
             saved = ColumnMapping.objects.filter(user=request.user, signature=header_signature(headers)).first()
             if saved is not None and saved.kind == kind:
@@ -212,7 +212,7 @@ class ColumnMappingAdmin(admin.ModelAdmin):
             raise UploadUnavailable(_no_upload())
         (source,) = self._sources(request, references)
         headers = read_headers(source.name, source.data)
-        keys = [" ".join(header.lower().split()) for header in headers]
+        keys = [header_key(header) for header in headers]
         mapping, errors, taken = {}, [], {}
         for position, key in enumerate(keys):
             name = request.POST.get(f"column_{position}", "")

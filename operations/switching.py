@@ -109,18 +109,23 @@ class _Sheet:
 def read_headers(name, data, *, limits=None):
     """The header cells of a file (for the column mapping screen), refused as ``import_files`` would."""
     (_line, header), _rows = read_table(data, name, limits=limits)
-    return [cell.strip() for cell in header]
+    return [cell.replace("\x00", "").strip() for cell in header]
+
+
+def header_key(header):
+    """A header as presets and saved mappings name it: lower case, spaces collapsed, no NUL."""
+    return " ".join(header.replace("\x00", "").lower().split())
 
 
 def header_signature(headers):
     """The headers as one key, whatever their case and spacing: a saved mapping is found again by it."""
-    return "\x1f".join(" ".join(header.lower().split()) for header in headers)
+    return "\x1f".join(header_key(header) for header in headers)
 
 
 def open_source(source, vendor, *, limits=None):
     """A ``_Sheet`` of ``source``: its preset (given or detected) and which field each column fills."""
     (_line, header), rows = read_table(source.data, source.name, limits=limits)
-    headers = [" ".join(cell.lower().split()) for cell in header]
+    headers = [header_key(cell) for cell in header]
     preset = source.preset or (vendors.detect(vendor, headers) if vendor in vendors.VENDORS else None)
     if preset is None:
         raise ImportFileError(
@@ -249,6 +254,9 @@ class _Run:
             row = RowResult(file=sheet.source.name, line=line, kind=sheet.preset.kind)
             results.append(row)
             try:
+                if any("\x00" in value for value in values.values()):
+                    # Refused before any lookup: PostgreSQL takes no NUL in a text, even in a query.
+                    raise _Reject("a cell holds a NUL character")
                 write(sheet.preset, values, row, first_line)
             except _Reject as exc:
                 row.action, row.reasons = REJECTED, [*row.reasons, str(exc)]

@@ -173,3 +173,26 @@ def test_the_screen_follows_the_browser_language():
     data = {"step": "upload", "source": "other", "kind": "customers", "files": files("other-contacts.csv")}
     mapping = client.post(URL, data, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
     assert "映射列（客户）" in mapping and "— 忽略 —" in mapping
+
+
+def test_a_header_with_a_nul_character_is_mapped_and_saved():
+    client, user = client_of("Sales rep")
+    data = b"Na\x00me,Mail\nLi Lei,li@example.cn\n"
+    upload = {"step": "upload", "source": "other", "kind": "customers", "files": [SimpleUploadedFile("n.csv", data)]}
+    page = client.post(URL, upload)
+    ((reference, name),) = page.context["references"]
+    preview = client.post(
+        URL,
+        {
+            "step": "map",
+            "kind": "customers",
+            "reference": reference,
+            "name": name,
+            "column_0": "name",
+            "column_1": "email",
+        },
+    )
+    assert preview.context["step"] == "preview"
+    assert ColumnMapping.objects.get(user=user).mapping == {"name": "name", "mail": "email"}
+    confirm(client, preview)
+    assert Customer.objects.get().email == "li@example.cn"
