@@ -59,6 +59,33 @@ def cell_text(value):
     return str(value).strip()
 
 
+def read_table(data, name, *, encoding=None, limits=None):
+    """``((line, header cells), [(line, cells), ...])`` of a .csv or .xlsx file's bytes, within the bounds.
+
+    ``name`` (the file's name) says the format and names the file in messages. Leading
+    blank rows are skipped; a file beyond a bound, unreadable or empty is refused
+    (``ImportFileError``) before any row is processed.
+    """
+    suffix = Path(str(name)).suffix.lower()
+    if suffix not in (".csv", ".xlsx"):
+        raise ImportFileError(f"{name} must be a .csv or .xlsx file.")
+    try:
+        check_size(len(data), limits)
+        if suffix == ".csv":
+            table = csv_rows(decode(data, name, encoding), limits)
+        else:
+            table = [(line, [cell_text(value) for value in cells]) for line, cells in xlsx_rows(data, limits)]
+    except NotAWorkbook as exc:
+        raise ImportFileError(f"{name} is not a readable .xlsx workbook.") from exc
+    except FileRefused as exc:
+        raise ImportFileError(f"{name}: {exc}") from exc
+    while table and not any(str(cell).strip() for cell in table[0][1]):
+        table = table[1:]
+    if not table:
+        raise ImportFileError(f"{name} is empty.")
+    return table[0], table[1:]
+
+
 def open_sheet(path, *, columns, required, encoding=None, limits=None, custom_fields=None):
     """The header and the data rows of a .csv or .xlsx file, read whole within the import bounds.
 
@@ -77,20 +104,9 @@ def open_sheet(path, *, columns, required, encoding=None, limits=None, custom_fi
         raise ImportFileError(f"{path} must be a .csv or .xlsx file.")
     try:
         check_size(path.stat().st_size, limits)
-        data = path.read_bytes()
-        if suffix == ".csv":
-            table = csv_rows(decode(data, path, encoding), limits)
-        else:
-            table = [(line, [cell_text(value) for value in cells]) for line, cells in xlsx_rows(data, limits)]
-    except NotAWorkbook as exc:
-        raise ImportFileError(f"{path} is not a readable .xlsx workbook.") from exc
     except FileRefused as exc:
         raise ImportFileError(f"{path}: {exc}") from exc
-    while table and not any(str(cell).strip() for cell in table[0][1]):
-        table = table[1:]
-    if not table:
-        raise ImportFileError(f"{path} is empty.")
-    (_line, header), rows = table[0], table[1:]
+    (_line, header), rows = read_table(path.read_bytes(), path, encoding=encoding, limits=limits)
     positions, ignored, seen = {}, [], set()
     if custom_fields:
         extra = {header: CUSTOM_PREFIX + key for header, key in customfields.column_map(custom_fields).items()}

@@ -8,3 +8,11 @@ class OperationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "operations"
     verbose_name = _("Operations")
+
+    def ready(self):
+        from core import access
+
+        from .models import ColumnMapping
+
+        # A user's own: nobody else sees the mappings they saved.
+        access.register_owner_path(ColumnMapping, "user")

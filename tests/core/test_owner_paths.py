@@ -25,6 +25,8 @@ DECLARED = {
     "notifications.notification": "recipient",
     # Mail kept by the gateway for the user whose address received it.
     "mailgateway.inboundemail": "user",
+    # The column mappings a user saved for their files.
+    "operations.columnmapping": "user",
 }
 ALSO_SEEN_BY = {"tasks.task": ("assignee",), "companies.company": ("customers__owner",)}
 

@@ -9,6 +9,10 @@ from django.core.management import call_command
     [
         ("import_customers", ["--dry-run", "--update-existing", "--atomic", "line number"]),
         ("import_legacy", ["--dry-run", "twice changes nothing"]),
+        (
+            "import_from",
+            ["hubspot", "pipedrive", "--dry-run", "--owner", "second run of the same files changes nothing"],
+        ),
         ("backup", ["consistent backup", "pg_dump"]),
         ("restore", ["--yes", "ALL data"]),
         ("create_user", ["--role", "read_only", "printed once"]),

@@ -25,6 +25,7 @@ from django.contrib import admin
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client, RequestFactory
 from django.urls import URLPattern, reverse
 from django.utils import timezone
@@ -39,9 +40,10 @@ from interactions.models import Interaction
 from mailgateway.models import InboundEmail
 from notifications.models import Notification
 from notifications.services import notify
+from operations.models import ColumnMapping
 from opportunities.models import Opportunity, StageChange
 from tasks.models import Task
-from tests.core.admin.helpers import change_form_data, confirm, upload
+from tests.core.admin.helpers import change_form_data, confirm, csv_bytes, upload
 from tests.factories import (
     CompanyFactory,
     CustomerFactory,
@@ -104,6 +106,7 @@ SNAPSHOT_MODELS = [
     Opportunity.tag_set.through,
     Changeset,
     ChangesetRow,
+    ColumnMapping,
 ]
 
 
@@ -182,6 +185,10 @@ def world(settings):
             user=users["rep_a"], message_id="<m@x>", subject="Kept", status=InboundEmail.Status.UNMATCHED
         ),
         "custom_field": CustomField.objects.create(model="customers", key="region", label="Region"),
+        # A column mapping rep A saved for their files.
+        "mapping": ColumnMapping.objects.create(
+            user=users["rep_a"], signature="full name\x1fe-mail", kind="customers", mapping={"full name": "name"}
+        ),
     }
 
 
@@ -994,6 +1001,59 @@ def inbound_email_cases():
     ]
 
 
+def post_switch(client, w, role):
+    """Upload a HubSpot contacts export, then confirm its preview."""
+    switch = list_url(ColumnMapping, "switch")
+    data = csv_bytes([["Email", "First Name", "Last Name"], ["switch@example.com", "Switch", "Person"]])
+    preview = client.post(
+        switch, {"step": "upload", "source": "hubspot", "files": [SimpleUploadedFile("contacts.csv", data)]}
+    )
+    if preview.status_code != 200 or preview.context.get("step") != "preview":
+        return preview
+    references = preview.context["references"]
+    return client.post(
+        switch,
+        {
+            "step": "confirm",
+            "vendor": "hubspot",
+            "reference": [reference for reference, _name in references],
+            "name": [name for _reference, name in references],
+        },
+    )
+
+
+def column_mapping_cases():
+    """Saved column mappings are their user's own; the import screen writes for every writer, in their book."""
+    rep_a = frozenset({"rep_a"})
+    return [
+        Case(ColumnMapping, "add", "add", lambda client, w, role: client.post(list_url(ColumnMapping, "add")), NOBODY),
+        Case(ColumnMapping, "change", "change", post_plain("mapping", "change", {"kind": "deals"}), NOBODY),
+        Case(ColumnMapping, "delete", "delete", post_delete("mapping"), rep_a, gone("mapping")),
+        Case(
+            ColumnMapping,
+            "changelist",
+            "action-delete-selected",
+            post_action(ColumnMapping, "mapping", "delete_selected"),
+            rep_a,
+            gone("mapping"),
+            action="delete_selected",
+        ),
+        Case(ColumnMapping, "history", "history", post_plain("mapping", "history"), NOBODY),
+        Case(ColumnMapping, "redirect", "redirect", post_redirect("mapping"), NOBODY),
+        Case(
+            ColumnMapping,
+            "switch",
+            "import-from-hubspot",
+            post_switch,
+            ANY_WRITER,
+            lambda w, role: (
+                Customer.objects.get(email="switch@example.com").owner.username == role
+                or pytest.fail("not in the importer's book")
+            ),
+        ),
+    ]
+
+
 def custom_field_cases():
     """Custom field definitions: managers only; a value on a record is a change of that record."""
     return [
@@ -1139,6 +1199,7 @@ CASES = (
     + inbound_email_cases()
     + custom_field_cases()
     + tag_cases()
+    + column_mapping_cases()
 )
 
 

@@ -1,0 +1,84 @@
+from dataclasses import replace
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from core.sheets import ImportFileError
+from core.tables import FileRefused, Limits, check_size
+from operations.switching import REJECTED, SourceFile, import_files
+from operations.vendors import VENDORS
+
+
+class Command(BaseCommand):
+    help = (
+        "Import the CSV or XLSX exports of HubSpot (companies, contacts, deals) or Pipedrive (organizations, "
+        "persons, deals), in one run: companies first, then people, then deals, so that relations are restored "
+        "(a contact's company, a deal's person and organisation). Records are matched by external_id "
+        '("hubspot:<Record ID>"), email or company domain and updated; a second run of the same files changes '
+        "nothing. Rejected rows are reported with their file and line. See docs/switching.md."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("vendor", choices=sorted(VENDORS), help="The CRM the files were exported from.")
+        parser.add_argument("files", nargs="+", help="Paths of the exported .csv or .xlsx files (any order).")
+        parser.add_argument("--dry-run", action="store_true", help="Check every row and report, but write nothing.")
+        parser.add_argument(
+            "--owner",
+            help="Username of the owner of the new records (default: the user the export's owner column names, "
+            "by email or username, else none).",
+        )
+        parser.add_argument(
+            "--max-rows",
+            type=int,
+            help="Accept up to this many rows per file for this run (default: DJANGO_IMPORT_MAX_ROWS, as in the admin).",
+        )
+        parser.add_argument(
+            "--max-bytes",
+            type=int,
+            help="Accept files of up to this many bytes for this run (default: DJANGO_IMPORT_MAX_BYTES); an XLSX "
+            "file may then unzip to 16 times as much.",
+        )
+
+    def handle(self, *args, vendor, files, dry_run, owner, max_rows, max_bytes, **options):
+        limits = Limits.from_settings()
+        if max_rows:
+            limits = replace(limits, max_rows=max_rows)
+        if max_bytes:
+            limits = replace(
+                limits, max_bytes=max_bytes, max_unzipped_bytes=max(limits.max_unzipped_bytes, 16 * max_bytes)
+            )
+        owner_user = None
+        if owner:
+            owner_user = get_user_model().objects.filter(username=owner, is_active=True).first()
+            if owner_user is None:
+                raise CommandError(f"No active user {owner!r}.")
+        sources = []
+        for name in files:
+            path = Path(name)
+            if not path.is_file():
+                raise CommandError(f"{path} does not exist or is not a file.")
+            try:
+                check_size(path.stat().st_size, limits)  # before reading it
+            except FileRefused as exc:
+                raise CommandError(f"{path}: {exc}") from exc
+            sources.append(SourceFile(name=path.name, data=path.read_bytes()))
+        try:
+            result = import_files(sources, vendor=vendor, owner=owner_user, dry_run=dry_run, limits=limits)
+        except ImportFileError as exc:
+            raise CommandError(str(exc)) from exc
+        for file_name, label, ignored in result.files:
+            self.stdout.write(
+                f"{file_name}: {label}" + (f"; ignoring columns: {', '.join(ignored)}" if ignored else "")
+            )
+        for row in result.rejected:
+            self.stderr.write(f"{row.file} line {row.line}: rejected: {'; '.join(row.reasons)}")
+        would = "would be " if dry_run else ""
+        for kind, counts in result.counts().items():
+            figures = ", ".join(f"{number} {would}{action}" for action, number in counts.items() if action != REJECTED)
+            self.stdout.write(f"{kind}: {figures}, {counts[REJECTED]} rejected")
+        if dry_run:
+            self.stdout.write("Nothing was written (--dry-run).")
+        if result.rejected:
+            written = "nothing was written (--dry-run)" if dry_run else "the other rows were written"
+            raise CommandError(f"{len(result.rejected)} rows were rejected; {written}.")

@@ -1,0 +1,281 @@
+"""Switching from HubSpot or Pipedrive: the presets, relations, upserts, previews and rejected rows
+(``operations/switching.py``, ``manage.py import_from``), on the sample exports of ``tests/fixtures/vendors``."""
+
+import io
+from decimal import Decimal
+from pathlib import Path
+
+import openpyxl
+import pytest
+from django.contrib.auth.models import Group
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from companies.models import Company
+from core.sheets import ImportFileError
+from customers.models import Customer
+from operations.switching import SourceFile, import_files
+from operations.vendors import CUSTOMERS, custom_preset
+from opportunities.models import Opportunity
+from tests.factories import CompanyFactory, CustomerFactory, ManagerFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+SAMPLES = Path(__file__).resolve().parent.parent / "fixtures" / "vendors"
+HUBSPOT = ["hubspot-deals.csv", "hubspot-contacts.csv", "hubspot-companies.csv"]  # any order
+PIPEDRIVE = ["pipedrive-deals.csv", "pipedrive-persons.csv", "pipedrive-organizations.csv"]
+
+
+@pytest.fixture(autouse=True)
+def _dollars(settings):
+    settings.CRM_CURRENCY = "USD"
+
+
+def sources(*names):
+    return [SourceFile(name=name, data=(SAMPLES / name).read_bytes()) for name in names]
+
+
+def snapshot():
+    """Every imported table, row by row (history aside)."""
+    return {
+        model.__name__: sorted(
+            tuple(sorted((key, str(value)) for key, value in row.items() if key != "updated_at"))
+            for row in model.objects.values()
+        )
+        for model in (Company, Customer, Opportunity)
+    }
+
+
+def rejected(result):
+    return {(row.file, row.line): row.reasons for row in result.rejected}
+
+
+def test_hubspot_export_restores_companies_contacts_deals_and_their_relations():
+    existing = CustomerFactory(name="Existing Person", email="existing@example.com", status=Customer.Status.LEAD)
+    result = import_files(sources(*HUBSPOT), vendor="hubspot")
+    assert result.counts() == {
+        "companies": {"created": 3, "updated": 0, "unchanged": 0, "rejected": 2},
+        "customers": {"created": 3, "updated": 1, "unchanged": 0, "rejected": 3},
+        "deals": {"created": 2, "updated": 0, "unchanged": 0, "rejected": 3},
+    }
+    acme = Company.objects.get(external_id="hubspot:101")
+    assert (acme.name, acme.domain, acme.phone) == ("Acme Corporation", "acme.com", "+1 415 555 0100")
+    assert Company.objects.get(external_id="hubspot:103").domain == "mueller.de"
+    jane = Customer.objects.get(email="jane@acme.com")
+    assert (jane.name, jane.company, jane.status, jane.external_id) == ("Jane Doe", acme, "active", "hubspot:201")
+    zhang = Customer.objects.get(external_id="hubspot:202")
+    assert (zhang.name, zhang.company.name, zhang.status) == ("伟 张", "北京星辰科技有限公司", "lead")
+    # A company named only by its name is linked by name, created if need be.
+    assert Customer.objects.get(email="jose@nuevo-cliente.es").company.name == "Nuevo Cliente SL"
+    existing.refresh_from_db()
+    assert (existing.status, existing.phone, existing.external_id) == ("prospect", "+1 212 555 0199", "hubspot:207")
+    renewal = Opportunity.objects.get(external_id="hubspot:301")
+    assert (renewal.customer, renewal.company, renewal.stage, renewal.value) == (
+        jane,
+        acme,
+        Opportunity.Stage.CLOSED,
+        Decimal("12500.00"),
+    )
+    assert str(renewal.expected_close_date) == "2024-03-31"
+    platform = Opportunity.objects.get(external_id="hubspot:302")
+    assert (platform.customer, platform.stage, platform.title) == (zhang, "negotiation", "星辰 数据平台")
+    # Written through the serializers: each record has its history entry.
+    assert jane.history.count() == 1 and renewal.history.count() == 1
+    assert existing.history.first().history_type == "~"
+
+
+def test_rejected_rows_name_their_file_line_and_reason():
+    CustomerFactory(email="existing@example.com")
+    result = import_files(sources(*HUBSPOT), vendor="hubspot")
+    reasons = {key: " ".join(value) for key, value in rejected(result).items()}
+    assert set(reasons) == {
+        ("hubspot-companies.csv", 5),
+        ("hubspot-companies.csv", 6),
+        ("hubspot-contacts.csv", 5),
+        ("hubspot-contacts.csv", 6),
+        ("hubspot-contacts.csv", 7),
+        ("hubspot-deals.csv", 4),
+        ("hubspot-deals.csv", 5),
+        ("hubspot-deals.csv", 6),
+    }
+    assert "line 2 of this file is about the same record (domain acme.com)" in reasons["hubspot-companies.csv", 5]
+    assert "name" in reasons["hubspot-companies.csv", 6]
+    assert "line 2 of this file" in reasons["hubspot-contacts.csv", 5]
+    assert "email" in reasons["hubspot-contacts.csv", 6]
+    assert "unknown lifecycle stage 'Astronaut'" in reasons["hubspot-contacts.csv", 7]
+    assert "no person 'Nobody Known'" in reasons["hubspot-deals.csv", 4]
+    assert "the amount 'lots' is not a number" in reasons["hubspot-deals.csv", 5]
+    assert "unknown deal stage 'Waiting for legal'" in reasons["hubspot-deals.csv", 6]
+
+
+def test_second_import_of_the_same_files_changes_nothing():
+    import_files(sources(*HUBSPOT), vendor="hubspot")
+    before = snapshot()
+    again = import_files(sources(*HUBSPOT), vendor="hubspot")
+    assert snapshot() == before
+    counts = again.counts()
+    assert all(figures["created"] == 0 and figures["updated"] == 0 for figures in counts.values())
+    assert counts["customers"]["unchanged"] == 4
+
+
+def test_dry_run_writes_nothing_and_answers_the_same_counts_and_diffs():
+    customer = CustomerFactory(name="Existing Person", email="existing@example.com", phone="+1 000")
+    before = snapshot()
+    preview = import_files(sources(*HUBSPOT), vendor="hubspot", dry_run=True)
+    assert snapshot() == before
+    assert customer.history.count() == 1
+    real = import_files(sources(*HUBSPOT), vendor="hubspot")
+    assert preview.counts() == real.counts()
+    updated = next(row for row in preview.rows if row.action == "updated")
+    assert updated.changes["phone"] == ["+1 000", "+1 212 555 0199"]
+    assert updated.changes["external_id"] == ["", "hubspot:207"]
+    assert (updated.file, updated.line, updated.label) == ("hubspot-contacts.csv", 8, "Existing Person")
+
+
+def test_pipedrive_export_with_won_status_chinese_data_and_currency_check():
+    CompanyFactory(name="Nordwind AB", domain=None)  # already here: found by name, not created twice
+    result = import_files(sources(*PIPEDRIVE), vendor="pipedrive")
+    assert result.counts()["companies"] == {"created": 1, "updated": 1, "unchanged": 0, "rejected": 1}
+    yunfan = Company.objects.get(external_id="pipedrive:1")
+    assert yunfan.address == "上海市浦东新区世纪大道100号"
+    nordwind = Company.objects.get(name="Nordwind AB")
+    assert nordwind.external_id == "pipedrive:2"
+    li = Customer.objects.get(external_id="pipedrive:11")
+    assert (li.name, li.company) == ("李娜", yunfan)
+    contract = Opportunity.objects.get(external_id="pipedrive:21")
+    assert (contract.customer, contract.company, contract.stage) == (li, yunfan, "proposal")
+    won = Opportunity.objects.get(external_id="pipedrive:22")
+    assert (won.stage, won.company, won.customer.email) == ("closed", nordwind, "erik@nordwind.se")
+    reasons = {key: " ".join(value) for key, value in rejected(result).items()}
+    assert "in EUR; this CRM keeps amounts in USD" in reasons["pipedrive-deals.csv", 4]
+    assert "deleted in the other CRM" in reasons["pipedrive-deals.csv", 5]
+    assert "line 3 of this file" in reasons["pipedrive-organizations.csv", 4]
+    assert "line 3 of this file" in reasons["pipedrive-persons.csv", 5]
+    assert "name" in reasons["pipedrive-persons.csv", 4]
+
+
+def test_xlsx_export_and_missing_columns():
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    for line in (SAMPLES / "hubspot-contacts-minimal.csv").read_text(encoding="utf-8").splitlines():
+        sheet.append(line.split(","))
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    result = import_files([SourceFile(name="contacts.xlsx", data=buffer.getvalue())], vendor="hubspot")
+    assert result.counts() == {"customers": {"created": 2, "updated": 0, "unchanged": 0, "rejected": 0}}
+    chen = Customer.objects.get(email="mei.chen@example.cn")
+    assert (chen.name, chen.status, chen.company) == ("美 陈", "active", None)
+
+
+def test_a_file_of_another_kind_is_refused_as_a_whole():
+    with pytest.raises(ImportFileError, match="not those of a hubspot export"):
+        import_files(sources("other-contacts.csv"), vendor="hubspot")
+    with pytest.raises(ImportFileError, match="must be a .csv or .xlsx"):
+        import_files([SourceFile(name="export.pdf", data=b"%PDF")], vendor="hubspot")
+    assert not Customer.objects.exists()
+
+
+def test_huge_file_is_refused_before_any_row(settings):
+    settings.IMPORT_MAX_BYTES = 200
+    with pytest.raises(ImportFileError, match="the limit is 200 bytes"):
+        import_files(sources("hubspot-companies.csv", "hubspot-contacts.csv"), vendor="hubspot")
+    settings.IMPORT_MAX_BYTES = 10_000_000
+    settings.IMPORT_MAX_ROWS = 3
+    with pytest.raises(ImportFileError):
+        import_files(sources("hubspot-contacts.csv"), vendor="hubspot")
+    assert not Company.objects.exists() and not Customer.objects.exists()
+
+
+def test_custom_mapping_imports_any_file():
+    preset = custom_preset(
+        CUSTOMERS, {"full name": "name", "e-mail": "email", "手机": "phone", "employer": "company", "notes": ""}
+    )
+    source = sources("other-contacts.csv")[0]
+    source.preset = preset
+    result = import_files([source], vendor="")
+    assert result.counts()["customers"]["created"] == 2
+    wang = Customer.objects.get(email="wang.fang@example.cn")
+    assert (wang.name, wang.phone, wang.company.name) == ("王芳", "139 1234 5678", "华南物流")
+    assert result.files == [("other-contacts.csv", "customers", ["Notes"])]
+
+
+def test_a_rep_imports_into_their_own_book():
+    rep = UserFactory()
+    rep.groups.add(Group.objects.get(name="Sales rep"))
+    other = UserFactory()
+    other.groups.add(Group.objects.get(name="Sales rep"))
+    CustomerFactory(email="existing@example.com", owner=other)  # someone else's: not reachable
+    result = import_files(sources(*HUBSPOT), vendor="hubspot", user=rep)
+    created = Customer.objects.exclude(email="existing@example.com")
+    assert created.count() == 3 and set(created.values_list("owner", flat=True)) == {rep.pk}
+    assert set(Company.objects.filter(external_id__isnull=False).values_list("owner", flat=True)) == {rep.pk}
+    reasons = " ".join(" ".join(value) for value in rejected(result).values())
+    assert "email" in reasons  # the other rep's customer is refused, not updated
+    assert Customer.objects.get(email="existing@example.com").owner == other
+
+
+def test_owner_column_names_a_user_for_a_manager():
+    manager = ManagerFactory()
+    seller = UserFactory(email="seller@example.com")
+    path = SAMPLES / "hubspot-contacts-minimal.csv"
+    text = path.read_text(encoding="utf-8").splitlines()
+    data = "\n".join([text[0] + ",Contact owner", text[1] + ",SELLER@example.com", text[2] + ","]).encode()
+    import_files([SourceFile(name="c.csv", data=data)], vendor="hubspot", user=manager)
+    assert Customer.objects.get(email="mei.chen@example.cn").owner == seller
+    assert Customer.objects.get(email="ana@example.pt").owner == manager
+
+
+def test_command_imports_reports_and_dry_runs(capsys):
+    paths = [str(SAMPLES / name) for name in PIPEDRIVE]
+    with pytest.raises(CommandError, match="5 rows were rejected; nothing was written"):
+        call_command("import_from", "pipedrive", *paths, "--dry-run")
+    assert not Customer.objects.exists()
+    out, err = capsys.readouterr()
+    assert "customers: 2 would be created, 0 would be updated, 0 would be unchanged, 2 rejected" in out
+    assert "pipedrive-deals.csv line 4: rejected: the amount is in EUR" in err
+    with pytest.raises(CommandError, match="5 rows were rejected; the other rows were written"):
+        call_command("import_from", "pipedrive", *paths)
+    assert Customer.objects.count() == 2 and Opportunity.objects.count() == 2
+
+
+def test_command_owner_option():
+    seller = UserFactory(username="seller")
+    call_command("import_from", "hubspot", str(SAMPLES / "hubspot-contacts-minimal.csv"), "--owner", "seller")
+    assert set(Customer.objects.values_list("owner", flat=True)) == {seller.pk}
+    with pytest.raises(CommandError, match="No active user 'nobody'"):
+        call_command("import_from", "hubspot", str(SAMPLES / "hubspot-contacts-minimal.csv"), "--owner", "nobody")
+
+
+def test_query_count_does_not_grow_with_the_database():
+    def queries_of_an_import():
+        with CaptureQueriesContext(connection) as captured:
+            import_files(sources(*HUBSPOT), vendor="hubspot", dry_run=True)
+        # The custom field definitions are read again every 2 seconds (core.customfields): time, not data.
+        return len([query for query in captured if "core_customfield" not in query["sql"]])
+
+    small = queries_of_an_import()
+    for number in range(40):
+        company = CompanyFactory(name=f"Other {number}", domain=f"other{number}.example")
+        CustomerFactory(name=f"Person {number}", email=f"p{number}@other.example", company=company)
+    assert queries_of_an_import() == small
+
+
+def test_command_bounds_and_their_options(settings):
+    settings.IMPORT_MAX_ROWS = 3
+    path = str(SAMPLES / "hubspot-contacts.csv")
+    with pytest.raises(CommandError, match="DJANGO_IMPORT_MAX_ROWS"):
+        call_command("import_from", "hubspot", path)
+    settings.IMPORT_MAX_BYTES = 100
+    with pytest.raises(CommandError, match="the limit is 100 bytes"):
+        call_command("import_from", "hubspot", path, "--max-rows", "10")
+    with pytest.raises(CommandError, match="rows were rejected"):
+        call_command("import_from", "hubspot", path, "--max-rows", "10", "--max-bytes", "100000")
+    assert Customer.objects.count() == 4
+
+
+def test_nul_characters_are_rejected_before_any_lookup():
+    data = b"Record ID,Email,First Name\n1\x00,nul\x00@example.com,Nul\n2,ok@example.com,Ok\n"
+    result = import_files([SourceFile(name="c.csv", data=data)], vendor="hubspot")
+    assert rejected(result) == {("c.csv", 2): ["a cell holds a NUL character"]}
+    assert list(Customer.objects.values_list("email", flat=True)) == ["ok@example.com"]
