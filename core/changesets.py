@@ -566,9 +566,15 @@ def _save(instance, **kwargs):
         del instance._keep_stored_dates
 
 
+def restoring(instance):
+    """Whether ``instance`` is being saved by an undo, with values it had before (a model's
+    ``save()`` that derives fields, such as a deal's ``closed_at``, keeps them as they are)."""
+    return getattr(instance, "_keep_stored_dates", False)
+
+
 def _keep_stored_dates(pre_save):
     def wrapped(self, model_instance, add):
-        if self.auto_now_add and not self.auto_now and getattr(model_instance, "_keep_stored_dates", False):
+        if self.auto_now_add and not self.auto_now and restoring(model_instance):
             value = getattr(model_instance, self.attname)
             if value is not None:
                 return value

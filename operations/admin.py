@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy as _
 
 from companies.imports import COLUMNS as COMPANY_COLUMNS
 from core import access
+from core.admin.changesets import note_recorded
 from core.sheets import ImportFileError
 from core.tables import FileRefused, check_size
 from core.uploads import UploadUnavailable, read_upload, store_upload
@@ -271,6 +272,7 @@ class ColumnMappingAdmin(admin.ModelAdmin):
             gettext("Imported: %(written)s records created or updated, %(rejected)s rows rejected.")
             % {"written": figures, "rejected": len(result.rejected)},
         )
+        note_recorded(request, result.changeset, self.admin_site.name)
         return self._render(request, "done", result=result, **_shown(result))
 
     def _render(self, request, step, **context):

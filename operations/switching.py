@@ -19,6 +19,7 @@ rejected (with the file's line and the reasons).
 """
 
 import datetime
+import hashlib
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from django.db.models.functions import Lower
 from companies.models import Company
 from companies.names import domain_of, name_key
 from companies.serializers import CompanySerializer
-from core import access
+from core import access, changesets
 from core.sheets import ImportFileError, error_text, read_table
 from core.tags import split_names
 from customers.models import Customer
@@ -77,6 +78,7 @@ class ImportResult:
     dry_run: bool
     files: list = field(default_factory=list)  # (file name, preset label, ignored headers)
     rows: list = field(default_factory=list)  # RowResult
+    changeset: object = None  # core.changesets.Changeset (unsaved after a dry run)
 
     def counts(self):
         """{kind: {action: number}} for every kind with rows, in the import order."""
@@ -162,12 +164,19 @@ def import_files(sources, *, vendor="", user=None, owner=None, dry_run=False, li
     sheets.sort(key=lambda sheet: KIND_ORDER.index(sheet.preset.kind))
     result = ImportResult(dry_run=dry_run)
     run = _Run(user=user, owner=owner)
-    with transaction.atomic():
+    files = [{"file": source.name, "sha256": hashlib.sha256(source.data).hexdigest()} for source in sources]
+    # One changeset (core/changesets.py), undoable; a dry run rolls back and leaves none.
+    with changesets.recording(
+        "import",
+        user=user,
+        label=", ".join(source.name for source in sources),
+        source={"vendor": vendor, "files": files},
+        dry_run=dry_run,
+    ) as changeset:
         for sheet in sheets:
             result.files.append((sheet.source.name, sheet.preset.label or sheet.preset.kind, sheet.ignored))
             result.rows.extend(run.import_sheet(sheet))
-        if dry_run:
-            transaction.set_rollback(True)
+    result.changeset = changeset
     return result
 
 

@@ -5,6 +5,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from core import changesets
 from core.dates import validate_record_date
 from core.fields import created_by_field, custom_fields_field, external_id_field, external_id_unique
 from core.history import CRMHistoricalRecords
@@ -99,8 +100,9 @@ class Opportunity(TaggedModel, RecordedModel):
         return self.title
 
     def save(self, *args, **kwargs):
-        if not self.stage_rules_applied:
+        if not self.stage_rules_applied and not changesets.restoring(self):
             # Saved without going through the service (a script, a fixture): the stage rules hold all the same.
+            # An undo puts back the values it had (core/changesets.py), its closed_at too.
             # Imported here: the services build on this module.
             from .services import opportunity_set_stage
 

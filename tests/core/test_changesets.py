@@ -354,3 +354,17 @@ def test_task_and_interaction_updates_undo(manager):
         i.save()
 
     _undo_restores(manager, change)
+
+
+def test_undo_puts_back_a_deals_stage_with_its_closing_date(manager):
+    won = OpportunityFactory(stage="closed", closed_at=None)
+    won = Opportunity.objects.get(pk=won.pk)
+    assert won.closed_at is not None
+
+    def change():
+        deal = Opportunity.objects.get(pk=won.pk)
+        deal.stage = "negotiation"
+        deal.save()
+
+    # The snapshots compare closed_at: back to the won date, not the time of the undo.
+    _undo_restores(manager, change)

@@ -279,3 +279,38 @@ def test_nul_characters_are_rejected_before_any_lookup():
     result = import_files([SourceFile(name="c.csv", data=data)], vendor="hubspot")
     assert rejected(result) == {("c.csv", 2): ["a cell holds a NUL character"]}
     assert list(Customer.objects.values_list("email", flat=True)) == ["ok@example.com"]
+
+
+@pytest.mark.parametrize("names", [HUBSPOT, PIPEDRIVE])
+def test_an_import_is_one_changeset_whose_undo_restores_the_database_and_whose_redo_imports_again(names):
+    from core.changesets import undo
+    from tests.core.test_changesets import snapshot as records
+
+    manager = ManagerFactory()
+    CustomerFactory(name="Existing Person", email="existing@example.com", status=Customer.Status.LEAD)
+    before = records()
+    preview = import_files(sources(*names), vendor=names[0].split("-")[0], user=manager, dry_run=True)
+    assert preview.changeset.pk is None and preview.changeset.preview and records() == before
+
+    result = import_files(sources(*names), vendor=names[0].split("-")[0], user=manager)
+    after = records()
+    changeset = result.changeset
+    assert changeset.kind == "import" and changeset.user == manager
+    assert [entry["file"] for entry in changeset.source["files"]] == names
+    assert changeset.counts["customers.customer"]["created"] == result.counts()["customers"]["created"]
+
+    undone = undo(changeset, manager)
+    assert records() == before
+    undo(undone, manager)
+    assert records() == after
+
+
+def test_the_command_names_the_changeset_to_undo(tmp_path):
+    paths = []
+    for name in HUBSPOT:
+        (tmp_path / name).write_bytes((SAMPLES / name).read_bytes())
+        paths.append(str(tmp_path / name))
+    out = io.StringIO()
+    with pytest.raises(CommandError):  # the samples hold rejected rows on purpose
+        call_command("import_from", "hubspot", *paths, stdout=out, stderr=io.StringIO())
+    assert "/api/changesets/" in out.getvalue()

@@ -79,6 +79,9 @@ class Command(BaseCommand):
             self.stdout.write(f"{kind}: {figures}, {counts[REJECTED]} rejected")
         if dry_run:
             self.stdout.write("Nothing was written (--dry-run).")
+        elif result.changeset.pk is not None:
+            pk = result.changeset.pk
+            self.stdout.write(f"Changeset {pk} (undo: the admin's Changesets page, or POST /api/changesets/{pk}/undo).")
         if result.rejected:
             written = "nothing was written (--dry-run)" if dry_run else "the other rows were written"
             raise CommandError(f"{len(result.rejected)} rows were rejected; {written}.")
