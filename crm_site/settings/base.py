@@ -99,6 +99,10 @@ INSTALLED_APPS = [
     "core",
 ]
 
+# Django's model backend; the session's user is read with their preferences (core/auth.py).
+# (Sessions signed in under django.contrib.auth.backends.ModelBackend sign in again once.)
+AUTHENTICATION_BACKENDS = ["core.auth.PreferencesModelBackend"]
+
 MIDDLEWARE = [
     "core.api.request_id.RequestIDMiddleware",
     "django.middleware.security.SecurityMiddleware",
