@@ -12,6 +12,7 @@ from core.money import format_money
 
 from .models import Company
 from .resources import CompanyResource
+from .search import SEARCH
 from .services import delete_company
 
 # Filled by the apps whose records belong to a company (its people, its opportunities), from their admin.py.
@@ -65,6 +66,7 @@ class CompanyAdmin(TaggedAdminMixin, PhoneCheckMixin, CRMModelAdmin):
     list_filter = ["size", "industry", PhoneValidityFilter, "created_at"]
     list_select_related = ["owner"]
     search_fields = ["name", "domain"]
+    text_search = SEARCH
     date_hierarchy = "created_at"
     owner_field = "owner"
     history_link_text = _("Every change to this company")
@@ -105,14 +107,15 @@ class CompanyAdmin(TaggedAdminMixin, PhoneCheckMixin, CRMModelAdmin):
                 messages.INFO,
             )
 
-    @admin.display(description=_("people"), ordering="people_count")
+    # Computed for the page's rows only, so not sortable (sorting would compute them for every company).
+    @admin.display(description=_("people"))
     def people_count(self, obj):
         return obj.people_count
 
-    @admin.display(description=_("open pipeline value"), ordering="open_pipeline_value")
+    @admin.display(description=_("open pipeline value"))
     def open_pipeline_value(self, obj):
         return format_money(obj.open_pipeline_value)
 
-    @admin.display(description=_("last interaction"), ordering="last_interaction_at", empty_value="—")
+    @admin.display(description=_("last interaction"), empty_value="—")
     def last_interaction_at(self, obj):
         return obj.last_interaction_at
