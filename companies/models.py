@@ -84,11 +84,11 @@ class Company(TaggedModel, RecordedModel):
         ]
         indexes = [
             models.Index(fields=["-created_at", "-id"], name="company_newest_idx"),
-            # Behind the admin list's sorts: the column, then the list's default order (a low-cardinality
-            # column) or the newest id first (Django's tie-break).
+            # Behind the admin list's sorts: the column, then the admin's own ordering if it has one, else
+            # the newest id first (Django's tie-break).
             models.Index(fields=["name", "-id"], name="company_name_sort_idx"),
-            models.Index(fields=["industry", "-created_at", "-id"], name="company_industry_sort_idx"),
-            models.Index(fields=["size", "-created_at", "-id"], name="company_size_sort_idx"),
+            models.Index(fields=["industry", "-id"], name="company_industry_sort_idx"),
+            models.Index(fields=["size", "-id"], name="company_size_sort_idx"),
             models.Index(fields=["phone", "-id"], name="company_phone_sort_idx"),
         ]
 
