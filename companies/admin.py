@@ -13,6 +13,7 @@ from core.money import format_money
 
 from .models import Company
 from .resources import CompanyResource
+from .search import SEARCH
 from .services import MERGE_FIELDS, delete_company, merge_companies
 
 # Filled by the apps whose records belong to a company (its people, its opportunities), from their admin.py.
@@ -69,6 +70,7 @@ class CompanyAdmin(MergeAdminMixin, TaggedAdminMixin, PhoneCheckMixin, CRMModelA
     list_filter = ["size", "industry", PhoneValidityFilter, "created_at"]
     list_select_related = ["owner"]
     search_fields = ["name", "domain"]
+    text_search = SEARCH
     date_hierarchy = "created_at"
     owner_field = "owner"
     history_link_text = _("Every change to this company")
@@ -109,14 +111,15 @@ class CompanyAdmin(MergeAdminMixin, TaggedAdminMixin, PhoneCheckMixin, CRMModelA
                 messages.INFO,
             )
 
-    @admin.display(description=_("people"), ordering="people_count")
+    # Computed for the page's rows only, so not sortable (sorting would compute them for every company).
+    @admin.display(description=_("people"))
     def people_count(self, obj):
         return obj.people_count
 
-    @admin.display(description=_("open pipeline value"), ordering="open_pipeline_value")
+    @admin.display(description=_("open pipeline value"))
     def open_pipeline_value(self, obj):
         return format_money(obj.open_pipeline_value)
 
-    @admin.display(description=_("last interaction"), ordering="last_interaction_at", empty_value="—")
+    @admin.display(description=_("last interaction"), empty_value="—")
     def last_interaction_at(self, obj):
         return obj.last_interaction_at

@@ -82,7 +82,15 @@ class Company(TaggedModel, RecordedModel):
             models.CheckConstraint(condition=~models.Q(name=""), name="company_name_not_blank"),
             external_id_unique("company"),
         ]
-        indexes = [models.Index(fields=["-created_at", "-id"], name="company_newest_idx")]
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="company_newest_idx"),
+            # Behind the admin list's sorts: the column, then the admin's own ordering if it has one, else
+            # the newest id first (Django's tie-break).
+            models.Index(fields=["name", "-id"], name="company_name_sort_idx"),
+            models.Index(fields=["industry", "-id"], name="company_industry_sort_idx"),
+            models.Index(fields=["size", "-id"], name="company_size_sort_idx"),
+            models.Index(fields=["phone", "-id"], name="company_phone_sort_idx"),
+        ]
 
     def __str__(self):
         return self.name

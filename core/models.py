@@ -235,12 +235,17 @@ class UserPreferences(models.Model):
     def for_user(cls, user):
         """``user``'s preferences, an unsaved row with the defaults when they have none yet.
 
-        Cached on the user object, so that a request asks the database once.
+        Cached on the user object, so that a request asks the database once; a user read with
+        ``select_related("crm_preferences")`` (the session's user: ``core.auth``) costs no query.
         """
         cached = getattr(user, "_crm_preferences_cache", None)
         if cached is not None:
             return cached
-        preferences = cls.objects.filter(user=user).first() if user.pk else None
+        relation = cls._meta.get_field("user").remote_field
+        if relation.is_cached(user):
+            preferences = relation.get_cached_value(user)
+        else:
+            preferences = cls.objects.filter(user=user).first() if user.pk else None
         if preferences is None:
             preferences = cls(user=user)
         user._crm_preferences_cache = preferences

@@ -69,6 +69,10 @@ class TextSearch:
         return reduce(or_, (Q(**{f"{field}__icontains": term}) for field in self.columns))
 
     def filter(self, queryset, term):
+        return queryset.filter(self.condition(term))
+
+    def condition(self, term):
+        """The ``Q`` of :meth:`filter`, to combine with others."""
         condition = self.icontains_q(term)
         if connection.vendor == "sqlite" and len(term) >= TRIGRAM_MIN_LENGTH:
             phrase = '"' + term.replace('"', '""') + '"'
@@ -77,7 +81,7 @@ class TextSearch:
         number = phones.search_q(term, self.phone_field) if self.phone_field else None
         if number is not None:
             condition |= number
-        return queryset.filter(condition)
+        return condition
 
     # PostgreSQL
 

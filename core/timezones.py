@@ -7,7 +7,9 @@ from core.models import UserPreferences
 
 
 class UserTimeZoneMiddleware:
-    """Activate the signed-in user's time zone for the admin's pages (one query, cached on the user).
+    """Activate the signed-in user's time zone for the admin's pages.
+
+    No query of its own: the session's user comes with their preferences (``core.auth``).
 
     The API keeps answering in UTC with offsets (``2026-03-01T09:00:00Z``): its clients convert.
     """

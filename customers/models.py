@@ -106,6 +106,13 @@ class Customer(TaggedModel, RecordedModel):
         indexes = [
             models.Index(fields=["-created_at", "-id"], name="customer_newest_idx"),
             models.Index(fields=["status", "-created_at"], name="customer_status_idx"),
+            # Behind the admin list's sorts: the column, then the admin's own ordering if it has one, else
+            # the newest id first (Django's tie-break).
+            models.Index(fields=["name", "-id"], name="customer_name_sort_idx"),
+            models.Index(fields=["company_name", "-id"], name="customer_company_sort_idx"),
+            models.Index(fields=["email", "-id"], name="customer_email_sort_idx"),
+            models.Index(fields=["phone", "-id"], name="customer_phone_sort_idx"),
+            models.Index(fields=["status", "-id"], name="customer_status_sort_idx"),
         ]
 
     def __str__(self):

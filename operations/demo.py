@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from companies.models import Company
+from core import access
 from core.access import MANAGER, REP, ROLE_GROUPS
 from customers.models import Customer
 from interactions.models import Interaction
@@ -74,6 +75,17 @@ def demo_reps():
     return [users[name] for name in names if name in users]
 
 
+def demo_owners():
+    """Who owns the demo records: the demo reps; on a database whose users were there before (no demo
+    accounts made), its active reps, else its managers. Empty only without any of them."""
+    reps = demo_reps()
+    if reps:
+        return reps
+    users = get_user_model().objects.filter(is_active=True).order_by("pk")
+    reps = list(users.filter(groups__name=ROLE_GROUPS[REP]).distinct())
+    return reps or list(access.managers().order_by("pk"))
+
+
 def _add_months(day, months):
     month = day.month - 1 + months
     year, month = day.year + month // 12, month % 12 + 1
@@ -86,7 +98,7 @@ def bring_to_today(now=None, seed=7):
     rng = random.Random(seed)
     now = now or timezone.now()
     today = timezone.localdate(now)
-    reps = demo_reps()
+    reps = demo_owners()
 
     companies = {company.name: company for company in Company.objects.order_by("pk")}
     for company_name, name, email in EXTRA_PEOPLE:

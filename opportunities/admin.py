@@ -250,6 +250,11 @@ class OpportunityAdmin(TaggedAdminMixin, PipelineBoard, CRMModelAdmin):
         response = super().changelist_view(request, extra_context)
         changelist = getattr(response, "context_data", {}).get("cl")
         if changelist is not None:
-            # The figures of the whole filtered list, not only of the page shown.
-            response.context_data["totals"] = value_totals(changelist.queryset)
+            # The figures of the whole filtered list, not only of the page shown; a list longer than the
+            # count's cap (core.paging) is not summed: the note asks for a filter.
+            paginator = getattr(changelist, "paginator", None)
+            if paginator is not None and paginator.capped:
+                response.context_data["totals_capped"] = paginator.count
+            else:
+                response.context_data["totals"] = value_totals(changelist.queryset)
         return response

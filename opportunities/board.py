@@ -38,6 +38,7 @@ from core import access
 from core.admin.owners import owners
 from core.dates import FIRST_YEAR, LAST_YEAR
 from customers.models import Customer
+from customers.search import search_customers as customer_search
 
 from . import parts
 from .models import Opportunity
@@ -69,6 +70,9 @@ class BoardFilters(forms.Form):
         widget=forms.TextInput(attrs={"type": "month", "placeholder": "YYYY-MM", "size": 8}),
     )
     customer = forms.ModelChoiceField(label=_("Customer"), queryset=Customer.objects.none(), required=False)
+    # The same filter without JavaScript (the autocomplete above needs it): typed text, sent with the form,
+    # matched as the customer search matches (name, company, email or phone number; customers/search.py).
+    customer_text = forms.CharField(label=_("or customer name contains"), required=False, max_length=200)
     unfold = forms.MultipleChoiceField(
         required=False,
         choices=[(stage.value, stage.label) for stage in FOLDED_BY_DEFAULT],
@@ -133,6 +137,11 @@ class BoardFilters(forms.Form):
             queryset = queryset.filter(expected_close_date__gte=month, expected_close_date__lte=last)
         if data.get("customer") is not None:
             queryset = queryset.filter(customer=data["customer"])
+        text = (data.get("customer_text") or "").strip()
+        if text:
+            queryset = queryset.filter(
+                customer__in=customer_search(access.scope(Customer.objects.all(), self.user), text)
+            )
         return queryset
 
     def unfolded(self):

@@ -94,6 +94,13 @@ class Opportunity(TaggedModel, RecordedModel):
             models.Index(fields=["stage", "-created_at"], name="opportunity_stage_idx"),
             models.Index(fields=["stage", "expected_close_date"], name="opportunity_close_idx"),
             models.Index(fields=["company", "stage"], name="opportunity_company_idx"),
+            # Behind the admin list's sorts: the column, then the admin's own ordering if it has one, else
+            # the newest id first (Django's tie-break).
+            models.Index(fields=["title", "-id"], name="opportunity_title_sort_idx"),
+            models.Index(fields=["value", "-id"], name="opportunity_value_sort_idx"),
+            models.Index(fields=["stage", "-id"], name="opportunity_stage_sort_idx"),
+            models.Index(fields=["probability", "-id"], name="opportunity_prob_sort_idx"),
+            models.Index(fields=["expected_close_date", "-id"], name="opportunity_close_sort_idx"),
         ]
 
     def __str__(self):

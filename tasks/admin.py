@@ -186,7 +186,7 @@ class TaskAdmin(MyDay, CRMModelAdmin):
         "kind",
         "priority",
     ]
-    search_fields = ["title", "notes", "customer__name", "customer__company"]
+    search_fields = ["title", "notes", "customer__name", "customer__company_name"]
     list_select_related = ["customer", "assignee"]
     autocomplete_fields = ["customer", "opportunity"]
     ordering = ["done_at", "due_at", "id"]

@@ -2,6 +2,8 @@
 and a date hierarchy that cannot be made to fail."""
 
 import datetime
+import functools
+import operator
 
 from django import forms
 from django.conf import settings
@@ -10,22 +12,26 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
+from django.core.paginator import Paginator
 from django.db import models, transaction
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django.utils.html import format_html
+from django.utils.text import smart_split, unescape_string_literal
 from django.utils.translation import gettext_lazy as _
 from import_export.admin import ExportActionMixin, ImportExportMixin
 from simple_history.admin import SimpleHistoryAdmin
 
-from core import access, changesets, merges
+from core import access, changesets, merges, phones
 from core.admin.changesets import note_recorded
 from core.admin.customfields import CustomFieldsAdminMixin
 from core.admin.formats import CSV, XLSX
 from core.admin.history import CRMHistoryContextHelper
 from core.admin.imports import BoundedImportMixin
 from core.history import batched_delete_history
+from core.paging import COUNT_CAP, capped_count
 from core.resources import FileRefused
 
 
@@ -65,12 +71,82 @@ def hierarchy_bounds(year, month=None, day=None):
     return _storable(since), None if until is None else _storable(until)
 
 
+class CappedPaginator(Paginator):
+    """The admin lists' pages, counted as the API counts them (``core.paging``): exactly up to the cap.
+
+    ``capped`` says that there are more rows than the count; the list then says
+    "more than" it (``admin/pagination.html``) and pages up to the cap.
+    """
+
+    cap = COUNT_CAP
+    capped = False
+
+    @cached_property
+    def count(self):
+        count, self.capped = capped_count(self.object_list, self.cap)
+        return count
+
+
+class HierarchyDates:
+    """A changelist's queryset, for the date hierarchy once the page's rows are read.
+
+    Django's drill-down lists the years (months, days) that have rows with a
+    ``DISTINCT`` over every row of the list; here it offers each period between
+    the first and the last date of the step shown, which two index lookups find.
+    The rest is the queryset's.
+    """
+
+    def __init__(self, queryset, bounds):
+        self._queryset, self._bounds = queryset, bounds
+
+    def __getattr__(self, name):
+        return getattr(self._queryset, name)
+
+    def aggregate(self, *args, **kwargs):
+        return self._bounds.aggregate(*args, **kwargs)
+
+    def datetimes(self, field_name, kind, *args, **kwargs):
+        return self.dates(field_name, kind)
+
+    def dates(self, field_name, kind, *args, **kwargs):
+        span = self._bounds.aggregate(first=models.Min(field_name), last=models.Max(field_name))
+        first, last = span["first"], span["last"]
+        if first is None or last is None:
+            return []
+        if isinstance(first, datetime.datetime):
+            first, last = (timezone.localtime(v).date() if timezone.is_aware(v) else v.date() for v in (first, last))
+        return list(_periods(first, last, kind))
+
+
+def _periods(first, last, kind):
+    """The first day of each year, month or day (``kind``) from ``first`` to ``last``."""
+    if kind == "year":
+        yield from (datetime.date(year, 1, 1) for year in range(first.year, last.year + 1))
+    elif kind == "month":
+        for index in range(first.year * 12 + first.month - 1, last.year * 12 + last.month):
+            yield datetime.date(index // 12, index % 12 + 1, 1)
+    else:
+        yield from (first + datetime.timedelta(days=n) for n in range((last - first).days + 1))
+
+
 class CRMChangeList(ChangeList):
     """Django's changelist, with date-hierarchy bounds that stay within the dates Python can hold.
 
     Django computes the end of a year, month or day by adding to its start, which
-    fails with a server error on the last ones (a record dated 9999-12-31).
+    fails with a server error on the last ones (a record dated 9999-12-31). Its
+    drill-down reads two index entries, not every row (``HierarchyDates``).
     """
+
+    def get_results(self, request):
+        super().get_results(request)
+        if self.date_hierarchy:
+            bounds = self.root_queryset.order_by()
+            since, until = getattr(self, "_hierarchy_step", (None, None))
+            if since is not None:
+                bounds = bounds.filter(**{f"{self.date_hierarchy}__gte": since})
+            if until is not None:
+                bounds = bounds.filter(**{f"{self.date_hierarchy}__lt": until})
+            self.queryset = HierarchyDates(self.queryset, bounds)
 
     def get_filters(self, request):
         field = self.date_hierarchy
@@ -89,6 +165,7 @@ class CRMChangeList(ChangeList):
             month = lookup_params.pop(f"{field}__month", None)
             day = lookup_params.pop(f"{field}__day", None)
             since, until = hierarchy_bounds(year[-1], month and month[-1], day and day[-1])
+            self._hierarchy_step = (since, until)
             if since is not None:
                 lookup_params[f"{field}__gte"] = [since]
             if until is not None:
@@ -160,6 +237,10 @@ class CRMModelAdmin(
     form = CRMModelForm
     formats = [CSV, XLSX]
     list_per_page = 50
+    # No list counts a million rows: the count is capped (core.paging), and a filtered list
+    # does not count the unfiltered one beside it.
+    paginator = CappedPaginator
+    show_full_result_count = False
     # Records with an owner (the field's name): only managers set it; a new record of anyone
     # else is their own, as in the API (``CRMModelViewSet.owner_field``).
     owner_field = None
@@ -226,6 +307,26 @@ class CRMModelAdmin(
 
     def get_queryset(self, request):
         return access.scope(super().get_queryset(request), request.user)
+
+    # The table's indexed search (a ``core.search.TextSearch``): each word of the search box
+    # must match, as in Django's admin search, through the indexes the API's ``?search=`` uses;
+    # ``text_search_also`` names further fields each word may be in (each with its own index).
+    text_search = None
+    text_search_also = ()
+
+    def get_search_results(self, request, queryset, search_term):
+        if self.text_search is None:
+            return super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        if self.text_search.phone_field and phones.search_q(term, self.text_search.phone_field) is not None:
+            # A phone number with spaces ("+86 138 0013 8000") is one term, not four words.
+            return self.text_search.filter(queryset, term), False
+        for word in smart_split(term):
+            word = unescape_string_literal(word) if word[0] in {'"', "'"} and word[0] == word[-1] else word
+            if word:
+                also = [models.Q(**{f"{name}__icontains": word}) for name in self.text_search_also]
+                queryset = queryset.filter(functools.reduce(operator.or_, also, self.text_search.condition(word)))
+        return queryset, False
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if access.has_owner_path(db_field.related_model):

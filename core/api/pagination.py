@@ -25,6 +25,8 @@ from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
+from core.paging import COUNT_CAP, capped_count
+
 from .responses import Envelope
 
 KEYSET_ORDERING = ("-created_at", "-id")
@@ -81,7 +83,7 @@ def _effective_ordering(queryset):
 class EnvelopePagination(BasePagination):
     page_size = 50
     max_page_size = 500
-    count_cap = 10_000
+    count_cap = COUNT_CAP
     page_query_param = "page"
     page_size_query_param = "page_size"
     cursor_query_param = "cursor"
@@ -140,10 +142,7 @@ class EnvelopePagination(BasePagination):
         return rows
 
     def _count(self, queryset):
-        # values("pk"): annotations (a customer's summary figures) are not computed just to be counted.
-        counted = queryset.order_by().values("pk")[: self.count_cap + 1].count()
-        self.count_capped = counted > self.count_cap
-        self.count = min(counted, self.count_cap)
+        self.count, self.count_capped = capped_count(queryset, self.count_cap)
 
     def _link(self, **params):
         url = self.request.build_absolute_uri()

@@ -99,6 +99,11 @@ INSTALLED_APPS = [
     "core",
 ]
 
+# Django's model backend; the session's user is read with their preferences (core/auth.py).
+# (Sessions signed in under django.contrib.auth.backends.ModelBackend sign in again once.)
+# The first signs users in; Django's own stays listed so that sessions begun before keep working.
+AUTHENTICATION_BACKENDS = ["core.auth.PreferencesModelBackend", "django.contrib.auth.backends.ModelBackend"]
+
 MIDDLEWARE = [
     "core.api.request_id.RequestIDMiddleware",
     "django.middleware.security.SecurityMiddleware",

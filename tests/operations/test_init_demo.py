@@ -195,3 +195,19 @@ def test_init_demo_twice_changes_nothing(db, capsys):
     assert "password" not in out
     assert snapshot() == before
     assert sorted(Customer.objects.values_list("pk", "owner_id")) == owners
+
+
+@pytest.mark.parametrize("with_rep", [True, False])
+def test_init_demo_with_users_already_there_gives_the_demo_records_owners(db, capsys, with_rep):
+    # Users existed before (no demo accounts are made): the demo's records go to their reps, else their managers.
+    from companies.models import Company
+    from tests.tasks.conftest import member
+
+    boss = UserFactory(username="boss", is_superuser=True, is_staff=True)
+    rep = member("alice", "Sales rep", is_staff=True) if with_rep else None
+    out = run_init_demo(capsys)
+    assert "password" not in out
+    owners = {rep} if with_rep else {boss}
+    assert Customer.objects.exists()
+    assert {customer.owner for customer in Customer.objects.select_related("owner")} == owners
+    assert {company.owner for company in Company.objects.select_related("owner")} == owners

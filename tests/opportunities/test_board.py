@@ -187,9 +187,23 @@ class TestFilters:
         assert sorted(cards(client.get(BOARD, {"customer": acme.pk}), "lead")) == ["April", "March"]
         assert cards(client.get(BOARD, {"customer": acme.pk, "month": "2026-04"}), "lead") == ["April"]
 
+    def test_customer_by_typed_name_without_javascript(self, rep, other_rep):
+        # A plain GET form field: the typed text finds the customers as the customer search does,
+        # only among those the user sees.
+        OpportunityFactory(customer=CustomerFactory(owner=rep, name="Acme Robotics"), title="Mine")
+        OpportunityFactory(customer=CustomerFactory(owner=rep, name="Globex"), title="Other")
+        OpportunityFactory(customer=CustomerFactory(owner=other_rep, name="Acme North"), title="Theirs")
+        client = browser(rep)
+        html = client.get(BOARD).content.decode()
+        assert 'name="customer_text"' in html
+        assert cards(client.get(BOARD, {"customer_text": "acme"}), "lead") == ["Mine"]
+        assert cards(client.get(BOARD, {"customer_text": "nobody at all"}), "lead") == []
+        assert sorted(cards(client.get(BOARD, {"customer_text": "  "}), "lead")) == ["Mine", "Other"]
+
     @pytest.mark.parametrize(
         "params",
         [
+            {"customer_text": "x" * 201},
             {"month": "2026-13"},
             {"month": "March"},
             {"month": "0001-01"},

@@ -10,6 +10,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from core.models import UserPreferences
 from core.money import format_money
 from opportunities.dashboard import period_starts
 from opportunities.models import Opportunity
@@ -236,6 +237,23 @@ class TestMoneyAndDates:
         html = browser(user).get("/admin/interactions/interaction/").content.decode()
         # 23:30 UTC is 07:30 the next morning in Shanghai.
         assert "March 2, 2026, 7:30" in html or "2026-03-02" in html
+
+    @pytest.mark.parametrize("time_zone", ["Asia/Shanghai", None])
+    def test_the_time_zone_costs_no_query_of_its_own(self, time_zone):
+        # The session's user is read with their preferences (one join): no query on the preferences' table,
+        # whether the user has a row (their zone) or not (the defaults).
+        user = member("tz", "Sales manager", time_zone=time_zone, is_staff=True)
+        InteractionFactory(
+            customer=CustomerFactory(owner=user), occurred_at=datetime.datetime(2026, 3, 1, 23, 30, tzinfo=datetime.UTC)
+        )
+        client = browser(user)
+        with CaptureQueriesContext(connection) as captured:
+            html = client.get("/admin/interactions/interaction/").content.decode()
+        table = UserPreferences._meta.db_table
+        assert [q["sql"] for q in captured if f'FROM "{table}"' in q["sql"]] == []
+        assert sum(f'JOIN "{table}"' in q["sql"] for q in captured) == 1
+        expected = "March 2, 2026, 7:30" if time_zone else "March 1, 2026, 11:30"
+        assert expected in html
 
     def test_the_api_stays_in_utc(self, settings):
         from tests.tasks.conftest import client_of
