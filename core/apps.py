@@ -10,7 +10,7 @@ class CoreConfig(AppConfig):
     def ready(self):
         from django.contrib import admin
 
-        from . import access, changesets, customfields
+        from . import access, changesets, customfields, events
         from .admin.changesets import ChangesetAdmin
         from .admin.tags import TagAdmin
         from .models import Changeset, Tag
@@ -19,6 +19,7 @@ class CoreConfig(AppConfig):
         access.register_owner_path(self.get_model("Event"), "owner")
         customfields.connect_signals()
         changesets.install()
+        events.register_type("changeset.undone")
         # A rep sees the changesets they made.
         access.register_owner_path(self.get_model("Changeset"), "user")
         admin.site.register(Tag, TagAdmin)

@@ -48,6 +48,7 @@ from django.utils import timezone
 from core import access
 
 _sources = {}
+_other_types = []
 _dispatchers = []
 _state = local()
 _MISSING = object()
@@ -92,13 +93,19 @@ def source_for(model):
     return _sources.get(model)
 
 
+def register_type(name):
+    """Declare an event type that is no record's change (``changeset.undone``), written by ``record_event``."""
+    if name not in _other_types:
+        _other_types.append(name)
+
+
 def event_types():
-    """Every event type the registered records can write, for the schema and filters."""
+    """Every event type the registered records (and ``register_type``) can write, for the schema and filters."""
     types = []
     for source in _sources.values():
         types += [source.type("created"), source.type("updated"), source.type("deleted"), *source.also]
         types += [source.type(verb) for verb in source.verbs]
-    return types
+    return types + _other_types
 
 
 def register_dispatcher(function):

@@ -141,3 +141,14 @@ def test_the_list_costs_the_same_queries_for_more_changesets(django_assert_max_n
     with CaptureQueriesContext(connection) as many:
         assert len(api.get("/api/changesets").json()["data"]) == 6
     assert len(many) == len(few)
+
+
+def test_the_undo_is_in_the_event_feed_of_the_changesets_maker(rep):
+    manager = ManagerFactory()
+    cs = renamed(rep, CustomerFactory(owner=rep, name="Old"))
+    assert client(rep).post(f"/api/changesets/{cs.pk}/undo", {}, format="json").status_code == 200
+    feed = client(rep).get("/api/events", {"type": "changeset.undone"}).json()["data"]
+    assert [(event["model"], event["object_id"], event["actor_id"]) for event in feed] == [
+        ("core.changeset", cs.pk, rep.pk)
+    ]
+    assert len(client(manager).get("/api/events", {"type": "changeset.undone"}).json()["data"]) == 1
