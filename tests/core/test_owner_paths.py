@@ -27,6 +27,8 @@ DECLARED = {
     "mailgateway.inboundemail": "user",
     # The column mappings a user saved for their files.
     "operations.columnmapping": "user",
+    # A bulk change is its author's: a rep sees (and undoes) their own.
+    "core.changeset": "user",
 }
 ALSO_SEEN_BY = {"tasks.task": ("assignee",), "companies.company": ("customers__owner",)}
 
