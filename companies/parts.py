@@ -47,3 +47,12 @@ def on_rename(follow):
 
 def set_timeline(timeline):
     TIMELINE[:] = [timeline]
+
+
+# Name -> hint(record, request): a further key of the API's answer to creating a company
+# (``duplicates`` adds the records the new one probably duplicates).
+CREATE_HINTS = {}
+
+
+def add_create_hint(name, hint):
+    CREATE_HINTS[name] = hint

@@ -62,3 +62,12 @@ def add_timeline_source(source):
 
 def add_deleter(name, delete):
     DELETERS[name] = delete
+
+
+# Name -> hint(record, request): a further key of the API's answer to creating a customer
+# (``duplicates`` adds the records the new one probably duplicates).
+CREATE_HINTS = {}
+
+
+def add_create_hint(name, hint):
+    CREATE_HINTS[name] = hint

@@ -1,6 +1,6 @@
 from decimal import Decimal
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -9,9 +9,16 @@ from core.api.history import HistoryMixin
 from core.api.permissions import IsManager
 from core.api.viewsets import CRMModelViewSet
 
+from . import parts
 from .filters import CustomerFilter
 from .models import Customer
-from .serializers import BulkReassignSerializer, CustomerSerializer, ReassignSerializer, TimelineEntrySerializer
+from .serializers import (
+    BulkReassignSerializer,
+    CreatedCustomerSerializer,
+    CustomerSerializer,
+    ReassignSerializer,
+    TimelineEntrySerializer,
+)
 from .services import delete_customer, reassign_customers
 from .summary import SUMMARY_FIELDS, WITH_SUMMARY
 from .timeline import timeline_entry, timeline_queryset
@@ -32,6 +39,7 @@ REASSIGNED = {
 }
 
 
+@extend_schema_view(create=extend_schema(responses={201: CreatedCustomerSerializer}))
 class CustomerViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
     queryset = Customer.objects.all()
     serializer_class = CustomerSerializer
@@ -42,6 +50,7 @@ class CustomerViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
     detail_reader = WITH_SUMMARY
     upsert_keys = ("external_id", "email")
     owner_field = "owner"
+    create_hints = parts.CREATE_HINTS
     # The original columns, then the link to the company.
     export_fields = [
         "id",

@@ -96,6 +96,7 @@ INSTALLED_APPS = [
     "notifications",
     "reminders",
     "mailgateway",
+    "duplicates",
     "core",
 ]
 
