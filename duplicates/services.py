@@ -50,6 +50,13 @@ def _company_rows(ids=None):
         yield pk, name, matching.company_domains(domain, website, email_domains.get(pk, ()))
 
 
+def _row_of(kind, record):
+    """The row of a record just created, as ``_rows`` reads it (a new company has no people yet)."""
+    if kind == Kind.CUSTOMER:
+        return record.pk, record.name, record.email, record.phone_e164, record.company_id
+    return record.pk, record.name, matching.company_domains(record.domain, record.website)
+
+
 def _rows(kind, ids=None):
     return _customer_rows(ids) if kind == Kind.CUSTOMER else _company_rows(ids)
 
@@ -163,30 +170,39 @@ def rebuild(kind, *, progress=None):
 # One record.
 
 
-def check_record(kind, record_id):
-    """Key one (new or changed) record and compare it with the records sharing its keys.
+def check_record(kind, record_id, *, record=None):
+    """Key one (new or changed) record and compare it with the records sharing its keys or an indexed
+    column (``_live_matches``).
 
     Its pairs are stored as candidates (a decided pair keeps its decision); returns the open
-    candidates of the record, best first.
+    candidates of the record, best first. ``record``, the instance just created, saves reading it.
     """
-    rows = list(_rows(kind, [record_id]))
-    if not rows:
-        return []
-    row = rows[0]
+    if record is None:
+        rows = list(_rows(kind, [record_id]))
+        if not rows:
+            return []
+        row = rows[0]
+        DuplicateKey.objects.filter(kind=kind, record_id=record_id).delete()
+    else:
+        row = _row_of(kind, record)
     keys = [key[:300] for key in _keys(kind, row)]
-    DuplicateKey.objects.filter(kind=kind, record_id=record_id).delete()
-    DuplicateKey.objects.bulk_create([DuplicateKey(kind=kind, record_id=record_id, key=key) for key in keys])
-    if not keys:
-        return []
-    table = connection.ops.quote_name(DuplicateKey._meta.db_table)
-    marks = ", ".join(["%s"] * len(keys))
-    sql = (
-        f"SELECT DISTINCT record_id FROM {table} WHERE kind = %s AND record_id <> %s AND key IN ("
-        f"SELECT key FROM {table} WHERE kind = %s AND key IN ({marks}) GROUP BY key HAVING COUNT(*) <= %s)"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [kind, record_id, kind, *keys, matching.MAX_GROUP])
-        others = [pk for (pk,) in cursor.fetchall()]
+    if keys:
+        DuplicateKey.objects.bulk_create(
+            [DuplicateKey(kind=kind, record_id=record_id, key=key) for key in keys], ignore_conflicts=True
+        )
+    others = set()
+    if keys:
+        table = connection.ops.quote_name(DuplicateKey._meta.db_table)
+        marks = ", ".join(["%s"] * len(keys))
+        sql = (
+            f"SELECT DISTINCT record_id FROM {table} WHERE kind = %s AND record_id <> %s AND key IN ("
+            f"SELECT key FROM {table} WHERE kind = %s AND key IN ({marks}) GROUP BY key HAVING COUNT(*) <= %s)"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [kind, record_id, kind, *keys, matching.MAX_GROUP])
+            others = {pk for (pk,) in cursor.fetchall()}
+    others |= _live_matches(kind, row)
+    others.discard(record_id)
     if not others:
         return []
     pairs = [(min(record_id, other), max(record_id, other)) for other in others]
@@ -213,12 +229,37 @@ def check_record(kind, record_id):
     return sorted(result, key=lambda candidate: (-candidate.score, candidate.pk))
 
 
+def _live_matches(kind, row):
+    """Records sharing an indexed column with ``row``, keyed or not yet (created since the last rebuild
+    by an import or the admin): the same email, phone or company (a small one) for a customer, the
+    same domain for a company."""
+    model = models_by_kind()[kind]
+    rows = model._default_manager.order_by()
+    groups = []
+    if kind == Kind.CUSTOMER:
+        _pk, _name, email, phone, company_id = row
+        if email:
+            groups.append(rows.with_email(email))
+        if phone:
+            groups.append(rows.filter(phone_e164=phone))
+        if company_id is not None:
+            groups.append(rows.filter(company_id=company_id))
+    elif row[2]:
+        groups.append(rows.filter(domain__in=sorted(row[2])))
+    found = set()
+    for group in groups:
+        ids = list(group.values_list("pk", flat=True)[: matching.MAX_GROUP + 1])
+        if len(ids) <= matching.MAX_GROUP:
+            found.update(ids)
+    return found
+
+
 def hint_for(kind):
     """The API's ``duplicates`` hint for a record of ``kind`` just created: the records it probably
     duplicates among those the user sees, as ``{"id", "score", "reasons"}``."""
 
     def hint(record, request):
-        candidates = check_record(kind, record.pk)
+        candidates = check_record(kind, record.pk, record=record)
         if not candidates:
             return []
         others = {candidate.other(record.pk): candidate for candidate in candidates}

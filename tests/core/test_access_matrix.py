@@ -18,6 +18,7 @@ from rest_framework.test import APIClient
 from companies.models import Company
 from core.models import CustomField, Event, Tag
 from customers.models import Customer
+from duplicates.models import DuplicateCandidate, Kind
 from interactions.models import Interaction
 from notifications.services import notify
 from opportunities.models import Opportunity
@@ -71,6 +72,10 @@ def world():
     records["ta"] = TaskFactory(customer=a, opportunity=records["oa"], assignee=users["rep_a"])
     records["td"] = TaskFactory(customer=a, assignee=users["rep_a"], done_at=timezone.now())
     records["tx"] = TaskFactory(customer=b, assignee=users["rep_a"])
+    # A possible duplicate of two companies rep A sees (their own, and their customer's).
+    records["dp"] = DuplicateCandidate.objects.create(
+        kind=Kind.COMPANY, a_id=min(ca.pk, cs.pk), b_id=max(ca.pk, cs.pk), score=0.9, reasons=["similar_name"]
+    )
     return records
 
 
@@ -246,6 +251,13 @@ MATRIX = [
     ("post", "/api/notifications/read-all", None, (200, 200, 200, 200, 401, 403)),
     ("post", "/api/notifications", {}, (405, 405, 405, 405, 401, 403)),
     ("delete", "/api/notifications/{na}", None, (405, 405, 405, 405, 401, 403)),
+    # Possible duplicates: a rep sees the pairs whose two records they see.
+    ("get", "/api/duplicates", None, (200, 200, 200, 200, 401, 403)),
+    ("get", "/api/duplicates?kind=company&status=open", None, (200, 200, 200, 200, 401, 403)),
+    ("get", "/api/duplicates/{dp}", None, (200, 404, 200, 200, 401, 403)),
+    ("post", "/api/duplicates/{dp}/dismiss", None, (200, 404, 200, 403, 401, 403)),
+    ("post", "/api/duplicates", {}, (405, 405, 405, 403, 401, 403)),
+    ("delete", "/api/duplicates/{dp}", None, (403, 403, 403, 403, 401, 403)),
 ]
 
 

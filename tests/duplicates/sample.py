@@ -102,7 +102,7 @@ def _local(i):
 
 
 def _phone(i):
-    return f"1391234{i:04d}"
+    return f"+86 1391234{i:04d}"
 
 
 def _typo(name):
