@@ -155,7 +155,8 @@ def rebuild(kind, *, progress=None):
                 new.append(DuplicateCandidate(kind=kind, a_id=a, b_id=b, score=score, reasons=reasons))
             elif existing[(a, b)][1] == DuplicateCandidate.Status.OPEN:
                 refreshed.append(DuplicateCandidate(pk=existing[(a, b)][0], score=score, reasons=reasons))
-        DuplicateCandidate.objects.bulk_create(new, batch_size=CHUNK)
+        # A pair the API found meanwhile is already there: left as it is.
+        DuplicateCandidate.objects.bulk_create(new, batch_size=CHUNK, ignore_conflicts=True)
         DuplicateCandidate.objects.bulk_update(refreshed, ["score", "reasons"], batch_size=CHUNK)
         open_count = DuplicateCandidate.objects.filter(kind=kind, status=DuplicateCandidate.Status.OPEN).count()
     return {
@@ -207,18 +208,29 @@ def check_record(kind, record_id, *, record=None):
         return []
     pairs = [(min(record_id, other), max(record_id, other)) for other in others]
     found = _scored(kind, pairs)
-    existing = {
-        (candidate.a_id, candidate.b_id): candidate
-        for candidate in DuplicateCandidate.objects.involving(kind, record_id).filter(
+
+    def stored():
+        rows = DuplicateCandidate.objects.involving(kind, record_id).filter(
             a_id__in=[a for a, _b in found], b_id__in=[b for _a, b in found]
         )
-    }
+        return {(candidate.a_id, candidate.b_id): candidate for candidate in rows}
+
+    existing = stored()
+    missing = [
+        DuplicateCandidate(kind=kind, a_id=a, b_id=b, score=score, reasons=reasons)
+        for (a, b), (score, reasons) in found.items()
+        if (a, b) not in existing
+    ]
+    if missing:
+        # A rebuild running meanwhile may store the same pair: whichever comes first stays.
+        DuplicateCandidate.objects.bulk_create(missing, ignore_conflicts=True)
+        existing = stored()
     result = []
-    for (a, b), (score, reasons) in found.items():
-        candidate = existing.get((a, b))
+    for pair, (score, reasons) in found.items():
+        candidate = existing.get(pair)
         if candidate is None:
-            candidate = DuplicateCandidate.objects.create(kind=kind, a_id=a, b_id=b, score=score, reasons=reasons)
-        elif candidate.status == DuplicateCandidate.Status.OPEN and (candidate.score, candidate.reasons) != (
+            continue
+        if candidate.status == DuplicateCandidate.Status.OPEN and (candidate.score, candidate.reasons) != (
             score,
             reasons,
         ):
