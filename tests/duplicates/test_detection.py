@@ -90,3 +90,30 @@ def test_check_record_finds_the_pairs_of_one_new_record_and_keeps_decisions():
     assert services.check_record(Kind.CUSTOMER, b.pk) == []
     services.rebuild(Kind.CUSTOMER)
     assert open_pairs() == set()
+
+
+def test_the_command_rebuilds_one_kind_or_both():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    CustomerFactory(name="John Smith", phone="+8613912345678")
+    CustomerFactory(name="John Smith", phone="+8613912345678")
+    CompanyFactory(name="Acme", domain="acme.example")
+    CompanyFactory(name="Acme", website="https://acme.example")
+    out = StringIO()
+    call_command("find_duplicates", "--model", "customers", stdout=out, stderr=StringIO())
+    assert out.getvalue() == "customer: 2 records, 1 pairs compared, 1 open (1 new, 0 no longer alike).\n"
+    assert not DuplicateCandidate.objects.filter(kind=Kind.COMPANY).exists()
+    call_command("find_duplicates", stdout=StringIO(), stderr=StringIO())
+    assert DuplicateCandidate.objects.filter(kind=Kind.COMPANY).count() == 1
+
+
+def test_the_nightly_job_rebuilds_both_kinds():
+    from duplicates.tasks import rebuild_duplicates
+
+    CustomerFactory(name="John Smith", phone="+8613912345678")
+    CustomerFactory(name="John Smith", phone="+8613912345678")
+    counts = rebuild_duplicates.call_local()
+    assert counts["customer"]["open"] == 1
+    assert counts["company"]["open"] == 0
