@@ -23,6 +23,8 @@ def test_labelled_sample_precision_and_recall():
     print(f"precision {precision:.3f} recall {recall:.3f} ({len(found)} found, {len(truth)} true)")
     assert precision >= 0.9
     assert recall >= 0.8
+    # The figures as measured (tests/duplicates/sample.py says what is missed and what is wrongly found).
+    assert (round(precision, 3), round(recall, 3)) == (0.935, 0.909)
 
 
 def test_rebuild_keeps_not_a_duplicate_and_drops_pairs_no_longer_alike():
