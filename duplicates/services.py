@@ -130,6 +130,11 @@ def rebuild(kind, *, progress=None):
                 yield row
 
         _write_keys(kind, counted(_rows(kind).iterator(chunk_size=CHUNK) if kind == Kind.CUSTOMER else _rows(kind)))
+        if connection.vendor == "postgresql":
+            # Statistics of the keys just written (ANALYZE counts this transaction's rows): without them
+            # the planner takes the table for tiny and the pair query's grouping spills to disk.
+            with connection.cursor() as cursor:
+                cursor.execute(f"ANALYZE {connection.ops.quote_name(DuplicateKey._meta.db_table)}")
         found, compared = {}, 0
         for chunk in _pairs(kind):
             found.update(_scored(kind, chunk))
