@@ -383,6 +383,9 @@ SPECTACULAR_SETTINGS = {
         "SuccessFalseEnum": [(False, False)],
         "StatusEnum": "customers.models.Customer.Status",
         "DeliveryStatusEnum": "webhooks.models.Delivery.Status",
+        "KindEnum": "tasks.models.Task.Kind",
+        "DuplicateKindEnum": "duplicates.models.Kind",
+        "DuplicateStatusEnum": "duplicates.models.DuplicateCandidate.Status",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
