@@ -18,6 +18,17 @@ from .services import MERGE_FIELDS, delete_company, merge_companies
 
 # Filled by the apps whose records belong to a company (its people, its opportunities), from their admin.py.
 _INLINES = []
+_HEADER_ITEMS = []
+
+
+def company_header_item(label):
+    """Show ``function(request, company)`` (text or HTML; None leaves it out) above the company's form."""
+
+    def register(function):
+        _HEADER_ITEMS.append((label, function))
+        return function
+
+    return register
 
 
 def company_inline(inline):
@@ -83,8 +94,16 @@ class CompanyAdmin(MergeAdminMixin, TaggedAdminMixin, PhoneCheckMixin, CRMModelA
         (_("Record"), {"fields": ["external_id", "created_by", "created_at", "updated_at", "history_link"]}),
     ]
 
+    change_form_template = "admin/companies/company/change_form.html"
+
     def get_inlines(self, request, obj):
         return [*super().get_inlines(request, obj), *_INLINES] if obj is not None else []
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.pk is not None and not add:
+            items = [(label, function(request, obj)) for label, function in _HEADER_ITEMS]
+            context["company_header"] = [(label, value) for label, value in items if value not in (None, "")]
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_queryset(self, request):
         return super().get_queryset(request).with_summary()

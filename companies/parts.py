@@ -60,3 +60,12 @@ def add_mover(name, move):
     ``survivor``, in bulk and with their history (``core.history.update_with_history``).
     """
     MOVERS[name] = move
+
+
+# Name -> hint(record, request): a further key of the API's answer to creating a company
+# (``duplicates`` adds the records the new one probably duplicates).
+CREATE_HINTS = {}
+
+
+def add_create_hint(name, hint):
+    CREATE_HINTS[name] = hint

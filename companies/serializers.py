@@ -5,7 +5,7 @@ from rest_framework import serializers
 
 from core.api.customfields import CustomFieldsField, CustomFieldsMixin
 from core.api.fastsql import CachedReadFieldsMixin
-from core.api.serializers import ExternalIdMixin, StrictJSONTypesMixin, validate_owner
+from core.api.serializers import DuplicateHintSerializer, ExternalIdMixin, StrictJSONTypesMixin, validate_owner
 from core.api.tags import TagsField
 
 from .models import Company
@@ -93,6 +93,20 @@ class CompanySerializer(
 
     def validate_owner_id(self, owner):
         return validate_owner(self, owner, "Only a manager may give a company to another owner.")
+
+
+class CreatedCompanySerializer(CompanySerializer):
+    """The answer to a create: the record, and the records it probably duplicates when there are any."""
+
+    duplicates = DuplicateHintSerializer(
+        many=True,
+        read_only=True,
+        required=False,
+        help_text="Records (among those you see) that this one probably duplicates, best first; absent when none.",
+    )
+
+    class Meta(CompanySerializer.Meta):
+        fields = [*CompanySerializer.Meta.fields, "duplicates"]
 
 
 class CompanyTimelineEntrySerializer(serializers.Serializer):

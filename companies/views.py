@@ -1,6 +1,6 @@
 from decimal import Decimal
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework.decorators import action
 
 from core.api.exports import ExportMixin
@@ -11,11 +11,12 @@ from core.api.viewsets import CRMModelViewSet
 from . import parts
 from .filters import CompanyFilter
 from .models import Company
-from .serializers import CompanySerializer, CompanyTimelineEntrySerializer
+from .serializers import CompanySerializer, CompanyTimelineEntrySerializer, CreatedCompanySerializer
 from .services import delete_company, merge_companies
 from .summary import SUMMARY_FIELDS, WITH_SUMMARY
 
 
+@extend_schema_view(create=extend_schema(responses={201: CreatedCompanySerializer}))
 class CompanyViewSet(HistoryMixin, ExportMixin, MergeMixin, CRMModelViewSet):
     queryset = Company.objects.all()
     serializer_class = CompanySerializer
@@ -25,6 +26,7 @@ class CompanyViewSet(HistoryMixin, ExportMixin, MergeMixin, CRMModelViewSet):
     etag_ignored_fields = frozenset(SUMMARY_FIELDS)
     detail_reader = WITH_SUMMARY
     owner_field = "owner"
+    create_hints = parts.CREATE_HINTS
     summary_defaults = {"people_count": 0, "open_pipeline_value": Decimal(0), "last_interaction_at": None}
     upsert_keys = ("external_id", "domain")
     export_fields = [

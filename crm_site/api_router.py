@@ -9,6 +9,7 @@ from core.api.customfields import CustomFieldViewSet
 from core.api.events import EventViewSet
 from core.api.tags import TagViewSet
 from customers.views import CustomerViewSet
+from duplicates.views import DuplicateCandidateViewSet
 from interactions.views import ActivityReportView, InteractionViewSet
 from notifications.views import NotificationViewSet
 from opportunities.views import ForecastReportView, OpportunityViewSet, PipelineReportView
@@ -39,6 +40,7 @@ router.register("webhooks", WebhookEndpointViewSet, basename="webhook")
 router.register("notifications", NotificationViewSet, basename="notification")
 router.register("tags", TagViewSet, basename="tag")
 router.register("changesets", ChangesetViewSet, basename="changeset")
+router.register("duplicates", DuplicateCandidateViewSet, basename="duplicate")
 
 urlpatterns = router.urls + [
     re_path(r"^reports/pipeline/?$", PipelineReportView.as_view(), name="report-pipeline"),

@@ -6,7 +6,13 @@ from companies.names import name_key
 from core import access
 from core.api.customfields import CustomFieldsField, CustomFieldsMixin
 from core.api.fastsql import CachedReadFieldsMixin
-from core.api.serializers import ExternalIdMixin, ScopedPrimaryKeyRelatedField, StrictJSONTypesMixin, validate_owner
+from core.api.serializers import (
+    DuplicateHintSerializer,
+    ExternalIdMixin,
+    ScopedPrimaryKeyRelatedField,
+    StrictJSONTypesMixin,
+    validate_owner,
+)
 from core.api.tags import TagsField
 
 from .models import Customer
@@ -133,6 +139,20 @@ class CustomerSerializer(
         if clash.exists():
             raise serializers.ValidationError("A customer with this email already exists.", code="unique")
         return value
+
+
+class CreatedCustomerSerializer(CustomerSerializer):
+    """The answer to a create: the record, and the records it probably duplicates when there are any."""
+
+    duplicates = DuplicateHintSerializer(
+        many=True,
+        read_only=True,
+        required=False,
+        help_text="Records (among those you see) that this one probably duplicates, best first; absent when none.",
+    )
+
+    class Meta(CustomerSerializer.Meta):
+        fields = [*CustomerSerializer.Meta.fields, "duplicates"]
 
 
 class CustomerIdField(serializers.IntegerField):

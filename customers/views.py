@@ -1,6 +1,6 @@
 from decimal import Decimal
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -10,9 +10,16 @@ from core.api.merges import MERGE_QUERY, MergeMixin, MergeSerializer, merge_resp
 from core.api.permissions import IsManager
 from core.api.viewsets import CRMModelViewSet
 
+from . import parts
 from .filters import CustomerFilter
 from .models import Customer
-from .serializers import BulkReassignSerializer, CustomerSerializer, ReassignSerializer, TimelineEntrySerializer
+from .serializers import (
+    BulkReassignSerializer,
+    CreatedCustomerSerializer,
+    CustomerSerializer,
+    ReassignSerializer,
+    TimelineEntrySerializer,
+)
 from .services import delete_customer, merge_customers, reassign_customers
 from .summary import SUMMARY_FIELDS, WITH_SUMMARY
 from .timeline import timeline_entry, timeline_queryset
@@ -33,6 +40,7 @@ REASSIGNED = {
 }
 
 
+@extend_schema_view(create=extend_schema(responses={201: CreatedCustomerSerializer}))
 class CustomerViewSet(HistoryMixin, ExportMixin, MergeMixin, CRMModelViewSet):
     queryset = Customer.objects.all()
     serializer_class = CustomerSerializer
@@ -43,6 +51,7 @@ class CustomerViewSet(HistoryMixin, ExportMixin, MergeMixin, CRMModelViewSet):
     detail_reader = WITH_SUMMARY
     upsert_keys = ("external_id", "email")
     owner_field = "owner"
+    create_hints = parts.CREATE_HINTS
     # The original columns, then the link to the company.
     export_fields = [
         "id",

@@ -108,3 +108,15 @@ def validate_owner(serializer, owner, message):
     if owner is None or owner.pk != request.user.pk:
         raise serializers.ValidationError(message, code="forbidden")
     return owner
+
+
+class DuplicateHintSerializer(serializers.Serializer):
+    """One record that a record just created probably duplicates (the ``duplicates`` of a create's answer)."""
+
+    id = serializers.IntegerField()
+    score = serializers.FloatField(help_text="How alike the two records are, 0..1.")
+    reasons = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="same_email, same_phone, similar_name_same_company, similar_name_same_email_local_part "
+        "(customers); same_domain, similar_name (companies).",
+    )

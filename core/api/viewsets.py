@@ -115,8 +115,13 @@ class CRMModelViewSet(viewsets.ModelViewSet):
     # a write answers with them too, read by ``detail_reader``. The figures of a record
     # deleted by another request since the write, or None for records without figures.
     summary_defaults = None
+    # Further keys of the answer to a create, for the created record (name -> ``hint(record, request)``,
+    # whose value is added when not empty): the apps above the resource register them in its parts
+    # (``customers.parts.add_create_hint``). Outside the ETag, which is the record's.
+    create_hints = None
 
     _idempotency_fingerprint = None
+    _created = None
     _idempotency_record = None
 
     # 1. The transaction of a write.
@@ -234,7 +239,13 @@ class CRMModelViewSet(viewsets.ModelViewSet):
         return Response(data, headers={"ETag": etag})
 
     def create(self, request, *args, **kwargs):
-        return self._with_etag(super().create(request, *args, **kwargs))
+        response = self._with_etag(super().create(request, *args, **kwargs))
+        if self.create_hints and self._created is not None and isinstance(response.data, dict):
+            for name, hint in self.create_hints.items():
+                value = hint(self._created, request)
+                if value:
+                    response.data[name] = value
+        return response
 
     def update(self, request, *args, **kwargs):
         kwargs["partial"] = True
@@ -295,6 +306,7 @@ class CRMModelViewSet(viewsets.ModelViewSet):
         if self.owner_field is not None:
             extra[self.owner_field] = serializer.validated_data.get(self.owner_field, self.request.user)
         self._save(serializer, **extra)
+        self._created = serializer.instance
         self._read_summary(serializer)
 
     def perform_update(self, serializer):

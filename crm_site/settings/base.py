@@ -96,6 +96,7 @@ INSTALLED_APPS = [
     "notifications",
     "reminders",
     "mailgateway",
+    "duplicates",
     "core",
 ]
 
@@ -392,6 +393,8 @@ SPECTACULAR_SETTINGS = {
         "ChangesetKindEnum": "core.changesets.Changeset.Kind",
         "ChangesetStatusEnum": "core.changesets.Changeset.Status",
         "ChangesetOpEnum": "core.changesets.ChangesetRow.Op",
+        "DuplicateKindEnum": "duplicates.models.Kind",
+        "DuplicateStatusEnum": "duplicates.models.DuplicateCandidate.Status",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

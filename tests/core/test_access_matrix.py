@@ -20,6 +20,7 @@ from core.changesets import recording
 from core.history import batched_delete_history
 from core.models import CustomField, Event, Tag
 from customers.models import Customer
+from duplicates.models import DuplicateCandidate, Kind
 from interactions.models import Interaction
 from notifications.services import notify
 from opportunities.models import Opportunity
@@ -83,6 +84,10 @@ def world():
     with batched_delete_history():
         imported.delete()
     records["cha"], records["chc"] = changed, created
+    # A possible duplicate of two companies rep A sees (their own, and their customer's).
+    records["dp"] = DuplicateCandidate.objects.create(
+        kind=Kind.COMPANY, a_id=min(ca.pk, cs.pk), b_id=max(ca.pk, cs.pk), score=0.9, reasons=["similar_name"]
+    )
     return records
 
 
@@ -275,6 +280,13 @@ MATRIX = [
     # Nobody deletes a changeset (no role has the permission): the record of a change stays.
     ("delete", "/api/changesets/{cha}", None, (403, 403, 403, 403, 401, 403)),
     ("delete", "/api/notifications/{na}", None, (405, 405, 405, 405, 401, 403)),
+    # Possible duplicates: a rep sees the pairs whose two records they see.
+    ("get", "/api/duplicates", None, (200, 200, 200, 200, 401, 403)),
+    ("get", "/api/duplicates?kind=company&status=open", None, (200, 200, 200, 200, 401, 403)),
+    ("get", "/api/duplicates/{dp}", None, (200, 404, 200, 200, 401, 403)),
+    ("post", "/api/duplicates/{dp}/dismiss", None, (200, 404, 200, 403, 401, 403)),
+    ("post", "/api/duplicates", {}, (405, 405, 405, 403, 401, 403)),
+    ("delete", "/api/duplicates/{dp}", None, (403, 403, 403, 403, 401, 403)),
 ]
 
 

@@ -25,6 +25,7 @@ DOMAIN = (
     "reminders",
     "mailgateway",
     "calendars",
+    "duplicates",
 )
 PACKAGES = (WIRING, KERNEL, *DOMAIN)
 # Landed migrations keep the dotted path they were written with (``crm_site.dates`` is a shim).

@@ -36,6 +36,7 @@ from core import tags as tag_service
 from core.changesets import Changeset, ChangesetRow, recording
 from core.models import CustomField, MergedRecord, Tag, UserPreferences
 from customers.models import Customer
+from duplicates.models import DuplicateCandidate, Kind
 from interactions.models import Interaction
 from mailgateway.models import InboundEmail
 from notifications.models import Notification
@@ -73,6 +74,7 @@ ANY_WRITER = frozenset({"rep_a", "rep_b", "manager"})
 
 SNAPSHOT_MODELS = [
     MergedRecord,
+    DuplicateCandidate,
     Company,
     Company.history.model,
     Customer,
@@ -129,7 +131,7 @@ def world(settings):
     ca.name, ca.owner = "Alpha Co", users["rep_a"]
     ca.save()
     # Rep A's revert of ``a`` brings back its earlier company: one that rep A sees.
-    CompanyFactory(name="Old Co", owner=users["rep_a"])
+    old_co = CompanyFactory(name="Old Co", owner=users["rep_a"])
     a = CustomerFactory(name="Alpha old", company="Old Co", owner=users["rep_b"])
     a.name, a.company, a.owner = "Alpha", ca, users["rep_a"]
     a.save()
@@ -162,6 +164,10 @@ def world(settings):
         a.save()
     return {
         "changeset": changeset,
+        # Two companies of rep A's that are probably one.
+        "pair": DuplicateCandidate.objects.create(
+            kind=Kind.COMPANY, a_id=min(ca.pk, old_co.pk), b_id=max(ca.pk, old_co.pk), score=0.8, reasons=["x"]
+        ),
         "tag": tag,
         "endpoint": endpoint,
         "delivery": delivery,
@@ -1190,9 +1196,45 @@ def changeset_cases():
     ]
 
 
+def duplicate_cases():
+    """The review queue: the CRM finds the pairs; "not a duplicate" is for a writer who sees both records."""
+    not_duplicate = field_is("pair", "status", DuplicateCandidate.Status.NOT_DUPLICATE)
+    return [
+        Case(
+            DuplicateCandidate,
+            "add",
+            "add",
+            lambda client, w, role: client.post(list_url(DuplicateCandidate, "add"), {"kind": "customer"}),
+            NOBODY,
+        ),
+        Case(DuplicateCandidate, "change", "change", post_plain("pair", "change", {"status": "merged"}), NOBODY),
+        Case(DuplicateCandidate, "delete", "delete", post_delete("pair"), NOBODY),
+        Case(DuplicateCandidate, "history", "history", post_plain("pair", "history"), NOBODY),
+        Case(DuplicateCandidate, "redirect", "redirect", post_redirect("pair"), NOBODY),
+        Case(
+            DuplicateCandidate,
+            "not_duplicate",
+            "not-duplicate",
+            post_plain("pair", "not_duplicate"),
+            OWNER_OR_MANAGER,
+            not_duplicate,
+        ),
+        Case(
+            DuplicateCandidate,
+            "changelist",
+            "action-not-duplicate",
+            post_action(DuplicateCandidate, "pair", "mark_not_duplicate"),
+            OWNER_OR_MANAGER,
+            not_duplicate,
+            action="mark_not_duplicate",
+        ),
+    ]
+
+
 CASES = (
     changeset_cases()
     + crm_cases()
+    + duplicate_cases()
     + auth_cases()
     + webhook_cases()
     + notification_cases()

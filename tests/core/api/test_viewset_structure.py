@@ -16,9 +16,11 @@ from core.api.events import EventViewSet
 from core.api.reports import ScopedReportView
 from core.api.viewsets import CRMModelViewSet
 from crm_site.api_router import router
+from duplicates.views import DuplicateCandidateViewSet
 from notifications.views import NotificationViewSet
 
 PROJECT_PACKAGES = {
+    "duplicates",
     "core",
     "crm_site",
     "companies",
@@ -104,19 +106,22 @@ READ_ONLY_FEEDS = {EventViewSet}
 PERSONAL_FEEDS = {NotificationViewSet}
 # The log of bulk changes: read, and undone (the undo writes through core.changesets, not through the viewset).
 CHANGE_LOGS = {ChangesetViewSet}
+# Lists the CRM computes, read and decided on (a pair of possible duplicates: "not a duplicate").
+REVIEW_QUEUES = {DuplicateCandidateViewSet}
 
 
 def test_every_resource_on_the_router_is_a_crm_viewset_and_checked_above():
     assert router.registry
     for _prefix, viewset, _basename in router.registry:
-        assert issubclass(viewset, CRMModelViewSet) or viewset in READ_ONLY_FEEDS | PERSONAL_FEEDS | CHANGE_LOGS, (
-            viewset
-        )
+        assert (
+            issubclass(viewset, CRMModelViewSet)
+            or viewset in READ_ONLY_FEEDS | PERSONAL_FEEDS | CHANGE_LOGS | REVIEW_QUEUES
+        ), viewset
         assert viewset in api_view_classes()
 
 
 def test_read_only_feeds_take_no_writes():
-    for viewset in READ_ONLY_FEEDS | PERSONAL_FEEDS | CHANGE_LOGS:
+    for viewset in READ_ONLY_FEEDS | PERSONAL_FEEDS | CHANGE_LOGS | REVIEW_QUEUES:
         assert not {"create", "update", "partial_update", "destroy"} & set(dir(viewset)), viewset
 
 
