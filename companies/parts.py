@@ -26,7 +26,7 @@ RENAMED = []
 @dataclass(frozen=True)
 class Timeline:
     rows: Callable[[int], Any]  # company id -> the union queryset of its people's timelines, newest first
-    entry: Callable[[dict], dict]  # one row as the API shows it
+    entries: Callable[[list], list]  # a page of rows as the API shows them
 
 
 TIMELINE = []

@@ -5,6 +5,7 @@ from rest_framework import serializers
 
 from core.api.customfields import CustomFieldsField, CustomFieldsMixin
 from core.api.fastsql import CachedReadFieldsMixin
+from core.api.history import FieldChangeSerializer
 from core.api.serializers import DuplicateHintSerializer, ExternalIdMixin, StrictJSONTypesMixin, validate_owner
 from core.api.tags import TagsField
 
@@ -119,3 +120,6 @@ class CompanyTimelineEntrySerializer(serializers.Serializer):
     opportunity = serializers.DictField(required=False, help_text="id, title (opportunity events)")
     from_stage = serializers.CharField(required=False, allow_null=True)
     to_stage = serializers.CharField(required=False)
+    changes = FieldChangeSerializer(
+        many=True, required=False, help_text="The fields that changed, as in a customer's timeline (customer_changed)"
+    )

@@ -59,7 +59,7 @@ class CompanyViewSet(HistoryMixin, ExportMixin, MergeMixin, CRMModelViewSet):
         company = self.get_object()
         timeline = parts.TIMELINE[0]
         page = self.paginate_queryset(timeline.rows(company.pk))
-        return self.get_paginated_response([timeline.entry(row) for row in page])
+        return self.get_paginated_response(timeline.entries(page))
 
     @extend_schema(
         operation_id="companies_merge",

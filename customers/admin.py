@@ -7,7 +7,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.db import transaction
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -32,7 +32,7 @@ from .models import Customer
 from .resources import CustomerResource
 from .search import SEARCH
 from .services import MERGE_FIELDS, merge_customers, reassign_customers
-from .timeline import timeline_entry, timeline_queryset
+from .timeline import timeline_entries, timeline_queryset
 
 # Filled by the apps whose records belong to a customer, from their admin.py.
 _INLINES = []
@@ -130,7 +130,52 @@ def _labels(app_model, field_name):
     return dict(model._meta.get_field(field_name).flatchoices)
 
 
-def timeline_item(entry, site_name="admin", customer_id=None):
+def _related_names(entries):
+    """``{(field name, id): name}`` of the users and companies the page's changes name: one query per model."""
+    wanted = {}
+    for entry in entries:
+        for change in entry.get("changes", []):
+            try:
+                field = Customer._meta.get_field(change["field"])
+            except FieldDoesNotExist:
+                continue
+            if field.is_relation:
+                ids = wanted.setdefault(field.name, set())
+                ids.update(value for value in (change["old"], change["new"]) if value is not None)
+    names = {}
+    for name, ids in wanted.items():
+        for record in Customer._meta.get_field(name).related_model._default_manager.filter(pk__in=ids):
+            names[name, record.pk] = str(record)
+    return names
+
+
+def _shown(field, value, names):
+    if value is None or value == "" or value == []:
+        return "—"
+    if field.is_relation:
+        return names.get((field.name, value), f"#{value}")
+    if field.choices:
+        return str(dict(field.flatchoices).get(value, value))
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value)
+    return str(value)
+
+
+def change_text(changes, names):
+    """``[{field, old, new}]`` as one line: "status: Lead → Active; owner: — → alice"."""
+    pieces = []
+    for change in changes:
+        try:
+            field = Customer._meta.get_field(change["field"])
+        except FieldDoesNotExist:
+            pieces.append(f"{change['field']}: {change['old']} → {change['new']}")
+            continue
+        old, new = _shown(field, change["old"], names), _shown(field, change["new"], names)
+        pieces.append(_("%(field)s: %(old)s → %(new)s") % {"field": field.verbose_name, "old": old, "new": new})
+    return str(_("; ")).join(pieces)
+
+
+def timeline_item(entry, site_name="admin", customer_id=None, names=None):
     """One entry of ``/api/customers/{id}/timeline`` as the customer page shows it: when, what, a link."""
     kind = entry["type"]
     if kind == "interaction":
@@ -180,7 +225,8 @@ def timeline_item(entry, site_name="admin", customer_id=None):
         url = None
         if customer_id is not None:
             url = reverse(f"{site_name}:customers_customer_history", args=[customer_id])
-        return {"at": entry["at"], "kind": kind, "title": title, "text": "", "url": url}
+        text = change_text(entry.get("changes", []), names or {})
+        return {"at": entry["at"], "kind": kind, "title": title, "text": text, "url": url}
     return {"at": entry["at"], "kind": kind, "title": kind, "text": "", "url": None}
 
 
@@ -311,6 +357,8 @@ class CustomerAdmin(MergeAdminMixin, TaggedAdminMixin, PhoneCheckMixin, CRMModel
             )
         number = _page_number(request, "timeline_page")
         rows, has_next = _page_of(timeline_queryset(customer.pk), number, TIMELINE_PAGE)
+        entries = timeline_entries(rows)
+        names = _related_names(entries)
         quick = []
         for action in _QUICK_ACTIONS.values():
             if self._may_quick(request, action):
@@ -323,7 +371,7 @@ class CustomerAdmin(MergeAdminMixin, TaggedAdminMixin, PhoneCheckMixin, CRMModel
             "customer_header": header,
             "customer_lists": lists,
             "quick_actions": quick,
-            "timeline": [timeline_item(timeline_entry(row), self.admin_site.name, customer.pk) for row in rows],
+            "timeline": [timeline_item(entry, self.admin_site.name, customer.pk, names) for entry in entries],
             "timeline_page": number,
             "timeline_has_next": has_next,
         }

@@ -16,7 +16,7 @@ from core import access
 from core.history import current_history_user, update_with_history
 
 from .models import Customer
-from .timeline import timeline_entry, timeline_of_customers
+from .timeline import timeline_entries, timeline_of_customers
 
 
 def people_count():
@@ -28,8 +28,12 @@ def company_timeline(company_id):
     return timeline_of_customers(Customer.objects.filter(company_id=company_id).values("pk"))
 
 
-def company_timeline_entry(row):
-    return {**timeline_entry(row), "customer_id": row["timeline_customer_id"]}
+def company_timeline_entries(rows):
+    rows = list(rows)
+    return [
+        {**entry, "customer_id": row["timeline_customer_id"]}
+        for row, entry in zip(rows, timeline_entries(rows), strict=True)
+    ]
 
 
 def unlink_people(company):
@@ -63,7 +67,7 @@ def move_people(from_ids, survivor):
 def register():
     access.register_viewer_path(Company, "customers__owner")
     parts.add_figure("people_count", people_count)
-    parts.set_timeline(parts.Timeline(rows=company_timeline, entry=company_timeline_entry))
+    parts.set_timeline(parts.Timeline(rows=company_timeline, entries=company_timeline_entries))
     parts.add_unlinker("people", unlink_people)
     parts.add_mover("people", move_people)
     parts.on_rename(follow_rename)

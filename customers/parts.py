@@ -37,6 +37,9 @@ class TimelineSource:
     source fills (names unlike any model field, so that each half of the union
     selects exactly the timeline's columns) to its output field and expression,
     ``at`` and ``event_id`` included; ``entry(row)`` is one row as the API shows it.
+    ``prepare(rows)``, if given, is called with a page's rows of the source before
+    their ``entry()``, to add to them what one row cannot tell alone, in one query
+    for the page (a customer change's fields, from the history entry before it).
     """
 
     name: str
@@ -44,6 +47,7 @@ class TimelineSource:
     customer: str
     columns: dict
     entry: Callable[[dict], dict]
+    prepare: Callable[[list], None] | None = None
 
 
 FIGURES = {}

@@ -6,6 +6,7 @@ from companies.names import name_key
 from core import access
 from core.api.customfields import CustomFieldsField, CustomFieldsMixin
 from core.api.fastsql import CachedReadFieldsMixin
+from core.api.history import FieldChangeSerializer
 from core.api.serializers import (
     DuplicateHintSerializer,
     ExternalIdMixin,
@@ -205,6 +206,12 @@ class TimelineEntrySerializer(serializers.Serializer):
     )
     from_stage = serializers.CharField(required=False, allow_null=True)
     to_stage = serializers.CharField(required=False)
+    changes = FieldChangeSerializer(
+        many=True,
+        required=False,
+        help_text="The fields that changed, with their values before and after, as in the record's history "
+        "(customer_changed)",
+    )
 
 
 class ReassignSerializer(serializers.Serializer):

@@ -52,6 +52,12 @@ def timeline_of_customers(customers):
     return _union(("__in", customers))
 
 
-def timeline_entry(row):
-    """One union row as the API shows it."""
-    return parts.TIMELINE_SOURCES[row["source"]].entry(row)
+def timeline_entries(rows):
+    """A page of union rows as the API shows them (each source ``prepare``s its rows of the page first)."""
+    rows = [dict(row) for row in rows]
+    for source in parts.TIMELINE_SOURCES.values():
+        if source.prepare is not None:
+            own = [row for row in rows if row["source"] == source.name]
+            if own:
+                source.prepare(own)
+    return [parts.TIMELINE_SOURCES[row["source"]].entry(row) for row in rows]

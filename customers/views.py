@@ -22,7 +22,7 @@ from .serializers import (
 )
 from .services import delete_customer, merge_customers, reassign_customers
 from .summary import SUMMARY_FIELDS, WITH_SUMMARY
-from .timeline import timeline_entry, timeline_queryset
+from .timeline import timeline_entries, timeline_queryset
 
 REASSIGNED = {
     "type": "object",
@@ -85,7 +85,7 @@ class CustomerViewSet(HistoryMixin, ExportMixin, MergeMixin, CRMModelViewSet):
         """Interactions and opportunity events of the customer, newest first, paginated."""
         customer = self.get_object()
         page = self.paginate_queryset(timeline_queryset(customer.pk))
-        return self.get_paginated_response([timeline_entry(row) for row in page])
+        return self.get_paginated_response(timeline_entries(page))
 
     @extend_schema(operation_id="customers_reassign", request=ReassignSerializer, responses={200: REASSIGNED})
     @action(detail=True, methods=["post"], url_path="reassign", permission_classes=[IsManager], filter_backends=[])

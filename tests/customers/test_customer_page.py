@@ -299,3 +299,33 @@ def test_the_page_in_chinese(users, customer):
         assert text in html, text
     refused = login(users["other_rep"]).get(page_url(customer), HTTP_ACCEPT_LANGUAGE="zh-hans")
     assert refused.status_code == 404 and "在您可查看的记录中没有这个客户。" in refused.content.decode()
+
+
+def test_a_change_names_its_fields_with_their_labels(users, customer):
+    customer.status, customer.owner, customer.email = Customer.Status.ACTIVE, users["manager"], None
+    customer.save()
+    response = login(users["manager"]).get(page_url(customer))
+    (item,) = [item for item in response.context["timeline"] if item["kind"] == "customer_changed"]
+    old_email = customer.history.all()[1].email
+    assert item["text"] == f"email: {old_email} → —; status: Prospect → Active; owner: rep → manager"
+    assert item["text"] in response.content.decode()
+    zh = login(users["manager"]).get(page_url(customer), HTTP_ACCEPT_LANGUAGE="zh-hans").context["timeline"]
+    (item,) = [item for item in zh if item["kind"] == "customer_changed"]
+    assert item["text"] == f"电子邮件：{old_email} → —；状态：意向客户 → 活跃；负责人：rep → manager"
+
+
+@pytest.mark.parametrize("role", ["rep", "manager"])
+def test_the_page_costs_the_same_queries_with_1_or_15_changes(users, role):
+    counts = []
+    for size in (1, 15):
+        customer = CustomerFactory(owner=users["rep"], company=CompanyFactory())
+        for index in range(size):
+            customer.name, customer.owner = f"Name {index}", users["rep" if index % 2 else "manager"]
+            customer.company = CompanyFactory()
+            customer.save()
+        customer.owner = users["rep"]
+        customer.save()
+        client = login(users[role])
+        _queries(client, page_url(customer))  # warm: session, content types
+        counts.append(_queries(client, page_url(customer)))
+    assert counts[0] == counts[1], counts

@@ -3,10 +3,14 @@
 import datetime
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from core.api.history import field_changes
+from customers.models import Customer
 from opportunities.models import Opportunity, StageChange
-from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory
+from tests.factories import CompanyFactory, CustomerFactory, InteractionFactory, OpportunityFactory, UserFactory
 
 
 def url(customer_id):
@@ -70,16 +74,14 @@ def expected_entries(customer):
         )
     for record in customer.history.all():
         kind = {"+": "customer_created", "~": "customer_changed"}[record.history_type]
-        entries.append(
-            (
-                (record.history_date, "customer_history", record.history_id),
-                {
-                    "type": kind,
-                    "at": iso(record.history_date),
-                    "history": {"id": record.history_id, "user_id": record.history_user_id},
-                },
-            )
-        )
+        entry = {
+            "type": kind,
+            "at": iso(record.history_date),
+            "history": {"id": record.history_id, "user_id": record.history_user_id},
+        }
+        if kind == "customer_changed":
+            entry["changes"] = field_changes(record, record.prev_record)
+        entries.append(((record.history_date, "customer_history", record.history_id), entry))
     entries.sort(key=lambda pair: pair[0], reverse=True)
     return [entry for _, entry in entries]
 
@@ -128,6 +130,7 @@ class TestTimeline:
                 "type": "customer_changed",
                 "at": iso(changed.history_date),
                 "history": {"id": changed.history_id, "user_id": user.pk},
+                "changes": [{"field": "name", "old": "Before", "new": "After"}],
             },
             {
                 "type": "customer_created",
@@ -161,3 +164,85 @@ class TestTimeline:
         # Token, the customer, the count and the page.
         with django_assert_num_queries(4):
             assert api.get(url(customer.pk), {"page_size": 10}).status_code == 200
+
+
+def change(customer, **values):
+    for name, value in values.items():
+        setattr(customer, name, value)
+    customer.save()
+
+
+@pytest.mark.django_db
+class TestChangedFields:
+    """A "customer changed" entry names the fields that changed, from the history entry before it."""
+
+    def test_each_change_names_its_fields_against_the_one_before(self, api):
+        rep = UserFactory(username="rep")
+        customer = CustomerFactory(name="Zhang", status=Customer.Status.LEAD, owner=None, email=None)
+        change(customer, status=Customer.Status.ACTIVE, owner=rep)
+        change(customer, email="zhang@example.cn")
+        change(customer, name="Zhang Wei", status=Customer.Status.INACTIVE)
+        entries = api.get(url(customer.pk)).json()["data"]
+        assert [entry.get("changes") for entry in entries] == [
+            [
+                {"field": "name", "old": "Zhang", "new": "Zhang Wei"},
+                {"field": "status", "old": "active", "new": "inactive"},
+            ],
+            [{"field": "email", "old": None, "new": "zhang@example.cn"}],
+            [{"field": "status", "old": "lead", "new": "active"}, {"field": "owner_id", "old": None, "new": rep.pk}],
+            None,  # the creation: no "changes"
+        ]
+        assert entries[-1]["type"] == "customer_created"
+
+    def test_the_oldest_change_of_a_page_diffs_against_the_entry_on_the_next_page(self, api):
+        customer = CustomerFactory(status=Customer.Status.LEAD, phone=None)
+        for index in range(5):
+            change(customer, phone=f"+86 138 0013 800{index}")
+        # Newest first: 5 changes then the creation; pages of 2.
+        second = api.get(url(customer.pk), {"page": 2, "page_size": 2}).json()["data"]
+        assert [entry["changes"] for entry in second] == [
+            [{"field": "phone", "old": "+86 138 0013 8001", "new": "+86 138 0013 8002"}],
+            [{"field": "phone", "old": "+86 138 0013 8000", "new": "+86 138 0013 8001"}],
+        ]
+        third = api.get(url(customer.pk), {"page": 3, "page_size": 2}).json()["data"]
+        assert third[0]["changes"] == [{"field": "phone", "old": None, "new": "+86 138 0013 8000"}]
+        assert third[1]["type"] == "customer_created"
+
+    def test_other_customers_changes_are_not_mixed_in(self, api):
+        first, second = CustomerFactory(name="A"), CustomerFactory(name="B")
+        change(second, name="B2")
+        change(first, name="A2")
+        change(second, name="B3")
+        entries = api.get(url(first.pk)).json()["data"]
+        assert entries[0]["changes"] == [{"field": "name", "old": "A", "new": "A2"}]
+
+    def test_a_company_timeline_names_them_too(self, api):
+        company = CompanyFactory()
+        customer = CustomerFactory(status=Customer.Status.LEAD, company=company)
+        change(customer, status=Customer.Status.PROSPECT)
+        entries = api.get(f"/api/companies/{company.pk}/timeline").json()["data"]
+        changed = [entry for entry in entries if entry["type"] == "customer_changed"]
+        assert changed[0]["changes"] == [{"field": "status", "old": "lead", "new": "prospect"}]
+        assert changed[0]["customer_id"] == customer.pk
+
+    def test_the_changes_cost_one_query_for_the_page_however_many(self, api):
+        counts = []
+        for changes in (1, 15):
+            customer = CustomerFactory(status=Customer.Status.LEAD)
+            for index in range(changes):
+                change(customer, name=f"Name {index}")
+            with CaptureQueriesContext(connection) as queries:
+                body = api.get(url(customer.pk), {"page_size": 50}).json()
+            assert sum(entry["type"] == "customer_changed" for entry in body["data"]) == changes
+            counts.append(len(queries))
+        assert counts[0] == counts[1], counts
+
+    def test_a_page_without_changes_asks_nothing_more(self, api):
+        customer = CustomerFactory()
+        InteractionFactory(customer=customer)
+        with CaptureQueriesContext(connection) as plain:
+            api.get(url(customer.pk))
+        change(customer, name="Renamed")
+        with CaptureQueriesContext(connection) as changed:
+            api.get(url(customer.pk))
+        assert len(changed) == len(plain) + 1

@@ -135,3 +135,27 @@ def test_main_pages_pass_axe(page, live_server):
             (ARTIFACTS / "axe-violations.json").write_text(json.dumps(found, indent=1))
             page.screenshot(path=str(ARTIFACTS / f"axe-{name}.png"), full_page=True)
     assert not found, found
+
+
+@pytest.mark.parametrize("width", [1366, 1440])
+def test_the_dashboards_tables_break_lines_only_between_words(page, live_server, width):
+    manager = ManagerFactory(username="boss", is_staff=True)
+    _data(manager)
+    page.set_viewport_size({"width": width, "height": 900})
+    _log_in(page, live_server.url, manager)
+    page.goto(f"{live_server.url}/admin/")
+    page.wait_for_selector("#rep-table tbody tr")
+    page.locator("#rep-table").screenshot(path=str(ARTIFACTS / f"dashboard-rep-table-{width}.png"))
+    # Each cell's lines (one client rect per line of its text) are no more than its words.
+    broken = page.evaluate(
+        "() => [...document.querySelectorAll('#rep-table th, #rep-table td')].map(cell => {"
+        " const range = document.createRange(); range.selectNodeContents(cell);"
+        " const lines = new Set([...range.getClientRects()].map(r => Math.round(r.top))).size;"
+        " const words = cell.innerText.trim().split(/\\s+/).filter(Boolean).length;"
+        " return [cell.innerText.trim(), lines, words]; }).filter(([, lines, words]) => lines > Math.max(words, 1))"
+    )
+    assert broken == [], broken
+    # The figures stay inside the module (it hides what overflows).
+    assert page.evaluate(
+        "(() => { const t = document.querySelector('#rep-table'); return t.scrollWidth <= t.clientWidth; })()"
+    )
