@@ -10,7 +10,8 @@ Redis at ``REDIS_URL``, default ``redis://127.0.0.1:6379/5``; the access-log lin
 ``--requests`` requests to ``crm_site.wsgi.application`` with a bearer token, as gunicorn would
 (an environ, ``start_response``, the body joined), and prints the CPU time per request (best and
 median of ``--runs``) and, with ``--profile N``, the N costliest functions of a cProfile run and the
-share of each part of the stack (by the file each function's own time is spent in).
+share of each part of the stack (by the file each function's own time is spent in; CPU time of this
+process by default, ``--clock wall`` to include the waits).
 """
 
 import argparse
@@ -58,6 +59,45 @@ PARTS = [
 ]
 
 
+# Steps of a request, by the function that does each (cumulative time; nested steps are not
+# subtracted from their parents, so the list reads top-down): (label, file ending, function).
+STEPS = [
+    ("the whole request (WSGI handler)", "django/core/handlers/wsgi.py", "__call__"),
+    ("  URL resolving", "django/core/handlers/base.py", "resolve_request"),
+    ("  the view (DRF dispatch, from the request's wrapping to the response)", "rest_framework/views.py", "dispatch"),
+    ("    bearer authentication (token and user, one query)", "knox/auth.py", "authenticate"),
+    ("    rate limit (one Redis script call)", "rest_framework/views.py", "check_throttles"),
+    ("    content negotiation", "rest_framework/views.py", "perform_content_negotiation"),
+    ("    detail: the record's read (one query)", "core/api/viewsets.py", "get_object"),
+    ("    detail: the serializer's representation", "rest_framework/serializers.py", "data"),
+    ("    ETag", "core/api/conditional.py", "compute_etag"),
+    ("    create: validation (serializer is_valid)", "rest_framework/serializers.py", "is_valid"),
+    ("    create: the save (row, history, event, company link)", "core/api/viewsets.py", "_save"),
+    ("    create: the answer's read-back with summary figures", "core/api/viewsets.py", "_read_summary"),
+    ("    create: COMMIT", "django/db/backends/base/base.py", "commit"),
+    ("  rendering the envelope", "rest_framework/response.py", "rendered_content"),
+    ("  the access-log line", "logging/__init__.py", "info"),
+]
+
+
+def steps_of(stats):
+    """(label, seconds) of each step in ``STEPS`` that ran."""
+    found = []
+    for label, ending, function in STEPS:
+        # The outermost of same-named functions in one file (Serializer.data calls BaseSerializer.data).
+        seconds = max(
+            (
+                entry[3]
+                for (filename, _line, name), entry in stats.stats.items()
+                if name == function and filename.endswith(ending)
+            ),
+            default=0,
+        )
+        if seconds:
+            found.append((label, seconds))
+    return found
+
+
 def part_of(filename):
     if filename.startswith("~") or filename.startswith("<"):
         return "C built-ins (sqlite3, hashing, socket I/O, orjson...)"
@@ -76,6 +116,13 @@ def main():
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--profile", type=int, default=0, help="show the N costliest functions (cProfile)")
     parser.add_argument("--sort", default="tottime", help="cProfile order of the functions shown (tottime, cumulative)")
+    parser.add_argument(
+        "--clock",
+        choices=["cpu", "wall"],
+        default="cpu",
+        help="what the profile counts: this process's CPU time (default; waits for Redis or the disk, and "
+        "other processes' load, left out) or wall-clock time",
+    )
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL"):
         raise SystemExit("set DATABASE_URL to a migrated database with customers (bench/run.py builds one)")
@@ -171,7 +218,7 @@ def main():
     print(f"  load average: {' '.join(f'{value:.2f}' for value in os.getloadavg())}")
 
     if args.profile:
-        profiler = cProfile.Profile()
+        profiler = cProfile.Profile(time.process_time if args.clock == "cpu" else time.perf_counter)
         profiler.enable()
         for _ in range(args.requests):
             one()
@@ -181,9 +228,14 @@ def main():
         parts = defaultdict(float)
         for (filename, _line, _name), entry in stats.stats.items():
             parts[part_of(filename)] += entry[2]
-        print(f"\nOwn time by part of the stack (cProfile, {args.requests} requests):")
+        print(f"\nOwn {args.clock} time by part of the stack (cProfile, {args.requests} requests):")
         for name, seconds in sorted(parts.items(), key=lambda item: -item[1]):
             print(f"  {seconds / total * 100:5.1f} %  {name}")
+        steps = steps_of(stats)
+        whole = steps[0][1] if steps else total
+        print(f"\nSteps ({args.clock} time, cumulative, share of the whole request):")
+        for label, seconds in steps:
+            print(f"  {seconds / whole * 100:5.1f} %  {seconds / args.requests * 1e6:7.0f} us  {label}")
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats(args.sort).print_stats(args.profile)
         print(out.getvalue())

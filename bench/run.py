@@ -354,6 +354,11 @@ def summarise(samples):
     }
 
 
+def rate(numerator, denominator):
+    """numerator / denominator, or None when either is missing or the denominator is 0 (a run with no answers)."""
+    return numerator / denominator if numerator is not None and denominator else None
+
+
 def fmt(value, digits=1):
     return "—" if value is None else f"{value:,.{digits}f}"
 
@@ -391,25 +396,23 @@ def render_table(meta, results, notes):
     ceiling = meta.get("ceiling")
     floor = meta.get("floor")
     detail = next((row for row in results if row["key"] == "detail"), None)
+    flask_rps = ((detail or {}).get("reference") or {}).get("rps")
     if floor and detail and detail["ours"]:
         lines += [
             "",
             f"Django floor (no middleware, one URL, one raw SQLite query, {floor['table']}): detail "
             f"{fmt(floor['rps'])} req/s, p50 {fmt(floor['p50_ms'], 2)} ms. Ours/floor on detail: "
-            f"{detail['ours']['rps'] / floor['rps']:.2f} (target 0.6); ours/Flask: "
-            + (
-                f"{detail['ours']['rps'] / detail['reference']['rps']:.2f}x (target 1.0x); "
-                f"Flask/floor: {detail['reference']['rps'] / floor['rps']:.2f}."
-                if detail["reference"]
-                else "—."
-            ),
+            f"{fmt(rate(detail['ours']['rps'], floor['rps']), 2)} (target 0.6); ours/Flask: "
+            f"{fmt(rate(detail['ours']['rps'], flask_rps), 2)}x (target 1.0x); "
+            f"Flask/floor: {fmt(rate(flask_rps, floor['rps']), 2)}.",
         ]
     if ceiling and detail and detail["ours"]:
         lines += [
             "",
             f"Ceiling (bare WSGI, one raw SQLite query, {ceiling['table']}): detail {fmt(ceiling['rps'])} req/s, "
-            f"p50 {fmt(ceiling['p50_ms'], 2)} ms. Ours/ceiling on detail: {detail['ours']['rps'] / ceiling['rps']:.2f}; "
-            f"Flask/ceiling: {(detail['reference'] or {}).get('rps', 0) / ceiling['rps']:.2f}.",
+            f"p50 {fmt(ceiling['p50_ms'], 2)} ms. Ours/ceiling on detail: "
+            f"{fmt(rate(detail['ours']['rps'], ceiling['rps']), 2)}; "
+            f"Flask/ceiling: {fmt(rate(flask_rps, ceiling['rps']), 2)}.",
         ]
     errors = [
         f"{row['label']}: {row['ours']['non_2xx']} non-2xx, {row['ours']['socket_errors']} socket errors"
@@ -570,10 +573,11 @@ def main():
     if production:
         meta["production"] = production
     notes.append("Flask lists return every row (no paging): its list and search figures are for the whole result")
-    table = render_table(meta, results, notes)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     stem = RESULTS / f"{stamp}-{args.db}-{args.customers}-{args.server}"
+    # The raw figures first: they are kept even if the table cannot be made of them.
     stem.with_suffix(".json").write_text(json.dumps({"meta": meta, "results": results, "notes": notes}, indent=2))
+    table = render_table(meta, results, notes)
     stem.with_suffix(".md").write_text(table + "\n")
     print(table)
     log(f"written {stem}.json and .md")
