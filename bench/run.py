@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Load-test the CRM API beside the original Flask design and a bare-WSGI ceiling.
+"""Load-test the CRM API beside the original Flask design, the Django floor and a bare-WSGI ceiling.
 
     .venv/bin/python bench/run.py --db sqlite --customers 100000 --workers 2 --duration 10 --runs 3
 
@@ -7,8 +7,12 @@ Builds (or reuses) a dataset with ``manage.py seed_demo``, serves the project
 under gunicorn with production settings, creates a user and a bearer token,
 and drives each endpoint with ``wrk``. In the same run, the reference Flask CRM
 (``../shared/reference/flask_original``, its own virtualenv and loader, the same
-number of customers) and the ceiling app (one raw SQLite query per detail
-request) are measured with the same worker count. Each figure is the median of
+number of customers), the Django floor (``django_floor.py``: Django with no
+middleware, one URL and one raw SQLite query per detail request) and the
+ceiling app (the same query under bare WSGI) are measured with the same worker
+count. ``--server production`` serves every app as ``gunicorn.conf.py``
+serves this project (its worker class, workers and threads, keep-alive) instead
+of ``sync`` workers. Each figure is the median of
 ``--runs`` runs; apps are interleaved per run so that noise hits them alike.
 
 Results go to ``bench/results/`` (git-ignored) as JSON and Markdown; the table
@@ -18,6 +22,7 @@ is also printed. See docs/benchmarks.md.
 import argparse
 import json
 import os
+import runpy
 import secrets
 import shutil
 import socket
@@ -79,14 +84,25 @@ def git_commit():
 class Server:
     """A gunicorn process on a free loopback port, stopped on exit."""
 
-    def __init__(self, name, app, workers, env, cwd, gunicorn, timeout=120):
+    def __init__(self, name, app, workers, env, cwd, gunicorn, timeout=120, production=None):
         self.name = name
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        if production is None:
+            worker = ["--workers", str(workers), "--worker-class", "sync"]
+        else:
+            # This project reads the file itself (max_requests and all); the others get its worker settings.
+            config = ["--config", str(ROOT / "gunicorn.conf.py")] if name == "ours" else []
+            worker = [
+                *config,
+                "--workers", str(production["workers"]),
+                "--worker-class", production["worker_class"],
+                "--threads", str(production["threads"]),
+                "--keep-alive", str(production["keepalive"]),
+            ]  # fmt: skip
         cmd = [
             str(gunicorn),
-            "--workers", str(workers),
-            "--worker-class", "sync",
+            *worker,
             "--bind", f"127.0.0.1:{self.port}",
             "--log-level", "warning",
             "--timeout", str(timeout),
@@ -120,6 +136,12 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
         self.log_file.close()
+
+
+def production_server_settings():
+    """The worker settings of ``gunicorn.conf.py`` (with this environment's ``GUNICORN_*`` values)."""
+    config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    return {name: config[name] for name in ("workers", "worker_class", "threads", "keepalive")}
 
 
 def wrk(url, *, duration, connections, threads, token="", method="GET", timeout="30s"):
@@ -309,7 +331,9 @@ def endpoints(info, page_size=50):
     return rows
 
 
-LIKE_FOR_LIKE = {"detail", "search_selective", "interactions_by_customer", "create"}
+# The like-for-like rows and their targets against the reference (issue 17: detail and create at
+# parity, beside an authenticating and rate-limiting stack; search and interactions at 1.5x).
+LIKE_FOR_LIKE = {"detail": "1.0x", "search_selective": "1.5x", "interactions_by_customer": "1.5x", "create": "1.0x"}
 
 
 def median_of(samples, key):
@@ -330,14 +354,27 @@ def summarise(samples):
     }
 
 
+def rate(numerator, denominator):
+    """numerator / denominator, or None when either is missing or the denominator is 0 (a run with no answers)."""
+    return numerator / denominator if numerator is not None and denominator else None
+
+
 def fmt(value, digits=1):
     return "—" if value is None else f"{value:,.{digits}f}"
 
 
 def render_table(meta, results, notes):
+    production = meta.get("production")
+    if production:
+        serving = (
+            f"gunicorn as gunicorn.conf.py serves (ours with the file itself): {production['workers']} "
+            f"{production['worker_class']} workers x {production['threads']} thread(s), keep-alive {production['keepalive']} s, each"
+        )
+    else:
+        serving = f"gunicorn {meta['workers']} sync workers each"
     lines = [
         f"Dataset: {meta['customers']:,} customers ({meta['database']}), reference on SQLite with the same "
-        f"customer count; gunicorn {meta['workers']} sync workers each; wrk -t{meta['threads']} "
+        f"customer count; {serving}; load average {meta['load'][0]:.2f} at the end; wrk -t{meta['threads']} "
         f"-c{meta['connections']} -d{meta['duration']}s; median of {meta['runs']} runs; commit {meta['commit']}; "
         f"{meta['started']}.",
         "",
@@ -350,20 +387,32 @@ def render_table(meta, results, notes):
             lines.append(f"| {row['label']} | skipped: {row['note']} | | | | | | |")
             continue
         ratio = ours["rps"] / ref["rps"] if ref and ref["rps"] else None
-        mark = " **" if row["key"] in LIKE_FOR_LIKE else ""
+        target = LIKE_FOR_LIKE.get(row["key"])
         lines.append(
             f"| {row['label']} | {fmt(ours['rps'])} | {fmt(ours['p50_ms'], 2)} | {fmt(ours['p99_ms'], 2)} | "
             f"{fmt(ref['rps'] if ref else None)} | {fmt(ref['p50_ms'] if ref else None, 2)} | "
-            f"{fmt(ref['p99_ms'] if ref else None, 2)} | {fmt(ratio, 2) + 'x' if ratio else '—'}{mark.strip() and ' (target 1.5x)'} |"
+            f"{fmt(ref['p99_ms'] if ref else None, 2)} | {fmt(ratio, 2) + 'x' if ratio else '—'}{f' (target {target})' if target else ''} |"
         )
     ceiling = meta.get("ceiling")
+    floor = meta.get("floor")
     detail = next((row for row in results if row["key"] == "detail"), None)
+    flask_rps = ((detail or {}).get("reference") or {}).get("rps")
+    if floor and detail and detail["ours"]:
+        lines += [
+            "",
+            f"Django floor (no middleware, one URL, one raw SQLite query, {floor['table']}): detail "
+            f"{fmt(floor['rps'])} req/s, p50 {fmt(floor['p50_ms'], 2)} ms. Ours/floor on detail: "
+            f"{fmt(rate(detail['ours']['rps'], floor['rps']), 2)} (target 0.6); ours/Flask: "
+            f"{fmt(rate(detail['ours']['rps'], flask_rps), 2)}x (target 1.0x); "
+            f"Flask/floor: {fmt(rate(flask_rps, floor['rps']), 2)}.",
+        ]
     if ceiling and detail and detail["ours"]:
         lines += [
             "",
             f"Ceiling (bare WSGI, one raw SQLite query, {ceiling['table']}): detail {fmt(ceiling['rps'])} req/s, "
-            f"p50 {fmt(ceiling['p50_ms'], 2)} ms. Ours/ceiling on detail: {detail['ours']['rps'] / ceiling['rps']:.2f}; "
-            f"Flask/ceiling: {(detail['reference'] or {}).get('rps', 0) / ceiling['rps']:.2f}.",
+            f"p50 {fmt(ceiling['p50_ms'], 2)} ms. Ours/ceiling on detail: "
+            f"{fmt(rate(detail['ours']['rps'], ceiling['rps']), 2)}; "
+            f"Flask/ceiling: {fmt(rate(flask_rps, ceiling['rps']), 2)}.",
         ]
     errors = [
         f"{row['label']}: {row['ours']['non_2xx']} non-2xx, {row['ours']['socket_errors']} socket errors"
@@ -391,6 +440,13 @@ def main():
     parser.add_argument("--reference-dir", default=os.environ.get("BENCH_REFERENCE_DIR", str(DEFAULT_REFERENCE)))
     parser.add_argument("--reference-venv", default=os.environ.get("BENCH_REFERENCE_VENV", "/tmp/flaskref"))
     parser.add_argument("--no-reference", action="store_true", help="measure only this project")
+    parser.add_argument(
+        "--server",
+        choices=["sync", "production"],
+        default="sync",
+        help="sync: --workers sync workers for every app (default); production: every app with the worker "
+        "settings of gunicorn.conf.py (threaded workers, keep-alive), ours with the file itself",
+    )
     parser.add_argument("--rebuild", action="store_true", help="rebuild the datasets even if they exist")
     args = parser.parse_args()
 
@@ -408,16 +464,23 @@ def main():
     if use_reference:
         ref_venv, ref_path = prepare_reference(args, reference)
 
+    production = production_server_settings() if args.server == "production" else None
     servers = []
     try:
-        ours = Server("ours", "crm_site.wsgi:application", args.workers, env, ROOT, GUNICORN)
+        ours = Server("ours", "crm_site.wsgi:application", args.workers, env, ROOT, GUNICORN, production=production)
         servers.append(ours)
         ours.wait_ready("/api/health")
-        flask = ceiling = None
+        flask = ceiling = floor = None
         if use_reference:
             flask_env = {**os.environ, "SEED_DB": str(ref_path)}
             flask = Server(
-                "flask", "app:app", args.workers, flask_env, reference / "flask_original", ref_venv / "bin" / "gunicorn"
+                "flask",
+                "app:app",
+                args.workers,
+                flask_env,
+                reference / "flask_original",
+                ref_venv / "bin" / "gunicorn",
+                production=production,
             )
             servers.append(flask)
             flask.wait_ready("/api/health")
@@ -427,9 +490,23 @@ def main():
             else:
                 ceiling_env = {**os.environ, "CEILING_DB": str(ref_path), "CEILING_TABLE": "customers"}
                 ceiling_table = "customers (the reference's SQLite file; this run's data is on PostgreSQL)"
-            ceiling = Server("ceiling", "ceiling_app:app", args.workers, ceiling_env, reference, GUNICORN)
+            ceiling = Server(
+                "ceiling", "ceiling_app:app", args.workers, ceiling_env, reference, GUNICORN, production=production
+            )
             servers.append(ceiling)
             ceiling.wait_ready(f"/api/customers/{info['unique_id']}")
+            # The same file and table as the ceiling, under Django with nothing of its own (this project's Django).
+            floor_env = {
+                **os.environ,
+                "FLOOR_DB": ceiling_env["CEILING_DB"],
+                "FLOOR_TABLE": ceiling_env["CEILING_TABLE"],
+                "DJANGO_SETTINGS_MODULE": "",
+            }
+            floor = Server(
+                "floor", "django_floor:application", args.workers, floor_env, reference, GUNICORN, production=production
+            )
+            servers.append(floor)
+            floor.wait_ready(f"/api/customers/{info['unique_id']}")
 
         plan = endpoints(info)
         if args.only:
@@ -448,7 +525,7 @@ def main():
         skipped = {row[0] for row in plan} - {row[0] for row in active}
 
         samples = {key: {"ours": [], "reference": []} for key, *_ in active}
-        ceiling_samples = []
+        ceiling_samples, floor_samples = [], []
         common = {"duration": args.duration, "connections": args.connections, "threads": args.threads}
         for run_number in range(1, args.runs + 1):
             for key, label, path, ref_path_url, method in active:
@@ -457,6 +534,7 @@ def main():
                 if flask and ref_path_url:
                     samples[key]["reference"].append(wrk(flask.base + ref_path_url, method=method, **common))
             if ceiling and any(key == "detail" for key, *_ in active):
+                floor_samples.append(wrk(f"{floor.base}/api/customers/{info['unique_id']}", **common))
                 ceiling_samples.append(wrk(f"{ceiling.base}/api/customers/{info['unique_id']}", **common))
     finally:
         for server in servers:
@@ -486,14 +564,20 @@ def main():
         "commit": git_commit(),
         "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "load": os.getloadavg(),
+        "server": args.server,
+        "sqlite_synchronous": os.environ.get("DJANGO_SQLITE_SYNCHRONOUS") or "FULL",
     }
     if ceiling_samples:
         meta["ceiling"] = {**summarise(ceiling_samples), "table": ceiling_table}
+        meta["floor"] = {**summarise(floor_samples), "table": ceiling_table}
+    if production:
+        meta["production"] = production
     notes.append("Flask lists return every row (no paging): its list and search figures are for the whole result")
-    table = render_table(meta, results, notes)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    stem = RESULTS / f"{stamp}-{args.db}-{args.customers}"
+    stem = RESULTS / f"{stamp}-{args.db}-{args.customers}-{args.server}"
+    # The raw figures first: they are kept even if the table cannot be made of them.
     stem.with_suffix(".json").write_text(json.dumps({"meta": meta, "results": results, "notes": notes}, indent=2))
+    table = render_table(meta, results, notes)
     stem.with_suffix(".md").write_text(table + "\n")
     print(table)
     log(f"written {stem}.json and .md")

@@ -107,6 +107,11 @@ class PreparedValues:
         if not self.positions:
             raise ValueError("The query does not use the primary key it was built with.")
         self.using = using
+        # What results_iter() works out on every call, once: the selected expressions' converters.
+        fields = [selected[0] for selected in self.compiler.select[0 : self.compiler.col_count]]
+        if self.compiler.has_composite_fields(fields):
+            raise ValueError("Composite primary keys are not supported.")
+        self.converters = self.compiler.get_converters(fields)
 
     def get(self, pk):
         """The row's values as a tuple, or None when there is no such row."""
@@ -118,7 +123,9 @@ class PreparedValues:
             row = cursor.fetchone()
         if row is None:
             return None
-        return next(iter(self.compiler.results_iter(results=[[row]], tuple_expected=True)))
+        if self.converters:
+            row = next(self.compiler.apply_converters([row], self.converters))
+        return tuple(row)
 
 
 # Detail readers: how a viewset reads the one record of a detail request.

@@ -1,6 +1,55 @@
+"""The API's own middleware, and the browser middleware that bearer API requests pass by.
+
+Django's session, authentication and messages middleware serve signed-in
+browsers (the admin, the browsable API). A request to ``/api/`` that presents a
+bearer token is authenticated by that token alone: the bearer scheme comes
+first in DRF's authentication classes and, once its prefix is present, either
+signs the user in or refuses the request, so the session is never read. Such a
+request passes by those three (subclasses of Django's, which the admin's checks
+look for); any other request, a bearer header outside ``/api/`` included, goes
+through them as before. CSRF protection, the language, the history's request and
+the security headers apply to every request alike.
+"""
+
 from django.conf import settings
+from django.contrib.auth import middleware as auth
+from django.contrib.messages import middleware as messages
+from django.contrib.sessions import middleware as sessions
+from knox.settings import knox_settings
+from rest_framework.authentication import get_authorization_header
 
 from .exceptions import error_response
+
+API_PREFIX = "/api/"
+
+
+def bearer_api_request(request):
+    """Whether ``request`` is to the API with a bearer token (as knox reads the header: its first word)."""
+    if not request.path_info.startswith(API_PREFIX) or "HTTP_AUTHORIZATION" not in request.META:
+        return False
+    words = get_authorization_header(request).split()
+    return bool(words) and words[0].lower() == knox_settings.AUTH_HEADER_PREFIX.encode().lower()
+
+
+class _BrowserOnly:
+    """Mixed into a Django middleware: bearer API requests go straight on to the next one."""
+
+    def __call__(self, request):
+        if bearer_api_request(request):
+            return self.get_response(request)
+        return super().__call__(request)
+
+
+class SessionMiddleware(_BrowserOnly, sessions.SessionMiddleware):
+    pass
+
+
+class AuthenticationMiddleware(_BrowserOnly, auth.AuthenticationMiddleware):
+    pass
+
+
+class MessageMiddleware(_BrowserOnly, messages.MessageMiddleware):
+    pass
 
 
 class RequestBodyLimitMiddleware:

@@ -40,6 +40,7 @@ from django.core.cache.backends.db import DatabaseCache
 from django.core.cache.backends.redis import RedisCache
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
+from redis import exceptions as redis_errors
 from redis.exceptions import RedisError
 from rest_framework import exceptions, throttling
 from rest_framework.settings import api_settings
@@ -180,8 +181,13 @@ return {1, current, previous}
 class _RedisCounters:
     """The counters on Redis, under the same keys and values as through Django's cache.
 
-    One script call per request over a connection kept per process, where
+    One script call per request over a connection of the process's pool, where
     Django's Redis cache would make a client per call and take four round trips.
+    The call goes straight to the pooled connection (one ``EVALSHA``, its reply
+    read back): redis-py's client and script objects wrap the same exchange in
+    command parsing and retry layers that cost more than the round trip itself
+    (see docs/benchmarks.md). A script the server has forgotten (a restart,
+    ``SCRIPT FLUSH``) is loaded again.
     """
 
     def __init__(self, cache, script):
@@ -189,12 +195,33 @@ class _RedisCounters:
         self.script = script
 
     def hit(self, current_key, previous_key, weight, limit, timeout):
-        keys = [self.cache.make_key(current_key), self.cache.make_key(previous_key)]
+        args = (self.cache.make_key(current_key), self.cache.make_key(previous_key), repr(weight), limit, timeout)
         try:
-            fits, current, previous = self.script(keys=keys, args=[repr(weight), limit, timeout, _EPSILON])
+            fits, current, previous = self._evalsha(args)
         except RedisError as exc:
             raise CountersUnavailable(str(exc)) from exc
         return bool(fits), current, previous
+
+    def _evalsha(self, args):
+        pool = self.script.registered_client.connection_pool
+        command = ("EVALSHA", self.script.sha, 2, *args, _EPSILON)
+        # The pool hands out a connection that the server has closed (a restart) reconnected.
+        connection = pool.get_connection()
+        try:
+            connection.send_packed_command(connection.pack_command(*command), check_health=False)
+            try:
+                return connection.read_response()
+            except redis_errors.NoScriptError:
+                connection.send_command("SCRIPT", "LOAD", self.script.script)
+                connection.read_response()
+                connection.send_packed_command(connection.pack_command(*command), check_health=False)
+                return connection.read_response()
+        except RedisError:
+            # Whatever the connection holds (a reply half read) goes with it.
+            connection.disconnect()
+            raise
+        finally:
+            pool.release(connection)
 
     def ping(self):
         try:

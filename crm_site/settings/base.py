@@ -111,16 +111,18 @@ MIDDLEWARE = [
     "core.api.middleware.RequestBodyLimitMiddleware",
     "core.api.throttling.RateLimitHeadersMiddleware",
     "corsheaders.middleware.CorsMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Django's session, authentication and messages middleware, passed by on bearer API requests
+    # (which the token alone authenticates; see core/api/middleware.py).
+    "core.api.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "core.api.middleware.AuthenticationMiddleware",
     # The admin's dates and times in the user's time zone (their preferences).
     "core.timezones.UserTimeZoneMiddleware",
     # Records who made each change (admin, API, imports) in the models' history.
     "simple_history.middleware.HistoryRequestMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "core.api.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 

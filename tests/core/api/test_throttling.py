@@ -13,7 +13,7 @@ from django.db import connection, connections
 from knox.models import get_token_model
 from rest_framework.test import APIClient, APIRequestFactory
 
-from core.api.throttling import UserThrottle
+from core.api.throttling import UserThrottle, _redis_script
 from tests.factories import PASSWORD, ManagerFactory, StaffFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -174,6 +174,43 @@ def test_forwarded_for_header_does_not_reset_the_address_count(rates):
     )
 
     _assert_throttled(response)
+
+
+@pytest.fixture
+def redis_rates(rates, shared_cache):
+    if shared_cache != "redis":
+        pytest.skip("Redis only")
+    return rates
+
+
+def test_a_script_the_server_forgot_is_loaded_again(redis_rates):
+    redis_rates(user="3/minute")
+    client = _client_for(ManagerFactory())
+    assert client.get("/api/customers").status_code == 200
+    redis.Redis.from_url(REDIS_URL).script_flush()
+
+    statuses = [client.get("/api/customers").status_code for _ in range(3)]
+
+    assert statuses == [200, 200, 429]
+
+
+def test_a_dropped_connection_is_replaced_and_the_request_counted(redis_rates, shared_cache):
+    redis_rates(user="3/minute")
+    user = ManagerFactory()
+    client = _client_for(user)
+    assert client.get("/api/customers").status_code == 200
+    # The server drops the process's connections to it, as when it restarts (only these: Redis is shared).
+    pool = _redis_script(REDIS_URL).registered_client.connection_pool
+    addresses = [":".join(map(str, connection._sock.getsockname()[:2])) for connection in pool._available_connections]
+    assert addresses
+    admin = redis.Redis.from_url(REDIS_URL)
+    for address in addresses:
+        admin.client_kill(address)
+
+    assert [client.get("/api/customers").status_code for _ in range(3)] == [200, 200, 429]
+    window = int(time.time() // 60)
+    counts = [_stored(shared_cache, f"throttle_user_{user.pk}:{w}")[0] for w in (window - 1, window)]
+    assert sum(counts) == 3
 
 
 # Nothing listens on port 9 here: the connection is refused at once.

@@ -1,0 +1,247 @@
+#!/usr/bin/env python3
+"""Where the time of one API request goes: the WSGI application called in process, no network.
+
+    DATABASE_URL=sqlite:///bench/results/data/crm-10000.db .venv/bin/python bench/request_profile.py
+    DATABASE_URL=... .venv/bin/python bench/request_profile.py --request create --profile 20
+
+Runs under the production settings (as ``bench/run.py`` serves them: rate limits on, counted in
+Redis at ``REDIS_URL``, default ``redis://127.0.0.1:6379/5``; the access-log line written, to
+/dev/null) against a migrated database with customers (``bench/run.py`` builds one). Sends
+``--requests`` requests to ``crm_site.wsgi.application`` with a bearer token, as gunicorn would
+(an environ, ``start_response``, the body joined), and prints the CPU time per request (best and
+median of ``--runs``) and, with ``--profile N``, the N costliest functions of a cProfile run and the
+share of each part of the stack (by the file each function's own time is spent in; CPU time of this
+process by default, ``--clock wall`` to include the waits).
+"""
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import secrets
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SETTINGS = {
+    "DJANGO_SETTINGS_MODULE": "crm_site.settings.production",
+    "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+    "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+    "DJANGO_SECURE_SSL_REDIRECT": "false",
+    "DJANGO_LOG_LEVEL": "WARNING",
+    "DJANGO_THROTTLE_USER": "100000000/minute",
+    "DJANGO_THROTTLE_ANON": "100000000/minute",
+    "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5"),
+}
+
+# Parts of the stack, by the path of the file a function is in (first match wins).
+PARTS = [
+    ("project code", (str(ROOT) + "/",)),
+    ("DRF", ("/rest_framework/",)),
+    ("knox", ("/knox/",)),
+    ("corsheaders, whitenoise, simple_history", ("/corsheaders/", "/whitenoise/", "/simple_history/")),
+    ("Django ORM and database backends", ("/django/db/",)),
+    ("Django URL resolving", ("/django/urls/",)),
+    (
+        "Django request, response, handler, middleware",
+        ("/django/core/handlers/", "/django/http/", "/django/middleware/"),
+    ),
+    ("Django (other)", ("/django/",)),
+    ("Redis client", ("/redis/",)),
+    ("logging, json", ("/logging/", "/json/")),
+    ("asgiref (thread-local context)", ("/asgiref/",)),
+]
+
+
+# Steps of a request, by the function that does each (cumulative time; nested steps are not
+# subtracted from their parents, so the list reads top-down): (label, file ending, function).
+STEPS = [
+    ("the whole request (WSGI handler)", "django/core/handlers/wsgi.py", "__call__"),
+    ("  URL resolving", "django/core/handlers/base.py", "resolve_request"),
+    ("  the view (DRF dispatch, from the request's wrapping to the response)", "rest_framework/views.py", "dispatch"),
+    ("    bearer authentication (token and user, one query)", "knox/auth.py", "authenticate"),
+    ("    rate limit (one Redis script call)", "rest_framework/views.py", "check_throttles"),
+    ("    content negotiation", "rest_framework/views.py", "perform_content_negotiation"),
+    ("    detail: the record's read (one query)", "core/api/viewsets.py", "get_object"),
+    ("    detail: the serializer's representation", "rest_framework/serializers.py", "data"),
+    ("    ETag", "core/api/conditional.py", "compute_etag"),
+    ("    create: validation (serializer is_valid)", "rest_framework/serializers.py", "is_valid"),
+    ("    create: the save (row, history, event, company link)", "core/api/viewsets.py", "_save"),
+    ("    create: the answer's read-back with summary figures", "core/api/viewsets.py", "_read_summary"),
+    ("    create: COMMIT", "django/db/backends/base/base.py", "commit"),
+    ("  rendering the envelope", "rest_framework/response.py", "rendered_content"),
+    ("  the access-log line", "logging/__init__.py", "info"),
+]
+
+
+def steps_of(stats):
+    """(label, seconds) of each step in ``STEPS`` that ran."""
+    found = []
+    for label, ending, function in STEPS:
+        # The outermost of same-named functions in one file (Serializer.data calls BaseSerializer.data).
+        seconds = max(
+            (
+                entry[3]
+                for (filename, _line, name), entry in stats.stats.items()
+                if name == function and filename.endswith(ending)
+            ),
+            default=0,
+        )
+        if seconds:
+            found.append((label, seconds))
+    return found
+
+
+def part_of(filename):
+    if filename.startswith("~") or filename.startswith("<"):
+        return "C built-ins (sqlite3, hashing, socket I/O, orjson...)"
+    if "/site-packages/" in filename:
+        filename = filename.split("/site-packages", 1)[1]
+    for name, needles in PARTS:
+        if any(needle in filename for needle in needles):
+            return name
+    return "Python standard library (other)"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--request", choices=["detail", "create"], default="detail")
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--profile", type=int, default=0, help="show the N costliest functions (cProfile)")
+    parser.add_argument("--sort", default="tottime", help="cProfile order of the functions shown (tottime, cumulative)")
+    parser.add_argument(
+        "--clock",
+        choices=["cpu", "wall"],
+        default="cpu",
+        help="what the profile counts: this process's CPU time (default; waits for Redis or the disk, and "
+        "other processes' load, left out) or wall-clock time",
+    )
+    args = parser.parse_args()
+    if not os.environ.get("DATABASE_URL"):
+        raise SystemExit("set DATABASE_URL to a migrated database with customers (bench/run.py builds one)")
+    for name, value in SETTINGS.items():
+        os.environ.setdefault(name, value)
+
+    import django
+
+    django.setup()
+    import logging
+
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from knox.models import get_token_model
+
+    from crm_site.wsgi import application
+    from customers.models import Customer
+
+    # The access log is written, as in production, to a stream nobody reads.
+    sink = open(os.devnull, "w")  # noqa: SIM115 - for the process's lifetime
+    for handler in logging.getLogger("crm.access").handlers:
+        handler.setStream(sink)
+
+    user, _ = get_user_model().objects.get_or_create(username="bench-profile")
+    user.groups.add(Group.objects.get(name="Sales manager"))
+    _, token = get_token_model().objects.create(user)
+    customer_id = Customer.objects.order_by("pk").values_list("pk", flat=True)[Customer.objects.count() // 2]
+    counter = iter(range(10**9))
+
+    def environ():
+        env = {
+            "REQUEST_METHOD": "GET",
+            "SCRIPT_NAME": "",
+            "PATH_INFO": f"/api/customers/{customer_id}",
+            "QUERY_STRING": "",
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "8000",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "127.0.0.1",
+            "HTTP_HOST": "127.0.0.1:8000",
+            "HTTP_AUTHORIZATION": f"Bearer {token}",
+            "HTTP_ACCEPT": "application/json",
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(b""),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": False,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+        }
+        if args.request == "create":
+            n = next(counter)
+            body = (
+                f'{{"name":"Profile Customer {n}","company":"Bench Co","email":"profile-{os.getpid()}-{time.time_ns()}'
+                f'-{n}@example.com","phone":"13800138000","status":"lead"}}'
+            ).encode()
+            env.update(
+                REQUEST_METHOD="POST",
+                PATH_INFO="/api/customers",
+                CONTENT_TYPE="application/json",
+                CONTENT_LENGTH=str(len(body)),
+            )
+            env["wsgi.input"] = io.BytesIO(body)
+        return env
+
+    expected = "201" if args.request == "create" else "200"
+    statuses = []
+
+    def start_response(status, headers, exc_info=None):
+        statuses.append(status)
+
+    def one():
+        result = application(environ(), start_response)
+        b"".join(result)
+        if hasattr(result, "close"):
+            result.close()
+
+    for _ in range(50):
+        one()
+    if not statuses[-1].startswith(expected):
+        raise SystemExit(f"unexpected answer: {statuses[-1]}")
+
+    cpu, wall = [], []
+    for _ in range(args.runs):
+        started_cpu, started_wall = time.process_time(), time.perf_counter()
+        for _ in range(args.requests):
+            one()
+        cpu.append((time.process_time() - started_cpu) / args.requests * 1e6)
+        wall.append((time.perf_counter() - started_wall) / args.requests * 1e6)
+    bad = [status for status in statuses if not status.startswith(expected)]
+    print(f"{args.request}: {args.requests} requests x {args.runs} runs, {len(bad)} unexpected answers")
+    print(f"  CPU per request:  best {min(cpu):.0f} us, median {statistics.median(cpu):.0f} us")
+    print(f"  wall per request: best {min(wall):.0f} us, median {statistics.median(wall):.0f} us")
+    print(f"  load average: {' '.join(f'{value:.2f}' for value in os.getloadavg())}")
+
+    if args.profile:
+        profiler = cProfile.Profile(time.process_time if args.clock == "cpu" else time.perf_counter)
+        profiler.enable()
+        for _ in range(args.requests):
+            one()
+        profiler.disable()
+        stats = pstats.Stats(profiler)
+        total = sum(entry[2] for entry in stats.stats.values())
+        parts = defaultdict(float)
+        for (filename, _line, _name), entry in stats.stats.items():
+            parts[part_of(filename)] += entry[2]
+        print(f"\nOwn {args.clock} time by part of the stack (cProfile, {args.requests} requests):")
+        for name, seconds in sorted(parts.items(), key=lambda item: -item[1]):
+            print(f"  {seconds / total * 100:5.1f} %  {name}")
+        steps = steps_of(stats)
+        whole = steps[0][1] if steps else total
+        print(f"\nSteps ({args.clock} time, cumulative, share of the whole request):")
+        for label, seconds in steps:
+            print(f"  {seconds / whole * 100:5.1f} %  {seconds / args.requests * 1e6:7.0f} us  {label}")
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats(args.sort).print_stats(args.profile)
+        print(out.getvalue())
+        calls = sum(entry[1] for entry in stats.stats.values()) / args.requests
+        print(f"Function calls per request: {calls:.0f}")
+
+
+if __name__ == "__main__":
+    main()
