@@ -26,6 +26,7 @@ from contextlib import contextmanager
 
 from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
+from django.dispatch import Signal
 
 from core import access, changesets, events
 from core.history import batched_delete_history
@@ -214,6 +215,11 @@ def trial(dry_run):
             transaction.set_rollback(True)
 
 
+# Sent in a merge's transaction once it is done (sender: the model; survivor, merged_ids, user), for
+# what other apps keep about records (the duplicates' pairs).
+merged = Signal()
+
+
 def merge_records(model, fields, movers, survivor, others, *, choices=None, user, versions=None):
     """The whole of one merge, in one transaction: what each model's merge service runs.
 
@@ -241,6 +247,7 @@ def merge_records(model, fields, movers, survivor, others, *, choices=None, user
         note_merge(survivor, others)
         survivor.save()
         del survivor._change_reason
+        merged.send(model, survivor=survivor, merged_ids=merged_ids, user=user)
         # In the shape of every event's changes ({field: {"old", "new"}}).
         events.record(
             survivor, "merged", {"merged_ids": {"old": None, "new": merged_ids}, "moved": {"old": None, "new": moved}}

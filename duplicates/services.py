@@ -11,6 +11,7 @@ decision through every rebuild.
 from collections import defaultdict
 
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from core import access
@@ -154,15 +155,22 @@ def rebuild(kind, *, progress=None):
         ]
         for start in range(0, len(stale), CHUNK):
             DuplicateCandidate.objects.filter(pk__in=stale[start : start + CHUNK]).delete()
-        new, refreshed = [], []
+        new, refreshed, reopened = [], [], []
         for (a, b), (score, reasons) in found.items():
             if (a, b) not in existing:
                 new.append(DuplicateCandidate(kind=kind, a_id=a, b_id=b, score=score, reasons=reasons))
             elif existing[(a, b)][1] == DuplicateCandidate.Status.OPEN:
                 refreshed.append(DuplicateCandidate(pk=existing[(a, b)][0], score=score, reasons=reasons))
+            elif existing[(a, b)][1] == DuplicateCandidate.Status.MERGED:
+                # Both records are back (the merge was undone): the pair is open again.
+                reopened.append(existing[(a, b)][0])
         # A pair the API found meanwhile is already there: left as it is.
         DuplicateCandidate.objects.bulk_create(new, batch_size=CHUNK, ignore_conflicts=True)
         DuplicateCandidate.objects.bulk_update(refreshed, ["score", "reasons"], batch_size=CHUNK)
+        for start in range(0, len(reopened), CHUNK):
+            DuplicateCandidate.objects.filter(pk__in=reopened[start : start + CHUNK]).update(
+                status=DuplicateCandidate.Status.OPEN, decided_by=None, decided_at=None
+            )
         open_count = DuplicateCandidate.objects.filter(kind=kind, status=DuplicateCandidate.Status.OPEN).count()
     return {
         "records": records,
@@ -319,6 +327,18 @@ def open_candidates_of(kind, record_id, user):
         .visible_to(user)
         .order_by("-score", "id")
     )
+
+
+def record_merge(sender, *, survivor, merged_ids, user, **kwargs):
+    """After a merge (``core.merges.merged``): the pairs among the merged records are merged, and the
+    other pairs of the records merged away go (the next rebuild compares the survivor as it is now)."""
+    kind = next(kind for kind, model in models_by_kind().items() if model is sender)
+    ids = [survivor.pk, *merged_ids]
+    pairs = DuplicateCandidate.objects.filter(kind=kind)
+    pairs.filter(a_id__in=ids, b_id__in=ids).update(
+        status=DuplicateCandidate.Status.MERGED, decided_by=user, decided_at=timezone.now()
+    )
+    pairs.filter(Q(a_id__in=merged_ids) | Q(b_id__in=merged_ids)).exclude(a_id__in=ids, b_id__in=ids).delete()
 
 
 def merge_url(kind, ids, site_name="admin"):

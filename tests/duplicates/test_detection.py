@@ -119,3 +119,28 @@ def test_the_nightly_job_rebuilds_both_kinds():
     counts = rebuild_duplicates.call_local()
     assert counts["customer"]["open"] == 1
     assert counts["company"]["open"] == 0
+
+
+def test_a_merge_settles_its_pair_and_its_undo_lets_the_rebuild_open_it_again():
+    from core.changesets import undo
+    from customers.services import merge_customers
+
+    manager = ManagerFactory()
+    company = CompanyFactory(name="Acme")
+    a = CustomerFactory(name="John Smith", company=company, phone="")
+    b = CustomerFactory(name="Jon Smith", company=company, phone="")
+    c = CustomerFactory(name="Jon Smyth", company=company, phone="")
+    services.rebuild(Kind.CUSTOMER)
+    assert {(a.pk, b.pk), (b.pk, c.pk)} <= open_pairs()
+
+    result = merge_customers(a, [b], user=manager)
+
+    pair = DuplicateCandidate.objects.get(a_id=a.pk, b_id=b.pk)
+    assert (pair.status, pair.decided_by) == (DuplicateCandidate.Status.MERGED, manager)
+    # A pair of the record merged away is gone; the survivor's are the next rebuild's.
+    assert not DuplicateCandidate.objects.filter(a_id=b.pk, b_id=c.pk).exists()
+    assert all(b.pk not in pair for pair in open_pairs())
+
+    undo(result["changeset"], manager)
+    services.rebuild(Kind.CUSTOMER)
+    assert {(a.pk, b.pk), (b.pk, c.pk)} <= open_pairs()
