@@ -31,16 +31,19 @@ def delete_customer(customer):
     return {"customers": 1, **counts}
 
 
-def reassign_customers(customers, owner):
+def reassign_customers(customers, owner, *, dry_run=False):
     """Give ``customers`` to ``owner``, recording each change in the history; return the counts.
 
     Interactions and opportunities belong to their customer's owner, so they
     follow without being written; the count of open opportunities that moved is
     the customers' ``open_opportunity_count`` figure. Customers that already
-    belong to ``owner`` are left alone. One changeset of kind "reassign" (undoable).
+    belong to ``owner`` are left alone. One changeset of kind "reassign" (undoable), in the
+    answer's ``changeset``; a dry run writes nothing and gives the changeset it would make.
     """
     user = current_history_user()
-    with changesets.recording("reassign", user=user, label=f"Reassign to {owner}", source={"owner_id": owner.pk}):
+    with changesets.recording(
+        "reassign", user=user, label=f"Reassign to {owner}", source={"owner_id": owner.pk}, dry_run=dry_run
+    ) as changeset:
         # Locked by primary key: the caller's queryset may carry joins and annotations.
         moving = list(Customer.objects.filter(pk__in=customers.values("pk")).exclude(owner=owner).select_for_update())
         now = timezone.now()
@@ -51,7 +54,7 @@ def reassign_customers(customers, owner):
         ids = [customer.pk for customer in moving]
         moved = Customer.objects.filter(pk__in=ids).with_summary("open_opportunity_count")
         open_opportunities = moved.aggregate(total=Sum("open_opportunity_count"))["total"] if ids else 0
-    return {"customers": len(moving), "open_opportunities": open_opportunities or 0}
+    return {"customers": len(moving), "open_opportunities": open_opportunities or 0, "changeset": changeset}
 
 
 def link_companies(customers):

@@ -4,6 +4,7 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from core.api.changesets import changeset_answer, dry_run_query, dry_run_requested
 from core.api.exports import ExportMixin
 from core.api.history import HistoryMixin
 from core.api.merges import MERGE_QUERY, MergeMixin, MergeSerializer, merge_response_schema
@@ -36,6 +37,14 @@ REASSIGNED = {
         "owner_id": {"type": "integer"},
         "from_owner_id": {"type": "integer", "nullable": True},
         "to_owner_id": {"type": "integer"},
+        "dry_run": {"type": "boolean"},
+        "changeset": {
+            "type": "object",
+            "nullable": True,
+            "description": "The reassign's changeset (`id`, `kind`, `label`, `counts`; undo it with "
+            "`POST /api/changesets/{id}/undo`), null when nothing moved; with `?dry_run=true` the one it would "
+            "make, with its `rows`.",
+        },
     },
 }
 
@@ -87,25 +96,42 @@ class CustomerViewSet(HistoryMixin, ExportMixin, MergeMixin, CRMModelViewSet):
         page = self.paginate_queryset(timeline_queryset(customer.pk))
         return self.get_paginated_response(timeline_entries(page))
 
-    @extend_schema(operation_id="customers_reassign", request=ReassignSerializer, responses={200: REASSIGNED})
+    @extend_schema(
+        operation_id="customers_reassign",
+        request=ReassignSerializer,
+        responses={200: REASSIGNED},
+        parameters=dry_run_query("the reassign"),
+    )
     @action(detail=True, methods=["post"], url_path="reassign", permission_classes=[IsManager], filter_backends=[])
     def reassign(self, request, pk=None):
         """Give one customer (and so its interactions and opportunities) to another owner. Managers only."""
         customer = self.get_object()
         serializer = ReassignSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        counts = reassign_customers(Customer.objects.filter(pk=customer.pk), serializer.validated_data["owner_id"])
-        return Response({"id": customer.pk, "owner_id": serializer.validated_data["owner_id"].pk, **counts})
+        owner = serializer.validated_data["owner_id"]
+        return Response({"id": customer.pk, "owner_id": owner.pk, **self._reassign(request, [customer.pk], owner)})
 
-    @extend_schema(operation_id="customers_reassign_all", request=BulkReassignSerializer, responses={200: REASSIGNED})
+    @extend_schema(
+        operation_id="customers_reassign_all",
+        request=BulkReassignSerializer,
+        responses={200: REASSIGNED},
+        parameters=dry_run_query("the reassign"),
+    )
     @action(detail=False, methods=["post"], url_path="reassign", permission_classes=[IsManager], filter_backends=[])
     def reassign_all(self, request):
         """Give all of one owner's customers (``from_owner_id`` null: the unowned ones) to another. Managers only."""
         serializer = BulkReassignSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         source, target = serializer.validated_data["from_owner_id"], serializer.validated_data["to_owner_id"]
-        counts = reassign_customers(Customer.objects.filter(owner=source), target)
-        return Response({"from_owner_id": source.pk if source else None, "to_owner_id": target.pk, **counts})
+        ids = Customer.objects.filter(owner=source).values("pk")
+        moved = self._reassign(request, ids, target)
+        return Response({"from_owner_id": source.pk if source else None, "to_owner_id": target.pk, **moved})
+
+    def _reassign(self, request, ids, owner):
+        """``reassign_customers`` (a changeset; ``?dry_run=true`` writes nothing), as the answer's counts."""
+        dry_run = dry_run_requested(request)
+        moved = reassign_customers(Customer.objects.filter(pk__in=ids), owner, dry_run=dry_run)
+        return {**moved, "changeset": changeset_answer(moved["changeset"], dry_run), "dry_run": dry_run}
 
     @extend_schema(
         operation_id="customers_merge",

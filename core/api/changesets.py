@@ -8,7 +8,7 @@ are and undo the rest), or when it is already undone.
 """
 
 from django.db import transaction
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -62,6 +62,31 @@ class UndoSerializer(serializers.Serializer):
     skip_conflicts = serializers.BooleanField(
         required=False, default=False, help_text="Leave the records changed since as they are and undo the rest."
     )
+
+
+def dry_run_query(what):
+    """The ``?dry_run=`` parameter of a bulk change's schema."""
+    return [
+        OpenApiParameter(
+            "dry_run",
+            bool,
+            description=f"Answer what {what} would make (with the changeset's rows), without writing anything.",
+            required=False,
+        )
+    ]
+
+
+def dry_run_requested(request):
+    """Whether the request asks for a dry run (``?dry_run=true``); anything but a boolean is a 400."""
+    value = request.query_params.get("dry_run", "false").lower()
+    if value not in ("true", "false", "1", "0"):
+        raise exceptions.ValidationError({"dry_run": ["Must be true or false."]})
+    return value in ("true", "1")
+
+
+def changeset_answer(changeset, dry_run):
+    """The ``changeset`` of a bulk change's answer: what it made, or with a dry run what it would make."""
+    return changeset_preview(changeset) if dry_run else changeset_summary(changeset)
 
 
 def changeset_summary(changeset):

@@ -7,14 +7,13 @@ with the merged ids and the counts of what moved to it.
 """
 
 from django.db import transaction
-from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 
 from core import merges
 
 from .batch import MAX_ID
-from .changesets import changeset_preview, changeset_summary
+from .changesets import changeset_preview, changeset_summary, dry_run_query, dry_run_requested
 
 
 class MergeSerializer(serializers.Serializer):
@@ -40,18 +39,7 @@ class MergeSerializer(serializers.Serializer):
         }
 
 
-MERGE_QUERY = [
-    OpenApiParameter(
-        "dry_run", bool, description="Answer what the merge would make, without writing anything.", required=False
-    )
-]
-
-
-def _dry_run(request):
-    value = request.query_params.get("dry_run", "false").lower()
-    if value not in ("true", "false", "1", "0"):
-        raise exceptions.ValidationError({"dry_run": ["Must be true or false."]})
-    return value in ("true", "1")
+MERGE_QUERY = dry_run_query("the merge")
 
 
 def merge_response_schema(serializer_class):
@@ -81,7 +69,7 @@ class MergeMixin:
         body = MergeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        dry_run = _dry_run(request)
+        dry_run = dry_run_requested(request)
         with transaction.atomic():
             try:
                 result = service(data["survivor_id"], data["merged_ids"], choices=data["fields"], user=request.user)

@@ -152,3 +152,33 @@ def test_the_undo_is_in_the_event_feed_of_the_changesets_maker(rep):
         ("core.changeset", cs.pk, rep.pk)
     ]
     assert len(client(manager).get("/api/events", {"type": "changeset.undone"}).json()["data"]) == 1
+
+
+def test_an_api_reassign_names_its_changeset_its_dry_run_writes_nothing_and_its_undo_gives_back(rep):
+    manager = ManagerFactory()
+    api = client(manager)
+    customers = CustomerFactory.create_batch(3, owner=rep)
+    body = {"from_owner_id": rep.pk, "to_owner_id": manager.pk}
+
+    preview = api.post("/api/customers/reassign?dry_run=true", body, format="json").json()["data"]
+    assert preview["dry_run"] is True and preview["customers"] == 3
+    assert preview["changeset"]["counts"] == {"customers.customer": {"created": 0, "updated": 3, "deleted": 0}}
+    assert {row["before"]["owner_id"] for row in preview["changeset"]["rows"]} == {rep.pk}
+    assert Customer.objects.filter(owner=rep).count() == 3 and not Changeset.objects.exists()
+
+    answer = api.post("/api/customers/reassign", body, format="json").json()["data"]
+    assert answer["dry_run"] is False and answer["changeset"]["kind"] == "reassign"
+    assert Customer.objects.filter(owner=manager).count() == 3
+
+    response = api.post(f"/api/changesets/{answer['changeset']['id']}/undo", {}, format="json")
+    assert response.status_code == 200, response.content
+    assert sorted(Customer.objects.filter(owner=rep).values_list("pk", flat=True)) == [c.pk for c in customers]
+
+
+def test_a_reassign_that_moves_nothing_names_no_changeset_and_a_bad_dry_run_is_a_400(rep):
+    api = client(ManagerFactory())
+    customer = CustomerFactory(owner=rep)
+    answer = api.post(f"/api/customers/{customer.pk}/reassign", {"owner_id": rep.pk}, format="json").json()["data"]
+    assert answer["customers"] == 0 and answer["changeset"] is None
+    response = api.post(f"/api/customers/{customer.pk}/reassign?dry_run=maybe", {"owner_id": rep.pk}, format="json")
+    assert response.status_code == 400 and "dry_run" in response.json()["error"]["fields"]
