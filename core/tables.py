@@ -18,7 +18,7 @@ import csv
 import io
 import posixpath
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from xml.parsers import expat
 
 from django.conf import settings
@@ -63,6 +63,18 @@ class Limits:
             max_cell_chars=settings.IMPORT_MAX_CELL_CHARS,
             max_unzipped_bytes=settings.IMPORT_MAX_UNZIPPED_BYTES,
         )
+
+    @classmethod
+    def from_options(cls, max_rows=None, max_bytes=None):
+        """The settings' bounds, raised by a command's ``--max-rows`` and ``--max-bytes`` (a file may unzip to 16 times that)."""
+        limits = cls.from_settings()
+        if max_rows:
+            limits = replace(limits, max_rows=max_rows)
+        if max_bytes:
+            limits = replace(
+                limits, max_bytes=max_bytes, max_unzipped_bytes=max(limits.max_unzipped_bytes, 16 * max_bytes)
+            )
+        return limits
 
 
 def check_size(size, limits=None):

@@ -5,7 +5,6 @@ import hashlib
 import os
 import sys
 from contextlib import nullcontext
-from dataclasses import replace
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
@@ -55,13 +54,7 @@ class SheetImportCommand(BaseCommand):
 
     def handle(self, *args, file, dry_run, update_existing, atomic, encoding, max_rows, max_bytes, **options):
         importer = self.importer(update_existing=update_existing, dry_run=dry_run)
-        limits = Limits.from_settings()
-        if max_rows:
-            limits = replace(limits, max_rows=max_rows)
-        if max_bytes:
-            limits = replace(
-                limits, max_bytes=max_bytes, max_unzipped_bytes=max(limits.max_unzipped_bytes, 16 * max_bytes)
-            )
+        limits = Limits.from_options(max_rows, max_bytes)
         rolled_back = False
         try:
             sheet = type(self).open_sheet(file, encoding=encoding, limits=limits)

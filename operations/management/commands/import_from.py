@@ -1,4 +1,3 @@
-from dataclasses import replace
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
@@ -41,13 +40,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, vendor, files, dry_run, owner, max_rows, max_bytes, **options):
-        limits = Limits.from_settings()
-        if max_rows:
-            limits = replace(limits, max_rows=max_rows)
-        if max_bytes:
-            limits = replace(
-                limits, max_bytes=max_bytes, max_unzipped_bytes=max(limits.max_unzipped_bytes, 16 * max_bytes)
-            )
+        limits = Limits.from_options(max_rows, max_bytes)
         owner_user = None
         if owner:
             owner_user = get_user_model().objects.filter(username=owner, is_active=True).first()
