@@ -11,6 +11,7 @@ from django.utils import timezone
 from customers.models import Customer
 from interactions.models import Interaction
 from opportunities.models import Opportunity
+from tests.core.admin.helpers import preview_then_confirm
 from tests.core.admin.helpers import (
     CSV_FORMAT,
     XLSX_FORMAT,
@@ -154,7 +155,8 @@ class TestActions:
         chosen = CustomerFactory.create_batch(2, status=Customer.Status.LEAD)
         untouched = CustomerFactory(status=Customer.Status.LEAD)
 
-        response = admin_client.post(
+        response = preview_then_confirm(
+            admin_client,
             URL,
             {"action": "set_status_inactive", "_selected_action": [c.pk for c in chosen]},
             follow=True,
@@ -603,8 +605,10 @@ class TestDelete:
 
     def test_bulk_delete_action(self, admin_client):
         customers = [with_activity(), with_activity()]
-        response = admin_client.post(
-            URL, {"action": "delete_selected", "_selected_action": [c.pk for c in customers], "post": "yes"}
+        response = preview_then_confirm(
+            admin_client,
+            URL,
+            {"action": "delete_selected", "_selected_action": [c.pk for c in customers], "post": "yes"},
         )
         assert response.status_code == 302
         assert not Customer.objects.exists()

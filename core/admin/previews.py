@@ -1,0 +1,102 @@
+"""Previews of bulk admin actions: the changeset an action would make, shown before it is made.
+
+``CRMModelAdmin.response_action`` runs an action that changes data (Django's
+"delete selected", and every action whose function has ``changes_data = True``)
+first inside ``core.changesets.recording(..., dry_run=True)``: the same action
+code, with the same selection and form fields, in a savepoint that is rolled
+back. The page shows the would-be changeset as the changeset admin shows a
+recorded one (``counts_text``, ``diff_table``); its "Confirm" button posts the
+same request again with ``preview_confirmed=yes``, which runs the action for
+real, under the same role checks (the action must still be offered to the user).
+
+An action whose first step is a page of its own (a form choosing the tag or the
+owner, Django's delete confirmation) shows that page first: it writes nothing,
+and the preview is its confirm step.
+"""
+
+from django.apps import apps
+from django.contrib import messages
+from django.contrib.admin import helpers
+from django.template.response import TemplateResponse
+from django.utils.translation import gettext_lazy as _
+
+from core import changesets
+from core.admin.changesets import ROWS_SHOWN, counts_text, diff_table
+
+CONFIRM_FIELD = "preview_confirmed"
+
+
+def confirmed(request):
+    """Whether ``request`` is the "Confirm" of a preview."""
+    return request.POST.get(CONFIRM_FIELD) == "yes"
+
+
+def changes_data(function):
+    """Mark an admin action function as one that changes data (previewed before it runs)."""
+    function.changes_data = True
+    return function
+
+
+class _Kept:
+    """The messages of a dry run, kept aside: its "3 customers changed" did not happen."""
+
+    def __init__(self):
+        self.messages = []
+
+    def add(self, level, message, extra_tags=""):
+        self.messages.append((level, message, extra_tags))
+
+
+def preview_action(model_admin, request, queryset, recorded, run):
+    """The preview page of the action of ``request`` (``run(request, queryset)`` is Django's
+    ``response_action``), or the action's own intermediate page when it answers with one."""
+    own = request.__dict__.get("_messages")
+    kept = _Kept()
+    request._messages = kept
+    try:
+        with changesets.recording(
+            recorded["kind"], user=recorded["user"], label=recorded["label"], source=recorded["source"], dry_run=True
+        ) as changeset:
+            response = run(request, queryset)
+    finally:
+        if own is None:
+            del request._messages
+        else:
+            request._messages = own
+    rows = changeset.preview or []
+    if response is not None and not rows:
+        # A page of the action's own (a form to fill in, a confirmation): it wrote nothing.
+        for level, message, extra_tags in kept.messages:
+            messages.add_message(request, level, message, extra_tags=extra_tags, fail_silently=True)
+        return response
+    opts = model_admin.opts
+    counts = [
+        {
+            "model": apps.get_model(label)._meta.verbose_name_plural,
+            "created": ops.get(changesets.CREATED, 0),
+            "updated": ops.get(changesets.UPDATED, 0),
+            "deleted": ops.get(changesets.DELETED, 0),
+        }
+        for label, ops in (changeset.counts or {}).items()
+    ]
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": _("Preview: %(action)s") % {"action": recorded["label"]},
+        "opts": opts,
+        "action_label": recorded["label"],
+        "counts": counts,
+        "counts_text": counts_text(changeset.counts),
+        "total": len(rows),
+        "diff": diff_table(rows[:ROWS_SHOWN], more=max(len(rows) - ROWS_SHOWN, 0)),
+        "problems": [str(message) for level, message, _tags in kept.messages if level >= messages.WARNING],
+        "confirm_data": [
+            (name, value)
+            for name, values in request.POST.lists()
+            for value in values
+            if name not in ("csrfmiddlewaretoken", CONFIRM_FIELD)
+        ],
+        "confirm_field": CONFIRM_FIELD,
+        "selected_count": len(request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)),
+        "changeset_preview": changeset,
+    }
+    return TemplateResponse(request, "admin/core/changeset/preview.html", context)
