@@ -24,8 +24,8 @@ from core.admin.base import CRMModelAdmin
 from core.admin.display import cut_column
 from core.admin.merges import MergeAdminMixin
 from core.admin.owners import owner_filter
-from core.admin.previews import changes_data
 from core.admin.phones import PhoneCheckMixin, PhoneValidityFilter
+from core.admin.previews import changes_data
 from core.admin.tags import TaggedAdminMixin
 from core.money import format_money
 

@@ -11,7 +11,6 @@ from django.utils import timezone
 from customers.models import Customer
 from interactions.models import Interaction
 from opportunities.models import Opportunity
-from tests.core.admin.helpers import preview_then_confirm
 from tests.core.admin.helpers import (
     CSV_FORMAT,
     XLSX_FORMAT,
@@ -19,6 +18,7 @@ from tests.core.admin.helpers import (
     csv_bytes,
     export_data,
     import_rows,
+    preview_then_confirm,
     read_csv,
     upload,
     xlsx_bytes,

@@ -11,8 +11,7 @@ from django.test import Client
 
 from customers.models import Customer
 from opportunities.models import Opportunity
-from tests.core.admin.helpers import preview_then_confirm
-from tests.core.admin.helpers import CSV_FORMAT, export_data, import_rows, read_csv, upload
+from tests.core.admin.helpers import CSV_FORMAT, export_data, import_rows, preview_then_confirm, read_csv, upload
 from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -11,8 +11,7 @@ from companies.models import Company
 from core.models import Event, Tag
 from customers.models import Customer
 from opportunities.models import Opportunity
-from tests.core.admin.helpers import preview_then_confirm
-from tests.core.admin.helpers import change_form_data, export_data, import_rows, read_csv, upload
+from tests.core.admin.helpers import change_form_data, export_data, import_rows, preview_then_confirm, read_csv, upload
 from tests.factories import CompanyFactory, CustomerFactory, OpportunityFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
