@@ -17,6 +17,7 @@ and the preview is its confirm step.
 from django.apps import apps
 from django.contrib import messages
 from django.contrib.admin import helpers
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
 
@@ -64,8 +65,9 @@ def preview_action(model_admin, request, queryset, recorded, run):
         else:
             request._messages = own
     rows = changeset.preview or []
-    if response is not None and not rows:
-        # A page of the action's own (a form to fill in, a confirmation): it wrote nothing.
+    if not rows and not isinstance(response, HttpResponseRedirect):
+        # A page of the action's own (a form to fill in, a confirmation), or no action at all: nothing
+        # was written. (An action that ran to its end answers with a redirect to the list.)
         for level, message, extra_tags in kept.messages:
             messages.add_message(request, level, message, extra_tags=extra_tags, fail_silently=True)
         return response

@@ -607,6 +607,15 @@ def crm_cases():
         Case(
             Opportunity,
             "changelist",
+            "action-set-stage",
+            post_action(Opportunity, "oa", "set_stage", lambda w: {"confirm": "yes", "stage": "lost"}),
+            OWNER_OR_MANAGER,
+            field_is("oa", "stage", Opportunity.Stage.LOST),
+            action="set_stage",
+        ),
+        Case(
+            Opportunity,
+            "changelist",
             "list-edit",
             post_list_edit,
             OWNER_OR_MANAGER,
