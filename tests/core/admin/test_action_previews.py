@@ -262,3 +262,13 @@ def test_the_preview_shows_the_first_rows_and_counts_the_rest(book, monkeypatch)
     page = book["manager_client"].post(list_url(Customer), post)
     assert page.context["total"] == 4
     assert "… and 1 more rows." in page.content.decode()
+
+
+def test_the_preview_and_the_stage_action_in_chinese(book):
+    client = book["manager_client"]
+    post = {"action": "set_status_inactive", "_selected_action": [c.pk for c in book["mine"]], "index": "0"}
+    page = client.post(list_url(Customer), post, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    for text in ["预览：", "确认后将对 2 条记录做如下变更", "确认", "可在其页面上撤销"]:
+        assert text in page
+    listing = client.get(list_url(Opportunity), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "设置阶段…" in listing
