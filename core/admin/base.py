@@ -307,8 +307,11 @@ class CRMModelAdmin(
         }
         if action and self.action_is_previewed(name, action[0]) and not previews.confirmed(request):
             return previews.preview_action(self, request, queryset, recorded, super().response_action)
-        with changesets.recording(recorded.pop("kind"), **recorded) as changeset:
-            response = super().response_action(request, queryset)
+        if action and self.action_is_previewed(name, action[0]):
+            response, changeset = previews.confirm_action(self, request, queryset, recorded, super().response_action)
+        else:
+            with changesets.recording(recorded.pop("kind"), **recorded) as changeset:
+                response = super().response_action(request, queryset)
         note_recorded(request, changeset, self.admin_site.name)
         return response
 

@@ -9,14 +9,22 @@ recorded one (``counts_text``, ``diff_table``); its "Confirm" button posts the
 same request again with ``preview_confirmed=yes``, which runs the action for
 real, under the same role checks (the action must still be offered to the user).
 
+The preview's page carries a digest of the rows it shows (each record's values before, and which fields
+change): should the Confirm find other rows (a record changed, added to or gone from the selection in
+between), nothing is written and the new preview is shown, with a warning.
+
 An action whose first step is a page of its own (a form choosing the tag or the
 owner, Django's delete confirmation) shows that page first: it writes nothing,
 and the preview is its confirm step.
 """
 
+import hashlib
+import json
+
 from django.apps import apps
 from django.contrib import messages
 from django.contrib.admin import helpers
+from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
@@ -25,6 +33,7 @@ from core import changesets
 from core.admin.changesets import ROWS_SHOWN, counts_text, diff_table
 
 CONFIRM_FIELD = "preview_confirmed"
+DIGEST_FIELD = "preview_digest"
 
 
 def confirmed(request):
@@ -38,6 +47,17 @@ def changes_data(function):
     return function
 
 
+def digest(rows):
+    """What a Confirm must find again: each row's record, change, values before and fields changed
+    (not the values after, which may hold the time of the change)."""
+    seen = [[row.model, row.object_id, row.op, row.before, sorted(row.after or {})] for row in rows]
+    return hashlib.sha256(json.dumps(seen, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class _Changed(Exception):
+    pass
+
+
 class _Kept:
     """The messages of a dry run, kept aside: its "3 customers changed" did not happen."""
 
@@ -48,28 +68,72 @@ class _Kept:
         self.messages.append((level, message, extra_tags))
 
 
-def preview_action(model_admin, request, queryset, recorded, run):
-    """The preview page of the action of ``request`` (``run(request, queryset)`` is Django's
-    ``response_action``), or the action's own intermediate page when it answers with one."""
+def _keeping_messages(request):
     own = request.__dict__.get("_messages")
     kept = _Kept()
     request._messages = kept
-    try:
-        with changesets.recording(
-            recorded["kind"], user=recorded["user"], label=recorded["label"], source=recorded["source"], dry_run=True
-        ) as changeset:
-            response = run(request, queryset)
-    finally:
+
+    def restore():
         if own is None:
             del request._messages
         else:
             request._messages = own
+
+    return kept, restore
+
+
+def _replay(request, kept):
+    for level, message, extra_tags in kept.messages:
+        messages.add_message(request, level, message, extra_tags=extra_tags, fail_silently=True)
+
+
+def confirm_action(model_admin, request, queryset, recorded, run):
+    """Run the action of a preview's Confirm for real, as one changeset; returns ``(response, changeset)``.
+
+    When the preview's digest is posted and the rows differ now, nothing is written and the
+    response is the new preview (``changeset`` None).
+    """
+    expected = request.POST.get(DIGEST_FIELD)
+    kept, restore = _keeping_messages(request)
+    try:
+        with transaction.atomic():
+            with changesets.recording(recorded["kind"], **_recording_kwargs(recorded)) as changeset:
+                response = run(request, queryset)
+            rows = list(changeset.rows.order_by("seq")) if changeset.pk is not None else []
+            if expected is not None and digest(rows) != expected:
+                raise _Changed
+    except _Changed:
+        restore()
+        messages.warning(
+            request, _("The records changed since the preview, which is shown again: check it, then confirm.")
+        )
+        return preview_action(model_admin, request, queryset, recorded, run), None
+    except BaseException:
+        restore()
+        raise
+    restore()
+    _replay(request, kept)
+    return response, changeset
+
+
+def _recording_kwargs(recorded):
+    return {"user": recorded["user"], "label": recorded["label"], "source": recorded["source"]}
+
+
+def preview_action(model_admin, request, queryset, recorded, run):
+    """The preview page of the action of ``request`` (``run(request, queryset)`` is Django's
+    ``response_action``), or the action's own intermediate page when it answers with one."""
+    kept, restore = _keeping_messages(request)
+    try:
+        with changesets.recording(recorded["kind"], **_recording_kwargs(recorded), dry_run=True) as changeset:
+            response = run(request, queryset)
+    finally:
+        restore()
     rows = changeset.preview or []
     if not rows and not isinstance(response, HttpResponseRedirect):
         # A page of the action's own (a form to fill in, a confirmation), or no action at all: nothing
         # was written. (An action that ran to its end answers with a redirect to the list.)
-        for level, message, extra_tags in kept.messages:
-            messages.add_message(request, level, message, extra_tags=extra_tags, fail_silently=True)
+        _replay(request, kept)
         return response
     opts = model_admin.opts
     counts = [
@@ -95,9 +159,11 @@ def preview_action(model_admin, request, queryset, recorded, run):
             (name, value)
             for name, values in request.POST.lists()
             for value in values
-            if name not in ("csrfmiddlewaretoken", CONFIRM_FIELD)
+            if name not in ("csrfmiddlewaretoken", CONFIRM_FIELD, DIGEST_FIELD)
         ],
         "confirm_field": CONFIRM_FIELD,
+        "digest_field": DIGEST_FIELD,
+        "digest": digest(rows),
         "selected_count": len(request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)),
         "changeset_preview": changeset,
     }

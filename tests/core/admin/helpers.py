@@ -119,4 +119,5 @@ def preview_then_confirm(client, url, data, follow=False):
     for name, value in context["confirm_data"]:
         confirm_data.setdefault(name, []).append(value)
     confirm_data[context["confirm_field"]] = "yes"
+    confirm_data[context["digest_field"]] = context["digest"]
     return client.post(url, confirm_data, follow=follow)

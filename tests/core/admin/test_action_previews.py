@@ -272,3 +272,29 @@ def test_the_preview_and_the_stage_action_in_chinese(book):
         assert text in page
     listing = client.get(list_url(Opportunity), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
     assert "设置阶段…" in listing
+
+
+def test_a_confirm_that_finds_other_rows_than_its_preview_writes_nothing_and_shows_the_new_preview(book):
+    client = book["manager_client"]
+    post = {"action": "set_status_inactive", "_selected_action": [c.pk for c in book["mine"]], "index": "0"}
+    preview = client.post(list_url(Customer), post)
+    confirm = {name: value for name, value in preview.context["confirm_data"] if name != "_selected_action"}
+    confirm |= {"_selected_action": [c.pk for c in book["mine"]], "preview_confirmed": "yes"}
+    confirm["preview_digest"] = preview.context["digest"]
+    # Someone else sets one of them to "active" in between: the change would not be the one shown.
+    changed = Customer.objects.get(pk=book["mine"][0].pk)
+    changed.status = Customer.Status.ACTIVE
+    changed.save()
+    before = snapshot()
+
+    again = client.post(list_url(Customer), confirm)
+
+    assert snapshot() == before and not Changeset.objects.exists()
+    assert again.context["changeset_preview"] is not None
+    assert "changed since the preview" in again.content.decode()
+    assert "active" in again.context["diff"] and again.context["digest"] != preview.context["digest"]
+    # Confirmed as shown now: made.
+    done = client.post(list_url(Customer), {**confirm, "preview_digest": again.context["digest"]})
+    assert done.status_code == 302
+    assert set(Customer.objects.filter(owner=book["rep"]).values_list("status", flat=True)) == {"inactive"}
+    assert Changeset.objects.count() == 1

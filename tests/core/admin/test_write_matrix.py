@@ -277,7 +277,8 @@ def post_action(model, key, action, extra=lambda w: {}):
             confirm_data = {}
             for name, value in context["confirm_data"]:
                 confirm_data.setdefault(name, []).append(value)
-            return client.post(list_url(model), {**confirm_data, "preview_confirmed": "yes"})
+            confirm_data.update({"preview_confirmed": "yes", "preview_digest": context["digest"]})
+            return client.post(list_url(model), confirm_data)
         return client.post(list_url(model), {**data, "preview_confirmed": "yes"})
 
     return run
