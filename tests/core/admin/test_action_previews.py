@@ -8,7 +8,9 @@ records, a read-only user is offered no action and a forged Confirm writes nothi
 
 import pytest
 from django.contrib.auth.models import Group
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from companies.models import Company
@@ -298,3 +300,19 @@ def test_a_confirm_that_finds_other_rows_than_its_preview_writes_nothing_and_sho
     assert done.status_code == 302
     assert set(Customer.objects.filter(owner=book["rep"]).values_list("status", flat=True)) == {"inactive"}
     assert Changeset.objects.count() == 1
+
+
+def _preview_queries(client, customers):
+    post = {"action": "set_status_inactive", "_selected_action": [c.pk for c in customers], "index": "0"}
+    with CaptureQueriesContext(connection) as queries:
+        page = client.post(list_url(Customer), post)
+    assert page.context["total"] == len(customers)
+    return len(queries)
+
+
+def test_the_preview_of_a_status_action_runs_as_many_queries_for_3_or_30_customers(book):
+    client = book["manager_client"]
+    few = [CustomerFactory(owner=book["rep"], status=Customer.Status.LEAD) for _ in range(3)]
+    many = [CustomerFactory(owner=book["rep"], status=Customer.Status.ACTIVE) for _ in range(30)]
+    _preview_queries(client, few)  # warms the caches (content types, the session)
+    assert _preview_queries(client, many) == _preview_queries(client, few)
