@@ -23,7 +23,6 @@ import json
 
 from django.apps import apps
 from django.contrib import messages
-from django.contrib.admin import helpers
 from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -49,8 +48,18 @@ def changes_data(function):
 
 def digest(rows):
     """What a Confirm must find again: each row's record, change, values before and fields changed
-    (not the values after, which may hold the time of the change)."""
-    seen = [[row.model, row.object_id, row.op, row.before, sorted(row.after or {})] for row in rows]
+    (not the values after, which may hold the time of the change, nor the id of a record created,
+    which the dry run's rollback does not give back)."""
+    seen = [
+        [
+            row.model,
+            None if row.op == changesets.CREATED else row.object_id,
+            row.op,
+            row.before,
+            sorted(row.after or {}),
+        ]
+        for row in rows
+    ]
     return hashlib.sha256(json.dumps(seen, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -164,7 +173,6 @@ def preview_action(model_admin, request, queryset, recorded, run):
         "confirm_field": CONFIRM_FIELD,
         "digest_field": DIGEST_FIELD,
         "digest": digest(rows),
-        "selected_count": len(request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)),
         "changeset_preview": changeset,
     }
     return TemplateResponse(request, "admin/core/changeset/preview.html", context)
