@@ -21,7 +21,7 @@ from customers.models import Customer
 from opportunities.models import Opportunity, StageChange
 from tests.core.admin.helpers import preview_then_confirm
 from tests.core.test_changesets import snapshot
-from tests.factories import CompanyFactory, CustomerFactory, OpportunityFactory, UserFactory
+from tests.factories import CompanyFactory, CustomerFactory, InteractionFactory, OpportunityFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -316,3 +316,23 @@ def test_the_preview_of_a_status_action_runs_as_many_queries_for_3_or_30_custome
     many = [CustomerFactory(owner=book["rep"], status=Customer.Status.ACTIVE) for _ in range(30)]
     _preview_queries(client, few)  # warms the caches (content types, the session)
     assert _preview_queries(client, many) == _preview_queries(client, few)
+
+
+def test_the_preview_of_a_deletion_counts_the_children_it_takes_and_undo_brings_them_back(book):
+    customer = book["mine"][0]
+    InteractionFactory.create_batch(2, customer=customer)
+    OpportunityFactory(customer=customer, tags=["big"])
+    before = snapshot()
+    post = {"action": "delete_selected", "_selected_action": [customer.pk], "index": "0", "post": "yes"}
+
+    preview = book["manager_client"].post(list_url(Customer), post)
+
+    counts = preview.context["changeset_preview"].counts
+    assert counts["customers.customer"]["deleted"] == 1
+    assert counts["interactions.interaction"]["deleted"] == 2
+    assert counts["opportunities.opportunity"]["deleted"] == 1
+    assert snapshot() == before
+    preview_then_confirm(book["manager_client"], list_url(Customer), post)
+    assert not Customer.objects.filter(pk=customer.pk).exists()
+    undo(Changeset.objects.get(), book["manager"])
+    assert snapshot() == before
