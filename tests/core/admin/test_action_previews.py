@@ -336,3 +336,13 @@ def test_the_preview_of_a_deletion_counts_the_children_it_takes_and_undo_brings_
     assert not Customer.objects.filter(pk=customer.pk).exists()
     undo(Changeset.objects.get(), book["manager"])
     assert snapshot() == before
+
+
+def test_select_across_a_filtered_list_previews_and_changes_that_list(book):
+    url = f"{list_url(Customer)}?q=Mine"
+    post = {"action": "set_status_inactive", "_selected_action": [book["mine"][0].pk], "select_across": "1"}
+    preview = book["manager_client"].post(url, {**post, "index": "0"})
+    assert preview.context["total"] == 2
+    preview_then_confirm(book["manager_client"], url, {**post, "index": "0"})
+    statuses = dict(Customer.objects.values_list("name", "status"))
+    assert statuses == {"Mine 0": "inactive", "Mine 1": "inactive", "Theirs": "lead"}
