@@ -25,6 +25,7 @@ from core.admin.display import cut_column
 from core.admin.merges import MergeAdminMixin
 from core.admin.owners import owner_filter
 from core.admin.phones import PhoneCheckMixin, PhoneValidityFilter
+from core.admin.previews import changes_data
 from core.admin.tags import TaggedAdminMixin
 from core.money import format_money
 
@@ -475,6 +476,7 @@ class CustomerAdmin(MergeAdminMixin, TaggedAdminMixin, PhoneCheckMixin, CRMModel
             actions.pop("reassign_customers", None)
         return actions
 
+    @changes_data
     @admin.action(description=_("Reassign to…"))
     def reassign_customers(self, request, queryset):
         """Managers: give the selected customers (and their open opportunities) to another owner."""
@@ -526,4 +528,4 @@ class CustomerAdmin(MergeAdminMixin, TaggedAdminMixin, PhoneCheckMixin, CRMModel
                 messages.SUCCESS,
             )
 
-        return set_status
+        return changes_data(set_status)

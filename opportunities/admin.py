@@ -2,13 +2,18 @@ from decimal import Decimal, InvalidOperation
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.db import transaction
 from django.db.models import Exists, OuterRef
+from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from companies.admin import ReadOnlyInline, company_inline
 from core.admin.base import CRMModelAdmin, CRMModelForm
 from core.admin.display import cut_column
 from core.admin.owners import owner_filter
+from core.admin.previews import changes_data
 from core.admin.tags import TaggedAdminMixin
 from core.money import format_money
 from customers.admin import (
@@ -25,7 +30,7 @@ from .models import Opportunity
 from .reports import value_totals
 from .resources import OpportunityResource
 from .serializers import OpportunitySerializer
-from .services import opportunity_set_stage
+from .services import move_to_stage, opportunity_set_stage
 
 _INVALID = object()
 _INLINES = []
@@ -141,6 +146,10 @@ class OpportunityForm(CRMModelForm):
         return super().save(commit)
 
 
+class StageActionForm(forms.Form):
+    stage = forms.ChoiceField(label=_("stage"), choices=Opportunity.Stage.choices)
+
+
 @customer_inline
 class OpportunityInline(admin.TabularInline):
     model = Opportunity
@@ -234,6 +243,44 @@ class OpportunityAdmin(TaggedAdminMixin, PipelineBoard, CRMModelAdmin):
     date_hierarchy = "created_at"
     readonly_fields = ["closed_at", "created_at", "updated_at"]
     form = OpportunityForm
+    actions = ["set_stage"]
+
+    @changes_data
+    @admin.action(description=_("Set stage…"), permissions=["change"])
+    def set_stage(self, request, queryset):
+        """Move the selected opportunities to the stage chosen on the intermediate page (``move_to_stage``)."""
+        form = StageActionForm(request.POST if "confirm" in request.POST else None)
+        if form.is_valid():
+            stage = Opportunity.Stage(form.cleaned_data["stage"])
+            with transaction.atomic():
+                moved = move_to_stage(queryset.order_by("pk"), stage)
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d opportunity moved to “%(stage)s”.",
+                    "%(count)d opportunities moved to “%(stage)s”.",
+                    len(moved),
+                )
+                % {"count": len(moved), "stage": stage.label},
+                messages.SUCCESS,
+            )
+            return None
+        return TemplateResponse(
+            request,
+            "admin/core/tag_action.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": _("Set stage"),
+                "opts": self.opts,
+                "form": form,
+                "records": list(queryset[:200]),
+                "record_count": queryset.count(),
+                "selected": list(queryset.values_list("pk", flat=True)),
+                "action": "set_stage",
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                "media": self.media + form.media,
+            },
+        )
 
     def get_inlines(self, request, obj):
         return [*super().get_inlines(request, obj), *_INLINES]

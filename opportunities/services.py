@@ -43,3 +43,17 @@ def opportunity_set_stage(*, opportunity, stage, probability=None, at=None):
     )
     # Applied: save() does not apply the rules a second time (which would move ``closed_at`` to now).
     opportunity.stage_rules_applied = True
+
+
+def move_to_stage(opportunities, stage):
+    """Move each of ``opportunities`` that is not at ``stage`` there, as the API and the board move one:
+    the stage rules (default probability, ``closed_at``), then its save (the stage-change log, the
+    history entry, the event). Returns the opportunities moved (the admin's bulk "Set stage…")."""
+    moved = []
+    for opportunity in opportunities:
+        if opportunity.stage == stage:
+            continue
+        opportunity_set_stage(opportunity=opportunity, stage=stage)
+        opportunity.save()
+        moved.append(opportunity)
+    return moved

@@ -25,6 +25,7 @@ from import_export.admin import ExportActionMixin, ImportExportMixin
 from simple_history.admin import SimpleHistoryAdmin
 
 from core import access, changesets, merges, phones
+from core.admin import previews
 from core.admin.changesets import note_recorded
 from core.admin.customfields import CustomFieldsAdminMixin
 from core.admin.formats import CSV, XLSX
@@ -281,19 +282,36 @@ class CRMModelAdmin(
 
     # Actions whose changeset is of another kind than "action".
     changeset_kinds = {"reassign_customers": "reassign"}
+    # Actions that change data (besides those whose function says so, ``changes_data = True``): each runs
+    # first as a dry run whose would-be changeset is shown, then for real once confirmed.
+    previewed_actions = frozenset({"delete_selected"})
+
+    def action_is_previewed(self, name, function):
+        return name in self.previewed_actions or getattr(function, "changes_data", False)
 
     def response_action(self, request, queryset):
-        """Run a bulk action as one changeset (``core/changesets.py``), named in a message to undo it."""
+        """Run a bulk action as one changeset (``core/changesets.py``), named in a message to undo it.
+
+        An action that changes data is previewed first (``core.admin.previews``): the same
+        action code runs as a dry run and the page shows its changeset; the "Confirm" button
+        posts the same request again, which runs it for real.
+        """
         name = request.POST.get("action", "")
         action = self.get_actions(request).get(name)
         label = str(action[2]) if action else name
-        with changesets.recording(
-            self.changeset_kinds.get(name, "action"),
-            user=request.user,
-            label=label,
-            source={"action": name, "model": self.opts.label_lower},
-        ) as changeset:
-            response = super().response_action(request, queryset)
+        recorded = {
+            "kind": self.changeset_kinds.get(name, "action"),
+            "user": request.user,
+            "label": label,
+            "source": {"action": name, "model": self.opts.label_lower},
+        }
+        if action and self.action_is_previewed(name, action[0]) and not previews.confirmed(request):
+            return previews.preview_action(self, request, queryset, recorded, super().response_action)
+        if action and self.action_is_previewed(name, action[0]):
+            response, changeset = previews.confirm_action(self, request, queryset, recorded, super().response_action)
+        else:
+            with changesets.recording(recorded.pop("kind"), **recorded) as changeset:
+                response = super().response_action(request, queryset)
         note_recorded(request, changeset, self.admin_site.name)
         return response
 

@@ -22,6 +22,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from core import tags
 from core.admin.base import CRMModelForm
+from core.admin.previews import changes_data
 from core.admin.roles import ReadByAllWrittenByManagers
 from core.models import Tag
 
@@ -137,10 +138,12 @@ class TaggedAdminMixin:
     def tag_chips(self, obj):
         return chips(obj.tags, getattr(_page, "colours", None) or {})
 
+    @changes_data
     @admin.action(description=_("Add a tag…"))
     def add_tag(self, request, queryset):
         return self._tag_action(request, queryset, "add_tag", tags.add_tag)
 
+    @changes_data
     @admin.action(description=_("Remove a tag…"))
     def remove_tag(self, request, queryset):
         return self._tag_action(request, queryset, "remove_tag", tags.remove_tag)

@@ -12,7 +12,7 @@ from core.changesets import Changeset, undo
 from core.models import Tag
 from customers.models import Customer
 from customers.services import reassign_customers
-from tests.core.admin.helpers import import_rows
+from tests.core.admin.helpers import import_rows, preview_then_confirm
 from tests.factories import CustomerFactory, ManagerFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -34,7 +34,7 @@ def client(manager):
 
 def act(client, action, records, **extra):
     data = {"action": action, "_selected_action": [r.pk for r in records], "index": "0", "post": "yes", **extra}
-    return client.post(CUSTOMERS, data, follow=True)
+    return preview_then_confirm(client, CUSTOMERS, data, follow=True)
 
 
 def test_a_status_action_is_one_changeset_and_undoes(client, manager):

@@ -18,6 +18,7 @@ from tests.core.admin.helpers import (
     csv_bytes,
     export_data,
     import_rows,
+    preview_then_confirm,
     read_csv,
     upload,
     xlsx_bytes,
@@ -154,7 +155,8 @@ class TestActions:
         chosen = CustomerFactory.create_batch(2, status=Customer.Status.LEAD)
         untouched = CustomerFactory(status=Customer.Status.LEAD)
 
-        response = admin_client.post(
+        response = preview_then_confirm(
+            admin_client,
             URL,
             {"action": "set_status_inactive", "_selected_action": [c.pk for c in chosen]},
             follow=True,
@@ -603,8 +605,10 @@ class TestDelete:
 
     def test_bulk_delete_action(self, admin_client):
         customers = [with_activity(), with_activity()]
-        response = admin_client.post(
-            URL, {"action": "delete_selected", "_selected_action": [c.pk for c in customers], "post": "yes"}
+        response = preview_then_confirm(
+            admin_client,
+            URL,
+            {"action": "delete_selected", "_selected_action": [c.pk for c in customers], "post": "yes"},
         )
         assert response.status_code == 302
         assert not Customer.objects.exists()

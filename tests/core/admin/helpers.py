@@ -103,3 +103,21 @@ def change_form_data(response):
         for form in formset.forms:
             data.update(form_data(form))
     return data
+
+
+def preview_then_confirm(client, url, data, follow=False):
+    """Post a bulk action as the changelist does, then "Confirm" its preview (the page's own hidden fields).
+
+    Returns the last response; an action the user is not offered (or a page of the action's own,
+    such as a form with errors) answers without a preview, and that answer is returned.
+    """
+    response = client.post(url, data, follow=follow)
+    context = getattr(response, "context", None)
+    if not context or context.get("changeset_preview") is None or not context.get("total"):
+        return response
+    confirm_data = {}
+    for name, value in context["confirm_data"]:
+        confirm_data.setdefault(name, []).append(value)
+    confirm_data[context["confirm_field"]] = "yes"
+    confirm_data[context["digest_field"]] = context["digest"]
+    return client.post(url, confirm_data, follow=follow)

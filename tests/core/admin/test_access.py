@@ -11,7 +11,7 @@ from django.test import Client
 
 from customers.models import Customer
 from opportunities.models import Opportunity
-from tests.core.admin.helpers import CSV_FORMAT, export_data, import_rows, read_csv, upload
+from tests.core.admin.helpers import CSV_FORMAT, export_data, import_rows, preview_then_confirm, read_csv, upload
 from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -161,8 +161,10 @@ def test_manager_reassigns_with_the_admin_action(book):
     ids = [book["a"].pk, book["b"].pk]
     form = client.post(URL, {"action": "reassign_customers", "_selected_action": ids})
     assert form.status_code == 200 and "reassign-form" in form.content.decode()
-    done = client.post(
-        URL, {"action": "reassign_customers", "_selected_action": ids, "confirm": "yes", "owner": book["rep_a"].pk}
+    done = preview_then_confirm(
+        client,
+        URL,
+        {"action": "reassign_customers", "_selected_action": ids, "confirm": "yes", "owner": book["rep_a"].pk},
     )
     assert done.status_code == 302
     assert set(Customer.objects.filter(owner=book["rep_a"]).values_list("pk", flat=True)) == set(ids)

@@ -11,7 +11,7 @@ from companies.models import Company
 from core.models import Event, Tag
 from customers.models import Customer
 from opportunities.models import Opportunity
-from tests.core.admin.helpers import change_form_data, export_data, import_rows, read_csv, upload
+from tests.core.admin.helpers import change_form_data, export_data, import_rows, preview_then_confirm, read_csv, upload
 from tests.factories import CompanyFactory, CustomerFactory, OpportunityFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -87,7 +87,9 @@ def test_manager_adds_and_removes_a_tag_in_bulk_with_history(kind):
     page = client.post(list_url(model), {**selected, "action": "add_tag"})
     assert page.status_code == 200 and 'name="tag"' in page.content.decode()
     assert (
-        client.post(list_url(model), {**selected, "action": "add_tag", "confirm": "yes", "tag": tag.pk}).status_code
+        preview_then_confirm(
+            client, list_url(model), {**selected, "action": "add_tag", "confirm": "yes", "tag": tag.pk}
+        ).status_code
         == 302
     )
     for record in (first, second):
@@ -98,7 +100,7 @@ def test_manager_adds_and_removes_a_tag_in_bulk_with_history(kind):
         "other",
         "VIP",
     ]
-    client.post(list_url(model), {**selected, "action": "remove_tag", "confirm": "yes", "tag": tag.pk})
+    preview_then_confirm(client, list_url(model), {**selected, "action": "remove_tag", "confirm": "yes", "tag": tag.pk})
     first.refresh_from_db()
     second.refresh_from_db()
     assert (first.tags, second.tags) == (["other"], [])
@@ -114,11 +116,11 @@ def test_a_rep_tags_only_their_own_records_and_read_only_users_not_at_all(kind):
     mine, theirs = record_of(kind, rep_a), record_of(kind, rep_b)
     model = MODELS[kind]
     data = {"_selected_action": [mine.pk, theirs.pk], "index": "0", "action": "add_tag", "confirm": "yes"}
-    client_a.post(list_url(model), {**data, "tag": tag.pk})
+    preview_then_confirm(client_a, list_url(model), {**data, "tag": tag.pk})
     mine.refresh_from_db()
     theirs.refresh_from_db()
     assert (mine.tags, theirs.tags) == (["VIP"], [])
-    reader.post(list_url(model), {**data, "_selected_action": [theirs.pk], "tag": tag.pk})
+    reader.post(list_url(model), {**data, "_selected_action": [theirs.pk], "tag": tag.pk, "preview_confirmed": "yes"})
     theirs.refresh_from_db()
     assert theirs.tags == []
     assert "add_tag" not in reader.get(list_url(model)).content.decode()
