@@ -103,7 +103,7 @@ class CreatedCompanySerializer(CompanySerializer):
         many=True,
         read_only=True,
         required=False,
-        help_text="Records (among those you see) that this one probably duplicates, best first; absent when none.",
+        help_text="Records (among those you see) that this one probably duplicates, best first; empty when none.",
     )
 
     class Meta(CompanySerializer.Meta):

@@ -149,7 +149,7 @@ class CreatedCustomerSerializer(CustomerSerializer):
         many=True,
         read_only=True,
         required=False,
-        help_text="Records (among those you see) that this one probably duplicates, best first; absent when none.",
+        help_text="Records (among those you see) that this one probably duplicates, best first; empty when none.",
     )
 
     class Meta(CustomerSerializer.Meta):

@@ -25,6 +25,7 @@ class MergeSerializer(serializers.Serializer):
             "merged_ids": serializers.ListField(
                 child=serializers.IntegerField(min_value=1, max_value=MAX_ID),
                 allow_empty=False,
+                min_length=1,
                 max_length=merges.MAX_MERGED,
                 help_text="The records merged into the survivor, then deleted; their ids answer 404 with "
                 "error.merged_into.",

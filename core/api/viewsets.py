@@ -116,7 +116,7 @@ class CRMModelViewSet(viewsets.ModelViewSet):
     # deleted by another request since the write, or None for records without figures.
     summary_defaults = None
     # Further keys of the answer to a create, for the created record (name -> ``hint(record, request)``,
-    # whose value is added when not empty): the apps above the resource register them in its parts
+    # always in the answer, empty when it has nothing to say): the apps above the resource register them in its parts
     # (``customers.parts.add_create_hint``). Outside the ETag, which is the record's.
     create_hints = None
 
@@ -242,9 +242,7 @@ class CRMModelViewSet(viewsets.ModelViewSet):
         response = self._with_etag(super().create(request, *args, **kwargs))
         if self.create_hints and self._created is not None and isinstance(response.data, dict):
             for name, hint in self.create_hints.items():
-                value = hint(self._created, request)
-                if value:
-                    response.data[name] = value
+                response.data[name] = hint(self._created, request)
         return response
 
     def update(self, request, *args, **kwargs):

@@ -451,14 +451,23 @@ def test_reassign_one_and_all(world):
     manager = client_for(world, "manager")
     rep_a, rep_b = world["users"]["rep_a"], world["users"]["rep_b"]
     one = manager.post(f"/api/customers/{world['a'].pk}/reassign", {"owner_id": rep_b.pk}, format="json")
-    assert one.json()["data"] == {"id": world["a"].pk, "owner_id": rep_b.pk, "customers": 1, "open_opportunities": 1}
+    one = one.json()["data"]
+    assert one.pop("changeset")["kind"] == "reassign"
+    assert one == {"id": world["a"].pk, "owner_id": rep_b.pk, "customers": 1, "open_opportunities": 1, "dry_run": False}
     # The opportunity followed its customer into rep B's book.
     assert client_for(world, "rep_b").get(f"/api/opportunities/{world['oa'].pk}").status_code == 200
     assert client_for(world, "rep_a").get(f"/api/opportunities/{world['oa'].pk}").status_code == 404
     every = manager.post(
         "/api/customers/reassign", {"from_owner_id": rep_b.pk, "to_owner_id": rep_a.pk}, format="json"
     ).json()["data"]
-    assert every == {"from_owner_id": rep_b.pk, "to_owner_id": rep_a.pk, "customers": 2, "open_opportunities": 2}
+    assert every.pop("changeset")["counts"] == {"customers.customer": {"created": 0, "updated": 2, "deleted": 0}}
+    assert every == {
+        "from_owner_id": rep_b.pk,
+        "to_owner_id": rep_a.pk,
+        "customers": 2,
+        "open_opportunities": 2,
+        "dry_run": False,
+    }
     assert set(Customer.objects.filter(owner=rep_a).values_list("pk", flat=True)) == {world["a"].pk, world["b"].pk}
     history = manager.get(f"/api/customers/{world['b'].pk}/history").json()["data"][0]
     assert {"field": "owner_id", "old": rep_b.pk, "new": rep_a.pk} in history["changes"]

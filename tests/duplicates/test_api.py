@@ -46,7 +46,7 @@ def test_creating_a_record_like_no_other_has_no_hint(api):
     CustomerFactory(name="John Smith", phone="")
     response = api.post("/api/customers", {"name": "Mary Jones", "phone": "13800138001"}, format="json")
     assert response.status_code == 201
-    assert "duplicates" not in response.json()["data"]
+    assert response.json()["data"]["duplicates"] == []
 
 
 def test_the_same_phone_written_otherwise_is_a_hint(api):
@@ -62,7 +62,7 @@ def test_a_rep_is_not_told_of_another_reps_records():
     theirs = CustomerFactory(name="Li Lei", phone="+8613912345678", owner=rep_b)
     response = client_of(rep_a).post("/api/customers", {"name": "Li Lei", "phone": "+86 13912345678"}, format="json")
     assert response.status_code == 201
-    assert "duplicates" not in response.json()["data"]
+    assert response.json()["data"]["duplicates"] == []
     # Managers see the pair in the review list.
     pair = DuplicateCandidate.objects.get(kind=Kind.CUSTOMER)
     assert (pair.a_id, pair.b_id) == (theirs.pk, response.json()["data"]["id"])
