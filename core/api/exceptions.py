@@ -47,12 +47,19 @@ def error_response(status_code, code, message, fields=None):
 def _flatten(detail):
     """Turn DRF's nested ErrorDetail structures into plain lists of strings."""
     if isinstance(detail, dict):
-        return {_printable(str(key)): _flatten(value) for key, value in detail.items()}
+        return {_printable(str(key)): _messages(value) for key, value in detail.items()}
+    return _messages(detail)
+
+
+def _messages(detail, path=""):
+    """A field's errors as a list of strings, as the error envelope's schema has them: the errors of a
+    list's or a dict's items (DRF nests them by index or key) each named by where they are (``0: ...``)."""
+    if isinstance(detail, dict):
+        return [text for key, value in detail.items() for text in _messages(value, f"{path}{_printable(str(key))}.")]
     if isinstance(detail, list):
-        if all(not isinstance(item, (dict, list)) for item in detail):
-            return [_printable(str(item)) for item in detail]
-        return [_flatten(item) for item in detail]
-    return [_printable(str(detail))]
+        return [text for item in detail for text in _messages(item, path)]
+    text = _printable(str(detail))
+    return [f"{path[:-1]}: {text}" if path else text]
 
 
 def _validation_body(exc):
@@ -65,12 +72,11 @@ def _validation_body(exc):
         else:
             first_field = next(iter(fields), None)
             first = fields.get(first_field) if first_field else None
-            # A list's or a dict's items have their errors by index or key ({"0": [...]}): no one text.
-            text = first[0] if isinstance(first, list) and first and isinstance(first[0], str) else "is invalid."
+            text = first[0] if first else "is invalid."
             message = f"Invalid input: {first_field}: {text}" if first_field else "Invalid input."
         return error_body("validation_error", message, fields or None)
     messages = _flatten(detail)
-    return error_body("validation_error", " ".join(m for m in messages if isinstance(m, str)) or "Invalid input.")
+    return error_body("validation_error", " ".join(messages) or "Invalid input.")
 
 
 def _api_exception(exc):

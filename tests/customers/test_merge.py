@@ -391,3 +391,13 @@ def test_api_refuses_a_dry_run_that_is_not_a_boolean(api):
 
     assert response.status_code == 400 and "dry_run" in response.json()["error"]["fields"]
     assert Customer.objects.filter(pk=other.pk).exists()
+
+
+def test_errors_of_a_lists_items_are_strings_named_by_their_place(api):
+    response = api.post(
+        "/api/customers/merge", {"survivor_id": 1, "merged_ids": [2, "x"], "fields": {"name": "y"}}, format="json"
+    )
+    fields = response.json()["error"]["fields"]
+    assert response.status_code == 400
+    assert fields["merged_ids"] == ["1: A valid integer is required."]
+    assert fields["fields"] == ["name: A valid integer is required."]
