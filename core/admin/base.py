@@ -310,9 +310,12 @@ class CRMModelAdmin(
 
     # The table's indexed search (a ``core.search.TextSearch``): each word of the search box
     # must match, as in Django's admin search, through the indexes the API's ``?search=`` uses;
-    # ``text_search_also`` names further fields each word may be in (each with its own index).
+    # ``text_search_also`` names further fields each word may be in (each with its own index);
+    # ``text_search_related`` further columns of a related table, through that table's own
+    # ``TextSearch``: ``(foreign key, its TextSearch, its fields)``, matched as ``fk IN (rows found)``.
     text_search = None
     text_search_also = ()
+    text_search_related = ()
 
     def get_search_results(self, request, queryset, search_term):
         if self.text_search is None:
@@ -325,6 +328,10 @@ class CRMModelAdmin(
             word = unescape_string_literal(word) if word[0] in {'"', "'"} and word[0] == word[-1] else word
             if word:
                 also = [models.Q(**{f"{name}__icontains": word}) for name in self.text_search_also]
+                for relation, search, fields in self.text_search_related:
+                    related = self.model._meta.get_field(relation).related_model._base_manager
+                    found = related.filter(search.condition(word, fields)).values("pk")
+                    also.append(models.Q(**{f"{relation}__in": found}))
                 queryset = queryset.filter(functools.reduce(operator.or_, also, self.text_search.condition(word)))
         return queryset, False
 
