@@ -79,20 +79,37 @@ def _figures(row, prefix):
     }
 
 
-def pipeline_summary(queryset=None, today=None):
+# ``owner`` of ``pipeline_summary`` over the whole book: every deal.
+EVERYONE = object()
+
+
+def pipeline_summary(queryset=None, today=None, *, owner=EVERYONE, close_month=None):
     """Count, total and weighted value per stage; open/won/lost totals; win rates.
 
     Runs exactly one aggregate query over ``queryset``; for all opportunities (``None``, the
     default) on PostgreSQL, one read of the figures the database keeps (``figures.py``) instead.
+    With ``queryset`` ``None``, ``owner`` (a user's id, or ``None`` for the customers without
+    one) and ``close_month`` (a month's first day) narrow the book as the board's filters do.
     Win rate is won / (won + lost), by count and by value; ``None`` while nothing has closed.
     ``closing_this_month``: the open opportunities whose expected close date falls in the
     current month (``today``'s month, the local date by default).
     """
     if queryset is None and kept_figures.kept():
-        row = _summary_of_figures(kept_figures.figure_rows(), (today or timezone.localdate()).replace(day=1))
+        this_month = (today or timezone.localdate()).replace(day=1)
+        rows = [
+            row
+            for row in kept_figures.figure_rows()
+            if (owner is EVERYONE or row[0] == owner) and (close_month is None or row[2] == close_month)
+        ]
+        row = _summary_of_figures(rows, this_month)
     else:
         if queryset is None:
             queryset = Opportunity.objects.all()
+            if owner is not EVERYONE:
+                queryset = queryset.filter(customer__owner_id=owner)
+            if close_month is not None:
+                last = close_month.replace(day=calendar.monthrange(close_month.year, close_month.month)[1])
+                queryset = queryset.filter(expected_close_date__gte=close_month, expected_close_date__lte=last)
         aggregates = _figure_aggregates("closing", closing_in_month(today))
         for stage in Opportunity.Stage:
             aggregates.update(_figure_aggregates(stage.value, Q(stage=stage)))

@@ -138,3 +138,37 @@ def test_the_dashboard_of_a_manager_reads_the_kept_figures(book, client, django_
             if 'FROM "opportunities_opportunity"' in q["sql"] and "WHERE" not in q["sql"]
         ]
         assert over_all == []
+
+
+@pytest.mark.parametrize("params", [{}, {"owner": "mine"}, {"owner": "none"}, {"owner": "ann"}, {"month": "now"}])
+@pytest.mark.parametrize("role", ["Sales manager", "Sales rep"])
+def test_the_board_reads_the_figures_of_its_filters(book, params, role):
+    from django.contrib import admin
+    from django.http import QueryDict
+
+    from core.access import scope
+    from opportunities.board import BoardFilters
+
+    if role == "Sales rep" and params.get("owner", "mine") != "mine":
+        pytest.skip("a rep's board shows their own deals")
+    user = book["ann"] if role == "Sales rep" else member("boss", role)
+    data = QueryDict(mutable=True)
+    for name, value in params.items():
+        data[name] = {"ann": str(book["ann"].pk), "now": timezone.localdate().strftime("%Y-%m")}.get(value, value)
+    filters = BoardFilters(data, user=user, admin_site=admin.site)
+    assert filters.is_valid()
+    counted = pipeline_summary(filters.filter(scope(Opportunity.objects.all(), user)))
+    chosen = filters.book()
+    assert chosen is not None
+    assert pipeline_summary(None, **chosen) == counted
+
+
+def test_a_customer_filter_counts_from_the_deals(book):
+    from django.contrib import admin
+    from django.http import QueryDict
+
+    from opportunities.board import BoardFilters
+
+    filters = BoardFilters(QueryDict("customer_text=x"), user=member("boss", "Sales manager"), admin_site=admin.site)
+    assert filters.is_valid()
+    assert filters.book() is None
