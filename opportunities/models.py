@@ -94,6 +94,12 @@ class Opportunity(TaggedModel, RecordedModel):
             models.Index(fields=["stage", "-created_at"], name="opportunity_stage_idx"),
             models.Index(fields=["stage", "expected_close_date"], name="opportunity_close_idx"),
             models.Index(fields=["company", "stage"], name="opportunity_company_idx"),
+            # The customer list's "open opportunities" filter: a probe per customer, from the index alone.
+            models.Index(
+                fields=["customer"],
+                name="opportunity_open_customer_idx",
+                condition=models.Q(stage__in=["lead", "proposal", "negotiation"]),
+            ),
             # The deals won since a date (the dashboard's "won this month").
             models.Index(
                 fields=["closed_at"],

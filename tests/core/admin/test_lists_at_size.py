@@ -149,9 +149,11 @@ def test_summary_columns_are_not_sortable(admin_client, url, columns):
 
 @pytest.mark.parametrize(
     ("model", "text_field"),
-    [("interactions.interaction", "notes"), ("opportunities.opportunity", "title")],
+    [("interactions.interaction", "notes"), ("opportunities.opportunity", "title"), ("tasks.task", "notes")],
 )
-def test_indexed_search_finds_what_the_plain_admin_search_finds(admin_client, model, text_field):
+# The rows a narrow word finds are the only ones checked (a large probe), or every row is (none).
+@pytest.mark.parametrize("probe", [0, 2, 10_000])
+def test_indexed_search_finds_what_the_plain_admin_search_finds(admin_client, monkeypatch, model, text_field, probe):
     """Interactions and opportunities are searched through their own and their customers' indexes:
     each word in the text, the customer's name or company, exactly as Django's search over the fields."""
     from django.apps import apps
@@ -159,7 +161,9 @@ def test_indexed_search_finds_what_the_plain_admin_search_finds(admin_client, mo
 
     from tests.factories import InteractionFactory
 
-    factory = InteractionFactory if model.startswith("interactions") else OpportunityFactory
+    factory = {"interactions": InteractionFactory, "opportunities": OpportunityFactory, "tasks": TaskFactory}[
+        model.split(".")[0]
+    ]
     wang = CustomerFactory(name="Wang Wei", company_name="Star Tech", email="smith@example.com")
     li = CustomerFactory(name="Li Na", company_name="星辰科技")
     texts = ["Discussed the STAR project", "电话沟通需求 with Wang", "Sent a quote", "Smith's quote"]
@@ -168,6 +172,7 @@ def test_indexed_search_finds_what_the_plain_admin_search_finds(admin_client, mo
             factory(customer=customer, **{text_field: text})
     model_class = apps.get_model(model)
     model_admin = admin.site._registry[model_class]
+    monkeypatch.setattr(model_admin, "text_search_probe", probe)
     url = reverse(f"admin:{model_class._meta.app_label}_{model_class._meta.model_name}_changelist")
     found_any = False
     for term in ["star", "wang quote", "星辰 quote", "沟通", "smith", "sent wang", "na", '"star tech"', "nothing"]:
