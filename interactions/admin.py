@@ -18,9 +18,11 @@ from customers.admin import (
     customer_list_filter,
     customer_quick_action,
 )
+from customers.search import SEARCH as CUSTOMER_SEARCH
 
 from .models import Interaction
 from .resources import InteractionResource
+from .search import SEARCH
 from .serializers import NOTES_MAX_LENGTH, InteractionSerializer
 
 RECENT_DAYS = 30
@@ -121,7 +123,11 @@ class InteractionAdmin(CRMModelAdmin):
     customer_cut = cut_column("customer.name", _("customer"), "customer__name")
     # By the customer's owner, as the rep's book and the dashboard's "activities" count them.
     list_filter = [owner_filter("customer__owner"), "interaction_type", "occurred_at"]
+    # Each word in the notes, the customer's name or company: through the indexes of the interactions'
+    # and the customers' own search (core/search.py).
     search_fields = ["notes", "customer__name", "customer__company_name"]
+    text_search = SEARCH
+    text_search_related = [("customer", CUSTOMER_SEARCH, ["name", "company_name"])]
     list_select_related = ["customer"]
     autocomplete_fields = ["customer"]
     date_hierarchy = "occurred_at"

@@ -1,5 +1,12 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
+
+
+def _heal_sqlite_search_index(sender, using, **kwargs):
+    from .search import SEARCH
+
+    SEARCH.heal_after_migrate(using, "interactions", "0007_search_indexes")
 
 
 class InteractionsConfig(AppConfig):
@@ -23,3 +30,4 @@ class InteractionsConfig(AppConfig):
             name="interaction",
             serializer=InteractionSerializer,
         )
+        post_migrate.connect(_heal_sqlite_search_index, sender=self)

@@ -40,7 +40,9 @@ class Interaction(RecordedModel):
             models.Index(fields=["-created_at", "-id"], name="interaction_newest_idx"),
             models.Index(fields=["customer", "-created_at"], name="interaction_customer_idx"),
             models.Index(fields=["customer", "-occurred_at"], name="interaction_customer_when_idx"),
-            models.Index(fields=["occurred_at"], name="interaction_occurred_idx"),
+            # The newest first, and the dashboard's activities since a date by the customer's owner (from the
+            # index alone, with customer_owner_idx).
+            models.Index(fields=["occurred_at", "id"], include=["customer"], name="interaction_when_idx"),
             # Behind the admin list's sorts: the column, then the admin's own ordering if it has one, else
             # the newest id first (Django's tie-break).
             models.Index(fields=["interaction_type", "-occurred_at", "-id"], name="interaction_type_sort_idx"),

@@ -24,11 +24,13 @@ from customers.admin import (
     customer_quick_action,
     date_input,
 )
+from customers.search import SEARCH as CUSTOMER_SEARCH
 
 from .board import PipelineBoard
 from .models import Opportunity
 from .reports import value_totals
 from .resources import OpportunityResource
+from .search import SEARCH
 from .serializers import OpportunitySerializer
 from .services import move_to_stage, opportunity_set_stage
 
@@ -237,7 +239,11 @@ class OpportunityAdmin(TaggedAdminMixin, PipelineBoard, CRMModelAdmin):
     customer_cut = cut_column("customer.name", _("customer"), "customer__name")
     list_editable = ["stage", "probability"]
     list_filter = [owner_filter("customer__owner"), "stage", ValueRangeFilter, "expected_close_date", "created_at"]
+    # Each word in the title, the customer's name or company: through the indexes of the opportunities'
+    # and the customers' own search (core/search.py).
     search_fields = ["title", "customer__name", "customer__company_name"]
+    text_search = SEARCH
+    text_search_related = [("customer", CUSTOMER_SEARCH, ["name", "company_name"])]
     list_select_related = ["customer"]
     autocomplete_fields = ["customer", "company"]
     date_hierarchy = "created_at"

@@ -1,5 +1,12 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
+
+
+def _heal_sqlite_search_index(sender, using, **kwargs):
+    from .search import SEARCH
+
+    SEARCH.heal_after_migrate(using, "opportunities", "0010_search_indexes")
 
 
 class OpportunitiesConfig(AppConfig):
@@ -28,3 +35,4 @@ class OpportunitiesConfig(AppConfig):
             serializer=OpportunitySerializer,
             also={"opportunity.stage_changed": lambda changes: "stage" in changes},
         )
+        post_migrate.connect(_heal_sqlite_search_index, sender=self)

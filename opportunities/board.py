@@ -42,7 +42,7 @@ from customers.search import search_customers as customer_search
 
 from . import parts
 from .models import Opportunity
-from .reports import pipeline_summary
+from .reports import EVERYONE, pipeline_summary
 from .services import opportunity_set_stage
 
 CARDS_PER_COLUMN = 50
@@ -144,6 +144,30 @@ class BoardFilters(forms.Form):
             )
         return queryset
 
+    def book(self):
+        """``{"owner": ..., "close_month": ...}`` of ``reports.pipeline_summary`` when the valid filters
+        choose deals by owner and close month alone, the deals the user sees; else ``None``."""
+        data = self.cleaned_data if self.is_bound else {}
+        if data.get("customer") is not None or (data.get("customer_text") or "").strip():
+            return None
+        owner = data.get("owner") or ("all" if self.everyone else "mine")
+        if not self.everyone and owner != "mine":
+            return None
+        if not self.everyone and (
+            access.role_of(self.user) != access.REP or access.owner_path(Opportunity) != "customer__owner"
+        ):
+            # A rep's own deals are their customers' deals, whatever else their scope lets them see.
+            return None
+        if owner == "mine":
+            owner = self.user.pk
+        elif owner == "none":
+            owner = None
+        elif owner == "all":
+            owner = EVERYONE
+        else:
+            owner = int(owner)
+        return {"owner": owner, "close_month": data.get("month")}
+
     def unfolded(self):
         return set(self.cleaned_data.get("unfold") or ()) if self.is_bound else set()
 
@@ -192,7 +216,9 @@ class PipelineBoard:
             # Shown with the errors, the invalid filters left out; a refused move keeps its own status.
             status = 400
         deals = filters.filter(self.get_queryset(request))
-        summary = pipeline_summary(deals)
+        book = filters.book()
+        # The figures the database keeps when the filters are by owner and month (opportunities/figures.py).
+        summary = pipeline_summary(deals) if book is None else pipeline_summary(None, **book)
         unfolded = filters.unfolded()
         now = timezone.now()
         columns = []

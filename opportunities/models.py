@@ -94,6 +94,19 @@ class Opportunity(TaggedModel, RecordedModel):
             models.Index(fields=["stage", "-created_at"], name="opportunity_stage_idx"),
             models.Index(fields=["stage", "expected_close_date"], name="opportunity_close_idx"),
             models.Index(fields=["company", "stage"], name="opportunity_company_idx"),
+            # The customer list's "open opportunities" filter: a probe per customer, from the index alone.
+            models.Index(
+                fields=["customer"],
+                name="opportunity_open_customer_idx",
+                condition=models.Q(stage__in=["lead", "proposal", "negotiation"]),
+            ),
+            # The deals won since a date (the dashboard's "won this month").
+            models.Index(
+                fields=["closed_at"],
+                include=["customer", "value", "probability", "id"],
+                name="opportunity_won_idx",
+                condition=models.Q(stage="closed"),
+            ),
             # Behind the admin list's sorts: the column, then the admin's own ordering if it has one, else
             # the newest id first (Django's tie-break).
             models.Index(fields=["title", "-id"], name="opportunity_title_sort_idx"),
@@ -168,3 +181,25 @@ class StageChange(models.Model):
 
     def __str__(self):
         return f"{self.opportunity_id}: {self.from_stage or '-'} -> {self.to_stage}"
+
+
+class PipelineFigure(models.Model):
+    """Count, total and weighted value of the opportunities of one owner, stage and expected close month.
+
+    PostgreSQL only (``opportunities/figures.py``): database triggers add a row of differences in the
+    transaction of every change to an opportunity (or to its customer's owner), whatever made it;
+    the figures of a key are the sum of its rows, folded together now and then (``figures.fold``).
+    """
+
+    owner_id = models.IntegerField(null=True)
+    stage = models.CharField(max_length=16, choices=Opportunity.Stage.choices)
+    close_month = models.DateField(null=True)
+    count = models.BigIntegerField()
+    total_value = models.DecimalField(max_digits=20, decimal_places=2)
+    weighted_value = models.DecimalField(max_digits=24, decimal_places=4)
+
+    class Meta:
+        default_permissions = ()
+
+    def __str__(self):
+        return f"{self.owner_id} {self.stage} {self.close_month}: {self.count}"

@@ -18,12 +18,14 @@ from customers.admin import (
     customer_quick_action,
     date_input,
 )
+from customers.search import SEARCH as CUSTOMER_SEARCH
 from opportunities.admin import opportunity_inline
 from opportunities.models import Opportunity
 
 from .models import Task
 from .my_day import MyDay
 from .resources import TaskResource
+from .search import SEARCH
 from .serializers import TEXT_MAX_LENGTH, TaskSerializer, may_be_assigned
 from .windows import WINDOWS, condition, day_of
 
@@ -186,7 +188,11 @@ class TaskAdmin(MyDay, CRMModelAdmin):
         "kind",
         "priority",
     ]
+    # Each word in the title, the notes, the customer's name or company: through the indexes of the tasks'
+    # and the customers' own search (core/search.py).
     search_fields = ["title", "notes", "customer__name", "customer__company_name"]
+    text_search = SEARCH
+    text_search_related = [("customer", CUSTOMER_SEARCH, ["name", "company_name"])]
     list_select_related = ["customer", "assignee"]
     autocomplete_fields = ["customer", "opportunity"]
     ordering = ["done_at", "due_at", "id"]

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
 
 
@@ -8,6 +9,12 @@ def _done(changes):
 
 def _reopened(changes):
     return "done_at" in changes and changes["done_at"]["new"] is None and changes["done_at"]["old"] is not None
+
+
+def _heal_sqlite_search_index(sender, using, **kwargs):
+    from .search import SEARCH
+
+    SEARCH.heal_after_migrate(using, "tasks", "0004_search_indexes")
 
 
 class TasksConfig(AppConfig):
@@ -25,6 +32,7 @@ class TasksConfig(AppConfig):
 
         # A task is its customer's owner's; its assignee sees it too.
         access.register_owner_path(Task, "customer__owner", also_seen_by=["assignee"])
+        post_migrate.connect(_heal_sqlite_search_index, sender=self)
         register()
         register_next_task()
         # Every create, update and delete writes an event with the change (core/events.py);

@@ -111,6 +111,14 @@ class Task(RecordedModel):
                 condition=models.Q(done_at__isnull=True),
             ),
             models.Index(fields=["due_at"], name="task_open_due_idx", condition=models.Q(done_at__isnull=True)),
+            # Behind the admin list's order (open first, then by due date) and its sorts: the column, then
+            # that order.
+            models.Index(fields=["done_at", "due_at", "id"], name="task_list_idx"),
+            models.Index(fields=["title", "done_at", "due_at", "id"], name="task_title_sort_idx"),
+            models.Index(fields=["kind", "done_at", "due_at", "id"], name="task_kind_sort_idx"),
+            models.Index(fields=["assignee", "done_at", "due_at", "id"], name="task_assignee_sort_idx"),
+            models.Index(fields=["due_at", "done_at", "id"], name="task_due_sort_idx"),
+            models.Index(fields=["priority", "done_at", "due_at", "id"], name="task_priority_sort_idx"),
         ]
 
     def __str__(self):

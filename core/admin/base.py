@@ -328,9 +328,12 @@ class CRMModelAdmin(
 
     # The table's indexed search (a ``core.search.TextSearch``): each word of the search box
     # must match, as in Django's admin search, through the indexes the API's ``?search=`` uses;
-    # ``text_search_also`` names further fields each word may be in (each with its own index).
+    # ``text_search_also`` names further fields each word may be in (each with its own index);
+    # ``text_search_related`` further columns of a related table, through that table's own
+    # ``TextSearch``: ``(foreign key, its TextSearch, its fields)``.
     text_search = None
     text_search_also = ()
+    text_search_related = ()
 
     def get_search_results(self, request, queryset, search_term):
         if self.text_search is None:
@@ -339,12 +342,45 @@ class CRMModelAdmin(
         if self.text_search.phone_field and phones.search_q(term, self.text_search.phone_field) is not None:
             # A phone number with spaces ("+86 138 0013 8000") is one term, not four words.
             return self.text_search.filter(queryset, term), False
-        for word in smart_split(term):
-            word = unescape_string_literal(word) if word[0] in {'"', "'"} and word[0] == word[-1] else word
-            if word:
-                also = [models.Q(**{f"{name}__icontains": word}) for name in self.text_search_also]
-                queryset = queryset.filter(functools.reduce(operator.or_, also, self.text_search.condition(word)))
+        words = [
+            unescape_string_literal(word) if word[0] in {'"', "'"} and word[0] == word[-1] else word
+            for word in smart_split(term)
+        ]
+        matches = [self._text_search_word(word) for word in words if word]
+        for condition, _found in matches:
+            queryset = queryset.filter(condition)
+        if self.text_search_related and matches:
+            # Each row is checked against every word. When one word is found in few rows (through the
+            # indexes), only those rows are checked; a word found in many rows has rows that match it
+            # all along the list's order, and the list's first page is found by walking that order.
+            probe = self.text_search_probe
+            counted = min((found[: probe + 1].count(), index) for index, (_, found) in enumerate(matches))
+            if counted[0] <= probe:
+                queryset = queryset.filter(pk__in=matches[counted[1]][1])
         return queryset, False
+
+    # Per word, the first ``text_search_probe`` rows it finds are counted, to find a narrow one.
+    text_search_probe = 10_000
+
+    def _text_search_word(self, word):
+        """The condition a row must meet for ``word``, and the rows that meet it (a subquery of their ids)."""
+        own = functools.reduce(
+            operator.or_,
+            [models.Q(**{f"{name}__icontains": word}) for name in self.text_search_also],
+            self.text_search.condition(word),
+        )
+        manager = self.model._base_manager
+        condition = own
+        found = manager.filter(own).order_by().values("pk")
+        for relation, search, fields in self.text_search_related:
+            related = self.model._meta.get_field(relation).related_model._base_manager.filter(
+                search.condition(word, fields)
+            )
+            condition |= models.Exists(related.filter(pk=models.OuterRef(relation)))
+            found = found.union(
+                manager.filter(**{f"{relation}__in": related.order_by().values("pk")}).order_by().values("pk"), all=True
+            )
+        return condition, found
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if access.has_owner_path(db_field.related_model):

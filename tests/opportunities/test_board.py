@@ -362,7 +362,9 @@ class TestQueryCounts:
         # Each unfolded column reads its cards with one more query, whatever their number.
         assert len(unfolded) == len(default) + 2
         aggregates = [q["sql"] for q in default.captured_queries if "COUNT(" in q["sql"] and "weighted" in q["sql"]]
-        assert len(aggregates) == 1
+        # On PostgreSQL the columns' figures are a read of the figures the database keeps (opportunities/figures.py).
+        kept = [q["sql"] for q in default.captured_queries if "opportunities_pipelinefigure" in q["sql"]]
+        assert (len(aggregates), len(kept)) == ((0, 1) if connection.vendor == "postgresql" else (1, 0))
 
     def test_a_move_reads_and_writes_a_fixed_number_of_queries(self, manager):
         deal = OpportunityFactory()

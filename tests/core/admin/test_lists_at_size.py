@@ -145,3 +145,43 @@ def test_summary_columns_are_not_sortable(admin_client, url, columns):
     changelist = admin_client.get(url).context["cl"]
     for column in columns:
         assert changelist.get_ordering_field(column) is None, column
+
+
+@pytest.mark.parametrize(
+    ("model", "text_field"),
+    [("interactions.interaction", "notes"), ("opportunities.opportunity", "title"), ("tasks.task", "notes")],
+)
+# The rows a narrow word finds are the only ones checked (a large probe), or every row is (none).
+@pytest.mark.parametrize("probe", [0, 2, 10_000])
+def test_indexed_search_finds_what_the_plain_admin_search_finds(admin_client, monkeypatch, model, text_field, probe):
+    """Interactions and opportunities are searched through their own and their customers' indexes:
+    each word in the text, the customer's name or company, exactly as Django's search over the fields."""
+    from django.apps import apps
+    from django.contrib.admin import ModelAdmin
+
+    from tests.factories import InteractionFactory
+
+    factory = {"interactions": InteractionFactory, "opportunities": OpportunityFactory, "tasks": TaskFactory}[
+        model.split(".")[0]
+    ]
+    wang = CustomerFactory(name="Wang Wei", company_name="Star Tech", email="smith@example.com")
+    li = CustomerFactory(name="Li Na", company_name="星辰科技")
+    texts = ["Discussed the STAR project", "电话沟通需求 with Wang", "Sent a quote", "Smith's quote"]
+    for customer in (wang, li):
+        for text in texts:
+            factory(customer=customer, **{text_field: text})
+    model_class = apps.get_model(model)
+    model_admin = admin.site._registry[model_class]
+    monkeypatch.setattr(model_admin, "text_search_probe", probe)
+    url = reverse(f"admin:{model_class._meta.app_label}_{model_class._meta.model_name}_changelist")
+    found_any = False
+    for term in ["star", "wang quote", "星辰 quote", "沟通", "smith", "sent wang", "na", '"star tech"', "nothing"]:
+        shown = {row.pk for row in admin_client.get(url, {"q": term}).context["cl"].result_list}
+        # Django's own search over the same fields (icontains, joined), without the indexes.
+        request = admin_client.get(url).wsgi_request
+        expected, _ = ModelAdmin.get_search_results(model_admin, request, model_class.objects.all(), term)
+        assert shown == set(expected.values_list("pk", flat=True)), term
+        found_any = found_any or bool(shown)
+    assert found_any
+    # The email is not among the fields searched: the customer's own search is narrowed to name and company.
+    assert not admin_client.get(url, {"q": "example.com"}).context["cl"].result_list
