@@ -497,6 +497,13 @@ def undo(changeset, user, skip_conflicts=False):
                 conflicts=found,
             )
         skipped = {(conflict["model"], conflict["object_id"]) for conflict in found}
+        rows = [row for row in rows if (row.model, row.object_id) not in skipped]
+        if not rows:
+            raise UndoRefused(
+                str(_("Every record of this changeset changed since: there is nothing left to undo.")),
+                code="nothing_to_undo",
+                conflicts=found,
+            )
         with (
             _acting(user),
             recording(
@@ -506,7 +513,7 @@ def undo(changeset, user, skip_conflicts=False):
                 source={"undoes": changeset.pk, "skipped": len(skipped)},
             ) as done,
         ):
-            _revert([row for row in rows if (row.model, row.object_id) not in skipped])
+            _revert(rows)
         if done.pk is not None:
             done.undoes = changeset
             done.save(update_fields=["undoes"])

@@ -182,3 +182,20 @@ def test_a_reassign_that_moves_nothing_names_no_changeset_and_a_bad_dry_run_is_a
     assert answer["customers"] == 0 and answer["changeset"] is None
     response = api.post(f"/api/customers/{customer.pk}/reassign?dry_run=maybe", {"owner_id": rep.pk}, format="json")
     assert response.status_code == 400 and "dry_run" in response.json()["error"]["fields"]
+
+
+def test_an_undo_with_every_record_changed_since_is_refused_even_when_skipping(rep):
+    manager = ManagerFactory()
+    customer = CustomerFactory(owner=manager)
+    changeset = renamed(manager, customer)
+    customer.refresh_from_db()
+    customer.name = "Changed since"
+    customer.save()
+
+    response = client(manager).post(f"/api/changesets/{changeset.pk}/undo", {"skip_conflicts": True}, format="json")
+
+    assert response.status_code == 409
+    error = response.json()["error"]
+    assert error["code"] == "nothing_to_undo" and [c["object_id"] for c in error["conflicts"]] == [customer.pk]
+    changeset.refresh_from_db()
+    assert changeset.status == "applied" and Customer.objects.get(pk=customer.pk).name == "Changed since"
