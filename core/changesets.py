@@ -498,12 +498,6 @@ def undo(changeset, user, skip_conflicts=False):
             )
         skipped = {(conflict["model"], conflict["object_id"]) for conflict in found}
         rows = [row for row in rows if (row.model, row.object_id) not in skipped]
-        if not rows:
-            raise UndoRefused(
-                str(_("Every record of this changeset changed since: there is nothing left to undo.")),
-                code="nothing_to_undo",
-                conflicts=found,
-            )
         with (
             _acting(user),
             recording(
@@ -514,9 +508,9 @@ def undo(changeset, user, skip_conflicts=False):
             ) as done,
         ):
             _revert(rows)
-        if done.pk is not None:
-            done.undoes = changeset
-            done.save(update_fields=["undoes"])
+        # Kept even when every record was skipped (it wrote nothing): the undo is answered by it.
+        done.undoes = changeset
+        done.save()
         changeset.status, changeset.undone_by, changeset.undone_at = Changeset.Status.UNDONE, user, timezone.now()
         changeset.save(update_fields=["status", "undone_by", "undone_at"])
         events.record_event(

@@ -184,7 +184,7 @@ def test_a_reassign_that_moves_nothing_names_no_changeset_and_a_bad_dry_run_is_a
     assert response.status_code == 400 and "dry_run" in response.json()["error"]["fields"]
 
 
-def test_an_undo_with_every_record_changed_since_is_refused_even_when_skipping(rep):
+def test_an_undo_that_skips_every_record_changes_nothing_and_is_recorded(rep):
     manager = ManagerFactory()
     customer = CustomerFactory(owner=manager)
     changeset = renamed(manager, customer)
@@ -194,8 +194,9 @@ def test_an_undo_with_every_record_changed_since_is_refused_even_when_skipping(r
 
     response = client(manager).post(f"/api/changesets/{changeset.pk}/undo", {"skip_conflicts": True}, format="json")
 
-    assert response.status_code == 409
-    error = response.json()["error"]
-    assert error["code"] == "nothing_to_undo" and [c["object_id"] for c in error["conflicts"]] == [customer.pk]
+    assert response.status_code == 200, response.content
+    done = response.json()["data"]
+    assert done["id"] is not None and done["undoes_id"] == changeset.pk and done["counts"] == {}
+    assert done["source"] == {"undoes": changeset.pk, "skipped": 1}
     changeset.refresh_from_db()
-    assert changeset.status == "applied" and Customer.objects.get(pk=customer.pk).name == "Changed since"
+    assert changeset.status == "undone" and Customer.objects.get(pk=customer.pk).name == "Changed since"
