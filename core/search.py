@@ -18,16 +18,28 @@ An app declares one :class:`TextSearch` per searched table and creates its
 indexes from a migration (``create_indexes`` / ``drop_indexes``).
 """
 
+import json
 from functools import reduce
 from operator import or_
 
-from django.db import connection
+from django.db import connection, connections
 from django.db.models import Q
 from django.db.models.expressions import RawSQL
 
 from core import phones
 
 TRIGRAM_MIN_LENGTH = 3
+
+
+def estimated_rows(queryset):
+    """The planner's estimate of the number of rows of ``queryset``, read without running it.
+
+    PostgreSQL estimates a ``LIKE '%word%'`` from the statistics of the indexed expression
+    (``UPPER(column)``); SQLite gives no such figure: None.
+    """
+    if connections[queryset.db].vendor != "postgresql":
+        return None
+    return json.loads(queryset.explain(format="json"))[0]["Plan"]["Plan Rows"]
 
 
 class TextSearch:

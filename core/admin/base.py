@@ -34,6 +34,7 @@ from core.admin.imports import BoundedImportMixin
 from core.history import batched_delete_history
 from core.paging import COUNT_CAP, capped_count
 from core.resources import FileRefused
+from core.search import estimated_rows
 
 
 def _storable(moment):
@@ -353,14 +354,34 @@ class CRMModelAdmin(
             # Each row is checked against every word. When one word is found in few rows (through the
             # indexes), only those rows are checked; a word found in many rows has rows that match it
             # all along the list's order, and the list's first page is found by walking that order.
-            probe = self.text_search_probe
-            counted = min((found[: probe + 1].count(), index) for index, (_, found) in enumerate(matches))
-            if counted[0] <= probe:
-                queryset = queryset.filter(pk__in=matches[counted[1]][1])
+            narrow = self._narrow_word([found for _, found in matches])
+            if narrow is not None:
+                queryset = queryset.filter(pk__in=narrow)
         return queryset, False
 
     # Per word, the first ``text_search_probe`` rows it finds are counted, to find a narrow one.
     text_search_probe = 10_000
+    # Count the words in the order of the database's estimate of their rows, and stop at the first
+    # within the probe (PostgreSQL); without it, or without estimates (SQLite), every word is counted.
+    text_search_by_estimate = True
+
+    def _narrow_word(self, founds):
+        """The rows of a word found in at most ``text_search_probe`` rows (a subquery), or None.
+
+        Counting a word's rows up to the probe costs about as much as reading them: "Smith" in
+        111,000 customers' names is most of a search's time. With estimates (the planner's, read
+        without running the query) the word estimated narrowest is counted first, and the others
+        only if it turns out wider than the probe. Which narrow word is used changes how fast the
+        rows are found, never which rows.
+        """
+        probe = self.text_search_probe
+        if self.text_search_by_estimate and len(founds) > 1:
+            estimates = [estimated_rows(found) for found in founds]
+            if None not in estimates:
+                by_estimate = sorted(range(len(founds)), key=estimates.__getitem__)
+                return next((founds[i] for i in by_estimate if founds[i][: probe + 1].count() <= probe), None)
+        counted, index = min((found[: probe + 1].count(), index) for index, found in enumerate(founds))
+        return founds[index] if counted <= probe else None
 
     def _text_search_word(self, word):
         """The condition a row must meet for ``word``, and the rows that meet it (a subquery of their ids)."""

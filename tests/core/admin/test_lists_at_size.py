@@ -9,6 +9,7 @@ import datetime
 import re
 from decimal import Decimal
 
+import factory
 import pytest
 from django.contrib import admin
 from django.db import connection
@@ -153,7 +154,11 @@ def test_summary_columns_are_not_sortable(admin_client, url, columns):
 )
 # The rows a narrow word finds are the only ones checked (a large probe), or every row is (none).
 @pytest.mark.parametrize("probe", [0, 2, 10_000])
-def test_indexed_search_finds_what_the_plain_admin_search_finds(admin_client, monkeypatch, model, text_field, probe):
+# The words counted in the order of the database's estimates (PostgreSQL), or each of them.
+@pytest.mark.parametrize("by_estimate", [True, False], ids=["by-estimate", "count-each"])
+def test_indexed_search_finds_what_the_plain_admin_search_finds(
+    admin_client, monkeypatch, model, text_field, probe, by_estimate
+):
     """Interactions and opportunities are searched through their own and their customers' indexes:
     each word in the text, the customer's name or company, exactly as Django's search over the fields."""
     from django.apps import apps
@@ -173,6 +178,7 @@ def test_indexed_search_finds_what_the_plain_admin_search_finds(admin_client, mo
     model_class = apps.get_model(model)
     model_admin = admin.site._registry[model_class]
     monkeypatch.setattr(model_admin, "text_search_probe", probe)
+    monkeypatch.setattr(model_admin, "text_search_by_estimate", by_estimate)
     url = reverse(f"admin:{model_class._meta.app_label}_{model_class._meta.model_name}_changelist")
     found_any = False
     for term in ["star", "wang quote", "星辰 quote", "沟通", "smith", "sent wang", "na", '"star tech"', "nothing"]:
@@ -185,3 +191,34 @@ def test_indexed_search_finds_what_the_plain_admin_search_finds(admin_client, mo
     assert found_any
     # The email is not among the fields searched: the customer's own search is narrowed to name and company.
     assert not admin_client.get(url, {"q": "example.com"}).context["cl"].result_list
+
+
+def probes(captured):
+    """The counts of a word's rows up to the probe (``SELECT COUNT(*) FROM ((...) UNION ALL (...) LIMIT n)``)."""
+    return [q["sql"] for q in captured if q["sql"].startswith("SELECT COUNT(*) FROM ((")]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite gives no estimates: every word is counted")
+@pytest.mark.parametrize("by_estimate", [True, False], ids=["by-estimate", "count-each"])
+def test_a_search_counts_only_the_word_estimated_narrowest(admin_client, monkeypatch, by_estimate):
+    """ "Smith" is in every customer's name, "4242" in one: with the planner's estimates only "4242" is
+    counted (the count of the wide word was most of a search's time); the rows found are the same."""
+    smiths = CustomerFactory.create_batch(300, name=factory.Sequence(lambda n: f"Anna Smith {n:05}"))
+    for customer in smiths[:40]:
+        OpportunityFactory(customer=customer, title="Annual licence")
+    wanted = OpportunityFactory(customer=CustomerFactory(name="Bob Smith 4242"), title="Pilot project")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE customers_customer")
+        cursor.execute("ANALYZE opportunities_opportunity")
+    model_admin = admin.site._registry[wanted.__class__]
+    monkeypatch.setattr(model_admin, "text_search_probe", 20)
+    monkeypatch.setattr(model_admin, "text_search_by_estimate", by_estimate)
+    with CaptureQueriesContext(connection) as captured:
+        response = admin_client.get(OPPORTUNITIES, {"q": "smith 4242"})
+    assert [row.pk for row in response.context["cl"].result_list] == [wanted.pk]
+    counted = probes(captured)
+    if by_estimate:
+        [only] = counted
+        assert "%4242%" in only and "%smith%" not in only
+    else:
+        assert len(counted) == 2, counted
