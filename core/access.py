@@ -172,6 +172,15 @@ def seen_by_paths(model):
     return (owner_path(model), *_ALSO_SEEN_BY.get(model._meta.label_lower, ()))
 
 
+def sees_own_alone(model, user):
+    """Whether :func:`scope` gives ``user`` exactly the rows of ``model`` that they own along its owner path.
+
+    True for a rep when no further path (``register_viewer_path``) leads to the model's rows: figures
+    kept per owner are then their book's (``opportunities/figures.py``).
+    """
+    return role_of(user) == REP and seen_by_paths(model) == (owner_path(model),)
+
+
 def scope(queryset, user):
     """``queryset`` narrowed to the rows ``user`` may see, along the owner path of its model (or a further one).
 

@@ -12,7 +12,7 @@ from interactions.models import Interaction
 from interactions.reports import activities_by_owner
 
 from .models import Opportunity
-from .reports import closing_in_month, pipeline_groups, pipeline_summary
+from .reports import book_of, closing_in_month, pipeline_groups, pipeline_summary
 
 LIST_LENGTH = 10
 
@@ -52,11 +52,13 @@ def rep_table(user, now=None):
         people = list(owners().values_list("pk", "username"))
     else:
         people = [(user.pk, user.get_username())]
-    # The whole book (None) is read from the figures the database keeps (opportunities/figures.py).
-    opportunities = None if access.sees_everything(user) else scope(Opportunity.objects.all(), user)
+    # A whole book (everyone's, or one owner's) is read from the figures the database keeps
+    # (opportunities/figures.py).
+    book = book_of(user)
+    opportunities = scope(Opportunity.objects.all(), user) if book is None else None
     figures = {
         group["key"]: group
-        for group in pipeline_groups(opportunities, "owner", limit=None, won_since=month_start)
+        for group in pipeline_groups(opportunities, "owner", limit=None, won_since=month_start, **(book or {}))
         if group["key"] is not None
     }
     activities = activities_by_owner(week_start, scope(Interaction.objects.all(), user))
@@ -84,8 +86,9 @@ def dashboard_context(request):
     if user.has_perm("opportunities.view_opportunity"):
         # The figures of the user's book (everything for managers and read-only users).
         opportunities = scope(Opportunity.objects.all(), user)
-        # The whole book (None) is read from the figures the database keeps (opportunities/figures.py).
-        summary = pipeline_summary(None if access.sees_everything(user) else opportunities)
+        # A whole book (everyone's, or one owner's) is read from the figures the database keeps.
+        book = book_of(user)
+        summary = pipeline_summary(opportunities) if book is None else pipeline_summary(None, **book)
         peak = max((stage["total_value"] for stage in summary["stages"]), default=0)
         context["pipeline"] = summary
         context["pipeline_bars"] = [

@@ -11,9 +11,9 @@ Rows are only ever added (no row is locked, so concurrent writers never wait on 
 (after a load with triggers off, such as ``bench/admin_at_size.py build``).
 
 ``figure_rows()`` answers the figures per (owner, stage, close month); ``reports.pipeline_summary``
-and ``reports.pipeline_groups`` read them for the whole book and compute from the table otherwise
-(SQLite, a rep's book, a filtered list), so that both ways give the same numbers
-(``tests/opportunities/test_figures.py``).
+and ``reports.pipeline_groups`` read them for the whole book or one owner's (a rep's own,
+``reports.book_of``) and compute from the table otherwise (SQLite, a filtered list), so that both
+ways give the same numbers (``tests/opportunities/test_figures.py``).
 """
 
 from django.db import connection, transaction

@@ -83,6 +83,20 @@ def _figures(row, prefix):
 EVERYONE = object()
 
 
+def book_of(user):
+    """``{"owner": ...}`` of ``pipeline_summary`` and ``pipeline_groups`` for the deals ``user`` sees, when
+    those are everyone's or one owner's book (the figures are kept by the customer's owner); else ``None``:
+    count the deals of their scope.
+    """
+    from core import access
+
+    if access.sees_everything(user):
+        return {"owner": EVERYONE}
+    if access.sees_own_alone(Opportunity, user) and access.owner_path(Opportunity) == "customer__owner":
+        return {"owner": user.pk}
+    return None
+
+
 def pipeline_summary(queryset=None, today=None, *, owner=EVERYONE, close_month=None):
     """Count, total and weighted value per stage; open/won/lost totals; win rates.
 
@@ -221,7 +235,7 @@ GROUPINGS = {
 }
 
 
-def pipeline_groups(queryset, group_by, limit, won_since=None):
+def pipeline_groups(queryset, group_by, limit, won_since=None, *, owner=EVERYONE):
     """Open, won and lost figures per company, owner or stage, in one aggregate query.
 
     Groups with the largest open pipeline first (then by key); at most ``limit``.
@@ -230,14 +244,17 @@ def pipeline_groups(queryset, group_by, limit, won_since=None):
     has ``won_since`` (the deals won at or after it, by ``closed_at``) and its ``win_rate``:
     the admin dashboard's per-rep table.
 
-    ``queryset`` ``None``: all opportunities; by owner on PostgreSQL, from the figures the
-    database keeps (``figures.py``), the deals won since ``won_since`` counted apart (two or
-    three queries instead of one over every deal).
+    ``queryset`` ``None``: all opportunities, or ``owner``'s (a user's id, or ``None`` for the
+    customers without one); by owner on PostgreSQL, from the figures the database keeps
+    (``figures.py``), the deals won since ``won_since`` counted apart (two or three queries
+    instead of one over every deal).
     """
     if queryset is None and group_by == "owner" and kept_figures.kept():
-        return _owner_groups_of_figures(limit, won_since)
+        return _owner_groups_of_figures(limit, won_since, owner)
     if queryset is None:
         queryset = Opportunity.objects.all()
+        if owner is not EVERYONE:
+            queryset = queryset.filter(customer__owner_id=owner)
     key, label = GROUPINGS[group_by]
     columns = [key] if label is None else [key, label]
     aggregates = {
@@ -271,11 +288,13 @@ def pipeline_groups(queryset, group_by, limit, won_since=None):
     return groups
 
 
-def _owner_groups_of_figures(limit, won_since):
+def _owner_groups_of_figures(limit, won_since, only=EVERYONE):
     from django.contrib.auth import get_user_model
 
     rows = {}
     for owner, stage, _month, count, total, weighted in kept_figures.figure_rows():
+        if only is not EVERYONE and owner != only:
+            continue
         row = rows.setdefault(owner, _empty(["open", "won", "lost", "since"]))
         if stage in Opportunity.OPEN_STAGES:
             _add(row, "open", count, total, weighted)
@@ -284,12 +303,10 @@ def _owner_groups_of_figures(limit, won_since):
         elif stage == Opportunity.Stage.LOST:
             _add(row, "lost", count, total, weighted)
     if won_since is not None:
-        won = (
-            Opportunity.objects.filter(stage=Opportunity.Stage.CLOSED, closed_at__gte=won_since)
-            .order_by()
-            .values("customer__owner_id")
-            .annotate(**_figure_aggregates("since", Q()))
-        )
+        won = Opportunity.objects.filter(stage=Opportunity.Stage.CLOSED, closed_at__gte=won_since)
+        if only is not EVERYONE:
+            won = won.filter(customer__owner_id=only)
+        won = won.order_by().values("customer__owner_id").annotate(**_figure_aggregates("since", Q()))
         for item in won:
             row = rows.get(item["customer__owner_id"])
             if row is not None:

@@ -172,3 +172,41 @@ def test_a_customer_filter_counts_from_the_deals(book):
     filters = BoardFilters(QueryDict("customer_text=x"), user=member("boss", "Sales manager"), admin_site=admin.site)
     assert filters.is_valid()
     assert filters.book() is None
+
+
+@pytest.mark.parametrize("role", ["Sales rep", "Sales manager"])
+def test_the_dashboard_of_a_book_reads_what_counting_its_deals_gives(book, client, monkeypatch, role):
+    """A rep's dashboard (their own book) reads the figures the database keeps by owner: the same
+    pipeline and per-rep row as counting the deals they see."""
+    from opportunities import dashboard
+
+    user = book["ann"] if role == "Sales rep" else member("boss", role)
+    user.is_staff = True
+    user.save()
+    won = book["deals"][1]
+    won.stage, won.closed_at = Opportunity.Stage.CLOSED, timezone.now()
+    won.save()
+    client.force_login(user)
+    kept = client.get("/admin/").context
+    monkeypatch.setattr(dashboard, "book_of", lambda user: None)
+    counted = client.get("/admin/").context
+    assert kept["pipeline"] == counted["pipeline"]
+    assert kept["rep_table"] == counted["rep_table"]
+    rows = {row["username"]: row for row in kept["rep_table"]}
+    assert rows["ann"]["open_value"] == Decimal("1000.50")
+    assert rows["ann"]["won_month_value"] == Decimal("333.33")
+    if role == "Sales rep":
+        assert list(rows) == ["ann"]
+        assert kept["pipeline"]["open"]["count"] == 1
+
+
+def test_a_reps_book_is_read_by_owner_unless_others_deals_are_in_their_scope(book, monkeypatch):
+    from core import access
+    from opportunities.reports import EVERYONE, book_of
+
+    assert book_of(member("boss", "Sales manager")) == {"owner": EVERYONE}
+    assert book_of(book["ann"]) == {"owner": book["ann"].pk}
+    # A further way to see deals (a viewer path) makes the rep's scope more than their customers' deals.
+    monkeypatch.setitem(access._ALSO_SEEN_BY, Opportunity._meta.label_lower, ["created_by"])
+    assert book_of(book["ann"]) is None
+    assert book_of(member("nobody")) is None
