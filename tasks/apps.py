@@ -12,9 +12,11 @@ def _reopened(changes):
 
 
 def _heal_sqlite_search_index(sender, using, **kwargs):
+    from . import customer_name
     from .search import SEARCH
 
     SEARCH.heal_after_migrate(using, "tasks", "0004_search_indexes")
+    customer_name.heal_after_migrate(using, "0005_task_customer_name")
 
 
 class TasksConfig(AppConfig):

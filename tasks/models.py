@@ -62,6 +62,8 @@ class Task(RecordedModel):
         on_delete=models.CASCADE,
         related_name="tasks",
     )
+    # The customer's name, kept by the database (tasks/customer_name.py): the list's sort by customer.
+    customer_name = models.CharField(_("customer name"), max_length=200, default="", editable=False)
     # One of the customer's opportunities; a task outlives the opportunity's deletion.
     opportunity = models.ForeignKey(
         "opportunities.Opportunity",
@@ -89,7 +91,7 @@ class Task(RecordedModel):
     external_id = external_id_field()
     created_by = created_by_field()
     # Who changed what and when; updated_at is left out: history_date says it.
-    history = CRMHistoricalRecords(excluded_fields=["updated_at"])
+    history = CRMHistoricalRecords(excluded_fields=["updated_at", "customer_name"])
 
     objects = TaskQuerySet.as_manager()
 
@@ -119,6 +121,7 @@ class Task(RecordedModel):
             models.Index(fields=["assignee", "done_at", "due_at", "id"], name="task_assignee_sort_idx"),
             models.Index(fields=["due_at", "done_at", "id"], name="task_due_sort_idx"),
             models.Index(fields=["priority", "done_at", "due_at", "id"], name="task_priority_sort_idx"),
+            models.Index(fields=["customer_name", "done_at", "due_at", "id"], name="task_customer_sort_idx"),
         ]
 
     def __str__(self):
