@@ -89,11 +89,6 @@ def uninstall(connection):
     _execute(connection, DROP)
 
 
-def rebuild(using="default"):
-    """Set every task's copy again (after a load made with the triggers off, such as ``bench/admin_at_size.py``)."""
-    _execute(connections[using], FILL)
-
-
 def heal_after_migrate(using, migration_name):
     """``post_migrate``: on SQLite, create the triggers a later migration's table remake dropped."""
     from django.db.migrations.recorder import MigrationRecorder

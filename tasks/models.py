@@ -63,7 +63,7 @@ class Task(RecordedModel):
         related_name="tasks",
     )
     # The customer's name, kept by the database (tasks/customer_name.py): the list's sort by customer.
-    customer_name = models.CharField(_("customer name"), max_length=200, default="", editable=False)
+    customer_name = models.CharField(_("customer name"), max_length=200, default="", db_default="", editable=False)
     # One of the customer's opportunities; a task outlives the opportunity's deletion.
     opportunity = models.ForeignKey(
         "opportunities.Opportunity",

@@ -25,7 +25,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='task',
             name='customer_name',
-            field=models.CharField(default='', editable=False, max_length=200, verbose_name='customer name'),
+            field=models.CharField(db_default='', default='', editable=False, max_length=200, verbose_name='customer name'),
         ),
         # The triggers that keep it (tasks/customer_name.py), and every task's name set before the index is built.
         migrations.RunPython(install, uninstall, elidable=False),

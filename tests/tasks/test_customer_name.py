@@ -130,3 +130,15 @@ def test_triggers_a_table_remake_dropped_are_made_again_after_migrate(tasks):
         # PostgreSQL keeps its triggers through migrations: nothing to heal (the test removed them).
         customer_name.install(connection)
         assert_kept()
+
+
+def test_a_task_written_in_sql_without_the_copy_carries_the_name(tasks):
+    columns = (
+        "title, kind, due_is_date_only, notes, priority, outcome, created_at, updated_at, assignee_id, customer_id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO tasks_task ({columns}) SELECT {columns} FROM tasks_task WHERE id = %s", [tasks[0].pk]
+        )
+    assert Task.objects.filter(customer_name="Mia").count() == 3
+    assert_kept()
