@@ -27,10 +27,6 @@ class Migration(migrations.Migration):
             name='customer_name',
             field=models.CharField(db_default='', default='', editable=False, max_length=200, verbose_name='customer name'),
         ),
-        # The triggers that keep it (tasks/customer_name.py), and every task's name set before the index is built.
+        # The triggers that keep it (tasks/customer_name.py), and every task's name set.
         migrations.RunPython(install, uninstall, elidable=False),
-        migrations.AddIndex(
-            model_name='task',
-            index=models.Index(fields=['customer_name', 'done_at', 'due_at', 'id'], name='task_customer_sort_idx'),
-        ),
     ]
