@@ -14,6 +14,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
+from core import changesets
 from core.history import delete_with_history, update_with_history
 from customers import parts
 
@@ -61,7 +62,9 @@ def timeline_entry(row):
 def delete_opportunities(customer):
     # The stage log first, in one statement: it keeps no history, and left to the
     # cascade it would make Django load every opportunity.
-    StageChange.objects.filter(opportunity__customer=customer).delete()
+    log = StageChange.objects.filter(opportunity__customer=customer)
+    changesets.log_rows_deleted(log)
+    log.delete()
     return delete_with_history(Opportunity.objects.filter(customer=customer))
 
 
