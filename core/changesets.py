@@ -594,20 +594,67 @@ def undo(changeset, user, skip_conflicts=False):
     return done
 
 
+# {model: attnames} whose updates an undo puts back in bulk (``restore_in_bulk``).
+BULK_RESTORED = {}
+
+
+def restore_in_bulk(model, *fields):
+    """Declare that an undo may put back ``model``'s updated rows that changed only ``fields`` in bulk.
+
+    For fields a mover sets with ``core.history.update_with_history`` (a merge's moved records: their
+    customer or company) and that the model's ``save()`` derives nothing from: a run of such rows is
+    restored with one ``update_with_history`` per set of values (history, events and the undo's rows
+    in bulk), not a save per row, so that undoing a merge costs the same queries for 10 moved records
+    or 10,000. ``tests/core/test_changesets.py`` compares it with the save per row.
+    """
+    BULK_RESTORED.setdefault(model, set()).update(fields)
+
+
+def _in_bulk(model, row, logged):
+    fields = BULK_RESTORED.get(model)
+    return (
+        fields is not None
+        and row.op == UPDATED
+        and bool(row.before)
+        and set(row.before) <= fields
+        and (row.model, row.object_id) not in logged
+    )
+
+
+def _restore_run(model, run):
+    """Put back a run of updated rows of ``model`` (``restore_in_bulk``): one bulk update per set of values."""
+    from core.history import update_with_history
+
+    by_values = {}
+    for row in run:
+        by_values.setdefault(tuple(sorted(row.before.items())), []).append(row.object_id)
+    for values, pks in by_values.items():
+        update_with_history(model._base_manager.filter(pk__in=pks), **python_values(model, dict(values)))
+
+
 def _revert(rows):
-    """Undo ``rows`` (newest first): each through its model's save or delete."""
+    """Undo ``rows`` (newest first): each through its model's save or delete, or a run of updates
+    declared ``restore_in_bulk`` together."""
     from core.history import batched_delete_history
 
-    loaded = {}
-    for row in rows:
-        if row.op != DELETED:
-            loaded.setdefault(row.model, set()).add(row.object_id)
-    objects = {label: _model(label)._base_manager.in_bulk(list(pks)) for label, pks in loaded.items()}
     # Records whose log the rows put back themselves.
     logged = {_log_parent(row) for row in rows} - {None}
+    bulk = {id(row) for row in rows if _in_bulk(_model(row.model), row, logged)}
+    loaded = {}
+    for row in rows:
+        if row.op != DELETED and id(row) not in bulk:
+            loaded.setdefault(row.model, set()).add(row.object_id)
+    objects = {label: _model(label)._base_manager.in_bulk(list(pks)) for label, pks in loaded.items()}
+    run, run_ids = [], set()
     for row in rows:
         model = _model(row.model)
-        if row.op == UPDATED:
+        if run and (id(row) not in bulk or row.model != run[0].model or row.object_id in run_ids):
+            _restore_run(_model(run[0].model), run)
+            run, run_ids = [], set()
+        if id(row) in bulk:
+            run.append(row)
+            run_ids.add(row.object_id)
+        elif row.op == UPDATED:
             instance = objects[row.model].get(row.object_id)
             if instance is None or not row.before:
                 continue
@@ -628,6 +675,8 @@ def _revert(rows):
             instance.pk = row.object_id
             _save(instance, force_insert=True, restores_log=(row.model, row.object_id) in logged)
             objects.setdefault(row.model, {})[row.object_id] = instance
+    if run:
+        _restore_run(_model(run[0].model), run)
 
 
 def _save(instance, restores_log=False, **kwargs):

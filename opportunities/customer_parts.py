@@ -74,6 +74,8 @@ def move_opportunities(from_ids, survivor):
 
 
 def register():
+    # What the mover sets, put back in bulk by the undo of a merge (core/changesets.py).
+    changesets.restore_in_bulk(Opportunity, "customer_id", "company_id")
     parts.add_figure("open_pipeline_value", open_pipeline_value)
     # Shown beside the summary in the admin, and reported when customers change owner.
     parts.add_figure("open_opportunity_count", open_opportunity_count, in_summary=False)
