@@ -10,17 +10,37 @@ register their part here from their ``AppConfig.ready()``:
 - the timeline: the rows of the timelines of the company's people, merged
   (registered by ``customers``, which owns the customer timeline);
 - unlinkers: what "deleting a company" does to the records that point at it,
-  returning how many were unlinked (its people keep existing, without a company).
+  returning how many were unlinked (its people keep existing, without a company);
+- movers: what follows a company merged into another; create hints: what the API's
+  answer to creating a company adds.
+
+Figures, unlinkers, movers and create hints are ``core.parts.Registry``s, as the customer's parts are.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-FIGURES = {}
-UNLINKERS = {}
+from core.parts import Registry
+
+# Name -> build(): an expression over the company's rows, annotated by ``Company.objects.with_summary()``.
+FIGURES = Registry()
+# Name (the count's key in the answer) -> unlink(company) returning how many records were unlinked.
+UNLINKERS = Registry()
+# Name (the count's key in a merge's answer) -> move(from_ids, survivor) returning the number of rows moved:
+# how an app's rows follow their company when it is merged into another (``merge_companies``), pointed at
+# ``survivor`` in bulk and with their history (``core.history.update_with_history``).
+MOVERS = Registry()
+# Name -> hint(record, request): a further key of the API's answer to creating a company
+# (``duplicates`` adds the records the new one probably duplicates).
+CREATE_HINTS = Registry()
 # Called with a company whose name changed (its people's company text follows it).
 RENAMED = []
+
+add_figure = FIGURES.add
+add_unlinker = UNLINKERS.add
+add_mover = MOVERS.add
+add_create_hint = CREATE_HINTS.add
 
 
 @dataclass(frozen=True)
@@ -32,14 +52,6 @@ class Timeline:
 TIMELINE = []
 
 
-def add_figure(name, build):
-    FIGURES[name] = build
-
-
-def add_unlinker(name, unlink):
-    UNLINKERS[name] = unlink
-
-
 def on_rename(follow):
     if follow not in RENAMED:
         RENAMED.append(follow)
@@ -47,25 +59,3 @@ def on_rename(follow):
 
 def set_timeline(timeline):
     TIMELINE[:] = [timeline]
-
-
-# Name (the count's key in a merge's answer) -> move(from_ids, survivor) returning the number of rows moved.
-MOVERS = {}
-
-
-def add_mover(name, move):
-    """How an app's rows follow their company when it is merged into another (``merge_companies``).
-
-    ``move(from_ids, survivor)`` points the rows of the companies ``from_ids`` at
-    ``survivor``, in bulk and with their history (``core.history.update_with_history``).
-    """
-    MOVERS[name] = move
-
-
-# Name -> hint(record, request): a further key of the API's answer to creating a company
-# (``duplicates`` adds the records the new one probably duplicates).
-CREATE_HINTS = {}
-
-
-def add_create_hint(name, hint):
-    CREATE_HINTS[name] = hint

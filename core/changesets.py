@@ -13,6 +13,13 @@ record's values before and after. An operation that writes only through saves an
 deletes that leave history is therefore recorded, and undoable, with no code of
 its own; a bare ``QuerySet.update()`` is not (it leaves no history either).
 
+A log that a record's save writes beside it, without history of its own (a deal's
+stage log), is recorded too when its foreign key to the record says so
+(``on_delete=LOG_CASCADE``): its rows created, and deleted by a cascade or by
+:func:`log_rows_deleted`, are rows of the changeset, and an undo puts the log back
+as it was, following its record (skipped with it; the record's restoring save writes
+no entry of its own, :func:`restores_log`).
+
 The rows are written as the history is, in the same transaction and savepoints:
 an item of a batch that rolls back takes its rows with it. With ``dry_run=True``
 the block runs the same way inside a savepoint that is rolled back at the end;
@@ -31,8 +38,9 @@ from contextvars import ContextVar
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import Count
+from django.db.models import CASCADE, Count
 from django.db.models.fields import DateField, DateTimeField
+from django.db.models.signals import post_save
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -152,7 +160,9 @@ class ChangesetRow(models.Model):
 
 
 def tracked_fields(model):
-    """The fields of ``model`` its history keeps (and so a changeset records)."""
+    """The fields of ``model`` its history keeps (and so a changeset records); all of a log's."""
+    if model in LOGS:
+        return model._meta.concrete_fields
     return model.history.model.tracked_fields
 
 
@@ -374,6 +384,62 @@ def rows_deleted(queryset, history_date):
     return written
 
 
+# -- logs without history ---------------------------------------------------
+
+# {log model: its foreign key to the record it logs}: every foreign key declared ``on_delete=LOG_CASCADE``
+# (``install``).
+LOGS = {}
+
+
+def LOG_CASCADE(collector, field, sub_objs, using):  # noqa: N802 - named as Django's own on_delete handlers
+    """``on_delete`` of the foreign key of a log without history (a deal's stage log) to the record it logs.
+
+    Django's ``CASCADE``, the rows still deleted with one statement (no signals are connected to the log, so
+    the collector deletes them fast); inside a recording they are recorded first, one query per batch of
+    records deleted. Declaring it also makes the log's new rows rows of the changeset being recorded.
+    """
+    from django.contrib.admin.utils import NestedObjects
+
+    # The admin's list of what a deletion would take (its confirmation page) deletes nothing.
+    if not isinstance(collector, NestedObjects):
+        log_rows_deleted(sub_objs)
+    CASCADE(collector, field, sub_objs, using)
+
+
+# The collector hands the rows over unread: read only when recording.
+LOG_CASCADE.lazy_sub_objs = True
+
+
+def _log_saved(sender, instance, created, raw=False, **kwargs):
+    state = _active.get()
+    if state is not None and created and not raw:
+        state.add([_row(sender, instance.pk, CREATED, None, values_of(sender, instance), None, _name(instance))])
+
+
+def _record_log_deletion(model, instances):
+    state = _active.get()
+    if state is not None and instances:
+        state.add([_row(model, obj.pk, DELETED, values_of(model, obj), None, None, _name(obj)) for obj in instances])
+
+
+def log_rows_deleted(queryset):
+    """Record the rows of a log that ``queryset`` is about to delete in bulk (one query; none outside a
+    recording). The cascade calls it; so must a bulk delete of a log's rows of its own."""
+    if _active.get() is None:
+        return
+    model = queryset.model
+    rows = model._base_manager.using(queryset.db).filter(pk__in=queryset.order_by().values("pk")).order_by("pk")
+    _record_log_deletion(model, list(rows))
+
+
+def _log_parent(row):
+    """(model label, id) of the record a row of a log logs; None for a row of anything else."""
+    field = LOGS.get(_model(row.model))
+    if field is None:
+        return None
+    return field.related_model._meta.label_lower, (row.before or row.after or {}).get(field.attname)
+
+
 # -- undo --------------------------------------------------------------------
 
 
@@ -409,6 +475,8 @@ def conflicts(changeset, rows=None):
     found = []
     for label, latest in by_model.items():
         model = _model(label)
+        if model in LOGS:
+            continue  # a log's rows follow their record (``undo``)
         live = [pk for pk, row in latest.items() if row.op != DELETED]
         history = model.history.latest_records(live) if live else {}
         gone = [pk for pk, row in latest.items() if row.op == DELETED]
@@ -446,7 +514,7 @@ def undo_refusal(user, changeset):
     Writers only; and since an undo deletes what the changeset created, a role that
     may not delete a kind of record (a rep, customers) may not undo its creation;
     records the CRM keeps about others (``bookkeeping = True``, such as a merge's
-    tombstones) go with the change that made them.
+    tombstones) go with the change that made them, as logs do (``LOGS``).
     """
     from core import access
 
@@ -454,7 +522,8 @@ def undo_refusal(user, changeset):
         return str(_("Read-only users cannot change data."))
     for label, ops in sorted((changeset.counts or {}).items()):
         model = _model(label)
-        if ops.get(CREATED) and not getattr(model, "bookkeeping", False) and not access.may_delete(user, model):
+        goes_along = getattr(model, "bookkeeping", False) or model in LOGS
+        if ops.get(CREATED) and not goes_along and not access.may_delete(user, model):
             return str(
                 _("Undoing this deletes %(records)s, which your role may not delete; ask a manager.")
                 % {"records": model._meta.verbose_name_plural}
@@ -497,7 +566,8 @@ def undo(changeset, user, skip_conflicts=False):
                 conflicts=found,
             )
         skipped = {(conflict["model"], conflict["object_id"]) for conflict in found}
-        rows = [row for row in rows if (row.model, row.object_id) not in skipped]
+        # A log's rows are skipped with their record.
+        rows = [row for row in rows if (row.model, row.object_id) not in skipped and _log_parent(row) not in skipped]
         with (
             _acting(user),
             recording(
@@ -524,53 +594,113 @@ def undo(changeset, user, skip_conflicts=False):
     return done
 
 
+# {model: attnames} whose updates an undo puts back in bulk (``restore_in_bulk``).
+BULK_RESTORED = {}
+
+
+def restore_in_bulk(model, *fields):
+    """Declare that an undo may put back ``model``'s updated rows that changed only ``fields`` in bulk.
+
+    For fields a mover sets with ``core.history.update_with_history`` (a merge's moved records: their
+    customer or company) and that the model's ``save()`` derives nothing from: a run of such rows is
+    restored with one ``update_with_history`` per set of values (history, events and the undo's rows
+    in bulk), not a save per row, so that undoing a merge costs the same queries for 10 moved records
+    or 10,000. ``tests/core/test_changesets.py`` compares it with the save per row.
+    """
+    BULK_RESTORED.setdefault(model, set()).update(fields)
+
+
+def _in_bulk(model, row, logged):
+    fields = BULK_RESTORED.get(model)
+    return (
+        fields is not None
+        and row.op == UPDATED
+        and bool(row.before)
+        and set(row.before) <= fields
+        and (row.model, row.object_id) not in logged
+    )
+
+
+def _restore_run(model, run):
+    """Put back a run of updated rows of ``model`` (``restore_in_bulk``): one bulk update per set of values."""
+    from core.history import update_with_history
+
+    by_values = {}
+    for row in run:
+        by_values.setdefault(tuple(sorted(row.before.items())), []).append(row.object_id)
+    for values, pks in by_values.items():
+        update_with_history(model._base_manager.filter(pk__in=pks), **python_values(model, dict(values)))
+
+
 def _revert(rows):
-    """Undo ``rows`` (newest first): each through its model's save or delete."""
+    """Undo ``rows`` (newest first): each through its model's save or delete, or a run of updates
+    declared ``restore_in_bulk`` together."""
     from core.history import batched_delete_history
 
+    # Records whose log the rows put back themselves.
+    logged = {_log_parent(row) for row in rows} - {None}
+    bulk = {id(row) for row in rows if _in_bulk(_model(row.model), row, logged)}
     loaded = {}
     for row in rows:
-        if row.op != DELETED:
+        if row.op != DELETED and id(row) not in bulk:
             loaded.setdefault(row.model, set()).add(row.object_id)
     objects = {label: _model(label)._base_manager.in_bulk(list(pks)) for label, pks in loaded.items()}
+    run, run_ids = [], set()
     for row in rows:
         model = _model(row.model)
-        if row.op == UPDATED:
+        if run and (id(row) not in bulk or row.model != run[0].model or row.object_id in run_ids):
+            _restore_run(_model(run[0].model), run)
+            run, run_ids = [], set()
+        if id(row) in bulk:
+            run.append(row)
+            run_ids.add(row.object_id)
+        elif row.op == UPDATED:
             instance = objects[row.model].get(row.object_id)
             if instance is None or not row.before:
                 continue
             for name, value in python_values(model, row.before).items():
                 setattr(instance, name, value)
-            _save(instance)
+            _save(instance, restores_log=(row.model, row.object_id) in logged)
         elif row.op == CREATED:
             instance = objects[row.model].get(row.object_id)
             if instance is None or not model._base_manager.filter(pk=row.object_id).exists():
                 # Gone with a parent deleted just before (a cascade).
                 continue
+            if model in LOGS:
+                _record_log_deletion(model, [instance])
             with batched_delete_history():
                 instance.delete()
         else:
             instance = model(**python_values(model, row.before or {}))
             instance.pk = row.object_id
-            _save(instance, force_insert=True)
+            _save(instance, force_insert=True, restores_log=(row.model, row.object_id) in logged)
             objects.setdefault(row.model, {})[row.object_id] = instance
+    if run:
+        _restore_run(_model(run[0].model), run)
 
 
-def _save(instance, **kwargs):
+def _save(instance, restores_log=False, **kwargs):
     # A record made again keeps its creation date (auto_now_add would write "now"); its
     # ``updated_at`` (auto_now, not in the history) is the undo's: it did change now, and
     # clients that sync by it must see it again.
     instance._keep_stored_dates = True
+    instance._restores_log = restores_log
     try:
         instance.save(**kwargs)
     finally:
-        del instance._keep_stored_dates
+        del instance._keep_stored_dates, instance._restores_log
 
 
 def restoring(instance):
     """Whether ``instance`` is being saved by an undo, with values it had before (a model's
     ``save()`` that derives fields, such as a deal's ``closed_at``, keeps them as they are)."""
     return getattr(instance, "_keep_stored_dates", False)
+
+
+def restores_log(instance):
+    """Whether an undo saving ``instance`` puts back its log's rows itself (they are rows of the changeset):
+    its save writes no log entry of its own (``LOG_CASCADE``)."""
+    return getattr(instance, "_restores_log", False)
 
 
 def _keep_stored_dates(pre_save):
@@ -586,7 +716,14 @@ def _keep_stored_dates(pre_save):
 
 
 def install():
-    """Let a restoring save keep ``auto_now_add`` dates (from ``CoreConfig.ready``)."""
+    """Let a restoring save keep ``auto_now_add`` dates, and record the logs (from ``CoreConfig.ready``)."""
+    from django.apps import apps
+
     for field_class in (DateField, DateTimeField):
         if not getattr(field_class.pre_save, "_keeps_stored_dates", False):
             field_class.pre_save = _keep_stored_dates(field_class.pre_save)
+    for model in apps.get_models():
+        for field in model._meta.concrete_fields:
+            if field.many_to_one and field.remote_field.on_delete is LOG_CASCADE:
+                LOGS[model] = field
+                post_save.connect(_log_saved, sender=model, dispatch_uid=f"core.changesets.log:{model._meta.label}")

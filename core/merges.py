@@ -9,7 +9,8 @@ transaction; the steps common to them live here:
   user's book, a writing role, nothing changed since the user looked) and locked;
 - :func:`chosen_values`: each field from the survivor, unless the user chose
   another record's value for it or the survivor's is empty (then the first
-  non-empty value of the others, in the order given);
+  non-empty value of the others, in the order given: :func:`default_source`,
+  which the admin's page preselects by too);
 - :func:`united_tags` and :func:`merged_custom_fields`: the tags of all, the
   survivor's custom values with the gaps filled from the others (or chosen);
 - :func:`bury`: the merged-away records deleted with their history, and a
@@ -108,21 +109,34 @@ def check_choices(fields, choices, records):
     return checked
 
 
+def value_of(record, name):
+    """The value of ``name`` (a field, or ``custom_fields.<key>``) that a merge may take from ``record``."""
+    if name.startswith(CUSTOM_PREFIX):
+        return (record.custom_fields or {}).get(name.removeprefix(CUSTOM_PREFIX))
+    return getattr(record, record._meta.get_field(name).attname)
+
+
+def default_source(survivor, others, name):
+    """The record whose value of ``name`` the survivor keeps when nobody chooses: its own, unless
+    empty, then the first of the others (in the order given) that has one."""
+    if not _empty(value_of(survivor, name)):
+        return survivor
+    return next((other for other in others if not _empty(value_of(other, name))), survivor)
+
+
+def default_sources(records, survivor, names):
+    """{name: id of the record it is taken from by default} when ``survivor`` stays (the admin's page)."""
+    others = [record for record in records if record.pk != survivor.pk]
+    return {name: default_source(survivor, others, name).pk for name in names}
+
+
 def chosen_values(survivor, others, fields, choices):
     """{attname: value} of ``fields`` for the survivor: chosen, else the survivor's, else the first non-empty."""
     values = {}
     for name in fields:
         attname = survivor._meta.get_field(name).attname
-        if name in choices:
-            values[attname] = getattr(choices[name], attname)
-            continue
-        value = getattr(survivor, attname)
-        if _empty(value):
-            value = next(
-                (getattr(other, attname) for other in others if not _empty(getattr(other, attname))),
-                value,
-            )
-        values[attname] = value
+        source = choices[name] if name in choices else default_source(survivor, others, name)
+        values[attname] = getattr(source, attname)
     return values
 
 
@@ -151,10 +165,11 @@ def united_tags(survivor, others):
 def merged_custom_fields(survivor, others, choices):
     """The survivor's custom values, a value it lacks taken from the first other that has one, or as chosen."""
     values = dict(survivor.custom_fields or {})
-    for other in others:
-        for key, value in (other.custom_fields or {}).items():
-            if _empty(values.get(key)) and not _empty(value):
-                values[key] = value
+    for key in dict.fromkeys(key for other in others for key in (other.custom_fields or {})):
+        name = f"{CUSTOM_PREFIX}{key}"
+        value = value_of(default_source(survivor, others, name), name)
+        if not _empty(value):
+            values[key] = value
     for name, source in choices.items():
         if name.startswith(CUSTOM_PREFIX):
             key = name.removeprefix(CUSTOM_PREFIX)

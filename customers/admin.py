@@ -494,6 +494,7 @@ class CustomerAdmin(MergeAdminMixin, TaggedAdminMixin, PhoneCheckMixin, CRMModel
                 messages.SUCCESS,
             )
             return None
+        customers = list(queryset.select_related("owner"))
         return TemplateResponse(
             request,
             "admin/customers/customer/reassign.html",
@@ -502,7 +503,9 @@ class CustomerAdmin(MergeAdminMixin, TaggedAdminMixin, PhoneCheckMixin, CRMModel
                 "title": _("Reassign customers"),
                 "opts": self.opts,
                 "form": form,
-                "customers": list(queryset.select_related("owner")),
+                "customers": customers,
+                "selected": [customer.pk for customer in customers],
+                "action": "reassign_customers",
                 "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             },
         )

@@ -11,7 +11,11 @@ to come build on ``customers`` and register their part here from their
 - a timeline source: the rows it adds to the customer's timeline (one ``UNION
   ALL`` of every source, see ``customers.timeline``) and how one of them reads;
 - a deleter: how its rows go when their customer is deleted, in bulk and with
-  their history (``customers.services.delete_customer``).
+  their history (``customers.services.delete_customer``);
+- a mover: how its rows follow their customer merged into another;
+- a create hint: what the API's answer to creating a customer adds.
+
+Deleters, movers and create hints are ``core.parts.Registry``s, as the company's are.
 
 The admin's customer page takes inlines and list filters the same way, from the
 apps' ``admin.py`` (``customers.admin.customer_inline``, ``customer_list_filter``).
@@ -20,6 +24,8 @@ apps' ``admin.py`` (``customers.admin.customer_inline``, ``customer_list_filter`
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from core.parts import Registry
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,18 @@ class TimelineSource:
 FIGURES = {}
 TIMELINE_SOURCES = {}
 # Name (the count's key in a deletion's report) -> delete(customer) returning the number of rows deleted.
-DELETERS = {}
+DELETERS = Registry()
+# Name (the count's key in a merge's answer) -> move(from_ids, survivor) returning the number of rows moved:
+# how an app's rows follow their customer when it is merged into another (``merge_customers``), in bulk
+# and with their history (``core.history.update_with_history``).
+MOVERS = Registry()
+# Name -> hint(record, request): a further key of the API's answer to creating a customer
+# (``duplicates`` adds the records the new one probably duplicates).
+CREATE_HINTS = Registry()
+
+add_deleter = DELETERS.add
+add_mover = MOVERS.add
+add_create_hint = CREATE_HINTS.add
 
 
 def add_figure(name, build, *, in_summary=True):
@@ -62,29 +79,3 @@ def add_figure(name, build, *, in_summary=True):
 
 def add_timeline_source(source):
     TIMELINE_SOURCES[source.name] = source
-
-
-def add_deleter(name, delete):
-    DELETERS[name] = delete
-
-
-# Name (the count's key in a merge's answer) -> move(from_ids, survivor) returning the number of rows moved.
-MOVERS = {}
-
-
-def add_mover(name, move):
-    """How an app's rows follow their customer when it is merged into another (``merge_customers``).
-
-    ``move(from_ids, survivor)`` gives the rows of the customers ``from_ids`` to
-    ``survivor``, in bulk and with their history (``core.history.update_with_history``).
-    """
-    MOVERS[name] = move
-
-
-# Name -> hint(record, request): a further key of the API's answer to creating a customer
-# (``duplicates`` adds the records the new one probably duplicates).
-CREATE_HINTS = {}
-
-
-def add_create_hint(name, hint):
-    CREATE_HINTS[name] = hint

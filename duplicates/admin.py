@@ -13,7 +13,7 @@ from django.utils.translation import ngettext
 
 from companies.admin import company_header_item
 from core import access
-from core.admin.base import AnyRoleViews
+from core.admin.roles import AnyRoleViews
 from customers.admin import customer_header_item
 
 from . import services

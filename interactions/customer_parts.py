@@ -3,6 +3,7 @@
 from django.db.models import BigIntegerField, CharField, Count, DateTimeField, F, OuterRef, Subquery, TextField, Value
 from django.db.models.functions import Coalesce
 
+from core import changesets
 from core.history import delete_with_history, update_with_history
 from customers import parts
 
@@ -45,6 +46,8 @@ def move_interactions(from_ids, survivor):
 
 
 def register():
+    # What the mover sets, put back in bulk by the undo of a merge (core/changesets.py).
+    changesets.restore_in_bulk(Interaction, "customer_id")
     parts.add_figure("interaction_count", interaction_count)
     parts.add_figure("last_interaction_at", last_interaction_at)
     parts.add_timeline_source(

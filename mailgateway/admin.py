@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from core import access
-from core.admin.base import AnyRoleViews
+from core.admin.roles import AnyRoleViews
 from customers.models import Customer
 
 from . import services

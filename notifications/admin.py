@@ -4,7 +4,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from core import access
-from core.admin.base import AnyRoleViews
+from core.admin.roles import AnyRoleViews
 
 from .models import Notification
 

@@ -14,6 +14,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
+from core import changesets
 from core.history import delete_with_history, update_with_history
 from customers import parts
 
@@ -61,7 +62,9 @@ def timeline_entry(row):
 def delete_opportunities(customer):
     # The stage log first, in one statement: it keeps no history, and left to the
     # cascade it would make Django load every opportunity.
-    StageChange.objects.filter(opportunity__customer=customer).delete()
+    log = StageChange.objects.filter(opportunity__customer=customer)
+    changesets.log_rows_deleted(log)
+    log.delete()
     return delete_with_history(Opportunity.objects.filter(customer=customer))
 
 
@@ -71,6 +74,8 @@ def move_opportunities(from_ids, survivor):
 
 
 def register():
+    # What the mover sets, put back in bulk by the undo of a merge (core/changesets.py).
+    changesets.restore_in_bulk(Opportunity, "customer_id", "company_id")
     parts.add_figure("open_pipeline_value", open_pipeline_value)
     # Shown beside the summary in the admin, and reported when customers change owner.
     parts.add_figure("open_opportunity_count", open_opportunity_count, in_summary=False)

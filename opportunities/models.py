@@ -136,7 +136,8 @@ class Opportunity(TaggedModel, RecordedModel):
             # With its customer's company, unless another was named.
             self.company_id = self.customer.company_id
         super().save(*args, **kwargs)
-        if creating or previous_stage != self.stage:
+        # An undo that puts the log back itself (core/changesets.py) writes no entry of its own.
+        if (creating or previous_stage != self.stage) and not changesets.restores_log(self):
             StageChange.objects.create(
                 opportunity=self,
                 from_stage=None if creating else previous_stage,
@@ -166,8 +167,9 @@ class Opportunity(TaggedModel, RecordedModel):
 class StageChange(models.Model):
     """One step of an opportunity through the pipeline (its creation included), for timelines."""
 
+    # A log without history of its own, recorded in changesets with its deal (undone with it).
     opportunity = models.ForeignKey(
-        Opportunity, verbose_name=_("opportunity"), on_delete=models.CASCADE, related_name="stage_changes"
+        Opportunity, verbose_name=_("opportunity"), on_delete=changesets.LOG_CASCADE, related_name="stage_changes"
     )
     from_stage = models.CharField(_("from stage"), max_length=16, choices=Opportunity.Stage.choices, null=True)  # noqa: DJ001
     to_stage = models.CharField(_("to stage"), max_length=16, choices=Opportunity.Stage.choices)

@@ -7,6 +7,7 @@ customer's tasks in bulk, with their history.
 
 from django.db.models import BigIntegerField, CharField, DateTimeField, F, TextField
 
+from core import changesets
 from core.history import delete_with_history, update_with_history
 from customers import parts
 
@@ -45,6 +46,8 @@ def move_tasks(from_ids, survivor):
 
 
 def register():
+    # What the mover sets, put back in bulk by the undo of a merge (core/changesets.py).
+    changesets.restore_in_bulk(Task, "customer_id")
     parts.add_timeline_source(
         parts.TimelineSource(
             name=CREATED,

@@ -4,11 +4,12 @@ import uuid
 import pytest
 from django.apps import apps
 from django.contrib.auth.models import Group
+from django.test import Client
 from django.utils import translation
 from knox.models import get_token_model
 from rest_framework.test import APIClient
 
-from tests.factories import ManagerFactory, StaffFactory
+from tests.factories import ManagerFactory, StaffFactory, member
 
 DATABASE_FIXTURES = {
     "db",
@@ -74,6 +75,29 @@ def user(db):
 @pytest.fixture
 def staff_user(db):
     return StaffFactory(username="staff")
+
+
+def browser(user):
+    """A Django test client logged in as ``user`` (the admin's pages)."""
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+# A member of each role who may open the admin (``tests/tasks`` has its own reps, without the admin).
+@pytest.fixture
+def rep(db):
+    return member("rep", "Sales rep", is_staff=True)
+
+
+@pytest.fixture
+def other_rep(db):
+    return member("other", "Sales rep", is_staff=True)
+
+
+@pytest.fixture
+def manager(db):
+    return member("boss", "Sales manager", is_staff=True)
 
 
 @pytest.fixture

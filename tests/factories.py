@@ -91,3 +91,15 @@ class CompanyFactory(DjangoModelFactory):
         model = Company
 
     name = factory.Sequence(lambda n: f"Company {n}")
+
+
+def member(username, group=None, time_zone=None, **fields):
+    """A user named ``username`` in the role ``group`` ("Sales rep"...), with a time zone if given."""
+    from core.models import UserPreferences
+
+    user = UserFactory(username=username, **fields)
+    if group:
+        user.groups.add(Group.objects.get(name=group))
+    if time_zone:
+        UserPreferences.objects.create(user=user, time_zone=time_zone)
+    return user

@@ -197,20 +197,6 @@ class CRMModelForm(forms.ModelForm):
                 setattr(self.instance, model_field.attname, self.initial[name])
 
 
-class AnyRoleViews:
-    """For a model admin of rows the CRM writes (not typed in): every role sees the module and the list
-    (the queryset narrows the rows to the user's own), and nobody adds one by hand."""
-
-    def has_module_permission(self, request):
-        return access.role_of(request.user) is not None
-
-    def has_view_permission(self, request, obj=None):
-        return access.role_of(request.user) is not None
-
-    def has_add_permission(self, request):
-        return False
-
-
 class CRMModelAdmin(
     CustomFieldsAdminMixin, BoundedImportMixin, ImportExportMixin, ExportActionMixin, SimpleHistoryAdmin
 ):

@@ -1,7 +1,7 @@
 """Changesets in the admin: the list of bulk changes, each page's per-row diff, and the Undo button.
 
 Reps see the changesets they made, managers and read-only users all (``core.access.scope``);
-nobody adds, edits or deletes one. The Undo page (``<id>/undo/``) lists the records
+nobody adds (``AnyRoleViews``), edits or deletes one. The Undo page (``<id>/undo/``) lists the records
 changed since, if any, and offers to skip them; the POST undoes through
 ``core.changesets.undo`` under the same rules as the API (``undo_refusal``).
 """
@@ -16,6 +16,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from core import access, changesets
+from core.admin.roles import AnyRoleViews
 from core.changesets import Changeset
 
 
@@ -76,7 +77,7 @@ def diff_table(rows, more=0):
     )
 
 
-class ChangesetAdmin(admin.ModelAdmin):
+class ChangesetAdmin(AnyRoleViews, admin.ModelAdmin):
     list_display = ["created_at", "user", "kind", "label", "counts_column", "status"]
     list_filter = ["kind", "status"]
     list_select_related = ["user"]
@@ -110,15 +111,6 @@ class ChangesetAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return access.scope(super().get_queryset(request), request.user)
-
-    def has_module_permission(self, request):
-        return access.role_of(request.user) is not None
-
-    def has_view_permission(self, request, obj=None):
-        return access.role_of(request.user) is not None
-
-    def has_add_permission(self, request):
-        return False
 
     def has_change_permission(self, request, obj=None):
         return False

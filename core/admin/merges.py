@@ -4,11 +4,16 @@ One mixin for every mergeable model admin, which names its model's merge
 service (``merge_service``, e.g. ``customers.services.merge_customers``) and the
 fields the page offers a choice for (``merge_fields``). The page shows a column
 per record, a radio per field for the value the survivor keeps (preselected as
-the service's rules would choose), the survivor, and what would move to it (the
-merge run and rolled back). Confirming posts the choices with the ``updated_at``
+the service's rules would choose, ``core.merges.default_source``), the survivor, and what
+would move to it (the merge run and rolled back). Choosing another survivor moves the
+fields the user did not pick to its preselection: on the page (``core/static/core/merge.js``,
+from each survivor radio's ``data-defaults``) or, without JavaScript, on Preview (``defaults_of``
+names the survivor the values on screen were preselected for). Confirming posts the choices with the ``updated_at``
 of each record as shown: a record changed meanwhile refuses the merge. The same
 checks as the API: a writing role, every record in the user's book.
 """
+
+import json
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -89,8 +94,16 @@ class MergeAdminMixin:
             # The version the user is shown; posted back, a record changed since refuses the merge.
             record.merge_version = request.POST.get(f"version:{record.pk}") or record.updated_at.isoformat()
         if request.method == "POST":
-            survivor, choices, versions = self._merge_posted(request, records)
-            if "confirm" in request.POST:
+            survivor, shown_for, choices, versions = self._merge_posted(request, records)
+            if "confirm" in request.POST and shown_for.pk != survivor.pk:
+                # The values on screen were preselected for another survivor (a page without JavaScript):
+                # shown again for this one before anything is merged.
+                self.message_user(
+                    request,
+                    _("The record that stays changed: check the values it keeps, then merge."),
+                    messages.WARNING,
+                )
+            elif "confirm" in request.POST:
                 try:
                     result = type(self).merge_service(
                         survivor,
@@ -116,19 +129,27 @@ class MergeAdminMixin:
                         )
                     )
         else:
-            survivor, choices = records[0], None
+            survivor, choices = records[0], {}
         return self._merge_page(request, records, survivor, choices)
 
     def _merge_posted(self, request, records):
+        """(survivor, the survivor the page's values were preselected for, the user's own choices, versions).
+
+        A radio left at the value preselected for the survivor shown (``defaults_of``) is no choice
+        of the user's: it follows the survivor when another is picked, as the page's script makes it do.
+        """
         by_id = {str(record.pk): record for record in records}
         survivor = by_id.get(request.POST.get("survivor"), records[0])
+        shown_for = by_id.get(request.POST.get("defaults_of"), survivor)
+        names = self._merge_choice_names(records)
+        preselected = merges.default_sources(records, shown_for, names)
         choices = {}
-        for name in self._merge_choice_names(records):
+        for name in names:
             source = by_id.get(request.POST.get(f"field:{name}"))
-            if source is not None:
+            if source is not None and source.pk != preselected[name]:
                 choices[name] = source.pk
         versions = {record.pk: record.merge_version for record in records}
-        return survivor, choices, versions
+        return survivor, shown_for, choices, versions
 
     def _merge_choice_names(self, records):
         keys = sorted({key for record in records for key in (record.custom_fields or {})})
@@ -149,30 +170,24 @@ class MergeAdminMixin:
         return {"moved": result["moved"], "moved_labels": moved, "values": merged, "tags": tags}
 
     def _merge_page(self, request, records, survivor, choices):
-        others = [record for record in records if record.pk != survivor.pk]
-        defaults = {}
-        if choices is None:
-            # Preselected as the service would choose: the survivor's, else the first non-empty.
-            chosen = merges.chosen_values(survivor, others, self.merge_fields, {})
-            for name in self.merge_fields:
-                attname = self.model._meta.get_field(name).attname
-                source = next((r for r in (survivor, *others) if getattr(r, attname) == chosen[attname]), survivor)
-                defaults[name] = source.pk
-            choices = {}
+        names = self._merge_choice_names(records)
+        # Each record as the survivor: the value each field would take from whom (the service's rule,
+        # merges.default_source); the page's script preselects by it when the survivor changes.
+        defaults = {record.pk: merges.default_sources(records, record, names) for record in records}
         rows = []
-        for name in self._merge_choice_names(records):
+        for name in names:
             if name.startswith(merges.CUSTOM_PREFIX):
-                key = name.removeprefix(merges.CUSTOM_PREFIX)
-                label = key
+                label = name.removeprefix(merges.CUSTOM_PREFIX)
                 cells = [
-                    (r.pk, "—" if (r.custom_fields or {}).get(key) in (None, "") else r.custom_fields[key])
-                    for r in records
+                    (r.pk, "—" if merges.value_of(r, name) in (None, "") else merges.value_of(r, name)) for r in records
                 ]
             else:
                 label = self.model._meta.get_field(name).verbose_name
                 cells = [(r.pk, _shown(r, name)) for r in records]
-            selected = choices.get(name, defaults.get(name))
+            selected = choices.get(name, defaults[survivor.pk][name])
             rows.append({"name": name, "label": label, "cells": cells, "selected": selected})
+        for record in records:
+            record.merge_defaults = json.dumps(defaults[record.pk])
         context = {
             **self.admin_site.each_context(request),
             "title": _("Merge %(records)s") % {"records": self.opts.verbose_name_plural},
@@ -181,7 +196,7 @@ class MergeAdminMixin:
             "survivor": survivor,
             "rows": rows,
             "tags": [(r.pk, ", ".join(r.tags or []) or "—") for r in records],
-            "preview": self._merge_preview(request, records, survivor, choices or defaults),
+            "preview": self._merge_preview(request, records, survivor, choices),
             "merge_url": f"{self._merge_url()}?{urlencode({'ids': ','.join(str(r.pk) for r in records)})}",
         }
         return TemplateResponse(request, "admin/core/merge.html", context)

@@ -2,14 +2,20 @@
 and ids (the tombstone goes, the merged-away id answers again); undoing the undo merges again."""
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from companies.models import Company
 from companies.services import merge_companies
+from core import changesets
 from core.changesets import Changeset, undo
-from core.models import MergedRecord
+from core.models import Event, MergedRecord
 from customers.models import Customer
 from customers.services import merge_customers
+from interactions.models import Interaction
+from opportunities.models import Opportunity
+from tasks.models import Task
 from tests.core.test_changesets import snapshot
 from tests.factories import (
     CompanyFactory,
@@ -131,3 +137,55 @@ def test_the_admin_merge_says_where_to_undo_it(db):
 
     changeset = Changeset.objects.get(kind="merge")
     assert f"/admin/core/changeset/{changeset.pk}/change/" in response.content.decode()
+
+
+def _merged_then_undone(manager, moved):
+    """Merge a customer with ``moved`` interactions, tasks and deals into another, then undo: (what the undo
+    wrote, with ids as roles: its rows, events and history entries; the number of queries the undo ran)."""
+    survivor = CustomerFactory(owner=manager)
+    other = CustomerFactory(owner=manager)
+    for factory in (InteractionFactory, OpportunityFactory):
+        factory.create_batch(moved, customer=other)
+    TaskFactory.create_batch(moved, customer=other, assignee=manager)
+    before = state()
+    changeset = merge_customers(survivor, [other], user=manager)["changeset"]
+    events = Event.objects.count()
+    with CaptureQueriesContext(connection) as captured:
+        done = undo(changeset, manager)
+    assert state() == before
+    role = {survivor.pk: "survivor", other.pk: "other"}
+
+    def named(values):
+        return {k: role.get(v, v) if k == "customer_id" else v for k, v in sorted((values or {}).items())}
+
+    rows = sorted(
+        (row.model, row.op, repr(named(row.before)), repr(named(row.after)), row.history_id is not None)
+        for row in done.rows.exclude(model__in=["customers.customer", "core.mergedrecord"])
+    )
+    written = sorted(
+        (e.type, e.model, repr({k: {s: role.get(v, v) for s, v in c.items()} for k, c in e.changes.items()}))
+        for e in Event.objects.order_by("id")[events:]
+        if e.model not in ("customers.customer", "core.changeset")
+    )
+    latest = sorted(
+        (label, record.history_type, role.get(record.customer_id), record.history_user_id)
+        for label, model in (("interaction", Interaction), ("opportunity", Opportunity), ("task", Task))
+        for record in model.history.filter(customer_id=other.pk).order_by("-history_id")[:moved]
+    )
+    return (rows, written, latest), len(captured)
+
+
+def test_undoing_a_merge_in_bulk_writes_what_a_save_per_record_writes(manager, monkeypatch):
+    in_bulk, _ = _merged_then_undone(manager, 3)
+    # The same merge undone with a save per record (no model declared ``restore_in_bulk``).
+    monkeypatch.setattr(changesets, "BULK_RESTORED", {})
+    one_by_one, _ = _merged_then_undone(manager, 3)
+
+    assert in_bulk == one_by_one
+    rows, written, latest = in_bulk
+    assert len(rows) == 9 and all(row[1] == "updated" and row[4] for row in rows)
+    assert len(written) == 9 and {name for name, *_ in latest} == {"interaction", "opportunity", "task"}
+
+
+def test_undoing_a_merge_costs_as_many_queries_for_3_or_30_moved_records_of_each_kind(manager):
+    assert _merged_then_undone(manager, 3)[1] == _merged_then_undone(manager, 30)[1]

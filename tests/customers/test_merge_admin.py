@@ -1,5 +1,9 @@
 """The admin's merge: the "Merge selected" action and the side-by-side page, for customers and companies."""
 
+import html
+import json
+import re
+
 import pytest
 from django.contrib.auth.models import Group
 from django.test import Client
@@ -7,6 +11,7 @@ from django.test import Client
 from companies.models import Company
 from core.models import MergedRecord
 from customers.models import Customer
+from customers.services import MERGE_FIELDS
 from interactions.models import Interaction
 from tests.factories import CompanyFactory, CustomerFactory, InteractionFactory, StaffFactory, UserFactory
 
@@ -159,3 +164,102 @@ def test_the_page_of_a_merged_away_customer_links_to_the_survivor(client):
     assert f'href="{URL}{survivor.pk}/change/"' in response.content.decode()
     plain = client.get(f"{URL}{10**9}/change/")
     assert plain.status_code == 404 and 'id="merged-into"' not in plain.content.decode()
+
+
+def checked(page, name):
+    """The id of the record whose radio of ``name`` is checked on the merge page."""
+    found = re.findall(rf'name="{re.escape(name)}" value="(\d+)" checked', page)
+    assert len(found) == 1, found
+    return int(found[0])
+
+
+def shown_for(page):
+    """The survivor the page's values were preselected for (its hidden ``defaults_of``)."""
+    return int(re.search(r'name="defaults_of" value="(\d+)"', page)[1])
+
+
+@pytest.fixture
+def twins():
+    """Two customers whose empty fields differ: the first has no phone, the second no email."""
+    first = CustomerFactory(name="Twin Old", email="twin@example.com", phone="", custom_fields={"region": ""})
+    second = CustomerFactory(name="Twin New", email="", phone="+8613800138000", custom_fields={"region": "North"})
+    return first, second
+
+
+def test_each_field_is_preselected_for_the_survivor_a_custom_field_too(client, twins):
+    first, second = twins
+
+    page = client.get(MERGE, {"ids": f"{first.pk},{second.pk}"}).content.decode()
+
+    assert checked(page, "survivor") == first.pk and shown_for(page) == first.pk
+    assert [checked(page, f"field:{name}") for name in ("name", "email", "phone")] == [first.pk, first.pk, second.pk]
+    assert checked(page, "field:custom_fields.region") == second.pk
+    # What the script preselects by when the second is chosen to stay: its own values but the empty email.
+    defaults = re.search(rf'name="survivor" value="{second.pk}" data-defaults="([^"]*)"', page)[1]
+    assert json.loads(html.unescape(defaults)) == {
+        **dict.fromkeys(MERGE_FIELDS, second.pk),
+        "email": first.pk,
+        "custom_fields.region": second.pk,
+    }
+
+
+def test_a_preview_for_another_survivor_moves_the_fields_the_user_left_alone(client, twins):
+    first, second = twins
+    url = f"{MERGE}?ids={first.pk},{second.pk}"
+    # The page as shown for the first (no script ran), then the second chosen to stay, and Preview.
+    shown = {"defaults_of": first.pk, "field:name": first.pk, "field:email": first.pk, "field:phone": second.pk}
+
+    response = client.post(url, {**shown, "survivor": second.pk, "preview": "yes", **versions(first, second)})
+
+    page = response.content.decode()
+    assert checked(page, "survivor") == second.pk and shown_for(page) == second.pk
+    # Name follows the new survivor; its email is empty, so the first's stays preselected.
+    assert [checked(page, f"field:{name}") for name in ("name", "email", "phone")] == [second.pk, first.pk, second.pk]
+    assert response.context["preview"]["values"]["name"] == "Twin New"
+    assert response.context["preview"]["values"]["email"] == "twin@example.com"
+    assert Customer.objects.count() == 2
+
+
+def test_a_value_the_user_picked_stays_picked_when_the_survivor_changes(client, twins):
+    first, second = twins
+    url = f"{MERGE}?ids={first.pk},{second.pk}"
+    # Shown for the first; the user picks the second's name, then chooses the second to stay... and back.
+    picked = {"defaults_of": first.pk, "field:name": second.pk, "field:email": first.pk, "field:phone": second.pk}
+    page = client.post(url, {**picked, "survivor": second.pk, "preview": "yes"}).content.decode()
+    assert checked(page, "field:name") == second.pk
+
+    again = {"defaults_of": second.pk, "field:name": first.pk, "field:email": first.pk, "field:phone": second.pk}
+    response = client.post(url, {**again, "survivor": first.pk, "preview": "yes"})
+
+    # The first's name was picked by hand on the second round: it is kept; the rest are the first's defaults.
+    page = response.content.decode()
+    assert [checked(page, f"field:{name}") for name in ("name", "email", "phone")] == [first.pk, first.pk, second.pk]
+    assert response.context["preview"]["values"]["name"] == "Twin Old"
+
+
+def test_merging_with_values_preselected_for_another_survivor_shows_the_page_again(client, twins):
+    first, second = twins
+    url = f"{MERGE}?ids={first.pk},{second.pk}"
+    shown = {"defaults_of": first.pk, "field:name": first.pk, "field:email": first.pk, "field:phone": second.pk}
+
+    response = client.post(url, {**shown, "survivor": second.pk, "confirm": "yes", **versions(first, second)})
+
+    assert response.status_code == 200
+    assert "The record that stays changed: check the values it keeps, then merge." in response.content.decode()
+    assert Customer.objects.count() == 2
+    # Confirmed from the page shown again, the second stays with its own name and the first's email.
+    page = response.content.decode()
+    again = {
+        "defaults_of": second.pk,
+        **{f"field:{n}": checked(page, f"field:{n}") for n in ("name", "email", "phone")},
+    }
+    response = client.post(url, {**again, "survivor": second.pk, "confirm": "yes", **versions(first, second)})
+
+    assert response.status_code == 302
+    survivor = Customer.objects.get()
+    assert (survivor.pk, survivor.name, survivor.email, survivor.custom_fields) == (
+        second.pk,
+        "Twin New",
+        "twin@example.com",
+        {"region": "North"},
+    )

@@ -75,9 +75,19 @@ def test_preview_confirm_undo_and_merge(page, live_server):
     InteractionFactory(customer=first, notes="Met the old twin")
     page.goto(f"{base}/admin/customers/customer/merge/?ids={first.pk},{second.pk}")
     page.wait_for_selector("#merge-table")
+    # Preselected for the first (its name; the second's phone, as the first has none).
+    assert page.is_checked(f"input[name='field:name'][value='{first.pk}']")
+    assert page.is_checked(f"input[name='field:phone'][value='{second.pk}']")
+    # The second chosen to stay: the fields follow it (its name), but its empty email gives way to the first's.
     page.check(f"input[name=survivor][value='{second.pk}']")
+    assert page.is_checked(f"input[name='field:name'][value='{second.pk}']")
+    assert page.is_checked(f"input[name='field:email'][value='{first.pk}']")
+    # A name picked by hand stays when the survivor changes back and forth.
+    page.check(f"input[name='field:name'][value='{first.pk}']")
+    page.check(f"input[name=survivor][value='{first.pk}']")
+    page.check(f"input[name=survivor][value='{second.pk}']")
+    assert page.is_checked(f"input[name='field:name'][value='{first.pk}']")
     page.check(f"input[name='field:name'][value='{second.pk}']")
-    page.check(f"input[name='field:email'][value='{first.pk}']")
     page.click("input[name=preview]")
     page.wait_for_selector("#merge-preview")
     assert "twin@example.com" in page.inner_text("#merge-preview")

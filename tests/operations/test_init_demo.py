@@ -201,7 +201,7 @@ def test_init_demo_twice_changes_nothing(db, capsys):
 def test_init_demo_with_users_already_there_gives_the_demo_records_owners(db, capsys, with_rep):
     # Users existed before (no demo accounts are made): the demo's records go to their reps, else their managers.
     from companies.models import Company
-    from tests.tasks.conftest import member
+    from tests.factories import member
 
     boss = UserFactory(username="boss", is_superuser=True, is_staff=True)
     rep = member("alice", "Sales rep", is_staff=True) if with_rep else None

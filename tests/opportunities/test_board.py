@@ -13,35 +13,14 @@ from django.utils import timezone
 from core.models import Event
 from opportunities.board import CARDS_PER_COLUMN
 from opportunities.models import Opportunity, StageChange
-from tests.factories import CustomerFactory, OpportunityFactory, TaskFactory
-from tests.tasks.conftest import member
+from tests.conftest import browser
+from tests.factories import CustomerFactory, OpportunityFactory, TaskFactory, member
 
 BOARD = "/admin/opportunities/opportunity/board/"
 MOVE = f"{BOARD}move/"
 JSON = {"HTTP_ACCEPT": "application/json"}
 
 pytestmark = pytest.mark.django_db
-
-
-def browser(user):
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def rep(db):
-    return member("rep", "Sales rep", is_staff=True)
-
-
-@pytest.fixture
-def other_rep(db):
-    return member("other", "Sales rep", is_staff=True)
-
-
-@pytest.fixture
-def manager(db):
-    return member("boss", "Sales manager", is_staff=True)
 
 
 def columns(response):

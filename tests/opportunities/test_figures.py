@@ -13,8 +13,7 @@ from customers.models import Customer
 from opportunities import figures
 from opportunities.models import Opportunity
 from opportunities.reports import pipeline_groups, pipeline_summary
-from tests.factories import CustomerFactory, OpportunityFactory
-from tests.tasks.conftest import member
+from tests.factories import CustomerFactory, OpportunityFactory, member
 
 pytestmark = pytest.mark.django_db
 

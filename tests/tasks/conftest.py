@@ -1,19 +1,8 @@
 import pytest
-from django.contrib.auth.models import Group
 from knox.models import get_token_model
 from rest_framework.test import APIClient
 
-from core.models import UserPreferences
-from tests.factories import UserFactory
-
-
-def member(username, group=None, time_zone=None, **fields):
-    user = UserFactory(username=username, **fields)
-    if group:
-        user.groups.add(Group.objects.get(name=group))
-    if time_zone:
-        UserPreferences.objects.create(user=user, time_zone=time_zone)
-    return user
+from tests.factories import member
 
 
 def client_of(user):

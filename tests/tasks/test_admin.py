@@ -9,6 +9,7 @@ from django.utils import timezone
 from interactions.models import Interaction
 from opportunities.models import Opportunity
 from tasks.models import Task
+from tests.conftest import browser
 from tests.core.admin.helpers import change_form_data, confirm, upload
 from tests.factories import PASSWORD, CustomerFactory, OpportunityFactory, TaskFactory
 
@@ -22,12 +23,6 @@ pytestmark = pytest.mark.django_db
 
 def staff(username, group, **kwargs):
     return member(username, group, is_staff=True, **kwargs)
-
-
-def browser(user):
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from core.admin import previews
 from core.changesets import Changeset, undo
 from core.models import Event, Tag
 from customers.models import Customer
+from customers.timeline import timeline_entries, timeline_queryset
 from opportunities.models import Opportunity, StageChange
 from tests.core.admin.helpers import preview_then_confirm
 from tests.core.test_changesets import snapshot
@@ -101,7 +102,7 @@ def delete_action(b):
 def stage_action(b):
     deals = [OpportunityFactory(customer=customer) for customer in b["mine"]]
     data = {"action": "set_stage", "confirm": "yes", "stage": "closed"}
-    return Opportunity, deals, data, {"opportunities.opportunity": (0, 2, 0)}
+    return Opportunity, deals, data, {"opportunities.opportunity": (0, 2, 0), "opportunities.stagechange": (2, 0, 0)}
 
 
 ACTIONS = [
@@ -140,7 +141,7 @@ def test_the_preview_writes_nothing_and_the_confirm_makes_that_change(book, make
     assert 'id="changeset-preview-form"' in page and 'class="changeset-diff"' in page
     for record in records:
         assert f"#{record.pk}" in page
-    assert preview.context["total"] == 2
+    assert preview.context["total"] == sum(map(sum, counts.values()))
     assert preview.context["changeset_preview"].counts == expected_counts(counts)
     # The dry run's "2 … changed" did not happen: it is not said.
     assert not list(preview.context["messages"])
@@ -234,9 +235,10 @@ def test_set_stage_goes_through_the_stage_rules_and_undo_restores(book):
     post = {"action": "set_stage", "_selected_action": [d.pk for d in deals], "index": "0", "confirm": "yes"}
 
     preview = book["rep_client"].post(list_url(Opportunity), {**post, "stage": "closed"})
-    # The deal already closed is not changed.
+    # The deal already closed is not changed; each deal moved logs its move.
     assert preview.context["changeset_preview"].counts == {
-        "opportunities.opportunity": {"created": 0, "updated": 2, "deleted": 0}
+        "opportunities.opportunity": {"created": 0, "updated": 2, "deleted": 0},
+        "opportunities.stagechange": {"created": 2, "updated": 0, "deleted": 0},
     }
     assert StageChange.objects.count() == logs_before and Event.objects.count() == events_before
 
@@ -255,6 +257,62 @@ def test_set_stage_goes_through_the_stage_rules_and_undo_restores(book):
     assert changeset.kind == "action" and changeset.label == "Set stage…"
     undo(changeset, book["rep"])
     assert snapshot() == before
+
+
+def stage_log(deals):
+    """Each deal's stage log as the timeline and the board read it: (id, from, to, when), oldest first."""
+    return {
+        deal.pk: list(deal.stage_changes.order_by("id").values_list("id", "from_stage", "to_stage", "changed_at"))
+        for deal in deals
+    }
+
+
+def timeline_types(customer):
+    return [entry["type"] for entry in timeline_entries(list(timeline_queryset(customer.pk)))]
+
+
+def test_undoing_a_set_stage_takes_its_moves_out_of_the_stage_log_and_the_timeline(book):
+    customer = book["mine"][0]
+    deals = [OpportunityFactory(customer=customer, stage=Opportunity.Stage.LEAD) for _ in range(3)]
+    log_before, timeline_before = stage_log(deals), timeline_types(customer)
+    post = {"action": "set_stage", "_selected_action": [d.pk for d in deals], "index": "0", "confirm": "yes"}
+
+    preview_then_confirm(book["rep_client"], list_url(Opportunity), {**post, "stage": Opportunity.Stage.PROPOSAL})
+    moved = stage_log(deals)
+    assert all(log[-1][1:3] == ("lead", "proposal") for log in moved.values())
+    assert timeline_types(customer).count("opportunity_stage_changed") == 3
+
+    # Undone from the changeset's page, as a user does: the moves are gone, no move back is logged.
+    changeset = Changeset.objects.get()
+    answer = book["rep_client"].post(reverse("admin:core_changeset_undo", args=[changeset.pk]))
+    assert answer.status_code == 302
+    assert [Opportunity.objects.get(pk=d.pk).stage for d in deals] == ["lead"] * 3
+    assert stage_log(deals) == log_before
+    assert timeline_types(customer) == timeline_before
+
+    # Undoing the undo makes the moves again: the same entries, with their ids and times.
+    redo = Changeset.objects.get(undoes=changeset)
+    assert redo.counts["opportunities.stagechange"] == {"created": 0, "updated": 0, "deleted": 3}
+    book["rep_client"].post(reverse("admin:core_changeset_undo", args=[redo.pk]))
+    assert stage_log(deals) == moved
+
+
+def test_a_deal_skipped_by_an_undo_keeps_its_logged_move(book):
+    deals = [OpportunityFactory(customer=book["mine"][0], stage=Opportunity.Stage.LEAD) for _ in range(2)]
+    post = {"action": "set_stage", "_selected_action": [d.pk for d in deals], "index": "0", "confirm": "yes"}
+    preview_then_confirm(book["rep_client"], list_url(Opportunity), {**post, "stage": Opportunity.Stage.PROPOSAL})
+    changed = Opportunity.objects.get(pk=deals[0].pk)
+    changed.value += 1
+    changed.save()
+    moved = stage_log(deals)
+
+    book["rep_client"].post(
+        reverse("admin:core_changeset_undo", args=[Changeset.objects.get().pk]), {"skip_conflicts": "yes"}
+    )
+
+    # The deal changed since stays in proposal with its move logged; the other is back, its move gone.
+    assert [Opportunity.objects.get(pk=d.pk).stage for d in deals] == ["proposal", "lead"]
+    assert stage_log(deals) == {deals[0].pk: moved[deals[0].pk], deals[1].pk: moved[deals[1].pk][:-1]}
 
 
 def test_the_preview_shows_the_first_rows_and_counts_the_rest(book, monkeypatch):
@@ -331,6 +389,7 @@ def test_the_preview_of_a_deletion_counts_the_children_it_takes_and_undo_brings_
     assert counts["customers.customer"]["deleted"] == 1
     assert counts["interactions.interaction"]["deleted"] == 2
     assert counts["opportunities.opportunity"]["deleted"] == 1
+    assert counts["opportunities.stagechange"]["deleted"] == 1
     assert snapshot() == before
     preview_then_confirm(book["manager_client"], list_url(Customer), post)
     assert not Customer.objects.filter(pk=customer.pk).exists()

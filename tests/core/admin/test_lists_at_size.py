@@ -19,8 +19,7 @@ from django.utils import timezone
 
 from core.admin.base import CappedPaginator
 from customers.models import Customer
-from tests.factories import CustomerFactory, OpportunityFactory, TaskFactory
-from tests.tasks.conftest import member
+from tests.factories import CustomerFactory, OpportunityFactory, TaskFactory, member
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,6 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -14,31 +13,10 @@ from core.models import UserPreferences
 from core.money import format_money
 from opportunities.dashboard import period_starts
 from opportunities.models import Opportunity
-from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory, TaskFactory
-from tests.tasks.conftest import member
+from tests.conftest import browser
+from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory, TaskFactory, member
 
 pytestmark = pytest.mark.django_db
-
-
-def browser(user):
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def rep(db):
-    return member("rep", "Sales rep", is_staff=True)
-
-
-@pytest.fixture
-def other_rep(db):
-    return member("other", "Sales rep", is_staff=True)
-
-
-@pytest.fixture
-def manager(db):
-    return member("boss", "Sales manager", is_staff=True)
 
 
 def shown(response):
