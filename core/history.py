@@ -1,6 +1,7 @@
 """Change history of the CRM's records (django-simple-history), shared by the admin and the API.
 
-``CRMHistoricalRecords`` is ``HistoricalRecords`` with three additions:
+``CRMHistoricalRecords`` is ``HistoricalRecords`` with three additions (and ``Model.history``
+made without building a class on each use):
 
 - a save that changes none of the tracked fields (an unchanged form or API body
   saved anyway) writes no "changed" record: an entry must show a change;
@@ -14,13 +15,14 @@
 """
 
 from contextlib import contextmanager
+from functools import cached_property
 from threading import local
 
 from django.db import connections
 from django.db.models import BigIntegerField, CharField, DateTimeField, OuterRef, Subquery, Value
 from django.utils import timezone
 from django.utils.translation import gettext_noop
-from simple_history.manager import HistoryManager
+from simple_history.manager import HistoryDescriptor, HistoryManager
 from simple_history.models import HistoricalRecords
 from simple_history.signals import post_create_historical_record
 
@@ -72,10 +74,32 @@ class CRMHistoryManager(HistoryManager):
         return latest
 
 
+class _HistoryDescriptor(HistoryDescriptor):
+    """``Model.history``: django-simple-history's, with the manager's class made once.
+
+    Its own makes the class anew (``Manager.from_queryset``, which inspects every method of the
+    queryset) on each use, and every save that leaves history uses it.
+    """
+
+    @cached_property
+    def manager(self):
+        return self.manager_class.from_queryset(self.queryset_class)
+
+    def __get__(self, instance, owner):
+        return self.manager(self.model, instance)
+
+
 class CRMHistoricalRecords(HistoricalRecords):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("history_manager", CRMHistoryManager)
         super().__init__(*args, **kwargs)
+
+    def finalize(self, sender, **kwargs):
+        super().finalize(sender, **kwargs)
+        descriptor = sender.__dict__.get(self.manager_name)
+        if type(descriptor) is HistoryDescriptor:
+            replacement = _HistoryDescriptor(descriptor.model, descriptor.manager_class, descriptor.queryset_class)
+            setattr(sender, self.manager_name, replacement)
 
     def create_historical_record(self, instance, history_type, using=None):
         previous = instance.__dict__.get("_history_previous") if history_type == "~" else None

@@ -221,6 +221,8 @@ def check_record(kind, record_id, *, record=None):
         return []
     pairs = [(min(record_id, other), max(record_id, other)) for other in others]
     found = _scored(kind, pairs)
+    if not found:
+        return []
 
     def stored():
         rows = DuplicateCandidate.objects.involving(kind, record_id).filter(
@@ -228,7 +230,8 @@ def check_record(kind, record_id, *, record=None):
         )
         return {(candidate.a_id, candidate.b_id): candidate for candidate in rows}
 
-    existing = stored()
+    # A record just created has no pairs stored yet: no other transaction can see its id.
+    existing = stored() if record is None else {}
     missing = [
         DuplicateCandidate(kind=kind, a_id=a, b_id=b, score=score, reasons=reasons)
         for (a, b), (score, reasons) in found.items()
@@ -256,15 +259,13 @@ def check_record(kind, record_id, *, record=None):
 
 def _live_matches(kind, row):
     """Records sharing an indexed column with ``row``, keyed or not yet (created since the last rebuild
-    by an import or the admin): the same email, phone or company (a small one) for a customer, the
-    same domain for a company."""
+    by an import or the admin): the same phone or company (a small one) for a customer, the same
+    domain for a company. (No other customer has the same email: a unique index forbids it.)"""
     model = models_by_kind()[kind]
     rows = model._default_manager.order_by()
     groups = []
     if kind == Kind.CUSTOMER:
-        _pk, _name, email, phone, company_id = row
-        if email:
-            groups.append(rows.with_email(email))
+        _pk, _name, _email, phone, company_id = row
         if phone:
             groups.append(rows.filter(phone_e164=phone))
         if company_id is not None:

@@ -1,9 +1,10 @@
 """The base of every resource viewset: the CRM's conventions, in the order a request meets them.
 
 1. ``dispatch``: a write (POST, PUT, PATCH, DELETE) runs in one database
-   transaction, from authentication to the stored answer.
-2. ``initial``: after authentication, permissions and throttling, a POST's
-   ``Idempotency-Key`` is claimed in that transaction (``idempotency.py``).
+   transaction, from the claim of its ``Idempotency-Key`` to the stored answer.
+2. ``initial``: authentication, permissions and throttling, outside the
+   transaction; then the transaction begins and a POST's ``Idempotency-Key``
+   is claimed in it (``idempotency.py``).
 3. ``get_queryset`` / ``filter_queryset``: the rows the user may see
    (``core.access.scope``); query parameters filter collections only.
 4. ``get_object``: the record a detail URL names. A write first locks its row
@@ -20,7 +21,7 @@
 7. ``finalize_response``: the answer to a claimed key is stored with it.
 """
 
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 from django.core.exceptions import FieldDoesNotExist
 from django.db import IntegrityError, connection, transaction
@@ -123,6 +124,7 @@ class CRMModelViewSet(viewsets.ModelViewSet):
     _idempotency_fingerprint = None
     _created = None
     _idempotency_record = None
+    _write_transaction = None
 
     # 1. The transaction of a write.
 
@@ -132,19 +134,26 @@ class CRMModelViewSet(viewsets.ModelViewSet):
         if request.method == "POST" and idempotency.HEADER in request.headers:
             # The raw body is read here, before DRF parses it; the size limit middleware has already run.
             self._idempotency_fingerprint = idempotency.request_fingerprint(request)
-        with transaction.atomic():
+        # The transaction begins in initial() and ends here, once the answer is final (and stored).
+        with ExitStack() as self._write_transaction:
             return super().dispatch(request, *args, **kwargs)
 
-    # 2. The Idempotency-Key, once the user is known.
+    # 2. Who asks, then the transaction and the Idempotency-Key.
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
-        if self._idempotency_fingerprint is None or not request.user.is_authenticated:
+        if self._write_transaction is None:
             return
-        key = request.headers[idempotency.HEADER]
-        if not idempotency.valid_key(key):
-            raise idempotency.InvalidIdempotencyKey()
-        self._idempotency_record = idempotency.claim(request.user, key, self._idempotency_fingerprint)
+        key = None
+        if self._idempotency_fingerprint is not None and request.user.is_authenticated:
+            key = request.headers[idempotency.HEADER]
+            if not idempotency.valid_key(key):
+                raise idempotency.InvalidIdempotencyKey()
+        # Only now, with the request let in: on SQLite the transaction holds the database's one
+        # write lock from its BEGIN (IMMEDIATE), which authentication and rate limits need not wait for.
+        self._write_transaction.enter_context(transaction.atomic())
+        if key is not None:
+            self._idempotency_record = idempotency.claim(request.user, key, self._idempotency_fingerprint)
 
     # 3. The rows.
 

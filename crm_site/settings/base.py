@@ -160,10 +160,15 @@ if SQLITE_SYNCHRONOUS not in {"FULL", "NORMAL"}:
         f"DJANGO_SQLITE_SYNCHRONOUS must be FULL (the default: a committed write survives a power cut) "
         f"or NORMAL (faster writes; a power cut can lose the last ones), got {env('DJANGO_SQLITE_SYNCHRONOUS')!r}"
     )
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+_on_sqlite = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+if _on_sqlite:
+    # Django's backend, with writers queued on a file lock beside the database, which the
+    # kernel hands to the next writer the moment it is let go (core/sqlite/writelock.py).
+    DATABASES["default"]["ENGINE"] = "core.sqlite"
     # WAL lets readers run beside the writer; IMMEDIATE takes the write lock at
-    # BEGIN so concurrent writers queue on the busy timeout instead of failing
-    # with "database is locked" when a read lock cannot be upgraded.
+    # BEGIN so a writer never fails with "database is locked" when a read lock
+    # cannot be upgraded. The timeout bounds both the wait for the file lock and
+    # SQLite's own busy wait (for writers outside this project, such as the sqlite3 shell).
     # Connections persist (CONN_MAX_AGE) as on PostgreSQL: opening one and running
     # the PRAGMAs below costs more than a whole primary-key read.
     DATABASES["default"]["OPTIONS"] = {
@@ -290,8 +295,7 @@ if REDIS_URL:
 else:
     _sqlite_dir = (
         Path(DATABASES["default"]["NAME"]).parent
-        if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
-        and str(DATABASES["default"]["NAME"]) != ":memory:"
+        if _on_sqlite and str(DATABASES["default"]["NAME"]) != ":memory:"
         else BASE_DIR
     )
     HUEY = {

@@ -9,6 +9,11 @@ SECRET_KEY = "test-only-key-not-secret-0123456789abcdefghijklmnopqrstuvwxyz"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
 
+if DATABASES["default"]["ENGINE"] == "core.sqlite":  # noqa: F405
+    # pytest-django knows SQLite by the name of Django's own backend, which core.sqlite extends:
+    # named here, the suite's database stays in memory, one per xdist worker, as it would be there.
+    DATABASES["default"].setdefault("TEST", {}).setdefault("NAME", ":memory:")  # noqa: F405
+
 # The suite's own requests must not trip the limits, nor add cache queries to the
 # query-count tests: a per-process cache and generous rates. Throttle tests set
 # low rates (and the database cache or Redis) explicitly.

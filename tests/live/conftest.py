@@ -22,12 +22,24 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
+import redis
 import requests
 from django.conf import settings
 from django.db import connections
 
 ROOT = Path(settings.BASE_DIR)
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/3")
+
+
+def redis_env_or_skip():
+    """The environment of a server with its cache in Redis; the test is skipped (failed on CI) without Redis."""
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        if os.environ.get("CI"):
+            pytest.fail(f"Redis is not reachable at {REDIS_URL}")
+        pytest.skip(f"Redis is not reachable at {REDIS_URL}")
+    return {"REDIS_URL": REDIS_URL}
 
 
 def _is_postgres(url):

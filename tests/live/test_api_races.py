@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg
 import pytest
 
-from tests.live.conftest import create_tokens
+from tests.live.conftest import create_tokens, manage, redis_env_or_skip
 
 pytestmark = pytest.mark.live
 
@@ -103,3 +103,54 @@ def test_an_update_racing_a_delete_does_not_bring_the_record_back(gunicorn_serve
 
     assert response.status_code == 404
     assert client.get(f"{url}/api/customers/{customer_id}").status_code == 404
+
+
+NO_ROLE_TOKEN = (
+    "from django.contrib.auth import get_user_model\n"
+    "from knox.models import get_token_model\n"
+    "user, _ = get_user_model().objects.get_or_create(username='no-role')\n"
+    "print(get_token_model().objects.create(user)[1])\n"
+)
+
+
+def test_requests_refused_before_the_write_do_not_wait_for_the_database_write_lock(server_factory, live_database_url):
+    """Authentication, permissions and rate limits are decided before a write's transaction begins.
+
+    With SQLite's write lock held elsewhere (a long write, the sqlite3 shell), a refused write is
+    answered at once; only a request that will write waits for the lock. The server's lock timeout
+    is short: a refusal that waited for the lock would end in "database is locked" instead.
+    """
+    if not live_database_url.startswith("sqlite"):
+        pytest.skip("on PostgreSQL writers do not queue on one lock")
+    server = server_factory(workers=2, DJANGO_SQLITE_TIMEOUT=5, DJANGO_THROTTLE_USER="2/minute", **redis_env_or_skip())
+    tokens = create_tokens(live_database_url, ["lock-limited", "lock-waiting"])
+    no_role = manage(live_database_url, "shell", "--no-imports", "-c", NO_ROLE_TOKEN).strip().splitlines()[-1]
+    url = f"{server.url}/api/customers"
+    limited = server.client(tokens["lock-limited"])
+    assert [limited.post(url, json={"name": f"Before {n}"}).status_code for n in range(2)] == [201, 201]
+
+    holder = sqlite3.connect(live_database_url.removeprefix("sqlite:///"), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        refused = {
+            "unauthenticated": server.client("not-a-token").post(url, json={"name": "Nobody"}),
+            "no role": server.client(no_role).post(url, json={"name": "No role"}),
+            "over the limit": limited.post(url, json={"name": "Third"}),
+        }
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            waiting = pool.submit(server.client(tokens["lock-waiting"]).post, url, json={"name": "Waited"})
+            time.sleep(0.5)
+            assert not waiting.done()
+            holder.execute("COMMIT")
+            created = waiting.result(timeout=30)
+    finally:
+        holder.close()
+
+    assert {name: (r.status_code, r.json()["error"]["code"]) for name, r in refused.items()} == {
+        "unauthenticated": (401, "authentication_failed"),
+        "no role": (403, "permission_denied"),
+        "over the limit": (429, "throttled"),
+    }
+    assert created.status_code == 201
+    assert created.json()["data"]["name"] == "Waited"
+    assert "database is locked" not in server.log_path.read_text()

@@ -2,7 +2,6 @@
 
 import http.client
 import json
-import os
 import socket
 import threading
 import uuid
@@ -10,9 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import pytest
-import redis
 
-from tests.live.conftest import REDIS_URL, create_tokens
+from tests.live.conftest import create_tokens, redis_env_or_skip
 
 pytestmark = pytest.mark.live
 
@@ -20,19 +18,9 @@ REQUESTS = 15
 LIMIT = 5
 
 
-def _redis_or_skip():
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-    except redis.RedisError:
-        if os.environ.get("CI"):
-            pytest.fail(f"Redis is not reachable at {REDIS_URL}")
-        pytest.skip(f"Redis is not reachable at {REDIS_URL}")
-    return {"REDIS_URL": REDIS_URL}
-
-
 @pytest.fixture(scope="module", params=["database", "redis"])
 def limited_server(request, server_factory):
-    cache_env = _redis_or_skip() if request.param == "redis" else {}
+    cache_env = redis_env_or_skip() if request.param == "redis" else {}
     return server_factory(
         workers=3,
         # _send_in_rounds spreads requests over the workers by keeping each sync worker busy
@@ -148,7 +136,7 @@ CLIENTS = 24
 
 @pytest.fixture(scope="module", params=["database", "redis"])
 def busy_server(request, server_factory):
-    cache_env = _redis_or_skip() if request.param == "redis" else {}
+    cache_env = redis_env_or_skip() if request.param == "redis" else {}
     return server_factory(
         workers=3,
         GUNICORN_THREADS=CLIENTS // 3,
