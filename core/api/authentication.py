@@ -32,20 +32,23 @@ class BearerTokenAuthentication(TokenAuthentication):
     """
 
     def authenticate_credentials(self, token):
-        invalid = exceptions.AuthenticationFailed("Invalid or expired token.", code="authentication_failed")
         try:
             token = token.decode("utf-8")
             digest = hash_token(token)
         except (UnicodeDecodeError, TypeError, ValueError, binascii.Error):
-            raise invalid from None
+            raise _invalid() from None
         for auth_token in _tokens_with_users(token[: CONSTANTS.TOKEN_KEY_LENGTH]):
             if not compare_digest(digest, auth_token.digest):
                 continue
             if auth_token.expiry is not None and auth_token.expiry < timezone.now():
                 auth_token.delete()
-                raise invalid
+                raise _invalid()
             return self.validate_user(auth_token)
-        raise invalid
+        raise _invalid()
+
+
+def _invalid():
+    return exceptions.AuthenticationFailed("Invalid or expired token.", code="authentication_failed")
 
 
 @cache
