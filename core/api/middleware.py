@@ -15,9 +15,8 @@ from django.conf import settings
 from django.contrib.auth import middleware as auth
 from django.contrib.messages import middleware as messages
 from django.contrib.sessions import middleware as sessions
-from knox.settings import knox_settings
-from rest_framework.authentication import get_authorization_header
 
+from .authentication import authorization_words, is_bearer
 from .exceptions import error_response
 
 API_PREFIX = "/api/"
@@ -27,8 +26,7 @@ def bearer_api_request(request):
     """Whether ``request`` is to the API with a bearer token (as knox reads the header: its first word)."""
     if not request.path_info.startswith(API_PREFIX) or "HTTP_AUTHORIZATION" not in request.META:
         return False
-    words = get_authorization_header(request).split()
-    return bool(words) and words[0].lower() == knox_settings.AUTH_HEADER_PREFIX.encode().lower()
+    return is_bearer(authorization_words(request))
 
 
 class _BrowserOnly:
