@@ -15,8 +15,12 @@ import os
 import re
 
 import pytest
+from django.http import HttpResponse
+from django.middleware import locale
 from django.test import Client
+from django.utils import translation
 
+from core.api.middleware import LocaleMiddleware
 from tests.factories import PASSWORD, CustomerFactory
 
 pytestmark = pytest.mark.django_db
@@ -160,3 +164,33 @@ def test_the_access_log_line_says_what_it_said(client, detail, bearer, user, cap
     }
     assert list(json.loads(message)) == [*list(line)[:5], "duration_ms", *list(line)[5:]]
     assert record.levelno == logging.INFO
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"HTTP_ACCEPT_LANGUAGE": "zh-hans"},
+        {"HTTP_ACCEPT_LANGUAGE": "zh-CN,zh;q=0.9,en;q=0.8"},
+        {"HTTP_ACCEPT_LANGUAGE": "fr, de;q=0.5"},
+        {"HTTP_ACCEPT_LANGUAGE": "en-GB"},
+        {"HTTP_COOKIE": "django_language=zh-hans", "HTTP_ACCEPT_LANGUAGE": "en"},
+        {"HTTP_ACCEPT_LANGUAGE": "*;q=0.1, zh-Hans;q=0.2"},
+    ],
+)
+@pytest.mark.parametrize("path", ["/api/customers/1", "/admin/", "/zh-hans/admin/"])
+def test_locale_middleware_answers_as_djangos(rf, extra, path):
+    def run(middleware_class):
+        seen = []
+
+        def view(request):
+            seen.append((request.LANGUAGE_CODE, translation.get_language()))
+            return HttpResponse(status=404 if path.startswith("/zh") else 200, headers={"Vary": "Accept"})
+
+        try:
+            response = middleware_class(view)(rf.get(path, **extra))
+            return seen, response.status_code, list(response.headers.items())
+        finally:
+            translation.deactivate()
+
+    assert run(LocaleMiddleware) == run(locale.LocaleMiddleware)
