@@ -65,7 +65,7 @@ STEPS = [
     ("the whole request (WSGI handler)", "django/core/handlers/wsgi.py", "__call__"),
     ("  URL resolving", "django/core/handlers/base.py", "resolve_request"),
     ("  the view (DRF dispatch, from the request's wrapping to the response)", "rest_framework/views.py", "dispatch"),
-    ("    bearer authentication (token and user, one query)", "knox/auth.py", "authenticate"),
+    ("    bearer authentication (token and user, one query)", "core/api/authentication.py", "authenticate"),
     ("    rate limit (one Redis script call)", "rest_framework/views.py", "check_throttles"),
     ("    content negotiation", "rest_framework/views.py", "perform_content_negotiation"),
     ("    detail: the record's read (one query)", "core/api/viewsets.py", "get_object"),

@@ -6,6 +6,8 @@ from calendars import views as calendars
 from core.api import exceptions, views
 
 api_patterns = [
+    # The resources first: nearly every API request is to one of them, and the resolver tries patterns in order.
+    path("", include("crm_site.api_router")),
     re_path(r"^health/?$", views.health, name="health"),
     re_path(r"^auth/token/?$", views.TokenView.as_view(), name="auth-token"),
     re_path(r"^auth/logout/?$", views.LogoutView.as_view(), name="auth-logout"),
@@ -14,7 +16,6 @@ api_patterns = [
     re_path(r"^schema/?$", views.SchemaView.as_view(), name="schema"),
     re_path(r"^docs/?$", views.SwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     re_path(r"^redoc/?$", views.RedocView.as_view(url_name="schema"), name="redoc"),
-    path("", include("crm_site.api_router")),
 ]
 
 urlpatterns = [

@@ -6,15 +6,34 @@ from hmac import compare_digest
 
 from django.db import connection
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from knox.auth import TokenAuthentication
 from knox.crypto import hash_token
 from knox.models import get_token_model
-from knox.settings import CONSTANTS
-from rest_framework import exceptions
+from knox.settings import CONSTANTS, knox_settings
+from rest_framework import HTTP_HEADER_ENCODING, exceptions
 
 from core.access import remember_role, role_rank_sql
 
 from .fastsql import reader
+
+
+def authorization_words(request):
+    """The words of the ``Authorization`` header, as bytes, as DRF's ``get_authorization_header`` splits them.
+
+    Read from ``META``: DRF reads ``request.headers``, which Django builds from
+    every header of the request on first use, and nothing else on a bearer
+    API request needs it.
+    """
+    header = request.META.get("HTTP_AUTHORIZATION", b"")
+    if isinstance(header, str):
+        header = header.encode(HTTP_HEADER_ENCODING)
+    return header.split()
+
+
+def is_bearer(words):
+    """Whether the header's ``words`` are the bearer scheme's (its first word, in any case)."""
+    return bool(words) and words[0].lower() == knox_settings.AUTH_HEADER_PREFIX.encode().lower()
 
 
 class BearerTokenAuthentication(TokenAuthentication):
@@ -31,21 +50,35 @@ class BearerTokenAuthentication(TokenAuthentication):
     written, so the lookup needs no check of its own.
     """
 
+    def authenticate(self, request):
+        # knox's own, but for the header's words (see authorization_words).
+        words = authorization_words(request)
+        if not is_bearer(words):
+            return None  # no credentials, or another scheme's
+        if len(words) == 1:
+            raise exceptions.AuthenticationFailed(_("Invalid token header. No credentials provided."))
+        if len(words) > 2:
+            raise exceptions.AuthenticationFailed(_("Invalid token header. Token string should not contain spaces."))
+        return self.authenticate_credentials(words[1])
+
     def authenticate_credentials(self, token):
-        invalid = exceptions.AuthenticationFailed("Invalid or expired token.", code="authentication_failed")
         try:
             token = token.decode("utf-8")
             digest = hash_token(token)
         except (UnicodeDecodeError, TypeError, ValueError, binascii.Error):
-            raise invalid from None
+            raise _invalid() from None
         for auth_token in _tokens_with_users(token[: CONSTANTS.TOKEN_KEY_LENGTH]):
             if not compare_digest(digest, auth_token.digest):
                 continue
             if auth_token.expiry is not None and auth_token.expiry < timezone.now():
                 auth_token.delete()
-                raise invalid
+                raise _invalid()
             return self.validate_user(auth_token)
-        raise invalid
+        raise _invalid()
+
+
+def _invalid():
+    return exceptions.AuthenticationFailed("Invalid or expired token.", code="authentication_failed")
 
 
 @cache

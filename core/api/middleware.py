@@ -9,15 +9,21 @@ request passes by those three (subclasses of Django's, which the admin's checks
 look for); any other request, a bearer header outside ``/api/`` included, goes
 through them as before. CSRF protection, the language, the history's request and
 the security headers apply to every request alike.
+
+``LocaleMiddleware`` is Django's, without the work for language-prefixed URLs
+when the URLconf has none (``i18n_patterns``): every request pays for it.
 """
 
 from django.conf import settings
+from django.conf.urls.i18n import is_language_prefix_patterns_used
 from django.contrib.auth import middleware as auth
 from django.contrib.messages import middleware as messages
 from django.contrib.sessions import middleware as sessions
-from knox.settings import knox_settings
-from rest_framework.authentication import get_authorization_header
+from django.middleware import locale
+from django.utils import translation
+from django.utils.cache import patch_vary_headers
 
+from .authentication import authorization_words, is_bearer
 from .exceptions import error_response
 
 API_PREFIX = "/api/"
@@ -27,8 +33,7 @@ def bearer_api_request(request):
     """Whether ``request`` is to the API with a bearer token (as knox reads the header: its first word)."""
     if not request.path_info.startswith(API_PREFIX) or "HTTP_AUTHORIZATION" not in request.META:
         return False
-    words = get_authorization_header(request).split()
-    return bool(words) and words[0].lower() == knox_settings.AUTH_HEADER_PREFIX.encode().lower()
+    return is_bearer(authorization_words(request))
 
 
 class _BrowserOnly:
@@ -50,6 +55,34 @@ class AuthenticationMiddleware(_BrowserOnly, auth.AuthenticationMiddleware):
 
 class MessageMiddleware(_BrowserOnly, messages.MessageMiddleware):
     pass
+
+
+class LocaleMiddleware(locale.LocaleMiddleware):
+    """Django's: the language from the client's cookie or ``Accept-Language``, ``Vary`` and ``Content-Language``.
+
+    Django's reads the language of the URL's prefix twice a request, though it
+    only counts under ``i18n_patterns``; without them, this does the rest of
+    Django's steps alone, in the same order (``tests/core/api/test_request_path.py``).
+    """
+
+    def process_request(self, request):
+        if _language_prefixes(request):
+            return super().process_request(request)
+        translation.activate(translation.get_language_from_request(request, check_path=False))
+        request.LANGUAGE_CODE = translation.get_language()
+        return None
+
+    def process_response(self, request, response):
+        if _language_prefixes(request):
+            return super().process_response(request, response)
+        patch_vary_headers(response, ("Accept-Language",))
+        response.headers.setdefault("Content-Language", translation.get_language())
+        return response
+
+
+def _language_prefixes(request):
+    """Whether the request's URLconf has language-prefixed URLs (cached by Django per URLconf)."""
+    return is_language_prefix_patterns_used(getattr(request, "urlconf", settings.ROOT_URLCONF))[0]
 
 
 class RequestBodyLimitMiddleware:

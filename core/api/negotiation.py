@@ -23,7 +23,8 @@ class JSONFirstNegotiation(DefaultContentNegotiation):
             and renderers
             and renderers[0].media_type == "application/json"
             and request.META.get("HTTP_ACCEPT", "").strip() in _JSON_ACCEPTS
-            and format_param not in request.query_params
+            # Without a query string there is no ``?format=``: no need to parse one.
+            and (not request.META.get("QUERY_STRING") or format_param not in request.query_params)
         ):
             return renderers[0], renderers[0].media_type
         requested = request.query_params.get(format_param) if format_param and not format_suffix else None

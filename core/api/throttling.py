@@ -29,6 +29,7 @@ import functools
 import hashlib
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Mapping
@@ -181,53 +182,97 @@ return {1, current, previous}
 class _RedisCounters:
     """The counters on Redis, under the same keys and values as through Django's cache.
 
-    One script call per request over a connection of the process's pool, where
-    Django's Redis cache would make a client per call and take four round trips.
-    The call goes straight to the pooled connection (one ``EVALSHA``, its reply
-    read back): redis-py's client and script objects wrap the same exchange in
-    command parsing and retry layers that cost more than the round trip itself
-    (see docs/benchmarks.md). A script the server has forgotten (a restart,
-    ``SCRIPT FLUSH``) is loaded again.
+    One script call per request, where Django's Redis cache would make a client
+    per call and take four round trips. The call is packed here and sent
+    straight over a connection of the process's own (one ``EVALSHA``, its reply
+    read back): redis-py's client, script and pool objects wrap the same
+    exchange in argument checks, command parsing, retry and bookkeeping layers
+    that cost more than the round trip itself (see docs/benchmarks.md). A
+    script the server has forgotten (a restart, ``SCRIPT FLUSH``) is loaded again.
     """
 
-    def __init__(self, cache, script):
+    def __init__(self, cache, link):
         self.cache = cache
-        self.script = script
+        self.link = link
 
     def hit(self, current_key, previous_key, weight, limit, timeout):
-        args = (self.cache.make_key(current_key), self.cache.make_key(previous_key), repr(weight), limit, timeout)
+        make_key = self.cache.make_key
         try:
-            fits, current, previous = self._evalsha(args)
+            fits, current, previous = self.link.evalsha(
+                (make_key(current_key), make_key(previous_key), repr(weight), limit, timeout, _EPSILON)
+            )
         except RedisError as exc:
             raise CountersUnavailable(str(exc)) from exc
         return bool(fits), current, previous
 
-    def _evalsha(self, args):
-        pool = self.script.registered_client.connection_pool
-        command = ("EVALSHA", self.script.sha, 2, *args, _EPSILON)
-        # The pool hands out a connection that the server has closed (a restart) reconnected.
-        connection = pool.get_connection()
+    def ping(self):
         try:
-            connection.send_packed_command(connection.pack_command(*command), check_health=False)
-            try:
-                return connection.read_response()
-            except redis_errors.NoScriptError:
-                connection.send_command("SCRIPT", "LOAD", self.script.script)
-                connection.read_response()
-                connection.send_packed_command(connection.pack_command(*command), check_health=False)
-                return connection.read_response()
+            return bool(self.link.script.registered_client.ping())
         except RedisError:
+            return False
+
+
+def resp_command(*args):
+    """``args`` packed as one Redis command (RESP), as redis-py packs them: str as UTF-8, numbers by ``repr``."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = arg.encode() if isinstance(arg, str) else repr(arg).encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+class _RedisLink:
+    """The rate-limit script and the connections this process calls it over.
+
+    Connections are made by the client's pool (its address, timeouts and
+    protocol) and kept here, one per thread at a time: a connection is taken
+    from ``idle`` for a call and put back after it (``list.pop`` and
+    ``append`` are atomic). An idle connection the server has closed (a
+    restart) reads as ready, and is reconnected before use, as the pool itself
+    does; after a fork the parent's connections are left to it.
+    """
+
+    def __init__(self, url):
+        self.script = redis.Redis.from_url(url, **_REDIS_TIMEOUTS).register_script(_REDIS_HIT)
+        self.pool = self.script.registered_client.connection_pool
+        self.idle = []
+        self.pid = os.getpid()
+
+    def _take(self):
+        if self.pid != os.getpid():
+            self.idle, self.pid = [], os.getpid()
+        try:
+            connection = self.idle.pop()
+        except IndexError:
+            return self.pool.make_connection()
+        try:
+            # Closed by the server (it raises so), or holding a reply nobody read: start afresh.
+            stale = connection.can_read()
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError):
+            stale = True
+        if stale:
+            connection.disconnect()
+        return connection
+
+    def evalsha(self, args):
+        """The script's reply for ``args`` (its keys, then its arguments)."""
+        packed = [resp_command("EVALSHA", self.script.sha, 2, *args)]
+        connection = self._take()
+        try:
+            connection.send_packed_command(packed, check_health=False)
+            try:
+                reply = connection.read_response()
+            except redis_errors.NoScriptError:
+                connection.send_packed_command([resp_command("SCRIPT", "LOAD", self.script.script)], check_health=False)
+                connection.read_response()
+                connection.send_packed_command(packed, check_health=False)
+                reply = connection.read_response()
+        except BaseException:
             # Whatever the connection holds (a reply half read) goes with it.
             connection.disconnect()
             raise
-        finally:
-            pool.release(connection)
-
-    def ping(self):
-        try:
-            return bool(self.script.registered_client.ping())
-        except RedisError:
-            return False
+        self.idle.append(connection)
+        return reply
 
 
 # An unreachable Redis is reported within a second or two, not after the system's TCP timeouts.
@@ -235,8 +280,8 @@ _REDIS_TIMEOUTS = {"socket_connect_timeout": 2, "socket_timeout": 2}
 
 
 @functools.cache
-def _redis_script(url):
-    return redis.Redis.from_url(url, **_REDIS_TIMEOUTS).register_script(_REDIS_HIT)
+def _redis_link(url):
+    return _RedisLink(url)
 
 
 def _counters():
@@ -244,7 +289,7 @@ def _counters():
     location = settings.CACHES[DEFAULT_CACHE_ALIAS].get("LOCATION")
     # Integers are stored as plain numbers by Django's Redis cache, so both see the same counters.
     if isinstance(cache, RedisCache) and isinstance(location, str) and "," not in location:
-        return _RedisCounters(cache, _redis_script(location))
+        return _RedisCounters(cache, _redis_link(location))
     if isinstance(cache, DatabaseCache):
         return _DatabaseCounters(cache)
     return _CacheCounters(cache)

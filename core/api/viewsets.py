@@ -242,7 +242,7 @@ class CRMModelViewSet(viewsets.ModelViewSet):
     def retrieve(self, request, *args, **kwargs):
         data = self.get_serializer(self.get_object()).data
         etag = self._etag(data)
-        if_none_match = request.headers.get("If-None-Match")
+        if_none_match = request.META.get("HTTP_IF_NONE_MATCH")
         if if_none_match is not None and if_none_match_matches(if_none_match, etag):
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
         return Response(data, headers={"ETag": etag})

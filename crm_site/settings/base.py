@@ -114,7 +114,8 @@ MIDDLEWARE = [
     # Django's session, authentication and messages middleware, passed by on bearer API requests
     # (which the token alone authenticates; see core/api/middleware.py).
     "core.api.middleware.SessionMiddleware",
-    "django.middleware.locale.LocaleMiddleware",
+    # Django's, short-cut while no URL has a language prefix (core/api/middleware.py).
+    "core.api.middleware.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "core.api.middleware.AuthenticationMiddleware",

@@ -2,18 +2,23 @@
 
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 
 import pytest
 from django.contrib.auth.models import Group
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
+from knox.auth import TokenAuthentication
 from knox.models import get_token_model
-from rest_framework.exceptions import ErrorDetail
+from rest_framework.exceptions import AuthenticationFailed, ErrorDetail
 from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
 from rest_framework.serializers import Serializer
 from rest_framework.test import APIClient
 
+from core.api.authentication import BearerTokenAuthentication
 from core.api.fastsql import reader
+from core.api.middleware import bearer_api_request
 from core.api.renderers import EnvelopeJSONRenderer
 from customers.models import Customer
 from customers.serializers import CustomerSerializer
@@ -124,6 +129,44 @@ def test_an_inactive_users_token_is_refused(api, db, user):
     assert api.get("/api/customers").status_code == 401
 
 
+def _outcome(authenticate, request):
+    try:
+        user, auth_token = authenticate(request) or (None, None)
+    except AuthenticationFailed as exc:
+        return "refused", str(exc.detail)
+    return user, auth_token and auth_token.pk
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "",
+        "Bearer",
+        "bearer",
+        "Bearer a b",
+        "Token abc",
+        "Basic dTpw",
+        "Bearer\xa0abc",
+        "Bearer nope",
+        "Bearer {valid}",
+        "  BEARER  {valid}  ",
+        "Bearer {valid} x",
+        "Bearer {valid}\xff",
+    ],
+)
+def test_bearer_header_is_read_as_knox_reads_it(db, rf, token, user, header):
+    extra = {} if header is None else {"HTTP_AUTHORIZATION": header.format(valid=token)}
+    request = Request(rf.get("/api/customers", **extra))
+    ours = BearerTokenAuthentication()
+
+    # knox's own authenticate (reading request.headers), with the same token lookup.
+    assert _outcome(ours.authenticate, request) == _outcome(partial(TokenAuthentication.authenticate, ours), request)
+    assert bearer_api_request(request._request) is (
+        header is not None and _outcome(ours.authenticate, request)[0] is not None
+    )
+
+
 @pytest.mark.parametrize("header", ["Bearer ", "Bearer \xff\xfe", "Bearer abc def", "Bearer " + "x" * 300])
 def test_malformed_tokens_are_a_401(db, header):
     client = APIClient()
@@ -150,16 +193,22 @@ def test_json_renderer_writes_the_bytes_drf_writes(payload):
     assert ours == drf.replace(b"\\u2028", b"\\u2028")
 
 
+@pytest.mark.parametrize("query", ["", "?other=1", "?format=api"])
 @pytest.mark.parametrize("accept", ["", "*/*", "application/json", "application/json; indent=2", "text/html"])
-def test_negotiation_shortcut_picks_what_drf_would(api, db, accept):
+def test_negotiation_shortcut_picks_what_drf_would(api, db, accept, query):
     customer = CustomerFactory()
     headers = {"HTTP_ACCEPT": accept} if accept else {}
-    response = api.get(f"/api/customers/{customer.pk}", **headers)
+    response = api.get(f"/api/customers/{customer.pk}{query}", **headers)
 
+    if query == "?format=api" and accept.startswith("application/json"):
+        # DRF's answer: the format asked for is not one the client accepts.
+        assert response.status_code == 406
+        return
     assert response.status_code == 200
-    expected = "text/html; charset=utf-8" if accept == "text/html" else "application/json"
+    html = accept == "text/html" or query == "?format=api"
+    expected = "text/html; charset=utf-8" if html else "application/json"
     assert response["Content-Type"] == expected
-    if accept.endswith("indent=2"):
+    if accept.endswith("indent=2") and not html:
         assert response.content.startswith(b'{\n  "success"')
 
 

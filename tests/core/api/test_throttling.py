@@ -13,7 +13,7 @@ from django.db import connection, connections
 from knox.models import get_token_model
 from rest_framework.test import APIClient, APIRequestFactory
 
-from core.api.throttling import UserThrottle, _redis_script
+from core.api.throttling import UserThrottle, _redis_link, resp_command
 from tests.factories import PASSWORD, ManagerFactory, StaffFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -200,8 +200,8 @@ def test_a_dropped_connection_is_replaced_and_the_request_counted(redis_rates, s
     client = _client_for(user)
     assert client.get("/api/customers").status_code == 200
     # The server drops the process's connections to it, as when it restarts (only these: Redis is shared).
-    pool = _redis_script(REDIS_URL).registered_client.connection_pool
-    addresses = [":".join(map(str, connection._sock.getsockname()[:2])) for connection in pool._available_connections]
+    idle = _redis_link(REDIS_URL).idle
+    addresses = [":".join(map(str, connection._sock.getsockname()[:2])) for connection in idle]
     assert addresses
     admin = redis.Redis.from_url(REDIS_URL)
     for address in addresses:
@@ -211,6 +211,29 @@ def test_a_dropped_connection_is_replaced_and_the_request_counted(redis_rates, s
     window = int(time.time() // 60)
     counts = [_stored(shared_cache, f"throttle_user_{user.pk}:{w}")[0] for w in (window - 1, window)]
     assert sum(counts) == 3
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (
+            "EVALSHA",
+            "a" * 40,
+            2,
+            "crm:1:throttle_user_7:29433",
+            "crm:1:throttle_user_7:29432",
+            repr(0.25),
+            1200,
+            121,
+            1e-06,
+        ),
+        ("SCRIPT", "LOAD", "return {1, 'ü'}"),
+    ],
+)
+def test_rate_limit_commands_are_packed_as_redis_py_packs_them(args):
+    packed = redis.Redis.from_url(REDIS_URL).connection_pool.make_connection().pack_command(*args)
+
+    assert resp_command(*args) == b"".join(packed)
 
 
 # Nothing listens on port 9 here: the connection is refused at once.
