@@ -31,6 +31,7 @@ from core.admin.customfields import CustomFieldsAdminMixin
 from core.admin.formats import CSV, XLSX
 from core.admin.history import CRMHistoryContextHelper
 from core.admin.imports import BoundedImportMixin
+from core.admin.widgets import ListSelect
 from core.history import batched_delete_history
 from core.paging import COUNT_CAP, capped_count
 from core.resources import FileRefused
@@ -251,6 +252,12 @@ class CRMModelAdmin(
 
     def get_changelist(self, request, **kwargs):
         return CRMChangeList
+
+    def get_changelist_form(self, request, **kwargs):
+        # A list's editable choice column renders once a row: the same HTML, without the templates.
+        choice_fields = [name for name in self.list_editable if getattr(self.opts.get_field(name), "choices", None)]
+        widgets = {name: ListSelect for name in choice_fields}
+        return super().get_changelist_form(request, **{"widgets": widgets, **kwargs})
 
     # The role decides, as in the API (core.api.permissions): a user outside every role group,
     # or a read-only one, writes nothing even when granted the model permissions one by one.
