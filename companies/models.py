@@ -90,6 +90,9 @@ class Company(TaggedModel, RecordedModel):
             models.Index(fields=["industry", "-id"], name="company_industry_sort_idx"),
             models.Index(fields=["size", "-id"], name="company_size_sort_idx"),
             models.Index(fields=["phone", "-id"], name="company_phone_sort_idx"),
+            models.Index(fields=["domain", "-id"], name="company_domain_sort_idx"),
+            models.Index(fields=["phone_e164", "-id"], name="company_phone_valid_sort_idx"),
+            models.Index(fields=["owner", "-id"], name="company_owner_sort_idx"),
         ]
 
     def __str__(self):

@@ -115,6 +115,7 @@ class Customer(TaggedModel, RecordedModel):
             models.Index(fields=["email", "-id"], name="customer_email_sort_idx"),
             models.Index(fields=["phone", "-id"], name="customer_phone_sort_idx"),
             models.Index(fields=["status", "-id"], name="customer_status_sort_idx"),
+            models.Index(fields=["owner", "-id"], name="customer_owner_sort_idx"),
         ]
 
     def __str__(self):

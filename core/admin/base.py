@@ -31,6 +31,7 @@ from core.admin.customfields import CustomFieldsAdminMixin
 from core.admin.formats import CSV, XLSX
 from core.admin.history import CRMHistoryContextHelper
 from core.admin.imports import BoundedImportMixin
+from core.admin.widgets import ListSelect
 from core.history import batched_delete_history
 from core.paging import COUNT_CAP, capped_count
 from core.resources import FileRefused
@@ -238,6 +239,12 @@ class CRMModelAdmin(
     def get_changelist(self, request, **kwargs):
         return CRMChangeList
 
+    def get_changelist_form(self, request, **kwargs):
+        # A list's editable choice column renders once a row: the same HTML, without the templates.
+        choice_fields = [name for name in self.list_editable if getattr(self.opts.get_field(name), "choices", None)]
+        widgets = {name: ListSelect for name in choice_fields}
+        return super().get_changelist_form(request, **{"widgets": widgets, **kwargs})
+
     # The role decides, as in the API (core.api.permissions): a user outside every role group,
     # or a read-only one, writes nothing even when granted the model permissions one by one.
     def has_view_permission(self, request, obj=None):
@@ -350,6 +357,8 @@ class CRMModelAdmin(
     # Count the words in the order of the database's estimate of their rows, and stop at the first
     # within the probe (PostgreSQL); without it, or without estimates (SQLite), every word is counted.
     text_search_by_estimate = True
+    # A word estimated at more than this many times the probe is taken as wide without counting it.
+    text_search_uncounted_over = 10
 
     def _narrow_word(self, founds):
         """The rows of a word found in at most ``text_search_probe`` rows (a subquery), or None.
@@ -357,14 +366,19 @@ class CRMModelAdmin(
         Counting a word's rows up to the probe costs about as much as reading them: "Smith" in
         111,000 customers' names is most of a search's time. With estimates (the planner's, read
         without running the query) the word estimated narrowest is counted first, and the others
-        only if it turns out wider than the probe. Which narrow word is used changes how fast the
-        rows are found, never which rows.
+        only if it turns out wider than the probe; a word estimated far wider than the probe
+        (``text_search_uncounted_over`` times) is not counted at all: when every word is common
+        ("Smith Acme") the list's order is walked at once. Which narrow word is used, if any,
+        changes how fast the rows are found, never which rows.
         """
         probe = self.text_search_probe
         if self.text_search_by_estimate and len(founds) > 1:
             estimates = [estimated_rows(found) for found in founds]
             if None not in estimates:
-                by_estimate = sorted(range(len(founds)), key=estimates.__getitem__)
+                bound = probe * self.text_search_uncounted_over
+                by_estimate = sorted(
+                    (i for i in range(len(founds)) if estimates[i] <= bound), key=estimates.__getitem__
+                )
                 return next((founds[i] for i in by_estimate if founds[i][: probe + 1].count() <= probe), None)
         counted, index = min((found[: probe + 1].count(), index) for index, found in enumerate(founds))
         return founds[index] if counted <= probe else None

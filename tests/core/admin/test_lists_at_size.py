@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from core.admin.base import CappedPaginator
 from customers.models import Customer
+from opportunities.models import Opportunity
 from tests.factories import CustomerFactory, OpportunityFactory, TaskFactory, member
 
 pytestmark = pytest.mark.django_db
@@ -221,3 +222,36 @@ def test_a_search_counts_only_the_word_estimated_narrowest(admin_client, monkeyp
         assert "%4242%" in only and "%smith%" not in only
     else:
         assert len(counted) == 2, counted
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite gives no estimates: every word is counted")
+@pytest.mark.parametrize("uncounted_over", [1, 1_000], ids=["estimated-wide", "counted"])
+def test_a_search_of_common_words_counts_none_estimated_far_over_the_probe(admin_client, monkeypatch, uncounted_over):
+    """ "Smith" and "Annual" each in hundreds of deals: estimated far over the probe, neither is counted
+    (each count was most of a search's time) and the list's order is walked; counted, each turns out
+    wide and the walk is the same. The rows are those of the plain search either way."""
+    from django.contrib.admin import ModelAdmin
+
+    smiths = CustomerFactory.create_batch(300, name=factory.Sequence(lambda n: f"Anna Smith {n:05}"))
+    for index, customer in enumerate(smiths):
+        OpportunityFactory(customer=customer, title="Annual licence" if index % 2 else "Pilot")
+    OpportunityFactory.create_batch(200, title="Annual support")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE customers_customer")
+        cursor.execute("ANALYZE opportunities_opportunity")
+    model_admin = admin.site._registry[Opportunity]
+    monkeypatch.setattr(model_admin, "text_search_probe", 20)
+    monkeypatch.setattr(model_admin, "text_search_uncounted_over", uncounted_over)
+    with CaptureQueriesContext(connection) as captured:
+        response = admin_client.get(OPPORTUNITIES, {"q": "smith annual"})
+    shown = {row.pk for row in response.context["cl"].result_list}
+    expected, _ = ModelAdmin.get_search_results(
+        model_admin, response.wsgi_request, Opportunity.objects.all(), "smith annual"
+    )
+    expected = set(expected.values_list("pk", flat=True))
+    assert len(expected) == response.context["cl"].result_count == 150
+    # The first page, in the list's order.
+    assert shown == set(
+        Opportunity.objects.filter(pk__in=expected).order_by("-created_at", "-id")[:50].values_list("pk", flat=True)
+    )
+    assert len(probes(captured)) == (0 if uncounted_over == 1 else 2)
