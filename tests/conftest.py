@@ -17,6 +17,41 @@ DATABASE_FIXTURES = {
     "django_db_serialized_rollback",
     "live_server",
 }
+# The files that take longest, started first (longest processing time first). With `--dist loadfile` a
+# file runs whole on one worker: a long one handed out last keeps that worker busy while the other has
+# finished (xdist's own order, by number of tests, is turned off in pytest.ini: it put the schemathesis
+# run, two tests and the longest file, last). Measured per file on PostgreSQL (docs/testing.md shows how);
+# every other file follows in collection order.
+LONGEST_FIRST = [
+    "tests/live/test_schemathesis.py",
+    "tests/core/admin/test_write_matrix.py",
+    "tests/core/test_access_matrix.py",
+    "tests/operations/test_backup.py",
+    "tests/live/test_worker.py",
+    "tests/live/test_long_requests.py",
+    "tests/companies/test_migration.py",
+    "tests/live/test_reminder_race.py",
+    "tests/live/test_cluster.py",
+    "tests/live/test_throttling_across_workers.py",
+    "tests/live/test_http.py",
+    "tests/webhooks/test_api.py",
+    "tests/core/api/test_sqlite_concurrency.py",
+    "tests/live/test_browser_polish.py",
+    "tests/live/test_markup.py",
+    "tests/live/test_browser.py",
+    "tests/webhooks/test_delivery.py",
+    "tests/mailgateway/test_me_and_command.py",
+    "tests/mailgateway/test_gateway.py",
+]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    # After pytest-django's own order (within a file), which a stable sort by file keeps.
+    rank = {path: position for position, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.partition("::")[0], len(rank)))
+
+
 STAFF_GROUPS = importlib.import_module("customers.migrations.0003_staff_groups")
 TASK_GRANTS = importlib.import_module("tasks.migrations.0002_staff_permissions")
 TAG_GRANTS = importlib.import_module("core.migrations.0009_tags")
