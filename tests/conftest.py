@@ -4,6 +4,7 @@ import uuid
 import pytest
 from django.apps import apps
 from django.contrib.auth.models import Group
+from django.db import transaction
 from django.utils import translation
 from knox.models import get_token_model
 from rest_framework.test import APIClient
@@ -70,11 +71,43 @@ def _staff_groups(request, django_db_blocker):
         return
     request.getfixturevalue("django_db_setup")
     with django_db_blocker.unblock():
-        if Group.objects.filter(name__in=STAFF_GROUPS.GROUPS).count() < len(STAFF_GROUPS.GROUPS):
-            STAFF_GROUPS.create_groups(apps, None)
-            TASK_GRANTS.grant(apps, None)
-            COMPANY_GRANTS.grant(apps, None)
-            TAG_GRANTS.grant(apps, None)
+        ensure_staff_groups()
+
+
+def ensure_staff_groups():
+    if Group.objects.filter(name__in=STAFF_GROUPS.GROUPS).count() < len(STAFF_GROUPS.GROUPS):
+        STAFF_GROUPS.create_groups(apps, None)
+        TASK_GRANTS.grant(apps, None)
+        COMPANY_GRANTS.grant(apps, None)
+        TAG_GRANTS.grant(apps, None)
+
+
+@pytest.fixture(scope="module")
+def module_data(django_db_setup, django_db_blocker):
+    """Build data once for a whole test module: ``module_data(build)`` runs ``build()`` in a transaction
+    that stays open until the module's last test and is then rolled back.
+
+    Each test's own transaction is a savepoint inside it: what a test writes is rolled back after it, and
+    the next test finds the data as built. A test gets the data through ``fresh()``, read anew from the
+    database, so that no instance a test changed in memory reaches the next one. For a matrix of
+    hundreds of tests over one world of records, building it once instead of per test halves the time.
+    """
+    atomic = transaction.atomic()
+    built = []
+
+    def build_once(build):
+        if not built:
+            with django_db_blocker.unblock():
+                atomic.__enter__()
+                ensure_staff_groups()
+                built.append(build())
+        return built[0]
+
+    yield build_once
+    if built:
+        with django_db_blocker.unblock():
+            transaction.set_rollback(True)
+            atomic.__exit__(None, None, None)
 
 
 @pytest.fixture(autouse=True)

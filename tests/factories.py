@@ -3,6 +3,7 @@ from decimal import Decimal
 import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.db.models import Model
 from factory.django import DjangoModelFactory
 
 from companies.models import Company
@@ -91,3 +92,14 @@ class CompanyFactory(DjangoModelFactory):
         model = Company
 
     name = factory.Sequence(lambda n: f"Company {n}")
+
+
+def fresh(value):
+    """``value`` with every model instance in it, in dicts and lists at any depth, read anew from the database."""
+    if isinstance(value, Model):
+        return type(value)._base_manager.get(pk=value.pk)
+    if isinstance(value, dict):
+        return {key: fresh(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [fresh(item) for item in value]
+    return value
