@@ -5,11 +5,13 @@ import pytest
 from django.apps import apps
 from django.contrib.auth.models import Group
 from django.db import transaction
+from django.db.backends.postgresql.operations import DatabaseOperations
 from django.utils import translation
 from knox.models import get_token_model
 from rest_framework.test import APIClient
 
 from tests.factories import ManagerFactory, StaffFactory
+from tests.flush import delete_sql_flush
 
 DATABASE_FIXTURES = {
     "db",
@@ -108,6 +110,14 @@ def module_data(django_db_setup, django_db_blocker):
         with django_db_blocker.unblock():
             transaction.set_rollback(True)
             atomic.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _delete_sql_flush():
+    """Transactional tests on PostgreSQL end by deleting rows rather than truncating tables (tests/flush.py)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(DatabaseOperations, "sql_flush", delete_sql_flush)
+        yield
 
 
 @pytest.fixture(autouse=True)
