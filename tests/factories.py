@@ -3,6 +3,7 @@ from decimal import Decimal
 import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.db.models import Model
 from factory.django import DjangoModelFactory
 
 from companies.models import Company
@@ -103,3 +104,14 @@ def member(username, group=None, time_zone=None, **fields):
     if time_zone:
         UserPreferences.objects.create(user=user, time_zone=time_zone)
     return user
+
+
+def fresh(value):
+    """``value`` with every model instance in it, in dicts and lists at any depth, read anew from the database."""
+    if isinstance(value, Model):
+        return type(value)._base_manager.get(pk=value.pk)
+    if isinstance(value, dict):
+        return {key: fresh(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [fresh(item) for item in value]
+    return value

@@ -31,6 +31,7 @@ from tests.factories import (
     OpportunityFactory,
     TaskFactory,
     UserFactory,
+    fresh,
 )
 from webhooks.models import Endpoint
 
@@ -40,8 +41,17 @@ ROLES = ["rep_a", "rep_b", "manager", "read_only", "anonymous", "no_role"]
 GROUPS = {"rep_a": "Sales rep", "rep_b": "Sales rep", "manager": "Sales manager", "read_only": "Read-only"}
 
 
+@pytest.fixture(scope="module")
+def built_world(module_data):
+    return module_data(build_world)
+
+
 @pytest.fixture
-def world():
+def world(built_world):
+    return fresh(built_world)
+
+
+def build_world():
     users = {}
     for role in ("rep_a", "rep_b", "manager", "read_only", "no_role"):
         users[role] = UserFactory(username=role)

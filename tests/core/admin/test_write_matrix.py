@@ -26,7 +26,7 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client, RequestFactory
+from django.test import Client, RequestFactory, override_settings
 from django.urls import URLPattern, reverse
 from django.utils import timezone
 from knox.models import get_token_model
@@ -52,6 +52,7 @@ from tests.factories import (
     OpportunityFactory,
     TaskFactory,
     UserFactory,
+    fresh,
 )
 from webhooks import delivery as webhook_delivery
 from webhooks.models import Delivery, Endpoint
@@ -112,10 +113,20 @@ SNAPSHOT_MODELS = [
 ]
 
 
-@pytest.fixture
-def world(settings):
+@pytest.fixture(scope="module")
+def built_world(module_data):
     # The webhook endpoint below is on this machine; such addresses are refused unless allowed.
+    with override_settings(WEBHOOKS_ALLOW_PRIVATE=True):
+        return module_data(build_world)
+
+
+@pytest.fixture
+def world(built_world, settings):
     settings.WEBHOOKS_ALLOW_PRIVATE = True
+    return fresh(built_world)
+
+
+def build_world():
     users = {}
     for role in ROLES:
         users[role] = UserFactory(username=role, is_staff=True)
