@@ -6,6 +6,10 @@ from django.db.migrations.executor import MigrationExecutor
 
 from companies.search import SEARCH as COMPANY_SEARCH
 from customers.search import SEARCH as CUSTOMER_SEARCH
+from interactions.search import SEARCH as INTERACTION_SEARCH
+from opportunities.search import SEARCH as OPPORTUNITY_SEARCH
+from tasks import customer_name as task_customer_name
+from tasks.search import SEARCH as TASK_SEARCH
 
 BEFORE = [("customers", "0007_customer_company"), ("companies", "0003_staff_group_permissions")]
 AFTER_LINK = [("customers", "0008_link_companies"), ("opportunities", "0006_opportunity_company")]
@@ -43,13 +47,15 @@ def leaves():
 def at_0007(transactional_db):
     apps = migrate(BEFORE)
     yield apps
-    # Back to the latest schema for the tests that follow, with SQLite's search triggers
-    # (a table remade by a migration loses them; ``migrate`` heals that after it runs).
+    # Back to the latest schema for the tests that follow, with every app's SQLite triggers (search
+    # indexes, the tasks' customer names): a table remade by a migration loses them (``migrate``
+    # heals that after it runs; the executor alone does not).
     migrate(leaves())
     if connection.vendor == "sqlite":
         with connection.cursor() as cursor:
-            CUSTOMER_SEARCH.ensure_sqlite_index(cursor)
-            COMPANY_SEARCH.ensure_sqlite_index(cursor)
+            for search in (CUSTOMER_SEARCH, COMPANY_SEARCH, INTERACTION_SEARCH, OPPORTUNITY_SEARCH, TASK_SEARCH):
+                search.ensure_sqlite_index(cursor)
+        task_customer_name.heal_after_migrate(connection.alias, "0005_task_customer_name")
 
 
 def seed(apps):
