@@ -43,7 +43,7 @@ class TaskViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
     def complete(self, request, pk=None):
         """Mark the task done; with ``log_interaction``, also log an interaction with its customer (one step)."""
         task = self._locked_task()
-        body = CompleteSerializer(data=request.data if request.data is not None else {})
+        body = CompleteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         params = body.validated_data
         if params["log_interaction"] and not access.scope(Customer.objects.filter(pk=task.customer_id), request.user):

@@ -129,7 +129,7 @@ class ChangesetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     def undo(self, request, pk=None):
         """Undo the changeset; the answer is the undo's own changeset (undo it to redo)."""
         changeset = self.get_object()
-        body = UndoSerializer(data=request.data if request.data is not None else {})
+        body = UndoSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         refusal = changesets.undo_refusal(request.user, changeset)
         if refusal:

@@ -205,6 +205,17 @@ class TestCompleteAndReopen:
         task.refresh_from_db()
         assert task.done_at is None
 
+    def test_complete_refuses_a_null_body_and_takes_none(self, rep, rep_api):
+        """A JSON ``null`` is not the object the schema asks for; a request without a body is."""
+        task = TaskFactory(customer=CustomerFactory(owner=rep), assignee=rep)
+        response = rep_api.post(f"{URL}/{task.pk}/complete", "null", content_type="application/json")
+        assert response.status_code == 400 and response.json()["success"] is False
+        task.refresh_from_db()
+        assert task.done_at is None
+        assert rep_api.post(f"{URL}/{task.pk}/complete").status_code == 200
+        task.refresh_from_db()
+        assert task.done_at is not None
+
     def test_complete_honours_if_match(self, rep, rep_api):
         task = TaskFactory(customer=CustomerFactory(owner=rep), assignee=rep)
         etag = rep_api.get(f"{URL}/{task.pk}")["ETag"]

@@ -95,6 +95,19 @@ def test_undo_then_redo_through_the_api():
     assert Changeset.objects.get(pk=cs.pk).status == "undone"
 
 
+def test_undo_refuses_a_null_body_and_takes_none():
+    """A JSON ``null`` is not the object the schema asks for (nothing is undone); no body at all is."""
+    manager = ManagerFactory()
+    customer = CustomerFactory(name="Old")
+    cs = renamed(manager, customer)
+    api = client(manager)
+    refused = api.post(f"/api/changesets/{cs.pk}/undo", "null", content_type="application/json")
+    assert refused.status_code == 400 and refused.json()["success"] is False
+    assert Customer.objects.get(pk=customer.pk).name == "Renamed"
+    assert api.post(f"/api/changesets/{cs.pk}/undo").status_code == 200
+    assert Customer.objects.get(pk=customer.pk).name == "Old"
+
+
 def test_a_conflict_is_a_409_naming_the_records_unless_skipped():
     manager = ManagerFactory()
     kept, changed = CustomerFactory(name="Kept"), CustomerFactory(name="Changed")
