@@ -199,22 +199,12 @@ def check_record(kind, record_id, *, record=None):
         DuplicateKey.objects.filter(kind=kind, record_id=record_id).delete()
     else:
         row = _row_of(kind, record)
-    keys = [key[:300] for key in _keys(kind, row)]
+    keys = list(dict.fromkeys(key[:300] for key in _keys(kind, row)))
     if keys:
         DuplicateKey.objects.bulk_create(
             [DuplicateKey(kind=kind, record_id=record_id, key=key) for key in keys], ignore_conflicts=True
         )
-    others = set()
-    if keys:
-        table = connection.ops.quote_name(DuplicateKey._meta.db_table)
-        marks = ", ".join(["%s"] * len(keys))
-        sql = (
-            f"SELECT DISTINCT record_id FROM {table} WHERE kind = %s AND record_id <> %s AND key IN ("
-            f"SELECT key FROM {table} WHERE kind = %s AND key IN ({marks}) GROUP BY key HAVING COUNT(*) <= %s)"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [kind, record_id, kind, *keys, matching.MAX_GROUP])
-            others = {pk for (pk,) in cursor.fetchall()}
+    others = _sharing_keys(kind, keys)
     others |= _live_matches(kind, row)
     others.discard(record_id)
     if not others:
@@ -255,6 +245,29 @@ def check_record(kind, record_id, *, record=None):
         if candidate.status == DuplicateCandidate.Status.OPEN:
             result.append(candidate)
     return sorted(result, key=lambda candidate: (-candidate.score, candidate.pk))
+
+
+def _sharing_keys(kind, keys):
+    """The records keyed with any of ``keys`` whose group is small enough (``matching.MAX_GROUP``).
+
+    Each key's group is read through the unique index (kind, key, record_id), one range of at most
+    ``MAX_GROUP + 1`` rows, so a common key costs no more than a rare one (a ``GROUP BY ... HAVING``
+    over the keys let SQLite's planner walk every key of the kind instead: 3.5 ms at 10,000
+    customers, growing with them)."""
+    if not keys:
+        return set()
+    table = connection.ops.quote_name(DuplicateKey._meta.db_table)
+    limit = matching.MAX_GROUP + 1
+    sql = " UNION ALL ".join(
+        f"SELECT * FROM (SELECT key, record_id FROM {table} WHERE kind = %s AND key = %s LIMIT {limit}) AS k{i}"
+        for i in range(len(keys))
+    )
+    groups = defaultdict(list)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [value for key in keys for value in (kind, key)])
+        for key, record_id in cursor.fetchall():
+            groups[key].append(record_id)
+    return {pk for ids in groups.values() if len(ids) <= matching.MAX_GROUP for pk in ids}
 
 
 def _live_matches(kind, row):
