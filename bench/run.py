@@ -89,7 +89,10 @@ class Server:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         if production is None:
-            worker = ["--workers", str(workers), "--worker-class", "sync"]
+            # Not even ours reads gunicorn.conf.py, which gunicorn loads from the working directory
+            # unless told otherwise: its max_requests would restart our workers (a Django start each)
+            # every 2,000 or so requests while the other apps' workers run on.
+            worker = ["--config", os.devnull, "--workers", str(workers), "--worker-class", "sync"]
         else:
             # This project reads the file itself (max_requests and all); the others get its worker settings.
             config = ["--config", str(ROOT / "gunicorn.conf.py")] if name == "ours" else []
