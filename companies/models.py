@@ -5,6 +5,7 @@ from django.utils.translation import gettext_lazy as _
 from core.fields import created_by_field, custom_fields_field, external_id_field, external_id_unique
 from core.history import CRMHistoricalRecords
 from core.models import RecordedModel
+from core.parts import built_once
 from core.phones import E164_MAX_LENGTH, e164
 from core.tags import TaggedModel
 
@@ -19,7 +20,7 @@ class CompanyQuerySet(models.QuerySet):
         The apps whose records belong to a company register them (``companies.parts``),
         each a correlated subquery, so that a list page stays one query.
         """
-        return self.annotate(**{name: build() for name, build in parts.FIGURES.items()})
+        return self.annotate(**built_once(parts.FIGURES.items()))
 
     def named(self, name):
         """Companies whose name is ``name`` ignoring case and spacing, oldest first."""

@@ -13,3 +13,21 @@ class Registry(dict):
     def add(self, name, part):
         """Register ``part`` under ``name`` (registering a name again replaces its part)."""
         self[name] = part
+
+
+_BUILT = {}
+
+
+def built_once(builders):
+    """``{name: build()}`` for the ``(name, build)`` pairs of a figure registry, built once per process.
+
+    A summary figure's ``build()`` makes a correlated subquery (querysets filtered, aggregated and
+    wrapped): on a list page that costs more than running it. An expression is never changed by the
+    queries it annotates (``annotate()`` resolves a copy of it), so one built expression serves every
+    query; a registry that changes (a figure added or replaced) is a new set of pairs, built anew.
+    """
+    key = tuple(builders)
+    expressions = _BUILT.get(key)
+    if expressions is None:
+        expressions = _BUILT[key] = {name: build() for name, build in key}
+    return expressions

@@ -8,6 +8,7 @@ from companies.services import company_for_name
 from core.fields import created_by_field, custom_fields_field, external_id_field, external_id_unique
 from core.history import CRMHistoricalRecords
 from core.models import RecordedModel
+from core.parts import built_once
 from core.phones import E164_MAX_LENGTH, e164
 from core.tags import TaggedModel
 
@@ -36,7 +37,7 @@ class CustomerQuerySet(models.QuerySet):
         figures = parts.FIGURES
         names = [name for name, figure in figures.items() if figure.in_summary]
         names += [name for name in also if not figures[name].in_summary]
-        return self.annotate(**{name: figures[name].build() for name in names})
+        return self.annotate(**built_once((name, figures[name].build) for name in names))
 
 
 class Customer(TaggedModel, RecordedModel):

@@ -30,7 +30,7 @@ from core.parts import Registry
 
 @dataclass(frozen=True)
 class Figure:
-    build: Callable[[], Any]  # a fresh expression over the rows of OuterRef("pk")
+    build: Callable[[], Any]  # an expression over the rows of OuterRef("pk") (built once: core.parts.built_once)
     in_summary: bool
 
 
