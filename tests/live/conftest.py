@@ -128,7 +128,9 @@ class LiveServer:
         self.database_url = database_url
 
     def log_lines(self):
-        return self.log_path.read_text(errors="replace").splitlines()
+        # Lines end at "\n" alone: a logged path may hold U+2028, U+0085 and the like, which JSON
+        # leaves as they are and str.splitlines() would take for line ends (schemathesis sends them).
+        return self.log_path.read_text(errors="replace").split("\n")
 
     def access_log(self):
         entries = []

@@ -71,6 +71,15 @@ def test_request_id_is_echoed_and_logged_with_user_status_and_duration(gunicorn_
     assert entry["duration_ms"] >= 0
 
 
+def test_a_logged_path_with_unicode_line_breaks_is_one_line_of_json(gunicorn_server):
+    # U+2028 and U+0085 are line ends to str.splitlines(), not to the log: the line stays whole.
+    response = gunicorn_server.client().get(f"{gunicorn_server.url}/api/x%E2%80%A8y%C2%85z")
+    request_id = response.headers["X-Request-ID"]
+    [entry] = [e for e in gunicorn_server.access_log() if e["request_id"] == request_id]
+    assert entry["path"] == "/api/x\u2028y\x85z"
+    assert entry["status"] == response.status_code
+
+
 def test_generated_request_id_when_the_client_sends_none(gunicorn_server):
     response = gunicorn_server.client().get(f"{gunicorn_server.url}/api/health")
     assert len(response.headers["X-Request-ID"]) == 32
