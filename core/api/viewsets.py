@@ -68,6 +68,19 @@ def changes_anything(instance, validated_data):
 EXTERNAL_ID_UNIQUE = {"external_id": ("external_id", "A record with this external_id already exists.")}
 
 
+# Actions that save one record and answer the save's error alone (``_save_block``).
+SINGLE_SAVES = frozenset({"create", "update", "partial_update"})
+
+
+@contextmanager
+def _rolled_back_on_error():
+    try:
+        yield
+    except BaseException:
+        transaction.set_rollback(True)
+        raise
+
+
 def _names_records(value):
     """Whether a validated value holds model instances (related records named by id)."""
     if isinstance(value, models.Model):
@@ -379,10 +392,8 @@ class CRMModelViewSet(viewsets.ModelViewSet):
         serializer.instance = reloaded
 
     def _save(self, serializer, **extra):
-        # A savepoint: a constraint error rolls back the save alone, and the request
-        # goes on to answer a 400 (and, with an Idempotency-Key, to store it).
         try:
-            with transaction.atomic():
+            with self._save_block():
                 serializer.save(**extra)
         except IntegrityError as exc:
             text = str(exc)
@@ -390,6 +401,16 @@ class CRMModelViewSet(viewsets.ModelViewSet):
                 if constraint in text:
                     raise exceptions.ValidationError({field: [message]}) from exc
             raise Conflict() from exc
+
+    def _save_block(self):
+        """Around a save: a savepoint, so that a constraint error rolls back the save alone and the request
+        goes on to answer a 400 (and, with an Idempotency-Key, to store it, or a batch to answer its other
+        items). A single create or update without a key has nothing else in its transaction to keep (its
+        answer is built from the error alone): a failed save rolls the whole transaction back instead, and
+        the save costs no SAVEPOINT and RELEASE statements."""
+        if self._idempotency_record is None and self.action in SINGLE_SAVES and connection.in_atomic_block:
+            return _rolled_back_on_error()
+        return transaction.atomic()
 
     # 6-7. The answer.
 

@@ -166,7 +166,7 @@ def early_server(server_factory, live_database_url):
     return server, server.client(create_tokens(live_database_url, ["early"])["early"])
 
 
-def create_while_the_lock_is_held(server, client, body, write_meanwhile):
+def create_while_the_lock_is_held(server, client, body, write_meanwhile, headers=None):
     """POST ``body`` while a connection of our own holds SQLite's write lock; that connection runs
     ``write_meanwhile(connection)`` and commits once the request has had time to be validated and to
     reach the lock."""
@@ -174,7 +174,7 @@ def create_while_the_lock_is_held(server, client, body, write_meanwhile):
     holder.execute("BEGIN IMMEDIATE")
     try:
         with ThreadPoolExecutor(max_workers=1) as pool:
-            waiting = pool.submit(client.post, f"{server.url}/api/customers", json=body)
+            waiting = pool.submit(client.post, f"{server.url}/api/customers", json=body, headers=headers)
             time.sleep(1)
             assert not waiting.done()
             write_meanwhile(holder)
@@ -184,25 +184,47 @@ def create_while_the_lock_is_held(server, client, body, write_meanwhile):
         holder.close()
 
 
-def test_an_email_taken_while_a_create_waits_for_the_lock_is_refused_as_before(early_server):
-    """The create was validated before the lock, when the email was free; the unique index decides,
-    and the answer is the validation's own 400."""
-    server, client = early_server
-    email = f"late-{uuid.uuid4().hex[:8]}@example.com"
+def taking(email):
+    """A write that gives ``email`` (in capitals: the index ignores case) to a customer of its own."""
 
-    def take_the_email(connection):
+    def take(connection):
         connection.execute(
             "INSERT INTO customers_customer (name, email, status, created_at, updated_at) "
             "VALUES ('First', ?, 'active', '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
             [email.upper()],
         )
 
-    response = create_while_the_lock_is_held(server, client, {"name": "Second", "email": email}, take_the_email)
+    return take
+
+
+def test_an_email_taken_while_a_create_waits_for_the_lock_is_refused_as_before(early_server):
+    """The create was validated before the lock, when the email was free; the unique index decides,
+    and the answer is the validation's own 400."""
+    server, client = early_server
+    email = f"late-{uuid.uuid4().hex[:8]}@example.com"
+    company = f"Second Co {uuid.uuid4().hex[:6]}"
+    body = {"name": "Second", "email": email, "company": company}
+    response = create_while_the_lock_is_held(server, client, body, taking(email))
 
     assert response.status_code == 400
     assert response.json()["error"]["fields"] == {"email": ["A customer with this email already exists."]}
     listing = client.get(f"{server.url}/api/customers", params={"search": email}).json()
     assert [row["name"] for row in listing["data"]] == ["First"]
+    # The company its save created before the insert failed went with it.
+    assert client.get(f"{server.url}/api/companies", params={"search": company}).json()["meta"]["count"] == 0
+
+
+def test_an_email_taken_while_a_create_with_a_key_waits_is_refused_and_the_refusal_stored(early_server):
+    server, client = early_server
+    email = f"keyed-{uuid.uuid4().hex[:8]}@example.com"
+    body, headers = {"name": "Second", "email": email}, {"Idempotency-Key": uuid.uuid4().hex}
+    first = create_while_the_lock_is_held(server, client, body, taking(email), headers=headers)
+    again = client.post(f"{server.url}/api/customers", json=body, headers=headers)
+
+    assert first.status_code == again.status_code == 400
+    assert first.json()["error"]["fields"] == {"email": ["A customer with this email already exists."]}
+    assert again.json() == first.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
 
 
 def test_a_company_deleted_while_a_create_naming_it_waits_for_the_lock_is_refused(early_server):
