@@ -139,6 +139,18 @@ class WriteTransactions:
         connection._commit, connection._rollback = ended(commit), ended(rollback)
         connection.execute_wrappers.append(self._count)
 
+    def count_calls(self):
+        """Count function calls (Python's and C's) from now on, in all and inside write transactions."""
+        self.calls = self.calls_inside = 0
+
+        def hook(frame, event, arg):
+            if event == "call" or event == "c_call":
+                self.calls += 1
+                if self._started is not None:
+                    self.calls_inside += 1
+
+        sys.setprofile(hook)
+
     def _count(self, execute, sql, params, many, context):
         self.queries += 1
         if self._started is not None:
@@ -167,6 +179,12 @@ def main():
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--profile", type=int, default=0, help="show the N costliest functions (cProfile)")
+    parser.add_argument(
+        "--calls",
+        action="store_true",
+        help="then count the function calls of --requests more requests, in all and inside the write "
+        "transaction (deterministic, unlike the timings)",
+    )
     parser.add_argument("--sort", default="tottime", help="cProfile order of the functions shown (tottime, cumulative)")
     parser.add_argument(
         "--clock",
@@ -281,6 +299,16 @@ def main():
         print(
             f"  in the write transaction (BEGIN to the end of COMMIT), per request: CPU {meter.cpu / served * 1e6:.0f} us,"
             f" wall {meter.wall / served * 1e6:.0f} us ({meter.transactions / served:.2f} transactions a request)"
+        )
+
+    if args.calls:
+        meter.count_calls()
+        for _ in range(args.requests):
+            one()
+        sys.setprofile(None)
+        print(
+            f"  function calls per request: {meter.calls / args.requests:.0f},"
+            f" {meter.calls_inside / args.requests:.0f} of them in the write transaction"
         )
 
     if args.profile:
