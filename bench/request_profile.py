@@ -11,7 +11,10 @@ Redis at ``REDIS_URL``, default ``redis://127.0.0.1:6379/5``; the access-log lin
 (an environ, ``start_response``, the body joined), and prints the CPU time per request (best and
 median of ``--runs``) and, with ``--profile N``, the N costliest functions of a cProfile run and the
 share of each part of the stack (by the file each function's own time is spent in; CPU time of this
-process by default, ``--clock wall`` to include the waits).
+process by default, ``--clock wall`` to include the waits). It also prints the queries per request and,
+for a write, the time from its transaction's ``BEGIN`` to the end of its ``COMMIT``: on SQLite the
+database's one write lock is held that long, so writers at many connections make at most one over
+that time per second.
 """
 
 import argparse
@@ -98,6 +101,67 @@ def steps_of(stats):
     return found
 
 
+class WriteTransactions:
+    """Time spent inside write transactions (``BEGIN`` to the end of ``COMMIT`` or ``ROLLBACK``), and queries.
+
+    Wraps the backend's own begin, commit and rollback (those of ``atomic()``'s outermost block; savepoints
+    are inside) on the one connection this process uses, and counts every statement with an execute wrapper.
+    """
+
+    def __init__(self, connection):
+        self.cpu = self.wall = 0.0
+        self.transactions = self.queries = self.queries_inside = 0
+        self._started = None
+        begin, commit, rollback = (
+            connection._start_transaction_under_autocommit,
+            connection._commit,
+            connection._rollback,
+        )
+
+        def timed_begin():
+            self._started = (time.process_time(), time.perf_counter())
+            return begin()
+
+        def ended(end):
+            def run():
+                try:
+                    return end()
+                finally:
+                    if self._started is not None:
+                        self.cpu += time.process_time() - self._started[0]
+                        self.wall += time.perf_counter() - self._started[1]
+                        self.transactions += 1
+                        self._started = None
+
+            return run
+
+        connection._start_transaction_under_autocommit = timed_begin
+        connection._commit, connection._rollback = ended(commit), ended(rollback)
+        connection.execute_wrappers.append(self._count)
+
+    def count_calls(self):
+        """Count function calls (Python's and C's) from now on, in all and inside write transactions."""
+        self.calls = self.calls_inside = 0
+
+        def hook(frame, event, arg):
+            if event == "call" or event == "c_call":
+                self.calls += 1
+                if self._started is not None:
+                    self.calls_inside += 1
+
+        sys.setprofile(hook)
+
+    def _count(self, execute, sql, params, many, context):
+        self.queries += 1
+        if self._started is not None:
+            self.queries_inside += 1
+        return execute(sql, params, many, context)
+
+    def reset(self):
+        self.cpu = self.wall = 0.0
+        self.transactions = self.queries = self.queries_inside = 0
+
+
 def part_of(filename):
     if filename.startswith("~") or filename.startswith("<"):
         return "C built-ins (sqlite3, hashing, socket I/O, orjson...)"
@@ -115,6 +179,12 @@ def main():
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--profile", type=int, default=0, help="show the N costliest functions (cProfile)")
+    parser.add_argument(
+        "--calls",
+        action="store_true",
+        help="then count the function calls of --requests more requests, in all and inside the write "
+        "transaction (deterministic, unlike the timings)",
+    )
     parser.add_argument("--sort", default="tottime", help="cProfile order of the functions shown (tottime, cumulative)")
     parser.add_argument(
         "--clock",
@@ -199,8 +269,13 @@ def main():
         if hasattr(result, "close"):
             result.close()
 
+    from django.db import connection
+
+    connection.ensure_connection()
+    meter = WriteTransactions(connection)
     for _ in range(50):
         one()
+    meter.reset()
     if not statuses[-1].startswith(expected):
         raise SystemExit(f"unexpected answer: {statuses[-1]}")
 
@@ -216,6 +291,25 @@ def main():
     print(f"  CPU per request:  best {min(cpu):.0f} us, median {statistics.median(cpu):.0f} us")
     print(f"  wall per request: best {min(wall):.0f} us, median {statistics.median(wall):.0f} us")
     print(f"  load average: {' '.join(f'{value:.2f}' for value in os.getloadavg())}")
+    served = args.requests * args.runs
+    print(
+        f"  queries per request: {meter.queries / served:.1f}, {meter.queries_inside / served:.1f} of them in a transaction"
+    )
+    if meter.transactions:
+        print(
+            f"  in the write transaction (BEGIN to the end of COMMIT), per request: CPU {meter.cpu / served * 1e6:.0f} us,"
+            f" wall {meter.wall / served * 1e6:.0f} us ({meter.transactions / served:.2f} transactions a request)"
+        )
+
+    if args.calls:
+        meter.count_calls()
+        for _ in range(args.requests):
+            one()
+        sys.setprofile(None)
+        print(
+            f"  function calls per request: {meter.calls / args.requests:.0f},"
+            f" {meter.calls_inside / args.requests:.0f} of them in the write transaction"
+        )
 
     if args.profile:
         profiler = cProfile.Profile(time.process_time if args.clock == "cpu" else time.perf_counter)

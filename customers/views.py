@@ -55,6 +55,8 @@ class CustomerViewSet(HistoryMixin, ExportMixin, MergeMixin, CRMModelViewSet):
     serializer_class = CustomerSerializer
     filterset_class = CustomerFilter
     unique_constraint_fields = {"customer_email_ci_unique": ("email", "A customer with this email already exists.")}
+    # Validation reads only; its unique checks (email, external_id) are the constraints' above.
+    validate_before_write = True
     deleted_message = "Customer deleted."
     etag_ignored_fields = frozenset(SUMMARY_FIELDS)
     detail_reader = WITH_SUMMARY

@@ -186,7 +186,7 @@ def rebuild(kind, *, progress=None):
 
 def check_record(kind, record_id, *, record=None):
     """Key one (new or changed) record and compare it with the records sharing its keys or an indexed
-    column (``_live_matches``).
+    column (``_neighbours``).
 
     Its pairs are stored as candidates (a decided pair keeps its decision); returns the open
     candidates of the record, best first. ``record``, the instance just created, saves reading it.
@@ -204,8 +204,7 @@ def check_record(kind, record_id, *, record=None):
         DuplicateKey.objects.bulk_create(
             [DuplicateKey(kind=kind, record_id=record_id, key=key) for key in keys], ignore_conflicts=True
         )
-    others = _sharing_keys(kind, keys)
-    others |= _live_matches(kind, row)
+    others = _neighbours(kind, keys, row)
     others.discard(record_id)
     if not others:
         return []
@@ -247,50 +246,50 @@ def check_record(kind, record_id, *, record=None):
     return sorted(result, key=lambda candidate: (-candidate.score, candidate.pk))
 
 
-def _sharing_keys(kind, keys):
-    """The records keyed with any of ``keys`` whose group is small enough (``matching.MAX_GROUP``).
+def _neighbours(kind, keys, row):
+    """The records sharing a group with ``row``, each group small enough (``matching.MAX_GROUP``): its
+    blocking ``keys``' groups, and the records sharing an indexed column with it (``_live_columns``),
+    keyed or not yet. One query.
 
-    Each key's group is read through the unique index (kind, key, record_id), one range of at most
-    ``MAX_GROUP + 1`` rows, so a common key costs no more than a rare one (a ``GROUP BY ... HAVING``
-    over the keys let SQLite's planner walk every key of the kind instead: 3.5 ms at 10,000
-    customers, growing with them)."""
-    if not keys:
-        return set()
-    table = connection.ops.quote_name(DuplicateKey._meta.db_table)
+    Each group is read through its index, one range of at most ``MAX_GROUP + 1`` rows, so a common
+    key costs no more than a rare one (a ``GROUP BY ... HAVING`` over the keys let SQLite's planner
+    walk every key of the kind instead: 3.5 ms at 10,000 customers, growing with them). The columns'
+    groups are the ORM's ``filter(column=value)[:MAX_GROUP + 1]`` (or ``column__in``) of each, in the
+    same union (``tests/duplicates/test_detection.py`` holds the two to the same records)."""
     limit = matching.MAX_GROUP + 1
-    sql = " UNION ALL ".join(
-        f"SELECT * FROM (SELECT key, record_id FROM {table} WHERE kind = %s AND key = %s LIMIT {limit}) AS k{i}"
-        for i in range(len(keys))
-    )
+    table = connection.ops.quote_name(DuplicateKey._meta.db_table)
+    selects, params = [], []
+    for key in keys:
+        selects.append(f"SELECT record_id FROM {table} WHERE kind = %s AND key = %s LIMIT {limit}")
+        params += [kind, key]
+    model = models_by_kind()[kind]
+    records, pk = connection.ops.quote_name(model._meta.db_table), connection.ops.quote_name(model._meta.pk.column)
+    for name, values in _live_columns(kind, row):
+        column = connection.ops.quote_name(model._meta.get_field(name).column)
+        selects.append(
+            f"SELECT {pk} FROM {records} WHERE {column} IN ({', '.join(['%s'] * len(values))}) LIMIT {limit}"
+        )
+        params += values
+    if not selects:
+        return set()
+    sql = " UNION ALL ".join(f"SELECT {i} AS g, k{i}.* FROM ({select}) AS k{i}" for i, select in enumerate(selects))
     groups = defaultdict(list)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [value for key in keys for value in (kind, key)])
-        for key, record_id in cursor.fetchall():
-            groups[key].append(record_id)
+        cursor.execute(sql, params)
+        for group, record_id in cursor.fetchall():
+            groups[group].append(record_id)
     return {pk for ids in groups.values() if len(ids) <= matching.MAX_GROUP for pk in ids}
 
 
-def _live_matches(kind, row):
-    """Records sharing an indexed column with ``row``, keyed or not yet (created since the last rebuild
-    by an import or the admin): the same phone or company (a small one) for a customer, the same
-    domain for a company. (No other customer has the same email: a unique index forbids it.)"""
-    model = models_by_kind()[kind]
-    rows = model._default_manager.order_by()
-    groups = []
+def _live_columns(kind, row):
+    """``(field, values)`` of the indexed columns a record's possible duplicates share with it, keyed or
+    not yet (created since the last rebuild by an import or the admin): the same phone or company (a
+    small one) for a customer, the same domain for a company. (No other customer has the same email: a
+    unique index forbids it.)"""
     if kind == Kind.CUSTOMER:
         _pk, _name, _email, phone, company_id = row
-        if phone:
-            groups.append(rows.filter(phone_e164=phone))
-        if company_id is not None:
-            groups.append(rows.filter(company_id=company_id))
-    elif row[2]:
-        groups.append(rows.filter(domain__in=sorted(row[2])))
-    found = set()
-    for group in groups:
-        ids = list(group.values_list("pk", flat=True)[: matching.MAX_GROUP + 1])
-        if len(ids) <= matching.MAX_GROUP:
-            found.update(ids)
-    return found
+        return [(name, [value]) for name, value in (("phone_e164", phone), ("company", company_id)) if value]
+    return [("domain", sorted(row[2]))] if row[2] else []
 
 
 def hint_for(kind):

@@ -3,8 +3,9 @@
 1. ``dispatch``: a write (POST, PUT, PATCH, DELETE) runs in one database
    transaction, from the claim of its ``Idempotency-Key`` to the stored answer.
 2. ``initial``: authentication, permissions and throttling, outside the
-   transaction; then the transaction begins and a POST's ``Idempotency-Key``
-   is claimed in it (``idempotency.py``).
+   transaction; a create of a resource that allows it (``validate_before_write``)
+   is validated there too; then the transaction begins and a POST's
+   ``Idempotency-Key`` is claimed in it (``idempotency.py``).
 3. ``get_queryset`` / ``filter_queryset``: the rows the user may see
    (``core.access.scope``); query parameters filter collections only.
 4. ``get_object``: the record a detail URL names. A write first locks its row
@@ -24,7 +25,7 @@
 from contextlib import ExitStack, contextmanager
 
 from django.core.exceptions import FieldDoesNotExist
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.http import Http404
 from rest_framework import exceptions, status, viewsets
 from rest_framework.decorators import action
@@ -65,6 +66,26 @@ def changes_anything(instance, validated_data):
 # Every resource's external_id is unique when set; both databases name the column (or the
 # constraint, "<model>_external_id_unique") in the error.
 EXTERNAL_ID_UNIQUE = {"external_id": ("external_id", "A record with this external_id already exists.")}
+
+
+# Actions that save one record and answer the save's error alone (``_save_block``).
+SINGLE_SAVES = frozenset({"create", "update", "partial_update"})
+
+
+@contextmanager
+def _rolled_back_on_error():
+    try:
+        yield
+    except BaseException:
+        transaction.set_rollback(True)
+        raise
+
+
+def _names_records(value):
+    """Whether a validated value holds model instances (related records named by id)."""
+    if isinstance(value, models.Model):
+        return True
+    return isinstance(value, (list, tuple)) and any(isinstance(item, models.Model) for item in value)
 
 
 class Conflict(exceptions.APIException):
@@ -120,8 +141,15 @@ class CRMModelViewSet(viewsets.ModelViewSet):
     # always in the answer, empty when it has nothing to say): the apps above the resource register them in its parts
     # (``customers.parts.add_create_hint``). Outside the ETag, which is the record's.
     create_hints = None
+    # Validate a create before its transaction begins (on SQLite, before it takes the one write lock),
+    # for resources whose validation only reads and whose every unique check a constraint named in
+    # ``unique_constraint_fields`` repeats: a clash committed meanwhile still meets the same 400 from the
+    # save (``_save``). A create that names related records (a company, an owner) by id is validated
+    # again under the lock, so that those rows are read as the write finds them.
+    validate_before_write = False
 
     _idempotency_fingerprint = None
+    _validated_early = None
     _created = None
     _idempotency_record = None
     _write_transaction = None
@@ -149,11 +177,30 @@ class CRMModelViewSet(viewsets.ModelViewSet):
             key = request.headers[idempotency.HEADER]
             if not idempotency.valid_key(key):
                 raise idempotency.InvalidIdempotencyKey()
+        if self.validate_before_write and self.action == "create":
+            self._validated_early = self._validate_early(request)
         # Only now, with the request let in: on SQLite the transaction holds the database's one
         # write lock from its BEGIN (IMMEDIATE), which authentication and rate limits need not wait for.
         self._write_transaction.enter_context(transaction.atomic())
         if key is not None:
             self._idempotency_record = idempotency.claim(request.user, key, self._idempotency_fingerprint)
+
+    def _validate_early(self, request):
+        """The create's serializer, validated outside the transaction, or what reading its body raised.
+
+        Its outcome is answered where the create's validation always was: after the ``Idempotency-Key``'s
+        claim (a replayed key answers the stored response), in ``create``. A refusal writes nothing, so
+        refusing on what was read a moment before the lock is as if the request had come that moment
+        earlier. None when the create must be validated under the lock (it names related records).
+        """
+        try:
+            serializer = self.get_serializer(data=request.data)
+        except exceptions.APIException as exc:
+            # (DRF keeps an empty body after a parse error: the error itself must be raised again.)
+            return exc
+        if serializer.is_valid() and any(_names_records(value) for value in serializer.validated_data.values()):
+            return None
+        return serializer
 
     # 3. The rows.
 
@@ -248,7 +295,16 @@ class CRMModelViewSet(viewsets.ModelViewSet):
         return Response(data, headers={"ETag": etag})
 
     def create(self, request, *args, **kwargs):
-        response = self._with_etag(super().create(request, *args, **kwargs))
+        serializer, self._validated_early = self._validated_early, None
+        if isinstance(serializer, Exception):
+            raise serializer
+        if serializer is None:
+            serializer = self.get_serializer(data=request.data)
+        # DRF's CreateModelMixin.create, with the serializer that may have been validated already.
+        serializer.is_valid(raise_exception=True)
+        self.perform_create(serializer)
+        headers = self.get_success_headers(serializer.data)
+        response = self._with_etag(Response(serializer.data, status=status.HTTP_201_CREATED, headers=headers))
         if self.create_hints and self._created is not None and isinstance(response.data, dict):
             for name, hint in self.create_hints.items():
                 response.data[name] = hint(self._created, request)
@@ -336,10 +392,8 @@ class CRMModelViewSet(viewsets.ModelViewSet):
         serializer.instance = reloaded
 
     def _save(self, serializer, **extra):
-        # A savepoint: a constraint error rolls back the save alone, and the request
-        # goes on to answer a 400 (and, with an Idempotency-Key, to store it).
         try:
-            with transaction.atomic():
+            with self._save_block():
                 serializer.save(**extra)
         except IntegrityError as exc:
             text = str(exc)
@@ -347,6 +401,16 @@ class CRMModelViewSet(viewsets.ModelViewSet):
                 if constraint in text:
                     raise exceptions.ValidationError({field: [message]}) from exc
             raise Conflict() from exc
+
+    def _save_block(self):
+        """Around a save: a savepoint, so that a constraint error rolls back the save alone and the request
+        goes on to answer a 400 (and, with an Idempotency-Key, to store it, or a batch to answer its other
+        items). A single create or update without a key has nothing else in its transaction to keep (its
+        answer is built from the error alone): a failed save rolls the whole transaction back instead, and
+        the save costs no SAVEPOINT and RELEASE statements."""
+        if self._idempotency_record is None and self.action in SINGLE_SAVES and connection.in_atomic_block:
+            return _rolled_back_on_error()
+        return transaction.atomic()
 
     # 6-7. The answer.
 

@@ -144,3 +144,54 @@ def test_a_merge_settles_its_pair_and_its_undo_lets_the_rebuild_open_it_again():
     undo(result["changeset"], manager)
     services.rebuild(Kind.CUSTOMER)
     assert {(a.pk, b.pk), (b.pk, c.pk)} <= open_pairs()
+
+
+def plain_neighbours(kind, keys, row):
+    """What ``services._neighbours`` reads in one query, through the ORM group by group."""
+    from duplicates import matching
+    from duplicates.models import models_by_kind
+
+    limit, found = matching.MAX_GROUP + 1, set()
+    groups = [DuplicateKey.objects.filter(kind=kind, key=key).values_list("record_id", flat=True) for key in keys]
+    rows = models_by_kind()[kind]._default_manager.order_by()
+    if kind == Kind.CUSTOMER:
+        if row[3]:
+            groups.append(rows.filter(phone_e164=row[3]).values_list("pk", flat=True))
+        if row[4] is not None:
+            groups.append(rows.filter(company_id=row[4]).values_list("pk", flat=True))
+    elif row[2]:
+        groups.append(rows.filter(domain__in=sorted(row[2])).values_list("pk", flat=True))
+    for group in groups:
+        ids = list(group[:limit])
+        if len(ids) <= matching.MAX_GROUP:
+            found.update(ids)
+    return found
+
+
+def test_a_record_s_neighbours_in_one_query_are_the_orm_s_group_by_group(monkeypatch):
+    from duplicates import matching
+
+    monkeypatch.setattr(matching, "MAX_GROUP", 4)
+    build()
+    # Groups on each side of the limit: people sharing a company, a phone, a name; companies a domain.
+    for size in (2, 4, 5, 7):
+        company = CompanyFactory(name=f"Size {size} Ltd", domain=f"size{size}.example")
+        for n in range(size):
+            CustomerFactory(name=f"Pat Size{size}", company=company, phone=f"+8613800{size:03d}{n % 2:03d}")
+            CompanyFactory(name=f"Size {size} Branch {n}", website=f"https://size{size}.example/{n}")
+    CustomerFactory(name="Lone Wolf", company=None, phone="", email=None)
+    services.rebuild(Kind.CUSTOMER)
+    services.rebuild(Kind.COMPANY)
+
+    compared = {Kind.CUSTOMER: 0, Kind.COMPANY: 0}
+    sizes = set()
+    for kind in (Kind.CUSTOMER, Kind.COMPANY):
+        for row in services._rows(kind):
+            keys = list(dict.fromkeys(key[:300] for key in services._keys(kind, row)))
+            found = services._neighbours(kind, keys, row)
+            assert found == plain_neighbours(kind, keys, row), (kind, row)
+            compared[kind] += 1
+            sizes.add(len(found))
+    assert compared[Kind.CUSTOMER] > 300 and compared[Kind.COMPANY] > 30
+    # Records alone, with a few neighbours and with groups too large to count.
+    assert {0, 1}.issubset(sizes) and max(sizes) > 4

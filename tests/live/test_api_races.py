@@ -154,3 +154,94 @@ def test_requests_refused_before_the_write_do_not_wait_for_the_database_write_lo
     assert created.status_code == 201
     assert created.json()["data"]["name"] == "Waited"
     assert "database is locked" not in server.log_path.read_text()
+
+
+@pytest.fixture(scope="module")
+def early_server(server_factory, live_database_url):
+    """A server whose rate limits count in Redis, so that a create reaches its validation (before the
+    write lock) while another connection holds the lock; one worker."""
+    if not live_database_url.startswith("sqlite"):
+        pytest.skip("on PostgreSQL writers do not queue on one lock")
+    server = server_factory(workers=1, DJANGO_THROTTLE_USER="100000/minute", **redis_env_or_skip())
+    return server, server.client(create_tokens(live_database_url, ["early"])["early"])
+
+
+def create_while_the_lock_is_held(server, client, body, write_meanwhile, headers=None):
+    """POST ``body`` while a connection of our own holds SQLite's write lock; that connection runs
+    ``write_meanwhile(connection)`` and commits once the request has had time to be validated and to
+    reach the lock."""
+    holder = sqlite3.connect(server.database_url.removeprefix("sqlite:///"), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            waiting = pool.submit(client.post, f"{server.url}/api/customers", json=body, headers=headers)
+            time.sleep(1)
+            assert not waiting.done()
+            write_meanwhile(holder)
+            holder.execute("COMMIT")
+            return waiting.result(timeout=30)
+    finally:
+        holder.close()
+
+
+def taking(email):
+    """A write that gives ``email`` (in capitals: the index ignores case) to a customer of its own."""
+
+    def take(connection):
+        connection.execute(
+            "INSERT INTO customers_customer (name, email, status, created_at, updated_at) "
+            "VALUES ('First', ?, 'active', '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+            [email.upper()],
+        )
+
+    return take
+
+
+def test_an_email_taken_while_a_create_waits_for_the_lock_is_refused_as_before(early_server):
+    """The create was validated before the lock, when the email was free; the unique index decides,
+    and the answer is the validation's own 400."""
+    server, client = early_server
+    email = f"late-{uuid.uuid4().hex[:8]}@example.com"
+    company = f"Second Co {uuid.uuid4().hex[:6]}"
+    body = {"name": "Second", "email": email, "company": company}
+    response = create_while_the_lock_is_held(server, client, body, taking(email))
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"email": ["A customer with this email already exists."]}
+    listing = client.get(f"{server.url}/api/customers", params={"search": email}).json()
+    assert [row["name"] for row in listing["data"]] == ["First"]
+    # The company its save created before the insert failed went with it.
+    assert client.get(f"{server.url}/api/companies", params={"search": company}).json()["meta"]["count"] == 0
+
+
+def test_an_email_taken_while_a_create_with_a_key_waits_is_refused_and_the_refusal_stored(early_server):
+    server, client = early_server
+    email = f"keyed-{uuid.uuid4().hex[:8]}@example.com"
+    body, headers = {"name": "Second", "email": email}, {"Idempotency-Key": uuid.uuid4().hex}
+    first = create_while_the_lock_is_held(server, client, body, taking(email), headers=headers)
+    again = client.post(f"{server.url}/api/customers", json=body, headers=headers)
+
+    assert first.status_code == again.status_code == 400
+    assert first.json()["error"]["fields"] == {"email": ["A customer with this email already exists."]}
+    assert again.json() == first.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+
+
+def test_a_company_deleted_while_a_create_naming_it_waits_for_the_lock_is_refused(early_server):
+    """A create naming a company by id is validated again under the lock: a 400, as for a company that
+    never was, not the deferred foreign key's failure at COMMIT."""
+    server, client = early_server
+    company_id = client.post(f"{server.url}/api/companies", json={"name": f"Gone {uuid.uuid4().hex[:6]}"}).json()[
+        "data"
+    ]["id"]
+
+    def delete_the_company(connection):
+        connection.execute("DELETE FROM companies_company WHERE id = ?", [company_id])
+
+    response = create_while_the_lock_is_held(
+        server, client, {"name": "Orphan", "company_id": company_id}, delete_the_company
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"company_id": [f'Invalid pk "{company_id}" - object does not exist.']}
+    assert "Internal Server Error" not in server.log_path.read_text()
