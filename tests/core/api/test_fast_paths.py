@@ -41,7 +41,9 @@ from tests.factories import (
 def plain_twin(serializer_class):
     """The same serializer with DRF's own per-instance fields."""
     return type(
-        f"Plain{serializer_class.__name__}", (serializer_class,), {"_readable_fields": Serializer._readable_fields}
+        f"Plain{serializer_class.__name__}",
+        (serializer_class,),
+        {"_readable_fields": Serializer._readable_fields, "_read_plan": classmethod(lambda cls: None)},
     )
 
 
