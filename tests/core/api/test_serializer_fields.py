@@ -82,8 +82,10 @@ def test_every_resource_with_cached_fields_is_compared():
 def _records(model, rep):
     customer = CustomerFactory(owner=rep, company="星辰科技", email=None)
     InteractionFactory(customer=customer)
+    InteractionFactory(customer=customer, notes=None)
     opportunity = OpportunityFactory(customer=customer, value=Decimal("120.50"), expected_close_date="2026-03-01")
     TaskFactory(customer=customer, opportunity=opportunity, due_at=timezone.now(), notes="")
+    TaskFactory(customer=customer, due_at=timezone.now(), notes="回电")
     CustomerFactory(name="Ø", phone=None, email=None, company=None)
     return list(model._default_manager.order_by("pk"))
 
