@@ -128,7 +128,8 @@ class LiveServer:
         self.database_url = database_url
 
     def log_lines(self):
-        return self.log_path.read_text(errors="replace").splitlines()
+        # One record a "\n": splitlines() would also cut a record at a U+2028 or U+0085 in a logged path.
+        return self.log_path.read_text(errors="replace").split("\n")
 
     def access_log(self):
         entries = []
