@@ -3,6 +3,7 @@
 
     DATABASE_URL=sqlite:///bench/results/data/crm-10000.db .venv/bin/python bench/request_profile.py
     DATABASE_URL=... .venv/bin/python bench/request_profile.py --request create --profile 20
+    DATABASE_URL=... .venv/bin/python bench/request_profile.py --request list --requests 100
 
 Runs under the production settings (as ``bench/run.py`` serves them: rate limits on, counted in
 Redis at ``REDIS_URL``, default ``redis://127.0.0.1:6379/5``; the access-log line written, to
@@ -175,7 +176,9 @@ def part_of(filename):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--request", choices=["detail", "create"], default="detail")
+    parser.add_argument(
+        "--request", choices=["detail", "create", "list"], default="detail", help="list: the first page of 50 customers"
+    )
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--profile", type=int, default=0, help="show the N costliest functions (cProfile)")
@@ -226,8 +229,8 @@ def main():
         env = {
             "REQUEST_METHOD": "GET",
             "SCRIPT_NAME": "",
-            "PATH_INFO": f"/api/customers/{customer_id}",
-            "QUERY_STRING": "",
+            "PATH_INFO": "/api/customers" if args.request == "list" else f"/api/customers/{customer_id}",
+            "QUERY_STRING": "page_size=50" if args.request == "list" else "",
             "SERVER_NAME": "127.0.0.1",
             "SERVER_PORT": "8000",
             "SERVER_PROTOCOL": "HTTP/1.1",

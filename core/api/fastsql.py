@@ -19,10 +19,14 @@ DRF would, each with a twin test proving it (tests/core/api/test_fast_paths.py):
 """
 
 import copy
+from collections.abc import Mapping
 from functools import cache
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import connections
+from rest_framework.fields import Field, SkipField
+from rest_framework.relations import PKOnlyObject
+from rest_framework.serializers import BaseSerializer
 
 
 def url_pk(model, value):
@@ -186,22 +190,26 @@ class AnnotatedRow:
 # metadata for every instance it creates: on a detail request that costs more
 # than the database read. Representing an instance needs no per-request state in
 # the fields of a serializer whose fields do not depend on its context, so the
-# readable fields are built once per class and shared. Validation (writes) still
-# uses the serializer's own fields. Only for serializers whose fields are fixed.
+# readable fields are built once per class and shared, and walked through a plan
+# made once (each field's name, attribute and representation). Validation (writes)
+# still binds fields of its own to each serializer, copied from ones built once per
+# class. Only for serializers whose fields are fixed.
 # (A comment, not a docstring: the OpenAPI schema would show it as every serializer's description.)
 class CachedReadFieldsMixin:
     _read_fields_cache = None
     _unbound_fields_cache = None
+    _read_plan_cache = None
 
     def get_fields(self):
-        # Writes bind fresh fields to each serializer; copying the fields built once
-        # per class costs a third of building them again from the model's metadata.
+        # Writes bind fresh fields to each serializer, copied from the fields built once per
+        # class (building them again from the model's metadata costs three times a deep copy,
+        # and a deep copy several times the copy of each field's own attributes).
         cls = type(self)
         unbound = cls.__dict__.get("_unbound_fields_cache")
         if unbound is None:
             unbound = super().get_fields()
             cls._unbound_fields_cache = unbound
-        return copy.deepcopy(unbound)
+        return {name: copy_unbound_field(field) for name, field in unbound.items()}
 
     @classmethod
     def _cached_read_fields(cls):
@@ -216,3 +224,69 @@ class CachedReadFieldsMixin:
     @property
     def _readable_fields(self):
         return iter(self._cached_read_fields())
+
+    @classmethod
+    def _read_plan(cls):
+        """(name, field, attribute or None, the field's to_representation) per readable field, made once."""
+        plan = cls.__dict__.get("_read_plan_cache")
+        if plan is None:
+            plan = tuple(
+                (field.field_name, field, plain_attribute(field), field.to_representation)
+                for field in cls._cached_read_fields()
+            )
+            cls._read_plan_cache = plan
+        return plan
+
+    def to_representation(self, instance):
+        # DRF's Serializer.to_representation, with a field that reads one plain attribute read
+        # by getattr here; anything else (a missing attribute, a callable, a related object
+        # that does not exist, a field with its own get_attribute) goes through the field.
+        plan = self._read_plan()
+        if plan is None or isinstance(instance, Mapping):
+            return super().to_representation(instance)
+        ret = {}
+        for name, field, attribute_name, represent in plan:
+            if attribute_name is not None:
+                try:
+                    attribute = getattr(instance, attribute_name)
+                except (AttributeError, ObjectDoesNotExist):
+                    attribute_name = None
+                else:
+                    if callable(attribute):
+                        attribute_name = None
+            if attribute_name is None:
+                try:
+                    attribute = field.get_attribute(instance)
+                except SkipField:
+                    continue
+                if isinstance(attribute, PKOnlyObject) and attribute.pk is None:
+                    attribute = None
+            ret[name] = None if attribute is None else represent(attribute)
+        return ret
+
+
+def plain_attribute(field):
+    """The one attribute a bound field reads with DRF's own ``Field.get_attribute``, or None."""
+    if type(field).get_attribute is not Field.get_attribute or len(field.source_attrs) != 1:
+        return None
+    return field.source_attrs[0]
+
+
+def copy_unbound_field(field):
+    """A copy of an unbound field that is what ``copy.deepcopy`` (a field made again from its arguments) gives.
+
+    A field built from its arguments holds nothing but its settings, so copying its
+    attributes (and the lists, dicts and sets among them, which a serializer could
+    change in place) is the same; a field holding fields (a nested serializer, a
+    list's child, a many-relation) is deep-copied.
+    """
+    if isinstance(field, BaseSerializer) or hasattr(field, "child") or hasattr(field, "child_relation"):
+        return copy.deepcopy(field)
+    twin = object.__new__(type(field))
+    state = twin.__dict__
+    for key, value in field.__dict__.items():
+        state[key] = value.copy() if type(value) in MUTABLE_CONTAINERS else value
+    return twin
+
+
+MUTABLE_CONTAINERS = (list, dict, set)

@@ -15,6 +15,7 @@ beside, and only this process to share it with: it takes no lock.
 """
 
 import re
+from functools import lru_cache
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from django.db.backends.sqlite3 import base as sqlite3
@@ -49,10 +50,30 @@ def lock_path(name):
     return f"{name}-writelock"
 
 
+# Statements longer than this (long IN lists) are converted each time rather than kept.
+QMARK_CACHED_LENGTH = 4096
+
+
+@lru_cache(maxsize=1024)
+def qmark_query(query):
+    """``query`` in SQLite's "qmark" style, as Django's cursor converts it from the "format" style."""
+    return sqlite3.FORMAT_QMARK_REGEX.sub("?", query).replace("%%", "%")
+
+
 class SQLiteCursorWrapper(sqlite3.SQLiteCursorWrapper):
-    """Django's cursor, taking the write lock around a write that no transaction covers yet."""
+    """Django's cursor, taking the write lock around a write that no transaction covers yet.
+
+    A statement's conversion to the "qmark" style is kept for the next run of the same
+    text (the compiled reads every request makes, the ORM's statements of a common shape):
+    the regular expression cost as much as a short read.
+    """
 
     write_lock = None
+
+    def convert_query(self, query, *, param_names=None):
+        if param_names is None and len(query) <= QMARK_CACHED_LENGTH:
+            return qmark_query(query)
+        return super().convert_query(query, param_names=param_names)
 
     def execute(self, query, params=None):
         if self.write_lock is None:
