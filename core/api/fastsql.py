@@ -15,18 +15,25 @@ DRF would, each with a twin test proving it (tests/core/api/test_fast_paths.py):
 - Detail readers, the hook a viewset declares as ``detail_reader`` (see
   ``core.api.viewsets``): :data:`MODEL_ROW` reads the model's row;
   :class:`AnnotatedRow` reads it with annotations from one compiled query.
-- :class:`CachedReadFieldsMixin`: a serializer's read fields built once per class.
+- :class:`CachedReadFieldsMixin`: a serializer's read fields built once per class,
+  and a representation plan: a plain attribute read directly, a foreign key's id
+  read from its column, a date-time represented in a time zone looked up once per
+  record rather than once per value.
 """
 
 import copy
+import datetime
 from collections.abc import Mapping
 from functools import cache
 
-from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from django.conf import settings
+from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist, ValidationError
 from django.db import connections
-from rest_framework.fields import Field, SkipField
-from rest_framework.relations import PKOnlyObject
+from django.utils import timezone
+from rest_framework.fields import ISO_8601, DateTimeField, Field, SkipField
+from rest_framework.relations import PKOnlyObject, PrimaryKeyRelatedField, RelatedField
 from rest_framework.serializers import BaseSerializer
+from rest_framework.settings import api_settings
 
 
 def url_pk(model, value):
@@ -227,13 +234,24 @@ class CachedReadFieldsMixin:
 
     @classmethod
     def _read_plan(cls):
-        """(name, field, attribute or None, the field's to_representation) per readable field, made once."""
+        """(name, field, attribute or None, how to represent it, zoned) per readable field, made once.
+
+        ``zoned`` marks a date-time field represented as DRF does it by default (ISO 8601 in
+        the current time zone), which :func:`represent_datetime` does with the zone looked
+        up once per record.
+        """
         plan = cls.__dict__.get("_read_plan_cache")
         if plan is None:
-            plan = tuple(
-                (field.field_name, field, plain_attribute(field), field.to_representation)
-                for field in cls._cached_read_fields()
-            )
+            model = getattr(getattr(cls, "Meta", None), "model", None)
+            entries = []
+            for field in cls._cached_read_fields():
+                column = foreign_key_column(field, model)
+                if column is not None:
+                    entries.append((field.field_name, field, column, _same, False))
+                else:
+                    zoned = is_default_datetime(field)
+                    entries.append((field.field_name, field, plain_attribute(field), field.to_representation, zoned))
+            plan = tuple(entries)
             cls._read_plan_cache = plan
         return plan
 
@@ -245,7 +263,8 @@ class CachedReadFieldsMixin:
         if plan is None or isinstance(instance, Mapping):
             return super().to_representation(instance)
         ret = {}
-        for name, field, attribute_name, represent in plan:
+        zone = NOT_LOOKED_UP
+        for name, field, attribute_name, represent, zoned in plan:
             if attribute_name is not None:
                 try:
                     attribute = getattr(instance, attribute_name)
@@ -261,8 +280,23 @@ class CachedReadFieldsMixin:
                     continue
                 if isinstance(attribute, PKOnlyObject) and attribute.pk is None:
                     attribute = None
-            ret[name] = None if attribute is None else represent(attribute)
+                represent = field.to_representation
+            if attribute is None:
+                ret[name] = None
+            elif zoned:
+                if zone is NOT_LOOKED_UP:
+                    zone = representation_zone()
+                ret[name] = represent_datetime(field, attribute, zone)
+            else:
+                ret[name] = represent(attribute)
         return ret
+
+
+NOT_LOOKED_UP = object()
+
+
+def _same(value):
+    return value
 
 
 def plain_attribute(field):
@@ -270,6 +304,67 @@ def plain_attribute(field):
     if type(field).get_attribute is not Field.get_attribute or len(field.source_attrs) != 1:
         return None
     return field.source_attrs[0]
+
+
+def foreign_key_column(field, model):
+    """The attribute holding the id that a ``PrimaryKeyRelatedField`` represents, or None.
+
+    DRF reads a pk-only relation with ``serializable_value`` (a foreign key's
+    ``attname``, the column's raw value) and represents the id as it is; reading that
+    attribute directly gives the same, for a field that changes none of that.
+    """
+    if model is None or not isinstance(field, PrimaryKeyRelatedField) or len(field.source_attrs) != 1:
+        return None
+    kind = type(field)
+    if (
+        kind.get_attribute is not RelatedField.get_attribute
+        or kind.to_representation is not PrimaryKeyRelatedField.to_representation
+        or kind.use_pk_only_optimization is not PrimaryKeyRelatedField.use_pk_only_optimization
+        or field.pk_field is not None
+    ):
+        return None
+    try:
+        model_field = model._meta.get_field(field.source_attrs[0])
+    except FieldDoesNotExist:
+        return None
+    if not (model_field.many_to_one and model_field.concrete):
+        return None
+    return model_field.attname
+
+
+def is_default_datetime(field):
+    """Whether ``field`` is a DRF ``DateTimeField`` that represents values as DRF's default does."""
+    kind = type(field)
+    return (
+        isinstance(field, DateTimeField)
+        and kind.to_representation is DateTimeField.to_representation
+        and kind.enforce_timezone is DateTimeField.enforce_timezone
+        and kind.default_timezone is DateTimeField.default_timezone
+        and plain_attribute(field) is not None
+        and not hasattr(field, "timezone")
+        and not hasattr(field, "format")
+    )
+
+
+def representation_zone():
+    """The zone date-times are represented in, or None when DRF's ISO 8601 default is not in force."""
+    if not settings.USE_TZ:
+        return None
+    output_format = api_settings.DATETIME_FORMAT
+    if output_format is None or output_format.lower() != ISO_8601:
+        return None
+    return timezone.get_current_timezone()
+
+
+def represent_datetime(field, value, zone):
+    """``field.to_representation(value)`` of a default ``DateTimeField``, in ``zone`` (see representation_zone)."""
+    if zone is None or type(value) is not datetime.datetime or value.utcoffset() is None:
+        return field.to_representation(value)
+    try:
+        text = value.astimezone(zone).isoformat()
+    except OverflowError:
+        return field.to_representation(value)  # DRF's own error
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 def copy_unbound_field(field):

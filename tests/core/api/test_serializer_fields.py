@@ -6,7 +6,9 @@ compared with its plain twin (DRF's own ``get_fields``, ``_readable_fields`` and
 same validation outcome (validated data or errors, with their codes) over many inputs.
 """
 
+import datetime
 import itertools
+import zoneinfo
 from decimal import Decimal
 
 import pytest
@@ -129,6 +131,74 @@ def test_representation_is_drfs(db, serializer_class):
     for name in ("interaction_count", "open_pipeline_value", "last_interaction_at"):
         if hasattr(instance, name):
             setattr(instance, name, None)
+    assert list(serializer_class(instance).data.items()) == list(plain(instance).data.items())
+
+
+NAIVE = datetime.datetime(2026, 3, 29, 2, 30)  # in the hour Europe/Berlin skips that night
+INSTANTS = [
+    datetime.datetime(2026, 7, 1, 12, 0, 5, 123456, tzinfo=datetime.UTC),
+    datetime.datetime(2026, 7, 1, 20, 0, tzinfo=zoneinfo.ZoneInfo("Asia/Shanghai")),
+    datetime.datetime(1, 1, 1, 0, 30, tzinfo=datetime.timezone(datetime.timedelta(hours=1))),
+    datetime.datetime(9999, 12, 31, 23, 0, tzinfo=datetime.UTC),
+    NAIVE,
+    "2026-07-01T12:00:00Z",
+    "",
+    None,
+]
+
+
+def _datetime_and_relation_fields(serializer_class):
+    fields = serializer_class().fields
+    return (
+        [
+            name
+            for name, field in fields.items()
+            if isinstance(field, serializers.DateTimeField) and not field.write_only
+        ],
+        [
+            name
+            for name, field in fields.items()
+            if isinstance(field, serializers.RelatedField) and not field.write_only
+        ],
+    )
+
+
+def _outcome_of_representation(serializer):
+    # DRF's own errors included: a value out of range raises, in either.
+    try:
+        return list(serializer.data.items())
+    except (serializers.ValidationError, OverflowError) as error:
+        return type(error).__name__, str(error)
+
+
+@pytest.mark.parametrize("serializer_class", SERIALIZERS, ids=lambda cls: cls.__name__)
+def test_dates_and_relations_are_represented_as_drf_does(db, serializer_class, settings):
+    """Date-times in every zone and format, and related ids present or not, give DRF's own answer."""
+    model = serializer_class.Meta.model
+    plain = plain_twin(serializer_class)
+    rep = _rep()
+    instance = _viewset_queryset(model).filter(pk__in=[record.pk for record in _records(model, rep)]).first()
+    dates, relations = _datetime_and_relation_fields(serializer_class)
+    assert dates, "every resource has a date-time to compare"
+    formats = [{}, {"DATETIME_FORMAT": "%d/%m/%Y %H:%M"}, {"DATETIME_FORMAT": None}]
+    rest_framework_settings = settings.REST_FRAMEWORK
+    for zone, rest_framework, use_tz in itertools.product(
+        ["UTC", "Asia/Shanghai", "Europe/Berlin", "America/St_Johns"], formats, [True, False]
+    ):
+        settings.REST_FRAMEWORK = {**rest_framework_settings, **rest_framework}
+        settings.USE_TZ = use_tz
+        with timezone.override(zoneinfo.ZoneInfo(zone)):
+            for value in INSTANTS:
+                for name in dates:
+                    setattr(instance, name, value)
+                assert _outcome_of_representation(serializer_class(instance)) == _outcome_of_representation(
+                    plain(instance)
+                ), (zone, rest_framework, use_tz, value)
+    settings.USE_TZ = True
+    for name in relations:
+        field = model._meta.get_field(serializer_class().fields[name].source)
+        if field.many_to_one and field.null:
+            setattr(instance, field.attname, None)
     assert list(serializer_class(instance).data.items()) == list(plain(instance).data.items())
 
 
