@@ -205,10 +205,21 @@ class CRMModelViewSet(viewsets.ModelViewSet):
     # 3. The rows.
 
     def get_queryset(self):
-        queryset = access.scope(super().get_queryset(), self.request.user)
         if self.summary_defaults is not None and self.action in ("list", "retrieve"):
-            queryset = queryset.with_summary()
-        return queryset
+            queryset = self.summary_queryset().all()
+        else:
+            queryset = super().get_queryset()
+        return access.scope(queryset, self.request.user)
+
+    @classmethod
+    def summary_queryset(cls):
+        """``queryset.with_summary()``, annotated once per class: annotating resolves the figures'
+        correlated subqueries, which cost as much as compiling them (tests/core/api/test_summary_queryset.py)."""
+        annotated = cls.__dict__.get("_summary_queryset")
+        if annotated is None:
+            annotated = cls.queryset.with_summary()
+            cls._summary_queryset = annotated
+        return annotated
 
     def filter_queryset(self, queryset):
         # Query parameters filter collections (lists, and list-level actions such as an
