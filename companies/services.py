@@ -1,8 +1,11 @@
 """Writes on companies that do more than save validated fields."""
 
-from django.db import connection, transaction
+import functools
+
+from django.db import connection, router, transaction
 
 from core import merges
+from core.prepared import PreparedValues
 
 from . import parts
 from .models import Company
@@ -19,8 +22,7 @@ def company_for_name(name, *, owner=None, created_by=None, among=None):
     another rep's company by typing its name); a new company is owned like the record that
     named it (``owner``).
     """
-    companies = Company.objects.all() if among is None else among
-    existing = companies.named(name).first()
+    existing = _first_named(name, among)
     if existing is not None:
         return existing
     with transaction.atomic():
@@ -28,10 +30,30 @@ def company_for_name(name, *, owner=None, created_by=None, among=None):
         # first's transaction here and then finds its company. SQLite's IMMEDIATE
         # transactions serialise writers already; PostgreSQL takes a lock on the name.
         _lock_name(name_key(name))
-        existing = companies.named(name).first()
+        existing = _first_named(name, among)
         if existing is not None:
             return existing
         return Company.objects.create(name=name, owner=owner, created_by=created_by)
+
+
+def _first_named(name, among):
+    """``among.named(name).first()``; among every company (``among`` None) by a query compiled once."""
+    if among is not None:
+        return among.named(name).first()
+    using = router.db_for_read(Company)
+    attnames, query = _named_query(using)
+    row = query.get(name_key(name))
+    return None if row is None else Company.from_db(using, attnames, row)
+
+
+@functools.cache
+def _named_query(using):
+    attnames = [field.attname for field in Company._meta.concrete_fields]
+    # A sentinel that name_key() leaves as it is: the value given is the key.
+    query = PreparedValues(
+        lambda key: Company.objects.using(using).named(key).values_list(*attnames)[:1], using, sentinels=("\x00key",)
+    )
+    return attnames, query
 
 
 def _lock_name(key):

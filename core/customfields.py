@@ -16,6 +16,7 @@ for a few seconds outside requests, in commands and workers).
 """
 
 import datetime
+import functools
 import re
 import threading
 import time
@@ -29,6 +30,8 @@ from django.db import connection, models
 from django.db.models.fields.json import KeyTransform
 from django.db.models.signals import post_delete, post_save
 from django.utils.translation import gettext as _
+
+from core.prepared import PreparedValues
 
 # resource name ("customers") -> model, registered from the apps' ready().
 MODELS = {}
@@ -86,11 +89,23 @@ _process_lock = threading.Lock()
 PROCESS_MEMO_SECONDS = 2.0
 
 
-def _load():
+@functools.cache
+def _definitions_query(using):
+    """``CustomField.objects.order_by("order", "id")``, compiled once (core.prepared)."""
     from core.models import CustomField
 
+    attnames = [field.attname for field in CustomField._meta.concrete_fields]
+    query = PreparedValues(
+        lambda: CustomField.objects.using(using).order_by("order", "id").values_list(*attnames), using, sentinels=()
+    )
+    return CustomField, attnames, query
+
+
+def _load(using="default"):
+    model, attnames, query = _definitions_query(using)
     grouped = {}
-    for definition in CustomField.objects.order_by("order", "id"):
+    for row in query.all():
+        definition = model.from_db(using, attnames, row)
         grouped.setdefault(definition.model, []).append(definition)
     return grouped
 

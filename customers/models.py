@@ -1,3 +1,5 @@
+import functools
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Value
@@ -10,9 +12,32 @@ from core.history import CRMHistoricalRecords
 from core.models import RecordedModel
 from core.parts import built_once
 from core.phones import E164_MAX_LENGTH, e164
+from core.prepared import PreparedValues
 from core.tags import TaggedModel
 
 from . import parts
+
+
+@functools.cache
+def _email_clash_query(excluding, using):
+    """``Customer.objects.with_email(email)`` (less one customer), for one id, compiled once."""
+    email = "\x00email"
+    if excluding:
+        return PreparedValues(
+            lambda email, pk: Customer.objects.using(using).with_email(email).exclude(pk=pk).values_list("pk")[:1],
+            using,
+            sentinels=(email, PreparedValues.SENTINEL),
+        )
+    return PreparedValues(
+        lambda email: Customer.objects.using(using).with_email(email).values_list("pk")[:1], using, sentinels=(email,)
+    )
+
+
+def email_in_use(email, *, other_than=None, using="default"):
+    """Whether a customer other than the one with primary key ``other_than`` has ``email``, in any letter case."""
+    if other_than is None:
+        return _email_clash_query(False, using).get(email) is not None
+    return _email_clash_query(True, using).get(email, other_than) is not None
 
 
 class CustomerQuerySet(models.QuerySet):

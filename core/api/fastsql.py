@@ -10,8 +10,8 @@ DRF would, each with a twin test proving it (tests/core/api/test_fast_paths.py):
   join of its columns, turned into a model instance as the ORM turns it
   (``Model.from_db`` with the backend's and the fields' converters), so that
   signals, ``from_db`` overrides and deferred loading behave as usual.
-- :class:`PreparedValues`: ``values_list()`` of a one-row ORM query, compiled
-  once and run for any primary key.
+- :class:`~core.prepared.PreparedValues`: ``values_list()`` of an ORM query,
+  compiled once and run for any primary key (or other values).
 - Detail readers, the hook a viewset declares as ``detail_reader`` (see
   ``core.api.viewsets``): :data:`MODEL_ROW` reads the model's row;
   :class:`AnnotatedRow` reads it with annotations from one compiled query.
@@ -34,6 +34,8 @@ from rest_framework.fields import ISO_8601, DateTimeField, Field, SkipField
 from rest_framework.relations import PKOnlyObject, PrimaryKeyRelatedField, RelatedField
 from rest_framework.serializers import BaseSerializer
 from rest_framework.settings import api_settings
+
+from core.prepared import PreparedValues
 
 
 def url_pk(model, value):
@@ -96,47 +98,6 @@ class RowReader:
 @cache
 def reader(model, using="default"):
     return RowReader(model, using)
-
-
-class PreparedValues:
-    """``values_list()`` of a one-row ORM query, compiled once and run for any primary key.
-
-    ``build(pk)`` returns the queryset for one primary key. It is compiled once
-    with a sentinel key; each call substitutes the real key into the parameters
-    and converts the row with the compiled query's own converters, so the
-    values are what the ORM would return.
-    """
-
-    SENTINEL = -987_654_321_123
-
-    def __init__(self, build, using="default"):
-        queryset = build(self.SENTINEL)
-        self.compiler = queryset.query.get_compiler(using)
-        self.sql, params = self.compiler.as_sql()
-        self.params = list(params)
-        self.positions = [index for index, value in enumerate(self.params) if value == self.SENTINEL]
-        if not self.positions:
-            raise ValueError("The query does not use the primary key it was built with.")
-        self.using = using
-        # What results_iter() works out on every call, once: the selected expressions' converters.
-        fields = [selected[0] for selected in self.compiler.select[0 : self.compiler.col_count]]
-        if self.compiler.has_composite_fields(fields):
-            raise ValueError("Composite primary keys are not supported.")
-        self.converters = self.compiler.get_converters(fields)
-
-    def get(self, pk):
-        """The row's values as a tuple, or None when there is no such row."""
-        params = list(self.params)
-        for position in self.positions:
-            params[position] = pk
-        with connections[self.using].cursor() as cursor:
-            cursor.execute(self.sql, params)
-            row = cursor.fetchone()
-        if row is None:
-            return None
-        if self.converters:
-            row = next(self.compiler.apply_converters([row], self.converters))
-        return tuple(row)
 
 
 # Detail readers: how a viewset reads the one record of a detail request.
