@@ -125,9 +125,10 @@ def test_failing_dispatch_is_retried_with_growing_delays(
     times = [float(line) for line in attempts.read_text().split()]
     assert len(times) == 3
     first_gap, second_gap = times[1] - times[0], times[2] - times[1]
-    # retry_delay 2 s, doubled after each retry (the scheduler looks once a second).
-    assert 1.9 <= first_gap < 3.5, times
-    assert 3.9 <= second_gap < 6, times
+    # retry_delay 2 s, doubled after each retry (the scheduler looks once a second). The upper
+    # bounds leave a loaded machine its slack and still tell 2 s from 4 s, and 4 s from 8 s.
+    assert 1.9 <= first_gap < 3.9, times
+    assert 3.9 <= second_gap < 7.9, times
 
 
 def free_port():
