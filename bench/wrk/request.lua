@@ -23,6 +23,11 @@ end
 function init(args)
   -- "tag" is set per thread by setup(); it keeps emails unique across threads and runs.
   tag = tag or tostring(math.random(1, 1000000000))
+  -- The tag as one word ("r1765000000t1"): a name's words are what duplicate detection groups by.
+  unique = "r" .. string.gsub(tag, "-", "t")
+  -- Phone numbers "+86 13" and nine digits: the run's second and thread, then the counter.
+  local started, thread_index = string.match(tag, "^(%d+)-(%d+)$")
+  phone_base = ((tonumber(started or 0) % 10000) * 10 + tonumber(thread_index or 0) % 10) * 10000
 end
 
 function request()
@@ -30,9 +35,12 @@ function request()
     return wrk.format("GET")
   end
   counter = counter + 1
+  -- A new customer each time, as a sales team adds them: a name and a phone number no earlier run
+  -- gave (repeated ones would make every create a probable duplicate of the last runs' records,
+  -- and what a create costs would depend on how often the dataset had been benchmarked before).
   local body = string.format(
-    '{"name":"Bench Customer %d","company":"Bench Co","email":"bench-%s-%d@example.com","phone":"13800138000","status":"lead"}',
-    counter, tag, counter)
+    '{"name":"Bench Customer %s","company":"Bench Co","email":"bench-%s-%d@example.com","phone":"+86 13%09d","status":"lead"}',
+    unique .. "n" .. counter, tag, counter, phone_base + counter % 10000)
   -- nil headers: wrk.format() then sends wrk.headers (a table here would replace them).
   return wrk.format("POST", nil, nil, body)
 end
