@@ -188,6 +188,13 @@ def main():
         help="then count the function calls of --requests more requests, in all and inside the write "
         "transaction (deterministic, unlike the timings)",
     )
+    parser.add_argument(
+        "--role",
+        choices=["manager", "rep"],
+        default="manager",
+        help="who asks: a sales manager (sees every record) or a sales rep (sees their own; the detail is of "
+        "a customer they own)",
+    )
     parser.add_argument("--dump", help="also write the cProfile run to this file (for pstats or snakeviz)")
     parser.add_argument("--sort", default="tottime", help="cProfile order of the functions shown (tottime, cumulative)")
     parser.add_argument(
@@ -220,10 +227,13 @@ def main():
     for handler in logging.getLogger("crm.access").handlers:
         handler.setStream(sink)
 
-    user, _ = get_user_model().objects.get_or_create(username="bench-profile")
-    user.groups.add(Group.objects.get(name="Sales manager"))
+    user, _ = get_user_model().objects.get_or_create(username=f"bench-profile-{args.role}")
+    user.groups.add(Group.objects.get(name="Sales manager" if args.role == "manager" else "Sales rep"))
     _, token = get_token_model().objects.create(user)
     customer_id = Customer.objects.order_by("pk").values_list("pk", flat=True)[Customer.objects.count() // 2]
+    if args.role == "rep":
+        # The rep owns the customer the detail reads (and, as reps do, creates their own).
+        Customer.objects.filter(pk=customer_id).update(owner=user)
     counter = iter(range(10**9))
 
     def environ():

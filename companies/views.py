@@ -25,6 +25,7 @@ class CompanyViewSet(HistoryMixin, ExportMixin, MergeMixin, CRMModelViewSet):
     deleted_message = "Company deleted."
     etag_ignored_fields = frozenset(SUMMARY_FIELDS)
     detail_reader = WITH_SUMMARY
+    detail_reader_for_reps = True
     owner_field = "owner"
     create_hints = parts.CREATE_HINTS
     summary_defaults = {"people_count": 0, "open_pipeline_value": Decimal(0), "last_interaction_at": None}

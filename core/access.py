@@ -58,6 +58,19 @@ def role_of(user):
     return getattr(user, _CACHE_ATTR)
 
 
+def stand_in(pk, role):
+    """A user with primary key ``pk`` and ``role``, not read from the database.
+
+    For compiling once a query scoped to whoever has ``role`` (``core.api.fastsql``'s
+    readers): each run puts the real user's primary key where ``pk`` stands.
+    """
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model()(pk=pk, is_active=True)
+    setattr(user, _CACHE_ATTR, role)
+    return user
+
+
 def role_rank_sql(user_pk_column):
     """SQL (and its parameters) for the rank in ``_PRECEDENCE`` of the user's strongest role group.
 

@@ -59,6 +59,7 @@ class CustomerViewSet(HistoryMixin, ExportMixin, MergeMixin, CRMModelViewSet):
     validate_before_write = True
     deleted_message = "Customer deleted."
     etag_ignored_fields = frozenset(SUMMARY_FIELDS)
+    detail_reader_for_reps = True
     detail_reader = WITH_SUMMARY
     upsert_keys = ("external_id", "email")
     owner_field = "owner"

@@ -20,6 +20,7 @@ class InteractionViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
     serializer_class = InteractionSerializer
     filterset_class = InteractionFilter
     deleted_message = "Interaction deleted."
+    detail_reader_for_reps = True
 
 
 class ActivityReportView(ScopedReportView):

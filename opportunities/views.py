@@ -20,6 +20,7 @@ class OpportunityViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
     deleted_message = "Opportunity deleted."
     # Derived from other records: it changes without the opportunity changing.
     etag_ignored_fields = frozenset({"next_task"})
+    detail_reader_for_reps = True
 
     @property
     def detail_reader(self):

@@ -28,6 +28,7 @@ class TaskViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
     serializer_class = TaskSerializer
     filterset_class = TaskFilter
     deleted_message = "Task deleted."
+    detail_reader_for_reps = True
 
     def perform_create(self, serializer):
         # Assigned to the creator unless the body names someone.

@@ -35,6 +35,7 @@ from rest_framework.relations import PKOnlyObject, PrimaryKeyRelatedField, Relat
 from rest_framework.serializers import BaseSerializer
 from rest_framework.settings import api_settings
 
+from core import access
 from core.prepared import PreparedValues
 
 
@@ -103,16 +104,43 @@ def reader(model, using="default"):
 # Detail readers: how a viewset reads the one record of a detail request.
 #
 # ``read(model, pk, using)`` returns the instance with primary key ``pk``, or
-# None. A reader answers for the model's unrestricted rows: the viewset uses it
-# only when the user's scope is everything, and reads scoped records through
-# its queryset.
+# None: the model's unrestricted rows, for a user whose scope is everything.
+# ``read(model, pk, using, rep=user)`` returns it only if the sales rep ``user``
+# sees it (``core.access.scope``), compiled once for every rep: the scope of a
+# stand-in rep, whose primary key each read replaces with the user's.
+
+
+# The primary key a stand-in rep is compiled with (and never a user's).
+STAND_IN_REP = PreparedValues.SENTINEL - 1
+
+
+def _scoped(queryset, rep_pk):
+    return access.scope(queryset, access.stand_in(rep_pk, access.REP))
 
 
 class ModelRow:
     """The model's own row, and nothing more."""
 
-    def read(self, model, pk, using="default"):
-        return reader(model, using).get(pk)
+    def __init__(self):
+        self._prepared = cache(self._prepare)
+
+    def _prepare(self, model, using):
+        attnames = [field.attname for field in model._meta.concrete_fields]
+        prepared = PreparedValues(
+            lambda pk, rep_pk: _scoped(model._default_manager.using(using).filter(pk=pk), rep_pk).values_list(
+                *attnames
+            ),
+            using,
+            sentinels=(PreparedValues.SENTINEL, STAND_IN_REP),
+        )
+        return attnames, prepared
+
+    def read(self, model, pk, using="default", rep=None):
+        if rep is None:
+            return reader(model, using).get(pk)
+        attnames, prepared = self._prepared(model, using)
+        row = prepared.get(pk, rep.pk)
+        return None if row is None else model.from_db(using, attnames, row)
 
 
 MODEL_ROW = ModelRow()
@@ -121,9 +149,9 @@ MODEL_ROW = ModelRow()
 class AnnotatedRow:
     """The model's row with the annotations ``annotate(queryset)`` adds, named in ``names``, in one query.
 
-    The query (``annotate(model.objects.filter(pk=...))``) is compiled once per
-    model and database; the annotations become attributes of the instance, as
-    the ORM sets them.
+    The query (``annotate(model.objects.filter(pk=...))``, scoped for a rep) is
+    compiled once per model and database; the annotations become attributes of
+    the instance, as the ORM sets them.
     """
 
     def __init__(self, annotate, names):
@@ -131,19 +159,21 @@ class AnnotatedRow:
         self.names = tuple(names)
         self._prepared = cache(self._prepare)
 
-    def _prepare(self, model, using):
+    def _prepare(self, model, using, scoped):
         attnames = [field.attname for field in model._meta.concrete_fields]
-        prepared = PreparedValues(
-            lambda pk: self.annotate(model._default_manager.using(using).filter(pk=pk)).values_list(
-                *attnames, *self.names
-            ),
-            using,
-        )
-        return attnames, prepared
 
-    def read(self, model, pk, using="default"):
-        attnames, prepared = self._prepared(model, using)
-        row = prepared.get(pk)
+        def build(pk, *rep_pk):
+            queryset = self.annotate(model._default_manager.using(using).filter(pk=pk))
+            if scoped:
+                queryset = _scoped(queryset, *rep_pk)
+            return queryset.values_list(*attnames, *self.names)
+
+        sentinels = (PreparedValues.SENTINEL, STAND_IN_REP) if scoped else (PreparedValues.SENTINEL,)
+        return attnames, PreparedValues(build, using, sentinels=sentinels)
+
+    def read(self, model, pk, using="default", rep=None):
+        attnames, prepared = self._prepared(model, using, rep is not None)
+        row = prepared.get(pk) if rep is None else prepared.get(pk, rep.pk)
         if row is None:
             return None
         instance = model.from_db(using, attnames, row[: len(attnames)])

@@ -12,7 +12,8 @@
    (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's IMMEDIATE transactions
    already serialise writers), then reads it and checks ``If-Match``
    (``conditional.py``). Users who see everything read it through the
-   viewset's ``detail_reader`` (``fastsql.py``), others through the queryset.
+   viewset's ``detail_reader`` (``fastsql.py``), a sales rep's ``retrieve``
+   through the same reader scoped as the queryset is, others through the queryset.
    The id of a record merged into another answers 404 with ``error.merged_into``.
 5. The actions: ``retrieve`` (ETag, 304), ``create``, ``update`` (PUT is
    partial, as in the original API), ``destroy`` (a message and what went with
@@ -124,10 +125,14 @@ class CRMModelViewSet(viewsets.ModelViewSet):
     # Figures derived from other records (a customer's interaction count, say): they
     # change without the record changing, so they must not make an If-Match stale.
     etag_ignored_fields = frozenset()
-    # How ``retrieve`` reads its record for a user who sees everything (a reader from
-    # fastsql.py, or None for the queryset). It must build what get_queryset() would;
-    # the other detail actions (writes, history) need only the model's row.
+    # How ``retrieve`` reads its record for a user who sees everything, or scoped for a sales
+    # rep (a reader from fastsql.py, or None for the queryset). It must build what
+    # get_queryset() would; the other detail actions (writes, history) need only the model's row.
     detail_reader = MODEL_ROW
+    # Whether a sales rep's ``retrieve`` reads through ``detail_reader`` too, scoped as
+    # get_queryset() scopes it: only where get_queryset() is ``core.access.scope`` of the
+    # reader's rows (tests/core/api/test_fast_paths.py holds each such resource to it).
+    detail_reader_for_reps = False
     # The unique keys a batch's upsert item is matched by, in order (see ``upsert_match``).
     upsert_keys = ("external_id",)
     # Records with an owner (the field's name): a new one is the creator's unless a manager
@@ -243,10 +248,16 @@ class CRMModelViewSet(viewsets.ModelViewSet):
             # find no row to update and insert it again, without its children.
             self._lock_row()
         try:
-            if self.detail_reader is None or self.lookup_field != "pk" or not access.sees_everything(self.request.user):
+            user = self.request.user
+            if self.detail_reader is None or self.lookup_field != "pk":
                 instance = super().get_object()
-            else:
+            elif access.sees_everything(user):
                 instance = self._read(self.detail_reader if self.action == "retrieve" else MODEL_ROW)
+            elif self.detail_reader_for_reps and self.action == "retrieve" and access.role_of(user) == access.REP:
+                # The reader's query, scoped as the queryset would be, compiled once for every rep.
+                instance = self._read(self.detail_reader, rep=user)
+            else:
+                instance = super().get_object()
         except Http404:
             self._raise_if_merged()
             raise
@@ -277,10 +288,11 @@ class CRMModelViewSet(viewsets.ModelViewSet):
             model = self.queryset.model
             list(model._base_manager.select_for_update().filter(pk=pk).values_list("pk", flat=True))
 
-    def _read(self, reader):
-        """The record through ``reader`` (the user's scope is everything), as get_object() would find it."""
+    def _read(self, reader, rep=None):
+        """The record through ``reader`` (the user's scope is everything, or the sales rep ``rep``'s), as
+        get_object() would find it."""
         pk = self._url_pk()
-        instance = None if pk is None else reader.read(self.queryset.model, pk, self.queryset.db)
+        instance = None if pk is None else reader.read(self.queryset.model, pk, self.queryset.db, rep=rep)
         if instance is None:
             raise Http404
         self.check_object_permissions(self.request, instance)

@@ -7,6 +7,7 @@ from functools import partial
 import pytest
 from django.contrib.auth.models import Group
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy
 from knox.auth import TokenAuthentication
 from knox.models import get_token_model
@@ -24,6 +25,7 @@ from interactions.models import Interaction
 from opportunities.models import Opportunity
 from tasks.models import Task
 from tests.factories import (
+    CompanyFactory,
     CustomerFactory,
     InteractionFactory,
     ManagerFactory,
@@ -215,3 +217,80 @@ def test_detail_reader_answers_what_the_queryset_path_answers(db, path, factory)
     assert by_queryset["ETag"] == by_reader["ETag"]
     if path == "/api/opportunities":
         assert by_reader.json()["data"]["next_task"]["title"] == "下一步"
+
+
+def _rep(name):
+    rep = UserFactory(username=name)
+    rep.groups.add(Group.objects.get(name="Sales rep"))
+    return rep
+
+
+def _records_around(path, rep, other):
+    """Records of the resource at ``path``: some ``rep`` sees (owned, or along a further path), some not."""
+    mine, theirs = CustomerFactory(owner=rep, company="星辰科技"), CustomerFactory(owner=other)
+    if path == "/api/customers":
+        InteractionFactory(customer=mine)
+        OpportunityFactory(customer=mine, value=Decimal("120.50"))
+        return [mine, theirs]
+    if path == "/api/companies":
+        seen_through_people = CompanyFactory(owner=other)
+        CustomerFactory(owner=rep, company_id=seen_through_people.pk)
+        return [mine.company, CompanyFactory(owner=rep), seen_through_people, CompanyFactory(owner=other)]
+    if path == "/api/interactions":
+        return [InteractionFactory(customer=mine), InteractionFactory(customer=theirs)]
+    if path == "/api/opportunities":
+        opportunity = OpportunityFactory(customer=mine)
+        TaskFactory(customer=mine, opportunity=opportunity, due_at=timezone.now(), title="下一步")
+        return [opportunity, OpportunityFactory(customer=theirs)]
+    # Tasks: on the rep's customer, assigned to the rep on another's customer, and another's alone.
+    return [
+        TaskFactory(customer=mine, due_at=timezone.now()),
+        TaskFactory(customer=theirs, assignee=rep, due_at=timezone.now(), due_is_date_only=True),
+        TaskFactory(customer=theirs),
+    ]
+
+
+@pytest.mark.parametrize(
+    "path, viewset",
+    [
+        ("/api/customers", "customers.views.CustomerViewSet"),
+        ("/api/companies", "companies.views.CompanyViewSet"),
+        ("/api/interactions", "interactions.views.InteractionViewSet"),
+        ("/api/opportunities", "opportunities.views.OpportunityViewSet"),
+        ("/api/tasks", "tasks.views.TaskViewSet"),
+    ],
+)
+def test_a_reps_detail_by_the_scoped_reader_answers_what_the_queryset_answers(db, monkeypatch, path, viewset):
+    """A rep's detail read by the viewset's reader, scoped, equals the scoped queryset's: the same
+    answer byte for byte and ETag for what they see, the same 404 for what they do not."""
+    rep, other = _rep("rep-a"), _rep("rep-b")
+    records = _records_around(path, rep, other)
+    client = APIClient()
+    client.force_authenticate(rep)
+    ids = [record.pk for record in records] + [10**9, "x"]
+
+    by_reader = [client.get(f"{path}/{pk}") for pk in ids]
+    monkeypatch.setattr(import_string(viewset), "detail_reader_for_reps", False)
+    by_queryset = [client.get(f"{path}/{pk}") for pk in ids]
+
+    for pk, mine, theirs in zip(ids, by_reader, by_queryset, strict=True):
+        assert (pk, mine.status_code) == (pk, theirs.status_code)
+        assert mine.content == theirs.content
+        assert mine.get("ETag") == theirs.get("ETag")
+    statuses = [response.status_code for response in by_reader]
+    assert 200 in statuses and statuses.count(404) >= 3, statuses
+
+
+def test_a_reps_detail_takes_the_reader_not_the_queryset(db, monkeypatch):
+    rep = _rep("rep-a")
+    customer = CustomerFactory(owner=rep)
+    client = APIClient()
+    client.force_authenticate(rep)
+
+    def no_queryset(self):
+        raise AssertionError("the queryset was asked")
+
+    monkeypatch.setattr("customers.views.CustomerViewSet.get_queryset", no_queryset)
+    response = client.get(f"/api/customers/{customer.pk}")
+    assert response.status_code == 200
+    assert response.json()["data"]["id"] == customer.pk
