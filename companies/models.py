@@ -10,7 +10,7 @@ from core.phones import E164_MAX_LENGTH, e164
 from core.tags import TaggedModel
 
 from . import parts
-from .names import domain_of, name_key
+from .names import NAME_KEY_MAX_LENGTH, domain_of, name_key
 
 
 class CompanyQuerySet(models.QuerySet):
@@ -37,7 +37,7 @@ class Company(TaggedModel, RecordedModel):
 
     name = models.CharField(_("name"), max_length=200)
     # The name in one case and spacing: customers' ``company`` text is matched by it.
-    name_key = models.CharField(_("name key"), max_length=200, editable=False, db_index=True)
+    name_key = models.CharField(_("name key"), max_length=NAME_KEY_MAX_LENGTH, editable=False, db_index=True)
     # Normalised (lower case, no scheme, no "www.", no path); NULL when unset, unique when set.
     domain = models.CharField(_("domain"), max_length=253, null=True, blank=True)  # noqa: DJ001
     website = models.URLField(_("website"), max_length=500, blank=True, default="")

@@ -6,13 +6,18 @@ import unicodedata
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://")
 
 
+# The length of Company.name_key: NFKC can make a name longer (one "ﷺ" is 18 letters), so a key is cut there.
+NAME_KEY_MAX_LENGTH = 200
+
+
 def name_key(name):
-    """``name`` ignoring case, spacing and full-width/half-width forms (NFKC).
+    """``name`` ignoring case, spacing and full-width/half-width forms (NFKC), at most ``NAME_KEY_MAX_LENGTH`` long.
 
     ``" ABC  科技 "``, ``"abc 科技"`` and ``"ＡＢＣ 科技"`` are one company.
     """
     folded = unicodedata.normalize("NFKC", name or "").casefold()
-    return " ".join(unicodedata.normalize("NFKC", folded).split())
+    words = unicodedata.normalize("NFKC", folded).split()
+    return " ".join(" ".join(words)[:NAME_KEY_MAX_LENGTH].split())
 
 
 def domain_of(value):

@@ -26,7 +26,7 @@ from decimal import Decimal, InvalidOperation
 from django.core import validators
 from django.core.exceptions import ValidationError
 from django.core.signals import request_finished, request_started
-from django.db import connection, models
+from django.db import connection, models, router
 from django.db.models.fields.json import KeyTransform
 from django.db.models.signals import post_delete, post_save
 from django.utils.translation import gettext as _
@@ -101,7 +101,10 @@ def _definitions_query(using):
     return CustomField, attnames, query
 
 
-def _load(using="default"):
+def _load():
+    from core.models import CustomField
+
+    using = router.db_for_read(CustomField)
     model, attnames, query = _definitions_query(using)
     grouped = {}
     for row in query.all():

@@ -12,10 +12,41 @@ It suits a query whose SQL does not depend on the values given: a filter on a
 column by a value of one type that is never None (``None`` would make it
 ``IS NULL``). A sentinel that does not reach the parameters as it was given (a
 value changed before the query is built, or written into the SQL) is refused
-when the query is compiled.
+when the query is compiled. The values reach the database as they are given
+(the ORM's ``get_db_prep_value`` is not applied to them): each must be of its
+sentinel's type, and integers and text are what the project gives.
+
+A compiled query outlives the thread that compiled it, and must not keep that
+thread's database connection open: the backend's converters, methods of the
+connection, are looked up again on the running thread's connection
+(:func:`detach`, :func:`attach`).
 """
 
 from django.db import connections
+
+
+def detach(functions, connection):
+    """``functions`` (a column's converters) with those bound to ``connection`` or its operations named instead."""
+    detached = []
+    for function in functions:
+        owner = getattr(function, "__self__", None)
+        if owner is not None and owner is connection:
+            detached.append(("connection", function.__name__))
+        elif owner is not None and owner is connection.ops:
+            detached.append(("ops", function.__name__))
+        else:
+            detached.append(function)
+    return tuple(detached)
+
+
+def attach(functions, connection):
+    """The converters :func:`detach` gave, bound to ``connection`` (the running thread's)."""
+    return [
+        getattr(connection if function[0] == "connection" else connection.ops, function[1])
+        if isinstance(function, tuple)
+        else function
+        for function in functions
+    ]
 
 
 class PreparedValues:
@@ -30,8 +61,8 @@ class PreparedValues:
     def __init__(self, build, using="default", sentinels=(SENTINEL,)):
         self.sentinels = tuple(sentinels)
         queryset = build(*self.sentinels)
-        self.compiler = queryset.query.get_compiler(using)
-        self.sql, params = self.compiler.as_sql()
+        compiler = queryset.query.get_compiler(using)
+        self.sql, params = compiler.as_sql()
         self.params = list(params)
         # (parameter position, which value) for each place a sentinel stands.
         self.positions = [
@@ -44,23 +75,43 @@ class PreparedValues:
             raise ValueError("The query does not use every value it was built with as a parameter.")
         self.using = using
         # What results_iter() works out on every call, once: the selected expressions' converters.
-        fields = [selected[0] for selected in self.compiler.select[0 : self.compiler.col_count]]
-        if self.compiler.has_composite_fields(fields):
+        fields = [selected[0] for selected in compiler.select[0 : compiler.col_count]]
+        if compiler.has_composite_fields(fields):
             raise ValueError("Composite primary keys are not supported.")
-        self.converters = self.compiler.get_converters(fields)
+        self.converters = [
+            (position, detach(functions, compiler.connection), expression)
+            for position, (functions, expression) in compiler.get_converters(fields).items()
+        ]
 
     def _rows(self, values, fetch):
         if len(values) != len(self.sentinels):
             raise TypeError(f"{len(self.sentinels)} values expected, {len(values)} given.")
         params = list(self.params)
         for position, which in self.positions:
-            params[position] = values[which]
-        with connections[self.using].cursor() as cursor:
+            value, sentinel = values[which], self.sentinels[which]
+            if type(value) is not type(sentinel):
+                raise TypeError(f"A {type(sentinel).__name__} expected, {type(value).__name__} given.")
+            params[position] = value
+        connection = connections[self.using]
+        with connection.cursor() as cursor:
             cursor.execute(self.sql, params)
             rows = fetch(cursor)
-        if self.converters and rows:
-            rows = list(self.compiler.apply_converters(rows, self.converters))
-        return [tuple(row) for row in rows]
+        if not (self.converters and rows):
+            return [tuple(row) for row in rows]
+        # As the compiler's apply_converters(), with this thread's connection.
+        converters = [
+            (position, attach(functions, connection), expression) for position, functions, expression in self.converters
+        ]
+        converted = []
+        for row in rows:
+            row = list(row)
+            for position, functions, expression in converters:
+                value = row[position]
+                for function in functions:
+                    value = function(value, expression, connection)
+                row[position] = value
+            converted.append(tuple(row))
+        return converted
 
     def get(self, *values):
         """The first row's values as a tuple, or None when there is no row."""

@@ -1,7 +1,7 @@
 import functools
 
 from django.conf import settings
-from django.db import models
+from django.db import models, router
 from django.db.models import Value
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
@@ -24,17 +24,23 @@ def _email_clash_query(excluding, using):
     email = "\x00email"
     if excluding:
         return PreparedValues(
-            lambda email, pk: Customer.objects.using(using).with_email(email).exclude(pk=pk).values_list("pk")[:1],
+            lambda email, pk: (
+                Customer.objects.using(using).with_email(email).exclude(pk=pk).order_by().values_list("pk")[:1]
+            ),
             using,
             sentinels=(email, PreparedValues.SENTINEL),
         )
     return PreparedValues(
-        lambda email: Customer.objects.using(using).with_email(email).values_list("pk")[:1], using, sentinels=(email,)
+        lambda email: Customer.objects.using(using).with_email(email).order_by().values_list("pk")[:1],
+        using,
+        sentinels=(email,),
     )
 
 
-def email_in_use(email, *, other_than=None, using="default"):
-    """Whether a customer other than the one with primary key ``other_than`` has ``email``, in any letter case."""
+def email_in_use(email, *, other_than=None):
+    """Whether a customer other than the one with primary key ``other_than`` (an int) has the text ``email``,
+    in any letter case."""
+    using = router.db_for_read(Customer)
     if other_than is None:
         return _email_clash_query(False, using).get(email) is not None
     return _email_clash_query(True, using).get(email, other_than) is not None

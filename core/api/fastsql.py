@@ -36,7 +36,7 @@ from rest_framework.serializers import BaseSerializer
 from rest_framework.settings import api_settings
 
 from core import access
-from core.prepared import PreparedValues
+from core.prepared import PreparedValues, attach, detach
 
 
 def url_pk(model, value):
@@ -67,7 +67,8 @@ class RowReader:
         for field in self.fields:
             column = field.get_col(model._meta.db_table)
             functions = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
-            self.converters.append((column, functions) if functions else None)
+            # The connection's own converters are bound to the running thread's connection (core.prepared).
+            self.converters.append((column, detach(functions, connection)) if functions else None)
         self.by_pk_sql = (
             f"SELECT {', '.join(self.columns)} FROM {self.table} WHERE {self.table}.{quote(model._meta.pk.column)} = %s"
         )
@@ -83,7 +84,7 @@ class RowReader:
             if converter is not None:
                 expression, functions = converter
                 value = values[index]
-                for function in functions:
+                for function in attach(functions, connection):
                     value = function(value, expression, connection)
                 values[index] = value
         return self.model.from_db(self.using, self.attnames, values)

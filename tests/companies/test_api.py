@@ -1,6 +1,8 @@
 """``/api/companies`` and what links customers and opportunities to a company."""
 
 import datetime
+import importlib
+import unicodedata
 from decimal import Decimal
 
 import pytest
@@ -9,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from companies.models import Company
+from companies.names import name_key
 from core.models import Event
 from customers.models import Customer
 from opportunities.models import Opportunity
@@ -384,3 +387,37 @@ class TestPipelineGroups:
         for _ in range(5):
             OpportunityFactory.create_batch(2, customer=CustomerFactory(company=CompanyFactory()))
         assert count() == few
+
+
+# One "ﷺ" is 18 letters once NFKC has unfolded it: twelve make a key longer than its column.
+LIGATURES = "ﷺ" * 12
+
+
+def test_a_company_named_longer_than_its_key_is_kept_and_found_again(api, db):
+    created = data_of(api.post("/api/companies", {"name": LIGATURES}, format="json"), 201)
+    company = Company.objects.get(pk=created["id"])
+    assert len(company.name_key) == 200
+
+    first = data_of(api.post("/api/customers", {"name": "甲", "company": LIGATURES}, format="json"), 201)
+    second = data_of(api.post("/api/customers", {"name": "乙", "company": f" {LIGATURES} "}, format="json"), 201)
+    assert first["company_id"] == second["company_id"] == company.pk
+    assert Company.objects.count() == 1
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="PostgreSQL enforces the column's length")
+def test_the_migration_cuts_a_key_kept_longer_than_its_column(db):
+    from django.apps import apps
+
+    cut = importlib.import_module("companies.migrations.0010_name_key_cut_to_its_length").cut
+    company = CompanyFactory(name=LIGATURES)
+    other = CompanyFactory(name="Acme")
+    unfolded = " ".join(unicodedata.normalize("NFKC", LIGATURES).casefold().split())
+    Company.objects.filter(pk=company.pk).update(name_key=unfolded)  # as the key was made before
+    assert len(unfolded) > 200
+
+    cut(apps, None)
+
+    company.refresh_from_db()
+    assert company.name_key == name_key(LIGATURES) and len(company.name_key) == 200
+    assert Company.objects.get(pk=other.pk).name_key == "acme"
+    assert Company.objects.named(LIGATURES).get() == company

@@ -1,10 +1,14 @@
 """Queries compiled once (core.prepared) return what the ORM returns, and the reads built on them agree
 with the plain ORM queries they stand for."""
 
+import gc
+import threading
+import weakref
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from django.db import connections
 
 from companies.models import Company
 from companies.services import _first_named
@@ -134,9 +138,7 @@ def test_email_in_use_answers_what_with_email_answers(db, email):
         assert email_in_use(email, other_than=other_than) is clash.exists(), other_than
 
 
-@pytest.mark.parametrize(
-    "name", ["Acme", "  ACME ", "ａｃｍｅ", "Acme Ltd", "acme  ltd", "Nobody", "科技 公司"]
-)
+@pytest.mark.parametrize("name", ["Acme", "  ACME ", "ａｃｍｅ", "Acme Ltd", "acme  ltd", "Nobody", "科技 公司"])
 def test_the_company_named_among_all_is_the_one_named_finds(db, name):
     CompanyFactory(name="Acme Ltd")
     CompanyFactory(name="ACME")
@@ -153,3 +155,35 @@ def test_the_company_named_among_all_is_the_one_named_finds(db, name):
         assert getattr(got, field.attname) == getattr(expected, field.attname), field.name
     assert (got._state.adding, got._state.db) == (False, expected._state.db)
     assert got.tags == expected.tags
+
+
+def test_a_value_of_another_type_than_its_sentinel_is_refused(db):
+    prepared = PreparedValues(lambda pk: Customer.objects.filter(pk=pk).values_list("pk"))
+    with pytest.raises(TypeError, match="int expected, str given"):
+        prepared.get("5")
+
+
+def test_a_query_compiled_in_a_thread_neither_keeps_its_connection_nor_needs_it(db):
+    """Compiled in a thread that then ends; run in this one with this thread's connection."""
+    CustomerFactory(name="Ann")
+    compiled, seen = [], []
+
+    def compile_there():
+        compiled.append(
+            PreparedValues(
+                lambda pk: Customer.objects.filter(pk__gte=pk).values_list("name", "created_at"),
+                sentinels=(PreparedValues.SENTINEL,),
+            )
+        )
+        seen.append(weakref.ref(connections["default"]))
+        connections["default"].close()
+
+    thread = threading.Thread(target=compile_there)
+    thread.start()
+    thread.join()
+    gc.collect()
+
+    assert seen[0]() is None, "the compiled query keeps the thread's connection"
+    rows = compiled[0].all(0)
+    assert rows == [tuple(row) for row in Customer.objects.values_list("name", "created_at")]
+    assert rows[0][1].tzinfo == UTC
