@@ -18,9 +18,11 @@ sentinel's type, and integers and text are what the project gives.
 
 A compiled query outlives the thread that compiled it, and must not keep that
 thread's database connection open: the backend's converters, methods of the
-connection, are looked up again on the running thread's connection
-(:func:`detach`, :func:`attach`).
+connection, are bound again to each thread's connection, and let go with the
+thread (:func:`detach`, :func:`attach`, :class:`PerThread`).
 """
+
+import threading
 
 from django.db import connections
 
@@ -47,6 +49,21 @@ def attach(functions, connection):
         else function
         for function in functions
     ]
+
+
+class PerThread:
+    """``make(connection)``, made once for each thread's connection and let go when the thread ends."""
+
+    def __init__(self, make):
+        self.make = make
+        self.local = threading.local()
+
+    def get(self, connection):
+        local = self.local
+        if getattr(local, "connection", None) is not connection:
+            local.value = self.make(connection)
+            local.connection = connection
+        return local.value
 
 
 class PreparedValues:
@@ -78,10 +95,16 @@ class PreparedValues:
         fields = [selected[0] for selected in compiler.select[0 : compiler.col_count]]
         if compiler.has_composite_fields(fields):
             raise ValueError("Composite primary keys are not supported.")
-        self.converters = [
+        detached = [
             (position, detach(functions, compiler.connection), expression)
             for position, (functions, expression) in compiler.get_converters(fields).items()
         ]
+        self.converters = PerThread(
+            lambda connection: [
+                (position, attach(functions, connection), expression) for position, functions, expression in detached
+            ]
+        )
+        self.converts = bool(detached)
 
     def _rows(self, values, fetch):
         if len(values) != len(self.sentinels):
@@ -96,12 +119,10 @@ class PreparedValues:
         with connection.cursor() as cursor:
             cursor.execute(self.sql, params)
             rows = fetch(cursor)
-        if not (self.converters and rows):
+        if not (self.converts and rows):
             return [tuple(row) for row in rows]
         # As the compiler's apply_converters(), with this thread's connection.
-        converters = [
-            (position, attach(functions, connection), expression) for position, functions, expression in self.converters
-        ]
+        converters = self.converters.get(connection)
         converted = []
         for row in rows:
             row = list(row)

@@ -36,7 +36,7 @@ from rest_framework.serializers import BaseSerializer
 from rest_framework.settings import api_settings
 
 from core import access
-from core.prepared import PreparedValues, attach, detach
+from core.prepared import PerThread, PreparedValues, attach, detach
 
 
 def url_pk(model, value):
@@ -67,8 +67,14 @@ class RowReader:
         for field in self.fields:
             column = field.get_col(model._meta.db_table)
             functions = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
-            # The connection's own converters are bound to the running thread's connection (core.prepared).
             self.converters.append((column, detach(functions, connection)) if functions else None)
+        # The connection's own converters, bound to each thread's connection (core.prepared).
+        self._bound = PerThread(
+            lambda connection: [
+                None if converter is None else (converter[0], attach(converter[1], connection))
+                for converter in self.converters
+            ]
+        )
         self.by_pk_sql = (
             f"SELECT {', '.join(self.columns)} FROM {self.table} WHERE {self.table}.{quote(model._meta.pk.column)} = %s"
         )
@@ -80,11 +86,11 @@ class RowReader:
         """A model instance from the columns of ``row`` (in ``self.columns`` order)."""
         connection = connections[self.using]
         values = list(row)
-        for index, converter in enumerate(self.converters):
+        for index, converter in enumerate(self._bound.get(connection)):
             if converter is not None:
                 expression, functions = converter
                 value = values[index]
-                for function in attach(functions, connection):
+                for function in functions:
                     value = function(value, expression, connection)
                 values[index] = value
         return self.model.from_db(self.using, self.attnames, values)
