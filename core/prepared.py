@@ -19,7 +19,7 @@ sentinel's type, and integers and text are what the project gives.
 A compiled query outlives the thread that compiled it, and must not keep that
 thread's database connection open: the backend's converters, methods of the
 connection, are bound again to each thread's connection, and let go with the
-thread (:func:`detach`, :func:`attach`, :class:`PerThread`).
+thread (:class:`Converters`).
 """
 
 import threading
@@ -27,8 +27,8 @@ import threading
 from django.db import connections
 
 
-def detach(functions, connection):
-    """``functions`` (a column's converters) with those bound to ``connection`` or its operations named instead."""
+def _detach(functions, connection):
+    """``functions`` with those bound to ``connection`` or its operations named instead."""
     detached = []
     for function in functions:
         owner = getattr(function, "__self__", None)
@@ -41,8 +41,8 @@ def detach(functions, connection):
     return tuple(detached)
 
 
-def attach(functions, connection):
-    """The converters :func:`detach` gave, bound to ``connection`` (the running thread's)."""
+def _attach(functions, connection):
+    """The functions :func:`_detach` gave, bound to ``connection``."""
     return [
         getattr(connection if function[0] == "connection" else connection.ops, function[1])
         if isinstance(function, tuple)
@@ -51,19 +51,41 @@ def attach(functions, connection):
     ]
 
 
-class PerThread:
-    """``make(connection)``, made once for each thread's connection and let go when the thread ends."""
+class Converters:
+    """A query's column converters, ``(position, functions, expression)``, applied as the compiler's
+    ``apply_converters()`` applies them.
 
-    def __init__(self, make):
-        self.make = make
-        self.local = threading.local()
+    Those that are methods of the connection they were worked out on are bound again to each
+    thread's own connection, once per thread, and let go with the thread.
+    """
 
-    def get(self, connection):
-        local = self.local
+    def __init__(self, converters, connection):
+        detached = [
+            (position, _detach(functions, connection), expression) for position, functions, expression in converters
+        ]
+        self.empty = not detached
+        self._detached = detached
+        self._local = threading.local()
+
+    def _bound(self, connection):
+        local = self._local
         if getattr(local, "connection", None) is not connection:
-            local.value = self.make(connection)
+            local.converters = [
+                (position, _attach(functions, connection), expression)
+                for position, functions, expression in self._detached
+            ]
             local.connection = connection
-        return local.value
+        return local.converters
+
+    def apply(self, row, connection):
+        """The values of ``row`` converted, as a list."""
+        values = list(row)
+        for position, functions, expression in self._bound(connection):
+            value = values[position]
+            for function in functions:
+                value = function(value, expression, connection)
+            values[position] = value
+        return values
 
 
 class PreparedValues:
@@ -95,16 +117,13 @@ class PreparedValues:
         fields = [selected[0] for selected in compiler.select[0 : compiler.col_count]]
         if compiler.has_composite_fields(fields):
             raise ValueError("Composite primary keys are not supported.")
-        detached = [
-            (position, detach(functions, compiler.connection), expression)
-            for position, (functions, expression) in compiler.get_converters(fields).items()
-        ]
-        self.converters = PerThread(
-            lambda connection: [
-                (position, attach(functions, connection), expression) for position, functions, expression in detached
-            ]
+        self.converters = Converters(
+            [
+                (position, functions, expression)
+                for position, (functions, expression) in compiler.get_converters(fields).items()
+            ],
+            compiler.connection,
         )
-        self.converts = bool(detached)
 
     def _rows(self, values, fetch):
         if len(values) != len(self.sentinels):
@@ -119,20 +138,9 @@ class PreparedValues:
         with connection.cursor() as cursor:
             cursor.execute(self.sql, params)
             rows = fetch(cursor)
-        if not (self.converts and rows):
+        if self.converters.empty:
             return [tuple(row) for row in rows]
-        # As the compiler's apply_converters(), with this thread's connection.
-        converters = self.converters.get(connection)
-        converted = []
-        for row in rows:
-            row = list(row)
-            for position, functions, expression in converters:
-                value = row[position]
-                for function in functions:
-                    value = function(value, expression, connection)
-                row[position] = value
-            converted.append(tuple(row))
-        return converted
+        return [tuple(self.converters.apply(row, connection)) for row in rows]
 
     def get(self, *values):
         """The first row's values as a tuple, or None when there is no row."""

@@ -20,21 +20,16 @@ from . import parts
 
 @functools.cache
 def _email_clash_query(excluding, using):
-    """``Customer.objects.with_email(email)`` (less one customer), for one id, compiled once."""
+    """``Customer.objects.with_email(email)``, less one customer when ``excluding``, limited to one id, compiled once."""
+
+    def build(email, *other):
+        rows = Customer.objects.using(using).with_email(email)
+        if excluding:
+            rows = rows.exclude(pk=other[0])
+        return rows.order_by().values_list("pk")[:1]
+
     email = "\x00email"
-    if excluding:
-        return PreparedValues(
-            lambda email, pk: (
-                Customer.objects.using(using).with_email(email).exclude(pk=pk).order_by().values_list("pk")[:1]
-            ),
-            using,
-            sentinels=(email, PreparedValues.SENTINEL),
-        )
-    return PreparedValues(
-        lambda email: Customer.objects.using(using).with_email(email).order_by().values_list("pk")[:1],
-        using,
-        sentinels=(email,),
-    )
+    return PreparedValues(build, using, sentinels=(email, PreparedValues.SENTINEL) if excluding else (email,))
 
 
 def email_in_use(email, *, other_than=None):

@@ -36,7 +36,7 @@ from rest_framework.serializers import BaseSerializer
 from rest_framework.settings import api_settings
 
 from core import access
-from core.prepared import PerThread, PreparedValues, attach, detach
+from core.prepared import Converters, PreparedValues
 
 
 def url_pk(model, value):
@@ -63,18 +63,13 @@ class RowReader:
         quote = connection.ops.quote_name
         self.table = quote(model._meta.db_table)
         self.columns = [f"{self.table}.{quote(field.column)}" for field in self.fields]
-        self.converters = []
-        for field in self.fields:
+        converters = []
+        for index, field in enumerate(self.fields):
             column = field.get_col(model._meta.db_table)
             functions = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
-            self.converters.append((column, detach(functions, connection)) if functions else None)
-        # The connection's own converters, bound to each thread's connection (core.prepared).
-        self._bound = PerThread(
-            lambda connection: [
-                None if converter is None else (converter[0], attach(converter[1], connection))
-                for converter in self.converters
-            ]
-        )
+            if functions:
+                converters.append((index, functions, column))
+        self.converters = Converters(converters, connection)
         self.by_pk_sql = (
             f"SELECT {', '.join(self.columns)} FROM {self.table} WHERE {self.table}.{quote(model._meta.pk.column)} = %s"
         )
@@ -84,15 +79,7 @@ class RowReader:
 
     def instance(self, row):
         """A model instance from the columns of ``row`` (in ``self.columns`` order)."""
-        connection = connections[self.using]
-        values = list(row)
-        for index, converter in enumerate(self._bound.get(connection)):
-            if converter is not None:
-                expression, functions = converter
-                value = values[index]
-                for function in functions:
-                    value = function(value, expression, connection)
-                values[index] = value
+        values = self.converters.apply(row, connections[self.using])
         return self.model.from_db(self.using, self.attnames, values)
 
     def get(self, pk):
@@ -128,26 +115,10 @@ def _scoped(queryset, rep_pk):
 class ModelRow:
     """The model's own row, and nothing more."""
 
-    def __init__(self):
-        self._prepared = cache(self._prepare)
-
-    def _prepare(self, model, using):
-        attnames = [field.attname for field in model._meta.concrete_fields]
-        prepared = PreparedValues(
-            lambda pk, rep_pk: _scoped(model._default_manager.using(using).filter(pk=pk), rep_pk).values_list(
-                *attnames
-            ),
-            using,
-            sentinels=(PreparedValues.SENTINEL, STAND_IN_REP),
-        )
-        return attnames, prepared
-
     def read(self, model, pk, using="default", rep=None):
         if rep is None:
             return reader(model, using).get(pk)
-        attnames, prepared = self._prepared(model, using)
-        row = prepared.get(pk, rep.pk)
-        return None if row is None else model.from_db(using, attnames, row)
+        return _SCOPED_ROW.read(model, pk, using, rep=rep)
 
 
 MODEL_ROW = ModelRow()
@@ -187,6 +158,10 @@ class AnnotatedRow:
         for name, value in zip(self.names, row[len(attnames) :], strict=True):
             setattr(instance, name, value)
         return instance
+
+
+# A rep's read of the model's own row: the row with no annotations, scoped.
+_SCOPED_ROW = AnnotatedRow(lambda queryset: queryset, ())
 
 
 # Reuse one set of bound fields, per serializer class, to represent instances.
