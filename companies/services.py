@@ -5,7 +5,7 @@ import functools
 from django.db import connection, router, transaction
 
 from core import merges
-from core.prepared import PreparedValues
+from core.prepared import PreparedInstances
 
 from . import parts
 from .models import Company
@@ -40,20 +40,13 @@ def _first_named(name, among):
     """``among.named(name).first()``; among every company (``among`` None) by a query compiled once."""
     if among is not None:
         return among.named(name).first()
-    using = router.db_for_read(Company)
-    attnames, query = _named_query(using)
-    row = query.get(name_key(name))
-    return None if row is None else Company.from_db(using, attnames, row)
+    return _named_query(router.db_for_read(Company)).get(name_key(name))
 
 
 @functools.cache
 def _named_query(using):
-    attnames = [field.attname for field in Company._meta.concrete_fields]
     # A sentinel that name_key() leaves as it is: the value given is the key.
-    query = PreparedValues(
-        lambda key: Company.objects.using(using).named(key).values_list(*attnames)[:1], using, sentinels=("\x00key",)
-    )
-    return attnames, query
+    return PreparedInstances(Company, lambda key: Company.objects.using(using).named(key)[:1], using, ("\x00key",))
 
 
 def _lock_name(key):

@@ -31,7 +31,7 @@ from django.db.models.fields.json import KeyTransform
 from django.db.models.signals import post_delete, post_save
 from django.utils.translation import gettext as _
 
-from core.prepared import PreparedValues
+from core.prepared import PreparedInstances
 
 # resource name ("customers") -> model, registered from the apps' ready().
 MODELS = {}
@@ -94,21 +94,14 @@ def _definitions_query(using):
     """``CustomField.objects.order_by("order", "id")``, compiled once (core.prepared)."""
     from core.models import CustomField
 
-    attnames = [field.attname for field in CustomField._meta.concrete_fields]
-    query = PreparedValues(
-        lambda: CustomField.objects.using(using).order_by("order", "id").values_list(*attnames), using, sentinels=()
-    )
-    return CustomField, attnames, query
+    return PreparedInstances(CustomField, lambda: CustomField.objects.using(using).order_by("order", "id"), using, ())
 
 
 def _load():
     from core.models import CustomField
 
-    using = router.db_for_read(CustomField)
-    model, attnames, query = _definitions_query(using)
     grouped = {}
-    for row in query.all():
-        definition = model.from_db(using, attnames, row)
+    for definition in _definitions_query(router.db_for_read(CustomField)).all():
         grouped.setdefault(definition.model, []).append(definition)
     return grouped
 

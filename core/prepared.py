@@ -6,7 +6,8 @@ small statement. :class:`PreparedValues` does it once: the query is built with
 sentinel values, and each run puts the real values where the sentinels were in
 its parameters and converts the rows with the compiled query's own converters,
 so the rows are what ``values_list()`` would return (twin tests:
-``tests/core/test_prepared.py``).
+``tests/core/test_prepared.py``); :class:`PreparedInstances` makes them model
+instances as the ORM does.
 
 It suits a query whose SQL does not depend on the values given: a filter on a
 column by a value of one type that is never None (``None`` would make it
@@ -150,3 +151,34 @@ class PreparedValues:
     def all(self, *values):
         """Every row's values, as tuples."""
         return self._rows(values, lambda cursor: cursor.fetchall())
+
+
+class PreparedInstances:
+    """Model instances of an ORM query compiled once: :class:`PreparedValues` of the model's columns (and of the
+    annotations named in ``names``), each row made an instance with ``from_db`` as the ORM makes it, with the
+    annotations set on it as the ORM sets them.
+
+    ``build(*sentinels)`` returns a queryset of ``model``.
+    """
+
+    def __init__(self, model, build, using="default", sentinels=(PreparedValues.SENTINEL,), names=()):
+        self.model, self.using, self.names = model, using, tuple(names)
+        self.attnames = [field.attname for field in model._meta.concrete_fields]
+        self.values = PreparedValues(
+            lambda *values: build(*values).values_list(*self.attnames, *self.names), using, sentinels=sentinels
+        )
+
+    def _instance(self, row):
+        count = len(self.attnames)
+        instance = self.model.from_db(self.using, self.attnames, row[:count])
+        for name, value in zip(self.names, row[count:], strict=True):
+            setattr(instance, name, value)
+        return instance
+
+    def get(self, *values):
+        """The first row's instance, or None when there is no row."""
+        row = self.values.get(*values)
+        return None if row is None else self._instance(row)
+
+    def all(self, *values):
+        return [self._instance(row) for row in self.values.all(*values)]

@@ -36,7 +36,7 @@ from rest_framework.serializers import BaseSerializer
 from rest_framework.settings import api_settings
 
 from core import access
-from core.prepared import Converters, PreparedValues
+from core.prepared import Converters, PreparedInstances, PreparedValues
 
 
 def url_pk(model, value):
@@ -138,26 +138,16 @@ class AnnotatedRow:
         self._prepared = cache(self._prepare)
 
     def _prepare(self, model, using, scoped):
-        attnames = [field.attname for field in model._meta.concrete_fields]
-
         def build(pk, *rep_pk):
             queryset = self.annotate(model._default_manager.using(using).filter(pk=pk))
-            if scoped:
-                queryset = _scoped(queryset, *rep_pk)
-            return queryset.values_list(*attnames, *self.names)
+            return _scoped(queryset, *rep_pk) if scoped else queryset
 
         sentinels = (PreparedValues.SENTINEL, STAND_IN_REP) if scoped else (PreparedValues.SENTINEL,)
-        return attnames, PreparedValues(build, using, sentinels=sentinels)
+        return PreparedInstances(model, build, using, sentinels=sentinels, names=self.names)
 
     def read(self, model, pk, using="default", rep=None):
-        attnames, prepared = self._prepared(model, using, rep is not None)
-        row = prepared.get(pk) if rep is None else prepared.get(pk, rep.pk)
-        if row is None:
-            return None
-        instance = model.from_db(using, attnames, row[: len(attnames)])
-        for name, value in zip(self.names, row[len(attnames) :], strict=True):
-            setattr(instance, name, value)
-        return instance
+        prepared = self._prepared(model, using, rep is not None)
+        return prepared.get(pk) if rep is None else prepared.get(pk, rep.pk)
 
 
 # A rep's read of the model's own row: the row with no annotations, scoped.
