@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from django.db.backends.sqlite3 import base as sqlite3
 
+from .operations import DatabaseOperations
 from .writelock import WriteLock, WriteLockTimeout
 
 # Statements that never write (or that only end or mark the transaction a write began).
@@ -106,6 +107,7 @@ def _acquire(lock):
 
 
 class DatabaseWrapper(sqlite3.DatabaseWrapper):
+    ops_class = DatabaseOperations
     write_lock = None
     write_lock_timeout = None
 
