@@ -201,7 +201,7 @@ class CachedReadFieldsMixin:
 
         ``zoned`` marks a date-time field represented as DRF does it by default (ISO 8601 in
         the current time zone), which :func:`represent_datetime` does with the zone looked
-        up once per record.
+        up once per serializer (a list's one child serializer represents all its rows, in one request).
         """
         plan = cls.__dict__.get("_read_plan_cache")
         if plan is None:
@@ -226,7 +226,8 @@ class CachedReadFieldsMixin:
         if plan is None or isinstance(instance, Mapping):
             return super().to_representation(instance)
         ret = {}
-        zone = NOT_LOOKED_UP
+        # Looked up once per serializer: a list's rows are represented by one child serializer.
+        zone = self.__dict__.get("_representation_zone", NOT_LOOKED_UP)
         for name, field, attribute_name, represent, zoned in plan:
             if attribute_name is not None:
                 try:
@@ -248,7 +249,7 @@ class CachedReadFieldsMixin:
                 ret[name] = None
             elif zoned:
                 if zone is NOT_LOOKED_UP:
-                    zone = representation_zone()
+                    zone = self._representation_zone = representation_zone()
                 ret[name] = represent_datetime(field, attribute, zone)
             else:
                 ret[name] = represent(attribute)

@@ -202,6 +202,24 @@ def test_dates_and_relations_are_represented_as_drf_does(db, serializer_class, s
     assert list(serializer_class(instance).data.items()) == list(plain(instance).data.items())
 
 
+@pytest.mark.parametrize("serializer_class", SERIALIZERS, ids=lambda cls: cls.__name__)
+def test_a_list_is_represented_in_the_zone_in_force(db, serializer_class, settings):
+    """A list's rows share one child serializer, which looks the zone up once: each list, in its own zone."""
+    model = serializer_class.Meta.model
+    plain = plain_twin(serializer_class)
+    rep = _rep()
+    records = _records(model, rep)
+    rows = list(_viewset_queryset(model).filter(pk__in=[record.pk for record in records]).order_by("pk"))
+    lists = {}
+    for zone in ["Asia/Shanghai", "UTC", "America/St_Johns"]:
+        with timezone.override(zoneinfo.ZoneInfo(zone)):
+            lists[zone] = serializer_class(rows, many=True).data
+            assert lists[zone] == plain(rows, many=True).data, zone
+    dates, _relations = _datetime_and_relation_fields(serializer_class)
+    pairs = zip(lists["Asia/Shanghai"], lists["UTC"], strict=True)
+    assert any(row[name] != utc_row[name] for row, utc_row in pairs for name in dates if row[name] is not None)
+
+
 VALUES = [
     None,
     "",
