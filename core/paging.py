@@ -19,10 +19,12 @@ def capped_count(queryset, cap=COUNT_CAP):
     a count (on SQLite, a fifth at 100,000 customers), and a table of no more than
     ``cap`` rows is counted by the database's own count of a table. A filtered queryset
     is counted as above: there, when fewer than ``cap + 1`` rows match, the statement
-    would look for them twice. Both give the same answer (tests/core/test_paging.py).
+    would look for them twice (and a locking one, to lock no more rows than before).
+    Both give the same answer (tests/core/test_paging.py).
     """
     rows = queryset.order_by().values("pk")
-    if not rows.query.where and rows.query.combinator is None:
+    query = rows.query
+    if not query.where and query.combinator is None and not query.select_for_update:
         counted = _probe_then_count(rows, cap)
         if counted is not None:
             return min(counted, cap), counted > cap

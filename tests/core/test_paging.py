@@ -1,7 +1,7 @@
 """The capped count (core.paging) gives what counting ``LIMIT cap + 1`` rows gives, whichever statement it runs."""
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from core.paging import capped_count
@@ -71,3 +71,9 @@ def test_rows_of_a_joined_and_distinct_queryset(db):
     ):
         for cap in (0, 1, 2, 3, 5, 6, 7):
             assert capped_count(queryset, cap) == plain(queryset, cap), (queryset.query, cap)
+
+
+def test_a_locking_queryset_is_counted_as_the_plain_path(customers):
+    with transaction.atomic():
+        for cap in (0, 8, 9, 10):
+            assert capped_count(Customer.objects.select_for_update(), cap) == plain(Customer.objects.all(), cap)
