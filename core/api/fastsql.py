@@ -32,7 +32,7 @@ from django.db import connections
 from django.utils import timezone
 from rest_framework.fields import ISO_8601, DateTimeField, Field, SkipField
 from rest_framework.relations import PKOnlyObject, PrimaryKeyRelatedField, RelatedField
-from rest_framework.serializers import BaseSerializer
+from rest_framework.serializers import BaseSerializer, ListSerializer
 from rest_framework.settings import api_settings
 
 from core import access
@@ -201,7 +201,7 @@ class CachedReadFieldsMixin:
 
         ``zoned`` marks a date-time field represented as DRF does it by default (ISO 8601 in
         the current time zone), which :func:`represent_datetime` does with the zone looked
-        up once per serializer (a list's one child serializer represents all its rows, in one request).
+        up once per record, or once per list (see :func:`_child_of_a_list`).
         """
         plan = cls.__dict__.get("_read_plan_cache")
         if plan is None:
@@ -226,7 +226,7 @@ class CachedReadFieldsMixin:
         if plan is None or isinstance(instance, Mapping):
             return super().to_representation(instance)
         ret = {}
-        # Looked up once per serializer: a list's rows are represented by one child serializer.
+        # Looked up once per list: a top-level list's rows are represented by its one child serializer.
         zone = self.__dict__.get("_representation_zone", NOT_LOOKED_UP)
         for name, field, attribute_name, represent, zoned in plan:
             if attribute_name is not None:
@@ -249,7 +249,9 @@ class CachedReadFieldsMixin:
                 ret[name] = None
             elif zoned:
                 if zone is NOT_LOOKED_UP:
-                    zone = self._representation_zone = representation_zone()
+                    zone = representation_zone()
+                    if _child_of_a_list(self):
+                        self._representation_zone = zone
                 ret[name] = represent_datetime(field, attribute, zone)
             else:
                 ret[name] = represent(attribute)
@@ -257,6 +259,17 @@ class CachedReadFieldsMixin:
 
 
 NOT_LOOKED_UP = object()
+
+
+def _child_of_a_list(serializer):
+    """Whether ``serializer`` is the child of a top-level list, made for one representation in one request.
+
+    Such a child may keep the zone for the list's other rows. Any other serializer (on its own, or
+    nested in another, which may be a field built once per class and shared between requests and
+    threads) looks the zone up for each record.
+    """
+    parent = serializer.parent
+    return isinstance(parent, ListSerializer) and parent.parent is None
 
 
 def _same(value):

@@ -218,6 +218,17 @@ def test_a_list_is_represented_in_the_zone_in_force(db, serializer_class, settin
     dates, _relations = _datetime_and_relation_fields(serializer_class)
     pairs = zip(lists["Asia/Shanghai"], lists["UTC"], strict=True)
     assert any(row[name] != utc_row[name] for row, utc_row in pairs for name in dates if row[name] is not None)
+    # A serializer that is not a top-level list's child (on its own, or nested in another, which may be
+    # shared between requests) keeps no zone: the same one, used in two zones, answers in each.
+    nested = serializers.ListSerializer(child=serializer_class())
+    nested.bind(field_name="rows", parent=serializers.Serializer())
+    for single in (serializer_class(), nested.child):
+        answers = {}
+        for zone in ["Asia/Shanghai", "UTC"]:
+            with timezone.override(zoneinfo.ZoneInfo(zone)):
+                answers[zone] = single.to_representation(rows[0])
+                assert answers[zone] == plain().to_representation(rows[0]), zone
+        assert answers["Asia/Shanghai"] != answers["UTC"]
 
 
 VALUES = [
