@@ -1,11 +1,12 @@
 """The SQLite backend's date-time converter (core.sqlite.operations) answers as Django's own does."""
 
 import datetime
+import threading
 import zoneinfo
 
 import pytest
-from django.db import connection
-from django.db.backends.sqlite3.operations import DatabaseOperations as DjangoOperations
+from django.db import connection, connections
+from django.db.backends.sqlite3.base import DatabaseWrapper as DjangoSQLite
 from django.test import override_settings
 
 from core.sqlite.operations import DatabaseOperations
@@ -74,7 +75,9 @@ def test_every_value_converts_as_djangos(db, database_zone, use_tz, zone):
     with override_settings(USE_TZ=use_tz):
         for value in VALUES:
             ours = outcome(connection.ops.convert_datetimefield_value, value)
-            django = outcome(lambda *args: DjangoOperations.convert_datetimefield_value(connection.ops, *args), value)
+            django = outcome(
+                lambda *args: DjangoSQLite.ops_class.convert_datetimefield_value(connection.ops, *args), value
+            )
             assert ours == django, value
 
 
@@ -87,3 +90,33 @@ def test_a_change_of_use_tz_is_seen_by_a_converter_already_in_use(db):
     assert naive.tzinfo is None
     assert naive == aware.replace(tzinfo=None)
     assert Customer.objects.values_list("created_at", flat=True).get(pk=customer.pk) == aware
+
+
+def test_a_change_made_in_another_thread_is_seen(db):
+    """Django forgets a connection's zone in the thread that changes the setting; the converter reads the
+    setting again in every thread, as Django's reads it for every value."""
+    steps = [threading.Event() for _ in range(4)]
+    answers = []
+
+    def convert():
+        ops = connections["default"].ops  # this thread's own connection
+        try:
+            for step in range(0, 4, 2):
+                answers.append(outcome(ops.convert_datetimefield_value, "2026-12-06 14:27:00"))
+                steps[step].set()
+                steps[step + 1].wait(10)
+            answers.append(outcome(ops.convert_datetimefield_value, "2026-12-06 14:27:00"))
+        finally:
+            connections.close_all()
+
+    worker = threading.Thread(target=convert)
+    worker.start()
+    steps[0].wait(10)
+    with override_settings(USE_TZ=False):
+        steps[1].set()
+        steps[2].wait(10)
+    steps[3].set()
+    worker.join(10)
+    naive = datetime.datetime(2026, 12, 6, 14, 27)
+    aware = naive.replace(tzinfo=datetime.UTC)
+    assert [answer[0] for answer in answers] == [aware, naive, aware]
