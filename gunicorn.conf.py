@@ -3,6 +3,7 @@
 Every value can be changed through the environment; command-line flags win over both.
 """
 
+import gc
 import multiprocessing
 import os
 
@@ -42,6 +43,20 @@ max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 200)
 # workers from the code the master loaded, so a release restarts gunicorn (as
 # docs/deployment.md says), or set GUNICORN_PRELOAD=false for HUP to load new code.
 preload_app = _bool("GUNICORN_PRELOAD", True)
+
+
+def pre_fork(server, worker):
+    """Take what the master has loaded out of the garbage collector's reach before each fork.
+
+    A worker's first full collection would otherwise visit every object it inherited (the
+    whole loaded application) and, writing to each one's header, copy the pages they lie in
+    out of the memory it shares with the master: a pause of about 90 ms in the middle of a
+    request, soon after every recycled worker starts (docs/benchmarks.md, "Recycled workers").
+    Frozen objects are never collected, which is what a loaded module is for anyway; each
+    worker's own objects are collected as before.
+    """
+    gc.freeze()
+
 
 # The application writes one JSON line per request (logger "crm.access") with the
 # request id, user and duration; gunicorn's own access log would only repeat it.
