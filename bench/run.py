@@ -154,22 +154,23 @@ def wrk(url, *, duration, connections, threads, token="", method="GET", timeout=
     for line in output.splitlines():
         if line.startswith("BENCH_JSON "):
             sample = json.loads(line[len("BENCH_JSON ") :])
-            sample["latency_adds_up"] = latency_adds_up(sample, connections)
+            sample["latency_load"] = latency_load(sample, connections)
+            sample["latency_adds_up"] = sample["latency_load"] <= 1.05
             return sample
     raise SystemExit(f"no result from wrk for {url}:\n{output}")
 
 
-def latency_adds_up(sample, connections):
-    """Whether wrk's latencies fit in the run: each connection waits for one answer at a time.
+def latency_load(sample, connections):
+    """wrk's latencies added up, as a share of the time its connections had.
 
-    So its answers' latencies add up to at most ``connections`` x the run's duration. wrk's own
-    accounting breaks that now and then (with kept-alive connections, and when a server closes
-    each one): a few requests are recorded as tens of milliseconds that a second client and a
-    packet capture of the same run show answered in about one (docs/benchmarks.md, "Recycled
-    workers"). A run whose latencies do not add up has no trustworthy tail.
+    Each connection waits for one answer at a time, so the latencies add up to at most
+    ``connections`` x the run's duration (about that much when the server is the bottleneck, less
+    the client's own time). wrk's accounting breaks that now and then (with kept-alive connections,
+    and when a server closes each one): a few requests are recorded as tens of milliseconds that a
+    second client and a packet capture of the same run show answered in about one
+    (docs/benchmarks.md, "Recycled workers"). Past 1.05 the run's tail is not trustworthy.
     """
-    waited_us = sample["mean_ms"] * 1000 * sample["requests"]
-    return waited_us <= connections * sample["duration_us"] * 1.05
+    return sample["mean_ms"] * 1000 * sample["requests"] / (connections * sample["duration_us"])
 
 
 def fetch_json(url, token="", method="GET"):
@@ -367,6 +368,7 @@ def summarise(samples):
         "p50_ms": median_of(samples, "p50_ms"),
         "p99_ms": median_of(samples, "p99_ms"),
         "latency_adds_up": all(sample["latency_adds_up"] for sample in samples),
+        "latency_load": [round(sample["latency_load"], 3) for sample in samples],
         "non_2xx": sum(sample["non_2xx"] for sample in samples),
         "socket_errors": sum(sample["socket_errors"] for sample in samples),
         "runs": [round(sample["rps"], 1) for sample in samples],
