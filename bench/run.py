@@ -84,7 +84,7 @@ def git_commit():
 class Server:
     """A gunicorn process on a free loopback port, stopped on exit."""
 
-    def __init__(self, name, app, workers, env, cwd, gunicorn, timeout=120, production=None):
+    def __init__(self, name, app, workers, env, cwd, gunicorn, timeout=120, production=None, log_name=None):
         self.name = name
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -111,7 +111,7 @@ class Server:
             "--timeout", str(timeout),
             app,
         ]  # fmt: skip
-        self.log_path = RESULTS / f"{name}.log"
+        self.log_path = RESULTS / f"{log_name or name}.log"
         self.log_file = open(self.log_path, "w")  # noqa: SIM115 - kept open for the process's lifetime
         self.process = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=self.log_file, stderr=subprocess.STDOUT)
         self.pid = self.process.pid
@@ -155,9 +155,14 @@ def wrk(url, *, duration, connections, threads, token="", method="GET", timeout=
         if line.startswith("BENCH_JSON "):
             sample = json.loads(line[len("BENCH_JSON ") :])
             sample["latency_load"] = latency_load(sample, connections)
-            sample["latency_adds_up"] = sample["latency_load"] <= 1.05
+            sample["latency_adds_up"] = sample["latency_load"] <= LATENCY_LOAD_TOLERATED
             return sample
     raise SystemExit(f"no result from wrk for {url}:\n{output}")
+
+
+# At most 1 in principle (latency_load); what wrk's rounding and timing leave above it in runs whose
+# latencies are right, which came to 0.96 to 1.04 when the server was the bottleneck.
+LATENCY_LOAD_TOLERATED = 1.05
 
 
 def latency_load(sample, connections):
@@ -168,7 +173,8 @@ def latency_load(sample, connections):
     the client's own time). wrk's accounting breaks that now and then (with kept-alive connections,
     and when a server closes each one): a few requests are recorded as tens of milliseconds that a
     second client and a packet capture of the same run show answered in about one
-    (docs/benchmarks.md, "Recycled workers"). Past 1.05 the run's tail is not trustworthy.
+    (docs/benchmarks.md, "Recycled workers"). Past ``LATENCY_LOAD_TOLERATED`` the run's tail is
+    not trustworthy.
     """
     return sample["mean_ms"] * 1000 * sample["requests"] / (connections * sample["duration_us"])
 

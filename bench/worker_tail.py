@@ -52,11 +52,22 @@ def main():
     parser.add_argument("--slow", type=float, default=10.0, help="list requests slower than this, in ms")
     parser.add_argument("--new-connections", action="store_true", help="a new connection for every request")
     args = parser.parse_args()
+    if args.requests < 1 or args.warm_up < 0:
+        parser.error("--requests must be at least 1 and --warm-up at least 0")
 
     env, _ = run.prepare_ours(SimpleNamespace(db="sqlite", customers=args.customers, rebuild=False, pg_url=None))
     info = run.bench_setup(env, args.customers)
     production = run.production_server_settings()
-    server = run.Server("ours", "crm_site.wsgi:application", 0, env, run.ROOT, run.GUNICORN, production=production)
+    server = run.Server(
+        "ours",
+        "crm_site.wsgi:application",
+        0,
+        env,
+        run.ROOT,
+        run.GUNICORN,
+        production=production,
+        log_name="worker-tail",
+    )
     try:
         server.wait_ready("/api/health")
         headers = {"Authorization": f"Bearer {info['token']}", "Accept": "application/json"}
@@ -87,9 +98,11 @@ def main():
         sizes = {}
         for pid in processes:
             try:
-                sizes[pid] = memory(pid)
-            except FileNotFoundError:
-                pass  # a worker that was being recycled
+                kinds = memory(pid)
+            except OSError:
+                continue  # a worker that was being recycled
+            if "Pss" in kinds:
+                sizes[pid] = kinds
     finally:
         server.stop()
 
