@@ -12,6 +12,7 @@ import re
 import runpy
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -91,9 +92,11 @@ def test_a_reload_replaces_the_workers_and_they_answer(server_factory, live_data
     assert [answered(number) for number in range(4)] == [f"Reloaded {number}" for number in range(4)]
     before = worker_pids(server)
     os.kill(server.process.pid, signal.SIGHUP)
-    # The old workers stop and two new ones boot; only the new ones answer from then on.
+    # Two new workers boot and the old ones stop: only the new ones answer from then on.
     deadline = time.monotonic() + 60
-    while server.log_path.read_text().count("Booting worker") < 4:
+    while server.log_path.read_text().count("Booting worker") < 4 or any(
+        Path(f"/proc/{pid}").exists() for pid in before
+    ):
         assert time.monotonic() < deadline, server.log_path.read_text()
         time.sleep(0.2)
     assert [answered(number) for number in range(4, 12)] == [f"Reloaded {number}" for number in range(4, 12)]
