@@ -34,11 +34,11 @@ def rss_mb(pid):
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
-def worker_pid(master_pid):
-    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+def worker_pid(server):
+    children = server.worker_pids()
     if len(children) != 1:
         raise SystemExit(f"expected one gunicorn worker, found {children}")
-    return int(children[0])
+    return children[0]
 
 
 def main():
@@ -64,7 +64,7 @@ def main():
     server = Server("export-memory", "crm_site.wsgi:application", 1, env, ROOT, GUNICORN, timeout=3600)
     try:
         server.wait_ready("/api/schema/?format=json")
-        pid = worker_pid(server.pid)
+        pid = worker_pid(server)
         before = rss_mb(pid)
         peak = before
         done = threading.Event()

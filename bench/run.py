@@ -116,6 +116,11 @@ class Server:
         self.process = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=self.log_file, stderr=subprocess.STDOUT)
         self.pid = self.process.pid
 
+    def worker_pids(self):
+        """The process ids of gunicorn's workers now (the master's children)."""
+        listing = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text()
+        return [int(child) for child in listing.split()]
+
     def wait_ready(self, path, headers=None, timeout=60):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -39,11 +39,6 @@ def memory(pid):
     return kinds
 
 
-def children(pid):
-    with open(f"/proc/{pid}/task/{pid}/children") as listing:
-        return [int(child) for child in listing.read().split()]
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=10000)
@@ -94,7 +89,7 @@ def main():
                 reconnects += not args.new_connections
             if number >= args.warm_up:
                 timings.append((began - started, took * 1000))
-        processes = [server.pid, *children(server.pid)]
+        processes = [server.pid, *server.worker_pids()]
         sizes = {}
         for pid in processes:
             try:
