@@ -79,16 +79,21 @@ def test_the_url_lookups_are_built_at_import_and_nothing_is_connected(tmp_path):
     assert not database.exists()
 
 
+def gunicorn_config():
+    """``gunicorn.conf.py`` as gunicorn reads it: its hooks under the names gunicorn calls."""
+    config = Config()
+    for name, value in runpy.run_path(str(settings.BASE_DIR / "gunicorn.conf.py")).items():
+        if name in config.settings:
+            config.set(name.lower(), value)
+    return config
+
+
 FORKED = """
-import gc, json, os, runpy
+import gc, json, os
 
-from gunicorn.config import Config
+from tests.crm_site.test_wsgi import gunicorn_config
 
-# gunicorn.conf.py as gunicorn reads it: its hooks under the names gunicorn calls.
-config = Config()
-for name, value in runpy.run_path("gunicorn.conf.py").items():
-    if name in config.settings:
-        config.set(name.lower(), value)
+config = gunicorn_config()
 if PRELOAD:
     import crm_site.wsgi  # what gunicorn's master imports (preload_app)
 config.pre_fork(None, None)  # what the master runs before it forks each worker
@@ -126,10 +131,7 @@ def test_a_worker_leaves_the_loaded_application_out_of_its_collections(tmp_path,
 
 
 def test_a_reload_frees_the_cycles_frozen_with_the_previous_configuration():
-    config = Config()
-    for name, value in runpy.run_path(str(settings.BASE_DIR / "gunicorn.conf.py")).items():
-        if name in config.settings:
-            config.set(name.lower(), value)
+    config = gunicorn_config()
 
     class Node:
         pass
