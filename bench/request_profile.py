@@ -4,6 +4,7 @@
     DATABASE_URL=sqlite:///bench/results/data/crm-10000.db .venv/bin/python bench/request_profile.py
     DATABASE_URL=... .venv/bin/python bench/request_profile.py --request create --profile 20
     DATABASE_URL=... .venv/bin/python bench/request_profile.py --request list --requests 100
+    DATABASE_URL=... .venv/bin/python bench/request_profile.py --layers --requests 3000 --runs 5
 
 Runs under the production settings (as ``bench/run.py`` serves them: rate limits on, counted in
 Redis at ``REDIS_URL``, default ``redis://127.0.0.1:6379/5``; the access-log line written, to
@@ -21,6 +22,7 @@ that time per second.
 import argparse
 import cProfile
 import io
+import json
 import os
 import pstats
 import secrets
@@ -198,6 +200,12 @@ def main():
     parser.add_argument("--dump", help="also write the cProfile run to this file (for pstats or snakeviz)")
     parser.add_argument("--sort", default="tottime", help="cProfile order of the functions shown (tottime, cumulative)")
     parser.add_argument(
+        "--layers",
+        action="store_true",
+        help="instead: the detail request built up layer by layer (Django's handler, each middleware, DRF, "
+        "bearer authentication, the rate limit, the endpoint), the CPU time of each",
+    )
+    parser.add_argument(
         "--clock",
         choices=["cpu", "wall"],
         default="cpu",
@@ -236,11 +244,16 @@ def main():
         Customer.objects.filter(pk=customer_id).update(owner=user)
     counter = iter(range(10**9))
 
+    detail_path = f"/api/customers/{customer_id}"
+    paths = {"list": "/api/customers", "detail": detail_path, "create": detail_path}
+    if args.layers:
+        args.request = "layers"
+
     def environ():
         env = {
             "REQUEST_METHOD": "GET",
             "SCRIPT_NAME": "",
-            "PATH_INFO": "/api/customers" if args.request == "list" else f"/api/customers/{customer_id}",
+            "PATH_INFO": paths[args.request],
             "QUERY_STRING": "page_size=50" if args.request == "list" else "",
             "SERVER_NAME": "127.0.0.1",
             "SERVER_PORT": "8000",
@@ -282,13 +295,16 @@ def main():
 
     def one():
         result = application(environ(), start_response)
-        b"".join(result)
+        body = b"".join(result)
         if hasattr(result, "close"):
             result.close()
+        return body
 
     from django.db import connection
 
     connection.ensure_connection()
+    if args.layers:
+        return layers(application, one, statuses, paths, customer_id, args)
     meter = WriteTransactions(connection)
     for _ in range(50):
         one()
@@ -354,6 +370,97 @@ def main():
         print(out.getvalue())
         calls = sum(entry[1] for entry in stats.stats.values()) / args.requests
         print(f"Function calls per request: {calls:.0f}")
+
+
+def layers(application, one, statuses, paths, customer_id, args):
+    """The customer detail built up from Django's bare handler, one layer at a time, in this process.
+
+    Each layer is a view under ``/api/`` (so the bearer path through the middleware is the one the API
+    takes) added to the URLconf for the run, and the middleware is the settings' own, loaded again for
+    each prefix of it: the CPU time of a request at each step, and what the step added.
+    """
+    from django.conf import settings
+    from django.db import connection
+    from django.http import JsonResponse
+    from django.test.utils import override_settings
+    from django.urls import clear_url_caches, path
+    from rest_framework.response import Response
+    from rest_framework.views import APIView
+
+    import crm_site.urls
+
+    paths["layers"] = paths["detail"]
+    record = json.loads(one())["data"]
+
+    def plain(request):
+        return JsonResponse({"success": True, "data": record}, json_dumps_params={"ensure_ascii": False})
+
+    def primary_key_select(request, pk):
+        # The floor's one query: a row by its primary key, as a dict.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT * FROM customers_customer WHERE id = %s", [pk])
+            names = [column[0] for column in cursor.description]
+            row = dict(zip(names, cursor.fetchone(), strict=True))
+        return JsonResponse({"success": True, "data": row}, json_dumps_params={"ensure_ascii": False, "default": str})
+
+    def drf_view(**attributes):
+        view = type("LayerView", (APIView,), {"get": lambda self, request: Response(record), **attributes})
+        return view.as_view()
+
+    unchecked = {"authentication_classes": [], "permission_classes": [], "throttle_classes": []}
+    views = {
+        "plain": plain,
+        "select": primary_key_select,
+        "drf": drf_view(**unchecked),
+        "drf-auth": drf_view(throttle_classes=[]),
+        "drf-auth-throttle": drf_view(),
+    }
+    crm_site.urls.urlpatterns[:0] = [
+        path("api/_layers/select/<int:pk>", views["select"]),
+        *(path(f"api/_layers/{name}", view) for name, view in views.items() if name != "select"),
+    ]
+    clear_url_caches()
+    middleware = list(settings.MIDDLEWARE)
+    # (label, middleware, view, the step it adds to); each middleware step adds to the one before it.
+    steps = [
+        ("Django's handler and a view answering the record, no middleware", [], "plain", None),
+        ("the same, the view reading the row by primary key (the floor's query)", [], "select", 0),
+        *(
+            (f"+ {name.rsplit('.', 1)[1]}", middleware[: index + 1], "plain", 0 if index == 0 else index + 1)
+            for index, name in enumerate(middleware)
+        ),
+        ("+ DRF: a view answering the record, no authentication, permission or rate limit", middleware, "drf", -1),
+        ("+ bearer authentication and the role permission", middleware, "drf-auth", -1),
+        ("+ the rate limit", middleware, "drf-auth-throttle", -1),
+        ("+ the customer detail's own work: the endpoint itself (read, serializer, ETag)", middleware, "detail", -1),
+    ]
+    print(f"The customer detail built up layer by layer: CPU per request, best of {args.runs} runs of {args.requests}")
+    print("| step | CPU us per request | added |\n|---|---:|---:|")
+    measured = []
+    try:
+        for label, stack, view, against in steps:
+            paths["layers"] = paths["detail"] if view == "detail" else f"/api/_layers/{view}"
+            if view == "select":
+                paths["layers"] += f"/{customer_id}"
+            with override_settings(MIDDLEWARE=stack):
+                application.load_middleware()
+                for _ in range(50):
+                    one()
+                if not statuses[-1].startswith("200"):
+                    raise SystemExit(f"{label}: unexpected answer {statuses[-1]}")
+                best = min(_cpu_per_request(one, args.requests) for _ in range(args.runs))
+            added = "" if against is None else f"{best - measured[against]:+.0f}"
+            print(f"| {label} | {best:.0f} | {added} |")
+            measured.append(best)
+    finally:
+        application.load_middleware()
+
+
+def _cpu_per_request(one, requests):
+    started = time.process_time()
+    for _ in range(requests):
+        one()
+    return (time.process_time() - started) / requests * 1e6
 
 
 if __name__ == "__main__":

@@ -14,12 +14,16 @@ count. ``--server production`` serves every app as ``gunicorn.conf.py``
 serves this project (its worker class, workers and threads, keep-alive) instead
 of ``sync`` workers. Each figure is the median of
 ``--runs`` runs; apps are interleaved per run so that noise hits them alike.
+Each run also reads the CPU time the app's gunicorn processes (and, for this
+project, the local Redis server) used, from ``/proc``: CPU per answered
+request, which other jobs on the machine move much less than requests per second.
 
 Results go to ``bench/results/`` (git-ignored) as JSON and Markdown; the table
 is also printed. See docs/benchmarks.md.
 """
 
 import argparse
+import functools
 import json
 import os
 import runpy
@@ -121,6 +125,17 @@ class Server:
         listing = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text()
         return [int(child) for child in listing.split()]
 
+    def cpu_seconds(self):
+        """CPU time (user and system) the server has used so far: the master, its live workers and the
+        workers it has reaped (recycled ones)."""
+        total = process_cpu_seconds(self.pid, reaped_children=True)
+        for pid in self.worker_pids():
+            try:
+                total += process_cpu_seconds(pid)
+            except FileNotFoundError:
+                pass  # gone since the listing; counted with the master's reaped children once waited for
+        return total
+
     def wait_ready(self, path, headers=None, timeout=60):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -146,21 +161,52 @@ class Server:
         self.log_file.close()
 
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds(pid, reaped_children=False):
+    """User and system CPU seconds of process ``pid`` (proc(5)), with its reaped children's if asked."""
+    # The fields after the command name (which may hold spaces), from the state on: utime is the 12th.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped_children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / _CLOCK_TICKS
+
+
+def redis_server_pid():
+    """The local Redis server's process id, if one runs here (its CPU is part of our requests' cost)."""
+    try:
+        found = subprocess.run(["pgrep", "-x", "redis-server"], capture_output=True, text=True, check=False).stdout
+    except FileNotFoundError:
+        return None
+    return int(found.split()[0]) if found.split() else None
+
+
 def production_server_settings():
     """The worker settings of ``gunicorn.conf.py`` (with this environment's ``GUNICORN_*`` values)."""
     config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
     return {name: config[name] for name in ("workers", "worker_class", "threads", "keepalive")}
 
 
-def wrk(url, *, duration, connections, threads, token="", method="GET", timeout="30s"):
+def wrk(url, *, duration, connections, threads, token="", method="GET", timeout="30s", server=None, redis_pid=None):
+    """One wrk run's figures; with ``server``, also the CPU time per answered request of its processes
+    (``server_cpu_us``) and of the Redis server ``redis_pid`` meanwhile (``redis_cpu_us``)."""
     env = {**os.environ, "BENCH_TOKEN": token, "BENCH_METHOD": method}
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", f"--timeout={timeout}", "-s", LUA, url]
+    meters = {"server_cpu_us": server.cpu_seconds} if server else {}
+    if server and redis_pid:
+        meters["redis_cpu_us"] = functools.partial(process_cpu_seconds, redis_pid)
+    before = {name: meter() for name, meter in meters.items()}
     output = run(cmd, env=env, capture=True)
+    used = {name: meter() - before[name] for name, meter in meters.items()}
     for line in output.splitlines():
         if line.startswith("BENCH_JSON "):
             sample = json.loads(line[len("BENCH_JSON ") :])
             sample["latency_load"] = latency_load(sample, connections)
             sample["latency_adds_up"] = sample["latency_load"] <= LATENCY_LOAD_TOLERATED
+            for name, seconds in used.items():
+                sample[name] = seconds / sample["requests"] * 1e6 if sample["requests"] else None
             return sample
     raise SystemExit(f"no result from wrk for {url}:\n{output}")
 
@@ -383,6 +429,8 @@ def summarise(samples):
         "non_2xx": sum(sample["non_2xx"] for sample in samples),
         "socket_errors": sum(sample["socket_errors"] for sample in samples),
         "runs": [round(sample["rps"], 1) for sample in samples],
+        "cpu_us": median_of([sample for sample in samples if sample.get("server_cpu_us")], "server_cpu_us"),
+        "redis_cpu_us": median_of([sample for sample in samples if sample.get("redis_cpu_us")], "redis_cpu_us"),
     }
 
 
@@ -453,6 +501,7 @@ def render_table(meta, results, notes):
             f"{fmt(rate(detail['ours']['rps'], ceiling['rps']), 2)}; "
             f"Flask/ceiling: {fmt(rate(flask_rps, ceiling['rps']), 2)}.",
         ]
+    lines += cpu_table(results, floor, ceiling)
     if any(not (row[app] or {}).get("latency_adds_up", True) for row in results for app in ("ours", "reference")):
         lines += [
             "",
@@ -470,6 +519,32 @@ def render_table(meta, results, notes):
     if notes:
         lines += [""] + [f"- {note}" for note in notes]
     return "\n".join(lines)
+
+
+def cpu_table(results, floor, ceiling):
+    """CPU time per answered request, by server: what each answer costs, whatever else the machine runs."""
+    rows = [row for row in results if (row["ours"] or {}).get("cpu_us")]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "CPU per answered request (user and system time of the server's gunicorn processes over the same "
+        "runs, median; ours also the local Redis server's, which counts its rate limits):",
+        "",
+        "| endpoint | ours us | ours' Redis us | Flask us | Flask/ours |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        ours, ref = row["ours"], row["reference"] or {}
+        spent = ours["cpu_us"] + (ours.get("redis_cpu_us") or 0)
+        lines.append(
+            f"| {row['label']} | {fmt(ours['cpu_us'], 0)} | {fmt(ours.get('redis_cpu_us'), 0)} | "
+            f"{fmt(ref.get('cpu_us'), 0)} | {fmt(rate(ref.get('cpu_us'), spent), 2)} |"
+        )
+    others = [(name, app) for name, app in (("Django floor", floor), ("ceiling", ceiling)) if app and app.get("cpu_us")]
+    if others:
+        lines += ["", "Detail: " + "; ".join(f"{name} {fmt(app['cpu_us'], 0)} us" for name, app in others) + "."]
+    return lines
 
 
 def main():
@@ -573,15 +648,24 @@ def main():
         samples = {key: {"ours": [], "reference": []} for key, *_ in active}
         ceiling_samples, floor_samples = [], []
         common = {"duration": args.duration, "connections": args.connections, "threads": args.threads}
+        redis_pid = redis_server_pid() if env.get("REDIS_URL") else None
         for run_number in range(1, args.runs + 1):
             for key, label, path, ref_path_url, method in active:
                 log(f"run {run_number}/{args.runs}: {label}")
-                samples[key]["ours"].append(wrk(ours.base + path, token=info["token"], method=method, **common))
+                samples[key]["ours"].append(
+                    wrk(
+                        ours.base + path, token=info["token"], method=method, server=ours, redis_pid=redis_pid, **common
+                    )
+                )
                 if flask and ref_path_url:
-                    samples[key]["reference"].append(wrk(flask.base + ref_path_url, method=method, **common))
+                    samples[key]["reference"].append(
+                        wrk(flask.base + ref_path_url, method=method, server=flask, **common)
+                    )
             if ceiling and any(key == "detail" for key, *_ in active):
-                floor_samples.append(wrk(f"{floor.base}/api/customers/{info['unique_id']}", **common))
-                ceiling_samples.append(wrk(f"{ceiling.base}/api/customers/{info['unique_id']}", **common))
+                floor_url = f"{floor.base}/api/customers/{info['unique_id']}"
+                floor_samples.append(wrk(floor_url, server=floor, **common))
+                ceiling_url = f"{ceiling.base}/api/customers/{info['unique_id']}"
+                ceiling_samples.append(wrk(ceiling_url, server=ceiling, **common))
     finally:
         for server in servers:
             server.stop()
