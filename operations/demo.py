@@ -20,6 +20,9 @@ from django.utils import timezone
 from companies.models import Company
 from core import access
 from core.access import MANAGER, REP, ROLE_GROUPS
+from core.history import record_creation
+from core.models import Event
+from core.phones import e164
 from customers.models import Customer
 from interactions.models import Interaction
 from notifications.models import Notification
@@ -29,22 +32,23 @@ from opportunities.models import Opportunity, StageChange
 # The demo accounts beside the admin: (username, role). Reps own the demo book between them.
 DEMO_USERS = [("manager", MANAGER), ("rep", REP), ("rep2", REP)]
 
-# More people at the fixture's companies (by name): several per company, Chinese and Latin names.
+# More people at the fixture's companies (by name): several per company, Chinese and Latin names, at their
+# company's own email domain (people of different companies sharing one would make them look like duplicates).
 EXTRA_PEOPLE = [
     ("ABC科技", "李娜", "lina@abc.com"),
     ("ABC科技", "Oliver Chen", "oliver.chen@abc.com"),
-    ("华为技术有限公司", "周杰", "zhoujie@example.cn"),
-    ("上海云帆贸易", "Sophie Martin", "sophie.martin@example.cn"),
-    ("北京星辰软件", "孙丽", "sunli@example.cn"),
-    ("北京星辰软件", "Lucas Moreau", "lucas.moreau@example.cn"),
+    ("华为技术有限公司", "周杰", "zhoujie@huawei.com"),
+    ("上海云帆贸易", "Sophie Martin", "sophie.martin@yunfan.cn"),
+    ("北京星辰软件", "孙丽", "sunli@xingchen.com"),
+    ("北京星辰软件", "Lucas Moreau", "lucas.moreau@xingchen.com"),
     ("Northwind Traders", "Maria Garcia", "maria.garcia@northwind.example"),
     ("Northwind Traders", "黄伟", "huang.wei@northwind.example"),
     ("Contoso Ltd", "David Brown", "david.brown@contoso.example"),
     ("Fabrikam", "Lucía Fernández", "lucia.fernandez@fabrikam.example"),
-    ("深圳蓝海电子", "吴强", "wuqiang@example.cn"),
+    ("深圳蓝海电子", "吴强", "wuqiang@lanhai.cn"),
     ("Tailspin Toys", "James Taylor", "james.taylor@tailspin.example"),
-    ("杭州数智科技", "徐秀英", "xuxiuying@example.cn"),
-    ("杭州数智科技", "Anna Schmidt", "anna.schmidt@example.cn"),
+    ("杭州数智科技", "徐秀英", "xuxiuying@shuzhi.cn"),
+    ("杭州数智科技", "Anna Schmidt", "anna.schmidt@shuzhi.cn"),
 ]
 
 NOTIFICATIONS = [
@@ -147,6 +151,9 @@ def bring_to_today(now=None, seed=7):
         StageChange.objects.filter(opportunity=deal, from_stage__isnull=True).update(changed_at=created)
         StageChange.objects.filter(opportunity=deal, from_stage__isnull=False).update(changed_at=updated)
 
+    _phones_in_search()
+    _history_from_here((Company, Customer, Interaction, Opportunity))
+
     # Tasks (overdue, today's, upcoming) for each rep on their own people, and for the manager.
     User = get_user_model()
     for rep in reps:
@@ -164,3 +171,25 @@ def bring_to_today(now=None, seed=7):
                 url="/admin/",
                 created_at=now - datetime.timedelta(hours=minutes * 5),
             )
+
+
+def _phones_in_search():
+    """The numbers in the form search and the phone checks read (a fixture's rows are saved raw, without it)."""
+    for pk, phone in Customer.objects.exclude(phone="").filter(phone_e164__isnull=True).values_list("pk", "phone"):
+        Customer.objects.filter(pk=pk).update(phone_e164=e164(phone))
+
+
+def _history_from_here(models):
+    """The demo records' history and events, begun again from the records as they are now.
+
+    Loading the fixture wrote each record's "created" entry and event from its row as loaded: dated in the
+    fixture's past, with no owner. Brought to today and handed to the reps since (updates, which write
+    no history), their first real change would otherwise show all of that as made by whoever changed
+    them, and their events would sit outside every rep's feed.
+    """
+    for model in models:
+        records = list(model.objects.order_by("pk"))
+        pks = [record.pk for record in records]
+        model.history.filter(**{f"{model._meta.pk.attname}__in": pks}).delete()
+        Event.objects.filter(model=model._meta.label_lower, object_id__in=pks).delete()
+        record_creation(model, records)

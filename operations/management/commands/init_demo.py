@@ -9,6 +9,8 @@ from django.core.management.base import BaseCommand
 
 from companies.models import Company
 from customers.models import Customer
+from duplicates import services as duplicates
+from duplicates.models import Kind
 from operations.demo import bring_to_today, create_demo_users
 from operations.demo_tasks import create_demo_tasks, demo_assignee
 from tasks.models import Task
@@ -78,6 +80,9 @@ class Command(BaseCommand):
         if not no_demo_data and not Customer.objects.exists():
             call_command("loaddata", "demo", verbosity=0)
             bring_to_today()
+            # Keyed for the duplicate checks at once (a create's hint finds them), not after the first night.
+            for kind in Kind:
+                duplicates.rebuild(kind)
             self.stdout.write(
                 self.style.SUCCESS(
                     f"Loaded demo data: {Customer.objects.count()} customers at {Company.objects.count()} "
