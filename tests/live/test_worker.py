@@ -109,6 +109,8 @@ def test_event_of_a_request_is_dispatched_by_a_worker_process(
     assert re.search(r"Executing core\.tasks\.dispatch_events", log), log
     # The worker schedules the periodic jobs.
     assert "core.tasks.purge_expired" in log and "core.tasks.sweep_events" in log
+    # Each line once (huey's own handler beside the project's would print every line twice).
+    assert len(re.findall(r"consumer started", log)) == 1, log
 
 
 def test_failing_dispatch_is_retried_with_growing_delays(

@@ -1,5 +1,7 @@
 """``manage.py worker``: runs the queued and periodic jobs (huey's consumer, with the CRM's defaults)."""
 
+import logging
+
 from django.conf import settings
 from huey.contrib.djhuey.management.commands import run_huey
 
@@ -37,4 +39,7 @@ class Command(run_huey.Command):
                 "a worker has nothing to do."
             )
             raise SystemExit(2)
+        # huey's command gives the "huey" logger a handler of its own (with --logfile, --verbose, --quiet):
+        # passed on to the root logger's handler too, every line would be printed twice.
+        logging.getLogger("huey").propagate = False
         super().handle(*args, **options)
