@@ -75,8 +75,8 @@ class MyDay:
             "sections": [(key, label, list(rows[:LIST_LENGTH])) for key, label, rows in sections],
             "can_act": self.has_change_permission(request),
             "actions": list(ACTIONS.items()),
-            "no_next_step": without_next_step(deals, LIST_LENGTH),
-            "stale": stale(deals, day.now, LIST_LENGTH),
+            "no_next_step": _stages_labelled(without_next_step(deals, LIST_LENGTH)),
+            "stale": _stages_labelled(stale(deals, day.now, LIST_LENGTH)),
             "act_url": reverse(f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_my_day_act"),
         }
         return TemplateResponse(request, "admin/tasks/my_day.html", context)
@@ -128,3 +128,12 @@ class MyDay:
             messages.success(request, _("“%(task)s” done, and the call logged.") % {"task": task.title})
         else:
             messages.success(request, _("“%(task)s” done.") % {"task": task.title})
+
+
+def _stages_labelled(section):
+    """A report section's deals (the API's rows, stage codes) with each stage's label, for the page."""
+    labels = dict(Opportunity.Stage.choices)
+    return {
+        **section,
+        "deals": [{**deal, "stage_label": labels.get(deal["stage"], deal["stage"])} for deal in section["deals"]],
+    }

@@ -59,6 +59,15 @@ class TestMyDay:
         page = response.content.decode()
         assert "No plan" in page and 'name="csrfmiddlewaretoken"' in page and 'value="log_call"' in page
 
+    @pytest.mark.parametrize(("language", "label"), [("en", "Proposal"), ("zh-hans", "方案")])
+    def test_deals_show_their_stage_by_its_label(self, rep_user, browser_rep, language, label):
+        customer = CustomerFactory(owner=rep_user)
+        OpportunityFactory(customer=customer, title="No plan", stage=Opportunity.Stage.PROPOSAL)
+        page = browser_rep.get(MY_DAY, HTTP_ACCEPT_LANGUAGE=language).content.decode()
+        row = page[page.index('id="my-day-no-next-step"') :].split("</tr>")[1]
+        assert "No plan" in row and f"<td>{label}</td>" in row
+        assert "<td>proposal</td>" not in page
+
     def test_read_only_users_see_no_buttons_and_no_role_is_refused(self):
         reader = staff("reader", "Read-only")
         TaskFactory(assignee=reader, due_at=timezone.now())
