@@ -81,7 +81,8 @@ class OwnerField(forms.Field):
             return None
         if value == "me":
             return value
-        if not value.isdigit() or not 1 <= int(value) <= MAX_ID:
+        # isdigit() alone lets in digits int() cannot read ("²").
+        if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_ID:
             raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
         return int(value)
 

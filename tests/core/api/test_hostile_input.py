@@ -47,6 +47,24 @@ def test_lone_surrogate_in_a_login_is_a_400(anon_client, db):
     assert response.status_code == 400
 
 
+@pytest.mark.parametrize(
+    ("path", "param"),
+    [
+        ("/api/customers", "owner"),
+        ("/api/companies", "owner"),
+        ("/api/opportunities", "owner"),
+        ("/api/tasks", "assignee"),
+        ("/api/customers/export", "owner"),
+    ],
+)
+@pytest.mark.parametrize("value", ["²", "١٢"])
+def test_owner_that_is_not_ascii_digits_is_a_400(api, path, param, value):
+    # Both pass str.isdigit(); int() cannot read the first and reads the second as 12.
+    response = api.get(path, {param: value})
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == [param]
+
+
 @pytest.mark.parametrize("path", ["/api/docs/", "/api/redoc/"])
 def test_options_on_the_documentation_pages_is_not_a_crash(anon_client, db, path):
     assert anon_client.options(path).status_code == 405
