@@ -202,13 +202,13 @@ def _number(value, from_text):
         number = _parse_decimal(value)
         if number is None or number != number.to_integral_value():
             raise Invalid(_("Enter a whole number."))
-        value = int(number)
-    if not _is_integer(value):
+        value = number
+    elif not _is_integer(value):
         raise Invalid(_("Enter a whole number."))
-    value = int(value)
-    if abs(value) > NUMBER_LIMIT:
+    # Compared before int(), which takes a minute for 1e1000000 and more memory than there is for 1e999999999.
+    if not -NUMBER_LIMIT <= value <= NUMBER_LIMIT:
         raise Invalid(_("Enter a number between -%(limit)d and %(limit)d.") % {"limit": NUMBER_LIMIT})
-    return value
+    return int(value)
 
 
 def _decimal(value, from_text):
@@ -222,7 +222,8 @@ def _decimal(value, from_text):
         number = None
     if number is None:
         raise Invalid(_("Enter a number."))
-    if abs(number) >= DECIMAL_LIMIT or len(number.normalize().as_tuple().digits) > DECIMAL_DIGITS:
+    # copy_abs(), not abs(): abs() rounds to the context, and overflows past 1e999999.
+    if number.copy_abs() >= DECIMAL_LIMIT or len(number.normalize().as_tuple().digits) > DECIMAL_DIGITS:
         raise Invalid(
             _("Enter a number below %(limit)s with at most %(digits)d digits.")
             % {"limit": "10^15", "digits": DECIMAL_DIGITS}

@@ -279,6 +279,10 @@ def test_filters(api, book, params, expected):
         {"cf_seats": str(10**30)},
         {"cf_score": "NaN"},
         {"cf_score__lte": "1e400"},
+        # Past the decimal context's exponent limit (abs() overflows), past any memory (int()).
+        {"cf_score": "1e1000000"},
+        {"cf_score__gte": "-1e999999999999999999"},
+        {"cf_seats": "1e999999999999999999"},
     ],
 )
 def test_bad_filter_values_are_400s(api, book, params):
