@@ -461,13 +461,17 @@ def _latest_rows(rows):
     return latest
 
 
-def conflicts(changeset, rows=None):
+def conflicts(changeset, rows=None, user=None):
     """The records ``changeset`` touched that changed since, each ``{model, object_id, name, reason}``.
 
     A record conflicts when its latest history entry is not the one the changeset
-    wrote (changed or deleted since), or, for a deleted one, when its id is taken again.
-    One query per model touched.
+    wrote (changed or deleted since), or, for a deleted one, when its id is taken again;
+    and, given the ``user`` who undoes, when it has left their book since (a customer
+    reassigned, with its interactions and deals). One query per model touched, and one
+    more per model for a user who does not see everything.
     """
+    from core import access
+
     rows = list(changeset.rows.all()) if rows is None else rows
     by_model = {}
     for (label, pk), row in _latest_rows(rows).items():
@@ -481,6 +485,11 @@ def conflicts(changeset, rows=None):
         history = model.history.latest_records(live) if live else {}
         gone = [pk for pk, row in latest.items() if row.op == DELETED]
         taken = set(model._base_manager.filter(pk__in=gone).values_list("pk", flat=True)) if gone else set()
+        outside = set()
+        if user is not None and live and access.has_owner_path(model) and not access.sees_everything(user):
+            outside = set(live) - set(
+                access.scope(model._base_manager.filter(pk__in=live), user).values_list("pk", flat=True)
+            )
         for pk, row in sorted(latest.items()):
             reason = None
             if row.op == DELETED:
@@ -492,6 +501,8 @@ def conflicts(changeset, rows=None):
                     reason = "deleted"
                 elif row.history_id is not None and record.history_id != row.history_id:
                     reason = "changed"
+                elif pk in outside:
+                    reason = "not_in_your_book"
             if reason:
                 found.append({"model": label, "object_id": pk, "name": row.name, "reason": reason})
     return found
@@ -501,6 +512,7 @@ CONFLICT_MESSAGES = {
     "changed": _("changed since"),
     "deleted": _("deleted since"),
     "recreated": _("its id is taken again"),
+    "not_in_your_book": _("no longer in your book"),
 }
 
 
@@ -558,7 +570,7 @@ def undo(changeset, user, skip_conflicts=False):
         if changeset.status == Changeset.Status.UNDONE:
             raise UndoRefused(str(_("This changeset has already been undone.")), code="already_undone")
         rows = list(changeset.rows.order_by("-seq"))
-        found = conflicts(changeset, rows)
+        found = conflicts(changeset, rows, user)
         if found and not skip_conflicts:
             raise UndoRefused(
                 str(_("Records changed since: %(names)s.")) % {"names": "; ".join(map(conflict_text, found))},

@@ -154,7 +154,7 @@ class ChangesetAdmin(AnyRoleViews, admin.ModelAdmin):
             self.message_user(request, _("Undone: %(changeset)s.") % {"changeset": done}, messages.SUCCESS)
             target = reverse("admin:core_changeset_change", args=[done.pk]) if done.pk else page
             return HttpResponseRedirect(target)
-        conflicts = changesets.conflicts(changeset)
+        conflicts = changesets.conflicts(changeset, user=request.user)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,

@@ -7,6 +7,7 @@ from rest_framework.test import APIClient
 
 from core.changesets import Changeset, recording
 from customers.models import Customer
+from interactions.models import Interaction
 from tests.factories import CustomerFactory, ManagerFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -128,6 +129,36 @@ def test_a_conflict_is_a_409_naming_the_records_unless_skipped():
     assert done.status_code == 200
     assert Customer.objects.get(pk=kept.pk).name == "Kept"
     assert Customer.objects.get(pk=changed.pk).name == "Bulk"
+
+
+def test_a_rep_cannot_undo_what_has_left_their_book(rep):
+    # The interaction itself is unchanged: its customer, and so the interaction, went to another rep.
+    other = UserFactory(username="rep2")
+    other.groups.add(Group.objects.get(name="Sales rep"))
+    customer = CustomerFactory(owner=rep)
+    api = client(rep)
+    batch = {"create": [{"customer_id": customer.pk, "interaction_type": "call", "notes": "Mine"}]}
+    answer = api.post("/api/interactions/batch", batch, format="json").json()["data"]
+    interaction_id = answer["results"][0]["data"]["id"]
+    changeset_id = answer["changeset"]["id"]
+    moved = client(ManagerFactory()).post(
+        f"/api/customers/{customer.pk}/reassign", {"owner_id": other.pk}, format="json"
+    )
+    assert moved.status_code == 200
+
+    refused = api.post(f"/api/changesets/{changeset_id}/undo", {}, format="json")
+    assert refused.status_code == 409
+    assert refused.json()["error"]["conflicts"] == [
+        {
+            "model": "interactions.interaction",
+            "object_id": interaction_id,
+            "name": f"Call · {interaction_id}",
+            "reason": "not_in_your_book",
+        }
+    ]
+    skipped = api.post(f"/api/changesets/{changeset_id}/undo", {"skip_conflicts": True}, format="json")
+    assert skipped.status_code == 200 and skipped.json()["data"]["source"]["skipped"] == 1
+    assert Interaction.objects.filter(pk=interaction_id, notes="Mine").exists()
 
 
 @pytest.mark.parametrize("body", [{"skip_conflicts": "maybe"}, [1], {"skip_conflicts": None}])
