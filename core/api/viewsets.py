@@ -364,7 +364,8 @@ class CRMModelViewSet(viewsets.ModelViewSet):
         rows = self.get_queryset()
         for key in self.upsert_keys:
             value = item.get(key)
-            if isinstance(value, str) and value.strip():
+            # A NUL is in no stored key (and PostgreSQL refuses it in a query): the create refuses it.
+            if isinstance(value, str) and value.strip() and "\x00" not in value:
                 pk = self.upsert_lookup(rows, key, value.strip()).values_list("pk", flat=True).first()
                 if pk is not None:
                     return pk

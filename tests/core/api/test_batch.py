@@ -401,6 +401,15 @@ class TestUpsert:
         assert results(response)[0]["created"] is True
         assert Customer.objects.get(pk=customer.pk).name != "X"
 
+    @pytest.mark.parametrize("key", ["external_id", "email"])
+    def test_an_upsert_key_with_a_nul_is_refused_not_a_crash(self, api, key):
+        # PostgreSQL refuses a NUL in a query's text: the key is no match, and the create refuses it.
+        response = api.post(URL, {"upsert": [{key: "a\x00b@example.com", "name": "Nul"}]}, format="json")
+
+        item = results(response)[0]
+        assert response.status_code == 207 and item["status"] == 400 and key in item["error"]["fields"]
+        assert not Customer.objects.exists()
+
     def test_a_reps_upsert_never_updates_another_reps_customer(self, rep):
         other = CustomerFactory(owner=UserFactory(), external_id="theirs", name="Theirs")
 
