@@ -168,8 +168,15 @@ class CRMModelViewSet(viewsets.ModelViewSet):
             # The raw body is read here, before DRF parses it; the size limit middleware has already run.
             self._idempotency_fingerprint = idempotency.request_fingerprint(request)
         # The transaction begins in initial() and ends here, once the answer is final (and stored).
-        with ExitStack() as self._write_transaction:
-            return super().dispatch(request, *args, **kwargs)
+        try:
+            with ExitStack() as self._write_transaction:
+                return super().dispatch(request, *args, **kwargs)
+        except IntegrityError:
+            # A constraint checked at COMMIT (PostgreSQL's foreign keys are deferred): a record the write
+            # names was deleted meanwhile, or one it deletes was given a new child. All of it, a claimed
+            # Idempotency-Key included, was rolled back: the client re-reads and retries.
+            self._idempotency_record = None
+            return self.finalize_response(self.request, self.handle_exception(Conflict()), *args, **kwargs)
 
     # 2. Who asks, then the transaction and the Idempotency-Key.
 
