@@ -124,3 +124,19 @@ def test_an_unknown_sqlite_synchronous_level_stops_the_start(value):
     assert result.returncode != 0
     assert "DJANGO_SQLITE_SYNCHRONOUS must be FULL" in result.stderr
     assert repr(value) in result.stderr
+
+
+def test_the_database_checks_of_a_sqlite_install_raise_nothing(tmp_path):
+    # migrate runs them: a new install's first command must not warn about the PostgreSQL covering indexes.
+    result = manage(
+        "check",
+        "--database",
+        "default",
+        "--fail-level",
+        "WARNING",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        DJANGO_ALLOWED_HOSTS="crm.example.com",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'crm.db'}",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "W040" not in result.stdout + result.stderr
