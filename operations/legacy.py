@@ -300,8 +300,10 @@ class LegacyImport:
                 report.skipped.append((row["id"], f"orphan: customer {customer_id!r} does not exist"))
         return kept
 
-    def _import_rows(self, model, rows, report, build):
-        rows = self._split_present(model, rows, report, lambda row, here: row["customer_id"] == here.customer_id)
+    def _import_rows(self, model, rows, report, build, same):
+        rows = self._split_present(
+            model, rows, report, lambda row, here: self._same_customer(row, here) and same(row, here)
+        )
         batch = []
         for row in self._known_customers(rows, report):
             try:
@@ -313,8 +315,22 @@ class LegacyImport:
         report.imported += len(batch)
         return batch
 
+    def _same_customer(self, row, here):
+        """Whether the record here is of the row's customer: the same id, and that customer not one skipped as
+        different from the one here (then the ids are the same, the customers are not)."""
+        return row["customer_id"] == here.customer_id and row["customer_id"] not in self.skipped_customers
+
     def _interactions(self, rows, report):
-        self._import_rows(Interaction, rows, report, self._interaction)
+        self._import_rows(
+            Interaction,
+            rows,
+            report,
+            self._interaction,
+            lambda row, here: (
+                (text(row["interaction_type"]) or "").lower() == here.interaction_type
+                and text(row["notes"]) == here.notes
+            ),
+        )
 
     def _interaction(self, row):
         created = legacy_time(row["created_at"], "created_at") or self.now
@@ -330,7 +346,9 @@ class LegacyImport:
         return interaction
 
     def _opportunities(self, rows, report):
-        created = self._import_rows(Opportunity, rows, report, self._opportunity)
+        created = self._import_rows(
+            Opportunity, rows, report, self._opportunity, lambda row, here: (text(row["title"]) or "") == here.title
+        )
         # The original kept no history: record each opportunity's creation at its current stage.
         StageChange.objects.bulk_create(
             StageChange(opportunity_id=o.pk, from_stage=None, to_stage=o.stage, changed_at=o.created_at)

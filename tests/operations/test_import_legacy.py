@@ -223,6 +223,28 @@ class TestImport:
         assert Customer.objects.get(pk=2).name == "Someone else"
         assert "skipped opportunity 2: its customer 2 was skipped" in out
 
+    def test_rows_of_a_customer_skipped_as_different_are_not_taken_for_records_already_here(self, legacy):
+        # A database in use (the demo's): its customer 1, with interaction 1 and opportunity 1, is not the
+        # file's customer 1. Their rows are skipped and listed, not counted as already here.
+        theirs = CustomerFactory(id=1, name="Someone else", email="else@example.com")
+        Interaction.objects.create(id=1, customer=theirs, interaction_type="email", notes="Sent pricing sheet")
+        Opportunity.objects.create(id=1, customer=theirs, title="Their deal")
+        out = run(legacy)
+        assert "skipped customer 1: id 1 is already used by a different customer" in out
+        assert "skipped interaction 1: id 1 is already used by a different interaction" in out
+        assert "skipped opportunity 1: id 1 is already used by a different opportunity" in out
+        assert "interactions: 6 read, imported 1, 0 already here, skipped 5" in out
+        assert "opportunities: 8 read, imported 3, 0 already here, skipped 5" in out
+        assert Interaction.objects.get(pk=1).notes == "Sent pricing sheet"
+
+    def test_a_record_here_under_the_same_id_and_customer_but_other_content_is_not_already_here(self, legacy):
+        run(legacy)
+        Interaction.objects.filter(pk=1).update(notes="Written over since")
+        Opportunity.objects.filter(pk=1).update(title="Renamed since")
+        out = run(legacy)
+        assert "skipped interaction 1: id 1 is already used by a different interaction" in out
+        assert "skipped opportunity 1: id 1 is already used by a different opportunity" in out
+
     def test_email_of_an_existing_customer_is_skipped(self, legacy):
         existing = CustomerFactory(email="LISI@example.cn")
         out = run(legacy)

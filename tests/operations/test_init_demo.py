@@ -286,3 +286,12 @@ def test_demo_data_holds_no_false_duplicates_and_is_keyed_for_the_create_hint(db
     )
     assert answer.status_code == 201
     assert [hint["id"] for hint in answer.json()["data"]["duplicates"]] == [li.pk]
+
+
+def test_a_database_holding_customers_of_its_own_gets_its_admin_only(db, capsys):
+    # Brought over from the original CRM (import_legacy) before the first make run: no demo accounts, no demo data.
+    Customer.objects.create(name="Brought over")
+    out = run_init_demo(capsys)
+    assert set(printed_passwords(out)) == {"admin"}
+    assert list(get_user_model().objects.values_list("username", flat=True)) == ["admin"]
+    assert list(Customer.objects.values_list("name", flat=True)) == ["Brought over"]

@@ -46,9 +46,9 @@ def _python():
 
 class Command(BaseCommand):
     help = (
-        "Make an empty database ready to try. When there are no users: create an 'admin' superuser, "
-        "a demo manager ('manager') and two demo reps ('rep', 'rep2') with generated passwords, printed "
-        "once. When there are no customers: load the 'demo' fixture and bring it to today (interactions "
+        "Make an empty database ready to try. When there are no users: create an 'admin' superuser and, "
+        "when there are no customers either, a demo manager ('manager') and two demo reps ('rep', 'rep2'), "
+        "with generated passwords, printed once. When there are no customers: load the 'demo' fixture and bring it to today (interactions "
         "over the last three months, deals closing this month and next, overdue, today's and upcoming "
         "tasks, a few notifications; every company and person owned by a demo rep). Running it again "
         "changes nothing. --host and --port only say where the server will listen, for the address "
@@ -70,14 +70,17 @@ class Command(BaseCommand):
     def handle(self, *args, username, no_demo_data, host, port, **options):
         User = get_user_model()
         accounts = []
+        # The demo's accounts come with the demo's data: a database holding customers of its own
+        # (brought over from the original CRM, say) gets its admin only.
+        demo = not no_demo_data and not Customer.objects.exists()
         if not User.objects.exists():
             password = secrets.token_urlsafe(12)
             User.objects.create_superuser(username=username, email="", password=password)
             accounts.append(("admin", username, password))
-            if not no_demo_data:
+            if demo:
                 accounts += create_demo_users()
 
-        if not no_demo_data and not Customer.objects.exists():
+        if demo:
             call_command("loaddata", "demo", verbosity=0)
             bring_to_today()
             # Keyed for the duplicate checks at once (a create's hint finds them), not after the first night.
