@@ -180,7 +180,7 @@ def test_seed_demo_adds_tasks_around_today_when_there_is_someone_to_assign_them_
     assert not Task.objects.exists()
     manager = ManagerFactory(username="boss")
     output = seed("--customers", "30", "--append")
-    assert "Added 30 demo tasks around today for boss." in output
+    assert "Added demo tasks around today: 30 for boss." in output
     assert Task.objects.filter(assignee=manager).count() == 30
     assert Task.objects.filter(due_at__isnull=True).exists() and Task.objects.filter(done_at__isnull=False).exists()
 
@@ -188,6 +188,7 @@ def test_seed_demo_adds_tasks_around_today_when_there_is_someone_to_assign_them_
 @pytest.mark.django_db(transaction=True)
 def test_seed_demo_gives_the_customers_to_the_demo_reps():
     from operations.demo import create_demo_users
+    from tasks.models import Task
 
     create_demo_users()
     output = seed("--customers", "10")
@@ -195,3 +196,9 @@ def test_seed_demo_gives_the_customers_to_the_demo_reps():
     assert not Customer.objects.filter(owner__isnull=True).exists()
     assert Customer.objects.filter(owner__username="rep").count() == 5
     assert Customer.objects.filter(owner__username="rep2").count() == 5
+    # Each rep's demo tasks are on their own customers.
+    counts = {name: Task.objects.filter(assignee__username=name).count() for name in ("rep", "rep2")}
+    assert f"Added demo tasks around today: {counts['rep']} for rep, {counts['rep2']} for rep2." in output
+    for username, count in counts.items():
+        assert count > 0
+        assert not Task.objects.filter(assignee__username=username).exclude(customer__owner__username=username).exists()

@@ -6,6 +6,7 @@ import sys
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+from django.db.models import Count
 
 from companies.models import Company
 from customers.models import Customer
@@ -94,13 +95,18 @@ class Command(BaseCommand):
             )
             self._demo_tasks()
 
-        if not accounts:
-            self.stdout.write("Users exist already; no account created.")
-            return
         url = server_url(host, port)
+        if not accounts:
+            self.stdout.write(f"Users exist already; no account created. Log in at {url}/admin/")
+            return
         line = "=" * 64
-        width = max(len(name) for _, name, _ in accounts)
-        rows = "\n".join(f"    {role:<8} {name:<{width}}  password: {secret}" for role, name, secret in accounts)
+        width = max(len("username"), *(len(name) for _, name, _ in accounts))
+        rows = "\n".join(
+            [
+                f"    {'role':<8} {'username':<{width}}",
+                *(f"    {role:<8} {name:<{width}}  password: {secret}" for role, name, secret in accounts),
+            ]
+        )
         first_name, first_password = accounts[0][1], accounts[0][2]
         self.stdout.write(
             f"{line}\n"
@@ -115,9 +121,13 @@ class Command(BaseCommand):
         )
 
     def _demo_tasks(self):
-        """Tasks around today for the admin too (the fixture's dates are fixed; these move with today)."""
+        """Tasks around today for the admin too (the fixture's dates are fixed; these move with today), beside
+        the reps' own (``bring_to_today``); says how many each has."""
         assignee = demo_assignee()
-        if assignee is None or Task.objects.filter(assignee=assignee).exists():
-            return
-        count = create_demo_tasks(Customer.objects.order_by("pk")[:12], assignee)
-        self.stdout.write(f"Added {count} demo tasks around today for {assignee.get_username()}.")
+        if assignee is not None and not Task.objects.filter(assignee=assignee).exists():
+            create_demo_tasks(Customer.objects.order_by("pk")[:12], assignee)
+        counts = Task.objects.values_list("assignee__username").annotate(count=Count("pk")).order_by("assignee_id")
+        if counts:
+            self.stdout.write(
+                "Added demo tasks around today: " + ", ".join(f"{count} for {name}" for name, count in counts) + "."
+            )

@@ -138,11 +138,21 @@ class Command(BaseCommand):
         self.stdout.write(f"Customers owned by the demo reps: {', '.join(rep.username for rep in reps)}.")
 
     def _demo_tasks(self, start, total, seed):
-        """Tasks around today (overdue, today, upcoming) on some of the new customers, for a manager or rep."""
-        assignee = demo_assignee()
-        if assignee is None:
-            self.stdout.write("No manager or rep yet: no demo tasks (create a user and seed again with --append).")
-            return
+        """Tasks around today (overdue, today, upcoming) on some of the new customers: for each demo rep on
+        their own (``_owners``), else for a manager or rep."""
         customers = Customer.objects.filter(pk__gte=start.customer, pk__lt=start.customer + total).order_by("pk")
-        count = create_demo_tasks(customers[:DEMO_TASK_CUSTOMERS], assignee, seed=seed)
-        self.stdout.write(f"Added {count} demo tasks around today for {assignee.get_username()}.")
+        reps = demo_reps()
+        if reps:
+            plan = [(rep, customers.filter(owner=rep)[: DEMO_TASK_CUSTOMERS // len(reps)]) for rep in reps]
+        else:
+            assignee = demo_assignee()
+            if assignee is None:
+                self.stdout.write("No manager or rep yet: no demo tasks (create a user and seed again with --append).")
+                return
+            plan = [(assignee, customers[:DEMO_TASK_CUSTOMERS])]
+        counts = [(user, create_demo_tasks(rows, user, seed=seed)) for user, rows in plan]
+        self.stdout.write(
+            "Added demo tasks around today: "
+            + ", ".join(f"{count} for {user.get_username()}" for user, count in counts)
+            + "."
+        )
