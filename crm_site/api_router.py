@@ -42,9 +42,16 @@ router.register("tags", TagViewSet, basename="tag")
 router.register("changesets", ChangesetViewSet, basename="changeset")
 router.register("duplicates", DuplicateCandidateViewSet, basename="duplicate")
 
+REPORTS = {
+    "pipeline": PipelineReportView,
+    "forecast": ForecastReportView,
+    "activity": ActivityReportView,
+    "follow-ups": FollowUpsReportView,
+}
+
 urlpatterns = router.urls + [
-    re_path(r"^reports/pipeline/?$", PipelineReportView.as_view(), name="report-pipeline"),
-    re_path(r"^reports/forecast/?$", ForecastReportView.as_view(), name="report-forecast"),
-    re_path(r"^reports/activity/?$", ActivityReportView.as_view(), name="report-activity"),
-    re_path(r"^reports/follow-ups/?$", FollowUpsReportView.as_view(), name="report-follow-ups"),
+    re_path(rf"^reports/{name}/?$", view.as_view(), name=f"report-{name}") for name, view in REPORTS.items()
 ]
+
+# The paths under /api that the service's index (GET /) lists.
+INDEX = [*(prefix for prefix, _viewset, _basename in router.registry), *(f"reports/{name}" for name in REPORTS)]

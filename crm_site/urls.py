@@ -4,6 +4,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from calendars import views as calendars
 from core.api import exceptions, views
+from crm_site import api_router
 
 api_patterns = [
     # The resources first: nearly every API request is to one of them, and the resolver tries patterns in order.
@@ -19,7 +20,7 @@ api_patterns = [
 ]
 
 urlpatterns = [
-    path("", views.index, name="index"),
+    path("", views.index, {"resources": api_router.INDEX}, name="index"),
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
     # A user's private task calendar: the token in the URL is its only credential (calendars/views.py).

@@ -70,7 +70,10 @@ def health(request):
 
 
 @require_safe
-def index(request):
+def index(request, resources=()):
+    """The service's name and version, and a map of its endpoints: ``resources``, the paths under ``/api``
+    of the router's resources and reports (as the URLconf gives them), between the account endpoints and
+    the documentation."""
     return JsonResponse(
         {
             "name": "CRM API",
@@ -81,10 +84,10 @@ def index(request):
                 "token": "/api/auth/token",
                 "logout": "/api/auth/logout",
                 "me": "/api/auth/me",
-                "customers": "/api/customers",
-                "interactions": "/api/interactions",
-                "opportunities": "/api/opportunities",
-                "tasks": "/api/tasks",
+                **{path: f"/api/{path}" for path in resources},
+                "docs": "/api/docs/",
+                "redoc": "/api/redoc/",
+                "schema": "/api/schema/",
                 "admin": "/admin/",
             },
         },

@@ -31,6 +31,15 @@ def test_index_lists_name_version_and_endpoints(anon_client):
     assert set(body["endpoints"]) >= {"health", "token", "customers", "interactions", "opportunities"}
 
 
+def test_index_lists_every_resource_and_report_and_each_answers(anon_client, api):
+    endpoints = anon_client.get("/").json()["endpoints"]
+    for name in ("companies", "tags", "events", "notifications", "duplicates", "changesets", "reports/pipeline"):
+        assert endpoints[name] == f"/api/{name}"
+    for name, path in endpoints.items():
+        if path.startswith("/api/") and name not in ("token", "logout"):
+            assert api.get(path).status_code == 200, name
+
+
 @pytest.mark.parametrize("resource", RESOURCES)
 @pytest.mark.parametrize("suffix", ["", "/"])
 def test_lists_answer_with_and_without_trailing_slash(api, resource, suffix):
