@@ -174,7 +174,16 @@ class BatchRunner:
             raise ItemError("An upsert item is matched by its unique key, not by id; use update for ids.")
         pk = self.view.upsert_match(item)
         if pk is None:
-            return {**self._create(item), "created": True}
+            try:
+                with transaction.atomic():
+                    return {**self._create(item), "created": True}
+            except exceptions.ValidationError:
+                # Another request may have created the record since the match (on PostgreSQL both then
+                # create, and the second meets the unique key): it is the one to update. Otherwise the
+                # item's own errors stand.
+                pk = self.view.upsert_match(item)
+                if pk is None:
+                    raise
         instance = self.view.batch_record(pk, if_match=None)
         return {**self._update(item, instance), "created": False}
 

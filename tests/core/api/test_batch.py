@@ -526,3 +526,39 @@ def test_an_empty_atomic_parameter_means_not_atomic(api):
     assert response.status_code == 207
     assert response.json()["data"]["atomic"] is False
     assert Customer.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="two writers at once: PostgreSQL (SQLite has one)")
+def test_an_upsert_whose_record_another_request_creates_meanwhile_updates_it(api):
+    # Both found no record with the key, and both create: the second meets the unique key and updates the
+    # record the first made, as it would have had it come a moment later. (SQLite runs one writer at a time.)
+    from django.db import connections
+    from django.db.models.signals import pre_save
+    from django.db.models.sql import InsertQuery
+
+    def create_it_meanwhile(sender, instance, **kwargs):
+        pre_save.disconnect(create_it_meanwhile, sender=Customer)
+        first = Customer(name="First", external_id="ext-race", email="first@example.com")
+        query = InsertQuery(Customer)
+        query.insert_values([field for field in Customer._meta.concrete_fields if not field.primary_key], [first])
+        other = connections.create_connection("default")
+        try:
+            with other.cursor() as cursor:
+                for sql, params in query.get_compiler(connection=other).as_sql():
+                    cursor.execute(sql, params)
+        finally:
+            other.close()
+
+    pre_save.connect(create_it_meanwhile, sender=Customer)
+    try:
+        response = api.post(URL, {"upsert": [{"external_id": "ext-race", "name": "Second"}]}, format="json")
+    finally:
+        pre_save.disconnect(create_it_meanwhile, sender=Customer)
+
+    assert response.status_code == 200, response.json()
+    [result] = results(response)
+    assert (result["status"], result["created"], result["data"]["name"]) == (200, False, "Second")
+    assert list(Customer.objects.values_list("external_id", "name", "email")) == [
+        ("ext-race", "Second", "first@example.com")
+    ]
