@@ -71,7 +71,11 @@ ERROR_DESCRIPTIONS = {
     "401": "No valid bearer token (tokens are accepted only in the Authorization header).",
     "403": "Authenticated, but not allowed (or a session request without a CSRF token).",
     "404": "No such record, or a page past the last one.",
-    "409": "A request with this Idempotency-Key is still being processed.",
+    "409": (
+        "A conflict with a change made meanwhile (`conflict`: a record the write names was deleted, or one it "
+        "deletes gained a record of its own; re-read and retry), or a request with this Idempotency-Key is "
+        "still being processed."
+    ),
     "411": "A body sent without Content-Length (chunked): send its length.",
     "412": "If-Match does not match the record's current ETag: re-read it and retry.",
     "413": "The request body is over the configured size limit.",
@@ -470,7 +474,7 @@ class EnvelopeAutoSchema(AutoSchema):
         if self._is_idempotent_post:
             statuses |= {"400", "409", "422"}
         if self._is_conditional and self.method in ("PUT", "PATCH", "DELETE"):
-            statuses.add("412")
+            statuses |= {"409", "412"}
         return sorted(statuses)
 
     def _error_ref(self):
