@@ -14,6 +14,7 @@ from pathlib import Path
 from django.db import IntegrityError, transaction
 
 from core import customfields
+from core.api.viewsets import changes_anything
 from core.cells import TEXT_ENCODINGS
 from core.tables import FileRefused, NotAWorkbook, check_size, csv_rows, xlsx_rows
 from core.tags import split_names
@@ -148,13 +149,14 @@ def error_text(errors):
 class ImportReport:
     created: int = 0
     updated: int = 0
+    unchanged: int = 0  # matched, with nothing in the row that differs (--update-existing)
     skipped: list = field(default_factory=list)  # (line, message)
     rejected: list = field(default_factory=list)  # (line, message)
     blank: int = 0
 
     @property
     def rows(self):
-        return self.created + self.updated + len(self.skipped) + len(self.rejected)
+        return self.created + self.updated + self.unchanged + len(self.skipped) + len(self.rejected)
 
 
 class SheetImport:
@@ -264,6 +266,9 @@ class SheetImport:
             serializer = self.serializer_class(data=with_tag_lists(data))
         if not serializer.is_valid():
             self.report.rejected.append((line, error_text(serializer.errors)))
+            return
+        if instance is not None and not changes_anything(instance, serializer.validated_data):
+            self.report.unchanged += 1
             return
         if not self.dry_run:
             try:

@@ -133,6 +133,18 @@ class TestExistingCustomers:
         )
         assert Customer.objects.count() == 2
 
+    def test_update_existing_again_with_the_same_file_changes_nothing_and_says_so(self, tmp_path):
+        from core.models import Changeset
+
+        path = write_csv(tmp_path, GOOD)
+        run(path, "--update-existing")
+        before, history, changesets = snapshot(), Customer.history.count(), Changeset.objects.count()
+        out, _ = run(path, "--update-existing")
+        assert "Created 0, updated 0, 2 already as in the file, skipped 0 existing, rejected 0 of 2 rows." in out
+        assert snapshot() == before
+        assert Customer.history.count() == history
+        assert Changeset.objects.count() == changesets
+
 
 class TestModes:
     def test_dry_run_writes_nothing_and_reports(self, tmp_path):

@@ -83,9 +83,10 @@ class SheetImportCommand(BaseCommand):
             self.stderr.write(f"line {line}: rejected: {message}")
 
         hypothetical = dry_run or rolled_back
+        unchanged = f"{report.unchanged} already as in the file, " if report.unchanged else ""
         summary = (
             f"{'Would create' if hypothetical else 'Created'} {report.created}, "
-            f"{'would update' if hypothetical else 'updated'} {report.updated}, "
+            f"{'would update' if hypothetical else 'updated'} {report.updated}, {unchanged}"
             f"skipped {len(report.skipped)} existing, rejected {len(report.rejected)} of {report.rows} rows."
         )
         if dry_run:
