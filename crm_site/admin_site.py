@@ -46,10 +46,16 @@ class CRMAdminSite(admin.AdminSite):
     def register(self, model_or_iterable, admin_class=None, **options):
         models = [model_or_iterable] if isinstance(model_or_iterable, type) else list(model_or_iterable)
         technical = [model for model in models if model._meta.label_lower in TECHNICAL_MODELS]
+        # Imported here: the site is built before the apps' models are ready.
+        from core.admin.lookups import CheckedLookups
+
         for model in models:
             cls = admin_class or admin.ModelAdmin
             if model in technical and not issubclass(cls, SuperusersOnly):
                 cls = type(cls.__name__, (SuperusersOnly, cls), {"__module__": cls.__module__})
+            if cls.get_changelist is admin.ModelAdmin.get_changelist:
+                # Every list checks the filters in its address (``core.admin.lookups.CheckedChangeList``).
+                cls = type(cls.__name__, (CheckedLookups, cls), {"__module__": cls.__module__})
             super().register(model, cls, **options)
 
     def each_context(self, request):

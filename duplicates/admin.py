@@ -1,7 +1,6 @@
 """The review queue of possible duplicates, and "Possible duplicates" on the customer and company pages."""
 
 from django.contrib import admin, messages
-from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Q
@@ -13,6 +12,7 @@ from django.utils.translation import ngettext
 
 from companies.admin import company_header_item
 from core import access
+from core.admin.lookups import CheckedChangeList
 from core.admin.roles import AnyRoleViews
 from customers.admin import customer_header_item
 
@@ -54,7 +54,7 @@ class RecordFilter(admin.SimpleListFilter):
         return queryset.filter(Q(a_id=int(value)) | Q(b_id=int(value)))
 
 
-class PairChangeList(ChangeList):
+class PairChangeList(CheckedChangeList):
     """Loads the two records of every pair on the page: one query per kind, not two per row."""
 
     def get_results(self, request):

@@ -10,7 +10,6 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
-from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.core.paginator import Paginator
 from django.db import models, transaction
@@ -31,6 +30,7 @@ from core.admin.customfields import CustomFieldsAdminMixin
 from core.admin.formats import CSV, XLSX
 from core.admin.history import CRMHistoryContextHelper
 from core.admin.imports import BoundedImportMixin
+from core.admin.lookups import CheckedChangeList
 from core.admin.widgets import ListSelect
 from core.history import batched_delete_history
 from core.paging import COUNT_CAP, capped_count
@@ -132,7 +132,7 @@ def _periods(first, last, kind):
         yield from (first + datetime.timedelta(days=n) for n in range((last - first).days + 1))
 
 
-class CRMChangeList(ChangeList):
+class CRMChangeList(CheckedChangeList):
     """Django's changelist, with date-hierarchy bounds that stay within the dates Python can hold.
 
     Django computes the end of a year, month or day by adding to its start, which

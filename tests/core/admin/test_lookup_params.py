@@ -1,0 +1,80 @@
+"""Filters typed into a list's address that no row can match and the database would fail on: a NUL
+character, a whole number beyond 64 bits. Every list of the site answers them with ``?e=1``, never a 500."""
+
+import pytest
+from django.contrib import admin
+from django.db import transaction
+from django.test import Client
+from django.urls import reverse
+
+from tests.factories import OpportunityFactory, StaffFactory
+
+pytestmark = pytest.mark.django_db
+
+HUGE = "99999999999999999999999"
+
+
+MODELS = sorted(admin.site._registry, key=lambda model: model._meta.label)
+
+
+def changelist(model):
+    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+
+
+def relations_and_ids(model):
+    """The filters on every id and relation of ``model`` (``customer``, ``owner_id``, ``id__in``, ``tag_set``)."""
+    names = ["id__in"]
+    for field in model._meta.get_fields():
+        if field.is_relation and field.concrete:
+            names += [field.name, f"{field.name}__in", f"{field.name}__exact"]
+    return names
+
+
+@pytest.fixture
+def superuser_client():
+    client = Client(raise_request_exception=False)
+    client.force_login(StaffFactory(username="root"))
+    return client
+
+
+def get(client, url, params):
+    # One request's failure on PostgreSQL would abort the test's transaction for the next ones.
+    with transaction.atomic():
+        response = client.get(url, params)
+    if response.status_code == 302 and not response["Location"].endswith("?e=1"):
+        # A list that opens on a filter of its own (the duplicates: the open pairs) adds it first.
+        with transaction.atomic():
+            response = client.get(response["Location"])
+    return response
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda model: model._meta.label)
+def test_a_number_beyond_64_bits_in_any_relation_filter_is_an_error_flag(superuser_client, model):
+    url = changelist(model)
+    for name in relations_and_ids(model):
+        response = get(superuser_client, url, {name: HUGE})
+        assert (name, response.status_code, response.get("Location")) == (name, 302, f"{url}?e=1")
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda model: model._meta.label)
+def test_a_nul_character_in_a_filter_is_an_error_flag(superuser_client, model):
+    url = changelist(model)
+    for field in model._meta.concrete_fields:
+        response = get(superuser_client, url, {field.name: "a\x00b"})
+        assert (field.name, response.status_code, response.get("Location")) == (field.name, 302, f"{url}?e=1")
+
+
+def test_a_choice_filter_with_a_nul_character_is_an_error_flag(superuser_client):
+    OpportunityFactory()
+    response = get(superuser_client, "/admin/opportunities/opportunity/", {"stage": "\x00"})
+    assert (response.status_code, response["Location"]) == (302, "/admin/opportunities/opportunity/?e=1")
+
+
+def test_ordinary_relation_filters_still_filter(superuser_client):
+    opportunity = OpportunityFactory()
+    OpportunityFactory()
+    url = "/admin/opportunities/opportunity/"
+    for params in ({"customer": opportunity.customer_id}, {"customer__in": f"{opportunity.customer_id},-5"}):
+        response = get(superuser_client, url, params)
+        assert response.status_code == 200
+        assert [row.pk for row in response.context["cl"].result_list] == [opportunity.pk]
