@@ -75,7 +75,7 @@ def parse_id(value):
     text = cell_text(value)
     if not text:
         return None
-    if not text.isdigit():
+    if not text.isdecimal():
         raise ValidationError({"id": _("The id must be a whole number, got “%(value)s”.") % {"value": text}})
     return int(text)
 

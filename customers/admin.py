@@ -111,7 +111,7 @@ def customer_quick_action(action):
 
 def _page_number(request, name):
     value = request.GET.get(name, "1")
-    return int(value) if value.isdigit() and 0 < int(value) < 100_000 else 1
+    return int(value) if value.isdecimal() and 0 < int(value) < 100_000 else 1
 
 
 def _page_of(rows, number, per_page):
@@ -386,7 +386,7 @@ class CustomerAdmin(MergeAdminMixin, TaggedAdminMixin, PhoneCheckMixin, CRMModel
         action = _QUICK_ACTIONS.get(name)
         if action is None:
             raise Http404
-        customer = self.get_object(request, unquote(object_id)) if str(object_id).isdigit() else None
+        customer = self.get_object(request, unquote(object_id)) if str(object_id).isdecimal() else None
         if customer is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         if not self._may_quick(request, action):

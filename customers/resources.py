@@ -77,7 +77,7 @@ class CustomerWidget(widgets.ForeignKeyWidget):
         text = cell_text(value)
         if not text:
             raise ValueError(_("A customer id or email is required."))
-        customers = Customer.objects.filter(pk=int(text)) if text.isdigit() else Customer.objects.with_email(text)
+        customers = Customer.objects.filter(pk=int(text)) if text.isdecimal() else Customer.objects.with_email(text)
         if self.user is not None:
             customers = access.scope(customers, self.user)
         customer = customers.first()

@@ -43,13 +43,13 @@ class RecordFilter(admin.SimpleListFilter):
 
     def lookups(self, request, model_admin):
         value = self.value()
-        return [(value, f"#{value}")] if value and value.isdigit() else []
+        return [(value, f"#{value}")] if value and value.isdecimal() else []
 
     def queryset(self, request, queryset):
         value = self.value()
         if not value:
             return queryset
-        if not value.isdigit():
+        if not value.isdecimal():
             return queryset.none()
         return queryset.filter(Q(a_id=int(value)) | Q(b_id=int(value)))
 

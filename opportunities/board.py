@@ -279,7 +279,7 @@ class PipelineBoard:
         opportunity_id = request.POST.get("opportunity", "")
         stage = request.POST.get("stage", "")
         version = request.POST.get("version", "")
-        if not opportunity_id.isdigit() or stage not in Opportunity.Stage.values or not version:
+        if not opportunity_id.isdecimal() or stage not in Opportunity.Stage.values or not version:
             return answer(400, messages.ERROR, _("Nothing was moved: the request was incomplete."))
         target = Opportunity.Stage(stage)
         with transaction.atomic():

@@ -85,7 +85,7 @@ class MyDay:
         back = HttpResponseRedirect(self.my_day_url())
         action = request.POST.get("action")
         task_id = request.POST.get("task", "")
-        if action not in ACTIONS or not task_id.isdigit():
+        if action not in ACTIONS or not task_id.isdecimal():
             messages.error(request, _("Nothing was changed: the request was incomplete."))
             return back
         with transaction.atomic():

@@ -468,7 +468,7 @@ class CRMModelAdmin(
         # django-simple-history falls back to the records of a deleted object; a
         # user who may not see everything gets only the history of what is in their book.
         # Ids are numbers: anything else is answered like an unknown id, as the change page does.
-        if not str(object_id).isdigit() or (
+        if not str(object_id).isdecimal() or (
             not access.sees_everything(request.user) and not self._in_scope(request, object_id)
         ):
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
@@ -477,7 +477,7 @@ class CRMModelAdmin(
     def delete_view(self, request, object_id, extra_context=None):
         # Django asks for the delete right before it looks the record up: a record outside the
         # user's book reads "not found" here too, like its other pages.
-        if not str(object_id).isdigit() or not self._in_scope(request, object_id):
+        if not str(object_id).isdecimal() or not self._in_scope(request, object_id):
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         return super().delete_view(request, object_id, extra_context)
 
@@ -485,7 +485,7 @@ class CRMModelAdmin(
         # django-simple-history lets anyone who may view the record post a revert: a revert is a
         # change, so it needs the change permission on the record as it is now, in the user's book,
         # and it is a manager's call (a rep corrects a record by changing it).
-        current = self.get_object(request, unquote(object_id)) if str(object_id).isdigit() else None
+        current = self.get_object(request, unquote(object_id)) if str(object_id).isdecimal() else None
         if current is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         if request.method == "POST":
@@ -541,7 +541,7 @@ class CRMModelAdmin(
 
     def _merged_into_url(self, request, opts, object_id):
         """The page of the record ``object_id`` was merged into (core/merges.py), if the user sees it."""
-        if not str(object_id).isdigit() or len(str(object_id)) > 18:
+        if not str(object_id).isdecimal() or len(str(object_id)) > 18:
             return None
         survivor = merges.merged_into(self.model, int(object_id))
         if survivor is None or not self.get_queryset(request).filter(pk=survivor).exists():

@@ -31,7 +31,7 @@ from core.admin.changesets import note_recorded
 def parse_ids(text):
     """The ids of ``?ids=3,5``: a list of distinct integers, or None if the text is not that."""
     parts = [part.strip() for part in (text or "").split(",") if part.strip()]
-    if not parts or not all(part.isdigit() and len(part) < 19 for part in parts):
+    if not parts or not all(part.isdecimal() and len(part) < 19 for part in parts):
         return None
     ids = [int(part) for part in parts]
     return ids if len(set(ids)) == len(ids) else None

@@ -80,7 +80,7 @@ class OwnerListFilter(admin.SimpleListFilter):
             return queryset.filter(**{self.owner_path: request.user})
         if value == NONE:
             return queryset.filter(**{f"{self.owner_path}__isnull": True})
-        if value.isdigit() and len(value) < 19:
+        if value.isdecimal() and len(value) < 19:
             return queryset.filter(**{f"{self.owner_path}_id": int(value)})
         raise IncorrectLookupParameters(f"owner={value!r}")
 

@@ -14,6 +14,7 @@ from django.contrib.admin import helpers
 from django.contrib.admin.widgets import AutocompleteSelectMultiple
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.http import Http404
 from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
@@ -220,8 +221,17 @@ class TagAdmin(ReadByAllWrittenByManagers, SimpleHistoryAdmin):
             obj.colour,
         )
 
+    def history_view(self, request, object_id, extra_context=None):
+        # django-simple-history looks the id up as given: one that is no number is an unknown id, not a 500
+        # (here and on a version's page).
+        if not str(object_id).isdecimal():
+            raise Http404
+        return super().history_view(request, object_id, extra_context)
+
     def history_form_view(self, request, object_id, version_id, extra_context=None):
         # django-simple-history lets anyone who may view a record post a revert: a revert is a change.
+        if not str(object_id).isdecimal():
+            raise Http404
         if request.method == "POST" and not self.has_change_permission(request):
             raise PermissionDenied
         return super().history_form_view(request, object_id, version_id, extra_context)

@@ -280,6 +280,8 @@ class TestMoving:
             {"opportunity": "1", "stage": "lead"},
             {"opportunity": "-1", "stage": "lead", "version": "v"},
             {"opportunity": "1" * 40, "stage": "lead", "version": "v"},
+            # A digit to str.isdigit(), not to int().
+            {"opportunity": "²", "stage": "lead", "version": "v"},
             {"opportunity": "1", "stage": "lead", "version": "v", "filters": "month=nope&owner=%00"},
         ],
     )

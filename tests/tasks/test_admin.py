@@ -113,7 +113,10 @@ class TestMyDay:
         task.refresh_from_db()
         assert task.done_at is None
 
-    @pytest.mark.parametrize("data", [{}, {"task": "x", "action": "done"}, {"task": "1", "action": "explode"}])
+    @pytest.mark.parametrize(
+        "data",
+        [{}, {"task": "x", "action": "done"}, {"task": "1", "action": "explode"}, {"task": "²", "action": "done"}],
+    )
     def test_incomplete_posts_change_nothing(self, browser_rep, data):
         assert browser_rep.post(ACT, data).status_code == 302
 

@@ -185,3 +185,22 @@ def test_the_admin_and_the_command_give_the_same_line_numbers(tmp_path):
     client, _ = staff("manager", "lines-manager")
     preview = post(client, csv_bytes(rows), "lines.csv")
     assert [line for line, _f, _v in preview.context["error_page"]] == command_lines == [4]
+
+
+def test_an_id_or_customer_that_is_no_number_is_a_row_error(person):
+    client, user = person
+    # "²" is a digit to str.isdigit(), not to int().
+    preview = post(client, csv_bytes([["id", "name"], ["²", "Someone"]]), "people.csv")
+    assert preview.status_code == 200 and preview.context.get("confirm_form") is None
+    assert "The id must be a whole number" in preview.content.decode()
+    preview = client.post(
+        "/admin/interactions/interaction/import/",
+        {
+            "resource": "0",
+            "format": CSV_FORMAT,
+            "import_file": SimpleUploadedFile(
+                "calls.csv", csv_bytes([["customer", "interaction_type"], ["²", "call"]])
+            ),
+        },
+    )
+    assert preview.status_code == 200 and preview.context.get("confirm_form") is None

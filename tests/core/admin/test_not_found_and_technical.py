@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core.admin.base import CRMModelAdmin
+from core.models import Tag
 from tests.factories import (
     CompanyFactory,
     CustomerFactory,
@@ -87,6 +88,45 @@ def test_every_crm_record_page_answers_an_unknown_id_with_not_found(view):
         response = client.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_{view}", args=args))
         assert response.status_code == 404, (model, view, response.status_code)
         assert "Perhaps it was deleted" not in response.content.decode()
+
+
+# Digits to str.isdigit() that int() refuses (superscripts, circled numbers), and ids that are no number.
+NO_NUMBERS = ["²", "①", "1.5", "abc"]
+
+
+@pytest.mark.parametrize("view", [*VIEWS, "simple_history"])
+def test_every_crm_record_page_answers_an_id_that_is_no_number_with_not_found(view):
+    for user in (staff("boss", "Sales manager"), staff("rep", "Sales rep")):
+        client = login(user)
+        for model, _model_admin in [*_crm_model_admins(), (Tag, None)]:
+            opts = model._meta
+            name = f"admin:{opts.app_label}_{opts.model_name}_{view}"
+            if model is Tag and view not in ("history", "simple_history"):
+                continue
+            for object_id in NO_NUMBERS:
+                url = reverse(name, args=[object_id, 1] if view == "simple_history" else [object_id])
+                for method in (client.get, client.post):
+                    response = method(url)
+                    assert response.status_code in (403, 404), (user.username, url, response.status_code)
+
+
+def test_pages_and_filters_taking_an_id_answer_one_that_is_no_number_without_a_failure():
+    manager = staff("boss", "Sales manager")
+    customer = CustomerFactory(owner=manager)
+    client = login(manager)
+    page = reverse("admin:customers_customer_change", args=[customer.pk])
+    for param in ("interactions_page", "timeline_page"):
+        assert client.get(page, {param: "²"}).status_code == 200
+    quick = reverse("admin:customers_customer_change", args=["²"]).replace("/change/", "/quick/interaction/")
+    assert client.post(quick, {"interaction_type": "call"}).status_code == 404
+    for url, params in [
+        ("/admin/customers/customer/", {"owner": "²"}),
+        ("/admin/duplicates/duplicatecandidate/", {"status__exact": "open", "record": "²"}),
+    ]:
+        response = client.get(url, params)
+        assert (response.status_code, response.get("Location")) in ((200, None), (302, f"{url}?e=1")), url
+    response = client.get("/admin/customers/customer/merge/", {"ids": f"²,{customer.pk}"})
+    assert (response.status_code, response["Location"]) == (302, "/admin/customers/customer/")
 
 
 def _request(user):

@@ -202,3 +202,12 @@ def test_tag_actions_and_chips_in_chinese():
     set_tags(CustomerFactory(owner=manager), ["重点客户"])
     html = client.get(list_url(Customer), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
     assert "添加标签…" in html and "移除标签…" in html and "重点客户" in html
+
+
+@pytest.mark.parametrize("object_id", ["abc", "1.5", "1e5", "_2", "%00", "²"])
+def test_a_tag_history_page_of_an_id_that_is_no_number_is_not_found(object_id):
+    Tag.objects.create(name="vip")
+    _, client = staff("viewer", "Sales rep")
+
+    for method in (client.get, client.post):
+        assert method(f"/admin/core/tag/{object_id}/history/").status_code == 404
