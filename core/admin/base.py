@@ -13,6 +13,7 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.core.paginator import Paginator
 from django.db import models, transaction
+from django.forms.boundfield import BoundField
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -176,12 +177,64 @@ class CRMChangeList(CheckedChangeList):
         return filter_specs, has_filters, lookup_params, may_have_duplicates, has_active_filters
 
 
-class CRMModelForm(forms.ModelForm):
-    """A model form that leaves the date-times it did not change as they are stored.
+class ShownValueBoundField(BoundField):
+    """A field of a record's form, with the value the page showed (Django's ``show_hidden_initial``).
 
-    The admin shows date-times to the second: saving a form would otherwise cut
-    the microseconds of every one of them, and record that as a change.
+    A form posted without it (a script, a page from before it was sent) is compared with the stored
+    value instead, as Django compares a field that does not show it.
     """
+
+    def _shown_omitted(self):
+        hidden_widget = self.field.hidden_widget()
+        return hidden_widget.value_omitted_from_data(self.form.data, self.form.files, self.html_initial_name)
+
+    def _has_changed(self):
+        if self.field.show_hidden_initial and self._shown_omitted():
+            return self.field.has_changed(self.initial, self.data)
+        return super()._has_changed()
+
+    def changed_since_shown(self):
+        """Whether the stored value is no longer the one the page showed (someone else changed it)."""
+        if not self.field.show_hidden_initial or self._shown_omitted():
+            return False
+        shown = self.form._widget_data_value(self.field.hidden_widget(), self.html_initial_name)
+        return self.field.has_changed(self.initial, shown)
+
+
+class CRMModelForm(forms.ModelForm):
+    """A record's form (change page, inline row, list row) that changes only what its user changed.
+
+    Each field carries the value the page showed: the user's changes are what differs from it, not
+    from the record as stored when the form is posted, so a row of a list left as it was is not
+    written back over someone else's change made meanwhile. A form whose user changed something is
+    refused when a field it carries was changed by someone else since the page was shown: saving it
+    would put back the value shown without a word.
+
+    The admin shows date-times to the second: saving a form would otherwise cut the microseconds of
+    every one of them, and record that as a change; those not changed are left as they are stored.
+    """
+
+    bound_field_class = ShownValueBoundField
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.instance._state.adding:
+            for field in self.fields.values():
+                field.show_hidden_initial = True
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.instance._state.adding and self.has_changed():
+            for name, bound in self._bound_items():
+                if name not in self._errors and bound.changed_since_shown():
+                    self.add_error(
+                        name,
+                        _(
+                            "Changed by someone else since this page was shown. Open the record again to see "
+                            "their change, then make yours."
+                        ),
+                    )
+        return cleaned
 
     def _post_clean(self):
         super()._post_clean()

@@ -56,8 +56,17 @@ def form_field(definition):
 
 
 def _initial(definition, value):
+    """The stored ``value`` as its form field gives it back (a date, a ``Decimal``), so that a value
+    left as it was reads as unchanged."""
     if definition.field_type == "boolean" and isinstance(value, bool):
         return "true" if value else "false"
+    if definition.field_type == "decimal" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    if definition.field_type == "date" and isinstance(value, str):
+        try:
+            return datetime.date.fromisoformat(value)
+        except ValueError:
+            return value
     return value
 
 

@@ -4,6 +4,7 @@ from decimal import Decimal
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -14,6 +15,7 @@ from opportunities.models import Opportunity
 from tests.core.admin.helpers import (
     CSV_FORMAT,
     XLSX_FORMAT,
+    change_form_data,
     confirm,
     csv_bytes,
     export_data,
@@ -23,7 +25,7 @@ from tests.core.admin.helpers import (
     upload,
     xlsx_bytes,
 )
-from tests.factories import CompanyFactory, CustomerFactory, InteractionFactory, OpportunityFactory
+from tests.factories import CompanyFactory, CustomerFactory, InteractionFactory, ManagerFactory, OpportunityFactory
 
 URL = "/admin/customers/customer/"
 
@@ -645,3 +647,41 @@ def test_inline_opportunity_edit_from_the_customer_page(admin_client, admin_user
     opportunity.refresh_from_db()
     assert (opportunity.title, opportunity.stage, opportunity.probability) == ("Renamed inline", "negotiation", 70)
     assert opportunity.history.first().history_user == admin_user
+
+
+class TestTwoPeopleOnOneRecord:
+    """Two staff open the same customer; the one who saves second does not undo the first one's change."""
+
+    def pages(self, customer):
+        first, second = ManagerFactory(username="first"), ManagerFactory(username="second")
+        first.is_staff = second.is_staff = True
+        first.save(), second.save()
+        clients = [Client(), Client()]
+        for client, user in zip(clients, (first, second), strict=True):
+            client.force_login(user)
+        url = f"{URL}{customer.pk}/change/"
+        return url, [(client, change_form_data(client.get(url))) for client in clients]
+
+    def test_the_second_save_is_refused_and_the_first_change_kept(self):
+        customer = CustomerFactory(name="Old name", email="old@example.com")
+        url, [(first, first_form), (second, second_form)] = self.pages(customer)
+
+        assert first.post(url, {**first_form, "name": "New name"}).status_code == 302
+        response = second.post(url, {**second_form, "email": "new@example.com"})
+
+        assert response.status_code == 200
+        assert "Changed by someone else since this page was shown" in str(response.context["adminform"].form.errors)
+        customer.refresh_from_db()
+        assert (customer.name, customer.email) == ("New name", "old@example.com")
+        assert customer.history.filter(history_type="~").count() == 1
+
+    def test_a_page_opened_after_the_change_saves(self):
+        customer = CustomerFactory(name="Old name", email="old@example.com")
+        url, [(first, first_form), (second, _)] = self.pages(customer)
+        assert first.post(url, {**first_form, "name": "New name"}).status_code == 302
+
+        again = change_form_data(second.get(url))
+        assert second.post(url, {**again, "email": "new@example.com"}).status_code == 302
+
+        customer.refresh_from_db()
+        assert (customer.name, customer.email) == ("New name", "new@example.com")

@@ -7,7 +7,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from opportunities.models import Opportunity, StageChange
-from tests.core.admin.helpers import CSV_FORMAT, XLSX_FORMAT, export_data, import_rows, read_csv, upload
+from opportunities.services import opportunity_set_stage
+from tests.core.admin.helpers import CSV_FORMAT, XLSX_FORMAT, export_data, form_data, import_rows, read_csv, upload
 from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory
 
 URL = "/admin/opportunities/opportunity/"
@@ -310,3 +311,42 @@ class TestImportIsAsStrictAsTheAPI:
         opportunity.refresh_from_db()
         assert (opportunity.title, opportunity.stage, opportunity.probability) == ("Moved", "negotiation", 70)
         assert opportunity.closed_at is None
+
+
+class TestListEditMeanwhile:
+    """The list's stage and probability, saved while someone else moved a deal of the page."""
+
+    def shown(self, client):
+        """The list's form as the page shows it, posted back as a browser does."""
+        formset = client.get(URL).context["cl"].formset
+        data = {"_save": "Save", **form_data(formset.management_form)}
+        for form in formset.forms:
+            data.update(form_data(form))
+        return data, {form.instance.pk: form.prefix for form in formset.forms}
+
+    def test_a_row_left_as_shown_is_not_written_back(self, admin_client):
+        moved, edited = OpportunityFactory(title="Moved"), OpportunityFactory(title="Edited")
+        data, prefixes = self.shown(admin_client)
+        # Someone else moves a deal of the page (the board, the API) meanwhile.
+        opportunity_set_stage(opportunity=moved, stage=Opportunity.Stage.NEGOTIATION, probability=None)
+        moved.save()
+
+        response = admin_client.post(URL, {**data, f"{prefixes[edited.pk]}-probability": "55"})
+
+        assert response.status_code == 302
+        moved.refresh_from_db(), edited.refresh_from_db()
+        assert (moved.stage, moved.probability) == ("negotiation", 70)
+        assert (edited.stage, edited.probability) == ("lead", 55)
+
+    def test_a_row_edited_after_someone_else_changed_it_is_refused(self, admin_client):
+        deal = OpportunityFactory(title="Both")
+        data, prefixes = self.shown(admin_client)
+        opportunity_set_stage(opportunity=deal, stage=Opportunity.Stage.NEGOTIATION, probability=None)
+        deal.save()
+
+        response = admin_client.post(URL, {**data, f"{prefixes[deal.pk]}-probability": "55"})
+
+        assert response.status_code == 200
+        assert "Changed by someone else" in str(response.context["cl"].formset.errors)
+        deal.refresh_from_db()
+        assert (deal.stage, deal.probability) == ("negotiation", 70)

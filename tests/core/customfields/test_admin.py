@@ -1,5 +1,7 @@
 """Custom fields in the admin: typed form fields, list columns and filters, import/export round trip."""
 
+from decimal import Decimal
+
 import pytest
 from django.contrib.auth.models import Group
 from django.test import Client
@@ -196,3 +198,18 @@ def test_read_only_users_see_the_values(fields):
     assert page.status_code == 200
     text = page.content.decode()
     assert "Tier" in text and "gold" in text and "Seats" in text
+
+
+def test_stored_dates_and_decimals_left_as_shown_are_no_change(admin_client, fields):
+    CustomField.objects.create(model="customers", key="budget", label="Budget", field_type="decimal")
+    customer = CustomerFactory(name="Ann", custom_fields={"seats": 3, "renewal": "2026-05-01", "budget": 1.1})
+    change = reverse("admin:customers_customer_change", args=[customer.pk])
+    page = admin_client.get(change)
+    assert page.context["adminform"].form.initial["cf_budget"] == Decimal("1.1")
+
+    # Saved with another field changed: neither reads as changed by someone else meanwhile.
+    response = admin_client.post(change, {**form_data(page), "name": "Ann Lee"})
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    customer.refresh_from_db()
+    assert (customer.name, customer.custom_fields) == ("Ann Lee", {"seats": 3, "renewal": "2026-05-01", "budget": 1.1})
