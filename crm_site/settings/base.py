@@ -331,7 +331,7 @@ def env_stage_days(name, default):
     for item in value.split(","):
         stage, _sep, number = item.partition("=")
         stage, number = stage.strip(), number.strip()
-        if stage not in default or not number.isdigit() or int(number) < 1:
+        if stage not in default or not number.isdecimal() or int(number) < 1:
             raise ImproperlyConfigured(
                 f"{name}: expected stage=days pairs for {', '.join(default)} (days at least 1), got {item!r}"
             )

@@ -68,6 +68,14 @@ def test_a_malformed_rate_limit_stops_the_start_instead_of_failing_every_request
     assert deploy_check(DJANGO_THROTTLE_LOGIN="5/hour").returncode == 0
 
 
+@pytest.mark.parametrize("value", ["lead=²", "lead=0", "won=3", "lead"])
+def test_malformed_stale_days_stop_the_start_with_the_reason(value):
+    result = deploy_check(CRM_STALE_DAYS=value)
+
+    assert result.returncode != 0
+    assert "CRM_STALE_DAYS: expected stage=days pairs" in result.stderr, result.stderr
+
+
 def test_production_serves_static_files_through_whitenoise():
     result = manage(
         "shell",
