@@ -378,7 +378,7 @@ def test_import_commands_read_a_tags_column_in_english_or_chinese(tmp_path, caps
 
     companies = tmp_path / "companies.csv"
     companies.write_text('name,domain,tags\nAcme,acme.com,vip\nBad,bad.com,"' + "x" * 60 + '"\n', encoding="utf-8")
-    with pytest.raises(CommandError, match="1 rows were rejected"):
+    with pytest.raises(CommandError, match="1 row was rejected"):
         call_command("import_companies", str(companies))
     assert Company.objects.get(domain="acme.com").tags == ["VIP"]
     assert not Company.objects.filter(domain="bad.com").exists()

@@ -98,9 +98,13 @@ class SheetImportCommand(BaseCommand):
             return
         self.stdout.write(summary)
         if rolled_back:
-            raise CommandError(f"{len(report.rejected)} rows were rejected; nothing was written (--atomic).")
+            raise CommandError(f"{rows_rejected(len(report.rejected))}; nothing was written (--atomic).")
         written = "nothing was written (--dry-run)" if dry_run else "the other rows were written"
-        raise CommandError(f"{len(report.rejected)} rows were rejected; {written}.")
+        raise CommandError(f"{rows_rejected(len(report.rejected))}; {written}.")
+
+
+def rows_rejected(count):
+    return "1 row was rejected" if count == 1 else f"{count} rows were rejected"
 
 
 def _source(path):

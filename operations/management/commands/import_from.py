@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from core.sheets import ImportFileError
 from core.tables import FileRefused, Limits, check_size
+from operations.management.commands._sheet_import import rows_rejected
 from operations.switching import REJECTED, SourceFile, import_files
 from operations.vendors import VENDORS
 
@@ -77,4 +78,4 @@ class Command(BaseCommand):
             self.stdout.write(f"Changeset {pk} (undo: the admin's Changesets page, or POST /api/changesets/{pk}/undo).")
         if result.rejected:
             written = "nothing was written (--dry-run)" if dry_run else "the other rows were written"
-            raise CommandError(f"{len(result.rejected)} rows were rejected; {written}.")
+            raise CommandError(f"{rows_rejected(len(result.rejected))}; {written}.")
