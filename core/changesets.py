@@ -486,15 +486,20 @@ def conflicts(changeset, rows=None, user=None):
         gone = [pk for pk, row in latest.items() if row.op == DELETED]
         taken = set(model._base_manager.filter(pk__in=gone).values_list("pk", flat=True)) if gone else set()
         outside = set()
-        if user is not None and live and access.has_owner_path(model) and not access.sees_everything(user):
-            outside = set(live) - set(
-                access.scope(model._base_manager.filter(pk__in=live), user).values_list("pk", flat=True)
-            )
+        if user is not None and access.has_owner_path(model) and not access.sees_everything(user):
+            if live:
+                outside = set(live) - set(
+                    access.scope(model._base_manager.filter(pk__in=live), user).values_list("pk", flat=True)
+                )
+            if gone:
+                outside |= set(gone) - _made_again_in_book(model, model.history.latest_records(gone), user)
         for pk, row in sorted(latest.items()):
             reason = None
             if row.op == DELETED:
                 if pk in taken:
                     reason = "recreated"
+                elif pk in outside:
+                    reason = "not_in_your_book"
             else:
                 record = history.get(pk)
                 if record is None or record.history_type == "-":
@@ -506,6 +511,29 @@ def conflicts(changeset, rows=None, user=None):
             if reason:
                 found.append({"model": label, "object_id": pk, "name": row.name, "reason": reason})
     return found
+
+
+def _made_again_in_book(model, last_entries, user):
+    """The ids of deleted records that, made again from ``last_entries`` (their last history entries), would
+    be in ``user``'s book: along a path to them (``core.access``) from the records those entries name."""
+    from core import access
+
+    mine = set()
+    for path in access.seen_by_paths(model):
+        first, _sep, rest = path.partition("__")
+        field = model._meta.get_field(first)
+        if not field.concrete:
+            continue  # a path through the records that point at this one: none do, once it is deleted
+        values = {pk: getattr(entry, field.attname) for pk, entry in last_entries.items()}
+        if not rest:
+            mine |= {pk for pk, value in values.items() if value == user.pk}
+            continue
+        named = {value for value in values.values() if value is not None}
+        reachable = set(
+            field.related_model._base_manager.filter(pk__in=named, **{rest: user}).values_list("pk", flat=True)
+        )
+        mine |= {pk for pk, value in values.items() if value in reachable}
+    return mine
 
 
 CONFLICT_MESSAGES = {

@@ -244,3 +244,41 @@ def test_an_undo_that_skips_every_record_changes_nothing_and_is_recorded(rep):
     assert done["source"] == {"undoes": changeset.pk, "skipped": 1}
     changeset.refresh_from_db()
     assert changeset.status == "undone" and Customer.objects.get(pk=customer.pk).name == "Changed since"
+
+
+def test_a_rep_cannot_undo_a_delete_into_another_reps_book(rep):
+    # The rep deleted their own interaction; its customer went to another rep since. Undoing the delete would
+    # make the interaction again under that rep's customer, a record the undoing rep could not even read.
+    other = UserFactory(username="rep2")
+    other.groups.add(Group.objects.get(name="Sales rep"))
+    customer = CustomerFactory(owner=rep)
+    api = client(rep)
+    made = api.post("/api/interactions", {"customer_id": customer.pk, "interaction_type": "call"}, format="json")
+    interaction_id = made.json()["data"]["id"]
+    answer = api.post("/api/interactions/batch", {"delete": [interaction_id]}, format="json").json()["data"]
+    assert answer["results"][0]["status"] == 200
+    changeset_id = answer["changeset"]["id"]
+    moved = client(ManagerFactory()).post(
+        f"/api/customers/{customer.pk}/reassign", {"owner_id": other.pk}, format="json"
+    )
+    assert moved.status_code == 200
+
+    refused = api.post(f"/api/changesets/{changeset_id}/undo", {}, format="json")
+    assert refused.status_code == 409
+    assert [(c["object_id"], c["reason"]) for c in refused.json()["error"]["conflicts"]] == [
+        (interaction_id, "not_in_your_book")
+    ]
+    skipped = api.post(f"/api/changesets/{changeset_id}/undo", {"skip_conflicts": True}, format="json")
+    assert skipped.status_code == 200
+    assert not Interaction.objects.filter(pk=interaction_id).exists()
+
+
+def test_a_rep_may_undo_a_delete_of_what_is_still_theirs(rep):
+    customer = CustomerFactory(owner=rep)
+    api = client(rep)
+    made = api.post("/api/interactions", {"customer_id": customer.pk, "interaction_type": "call"}, format="json")
+    interaction_id = made.json()["data"]["id"]
+    answer = api.post("/api/interactions/batch", {"delete": [interaction_id]}, format="json").json()["data"]
+    undone = api.post(f"/api/changesets/{answer['changeset']['id']}/undo", {}, format="json")
+    assert undone.status_code == 200
+    assert Interaction.objects.filter(pk=interaction_id, customer=customer).exists()
