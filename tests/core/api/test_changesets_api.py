@@ -152,7 +152,7 @@ def test_a_rep_cannot_undo_what_has_left_their_book(rep):
         {
             "model": "interactions.interaction",
             "object_id": interaction_id,
-            "name": f"Call · {interaction_id}",
+            "name": f"Call · {customer.pk}",
             "reason": "not_in_your_book",
         }
     ]
