@@ -93,6 +93,13 @@ class LegacyDatabase:
         with self._reading():
             return self.connection.execute(f'SELECT COUNT(*) FROM "{self.tables[kind]}"').fetchone()[0]
 
+    def duplicate_ids(self, kind):
+        """Ids that more than one row of the table carries (a table without a primary key allows it)."""
+        table = self.tables[kind]
+        with self._reading():
+            rows = self.connection.execute(f'SELECT "id" FROM "{table}" GROUP BY "id" HAVING COUNT(*) > 1')
+            return {row[0] for row in rows}
+
     def batches(self, kind, columns):
         """Rows as dicts of ``columns`` (absent columns are None), by id, ``BATCH`` at a time."""
         present = [c for c in columns if c in self.columns[kind]]
@@ -118,18 +125,23 @@ def legacy_time(value, name):
     if value is None or value == "":
         return None
     try:
-        parsed = datetime.datetime.fromisoformat(str(value))
-    except ValueError:
+        parsed = datetime.datetime.fromisoformat(str(text(value)))
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=datetime.UTC)
+        return parsed.astimezone(datetime.UTC)
+    except (ValueError, OverflowError):  # OverflowError: an offset that moves it past year 1 or 9999
         raise Skip(f"{name} {value!r} is not a date and time") from None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=datetime.UTC)
-    return parsed.astimezone(datetime.UTC)
 
 
 def text(value):
-    """Optional text: None when empty; NUL characters dropped (PostgreSQL cannot store them)."""
+    """Optional text: None when empty; NUL characters dropped (PostgreSQL cannot store them).
+
+    A BLOB (SQLite keeps what it was given) is read as UTF-8 like the file's text, not as Python's ``b'...'``.
+    """
     if value is None:
         return None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
     value = str(value).replace("\x00", "").strip()
     return value or None
 
@@ -211,11 +223,27 @@ class LegacyImport:
         report = TableReport(kind, self.legacy.tables[kind])
         self.reports.append(report)
         total = self.legacy.count(kind)
+        duplicated = self.legacy.duplicate_ids(kind)
         with self.progress(kind, total) as bar:
             for rows in self.legacy.batches(kind, columns):
                 report.read += len(rows)
-                import_batch(rows, report)
+                import_batch(self._drop_duplicated(rows, duplicated, report), report)
                 bar.update(len(rows))
+
+    def _drop_duplicated(self, rows, duplicated, report):
+        """Skip every row whose id other rows of the file carry too: which one the others meant is unknown."""
+        if not duplicated:
+            return rows
+        kept = []
+        for row in rows:
+            if row["id"] in duplicated:
+                reason = f"id {row['id']} is used by more than one row of the file"
+                report.skipped.append((row["id"], reason))
+                if report.kind == "customers":
+                    self.skipped_customers[row["id"]] = reason
+            else:
+                kept.append(row)
+        return kept
 
     def _split_present(self, model, rows, report, same):
         """Drop rows whose id is here already: unchanged when ``same(row, existing)``, a conflict otherwise."""

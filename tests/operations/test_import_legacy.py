@@ -306,3 +306,48 @@ class TestBadInput:
         out = run(path)
         assert "No interactions table: no interactions imported." in out
         assert Customer.objects.get().name == "王芳"
+
+    def test_ids_used_twice_in_the_file_are_skipped_with_their_rows(self, tmp_path):
+        # A table without a primary key lets two rows share an id: neither is imported (nor what hangs on
+        # that id, which cannot tell them apart), and the command reports it instead of failing on a
+        # unique constraint.
+        path = self.sqlite_file(
+            tmp_path / "crm.db",
+            "CREATE TABLE customers (id INTEGER, name TEXT);"
+            "CREATE TABLE interactions (id INTEGER, customer_id INTEGER, interaction_type TEXT);"
+            "INSERT INTO customers VALUES (1, '张三'), (1, '李四'), (2, '王芳');"
+            "INSERT INTO interactions VALUES (1, 1, 'call'), (2, 2, 'call'), (2, 2, 'email'), (3, 2, 'meeting');",
+        )
+        out = run(path)
+        assert "customers: 3 read, imported 1, 0 already here, skipped 2" in out
+        assert "skipped customer 1: id 1 is used by more than one row of the file" in out
+        assert "skipped interaction 1: its customer 1 was skipped" in out
+        assert "skipped interaction 2: id 2 is used by more than one row of the file" in out
+        assert list(Customer.objects.values_list("id", "name")) == [(2, "王芳")]
+        assert list(Interaction.objects.values_list("id", "interaction_type")) == [(3, "meeting")]
+
+    def test_a_timestamp_whose_offset_leaves_the_calendar_is_skipped(self, tmp_path):
+        path = self.sqlite_file(
+            tmp_path / "crm.db",
+            "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT, created_at TEXT, updated_at TEXT);"
+            "INSERT INTO customers VALUES (1, 'a', '9999-12-31T23:00:00-05:00', NULL),"
+            " (2, 'b', '2024-01-01 10:00:00', '0001-01-01T00:30:00+01:00'), (3, 'c', NULL, NULL);",
+        )
+        out = run(path)
+        assert "skipped customer 1: created_at '9999-12-31T23:00:00-05:00' is not a date and time" in out
+        assert "skipped customer 2: updated_at '0001-01-01T00:30:00+01:00' is not a date and time" in out
+        assert list(Customer.objects.values_list("name", flat=True)) == ["c"]
+
+    def test_text_stored_as_blobs_is_read_as_text(self, tmp_path):
+        path = tmp_path / "crm.db"
+        db = sqlite3.connect(path)
+        db.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT, company TEXT, created_at TEXT)")
+        db.execute(
+            "INSERT INTO customers VALUES (1, ?, ?, ?)",
+            ("张三".encode(), b"ABC\xff", T1.encode()),
+        )
+        db.commit()
+        db.close()
+        run(path)
+        customer = Customer.objects.get()
+        assert (customer.name, customer.company_name, customer.created_at) == ("张三", "ABC\ufffd", utc(T1))
