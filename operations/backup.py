@@ -43,9 +43,16 @@ def _file_kind(path):
     return None
 
 
-def backup(path, alias="default"):
-    """Write a consistent copy of database ``alias`` to ``path`` (through a temporary file)."""
+def backup(path, alias="default", *, force=False):
+    """Write a consistent copy of database ``alias`` to ``path`` (through a temporary file).
+
+    An existing file is replaced only with ``force``; a folder never is.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise BackupError(f"{path} is a folder; give the name of the file to write, e.g. {path / 'crm.backup'}")
+    if path.exists() and not force:
+        raise BackupError(f"{path} exists already; choose another name or pass --force to overwrite it.")
     if not path.parent.is_dir():
         raise BackupError(f"The folder {path.parent} does not exist.")
     _outside_transaction(connections[alias])

@@ -262,6 +262,17 @@ class TestCommandErrors:
             call_command("backup", str(target), stdout=StringIO())
         assert target.read_text() == "keep me"
 
+    @pytest.mark.parametrize("force", [False, True])
+    def test_backup_to_a_folder_is_refused_clearly(self, tmp_path, force):
+        folder = tmp_path / "backups"
+        folder.mkdir()
+        (folder / "old.backup").write_text("keep me")
+        args = ["--force"] if force else []
+        with pytest.raises(CommandError, match="backups is a folder; give the name of the file to write"):
+            call_command("backup", str(folder), *args, stdout=StringIO())
+        assert [p.name for p in tmp_path.iterdir()] == ["backups"]
+        assert (folder / "old.backup").read_text() == "keep me"
+
     def test_backup_into_missing_folder(self, tmp_path):
         with pytest.raises(CommandError, match="does not exist"):
             call_command("backup", str(tmp_path / "nope" / "x.backup"), stdout=StringIO())

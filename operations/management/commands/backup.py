@@ -1,5 +1,3 @@
-from pathlib import Path
-
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, connections
 
@@ -22,10 +20,8 @@ class Command(BaseCommand):
     def handle(self, *args, path, force, database, **options):
         if database not in connections:
             raise CommandError(f"Unknown database alias: {database}")
-        if Path(path).exists() and not force:
-            raise CommandError(f"{path} exists already; choose another name or pass --force to overwrite it.")
         try:
-            size = backup(path, database)
+            size = backup(path, database, force=force)
         except BackupError as exc:
             raise CommandError(str(exc)) from exc
         vendor = connections[database].vendor
