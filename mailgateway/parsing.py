@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.header import decode_header
 from email.utils import getaddresses, parsedate_to_datetime
+from html import unescape
 from html.parser import HTMLParser
 
 # Charset labels read with a wider codec than they name (a superset that decodes the same bytes the same way).
@@ -118,15 +119,29 @@ class _TextFromHTML(HTMLParser):
         if not self.hidden:
             self.parts.append(data)
 
+    def finish(self):
+        """The end of the input, in place of ``close()``, whose time grows with the square of what is left.
+
+        ``close()`` reads an unfinished comment, tag or declaration at the end a
+        character at a time, each time searching to the end again: a message of
+        ``<!--`` repeated takes hours. What ``feed()`` leaves is either such an
+        unfinished construct, dropped (as HTML5 does at the end of a file), or
+        text whose last character reference may be incomplete, kept.
+        """
+        rest, self.rawdata = self.rawdata, ""
+        if rest and not rest.startswith("<"):
+            self.handle_data(unescape(rest))
+
 
 def html_to_text(html):
     """Readable text of an HTML body: blocks on their own lines, scripts and styles dropped."""
     parser = _TextFromHTML()
     try:
         parser.feed(html)
-        parser.close()
+        parser.finish()
     except Exception:  # html.parser is lenient; this is a last guard
-        return re.sub(r"<[^>]*>", " ", html)
+        # Each tag stops at the next "<": one pass over the text, however many are left unclosed.
+        return re.sub(r"<[^<>]*>", " ", html)
     lines = [" ".join(line.split()) for line in "".join(parser.parts).splitlines()]
     text = "\n".join(lines)
     return re.sub(r"\n{3,}", "\n\n", text).strip()
