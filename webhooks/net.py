@@ -13,6 +13,7 @@ import http.client
 import ipaddress
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -75,21 +76,40 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
     def __init__(self, *args, address, connect_timeout, **kwargs):
         super().__init__(*args, **kwargs)
         self._address, self._connect_timeout = address, connect_timeout
+        # A second descriptor of the connection's socket, for _cut: TLS takes the first one over.
+        self.watch = None
 
-    def connect(self):
-        self.sock = socket.create_connection((self._address, self.port), self._connect_timeout)
-        self.sock.settimeout(self.timeout)
-
-
-class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, *args, address, connect_timeout, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._address, self._connect_timeout = address, connect_timeout
-
-    def connect(self):
+    def _open(self):
         sock = socket.create_connection((self._address, self.port), self._connect_timeout)
         sock.settimeout(self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        self.watch = sock.dup()
+        return sock
+
+    def connect(self):
+        self.sock = self._open()
+
+    def close(self):
+        super().close()
+        if self.watch is not None:
+            self.watch.close()
+            self.watch = None
+
+
+class _PinnedHTTPSConnection(_PinnedHTTPConnection, http.client.HTTPSConnection):
+    def connect(self):
+        self.sock = self._context.wrap_socket(self._open(), server_hostname=self.host)
+
+
+def _cut(connection, expired):
+    """The attempt's time is up: end the connection under the reads and writes that are still waiting."""
+    expired.set()
+    watch = connection.watch
+    if watch is not None:
+        try:
+            # Shuts the socket itself down, under every descriptor: a waiting read sees the end of the stream.
+            watch.shutdown(socket.SHUT_RDWR)
+        except OSError:  # closed meanwhile
+            pass
 
 
 def post(url, body, headers):
@@ -116,6 +136,15 @@ def post(url, body, headers):
         connect_timeout=settings.WEBHOOKS_CONNECT_TIMEOUT,
         **extra,
     )
+    # The timeouts bound each wait for the network, not the attempt: a receiver answering a byte at a
+    # time, each within the read timeout, would hold the worker (and outlast the delivery's claim).
+    # The whole attempt gets the two timeouts together, then the connection is cut.
+    expired = threading.Event()
+    deadline = threading.Timer(
+        settings.WEBHOOKS_CONNECT_TIMEOUT + settings.WEBHOOKS_READ_TIMEOUT, _cut, (connection, expired)
+    )
+    deadline.daemon = True
+    deadline.start()
     try:
         connection.request("POST", path, body=body, headers=headers)
         response = connection.getresponse()
@@ -125,6 +154,7 @@ def post(url, body, headers):
     except TimeoutError:
         return answer(error="Timed out.")
     except (OSError, http.client.HTTPException) as error:
-        return answer(error=f"{type(error).__name__}: {error}")
+        return answer(error="Timed out." if expired.is_set() else f"{type(error).__name__}: {error}")
     finally:
+        deadline.cancel()
         connection.close()

@@ -1,7 +1,13 @@
 """Deliveries to a real receiver: signed per Standard Webhooks, in order, retried on a controlled clock."""
 
 import json
+import shutil
+import ssl
+import subprocess
+import threading
+import time
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.utils import timezone
@@ -9,6 +15,7 @@ from standardwebhooks import Webhook
 
 from core.models import Event
 from tests.factories import CustomerFactory
+from tests.http_server import LocalHTTPServer
 from webhooks import delivery
 from webhooks.models import Delivery, Endpoint
 
@@ -230,3 +237,74 @@ def test_managers_are_notified_once_when_an_endpoint_is_disabled(
     assert all(receiver.url in notice.title and "410" in notice.body for notice in notices)
     assert notices[0].url == f"/admin/webhooks/endpoint/{endpoint.pk}/change/"
     assert sorted(address for message in mailoutbox for address in message.to) == [manager.email, root.email]
+
+
+class _Trickle(BaseHTTPRequestHandler):
+    """A receiver that answers a byte at a time, each well within the read timeout, for about 8 seconds."""
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        try:
+            for byte in b"HTTP/1.1 200 OK\r\n" + b"X-Slow: yes\r\n" * 3:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.15)
+        except OSError:  # the CRM hung up
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+def _tls_server(handler, tmp_path, monkeypatch):
+    """``handler`` served over TLS, with a certificate for 127.0.0.1 that the CRM's default context trusts."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
+        + ["-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"https://127.0.0.1:{server.server_address[1]}/hook"
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_receiver_trickling_its_answer_is_cut_off_at_the_timeouts(settings, tmp_path, monkeypatch, scheme):
+    # Each byte arrives within the read timeout, so a per-read timeout never fires: without a bound on
+    # the whole attempt, a receiver could hold a worker thread for as long as it likes, past the claim
+    # on the delivery, when another run would send the same delivery again beside it.
+    settings.WEBHOOKS_ALLOW_PRIVATE = True
+    settings.WEBHOOKS_CONNECT_TIMEOUT, settings.WEBHOOKS_READ_TIMEOUT = 0.5, 0.5
+    if scheme == "https":
+        server, url = _tls_server(_Trickle, tmp_path, monkeypatch)
+
+        def close():
+            server.shutdown()
+            server.server_close()
+
+    else:
+        local = LocalHTTPServer(_Trickle)
+        url, close = local.url, local.close
+    try:
+        now = timezone.now()
+        endpoint = Endpoint.objects.create(url=url)
+        row = Delivery.objects.create(
+            endpoint=endpoint, message_id="m", event_type="t", payload={}, next_attempt_at=now
+        )
+        started = time.monotonic()
+        delivery.run_endpoint(endpoint.pk, now=now)
+        assert time.monotonic() - started < 2
+    finally:
+        close()
+    row.refresh_from_db()
+    assert row.status == Delivery.Status.PENDING and row.response_status is None and row.error == "Timed out."
+    assert row.attempts == 1 and row.next_attempt_at > now
