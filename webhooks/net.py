@@ -25,10 +25,25 @@ class Refused(Exception):
     """The URL may not be used; the message says why, for the user."""
 
 
+# IPv6 prefixes whose last 32 bits are an IPv4 address that a translator or tunnel reaches:
+# IPv4-compatible (deprecated), IPv4-translated (SIIT), NAT64 (well-known and local-use prefixes).
+_EMBEDDING_IPV4 = [
+    ipaddress.ip_network(prefix) for prefix in ("::/96", "::ffff:0:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48")
+]
+
+
 def _is_public(address):
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        # Judged by the IPv4 address inside, where there is one: 64:ff9b::a00:5 is 10.0.0.5 through NAT64.
+        teredo = ip.teredo
+        embedded = ip.ipv4_mapped or ip.sixtofour or (teredo[1] if teredo else None)
+        if embedded is None and any(ip in network for network in _EMBEDDING_IPV4):
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None and not _is_public(str(embedded)):
+            return False
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
     return ip.is_global and not ip.is_multicast
 
 

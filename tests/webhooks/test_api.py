@@ -28,6 +28,12 @@ def test_create_shows_the_secret_once(api, receiver):
         "https://127.0.0.1/hook",
         "https://[::1]/hook",
         "https://169.254.169.254/latest/meta-data",
+        # IPv6 addresses that carry a private IPv4 address to a translator or tunnel.
+        "https://[64:ff9b::a00:5]/hook",  # NAT64: 10.0.0.5
+        "https://[64:ff9b:1::a9fe:a9fe]/hook",  # local-use NAT64: 169.254.169.254
+        "https://[::ffff:0:7f00:1]/hook",  # IPv4-translated (SIIT): 127.0.0.1
+        "https://[::127.0.0.1]/hook",  # IPv4-compatible
+        "https://[2002:c0a8:101::1]/hook",  # 6to4: 192.168.1.1
         "https://localhost/hook",
         "ftp://example.com/",
         "https://user:pw@example.com/",
