@@ -16,6 +16,7 @@ refused without unzipping it). Rows are lists of cells, as openpyxl's
 
 import csv
 import io
+import itertools
 import posixpath
 import zipfile
 from dataclasses import dataclass, replace
@@ -128,9 +129,10 @@ def csv_rows(text, limits=None):
     """The non-empty lines of CSV ``text`` as ``(line number, cells)``, the first being the header."""
     bounds = _Bounds(limits or Limits.from_settings())
     reader = csv.reader(io.StringIO(text, newline=""))
-    line = 1
+    line = last = 1
     try:
         for record in reader:
+            last = line
             if record:
                 for column, value in enumerate(record, start=1):
                     bounds.cell(line, column, value)
@@ -140,7 +142,30 @@ def csv_rows(text, limits=None):
         raise FileRefused(
             _("Line %(line)s cannot be read as CSV: %(error)s.") % {"line": reader.line_num, "error": exc}
         ) from exc
+    if _quote_left_open(text, last):
+        raise FileRefused(
+            _(
+                "Line %(line)s opens a quoted cell that is never closed: the rest of the file would be read "
+                "as that one cell. Check the quotes on that line."
+            )
+            % {"line": last}
+        )
     return bounds.rows
+
+
+def _quote_left_open(text, line):
+    """Whether the last record, starting on ``line``, opens a quote that the text never closes.
+
+    The csv module takes everything up to the end of the file as that cell (a stray
+    quote on line 3 would make the rest of the file one customer's name); only its
+    strict mode says so, and only at the end of the data.
+    """
+    rest = "".join(itertools.islice(io.StringIO(text, newline=""), line - 1, None))
+    try:
+        next(csv.reader(io.StringIO(rest, newline=""), strict=True), None)
+    except csv.Error as exc:
+        return str(exc) == "unexpected end of data"
+    return False
 
 
 NOT_XLSX = gettext_lazy(

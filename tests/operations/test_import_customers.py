@@ -267,6 +267,27 @@ class TestHostileFiles:
         path = write_csv(tmp_path, GOOD)
         assert "DJANGO_IMPORT_MAX_BYTES" in self.refused(path)
 
+    @pytest.mark.parametrize(
+        "text",
+        [
+            'name,email\nAnn,ann@example.com\n"Bob,bob@example.com\nCid,cid@example.com\nDee,dee@example.com\n',
+            'name,email\nAnn,ann@example.com\nBob,"bob@example.com',
+        ],
+        ids=["stray-quote", "unclosed-at-the-end"],
+    )
+    def test_a_quote_never_closed_is_refused_not_read_as_one_cell_to_the_end(self, tmp_path, text):
+        # Read leniently, the rest of the file became the name of one customer: 2 rows "created",
+        # the others gone without a word.
+        assert "Line 3 opens a quoted cell that is never closed" in self.refused(write_csv(tmp_path, text))
+
+    def test_quoted_cells_over_several_lines_still_import(self, tmp_path):
+        run(write_csv(tmp_path, 'name,company\n"Multi\nline",x\nLast,"A ""quoted""\nname"\n'))
+        assert [row[:2] for row in snapshot()] == [
+            ("Here before", None),
+            ("Multi\nline", "x"),
+            ("Last", 'A "quoted" name'),
+        ]
+
     def test_the_operator_may_raise_the_bounds_for_one_run(self, tmp_path, settings):
         settings.IMPORT_MAX_ROWS, settings.IMPORT_MAX_BYTES = 1, 50
         run(write_csv(tmp_path, GOOD), "--max-rows", "2", "--max-bytes", "1000")
