@@ -54,3 +54,23 @@ def test_create_user_accepts_a_strong_password():
     call_command("create_user", "newcomer", "--role", "rep", "--password", "correct horse battery", stdout=StringIO())
 
     assert get_user_model().objects.get(username="newcomer").check_password("correct horse battery")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["x" * 151], "- username: Ensure this value has at most 150 characters (it has 151)."),
+        (["alice smith"], "- username: Enter a valid username."),
+        (["alice", "--email", "not-an-email"], "- email: Enter a valid email address."),
+    ],
+    ids=["too-long", "space", "bad-email"],
+)
+def test_create_user_refuses_a_username_or_email_the_admin_would_refuse(args, message):
+    # Written unchecked, a 151-character name failed on PostgreSQL with a DataError traceback (SQLite
+    # stored it), and an address that is none took every reminder and digest email to an error.
+    with pytest.raises(CommandError) as refused:
+        call_command("create_user", *args, "--role", "rep", stdout=StringIO())
+
+    assert str(refused.value).startswith("The user was refused:")
+    assert message in str(refused.value)
+    assert not get_user_model().objects.exists()

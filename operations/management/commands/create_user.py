@@ -37,6 +37,12 @@ class Command(BaseCommand):
             raise CommandError("The username may not be blank.")
         if User.objects.filter(username=username).exists():
             raise CommandError(f'A user named "{username}" already exists.')
+        # The rules of the user's fields (the admin's and createsuperuser's): length, characters, address.
+        try:
+            User(username=username, email=options["email"]).clean_fields(exclude=["password"])
+        except ValidationError as exc:
+            reasons = [f"{field}: {message}" for field, messages in exc.message_dict.items() for message in messages]
+            raise CommandError("The user was refused:\n- " + "\n- ".join(reasons)) from None
         password = options["password"]
         generated = password is None
         if generated:
