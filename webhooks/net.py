@@ -133,6 +133,9 @@ def post(url, body, headers):
 
     def answer(status=None, text="", response_headers=None, error=""):
         limit = settings.WEBHOOKS_RESPONSE_BODY_LIMIT
+        # Kept in the delivery log: without NULs, which PostgreSQL text cannot hold (a UTF-16 or binary
+        # answer has them), else the outcome could never be saved and the delivery would be sent forever.
+        text, error = text.replace("\x00", ""), error.replace("\x00", "")
         return Answer(
             status, text[:limit], response_headers or {}, error[:500], round((time.monotonic() - started) * 1000)
         )

@@ -308,3 +308,30 @@ def test_a_receiver_trickling_its_answer_is_cut_off_at_the_timeouts(settings, tm
     row.refresh_from_db()
     assert row.status == Delivery.Status.PENDING and row.response_status is None and row.error == "Timed out."
     assert row.attempts == 1 and row.next_attempt_at > now
+
+
+class _NulAnswer(BaseHTTPRequestHandler):
+    """A receiver whose answer carries NUL characters (a binary or UTF-16 body), which PostgreSQL text cannot hold."""
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; charset=utf-16")
+        self.end_headers()
+        self.wfile.write("ok, 收到".encode("utf-16"))
+
+    def log_message(self, *args):
+        pass
+
+
+def test_an_answer_with_nul_characters_is_logged_and_the_delivery_succeeds(settings):
+    settings.WEBHOOKS_ALLOW_PRIVATE = True
+    server = LocalHTTPServer(_NulAnswer)
+    try:
+        endpoint = Endpoint.objects.create(url=server.url)
+        sent = delivery.send_test_event(endpoint=endpoint)
+    finally:
+        server.close()
+    sent.refresh_from_db()
+    assert (sent.status, sent.attempts, sent.response_status) == (Delivery.Status.SUCCEEDED, 1, 200)
+    assert "\x00" not in sent.response_body and "o" in sent.response_body
