@@ -161,6 +161,30 @@ def test_html_left_unfinished_many_times_over_is_read_in_linear_time(gateway, pe
     assert Interaction.objects.get().notes == "H\n\nDear Alice,"
 
 
+def _folded(name, value, width=900):
+    """A header line of ``value`` folded into lines that SMTP carries (under 1,000 characters)."""
+    return name + b": " + b"\r\n ".join(value[i : i + width] for i in range(0, len(value), width)) + b"\r\n"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        _folded(b"To", b'"' * 300_000),
+        _folded(b"Cc", b'alice@customer.example, "' + b'"' * 300_000),
+        _folded(b"Content-Type", b'text/plain; a="' + b'"' * 300_000),
+    ],
+    ids=["to-of-quotes", "cc-of-quotes", "content-type-of-quotes"],
+)
+def test_a_huge_header_is_read_in_linear_time(gateway, people, header):
+    # email.policy.default parses address lists and MIME parameters with a parser whose time grows
+    # with the square of some values: 300 KB of folded quotes took minutes, 10 MB hours.
+    raw = b"From: alice@customer.example\r\nSubject: Big\r\nMessage-ID: <big@x>\r\n" + header + b"\r\nThe text.\r\n"
+    started = time.monotonic()
+    assert send(gateway, address_of(people["rep_a"]), raw)[0] == 250
+    assert time.monotonic() - started < 5
+    assert Interaction.objects.get().notes == "Big\n\nThe text."
+
+
 def test_attachments_are_ignored(gateway, people):
     mail = MIMEMultipart()
     mail["From"], mail["To"], mail["Subject"], mail["Message-ID"] = "x@y.z", "alice@customer.example", "A", "<a@x>"
