@@ -54,6 +54,9 @@ def send_email(addresses, subject, body, *, raise_errors=False):
 
     Failures are logged, or raised with ``raise_errors`` (for callers that record them).
     """
+    # A subject is one line: a title with line breaks (a task's may have them) would make Django
+    # refuse the message ("Header values can't contain newlines") on every try.
+    subject = " ".join(subject.split())
     sent = 0
     for address in addresses:
         message = EmailMessage(subject=subject, body=body, from_email=settings.DEFAULT_FROM_EMAIL, to=[address])

@@ -121,6 +121,21 @@ def test_a_claimed_reminder_is_not_sent_again_even_when_a_run_overlaps(smtp_serv
     assert not Notification.objects.exists()
 
 
+def test_a_title_with_line_breaks_still_gets_its_reminder_email(smtp_server):
+    # The API takes a title with line breaks; put in the subject as they were, Django refused every
+    # try of the email ("Header values can't contain newlines") and the assignee never got it.
+    user = rep()
+    task(user, NOW + minutes(15), title="Call back\r\nabout the quote\nBcc: someone@example.com")
+
+    assert services.send_due_reminders(NOW) == 1
+    delivery = ReminderDelivery.objects.get()
+    assert delivery.emailed_at is not None and delivery.email_error == ""
+    [(recipients, message)] = smtp_server.inbox.messages
+    assert recipients == [user.email] and message["Bcc"] is None
+    assert str(message["Subject"]) == "Reminder: Call back about the quote Bcc: someone@example.com at 09:15"
+    assert "Call back\r\nabout the quote" in Notification.objects.get().title
+
+
 def test_a_refusing_mail_server_is_recorded_and_the_notification_stays(settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 2
