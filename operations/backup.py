@@ -192,6 +192,7 @@ def _check_sqlite_backup(path, alias):
         problem = integrity_problem(source)
         tables = {row[0] for row in source.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         extra = schema_objects(source, "view", "trigger")
+        page_size = source.execute("PRAGMA page_size").fetchone()[0]
     except sqlite3.DatabaseError as exc:
         raise BackupError(f"{path} cannot be read: {exc}") from exc
     finally:
@@ -203,6 +204,14 @@ def _check_sqlite_backup(path, alias):
         raise BackupError(f"{path} is not a backup of this application (it lacks the table(s) {', '.join(missing)}).")
     connection = connections[alias]
     connection.ensure_connection()
+    live_page_size = connection.connection.execute("PRAGMA page_size").fetchone()[0]
+    if page_size != live_page_size:
+        # SQLite's backup API cannot change the page size of a database in WAL mode (the live one is).
+        raise BackupError(
+            f"{path} has pages of {page_size} bytes and this database of {live_page_size}: SQLite copies a "
+            "backup only into a database of the same page size. With the application stopped, put the file "
+            "in place of the database instead (and remove the database's -wal and -shm files)."
+        )
     extra -= schema_objects(connection.connection, "view", "trigger")
     if extra:
         names = ", ".join(sorted(f"{kind} {name}" for kind, name, _sql in extra))

@@ -123,6 +123,21 @@ class TestRestore:
         assert "trigger promote" in message
         assert Customer.objects.filter(name="After the backup").exists()
 
+    @pytest.mark.skipif(ON_POSTGRES, reason="an SQLite backup's page size; PostgreSQL restores a dump")
+    def test_a_backup_of_another_page_size_is_refused_clearly(self, backup, tmp_path):
+        # A database made by an older SQLite (1,024-byte pages) or converted by hand: SQLite's backup API
+        # cannot copy it into a database in WAL mode (or in memory), and failed with a traceback.
+        other = tmp_path / "small-pages.backup"
+        source, copy = sqlite3.connect(backup), sqlite3.connect(other)
+        source.backup(copy)
+        source.close()
+        copy.execute("PRAGMA page_size = 1024")
+        copy.execute("VACUUM")
+        copy.close()
+        message = refused("restore", other, "--yes")
+        assert "has pages of 1024 bytes and this database of 4096" in message
+        assert Customer.objects.filter(name="After the backup").exists()
+
     @pytest.mark.skipif(ON_POSTGRES, reason="an SQLite backup's schema; PostgreSQL restores a dump")
     def test_another_applications_database_is_not_restored(self, tmp_path):
         CustomerFactory(name="Here")
