@@ -51,6 +51,9 @@ def backup(path, alias="default", *, force=False):
     path = Path(path)
     if path.is_dir():
         raise BackupError(f"{path} is a folder; give the name of the file to write, e.g. {path / 'crm.backup'}")
+    if path.resolve() in _database_files(alias):
+        # Renamed over the live database, the copy would cut off every process that has it open.
+        raise BackupError(f"{path} is a file of the database itself; write the backup to another file.")
     if path.exists() and not force:
         raise BackupError(f"{path} exists already; choose another name or pass --force to overwrite it.")
     if not path.parent.is_dir():
@@ -69,6 +72,16 @@ def backup(path, alias="default", *, force=False):
     finally:
         partial.unlink(missing_ok=True)
     return path.stat().st_size
+
+
+def _database_files(alias):
+    """The files of an SQLite database (its own, the WAL and the others beside it); none for PostgreSQL."""
+    settings = connections[alias].settings_dict
+    name = str(settings["NAME"])
+    if _vendor(alias) != "sqlite" or name == ":memory:" or name.startswith("file:"):
+        return set()
+    live = Path(name).resolve()
+    return {live, *(live.with_name(live.name + suffix) for suffix in ("-wal", "-shm", "-journal", "-writelock"))}
 
 
 def _outside_transaction(connection):

@@ -273,6 +273,17 @@ class TestCommandErrors:
         assert [p.name for p in tmp_path.iterdir()] == ["backups"]
         assert (folder / "old.backup").read_text() == "keep me"
 
+    @pytest.mark.parametrize("target", ["crm.db", "crm.db-wal"])
+    def test_backup_onto_the_database_itself_is_refused(self, tmp_path, target):
+        # With --force, the copy was renamed over the live database file (or its WAL): every process
+        # that had it open went on writing to the replaced file, and what it wrote after was lost.
+        live = tmp_path / "crm.db"
+        sqlite3.connect(live).execute("CREATE TABLE kept (x)").connection.close()
+        result = manage(f"sqlite:///{live}", "backup", str(tmp_path / target), "--force")
+        assert result.returncode == 1
+        assert f"{tmp_path / target} is a file of the database itself" in result.stderr
+        assert sqlite3.connect(live).execute("SELECT name FROM sqlite_master").fetchall() == [("kept",)]
+
     def test_backup_into_missing_folder(self, tmp_path):
         with pytest.raises(CommandError, match="does not exist"):
             call_command("backup", str(tmp_path / "nope" / "x.backup"), stdout=StringIO())
