@@ -123,8 +123,9 @@ def send_test_event(*, endpoint, user=None, now=None):
 def replay(*, deliveries, now=None):
     """Send ``deliveries`` again (same message id and body), behind the endpoints' pending ones; returns the count.
 
-    A replay is a new attempt series: attempts start from zero, and the endpoint
-    runs again even if it had been disabled by failures (reactivating is a separate choice).
+    A replay is a new attempt series: attempts start from zero. The deliveries of an
+    endpoint disabled by failures wait, pending, until it is set active again
+    (reactivating is a separate choice): ``run_endpoint`` sends nothing for it.
     """
     now = now or timezone.now()
     rows = list(deliveries.exclude(status=Delivery.Status.PENDING).values_list("pk", "endpoint_id"))

@@ -189,6 +189,18 @@ def test_replay_sends_the_same_message_again(receiver):
     assert receiver.requests[0][0]["webhook-id"] == receiver.requests[1][0]["webhook-id"] == sent.message_id
 
 
+def test_a_replay_for_a_disabled_endpoint_waits_until_it_is_active_again(receiver):
+    endpoint = Endpoint.objects.create(url=receiver.url)
+    sent = delivery.send_test_event(endpoint=endpoint)
+    Endpoint.objects.filter(pk=endpoint.pk).update(is_active=False)
+    assert delivery.replay(deliveries=Delivery.objects.filter(pk=sent.pk)) == 1
+    assert len(receiver.requests) == 1
+    assert Delivery.objects.get(pk=sent.pk).status == Delivery.Status.PENDING
+    Endpoint.objects.filter(pk=endpoint.pk).update(is_active=True)
+    delivery.run_endpoint(endpoint.pk)
+    assert len(receiver.requests) == 2
+
+
 def test_run_twice_sends_once(receiver):
     endpoint = Endpoint.objects.create(url=receiver.url)
     now = timezone.now()
