@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import FieldDoesNotExist, PermissionDenied
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import models, transaction
 from django.forms.boundfield import BoundField
@@ -177,6 +177,15 @@ class CRMChangeList(CheckedChangeList):
         return filter_specs, has_filters, lookup_params, may_have_duplicates, has_active_filters
 
 
+def _lf_line_breaks(value):
+    """``value`` with its line breaks as LF: browsers post every line break of a form as CRLF."""
+    if isinstance(value, str):
+        return value.replace("\r\n", "\n").replace("\r", "\n")
+    if isinstance(value, (list, tuple)):
+        return [_lf_line_breaks(item) for item in value]
+    return value
+
+
 class ShownValueBoundField(BoundField):
     """A field of a record's form, with the value the page showed (Django's ``show_hidden_initial``).
 
@@ -197,8 +206,15 @@ class ShownValueBoundField(BoundField):
         """Whether the stored value is no longer the one the page showed (someone else changed it)."""
         if not self.field.show_hidden_initial or self._shown_omitted():
             return False
-        shown = self.form._widget_data_value(self.field.hidden_widget(), self.html_initial_name)
-        return self.field.has_changed(self.initial, shown)
+        shown = _lf_line_breaks(self.form._widget_data_value(self.field.hidden_widget(), self.html_initial_name))
+        stored = self.initial
+        if isinstance(stored, str):
+            # Compared as the field reads text (stripped), line breaks as a browser posts them (CRLF).
+            try:
+                stored = self.field.to_python(_lf_line_breaks(stored))
+            except ValidationError:
+                pass
+        return self.field.has_changed(stored, shown)
 
 
 class CRMModelForm(forms.ModelForm):

@@ -2,6 +2,8 @@
 
 import csv
 import io
+import re
+from html.parser import HTMLParser
 
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.forms import CheckboxInput, MultiWidget, SelectMultiple
@@ -121,3 +123,68 @@ def preview_then_confirm(client, url, data, follow=False):
     confirm_data[context["confirm_field"]] = "yes"
     confirm_data[context["digest_field"]] = context["digest"]
     return client.post(url, confirm_data, follow=follow)
+
+
+class _BrowserForm(HTMLParser):
+    """The fields of the page's forms whose id matches ``form_id``, as a browser submits them."""
+
+    def __init__(self, form_id):
+        super().__init__(convert_charrefs=True)
+        self.form_id, self.inside, self.fields = form_id, False, []
+        self.textarea = self.select = None
+        self.options = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "form":
+            self.inside = re.fullmatch(self.form_id, attrs.get("id") or "") is not None
+        elif not self.inside:
+            return
+        elif tag == "input":
+            kind = (attrs.get("type") or "text").lower()
+            if "name" not in attrs or "disabled" in attrs or kind in ("submit", "button", "reset", "image", "file"):
+                return
+            if kind in ("checkbox", "radio"):
+                if "checked" in attrs:
+                    self.fields.append((attrs["name"], attrs.get("value", "on")))
+                return
+            self.fields.append((attrs["name"], attrs.get("value") or ""))
+        elif tag == "textarea" and "name" in attrs:
+            self.textarea = [attrs["name"], ""]
+        elif tag == "select" and "name" in attrs:
+            self.select, self.options = (attrs["name"], "multiple" in attrs), []
+        elif tag == "option" and self.select:
+            self.options.append([attrs.get("value"), "selected" in attrs, ""])
+
+    def handle_data(self, data):
+        if self.textarea is not None:
+            self.textarea[1] += data
+        elif self.select and self.options:
+            self.options[-1][2] += data
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self.inside = False
+        elif tag == "textarea" and self.textarea is not None:
+            name, value = self.textarea
+            # HTML drops a newline right after <textarea>.
+            self.fields.append((name, value.removeprefix("\n")))
+            self.textarea = None
+        elif tag == "select" and self.select:
+            name, multiple = self.select
+            chosen = [option for option in self.options if option[1]]
+            if not multiple and not chosen and self.options:
+                chosen = self.options[:1]
+            self.fields += [(name, text if value is None else value) for value, _selected, text in chosen]
+            self.select = None
+
+
+def browser_form_data(html, form_id=r".*_form|changelist-form"):
+    """What a browser posts for the page ``html``'s form (line breaks as CRLF, as every browser sends them),
+    as ``{name: [values]}``: unlike ``form_data``, from the HTML itself, not from the form's values."""
+    parser = _BrowserForm(form_id)
+    parser.feed(html)
+    data = {}
+    for name, value in parser.fields:
+        data.setdefault(name, []).append(re.sub(r"\r\n|\r|\n", "\r\n", value))
+    return data
