@@ -23,6 +23,7 @@
 7. ``finalize_response``: the answer to a claimed key is stored with it.
 """
 
+import logging
 from contextlib import ExitStack, contextmanager
 
 from django.core.exceptions import FieldDoesNotExist
@@ -40,6 +41,8 @@ from .batch import BatchRunner
 from .conditional import PreconditionFailed, compute_etag, if_match_passes, if_none_match_matches
 from .fastsql import MODEL_ROW, url_pk
 from .responses import MessageResponse
+
+logger = logging.getLogger(__name__)
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Writes that read the record they change: they lock its row and honour If-Match.
@@ -168,15 +171,20 @@ class CRMModelViewSet(viewsets.ModelViewSet):
             # The raw body is read here, before DRF parses it; the size limit middleware has already run.
             self._idempotency_fingerprint = idempotency.request_fingerprint(request)
         # The transaction begins in initial() and ends here, once the answer is final (and stored).
+        response = None
         try:
             with ExitStack() as self._write_transaction:
-                return super().dispatch(request, *args, **kwargs)
+                response = super().dispatch(request, *args, **kwargs)
         except IntegrityError:
+            if response is None:
+                raise  # from the view itself, not from its COMMIT: a fault, answered 500 as any other
             # A constraint checked at COMMIT (PostgreSQL's foreign keys are deferred): a record the write
             # names was deleted meanwhile, or one it deletes was given a new child. All of it, a claimed
             # Idempotency-Key included, was rolled back: the client re-reads and retries.
+            logger.info("%s %s conflicted at COMMIT", request.method, request.path, exc_info=True)
             self._idempotency_record = None
             return self.finalize_response(self.request, self.handle_exception(Conflict()), *args, **kwargs)
+        return response
 
     # 2. Who asks, then the transaction and the Idempotency-Key.
 
