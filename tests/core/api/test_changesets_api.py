@@ -131,20 +131,25 @@ def test_a_conflict_is_a_409_naming_the_records_unless_skipped():
     assert Customer.objects.get(pk=changed.pk).name == "Bulk"
 
 
-def test_a_rep_cannot_undo_what_has_left_their_book(rep):
-    # The interaction itself is unchanged: its customer, and so the interaction, went to another rep.
+def give_to_another_rep(customer):
+    """A manager reassigns ``customer`` (and with it its interactions and deals) to a second rep."""
     other = UserFactory(username="rep2")
     other.groups.add(Group.objects.get(name="Sales rep"))
+    moved = client(ManagerFactory()).post(
+        f"/api/customers/{customer.pk}/reassign", {"owner_id": other.pk}, format="json"
+    )
+    assert moved.status_code == 200
+
+
+def test_a_rep_cannot_undo_what_has_left_their_book(rep):
+    # The interaction itself is unchanged: its customer, and so the interaction, went to another rep.
     customer = CustomerFactory(owner=rep)
     api = client(rep)
     batch = {"create": [{"customer_id": customer.pk, "interaction_type": "call", "notes": "Mine"}]}
     answer = api.post("/api/interactions/batch", batch, format="json").json()["data"]
     interaction_id = answer["results"][0]["data"]["id"]
     changeset_id = answer["changeset"]["id"]
-    moved = client(ManagerFactory()).post(
-        f"/api/customers/{customer.pk}/reassign", {"owner_id": other.pk}, format="json"
-    )
-    assert moved.status_code == 200
+    give_to_another_rep(customer)
 
     refused = api.post(f"/api/changesets/{changeset_id}/undo", {}, format="json")
     assert refused.status_code == 409
@@ -246,22 +251,22 @@ def test_an_undo_that_skips_every_record_changes_nothing_and_is_recorded(rep):
     assert changeset.status == "undone" and Customer.objects.get(pk=customer.pk).name == "Changed since"
 
 
-def test_a_rep_cannot_undo_a_delete_into_another_reps_book(rep):
-    # The rep deleted their own interaction; its customer went to another rep since. Undoing the delete would
-    # make the interaction again under that rep's customer, a record the undoing rep could not even read.
-    other = UserFactory(username="rep2")
-    other.groups.add(Group.objects.get(name="Sales rep"))
-    customer = CustomerFactory(owner=rep)
-    api = client(rep)
+def interaction_deleted_in_a_batch(api, customer):
+    """(interaction id, changeset id): an interaction of ``customer`` made, then deleted by a batch, through ``api``."""
     made = api.post("/api/interactions", {"customer_id": customer.pk, "interaction_type": "call"}, format="json")
     interaction_id = made.json()["data"]["id"]
     answer = api.post("/api/interactions/batch", {"delete": [interaction_id]}, format="json").json()["data"]
     assert answer["results"][0]["status"] == 200
-    changeset_id = answer["changeset"]["id"]
-    moved = client(ManagerFactory()).post(
-        f"/api/customers/{customer.pk}/reassign", {"owner_id": other.pk}, format="json"
-    )
-    assert moved.status_code == 200
+    return interaction_id, answer["changeset"]["id"]
+
+
+def test_a_rep_cannot_undo_a_delete_into_another_reps_book(rep):
+    # The rep deleted their own interaction; its customer went to another rep since. Undoing the delete would
+    # make the interaction again under that rep's customer, a record the undoing rep could not even read.
+    customer = CustomerFactory(owner=rep)
+    api = client(rep)
+    interaction_id, changeset_id = interaction_deleted_in_a_batch(api, customer)
+    give_to_another_rep(customer)
 
     refused = api.post(f"/api/changesets/{changeset_id}/undo", {}, format="json")
     assert refused.status_code == 409
@@ -276,9 +281,7 @@ def test_a_rep_cannot_undo_a_delete_into_another_reps_book(rep):
 def test_a_rep_may_undo_a_delete_of_what_is_still_theirs(rep):
     customer = CustomerFactory(owner=rep)
     api = client(rep)
-    made = api.post("/api/interactions", {"customer_id": customer.pk, "interaction_type": "call"}, format="json")
-    interaction_id = made.json()["data"]["id"]
-    answer = api.post("/api/interactions/batch", {"delete": [interaction_id]}, format="json").json()["data"]
-    undone = api.post(f"/api/changesets/{answer['changeset']['id']}/undo", {}, format="json")
+    interaction_id, changeset_id = interaction_deleted_in_a_batch(api, customer)
+    undone = api.post(f"/api/changesets/{changeset_id}/undo", {}, format="json")
     assert undone.status_code == 200
     assert Interaction.objects.filter(pk=interaction_id, customer=customer).exists()
