@@ -1,4 +1,5 @@
 import importlib
+import shutil
 import uuid
 
 import pytest
@@ -214,3 +215,24 @@ def smtp_server(settings):
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory):
+    """``migrated_sqlite(path)`` makes an SQLite file at ``path`` with every migration applied, and
+    returns its ``DATABASE_URL``.
+
+    A migrate of a new file takes some 10 s of CPU; this runs it once per test session (and xdist
+    worker), the first time it is asked for, and copies the result: the same file a migrate would leave.
+    """
+    from tests.migrated import migrated_template
+
+    template = []
+
+    def make(path):
+        if not template:
+            template.append(migrated_template(tmp_path_factory.mktemp("migrated") / "template.db"))
+        shutil.copyfile(template[0], path)
+        return f"sqlite:///{path}"
+
+    return make

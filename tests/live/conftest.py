@@ -81,7 +81,7 @@ def manage(database_url, *args, stdin=None):
 
 
 @pytest.fixture(scope="session")
-def live_database_url(tmp_path_factory):
+def live_database_url(tmp_path_factory, migrated_sqlite):
     suite_url = os.environ.get("DATABASE_URL", "")
     if _is_postgres(suite_url):
         parts = urlsplit(suite_url)
@@ -93,9 +93,9 @@ def live_database_url(tmp_path_factory):
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             admin.execute(f'CREATE DATABASE "{name}"')
         url = urlunsplit(parts._replace(path=f"/{name}"))
+        manage(url, "migrate", "--noinput")
     else:
-        url = f"sqlite:///{tmp_path_factory.mktemp('live') / 'crm.db'}"
-    manage(url, "migrate", "--noinput")
+        url = migrated_sqlite(tmp_path_factory.mktemp("live") / "crm.db")
     yield url
     if _is_postgres(url):
         with psycopg.connect(admin_url, autocommit=True) as admin:

@@ -22,10 +22,9 @@ TIMEOUT = 2  # seconds
 
 
 @pytest.fixture(scope="module")
-def big_database(tmp_path_factory):
+def big_database(tmp_path_factory, migrated_sqlite):
     """An SQLite database with 50,000 customers: an XLSX export of them takes several seconds."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('long') / 'crm.db'}"
-    manage(url, "migrate", "--noinput")
+    url = migrated_sqlite(tmp_path_factory.mktemp("long") / "crm.db")
     seed = ["seed_demo", "--customers", "50000", "--interactions-per", "0", "--opportunities-per", "0"]
     manage(url, *seed, "--no-progress", "--end", "2026-01-01")
     count = manage(url, "shell", "-c", "from customers.models import Customer; print(Customer.objects.count())")

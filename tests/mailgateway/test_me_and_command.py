@@ -68,17 +68,9 @@ def test_the_command_refuses_to_start_without_a_domain(tmp_path):
     assert "Set DJANGO_MAIL_GATEWAY_DOMAIN" in result.stderr
 
 
-def test_the_command_serves_smtp_and_stops_on_sigterm(tmp_path):
-    database = f"sqlite:///{tmp_path / 'gateway.db'}"
+def test_the_command_serves_smtp_and_stops_on_sigterm(tmp_path, migrated_sqlite):
+    database = migrated_sqlite(tmp_path / "gateway.db")
     env = _command_env(DATABASE_URL=database, DJANGO_MAIL_GATEWAY_DOMAIN="in.crm.test")
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput"],
-        cwd=django_settings.BASE_DIR,
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
     process = subprocess.Popen(
         [sys.executable, "manage.py", "run_mail_gateway", "--host", "127.0.0.1", "--port", "0"],
         cwd=django_settings.BASE_DIR,

@@ -140,10 +140,9 @@ def seed_sqlite(path, customers):
 
 
 class TestSqliteRoundTrip:
-    def test_backup_under_writes_is_a_snapshot_and_restore_brings_it_back(self, tmp_path):
+    def test_backup_under_writes_is_a_snapshot_and_restore_brings_it_back(self, tmp_path, migrated_sqlite):
         live = tmp_path / "crm.db"
-        url = f"sqlite:///{live}"
-        check(manage(url, "migrate", "--noinput"))
+        url = migrated_sqlite(live)
         seed_sqlite(live, 3000)
 
         def connect():
