@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models import CASCADE, Count
 from django.db.models.fields import DateField, DateTimeField
 from django.db.models.signals import post_save
@@ -541,6 +541,7 @@ CONFLICT_MESSAGES = {
     "deleted": _("deleted since"),
     "recreated": _("its id is taken again"),
     "not_in_your_book": _("no longer in your book"),
+    "taken": _("a value it would take back, such as its email, is another record's now"),
 }
 
 
@@ -589,7 +590,10 @@ def undo(changeset, user, skip_conflicts=False):
     their models' saves and deletes; deleted ones are made again with their ids
     (parents before children: the rows in reverse order). Records changed since are
     conflicts: the undo is refused (:class:`UndoRefused`, with them listed) unless
-    ``skip_conflicts``, which leaves them as they are. One transaction.
+    ``skip_conflicts``, which leaves them as they are. So is a record whose value that
+    must be unique (an email, a domain) another record holds now, found as it is put
+    back; skipping it leaves too the records that would point at it, were it made
+    again. One transaction.
     """
     from core import events
 
@@ -606,18 +610,43 @@ def undo(changeset, user, skip_conflicts=False):
                 conflicts=found,
             )
         skipped = {(conflict["model"], conflict["object_id"]) for conflict in found}
-        # A log's rows are skipped with their record.
-        rows = [row for row in rows if (row.model, row.object_id) not in skipped and _log_parent(row) not in skipped]
-        with (
-            _acting(user),
-            recording(
-                "undo",
-                user=user,
-                label=f"Undo of #{changeset.pk}" + (f": {changeset.label}" if changeset.label else ""),
-                source={"undoes": changeset.pk, "skipped": len(skipped)},
-            ) as done,
-        ):
-            _revert(rows)
+        latest = _latest_rows(rows)
+        while True:
+            # Records left deleted: the rows that would point at them are skipped with them.
+            gone = {key for key in skipped if latest[key].op == DELETED and _reason(found, key) != "recreated"}
+            skipped |= _depending_on(rows, gone)
+            try:
+                # In a savepoint: a try that finds a value taken is rolled back, and the undo tried without it.
+                with (
+                    transaction.atomic(),
+                    _acting(user),
+                    recording(
+                        "undo",
+                        user=user,
+                        label=f"Undo of #{changeset.pk}" + (f": {changeset.label}" if changeset.label else ""),
+                        source={"undoes": changeset.pk, "skipped": len(skipped)},
+                    ) as done,
+                ):
+                    # A log's rows are skipped with their record.
+                    _revert(
+                        [
+                            row
+                            for row in rows
+                            if (row.model, row.object_id) not in skipped and _log_parent(row) not in skipped
+                        ]
+                    )
+                break
+            except _ValueTaken as taken:
+                row = taken.row
+                conflict = {"model": row.model, "object_id": row.object_id, "name": row.name, "reason": "taken"}
+                if not skip_conflicts:
+                    raise UndoRefused(
+                        str(_("Records changed since: %(names)s.")) % {"names": conflict_text(conflict)},
+                        code="undo_conflict",
+                        conflicts=[conflict],
+                    ) from None
+                found.append(conflict)
+                skipped.add((row.model, row.object_id))
         # Kept even when every record was skipped (it wrote nothing): the undo is answered by it.
         done.undoes = changeset
         done.save()
@@ -632,6 +661,37 @@ def undo(changeset, user, skip_conflicts=False):
             data={"changeset": changeset.pk, "undo_changeset": done.pk, "skipped": sorted(map(list, skipped))},
         )
     return done
+
+
+class _ValueTaken(Exception):
+    """Putting ``row`` back broke a unique rule: a value it held (an email, a domain) is another record's now."""
+
+    def __init__(self, row):
+        super().__init__(row)
+        self.row = row
+
+
+def _reason(found, key):
+    return next((conflict["reason"] for conflict in found if (conflict["model"], conflict["object_id"]) == key), None)
+
+
+def _depending_on(rows, gone):
+    """The records whose rows would put back a foreign key to one of ``gone`` (records the undo leaves
+    deleted), and those depending on them in turn: {(model, id)}."""
+    gone, depending = set(gone), set()
+    while gone:
+        found = set()
+        for row in rows:
+            key = (row.model, row.object_id)
+            if row.op == CREATED or key in depending or not row.before:
+                continue
+            for field in tracked_fields(_model(row.model)):
+                if field.many_to_one and (field.related_model._meta.label_lower, row.before.get(field.attname)) in gone:
+                    found.add(key)
+                    break
+        depending |= found
+        gone = found
+    return depending
 
 
 # {model: attnames} whose updates an undo puts back in bulk (``restore_in_bulk``).
@@ -700,7 +760,10 @@ def _revert(rows):
                 continue
             for name, value in python_values(model, row.before).items():
                 setattr(instance, name, value)
-            _save(instance, restores_log=(row.model, row.object_id) in logged)
+            try:
+                _save(instance, restores_log=(row.model, row.object_id) in logged)
+            except IntegrityError as exc:
+                raise _ValueTaken(row) from exc
         elif row.op == CREATED:
             instance = objects[row.model].get(row.object_id)
             if instance is None or not model._base_manager.filter(pk=row.object_id).exists():
@@ -713,7 +776,10 @@ def _revert(rows):
         else:
             instance = model(**python_values(model, row.before or {}))
             instance.pk = row.object_id
-            _save(instance, force_insert=True, restores_log=(row.model, row.object_id) in logged)
+            try:
+                _save(instance, force_insert=True, restores_log=(row.model, row.object_id) in logged)
+            except IntegrityError as exc:
+                raise _ValueTaken(row) from exc
             objects.setdefault(row.model, {})[row.object_id] = instance
     if run:
         _restore_run(_model(run[0].model), run)

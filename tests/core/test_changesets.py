@@ -300,6 +300,51 @@ def test_deleted_since_and_recreated_since_are_conflicts(manager):
     assert reasons == {(updated.pk, "deleted"), (gone_id, "recreated")}
 
 
+def test_a_deleted_record_whose_email_is_taken_since_is_a_conflict_and_skipped_with_its_children(manager):
+    customer = CustomerFactory(name="Gone", email="gone@example.com", owner=manager)
+    InteractionFactory.create_batch(2, customer=customer)
+    kept = CustomerFactory(name="Kept", owner=manager)
+    with recording("action", user=manager) as cs:
+        delete_customer(Customer.objects.get(pk=customer.pk))
+        kept.name = "Renamed"
+        kept.save()
+    CustomerFactory(name="Newcomer", email="GONE@example.com")
+    state = snapshot()
+
+    with pytest.raises(UndoRefused) as refused:
+        undo(cs, manager)
+    assert refused.value.code == "undo_conflict"
+    assert refused.value.conflicts == [
+        {"model": "customers.customer", "object_id": customer.pk, "name": "Gone", "reason": "taken"}
+    ]
+    assert snapshot() == state
+    cs.refresh_from_db()
+    assert cs.status == "applied"
+
+    # Skipped, it stays deleted, and so do the interactions that would point at it.
+    done = undo(cs, manager, skip_conflicts=True)
+    assert not Customer.objects.filter(pk=customer.pk).exists()
+    assert not Interaction.objects.filter(customer_id=customer.pk).exists()
+    assert Customer.objects.get(pk=kept.pk).name == "Kept"
+    assert done.source["skipped"] == 3
+    cs.refresh_from_db()
+    assert cs.status == "undone"
+
+
+def test_a_record_whose_old_domain_is_taken_since_is_a_conflict(manager):
+    company = CompanyFactory(name="Acme", domain="acme.example")
+    with recording("action", user=manager) as cs:
+        company.domain = "acme-group.example"
+        company.save()
+    CompanyFactory(name="Acme again", domain="acme.example")
+
+    with pytest.raises(UndoRefused) as refused:
+        undo(cs, manager)
+    assert [conflict["reason"] for conflict in refused.value.conflicts] == ["taken"]
+    assert "Acme (a value it would take back, such as its email, is another record's now)" in refused.value.message
+    assert Company.objects.get(pk=company.pk).domain == "acme-group.example"
+
+
 def test_the_undo_of_an_undo_conflicts_when_changed_after_the_undo(manager):
     customer = CustomerFactory(name="A", owner=manager)
     with recording("action", user=manager) as cs:

@@ -131,6 +131,31 @@ def test_a_conflict_is_a_409_naming_the_records_unless_skipped():
     assert Customer.objects.get(pk=changed.pk).name == "Bulk"
 
 
+def test_undoing_a_merge_whose_merged_away_email_is_taken_since_is_a_409_not_a_server_error():
+    manager = ManagerFactory()
+    survivor = CustomerFactory(name="Survivor", email="survivor@example.com")
+    merged = CustomerFactory(name="Merged", email="merged@example.com")
+    Interaction.objects.create(customer=merged, interaction_type=Interaction.Type.CALL, notes="Called")
+    api = client(manager)
+    merge = api.post("/api/customers/merge", {"survivor_id": survivor.pk, "merged_ids": [merged.pk]}, format="json")
+    changeset = merge.json()["data"]["changeset"]["id"]
+    assert (
+        api.post("/api/customers", {"name": "Newcomer", "email": "merged@example.com"}, format="json").status_code
+        == 201
+    )
+
+    refused = api.post(f"/api/changesets/{changeset}/undo", {}, format="json")
+    assert refused.status_code == 409
+    assert refused.json()["error"]["conflicts"] == [
+        {"model": "customers.customer", "object_id": merged.pk, "name": "Merged", "reason": "taken"}
+    ]
+    done = api.post(f"/api/changesets/{changeset}/undo", {"skip_conflicts": True}, format="json")
+    assert done.status_code == 200, done.content
+    # The merged-away record stays merged, its interaction with the survivor.
+    assert not Customer.objects.filter(pk=merged.pk).exists()
+    assert Interaction.objects.get(notes="Called").customer_id == survivor.pk
+
+
 def give_to_another_rep(customer):
     """A manager reassigns ``customer`` (and with it its interactions and deals) to a second rep."""
     other = UserFactory(username="rep2")
