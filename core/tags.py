@@ -203,11 +203,21 @@ def with_counts(tags, user):
 # -- changing tags on records --------------------------------------------------
 
 
+def _locked(records):
+    """``records`` read again and locked, by primary key: their tags as they are now, kept so until the
+    transaction ends (a concurrent write of a record's tags is neither lost nor overwritten)."""
+    records = list(records)
+    if not records:
+        return []
+    model = type(records[0])
+    return list(model._base_manager.filter(pk__in=[record.pk for record in records]).order_by("pk").select_for_update())
+
+
 def add_tag(records, tag):
     """Add ``tag`` to each of ``records`` that lacks it (each saved: history, event). Returns how many."""
     changed = 0
     with transaction.atomic():
-        for record in records:
+        for record in _locked(records):
             if tag.key not in {name.casefold() for name in record.tags}:
                 if len(record.tags) >= MAX_PER_RECORD:
                     raise TagNameError(f"At most {MAX_PER_RECORD} tags per record: {record} has that many.")
@@ -221,7 +231,7 @@ def remove_tag(records, tag):
     """Take ``tag`` off each of ``records`` that carries it (each saved: history, event). Returns how many."""
     changed = 0
     with transaction.atomic():
-        for record in records:
+        for record in _locked(records):
             kept = [name for name in record.tags if name.casefold() != tag.key]
             if len(kept) != len(record.tags):
                 record.tags = kept
@@ -237,10 +247,15 @@ def _rewrite_names(tag, rename):
     user = current_history_user()
     counts = {}
     for key, model in _registry.items():
-        records = list(model.objects.filter(tag_set=tag).order_by("pk"))
-        for record in records:
-            record.tags = sorted(rename(record.tags), key=str.casefold)
-            record._loaded_tags = list(record.tags)
+        # Locked: a record's tags changed meanwhile are read as changed, not overwritten with what they were.
+        carrying = model.objects.filter(tag_set=tag).values("pk")
+        records = []
+        for record in model.objects.filter(pk__in=carrying).order_by("pk").select_for_update():
+            names = sorted(rename(record.tags), key=str.casefold)
+            if names != record.tags:  # (not when its tag was taken off meanwhile)
+                record.tags = names
+                record._loaded_tags = list(names)
+                records.append(record)
         if records:
             model.objects.bulk_update(records, ["tags"], batch_size=500)
             model.history.bulk_history_create(records, update=True, default_user=user)

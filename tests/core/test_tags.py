@@ -425,3 +425,76 @@ def test_deleting_a_customer_takes_its_tagged_opportunities_links_with_them(api)
         "hot": 0,
     }
     assert deal.history.latest("history_id").history_type == "-"
+
+
+def _while_a_record_is_being_retagged(change, record_pk, names):
+    """Run ``change()`` while another transaction holds the record ``record_pk`` locked, writing its tags
+    as ``names``; ``change`` is let go on only once it waits for that lock. Returns the errors of both."""
+    import threading
+
+    from django.db import connections, transaction
+
+    saved, release, errors = threading.Event(), threading.Event(), []
+
+    def writer():
+        try:
+            with transaction.atomic():
+                record = Customer.objects.select_for_update().get(pk=record_pk)
+                record.tags = names
+                record.save()
+                saved.set()
+                release.wait(10)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            saved.set()
+            connections.close_all()
+
+    def changer():
+        try:
+            saved.wait(10)
+            with transaction.atomic():
+                change()
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=writer), threading.Thread(target=changer)]
+    for thread in threads:
+        thread.start()
+    saved.wait(10)
+    with connection.cursor() as cursor:
+        for _ in range(200):
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            if cursor.fetchone()[0]:
+                break
+            threading.Event().wait(0.05)
+    release.set()
+    for thread in threads:
+        thread.join(20)
+    return errors
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="two connections at once: PostgreSQL")
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda tag, record: tags.save_tag(tag, name="Key account"), ["Key account", "new"]),
+        (lambda tag, record: tags.delete_tag(tag), ["new"]),
+        (lambda tag, record: tags.add_tag([record], Tag.objects.get(name="other")), ["new", "other", "vip"]),
+    ],
+    ids=["rename", "delete", "add"],
+)
+def test_a_tag_changed_on_records_keeps_a_concurrent_change_of_their_tags(change, expected):
+    customer = CustomerFactory(tags=["vip"])
+    tag = Tag.objects.get(name="vip")
+    Tag.objects.create(name="other")
+
+    errors = _while_a_record_is_being_retagged(lambda: change(tag, customer), customer.pk, ["vip", "new"])
+
+    assert not errors
+    customer = Customer.objects.get(pk=customer.pk)
+    assert customer.tags == expected
+    assert sorted(customer.tag_set.values_list("name", flat=True), key=str.casefold) == expected
