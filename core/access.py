@@ -126,6 +126,16 @@ def managers():
     )
 
 
+def users_with_a_role():
+    """The active users with a role (superusers and members of a role's group): the only ones the CRM
+    tells anything of its records (a reminder, a digest, a calendar feed), as they alone may see them."""
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.filter(
+        Q(is_superuser=True) | Q(groups__name__in=ROLE_GROUPS.values()), is_active=True
+    )
+
+
 def register_owner_path(model, path, *, also_seen_by=()):
     """Declare ``path``, the lookup from a row of ``model`` to the user who owns it (such as ``customer__owner``).
 

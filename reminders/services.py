@@ -7,7 +7,8 @@ email. ``send_due_reminders`` runs every minute (``reminders/tasks.py``); each
 transaction that writes the notification, so that several workers, or a run after a
 restart, never send one twice. A task rescheduled (snoozed) has a new remind_at and
 so a new reminder; done tasks, date-only tasks (the digest lists them) and tasks
-whose due time passed more than ``REMINDER_GRACE`` ago get none.
+whose due time passed more than ``REMINDER_GRACE`` ago get none, nor does an assignee
+who is deactivated or has no role any more (``core.access.users_with_a_role``).
 """
 
 import datetime
@@ -20,6 +21,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from core import access
 from core.models import UserPreferences
 from notifications.services import notify, send_email
 from tasks import windows
@@ -80,7 +82,7 @@ def due_reminders(now):
             done_at__isnull=True,
             due_is_date_only=False,
             due_at__gt=now - REMINDER_GRACE,
-            assignee__is_active=True,
+            assignee__in=access.users_with_a_role().values("pk"),
         )
         .with_reminder_lead()
         # due_at - lead <= now, written as due_at <= now + lead so that the column stays bare.
@@ -237,7 +239,11 @@ def digest_text(user, day, tasks):
 def send_digests(now=None):
     """Each user who asked for the digest gets it once a day, from ``CRM_DIGEST_HOUR`` in their time zone."""
     now = now or timezone.now()
-    preferences = list(UserPreferences.objects.filter(daily_digest=True, user__is_active=True).select_related("user"))
+    preferences = list(
+        UserPreferences.objects.filter(
+            daily_digest=True, user__in=access.users_with_a_role().values("pk")
+        ).select_related("user")
+    )
     due = []
     for preference in preferences:
         user = preference.user

@@ -108,6 +108,22 @@ def test_date_only_tasks_and_inactive_assignees_get_no_reminder(smtp_server):
     assert services.send_due_reminders(NOW) == 0
 
 
+def test_a_user_who_lost_their_role_gets_neither_reminders_nor_digests(smtp_server):
+    user = rep(time_zone="Asia/Shanghai", daily_digest=True)
+    task(user, NOW + minutes(5), title="Call about the contract")
+    user.groups.clear()
+
+    assert services.send_due_reminders(NOW) == 0
+    assert services.send_digests(NOW) == 0
+    assert not Notification.objects.exists()
+    assert smtp_server.inbox.messages == []
+
+    # Given a role again, they are told again.
+    user.groups.add(Group.objects.get(name="Sales manager"))
+    assert services.send_due_reminders(NOW) == 1
+    assert services.send_digests(NOW) == 1
+
+
 def test_a_claimed_reminder_is_not_sent_again_even_when_a_run_overlaps(smtp_server):
     user = rep()
     item = task(user, NOW + minutes(15))
