@@ -23,6 +23,13 @@ OVERDUE_WINDOW = timedelta(days=180)
 MAX_EVENTS = 2000
 TIMED_TASK_LENGTH = timedelta(minutes=30)
 PRIORITIES = {Task.Priority.HIGH: 1, Task.Priority.NORMAL: 5, Task.Priority.LOW: 9}
+# RFC 5545 allows no control character in a TEXT value but the tab (line breaks are written escaped,
+# as \n): those a title, note or name may hold from an import or the API are left out of the feed.
+NOT_IN_TEXT = dict.fromkeys([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
+
+
+def text(value):
+    return value.translate(NOT_IN_TEXT)
 
 
 def feed_path(feed):
@@ -68,7 +75,7 @@ def task_event(task, zone, link):
     event.add("dtstamp", task.updated_at)
     event.add("last-modified", task.updated_at)
     event.add("created", task.created_at)
-    event.add("summary", f"{task.title} ({task.customer.name})")
+    event.add("summary", text(f"{task.title} ({task.customer.name})"))
     if task.due_is_date_only:
         day = timezone.localtime(task.due_at, zone).date()
         event.add("dtstart", day)
@@ -79,11 +86,11 @@ def task_event(task, zone, link):
         event.add("dtend", task.due_at + TIMED_TASK_LENGTH)
     event.add("priority", PRIORITIES.get(task.priority, 5))
     event.add("categories", [task.get_kind_display()])
-    event.add("description", describe(task, link))
+    event.add("description", text(describe(task, link)))
     event.add("url", link)
     alarm = Alarm()
     alarm.add("action", "DISPLAY")
-    alarm.add("description", task.title)
+    alarm.add("description", text(task.title))
     alarm.add("trigger", timedelta(minutes=-task.reminder_lead))
     event.add_component(alarm)
     return event

@@ -112,6 +112,23 @@ def test_the_feed_holds_the_users_open_dated_tasks_and_parses_with_two_libraries
     }
 
 
+def test_control_characters_in_a_record_are_left_out_of_the_feed(rep, customer):
+    # A title, note or name may hold them (an import, the API); RFC 5545 text allows only the tab.
+    customer.name = "ACME\x1b[31m"
+    customer.save()
+    task = add_task(customer, rep, title="Call\x0bback\x00\x7f", notes="line one\nline\ttwo\x08\r\nthree")
+
+    body = fetch(turn_on(rep)).content
+
+    assert not any(byte < 0x20 and byte not in b"\t\r\n" or byte == 0x7F for byte in body)
+    event = events_of(body)[f"task-{task.pk}@crm"]
+    assert str(event["summary"]) == "Callback (ACME[31m)"
+    assert "line one\nline\ttwo\nthree" in str(event["description"])
+    (alarm,) = event.walk("VALARM")
+    assert str(alarm["description"]) == "Callback"
+    assert vobject.readOne(body.decode()).vevent.summary.value == "Callback (ACME[31m)"
+
+
 def test_me_shows_the_current_url_and_post_again_resets_it(rep, customer):
     client = client_of(rep)
     assert client.get("/api/auth/me").json()["data"]["calendar_feed_url"] is None
