@@ -186,6 +186,27 @@ def _lf_line_breaks(value):
     return value
 
 
+class ShownMultipleHiddenInput(forms.MultipleHiddenInput):
+    """The values a multi-select showed (tags, a multi-choice custom field), and a marker that it showed them.
+
+    Django renders one hidden input per value: a multi-select shown empty would post no shown value at
+    all, like a post without shown values (a script), and be compared with the stored record instead, so
+    a save that left it empty would take away what someone else chose meanwhile. Here an input with an
+    empty value comes first, whatever the values (browsers post a form's inputs in the page's order):
+    the first value posted is that marker, and is dropped.
+    """
+
+    def get_context(self, name, value, attrs):
+        context = super().get_context(name, value, attrs)
+        marker = forms.HiddenInput().get_context(name, "", {})["widget"]
+        context["widget"]["subwidgets"] = [marker, *context["widget"]["subwidgets"]]
+        return context
+
+    def value_from_datadict(self, data, files, name):
+        values = super().value_from_datadict(data, files, name)
+        return values[1:] if values and values[0] == "" else values
+
+
 class ShownValueBoundField(BoundField):
     """A field of a record's form, with the value the page showed (Django's ``show_hidden_initial``).
 
@@ -217,6 +238,14 @@ class ShownValueBoundField(BoundField):
         return self.field.has_changed(stored, shown)
 
 
+def _show_values(fields):
+    """Make each of ``fields`` carry the value the page shows, a multi-select's empty value included."""
+    for field in fields:
+        field.show_hidden_initial = True
+        if issubclass(field.hidden_widget, forms.MultipleHiddenInput):
+            field.hidden_widget = ShownMultipleHiddenInput
+
+
 class CRMModelForm(forms.ModelForm):
     """A record's form (change page, inline row, list row) that changes only what its user changed.
 
@@ -235,8 +264,7 @@ class CRMModelForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if not self.instance._state.adding:
-            for field in self.fields.values():
-                field.show_hidden_initial = True
+            _show_values(self.fields.values())
 
     def clean(self):
         cleaned = super().clean()

@@ -9,6 +9,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.forms import CheckboxInput, MultiWidget, SelectMultiple
 from openpyxl import Workbook
 
+from core.admin.base import ShownMultipleHiddenInput
+
 CSV_FORMAT = "0"
 XLSX_FORMAT = "1"
 
@@ -83,7 +85,10 @@ def form_data(form):
                 data[bound.html_name] = [str(item) for item in value]
         else:
             data[bound.html_name] = "" if value is None else str(value)
-        if field.show_hidden_initial:
+        if field.show_hidden_initial and issubclass(field.hidden_widget, ShownMultipleHiddenInput):
+            # A multi-select's shown values, after the marker that says it showed them.
+            data[form.add_initial_prefix(name)] = ["", *data.get(bound.html_name, [])]
+        elif field.show_hidden_initial:
             # Fields with a callable default carry their initial value in hidden inputs.
             hidden = form.add_initial_prefix(name)
             data.update(
