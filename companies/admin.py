@@ -5,6 +5,7 @@ from django.utils.translation import gettext_lazy as _
 from core import access
 from core.admin.base import CRMModelAdmin
 from core.admin.display import cut_column
+from core.admin.inlines import CRMTabularInline
 from core.admin.merges import MergeAdminMixin
 from core.admin.phones import PhoneCheckMixin, PhoneValidityFilter
 from core.admin.tags import TaggedAdminMixin
@@ -37,7 +38,7 @@ def company_inline(inline):
     return inline
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(CRMTabularInline):
     """A compact list of a company's records, each a link to its own page: changed there, not here."""
 
     extra = 0

@@ -6,8 +6,9 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from core.admin.base import CRMModelAdmin, CRMModelForm
+from core.admin.base import CRMModelAdmin
 from core.admin.display import cut_column, cut_text
+from core.admin.inlines import CRMTabularInline
 from core.admin.owners import owner_filter
 from customers.admin import (
     CustomerList,
@@ -29,9 +30,8 @@ RECENT_DAYS = 30
 
 
 @customer_inline
-class InteractionInline(admin.TabularInline):
+class InteractionInline(CRMTabularInline):
     model = Interaction
-    form = CRMModelForm
     extra = 0
     fields = ["occurred_at", "interaction_type", "notes", "created_at"]
     readonly_fields = ["created_at"]

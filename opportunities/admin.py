@@ -12,6 +12,7 @@ from django.utils.translation import ngettext
 from companies.admin import ReadOnlyInline, company_inline
 from core.admin.base import CRMModelAdmin, CRMModelForm
 from core.admin.display import cut_column
+from core.admin.inlines import CRMTabularInline
 from core.admin.owners import owner_filter
 from core.admin.previews import changes_data
 from core.admin.tags import TaggedAdminMixin
@@ -153,7 +154,7 @@ class StageActionForm(forms.Form):
 
 
 @customer_inline
-class OpportunityInline(admin.TabularInline):
+class OpportunityInline(CRMTabularInline):
     model = Opportunity
     form = OpportunityForm
     extra = 0

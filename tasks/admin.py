@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from core import access
 from core.admin.base import CRMModelAdmin, CRMModelForm
 from core.admin.display import cut_column
+from core.admin.inlines import CRMTabularInline
 from core.admin.owners import owner_filter
 from customers.admin import (
     QuickAction,
@@ -61,7 +62,7 @@ class InlineTaskForm(CRMModelForm):
         super()._post_clean()
 
 
-class TaskInlineBase(admin.TabularInline):
+class TaskInlineBase(CRMTabularInline):
     model = Task
     form = InlineTaskForm
     extra = 0
