@@ -14,6 +14,8 @@ from django.core.exceptions import FieldDoesNotExist, PermissionDenied, Validati
 from django.core.paginator import Paginator
 from django.db import models, transaction
 from django.forms.boundfield import BoundField
+from django.forms.formsets import DELETION_FIELD_NAME
+from django.forms.utils import ErrorDict
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -21,6 +23,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.text import smart_split, unescape_string_literal
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from import_export.admin import ExportActionMixin, ImportExportMixin
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -255,29 +258,65 @@ class CRMModelForm(forms.ModelForm):
     refused when a field it carries was changed by someone else since the page was shown: saving it
     would put back the value shown without a word.
 
+    An inline row whose record is no longer among the page's rows (deleted, or moved to another record,
+    by someone else since the page was shown) is told so by its formset (``row_gone``): left as shown,
+    or marked for deletion, it is left out; changed, it is refused with a message that says why.
+
     The admin shows date-times to the second: saving a form would otherwise cut the microseconds of
     every one of them, and record that as a change; those not changed are left as they are stored.
     """
 
     bound_field_class = ShownValueBoundField
+    # The fields refused as changed by someone else since the page was shown (``clean``).
+    changed_meanwhile = ()
+    # Set by ``core.admin.inlines.ShownRowsFormSet`` when the row's record is no longer among the page's rows.
+    row_gone = False
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        # The record's own fields, not those a formset adds (its id, its parent, "delete").
+        self._shown_names = list(self.fields)
         if not self.instance._state.adding:
             _show_values(self.fields.values())
+
+    def mark_row_gone(self):
+        """This inline row's record is no longer among the page's rows: its form is read against what it showed."""
+        self.row_gone = True
+        _show_values(self.fields[name] for name in self._shown_names)
+
+    def full_clean(self):
+        if not self.row_gone:
+            super().full_clean()
+            return
+        # Nothing to validate nor save: a message if the user changed the row, else nothing.
+        self._errors, self.cleaned_data = ErrorDict(), {}
+        deletion = self.fields.get(DELETION_FIELD_NAME)
+        if deletion is not None and deletion.clean(self[DELETION_FIELD_NAME].data):
+            self.cleaned_data[DELETION_FIELD_NAME] = True
+        elif any(name in self.changed_data for name in self._shown_names):
+            self.add_error(
+                None,
+                _(
+                    "Deleted or moved elsewhere by someone else since this page was shown: your change to this "
+                    "row was not saved. Open the page again to see the rows as they are now."
+                ),
+            )
 
     def clean(self):
         cleaned = super().clean()
         if not self.instance._state.adding and self.has_changed():
-            for name, bound in self._bound_items():
-                if name not in self._errors and bound.changed_since_shown():
-                    self.add_error(
-                        name,
-                        _(
-                            "Changed by someone else since this page was shown. Open the record again to see "
-                            "their change, then make yours."
-                        ),
-                    )
+            changed = [
+                name for name, bound in self._bound_items() if name not in self._errors and bound.changed_since_shown()
+            ]
+            for name in changed:
+                self.add_error(
+                    name,
+                    _(
+                        "Changed by someone else since this page was shown. Open the record again to see "
+                        "their change, then make yours."
+                    ),
+                )
+            self.changed_meanwhile = changed
         return cleaned
 
     def _post_clean(self):
@@ -405,6 +444,26 @@ class CRMModelAdmin(
                 response = super().response_action(request, queryset)
         note_recorded(request, changeset, self.admin_site.name)
         return response
+
+    def save_formset(self, request, form, formset, change):
+        super().save_formset(request, form, formset, change)
+        # Rows of an inline deleted or moved elsewhere since the page was shown (core.admin.inlines), which
+        # its user left as shown: the page saved without them, and says so.
+        gone = formset.gone_rows() if hasattr(formset, "gone_rows") else []
+        if gone:
+            opts = formset.model._meta
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d %(rows)s shown on this page was deleted or moved elsewhere by someone else "
+                    "meanwhile; it is no longer listed here.",
+                    "%(count)d %(rows)s shown on this page were deleted or moved elsewhere by someone else "
+                    "meanwhile; they are no longer listed here.",
+                    len(gone),
+                )
+                % {"count": len(gone), "rows": opts.verbose_name if len(gone) == 1 else opts.verbose_name_plural},
+                messages.WARNING,
+            )
 
     def delete_model(self, request, obj):
         with transaction.atomic(), batched_delete_history():

@@ -1,5 +1,6 @@
 """Two staff on one page with inline rows (a customer's deals and tasks, a deal's tasks), posting it as a browser
-does: the second save writes only what its user changed, and a row changed meanwhile is never written back."""
+does: the second save writes only what its user changed, and a row changed, deleted or moved meanwhile is
+never written back, recreated or deleted unseen."""
 
 from dataclasses import dataclass
 
@@ -7,16 +8,17 @@ import pytest
 from django import forms
 from django.contrib import admin
 from django.contrib.auth.models import Group
+from django.contrib.messages import get_messages
 from django.test import Client, RequestFactory
 from django.urls import reverse
 
 from core.admin.base import CRMModelForm
-from core.admin.inlines import CRMTabularInline
+from core.admin.inlines import CRMTabularInline, ShownRowsFormSet
 from customers.models import Customer
 from opportunities.models import Opportunity
 from tasks.models import Task
 from tests.core.admin.helpers import browser_form_data
-from tests.factories import CustomerFactory, OpportunityFactory, TaskFactory, UserFactory
+from tests.factories import CompanyFactory, CustomerFactory, OpportunityFactory, TaskFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -48,6 +50,14 @@ class Page:
         if isinstance(parent, Customer):
             return TaskFactory(customer=parent, title=f"Row {n}")
         return TaskFactory(customer=parent.customer, opportunity=parent, title=f"Row {n}")
+
+    def move_away(self, row):
+        """Someone else moves ``row`` off this page (to another customer, or off the deal)."""
+        if isinstance(row, Task) and self.admin_name == "opportunities_opportunity":
+            row.opportunity = None
+        else:
+            row.customer = CustomerFactory()
+        row.save()
 
     def url(self, parent):
         return reverse(f"admin:{self.admin_name}_change", args=[parent.pk])
@@ -136,6 +146,115 @@ def test_a_row_changed_meanwhile_and_by_the_user_too_is_refused_and_the_first_ch
     assert getattr(fresh(parent), page.parent_field) != "Renamed"
 
 
+@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("gone", ["deleted", "moved"])
+def test_a_row_gone_meanwhile_is_left_out_and_the_page_saved_with_a_word(page, gone):
+    parent, [row] = page.make()
+    url = page.url(parent)
+    first, second = managers("first", "second")
+    first_page, second_page = opened(first, url), opened(second, url)
+    if gone == "deleted":
+        assert save(first, url, first_page, **{f"{page.prefix}__0__DELETE": "on"}).status_code == 302
+    else:
+        page.move_away(row)
+    before = fresh(row)
+
+    response = save(second, url, second_page, **{page.parent_field: "Changed by the second"})
+
+    assert response.status_code == 302
+    assert getattr(fresh(parent), page.parent_field) == "Changed by the second"
+    warnings = [str(m) for m in get_messages(response.wsgi_request) if m.level_tag == "warning"]
+    assert len(warnings) == 1 and "deleted or moved elsewhere by someone else meanwhile" in warnings[0]
+    after = fresh(row)
+    assert (after is None, after and after.history.count()) == (before is None, before and before.history.count())
+
+
+@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("gone", ["deleted", "moved"])
+def test_a_row_gone_meanwhile_that_the_user_changed_is_refused_with_a_message(page, gone):
+    parent, [row] = page.make()
+    url = page.url(parent)
+    (second,) = managers("second")
+    second_page = opened(second, url)
+    if gone == "deleted":
+        row.delete()
+    else:
+        page.move_away(row)
+    rows = type(row)._base_manager.count()
+
+    response = save(
+        second, url, second_page, **{f"{page.prefix}__0__{page.row_field}": "Changed", page.parent_field: "Renamed"}
+    )
+
+    assert response.status_code == 200
+    assert GONE in str(row_errors(response, page.prefix)[0]["__all__"])
+    assert GONE in response.content.decode()
+    assert type(row)._base_manager.count() == rows
+    assert getattr(fresh(parent), page.parent_field) != "Renamed"
+    if gone == "moved":
+        assert getattr(fresh(row), page.row_field) == row.title
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_a_row_deleted_meanwhile_and_by_the_user_too_saves_without_a_word(page):
+    parent, [row] = page.make()
+    url = page.url(parent)
+    (second,) = managers("second")
+    second_page = opened(second, url)
+    row.delete()
+
+    response = save(second, url, second_page, **{f"{page.prefix}__0__DELETE": "on"})
+
+    assert response.status_code == 302
+    assert not [m for m in get_messages(response.wsgi_request) if m.level_tag == "warning"]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_a_row_changed_meanwhile_is_not_deleted_unseen(page):
+    parent, [row] = page.make()
+    url = page.url(parent)
+    first, second = managers("first", "second")
+    first_page, second_page = opened(first, url), opened(second, url)
+    assert (
+        save(first, url, first_page, **{f"{page.prefix}__0__{page.row_field}": "Changed by the first"}).status_code
+        == 302
+    )
+
+    response = save(second, url, second_page, **{f"{page.prefix}__0__DELETE": "on"})
+
+    assert response.status_code == 200
+    assert CHANGED_MEANWHILE in str(row_errors(response, page.prefix)[0][page.row_field])
+    assert getattr(fresh(row), page.row_field) == "Changed by the first"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_a_refused_page_shows_each_row_beside_its_own_record(page):
+    # Django pairs the posted rows with the rows as they are now: with the first gone, the second row's
+    # form went missing and the gone row showed the second's read-only values and link.
+    parent, [first_row, second_row] = page.make(rows=2)
+    url = page.url(parent)
+    (second,) = managers("second")
+    second_page = opened(second, url)
+    index = next(
+        int(name.split("-")[1])
+        for name, values in second_page.items()
+        if name.endswith("-id") and values == [str(first_row.pk)]
+    )
+    first_row.delete()
+
+    response = save(second, url, second_page, **{f"{page.prefix}__{index}__{page.row_field}": "Changed"})
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    for n in (0, 1):
+        assert f'name="{page.prefix}-{n}-{page.row_field}"' in html
+    originals = [
+        form.original
+        for form in next(i for i in response.context["inline_admin_formsets"] if i.formset.prefix == page.prefix)
+    ]
+    assert [getattr(o, "pk", None) for o in originals[:2]] == [None if n == index else second_row.pk for n in (0, 1)]
+
+
 def inlines_of_every_admin():
     request = RequestFactory().get("/admin/")
     for model, model_admin in admin.site._registry.items():
@@ -149,7 +268,7 @@ def test_every_inline_of_the_admin_carries_the_shown_values():
     assert {Opportunity, Task, Customer} <= {inline.model for inline in found}
     for inline in found:
         assert issubclass(inline, CRMTabularInline), inline
-        assert issubclass(inline.form, CRMModelForm), inline
+        assert issubclass(inline.form, CRMModelForm) and issubclass(inline.formset, ShownRowsFormSet), inline
 
 
 def test_an_inline_given_a_plain_model_form_and_formset_gets_them_carrying_the_shown_values():
@@ -170,4 +289,22 @@ def test_an_inline_given_a_plain_model_form_and_formset_gets_them_carrying_the_s
     task = TaskFactory(customer=customer, title="Call")
     formset = PlainInline(Customer, admin.site).get_formset(request, customer)(instance=customer)
     assert issubclass(formset.form, PlainForm) and issubclass(formset.form, CRMModelForm)
+    assert isinstance(formset, ShownRowsFormSet)
     assert f'name="initial-tasks-0-title" value="{task.title}"' in str(formset.forms[0]["title"])
+
+
+def test_the_company_pages_read_only_lists_do_not_stop_a_save_when_a_person_went_meanwhile():
+    company = CompanyFactory(name="Acme")
+    person = CustomerFactory(company=company)
+    (second,) = managers("second")
+    url = reverse("admin:companies_company_change", args=[company.pk])
+    second_page = opened(second, url)
+    assert second_page["customers-0-id"] == [str(person.pk)]
+    person.delete()
+
+    response = save(second, url, second_page, name="Acme Ltd")
+
+    assert response.status_code == 302
+    company.refresh_from_db()
+    assert company.name == "Acme Ltd"
+    assert Customer.objects.count() == 0
