@@ -23,7 +23,7 @@ TASKS = 12
 
 
 def create_due_tasks(database_url, prefix, count):
-    """``count`` open tasks of a rep, due in ten minutes (the default lead is 15: their reminders are due now)."""
+    """``count`` open tasks of a sales rep, due in ten minutes (the default lead is 15: their reminders are due now)."""
     script = (
         "import json, sys, datetime\n"
         "from django.contrib.auth import get_user_model\n"
@@ -31,7 +31,9 @@ def create_due_tasks(database_url, prefix, count):
         "from customers.models import Customer\n"
         "from tasks.models import Task\n"
         "prefix, count = json.loads(sys.stdin.read())\n"
+        "from django.contrib.auth.models import Group\n"
         "user, _ = get_user_model().objects.get_or_create(username=prefix, defaults={'email': prefix + '@example.com'})\n"
+        "user.groups.add(Group.objects.get(name='Sales rep'))\n"
         "customer = Customer.objects.create(name=prefix + ' customer', owner=user)\n"
         "due = timezone.now() + datetime.timedelta(minutes=10)\n"
         "ids = [Task.objects.create(title=f'{prefix} task {n}', assignee=user, customer=customer, due_at=due).pk\n"
