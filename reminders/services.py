@@ -42,6 +42,9 @@ MAX_EMAIL_ATTEMPTS = len(EMAIL_RETRY_WAITS) + 1
 # How long a worker may take to send an email it claimed before another one sends it instead.
 EMAIL_LEASE = datetime.timedelta(minutes=2)
 
+# Why an email to retry was given up when its recipient lost their role or was deactivated since its claim.
+NO_ROLE_ANY_MORE = "The recipient no longer has a role."
+
 REMINDER_KIND = "task.reminder"
 DIGEST_KIND = "task.digest"
 
@@ -174,12 +177,18 @@ def retry_emails(now=None):
     """Send the emails of claimed rows whose time came: refused before, or left by a stopped worker.
 
     Each row is taken by a compare-and-set on ``next_email_at`` (a new lease), so that
-    two workers never send the same retry. Returns the number sent.
+    two workers never send the same retry; a row whose recipient has no role any more
+    (``core.access.users_with_a_role``) is given up instead. Returns the number sent.
     """
     now = now or timezone.now()
     sent = 0
     for model in (ReminderDelivery, DigestDelivery):
-        due = model.objects.filter(emailed_at__isnull=True, next_email_at__lte=now).order_by("next_email_at")
+        due = model.objects.filter(emailed_at__isnull=True, next_email_at__lte=now)
+        # A recipient deactivated or without a role since the claim is told nothing more: given up.
+        due.exclude(recipient__in=access.users_with_a_role().values("pk")).update(
+            next_email_at=None, email_error=NO_ROLE_ANY_MORE
+        )
+        due = due.order_by("next_email_at")
         for delivery in due[:REMINDER_BATCH]:
             taken = model.objects.filter(pk=delivery.pk, next_email_at=delivery.next_email_at).update(
                 next_email_at=now + EMAIL_LEASE

@@ -285,6 +285,32 @@ def test_an_email_left_by_a_stopped_worker_is_sent_once_after_its_lease(smtp_ser
     assert len(smtp_server.inbox.messages) == 1
 
 
+@pytest.mark.parametrize("change", ["deactivated", "role taken away"])
+def test_an_email_to_retry_is_given_up_once_its_recipient_has_no_role(smtp_server, change):
+    user = rep()
+    item = task(user, NOW + minutes(15))
+    item.remind_at = NOW
+    # A worker claimed the reminder (notification written) and stopped before emailing.
+    services.claim_reminder(item, NOW)
+    if change == "deactivated":
+        user.is_active = False
+        user.save()
+    else:
+        user.groups.clear()
+
+    assert services.retry_emails(NOW + services.EMAIL_LEASE) == 0
+    assert smtp_server.inbox.messages == []
+    delivery = ReminderDelivery.objects.get()
+    assert delivery.emailed_at is None and delivery.next_email_at is None
+    assert delivery.email_error == "The recipient no longer has a role."
+    # Given a role again, the old email is not sent after all.
+    user.is_active = True
+    user.save()
+    user.groups.add(Group.objects.get(name="Sales rep"))
+    assert services.retry_emails(NOW + minutes(60)) == 0
+    assert smtp_server.inbox.messages == []
+
+
 def test_a_retry_taken_by_another_worker_is_left_to_it(smtp_server):
     user = rep()
     item = task(user, NOW + minutes(15))
