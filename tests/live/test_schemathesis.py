@@ -22,7 +22,7 @@ pytestmark = pytest.mark.live
 # SCHEMATHESIS_SEEDS="1,2,3" (or SCHEMATHESIS_SEED=1 for one) runs others, as docs/api.md shows.
 DEFAULT_SEED = "20261205" if _is_postgres(os.environ.get("DATABASE_URL", "")) else "20261124"
 SEEDS = (os.environ.get("SCHEMATHESIS_SEEDS") or os.environ.get("SCHEMATHESIS_SEED") or DEFAULT_SEED).split(",")
-MAX_EXAMPLES = os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "30")
+MAX_EXAMPLES = os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "20")
 
 
 def run_schemathesis(server, token, *args, seed=SEEDS[0]):
