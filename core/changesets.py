@@ -467,8 +467,10 @@ def conflicts(changeset, rows=None, user=None):
     A record conflicts when its latest history entry is not the one the changeset
     wrote (changed or deleted since), or, for a deleted one, when its id is taken again;
     and, given the ``user`` who undoes, when it has left their book since (a customer
-    reassigned, with its interactions and deals). One query per model touched, and one
-    more per model for a user who does not see everything.
+    reassigned, with its interactions and deals); and when the undo would give it back
+    a foreign key to a record deleted since, which it does not make again. One query per
+    model touched, one more per model for a user who does not see everything, and one per
+    model such keys point at.
     """
     from core import access
 
@@ -510,7 +512,51 @@ def conflicts(changeset, rows=None, user=None):
                     reason = "not_in_your_book"
             if reason:
                 found.append({"model": label, "object_id": pk, "name": row.name, "reason": reason})
+    found.extend(_pointing_at_deleted(rows, found))
     return found
+
+
+def _pointing_at_deleted(rows, found):
+    """Conflicts for the records the undo would give back a foreign key to a record deleted since (and not
+    made again by this undo), such as a deleted interaction whose customer was deleted after it: written, it
+    would fail the database's check when the undo commits."""
+    latest = _latest_rows(rows)
+    made_again = {key for key, row in latest.items() if row.op == DELETED}
+    settled = {(conflict["model"], conflict["object_id"]) for conflict in found}
+    restored = {}  # {(model, pk): {attname: value}}, each field as the undo leaves it: its oldest row's before
+    for row in sorted(rows, key=lambda row: row.seq):
+        key = (row.model, row.object_id)
+        if key in settled or _model(row.model) in LOGS:
+            continue
+        if key not in restored and row.op == CREATED:
+            settled.add(key)  # made by the changeset: the undo deletes it
+            continue
+        values = restored.setdefault(key, {})
+        for name, value in (row.before or {}).items():
+            values.setdefault(name, value)
+    wanted = {}  # {foreign key field: {value: [keys of the records pointing there]}}
+    for key, values in restored.items():
+        for field in tracked_fields(_model(key[0])):
+            value = values.get(field.attname)
+            if not field.many_to_one or value is None:
+                continue
+            if field.target_field.primary_key and (field.related_model._meta.label_lower, value) in made_again:
+                continue
+            wanted.setdefault(field, {}).setdefault(value, []).append(key)
+    pointing = set()
+    for field, by_value in wanted.items():
+        existing = set(
+            field.related_model._base_manager.filter(**{f"{field.target_field.attname}__in": list(by_value)})
+            .values_list(field.target_field.attname, flat=True)
+            .distinct()
+        )
+        for value, keys in by_value.items():
+            if value not in existing:
+                pointing.update(keys)
+    return [
+        {"model": label, "object_id": pk, "name": latest[(label, pk)].name, "reason": "points_at_deleted"}
+        for label, pk in sorted(pointing)
+    ]
 
 
 def _made_again_in_book(model, last_entries, user):
@@ -542,6 +588,7 @@ CONFLICT_MESSAGES = {
     "recreated": _("its id is taken again"),
     "not_in_your_book": _("no longer in your book"),
     "taken": _("a value it would take back, such as its email, is another record's now"),
+    "points_at_deleted": _("a record it belongs to was deleted since"),
 }
 
 

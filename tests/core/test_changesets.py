@@ -345,6 +345,49 @@ def test_a_record_whose_old_domain_is_taken_since_is_a_conflict(manager):
     assert Company.objects.get(pk=company.pk).domain == "acme-group.example"
 
 
+def test_a_record_the_undo_would_link_to_a_record_deleted_since_is_a_conflict(manager):
+    customer = CustomerFactory(name="Ann", owner=manager)
+    gone = InteractionFactory(customer=customer, notes="Gone")
+    moved = InteractionFactory(customer=customer, notes="Moved")
+    other = CustomerFactory(name="Bob", owner=manager)
+    kept = CustomerFactory(name="Kept", owner=manager)
+    with recording("action", user=manager) as cs:
+        Interaction.objects.get(pk=gone.pk).delete()
+        moved = Interaction.objects.get(pk=moved.pk)
+        moved.customer = other
+        moved.save()
+        kept.name = "Renamed"
+        kept.save()
+    # Ann is deleted since: neither interaction can be given back to her.
+    Customer.objects.get(pk=customer.pk).delete()
+
+    with pytest.raises(UndoRefused) as refused:
+        undo(cs, manager)
+    assert sorted((c["object_id"], c["reason"]) for c in refused.value.conflicts) == [
+        (gone.pk, "points_at_deleted"),
+        (moved.pk, "points_at_deleted"),
+    ]
+    assert "(a record it belongs to was deleted since)" in refused.value.message
+
+    undo(cs, manager, skip_conflicts=True)
+    # Checked as the commit would check them: no row points at a record that is not there.
+    connection.check_constraints()
+    assert not Interaction.objects.filter(pk=gone.pk).exists()
+    assert Interaction.objects.get(pk=moved.pk).customer_id == other.pk
+    assert Customer.objects.get(pk=kept.pk).name == "Kept"
+
+
+def test_a_record_linked_to_one_the_same_undo_makes_again_is_no_conflict(manager):
+    customer = CustomerFactory(name="Ann", owner=manager)
+    InteractionFactory(customer=customer)
+    with recording("action", user=manager) as cs:
+        delete_customer(Customer.objects.get(pk=customer.pk))
+
+    undo(cs, manager)
+    connection.check_constraints()
+    assert Interaction.objects.get().customer_id == customer.pk
+
+
 def test_the_undo_of_an_undo_conflicts_when_changed_after_the_undo(manager):
     customer = CustomerFactory(name="A", owner=manager)
     with recording("action", user=manager) as cs:
