@@ -25,28 +25,33 @@ DATABASE_FIXTURES = {
 # The files that take longest, started first (longest processing time first). With `--dist loadfile` a
 # file runs whole on one worker: a long one handed out last keeps that worker busy while the other has
 # finished (xdist's own order, by number of tests, is turned off in pytest.ini: it put the schemathesis
-# run, two tests and the longest file, last). Measured per file on PostgreSQL (docs/testing.md shows how);
+# run, two tests and the longest file, last). Measured per file on both databases (docs/testing.md shows how);
 # every other file follows in collection order.
 LONGEST_FIRST = [
     "tests/live/test_schemathesis.py",
     "tests/core/admin/test_write_matrix.py",
-    "tests/core/test_access_matrix.py",
-    "tests/operations/test_backup.py",
-    "tests/live/test_worker.py",
-    "tests/live/test_long_requests.py",
-    "tests/companies/test_migration.py",
-    "tests/live/test_reminder_race.py",
     "tests/live/test_cluster.py",
+    "tests/core/api/test_serializer_fields.py",
+    "tests/live/test_worker.py",
+    "tests/core/admin/test_lists_at_size.py",
+    "tests/live/test_long_requests.py",
+    "tests/crm_site/test_deployment.py",
+    "tests/core/test_access_matrix.py",
+    "tests/companies/test_migration.py",
+    "tests/core/admin/test_not_found_and_technical.py",
     "tests/live/test_throttling_across_workers.py",
-    "tests/live/test_http.py",
-    "tests/webhooks/test_api.py",
-    "tests/core/api/test_sqlite_concurrency.py",
-    "tests/live/test_browser_polish.py",
+    "tests/operations/test_backup.py",
     "tests/live/test_markup.py",
     "tests/live/test_browser.py",
+    "tests/live/test_browser_polish.py",
+    "tests/core/api/test_query_counts.py",
+    "tests/core/api/test_schema.py",
+    "tests/live/test_api_races.py",
+    "tests/live/test_reminder_race.py",
+    "tests/core/api/test_sqlite_concurrency.py",
     "tests/webhooks/test_delivery.py",
+    "tests/live/test_nginx.py",
     "tests/mailgateway/test_me_and_command.py",
-    "tests/mailgateway/test_gateway.py",
 ]
 
 
