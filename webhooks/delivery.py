@@ -231,6 +231,9 @@ def attempt(*, delivery, endpoint, now):
     delivery.duration_ms = answer.duration_ms
     delivery.claimed_until = None
     status = answer.status
+    if status is not None and 300 <= status < 400 and not delivery.error:
+        # Retried like a 5xx: the endpoint's URL can be corrected meanwhile, and the pending deliveries go there.
+        delivery.error = _redirect_error(answer.headers.get("location", ""))[:500]
     disable = None
     if status is not None and 200 <= status < 300:
         delivery.status, delivery.next_attempt_at = Delivery.Status.SUCCEEDED, None
@@ -266,6 +269,13 @@ def attempt(*, delivery, endpoint, now):
         if delivery.status == Delivery.Status.PENDING and endpoint.is_active:
             enqueue_run(endpoint.pk, eta=delivery.next_attempt_at)
     return delivery
+
+
+def _redirect_error(location):
+    location = location.replace("\x00", "")
+    if location:
+        return f"The receiver redirected to {location}; redirects are not followed: change the endpoint's URL."
+    return "The receiver answered a redirect; redirects are not followed: change the endpoint's URL."
 
 
 def _record_health(*, endpoint, succeeded, now, disable=None):

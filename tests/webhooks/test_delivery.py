@@ -121,6 +121,31 @@ def test_4xx_is_not_retried_but_408_409_are(receiver):
         row.save()
 
 
+def test_a_redirect_is_not_followed_retried_and_its_target_named(receiver):
+    now = timezone.now()
+    endpoint = Endpoint.objects.create(url=receiver.url)
+    receiver.answer((308, {"Location": "https://hooks.example.com/new"}, 0), (302, {}, 0))
+    first = Delivery.objects.create(endpoint=endpoint, message_id="a", event_type="t", payload={}, next_attempt_at=now)
+
+    delivery.run_endpoint(endpoint.pk, now=now)
+
+    first.refresh_from_db()
+    assert first.status == Delivery.Status.PENDING and first.next_attempt_at > now
+    assert first.response_status == 308
+    assert first.error == (
+        "The receiver redirected to https://hooks.example.com/new; redirects are not followed: "
+        "change the endpoint's URL."
+    )
+    assert len(receiver.requests) == 1  # not followed
+    first.status = Delivery.Status.FAILED
+    first.save()
+    second = Delivery.objects.create(endpoint=endpoint, message_id="b", event_type="t", payload={}, next_attempt_at=now)
+    delivery.run_endpoint(endpoint.pk, now=now)
+    second.refresh_from_db()
+    assert second.status == Delivery.Status.PENDING
+    assert second.error == "The receiver answered a redirect; redirects are not followed: change the endpoint's URL."
+
+
 def test_429_honours_retry_after(receiver):
     now = timezone.now()
     endpoint = Endpoint.objects.create(url=receiver.url)
