@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import RegexValidator
 from django.db import models, router, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -195,6 +196,14 @@ def validate_time_zone(value):
         )
 
 
+def zone_named(name):
+    """The ``zoneinfo.ZoneInfo`` of ``name`` (the site's when the name is no longer known)."""
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo(settings.TIME_ZONE)
+
+
 def is_time_zone(value):
     if not isinstance(value, str) or not value or "\x00" in value or len(value) > 64:
         return False
@@ -205,10 +214,17 @@ def is_time_zone(value):
     return True
 
 
+# Sent in the transaction of a save that changes a user's time zone, with ``user``, ``old_zone`` and
+# ``new_zone`` (``zoneinfo.ZoneInfo``): the apps whose records are kept in a user's zone follow it (a
+# date-only task keeps its date: ``tasks``).
+time_zone_changed = Signal()
+
+
 class UserPreferences(models.Model):
     """A user's settings: their time zone ("today" and "overdue" are theirs), reminders, the morning digest.
 
-    Created on first use (:meth:`for_user`); a user without a row has the defaults.
+    Created on first use (:meth:`for_user`); a user without a row has the defaults. A save that
+    changes the time zone sends :data:`time_zone_changed` in its transaction.
     """
 
     user = models.OneToOneField(
@@ -230,6 +246,22 @@ class UserPreferences(models.Model):
 
     def __str__(self):
         return f"{self.user_id}: {self.time_zone}"
+
+    def save(self, *args, **kwargs):
+        # A user without a row had the site's zone.
+        old_zone = zone_named(getattr(self, "_stored_zone", None) or default_time_zone())
+        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        with transaction.atomic(using=using):
+            super().save(*args, **kwargs)
+            self._stored_zone = self.time_zone
+            if self.zone != old_zone:
+                time_zone_changed.send(type(self), user=self.user, old_zone=old_zone, new_zone=self.zone)
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        preferences = super().from_db(db, field_names, values)
+        preferences._stored_zone = preferences.__dict__.get("time_zone")
+        return preferences
 
     @classmethod
     def for_user(cls, user):
@@ -254,10 +286,7 @@ class UserPreferences(models.Model):
     @property
     def zone(self):
         """The ``zoneinfo.ZoneInfo`` of ``time_zone`` (the site's when the stored name is no longer known)."""
-        try:
-            return zoneinfo.ZoneInfo(self.time_zone)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            return zoneinfo.ZoneInfo(settings.TIME_ZONE)
+        return zone_named(self.time_zone)
 
 
 class CustomField(models.Model):

@@ -1,14 +1,26 @@
+import datetime
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import F, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from simple_history.utils import bulk_update_with_history
 
 from core.dates import validate_record_date
 from core.fields import created_by_field, external_id_field, external_id_unique
-from core.history import CRMHistoricalRecords
+from core.history import CRMHistoricalRecords, current_history_user
 from core.models import MAX_REMINDER_LEAD_MINUTES, RecordedModel, UserPreferences
+
+from .windows import start_of
+
+
+def zone_of(user_id):
+    """The time zone of the user ``user_id`` (their preference, else the site's)."""
+    preferences = UserPreferences.objects.filter(user_id=user_id).first() or UserPreferences()
+    return preferences.zone
 
 
 class TaskQuerySet(models.QuerySet):
@@ -22,14 +34,39 @@ class TaskQuerySet(models.QuerySet):
         default = UserPreferences._meta.get_field("reminder_lead_minutes").default
         return self.annotate(reminder_lead=Coalesce(F("reminder_lead_minutes"), Subquery(preference), Value(default)))
 
+    def keep_due_dates(self, *, old_zone, new_zone):
+        """Re-store the date-only tasks among these, read in ``old_zone``, as 00:00 of the same dates in ``new_zone``.
+
+        For the tasks of a user whose time zone changes: a task due on 11 December stays due on
+        11 December. Written in bulk with their history and events; returns the number changed.
+        """
+        tasks = list(self.filter(due_is_date_only=True, due_at__isnull=False).select_for_update().order_by("pk"))
+        now = timezone.now()
+        moved = []
+        for task in tasks:
+            due_at = start_of(task.due_at.astimezone(old_zone).date(), new_zone).astimezone(datetime.UTC)
+            if due_at != task.due_at:
+                task.due_at, task.updated_at = due_at, now
+                moved.append(task)
+        bulk_update_with_history(
+            moved, Task, ["due_at", "updated_at"], batch_size=500, default_user=current_history_user()
+        )
+        for task in moved:
+            task.remember_stored()
+        return len(moved)
+
 
 class Task(RecordedModel):
     """A follow-up to do for a customer (and, optionally, one of its opportunities).
 
     ``due_at`` is an instant. A date-only task (``due_is_date_only``) is stored as the
-    start of that day (00:00) in its assignee's time zone at the time it is set: the
-    date is read back in that zone, and such a task is overdue once that day has
-    passed, not from 00:00 on (see ``tasks/windows.py``).
+    start of that day (00:00) in its assignee's time zone: the date is read back in that
+    zone (``due_date``), and such a task is overdue once that day has passed, not from
+    00:00 on (see ``tasks/windows.py``). The date is what the user set, whoever holds the
+    task: a save that gives the task to another assignee re-stores it as 00:00 of the same
+    date in the new assignee's zone (``save``), and a change of a user's time zone does the
+    same for their open date-only tasks (``TaskQuerySet.keep_due_dates``, called by
+    ``tasks.services.keep_due_dates_of``).
     """
 
     class Kind(models.TextChoices):
@@ -126,6 +163,61 @@ class Task(RecordedModel):
 
     def __str__(self):
         return self.title
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        task = super().from_db(db, field_names, values)
+        task.remember_stored()
+        return task
+
+    def refresh_from_db(self, *args, **kwargs):
+        super().refresh_from_db(*args, **kwargs)
+        self.remember_stored()
+
+    def save(self, *args, **kwargs):
+        update_fields = kwargs.get("update_fields")
+        if self.keep_due_date() and update_fields is not None and "due_at" not in update_fields:
+            kwargs["update_fields"] = [*update_fields, "due_at"]
+        super().save(*args, **kwargs)
+        self.remember_stored()
+
+    def remember_stored(self):
+        """Note the assignee and due date as stored (``keep_due_date`` compares with them)."""
+        self._stored_due = (self.__dict__.get("assignee_id"), self.__dict__.get("due_at"))
+
+    def keep_due_date(self):
+        """Re-store a date-only task given to another assignee as 00:00 of its date in their time zone.
+
+        The date is the one the task was due on for its previous assignee; a due date set in the
+        same write (already in the new assignee's zone: the API's serializer) is left as it is.
+        Returns whether ``due_at`` changed.
+        """
+        stored_assignee_id, stored_due_at = getattr(self, "_stored_due", (None, None))
+        if (
+            not self.due_is_date_only
+            or self.due_at is None
+            or stored_assignee_id is None
+            or self.assignee_id == stored_assignee_id
+            or self.due_at != stored_due_at
+        ):
+            return False
+        day = self.due_at.astimezone(zone_of(stored_assignee_id)).date()
+        due_at = start_of(day, zone_of(self.assignee_id)).astimezone(datetime.UTC)
+        changed = due_at != self.due_at
+        self.due_at = due_at
+        return changed
+
+    @property
+    def zone(self):
+        """The assignee's time zone, in which a date-only task's date is read."""
+        return UserPreferences.for_user(self.assignee).zone
+
+    @property
+    def due_date(self):
+        """The day a date-only task is due on (in its assignee's time zone); None for a timed or undated task."""
+        if not self.due_is_date_only or self.due_at is None:
+            return None
+        return self.due_at.astimezone(self.zone).date()
 
     @property
     def is_done(self):

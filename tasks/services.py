@@ -1,11 +1,11 @@
-"""Completing and reopening a task: one write each, with its history and event, in the caller's transaction."""
+"""Completing, reopening and snoozing a task, and keeping date-only tasks on their dates: each write with its
+history and event, in the caller's transaction."""
 
 import datetime
 
 from django.db import transaction
 from django.utils import timezone
 
-from core.models import UserPreferences
 from interactions.models import Interaction
 from interactions.serializers import InteractionSerializer
 
@@ -64,6 +64,21 @@ def reopen_task(task):
     task.save(update_fields=["done_at", "updated_at"])
 
 
+def keep_due_dates_of(*, user, old_zone, new_zone):
+    """Keep ``user``'s open date-only tasks on their dates when their time zone changes from ``old_zone`` to
+    ``new_zone``: each re-stored as 00:00 of its date in the new zone, with its history and event.
+
+    Connected to ``core.models.time_zone_changed`` (every save of a user's preferences that changes their
+    zone, in its transaction). Returns the number of tasks changed.
+    """
+    tasks = Task.objects.filter(assignee=user, done_at__isnull=True)
+    return tasks.keep_due_dates(old_zone=old_zone, new_zone=new_zone)
+
+
+def _time_zone_changed(sender, *, user, old_zone, new_zone, **kwargs):
+    keep_due_dates_of(user=user, old_zone=old_zone, new_zone=new_zone)
+
+
 def snooze_task(task, *, days=1):
     """Move ``task`` ``days`` later: from when it is due, or from now when it has no due date or is past due.
 
@@ -71,7 +86,7 @@ def snooze_task(task, *, days=1):
     """
     now = timezone.now()
     if task.due_is_date_only and task.due_at is not None:
-        zone = UserPreferences.for_user(task.assignee).zone
+        zone = task.zone
         day = max(task.due_at.astimezone(zone).date(), now.astimezone(zone).date())
         task.due_at = start_of(day + datetime.timedelta(days=days), zone)
     else:
