@@ -2,8 +2,8 @@ from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.db.models import F
+from django.utils import timezone
 from django.utils.formats import date_format
-from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 
 from core import access
@@ -23,15 +23,40 @@ from customers.search import SEARCH as CUSTOMER_SEARCH
 from opportunities.admin import opportunity_inline
 from opportunities.models import Opportunity
 
-from .models import Task
+from .models import Task, date_only_due_at, zone_of
 from .my_day import MyDay
 from .resources import TaskResource
 from .search import SEARCH
 from .serializers import TEXT_MAX_LENGTH, TaskSerializer, may_be_assigned
-from .windows import WINDOWS, condition, day_of
+from .windows import WINDOWS, condition, day_of, start_of
 
 
-class TaskForm(CRMModelForm):
+class DueDateForm(CRMModelForm):
+    """A task's form whose date-only due date reads as the date it is due on, whoever is looking.
+
+    Shown as 00:00 of that date in the user's own zone (the admin's), and taken back as 00:00 of the date
+    entered in the assignee's zone, as the API stores it (``Task.due_date``).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        day = None if self.instance._state.adding else self.instance.due_date
+        if "due_at" in self.fields and day is not None:
+            self.initial["due_at"] = start_of(day, timezone.get_current_timezone())
+
+    def _post_clean(self):
+        super()._post_clean()
+        task = self.instance
+        if task.due_is_date_only and task.due_at is not None and task.assignee_id is not None:
+            task.due_at = date_only_due_at(timezone.localtime(task.due_at).date(), zone_of(task.assignee_id))
+
+
+def due_day(task):
+    """The day ``task`` is due on: a date-only task's own date, a timed task's in the current time zone."""
+    return task.due_date if task.due_is_date_only else timezone.localtime(task.due_at).date()
+
+
+class TaskForm(DueDateForm):
     """A task's form, under the API's rules: the deal is one of the customer's; the assignee a manager or a rep."""
 
     def clean(self):
@@ -46,7 +71,7 @@ class TaskForm(CRMModelForm):
         return cleaned
 
 
-class InlineTaskForm(CRMModelForm):
+class InlineTaskForm(DueDateForm):
     """A task added from its customer's or deal's page: assigned to, and created by, whoever adds it."""
 
     user = None  # set per request by the inline's get_formset
@@ -99,12 +124,12 @@ def next_task(request, customer):
     task = (
         access.scope(Task.objects.filter(customer=customer, done_at__isnull=True), request.user)
         .order_by(F("due_at").asc(nulls_last=True), "id")
-        .only("title", "due_at")
+        .select_related("assignee__crm_preferences")
         .first()
     )
     if task is None:
         return None
-    return f"{task.title} ({date_format(localtime(task.due_at), 'SHORT_DATE_FORMAT')})" if task.due_at else task.title
+    return f"{task.title} ({date_format(due_day(task), 'SHORT_DATE_FORMAT')})" if task.due_at else task.title
 
 
 class AddTaskForm(QuickForm):
@@ -179,7 +204,7 @@ class TaskAdmin(MyDay, CRMModelAdmin):
     resource_classes = [TaskResource]
     form = TaskForm
     change_list_template = "admin/tasks/task/change_list.html"
-    list_display = ["title_cut", "customer_cut", "kind", "assignee", "due_at", "priority", "done_at"]
+    list_display = ["title_cut", "customer_cut", "kind", "assignee", "due", "priority", "done_at"]
     title_cut = cut_column("title", _("title"), "title", size="wide")
     # Sorted by the name the task carries (tasks/customer_name.py), which an index serves.
     customer_cut = cut_column("customer.name", _("customer"), "customer_name", size="narrow")
@@ -195,7 +220,8 @@ class TaskAdmin(MyDay, CRMModelAdmin):
     search_fields = ["title", "notes", "customer__name", "customer__company_name"]
     text_search = SEARCH
     text_search_related = [("customer", CUSTOMER_SEARCH, ["name", "company_name"])]
-    list_select_related = ["customer", "assignee"]
+    # The assignee's preferences: the time zone a date-only task's date is read in.
+    list_select_related = ["customer", "assignee__crm_preferences"]
     autocomplete_fields = ["customer", "opportunity"]
     ordering = ["done_at", "due_at", "id"]
     readonly_fields = ["done_at", "created_at", "updated_at"]
@@ -215,6 +241,15 @@ class TaskAdmin(MyDay, CRMModelAdmin):
         "created_at",
         "updated_at",
     ]
+
+    @admin.display(description=_("due at"), ordering="due_at")
+    def due(self, task):
+        """A date-only task's date (whoever is looking), a timed task's date and time in the user's zone."""
+        if task.due_at is None:
+            return self.get_empty_value_display()
+        if task.due_is_date_only:
+            return date_format(task.due_date, "DATE_FORMAT")
+        return date_format(timezone.localtime(task.due_at), "DATETIME_FORMAT")
 
     def get_changeform_initial_data(self, request):
         return {"assignee": request.user.pk, **super().get_changeform_initial_data(request)}

@@ -17,6 +17,12 @@ from core.models import MAX_REMINDER_LEAD_MINUTES, RecordedModel, UserPreference
 from .windows import start_of
 
 
+def date_only_due_at(day, zone):
+    """The instant a task due on ``day`` at no particular time is stored as: 00:00 of that day in ``zone``
+    (its assignee's), in UTC."""
+    return start_of(day, zone).astimezone(datetime.UTC)
+
+
 def zone_of(user_id):
     """The time zone of the user ``user_id`` (their preference, else the site's)."""
     preferences = UserPreferences.objects.filter(user_id=user_id).first() or UserPreferences()
@@ -44,7 +50,7 @@ class TaskQuerySet(models.QuerySet):
         now = timezone.now()
         moved = []
         for task in tasks:
-            due_at = start_of(task.due_at.astimezone(old_zone).date(), new_zone).astimezone(datetime.UTC)
+            due_at = date_only_due_at(task.due_at.astimezone(old_zone).date(), new_zone)
             if due_at != task.due_at:
                 task.due_at, task.updated_at = due_at, now
                 moved.append(task)
@@ -202,7 +208,7 @@ class Task(RecordedModel):
         ):
             return False
         day = self.due_at.astimezone(zone_of(stored_assignee_id)).date()
-        due_at = start_of(day, zone_of(self.assignee_id)).astimezone(datetime.UTC)
+        due_at = date_only_due_at(day, zone_of(self.assignee_id))
         changed = due_at != self.due_at
         self.due_at = due_at
         return changed

@@ -13,8 +13,7 @@ from customers.models import Customer
 from interactions.models import Interaction
 from opportunities.models import Opportunity
 
-from .models import Task
-from .windows import start_of
+from .models import Task, date_only_due_at
 
 TEXT_MAX_LENGTH = 20_000
 
@@ -142,7 +141,7 @@ class TaskSerializer(ExternalIdMixin, StrictJSONTypesMixin, CachedReadFieldsMixi
                 return
             due = due.astimezone(zone).date()
         try:
-            attrs["due_at"] = start_of(due, zone)
+            attrs["due_at"] = date_only_due_at(due, zone)
             validate_record_date(attrs["due_at"])
         except Exception as exc:  # out of the calendar once shifted
             raise serializers.ValidationError(

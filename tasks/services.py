@@ -9,8 +9,7 @@ from django.utils import timezone
 from interactions.models import Interaction
 from interactions.serializers import InteractionSerializer
 
-from .models import Task
-from .windows import start_of
+from .models import Task, date_only_due_at
 
 # The interaction a completed task logs by default, by the task's kind.
 INTERACTION_TYPE_OF_KIND = {
@@ -88,7 +87,7 @@ def snooze_task(task, *, days=1):
     if task.due_is_date_only and task.due_at is not None:
         zone = task.zone
         day = max(task.due_at.astimezone(zone).date(), now.astimezone(zone).date())
-        task.due_at = start_of(day + datetime.timedelta(days=days), zone)
+        task.due_at = date_only_due_at(day + datetime.timedelta(days=days), zone)
     else:
         base = task.due_at if task.due_at is not None and task.due_at > now else now
         task.due_at = base + datetime.timedelta(days=days)

@@ -220,3 +220,49 @@ class TestChangingTimeZone:
         preferences.daily_digest = True
         preferences.save()
         assert (Event.objects.count(), task.history.count()) == before
+
+
+class TestTheAdminShowsTheDate:
+    """A manager in Paris looks at a task due 11 December for the rep in Tokyo (15:00 UTC on the 10th)."""
+
+    def test_in_the_list_and_the_customers_header(self, manager, customer, task):
+        admin = browser(manager)
+        row = admin.get("/admin/tasks/task/").content.decode()
+        assert "Dec. 11, 2026" in row and "Dec. 10, 2026" not in row
+        header = admin.get(f"/admin/customers/customer/{customer.pk}/change/").content.decode()
+        assert "Send contract (12/11/2026)" in header
+
+    def test_in_the_form_and_a_save_keeps_it(self, manager, task):
+        admin = browser(manager)
+        url = f"/admin/tasks/task/{task.pk}/change/"
+        page = admin.get(url)
+        assert 'name="due_at_0" value="2026-12-11"' in page.content.decode()
+        with timezone.override(UserPreferences.for_user(manager).zone):
+            data = change_form_data(page)
+        assert (data["due_at_0"], data["due_at_1"]) == ("2026-12-11", "00:00:00")
+        data["title"] = "Send the contract"
+
+        assert admin.post(url, data).status_code == 302
+        task.refresh_from_db()
+        assert (task.title, task.due_at) == ("Send the contract", at(2026, 12, 10, 15))
+
+    def test_a_date_entered_is_that_date_for_the_assignee(self, manager, customer, tokyo):
+        admin = browser(manager)
+        page = admin.get("/admin/tasks/task/add/")
+        with timezone.override(UserPreferences.for_user(manager).zone):
+            data = change_form_data(page)
+        data.update(
+            {
+                "title": "Renew",
+                "customer": customer.pk,
+                "assignee": tokyo.pk,
+                "kind": "todo",
+                "due_at_0": "2026-12-11",
+                "due_at_1": "00:00:00",
+                "due_is_date_only": "on",
+            }
+        )
+
+        assert admin.post("/admin/tasks/task/add/", data).status_code == 302
+        added = Task.objects.get(title="Renew")
+        assert (added.due_at, added.due_date) == (at(2026, 12, 10, 15), datetime.date(2026, 12, 11))
