@@ -139,7 +139,13 @@ class TaskSerializer(ExternalIdMixin, StrictJSONTypesMixin, CachedReadFieldsMixi
         if isinstance(due, datetime.datetime):
             if not attrs["due_is_date_only"]:
                 return
-            due = due.astimezone(zone).date()
+            stored = self.instance
+            if stored is not None and stored.due_is_date_only and due == stored.due_at:
+                # The stored instant sent back as it was read (a full body, an exported row): the task's own
+                # date, read in the zone it was stored in, whoever the body now assigns it to.
+                due = stored.due_date
+            else:
+                due = due.astimezone(zone).date()
         try:
             attrs["due_at"] = date_only_due_at(due, zone)
             validate_record_date(attrs["due_at"])

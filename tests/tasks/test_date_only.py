@@ -266,3 +266,35 @@ class TestTheAdminShowsTheDate:
         assert admin.post("/admin/tasks/task/add/", data).status_code == 302
         added = Task.objects.get(title="Renew")
         assert (added.due_at, added.due_date) == (at(2026, 12, 10, 15), datetime.date(2026, 12, 11))
+
+
+class TestSentBackAsRead:
+    """A client or a spreadsheet sends the task back as it read it, with another assignee."""
+
+    def test_a_full_body_keeps_the_date(self, manager, los_angeles, task):
+        api = client_of(manager)
+        body = api.get(f"/api/tasks/{task.pk}").json()["data"]
+        body["assignee_id"] = los_angeles.pk
+        for name in ("id", "done_at", "created_at", "updated_at", "created_by_id"):
+            body.pop(name)
+
+        response = api.put(f"/api/tasks/{task.pk}", body, format="json")
+
+        assert response.status_code == 200, response.content
+        assert api_due(api, task) == (LOS_ANGELES_11TH, True)
+
+    def test_an_exported_row_imported_again_keeps_the_date(self, manager, los_angeles, customer, task):
+        admin = browser(manager)
+        # The due date as the export writes it: the stored instant.
+        preview = upload(
+            admin,
+            "/admin/tasks/task/",
+            [
+                ["id", "customer", "title", "assignee", "due_at", "due_is_date_only"],
+                [task.pk, customer.pk, "Send contract", los_angeles.pk, "2026-12-10T15:00:00+00:00", "1"],
+            ],
+        )
+        confirm(admin, "/admin/tasks/task/", preview)
+
+        task.refresh_from_db()
+        assert (task.assignee, task.due_at) == (los_angeles, at(2026, 12, 11, 8))
