@@ -15,6 +15,7 @@ from django.core.paginator import Paginator
 from django.db import models, transaction
 from django.forms.boundfield import BoundField
 from django.forms.formsets import DELETION_FIELD_NAME
+from django.forms.models import BaseModelFormSet
 from django.forms.utils import ErrorDict
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -259,8 +260,8 @@ class CRMModelForm(forms.ModelForm):
     would put back the value shown without a word.
 
     An inline row whose record is no longer among the page's rows (deleted, or moved to another record,
-    by someone else since the page was shown) is told so by its formset (``row_gone``): left as shown,
-    or marked for deletion, it is left out; changed, it is refused with a message that says why.
+    by someone else since the page was shown) is told so by its formset (``row_gone``, ``ShownRowsFormSet``):
+    left as shown, or marked for deletion, it is left out; changed, it is refused with a message that says why.
 
     The admin shows date-times to the second: saving a form would otherwise cut the microseconds of
     every one of them, and record that as a change; those not changed are left as they are stored.
@@ -269,7 +270,7 @@ class CRMModelForm(forms.ModelForm):
     bound_field_class = ShownValueBoundField
     # The fields refused as changed by someone else since the page was shown (``clean``).
     changed_meanwhile = ()
-    # Set by ``core.admin.inlines.ShownRowsFormSet`` when the row's record is no longer among the page's rows.
+    # Set by ``ShownRowsFormSet`` when the row's record is no longer among the page's rows.
     row_gone = False
 
     def __init__(self, *args, **kwargs):
@@ -280,7 +281,7 @@ class CRMModelForm(forms.ModelForm):
             _show_values(self.fields.values())
 
     def mark_row_gone(self):
-        """This inline row's record is no longer among the page's rows: its form is read against what it showed."""
+        """This row's record is no longer among the page's rows: its form is read against what it showed."""
         self.row_gone = True
         _show_values(self.fields[name] for name in self._shown_names)
 
@@ -332,6 +333,46 @@ class CRMModelForm(forms.ModelForm):
                 continue
             if isinstance(model_field, models.DateTimeField):
                 setattr(self.instance, model_field.attname, self.initial[name])
+
+
+class ShownRowsFormSet(BaseModelFormSet):
+    """A page's rows (an inline's), read against the rows the page showed.
+
+    Django looks each posted row up among the parent's rows as they are now: a row gone since the page
+    was shown (deleted, or moved to another record) becomes a new, unsaved record whose hidden id fails
+    to validate, and the page is refused with "Please correct the error below" and no error in sight,
+    even when its user did not touch the row. Here such a row is told so (``CRMModelForm.mark_row_gone``): left as shown, or marked for
+    deletion, it is left out and the page saves; changed, it is refused with a message of its own.
+    """
+
+    def _construct_form(self, i, **kwargs):
+        form = super()._construct_form(i, **kwargs)
+        if self.is_bound and i < self.initial_form_count() and form.instance.pk is None:
+            form.mark_row_gone()
+        return form
+
+    def _should_delete_form(self, form):
+        # A row changed by someone else since the page was shown is not deleted unseen: its form is refused.
+        return super()._should_delete_form(form) and not form.changed_meanwhile
+
+    def get_queryset(self):
+        # Once a posted page's rows are read, each row's record is the one it was posted for (None for a
+        # row gone since): the admin pairs the rows with these to show a refused page again, and pairing
+        # them with the rows as they are now would show a row beside another record's read-only values.
+        if self.is_bound and "forms" in self.__dict__:
+            return [None if form.row_gone else form.instance for form in self.initial_forms]
+        return super().get_queryset()
+
+    def gone_rows(self):
+        """The rows left out, as their user left them as shown, because their records were deleted or moved
+        elsewhere since the page was shown."""
+        return [form for form in self.initial_forms if form.row_gone and not self._should_delete_form(form)]
+
+
+def carrying_shown_values(cls, base):
+    """``cls`` (a form or formset class an admin was given), made a ``base`` (``CRMModelForm``,
+    ``ShownRowsFormSet``) if it is not one."""
+    return cls if issubclass(cls, base) else type(cls.__name__, (base, cls), {})
 
 
 class CRMModelAdmin(
@@ -447,9 +488,12 @@ class CRMModelAdmin(
 
     def save_formset(self, request, form, formset, change):
         super().save_formset(request, form, formset, change)
-        # Rows of an inline deleted or moved elsewhere since the page was shown (core.admin.inlines), which
-        # its user left as shown: the page saved without them, and says so.
-        gone = formset.gone_rows() if hasattr(formset, "gone_rows") else []
+        self._note_gone_rows(request, formset)
+
+    def _note_gone_rows(self, request, formset):
+        """Rows of an inline (``ShownRowsFormSet``) deleted or moved elsewhere since the page was shown, which
+        their user left as shown: the page saved without them, and says so."""
+        gone = formset.gone_rows() if isinstance(formset, ShownRowsFormSet) else []
         if gone:
             opts = formset.model._meta
             self.message_user(
