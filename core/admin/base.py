@@ -259,9 +259,10 @@ class CRMModelForm(forms.ModelForm):
     refused when a field it carries was changed by someone else since the page was shown: saving it
     would put back the value shown without a word.
 
-    An inline row whose record is no longer among the page's rows (deleted, or moved to another record,
-    by someone else since the page was shown) is told so by its formset (``row_gone``, ``ShownRowsFormSet``):
-    left as shown, or marked for deletion, it is left out; changed, it is refused with a message that says why.
+    A row whose record is no longer among the page's rows (deleted, moved to another record or out of the
+    user's book, by someone else since the page was shown) is told so by its formset (``row_gone``,
+    ``ShownRowsFormSet``): left as shown, or marked for deletion, it is left out; changed, it is refused
+    with a message that says why.
 
     The admin shows date-times to the second: saving a form would otherwise cut the microseconds of
     every one of them, and record that as a change; those not changed are left as they are stored.
@@ -285,6 +286,12 @@ class CRMModelForm(forms.ModelForm):
         self.row_gone = True
         _show_values(self.fields[name] for name in self._shown_names)
 
+    def has_changed(self):
+        # A gone row's posted id is not its user's change (its record is now none): only what they typed is.
+        if self.row_gone:
+            return any(name in self.changed_data for name in self._shown_names)
+        return super().has_changed()
+
     def full_clean(self):
         if not self.row_gone:
             super().full_clean()
@@ -294,7 +301,7 @@ class CRMModelForm(forms.ModelForm):
         deletion = self.fields.get(DELETION_FIELD_NAME)
         if deletion is not None and deletion.clean(self[DELETION_FIELD_NAME].data):
             self.cleaned_data[DELETION_FIELD_NAME] = True
-        elif any(name in self.changed_data for name in self._shown_names):
+        elif self.has_changed():
             self.add_error(
                 None,
                 _(
@@ -336,12 +343,13 @@ class CRMModelForm(forms.ModelForm):
 
 
 class ShownRowsFormSet(BaseModelFormSet):
-    """A page's rows (an inline's), read against the rows the page showed.
+    """A page's rows (an inline's, an editable list's), read against the rows the page showed.
 
-    Django looks each posted row up among the parent's rows as they are now: a row gone since the page
-    was shown (deleted, or moved to another record) becomes a new, unsaved record whose hidden id fails
-    to validate, and the page is refused with "Please correct the error below" and no error in sight,
-    even when its user did not touch the row. Here such a row is told so (``CRMModelForm.mark_row_gone``): left as shown, or marked for
+    Django looks each posted row up among the rows as they are now (the parent's rows, the records of the
+    user's book): a row gone since the page was shown (deleted, moved to another record or out of the
+    user's book) becomes a new, unsaved record whose hidden id fails to validate, and the page is refused
+    with "Please correct the error below" and no error in sight, even when its user did not touch the
+    row. Here such a row is told so (``CRMModelForm.mark_row_gone``): left as shown, or marked for
     deletion, it is left out and the page saves; changed, it is refused with a message of its own.
     """
 
@@ -420,7 +428,29 @@ class CRMModelAdmin(
         # A list's editable choice column renders once a row: the same HTML, without the templates.
         choice_fields = [name for name in self.list_editable if getattr(self.opts.get_field(name), "choices", None)]
         widgets = {name: ListSelect for name in choice_fields}
-        return super().get_changelist_form(request, **{"widgets": widgets, **kwargs})
+        # Its rows carry the values they showed, as a record's own form does.
+        form = carrying_shown_values(kwargs.pop("form", CRMModelForm), CRMModelForm)
+        return super().get_changelist_form(request, **{"widgets": widgets, **kwargs, "form": form})
+
+    def get_changelist_formset(self, request, **kwargs):
+        # An editable list's rows are read against the rows the page showed, as an inline's are.
+        formset = carrying_shown_values(kwargs.pop("formset", ShownRowsFormSet), ShownRowsFormSet)
+        return super().get_changelist_formset(request, formset=formset, **kwargs)
+
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        # Read by ``changelist_view`` once an editable list posted by this request is saved or refused.
+        request._crm_changelist = changelist
+        return changelist
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        changelist = getattr(request, "_crm_changelist", None)
+        # An action answered before the list's formset was made leaves it unset.
+        formset = getattr(changelist, "formset", None)
+        if formset is not None and formset.is_bound and formset.is_valid():
+            self._note_gone_rows(request, formset)
+        return response
 
     # The role decides, as in the API (core.api.permissions): a user outside every role group,
     # or a read-only one, writes nothing even when granted the model permissions one by one.
@@ -491,8 +521,8 @@ class CRMModelAdmin(
         self._note_gone_rows(request, formset)
 
     def _note_gone_rows(self, request, formset):
-        """Rows of an inline (``ShownRowsFormSet``) deleted or moved elsewhere since the page was shown, which
-        their user left as shown: the page saved without them, and says so."""
+        """Rows of an inline or an editable list (``ShownRowsFormSet``) deleted or moved elsewhere since the
+        page was shown, which their user left as shown: the page saved without them, and says so."""
         gone = formset.gone_rows() if isinstance(formset, ShownRowsFormSet) else []
         if gone:
             opts = formset.model._meta
