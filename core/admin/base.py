@@ -156,6 +156,34 @@ class CRMChangeList(CheckedChangeList):
                 bounds = bounds.filter(**{f"{self.date_hierarchy}__lt": until})
             self.queryset = HierarchyDates(self.queryset, bounds)
 
+    def show_posted_rows(self):
+        """A refused list shown again: each posted row beside the record it was posted for (``ShownRowsFormSet``).
+
+        Django pairs the posted rows with the list's rows as they are now: with a row gone since the page was
+        shown, or one added above it, a row's inputs stood beside another record, and the last rows' inputs
+        and ids were left off the page. A row whose record is gone stands beside an empty record of its id.
+        """
+        now = {row.pk: row for row in self.result_list}
+        opts = self.model._meta
+        rows = []
+        for form, record in zip(self.formset.initial_forms, self.formset.get_queryset(), strict=True):
+            if record is None:
+                try:
+                    pk = opts.pk.to_python(form[opts.pk.name].data)
+                except ValidationError:
+                    pk = None
+                # Every column empty, not the model's defaults: a value of 0 is not what the row held.
+                record = self.model(
+                    **{
+                        f.attname: "" if isinstance(f, (models.CharField, models.TextField)) else None
+                        for f in opts.concrete_fields
+                        if not f.primary_key
+                    },
+                    pk=pk,
+                )
+            rows.append(now.get(record.pk, record))
+        self.result_list = rows
+
     def get_filters(self, request):
         field = self.date_hierarchy
         if not field:
@@ -365,8 +393,8 @@ class ShownRowsFormSet(BaseModelFormSet):
 
     def get_queryset(self):
         # Once a posted page's rows are read, each row's record is the one it was posted for (None for a
-        # row gone since): the admin pairs the rows with these to show a refused page again, and pairing
-        # them with the rows as they are now would show a row beside another record's read-only values.
+        # row gone since): a refused page shows each row beside these (the admin's inlines,
+        # ``CRMChangeList.show_posted_rows``), not beside the rows as they are now.
         if self.is_bound and "forms" in self.__dict__:
             return [None if form.row_gone else form.instance for form in self.initial_forms]
         return super().get_queryset()
@@ -448,8 +476,11 @@ class CRMModelAdmin(
         changelist = getattr(request, "_crm_changelist", None)
         # An action answered before the list's formset was made leaves it unset.
         formset = getattr(changelist, "formset", None)
-        if formset is not None and formset.is_bound and formset.is_valid():
-            self._note_gone_rows(request, formset)
+        if formset is not None and formset.is_bound:
+            if formset.is_valid():
+                self._note_gone_rows(request, formset)
+            else:
+                changelist.show_posted_rows()
         return response
 
     # The role decides, as in the API (core.api.permissions): a user outside every role group,

@@ -2,6 +2,8 @@
 deleted, or left the user's book, since the page was shown is left out when left as shown and refused, with a
 message on that row, when changed; nothing is written to a record the user may no longer change."""
 
+import re
+
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Group
@@ -10,6 +12,7 @@ from django.test import Client, RequestFactory
 from django.urls import reverse
 
 from core.admin.base import CRMModelForm, ShownRowsFormSet
+from core.models import CustomField
 from opportunities.models import Opportunity
 from tests.core.admin.helpers import browser_form_data
 from tests.factories import CustomerFactory, OpportunityFactory, UserFactory
@@ -132,6 +135,45 @@ def test_a_row_gone_meanwhile_that_the_user_changed_is_refused_with_a_message_on
         assert after is None and Opportunity._base_manager.count() == 1
     else:
         assert (after.stage, after.probability, versions(after)) == (before.stage, before.probability, versions(before))
+
+
+@pytest.mark.parametrize("how", GONE_HOW)
+def test_a_refused_list_shows_each_row_beside_its_own_record(how):
+    # Django pairs the posted rows with the list's rows as they are now: with a row gone, the rows below it
+    # showed the inputs of the row above, and the last row's inputs and id were not on the page at all.
+    CustomField.objects.create(model="opportunities", key="region", label="Region", show_in_list=True)
+    book = Book(how)
+    for deal in (book.gone, book.kept):
+        deal.custom_fields = {"region": "North"}
+        deal.tags = ["VIP"]
+        deal.save()
+    page = opened(book.client)
+    assert row_index(page, book.gone_pk) < row_index(page, book.kept.pk)  # newest first
+    book.take_away()
+    OpportunityFactory(customer=CustomerFactory(owner=book.rep), title="New deal")  # on top of the list meanwhile
+
+    response = save(book.client, page, {(book.kept.pk, "probability"): "101"})
+
+    assert response.status_code == 200
+    changelist = response.context["cl"]
+    posted = [int(page[f"form-{index}-id"][0]) for index in range(len(changelist.formset.forms))]
+    assert [row.pk for row in changelist.result_list] == posted
+    # The gone row stands beside an empty record of its id: nothing of what it holds now is shown.
+    gone_row = changelist.result_list[row_index(page, book.gone_pk)]
+    assert (gone_row.title, gone_row.value, gone_row.tags, gone_row.custom_fields) == ("", None, None, None)
+    html = response.content.decode()
+    assert "Gone deal" not in html
+    for index in range(len(posted)):
+        assert f'name="form-{index}-id"' in html and f'name="form-{index}-stage"' in html
+    kept_row = re.search(r"<tr>(?:(?!<tr>).)*?Kept deal.*?</tr>", html, re.S).group(0)
+    assert f'name="form-{row_index(page, book.kept.pk)}-probability"' in kept_row
+    assert "New deal" not in html.split('id="result_list"', 1)[1]
+
+    # Posted again as the refused page shows it, the probability corrected: the list saves.
+    again = browser_form_data(html, r"changelist-form")
+    again[f"form-{row_index(page, book.kept.pk)}-probability"] = ["45"]
+    assert book.client.post(URL, {**again, "_save": ["Save"]}).status_code == 302
+    assert fresh(book.kept).probability == 45
 
 
 def test_a_row_changed_meanwhile_by_someone_else_is_still_refused_on_the_list():
