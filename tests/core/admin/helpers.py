@@ -1,15 +1,18 @@
-"""Driving django-import-export's admin screens the way a browser does."""
+"""Driving the admin's screens (django-import-export's among them) the way a browser does."""
 
 import csv
 import io
 import re
 from html.parser import HTMLParser
 
+from django.contrib.auth.models import Group
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.forms import CheckboxInput, MultiWidget, SelectMultiple
+from django.test import Client
 from openpyxl import Workbook
 
 from core.admin.base import ShownMultipleHiddenInput
+from tests.factories import UserFactory
 
 CSV_FORMAT = "0"
 XLSX_FORMAT = "1"
@@ -193,3 +196,24 @@ def browser_form_data(html, form_id=r".*_form|changelist-form"):
     for name, value in parser.fields:
         data.setdefault(name, []).append(re.sub(r"\r\n|\r|\n", "\r\n", value))
     return data
+
+
+def staff(name, group):
+    """A staff user in the role ``group`` and a browser logged in as them: ``(user, client)``."""
+    user = UserFactory(username=name, is_staff=True)
+    user.groups.add(Group.objects.get(name=group))
+    client = Client()
+    client.force_login(user)
+    return user, client
+
+
+def managers(*names):
+    """A logged-in browser per name, each a sales manager with the admin."""
+    return [staff(name, "Sales manager")[1] for name in names]
+
+
+def opened(client, url, form_id=r".*_form|changelist-form"):
+    """The page's form at ``url`` as a browser would post it back untouched."""
+    page = client.get(url)
+    assert page.status_code == 200
+    return browser_form_data(page.content.decode(), form_id)

@@ -7,9 +7,7 @@ records, a read-only user is offered no action and a forged Confirm writes nothi
 """
 
 import pytest
-from django.contrib.auth.models import Group
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
@@ -20,19 +18,11 @@ from core.models import Event, Tag
 from customers.models import Customer
 from customers.timeline import timeline_entries, timeline_queryset
 from opportunities.models import Opportunity, StageChange
-from tests.core.admin.helpers import preview_then_confirm
+from tests.core.admin.helpers import preview_then_confirm, staff
 from tests.core.test_changesets import snapshot
-from tests.factories import CompanyFactory, CustomerFactory, InteractionFactory, OpportunityFactory, UserFactory
+from tests.factories import CompanyFactory, CustomerFactory, InteractionFactory, OpportunityFactory
 
 pytestmark = pytest.mark.django_db
-
-
-def staff(name, group):
-    user = UserFactory(username=name, is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
-    client = Client()
-    client.force_login(user)
-    return user, client
 
 
 def list_url(model):

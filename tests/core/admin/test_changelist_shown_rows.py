@@ -6,15 +6,15 @@ import re
 
 import pytest
 from django.contrib import admin
-from django.contrib.auth.models import Group
 from django.contrib.messages import get_messages
-from django.test import Client, RequestFactory
+from django.test import RequestFactory
 from django.urls import reverse
 
 from core.admin.base import CRMModelForm, ShownRowsFormSet
 from core.models import CustomField
 from opportunities.models import Opportunity
-from tests.core.admin.helpers import browser_form_data
+from tests.core.admin import helpers
+from tests.core.admin.helpers import browser_form_data, staff
 from tests.factories import CustomerFactory, OpportunityFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -25,18 +25,8 @@ GONE_WARNING = "deleted or moved elsewhere by someone else meanwhile"
 CHANGED_MEANWHILE = "Changed by someone else since this page was shown"
 
 
-def staff(name, group):
-    user = UserFactory(username=name, is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
-    client = Client()
-    client.force_login(user)
-    return user, client
-
-
 def opened(client, url=URL):
-    page = client.get(url)
-    assert page.status_code == 200
-    return browser_form_data(page.content.decode(), r"changelist-form")
+    return helpers.opened(client, url, r"changelist-form")
 
 
 def row_index(data, pk):

@@ -1,23 +1,14 @@
 """The changeset admin: scoped list, the per-row diff, the Undo button with its conflicts."""
 
 import pytest
-from django.contrib.auth.models import Group
-from django.test import Client
 from django.urls import reverse
 
 from core.changesets import Changeset, recording
 from customers.models import Customer
+from tests.core.admin.helpers import staff
 from tests.factories import CustomerFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
-
-
-def staff(name, group):
-    user = UserFactory(username=name, is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
-    client = Client()
-    client.force_login(user)
-    return user, client
 
 
 def renamed(user, *customers, name="Renamed"):

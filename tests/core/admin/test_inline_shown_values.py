@@ -7,9 +7,8 @@ from dataclasses import dataclass
 import pytest
 from django import forms
 from django.contrib import admin
-from django.contrib.auth.models import Group
 from django.contrib.messages import get_messages
-from django.test import Client, RequestFactory
+from django.test import RequestFactory
 from django.urls import reverse
 
 from core.admin.base import CRMModelForm
@@ -17,7 +16,7 @@ from core.admin.inlines import CRMTabularInline, ShownRowsFormSet
 from customers.models import Customer
 from opportunities.models import Opportunity
 from tasks.models import Task
-from tests.core.admin.helpers import browser_form_data
+from tests.core.admin.helpers import managers, opened
 from tests.factories import CompanyFactory, CustomerFactory, OpportunityFactory, TaskFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -68,23 +67,6 @@ PAGES = [
     pytest.param(Page("customers_customer", "name", "tasks", "title", "priority", "high"), id="customer-tasks"),
     pytest.param(Page("opportunities_opportunity", "title", "tasks", "title", "priority", "high"), id="deal-tasks"),
 ]
-
-
-def managers(*names):
-    clients = []
-    for name in names:
-        user = UserFactory(username=name, is_staff=True)
-        user.groups.add(Group.objects.get(name="Sales manager"))
-        client = Client()
-        client.force_login(user)
-        clients.append(client)
-    return clients
-
-
-def opened(client, url):
-    page = client.get(url)
-    assert page.status_code == 200
-    return browser_form_data(page.content.decode())
 
 
 def save(client, url, data, **changes):

@@ -2,15 +2,13 @@
 sends them (line breaks as CRLF, text as typed), and a record nobody else changed is saved, whatever it holds."""
 
 import pytest
-from django.contrib.auth.models import Group
 from django.http import QueryDict
-from django.test import Client
 from django.urls import reverse
 
 from core.admin.base import ShownMultipleHiddenInput
 from core.models import CustomField, Tag
-from tests.core.admin.helpers import browser_form_data
-from tests.factories import CompanyFactory, CustomerFactory, OpportunityFactory, TaskFactory, UserFactory
+from tests.core.admin.helpers import browser_form_data, managers, opened
+from tests.factories import CompanyFactory, CustomerFactory, OpportunityFactory, TaskFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -86,25 +84,6 @@ def test_a_list_saved_as_shown_writes_no_row(admin_client):
     assert {deal.pk: deal.history.count() for deal in (first, second)} == history
 
 
-def managers(*names):
-    """A logged-in browser per name, each a sales manager with the admin."""
-    clients = []
-    for name in names:
-        user = UserFactory(username=name, is_staff=True)
-        user.groups.add(Group.objects.get(name="Sales manager"))
-        client = Client()
-        client.force_login(user)
-        clients.append(client)
-    return clients
-
-
-def shown(client, url):
-    """The page's form as a browser would post it back untouched."""
-    page = client.get(url)
-    assert page.status_code == 200
-    return browser_form_data(page.content.decode())
-
-
 def post(client, url, data, **changes):
     return client.post(
         url,
@@ -129,7 +108,7 @@ def test_tags_shown_empty_and_chosen_by_someone_else_meanwhile_are_not_taken_awa
     vip = Tag.objects.create(name="VIP")
     first, second = managers("first", "second")
     url = reverse(f"admin:{admin_name}_change", args=[record.pk])
-    first_page, second_page = shown(first, url), shown(second, url)
+    first_page, second_page = opened(first, url), opened(second, url)
 
     assert post(first, url, first_page, tags=[str(vip.pk)]).status_code == 302
     response = post(second, url, second_page, external_id="X-1")
@@ -148,10 +127,10 @@ def test_tags_shown_empty_are_saved_as_the_user_chose(make, admin_name):
     (client,) = managers("first")
     url = reverse(f"admin:{admin_name}_change", args=[record.pk])
 
-    assert post(client, url, shown(client, url), external_id="X-1").status_code == 302
+    assert post(client, url, opened(client, url), external_id="X-1").status_code == 302
     record.refresh_from_db()
     assert (record.tags, record.external_id) == ([], "X-1")
-    assert post(client, url, shown(client, url), tags=[str(vip.pk)]).status_code == 302
+    assert post(client, url, opened(client, url), tags=[str(vip.pk)]).status_code == 302
     record.refresh_from_db()
     assert record.tags == ["VIP"]
 
@@ -163,7 +142,7 @@ def test_a_multi_choice_custom_field_shown_empty_and_set_meanwhile_is_not_emptie
     customer = CustomerFactory(name="Ann")
     first, second = managers("first", "second")
     url = reverse("admin:customers_customer_change", args=[customer.pk])
-    first_page, second_page = shown(first, url), shown(second, url)
+    first_page, second_page = opened(first, url), opened(second, url)
 
     assert post(first, url, first_page, cf_labels=["vip", "eu"]).status_code == 302
     response = post(second, url, second_page, name="Ann B")
@@ -179,7 +158,7 @@ def test_tags_shown_and_taken_away_by_the_user_are_taken_away():
     customer = CustomerFactory(name="Ann", tags=["VIP"])
     (first,) = managers("first")
     url = reverse("admin:customers_customer_change", args=[customer.pk])
-    page = shown(first, url)
+    page = opened(first, url)
     assert page["initial-tags"] == ["", str(vip.pk)]
     assert post(first, url, page, tags=[]).status_code == 302
     customer.refresh_from_db()

@@ -1,9 +1,7 @@
 """Tags in the admin: chips, the tag filter, add/remove actions (with their history), editing, the Tag admin."""
 
 import pytest
-from django.contrib.auth.models import Group
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
@@ -11,20 +9,20 @@ from companies.models import Company
 from core.models import Event, Tag
 from customers.models import Customer
 from opportunities.models import Opportunity
-from tests.core.admin.helpers import change_form_data, export_data, import_rows, preview_then_confirm, read_csv, upload
-from tests.factories import CompanyFactory, CustomerFactory, OpportunityFactory, UserFactory
+from tests.core.admin.helpers import (
+    change_form_data,
+    export_data,
+    import_rows,
+    preview_then_confirm,
+    read_csv,
+    staff,
+    upload,
+)
+from tests.factories import CompanyFactory, CustomerFactory, OpportunityFactory
 
 pytestmark = pytest.mark.django_db
 
 MODELS = {"customer": Customer, "company": Company, "opportunity": Opportunity}
-
-
-def staff(name, group):
-    user = UserFactory(username=name, is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
-    client = Client()
-    client.force_login(user)
-    return user, client
 
 
 def list_url(model):
