@@ -223,11 +223,14 @@ def digest_hour():
 def digest_tasks(user, day):
     """The user's open tasks overdue or due on their today (``tasks.windows``), oldest first."""
     due = windows.condition("overdue", day) | windows.condition("today", day)
-    return list(
+    tasks = list(
         Task.objects.filter(due, assignee=user, done_at__isnull=True)
         .select_related("customer")
         .order_by("due_at", "id")
     )
+    for task in tasks:
+        task.assignee = user  # a date-only task's date is read in their zone (Task.due_date)
+    return tasks
 
 
 def digest_text(user, day, tasks):
@@ -239,7 +242,7 @@ def digest_text(user, day, tasks):
             lines.append(f"{heading}:")
             for task in group:
                 when = task.due_at.astimezone(day.zone)
-                stamp = f"{when:%Y-%m-%d}" if task.due_is_date_only else f"{when:%Y-%m-%d %H:%M}"
+                stamp = f"{task.due_date:%Y-%m-%d}" if task.due_is_date_only else f"{when:%Y-%m-%d %H:%M}"
                 lines.append(f"- {stamp} {task.title} ({task.customer.name})")
             lines.append("")
     return title, "\n".join(lines).strip()

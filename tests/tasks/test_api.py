@@ -338,7 +338,7 @@ class TestQueryCounts:
         # Token (with the role), the page with its count.
         with django_assert_num_queries(2):
             assert rep_api.get(URL, {"page_size": 100}).status_code == 200
-        with django_assert_num_queries(3):  # and the preferences, for "today"
+        with django_assert_num_queries(4):  # and the preferences and the zones in use, for "today"
             assert rep_api.get(URL, {"due": "today"}).status_code == 200
         with django_assert_num_queries(2):
             assert rep_api.get(f"{URL}/{tasks[0].pk}").status_code == 200

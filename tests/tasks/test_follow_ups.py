@@ -81,6 +81,7 @@ def test_query_count_is_fixed(db, django_assert_num_queries, size):
         aged(deal, 30)
         TaskFactory(customer=deal.customer, due_at=timezone.now() - datetime.timedelta(days=1))
         Interaction.objects.create(customer=deal.customer, interaction_type="call")
-    # Token, preferences, two for deals without a next step, two for overdue per assignee, two for stale deals.
-    with django_assert_num_queries(8):
+    # Token, preferences, two for deals without a next step, the zones in use and two for overdue per assignee,
+    # two for stale deals.
+    with django_assert_num_queries(9):
         assert api.get(URL).status_code == 200

@@ -64,6 +64,19 @@ def test_a_date_only_task_is_overdue_once_its_day_has_ended(los_angeles):
     assert windows(los_angeles, at(2026, 3, 11, 7))["overdue"] == {"renew"}  # 00:00 on the 11th
 
 
+def test_a_date_only_task_is_due_on_its_date_for_whoever_looks(shanghai, los_angeles):
+    # The 11th of March as a date-only task of a Shanghai user: 00:00 CST = 16:00 UTC on the 10th.
+    TaskFactory(title="renew", due_at=at(2026, 3, 10, 16), due_is_date_only=True, assignee=shanghai)
+    now = at(2026, 3, 10, 18)  # 02:00 on the 11th in Shanghai, 11:00 on the 10th in Los Angeles (PDT)
+    assert windows(shanghai, now)["today"] == {"renew"}
+    assert windows(los_angeles, now)["upcoming"] == {"renew"}  # the 11th is tomorrow there
+    assert windows(los_angeles, at(2026, 3, 11, 8))["today"] == {"renew"}  # 01:00 on the 11th
+    assert windows(los_angeles, at(2026, 3, 12, 6, 59))["today"] == {"renew"}  # 23:59 on the 11th
+    assert windows(los_angeles, at(2026, 3, 12, 7))["overdue"] == {"renew"}  # 00:00 on the 12th
+    day = day_of(los_angeles, now)
+    assert window_of(Task.objects.get(title="renew"), day) == "upcoming"
+
+
 def test_the_day_spans_a_dst_change(los_angeles):
     # 8 March 2026 has 23 hours in Los Angeles.
     day = day_of(los_angeles, at(2026, 3, 8, 12))
