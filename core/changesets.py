@@ -27,7 +27,9 @@ the block runs the same way inside a savepoint that is rolled back at the end;
 
 :func:`undo` puts the previous state back through the models' own saves and
 deletes (so history, events and search indexes follow), itself recorded as a
-changeset of kind ``undo``: undoing that one redoes the first.
+changeset of kind ``undo``: undoing that one redoes the first. A change of more than
+records (a custom field's type, with its values converted) declares what its undo does
+besides (:func:`undo_step`).
 """
 
 import datetime
@@ -682,6 +684,7 @@ def undo(changeset, user, skip_conflicts=False):
                             if (row.model, row.object_id) not in skipped and _log_parent(row) not in skipped
                         ]
                     )
+                    steps = _undo_steps(changeset)
                 break
             except _ValueTaken as taken:
                 row = taken.row
@@ -696,6 +699,7 @@ def undo(changeset, user, skip_conflicts=False):
                 skipped.add((row.model, row.object_id))
         # Kept even when every record was skipped (it wrote nothing): the undo is answered by it.
         done.undoes = changeset
+        done.source = {**done.source, **steps}
         done.save()
         changeset.status, changeset.undone_by, changeset.undone_at = Changeset.Status.UNDONE, user, timezone.now()
         changeset.save(update_fields=["status", "undone_by", "undone_at"])
@@ -707,6 +711,33 @@ def undo(changeset, user, skip_conflicts=False):
             actor_id=getattr(user, "pk", None),
             data={"changeset": changeset.pk, "undo_changeset": done.pk, "skipped": sorted(map(list, skipped))},
         )
+    return done
+
+
+# {source key: the step an undo takes for a changeset whose source names it} (``undo_step``).
+UNDO_STEPS = {}
+
+
+def undo_step(source_key, step):
+    """Declare what undoing a changeset whose ``source`` holds ``source_key`` does besides putting its rows back.
+
+    For a change of more than records: a custom field's type change (``core.customfields``),
+    whose definition goes back with the values. ``step(value)`` gets the source's value under
+    that key and runs in the undo's transaction, inside its recording, after the rows are put
+    back; it may refuse the undo (:class:`UndoRefused`, nothing is kept) and returns the value
+    the undo's own source holds under that key (so that undoing the undo takes the step again),
+    or None.
+    """
+    UNDO_STEPS[source_key] = step
+
+
+def _undo_steps(changeset):
+    done = {}
+    for key, step in UNDO_STEPS.items():
+        if key in (changeset.source or {}):
+            value = step(changeset.source[key])
+            if value is not None:
+                done[key] = value
     return done
 
 

@@ -7,6 +7,11 @@ goes through :func:`clean`, and everything that reads them (API, admin, exports)
 shows only the keys of current definitions (:func:`visible`): the values of a deleted
 definition stay stored, out of sight, until ``manage.py purge_custom_field``.
 
+A definition is saved by :func:`save_definition` (the API, the admin): a new type or new
+choices convert the stored values, each record read under its lock and written with its
+history entry and event, the whole conversion one changeset whose undo puts the type back
+too.
+
 Stored values are JSON: text, long text, url, email and choice as strings; number as
 an integer; decimal as a number; date as ``YYYY-MM-DD`` (so that text order is date
 order); boolean as true/false; multi-choice as a list of strings.
@@ -15,6 +20,7 @@ The definitions of every resource are read in one query, once per request (and k
 for a few seconds outside requests, in commands and workers).
 """
 
+import contextlib
 import datetime
 import functools
 import re
@@ -26,7 +32,7 @@ from decimal import Decimal, InvalidOperation
 from django.core import validators
 from django.core.exceptions import ValidationError
 from django.core.signals import request_finished, request_started
-from django.db import connection, models, router
+from django.db import connection, models, router, transaction
 from django.db.models.fields.json import KeyTransform
 from django.db.models.signals import post_delete, post_save
 from django.utils.translation import gettext as _
@@ -151,12 +157,14 @@ def _definition_changed(**kwargs):
 
 
 def connect_signals():
+    from core import changesets
     from core.models import CustomField
 
     request_started.connect(_request_begins, dispatch_uid="customfields_request_started")
     request_finished.connect(_request_ends, dispatch_uid="customfields_request_finished")
     post_save.connect(_definition_changed, sender=CustomField, dispatch_uid="customfields_saved")
     post_delete.connect(_definition_changed, sender=CustomField, dispatch_uid="customfields_deleted")
+    changesets.undo_step(TYPE_CHANGE, _undo_type_change)
 
 
 # One value.
@@ -487,17 +495,36 @@ def _stored(resource, key):
     return rows.values_list("pk", "custom_fields")
 
 
+def _converted(target, value):
+    """``value`` as stored for ``target`` (a definition as it would be saved); ``Invalid`` when it does not fit.
+
+    A value that fits the type as it is (strictly, as the API takes it) is kept as it is; any
+    other is converted as a cell with its text would be. ``_UNSET`` when it converts to nothing.
+    """
+    try:
+        fits = clean_value(target, value)
+    except Invalid:
+        fits = _UNSET
+    if fits is not _UNSET and fits == value:
+        return value
+    given = value
+    if target.field_type != "multi_choice" and isinstance(value, (int, float, bool, list)):
+        given = str(display(target, value))  # converted as a cell with that text would be
+    return clean_value(target, given, from_text=True)
+
+
 def converted_values(resource, key, field_type, choices):
-    """{pk: value converted to the type} of the records holding a value for ``key``, and how many do not fit."""
+    """{pk: value converted to the type} of the records holding a value for ``key``, and how many do not fit.
+
+    Read without locks: what a check before saving a definition may say; the conversion itself
+    reads each record again under its lock (:func:`convert_stored`).
+    """
     target = _Definition(key, field_type, choices)
     converted, misfits = {}, 0
     for pk, stored in _stored(resource, key).iterator(chunk_size=2000):
         value = stored.get(key)
-        given = value
-        if field_type != "multi_choice" and isinstance(value, (int, float, bool, list)):
-            given = str(display(target, value))  # converted as a cell with that text would be
         try:
-            new = clean_value(target, given, from_text=True)
+            new = _converted(target, value)
         except Invalid:
             misfits += 1
             continue
@@ -506,33 +533,142 @@ def converted_values(resource, key, field_type, choices):
     return converted, misfits
 
 
+def _misfits_message(count, key):
+    return _(
+        "%(count)d record(s) hold values for “%(key)s” that do not fit this type or these choices; "
+        "change them first (or purge them: manage.py purge_custom_field)."
+    ) % {"count": count, "key": key}
+
+
 def stored_values_problem(resource, key, field_type, choices):
     """Why the records' stored values for ``key`` (a deleted definition's too) do not fit this type, or None."""
-    _converted, misfits = converted_values(resource, key, field_type, choices)
-    if misfits:
-        return _(
-            "%(count)d record(s) hold values for “%(key)s” that do not fit this type or these choices; "
-            "change them first (or purge them: manage.py purge_custom_field)."
-        ) % {"count": misfits, "key": key}
-    return None
+    _converted_values, misfits = converted_values(resource, key, field_type, choices)
+    return _misfits_message(misfits, key) if misfits else None
+
+
+class StoredValuesMisfit(Exception):
+    """A value written since the check no longer fits the new type (the message says so); nothing was saved."""
+
+
+# Records locked and rewritten per chunk (one bulk update and one history insert each).
+CHUNK = 500
+
+
+def _rewrite_locked(resource, key, rewrite, reason):
+    """Apply ``rewrite(custom_fields)`` to every record of ``resource`` holding ``key``, each read under its
+    lock, a chunk at a time, and write the changed ones with their history, events and changeset rows.
+
+    ``rewrite`` returns the record's new ``custom_fields`` (the same dict when it keeps them). A record
+    deleted meanwhile is not read, so not written; a value changed meanwhile is read as changed, so
+    the conversion starts from it and a concurrent edit is never overwritten. Returns how many changed.
+    """
+    from django.utils import timezone
+
+    from core.history import current_history_user
+
+    model = MODELS[resource]
+    timestamped = any(field.name == "updated_at" for field in model._meta.concrete_fields)
+    user = current_history_user()
+    rows = model._base_manager.filter(custom_fields__has_key=key).order_by("pk")
+    if connection.features.has_select_for_update:
+        rows = rows.select_for_update()
+    changed_count, last = 0, None
+    while True:
+        chunk = list((rows if last is None else rows.filter(pk__gt=last))[:CHUNK])
+        if not chunk:
+            return changed_count
+        last = chunk[-1].pk
+        changed, now = [], timezone.now()
+        for row in chunk:
+            values = rewrite(row.custom_fields)
+            if values != row.custom_fields:
+                row.custom_fields = values
+                if timestamped:
+                    row.updated_at = now
+                changed.append(row)
+        if changed:
+            model._base_manager.bulk_update(
+                changed, ["custom_fields", "updated_at"] if timestamped else ["custom_fields"], batch_size=CHUNK
+            )
+            model.history.bulk_history_create(
+                changed, batch_size=CHUNK, update=True, default_user=user, default_change_reason=reason
+            )
+            changed_count += len(changed)
 
 
 def convert_stored(resource, key, field_type, choices):
-    """Rewrite the stored values of ``key`` as ``field_type`` stores them (after a type change they all fit)."""
-    converted, _misfits = converted_values(resource, key, field_type, choices)
-    model = MODELS[resource]
-    for pk, value in converted.items():
-        row = model._base_manager.select_for_update().get(pk=pk)
-        row.custom_fields = {**row.custom_fields, key: value}
-        model._base_manager.filter(pk=pk).update(custom_fields=row.custom_fields)
-    return len(converted)
+    """Rewrite the stored values of ``key`` as ``field_type`` stores them; how many records changed.
+
+    Each record is read under its lock (a chunk at a time) and converted from that value, and
+    written with its history entry and ``<model>.updated`` event (a row of the changeset being
+    recorded, if any). A value that does not fit (written since the check) raises
+    :class:`StoredValuesMisfit`: call it inside the transaction that saves the definition.
+    """
+    target = _Definition(key, field_type, choices)
+    misfits = 0
+
+    def rewrite(values):
+        nonlocal misfits
+        value = values.get(key)
+        try:
+            new = _converted(target, value)
+        except Invalid:
+            misfits += 1
+            return values
+        if new is _UNSET or new == value:
+            return values
+        return {**values, key: new}
+
+    count = _rewrite_locked(resource, key, rewrite, f"Custom field {key!r} converted to {field_type}")
+    if misfits:
+        raise StoredValuesMisfit(_misfits_message(misfits, key))
+    return count
 
 
-def save_definition(definition):
-    """Save ``definition`` (already checked with :func:`definition_errors`), converting stored values if need be."""
-    definition.save()
-    convert_stored(definition.model, definition.key, definition.field_type, definition.choices)
-    forget()
+def _type_of(definition):
+    return {"field_type": definition.field_type, "choices": list(definition.choices or [])}
+
+
+def save_definition(definition, *, user=None):
+    """Save ``definition`` (already checked with :func:`definition_errors`), converting stored values if need be.
+
+    One transaction: the definition and every converted record (each with its history entry
+    and event, attributed to ``user``, or to the request's user) commit together, and a
+    conversion (a new definition over stored values, or a change of type or choices) is one
+    changeset that undo reverses, definition included. Raises :class:`StoredValuesMisfit`,
+    with nothing saved, when a value written since the check does not fit.
+    """
+    from core import changesets
+    from core.history import acting_as, current_history_user
+    from core.models import CustomField
+
+    acting = user if user is not None and current_history_user() is None else None
+    try:
+        with transaction.atomic(), acting_as(acting) if acting is not None else contextlib.nullcontext():
+            before = None
+            if definition.pk is not None:
+                before = CustomField.objects.select_for_update().filter(pk=definition.pk).first()
+            definition.save()
+            if before is None or _type_of(before) != _type_of(definition):
+                resource, key = definition.model, definition.key
+                source = {
+                    "id": definition.pk,
+                    "resource": resource,
+                    "key": key,
+                    "before": _type_of(before) if before is not None else None,
+                    "after": _type_of(definition),
+                }
+                with changesets.recording(
+                    "action",
+                    user=user or current_history_user(),
+                    label=f"Type of {definition}: "
+                    + (f"{before.field_type} → " if before is not None else "")
+                    + definition.field_type,
+                    source={TYPE_CHANGE: source},
+                ):
+                    convert_stored(resource, key, definition.field_type, definition.choices)
+    finally:
+        forget()
     return definition
 
 
@@ -553,6 +689,62 @@ def purge(resource, key):
         rest = {name: value for name, value in stored.items() if name != key}
         count += model._base_manager.filter(pk=pk).update(custom_fields=rest)
     return count
+
+
+# Undoing a type change (core.changesets.undo_step).
+
+TYPE_CHANGE = "custom_field_type"
+
+
+def _undo_refused(name, pk, message):
+    from core.changesets import UndoRefused
+
+    return UndoRefused(
+        message,
+        code="undo_conflict",
+        conflicts=[{"model": "core.customfield", "object_id": pk, "name": name, "reason": "changed"}],
+    )
+
+
+def _undo_type_change(change):
+    """After an undo put back the records' values: the definition goes back to its type and choices before,
+    and the values stored since are converted to them. Refused when the definition is gone or is
+    no longer as the change left it, or when a value does not fit. Returns the undo's own change."""
+    from core.models import CustomField
+
+    name = f"{change['resource']}.{change['key']}"
+    definition = CustomField.objects.select_for_update().filter(pk=change["id"]).first()
+    if definition is None or (definition.model, definition.key) != (change["resource"], change["key"]):
+        raise _undo_refused(
+            name,
+            change["id"],
+            _("The custom field %(field)s was deleted since; it cannot be undone.") % {"field": name},
+        )
+    if _type_of(definition) != change["after"]:
+        raise _undo_refused(
+            name,
+            definition.pk,
+            _("The type or choices of the custom field %(field)s changed since; change them back first.")
+            % {"field": name},
+        )
+    target = change["before"]
+    if target is None:
+        # A new definition converted the values a deleted one left: without it they would be hidden again,
+        # which deleting the definition does; putting back values of another type under it would not fit.
+        raise _undo_refused(
+            name,
+            definition.pk,
+            _("The custom field %(field)s was created by this change; delete it or change its type instead.")
+            % {"field": name},
+        )
+    definition.field_type, definition.choices = target["field_type"], target["choices"]
+    definition.save(update_fields=["field_type", "choices", "updated_at"])
+    forget()
+    try:
+        convert_stored(definition.model, definition.key, definition.field_type, definition.choices)
+    except StoredValuesMisfit as exc:
+        raise _undo_refused(name, definition.pk, str(exc)) from None
+    return {**change, "before": change["after"], "after": target}
 
 
 # Query strings: ?cf_<key>=, ?cf_<key>__gte=, ?cf_<key>__lte=, and ordering.

@@ -12,8 +12,9 @@ from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import flatten_fieldsets
 from django.contrib.admin.widgets import AdminDateWidget
+from django.contrib.messages import ERROR
 from django.db.models.fields.json import KeyTransform
-from django.http import QueryDict
+from django.http import HttpResponseRedirect, QueryDict
 from django.utils.translation import gettext_lazy as _
 
 from core import customfields
@@ -286,8 +287,16 @@ class CustomFieldAdmin(ReadByAllWrittenByManagers, admin.ModelAdmin):
     list_filter = ["model", "field_type"]
     ordering = ["model", "order", "id"]
 
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except customfields.StoredValuesMisfit as exc:
+            # A value written since the form's check does not fit: the whole save was rolled back.
+            self.message_user(request, str(exc), ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
     def save_model(self, request, obj, form, change):
-        customfields.save_definition(obj)
+        customfields.save_definition(obj, user=request.user)
 
     def delete_model(self, request, obj):
         super().delete_model(request, obj)

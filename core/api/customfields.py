@@ -214,12 +214,20 @@ class CustomFieldSerializer(StrictJSONTypesMixin, serializers.ModelSerializer):
         return attrs
 
     def create(self, validated_data):
-        return customfields.save_definition(CustomField(**validated_data))
+        return self._save_definition(CustomField(**validated_data))
 
     def update(self, instance, validated_data):
         for name, value in validated_data.items():
             setattr(instance, name, value)
-        return customfields.save_definition(instance)
+        return self._save_definition(instance)
+
+    def _save_definition(self, definition):
+        request = self.context.get("request")
+        try:
+            return customfields.save_definition(definition, user=getattr(request, "user", None))
+        except customfields.StoredValuesMisfit as exc:
+            # A value written since validate() does not fit: nothing was saved.
+            raise serializers.ValidationError({"field_type": [str(exc)]}) from None
 
 
 class ReadOrManage(permissions.BasePermission):
