@@ -10,7 +10,7 @@ definition stay stored, out of sight, until ``manage.py purge_custom_field``.
 A definition is saved by :func:`save_definition` (the API, the admin): a new type or new
 choices convert the stored values, each record read under its lock and written with its
 history entry and event, the whole conversion one changeset whose undo puts the type back
-too.
+too. Purging writes the same way.
 
 Stored values are JSON: text, long text, url, email and choice as strings; number as
 an integer; decimal as a number; date as ``YYYY-MM-DD`` (so that text order is date
@@ -165,6 +165,7 @@ def connect_signals():
     post_save.connect(_definition_changed, sender=CustomField, dispatch_uid="customfields_saved")
     post_delete.connect(_definition_changed, sender=CustomField, dispatch_uid="customfields_deleted")
     changesets.undo_step(TYPE_CHANGE, _undo_type_change)
+    changesets.undo_step(PURGE, _undo_purge)
 
 
 # One value.
@@ -675,25 +676,35 @@ def save_definition(definition, *, user=None):
 def purge(resource, key):
     """Remove the stored values of ``key`` from every record of ``resource``; how many records held one.
 
-    Refused (``ValueError``) while a definition of the key exists.
+    Refused (``ValueError``) while a definition of the key exists. Each record is read under
+    its lock and written with its history entry and event; the whole purge is one changeset.
     """
+    from core import changesets
     from core.models import CustomField
 
     if resource not in MODELS:
         raise ValueError(f"Unknown model {resource!r}; choose one of: {', '.join(sorted(MODELS))}.")
-    if CustomField.objects.filter(model=resource, key=key).exists():
-        raise ValueError(f"{resource} still defines the custom field {key!r}: delete the definition first.")
-    model = MODELS[resource]
-    count = 0
-    for pk, stored in _stored(resource, key).iterator(chunk_size=2000):
-        rest = {name: value for name, value in stored.items() if name != key}
-        count += model._base_manager.filter(pk=pk).update(custom_fields=rest)
-    return count
+    with transaction.atomic():
+        if CustomField.objects.filter(model=resource, key=key).exists():
+            raise ValueError(f"{resource} still defines the custom field {key!r}: delete the definition first.")
+        with changesets.recording(
+            "action",
+            user=None,
+            label=f"Purge of {resource}.{key}",
+            source={PURGE: {"resource": resource, "key": key}},
+        ):
+            return _rewrite_locked(
+                resource,
+                key,
+                lambda values: {name: value for name, value in values.items() if name != key},
+                f"Custom field {key!r} purged",
+            )
 
 
-# Undoing a type change (core.changesets.undo_step).
+# Undoing a type change or a purge (core.changesets.undo_step).
 
 TYPE_CHANGE = "custom_field_type"
+PURGE = "custom_field_purge"
 
 
 def _undo_refused(name, pk, message):
@@ -745,6 +756,22 @@ def _undo_type_change(change):
     except StoredValuesMisfit as exc:
         raise _undo_refused(name, definition.pk, str(exc)) from None
     return {**change, "before": change["after"], "after": target}
+
+
+def _undo_purge(purged):
+    """An undo of a purge (or of its undo) while the key is defined again would write values the
+    definition does not check: refused."""
+    from core.models import CustomField
+
+    defined = CustomField.objects.filter(model=purged["resource"], key=purged["key"]).first()
+    if defined is not None:
+        name = f"{purged['resource']}.{purged['key']}"
+        raise _undo_refused(
+            name,
+            defined.pk,
+            _("The custom field %(field)s is defined again; delete the definition first.") % {"field": name},
+        )
+    return purged
 
 
 # Query strings: ?cf_<key>=, ?cf_<key>__gte=, ?cf_<key>__lte=, and ordering.

@@ -1,11 +1,12 @@
 """Changing a custom field's type or choices: the stored values converted under their locks, each record
 with its history entry and event, the whole change one changeset that undo reverses (definition
-included) or refuses clearly."""
+included) or refuses clearly; purging the same way."""
 
 import threading
 from datetime import timedelta
 
 import pytest
+from django.core.management import call_command
 from django.db import connection, connections, transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -14,7 +15,7 @@ from core import customfields
 from core.changesets import Changeset, UndoRefused, undo
 from core.models import CustomField, Event
 from customers.models import Customer
-from tests.factories import CustomerFactory
+from tests.factories import CustomerFactory, ManagerFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -228,6 +229,25 @@ def test_a_label_change_rewrites_no_record(api):
     assert stored(customer) == {"seats": " 7 "} and not Changeset.objects.exists()
 
 
+def test_purge_records_history_and_a_changeset_and_refuses_undo_once_defined_again():
+    definition = define()
+    customer = CustomerFactory(custom_fields={"seats": "7", "note": "x"})
+    definition.delete()
+    call_command("purge_custom_field", "customers", "seats")
+    assert stored(customer) == {"note": "x"}
+    latest = Customer.history.filter(id=customer.pk).order_by("-history_id").first()
+    assert latest.custom_fields == {"note": "x"}
+    changeset = Changeset.objects.get()
+    assert changeset.counts["customers.customer"]["updated"] == 1
+    define(field_type="number")
+    with pytest.raises(UndoRefused) as refused:
+        undo(changeset, ManagerFactory())
+    assert "defined again" in refused.value.message
+    CustomField.objects.filter(key="seats").delete()
+    undo(changeset, ManagerFactory())
+    assert stored(customer) == {"seats": "7", "note": "x"}
+
+
 # Two connections at once (PostgreSQL): another writer holds the record's lock while the conversion starts.
 
 
@@ -304,3 +324,23 @@ def test_a_record_deleted_concurrently_is_skipped():
 
     assert _while_the_conversion_waits(_convert_to_number(definition), delete) == []
     assert stored(kept) == {"seats": 8} and not Customer.objects.filter(pk=gone.pk).exists()
+
+
+@pg_only
+@pytest.mark.django_db(transaction=True)
+def test_purge_keeps_a_concurrent_edit_of_another_value():
+    definition = define()
+    customer = CustomerFactory(custom_fields={"seats": "7", "note": "x"})
+    definition.delete()
+
+    def edit():
+        record = Customer.objects.select_for_update().get(pk=customer.pk)
+        record.custom_fields = {**record.custom_fields, "note": "y"}
+        record.save()
+
+    def purge():
+        with transaction.atomic():
+            customfields.purge("customers", "seats")
+
+    assert _while_the_conversion_waits(purge, edit) == []
+    assert stored(customer) == {"note": "y"}
