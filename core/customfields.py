@@ -635,8 +635,9 @@ def save_definition(definition, *, user=None):
 
     One transaction: the definition and every converted record (each with its history entry
     and event, attributed to ``user``, or to the request's user) commit together, and a
-    conversion (a new definition over stored values, or a change of type or choices) is one
-    changeset that undo reverses, definition included. Raises :class:`StoredValuesMisfit`,
+    conversion (a change of type or choices, or a new definition over a deleted one's values)
+    is one changeset; undo reverses a type change, definition included, and refuses to undo a
+    new definition's (:func:`_undo_type_change`). Raises :class:`StoredValuesMisfit`,
     with nothing saved, when a value written since the check does not fit.
     """
     from core import changesets
