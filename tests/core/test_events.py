@@ -15,6 +15,7 @@ from customers.services import delete_customer, reassign_customers
 from interactions.models import Interaction
 from opportunities.models import Opportunity
 from tests.factories import CustomerFactory, InteractionFactory, ManagerFactory, OpportunityFactory, UserFactory
+from tests.locks import waiting_for_a_lock
 
 pytestmark = pytest.mark.django_db
 
@@ -440,9 +441,9 @@ def test_feed_keeps_the_order_of_changes_to_one_record_whatever_the_transactions
             xids["first"] = _transaction_id()
             # Let the second transaction reach the lock before this one commits.
             deadline = timezone.now() + timedelta(seconds=10)
-            while timezone.now() < deadline and not _waiting_for_a_lock():
+            while timezone.now() < deadline and not waiting_for_a_lock():
                 threading.Event().wait(0.05)
-            assert _waiting_for_a_lock()
+            assert waiting_for_a_lock()
     finally:
         locked.set()
         thread.join(30)
@@ -460,14 +461,6 @@ def _transaction_id():
     with connections["default"].cursor() as cursor:
         cursor.execute("SELECT pg_current_xact_id()::text::bigint")
         return cursor.fetchone()[0]
-
-
-def _waiting_for_a_lock():
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        return cursor.fetchone()[0] > 0
 
 
 @pytest.mark.django_db(transaction=True)

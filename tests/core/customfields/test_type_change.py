@@ -16,6 +16,7 @@ from core.changesets import Changeset, UndoRefused, undo
 from core.models import CustomField, Event
 from customers.models import Customer
 from tests.factories import CustomerFactory, ManagerFactory
+from tests.locks import waiting_for_a_lock
 
 pytestmark = pytest.mark.django_db
 
@@ -251,16 +252,6 @@ def test_purge_records_history_and_a_changeset_and_refuses_undo_once_defined_aga
 # Two connections at once (PostgreSQL): another writer holds the record's lock while the conversion starts.
 
 
-def _waiting_for_a_lock():
-    with connection.cursor() as cursor:
-        # Read afresh: a transaction keeps its first reading of the statistics views.
-        cursor.execute("SELECT pg_stat_clear_snapshot()")
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        return cursor.fetchone()[0] > 0
-
-
 def _while_the_conversion_waits(change, work):
     """Run ``change`` (the conversion) in another connection while ``work`` holds its writes uncommitted."""
     failed = []
@@ -278,9 +269,9 @@ def _while_the_conversion_waits(change, work):
         work()
         thread.start()
         deadline = timezone.now() + timedelta(seconds=10)
-        while timezone.now() < deadline and not _waiting_for_a_lock():
+        while timezone.now() < deadline and not waiting_for_a_lock():
             threading.Event().wait(0.05)
-        assert _waiting_for_a_lock()
+        assert waiting_for_a_lock()
     thread.join(30)
     return failed
 
