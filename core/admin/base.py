@@ -1,6 +1,7 @@
 """What every CRM model admin shares: import/export, history, deletions that keep their history,
 and a date hierarchy that cannot be made to fail."""
 
+import contextlib
 import datetime
 import functools
 import operator
@@ -8,15 +9,17 @@ import operator
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db import models, transaction
+from django.db import DatabaseError, connections, models, router, transaction
 from django.forms.boundfield import BoundField
 from django.forms.formsets import DELETION_FIELD_NAME
 from django.forms.models import BaseModelFormSet
 from django.forms.utils import ErrorDict
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -41,6 +44,46 @@ from core.history import batched_delete_history
 from core.paging import COUNT_CAP, capped_count
 from core.resources import FileRefused
 from core.search import estimated_rows
+
+
+def lock_rows(queryset):
+    """Lock the rows of ``queryset`` until the transaction ends, so that what is read of them next stays as read.
+
+    A save posted from a page compares the values the page showed with the stored ones, then writes: the
+    rows are locked first (``SELECT … FOR UPDATE``, by primary key in their order, so that two writers
+    locking the same rows queue rather than deadlock), and read after. A writer that locked them first
+    is waited for, and its change is what the comparison sees (and refuses); a row it deleted is read as
+    gone. The lock is taken by a plain query of the table: ``queryset`` may carry joins, a nullable side
+    of an outer join or a ``GROUP BY``, which cannot be locked. On SQLite a write transaction already
+    holds the database's one write lock from its ``BEGIN`` (``core/sqlite``): nothing else can change a
+    row meanwhile, and nothing is run. Outside a transaction there is nothing to hold a lock: nothing is
+    run either.
+    """
+    connection = connections[queryset.db]
+    if not connection.features.has_select_for_update or connection.get_autocommit():
+        return
+    rows = queryset.model._base_manager.using(queryset.db).filter(pk__in=queryset.order_by().values("pk"))
+    list(rows.order_by("pk").select_for_update().values_list("pk", flat=True))
+
+
+class RecordGone(Exception):
+    """A record a form was saved for is no longer stored: its save would have created it again."""
+
+
+def update_stored(obj):
+    """Save ``obj``, a stored record, as an UPDATE that cannot turn into an INSERT.
+
+    Django's ``save()`` inserts a record whose UPDATE matched no row: a record deleted by someone else
+    meanwhile would come back (with a history that says it changed). A ``RecordGone`` instead.
+    """
+    try:
+        obj.save(force_update=True)
+    except DatabaseError as exc:
+        # Django's own "Forced update did not affect any rows", not an error of the database (which Django
+        # raises from the driver's).
+        if type(exc) is not DatabaseError or exc.__cause__ is not None:
+            raise
+        raise RecordGone(obj) from None
 
 
 def _storable(moment):
@@ -397,7 +440,20 @@ class ShownRowsFormSet(BaseModelFormSet):
         # ``CRMChangeList.show_posted_rows``), not beside the rows as they are now.
         if self.is_bound and "forms" in self.__dict__:
             return [None if form.row_gone else form.instance for form in self.initial_forms]
+        if self.is_bound and not hasattr(self, "_queryset") and self.queryset is not None:
+            # A posted page's rows are locked before they are read (``lock_rows``): a row saved by someone
+            # else at the same moment is read with their change, and one they deleted is read as gone.
+            lock_rows(self.queryset)
         return super().get_queryset()
+
+    def save_existing(self, form, obj, commit=True):
+        # A row is written as an UPDATE: a row gone meanwhile is never inserted again (``update_stored``).
+        if not commit:
+            return super().save_existing(form, obj, commit=False)
+        obj = form.save(commit=False)
+        update_stored(obj)
+        form.save_m2m()
+        return obj
 
     def gone_rows(self):
         """The rows left out, as their user left them as shown, because their records were deleted or moved
@@ -472,7 +528,18 @@ class CRMModelAdmin(
         return changelist
 
     def changelist_view(self, request, extra_context=None):
-        response = super().changelist_view(request, extra_context)
+        # Django reads a list's posted rows before the transaction it saves them in: here they are read and
+        # saved in one, locked first (``ShownRowsFormSet``), so a row saved or deleted by someone else at the
+        # same moment is read as they left it.
+        saving = request.method == "POST" and self.list_editable and "_save" in request.POST
+        in_transaction = transaction.atomic(using=router.db_for_write(self.model))
+        try:
+            with in_transaction if saving else contextlib.nullcontext():
+                response = super().changelist_view(request, extra_context)
+        except RecordGone:
+            # Not seen under the lock (a row read without one): nothing of the list was saved.
+            self.message_user(request, self.record_gone_text(), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
         changelist = getattr(request, "_crm_changelist", None)
         # An action answered before the list's formset was made leaves it unset.
         formset = getattr(changelist, "formset", None)
@@ -538,14 +605,30 @@ class CRMModelAdmin(
             "source": {"action": name, "model": self.opts.label_lower},
         }
         if action and self.action_is_previewed(name, action[0]) and not previews.confirmed(request):
-            return previews.preview_action(self, request, queryset, recorded, super().response_action)
+            return previews.preview_action(self, request, queryset, recorded, self._run_action_locked)
         if action and self.action_is_previewed(name, action[0]):
-            response, changeset = previews.confirm_action(self, request, queryset, recorded, super().response_action)
+            response, changeset = previews.confirm_action(self, request, queryset, recorded, self._run_action_locked)
         else:
             with changesets.recording(recorded.pop("kind"), **recorded) as changeset:
                 response = super().response_action(request, queryset)
         note_recorded(request, changeset, self.admin_site.name)
         return response
+
+    def _run_action_locked(self, request, queryset):
+        """Django's ``response_action`` of an action that changes data, its selected rows locked first (``lock_rows``).
+
+        The action reads them after: a row deleted by someone else at the same moment is not among them, and
+        is not written again by the action's save.
+        """
+        selected = queryset
+        if request.POST.get("select_across") in (None, "", "0", "False", "false"):
+            try:
+                pks = [self.opts.pk.to_python(pk) for pk in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)]
+            except ValidationError:
+                pks = []  # Django answers a tampered selection itself
+            selected = queryset.filter(pk__in=pks)
+        lock_rows(selected)
+        return super().response_action(request, queryset)
 
     def save_formset(self, request, form, formset, change):
         super().save_formset(request, form, formset, change)
@@ -669,6 +752,33 @@ class CRMModelAdmin(
             kwargs["queryset"] = access.scope(db_field.related_model._default_manager.all(), request.user)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
+    def get_object(self, request, object_id, from_field=None):
+        # A record's page posted (a save, a delete, a revert) reads its record locked (``lock_rows``): a save
+        # by someone else at the same moment is waited for and seen by the form's comparison; a record they
+        # deleted is read as gone, and is not found.
+        if request.method == "POST" and from_field in (None, self.opts.pk.name):
+            try:
+                pk = self.opts.pk.to_python(object_id)
+            except ValidationError:
+                pk = None
+            if pk is not None:
+                lock_rows(self.model._base_manager.using(router.db_for_write(self.model)).filter(pk=pk))
+        return super().get_object(request, object_id, from_field)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except RecordGone:
+            # A record (or an inline row) gone though it was read: nothing of the page was saved (the
+            # transaction is rolled back), and the page says why.
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+
+    def record_gone_text(self):
+        return _(
+            "Deleted by someone else since this page was shown, or no longer among the records you may see: "
+            "nothing you sent from it was saved."
+        )
+
     def save_model(self, request, obj, form, change):
         current = getattr(request, "_reverting_history", None)
         if current is not None:
@@ -682,7 +792,11 @@ class CRMModelAdmin(
             owner = self.owner_field
             if owner and (getattr(obj, f"{owner}_id") is None or not access.is_manager(request.user)):
                 setattr(obj, owner, request.user)
-        super().save_model(request, obj, form, change)
+            super().save_model(request, obj, form, change)
+            return
+        # What ``SimpleHistoryAdmin.save_model`` does, with a save that cannot create the record again.
+        obj._history_user = request.user
+        update_stored(obj)
 
     # The text of the link to a record's change history (``history_link``, a read-only field).
     history_link_text = _("Every change to this record")
@@ -746,14 +860,20 @@ class CRMModelAdmin(
         # django-simple-history lets anyone who may view the record post a revert: a revert is a
         # change, so it needs the change permission on the record as it is now, in the user's book,
         # and it is a manager's call (a rep corrects a record by changing it).
-        current = self.get_object(request, unquote(object_id)) if str(object_id).isdecimal() else None
-        if current is None:
+        # A revert reads the record locked and writes it in one transaction, as a change page does.
+        posted = request.method == "POST"
+        try:
+            with transaction.atomic(using=router.db_for_write(self.model)) if posted else contextlib.nullcontext():
+                current = self.get_object(request, unquote(object_id)) if str(object_id).isdecimal() else None
+                if current is None:
+                    return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+                if posted:
+                    if self.revert_disabled(request, current):
+                        raise PermissionDenied
+                    request._reverting_history = current
+                return super().history_form_view(request, object_id, version_id, extra_context)
+        except RecordGone:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        if request.method == "POST":
-            if self.revert_disabled(request, current):
-                raise PermissionDenied
-            request._reverting_history = current
-        return super().history_form_view(request, object_id, version_id, extra_context)
 
     def revert_disabled(self, request, obj=None):
         return (
@@ -797,6 +917,8 @@ class CRMModelAdmin(
             "opts": opts,
             "changelist_url": reverse(f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_changelist"),
             "merged_into_url": self._merged_into_url(request, opts, object_id),
+            # A page posted for it (a save, a delete, a revert): the record went since the page was shown.
+            "not_saved": self.record_gone_text() if request.method == "POST" else None,
         }
         return TemplateResponse(request, "admin/core/not_found.html", context, status=404)
 
