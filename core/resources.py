@@ -17,6 +17,7 @@ from rest_framework import serializers
 from rest_framework.settings import api_settings
 
 from core import access, customfields, tags
+from core.rowlocks import lock_rows
 from core.tables import FileRefused
 
 # A cell left out of the data given to the serializer.
@@ -293,7 +294,7 @@ class CRMModelResource(resources.ModelResource):
             instance = self.find_instance(row)
             column = NON_FIELD_ERRORS
         else:
-            instance = self.get_queryset().filter(pk=pk).first()
+            instance = self._locked(self.get_queryset().filter(pk=pk))
             if instance is None:
                 raise ValidationError({"id": _("No record with id %(id)s.") % {"id": pk}})
             column = "id"
@@ -312,7 +313,14 @@ class CRMModelResource(resources.ModelResource):
         external_id = cell_text(row.get("external_id"))
         if not external_id or "external_id" not in self.import_columns:
             return None
-        return self.get_queryset().filter(external_id=external_id).first()
+        return self._locked(self.get_queryset().filter(external_id=external_id))
+
+    @staticmethod
+    def _locked(rows):
+        """The first of ``rows``, locked first (``lock_rows``): a record deleted by someone else while the import
+        runs is read as gone, not written again by the row's save."""
+        lock_rows(rows)
+        return rows.first()
 
     def serializer_value(self, column, value, serializer_field):
         """What the serializer is given for a cell: a JSON value, or ``_OMIT``."""

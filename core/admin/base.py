@@ -14,7 +14,7 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db import DatabaseError, connections, models, router, transaction
+from django.db import DatabaseError, models, router, transaction
 from django.forms.boundfield import BoundField
 from django.forms.formsets import DELETION_FIELD_NAME
 from django.forms.models import BaseModelFormSet
@@ -43,27 +43,8 @@ from core.admin.widgets import ListSelect
 from core.history import batched_delete_history
 from core.paging import COUNT_CAP, capped_count
 from core.resources import FileRefused
+from core.rowlocks import lock_rows
 from core.search import estimated_rows
-
-
-def lock_rows(queryset):
-    """Lock the rows of ``queryset`` until the transaction ends, so that what is read of them next stays as read.
-
-    A save posted from a page compares the values the page showed with the stored ones, then writes: the
-    rows are locked first (``SELECT … FOR UPDATE``, by primary key in their order, so that two writers
-    locking the same rows queue rather than deadlock), and read after. A writer that locked them first
-    is waited for, and its change is what the comparison sees (and refuses); a row it deleted is read as
-    gone. The lock is taken by a plain query of the table: ``queryset`` may carry joins, a nullable side
-    of an outer join or a ``GROUP BY``, which cannot be locked. On SQLite a write transaction already
-    holds the database's one write lock from its ``BEGIN`` (``core/sqlite``): nothing else can change a
-    row meanwhile, and nothing is run. Outside a transaction there is nothing to hold a lock: nothing is
-    run either.
-    """
-    connection = connections[queryset.db]
-    if not connection.features.has_select_for_update or connection.get_autocommit():
-        return
-    rows = queryset.model._base_manager.using(queryset.db).filter(pk__in=queryset.order_by().values("pk"))
-    list(rows.order_by("pk").select_for_update().values_list("pk", flat=True))
 
 
 class RecordGone(Exception):

@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from core.admin.base import RecordGone, update_stored
 from opportunities.models import Opportunity
-from tests.core.admin.helpers import managers, opened
+from tests.core.admin.helpers import managers, opened, upload
 from tests.factories import CustomerFactory, OpportunityFactory
 
 pytestmark = pytest.mark.django_db
@@ -274,3 +274,19 @@ def test_an_action_on_a_record_deleted_while_it_waits_does_not_create_it_again()
     assert response.status_code in (200, 302)
     assert stored(deal) is None
     assert deal.history.first().history_type == "-"
+
+
+@for_postgresql
+def test_an_import_of_a_record_deleted_while_it_waits_does_not_create_it_again():
+    customer = CustomerFactory(name="Ann")
+    first, second = managers("first", "second")
+    url = reverse("admin:customers_customer_changelist")
+    preview = upload(second, url, [["id", "name"], [customer.pk, "Ann by the import"]])
+    assert preview.context.get("confirm_form") is not None
+
+    with Held(written_by(first, customer, gone=True)) as held:
+        response = posted_meanwhile(held, second, f"{url}process_import/", {**preview.context["confirm_form"].initial})
+
+    assert f"No record with id {customer.pk}" in response.content.decode()
+    assert stored(customer) is None
+    assert customer.history.first().history_type == "-"
