@@ -17,6 +17,7 @@ from core.admin.base import RecordGone, update_stored
 from opportunities.models import Opportunity
 from tests.core.admin.helpers import managers, opened, upload
 from tests.factories import CustomerFactory, OpportunityFactory
+from tests.locks import waiting_for_a_lock
 
 pytestmark = pytest.mark.django_db
 
@@ -125,15 +126,11 @@ def posted_meanwhile(held, client, url, data):
 
 
 def waits_on_a_lock(thread, seconds=10):
-    with connection.cursor() as cursor:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and thread.is_alive():
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-            if cursor.fetchone()[0]:
-                return
-            time.sleep(0.02)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and thread.is_alive():
+        if waiting_for_a_lock():
+            return
+        time.sleep(0.02)
     pytest.fail("the second post never waited for the first")
 
 
