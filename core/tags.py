@@ -14,6 +14,12 @@ Every write of a record's tags (API, admin form and actions, imports, commands) 
 ones) and sets ``tag_set`` in the same transaction. Renaming or deleting a tag
 rewrites the names of the records that carry it, with their history and events.
 
+A tagging and a rename or delete of the same tag wait for each other (PostgreSQL row
+locks; SQLite queues its writers): the tagging holds each tag it links ``FOR KEY
+SHARE``, the rename or delete holds it ``FOR UPDATE`` before its records. A record
+tagged while its tag is renamed ends with the new name; one tagged while its tag is
+deleted gets the tag made again, as a name no tag has would.
+
 The apps whose models are tagged declare them here from their ``AppConfig.ready()``
 (``register(Customer, "customers")``): ``core`` imports no domain app.
 """
@@ -21,7 +27,7 @@ The apps whose models are tagged declare them here from their ``AppConfig.ready(
 import unicodedata
 
 from django.core.exceptions import ValidationError
-from django.db import models, router, transaction
+from django.db import connections, models, router, transaction
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
@@ -87,16 +93,71 @@ def join_names(names):
     return ", ".join(names or [])
 
 
-def resolve(names, *, created_by_id=None):
-    """The ``Tag`` rows of ``names`` (cleaned), in name order, creating those that do not exist yet."""
+def _locking(using=None):
+    """Whether tags and records are locked row by row: on PostgreSQL. SQLite needs no row locks: its
+    writers are queued one at a time (``core/sqlite``), so a tagging and a rename never interleave."""
+    from core.models import Tag
+
+    return connections[using or router.db_for_write(Tag)].features.has_select_for_update
+
+
+def _as_they_are_now(ids):
+    """{pk: tag} of the tags ``ids`` as committed now (a deleted one is missing).
+
+    On PostgreSQL each is held ``FOR KEY SHARE`` until the transaction ends (the lock a link to it
+    takes, here taken before its name is written on a record): a rename or delete takes ``FOR UPDATE``
+    first (``save_tag``, ``delete_tag``), so it waits for the tagging to commit, or the tagging for it
+    and then reads the tag as it was left. The ORM has no ``FOR KEY SHARE`` (``no_key=True`` is the
+    stronger ``FOR NO KEY UPDATE``, which would queue the taggings of one tag one after another).
+    """
+    from core.models import Tag
+
+    rows = Tag.objects.filter(pk__in=list(ids)).order_by("pk")
+    if connections[rows.db].vendor == "postgresql":
+        sql, params = rows.query.sql_with_params()
+        rows = Tag.objects.raw(f"{sql} FOR KEY SHARE", params)
+    return {tag.pk: tag for tag in rows}
+
+
+def resolve(names, *, created_by_id=None, carried=()):
+    """The ``Tag`` rows of ``names`` (cleaned), in name order, creating those that do not exist yet.
+
+    Each tag is read as it is once held for linking (``_as_they_are_now``): one renamed meanwhile
+    comes with its new name, one deleted meanwhile is created again, as an unknown name is. The keys
+    in ``carried`` are tags that the record being saved carries already, its row locked: a rename or
+    delete of one of them waits for the record, so they are not locked again (that could deadlock).
+    """
     from core.models import Tag
 
     wanted = {name.casefold(): name for name in clean_names(names)}
-    found = {tag.key: tag for tag in Tag.objects.filter(key__in=list(wanted))}
-    for key, name in wanted.items():
-        if key not in found:
-            found[key], _ = Tag.objects.get_or_create(key=key, defaults={"name": name, "created_by_id": created_by_id})
-    return sorted(found.values(), key=lambda tag: tag.key)
+    locking = _locking()
+    chosen = {}
+    pending = dict(wanted)
+    while pending:
+        found = {tag.key: tag for tag in Tag.objects.filter(key__in=list(pending))}
+        for key, name in pending.items():
+            if key not in found:
+                tag, created = Tag.objects.get_or_create(
+                    key=key, defaults={"name": name, "created_by_id": created_by_id}
+                )
+                # A tag this transaction created is its own until it commits.
+                (chosen if created else found)[key] = tag
+        held = {key: tag for key, tag in found.items() if locking and key not in carried}
+        chosen.update({key: tag for key, tag in found.items() if key not in held})
+        now = _as_they_are_now(tag.pk for tag in held.values()) if held else {}
+        pending = {}
+        for key, tag in held.items():
+            if tag.pk in now:
+                chosen[key] = now[tag.pk]
+            else:  # deleted meanwhile: made again, as an unknown name is
+                pending[key] = wanted[key]
+    # Two names may now be one tag (one renamed to the other's name meanwhile).
+    return sorted({tag.pk: tag for tag in chosen.values()}.values(), key=lambda tag: tag.key)
+
+
+def current_tag(tag):
+    """``tag`` as it is now, held for linking (``_as_they_are_now``), or None if deleted meanwhile."""
+    return _as_they_are_now([tag.pk]).get(tag.pk)
 
 
 class TaggedModel(models.Model):
@@ -135,13 +196,26 @@ class TaggedModel(models.Model):
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
         with transaction.atomic(using=using, savepoint=False):
             try:
-                chosen = resolve(self.tags or [], created_by_id=getattr(self, "created_by_id", None))
+                chosen = resolve(
+                    self.tags or [],
+                    created_by_id=getattr(self, "created_by_id", None),
+                    carried=self._carried_keys(using),
+                )
             except TagNameError as exc:
                 raise ValidationError({"tags": [str(exc)]}) from exc
             self.tags = [tag.name for tag in chosen]
             super().save(*args, **kwargs)
             self.tag_set.set(chosen)
         self._loaded_tags = list(self.tags)
+
+    def _carried_keys(self, using):
+        """The keys of the tags this record carries as committed, its row locked until the transaction
+        ends (PostgreSQL; nothing on SQLite, whose writers are queued)."""
+        if self._state.adding or self.pk is None or not _locking(using):
+            return set()
+        rows = type(self)._base_manager.using(using).filter(pk=self.pk).select_for_update(no_key=True)
+        names = next(iter(rows.values_list("tags", flat=True)), None) or []
+        return {name.casefold() for name in names}
 
     @classmethod
     def from_db(cls, db, field_names, values):
@@ -217,6 +291,9 @@ def add_tag(records, tag):
     """Add ``tag`` to each of ``records`` that lacks it (each saved: history, event). Returns how many."""
     changed = 0
     with transaction.atomic():
+        # Held before the records, as a rename holds it before its records; as it is now (renamed
+        # meanwhile: the new name). One deleted meanwhile is made again from its name, as a new name is.
+        tag = current_tag(tag) or tag
         for record in _locked(records):
             if tag.key not in {name.casefold() for name in record.tags}:
                 if len(record.tags) >= MAX_PER_RECORD:
@@ -231,6 +308,9 @@ def remove_tag(records, tag):
     """Take ``tag`` off each of ``records`` that carries it (each saved: history, event). Returns how many."""
     changed = 0
     with transaction.atomic():
+        tag = current_tag(tag)
+        if tag is None:  # deleted meanwhile: taken off every record already
+            return 0
         for record in _locked(records):
             kept = [name for name in record.tags if name.casefold() != tag.key]
             if len(kept) != len(record.tags):
@@ -263,12 +343,24 @@ def _rewrite_names(tag, rename):
     return counts
 
 
+def _locked_tag(tag):
+    """The row of ``tag`` read again ``FOR UPDATE`` (None if deleted meanwhile): a rename or delete
+    holds it first, so that it waits for the taggings holding it for linking, and they for it."""
+    from core.models import Tag
+
+    return Tag.objects.select_for_update().filter(pk=tag.pk).first()
+
+
 def save_tag(tag, *, name=None, colour=None):
     """Create or change ``tag`` (name, colour); a new name is carried to the records that have the tag."""
     from core.models import Tag
 
     with transaction.atomic():
-        old_key = None if tag._state.adding else tag.key
+        current = None
+        if not tag._state.adding:
+            current = _locked_tag(tag)
+            if current is None:
+                raise TagNameError("This tag was deleted meanwhile.")
         if name is not None:
             tag.name = clean_name(name)
         if colour is not None:
@@ -278,9 +370,10 @@ def save_tag(tag, *, name=None, colour=None):
             clash = clash.exclude(pk=tag.pk)
         if clash.exists():
             raise TagNameError("A tag with this name already exists.")
-        renamed = old_key is not None and Tag.objects.filter(pk=tag.pk).exclude(name=tag.name).exists()
+        renamed = current is not None and current.name != tag.name
         tag.save()
         if renamed:
+            old_key = current.key
             _rewrite_names(tag, lambda names: [tag.name if n.casefold() == old_key else n for n in names])
     return tag
 
@@ -291,6 +384,9 @@ def delete_tag(tag):
     Returns how many records of each tagged model lost it.
     """
     with transaction.atomic():
-        counts = _rewrite_names(tag, lambda names: [n for n in names if n.casefold() != tag.key])
+        current = _locked_tag(tag)
+        if current is None:  # deleted meanwhile, and taken off its records then
+            return dict.fromkeys(_registry, 0)
+        counts = _rewrite_names(current, lambda names: [n for n in names if n.casefold() != current.key])
         tag.delete()
     return counts

@@ -427,46 +427,43 @@ def test_deleting_a_customer_takes_its_tagged_opportunities_links_with_them(api)
     assert deal.history.latest("history_id").history_type == "-"
 
 
-def _while_a_record_is_being_retagged(change, record_pk, names):
-    """Run ``change()`` while another transaction holds the record ``record_pk`` locked, writing its tags
-    as ``names``; ``change`` is let go on only once it waits for that lock. Returns the errors of both."""
+def _second_waits_for_first(first, second):
+    """Run ``first()`` in a transaction held open until ``second()``, in its own transaction on another
+    connection, waits for one of its locks (or for a few seconds, if it never does), then let it commit.
+    Returns the errors of both."""
     import threading
 
     from django.db import connections, transaction
 
-    saved, release, errors = threading.Event(), threading.Event(), []
+    done_first, release, errors = threading.Event(), threading.Event(), []
 
-    def writer():
+    def run(step, before=None, after=None):
         try:
+            if before is not None:
+                before.wait(10)
             with transaction.atomic():
-                record = Customer.objects.select_for_update().get(pk=record_pk)
-                record.tags = names
-                record.save()
-                saved.set()
-                release.wait(10)
+                step()
+                if after is not None:
+                    after.set()
+                    release.wait(10)
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
         finally:
-            saved.set()
+            done_first.set()
             connections.close_all()
 
-    def changer():
-        try:
-            saved.wait(10)
-            with transaction.atomic():
-                change()
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=writer), threading.Thread(target=changer)]
+    threads = [
+        threading.Thread(target=run, args=(first, None, done_first)),
+        threading.Thread(target=run, args=(second, done_first)),
+    ]
     for thread in threads:
         thread.start()
-    saved.wait(10)
+    done_first.wait(10)
     with connection.cursor() as cursor:
-        for _ in range(200):
-            cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+        for _ in range(60):
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
             if cursor.fetchone()[0]:
                 break
             threading.Event().wait(0.05)
@@ -474,6 +471,18 @@ def _while_a_record_is_being_retagged(change, record_pk, names):
     for thread in threads:
         thread.join(20)
     return errors
+
+
+def _while_a_record_is_being_retagged(change, record_pk, names):
+    """Run ``change()`` while another transaction holds the record ``record_pk`` locked, writing its tags
+    as ``names``; ``change`` is let go on only once it waits for that lock. Returns the errors of both."""
+
+    def retag():
+        record = Customer.objects.select_for_update().get(pk=record_pk)
+        record.tags = names
+        record.save()
+
+    return _second_waits_for_first(retag, change)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -498,3 +507,102 @@ def test_a_tag_changed_on_records_keeps_a_concurrent_change_of_their_tags(change
     customer = Customer.objects.get(pk=customer.pk)
     assert customer.tags == expected
     assert sorted(customer.tag_set.values_list("name", flat=True), key=str.casefold) == expected
+
+
+# -- a tag renamed or deleted while records are being tagged with it ------------------------------------
+
+ON_POSTGRESQL = pytest.mark.skipif(connection.vendor != "postgresql", reason="two connections at once: PostgreSQL")
+
+
+def _tag_new_customer(tag):
+    CustomerFactory(name="Tagged", tags=[tag.name])
+
+
+def _tag_customer(tag):
+    customer = Customer.objects.get(name="Tagged")
+    customer.tags = [*customer.tags, tag.name]
+    customer.save()
+
+
+def _add_tag_to_customer(tag):
+    tags.add_tag([Customer.objects.get(name="Tagged")], tag)
+
+
+def _tag_customer_through_the_api(client):
+    def tag_it(tag):
+        customer = Customer.objects.get(name="Tagged")
+        response = client.patch(f"/api/customers/{customer.pk}", {"tags": [*customer.tags, tag.name]}, format="json")
+        assert response.status_code == 200, response.content[:500]
+
+    return tag_it
+
+
+TAGGINGS = {
+    "new record": _tag_new_customer,
+    "record saved": _tag_customer,
+    "add a tag action": _add_tag_to_customer,
+}
+
+
+def _vip_and_tagging(api, tagging):
+    """The tag "vip"; the customer "Tagged" (tagged "other"), unless the tagging creates it; the tagging."""
+    tag = Tag.objects.create(name="vip")
+    if tagging != "new record":
+        CustomerFactory(name="Tagged", tags=["other"])
+    return tag, {**TAGGINGS, "api": _tag_customer_through_the_api(api)}[tagging]
+
+
+def _assert_tagged(tagging, *names):
+    """The customer "Tagged" carries ``names`` (and "other", unless the tagging created it), in its names
+    and in its links."""
+    expected = sorted([*names, *([] if tagging == "new record" else ["other"])], key=str.casefold)
+    customer = Customer.objects.get(name="Tagged")
+    assert customer.tags == expected
+    assert sorted(customer.tag_set.values_list("name", flat=True), key=str.casefold) == expected
+
+
+@ON_POSTGRESQL
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("tagging", [*TAGGINGS, "api"])
+@pytest.mark.parametrize("first", ["rename", "tagging"])
+def test_a_record_tagged_while_its_tag_is_renamed_carries_the_new_name(api, tagging, first):
+    # The tag is read by the tagging before the rename commits (the rename first), or held by it (the
+    # tagging first): either way the record ends with the new name, in its names and its links.
+    tag, tag_it = _vip_and_tagging(api, tagging)
+    steps = {
+        "rename": lambda: tags.save_tag(Tag.objects.get(pk=tag.pk), name="Key account"),
+        "tagging": lambda: tag_it(tag),
+    }
+
+    errors = _second_waits_for_first(steps[first], steps["tagging" if first == "rename" else "rename"])
+
+    assert not errors
+    _assert_tagged(tagging, "Key account")
+    assert not Tag.objects.filter(key="vip").exists()
+
+
+@ON_POSTGRESQL
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("tagging", [*TAGGINGS, "api"])
+def test_a_record_tagged_while_its_tag_is_deleted_gets_the_tag_made_again(api, tagging):
+    # As tagging with a name no tag has: no foreign-key error at commit (a 500), no name without a tag.
+    tag, tag_it = _vip_and_tagging(api, tagging)
+
+    errors = _second_waits_for_first(lambda: tags.delete_tag(Tag.objects.get(pk=tag.pk)), lambda: tag_it(tag))
+
+    assert not errors
+    _assert_tagged(tagging, "vip")
+    assert Tag.objects.get(key="vip").pk != tag.pk
+
+
+@ON_POSTGRESQL
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("tagging", [*TAGGINGS, "api"])
+def test_a_tag_deleted_while_a_record_is_being_tagged_with_it_is_taken_off_that_record_too(api, tagging):
+    tag, tag_it = _vip_and_tagging(api, tagging)
+
+    errors = _second_waits_for_first(lambda: tag_it(tag), lambda: tags.delete_tag(Tag.objects.get(pk=tag.pk)))
+
+    assert not errors
+    _assert_tagged(tagging)
+    assert not Tag.objects.filter(key="vip").exists()
