@@ -343,7 +343,7 @@ def _rewrite_names(tag, rename):
     return counts
 
 
-def _locked_tag(tag):
+def locked_tag(tag):
     """The row of ``tag`` read again ``FOR UPDATE`` (None if deleted meanwhile): a rename or delete
     holds it first, so that it waits for the taggings holding it for linking, and they for it."""
     from core.models import Tag
@@ -358,7 +358,7 @@ def save_tag(tag, *, name=None, colour=None):
     with transaction.atomic():
         current = None
         if not tag._state.adding:
-            current = _locked_tag(tag)
+            current = locked_tag(tag)
             if current is None:
                 raise TagNameError("This tag was deleted meanwhile.")
         if name is not None:
@@ -384,7 +384,7 @@ def delete_tag(tag):
     Returns how many records of each tagged model lost it.
     """
     with transaction.atomic():
-        current = _locked_tag(tag)
+        current = locked_tag(tag)
         if current is None:  # deleted meanwhile, and taken off its records then
             return dict.fromkeys(_registry, 0)
         counts = _rewrite_names(current, lambda names: [n for n in names if n.casefold() != current.key])

@@ -201,6 +201,13 @@ class TagAdminForm(CRMModelForm):
             raise ValidationError(_("A tag with this name already exists."))
         return name
 
+    def clean(self):
+        # Held until the save (the admin's page is one transaction): a rename or recolour of a tag deleted
+        # meanwhile is refused here, not failed in the save or written back as a new tag without its records.
+        if self.instance.pk is not None and tags.locked_tag(self.instance) is None:
+            raise ValidationError(_("This tag was deleted meanwhile."))
+        return super().clean()
+
 
 class TagAdmin(ReadByAllWrittenByManagers, SimpleHistoryAdmin):
     """Tags: every role sees them (and picks them in forms); managers create, rename, recolour and delete."""

@@ -12,6 +12,7 @@ from core import tags
 from core.models import Event, Tag
 from customers.models import Customer
 from opportunities.models import Opportunity
+from tests.concurrency import second_waits_for_first
 from tests.factories import CompanyFactory, CustomerFactory, OpportunityFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -427,52 +428,6 @@ def test_deleting_a_customer_takes_its_tagged_opportunities_links_with_them(api)
     assert deal.history.latest("history_id").history_type == "-"
 
 
-def _second_waits_for_first(first, second):
-    """Run ``first()`` in a transaction held open until ``second()``, in its own transaction on another
-    connection, waits for one of its locks (or for a few seconds, if it never does), then let it commit.
-    Returns the errors of both."""
-    import threading
-
-    from django.db import connections, transaction
-
-    done_first, release, errors = threading.Event(), threading.Event(), []
-
-    def run(step, before=None, after=None):
-        try:
-            if before is not None:
-                before.wait(10)
-            with transaction.atomic():
-                step()
-                if after is not None:
-                    after.set()
-                    release.wait(10)
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            done_first.set()
-            connections.close_all()
-
-    threads = [
-        threading.Thread(target=run, args=(first, None, done_first)),
-        threading.Thread(target=run, args=(second, done_first)),
-    ]
-    for thread in threads:
-        thread.start()
-    done_first.wait(10)
-    with connection.cursor() as cursor:
-        for _ in range(60):
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-            if cursor.fetchone()[0]:
-                break
-            threading.Event().wait(0.05)
-    release.set()
-    for thread in threads:
-        thread.join(20)
-    return errors
-
-
 def _while_a_record_is_being_retagged(change, record_pk, names):
     """Run ``change()`` while another transaction holds the record ``record_pk`` locked, writing its tags
     as ``names``; ``change`` is let go on only once it waits for that lock. Returns the errors of both."""
@@ -482,7 +437,7 @@ def _while_a_record_is_being_retagged(change, record_pk, names):
         record.tags = names
         record.save()
 
-    return _second_waits_for_first(retag, change)
+    return second_waits_for_first(retag, change)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -574,7 +529,7 @@ def test_a_record_tagged_while_its_tag_is_renamed_carries_the_new_name(api, tagg
         "tagging": lambda: tag_it(tag),
     }
 
-    errors = _second_waits_for_first(steps[first], steps["tagging" if first == "rename" else "rename"])
+    errors = second_waits_for_first(steps[first], steps["tagging" if first == "rename" else "rename"])
 
     assert not errors
     _assert_tagged(tagging, "Key account")
@@ -588,7 +543,7 @@ def test_a_record_tagged_while_its_tag_is_deleted_gets_the_tag_made_again(api, t
     # As tagging with a name no tag has: no foreign-key error at commit (a 500), no name without a tag.
     tag, tag_it = _vip_and_tagging(api, tagging)
 
-    errors = _second_waits_for_first(lambda: tags.delete_tag(Tag.objects.get(pk=tag.pk)), lambda: tag_it(tag))
+    errors = second_waits_for_first(lambda: tags.delete_tag(Tag.objects.get(pk=tag.pk)), lambda: tag_it(tag))
 
     assert not errors
     _assert_tagged(tagging, "vip")
@@ -601,7 +556,7 @@ def test_a_record_tagged_while_its_tag_is_deleted_gets_the_tag_made_again(api, t
 def test_a_tag_deleted_while_a_record_is_being_tagged_with_it_is_taken_off_that_record_too(api, tagging):
     tag, tag_it = _vip_and_tagging(api, tagging)
 
-    errors = _second_waits_for_first(lambda: tag_it(tag), lambda: tags.delete_tag(Tag.objects.get(pk=tag.pk)))
+    errors = second_waits_for_first(lambda: tag_it(tag), lambda: tags.delete_tag(Tag.objects.get(pk=tag.pk)))
 
     assert not errors
     _assert_tagged(tagging)

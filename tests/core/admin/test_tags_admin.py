@@ -6,9 +6,11 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from companies.models import Company
+from core import tags
 from core.models import Event, Tag
 from customers.models import Customer
 from opportunities.models import Opportunity
+from tests.concurrency import second_waits_for_first
 from tests.core.admin.helpers import (
     change_form_data,
     export_data,
@@ -168,6 +170,26 @@ def test_tag_admin_is_for_managers_to_write():
     assert client.post(reverse("admin:core_tag_delete", args=[tag.pk]), {"post": "yes"}).status_code == 302
     customer.refresh_from_db()
     assert customer.tags == [] and not Tag.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="two connections at once: PostgreSQL")
+def test_a_tag_renamed_in_the_admin_while_it_is_deleted_answers_a_form_error():
+    # Not a 500, and not the tag written again (without its records) by the rename's save.
+    _, client = staff("boss", "Sales manager")
+    tag = Tag.objects.create(name="vip")
+    change = reverse("admin:core_tag_change", args=[tag.pk])
+    answers = []
+
+    errors = second_waits_for_first(
+        lambda: tags.delete_tag(Tag.objects.get(pk=tag.pk)),
+        lambda: answers.append(client.post(change, {"name": "Strategic", "colour": ""})),
+    )
+
+    assert not errors
+    assert answers[0].status_code == 200
+    assert "This tag was deleted meanwhile." in answers[0].context["adminform"].form.non_field_errors()
+    assert not Tag.objects.exists()
 
 
 def test_admin_export_and_import_carry_tags():
