@@ -32,6 +32,7 @@ from django.dispatch import Signal
 from core import access, changesets, events
 from core.history import batched_delete_history
 from core.models import MergedRecord
+from core.tags import hold_tags_of
 
 # Records merged into one survivor in one go.
 MAX_MERGED = 10
@@ -79,6 +80,8 @@ def lock_records(model, survivor, others, *, user, versions=None):
     if missing:
         field = "survivor_id" if survivor_id in missing else "merged_ids"
         raise MergeRefused(f"No {model._meta.verbose_name} with id {', '.join(map(str, missing))}.", field)
+    # The tags the survivor takes from the others: held before the records, as a rename holds them.
+    hold_tags_of(model, ids)
     rows = model._base_manager.filter(pk__in=ids).order_by("pk")
     if connection.features.has_select_for_update:
         rows = rows.select_for_update()

@@ -112,7 +112,7 @@ def _as_they_are_now(ids):
     """
     from core.models import Tag
 
-    rows = Tag.objects.filter(pk__in=list(ids)).order_by("pk")
+    rows = Tag.objects.filter(pk__in=ids).order_by("pk")
     if connections[rows.db].vendor == "postgresql":
         sql, params = rows.query.sql_with_params()
         rows = Tag.objects.raw(f"{sql} FOR KEY SHARE", params)
@@ -144,7 +144,7 @@ def resolve(names, *, created_by_id=None, carried=()):
                 (chosen if created else found)[key] = tag
         held = {key: tag for key, tag in found.items() if locking and key not in carried}
         chosen.update({key: tag for key, tag in found.items() if key not in held})
-        now = _as_they_are_now(tag.pk for tag in held.values()) if held else {}
+        now = _as_they_are_now([tag.pk for tag in held.values()]) if held else {}
         pending = {}
         for key, tag in held.items():
             if tag.pk in now:
@@ -275,6 +275,19 @@ def with_counts(tags, user):
 
 
 # -- changing tags on records --------------------------------------------------
+
+
+def hold_tags_of(model, ids):
+    """Hold the tags that the records ``ids`` of ``model`` carry for linking (``_as_they_are_now``), before
+    the caller locks those records to give their tags to another record (a merge).
+
+    In the order of a rename, tag then records: the other way round, a rename of one of those tags
+    could be waiting for one of the records while the caller waits to link its tag.
+    """
+    if not issubclass(model, TaggedModel) or not _locking():
+        return
+    through, column = _link(model)
+    _as_they_are_now(through.objects.filter(**{f"{column}__in": list(ids)}).values("tag_id"))
 
 
 def _locked(records):

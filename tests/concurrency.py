@@ -1,47 +1,48 @@
-"""Two transactions on two connections (PostgreSQL), one made to wait for the other's locks."""
+"""Transactions on several connections at once (PostgreSQL), made to take their locks in a set order."""
 
 import threading
 
 from django.db import connection, connections, transaction
 
 
-def second_waits_for_first(first, second):
-    """Run ``first()`` in a transaction held open until ``second()``, in its own transaction on another
-    connection, waits for one of its locks (or for a few seconds, if it never does), then let it commit.
-    Returns the errors of both."""
-    done_first, release, errors = threading.Event(), threading.Event(), []
+def in_turn(first, *others):
+    """Run ``first()`` in a transaction held open, then each of ``others`` in its own transaction on its
+    own connection, each started once the ones before it wait for a lock (or after a few seconds, if
+    one never does); then let ``first`` commit. Returns the errors of all."""
+    holding, release, errors = threading.Event(), threading.Event(), []
 
-    def run(step, before=None, after=None):
+    def run(step, hold=False):
         try:
-            if before is not None:
-                before.wait(10)
             with transaction.atomic():
                 step()
-                if after is not None:
-                    after.set()
-                    release.wait(10)
+                if hold:
+                    holding.set()
+                    release.wait(20)
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
         finally:
-            done_first.set()
+            holding.set()
             connections.close_all()
 
-    threads = [
-        threading.Thread(target=run, args=(first, None, done_first)),
-        threading.Thread(target=run, args=(second, done_first)),
-    ]
+    threads = [threading.Thread(target=run, args=(first, True))]
+    threads[0].start()
+    holding.wait(10)
+    for waiting, step in enumerate(others, 1):
+        threads.append(threading.Thread(target=run, args=(step,)))
+        threads[-1].start()
+        _until_waiting(waiting)
+    release.set()
     for thread in threads:
-        thread.start()
-    done_first.wait(10)
+        thread.join(30)
+    return errors
+
+
+def _until_waiting(count):
     with connection.cursor() as cursor:
         for _ in range(60):
             cursor.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
             )
-            if cursor.fetchone()[0]:
-                break
+            if cursor.fetchone()[0] >= count:
+                return
             threading.Event().wait(0.05)
-    release.set()
-    for thread in threads:
-        thread.join(20)
-    return errors

@@ -11,8 +11,9 @@ from companies.models import Company
 from core import tags
 from core.models import Event, Tag
 from customers.models import Customer
+from customers.services import merge_customers
 from opportunities.models import Opportunity
-from tests.concurrency import second_waits_for_first
+from tests.concurrency import in_turn
 from tests.factories import CompanyFactory, CustomerFactory, OpportunityFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -437,7 +438,7 @@ def _while_a_record_is_being_retagged(change, record_pk, names):
         record.tags = names
         record.save()
 
-    return second_waits_for_first(retag, change)
+    return in_turn(retag, change)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -529,7 +530,7 @@ def test_a_record_tagged_while_its_tag_is_renamed_carries_the_new_name(api, tagg
         "tagging": lambda: tag_it(tag),
     }
 
-    errors = second_waits_for_first(steps[first], steps["tagging" if first == "rename" else "rename"])
+    errors = in_turn(steps[first], steps["tagging" if first == "rename" else "rename"])
 
     assert not errors
     _assert_tagged(tagging, "Key account")
@@ -543,7 +544,7 @@ def test_a_record_tagged_while_its_tag_is_deleted_gets_the_tag_made_again(api, t
     # As tagging with a name no tag has: no foreign-key error at commit (a 500), no name without a tag.
     tag, tag_it = _vip_and_tagging(api, tagging)
 
-    errors = second_waits_for_first(lambda: tags.delete_tag(Tag.objects.get(pk=tag.pk)), lambda: tag_it(tag))
+    errors = in_turn(lambda: tags.delete_tag(Tag.objects.get(pk=tag.pk)), lambda: tag_it(tag))
 
     assert not errors
     _assert_tagged(tagging, "vip")
@@ -556,8 +557,30 @@ def test_a_record_tagged_while_its_tag_is_deleted_gets_the_tag_made_again(api, t
 def test_a_tag_deleted_while_a_record_is_being_tagged_with_it_is_taken_off_that_record_too(api, tagging):
     tag, tag_it = _vip_and_tagging(api, tagging)
 
-    errors = second_waits_for_first(lambda: tag_it(tag), lambda: tags.delete_tag(Tag.objects.get(pk=tag.pk)))
+    errors = in_turn(lambda: tag_it(tag), lambda: tags.delete_tag(Tag.objects.get(pk=tag.pk)))
 
     assert not errors
     _assert_tagged(tagging)
     assert not Tag.objects.filter(key="vip").exists()
+
+
+@ON_POSTGRESQL
+@pytest.mark.django_db(transaction=True)
+def test_a_merge_and_a_rename_of_a_tag_the_merged_record_carries_do_not_deadlock(manager):
+    # The merge locks the records (the survivor held by another transaction first), the rename its tag
+    # then waits for the merged record, and the merge then links that tag to the survivor: it must
+    # hold the tag before the records, as the rename does, or the two wait for each other.
+    merged = CustomerFactory(name="Merged", tags=["vip"])
+    survivor = CustomerFactory(name="Survivor", tags=["other"])
+    tag = Tag.objects.get(key="vip")
+
+    errors = in_turn(
+        lambda: Customer.objects.select_for_update().get(pk=survivor.pk),
+        lambda: merge_customers(survivor.pk, [merged.pk], user=manager),
+        lambda: tags.save_tag(Tag.objects.get(pk=tag.pk), name="Key account"),
+    )
+
+    assert not errors
+    survivor = Customer.objects.get(pk=survivor.pk)
+    assert survivor.tags == ["Key account", "other"]
+    assert sorted(survivor.tag_set.values_list("name", flat=True)) == ["Key account", "other"]

@@ -10,7 +10,7 @@ from core import tags
 from core.models import Event, Tag
 from customers.models import Customer
 from opportunities.models import Opportunity
-from tests.concurrency import second_waits_for_first
+from tests.concurrency import in_turn
 from tests.core.admin.helpers import (
     change_form_data,
     export_data,
@@ -181,7 +181,7 @@ def test_a_tag_renamed_in_the_admin_while_it_is_deleted_answers_a_form_error():
     change = reverse("admin:core_tag_change", args=[tag.pk])
     answers = []
 
-    errors = second_waits_for_first(
+    errors = in_turn(
         lambda: tags.delete_tag(Tag.objects.get(pk=tag.pk)),
         lambda: answers.append(client.post(change, {"name": "Strategic", "colour": ""})),
     )
