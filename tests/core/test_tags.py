@@ -521,20 +521,23 @@ def _assert_tagged(tagging, *names):
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("tagging", [*TAGGINGS, "api"])
 @pytest.mark.parametrize("first", ["rename", "tagging"])
-def test_a_record_tagged_while_its_tag_is_renamed_carries_the_new_name(api, tagging, first):
+@pytest.mark.parametrize("new_name", ["Key account", "VIP"])
+def test_a_record_tagged_while_its_tag_is_renamed_carries_the_new_name(api, tagging, first, new_name):
     # The tag is read by the tagging before the rename commits (the rename first), or held by it (the
-    # tagging first): either way the record ends with the new name, in its names and its links.
+    # tagging first): either way the record ends with the new name, in its names and its links. A
+    # rename that changes only the case keeps the tag's key, yet waits the same.
     tag, tag_it = _vip_and_tagging(api, tagging)
     steps = {
-        "rename": lambda: tags.save_tag(Tag.objects.get(pk=tag.pk), name="Key account"),
+        "rename": lambda: tags.save_tag(Tag.objects.get(pk=tag.pk), name=new_name),
         "tagging": lambda: tag_it(tag),
     }
 
     errors = in_turn(steps[first], steps["tagging" if first == "rename" else "rename"])
 
     assert not errors
-    _assert_tagged(tagging, "Key account")
-    assert not Tag.objects.filter(key="vip").exists()
+    _assert_tagged(tagging, new_name)
+    assert Tag.objects.get(pk=tag.pk).name == new_name
+    assert not Tag.objects.filter(key="vip").exclude(pk=tag.pk).exists()
 
 
 @ON_POSTGRESQL
