@@ -101,7 +101,7 @@ def _locking(using=None):
     return connections[using or router.db_for_write(Tag)].features.has_select_for_update
 
 
-def _as_they_are_now(ids):
+def current_tags(ids):
     """{pk: tag} of the tags ``ids`` as committed now (a deleted one is missing).
 
     On PostgreSQL each is held ``FOR KEY SHARE`` until the transaction ends (the lock a link to it
@@ -112,6 +112,8 @@ def _as_they_are_now(ids):
     """
     from core.models import Tag
 
+    if isinstance(ids, list | tuple) and not ids:
+        return {}
     rows = Tag.objects.filter(pk__in=ids).order_by("pk")
     if connections[rows.db].vendor == "postgresql":
         sql, params = rows.query.sql_with_params()
@@ -122,7 +124,7 @@ def _as_they_are_now(ids):
 def resolve(names, *, created_by_id=None, carried=()):
     """The ``Tag`` rows of ``names`` (cleaned), in name order, creating those that do not exist yet.
 
-    Each tag is read as it is once held for linking (``_as_they_are_now``): one renamed meanwhile
+    Each tag is read as it is once held for linking (``current_tags``): one renamed meanwhile
     comes with its new name, one deleted meanwhile is created again, as an unknown name is. The keys
     in ``carried`` are tags that the record being saved carries already, its row locked: a rename or
     delete of one of them waits for the record, so they are not locked again (that could deadlock).
@@ -144,7 +146,7 @@ def resolve(names, *, created_by_id=None, carried=()):
                 (chosen if created else found)[key] = tag
         held = {key: tag for key, tag in found.items() if locking and key not in carried}
         chosen.update({key: tag for key, tag in found.items() if key not in held})
-        now = _as_they_are_now([tag.pk for tag in held.values()]) if held else {}
+        now = current_tags([tag.pk for tag in held.values()]) if held else {}
         pending = {}
         for key, tag in held.items():
             if tag.pk in now:
@@ -153,11 +155,6 @@ def resolve(names, *, created_by_id=None, carried=()):
                 pending[key] = wanted[key]
     # Two names may now be one tag (one renamed to the other's name meanwhile).
     return sorted({tag.pk: tag for tag in chosen.values()}.values(), key=lambda tag: tag.key)
-
-
-def current_tag(tag):
-    """``tag`` as it is now, held for linking (``_as_they_are_now``), or None if deleted meanwhile."""
-    return _as_they_are_now([tag.pk]).get(tag.pk)
 
 
 class TaggedModel(models.Model):
@@ -278,7 +275,7 @@ def with_counts(tags, user):
 
 
 def hold_tags_of(model, ids):
-    """Hold the tags that the records ``ids`` of ``model`` carry for linking (``_as_they_are_now``), before
+    """Hold the tags that the records ``ids`` of ``model`` carry for linking (``current_tags``), before
     the caller locks those records to give their tags to another record (a merge).
 
     In the order of a rename, tag then records: the other way round, a rename of one of those tags
@@ -287,7 +284,7 @@ def hold_tags_of(model, ids):
     if not issubclass(model, TaggedModel) or not _locking():
         return
     through, column = _link(model)
-    _as_they_are_now(through.objects.filter(**{f"{column}__in": list(ids)}).values("tag_id"))
+    current_tags(through.objects.filter(**{f"{column}__in": list(ids)}).values("tag_id"))
 
 
 def _locked(records):
@@ -306,7 +303,7 @@ def add_tag(records, tag):
     with transaction.atomic():
         # Held before the records, as a rename holds it before its records; as it is now (renamed
         # meanwhile: the new name). One deleted meanwhile is made again from its name, as a new name is.
-        tag = current_tag(tag) or tag
+        tag = current_tags([tag.pk]).get(tag.pk) or tag
         for record in _locked(records):
             if tag.key not in {name.casefold() for name in record.tags}:
                 if len(record.tags) >= MAX_PER_RECORD:
@@ -321,7 +318,7 @@ def remove_tag(records, tag):
     """Take ``tag`` off each of ``records`` that carries it (each saved: history, event). Returns how many."""
     changed = 0
     with transaction.atomic():
-        tag = current_tag(tag)
+        tag = current_tags([tag.pk]).get(tag.pk)
         if tag is None:  # deleted meanwhile: taken off every record already
             return 0
         for record in _locked(records):

@@ -55,7 +55,16 @@ class TagChoiceField(forms.ModelMultipleChoiceField):
 
     def clean(self, value):
         chosen = super().clean(value)
-        names = sorted((tag.name for tag in chosen), key=str.casefold)
+        # Read again, held for linking until the page's save (one transaction, ``tags.current_tags``):
+        # a rename committed since the page was read gives its new name (not the old one written back),
+        # one under way waits for the save. A tag deleted since is no longer a choice, as a moment later.
+        now = tags.current_tags([tag.pk for tag in chosen])
+        gone = [tag for tag in chosen if tag.pk not in now]
+        if gone:
+            raise ValidationError(
+                self.error_messages["invalid_choice"], code="invalid_choice", params={"value": str(gone[0].pk)}
+            )
+        names = sorted((tag.name for tag in now.values()), key=str.casefold)
         if len(names) > tags.MAX_PER_RECORD:
             raise ValidationError(_("At most %(limit)d tags per record.") % {"limit": tags.MAX_PER_RECORD})
         return names

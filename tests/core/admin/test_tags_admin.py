@@ -192,6 +192,47 @@ def test_a_tag_renamed_in_the_admin_while_it_is_deleted_answers_a_form_error():
     assert not Tag.objects.exists()
 
 
+def _record_page_posted_while(change_tag):
+    """A customer tagged "vip", its admin page read, then posted (its name changed to "After") while
+    ``change_tag(tag)`` holds the tag in another transaction. Returns (the answer, the customer, errors)."""
+    manager, client = staff("boss", "Sales manager")
+    customer = set_tags(CustomerFactory(owner=manager, name="Before"), ["vip"])
+    tag = Tag.objects.get(key="vip")
+    change = reverse("admin:customers_customer_change", args=[customer.pk])
+    data = {**change_form_data(client.get(change)), "name": "After"}
+    answers = []
+
+    errors = in_turn(lambda: change_tag(Tag.objects.get(pk=tag.pk)), lambda: answers.append(client.post(change, data)))
+
+    customer.refresh_from_db()
+    return answers[0] if answers else None, customer, errors
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="two connections at once: PostgreSQL")
+def test_a_record_saved_in_the_admin_while_its_tag_is_renamed_keeps_the_new_name():
+    # The page was read before the rename; the rename rewrites the record's names first, and the page's
+    # save (tags untouched) must not write the old ones back over them.
+    answer, customer, errors = _record_page_posted_while(lambda tag: tags.save_tag(tag, name="Key account"))
+
+    assert not errors
+    assert answer.status_code == 302
+    assert (customer.name, customer.tags) == ("After", ["Key account"])
+    assert list(customer.tag_set.values_list("name", flat=True)) == ["Key account"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="two connections at once: PostgreSQL")
+def test_a_record_saved_in_the_admin_while_its_tag_is_deleted_is_refused_on_the_form():
+    # The tag is no longer a choice: not its name written back without the tag, nor the tag made again.
+    answer, customer, errors = _record_page_posted_while(tags.delete_tag)
+
+    assert not errors
+    assert answer.status_code == 200 and "tags" in answer.context["adminform"].form.errors
+    assert (customer.name, customer.tags, list(customer.tag_set.all())) == ("Before", [], [])
+    assert not Tag.objects.exists()
+
+
 def test_admin_export_and_import_carry_tags():
     manager, client = staff("boss", "Sales manager")
     set_tags(CustomerFactory(owner=manager, name="Tagged", email="t@example.com"), ["b", "a"])
