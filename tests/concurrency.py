@@ -38,11 +38,24 @@ def in_turn(first, *others):
 
 
 def _until_waiting(count):
+    for _ in range(60):
+        if sessions_waiting_for_a_lock() >= count:
+            return
+        threading.Event().wait(0.05)
+
+
+def sessions_waiting_for_a_lock():
+    """How many sessions connected to the test database wait for a lock now."""
     with connection.cursor() as cursor:
-        for _ in range(60):
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-            if cursor.fetchone()[0] >= count:
-                return
-            threading.Event().wait(0.05)
+        # Inside a transaction PostgreSQL answers pg_stat_activity from the snapshot of its first reading:
+        # cleared, each call sees the sessions as they are now.
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0]
+
+
+def waiting_for_a_lock():
+    """Whether a session connected to the test database waits for a lock now."""
+    return sessions_waiting_for_a_lock() > 0

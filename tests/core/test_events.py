@@ -14,8 +14,8 @@ from customers.models import Customer
 from customers.services import delete_customer, reassign_customers
 from interactions.models import Interaction
 from opportunities.models import Opportunity
+from tests.concurrency import waiting_for_a_lock
 from tests.factories import CustomerFactory, InteractionFactory, ManagerFactory, OpportunityFactory, UserFactory
-from tests.locks import waiting_for_a_lock
 
 pytestmark = pytest.mark.django_db
 

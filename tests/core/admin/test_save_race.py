@@ -15,9 +15,9 @@ from django.urls import reverse
 
 from core.admin.base import RecordGone, update_stored
 from opportunities.models import Opportunity
+from tests.concurrency import waiting_for_a_lock
 from tests.core.admin.helpers import managers, opened, upload
 from tests.factories import CustomerFactory, OpportunityFactory
-from tests.locks import waiting_for_a_lock
 
 pytestmark = pytest.mark.django_db
 

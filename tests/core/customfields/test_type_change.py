@@ -15,8 +15,8 @@ from core import customfields
 from core.changesets import Changeset, UndoRefused, undo
 from core.models import CustomField, Event
 from customers.models import Customer
+from tests.concurrency import waiting_for_a_lock
 from tests.factories import CustomerFactory, ManagerFactory
-from tests.locks import waiting_for_a_lock
 
 pytestmark = pytest.mark.django_db
 
