@@ -12,8 +12,11 @@ the security headers apply to every request alike.
 
 ``LocaleMiddleware`` is Django's, without the work for language-prefixed URLs
 when the URLconf has none (``i18n_patterns``): every request pays for it.
+``CorsMiddleware`` is django-cors-headers', reading the ``Origin`` header
+without building ``request.headers`` when the request has none.
 """
 
+from corsheaders import middleware as cors
 from django.conf import settings
 from django.conf.urls.i18n import is_language_prefix_patterns_used
 from django.contrib.auth import middleware as auth
@@ -77,6 +80,27 @@ class LocaleMiddleware(locale.LocaleMiddleware):
             return super().process_response(request, response)
         patch_vary_headers(response, ("Accept-Language",))
         response.headers.setdefault("Content-Language", translation.get_language())
+        return response
+
+
+class CorsMiddleware(cors.CorsMiddleware):
+    """django-cors-headers' middleware, answering the same, with the request's ``Origin`` read from ``META``.
+
+    Without an ``Origin`` header (every request but a browser's from another
+    page) corsheaders only adds ``Vary: origin`` where CORS applies, after
+    building ``request.headers`` from the whole environ to find that out; this
+    does the same from ``META``. A request with the header (or a preflight)
+    goes through corsheaders' own code (``tests/core/api/test_request_path.py``).
+    """
+
+    def add_response_headers(self, request, response):
+        if request.META.get("HTTP_ORIGIN"):
+            return super().add_response_headers(request, response)
+        enabled = getattr(request, "_cors_enabled", None)
+        if enabled is None:
+            enabled = self.is_enabled(request)
+        if enabled:
+            patch_vary_headers(response, ("origin",))
         return response
 
 

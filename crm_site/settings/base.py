@@ -110,7 +110,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "core.api.middleware.RequestBodyLimitMiddleware",
     "core.api.throttling.RateLimitHeadersMiddleware",
-    "corsheaders.middleware.CorsMiddleware",
+    # django-cors-headers', reading Origin without building request.headers (core/api/middleware.py).
+    "core.api.middleware.CorsMiddleware",
     # Django's session, authentication and messages middleware, passed by on bearer API requests
     # (which the token alone authenticates; see core/api/middleware.py).
     "core.api.middleware.SessionMiddleware",

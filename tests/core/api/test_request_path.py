@@ -13,14 +13,17 @@ import json
 import logging
 import os
 import re
+import uuid
 
 import pytest
+from corsheaders import middleware as cors
 from django.http import HttpResponse
 from django.middleware import locale
 from django.test import Client
 from django.utils import translation
 
-from core.api.middleware import LocaleMiddleware
+from core.api.middleware import CorsMiddleware, LocaleMiddleware
+from core.api.request_id import new_request_id
 from tests.factories import PASSWORD, CustomerFactory
 
 pytestmark = pytest.mark.django_db
@@ -194,3 +197,58 @@ def test_locale_middleware_answers_as_djangos(rf, extra, path):
             translation.deactivate()
 
     assert run(LocaleMiddleware) == run(locale.LocaleMiddleware)
+
+
+@pytest.mark.parametrize(
+    ("method", "extra"),
+    [
+        ("get", {}),
+        ("get", {"HTTP_ORIGIN": ""}),
+        ("get", {"HTTP_ORIGIN": "https://app.example.com"}),
+        ("get", {"HTTP_ORIGIN": "https://elsewhere.example"}),
+        ("get", {"HTTP_ORIGIN": "null"}),
+        ("get", {"HTTP_ORIGIN": "http://[bad"}),
+        ("options", {"HTTP_ORIGIN": "https://app.example.com", "HTTP_ACCESS_CONTROL_REQUEST_METHOD": "PATCH"}),
+        ("options", {"HTTP_ORIGIN": "https://elsewhere.example", "HTTP_ACCESS_CONTROL_REQUEST_METHOD": "PATCH"}),
+        ("options", {"HTTP_ACCESS_CONTROL_REQUEST_METHOD": "PATCH"}),
+        ("options", {"HTTP_ORIGIN": "https://app.example.com"}),
+    ],
+)
+@pytest.mark.parametrize("path", ["/api/customers/1", "/admin/"])
+def test_cors_middleware_answers_as_corsheaders(rf, settings, method, extra, path):
+    settings.CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
+
+    def run(middleware_class):
+        def view(request):
+            return HttpResponse(headers={"Vary": "Accept"})
+
+        return middleware_class(view)(getattr(rf, method)(path, **extra))
+
+    response = run(CorsMiddleware)
+    assert _answer(response) == _answer(run(cors.CorsMiddleware))
+    # What each case is about: the origin allowed on the API only, Vary wherever CORS applies, and
+    # a preflight answered by the middleware itself.
+    api = path.startswith("/api/")
+    allowed = api and extra.get("HTTP_ORIGIN") == "https://app.example.com"
+    assert response.get("Access-Control-Allow-Origin") == ("https://app.example.com" if allowed else None)
+    preflight = api and method == "options" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in extra
+    assert response["Vary"] == ("origin" if preflight else "Accept, origin" if api else "Accept")
+
+
+def test_a_new_request_id_is_a_random_uuid4_as_before():
+    ids = [new_request_id() for _ in range(2000)]
+
+    assert len(set(ids)) == len(ids)
+    for request_id in ids:
+        assert re.fullmatch(r"[0-9a-f]{32}", request_id)
+        as_uuid = uuid.UUID(hex=request_id)
+        assert (as_uuid.version, as_uuid.variant) == (4, uuid.RFC_4122)
+    # Every bit uuid4 leaves random is random here too: each is seen both set and clear.
+    values = [int(request_id, 16) for request_id in ids]
+    fixed = (0xF000 << 64) | (0xC000 << 48)
+    assert all(value & fixed == (4 << 76) | (0x8000 << 48) for value in values)
+    seen_set = seen_clear = 0
+    for value in values:
+        seen_set |= value
+        seen_clear |= ~value & (2**128 - 1)
+    assert seen_set & ~fixed == seen_clear & ~fixed == (2**128 - 1) & ~fixed
