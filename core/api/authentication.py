@@ -4,7 +4,7 @@ import binascii
 from functools import cache
 from hmac import compare_digest
 
-from django.db import connection
+from django.db import connection, connections
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from knox.auth import TokenAuthentication
@@ -103,12 +103,14 @@ def _token_lookup():
 
 def _tokens_with_users(token_key):
     sql, rank_params, token_reader, user_reader = _token_lookup()
-    with connection.cursor() as cursor:
+    # The connection looked up once (each lookup goes through the thread's connections).
+    db = connections[token_reader.using]
+    with db.cursor() as cursor:
         cursor.execute(sql, [*rank_params, token_key])
         rows = cursor.fetchall()
     split = len(token_reader)
     for row in rows:
-        auth_token = token_reader.instance(row[:split])
-        auth_token.user = user_reader.instance(row[split:-1])
+        auth_token = token_reader.instance(row[:split], db)
+        auth_token.user = user_reader.instance(row[split:-1], db)
         remember_role(auth_token.user, row[-1])
         yield auth_token

@@ -77,17 +77,23 @@ class RowReader:
     def __len__(self):
         return len(self.fields)
 
-    def instance(self, row):
-        """A model instance from the columns of ``row`` (in ``self.columns`` order)."""
-        values = self.converters.apply(row, connections[self.using])
+    def instance(self, row, connection=None):
+        """A model instance from the columns of ``row`` (in ``self.columns`` order).
+
+        ``connection`` is ``connections[self.using]``, for a caller that has it at hand.
+        """
+        if connection is None:
+            connection = connections[self.using]
+        values = self.converters.apply(row, connection)
         return self.model.from_db(self.using, self.attnames, values)
 
     def get(self, pk):
         """The instance with primary key ``pk``, or None."""
-        with connections[self.using].cursor() as cursor:
+        connection = connections[self.using]
+        with connection.cursor() as cursor:
             cursor.execute(self.by_pk_sql, [pk])
             row = cursor.fetchone()
-        return None if row is None else self.instance(row)
+        return None if row is None else self.instance(row, connection)
 
 
 @cache

@@ -1,5 +1,13 @@
-import pytest
+import hashlib
+import json
+import uuid
+from datetime import UTC, date, datetime
+from decimal import Decimal
 
+import pytest
+from rest_framework.utils.encoders import JSONEncoder
+
+from core.api.conditional import compute_etag
 from customers.models import Customer
 from interactions.models import Interaction
 from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory
@@ -164,3 +172,21 @@ def test_customer_etag_ignores_figures_derived_from_other_records(api):
     response = api.patch(f"/api/customers/{customer.pk}", {"phone": "1"}, format="json", HTTP_IF_MATCH=etag)
     assert response.status_code == 200
     assert response["ETag"] != etag
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"id": 1, "name": "Zhang Wei 张伟", "tags": ["b", "a"], "notes": None, "meta": {"z": 1, "a": [1.5, True]}},
+        {"amount": Decimal("12.50"), "when": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), "day": date(2026, 1, 2)},
+        {"uuid": uuid.UUID(int=7), "quote": 'say "hi"\n', "emoji": "\U0001f600", "empty": {}},
+    ],
+)
+def test_an_etag_is_the_digest_of_the_sorted_compact_json_as_before(data):
+    payload = json.dumps(data, cls=JSONEncoder, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    expected = f'"{hashlib.sha256(payload.encode()).hexdigest()[:40]}"'
+
+    assert compute_etag(data) == expected
+    ignored = frozenset(list(data)[:1])
+    rest = {key: value for key, value in data.items() if key not in ignored}
+    assert compute_etag(data, ignored) == compute_etag(rest) != expected
