@@ -11,13 +11,14 @@ from functools import cached_property
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import ProhibitNullCharactersValidator
+from django.db import connections, router, transaction
 from django.utils.translation import gettext_lazy as _
 from import_export import fields, resources, results, widgets
 from rest_framework import serializers
 from rest_framework.settings import api_settings
 
 from core import access, customfields, tags
-from core.rowlocks import lock_rows
+from core.rowlocks import is_deadlock, lock_rows
 from core.tables import FileRefused
 
 # A cell left out of the data given to the serializer.
@@ -42,10 +43,24 @@ def tags_field():
     return fields.Field(attribute="tags", column_name="tags", widget=TagsWidget())
 
 
+class ImportConflict(Exception):
+    """A row's save aborted in a deadlock with another transaction (``rowlocks.is_deadlock``)."""
+
+
 class ImportFailure(results.Error):
+    def __init__(self, error, *args, **kwargs):
+        if is_deadlock(error):
+            error = ImportConflict(
+                _(
+                    "Another change of the same records was under way at the same moment: this row could not "
+                    "be written, and nothing of the file is imported. Import the file again."
+                )
+            )
+        super().__init__(error, *args, **kwargs)
+
     @cached_property
     def traceback(self):
-        return "" if isinstance(self.error, FileRefused) else super().traceback
+        return "" if isinstance(self.error, FileRefused | ImportConflict) else super().traceback
 
 
 def cell_text(value):
@@ -227,6 +242,32 @@ class CRMModelResource(resources.ModelResource):
             del dataset[:]
             raise FileRefused(problem)
         super().before_import(dataset, **kwargs)
+        self.hold_tags(dataset)
+
+    def hold_tags(self, dataset):
+        """Hold the tags the rows may link before any row locks a record (``tags.hold_tags``; the rows are
+        one transaction): those named in the tags column, and those carried by the records the rows name
+        by id or external id. Otherwise a row could lock a record carrying a tag that a later row links
+        to another record, while a rename of the tag waits for the first record: a deadlock."""
+        model = self._meta.model
+        headers = dataset.headers or []
+        if not tags.holds_tags(model) or not dataset:
+            return
+        names = []
+        if "tags" in headers:
+            for cell in dataset["tags"]:
+                names.extend(tags.split_names(cell_text(cell)))
+        ids, external_ids = [], []
+        if "id" in headers:
+            ids = [text for text in (cell_text(cell) for cell in dataset["id"]) if text.isdecimal()]
+        if "external_id" in headers and "external_id" in self.import_columns:
+            external_ids = [
+                text for text in (cell_text(cell) for cell in dataset["external_id"]) if text and "\x00" not in text
+            ]
+        records = model._base_manager.filter(pk__in=[int(pk) for pk in ids if int(pk) < 2**63])
+        if external_ids:
+            records = records | model._base_manager.filter(external_id__in=external_ids)
+        tags.hold_tags(model, names=names, records=records)
 
     def column_of(self, header):
         """The column a header names: itself (any case, spaces around) or the column it is an alias of."""
@@ -287,6 +328,21 @@ class CRMModelResource(resources.ModelResource):
         super().after_import_row(row, row_result, **kwargs)
         if row_result.object_id is not None:
             self.line_of_record.setdefault(row_result.object_id, file_line(kwargs.get("row_number"), self.file_lines))
+
+    def import_row(self, row, instance_loader, **kwargs):
+        # django-import-export answers a row's error from within the row's savepoint: after an error of the
+        # database (a deadlock) the transaction would be unusable, and the import a server error. The row
+        # runs in a savepoint of its own, rolled back when it failed, so that the file's result is shown.
+        using = router.db_for_write(self._meta.model)
+        if not connections[using].in_atomic_block:
+            return super().import_row(row, instance_loader, **kwargs)
+        savepoint = transaction.savepoint(using=using)
+        row_result = super().import_row(row, instance_loader, **kwargs)
+        if row_result.errors:
+            transaction.savepoint_rollback(savepoint, using=using)
+        else:
+            transaction.savepoint_commit(savepoint, using=using)
+        return row_result
 
     def get_instance(self, instance_loader, row):
         pk = parse_id(row.get("id"))

@@ -22,3 +22,22 @@ def lock_rows(queryset):
         return
     rows = queryset.model._base_manager.using(queryset.db).filter(pk__in=queryset.order_by().values("pk"))
     list(rows.order_by("pk").select_for_update().values_list("pk", flat=True))
+
+
+# PostgreSQL's SQLSTATE for "deadlock detected".
+DEADLOCK_DETECTED = "40P01"
+
+
+def is_deadlock(exc):
+    """Whether ``exc`` (a Django database error) is PostgreSQL aborting this transaction in a deadlock.
+
+    Writers lock in a set order (tags, then records, each by primary key) so that none should meet
+    one; should two still wait for each other, the one aborted is answered as a conflict, nothing of
+    it written, rather than as a fault.
+    """
+    cause = exc
+    while cause is not None:
+        if getattr(cause, "sqlstate", None) == DEADLOCK_DETECTED:
+            return True
+        cause = cause.__cause__
+    return False

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from django.db import IntegrityError, transaction
 
-from core import customfields
+from core import customfields, tags
 from core.api.viewsets import changes_anything
 from core.cells import TEXT_ENCODINGS
 from core.tables import FileRefused, NotAWorkbook, check_size, csv_rows, xlsx_rows
@@ -188,8 +188,10 @@ class SheetImport:
         raise NotImplementedError
 
     def run(self, sheet, progress=None):
+        rows = list(sheet.rows)  # read whole already (``open_sheet``)
+        self.hold_tags(sheet.columns, rows)
         batch = []
-        for line, cells in sheet.rows:
+        for line, cells in rows:
             if progress is not None:
                 progress.update(1)
             values = {name: cells[pos].strip() if pos < len(cells) else "" for pos, name in sheet.columns.items()}
@@ -203,6 +205,29 @@ class SheetImport:
         if batch:
             self._import_batch(batch)
         return self.report
+
+    def hold_tags(self, columns, rows):
+        """Hold the tags the rows may link before any row locks a record (``tags.hold_tags``; an import is
+        one transaction, its changeset's): those named in the tags column, and those carried by the
+        records the rows match. Otherwise a row could lock a record carrying a tag that a later row
+        links to another record, while a rename of the tag waits for the first record: a deadlock."""
+        model = self.serializer_class.Meta.model
+        if not tags.holds_tags(model):
+            return
+        positions = {name: position for position, name in columns.items()}
+
+        def cells(name):
+            position = positions.get(name)
+            if position is None:
+                return []
+            return [cells[position].strip() for _line, cells in rows if position < len(cells)]
+
+        names = [name for cell in cells("tags") for name in split_names(cell)]
+        matched = []
+        for name in self.keys:
+            keys = {self.key_of(name, value) for value in cells(name) if value} - {""}
+            matched.extend(record.pk for record in self.existing(name, keys).values())
+        tags.hold_tags(model, names=names, records=model._base_manager.filter(pk__in=matched))
 
     def _import_batch(self, batch):
         existing = {}

@@ -24,9 +24,11 @@ The apps whose models are tagged declare them here from their ``AppConfig.ready(
 (``register(Customer, "customers")``): ``core`` imports no domain app.
 """
 
+import functools
+import operator
 import unicodedata
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import EmptyResultSet, ValidationError
 from django.db import connections, models, router, transaction
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
@@ -116,7 +118,10 @@ def current_tags(ids):
         return {}
     rows = Tag.objects.filter(pk__in=ids).order_by("pk")
     if connections[rows.db].vendor == "postgresql":
-        sql, params = rows.query.sql_with_params()
+        try:
+            sql, params = rows.query.sql_with_params()
+        except EmptyResultSet:  # ``ids`` a query that can match nothing
+            return {}
         rows = Tag.objects.raw(f"{sql} FOR KEY SHARE", params)
     return {tag.pk: tag for tag in rows}
 
@@ -281,10 +286,42 @@ def hold_tags_of(model, ids):
     In the order of a rename, tag then records: the other way round, a rename of one of those tags
     could be waiting for one of the records while the caller waits to link its tag.
     """
-    if not issubclass(model, TaggedModel) or not _locking():
+    hold_tags(model, records=model._base_manager.filter(pk__in=list(ids)))
+
+
+def holds_tags(model):
+    """Whether a write of several records of ``model`` holds their tags first (``hold_tags``): a tagged
+    model, on PostgreSQL."""
+    return issubclass(model, TaggedModel) and _locking()
+
+
+def hold_tags(model, *, names=(), records=None):
+    """Hold for linking (``current_tags``) the tags a write of several records of ``model`` in one
+    transaction may link (an import, a batch), before it locks any record: the existing tags among
+    ``names`` and those carried by ``records`` (a queryset of ``model``, the records it may change).
+
+    Otherwise the write could lock a record carrying a tag, then wait to link that tag to another
+    record, while a rename of the tag holds it and waits for the first record: a deadlock. A name
+    that is no tag name is skipped (its row refuses it); a tag created meanwhile is not held.
+    """
+    from core.models import Tag
+
+    if not holds_tags(model):
         return
-    through, column = _link(model)
-    current_tags(through.objects.filter(**{f"{column}__in": list(ids)}).values("tag_id"))
+    keys = set()
+    for name in names:
+        try:
+            keys.add(name_key(name))
+        except TagNameError:
+            continue
+    wanted = [models.Q(key__in=keys)] if keys else []
+    if records is not None:
+        through, column = _link(model)
+        wanted.append(
+            models.Q(pk__in=through.objects.filter(**{f"{column}__in": records.values("pk")}).values("tag_id"))
+        )
+    if wanted:
+        current_tags(Tag.objects.filter(functools.reduce(operator.or_, wanted)).values("pk"))
 
 
 def _locked(records):

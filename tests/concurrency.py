@@ -59,3 +59,42 @@ def sessions_waiting_for_a_lock():
 def waiting_for_a_lock():
     """Whether a session connected to the test database waits for a lock now."""
     return sessions_waiting_for_a_lock() > 0
+
+
+def deadlocked(first, second, write):
+    """Run ``write`` (which locks ``first``, then ``second``) while another transaction locks ``second``,
+    then ``first`` once ``write`` waits for it: a deadlock, in which PostgreSQL aborts ``write`` (it
+    waited first). Returns (what ``write`` returned or raised, the other transaction's errors)."""
+    holding, outcome, errors = threading.Event(), [], []
+
+    def other():
+        try:
+            with transaction.atomic():
+                type(second)._base_manager.select_for_update().get(pk=second.pk)
+                holding.set()
+                for _ in range(100):  # until ``write`` waits for the second record
+                    if sessions_waiting_for_a_lock():
+                        break
+                    threading.Event().wait(0.05)
+                type(first)._base_manager.select_for_update().get(pk=first.pk)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            holding.set()
+            connections.close_all()
+
+    def run():
+        try:
+            outcome.append(write())
+        except Exception as exc:
+            outcome.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=other), threading.Thread(target=run)]
+    threads[0].start()
+    holding.wait(10)
+    threads[1].start()
+    for thread in threads:
+        thread.join(30)
+    return outcome[0], errors

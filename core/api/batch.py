@@ -27,7 +27,7 @@ from django.db import transaction
 from django.http import Http404
 from rest_framework import exceptions, serializers, status
 
-from core import access, changesets
+from core import access, changesets, tags
 
 from .exceptions import error_of
 from .query import validated_query
@@ -117,6 +117,7 @@ class BatchRunner:
         results = []
         changeset = None
         model = self.view.queryset.model
+        self._hold_tags(model, items)
         try:
             with changesets.recording(
                 "batch",
@@ -137,6 +138,26 @@ class BatchRunner:
                     result.pop("etag", None)
                     result.update(status=FAILED_DEPENDENCY, error=dict(ROLLED_BACK_ERROR))
         return self._answer(results, atomic, changeset, dry_run)
+
+    def _hold_tags(self, model, items):
+        """Hold the tags the items may link before any item locks a record (``tags.hold_tags``): those
+        they name, and those carried by the records they update, upsert or delete. Otherwise an item
+        could lock a record carrying a tag that a later item links elsewhere, while a rename of the tag
+        waits for that record: a deadlock."""
+        if not tags.holds_tags(model):
+            return
+        names, ids = [], []
+        for op, _index, item in items:
+            if isinstance(item, dict) and isinstance(item.get("tags"), list):
+                names.extend(name for name in item["tags"] if isinstance(name, str))
+            if op == "delete":
+                ids.append(item)
+            elif op == "update" and isinstance(item, dict):
+                ids.append(item.get("id"))
+            elif op == "upsert" and isinstance(item, dict):
+                ids.append(self.view.upsert_match(item))
+        ids = [pk for pk in ids if isinstance(pk, int) and not isinstance(pk, bool) and 1 <= pk <= MAX_ID]
+        tags.hold_tags(model, names=names, records=model._base_manager.filter(pk__in=ids))
 
     def _run_item(self, op, index, item):
         result = {"op": op, "index": index}

@@ -27,7 +27,7 @@ import logging
 from contextlib import ExitStack, contextmanager
 
 from django.core.exceptions import FieldDoesNotExist
-from django.db import IntegrityError, connection, models, transaction
+from django.db import IntegrityError, OperationalError, connection, models, transaction
 from django.http import Http404
 from rest_framework import exceptions, status, viewsets
 from rest_framework.decorators import action
@@ -35,6 +35,7 @@ from rest_framework.response import Response
 
 from core import access, merges
 from core.history import batched_delete_history
+from core.rowlocks import is_deadlock
 
 from . import idempotency
 from .batch import BatchRunner
@@ -96,6 +97,12 @@ class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "The change conflicts with the current state of the data; reload and try again."
     default_code = "conflict"
+
+
+class Deadlocked(Conflict):
+    default_detail = (
+        "The change met another change of the same records at the same moment and was not written; try again."
+    )
 
 
 class MergedAway(exceptions.NotFound):
@@ -184,6 +191,14 @@ class CRMModelViewSet(viewsets.ModelViewSet):
             logger.info("%s %s conflicted at COMMIT", request.method, request.path, exc_info=True)
             self._idempotency_record = None
             return self.finalize_response(self.request, self.handle_exception(Conflict()), *args, **kwargs)
+        except OperationalError as exc:
+            if not is_deadlock(exc):
+                raise
+            # PostgreSQL aborted the write in a deadlock with another transaction: all of it was rolled
+            # back, a claimed Idempotency-Key included; the client retries.
+            logger.info("%s %s deadlocked", request.method, request.path, exc_info=True)
+            self._idempotency_record = None
+            return self.finalize_response(self.request, self.handle_exception(Deadlocked()), *args, **kwargs)
         return response
 
     # 2. Who asks, then the transaction and the Idempotency-Key.

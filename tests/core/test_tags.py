@@ -13,7 +13,7 @@ from core.models import Event, Tag
 from customers.models import Customer
 from customers.services import merge_customers
 from opportunities.models import Opportunity
-from tests.concurrency import in_turn
+from tests.concurrency import deadlocked, in_turn
 from tests.factories import CompanyFactory, CustomerFactory, OpportunityFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -587,3 +587,94 @@ def test_a_merge_and_a_rename_of_a_tag_the_merged_record_carries_do_not_deadlock
     survivor = Customer.objects.get(pk=survivor.pk)
     assert survivor.tags == ["Key account", "other"]
     assert sorted(survivor.tag_set.values_list("name", flat=True)) == ["Key account", "other"]
+
+
+@ON_POSTGRESQL
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_and_a_rename_of_a_tag_one_of_its_records_carries_do_not_deadlock(manager):
+    # The batch locks the first record (carrying "vip"), then waits for the second (held by another
+    # transaction first); the rename holds "vip" and waits for the first record; the batch then links
+    # "vip" to the second: it must hold the tags it may link before any record, or the two deadlock.
+    carrier = CustomerFactory(name="Carrier", tags=["vip"])
+    other = CustomerFactory(name="Other")
+    tag = Tag.objects.get(key="vip")
+    answers = []
+    body = {"update": [{"id": carrier.pk, "name": "Carrier 2"}, {"id": other.pk, "tags": ["vip"]}]}
+
+    errors = in_turn(
+        lambda: Customer.objects.select_for_update().get(pk=other.pk),
+        lambda: answers.append(client_of(manager).post("/api/customers/batch", body, format="json")),
+        lambda: tags.save_tag(Tag.objects.get(pk=tag.pk), name="Key account"),
+    )
+
+    assert not errors
+    assert answers[0].status_code == 200, answers[0].content[:500]
+    assert Customer.objects.get(pk=carrier.pk).tags == ["Key account"]
+    other = Customer.objects.get(pk=other.pk)
+    assert other.tags == ["Key account"]
+    assert list(other.tag_set.values_list("name", flat=True)) == ["Key account"]
+
+
+@ON_POSTGRESQL
+@pytest.mark.django_db(transaction=True)
+def test_an_import_command_and_a_rename_of_a_tag_one_of_its_records_carries_do_not_deadlock(tmp_path):
+    # As a batch: the import (one transaction) writes the first row's record (carrying "vip"), then
+    # waits for the second's; the rename holds "vip" and waits for the first record; the import then
+    # links "vip" to the second record.
+    from django.core.management import call_command
+
+    CustomerFactory(name="Carrier", email="carrier@example.com", tags=["vip"])
+    other = CustomerFactory(name="Other", email="other@example.com")
+    tag = Tag.objects.get(key="vip")
+    path = tmp_path / "customers.csv"
+    path.write_text("name,email,tags\nCarrier 2,carrier@example.com,\nOther,other@example.com,vip\n", encoding="utf-8")
+
+    errors = in_turn(
+        lambda: Customer.objects.select_for_update().get(pk=other.pk),
+        lambda: call_command("import_customers", str(path), "--update-existing"),
+        lambda: tags.save_tag(Tag.objects.get(pk=tag.pk), name="Key account"),
+    )
+
+    assert not errors
+    assert Customer.objects.get(email="carrier@example.com").tags == ["Key account"]
+    other = Customer.objects.get(pk=other.pk)
+    assert other.tags == ["Key account"]
+    assert list(other.tag_set.values_list("name", flat=True)) == ["Key account"]
+
+
+@ON_POSTGRESQL
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_aborted_in_a_deadlock_is_a_409_with_nothing_written(manager):
+    # Should a batch still meet a deadlock (here with a transaction locking its two records the other
+    # way round), it is answered 409 in the envelope, not 500, and nothing of it is written.
+    first, second = CustomerFactory(name="First"), CustomerFactory(name="Second")
+    body = {"update": [{"id": first.pk, "name": "First 2"}, {"id": second.pk, "name": "Second 2"}]}
+
+    answer, errors = deadlocked(
+        first, second, lambda: client_of(manager).post("/api/customers/batch", body, format="json")
+    )
+
+    assert not errors
+    assert answer.status_code == 409, answer
+    assert answer.json()["error"]["code"] == "conflict"
+    assert sorted(Customer.objects.values_list("name", flat=True)) == ["First", "Second"]
+
+
+@ON_POSTGRESQL
+@pytest.mark.django_db(transaction=True)
+def test_an_import_command_aborted_in_a_deadlock_says_so_with_nothing_written(tmp_path):
+    from django.core.management import CommandError, call_command
+
+    first = CustomerFactory(name="First", email="first@example.com")
+    second = CustomerFactory(name="Second", email="second@example.com")
+    path = tmp_path / "customers.csv"
+    path.write_text("name,email\nFirst 2,first@example.com\nSecond 2,second@example.com\n", encoding="utf-8")
+
+    outcome, errors = deadlocked(
+        first, second, lambda: call_command("import_customers", str(path), "--update-existing")
+    )
+
+    assert not errors
+    assert isinstance(outcome, CommandError), outcome
+    assert "nothing was written" in str(outcome)
+    assert sorted(Customer.objects.values_list("name", flat=True)) == ["First", "Second"]

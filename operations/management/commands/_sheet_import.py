@@ -7,10 +7,11 @@ import sys
 from contextlib import nullcontext
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
+from django.db import OperationalError, transaction
 from tqdm import tqdm
 
 from core import changesets
+from core.rowlocks import is_deadlock
 from core.sheets import ImportFileError
 from core.tables import Limits
 
@@ -76,6 +77,13 @@ class SheetImportCommand(BaseCommand):
             raise CommandError(f"Unknown encoding: {encoding}") from exc
         except (UnicodeDecodeError, csv.Error) as exc:
             raise CommandError(f"Cannot read {file}: {exc}") from exc
+        except OperationalError as exc:
+            if not is_deadlock(exc):
+                raise
+            raise CommandError(
+                "Another change of the same records was under way at the same moment: nothing was written. "
+                "Run the import again."
+            ) from exc
 
         for line, message in report.skipped:
             self.stdout.write(f"line {line}: skipped: {message}")

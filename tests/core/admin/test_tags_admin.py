@@ -10,9 +10,10 @@ from core import tags
 from core.models import Event, Tag
 from customers.models import Customer
 from opportunities.models import Opportunity
-from tests.concurrency import in_turn
+from tests.concurrency import deadlocked, in_turn
 from tests.core.admin.helpers import (
     change_form_data,
+    confirm,
     export_data,
     import_rows,
     preview_then_confirm,
@@ -231,6 +232,56 @@ def test_a_record_saved_in_the_admin_while_its_tag_is_deleted_is_refused_on_the_
     assert answer.status_code == 200 and "tags" in answer.context["adminform"].form.errors
     assert (customer.name, customer.tags, list(customer.tag_set.all())) == ("Before", [], [])
     assert not Tag.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="two connections at once: PostgreSQL")
+def test_an_import_and_a_rename_of_a_tag_one_of_its_records_carries_do_not_deadlock():
+    # The import (one transaction) locks the first row's record (carrying "vip"), then waits for the
+    # second's (held by another transaction first); the rename holds "vip" and waits for the first
+    # record; the import then links "vip" to the second record: it must hold the tags its rows may
+    # link before it locks any record, or the two deadlock (a failed import, or a failed rename).
+    manager, client = staff("boss", "Sales manager")
+    carrier = set_tags(CustomerFactory(owner=manager, name="Carrier"), ["vip"])
+    other = CustomerFactory(owner=manager, name="Other")
+    tag = Tag.objects.get(key="vip")
+    preview = upload(
+        client,
+        list_url(Customer),
+        [["id", "name", "tags"], [carrier.pk, "Carrier 2", "vip"], [other.pk, "Other", "vip"]],
+    )
+    answers = []
+
+    errors = in_turn(
+        lambda: Customer.objects.select_for_update().get(pk=other.pk),
+        lambda: answers.append(confirm(client, list_url(Customer), preview)),
+        lambda: tags.save_tag(Tag.objects.get(pk=tag.pk), name="Key account"),
+    )
+
+    assert not errors
+    assert answers[0].status_code == 302
+    assert Customer.objects.get(pk=carrier.pk).tags == ["Key account"]
+    other = Customer.objects.get(pk=other.pk)
+    assert other.tags == ["Key account"]
+    assert list(other.tag_set.values_list("name", flat=True)) == ["Key account"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="two connections at once: PostgreSQL")
+def test_an_import_aborted_in_a_deadlock_says_so_with_nothing_written():
+    # Should an import still meet a deadlock (here with a transaction locking its two records the other
+    # way round), the row says why, and nothing of the file is imported.
+    manager, client = staff("boss", "Sales manager")
+    first = CustomerFactory(owner=manager, name="First")
+    second = CustomerFactory(owner=manager, name="Second")
+    preview = upload(client, list_url(Customer), [["id", "name"], [first.pk, "First 2"], [second.pk, "Second 2"]])
+
+    answer, errors = deadlocked(first, second, lambda: confirm(client, list_url(Customer), preview))
+
+    assert not errors
+    assert answer.status_code == 200, answer
+    assert "Another change of the same records was under way at the same moment" in answer.content.decode()
+    assert sorted(Customer.objects.values_list("name", flat=True)) == ["First", "Second"]
 
 
 def test_admin_export_and_import_carry_tags():
