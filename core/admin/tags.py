@@ -13,7 +13,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.widgets import AutocompleteSelectMultiple
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
@@ -218,6 +218,10 @@ class TagAdminForm(CRMModelForm):
         return super().clean()
 
 
+class _LostToAnotherWriter(Exception):
+    """A tag's save refused for what another writer committed after the form's checks (its name taken)."""
+
+
 class TagAdmin(ReadByAllWrittenByManagers, SimpleHistoryAdmin):
     """Tags: every role sees them (and picks them in forms); managers create, rename, recolour and delete."""
 
@@ -255,14 +259,24 @@ class TagAdmin(ReadByAllWrittenByManagers, SimpleHistoryAdmin):
     def revert_disabled(self, request, obj=None):
         return super().revert_disabled(request, obj) or not self.has_change_permission(request, obj)
 
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except _LostToAnotherWriter:
+            # Nothing of the page was saved (its transaction is rolled back). The page is answered again:
+            # its form now meets what the other writer committed (the name taken: an error on the name).
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
     def save_model(self, request, obj, form, change):
         if not change:
             obj.created_by = request.user
         try:
-            tags.save_tag(obj)
-        except tags.TagNameError as exc:
-            # Lost to a concurrent writer after the form's check.
-            raise ValidationError(str(exc)) from None
+            with transaction.atomic():
+                tags.save_tag(obj)
+        except (tags.TagNameError, IntegrityError) as exc:
+            # The name taken by another writer after the form's check: committed before the save's own
+            # check (TagNameError), or under way then and committed while the save waited for it.
+            raise _LostToAnotherWriter() from exc
 
     def delete_model(self, request, obj):
         tags.delete_tag(obj)

@@ -644,6 +644,29 @@ def test_an_import_command_and_a_rename_of_a_tag_one_of_its_records_carries_do_n
 
 @ON_POSTGRESQL
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("write", ["create", "rename"])
+def test_a_tag_name_taken_between_the_check_and_the_save_is_a_400_on_name(manager, write):
+    # The other transaction creates "Strategic" after the serializer found the name free; the save waits
+    # for it on the unique key, then is refused: the usual 400 on name, and nothing written.
+    tag = Tag.objects.create(name="vip")
+    client = client_of(manager)
+    answers = []
+
+    def post():
+        if write == "create":
+            answers.append(client.post("/api/tags", {"name": "strategic"}, format="json"))
+        else:
+            answers.append(client.patch(f"/api/tags/{tag.pk}", {"name": "strategic"}, format="json"))
+
+    errors = in_turn(lambda: Tag.objects.create(name="Strategic"), post)
+
+    assert not errors
+    assert field_errors(answers[0]) == {"name": ["A tag with this name already exists."]}
+    assert sorted(Tag.objects.values_list("name", flat=True)) == ["Strategic", "vip"]
+
+
+@ON_POSTGRESQL
+@pytest.mark.django_db(transaction=True)
 def test_a_batch_aborted_in_a_deadlock_is_a_409_with_nothing_written(manager):
     # Should a batch still meet a deadlock (here with a transaction locking its two records the other
     # way round), it is answered 409 in the envelope, not 500, and nothing of it is written.

@@ -193,6 +193,28 @@ def test_a_tag_renamed_in_the_admin_while_it_is_deleted_answers_a_form_error():
     assert not Tag.objects.exists()
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="two connections at once: PostgreSQL")
+@pytest.mark.parametrize("page", ["add", "change"])
+def test_a_tag_name_taken_between_the_form_check_and_the_save_is_a_form_error(page):
+    # The other transaction creates "Strategic" after the form found the name free; the save waits for
+    # it on the unique key, then is refused: an error on the name, not a 500, and nothing written.
+    _, client = staff("boss", "Sales manager")
+    tag = Tag.objects.create(name="vip")
+    url = reverse("admin:core_tag_add") if page == "add" else reverse("admin:core_tag_change", args=[tag.pk])
+    answers = []
+
+    errors = in_turn(
+        lambda: Tag.objects.create(name="Strategic"),
+        lambda: answers.append(client.post(url, {"name": "strategic", "colour": ""})),
+    )
+
+    assert not errors
+    assert answers[0].status_code == 200
+    assert answers[0].context["adminform"].form.errors == {"name": ["A tag with this name already exists."]}
+    assert sorted(Tag.objects.values_list("name", flat=True)) == ["Strategic", "vip"]
+
+
 def _record_page_posted_while(change_tag):
     """A customer tagged "vip", its admin page read, then posted (its name changed to "After") while
     ``change_tag(tag)`` holds the tag in another transaction. Returns (the answer, the customer, errors)."""
