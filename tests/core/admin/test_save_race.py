@@ -287,3 +287,21 @@ def test_an_import_of_a_record_deleted_while_it_waits_does_not_create_it_again()
     assert f"No record with id {customer.pk}" in response.content.decode()
     assert stored(customer) is None
     assert customer.history.first().history_type == "-"
+
+
+@for_postgresql
+def test_a_quick_task_for_an_opportunity_deleted_while_it_saves_is_a_form_error():
+    customer = CustomerFactory(name="Ann")
+    deal = OpportunityFactory(customer=customer, title="Deal", stage=Opportunity.Stage.LEAD)
+    first, second = managers("first", "second")
+    url = reverse("admin:customers_customer_quick_action", args=[customer.pk, "task"])
+    data = {"task-title": "Call about the deal", "task-kind": "call", "task-opportunity": str(deal.pk)}
+
+    with Held(written_by(first, deal, gone=True)) as held:
+        response = posted_meanwhile(held, second, url, data)
+
+    assert response.status_code == 200
+    # The tasks API's own answer for an opportunity that is not there, on the form's field.
+    assert response.context["form"].errors["opportunity"] == [f'Invalid pk "{deal.pk}" - object does not exist.']
+    assert stored(deal) is None
+    assert not customer.tasks.exists()
