@@ -1,6 +1,7 @@
 """Two staff saving one record at the same moment, or one deleting it while the other saves: the second save
 waits for the first, sees its change and is refused; a record (an inline row, a list row) deleted meanwhile is
-never created again, and its user is told so, not shown a server error.
+never created again, and its user is told so, not shown a server error. The same for the screens that write
+outside the shared admin base: the board's move, the customer page's quick actions, the merge page.
 
 The races need two connections at once (a thread each, with its own connection): PostgreSQL. On SQLite a write
 transaction holds the database's one write lock from its ``BEGIN`` (``core/sqlite``), so two saves never overlap.
@@ -14,6 +15,7 @@ from django.db import connection, connections, transaction
 from django.urls import reverse
 
 from core.admin.base import RecordGone, update_stored
+from interactions.models import Interaction
 from opportunities.models import Opportunity
 from tests.concurrency import waiting_for_a_lock
 from tests.core.admin.helpers import managers, opened, upload
@@ -115,10 +117,10 @@ class Held(Thread):
         return self.answer()
 
 
-def posted_meanwhile(held, client, url, data):
+def posted_meanwhile(held, client, url, data, **headers):
     """``client`` posts ``data`` while ``held`` is open: the post waits on a lock until ``held`` commits.
     The post's response."""
-    post = Thread(lambda: client.post(url, data))
+    post = Thread(lambda: client.post(url, data, **headers))
     post.start()
     waits_on_a_lock(post)
     assert held.commit().status_code == 302
@@ -164,6 +166,34 @@ def test_a_change_saved_for_a_record_deleted_meanwhile_is_refused_not_inserted()
         update_stored(deal)
 
     assert stored(deal) is None
+
+
+def test_a_board_move_quick_action_or_merge_of_a_record_deleted_since_its_page_writes_nothing():
+    customer, other = CustomerFactory(name="Ann"), CustomerFactory(name="Ann B")
+    deal = OpportunityFactory(customer=customer, title="Deal", stage=Opportunity.Stage.LEAD)
+    first, second = managers("first", "second")
+    move = {"opportunity": deal.pk, "stage": "proposal", "version": stored(deal).updated_at.isoformat()}
+    merge_url = f"{reverse('admin:customers_customer_merge')}?ids={customer.pk},{other.pk}"
+    merge = {"survivor": customer.pk, "confirm": "yes"}
+    merge |= {f"version:{r.pk}": stored(r).updated_at.isoformat() for r in (customer, other)}
+    assert second.get(merge_url).status_code == 200
+
+    assert first.post(delete_url(deal), {"post": "yes"}).status_code == 302
+    moved = second.post(reverse("admin:opportunities_opportunity_board_move"), move, HTTP_ACCEPT="application/json")
+    assert moved.status_code == 404 and moved.json()["success"] is False
+    assert stored(deal) is None
+
+    assert first.post(delete_url(other), {"post": "yes"}).status_code == 302
+    merged = second.post(merge_url, merge, follow=True)
+    assert "Some of these records no longer exist" in merged.content.decode()
+    assert stored(other) is None and stored(customer).name == "Ann"
+
+    assert first.post(delete_url(customer), {"post": "yes"}).status_code == 302
+    quick_url = reverse("admin:customers_customer_quick_action", args=[customer.pk, "interaction"])
+    added = second.post(quick_url, {"interaction-interaction_type": "call", "interaction-notes": "Called"})
+    assert added.status_code == 404
+    assert RECORD_GONE in added.content.decode()
+    assert stored(customer) is None and not Interaction.objects.exists()
 
 
 def for_postgresql(test):
@@ -290,6 +320,22 @@ def test_an_import_of_a_record_deleted_while_it_waits_does_not_create_it_again()
 
 
 @for_postgresql
+def test_a_quick_action_for_a_customer_deleted_while_it_waits_adds_nothing():
+    customer = CustomerFactory(name="Ann")
+    first, second = managers("first", "second")
+    url = reverse("admin:customers_customer_quick_action", args=[customer.pk, "interaction"])
+    data = {"interaction-interaction_type": "call", "interaction-notes": "Called"}
+
+    with Held(written_by(first, customer, gone=True)) as held:
+        response = posted_meanwhile(held, second, url, data)
+
+    assert response.status_code == 200
+    assert response.context["form"].non_field_errors() == ["This customer is no longer among the records you may see."]
+    assert stored(customer) is None
+    assert not Interaction.objects.exists()
+
+
+@for_postgresql
 def test_a_quick_task_for_an_opportunity_deleted_while_it_saves_is_a_form_error():
     customer = CustomerFactory(name="Ann")
     deal = OpportunityFactory(customer=customer, title="Deal", stage=Opportunity.Stage.LEAD)
@@ -305,3 +351,45 @@ def test_a_quick_task_for_an_opportunity_deleted_while_it_saves_is_a_form_error(
     assert response.context["form"].errors["opportunity"] == [f'Invalid pk "{deal.pk}" - object does not exist.']
     assert stored(deal) is None
     assert not customer.tasks.exists()
+
+
+@for_postgresql
+@pytest.mark.parametrize("gone", [False, True], ids=["changed", "deleted"])
+def test_a_board_move_while_someone_else_writes_the_card_waits_and_is_refused(gone):
+    deal = OpportunityFactory(title="Deal", stage=Opportunity.Stage.LEAD)
+    first, second = managers("first", "second")
+    shown = {"opportunity": deal.pk, "stage": "proposal", "version": stored(deal).updated_at.isoformat()}
+
+    with Held(written_by(first, deal, gone, title="Deal by the first")) as held:
+        url = reverse("admin:opportunities_opportunity_board_move")
+        response = posted_meanwhile(held, second, url, shown, HTTP_ACCEPT="application/json")
+
+    assert response.status_code == (404 if gone else 409)
+    assert response.json()["success"] is False
+    if gone:
+        assert stored(deal) is None
+        assert deal.history.first().history_type == "-"
+    else:
+        assert (stored(deal).title, stored(deal).stage) == ("Deal by the first", Opportunity.Stage.LEAD)
+
+
+@for_postgresql
+@pytest.mark.parametrize("gone", [False, True], ids=["changed", "deleted"])
+def test_a_merge_while_someone_else_writes_one_of_its_records_waits_and_is_refused(gone):
+    survivor, other = CustomerFactory(name="Ann"), CustomerFactory(name="Ann B")
+    first, second = managers("first", "second")
+    url = f"{reverse('admin:customers_customer_merge')}?ids={survivor.pk},{other.pk}"
+    seen = {f"version:{r.pk}": stored(r).updated_at.isoformat() for r in (survivor, other)}
+
+    with Held(written_by(first, other, gone, name="Ann by the first")) as held:
+        response = posted_meanwhile(held, second, url, {"survivor": survivor.pk, "confirm": "yes", **seen})
+
+    assert response.status_code in (200, 302)
+    shown = [str(message) for message in response.wsgi_request._messages]
+    assert (f"No customer with id {other.pk}." if gone else "Ann by the first was changed meanwhile") in shown[0]
+    assert stored(survivor).name == "Ann"
+    if gone:
+        assert stored(other) is None
+        assert other.history.first().history_type == "-"
+    else:
+        assert stored(other).name == "Ann by the first"
