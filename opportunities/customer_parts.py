@@ -16,6 +16,7 @@ from django.db.models.functions import Coalesce
 
 from core import changesets
 from core.history import delete_with_history, update_with_history
+from core.rowlocks import lock_rows
 from customers import parts
 
 from .models import Opportunity, StageChange
@@ -60,12 +61,16 @@ def timeline_entry(row):
 
 
 def delete_opportunities(customer):
+    deals = Opportunity.objects.filter(customer=customer)
+    # Locked before their stage log is read: a deal moved at the same moment (the board, its page, the API) is
+    # waited for, and the step it logged goes with the rest, rather than failing the delete at its COMMIT.
+    lock_rows(deals)
     # The stage log first, in one statement: it keeps no history, and left to the
     # cascade it would make Django load every opportunity.
     log = StageChange.objects.filter(opportunity__customer=customer)
     changesets.log_rows_deleted(log)
     log.delete()
-    return delete_with_history(Opportunity.objects.filter(customer=customer))
+    return delete_with_history(deals)
 
 
 def move_opportunities(from_ids, survivor):

@@ -636,11 +636,28 @@ class CRMModelAdmin(
 
     def delete_model(self, request, obj):
         with transaction.atomic(), batched_delete_history():
+            self._lock_cascade(type(obj)._base_manager.using(obj._state.db).filter(pk=obj.pk))
             super().delete_model(request, obj)
 
     def delete_queryset(self, request, queryset):
         with transaction.atomic(), batched_delete_history():
+            self._lock_cascade(queryset)
             super().delete_queryset(request, queryset)
+
+    def _lock_cascade(self, queryset):
+        """Lock the rows of ``queryset`` and the rows their deletion cascades to, before Django's collector
+        reads what hangs below those (``lock_rows``).
+
+        A child written at the same moment (a deal moved on the board, which logs the step) is waited for,
+        and what it wrote below itself is collected and deleted with it, rather than left to fail the
+        delete at its COMMIT (the foreign keys are checked there, on PostgreSQL).
+        """
+        lock_rows(queryset)
+        ids = queryset.order_by().values("pk")
+        for relation in self.opts.related_objects:
+            if relation.one_to_many and relation.on_delete is not models.DO_NOTHING:
+                children = relation.related_model._base_manager.using(queryset.db)
+                lock_rows(children.filter(**{f"{relation.field.name}__in": ids}))
 
     def get_queryset(self, request):
         return access.scope(super().get_queryset(request), request.user)

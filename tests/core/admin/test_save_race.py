@@ -16,7 +16,7 @@ from django.urls import reverse
 
 from core.admin.base import RecordGone, update_stored
 from interactions.models import Interaction
-from opportunities.models import Opportunity
+from opportunities.models import Opportunity, StageChange
 from tests.concurrency import waiting_for_a_lock
 from tests.core.admin.helpers import managers, opened, upload
 from tests.factories import CustomerFactory, OpportunityFactory
@@ -393,3 +393,30 @@ def test_a_merge_while_someone_else_writes_one_of_its_records_waits_and_is_refus
         assert other.history.first().history_type == "-"
     else:
         assert stored(other).name == "Ann by the first"
+
+
+@for_postgresql
+@pytest.mark.parametrize("where", ["admin", "api"])
+def test_a_customer_deleted_while_one_of_its_deals_is_moved_waits_and_takes_the_move_with_it(where, api):
+    customer = CustomerFactory(name="Ann")
+    deal = OpportunityFactory(customer=customer, title="Deal", stage=Opportunity.Stage.LEAD)
+    first, second = managers("first", "second")
+    shown = {"opportunity": deal.pk, "stage": "proposal", "version": stored(deal).updated_at.isoformat()}
+    moved = Held(
+        lambda: first.post(reverse("admin:opportunities_opportunity_board_move"), shown, HTTP_ACCEPT="application/json")
+    )
+    if where == "admin":
+        deleted = Thread(lambda: second.post(delete_url(customer), {"post": "yes"}))
+    else:
+        deleted = Thread(lambda: api.delete(f"/api/customers/{customer.pk}"))
+
+    with moved:
+        deleted.start()
+        waits_on_a_lock(deleted)
+        assert moved.commit().status_code == 200
+        response = deleted.answer()
+
+    # Its step to "proposal", logged by the move, went with the deal, rather than failing the delete's COMMIT.
+    assert response.status_code == (302 if where == "admin" else 200)
+    assert stored(customer) is None and stored(deal) is None
+    assert not StageChange.objects.filter(opportunity_id=deal.pk).exists()
