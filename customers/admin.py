@@ -19,6 +19,7 @@ from rest_framework import serializers
 from simple_history.utils import bulk_update_with_history
 
 from companies.admin import ReadOnlyInline, company_inline
+from companies.models import Company
 from core import access
 from core.admin.base import CRMModelAdmin
 from core.admin.display import cut_column
@@ -415,6 +416,11 @@ class CustomerAdmin(MergeAdminMixin, TaggedAdminMixin, PhoneCheckMixin, CRMModel
         """Write the quick action's record; False (with the errors on the form) when it is refused."""
         try:
             with transaction.atomic():
+                # Its company first, in the order a company's delete and merge lock them (the company, then its
+                # people): a deal added takes the company, whose delete at the same moment would otherwise
+                # deadlock with it. A lock other writers' key checks do not wait for (FOR NO KEY UPDATE).
+                company = Company._base_manager.filter(pk__in=Customer.objects.filter(pk=customer.pk).values("company"))
+                list(company.select_for_update(no_key=True).values_list("pk", flat=True))
                 # The customer, locked and still in the user's book: moved or deleted since the page was
                 # shown, nothing is written.
                 still = access.scope(Customer.objects.filter(pk=customer.pk), request.user).select_for_update()

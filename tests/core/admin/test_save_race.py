@@ -19,7 +19,7 @@ from interactions.models import Interaction
 from opportunities.models import Opportunity, StageChange
 from tests.concurrency import waiting_for_a_lock
 from tests.core.admin.helpers import managers, opened, upload
-from tests.factories import CustomerFactory, OpportunityFactory
+from tests.factories import CompanyFactory, CustomerFactory, OpportunityFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -420,3 +420,20 @@ def test_a_customer_deleted_while_one_of_its_deals_is_moved_waits_and_takes_the_
     assert response.status_code == (302 if where == "admin" else 200)
     assert stored(customer) is None and stored(deal) is None
     assert not StageChange.objects.filter(opportunity_id=deal.pk).exists()
+
+
+@for_postgresql
+def test_a_company_deleted_while_a_deal_is_added_to_one_of_its_people_waits_and_unlinks_it():
+    company = CompanyFactory(name="Acme")
+    customer = CustomerFactory(name="Ann", company=company)
+    first, second = managers("first", "second")
+    url = reverse("admin:customers_customer_quick_action", args=[customer.pk, "opportunity"])
+
+    with Held(lambda: first.post(url, {"opportunity-title": "Deal", "opportunity-stage": "lead"})) as held:
+        response = posted_meanwhile(held, second, delete_url(company), {"post": "yes"})
+
+    # Rather than a deadlock: the deal added first, then unlinked from the company with its people.
+    assert response.status_code == 302
+    assert stored(company) is None
+    deal = Opportunity.objects.get(customer=customer)
+    assert (deal.title, deal.company_id, stored(customer).company_id) == ("Deal", None, None)
