@@ -3,7 +3,7 @@
 from django.db import connections
 
 
-def lock_rows(queryset):
+def lock_rows(queryset, *, delete=False):
     """Lock the rows of ``queryset`` until the transaction ends, so that what is read of them next stays as read.
 
     A save posted from an admin page compares the values the page showed with the stored ones, then
@@ -16,12 +16,17 @@ def lock_rows(queryset):
     transaction already holds the database's one write lock from its ``BEGIN`` (``core/sqlite``):
     nothing else can change a row meanwhile, and nothing is run. Outside a transaction there is nothing
     to hold a lock: nothing is run either.
+
+    The lock is ``FOR NO KEY UPDATE``, what an UPDATE of the rows takes: another transaction may still
+    insert a row that points at them (its foreign key check takes ``FOR KEY SHARE``) rather than wait,
+    or deadlock with a page that locks the rows it points from. ``delete=True`` takes ``FOR UPDATE``,
+    what their DELETE takes, for a caller about to delete them.
     """
     connection = connections[queryset.db]
     if not connection.features.has_select_for_update or connection.get_autocommit():
         return
     rows = queryset.model._base_manager.using(queryset.db).filter(pk__in=queryset.order_by().values("pk"))
-    list(rows.order_by("pk").select_for_update().values_list("pk", flat=True))
+    list(rows.order_by("pk").select_for_update(no_key=not delete).values_list("pk", flat=True))
 
 
 # PostgreSQL's SQLSTATE for "deadlock detected".
