@@ -31,7 +31,7 @@ from django.utils.translation import ngettext
 from import_export.admin import ExportActionMixin, ImportExportMixin
 from simple_history.admin import SimpleHistoryAdmin
 
-from core import access, changesets, merges, phones
+from core import access, changesets, merges, phones, tags
 from core.admin import previews
 from core.admin.changesets import note_recorded
 from core.admin.customfields import CustomFieldsAdminMixin
@@ -608,6 +608,9 @@ class CRMModelAdmin(
             except ValidationError:
                 pks = []  # Django answers a tampered selection itself
             selected = queryset.filter(pk__in=pks)
+        # Their tags first, as a rename takes a tag and then its records ("Remove a tag…" takes a tag they
+        # carry after locking them: the other order would deadlock with a rename of it).
+        tags.hold_tags(self.model, records=selected)
         lock_rows(selected)
         return super().response_action(request, queryset)
 
@@ -652,12 +655,12 @@ class CRMModelAdmin(
         and what it wrote below itself is collected and deleted with it, rather than left to fail the
         delete at its COMMIT (the foreign keys are checked there, on PostgreSQL).
         """
-        lock_rows(queryset)
+        lock_rows(queryset, delete=True)
         ids = queryset.order_by().values("pk")
         for relation in self.opts.related_objects:
             if relation.one_to_many and relation.on_delete is not models.DO_NOTHING:
                 children = relation.related_model._base_manager.using(queryset.db)
-                lock_rows(children.filter(**{f"{relation.field.name}__in": ids}))
+                lock_rows(children.filter(**{f"{relation.field.name}__in": ids}), delete=True)
 
     def get_queryset(self, request):
         return access.scope(super().get_queryset(request), request.user)
@@ -760,6 +763,9 @@ class CRMModelAdmin(
             except ValidationError:
                 pk = None
             if pk is not None:
+                # The tags it carries first, as a rename takes a tag and then its records: the form takes the
+                # tags chosen on it after the record is locked (``TagChoiceField``).
+                tags.hold_tags_of(self.model, [pk])
                 lock_rows(self.model._base_manager.using(router.db_for_write(self.model)).filter(pk=pk))
         return super().get_object(request, object_id, from_field)
 

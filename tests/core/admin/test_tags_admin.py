@@ -345,3 +345,60 @@ def test_a_tag_history_page_of_an_id_that_is_no_number_is_not_found(object_id):
 
     for method in (client.get, client.post):
         assert method(f"/admin/core/tag/{object_id}/history/").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="two connections at once: PostgreSQL")
+def test_a_record_page_and_a_rename_of_a_tag_it_carries_do_not_deadlock():
+    # The page locks its record, and its form then holds the tags chosen on it; a rename holds its tag,
+    # then the records carrying it. Here the form waits for a tag newly chosen (held by another
+    # transaction) while the tag the record carries is renamed: the page must hold the tags its record
+    # carries before the record, or the two deadlock.
+    manager, client = staff("boss", "Sales manager")
+    chosen = Tag.objects.create(name="Strategic")  # locked first by the form: the lower id
+    customer = set_tags(CustomerFactory(owner=manager, name="Before"), ["vip"])
+    carried = Tag.objects.get(key="vip")
+    change = reverse("admin:customers_customer_change", args=[customer.pk])
+    data = {**change_form_data(client.get(change)), "name": "After", "tags": [str(carried.pk), str(chosen.pk)]}
+    answers = []
+
+    errors = in_turn(
+        lambda: Tag.objects.select_for_update().get(pk=chosen.pk),
+        lambda: answers.append(client.post(change, data)),
+        lambda: tags.save_tag(Tag.objects.get(pk=carried.pk), name="Key account"),
+    )
+
+    assert not errors
+    assert answers[0].status_code == 302
+    customer.refresh_from_db()
+    assert (customer.name, customer.tags) == ("After", ["Key account", "Strategic"])
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="two connections at once: PostgreSQL")
+def test_removing_a_tag_in_bulk_and_renaming_it_do_not_deadlock():
+    # The action locks its records, then takes the tag; a rename takes the tag, then its records. Here the
+    # action waits for its second record (held by another transaction) while the tag is renamed: it must
+    # hold the tags its records carry before them, or the two deadlock.
+    manager, client = staff("boss", "Sales manager")
+    first, second = (set_tags(CustomerFactory(owner=manager), ["vip"]) for _ in range(2))
+    tag = Tag.objects.get(key="vip")
+    selected = {"_selected_action": [first.pk, second.pk], "index": "0", "action": "remove_tag", "confirm": "yes"}
+    preview = client.post(list_url(Customer), {**selected, "tag": tag.pk})
+    confirm = {}
+    for name, value in preview.context["confirm_data"]:
+        confirm.setdefault(name, []).append(value)
+    confirm[preview.context["confirm_field"]] = "yes"
+    confirm[preview.context["digest_field"]] = preview.context["digest"]
+    answers = []
+
+    errors = in_turn(
+        lambda: Customer.objects.select_for_update().get(pk=max(first.pk, second.pk)),
+        lambda: answers.append(client.post(list_url(Customer), confirm)),
+        lambda: tags.save_tag(Tag.objects.get(pk=tag.pk), name="Key account"),
+    )
+
+    assert not errors
+    assert answers[0].status_code == 302
+    assert [Customer.objects.get(pk=record.pk).tags for record in (first, second)] == [[], []]
+    assert Tag.objects.get(pk=tag.pk).name == "Key account"
