@@ -496,6 +496,11 @@ def _stored(resource, key):
     return rows.values_list("pk", "custom_fields")
 
 
+def _same(new, value):
+    """Whether ``new`` is ``value`` as stored: 5.0 == 5, but a number is stored as 5, not 5.0."""
+    return type(new) is type(value) and new == value
+
+
 def _converted(target, value):
     """``value`` as stored for ``target`` (a definition as it would be saved); ``Invalid`` when it does not fit.
 
@@ -506,7 +511,7 @@ def _converted(target, value):
         fits = clean_value(target, value)
     except Invalid:
         fits = _UNSET
-    if fits is not _UNSET and fits == value:
+    if fits is not _UNSET and _same(fits, value):
         return value
     given = value
     if target.field_type != "multi_choice" and isinstance(value, (int, float, bool, list)):
@@ -529,7 +534,7 @@ def converted_values(resource, key, field_type, choices):
         except Invalid:
             misfits += 1
             continue
-        if new is not _UNSET and new != value:
+        if new is not _UNSET and not _same(new, value):
             converted[pk] = new
     return converted, misfits
 
@@ -582,7 +587,7 @@ def _rewrite_locked(resource, key, rewrite, reason):
         changed, now = [], timezone.now()
         for row in chunk:
             values = rewrite(row.custom_fields)
-            if values != row.custom_fields:
+            if values is not row.custom_fields:  # (compared, {"n": 5} == {"n": 5.0})
                 row.custom_fields = values
                 if timestamped:
                     row.updated_at = now
@@ -616,7 +621,7 @@ def convert_stored(resource, key, field_type, choices):
         except Invalid:
             misfits += 1
             return values
-        if new is _UNSET or new == value:
+        if new is _UNSET or _same(new, value):
             return values
         return {**values, key: new}
 

@@ -65,6 +65,15 @@ def test_a_value_edited_after_the_check_is_converted_from_the_edit(api, monkeypa
     assert stored(customer) == {"seats": edits[-1], "note": "x"}
 
 
+def test_a_decimal_that_is_a_whole_number_is_stored_as_an_integer_once_the_type_is_number(api):
+    definition = define(field_type="decimal")
+    customer = CustomerFactory(custom_fields={"seats": 5.0})
+    answer = retype(api, definition, field_type="number")
+    assert answer.status_code == 200, answer.content
+    value = stored(customer)["seats"]
+    assert (value, type(value)) == (5, int)
+
+
 def test_a_record_deleted_after_the_check_is_skipped(api, monkeypatch):
     definition = define()
     customers = [CustomerFactory(custom_fields={"seats": str(n)}) for n in range(3)]
