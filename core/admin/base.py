@@ -763,10 +763,12 @@ class CRMModelAdmin(
             except ValidationError:
                 pk = None
             if pk is not None:
-                # The tags it carries first, as a rename takes a tag and then its records: the form takes the
-                # tags chosen on it after the record is locked (``TagChoiceField``).
-                tags.hold_tags_of(self.model, [pk])
-                lock_rows(self.model._base_manager.using(router.db_for_write(self.model)).filter(pk=pk))
+                # Only a record the user may see (one out of their book is not found, after): nobody holds up
+                # the writers of records they cannot see. The tags it carries first, as a rename takes a tag
+                # and then its records: the form takes the tags chosen on it after (``TagChoiceField``).
+                scoped = self.get_queryset(request).using(router.db_for_write(self.model)).filter(pk=pk)
+                tags.hold_tags(self.model, records=scoped)
+                lock_rows(scoped)
         return super().get_object(request, object_id, from_field)
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):

@@ -18,7 +18,7 @@ from core.admin.base import RecordGone, update_stored
 from interactions.models import Interaction
 from opportunities.models import Opportunity, StageChange
 from tests.concurrency import waiting_for_a_lock
-from tests.core.admin.helpers import managers, opened, upload
+from tests.core.admin.helpers import managers, opened, staff, upload
 from tests.factories import CompanyFactory, CustomerFactory, OpportunityFactory
 
 pytestmark = pytest.mark.django_db
@@ -437,3 +437,22 @@ def test_a_company_deleted_while_a_deal_is_added_to_one_of_its_people_waits_and_
     assert stored(company) is None
     deal = Opportunity.objects.get(customer=customer)
     assert (deal.title, deal.company_id, stored(customer).company_id) == ("Deal", None, None)
+
+
+@for_postgresql
+def test_a_post_for_a_record_out_of_the_users_book_locks_nothing():
+    # A rep's post to the page of a record they cannot see is not found; it must not wait for (or hold up)
+    # the writers of that record.
+    customer = CustomerFactory(owner=staff("other", "Sales rep")[0], name="Ann")
+    _, rep = staff("rep", "Sales rep")
+    held = Held(lambda: list(type(customer)._base_manager.select_for_update().filter(pk=customer.pk)))
+    with held:
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '2s'")
+        try:
+            answer = rep.post(change_url(customer), {"name": "Mine now", "_save": "Save"})
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("SET lock_timeout = 0")
+    assert answer.status_code in (302, 404)
+    assert stored(customer).name == "Ann"
