@@ -1,27 +1,17 @@
 """The admin: the unread count in the header, each user's own notifications, marking them read."""
 
 import pytest
-from django.contrib.auth.models import Group
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from notifications.models import Notification
 from notifications.services import notify
-from tests.factories import UserFactory
+from tests.core.admin.helpers import staff
 
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = "admin:notifications_notification_changelist"
-
-
-def staff(username, group):
-    user = UserFactory(username=username, is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
-    client = Client()
-    client.force_login(user)
-    return user, client
 
 
 def test_the_header_shows_the_users_unread_count():
