@@ -22,6 +22,9 @@ from rest_framework import exceptions, status
 from core.models import IdempotencyKey
 
 HEADER = "Idempotency-Key"
+# The header as the WSGI environ holds it: read from ``META``, as building ``request.headers`` from the
+# whole environ for it costs a create more than the rest of the key's handling.
+META_KEY = "HTTP_IDEMPOTENCY_KEY"
 REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_KEY_LENGTH = 255
 KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"

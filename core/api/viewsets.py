@@ -174,7 +174,7 @@ class CRMModelViewSet(viewsets.ModelViewSet):
     def dispatch(self, request, *args, **kwargs):
         if request.method not in WRITE_METHODS:
             return super().dispatch(request, *args, **kwargs)
-        if request.method == "POST" and idempotency.HEADER in request.headers:
+        if request.method == "POST" and idempotency.META_KEY in request.META:
             # The raw body is read here, before DRF parses it; the size limit middleware has already run.
             self._idempotency_fingerprint = idempotency.request_fingerprint(request)
         # The transaction begins in initial() and ends here, once the answer is final (and stored).
@@ -209,7 +209,7 @@ class CRMModelViewSet(viewsets.ModelViewSet):
             return
         key = None
         if self._idempotency_fingerprint is not None and request.user.is_authenticated:
-            key = request.headers[idempotency.HEADER]
+            key = request.META[idempotency.META_KEY]
             if not idempotency.valid_key(key):
                 raise idempotency.InvalidIdempotencyKey()
         if self.validate_before_write and self.action == "create":

@@ -148,3 +148,16 @@ def test_key_handling_costs_the_same_queries_however_many_keys_are_stored(
     # the stored response.
     with django_assert_num_queries(9):
         assert post(api, "/api/customers", {"name": "Ada"}, "new-key").status_code == 201
+
+
+def test_a_create_reads_the_key_without_building_request_headers(api):
+    """The key is read from the environ (``META``): a create, keyed or not, does not build
+    ``request.headers`` from the whole environ for it (tests/core/api/test_request_path.py's reads neither)."""
+    keyed = post(api, "/api/customers", {"name": "Ada"}, "key-meta")
+    plain = api.post("/api/customers", {"name": "Grace"}, format="json")
+    replayed = post(api, "/api/customers", {"name": "Ada"}, "key-meta")
+
+    assert [keyed.status_code, plain.status_code, replayed.status_code] == [201, 201, 201]
+    assert replayed["Idempotent-Replayed"] == "true"
+    assert IdempotencyKey.objects.filter(key="key-meta").count() == 1
+    assert [r.wsgi_request.__dict__.get("headers") for r in (keyed, plain, replayed)] == [None, None, None]
