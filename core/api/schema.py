@@ -79,6 +79,7 @@ ERROR_DESCRIPTIONS = {
     "411": "A body sent without Content-Length (chunked): send its length.",
     "412": "If-Match does not match the record's current ETag: re-read it and retry.",
     "413": "The request body is over the configured size limit.",
+    "406": "No representation the Accept header allows (JSON, or the browsable API's HTML on a browser's request).",
     "415": "The body's Content-Type is not application/json.",
     "422": "This Idempotency-Key was already used with a different request.",
     "429": "Too many requests: retry after the number of seconds in Retry-After.",
@@ -460,7 +461,8 @@ class EnvelopeAutoSchema(AutoSchema):
         return getattr(self.view, "extra_error_statuses", {}).get(getattr(self.view, "action", None), {})
 
     def _error_statuses(self):
-        statuses = {"429"} | set(self._extra_errors())
+        # Any URL answers 406 to an Accept header it has no representation for.
+        statuses = {"406", "429"} | set(self._extra_errors())
         if any(getattr(throttle, "fail_closed", False) for throttle in self.view.get_throttles()):
             statuses.add("503")  # refused while its limits cannot be counted
         if self._requires_auth:

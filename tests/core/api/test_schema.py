@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.management import call_command
 
 from core.api.exports import XLSX_CONTENT_TYPE as XLSX
+from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -80,22 +81,46 @@ def test_every_success_body_is_enveloped_and_every_error_uses_the_error_envelope
 @pytest.mark.parametrize(
     ("path", "method", "statuses"),
     [
-        ("/api/customers", "get", {"200", "400", "401", "403", "404", "429"}),
-        ("/api/customers", "post", {"201", "400", "401", "403", "409", "411", "413", "415", "422", "429"}),
-        ("/api/customers/{id}", "get", {"200", "304", "401", "403", "404", "429"}),
+        ("/api/customers", "get", {"200", "406", "400", "401", "403", "404", "429"}),
+        ("/api/customers", "post", {"201", "406", "400", "401", "403", "409", "411", "413", "415", "422", "429"}),
+        ("/api/customers/{id}", "get", {"200", "406", "304", "401", "403", "404", "429"}),
         # 409: a record the write names deleted meanwhile, or one it deletes given a record of its own.
-        ("/api/customers/{id}", "put", {"200", "400", "401", "403", "404", "409", "411", "412", "413", "415", "429"}),
+        (
+            "/api/customers/{id}",
+            "put",
+            {"200", "406", "400", "401", "403", "404", "409", "411", "412", "413", "415", "429"},
+        ),
         (
             "/api/opportunities/{id}",
             "patch",
-            {"200", "400", "401", "403", "404", "409", "411", "412", "413", "415", "429"},
+            {"200", "406", "400", "401", "403", "404", "409", "411", "412", "413", "415", "429"},
         ),
-        ("/api/interactions/{id}", "delete", {"200", "401", "403", "404", "409", "412", "429"}),
-        ("/api/auth/token", "post", {"200", "400", "411", "413", "415", "429", "503"}),
+        ("/api/interactions/{id}", "delete", {"200", "406", "401", "403", "404", "409", "412", "429"}),
+        ("/api/auth/token", "post", {"200", "406", "400", "411", "413", "415", "429", "503"}),
     ],
 )
 def test_operations_list_every_status_they_can_return(schema, path, method, statuses):
     assert set(schema["paths"][path][method]["responses"]) == statuses
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "authenticated"),
+    [
+        ("get", "/api/customers", True),
+        ("get", "/api/customers/{id}", True),
+        ("post", "/api/customers", True),
+        ("post", "/api/auth/token", False),
+    ],
+)
+def test_an_accept_header_nothing_answers_is_the_documented_406(api, anon_client, method, path, authenticated):
+    client = api if authenticated else anon_client
+    path = path.format(id=CustomerFactory().pk)
+    response = getattr(client, method)(path, {}, format="json", HTTP_ACCEPT="application/xml")
+
+    assert response.status_code == 406
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["success"] is False
+    assert response.json()["error"]["code"] == "not_acceptable"
 
 
 def test_conditional_and_idempotency_headers_are_described(schema):
