@@ -39,7 +39,9 @@ class Command(BaseCommand):
         manage = [sys.executable, "-m", "django"]
         commands = {
             "web server": [*manage, "runserver", addrport, *(["--noreload"] if noreload else [])],
-            "worker": [*manage, "worker"],
+            # Quiet: a line per job (several a minute) would push what init_demo printed (the demo
+            # accounts' passwords, shown once) out of the terminal.
+            "worker": [*manage, "worker", "--quiet-jobs"],
         }
         processes = {}
         stopping = []

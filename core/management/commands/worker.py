@@ -6,6 +6,10 @@ from django.conf import settings
 from huey.contrib.djhuey.management.commands import run_huey
 
 
+def _default_threads():
+    return settings.HUEY.get("consumer", {}).get("workers", 1) if isinstance(settings.HUEY, dict) else 1
+
+
 class Command(run_huey.Command):
     help = (
         "Run the job worker: the jobs web requests enqueue (event dispatch) and the periodic ones "
@@ -20,7 +24,7 @@ class Command(run_huey.Command):
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
-        threads = settings.HUEY.get("consumer", {}).get("workers", 1) if isinstance(settings.HUEY, dict) else 1
+        threads = _default_threads()
         for action in parser._actions:
             if action.dest == "workers":
                 action.help = f"threads running jobs in this process (default {threads}, from CRM_WORKER_THREADS)"
@@ -29,6 +33,12 @@ class Command(run_huey.Command):
                     "do not enqueue periodic jobs from this worker (it still runs them); "
                     "with several workers, one scheduling them is enough"
                 )
+        parser.add_argument(
+            "--quiet-jobs",
+            action="store_true",
+            help="log no line per job run or scheduled, only warnings and errors (`manage.py run_all` passes it, "
+            "so that the development server's terminal keeps what it printed last in view)",
+        )
 
     def handle(self, *args, **options):
         from huey.contrib.djhuey import HUEY
@@ -42,4 +52,9 @@ class Command(run_huey.Command):
         # huey's command gives the "huey" logger a handler of its own (with --logfile, --verbose, --quiet):
         # passed on to the root logger's handler too, every line would be printed twice.
         logging.getLogger("huey").propagate = False
+        if options.pop("quiet_jobs"):
+            options["verbose"] = False  # huey's --quiet: its logger at WARNING
+            threads = options.get("workers") or _default_threads()
+            self.stdout.write(f"Job worker started ({threads} threads); it logs only warnings and errors.")
+            self.stdout.flush()
         super().handle(*args, **options)
