@@ -405,6 +405,10 @@ class ShownRowsFormSet(BaseModelFormSet):
     deletion, it is left out and the page saves; changed, it is refused with a message of its own.
     """
 
+    # Whether its user may change the rows it lists: an inline read-only for them (``CRMTabularInline``) may at
+    # most delete some.
+    rows_changeable = True
+
     def _construct_form(self, i, **kwargs):
         form = super()._construct_form(i, **kwargs)
         if self.is_bound and i < self.initial_form_count() and form.instance.pk is None:
@@ -423,9 +427,34 @@ class ShownRowsFormSet(BaseModelFormSet):
             return [None if form.row_gone else form.instance for form in self.initial_forms]
         if self.is_bound and not hasattr(self, "_queryset") and self.queryset is not None:
             # A posted page's rows are locked before they are read (``lock_rows``): a row saved by someone
-            # else at the same moment is read with their change, and one they deleted is read as gone.
-            lock_rows(self.queryset)
+            # else at the same moment is read with their change, and one they deleted is read as gone. Only
+            # the rows the post may write: the others are read, but nobody writing them is waited for.
+            written = self.posted_rows()
+            if written:
+                lock_rows(self.queryset.filter(pk__in=written))
         return super().get_queryset()
+
+    def posted_rows(self):
+        """The primary keys of the rows this post may write: those it names (``<prefix>-N-id``, as Django looks
+        them up), each one its user may change, or marked for deletion where they may delete it.
+
+        A row of the list not named in the post (added to it since the page was shown) cannot be changed by
+        it, nor can a row of a list read-only for its user unless they delete it.
+        """
+        pk_field = self.model._meta.pk
+        to_python = self._get_to_python(pk_field)
+        posted = set()
+        for i in range(min(self.initial_form_count(), self.total_form_count())):
+            prefix = self.add_prefix(i)
+            if not self.rows_changeable and not (self.can_delete and f"{prefix}-{DELETION_FIELD_NAME}" in self.data):
+                continue
+            try:
+                pk = to_python(self.data.get(f"{prefix}-{pk_field.name}"))
+            except ValidationError:
+                continue  # Django reads it as a new row, which locks nothing
+            if pk is not None:
+                posted.add(pk)
+        return sorted(posted)
 
     def save_existing(self, form, obj, commit=True):
         # A row is written as an UPDATE: a row gone meanwhile is never inserted again (``update_stored``).

@@ -26,4 +26,8 @@ class CRMTabularInline(admin.TabularInline):
     def get_formset(self, request, obj=None, **kwargs):
         kwargs["form"] = carrying_shown_values(kwargs.get("form", self.form), CRMModelForm)
         kwargs["formset"] = carrying_shown_values(kwargs.get("formset", self.formset), ShownRowsFormSet)
-        return super().get_formset(request, obj, **kwargs)
+        formset = super().get_formset(request, obj, **kwargs)
+        # A post locks only the rows it may write (``ShownRowsFormSet.posted_rows``): of an inline its user may
+        # not change (the company page's lists of its people and deals), none but those they delete.
+        formset.rows_changeable = request is None or self.has_change_permission(request, obj)
+        return formset

@@ -11,6 +11,7 @@ from django.contrib.messages import get_messages
 from django.test import RequestFactory
 from django.urls import reverse
 
+from companies.models import Company
 from core.admin.base import CRMModelForm
 from core.admin.inlines import CRMTabularInline, ShownRowsFormSet
 from customers.models import Customer
@@ -290,3 +291,73 @@ def test_the_company_pages_read_only_lists_do_not_stop_a_save_when_a_person_went
     company.refresh_from_db()
     assert company.name == "Acme Ltd"
     assert Customer.objects.count() == 0
+
+
+def posted_rows(inline, parent, data, user=None):
+    """The rows a post of ``data`` to ``parent``'s page would lock of ``inline`` (``ShownRowsFormSet.posted_rows``)."""
+    request = RequestFactory().post("/admin/", data)
+    request.user = user or UserFactory(is_staff=True, is_superuser=True)
+    formset_class = inline(type(parent), admin.site).get_formset(request, parent)
+    return formset_class(request.POST, instance=parent, prefix=formset_class.get_default_prefix()).posted_rows()
+
+
+def inline_of(model_admin_model, model):
+    return next(
+        i for i in admin.site._registry[model_admin_model].get_inlines(None, model_admin_model()) if i.model == model
+    )
+
+
+def rows_posted(prefix, ids, total=None, **more):
+    data = {f"{prefix}-INITIAL_FORMS": str(len(ids)), f"{prefix}-TOTAL_FORMS": str(total or len(ids)), **more}
+    return data | {f"{prefix}-{n}-id": str(pk) for n, pk in enumerate(ids)}
+
+
+def test_a_post_locks_of_an_inline_only_the_rows_it_names():
+    customer = CustomerFactory()
+    named, other = OpportunityFactory(customer=customer), OpportunityFactory(customer=customer)
+    inline = inline_of(Customer, Opportunity)
+
+    assert posted_rows(inline, customer, rows_posted("opportunities", [named.pk], total=2)) == [named.pk]
+    assert posted_rows(inline, customer, rows_posted("opportunities", [other.pk, named.pk])) == sorted(
+        [named.pk, other.pk]
+    )
+    # Ids Django reads as new rows (empty, not a number) lock nothing; more rows than the post has forms, none.
+    assert posted_rows(inline, customer, rows_posted("opportunities", ["", "x"])) == []
+    assert (
+        posted_rows(inline, customer, rows_posted("opportunities", [named.pk]) | {"opportunities-TOTAL_FORMS": "0"})
+        == []
+    )
+
+
+def test_a_post_locks_no_row_of_an_inline_read_only_for_its_user_but_those_it_deletes():
+    company = CompanyFactory()
+    people = [CustomerFactory(company=company) for _ in range(2)]
+    deal = OpportunityFactory(customer=people[0])
+    assert deal.company_id == company.pk
+    people_inline, deals_inline = inline_of(Company, Customer), inline_of(Company, Opportunity)
+
+    assert posted_rows(people_inline, company, rows_posted("customers", [p.pk for p in people])) == []
+    assert posted_rows(deals_inline, company, rows_posted("opportunities", [deal.pk])) == []
+
+    class DeletablePeople(people_inline):
+        can_delete = True
+
+        def has_delete_permission(self, request, obj=None):
+            return True
+
+    deleting_the_second = rows_posted("customers", [p.pk for p in people], **{"customers-1-DELETE": "on"})
+    assert posted_rows(DeletablePeople, company, deleting_the_second) == [people[1].pk]
+
+
+def test_a_posted_row_id_beyond_the_column_range_is_read_as_a_row_gone():
+    # The rows a post names are locked by their ids (``posted_rows``): a tampered one out of the column's
+    # range finds no row, as Django's own lookup of it does, rather than failing the query.
+    customer = CustomerFactory(name="Ann")
+    deal = OpportunityFactory(customer=customer, title="Deal")
+    (manager,) = managers("manager")
+    url = reverse("admin:customers_customer_change", args=[customer.pk])
+
+    response = save(manager, url, opened(manager, url), opportunities__0__id="9" * 25, name="Ann B")
+
+    assert response.status_code == 302
+    assert fresh(customer).name == "Ann B" and fresh(deal).title == "Deal"
