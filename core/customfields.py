@@ -556,6 +556,10 @@ class StoredValuesMisfit(Exception):
     """A value written since the check no longer fits the new type (the message says so); nothing was saved."""
 
 
+class DefinitionGone(Exception):
+    """The definition being saved was deleted since it was read (the message says so); nothing was saved."""
+
+
 # Records locked and rewritten per chunk (one bulk update and one history insert each).
 CHUNK = 500
 
@@ -643,7 +647,9 @@ def save_definition(definition, *, user=None):
     conversion (a change of type or choices, or a new definition over a deleted one's values)
     is one changeset; undo reverses a type change, definition included, and refuses to undo a
     new definition's (:func:`_undo_type_change`). Raises :class:`StoredValuesMisfit`,
-    with nothing saved, when a value written since the check does not fit.
+    with nothing saved, when a value written since the check does not fit, and
+    :class:`DefinitionGone`, with nothing saved, when a stored definition was deleted since it
+    was read (saving it would insert it again).
     """
     from core import changesets
     from core.history import acting_as, current_history_user
@@ -655,6 +661,11 @@ def save_definition(definition, *, user=None):
             before = None
             if definition.pk is not None:
                 before = CustomField.objects.select_for_update().filter(pk=definition.pk).first()
+                if before is None:
+                    name = f"{definition.model}.{definition.key}"
+                    raise DefinitionGone(
+                        _("The custom field %(field)s was deleted meanwhile: nothing was saved.") % {"field": name}
+                    )
             definition.save()
             if before is None or _type_of(before) != _type_of(definition):
                 resource, key = definition.model, definition.key

@@ -15,6 +15,7 @@ from django.contrib.admin.widgets import AdminDateWidget
 from django.contrib.messages import ERROR
 from django.db.models.fields.json import KeyTransform
 from django.http import HttpResponseRedirect, QueryDict
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from core import customfields
@@ -294,6 +295,10 @@ class CustomFieldAdmin(ReadByAllWrittenByManagers, admin.ModelAdmin):
             # A value written since the form's check does not fit: the whole save was rolled back.
             self.message_user(request, str(exc), ERROR)
             return HttpResponseRedirect(request.get_full_path())
+        except customfields.DefinitionGone as exc:
+            # Deleted by someone else since the page read it: nothing was saved, and it has no page now.
+            self.message_user(request, str(exc), ERROR)
+            return HttpResponseRedirect(reverse(f"{self.admin_site.name}:core_customfield_changelist"))
 
     def save_model(self, request, obj, form, change):
         customfields.save_definition(obj, user=request.user)

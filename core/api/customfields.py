@@ -228,6 +228,9 @@ class CustomFieldSerializer(StrictJSONTypesMixin, serializers.ModelSerializer):
         except customfields.StoredValuesMisfit as exc:
             # A value written since validate() does not fit: nothing was saved.
             raise serializers.ValidationError({"field_type": [str(exc)]}) from None
+        except customfields.DefinitionGone as exc:
+            # Deleted since it was read: nothing was saved, as for any record gone.
+            raise exceptions.NotFound(str(exc)) from None
 
 
 class ReadOrManage(permissions.BasePermission):

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from django.core.management import call_command
 from django.db import connection, connections, transaction
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -113,6 +114,69 @@ def test_the_admin_refuses_a_value_that_no_longer_fits_with_a_message(admin_clie
     assert "do not fit" in answer.content.decode()
     definition.refresh_from_db()
     assert definition.field_type == "text"
+
+
+def deleted_since_read(definition):
+    """The definition deleted since ``definition`` was read is still gone: not inserted again by its save."""
+    return not CustomField.objects.filter(pk=definition.pk).exists() and not CustomField.objects.exists()
+
+
+@pytest.mark.parametrize("changes", [{"label": "Places"}, {"field_type": "number"}], ids=["label", "type"])
+def test_saving_a_definition_deleted_since_it_was_read_is_refused_and_writes_nothing(changes, user):
+    definition = define()
+    customer = CustomerFactory(custom_fields={"seats": "7"})
+    CustomField.objects.filter(pk=definition.pk).delete()
+    for name, value in changes.items():
+        setattr(definition, name, value)
+
+    with pytest.raises(customfields.DefinitionGone) as gone:
+        customfields.save_definition(definition, user=user)
+
+    assert str(gone.value) == "The custom field customers.seats was deleted meanwhile: nothing was saved."
+    assert deleted_since_read(definition)
+    assert stored(customer) == {"seats": "7"}
+    assert not Changeset.objects.exists()
+
+
+def untouched_by_the_request(definition, customer):
+    """The request that deleted ``definition`` after its check, then saved it, was rolled back whole: the
+    definition is as it was (not inserted again as changed), and its records' values too."""
+    assert list(CustomField.objects.values_list("pk", "field_type")) == [(definition.pk, "text")]
+    assert stored(customer) == {"seats": "7"}
+    return not Changeset.objects.exists()
+
+
+def test_the_api_answers_404_for_a_definition_deleted_after_its_check(api, monkeypatch):
+    # The API locks the definition before the check; here it is deleted in the request's own transaction,
+    # after the check, the only way its save can find it gone.
+    definition = define()
+    customer = CustomerFactory(custom_fields={"seats": "7"})
+    after_each_read(monkeypatch, lambda n: CustomField.objects.filter(pk=definition.pk).delete())
+
+    answer = retype(api, definition, field_type="number")
+
+    assert answer.status_code == 404, answer.content
+    assert answer.json()["error"]["message"] == (
+        "The custom field customers.seats was deleted meanwhile: nothing was saved."
+    )
+    assert untouched_by_the_request(definition, customer)
+
+
+def test_the_admin_refuses_a_definition_deleted_after_its_check_with_a_message(admin_client, monkeypatch):
+    definition = define()
+    customer = CustomerFactory(custom_fields={"seats": "7"})
+    after_each_read(monkeypatch, lambda n: CustomField.objects.filter(pk=definition.pk).delete())
+    url = reverse("admin:core_customfield_change", args=[definition.pk])
+    body = {"label": "Seats", "field_type": "number", "order": "0", "choices": ""}
+
+    answer = admin_client.post(url, body)
+
+    assert answer.status_code == 302
+    assert answer["Location"] == reverse("admin:core_customfield_changelist")
+    assert [str(m) for m in answer.wsgi_request._messages] == [
+        "The custom field customers.seats was deleted meanwhile: nothing was saved."
+    ]
+    assert untouched_by_the_request(definition, customer)
 
 
 def test_each_converted_record_has_a_history_entry_and_an_event_by_the_manager(api, user):
@@ -344,3 +408,27 @@ def test_purge_keeps_a_concurrent_edit_of_another_value():
 
     assert _while_the_conversion_waits(purge, edit) == []
     assert stored(customer) == {"note": "y"}
+
+
+@pg_only
+@pytest.mark.django_db(transaction=True)
+def test_the_admin_refuses_a_definition_deleted_while_its_save_waits():
+    # The admin's page reads the definition without a lock: deleted by another manager meanwhile, its save
+    # waits for the delete, then finds it gone rather than inserting it again.
+    definition = define()
+    customer = CustomerFactory(custom_fields={"seats": "7"})
+    client = Client()
+    client.force_login(ManagerFactory(is_staff=True))
+    url = reverse("admin:core_customfield_change", args=[definition.pk])
+    answers = []
+
+    def saving():
+        answers.append(client.post(url, {"label": "Seats", "field_type": "number", "order": "0", "choices": ""}))
+
+    failed = _while_the_conversion_waits(saving, lambda: CustomField.objects.filter(pk=definition.pk).delete())
+
+    assert failed == []
+    assert answers[0].status_code == 302
+    assert answers[0]["Location"] == reverse("admin:core_customfield_changelist")
+    assert deleted_since_read(definition)
+    assert stored(customer) == {"seats": "7"}
