@@ -11,6 +11,7 @@ whose due time passed more than ``REMINDER_GRACE`` ago get none, nor does an ass
 who is deactivated or has no role any more (``core.access.users_with_a_role``).
 """
 
+import dataclasses
 import datetime
 import logging
 
@@ -270,10 +271,14 @@ def send_digests(now=None):
             recipient__in=[user for user, _ in due], local_date__in={day.date for _, day in due}
         ).values_list("recipient_id", "local_date")
     )
+    due = [(user, day) for user, day in due if (user.pk, day.date) not in done]
+    if not due:
+        return 0
+    # The zones the users are in, read once for every recipient's day rather than once each.
+    zones = windows.assignee_zones()
     sent = 0
     for user, day in due:
-        if (user.pk, day.date) in done:
-            continue
+        day = dataclasses.replace(day, zones=zones)
         tasks = digest_tasks(user, day)
         title, body = digest_text(user, day, tasks)
         try:

@@ -14,14 +14,15 @@ A date-only task is stored as 00:00 of its date in its assignee's zone; its date
 same for whoever looks. So it is compared with the bounds of the user's date in its
 assignee's zone, not the user's: a manager in Los Angeles sees a Shanghai rep's task due
 on the 10th as due on the 10th. The zones in use are read once per ``Day`` (one query
-of the users' zones); while every user is in one zone, the condition is a plain range.
+of the users' zones), or once for the days of many users (``Day.zones``: the morning
+digest's recipients); while every user is in one zone, the condition is a plain range.
 """
 
 import datetime
 import functools
 import operator
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
 from django.db.models import Q
@@ -42,11 +43,14 @@ class Day:
     start: datetime.datetime
     end: datetime.datetime
     zone: datetime.tzinfo
+    # The zones the users are in (``assignee_zones()``), when read once for the days of several users; else
+    # read on first use.
+    zones: list | None = field(default=None, compare=False, repr=False)
 
     @functools.cached_property
     def assignee_zones(self):
         """[(zone, the ``Q`` of the tasks whose assignee is in it)]: every zone a user is in."""
-        return assignee_zones()
+        return self.zones if self.zones is not None else assignee_zones()
 
     def midnight(self, days, zone):
         """00:00 of the date ``days`` after this day's date, in ``zone``, in UTC."""

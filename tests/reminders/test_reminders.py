@@ -4,6 +4,8 @@ import datetime
 
 import pytest
 from django.contrib.auth.models import Group
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from core.models import UserPreferences
@@ -202,6 +204,42 @@ def test_the_digest_lists_today_and_overdue_in_the_users_day_once(smtp_server, s
     assert DigestDelivery.objects.filter(recipient=chicago, local_date=datetime.date(2026, 3, 10)).exists()
     # The next day in Shanghai, a new digest.
     assert services.send_digests(NOW + datetime.timedelta(days=1)) == 1
+
+
+def test_a_digest_run_reads_the_users_time_zones_once_however_many_recipients(smtp_server, settings):
+    settings.CRM_DIGEST_HOUR = 7
+    zones = ["Asia/Shanghai", "Europe/Berlin", "America/Sao_Paulo"]  # 19:00, 12:00 and 08:00 at 11:00 UTC
+
+    def recipients(numbers):
+        for n in numbers:
+            user = rep(f"rep{n}", time_zone=zones[n % len(zones)], daily_digest=True)
+            task(user, NOW - datetime.timedelta(hours=1), title=f"Call {n}")
+
+    def reads(at, sent):
+        """A run's reads besides each recipient's own tasks (one query each), and how many of those."""
+        with CaptureQueriesContext(connection) as run:
+            assert services.send_digests(at) == sent
+        selects = [q["sql"] for q in run.captured_queries if q["sql"].startswith("SELECT")]
+        own = [sql for sql in selects if 'FROM "tasks_task"' in sql]
+        return [sql for sql in selects if sql not in own], len(own)
+
+    recipients(range(2))
+    few, tasks_read = reads(NOW + datetime.timedelta(hours=2), sent=2)
+    assert tasks_read == 2
+    recipients(range(2, 6))
+    many, tasks_read = reads(NOW + datetime.timedelta(days=1, hours=2), sent=6)
+    assert tasks_read == 6
+
+    assert len(many) == len(few)
+    # A run once everyone has theirs (every minute after that, all day) reads the preferences and the
+    # deliveries, not the zones.
+    with CaptureQueriesContext(connection) as again:
+        assert services.send_digests(NOW + datetime.timedelta(days=1, hours=3)) == 0
+    assert len(again) == 2
+    # What each received is as before: their overdue task, once a day.
+    received = {(d.recipient.username, d.local_date.day, d.task_count) for d in DigestDelivery.objects.all()}
+    assert received == {(f"rep{n}", 10, 1) for n in range(2)} | {(f"rep{n}", 11, 1) for n in range(6)}
+    assert len(smtp_server.inbox.messages) == 8
 
 
 def test_a_day_with_nothing_due_sends_no_digest(smtp_server):
