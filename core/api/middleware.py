@@ -22,12 +22,13 @@ from django.conf.urls.i18n import is_language_prefix_patterns_used
 from django.contrib.auth import middleware as auth
 from django.contrib.messages import middleware as messages
 from django.contrib.sessions import middleware as sessions
+from django.core.exceptions import DisallowedHost, MiddlewareNotUsed
 from django.middleware import locale
 from django.utils import translation
 from django.utils.cache import patch_vary_headers
 
 from .authentication import authorization_words, is_bearer
-from .exceptions import error_response
+from .exceptions import bad_request, error_response
 
 API_PREFIX = "/api/"
 
@@ -107,6 +108,28 @@ class CorsMiddleware(cors.CorsMiddleware):
 def _language_prefixes(request):
     """Whether the request's URLconf has language-prefixed URLs (cached by Django per URLconf)."""
     return is_language_prefix_patterns_used(getattr(request, "urlconf", settings.ROOT_URLCONF))[0]
+
+
+class DebugAPIHostMiddleware:
+    """With ``DEBUG`` on, a request to the API from a host not in ``ALLOWED_HOSTS`` answers the API's 400.
+
+    Django answers it with its debug page (HTML, a traceback and the settings) when ``DEBUG`` is on, and
+    with ``handler400`` (the envelope) when it is off; an API client tried against ``make run`` gets the
+    envelope as in production. Other paths keep Django's debug page. Not loaded when ``DEBUG`` is off.
+    """
+
+    def __init__(self, get_response):
+        if not settings.DEBUG:
+            raise MiddlewareNotUsed
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path_info.startswith(API_PREFIX):
+            try:
+                request.get_host()
+            except DisallowedHost:
+                return bad_request(request)
+        return self.get_response(request)
 
 
 class RequestBodyLimitMiddleware:

@@ -107,6 +107,8 @@ AUTHENTICATION_BACKENDS = ["core.auth.PreferencesModelBackend", "django.contrib.
 
 MIDDLEWARE = [
     "core.api.request_id.RequestIDMiddleware",
+    # Only with DEBUG on: the API's 400 for a host not allowed, not Django's debug page.
+    "core.api.middleware.DebugAPIHostMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "core.api.middleware.RequestBodyLimitMiddleware",
     "core.api.throttling.RateLimitHeadersMiddleware",

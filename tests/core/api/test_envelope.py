@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from django.test import Client
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory, force_authenticate
@@ -65,3 +66,24 @@ def test_delete_and_logout_answer_through_the_renderer_in_the_same_shape(api, db
     assert deleted.json() == {"success": True, "message": "Interaction deleted.", "data": {"id": interaction.pk}}
     assert logged_out.json() == {"success": True, "message": "Logged out.", "data": None}
     assert deleted["Content-Type"] == logged_out["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_host_not_allowed_gets_the_api_400_with_debug_on_or_off(settings, debug):
+    """``make run`` serves with DEBUG on: an API client sees the envelope there as in production,
+    not Django's debug page; the admin's paths keep the debug page for the developer."""
+    settings.DEBUG = debug
+    client = Client()  # made after the setting: it loads the middleware (one of them only with DEBUG on)
+
+    response = client.get("/api/customers", HTTP_HOST="evil.example.com")
+    admin = client.get("/admin/", HTTP_HOST="evil.example.com")
+
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert json.loads(response.content) == {
+        "success": False,
+        "error": {"code": "bad_request", "message": "Bad request."},
+    }
+    assert response["X-Request-ID"]
+    assert admin.status_code == 400
+    assert admin["Content-Type"].startswith("text/html" if debug else "application/json")
