@@ -10,8 +10,10 @@ made without building a class on each use):
   cascade) are collected and written with one ``bulk_create`` per model, instead
   of one INSERT per deleted row;
 - inside :func:`history_for_loaded_records` (``manage.py loaddata``), the records
-  saved raw, which django-simple-history leaves without history, are noted, and
-  those that have no history at the end get their "created" entry.
+  saved raw, which django-simple-history leaves without history, are noted: those
+  inserted that have no history at the end get their "created" entry, those that
+  replaced a row already there (``loaddata --replace``) a "changed" entry, unless
+  their tracked fields are those of their latest entry.
 """
 
 from contextlib import contextmanager
@@ -23,7 +25,7 @@ from django.db.models import BigIntegerField, CharField, DateTimeField, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 from simple_history.manager import HistoryDescriptor, HistoryManager
-from simple_history.models import HistoricalRecords
+from simple_history.models import HistoricalChanges, HistoricalRecords
 from simple_history.signals import post_create_historical_record
 
 from core import events
@@ -113,7 +115,10 @@ class CRMHistoricalRecords(HistoricalRecords):
     def post_save(self, instance, created, using=None, **kwargs):
         loaded = getattr(_state, "loaded", None)
         if kwargs.get("raw", False) and loaded is not None:
-            loaded.setdefault(type(instance), {})[instance.pk] = instance
+            noted = loaded.setdefault(type(instance), {})
+            # Saved again in the same load (a deferred field, the same object twice): still a row it inserted.
+            inserted = created or noted.get(instance.pk, (None, False))[1]
+            noted[instance.pk] = (instance, inserted)
         # A merge's survivor (core/merges.py) records what was merged into it even when it kept its values.
         forced = instance.__dict__.pop("_history_force", False)
         if not created and not kwargs.get("raw", False) and self.matches_last_record(instance) and not forced:
@@ -125,11 +130,7 @@ class CRMHistoricalRecords(HistoricalRecords):
         last = getattr(instance, self.manager_name).order_by("-history_date", "-history_id").first()
         # The event of this save (core.events) takes its old values from here.
         instance._history_previous = last
-        if last is None or last.history_type == "-":
-            return False
-        return all(
-            getattr(instance, field.attname) == getattr(last, field.attname) for field in self.fields_included(instance)
-        )
+        return holds_values_of(last, instance, self.fields_included(instance))
 
     def post_delete(self, instance, using=None, **kwargs):
         pending = getattr(_state, "pending", None)
@@ -149,6 +150,21 @@ class CRMHistoricalRecords(HistoricalRecords):
             history_change_reason=self.get_change_reason_for_object(instance, "-", using),
             **attrs,
         )
+
+
+def holds_values_of(entry, instance, fields):
+    """Whether the history ``entry`` (None: no history) records ``instance`` with its ``fields`` as they are now.
+
+    A save whose record it holds writes no "changed" entry (no change to show).
+    """
+    if entry is None or entry.history_type == "-":
+        return False
+    return all(getattr(instance, field.attname) == getattr(entry, field.attname) for field in fields)
+
+
+def keeps_history(model):
+    """Whether ``model``'s rows are records with a change history, or are such history entries themselves."""
+    return hasattr(model._meta, "simple_history_manager_attribute") or issubclass(model, HistoricalChanges)
 
 
 def _changesets():
@@ -194,16 +210,25 @@ def batched_delete_history():
         events.discard_collected()
 
 
+# The reason of the "changed" entries of records a fixture replaced (``loaddata --replace``).
+REPLACED_REASON = "Replaced from a fixture"
+
+
 @contextmanager
 def history_for_loaded_records(using="default", batch_size=500):
-    """Give every record saved raw inside the block (a fixture's) that has no history a "created" entry.
+    """Give every record saved raw inside the block (a fixture's) the history entry of what it did.
 
     Fixtures are saved raw, and django-simple-history records nothing for raw
-    saves, so a loaded record's first change would show every field as new. The
-    entry is dated at the record's ``created_at`` and holds its values as loaded.
-    Records whose history the fixture carries too (a ``dumpdata`` of whole apps),
-    or that had history before, are left alone. Use it inside the loading
-    transaction.
+    saves, so a loaded record's first change would show every field as new.
+
+    - A record the block inserted that has no history gets a "created" entry, dated at
+      its ``created_at``, with its values as loaded. Records whose history the fixture
+      carries too (a ``dumpdata`` of whole apps), or that had history before, are left alone.
+    - A record whose row was there before and that the block overwrote (``loaddata --replace``)
+      gets a "changed" entry dated now, and its ``<model>.updated`` event, as a save would:
+      none when its tracked fields are those of its latest entry (nothing changed).
+
+    Use it inside the loading transaction.
     """
     if getattr(_state, "loaded", None) is not None:
         yield
@@ -211,23 +236,43 @@ def history_for_loaded_records(using="default", batch_size=500):
     _state.loaded = {}
     try:
         yield
-        for model, instances in _state.loaded.items():
-            history = model.history.model
-            pks = list(instances)
-            pk_name = model._meta.pk.name
-            with_history = set()
-            for start in range(0, len(pks), batch_size):
-                chunk = pks[start : start + batch_size]
-                with_history.update(
-                    history.objects.using(using)
-                    .filter(**{f"{pk_name}__in": chunk})
-                    .values_list(pk_name, flat=True)
-                    .distinct()
-                )
-            missing = [instance for pk, instance in instances.items() if pk not in with_history]
-            record_creation(model, missing, batch_size=batch_size)
+        for model, noted in _state.loaded.items():
+            inserted = {pk: instance for pk, (instance, created) in noted.items() if created}
+            replaced = [instance for instance, created in noted.values() if not created]
+            _record_created(model, inserted, using, batch_size)
+            _record_replaced(model, replaced, batch_size)
     finally:
         _state.loaded = None
+
+
+def _record_created(model, instances, using, batch_size):
+    history = model.history.model
+    pks = list(instances)
+    pk_name = model._meta.pk.name
+    with_history = set()
+    for start in range(0, len(pks), batch_size):
+        chunk = pks[start : start + batch_size]
+        with_history.update(
+            history.objects.using(using).filter(**{f"{pk_name}__in": chunk}).values_list(pk_name, flat=True).distinct()
+        )
+    missing = [instance for pk, instance in instances.items() if pk not in with_history]
+    record_creation(model, missing, batch_size=batch_size)
+
+
+def _record_replaced(model, instances, batch_size):
+    if not instances:
+        return
+    latest = model.history.latest_records([instance.pk for instance in instances])
+    fields = model.history.model.tracked_fields
+    changed = [instance for instance in instances if not holds_values_of(latest.get(instance.pk), instance, fields)]
+    if changed:
+        model.history.bulk_history_create(
+            changed,
+            batch_size=batch_size,
+            update=True,
+            default_user=current_history_user(),
+            default_change_reason=REPLACED_REASON,
+        )
 
 
 def record_creation(model, instances, reason=None, batch_size=500):

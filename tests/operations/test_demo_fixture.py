@@ -4,12 +4,15 @@ import json
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
+from companies.models import Company
+from core.models import Event
 from customers.models import Customer
 from interactions.models import Interaction
 from opportunities.models import Opportunity, StageChange
 from opportunities.reports import pipeline_summary
+from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -99,12 +102,112 @@ def test_a_change_after_loading_shows_only_the_changed_field(demo, api, resource
     assert [(c["field"], c["new"]) for c in changed["changes"]] == [(field, new)]
 
 
-def test_loading_again_adds_no_second_entry(demo):
-    call_command("loaddata", "demo", stdout=StringIO())
+def test_loading_again_is_refused_and_changes_nothing(demo):
+    with pytest.raises(CommandError) as refused:
+        call_command("loaddata", "demo", stdout=StringIO())
 
+    message = str(refused.value)
+    assert "\n" not in message and "--replace" in message and "Nothing was loaded" in message
+    # Its records with history: 10 companies, 10 customers, 30 interactions, 12 opportunities.
+    assert "would overwrite 62 record(s) already in the database" in message
+    assert "10 customers.customer" in message and "12 opportunities.opportunity" in message
     for model in (Customer, Interaction, Opportunity):
         assert model.history.filter(history_type="+").count() == model.objects.count()
         assert model.history.count() == model.objects.count()
+
+
+def test_replacing_records_with_the_values_they_have_adds_no_entry(demo):
+    events = Event.objects.count()
+
+    call_command("loaddata", "demo", "--replace", stdout=StringIO())
+
+    for model in (Customer, Interaction, Opportunity):
+        assert model.history.count() == model.objects.count()
+    assert Event.objects.count() == events
+
+
+def _state_of_the_demo():
+    customer = Customer.objects.get(pk=1)
+    deal = Opportunity.objects.get(pk=1)
+    return {
+        "customer": (customer.owner_id, customer.phone_e164, customer.created_at),
+        "deal": (deal.stage, deal.expected_close_date, deal.updated_at),
+        "rep's customers": Customer.objects.filter(owner__username="rep").count(),
+        "history": [model.history.count() for model in (Company, Customer, Interaction, Opportunity)],
+        "events": Event.objects.count(),
+    }
+
+
+def test_loading_over_the_demo_that_init_demo_brought_to_today_is_refused(db):
+    call_command("init_demo", stdout=StringIO())
+    before = _state_of_the_demo()
+    assert before["customer"][0] is not None and before["customer"][1] == "+8613800138000"
+
+    with pytest.raises(CommandError, match="Nothing was loaded"):
+        call_command("loaddata", "demo", stdout=StringIO())
+
+    assert _state_of_the_demo() == before
+
+
+def test_replace_records_each_change_in_the_history_and_the_event_log(db):
+    call_command("init_demo", stdout=StringIO())
+    owner = Customer.objects.get(pk=1).owner_id
+    stage = Opportunity.objects.get(pk=1).stage
+    untouched = Customer.objects.filter(pk__gt=10).count()
+    entries = Customer.history.count()
+
+    call_command("loaddata", "demo", "--replace", stdout=StringIO())
+
+    customer = Customer.objects.get(pk=1)
+    changed, created = customer.history.order_by("-history_date", "-history_id")[:2]
+    assert (changed.history_type, created.history_type) == ("~", "+")
+    assert changed.history_change_reason == "Replaced from a fixture"
+    assert (created.owner_id, changed.owner_id, customer.owner_id) == (owner, None, None)
+    event = Event.objects.filter(model="customers.customer", object_id=1).latest("id")
+    assert event.type == "customer.updated"
+    assert event.changes["owner_id"] == {"old": owner, "new": None}
+    deal = Opportunity.objects.get(pk=1)
+    latest = deal.history.order_by("-history_date", "-history_id").first()
+    assert (latest.history_type, latest.stage) == ("~", deal.stage)
+    event = Event.objects.filter(model="opportunities.opportunity", object_id=1).latest("id")
+    assert event.type == "opportunity.updated" and event.changes["expected_close_date"]["new"] == str(
+        deal.expected_close_date
+    )
+    assert stage == deal.stage or event.changes["stage"] == {"old": stage, "new": deal.stage}
+    # One entry per record the fixture replaced; the people init_demo added are as they were.
+    assert Customer.history.count() == entries + 10
+    assert Customer.objects.filter(pk__gt=10).count() == untouched
+
+
+def test_a_fixture_overwriting_history_entries_is_refused(db, tmp_path):
+    customer = CustomerFactory(name="Here before")
+    entry = customer.history.get()
+    fixture = tmp_path / "history.json"
+    fixture.write_text(
+        json.dumps(
+            [
+                {
+                    "model": "customers.historicalcustomer",
+                    "pk": entry.history_id,
+                    "fields": {
+                        "id": 999,
+                        "name": "Someone else",
+                        "status": "active",
+                        "created_at": "2025-01-01T00:00:00Z",
+                        "history_date": "2025-01-01T00:00:00Z",
+                        "history_type": "+",
+                    },
+                }
+            ]
+        )
+    )
+
+    with pytest.raises(CommandError, match="1 customers.historicalcustomer"):
+        call_command("loaddata", str(fixture), stdout=StringIO())
+
+    assert list(Customer.history.values_list("history_id", "id", "name")) == [
+        (entry.history_id, customer.pk, "Here before")
+    ]
 
 
 def test_a_fixture_carrying_its_history_gets_no_second_entry(db, tmp_path):

@@ -47,6 +47,19 @@ def test_init_demo_changes_nothing_on_a_database_in_use(db, capsys):
     assert list(get_user_model().objects.values_list("username", flat=True)) == ["existing"]
 
 
+def test_init_demo_loads_no_demo_over_companies_of_the_database(db, capsys):
+    # The fixture's companies would take the ids of these: loaddata refuses, and init_demo does not try.
+    from companies.models import Company
+    from tests.factories import CompanyFactory
+
+    company = CompanyFactory(name="Our own company")
+    out = run_init_demo(capsys)
+    assert "Loaded demo data" not in out
+    assert list(Company.objects.values_list("pk", "name")) == [(company.pk, "Our own company")]
+    assert not Customer.objects.exists()
+    assert list(get_user_model().objects.values_list("username", flat=True)) == ["admin"]
+
+
 def test_init_demo_twice_prints_the_password_only_once(db, capsys):
     first = run_init_demo(capsys)
     second = run_init_demo(capsys)

@@ -48,8 +48,9 @@ def _python():
 class Command(BaseCommand):
     help = (
         "Make an empty database ready to try. When there are no users: create an 'admin' superuser and, "
-        "when there are no customers either, a demo manager ('manager') and two demo reps ('rep', 'rep2'), "
-        "with generated passwords, printed once. When there are no customers: load the 'demo' fixture and bring it to today (interactions "
+        "when there are no customers or companies either, a demo manager ('manager') and two demo reps ('rep', "
+        "'rep2'), with generated passwords, printed once. When there are no customers or companies: load the "
+        "'demo' fixture and bring it to today (interactions "
         "over the last three months, deals closing this month and next, overdue, today's and upcoming "
         "tasks, a few notifications; every company and person owned by a demo rep). Running it again "
         "changes nothing. --host and --port only say where the server will listen, for the address "
@@ -71,9 +72,9 @@ class Command(BaseCommand):
     def handle(self, *args, username, no_demo_data, host, port, **options):
         User = get_user_model()
         accounts = []
-        # The demo's accounts come with the demo's data: a database holding customers of its own
-        # (brought over from the original CRM, say) gets its admin only.
-        demo = not no_demo_data and not Customer.objects.exists()
+        # The demo's accounts come with the demo's data: a database holding customers or companies of its
+        # own (brought over from the original CRM, say) gets its admin only (the fixture's ids are theirs).
+        demo = not no_demo_data and not Customer.objects.exists() and not Company.objects.exists()
         if not User.objects.exists():
             password = secrets.token_urlsafe(12)
             User.objects.create_superuser(username=username, email="", password=password)
