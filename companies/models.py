@@ -100,10 +100,7 @@ class Company(TaggedModel, RecordedModel):
         return self.name
 
     def save(self, *args, **kwargs):
-        self.name = " ".join(self.name.split())
-        self.name_key = name_key(self.name)
-        self.domain = domain_of(self.domain) or None
-        self.phone_e164 = e164(self.phone)
+        self.set_derived_fields()
         update_fields = kwargs.get("update_fields")
         if update_fields is not None:
             if "name" in update_fields:
@@ -117,6 +114,13 @@ class Company(TaggedModel, RecordedModel):
         if renamed:
             for follow in parts.RENAMED:
                 follow(self)
+
+    def set_derived_fields(self):
+        """The name with its spaces collapsed and its key, the domain normalised, the number's E.164 form."""
+        self.name = " ".join(self.name.split())
+        self.name_key = name_key(self.name)
+        self.domain = domain_of(self.domain) or None
+        self.phone_e164 = e164(self.phone)
 
     @classmethod
     def from_db(cls, db, field_names, values):

@@ -29,6 +29,13 @@ class RecordedModel(models.Model):
         with transaction.atomic(using=using, savepoint=False):
             super().save_base(*args, **kwargs)
 
+    def set_derived_fields(self):
+        """Set the columns computed from the record's own other fields (a model with such columns says which).
+
+        ``save()`` calls it; so does ``loaddata`` for the rows it saves raw, which skip ``save()``
+        (``core/management/commands/loaddata.py``), and so may a bulk writer that builds instances.
+        """
+
 
 # How long a key is remembered; a retry after that is treated as a new request.
 IDEMPOTENCY_KEY_TTL = timedelta(hours=24)

@@ -150,7 +150,7 @@ class Customer(TaggedModel, RecordedModel):
 
     def save(self, *args, **kwargs):
         self.link_company()
-        self.phone_e164 = e164(self.phone)
+        self.set_derived_fields()
         update_fields = kwargs.get("update_fields")
         if update_fields is not None:
             if {"company", "company_name"} & set(update_fields):
@@ -159,6 +159,10 @@ class Customer(TaggedModel, RecordedModel):
                 update_fields = {*update_fields, "phone_e164"}
             kwargs["update_fields"] = update_fields
         super().save(*args, **kwargs)
+
+    def set_derived_fields(self):
+        """The number's E.164 form (``core/phones.py``) from ``phone``."""
+        self.phone_e164 = e164(self.phone)
 
     def link_company(self):
         """Make ``company`` and ``company_name`` agree: the link wins; a name alone is linked.

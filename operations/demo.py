@@ -22,7 +22,6 @@ from core import access
 from core.access import MANAGER, REP, ROLE_GROUPS
 from core.history import record_creation
 from core.models import Event
-from core.phones import e164
 from customers.models import Customer
 from interactions.models import Interaction
 from notifications.models import Notification
@@ -151,7 +150,6 @@ def bring_to_today(now=None, seed=7):
         StageChange.objects.filter(opportunity=deal, from_stage__isnull=True).update(changed_at=created)
         StageChange.objects.filter(opportunity=deal, from_stage__isnull=False).update(changed_at=updated)
 
-    _phones_in_search()
     _history_from_here((Company, Customer, Interaction, Opportunity))
 
     # Tasks (overdue, today's, upcoming) for each rep on their own people, and for the manager.
@@ -171,12 +169,6 @@ def bring_to_today(now=None, seed=7):
                 url="/admin/",
                 created_at=now - datetime.timedelta(hours=minutes * 5),
             )
-
-
-def _phones_in_search():
-    """The numbers in the form search and the phone checks read (a fixture's rows are saved raw, without it)."""
-    for pk, phone in Customer.objects.exclude(phone="").filter(phone_e164__isnull=True).values_list("pk", "phone"):
-        Customer.objects.filter(pk=pk).update(phone_e164=e164(phone))
 
 
 def _history_from_here(models):

@@ -9,7 +9,7 @@ from django.core.management.base import CommandError
 from django.core.management.commands import loaddata
 from django.core.serializers.base import DeserializationError
 from django.db import DatabaseError
-from django.db.models.signals import post_save
+from django.db.models.signals import post_save, pre_save
 
 from core.history import history_for_loaded_records, keeps_history
 
@@ -28,6 +28,8 @@ class Command(loaddata.Command):
         "history (the fixture does not carry theirs) get a 'created' entry, dated at their created_at. "
         "A fixture that would overwrite records already in the database (an object whose primary key is "
         "taken, of a model with change history or of that history) is refused, unless --replace. "
+        "Columns a save computes from a record's other fields (a phone number's E.164 form, a company's "
+        "name key) are computed for the loaded rows as a save computes them. "
         "A fixture that cannot be loaded whole (damaged, not UTF-8, unknown fields, invalid values) "
         "is an error and nothing of it is written."
     )
@@ -61,11 +63,13 @@ class Command(loaddata.Command):
         # Called inside handle()'s transaction: the records and their entries commit together.
         self.inserted, self.overwritten = set(), []
         uid = f"core.loaddata.{id(self)}"
+        pre_save.connect(self._deriving, weak=False, dispatch_uid=f"{uid}.pre")
         post_save.connect(self._noting, weak=False, dispatch_uid=f"{uid}.post")
         try:
             with history_for_loaded_records(using=self.using):
                 super().loaddata(fixture_labels)
         finally:
+            pre_save.disconnect(dispatch_uid=f"{uid}.pre")
             post_save.disconnect(dispatch_uid=f"{uid}.post")
 
     def load_label(self, fixture_label):
@@ -73,6 +77,12 @@ class Command(loaddata.Command):
         if self.overwritten and not self.replace:
             # Before the sequences are reset, which PostgreSQL does not roll back.
             raise CommandError(self._overwrite_refused(fixture_label))
+
+    def _deriving(self, sender, instance, raw=False, using=None, **kwargs):
+        """A fixture's row gets the columns a save computes from its other fields (raw saves skip ``save()``),
+        before it is written and before its history entry is taken from it."""
+        if raw and using == self.using and hasattr(instance, "set_derived_fields"):
+            instance.set_derived_fields()
 
     def _noting(self, sender, instance, created, raw=False, using=None, **kwargs):
         """Note the rows the load inserted, and those of records it overwrote (a row there before)."""
