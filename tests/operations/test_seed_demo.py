@@ -202,3 +202,30 @@ def test_seed_demo_gives_the_customers_to_the_demo_reps():
     for username, count in counts.items():
         assert count > 0
         assert not Task.objects.filter(assignee__username=username).exclude(customer__owner__username=username).exists()
+
+
+@pytest.mark.parametrize("region", ["US", "CN"])
+@pytest.mark.parametrize("batch_size", ["5000", "7"], ids=["one-batch", "batches-read-beside"])
+@pytest.mark.django_db(transaction=True)
+def test_seeded_numbers_have_the_e164_form_a_save_gives_them(settings, region, batch_size):
+    # The twin of the fast path: the same number saved through the model.
+    settings.CRM_PHONE_REGION = region
+    seed("--customers", "30", "--batch-size", batch_size)
+
+    seeded = list(Customer.objects.order_by("pk").values_list("pk", "phone", "phone_e164"))
+    assert any(number for _pk, _phone, number in seeded), "some numbers are valid ones"
+    for pk, phone, number in seeded:
+        assert Customer.objects.create(name=f"Twin of {pk}", phone=phone).phone_e164 == number, phone
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_seeded_customer_is_found_by_the_number_stored(api, admin_client):
+    from django.urls import reverse
+
+    seed("--customers", "30", "--batch-size", "7")
+    customer = Customer.objects.filter(phone_e164__isnull=False).order_by("pk").first()
+
+    found = api.get("/api/customers", {"search": customer.phone}).json()["data"]
+    assert [row["id"] for row in found] == [customer.pk]
+    page = admin_client.get(reverse("admin:customers_customer_changelist"), {"q": customer.phone})
+    assert [row.pk for row in page.context["cl"].result_list] == [customer.pk]
