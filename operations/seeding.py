@@ -21,9 +21,11 @@ from django.db import connection
 from django.db.migrations.recorder import MigrationRecorder
 
 from core import phones
+from customers import search as customer_search
 from customers.models import Customer
-from customers.search import SQLITE_TRIGGERS, ensure_sqlite_search_index
+from interactions import search as interaction_search
 from interactions.models import Interaction
+from opportunities import search as opportunity_search
 from opportunities.models import Opportunity, StageChange
 from opportunities.services import stage_fields
 
@@ -94,6 +96,15 @@ TABLES = (
 )
 
 YEAR_SECONDS = 365 * 86400
+
+# The search indexes of the tables written, each with the migration that made it. On SQLite their
+# triggers are dropped for the load and each index is rebuilt in one pass at the end: a trigger firing
+# per row cost more than the insert it follows.
+SEARCHES = (
+    (customer_search.SEARCH, ("customers", "0004_search_indexes")),
+    (interaction_search.SEARCH, ("interactions", "0007_search_indexes")),
+    (opportunity_search.SEARCH, ("opportunities", "0010_search_indexes")),
+)
 
 
 @dataclass
@@ -308,10 +319,10 @@ class BulkWriter:
             with connection.cursor() as cursor:
                 # A large page cache keeps the indexes' pages in memory while they grow.
                 cursor.execute("PRAGMA cache_size = -262144")
-                # The search index is rebuilt in one pass at the end (finish()),
-                # which is faster than a trigger firing per row.
-                for trigger in SQLITE_TRIGGERS:
-                    cursor.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+                # The search indexes are rebuilt in one pass each at the end (finish()).
+                for search, _migration in SEARCHES:
+                    for trigger in search.sqlite_triggers:
+                        cursor.execute(f"DROP TRIGGER IF EXISTS {trigger}")
         elif self.vendor == "postgresql" and fresh:
             self._drop_indexes_and_foreign_keys()
 
@@ -387,8 +398,10 @@ class BulkWriter:
                 for model in models:
                     cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
             elif self.vendor == "sqlite":
-                if _sqlite_search_migrated():
-                    ensure_sqlite_search_index(cursor)
+                applied = MigrationRecorder(connection).applied_migrations()
+                for search, migration in SEARCHES:
+                    if migration in applied:
+                        search.ensure_sqlite_index(cursor)
                 cursor.execute("ANALYZE")
 
 
@@ -398,7 +411,3 @@ def _naive_utc_text(value):
 
 # The text forms Django's SQLite backend stores (datetimes as naive UTC).
 _SQLITE_CONVERTERS = {"DateTimeField": _naive_utc_text, "DateField": str, "DecimalField": str}
-
-
-def _sqlite_search_migrated():
-    return ("customers", "0004_search_indexes") in MigrationRecorder(connection).applied_migrations()

@@ -229,3 +229,41 @@ def test_a_seeded_customer_is_found_by_the_number_stored(api, admin_client):
     assert [row["id"] for row in found] == [customer.pk]
     page = admin_client.get(reverse("admin:customers_customer_changelist"), {"q": customer.phone})
     assert [row.pk for row in page.context["cl"].result_list] == [customer.pk]
+
+
+@pytest.mark.django_db
+def test_no_search_trigger_fires_while_the_writer_loads_on_sqlite():
+    from django.db import connection
+
+    from operations.seeding import BulkWriter
+
+    if connection.vendor != "sqlite":
+        pytest.skip("PostgreSQL's search indexes are indexes, set aside with the others")
+    BulkWriter(fresh=True)  # in the test's transaction, rolled back with it
+
+    tables = BulkWriter.tables()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN ({', '.join(['%s'] * len(tables))})",
+            tables,
+        )
+        assert [name for (name,) in cursor.fetchall() if "_search_" in name] == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_search_indexes_of_seeded_interactions_and_opportunities_are_built():
+    from interactions.search import SEARCH as INTERACTIONS
+    from opportunities.search import SEARCH as OPPORTUNITIES
+
+    seed("--customers", "20", "--batch-size", "7")
+
+    for search, model, term in ((INTERACTIONS, Interaction, "demo"), (OPPORTUNITIES, Opportunity, "licence")):
+        found = search.filter(model.objects.all(), term)
+        assert found.exists()
+        assert set(found.values_list("pk", flat=True)) == set(
+            model.objects.filter(search.icontains_q(term)).values_list("pk", flat=True)
+        )
+    # ... and keep following new rows.
+    customer = Customer.objects.get(name=UNIQUE_NAME)
+    added = Interaction.objects.create(customer=customer, interaction_type=Interaction.Type.CALL, notes="Qwertzu call")
+    assert list(INTERACTIONS.filter(Interaction.objects.all(), "qwertzu").values_list("pk", flat=True)) == [added.pk]
