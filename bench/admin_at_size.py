@@ -77,14 +77,15 @@ def _sql_steps(args, rep_ids):
         (
             "customers",
             f"""
-            INSERT INTO customers_customer (id, name, company, company_id, email, phone, phone_e164, status,
-                created_at, updated_at, owner_id, custom_fields, tags)
+            INSERT INTO customers_customer (id, name, company, company_id, email, phone, phone_e164, phone_national,
+                status, created_at, updated_at, owner_id, custom_fields, tags)
             SELECT g,
                 (ARRAY['Alice','Bob','Carla','Daniel','Elena','Farid','Grace','Hiro','王','李','张','刘'])[1 + g % 12]
                     || ' ' || (ARRAY['Anders','Brooks','Castro','Dubois','Ito','Smith','伟','芳','敏'])[1 + (g / 12) % 9]
                     || ' ' || g,
                 c.name, c.id, 'c' || g || '@example.com',
                 '+1 202 555 ' || lpad((g % 10000)::text, 4, '0'), '+1202555' || lpad((g % 10000)::text, 4, '0'),
+                '202555' || lpad((g % 10000)::text, 4, '0'),
                 (ARRAY['active','active','active','active','active','prospect','prospect','lead','lead',
                        'inactive'])[1 + floor(random() * 10)::int],
                 t, t, CASE WHEN g % 20 = 0 THEN NULL ELSE {reps}[1 + g % {REPS}] END, '{{}}', '[]'

@@ -61,18 +61,20 @@ def seed(cursor, customers, companies):
         f"ELSE ({surnames})[1 + {k} %% 15] || ({given})[1 + ({k} / 15 + {k}) %% 30] || ({given})[1 + n %% 30] END"
     )
     cursor.execute(
-        "INSERT INTO customers_customer (name, company_id, company, email, phone, phone_e164, status, created_at, "
-        "updated_at, custom_fields, tags) "
+        "INSERT INTO customers_customer (name, company_id, company, email, phone, phone_e164, phone_national, "
+        "status, created_at, updated_at, custom_fields, tags) "
         f"SELECT {name}, 1 + n %% %s, 'Firm ' || (1 + n %% %s), 'p' || n || '@firm' || (1 + n %% %s) || '.example', "
-        "'+86 139' || lpad(n::text, 8, '0'), '+86139' || lpad(n::text, 8, '0'), 'active', now(), now(), "
+        "'+86 139' || lpad(n::text, 8, '0'), '+86139' || lpad(n::text, 8, '0'), '139' || lpad(n::text, 8, '0'), "
+        "'active', now(), now(), "
         "'{}'::jsonb, '[]'::jsonb FROM generate_series(1, %s) AS n",
         [companies, companies, companies, customers],
     )
     twice = customers // 100
     cursor.execute(
-        "INSERT INTO customers_customer (name, company_id, company, email, phone, phone_e164, status, created_at, "
-        "updated_at, custom_fields, tags) "
-        "SELECT lower(name), company_id, company, NULL, phone, phone_e164, status, now(), now(), custom_fields, tags "
+        "INSERT INTO customers_customer (name, company_id, company, email, phone, phone_e164, phone_national, "
+        "status, created_at, updated_at, custom_fields, tags) "
+        "SELECT lower(name), company_id, company, NULL, phone, phone_e164, phone_national, status, now(), now(), "
+        "custom_fields, tags "
         "FROM customers_customer WHERE id <= %s",
         [twice],
     )

@@ -6,7 +6,7 @@ from core.fields import created_by_field, custom_fields_field, external_id_field
 from core.history import CRMHistoricalRecords
 from core.models import RecordedModel
 from core.parts import built_once
-from core.phones import E164_MAX_LENGTH, e164
+from core.phones import E164_MAX_LENGTH, stored_forms
 from core.tags import TaggedModel
 
 from . import parts
@@ -46,6 +46,11 @@ class Company(TaggedModel, RecordedModel):
     phone_e164 = models.CharField(  # noqa: DJ001
         _("phone (E.164)"), max_length=E164_MAX_LENGTH, null=True, blank=True, editable=False, db_index=True
     )
+    # Its national significant number (the digits after the country code), set with it: search finds a number
+    # written as it is dialled in its own country.
+    phone_national = models.CharField(  # noqa: DJ001
+        _("phone (national number)"), max_length=E164_MAX_LENGTH, null=True, blank=True, editable=False
+    )
     address = models.TextField(_("address"), blank=True, default="")
     industry = models.CharField(_("industry"), max_length=100, blank=True, default="")
     size = models.CharField(_("size"), max_length=16, choices=Size.choices, blank=True, default="")
@@ -70,7 +75,7 @@ class Company(TaggedModel, RecordedModel):
     tag_set = models.ManyToManyField(
         "core.Tag", verbose_name=_("tags"), blank=True, related_name="companies", editable=False
     )
-    history = CRMHistoricalRecords(excluded_fields=["updated_at", "name_key", "phone_e164"])
+    history = CRMHistoricalRecords(excluded_fields=["updated_at", "name_key", "phone_e164", "phone_national"])
 
     objects = CompanyQuerySet.as_manager()
 
@@ -94,6 +99,8 @@ class Company(TaggedModel, RecordedModel):
             models.Index(fields=["domain", "-id"], name="company_domain_sort_idx"),
             models.Index(fields=["phone_e164", "-id"], name="company_phone_valid_sort_idx"),
             models.Index(fields=["owner", "-id"], name="company_owner_sort_idx"),
+            # The search by number written without its country code (core.phones.search_q).
+            models.Index(fields=["phone_national"], name="company_phone_national_idx"),
         ]
 
     def __str__(self):
@@ -106,7 +113,7 @@ class Company(TaggedModel, RecordedModel):
             if "name" in update_fields:
                 update_fields = {*update_fields, "name_key"}
             if "phone" in update_fields:
-                update_fields = {*update_fields, "phone_e164"}
+                update_fields = {*update_fields, "phone_e164", "phone_national"}
             kwargs["update_fields"] = update_fields
         renamed = not self._state.adding and self.name != getattr(self, "_loaded_name", self.name)
         super().save(*args, **kwargs)
@@ -116,11 +123,12 @@ class Company(TaggedModel, RecordedModel):
                 follow(self)
 
     def set_derived_fields(self):
-        """The name with its spaces collapsed and its key, the domain normalised, the number's E.164 form."""
+        """The name with its spaces collapsed and its key, the domain normalised, the number's E.164 form and
+        national significant number."""
         self.name = " ".join(self.name.split())
         self.name_key = name_key(self.name)
         self.domain = domain_of(self.domain) or None
-        self.phone_e164 = e164(self.phone)
+        self.phone_e164, self.phone_national = stored_forms(self.phone)
 
     @classmethod
     def from_db(cls, db, field_names, values):

@@ -11,8 +11,10 @@ indexes narrow the rows it checks without changing it:
   then checks them, so that FTS5's Unicode case folding (wider than SQLite's
   ASCII-only ``LIKE``) never adds a row. Shorter terms use ``LIKE`` alone.
 
-With ``phone_field``, a term that reads as a phone number (``core/phones.py``)
-also finds the rows whose number it is, however it is written.
+With ``phone_field`` (the E.164 column) and ``phone_national_field`` (the national
+significant number's), a term that reads as a phone number also finds the rows whose
+number it is, however it is written (``core.phones.search_q``: equalities on those
+indexed columns).
 
 An app declares one :class:`TextSearch` per searched table and creates its
 indexes from a migration (``create_indexes`` / ``drop_indexes``).
@@ -49,10 +51,11 @@ class TextSearch:
     the SQLite index is the FTS5 table ``<table>_search``.
     """
 
-    def __init__(self, *, table, columns, index_prefix, phone_field=None):
+    def __init__(self, *, table, columns, index_prefix, phone_field=None, phone_national_field=None):
         self.table = table
         # A term that reads as a phone number also finds the rows with that number, however written.
         self.phone_field = phone_field
+        self.phone_national_field = phone_national_field
         self.columns = dict(columns)
         self.index_prefix = index_prefix
         self.fts_table = f"{table}_search"
@@ -97,10 +100,16 @@ class TextSearch:
             phrase = '"' + term.replace('"', '""') + '"'
             fts = self.fts_table
             condition &= Q(pk__in=RawSQL(f"SELECT rowid FROM {fts} WHERE {fts} MATCH %s", [phrase]))
-        number = phones.search_q(term, self.phone_field) if self.phone_field and fields is None else None
+        number = self.phone_q(term) if fields is None else None
         if number is not None:
             condition |= number
         return condition
+
+    def phone_q(self, term):
+        """The condition on the phone columns if ``term`` reads as a phone number (``core.phones.search_q``)."""
+        if self.phone_field is None:
+            return None
+        return phones.search_q(term, self.phone_field, self.phone_national_field)
 
     # PostgreSQL
 

@@ -11,7 +11,7 @@ from core.fields import created_by_field, custom_fields_field, external_id_field
 from core.history import CRMHistoricalRecords
 from core.models import RecordedModel
 from core.parts import built_once
-from core.phones import E164_MAX_LENGTH, e164
+from core.phones import E164_MAX_LENGTH, stored_forms
 from core.prepared import PreparedValues
 from core.tags import TaggedModel
 
@@ -95,6 +95,11 @@ class Customer(TaggedModel, RecordedModel):
     phone_e164 = models.CharField(  # noqa: DJ001
         _("phone (E.164)"), max_length=E164_MAX_LENGTH, null=True, blank=True, editable=False, db_index=True
     )
+    # Its national significant number (the digits after the country code), set with it: search finds a number
+    # written as it is dialled in its own country.
+    phone_national = models.CharField(  # noqa: DJ001
+        _("phone (national number)"), max_length=E164_MAX_LENGTH, null=True, blank=True, editable=False
+    )
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
@@ -117,7 +122,7 @@ class Customer(TaggedModel, RecordedModel):
         "core.Tag", verbose_name=_("tags"), blank=True, related_name="customers", editable=False
     )
     # Who changed what and when; updated_at is left out: history_date says it.
-    history = CRMHistoricalRecords(excluded_fields=["updated_at", "phone_e164"])
+    history = CRMHistoricalRecords(excluded_fields=["updated_at", "phone_e164", "phone_national"])
 
     objects = CustomerQuerySet.as_manager()
 
@@ -143,6 +148,8 @@ class Customer(TaggedModel, RecordedModel):
             models.Index(fields=["phone", "-id"], name="customer_phone_sort_idx"),
             models.Index(fields=["status", "-id"], name="customer_status_sort_idx"),
             models.Index(fields=["owner", "-id"], name="customer_owner_sort_idx"),
+            # The search by number written without its country code (core.phones.search_q).
+            models.Index(fields=["phone_national"], name="customer_phone_national_idx"),
         ]
 
     def __str__(self):
@@ -156,13 +163,13 @@ class Customer(TaggedModel, RecordedModel):
             if {"company", "company_name"} & set(update_fields):
                 update_fields = {*update_fields, "company", "company_name"}
             if "phone" in update_fields:
-                update_fields = {*update_fields, "phone_e164"}
+                update_fields = {*update_fields, "phone_e164", "phone_national"}
             kwargs["update_fields"] = update_fields
         super().save(*args, **kwargs)
 
     def set_derived_fields(self):
-        """The number's E.164 form (``core/phones.py``) from ``phone``."""
-        self.phone_e164 = e164(self.phone)
+        """The number's E.164 form and national significant number (``core/phones.py``) from ``phone``."""
+        self.phone_e164, self.phone_national = stored_forms(self.phone)
 
     def link_company(self):
         """Make ``company`` and ``company_name`` agree: the link wins; a name alone is linked.

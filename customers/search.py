@@ -7,7 +7,8 @@ migration ``customers.0004_search_indexes``) are described in ``core/search.py``
 The company column is the name of the customer's company, kept beside the link
 (``Customer.company_name``). A term that reads as a phone number also finds the
 customer with that number, however it is written ("138 0013 8000",
-"+86 138-0013-8000", "13800138000"): ``phone_e164`` equals its E.164 form.
+"+86 138-0013-8000", "13800138000"): ``phone_e164`` equals its E.164 form, or,
+written without "+", ``phone_national`` its digits (``core.phones.search_q``).
 """
 
 from core.search import TRIGRAM_MIN_LENGTH, TextSearch
@@ -17,6 +18,7 @@ SEARCH = TextSearch(
     columns={"name": "name", "company_name": "company", "email": "email"},
     index_prefix="customer",
     phone_field="phone_e164",
+    phone_national_field="phone_national",
 )
 FTS_TABLE = SEARCH.fts_table
 SEARCH_COLUMNS = tuple(SEARCH.columns.values())

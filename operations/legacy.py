@@ -18,7 +18,6 @@ from django.db import connection
 from django.db.models.functions import Lower
 
 from core.history import record_creation
-from core.phones import e164
 from customers.models import Customer
 from customers.services import link_companies
 from interactions.models import Interaction
@@ -305,11 +304,11 @@ class LegacyImport:
             company_name=text(row["company"]),
             email=text(row["email"]),
             phone=text(row["phone"]),
-            phone_e164=e164(text(row["phone"])),
             status=status,
             created_at=created,
             updated_at=legacy_time(row["updated_at"], "updated_at") or created,
         )
+        customer.set_derived_fields()
         check_fields(customer)
         return customer
 

@@ -80,7 +80,9 @@ DEAL_KINDS = [
 STAGES = [Opportunity.Stage.LEAD] * 4 + [Opportunity.Stage.PROPOSAL] * 3 + [Opportunity.Stage.NEGOTIATION] * 2
 STAGES += [Opportunity.Stage.CLOSED] * 2 + [Opportunity.Stage.LOST]
 
-CUSTOMER_COLUMNS = ("id", "name", "company", "email", "phone", "phone_e164", "status", "created_at", "updated_at")
+CUSTOMER_COLUMNS = (
+    "id", "name", "company", "email", "phone", "phone_e164", "phone_national", "status", "created_at", "updated_at",
+)  # fmt: skip
 INTERACTION_COLUMNS = ("id", "customer_id", "interaction_type", "notes", "occurred_at", "created_at")
 OPPORTUNITY_COLUMNS = (
     "id", "customer_id", "title", "value", "stage", "probability",
@@ -162,8 +164,9 @@ def generate(customers, *, seed=42, end=None, interactions_per=5, opportunities_
     The same ``seed``, ``end`` and ``start`` give the same rows. Timestamps fall in
     the year before ``end`` (a UTC datetime; default: today at midnight UTC).
     Customer ``start.customer + customers // 2`` is :data:`UNIQUE_NAME`. A customer's
-    ``phone_e164`` is its number's E.164 form as ``Customer.save()`` computes it
-    (:func:`core.phones.e164`, in ``CRM_PHONE_REGION``).
+    ``phone_e164`` and ``phone_national`` are its number's E.164 form and national
+    significant number as ``Customer.save()`` computes them
+    (:func:`core.phones.stored_forms`, in ``CRM_PHONE_REGION``).
     """
     batches = _batches(
         customers,
@@ -177,12 +180,13 @@ def generate(customers, *, seed=42, end=None, interactions_per=5, opportunities_
     return _with_phone_numbers(batches, settings.CRM_PHONE_REGION, helper=customers > batch_size)
 
 
-# Where a customer row holds its number, and its E.164 form (CUSTOMER_COLUMNS).
-_PHONE, _PHONE_E164 = CUSTOMER_COLUMNS.index("phone"), CUSTOMER_COLUMNS.index("phone_e164")
+# Where a customer row holds its number, and the forms stored beside it (CUSTOMER_COLUMNS).
+_PHONE = CUSTOMER_COLUMNS.index("phone")
+_FORMS = (CUSTOMER_COLUMNS.index("phone_e164"), CUSTOMER_COLUMNS.index("phone_national"))
 
 
 def _with_phone_numbers(batches, region, *, helper):
-    """``batches`` with their customers' ``phone_e164`` filled in.
+    """``batches`` with their customers' ``phone_e164`` and ``phone_national`` filled in.
 
     libphonenumber is pure Python: some 55 µs a number, as long as the rest of its
     customer's rows take to generate, which would cost a third of the load's speed. With
@@ -191,7 +195,7 @@ def _with_phone_numbers(batches, region, *, helper):
     """
     if not helper or "fork" not in multiprocessing.get_all_start_methods():
         for batch in batches:
-            yield _numbered(batch, phones.e164_each([row[_PHONE] for row in batch.customers], region))
+            yield _numbered(batch, phones.stored_forms_each([row[_PHONE] for row in batch.customers], region))
         return
     # Forked: it starts at once with the modules already loaded, and does not run the caller's main module
     # again as a spawned process would. It only reads numbers, and leaves (os._exit) without closing
@@ -200,7 +204,7 @@ def _with_phone_numbers(batches, region, *, helper):
     try:
         pending = None
         for batch in batches:
-            numbers = pool.submit(phones.e164_each, [row[_PHONE] for row in batch.customers], region)
+            numbers = pool.submit(phones.stored_forms_each, [row[_PHONE] for row in batch.customers], region)
             if pending is not None:
                 yield _numbered(pending[0], pending[1].result())
             pending = (batch, numbers)
@@ -211,10 +215,13 @@ def _with_phone_numbers(batches, region, *, helper):
 
 
 def _numbered(batch, numbers):
-    batch.customers = [
-        (*row[:_PHONE_E164], number, *row[_PHONE_E164 + 1 :])
-        for row, number in zip(batch.customers, numbers, strict=True)
-    ]
+    rows = []
+    for row, forms in zip(batch.customers, numbers, strict=True):
+        row = list(row)
+        for index, value in zip(_FORMS, forms, strict=True):
+            row[index] = value
+        rows.append(tuple(row))
+    batch.customers = rows
     return batch
 
 
@@ -242,8 +249,8 @@ def _batches(customers, *, seed, end, interactions_per, opportunities_per, start
         )
         created = year_start + timedelta(seconds=randrange(YEAR_SECONDS))
         remaining = max(1, int((end - created).total_seconds()))
-        # Its phone_e164 is filled in by _with_phone_numbers.
-        batch.customers.append((cid, name, company, email, phone, None, choice(STATUSES), created, created))
+        # Its phone_e164 and phone_national are filled in by _with_phone_numbers.
+        batch.customers.append((cid, name, company, email, phone, None, None, choice(STATUSES), created, created))
 
         notes = CN_NOTES if domains is CN_DOMAINS else EN_NOTES
         for _ in range(randrange(max(0, interactions_per - 2), interactions_per + 3)):

@@ -31,7 +31,7 @@ from django.utils.translation import ngettext
 from import_export.admin import ExportActionMixin, ImportExportMixin
 from simple_history.admin import SimpleHistoryAdmin
 
-from core import access, changesets, merges, phones, tags
+from core import access, changesets, merges, tags
 from core.admin import previews
 from core.admin.changesets import note_recorded
 from core.admin.customfields import CustomFieldsAdminMixin
@@ -707,9 +707,11 @@ class CRMModelAdmin(
         if self.text_search is None:
             return super().get_search_results(request, queryset, search_term)
         term = search_term.strip()
-        if self.text_search.phone_field and phones.search_q(term, self.text_search.phone_field) is not None:
-            # A phone number with spaces ("+86 138 0013 8000") is one term, not four words.
-            return self.text_search.filter(queryset, term), False
+        if self.text_search.phone_q(term) is not None:
+            # A phone number with spaces ("+86 138 0013 8000") is one term, not four words: the whole
+            # number, or part of one ("555-0199"), as the other fields hold it.
+            condition, _found = self._text_search_word(term)
+            return queryset.filter(condition), False
         words = [
             unescape_string_literal(word) if word[0] in {'"', "'"} and word[0] == word[-1] else word
             for word in smart_split(term)

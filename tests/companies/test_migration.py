@@ -43,19 +43,23 @@ def leaves():
     return executor.loader.graph.leaf_nodes()
 
 
-@pytest.fixture
-def at_0007(transactional_db):
-    apps = migrate(BEFORE)
-    yield apps
-    # Back to the latest schema for the tests that follow, with every app's SQLite triggers (search
-    # indexes, the tasks' customer names): a table remade by a migration loses them (``migrate``
-    # heals that after it runs; the executor alone does not).
-    migrate(leaves())
+def to_latest():
+    """Back to the latest schema for the tests that follow, with every app's SQLite triggers (search
+    indexes, the tasks' customer names): a table remade by a migration loses them (``migrate`` heals
+    that after it runs; the executor alone does not)."""
+    apps = migrate(leaves())
     if connection.vendor == "sqlite":
         with connection.cursor() as cursor:
             for search in (CUSTOMER_SEARCH, COMPANY_SEARCH, INTERACTION_SEARCH, OPPORTUNITY_SEARCH, TASK_SEARCH):
                 search.ensure_sqlite_index(cursor)
         task_customer_name.heal_after_migrate(connection.alias, "0005_task_customer_name")
+    return apps
+
+
+@pytest.fixture
+def at_0007(transactional_db):
+    yield migrate(BEFORE)
+    to_latest()
 
 
 def seed(apps):

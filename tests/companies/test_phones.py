@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from core.phones import e164
+from core.phones import e164, national_number
 from customers.models import Customer
 from tests.factories import CompanyFactory, CustomerFactory
 
@@ -104,3 +104,89 @@ def test_invalid_numbers_stay_accepted_as_entered(api):
     response = api.post("/api/customers", {"name": "Old data", "phone": "ext. 42"}, format="json")
     assert response.status_code == 201
     assert Customer.objects.get(name="Old data").phone == "ext. 42"
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "+8613800138000",
+        "+861065529988",
+        "+14155552671",
+        "+442079460000",
+        "+390612345678",
+        "+80012345678",
+        "+9715012345",
+    ],
+)
+def test_national_number_is_libphonenumbers_national_significant_number(number):
+    import phonenumbers
+
+    expected = phonenumbers.national_significant_number(phonenumbers.parse(number))
+    assert national_number(number) == expected
+
+
+def test_the_national_number_is_stored_beside_the_e164_form(api, settings):
+    settings.CRM_PHONE_REGION = "US"
+    customer = CustomerFactory(phone="+86 138 0013 8000")
+    assert (customer.phone_e164, customer.phone_national) == ("+8613800138000", "13800138000")
+    assert api.patch(f"/api/customers/{customer.pk}", {"phone": "(415) 555-2671"}, format="json").status_code == 200
+    customer.refresh_from_db()
+    assert (customer.phone_e164, customer.phone_national) == ("+14155552671", "4155552671")
+    customer.phone = "not a number"
+    customer.save(update_fields=["phone"])
+    customer.refresh_from_db()
+    assert (customer.phone_e164, customer.phone_national) == (None, None)
+    assert CompanyFactory(phone="+44 20 7946 0000").phone_national == "2079460000"
+
+
+# (stored, written as it is dialled in its own country): found under a region that is not its own.
+NATIONAL_SPELLINGS = [
+    ("+86 138 0013 8000", "13800138000"),
+    ("+86 138 0013 8000", "138 0013 8000"),
+    ("+86 138 0013 8000", "138-0013-8000"),
+    ("+86 138 0013 8000", "(138) 0013-8000"),
+    ("+86 138 0013 8000", "１３８００１３８０００"),  # full-width digits, as a Chinese input method types them
+    ("+86 10 6552 9988", "(010) 6552 9988"),  # a trunk 0
+    ("+86 10 6552 9988", "10 6552 9988"),
+    ("+44 20 7946 0000", "020 7946 0000"),
+    ("+39 06 1234 5678", "06 1234 5678"),  # Italy keeps its 0
+]
+
+
+class TestNationalNumberSearch:
+    @pytest.mark.parametrize(("stored", "term"), NATIONAL_SPELLINGS)
+    def test_a_customer_is_found_by_the_number_as_dialled_in_its_country(self, api, settings, stored, term):
+        settings.CRM_PHONE_REGION = "US"
+        wanted = CustomerFactory(name="Wanted", phone=stored)
+        CustomerFactory(name="Other", phone="+86 139 0013 8000")
+        found = api.get("/api/customers", {"search": term}).json()["data"]
+        assert [row["id"] for row in found] == [wanted.pk]
+
+    @pytest.mark.parametrize(("stored", "term"), NATIONAL_SPELLINGS[:2] + NATIONAL_SPELLINGS[7:8])
+    def test_the_admin_finds_it_too(self, admin_client, settings, stored, term):
+        settings.CRM_PHONE_REGION = "US"
+        wanted = CustomerFactory(name="Wanted", phone=stored)
+        CustomerFactory(name="Other", phone="+86 139 0013 8000")
+        page = admin_client.get(reverse("admin:customers_customer_changelist"), {"q": term})
+        assert [row.pk for row in page.context["cl"].result_list] == [wanted.pk]
+
+    def test_companies_are_found_so_too(self, api, settings):
+        settings.CRM_PHONE_REGION = "US"
+        company = CompanyFactory(phone="+86 10 6552 9988")
+        found = api.get("/api/companies", {"search": "010-6552-9988"}).json()["data"]
+        assert [row["id"] for row in found] == [company.pk]
+
+    @pytest.mark.parametrize(
+        "term",
+        [
+            "+1 3800138000",  # "+": a number with its country code, read as such only
+            "3800138000",  # not the whole national number
+            "138001380",
+            "00138 0013 8000",  # two zeros: not a trunk prefix
+            "13800",  # too short to read as a number
+        ],
+    )
+    def test_other_digits_find_nothing(self, api, settings, term):
+        settings.CRM_PHONE_REGION = "US"
+        CustomerFactory(name="Zhang", phone="+86 138 0013 8000")
+        assert api.get("/api/customers", {"search": term}).json()["data"] == []

@@ -80,3 +80,67 @@ def test_postgres_search_uses_the_trigram_indexes(customers):
         plan = "\n".join(row[0] for row in cursor.fetchall())
     for index in ("customer_name_trgm_idx", "customer_company_trgm_idx", "customer_email_trgm_idx"):
         assert index in plan, plan
+
+
+# Numbers of several countries, and numbers in names and emails, for the phone part of the search.
+PHONES = [
+    ("张三", "zhangsan@abc.com", "+86 138 0013 8000"),
+    ("李四", "13800138000@example.cn", "+86 139 0013 9000"),
+    ("王五", None, "(010) 6552 9988"),
+    ("Alice 4155552671", None, "(415) 555-2671"),
+    ("Bob Smith", None, "+44 20 7946 0000"),
+    ("Carla", None, "+39 06 1234 5678"),
+    ("Dee", None, "ext. 42"),
+]
+NUMBER_TERMS = [
+    "13800138000", "138 0013 8000", "+86 138-0013-8000", "+8613800138000", "(010) 6552-9988", "010 6552 9988",
+    "1065529988", "415 555 2671", "+1 415 555 2671", "4155552671", "020 7946 0000", "2079460000", "06 1234 5678",
+    "612345678", "0612345678", "+44 2079460000", "13900139000", "123456", "4 2",
+]  # fmt: skip
+
+
+def expected_by_number(term):
+    """The customers the phone part of the search must add, by its specification (core.phones.search_q)."""
+    from core.phones import MIN_SEARCH_DIGITS, e164, national_number
+
+    digits = "".join(ch for ch in term if ch.isdigit())
+    # As typed, or less a trunk 0.
+    nationals = {digits, digits[1:]} if digits.startswith("0") else {digits}
+    if len(digits) < MIN_SEARCH_DIGITS or not all(ch.isdigit() or ch in " ()-.+/" for ch in term):
+        return set()
+    number, found = e164(term), set()
+    for customer in Customer.objects.all():
+        if number is not None and customer.phone_e164 == number:
+            found.add(customer.pk)
+        stored = national_number(e164(customer.phone))
+        if not term.startswith("+") and stored is not None and stored in nationals:
+            found.add(customer.pk)
+    return found
+
+
+@pytest.mark.parametrize("region", ["US", "CN"])
+@pytest.mark.parametrize("term", NUMBER_TERMS)
+def test_search_by_number_adds_exactly_the_customers_with_that_number(db, settings, region, term):
+    settings.CRM_PHONE_REGION = region
+    for name, email, phone in PHONES:
+        CustomerFactory(name=name, email=email, phone=phone)
+
+    expected = set(ids(Customer.objects.filter(icontains_q(term)))) | expected_by_number(term)
+    assert set(ids(search_customers(Customer.objects.all(), term))) == expected
+
+
+def _plan(queryset):
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            cursor.execute(f"EXPLAIN {sql}", params)
+            return "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+        return "\n".join(str(row[-1]) for row in cursor.fetchall())
+
+
+@pytest.mark.parametrize("term", ["138 0013 8000", "(010) 6552 9988"])
+def test_search_by_national_number_reads_its_index(customers, term):
+    plan = _plan(search_customers(Customer.objects.all(), term).order_by())
+    assert "customer_phone_national_idx" in plan, plan

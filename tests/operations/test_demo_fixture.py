@@ -259,7 +259,10 @@ def test_loaddata_help_says_loaded_records_get_history(capsys):
 
 
 # The columns each model's save computes from its other fields (``set_derived_fields``).
-DERIVED = {Customer: ("phone_e164",), Company: ("name", "name_key", "domain", "phone_e164")}
+DERIVED = {
+    Customer: ("phone_e164", "phone_national"),
+    Company: ("name", "name_key", "domain", "phone_e164", "phone_national"),
+}
 
 
 def _derived(record):
@@ -308,6 +311,7 @@ def test_stale_derived_values_of_a_fixture_are_computed_again(db, tmp_path, sett
 
 def test_loaded_customers_are_found_by_their_number_at_once(demo, api):
     assert Customer.objects.get(pk=1).phone_e164 == "+8613800138000"
+    assert Customer.objects.get(pk=1).phone_national == "13800138000"
     found = api.get("/api/customers", {"search": "+86 138-0013-8000"}).json()["data"]
     assert [row["name"] for row in found] == ["张三"]
 

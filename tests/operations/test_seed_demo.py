@@ -207,15 +207,16 @@ def test_seed_demo_gives_the_customers_to_the_demo_reps():
 @pytest.mark.parametrize("region", ["US", "CN"])
 @pytest.mark.parametrize("batch_size", ["5000", "7"], ids=["one-batch", "batches-read-beside"])
 @pytest.mark.django_db(transaction=True)
-def test_seeded_numbers_have_the_e164_form_a_save_gives_them(settings, region, batch_size):
+def test_seeded_numbers_have_the_forms_a_save_gives_them(settings, region, batch_size):
     # The twin of the fast path: the same number saved through the model.
     settings.CRM_PHONE_REGION = region
     seed("--customers", "30", "--batch-size", batch_size)
 
-    seeded = list(Customer.objects.order_by("pk").values_list("pk", "phone", "phone_e164"))
-    assert any(number for _pk, _phone, number in seeded), "some numbers are valid ones"
-    for pk, phone, number in seeded:
-        assert Customer.objects.create(name=f"Twin of {pk}", phone=phone).phone_e164 == number, phone
+    seeded = list(Customer.objects.order_by("pk").values_list("pk", "phone", "phone_e164", "phone_national"))
+    assert any(number for _pk, _phone, number, _national in seeded), "some numbers are valid ones"
+    for pk, phone, *forms in seeded:
+        twin = Customer.objects.create(name=f"Twin of {pk}", phone=phone)
+        assert [twin.phone_e164, twin.phone_national] == forms, phone
 
 
 @pytest.mark.django_db(transaction=True)
