@@ -49,7 +49,7 @@ from .vendors import COMPANIES, CUSTOMERS, DEALS, KIND_ORDER
 CREATED, UPDATED, UNCHANGED, REJECTED = "created", "updated", "unchanged", "rejected"
 ACTIONS = (CREATED, UPDATED, UNCHANGED, REJECTED)
 # Fields that change on every save, or that the import does not set: left out of the per-row diff.
-NOT_COMPARED = {"id", "updated_at", "created_at", "created_by", "phone_e164", "name_key"}
+NOT_COMPARED = {"id", "updated_at", "created_at", "created_by", "phone_e164", "phone_national", "name_key"}
 _EMAIL_IN_TEXT = re.compile(r"[^\s<>()\[\],;]+@[^\s<>()\[\],;]+")
 _DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%m/%d/%Y", "%d.%m.%Y")
 

@@ -130,6 +130,8 @@ def test_dry_run_writes_nothing_and_answers_the_same_counts_and_diffs():
     updated = next(row for row in preview.rows if row.action == "updated")
     assert updated.changes["phone"] == ["+1 000", "+1 212 555 0199"]
     assert updated.changes["external_id"] == ["", "hubspot:207"]
+    # The forms a save computes from the number are not changes of their own.
+    assert not {"phone_e164", "phone_national"} & set(updated.changes)
     assert (updated.file, updated.line, updated.label) == ("hubspot-contacts.csv", 8, "Existing Person")
 
 
