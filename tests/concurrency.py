@@ -1,19 +1,23 @@
 """Transactions on several connections at once (PostgreSQL), made to take their locks in a set order."""
 
+import contextlib
 import threading
 
 from django.db import connection, connections, transaction
 
 
-def in_turn(first, *others):
+def in_turn(first, *others, atomic=True):
     """Run ``first()`` in a transaction held open, then each of ``others`` in its own transaction on its
     own connection, each started once the ones before it wait for a lock (or after a few seconds, if
-    one never does); then let ``first`` commit. Returns the errors of all."""
+    one never does); then let ``first`` commit. Returns the errors of all.
+
+    ``atomic=False`` runs ``others`` outside a transaction of the helper's: each is a request, or opens
+    its own, and commits (or rolls back) when it ends, not when the helper's would."""
     holding, release, errors = threading.Event(), threading.Event(), []
 
     def run(step, hold=False):
         try:
-            with transaction.atomic():
+            with transaction.atomic() if atomic or hold else contextlib.nullcontext():
                 step()
                 if hold:
                     holding.set()

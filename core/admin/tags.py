@@ -194,6 +194,10 @@ class TaggedAdminMixin:
 
 
 class TagAdminForm(CRMModelForm):
+    # Set on the form of a page answered again after its save lost the name to other writers twice
+    # (``TagAdmin.changeform_view``): the name is refused whatever the check finds now.
+    name_lost = False
+
     class Meta:
         model = Tag
         fields = ["name", "colour"]
@@ -206,7 +210,7 @@ class TagAdminForm(CRMModelForm):
         clash = Tag.objects.filter(key=name.casefold())
         if self.instance.pk is not None:
             clash = clash.exclude(pk=self.instance.pk)
-        if clash.exists():
+        if self.name_lost or clash.exists():
             raise ValidationError(_("A tag with this name already exists."))
         return name
 
@@ -260,12 +264,23 @@ class TagAdmin(ReadByAllWrittenByManagers, SimpleHistoryAdmin):
         return super().revert_disabled(request, obj) or not self.has_change_permission(request, obj)
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except _LostToAnotherWriter:
-            # Nothing of the page was saved (its transaction is rolled back). The page is answered again:
-            # its form now meets what the other writer committed (the name taken: an error on the name).
-            return super().changeform_view(request, object_id, form_url, extra_context)
+        for _attempt in range(2):
+            try:
+                return super().changeform_view(request, object_id, form_url, extra_context)
+            except _LostToAnotherWriter:
+                # Nothing of the page was saved (its transaction is rolled back). The page is answered again:
+                # its form now meets what the other writer committed (the name taken: an error on the name).
+                pass
+        # Lost again on that retry (the name freed and taken once more meanwhile): the page is answered with
+        # the name refused, as for the first loss, and its form is not saved a third time.
+        request._tag_name_lost = True
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        if getattr(request, "_tag_name_lost", False):
+            form = type(form.__name__, (form,), {"name_lost": True})
+        return form
 
     def save_model(self, request, obj, form, change):
         if not change:

@@ -1,7 +1,9 @@
 """Tags in the admin: chips, the tag filter, add/remove actions (with their history), editing, the Tag admin."""
 
+import threading
+
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
@@ -10,7 +12,7 @@ from core import tags
 from core.models import Event, Tag
 from customers.models import Customer
 from opportunities.models import Opportunity
-from tests.concurrency import deadlocked, in_turn
+from tests.concurrency import deadlocked, in_turn, waiting_for_a_lock
 from tests.core.admin.helpers import (
     change_form_data,
     confirm,
@@ -193,26 +195,51 @@ def test_a_tag_renamed_in_the_admin_while_it_is_deleted_answers_a_form_error():
     assert not Tag.objects.exists()
 
 
+def _renaming_the_first_writers_tag():
+    # Waits for the table: it runs just once the page's first save is refused and rolled back.
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(f"LOCK TABLE {Tag._meta.db_table} IN ACCESS EXCLUSIVE MODE")
+        tags.save_tag(Tag.objects.get(key="strategic"), name="Gone")
+
+
+def _taking_the_name_again():
+    with transaction.atomic():
+        Tag.objects.create(name="STRATEGIC")
+        for _ in range(100):  # held until the page's second save waits for it
+            if waiting_for_a_lock():
+                break
+            threading.Event().wait(0.05)
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="two connections at once: PostgreSQL")
+@pytest.mark.parametrize("lost", ["once", "again on the retry"])
 @pytest.mark.parametrize("page", ["add", "change"])
-def test_a_tag_name_taken_between_the_form_check_and_the_save_is_a_form_error(page):
+def test_a_tag_name_taken_between_the_form_check_and_the_save_is_a_form_error(page, lost):
     # The other transaction creates "Strategic" after the form found the name free; the save waits for
-    # it on the unique key, then is refused: an error on the name, not a 500, and nothing written.
+    # it on the unique key, then is refused: an error on the name, not a 500, and nothing written. The page
+    # is answered again, its form checking the name anew. Should that check find the name free again (the
+    # first writer's tag renamed meanwhile) and the save lose it once more (a third writer took it), the
+    # name is refused all the same.
     _, client = staff("boss", "Sales manager")
     tag = Tag.objects.create(name="vip")
     url = reverse("admin:core_tag_add") if page == "add" else reverse("admin:core_tag_change", args=[tag.pk])
     answers = []
+    again = [_renaming_the_first_writers_tag, _taking_the_name_again] if lost != "once" else []
 
     errors = in_turn(
         lambda: Tag.objects.create(name="Strategic"),
         lambda: answers.append(client.post(url, {"name": "strategic", "colour": ""})),
+        *again,
+        atomic=False,
     )
 
     assert not errors
     assert answers[0].status_code == 200
     assert answers[0].context["adminform"].form.errors == {"name": ["A tag with this name already exists."]}
-    assert sorted(Tag.objects.values_list("name", flat=True)) == ["Strategic", "vip"]
+    names = ["Gone", "STRATEGIC", "vip"] if again else ["Strategic", "vip"]
+    assert sorted(Tag.objects.values_list("name", flat=True)) == names
 
 
 def _record_page_posted_while(change_tag):
