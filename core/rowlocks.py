@@ -1,5 +1,6 @@
 """Rows locked for the rest of a transaction before they are read, by the writers that read, compare, then write."""
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connections
 
 
@@ -27,6 +28,28 @@ def lock_rows(queryset, *, delete=False):
         return
     rows = queryset.model._base_manager.using(queryset.db).filter(pk__in=queryset.order_by().values("pk"))
     list(rows.order_by("pk").select_for_update(no_key=not delete).values_list("pk", flat=True))
+
+
+def lock_keys(queryset):
+    """Hold the rows of ``queryset`` ``FOR KEY SHARE`` until the transaction ends, by primary key in their order.
+
+    The lock PostgreSQL's check of a foreign key takes on the row it points at, here taken before the
+    write rather than at its COMMIT (Django's keys are deferred). It waits for a delete of the rows, or a
+    writer that locked them ``FOR UPDATE`` to delete them, and keeps them from being deleted, but holds up
+    no save of theirs (``FOR NO KEY UPDATE``, ``lock_rows``), nor other writers pointing at them. The ORM
+    has no ``FOR KEY SHARE``: it is added to the query's SQL, as ``core.tags.current_tags`` does. Nothing is
+    run on SQLite, nor outside a transaction (see ``lock_rows``).
+    """
+    connection = connections[queryset.db]
+    if connection.vendor != "postgresql" or connection.get_autocommit():
+        return
+    rows = queryset.model._base_manager.using(queryset.db).filter(pk__in=queryset.order_by().values("pk"))
+    try:
+        sql, params = rows.order_by("pk").values_list("pk", flat=True).query.sql_with_params()
+    except EmptyResultSet:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"{sql} FOR KEY SHARE", params)
 
 
 # PostgreSQL's SQLSTATE for "deadlock detected".

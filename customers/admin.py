@@ -287,6 +287,8 @@ class CustomerAdmin(MergeAdminMixin, TaggedAdminMixin, PhoneCheckMixin, CRMModel
     # Part of a number ("555-0199"), through its own trigram index (migration 0012).
     text_search_also = ["phone"]
     autocomplete_fields = ["company"]
+    # Locked before the customer when its page is posted, as a company's delete or merge locks them.
+    parents_locked_first = ["company"]
     date_hierarchy = "created_at"
     owner_field = "owner"
     history_link_text = _("Every change to this customer")

@@ -130,6 +130,8 @@ class InteractionAdmin(CRMModelAdmin):
     text_search_related = [("customer", CUSTOMER_SEARCH, ["name", "company_name"])]
     list_select_related = ["customer"]
     autocomplete_fields = ["customer"]
+    # Locked before the interaction when its page is posted, as its delete locks them (``CRMModelAdmin.lock_parents``).
+    parents_locked_first = ["customer"]
     date_hierarchy = "occurred_at"
     ordering = ["-occurred_at", "-id"]
     readonly_fields = ["created_at"]

@@ -247,6 +247,8 @@ class OpportunityAdmin(TaggedAdminMixin, PipelineBoard, CRMModelAdmin):
     text_search_related = [("customer", CUSTOMER_SEARCH, ["name", "company_name"])]
     list_select_related = ["customer"]
     autocomplete_fields = ["customer", "company"]
+    # Locked before the deal when its page is posted, as their deletes lock them (``CRMModelAdmin.lock_parents``).
+    parents_locked_first = ["company", "customer"]
     date_hierarchy = "created_at"
     readonly_fields = ["closed_at", "created_at", "updated_at"]
     form = OpportunityForm

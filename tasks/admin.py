@@ -227,6 +227,8 @@ class TaskAdmin(MyDay, CRMModelAdmin):
     # The assignee's preferences: the time zone a date-only task's date is read in.
     list_select_related = ["customer", "assignee__crm_preferences"]
     autocomplete_fields = ["customer", "opportunity"]
+    # Locked before the task when its page is posted, as their deletes lock them (``CRMModelAdmin.lock_parents``).
+    parents_locked_first = ["customer", "opportunity"]
     ordering = ["done_at", "due_at", "id"]
     readonly_fields = ["done_at", "created_at", "updated_at"]
     fields = [

@@ -43,7 +43,7 @@ from core.admin.widgets import ListSelect
 from core.history import batched_delete_history
 from core.paging import COUNT_CAP, capped_count
 from core.resources import FileRefused
-from core.rowlocks import lock_rows
+from core.rowlocks import lock_keys, lock_rows
 from core.search import estimated_rows
 
 
@@ -640,7 +640,8 @@ class CRMModelAdmin(
         # Their tags first, as a rename takes a tag and then its records ("Remove a tag…" takes a tag they
         # carry after locking them: the other order would deadlock with a rename of it).
         tags.hold_tags(self.model, records=selected)
-        lock_rows(selected)
+        # "Delete selected" takes them as its DELETE will, at once (see ``get_object``).
+        lock_rows(selected, delete=request.POST.get("action") == "delete_selected")
         return super().response_action(request, queryset)
 
     def save_formset(self, request, form, formset, change):
@@ -781,8 +782,53 @@ class CRMModelAdmin(
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if access.has_owner_path(db_field.related_model):
-            kwargs["queryset"] = access.scope(db_field.related_model._default_manager.all(), request.user)
+            kwargs["queryset"] = self._choices(request, db_field.related_model)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    @staticmethod
+    def _choices(request, model):
+        """The records of ``model`` a form offers ``request``'s user for a foreign key: those they may see."""
+        rows = model._default_manager.all()
+        return access.scope(rows, request.user) if access.has_owner_path(model) else rows
+
+    # Foreign keys to the parents of this admin's records (a customer's company), highest parent first: a posted
+    # page holds the parents its record points at and those it names before the record (``lock_parents``).
+    parents_locked_first = ()
+
+    def lock_parents(self, request, records=None):
+        """Hold the parents (``parents_locked_first``) that ``records`` (the posted page's record, in the user's
+        book; None when adding) point at, and those the page names among the user's choices, before the record.
+
+        A parent's delete or merge locks the parent (``FOR UPDATE``), then the records pointing at it. A save
+        that points a record at a parent (a customer moved to a company, a deal added on its page with the
+        customer's company) has the foreign key checked at COMMIT (PostgreSQL's keys are deferred), after the
+        record is locked: in the other order, the two would deadlock. Held first, with the lock that check
+        takes (``rowlocks.lock_keys``), a delete under way is waited for; a parent it deleted is then no longer
+        a choice of the form, and the page says so on the field, rather than failing at its COMMIT. A save of
+        the parent itself, or another page holding it, is not held up.
+        """
+        for name in self.parents_locked_first:
+            field = self.opts.get_field(name)
+            parent = field.related_model
+            wanted = []
+            if records is not None:
+                wanted.append(models.Q(pk__in=records.order_by().values(field.attname)))
+            try:
+                named = parent._meta.pk.to_python(request.POST.get(name) or None)
+            except ValidationError:
+                named = None
+            if named is not None:
+                choice = self._choices(request, parent).filter(pk=named)
+                if records is not None:
+                    # Not for a record out of the user's book, which is not found: it holds up nobody.
+                    choice = choice.filter(models.Exists(records))
+                wanted.append(models.Q(pk__in=choice.order_by().values("pk")))
+            if wanted:
+                lock_keys(
+                    parent._base_manager.using(router.db_for_write(parent)).filter(
+                        functools.reduce(operator.or_, wanted)
+                    )
+                )
 
     def get_object(self, request, object_id, from_field=None):
         # A record's page posted (a save, a delete, a revert) reads its record locked (``lock_rows``): a save
@@ -799,12 +845,23 @@ class CRMModelAdmin(
                 # and then its records: the form takes the tags chosen on it after (``TagChoiceField``).
                 scoped = self.get_queryset(request).using(router.db_for_write(self.model)).filter(pk=pk)
                 tags.hold_tags(self.model, records=scoped)
-                lock_rows(scoped)
+                # Then its parents, as their deletes take them before the records pointing at them. A delete
+                # takes its record as its DELETE will (``FOR UPDATE``) at once: taken stronger only then, a page
+                # holding the record's key meanwhile (a child's page holding it as its parent) would deadlock it.
+                self.lock_parents(request, scoped)
+                lock_rows(scoped, delete=getattr(request, "_deleting_record", False))
         return super().get_object(request, object_id, from_field)
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # A new record posted: the parents it names are locked before its form reads them (``lock_parents``),
+        # in the transaction Django saves it in (joined: a savepoint).
+        adding = request.method == "POST" and (object_id is None or "_saveasnew" in request.POST)
+        in_transaction = transaction.atomic(using=router.db_for_write(self.model))
         try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
+            with in_transaction if adding and self.parents_locked_first else contextlib.nullcontext():
+                if adding:
+                    self.lock_parents(request)
+                return super().changeform_view(request, object_id, form_url, extra_context)
         except RecordGone:
             # A record (or an inline row) gone though it was read: nothing of the page was saved (the
             # transaction is rolled back), and the page says why.
@@ -889,6 +946,7 @@ class CRMModelAdmin(
     def delete_view(self, request, object_id, extra_context=None):
         # Django asks for the delete right before it looks the record up: a record outside the
         # user's book reads "not found" here too, like its other pages.
+        request._deleting_record = request.method == "POST"
         if not str(object_id).isdecimal() or not self._in_scope(request, object_id):
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         return super().delete_view(request, object_id, extra_context)

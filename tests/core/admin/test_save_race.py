@@ -16,11 +16,12 @@ from django.db import connection, connections, transaction
 from django.urls import reverse
 
 from core.admin.base import RecordGone, update_stored
+from customers.models import Customer
 from interactions.models import Interaction
 from opportunities.models import Opportunity, StageChange
-from tests.concurrency import waiting_for_a_lock
+from tests.concurrency import deadlocked, in_turn, waiting_for_a_lock
 from tests.core.admin.helpers import managers, opened, staff, upload
-from tests.factories import CompanyFactory, CustomerFactory, OpportunityFactory
+from tests.factories import CompanyFactory, CustomerFactory, InteractionFactory, OpportunityFactory, TaskFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -513,3 +514,135 @@ def test_a_page_post_holds_up_no_one_writing_an_inline_row_it_does_not_name():
 
     assert response.status_code == 302
     assert (stored(shown).title, stored(added).title) == ("Shown by the second", "Added by the first")
+
+
+def _moved(kind):
+    """A record, the field of its page that names a parent, and the parent its page moves it to."""
+    if kind == "customer to a company":
+        return CustomerFactory(name="Ann", company=CompanyFactory(name="Kept")), "company", CompanyFactory(name="Gone")
+    if kind == "deal to a customer":
+        return OpportunityFactory(title="Deal"), "customer", CustomerFactory(name="Gone")
+    if kind == "deal to a company":
+        return OpportunityFactory(title="Deal"), "company", CompanyFactory(name="Gone")
+    if kind == "interaction to a customer":
+        return InteractionFactory(notes="Called"), "customer", CustomerFactory(name="Gone")
+    task = TaskFactory(title="Call")
+    return task, "opportunity", OpportunityFactory(customer=task.customer, title="Gone")
+
+
+@for_postgresql
+@pytest.mark.parametrize(
+    "kind",
+    ["customer to a company", "deal to a customer", "deal to a company", "interaction to a customer", "task to a deal"],
+)
+def test_a_record_moved_to_a_parent_deleted_meanwhile_is_refused_on_the_form(kind):
+    # The page names the parent; its delete commits while the page's save waits: the page must not save the
+    # record pointing at it (a server error at its COMMIT, where the foreign key is checked).
+    record, field, gone = _moved(kind)
+    before = getattr(stored(record), f"{field}_id")
+    first, second = managers("first", "second")
+    page = opened(second, change_url(record))
+
+    with Held(lambda: first.post(delete_url(gone), {"post": "yes"})) as held:
+        response = posted_meanwhile(held, second, change_url(record), saved(page, **{field: str(gone.pk)}))
+
+    assert response.status_code == 200
+    assert "Select a valid choice" in str(response.context["adminform"].form.errors[field])
+    assert stored(gone) is None
+    assert getattr(stored(record), f"{field}_id") == before
+
+
+@for_postgresql
+def test_a_customer_added_to_a_company_deleted_meanwhile_is_refused_on_the_form():
+    company = CompanyFactory(name="Gone")
+    first, second = managers("first", "second")
+    url = reverse("admin:customers_customer_add")
+    page = opened(second, url)
+
+    with Held(lambda: first.post(delete_url(company), {"post": "yes"})) as held:
+        response = posted_meanwhile(held, second, url, saved(page, name="Ann", company=str(company.pk)))
+
+    assert response.status_code == 200
+    assert "Select a valid choice" in str(response.context["adminform"].form.errors["company"])
+    assert stored(company) is None
+    assert not Customer.objects.exists()
+
+
+@for_postgresql
+@pytest.mark.parametrize("change", ["company", "deal added"])
+def test_a_customer_page_and_a_delete_of_its_company_do_not_deadlock(change):
+    # A company's delete locks the company, then its people. A customer's page posted locks the customer,
+    # and the company its save points at (the customer's new one, or the one of a deal added on the page) is
+    # locked by that save's foreign key check at COMMIT: the page must take its companies (the customer's and
+    # the one it names) before the customer, or the two deadlock.
+    company = CompanyFactory(name="Acme")
+    customer = CustomerFactory(name="Ann", company=None if change == "company" else company)
+    _, client = staff("boss", "Sales manager")
+    url = change_url(customer)
+    page = opened(client, url)
+    if change == "company":
+        data = saved(page, company=str(company.pk))
+    else:
+        data = saved(page, **{"opportunities-TOTAL_FORMS": "1", "opportunities-0-title": "Deal"})
+        data |= {
+            "opportunities-0-stage": ["lead"],
+            "opportunities-0-probability": ["10"],
+            "opportunities-0-value": ["0"],
+        }
+
+    answer, errors = deadlocked(customer, company, lambda: client.post(url, data))
+
+    assert not errors
+    assert not isinstance(answer, Exception), answer
+    assert answer.status_code == 302
+    assert stored(customer).company_id == company.pk
+    if change == "deal added":
+        assert Opportunity.objects.get(customer=customer).company_id == company.pk
+
+
+def _deleting(client, company, how):
+    """A post of ``client`` that deletes ``company``: on its page, or with "Delete selected" on the list (its
+    preview's Confirm)."""
+    if how == "page":
+        return lambda: client.post(delete_url(company), {"post": "yes"})
+    url = reverse("admin:companies_company_changelist")
+    preview = client.post(url, {"action": "delete_selected", "post": "yes", "_selected_action": [company.pk]})
+    confirm = {}
+    for name, value in preview.context["confirm_data"]:
+        confirm.setdefault(name, []).append(value)
+    confirm[preview.context["confirm_field"]] = "yes"
+    return lambda: client.post(url, confirm)
+
+
+@for_postgresql
+@pytest.mark.parametrize("how", ["page", "action"])
+@pytest.mark.parametrize("page_of", ["person", "deal"])
+def test_a_page_posted_while_its_companys_delete_waits_for_one_of_its_people_does_not_deadlock(page_of, how):
+    # A company's delete locks the company, then its people, then deletes the company. Here it waits for the
+    # person (held by a third transaction) when the page of that person, or of their deal, is posted: the
+    # page holds the company as its foreign key's check would, then waits for the person too. Were the delete
+    # to take the company as its DELETE does only then, the page's hold would stop the DELETE while the page
+    # waits for the person: a deadlock. It takes it so at once, and the page waits for the delete.
+    company = CompanyFactory(name="Acme")
+    person = CustomerFactory(name="Ann", company=company)
+    deal = OpportunityFactory(customer=person, title="Deal")
+    record, field = (person, "name") if page_of == "person" else (deal, "title")
+    first, second = managers("first", "second")
+    data = saved(opened(second, change_url(record)), **{field: "Changed by the second"})
+    deleting = _deleting(first, company, how)
+    answers = {}
+
+    errors = in_turn(
+        lambda: list(Customer.objects.select_for_update().filter(pk=person.pk)),
+        lambda: answers.setdefault("delete", deleting()),
+        lambda: answers.setdefault("page", second.post(change_url(record), data)),
+        atomic=False,
+    )
+
+    assert not errors
+    assert answers["delete"].status_code == 302
+    assert stored(company) is None and stored(person).company_id is None and stored(deal).company_id is None
+    # The page, posted with the company it showed, finds it gone: refused on the field, nothing saved.
+    assert answers["page"].status_code == 200
+    assert "company" in answers["page"].context["adminform"].form.errors
+    assert getattr(stored(record), field) == ("Ann" if page_of == "person" else "Deal")
