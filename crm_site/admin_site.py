@@ -5,10 +5,12 @@ users on the dashboard, which links to it.
 """
 
 from django.contrib import admin
+from django.db import router, transaction
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from core import access
+from core.admin.deadlocks import answering_deadlocks
 
 # The technical screens (accounts, groups, API tokens): for superusers, never for a sales role,
 # whatever permissions a user was granted one by one.
@@ -38,6 +40,20 @@ class SuperusersOnly:
         return self._superuser(request) and super().has_delete_permission(request, obj)
 
 
+class WholeActions:
+    """A model admin whose actions each run in one transaction (mixed in by ``CRMAdminSite.register``).
+
+    Django runs an action in none: "Delete selected" writes its log entries, then deletes in a
+    transaction of its own, so a delete the database aborts (a deadlock, answered 409 by the site)
+    would leave the entries of deletions that never happened. ``CRMModelAdmin`` runs each action in
+    the transaction of its changeset already.
+    """
+
+    def response_action(self, request, queryset):
+        with transaction.atomic(using=router.db_for_write(self.model)):
+            return super().response_action(request, queryset)
+
+
 class CRMAdminSite(admin.AdminSite):
     site_header = _("CRM administration")
     site_title = _("CRM admin")
@@ -53,10 +69,18 @@ class CRMAdminSite(admin.AdminSite):
             cls = admin_class or admin.ModelAdmin
             if model in technical and not issubclass(cls, SuperusersOnly):
                 cls = type(cls.__name__, (SuperusersOnly, cls), {"__module__": cls.__module__})
+            if cls.response_action is admin.ModelAdmin.response_action:
+                # Each action in one transaction (``WholeActions``), as ``CRMModelAdmin``'s are.
+                cls = type(cls.__name__, (WholeActions, cls), {"__module__": cls.__module__})
             if cls.get_changelist is admin.ModelAdmin.get_changelist:
                 # Every list checks the filters in its address (``core.admin.lookups.CheckedChangeList``).
                 cls = type(cls.__name__, (CheckedLookups, cls), {"__module__": cls.__module__})
             super().register(model, cls, **options)
+
+    def admin_view(self, view, cacheable=False):
+        # Every page of the site: a change PostgreSQL aborted in a deadlock is answered as a conflict (409),
+        # in the admin's look, not as a server error (core/admin/deadlocks.py).
+        return super().admin_view(answering_deadlocks(view, self), cacheable)
 
     def each_context(self, request):
         context = super().each_context(request)
