@@ -8,7 +8,7 @@ changed since, if any, and offers to skip them; the POST undoes through
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -16,6 +16,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from core import access, changesets
+from core.admin.deadlocks import deadlocked
 from core.admin.roles import AnyRoleViews
 from core.changesets import Changeset
 
@@ -26,6 +27,8 @@ def note_recorded(request, changeset, site_name="admin"):
         link = reverse(f"{site_name}:core_changeset_change", args=[changeset.pk])
         messages.info(request, format_html('{} <a href="{}">{}</a>', _("Recorded as one change:"), link, changeset))
 
+
+UNDO_DEADLOCKED = _("Someone else was changing the same records at the same moment, so nothing was undone. Try again.")
 
 # Rows shown on a changeset's page; the API pages through all of them.
 ROWS_SHOWN = 500
@@ -150,6 +153,13 @@ class ChangesetAdmin(AnyRoleViews, admin.ModelAdmin):
                     done = changesets.undo(changeset, request.user, skip_conflicts=skip)
             except changesets.UndoRefused as refused:
                 self.message_user(request, refused.message, messages.ERROR)
+                return HttpResponseRedirect(reverse("admin:core_changeset_undo", args=[changeset.pk]))
+            except OperationalError as exc:
+                if not deadlocked(request, exc):
+                    raise
+                # Aborted by the database in a deadlock with another change of the same records: all of the
+                # undo was rolled back. Its page again, to undo it once more (or see what changed since).
+                self.message_user(request, UNDO_DEADLOCKED, messages.ERROR)
                 return HttpResponseRedirect(reverse("admin:core_changeset_undo", args=[changeset.pk]))
             self.message_user(request, _("Undone: %(changeset)s.") % {"changeset": done}, messages.SUCCESS)
             target = reverse("admin:core_changeset_change", args=[done.pk]) if done.pk else page

@@ -1,10 +1,12 @@
 """The changeset admin: scoped list, the per-row diff, the Undo button with its conflicts."""
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 
 from core.changesets import Changeset, recording
 from customers.models import Customer
+from tests.concurrency import deadlocked
 from tests.core.admin.helpers import staff
 from tests.factories import CustomerFactory, UserFactory
 
@@ -105,3 +107,29 @@ def test_the_list_costs_the_same_queries_for_more_changesets():
     with CaptureQueriesContext(connection) as many:
         client.get(url)
     assert len(many) == len(few)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="two connections at once: PostgreSQL")
+def test_an_undo_aborted_in_a_deadlock_says_so_with_nothing_undone():
+    # The undo puts the newest row back first (the second customer), then the first; another transaction
+    # holds the first and then asks for the second: PostgreSQL aborts the undo. Its page again with the reason,
+    # not a 500, and neither customer put back (the second's restore rolled back with the rest).
+    manager, client = staff("boss", "Sales manager")
+    first, second = CustomerFactory(name="First"), CustomerFactory(name="Second")
+    cs = renamed(manager, first, second, name="Bulk")
+    undo_url = reverse("admin:core_changeset_undo", args=[cs.pk])
+
+    answer, errors = deadlocked(second, first, lambda: client.post(undo_url))
+
+    assert not errors
+    assert not isinstance(answer, Exception), answer
+    assert (answer.status_code, answer.url) == (302, undo_url)
+    shown = [str(message) for message in answer.wsgi_request._messages]
+    assert shown == ["Someone else was changing the same records at the same moment, so nothing was undone. Try again."]
+    assert [Customer.objects.get(pk=c.pk).name for c in (first, second)] == ["Bulk", "Bulk"]
+    assert Changeset.objects.get(pk=cs.pk).status == Changeset.Status.APPLIED
+    assert not Changeset.objects.filter(undoes=cs).exists()
+    # Undone once the other change is over.
+    assert client.post(undo_url).status_code == 302
+    assert [Customer.objects.get(pk=c.pk).name for c in (first, second)] == ["First", "Second"]
