@@ -80,6 +80,10 @@ def deadlocked(first, second, write):
                     if sessions_waiting_for_a_lock():
                         break
                     threading.Event().wait(0.05)
+                # A moment more, well within deadlock_timeout (1 s): the first of the two to have waited that
+                # long checks for the deadlock and is the one aborted, and ``write`` must be it by a clear margin,
+                # not by the few milliseconds a busy machine can turn round.
+                threading.Event().wait(0.25)
                 type(first)._base_manager.select_for_update().get(pk=first.pk)
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
