@@ -7,7 +7,9 @@ when some changed since (send ``{"skip_conflicts": true}`` to leave them as they
 are and undo the rest), or when it is already undone.
 """
 
-from django.db import transaction
+import logging
+
+from django.db import OperationalError, transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -16,9 +18,13 @@ from rest_framework.response import Response
 from core import changesets
 from core.access import scope
 from core.changesets import Changeset, ChangesetRow
+from core.rowlocks import is_deadlock
 
 from .pagination import EnvelopePagination
 from .responses import Envelope
+from .viewsets import Deadlocked
+
+logger = logging.getLogger(__name__)
 
 
 class ChangesetSerializer(serializers.ModelSerializer):
@@ -111,7 +117,12 @@ class ChangesetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
 
     queryset = Changeset.objects.all()
     serializer_class = ChangesetSerializer
-    extra_error_statuses = {"undo": {"409": "Already undone, or records changed since (listed in `error.conflicts`)."}}
+    extra_error_statuses = {
+        "undo": {
+            "409": "Already undone, or records changed since (listed in `error.conflicts`), or a change of the same "
+            "records at the same moment met it (`conflict`: nothing was undone; try again)."
+        }
+    }
 
     def get_queryset(self):
         return scope(super().get_queryset(), self.request.user)
@@ -137,6 +148,12 @@ class ChangesetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         try:
             with transaction.atomic():
                 done = changesets.undo(changeset, request.user, skip_conflicts=body.validated_data["skip_conflicts"])
+        except OperationalError as exc:
+            if not is_deadlock(exc):
+                raise
+            # Aborted in a deadlock with another writer, all of it rolled back: a 409, as a resource's write.
+            logger.info("%s %s deadlocked", request.method, request.path, exc_info=True)
+            raise Deadlocked() from exc
         except changesets.UndoRefused as refused:
             error = {"code": refused.code, "message": refused.message}
             if refused.conflicts:

@@ -2,12 +2,14 @@
 
 import pytest
 from django.contrib.auth.models import Group
+from django.db import connection
 from knox.models import get_token_model
 from rest_framework.test import APIClient
 
 from core.changesets import Changeset, recording
 from customers.models import Customer
 from interactions.models import Interaction
+from tests.concurrency import deadlocked
 from tests.factories import CustomerFactory, ManagerFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -310,3 +312,26 @@ def test_a_rep_may_undo_a_delete_of_what_is_still_theirs(rep):
     undone = api.post(f"/api/changesets/{changeset_id}/undo", {}, format="json")
     assert undone.status_code == 200
     assert Interaction.objects.filter(pk=interaction_id, customer=customer).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="two connections at once: PostgreSQL")
+def test_an_undo_aborted_in_a_deadlock_is_a_409_with_nothing_undone():
+    # The undo puts the newest row back first (the second customer), then the first; another transaction holds
+    # the first, then asks for the second: PostgreSQL aborts the undo. A 409 the client retries, not a 500.
+    manager = ManagerFactory()
+    api = client(manager)
+    first, second = CustomerFactory(name="First"), CustomerFactory(name="Second")
+    cs = renamed(manager, first, second, name="Bulk")
+
+    answer, errors = deadlocked(second, first, lambda: api.post(f"/api/changesets/{cs.pk}/undo", {}, format="json"))
+
+    assert not errors
+    assert not isinstance(answer, Exception), answer
+    assert answer.status_code == 409
+    assert answer.json()["error"]["code"] == "conflict"
+    assert [Customer.objects.get(pk=c.pk).name for c in (first, second)] == ["Bulk", "Bulk"]
+    assert Changeset.objects.get(pk=cs.pk).status == Changeset.Status.APPLIED
+    # Undone once the other change is over.
+    assert api.post(f"/api/changesets/{cs.pk}/undo", {}, format="json").status_code == 200
+    assert [Customer.objects.get(pk=c.pk).name for c in (first, second)] == ["First", "Second"]
