@@ -9,6 +9,7 @@ that clients always see::
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
+from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -21,6 +22,10 @@ _CODE_NAMES = {
     "parse_error": "malformed_request",
     "error": "server_error",
 }
+
+# The one wording of a 404, whether the record or the route is unknown: a client tells the two
+# apart by its URL, and another rep's record reads as one that does not exist.
+NOT_FOUND = _("Not found.")
 
 
 def _printable(text):
@@ -81,7 +86,7 @@ def _validation_body(exc):
 
 def _api_exception(exc):
     if isinstance(exc, Http404):
-        return exceptions.NotFound()
+        return exceptions.NotFound(NOT_FOUND)
     if isinstance(exc, PermissionDenied):
         return exceptions.PermissionDenied()
     return exc
@@ -127,7 +132,7 @@ def permission_denied(request, exception=None):
 
 
 def not_found(request, exception=None):
-    return error_response(status.HTTP_404_NOT_FOUND, "not_found", "Resource not found.")
+    return error_response(status.HTTP_404_NOT_FOUND, "not_found", str(NOT_FOUND))
 
 
 def server_error(request):

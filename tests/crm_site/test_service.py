@@ -66,7 +66,16 @@ def test_unknown_routes_get_json_404_envelope(api, path, debug):
         response = api.get(path)
     assert response.status_code == 404
     assert response["Content-Type"].startswith("application/json")
-    assert response.json() == {"success": False, "error": {"code": "not_found", "message": "Resource not found."}}
+    assert response.json() == {"success": False, "error": {"code": "not_found", "message": "Not found."}}
+
+
+@pytest.mark.parametrize(("language", "message"), [("en", "Not found."), ("zh-hans", "未找到。")])
+def test_an_unknown_route_and_an_unknown_record_answer_the_same_404(api, language, message):
+    # A client that tells the two apart does it by URL, not by the wording of one of them.
+    not_found = {"success": False, "error": {"code": "not_found", "message": message}}
+    for path in ["/api/nope", "/api/customers/999999", "/api/customers/999999/timeline"]:
+        response = api.get(path, HTTP_ACCEPT_LANGUAGE=language)
+        assert (response.status_code, response.json()) == (404, not_found), path
 
 
 @pytest.mark.parametrize("method", ["post", "put", "delete"])
