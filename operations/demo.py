@@ -2,9 +2,10 @@
 
 The fixture's rows have fixed dates; :func:`bring_to_today` moves them around
 ``now`` (interactions over the last three months, open deals closing this month
-and next, recent wins), gives every company a few more people (Chinese and Latin
-names), hands companies and their people to the demo reps, and adds tasks and
-notifications, so that each role has something of its own to look at.
+and next, one of them gone quiet for longer than its stage allows, recent wins),
+gives every company a few more people (Chinese and Latin names), hands companies
+and their people to the demo reps, and adds tasks and notifications, so that each
+role has something of its own to look at.
 """
 
 import calendar
@@ -25,8 +26,9 @@ from core.models import Event
 from customers.models import Customer
 from interactions.models import Interaction
 from notifications.models import Notification
-from operations.demo_tasks import create_demo_tasks
+from operations.demo_tasks import QUIET_DEAL, create_demo_tasks
 from opportunities.models import Opportunity, StageChange
+from tasks.reports import stale_days
 
 # The demo accounts beside the admin: (username, role). Reps own the demo book between them.
 DEMO_USERS = [("manager", MANAGER), ("rep", REP), ("rep2", REP)]
@@ -141,6 +143,13 @@ def bring_to_today(now=None, seed=7):
             else:
                 expected = _add_months(today.replace(day=1), 1) + datetime.timedelta(days=rng.randint(0, 27))
             updated, closed = now - datetime.timedelta(days=rng.randint(1, 20)), None
+            if deal.title == QUIET_DEAL:
+                # Gone quiet a week longer than its stage allows: nothing since, not even from its customer.
+                updated = now - datetime.timedelta(days=stale_days().get(deal.stage, 0) + 7)
+                created = min(created, updated - datetime.timedelta(days=30))
+                Interaction.objects.filter(customer=deal.customer_id, occurred_at__gt=updated).update(
+                    occurred_at=updated - datetime.timedelta(days=3), created_at=updated - datetime.timedelta(days=3)
+                )
         else:
             updated = closed = now - datetime.timedelta(days=rng.randint(2, 55))
             expected = timezone.localdate(closed)

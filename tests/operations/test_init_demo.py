@@ -310,3 +310,25 @@ def test_a_database_holding_customers_of_its_own_gets_its_admin_only(db, capsys)
     assert set(printed_passwords(out)) == {"admin"}
     assert list(get_user_model().objects.values_list("username", flat=True)) == ["admin"]
     assert list(Customer.objects.values_list("name", flat=True)) == ["Brought over"]
+
+
+def test_the_demo_has_a_deal_gone_stale_in_my_day_of_its_owner_and_the_admin(db, capsys):
+    # So a newcomer sees the stale list (tasks.reports.stale_condition) with something in it.
+    from django.test import Client
+    from django.utils import timezone
+
+    from tasks.reports import stale_condition
+
+    run_init_demo(capsys)
+    stale = list(Opportunity.objects.filter(stale_condition(timezone.now())).select_related("customer__owner"))
+    assert stale and all(deal.is_open for deal in stale)
+    for username in {deal.customer.owner.username for deal in stale} | {"admin"}:
+        client = Client()
+        client.force_login(get_user_model().objects.get(username=username))
+        page = client.get("/admin/tasks/task/my-day/")
+        shown = {row["id"] for row in page.context["stale"]["deals"]}
+        mine = {deal.pk for deal in stale if username == "admin" or deal.customer.owner.username == username}
+        assert shown == mine, username
+        section = page.content.decode().split('id="my-day-stale"')[1].split("</section>")[0]
+        assert f"({len(mine)})" in section
+        assert all(deal.title in section for deal in stale if deal.pk in mine)

@@ -51,7 +51,7 @@ class Command(BaseCommand):
         "when there are no customers or companies either, a demo manager ('manager') and two demo reps ('rep', "
         "'rep2'), with generated passwords, printed once. When there are no customers or companies: load the "
         "'demo' fixture and bring it to today (interactions "
-        "over the last three months, deals closing this month and next, overdue, today's and upcoming "
+        "over the last three months, deals closing this month and next (one gone stale), overdue, today's and upcoming "
         "tasks, a few notifications; every company and person owned by a demo rep). Running it again "
         "changes nothing. --host and --port only say where the server will listen, for the address "
         "printed with the passwords."
