@@ -18,7 +18,7 @@ from rest_framework import serializers
 from rest_framework.settings import api_settings
 
 from core import access, customfields, tags
-from core.rowlocks import is_deadlock, lock_rows
+from core.rowlocks import is_deadlock, lock_keys, lock_rows
 from core.tables import FileRefused
 
 # A cell left out of the data given to the serializer.
@@ -243,6 +243,7 @@ class CRMModelResource(resources.ModelResource):
             raise FileRefused(problem)
         super().before_import(dataset, **kwargs)
         self.hold_tags(dataset)
+        self.hold_parents(dataset)
 
     def hold_tags(self, dataset):
         """Hold the tags the rows may link before any row locks a record (``tags.hold_tags``; the rows are
@@ -268,6 +269,33 @@ class CRMModelResource(resources.ModelResource):
         if external_ids:
             records = records | model._base_manager.filter(external_id__in=external_ids)
         tags.hold_tags(model, names=names, records=records)
+
+    def hold_parents(self, dataset):
+        """Hold the parents the rows point their records at (``parents_named``), highest first, after the tags and
+        before any row locks a record (the rows are one transaction), with the lock their foreign keys' check
+        takes at COMMIT (``rowlocks.lock_keys``), as a record's admin page does (``CRMModelAdmin.lock_parents``).
+
+        A parent's delete (or merge) locks the parent, then the records pointing at it. Held only by that check,
+        a parent deleted while the import runs failed the import at its COMMIT (a server error), or deadlocked
+        it with a delete waiting for a record an earlier row had locked. Held first, a delete under way is
+        waited for, and the rows, read after, find its parent gone (an error on the row, nothing imported);
+        a delete that comes after waits for the import.
+        """
+        if dataset:
+            for parents in self.parents_named(dataset):
+                lock_keys(parents)
+
+    def parents_named(self, dataset):
+        """The parents the rows of ``dataset`` may point their records at, as querysets, highest parent first."""
+        return []
+
+    @staticmethod
+    def column_cells(dataset, column):
+        """The texts of a column's non-empty cells; none with a NUL, which a row refuses and PostgreSQL would
+        refuse in a query."""
+        if column not in (dataset.headers or []):
+            return []
+        return [text for text in (cell_text(cell) for cell in dataset[column]) if text and "\x00" not in text]
 
     def column_of(self, header):
         """The column a header names: itself (any case, spaces around) or the column it is an alias of."""

@@ -1,8 +1,11 @@
 from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 from import_export import fields, widgets
 
 from companies.models import Company
+from companies.names import name_key
 from core import access
 from core.resources import CRMModelResource, cell_text, file_line, tags_field
 
@@ -53,6 +56,11 @@ class CustomerResource(CRMModelResource):
             return found
         return self.scoped(Customer.objects.with_email(email)).first()
 
+    def parents_named(self, dataset):
+        # The companies the rows name, found as a row's save finds its company by name (``Customer.link_company``).
+        keys = {name_key(text) for text in self.column_cells(dataset, "company")} - {""}
+        return [self.scoped(Company.objects.filter(name_key__in=keys))] if keys else []
+
     def apply_validated(self, instance, validated_data):
         super().apply_validated(instance, validated_data)
         # A company named by its name is one this user sees (or a new one).
@@ -99,6 +107,25 @@ class CustomerChildResource(CRMModelResource):
 
     def get_queryset(self):
         return super().get_queryset().select_related("customer")
+
+    def parents_named(self, dataset):
+        # The customers the rows name, by id or email as ``CustomerWidget`` finds them; before them, for records
+        # that point at a company too (a deal, created with its customer's company), the customers' companies,
+        # in the order a company's delete locks them (the company, then its people).
+        ids, emails = [], []
+        for text in self.column_cells(dataset, "customer"):
+            if not text.isdecimal():
+                emails.append(text.lower())
+            elif int(text) < 2**63:
+                ids.append(int(text))
+        if not (ids or emails):
+            return []
+        customers = self.scoped(
+            Customer.objects.alias(email_lower=Lower("email")).filter(Q(pk__in=ids) | Q(email_lower__in=emails))
+        )
+        if "company" not in {field.name for field in self._meta.model._meta.concrete_fields}:
+            return [customers]
+        return [Company.objects.filter(pk__in=customers.values("company")), customers]
 
     def serializer_value(self, column, value, serializer_field):
         if column == "customer":

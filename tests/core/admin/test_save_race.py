@@ -19,6 +19,7 @@ from core.admin.base import RecordGone, update_stored
 from customers.models import Customer
 from interactions.models import Interaction
 from opportunities.models import Opportunity, StageChange
+from tasks.models import Task
 from tests.concurrency import deadlocked, in_turn, waiting_for_a_lock
 from tests.core.admin.helpers import managers, opened, staff, upload
 from tests.factories import CompanyFactory, CustomerFactory, InteractionFactory, OpportunityFactory, TaskFactory
@@ -646,3 +647,98 @@ def test_a_page_posted_while_its_companys_delete_waits_for_one_of_its_people_doe
     assert answers["page"].status_code == 200
     assert "company" in answers["page"].context["adminform"].form.errors
     assert getattr(stored(record), field) == ("Ann" if page_of == "person" else "Deal")
+
+
+# An import's rows, each naming a customer (by id or email), for the import screen of each kind of record below one.
+IMPORTED_BELOW_A_CUSTOMER = {
+    "interactions": (Interaction, ["interaction_type", "notes"], ["call", "Called"]),
+    "opportunities": (Opportunity, ["title"], ["Deal"]),
+    "tasks": (Task, ["title"], ["Call back"]),
+}
+
+
+@for_postgresql
+@pytest.mark.parametrize("named_by", ["id", "email"])
+@pytest.mark.parametrize("records", IMPORTED_BELOW_A_CUSTOMER)
+def test_an_import_naming_a_customer_deleted_meanwhile_refuses_its_row_and_imports_nothing(records, named_by):
+    # The customer's delete commits while the import waits: its row must not be written pointing at it (a server
+    # error at the import's COMMIT, where the foreign key is checked), nor any other row of the file.
+    model, columns, cells = IMPORTED_BELOW_A_CUSTOMER[records]
+    gone = CustomerFactory(name="Gone", email="gone@example.com")
+    kept = CustomerFactory(name="Kept")
+    named = str(gone.pk) if named_by == "id" else "GONE@example.com"
+    first, second = managers("first", "second")
+    url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+    preview = upload(second, url, [["customer", *columns], [kept.pk, *cells], [named, *cells]])
+    assert preview.context.get("confirm_form") is not None
+
+    with Held(written_by(first, gone, gone=True)) as held:
+        response = posted_meanwhile(held, second, f"{url}process_import/", {**preview.context["confirm_form"].initial})
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Nothing was imported" in page and f"No customer with id or email “{named}”" in page
+    assert stored(gone) is None
+    assert not model.objects.exists()
+
+
+@for_postgresql
+def test_an_import_naming_a_company_deleted_meanwhile_links_its_customer_as_after_the_delete():
+    # The company's delete commits while the import waits: the row's customer is linked by the company's name as
+    # it would be after the delete (to a company of that name, made anew), not to the one deleted.
+    company = CompanyFactory(name="Acme")
+    first, second = managers("first", "second")
+    url = reverse("admin:customers_customer_changelist")
+    preview = upload(second, url, [["name", "company"], ["Ann", "ACME"]])
+    assert preview.context.get("confirm_form") is not None
+
+    with Held(written_by(first, company, gone=True)) as held:
+        response = posted_meanwhile(held, second, f"{url}process_import/", {**preview.context["confirm_form"].initial})
+
+    assert response.status_code == 302
+    assert stored(company) is None
+    ann = Customer.objects.get(name="Ann")
+    assert ann.company_id != company.pk and ann.company.name == "ACME"
+
+
+@for_postgresql
+def test_an_import_of_deals_and_a_delete_of_their_company_do_not_deadlock():
+    # A company's delete locks the company, then its people and deals. The import locks the deals its rows
+    # update, and a deal it adds takes its customer's company, whose key is checked at COMMIT: the import must
+    # hold that company before any deal, or the delete, holding the company and waiting for a deal of the import,
+    # deadlocks it.
+    company = CompanyFactory(name="Acme")
+    customer = CustomerFactory(name="Ann", company=company)
+    deal = OpportunityFactory(customer=customer, title="Deal")
+    waited = OpportunityFactory(title="Waited for")
+    first, second = managers("first", "second")
+    preview = upload(
+        second,
+        LIST_URL,
+        [
+            ["id", "customer", "title"],
+            [deal.pk, customer.pk, "Deal 2"],
+            [waited.pk, waited.customer_id, "Waited for 2"],
+            ["", customer.pk, "Added"],
+        ],
+    )
+    data = {**preview.context["confirm_form"].initial}
+    deleting = _deleting(first, company, "page")
+    answers = {}
+
+    errors = in_turn(
+        lambda: list(Opportunity.objects.select_for_update().filter(pk=waited.pk)),
+        lambda: answers.setdefault("import", second.post(f"{LIST_URL}process_import/", data)),
+        lambda: answers.setdefault("delete", deleting()),
+        atomic=False,
+    )
+
+    assert not errors
+    assert answers["import"].status_code == 302, answers["import"].content.decode()[-3000:]
+    assert answers["delete"].status_code == 302
+    # The delete waited for the import, then left its deals without a company, the one added too.
+    assert stored(company) is None
+    assert sorted(Opportunity.objects.filter(customer=customer).values_list("title", "company")) == [
+        ("Added", None),
+        ("Deal 2", None),
+    ]
