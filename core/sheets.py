@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from core import customfields, tags
 from core.api.viewsets import changes_anything
 from core.cells import TEXT_ENCODINGS
+from core.rowlocks import lock_keys
 from core.tables import FileRefused, NotAWorkbook, check_size, csv_rows, xlsx_rows
 from core.tags import split_names
 
@@ -190,6 +191,7 @@ class SheetImport:
     def run(self, sheet, progress=None):
         rows = list(sheet.rows)  # read whole already (``open_sheet``)
         self.hold_tags(sheet.columns, rows)
+        self.hold_parents(sheet.columns, rows)
         batch = []
         for line, cells in rows:
             if progress is not None:
@@ -228,6 +230,29 @@ class SheetImport:
             keys = {self.key_of(name, value) for value in cells(name) if value} - {""}
             matched.extend(record.pk for record in self.existing(name, keys).values())
         tags.hold_tags(model, names=names, records=model._base_manager.filter(pk__in=matched))
+
+    def hold_parents(self, columns, rows):
+        """Hold the parents the rows point their records at (``parents_named``), highest first, after the tags
+        and before any row locks a record, with the lock their foreign keys' check takes at COMMIT
+        (``rowlocks.lock_keys``; see ``core.resources.CRMModelResource.hold_parents``). A delete of one under
+        way is waited for, and the rows, read after, find it gone; a delete that comes after waits for the
+        import. Held only by that check, a parent deleted meanwhile failed the import at its COMMIT."""
+        for parents in self.parents_named(columns, rows):
+            lock_keys(parents)
+
+    def parents_named(self, columns, rows):
+        """The parents the rows may point their records at, as querysets, highest parent first."""
+        return []
+
+    @staticmethod
+    def column_cells(columns, rows, name):
+        """The non-empty cells of the ``name`` column of ``rows``; none with a NUL, which PostgreSQL would refuse
+        in a query."""
+        position = next((position for position, field in columns.items() if field == name), None)
+        if position is None:
+            return []
+        cells = (cells[position].strip() for _line, cells in rows if position < len(cells))
+        return [cell for cell in cells if cell and "\x00" not in cell]
 
     def _import_batch(self, batch):
         existing = {}

@@ -7,6 +7,8 @@ from functools import partial
 
 from django.db.models.functions import Lower
 
+from companies.models import Company
+from companies.names import name_key
 from core import sheets
 from core.sheets import ImportFileError, ImportReport, Sheet, cell_text, decode, error_text
 
@@ -68,6 +70,11 @@ class CustomerImport(sheets.SheetImport):
             return {customer.external_id: customer for customer in Customer.objects.filter(external_id__in=keys)}
         customers = Customer.objects.annotate(email_key=Lower("email")).filter(email_key__in=keys)
         return {customer.email_key: customer for customer in customers}
+
+    def parents_named(self, columns, rows):
+        # The companies the rows name, found as a row's save finds its company by name (``Customer.link_company``).
+        keys = {name_key(cell) for cell in self.column_cells(columns, rows, "company")} - {""}
+        return [Company.objects.filter(name_key__in=keys)] if keys else []
 
     def new_record_data(self, values):
         data = super().new_record_data(values)

@@ -5,10 +5,14 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 from openpyxl import Workbook
 
+from companies.models import Company
+from companies.services import delete_company
 from customers.models import Customer
-from tests.factories import CustomerFactory
+from tests.concurrency import in_turn
+from tests.factories import CompanyFactory, CustomerFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -344,3 +348,24 @@ class TestExternalId:
     def test_chinese_header(self, tmp_path):
         run(write_csv(tmp_path, "姓名,外部编号\n张三,erp-9\n"))
         assert Customer.objects.get(external_id="erp-9").name == "张三"
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="two connections at once: PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_a_company_deleted_while_the_import_starts_is_named_as_after_its_delete(tmp_path):
+    # The company's delete is under way (the company locked, its people unlinked, not committed) when the import
+    # starts: the import waits for it and links the row's customer by the name as after the delete (to a company
+    # made anew), rather than to the company deleted, which failed the import at its COMMIT.
+    company = CompanyFactory(name="Acme")
+    path = write_csv(tmp_path, "name,company\nAnn,ACME\n")
+
+    errors = in_turn(
+        lambda: delete_company(Company.objects.select_for_update().get(pk=company.pk)),
+        lambda: run(path),
+        atomic=False,
+    )
+
+    assert not errors
+    assert not Company.objects.filter(pk=company.pk).exists()
+    ann = Customer.objects.get(name="Ann")
+    assert ann.company_id != company.pk and ann.company.name == "ACME"
