@@ -36,6 +36,7 @@ from companies.models import Company
 from companies.names import domain_of, name_key
 from companies.serializers import CompanySerializer
 from core import access, changesets
+from core.rowlocks import lock_keys
 from core.sheets import ImportFileError, error_text, read_table
 from core.tags import split_names
 from customers.models import Customer
@@ -173,6 +174,7 @@ def import_files(sources, *, vendor="", user=None, owner=None, dry_run=False, li
         source={"vendor": vendor, "files": files},
         dry_run=dry_run,
     ) as changeset:
+        run.hold_parents(sheets)
         for sheet in sheets:
             result.files.append((sheet.source.name, sheet.preset.label or sheet.preset.kind, sheet.ignored))
             result.rows.extend(run.import_sheet(sheet))
@@ -246,6 +248,51 @@ class _Run:
                     return match
         return self.user
 
+    # The parents named, held before any record.
+
+    def hold_parents(self, sheets):
+        """Hold the records the rows of ``sheets`` point people and deals at, before any row writes a record (the
+        run is one transaction), with the lock their foreign keys' check takes at COMMIT (``rowlocks.lock_keys``):
+        the companies people and deals name (by the other system's id or by name) and those of the people deals
+        name (a deal takes its person's company), then those people (by id, email or name), in the order a
+        company's delete locks them (the company, then its people). As for the admin's imports
+        (``core.resources.CRMModelResource.hold_parents``): a delete under way is waited for, and the rows, read
+        after, find its record gone (a rejected row, or a company of that name made anew); a delete that comes
+        after waits for the run. Held only by that check, a record deleted meanwhile failed the run at its COMMIT.
+        """
+        company_ids, company_keys, customer_ids, emails, names = set(), set(), set(), set(), set()
+        for sheet in sheets:
+            if sheet.preset.kind not in (CUSTOMERS, DEALS):
+                continue
+            for _line, cells in sheet.rows:
+                values = _values(sheet, cells)
+                if any("\x00" in value for value in values.values()):
+                    continue  # the row is refused before any lookup
+                if values.get("company_ref"):
+                    company_ids.add(self._external_id(sheet.preset, _first_id(values["company_ref"])))
+                if values.get("company"):
+                    company_keys.add(name_key(values["company"]))
+                if sheet.preset.kind != DEALS:
+                    continue
+                if values.get("customer_ref"):
+                    customer_ids.add(self._external_id(sheet.preset, _first_id(values["customer_ref"])))
+                if values.get("customer"):
+                    email = _EMAIL_IN_TEXT.search(values["customer"])
+                    if email:
+                        emails.add(email.group(0).lower())
+                    else:
+                        names.add(values["customer"])
+        if not (company_ids | company_keys | customer_ids | emails | names) - {""}:
+            return
+        customers = (
+            self.rows(Customer)
+            .alias(email_key=Lower("email"))
+            .filter(Q(external_id__in=customer_ids - {""}) | Q(email_key__in=emails) | Q(name__in=names))
+        )
+        companies = self.rows(Company).filter(Q(external_id__in=company_ids - {""}) | Q(name_key__in=company_keys))
+        lock_keys(Company.objects.filter(Q(pk__in=companies.values("pk")) | Q(pk__in=customers.values("company"))))
+        lock_keys(customers)
+
     # One sheet.
 
     def import_sheet(self, sheet):
@@ -253,11 +300,7 @@ class _Run:
         first_line = {}
         results = []
         for line, cells in sheet.rows:
-            values = {}
-            for position, name in sheet.columns.items():
-                cell = cells[position].strip() if position < len(cells) else ""
-                if cell and not values.get(name):
-                    values[name] = cell
+            values = _values(sheet, cells)
             if not any(values.values()):
                 continue
             row = RowResult(file=sheet.source.name, line=line, kind=sheet.preset.kind)
@@ -433,6 +476,16 @@ class _Run:
                 name: [_shown(before[name]), _shown(after[name])] for name in after if after[name] != before[name]
             }
         return record
+
+
+def _values(sheet, cells):
+    """A row's cells by the field they fill; of several filling one field, the first non-empty in the preset's order."""
+    values = {}
+    for position, name in sheet.columns.items():
+        cell = cells[position].strip() if position < len(cells) else ""
+        if cell and not values.get(name):
+            values[name] = cell
+    return values
 
 
 def _snapshot(record):

@@ -13,11 +13,14 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from companies.models import Company
+from companies.services import delete_company
 from core.sheets import ImportFileError
 from customers.models import Customer
+from customers.services import delete_customer
 from operations.switching import SourceFile, import_files
-from operations.vendors import CUSTOMERS, custom_preset
+from operations.vendors import CUSTOMERS, DEALS, custom_preset
 from opportunities.models import Opportunity
+from tests.concurrency import in_turn
 from tests.factories import CompanyFactory, CustomerFactory, ManagerFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -316,3 +319,59 @@ def test_the_command_names_the_changeset_to_undo(tmp_path):
     with pytest.raises(CommandError):  # the samples hold rejected rows on purpose
         call_command("import_from", "hubspot", *paths, stdout=out, stderr=io.StringIO())
     assert "/api/changesets/" in out.getvalue()
+
+
+ON_POSTGRESQL = pytest.mark.skipif(connection.vendor != "postgresql", reason="two connections at once: PostgreSQL")
+
+
+def _custom_file(kind, text):
+    header = text.splitlines()[0].split(",")
+    source = SourceFile(name=f"{kind}.csv", data=text.encode())
+    source.preset = custom_preset(kind, {name: name for name in header})
+    return source
+
+
+def _imported_while_deleted(record, source):
+    """The result of importing ``source`` while the delete of ``record`` (a customer or a company, locked as its
+    pages lock it) is under way, not yet committed; the import starts once the delete holds its rows."""
+    model, delete = (Customer, delete_customer) if isinstance(record, Customer) else (Company, delete_company)
+    results = []
+
+    errors = in_turn(
+        lambda: delete(model.objects.select_for_update().get(pk=record.pk)),
+        lambda: results.append(import_files([source], vendor="")),
+        atomic=False,
+    )
+
+    assert not errors
+    assert not model.objects.filter(pk=record.pk).exists()
+    return results[0]
+
+
+@ON_POSTGRESQL
+@pytest.mark.django_db(transaction=True)
+def test_a_person_deleted_while_the_import_starts_is_not_given_a_deal():
+    # The import waits for the delete and rejects the deal naming the person, rather than writing it for them and
+    # failing at its COMMIT, where the foreign key is checked.
+    ann = CustomerFactory(name="Ann", email="ann@example.com")
+    bob = CustomerFactory(name="Bob", email="bob@example.com")
+    deals = _custom_file(DEALS, "title,customer\nFor Bob,Bob <bob@example.com>\nFor Ann,Ann <ANN@example.com>\n")
+
+    result = _imported_while_deleted(ann, deals)
+
+    assert rejected(result) == {("deals.csv", 3): ["no person 'Ann <ANN@example.com>' to give this deal to"]}
+    assert list(Opportunity.objects.values_list("title", "customer")) == [("For Bob", bob.pk)]
+
+
+@ON_POSTGRESQL
+@pytest.mark.django_db(transaction=True)
+def test_a_company_deleted_while_the_import_starts_is_named_as_after_its_delete():
+    # The import waits for the delete, and the person naming the company is linked by the name as after the delete
+    # (to a company made anew), not to the one deleted.
+    company = CompanyFactory(name="Acme")
+
+    result = _imported_while_deleted(company, _custom_file(CUSTOMERS, "name,company\nAnn,ACME\n"))
+
+    assert result.counts() == {"customers": {"created": 1, "updated": 0, "unchanged": 0, "rejected": 0}}
+    ann = Customer.objects.get(name="Ann")
+    assert ann.company_id != company.pk and ann.company.name == "ACME"
