@@ -32,6 +32,7 @@ from django.dispatch import Signal
 from core import access, changesets, events
 from core.history import batched_delete_history
 from core.models import MergedRecord
+from core.rowlocks import lock_keys
 from core.tags import hold_tags_of
 
 # Records merged into one survivor in one go.
@@ -55,12 +56,13 @@ def _pk(record):
     return getattr(record, "pk", record)
 
 
-def lock_records(model, survivor, others, *, user, versions=None):
+def lock_records(model, survivor, others, *, user, versions=None, parents=()):
     """(survivor, [others]): the records, re-read and locked, after checking the merge may happen.
 
     ``survivor`` and ``others`` are records or ids. ``versions`` maps ids to the
     ``updated_at`` the user saw (the admin's page): a record changed since then
-    refuses the merge.
+    refuses the merge. ``parents`` names the foreign keys to parents the survivor may
+    take from the others (a customer's company): those of every record are held first.
     """
     if not access.can_write(user):
         raise PermissionDenied("Read-only users cannot change data.")
@@ -82,6 +84,12 @@ def lock_records(model, survivor, others, *, user, versions=None):
         raise MergeRefused(f"No {model._meta.verbose_name} with id {', '.join(map(str, missing))}.", field)
     # The tags the survivor takes from the others: held before the records, as a rename holds them.
     hold_tags_of(model, ids)
+    # Then the parents it may take, as their deletes lock them before the records pointing at them, with the lock
+    # the key's check at COMMIT takes (``rowlocks.lock_keys``): taken only by that check, after the records, a
+    # parent's delete waiting for one of them would deadlock the merge.
+    for name in parents:
+        parent = model._meta.get_field(name).related_model
+        lock_keys(parent._base_manager.filter(pk__in=model._base_manager.filter(pk__in=ids).values(name)))
     rows = model._base_manager.filter(pk__in=ids).order_by("pk")
     if connection.features.has_select_for_update:
         rows = rows.select_for_update()
@@ -238,18 +246,19 @@ def trial(dry_run):
 merged = Signal()
 
 
-def merge_records(model, fields, movers, survivor, others, *, choices=None, user, versions=None):
+def merge_records(model, fields, movers, survivor, others, *, choices=None, user, versions=None, parents=()):
     """The whole of one merge, in one transaction: what each model's merge service runs.
 
     ``fields`` are those taken from one record, ``movers`` the registered
-    ``move(from_ids, survivor)`` of the records below (the model's ``parts``).
+    ``move(from_ids, survivor)`` of the records below (the model's ``parts``),
+    ``parents`` the fields among them naming a parent (held first: ``lock_records``).
     Returns {"survivor", "merged_ids", "moved": {kind: count}, "changeset"}.
     """
     label = f"Merge into {model._meta.label_lower} #{_pk(survivor)}"
     source = {"model": model._meta.label_lower, "survivor_id": _pk(survivor), "merged_ids": [_pk(o) for o in others]}
     # One changeset (core/changesets.py): previewed with the rows it would make, undone like any other.
     with changesets.recording("merge", user=user, label=label, source=source) as changeset:
-        survivor, others = lock_records(model, survivor, others, user=user, versions=versions)
+        survivor, others = lock_records(model, survivor, others, user=user, versions=versions, parents=parents)
         chosen = check_choices(fields, choices, [survivor, *others])
         values = chosen_values(survivor, others, fields, chosen)
         keep_owner(survivor, values, chosen, user)

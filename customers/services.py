@@ -100,5 +100,13 @@ def merge_customers(survivor, others, *, choices=None, user, versions=None):
     seen) refuses records changed since the user looked.
     """
     return merges.merge_records(
-        Customer, MERGE_FIELDS, parts.MOVERS, survivor, others, choices=choices, user=user, versions=versions
+        Customer,
+        MERGE_FIELDS,
+        parts.MOVERS,
+        survivor,
+        others,
+        choices=choices,
+        user=user,
+        versions=versions,
+        parents=("company",),
     )

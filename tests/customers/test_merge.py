@@ -8,6 +8,8 @@ from django.test.utils import CaptureQueriesContext
 from knox.models import get_token_model
 from rest_framework.test import APIClient
 
+from companies.models import Company
+from companies.services import delete_company
 from core.merges import MergeRefused
 from core.models import CustomField, Event, MergedRecord
 from customers.models import Customer
@@ -15,6 +17,7 @@ from customers.services import merge_customers
 from interactions.models import Interaction
 from opportunities.models import Opportunity
 from tasks.models import Task
+from tests.concurrency import in_turn
 from tests.factories import (
     CompanyFactory,
     CustomerFactory,
@@ -227,6 +230,34 @@ def test_merge_queries_do_not_grow_with_the_children():
 
     queries(1)  # Roles and tracked fields read once, then cached.
     assert queries(2) == queries(40)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="two connections at once: PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_a_merge_taking_a_company_and_that_companys_delete_do_not_deadlock():
+    # A company's delete locks the company, then its people. The merge locks its records (here it then waits for an
+    # interaction it moves, held by another transaction, while the delete takes the company and waits for the
+    # person), and the company the survivor takes is checked at its COMMIT: the merge must hold it first, or the
+    # two deadlock.
+    manager = ManagerFactory()
+    company = CompanyFactory(name="Acme")
+    survivor = CustomerFactory(name="Ann")
+    other = CustomerFactory(name="Ann B", company=company)
+    interaction = InteractionFactory(customer=other)
+
+    errors = in_turn(
+        lambda: list(Interaction.objects.select_for_update().filter(pk=interaction.pk)),
+        lambda: merge_customers(survivor.pk, [other.pk], choices={"company": other.pk}, user=manager),
+        lambda: delete_company(Company.objects.select_for_update().get(pk=company.pk)),
+    )
+
+    assert not errors
+    # The delete waited for the merge, then unlinked the survivor from the company it took.
+    assert not Company.objects.filter(pk=company.pk).exists()
+    assert not Customer.objects.filter(pk=other.pk).exists()
+    survivor.refresh_from_db()
+    assert survivor.company_id is None
+    assert [entry.company_id for entry in survivor.history.order_by("history_id")][-2:] == [company.pk, None]
 
 
 # -- the API -------------------------------------------------------------------
