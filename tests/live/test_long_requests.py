@@ -13,8 +13,9 @@ import pytest
 import requests
 
 from tests.live.conftest import create_tokens, manage, start_server
+from tests.migrated import OWN_SQLITE_FILE
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, OWN_SQLITE_FILE]
 
 # gunicorn's worker timeout in these tests. A threaded worker tells the arbiter it is alive about once a
 # second, so on a loaded machine a 1 s timeout can kill it between two heartbeats.

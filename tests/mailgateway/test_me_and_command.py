@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 
 from mailgateway.models import GatewayAddress
 from tests.factories import UserFactory
+from tests.migrated import OWN_SQLITE_FILE
 
 pytestmark = pytest.mark.django_db
 
@@ -68,6 +69,7 @@ def test_the_command_refuses_to_start_without_a_domain(tmp_path):
     assert "Set DJANGO_MAIL_GATEWAY_DOMAIN" in result.stderr
 
 
+@OWN_SQLITE_FILE
 def test_the_command_serves_smtp_and_stops_on_sigterm(tmp_path, migrated_sqlite):
     database = migrated_sqlite(tmp_path / "gateway.db")
     env = _command_env(DATABASE_URL=database, DJANGO_MAIL_GATEWAY_DOMAIN="in.crm.test")

@@ -23,6 +23,7 @@ from django.db import connection
 
 from customers.models import Customer
 from tests.factories import CustomerFactory
+from tests.migrated import OWN_SQLITE_FILE
 
 BASE_DIR = Path(settings.BASE_DIR)
 TABLES = ("customers_customer", "interactions_interaction", "opportunities_opportunity", "opportunities_stagechange")
@@ -139,6 +140,7 @@ def seed_sqlite(path, customers):
     db.close()
 
 
+@OWN_SQLITE_FILE
 class TestSqliteRoundTrip:
     def test_backup_under_writes_is_a_snapshot_and_restore_brings_it_back(self, tmp_path, migrated_sqlite):
         live = tmp_path / "crm.db"

@@ -18,11 +18,13 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from tests.migrated import OWN_SQLITE_FILE
+
 ROOT = Path(settings.BASE_DIR)
 BIN = Path(sys.executable).parent
 THREADS, WRITES, WORKERS = 4, 25, 4
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, OWN_SQLITE_FILE]
 
 
 def free_port():
