@@ -17,7 +17,10 @@ from django.core.management.color import no_style
 from django.db import connection
 from django.db.models.functions import Lower
 
+from companies.models import Company
+from companies.names import name_key
 from core.history import record_creation
+from core.rowlocks import lock_keys
 from customers.models import Customer
 from customers.services import link_companies
 from interactions.models import Interaction
@@ -97,6 +100,14 @@ class LegacyDatabase:
         table = self.tables[kind]
         with self._reading():
             rows = self.connection.execute(f'SELECT "id" FROM "{table}" GROUP BY "id" HAVING COUNT(*) > 1')
+            return {row[0] for row in rows}
+
+    def distinct(self, kind, column):
+        """The values of ``column`` in the ``kind`` table, each once (none when the table or column is absent)."""
+        if kind not in self.tables or column not in self.columns[kind]:
+            return set()
+        with self._reading():
+            rows = self.connection.execute(f'SELECT DISTINCT "{column}" FROM "{self.tables[kind]}"')
             return {row[0] for row in rows}
 
     def batches(self, kind, columns):
@@ -199,6 +210,7 @@ class LegacyImport:
         self.reports = []
 
     def run(self):
+        self._hold_parents()
         with explicit_timestamps(Customer, Interaction, Opportunity):
             self._table(
                 "customers",
@@ -217,6 +229,28 @@ class LegacyImport:
                 )
         self._reset_sequences()
         return self.reports
+
+    def _hold_parents(self):
+        """Hold the records here that the file's rows may point theirs at, before any row is written (the import is
+        one transaction), with the lock their foreign keys' check takes at COMMIT (``rowlocks.lock_keys``): the
+        companies its customers name, then the customers its interactions and opportunities name, in the order a
+        company's delete locks them (the company, then its people). A delete under way is waited for, and the rows,
+        read after, find its record gone, as a run after the delete would: the rows of a customer gone are orphans
+        (or, the file's customers table having it, come in with it anew), a company gone is made anew by its name.
+        A delete that comes after waits for the import. Held only by that check, a record deleted meanwhile failed
+        the whole import at its COMMIT."""
+        names = {text(value) for value in self.legacy.distinct("customers", "company")} - {None}
+        keys = {name_key(name) for name in names} - {""}
+        customer_ids = {
+            value
+            for kind in ("interactions", "opportunities")
+            for value in self.legacy.distinct(kind, "customer_id")
+            if isinstance(value, int)
+        }
+        if keys:
+            lock_keys(Company.objects.filter(name_key__in=keys))
+        if customer_ids:
+            lock_keys(Customer.objects.filter(pk__in=customer_ids))
 
     def _table(self, kind, columns, import_batch):
         report = TableReport(kind, self.legacy.tables[kind])

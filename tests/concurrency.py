@@ -41,6 +41,14 @@ def in_turn(first, *others, atomic=True):
     return errors
 
 
+def while_deleting(delete, record, *others):
+    """``in_turn`` with ``delete(record)`` under way first (the record locked as a delete's request or page locks
+    it, then deleted, not committed), while each of ``others`` starts: a request or a command, each in its own
+    transactions. Returns the errors of all."""
+    model = type(record)
+    return in_turn(lambda: delete(model._base_manager.select_for_update().get(pk=record.pk)), *others, atomic=False)
+
+
 def _until_waiting(count):
     for _ in range(60):
         if sessions_waiting_for_a_lock() >= count:

@@ -11,7 +11,7 @@ from openpyxl import Workbook
 from companies.models import Company
 from companies.services import delete_company
 from customers.models import Customer
-from tests.concurrency import in_turn
+from tests.concurrency import while_deleting
 from tests.factories import CompanyFactory, CustomerFactory
 
 pytestmark = pytest.mark.django_db
@@ -359,11 +359,7 @@ def test_a_company_deleted_while_the_import_starts_is_named_as_after_its_delete(
     company = CompanyFactory(name="Acme")
     path = write_csv(tmp_path, "name,company\nAnn,ACME\n")
 
-    errors = in_turn(
-        lambda: delete_company(Company.objects.select_for_update().get(pk=company.pk)),
-        lambda: run(path),
-        atomic=False,
-    )
+    errors = while_deleting(delete_company, company, lambda: run(path))
 
     assert not errors
     assert not Company.objects.filter(pk=company.pk).exists()

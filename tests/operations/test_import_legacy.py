@@ -7,11 +7,16 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 
+from companies.models import Company
+from companies.services import delete_company
 from customers.models import Customer
+from customers.services import delete_customer
 from interactions.models import Interaction
 from opportunities.models import Opportunity, StageChange
-from tests.factories import CustomerFactory
+from tests.concurrency import while_deleting
+from tests.factories import CompanyFactory, CustomerFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -64,13 +69,19 @@ OPPORTUNITIES = [
 ]
 
 
-def make_legacy(path, tables=("customers", "interactions", "opportunities"), customers=CUSTOMERS):
+def make_legacy(
+    path,
+    tables=("customers", "interactions", "opportunities"),
+    customers=CUSTOMERS,
+    interactions=INTERACTIONS,
+    opportunities=OPPORTUNITIES,
+):
     names = dict(zip(("customers", "interactions", "opportunities"), tables, strict=True))
     db = sqlite3.connect(path)
     db.executescript(SCHEMA.format(**names))
     db.executemany(f"INSERT INTO {names['customers']} VALUES (?,?,?,?,?,?,?,?)", customers)
-    db.executemany(f"INSERT INTO {names['interactions']} VALUES (?,?,?,?,?)", INTERACTIONS)
-    db.executemany(f"INSERT INTO {names['opportunities']} VALUES (?,?,?,?,?,?,?,?)", OPPORTUNITIES)
+    db.executemany(f"INSERT INTO {names['interactions']} VALUES (?,?,?,?,?)", interactions)
+    db.executemany(f"INSERT INTO {names['opportunities']} VALUES (?,?,?,?,?,?,?,?)", opportunities)
     db.commit()
     db.close()
     return path
@@ -353,3 +364,59 @@ class TestBadInput:
         run(path)
         customer = Customer.objects.get()
         assert (customer.name, customer.company_name, customer.created_at) == ("张三", "ABC\ufffd", utc(T1))
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="two connections at once: PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+class TestDeletedWhileImporting:
+    """A record here that the file's rows point at, deleted at the moment the import starts (its delete under way:
+    locked, its records gone, not committed). The import waits for the delete, then reads the record as gone, as
+    a run after the delete would. It used to write its rows pointing at the record deleted, and fail whole at its
+    COMMIT, where the foreign keys are checked (an IntegrityError's traceback)."""
+
+    @pytest.mark.parametrize("in_the_file", [False, True], ids=["only here", "in the file too"])
+    def test_the_rows_of_a_customer_deleted_are_orphans_or_come_in_with_it_anew(self, tmp_path, in_the_file):
+        CustomerFactory(id=1000, name="Kept", email="kept@example.com")
+        gone = CustomerFactory(id=1001, name="Gone", email="gone@example.com")
+        path = make_legacy(
+            tmp_path / "crm.db",
+            customers=[(1001, "Gone", None, "gone@example.com", None, "active", T1, T1)] if in_the_file else [],
+            interactions=[(1, 1000, "call", "Kept's call", T1), (2, 1001, "call", "Gone's call", T1)],
+            opportunities=[
+                (1, 1000, "Kept's deal", 10.0, "lead", 10, T1, T1),
+                (2, 1001, "Gone's deal", 10.0, "lead", 10, T1, T1),
+            ],
+        )
+        outs = []
+
+        errors = while_deleting(delete_customer, gone, lambda: outs.append(run(path)))
+
+        assert not errors
+        [out] = outs
+        if in_the_file:
+            assert "customers: 1 read, imported 1, 0 already here, skipped 0" in out
+            assert Customer.objects.get(pk=1001).created_at == utc(T1)  # the file's, not the one deleted
+            assert list(Interaction.objects.order_by("id").values_list("id", "customer_id")) == [(1, 1000), (2, 1001)]
+            assert list(Opportunity.objects.order_by("id").values_list("id", "customer_id")) == [(1, 1000), (2, 1001)]
+        else:
+            assert "skipped interaction 2: orphan: customer 1001 does not exist" in out
+            assert "skipped opportunity 2: orphan: customer 1001 does not exist" in out
+            assert not Customer.objects.filter(pk=1001).exists()
+            assert list(Interaction.objects.values_list("id", "customer_id")) == [(1, 1000)]
+            assert list(Opportunity.objects.values_list("id", "customer_id")) == [(1, 1000)]
+
+    def test_a_customer_naming_a_company_deleted_is_linked_as_after_its_delete(self, tmp_path):
+        company = CompanyFactory(name="Acme")
+        path = make_legacy(
+            tmp_path / "crm.db",
+            customers=[(1, "Ann", "ACME", None, None, "active", T1, T1)],
+            interactions=[],
+            opportunities=[],
+        )
+
+        errors = while_deleting(delete_company, company, lambda: run(path))
+
+        assert not errors
+        assert not Company.objects.filter(pk=company.pk).exists()
+        ann = Customer.objects.get(pk=1)
+        assert ann.company_id != company.pk and ann.company.name == "ACME"
