@@ -23,7 +23,7 @@ from interactions.models import Interaction
 from opportunities.models import Opportunity
 
 from .reports import stale, without_next_step
-from .services import TaskStateError, complete_task, snooze_task
+from .services import TaskStateError, complete_task, hold_parents, snooze_task
 from .windows import condition, day_of
 
 LIST_LENGTH = 20
@@ -89,7 +89,10 @@ class MyDay:
             messages.error(request, _("Nothing was changed: the request was incomplete."))
             return back
         with transaction.atomic():
-            task = self.get_queryset(request).select_for_update().filter(pk=int(task_id)).first()
+            tasks = self.get_queryset(request).filter(pk=int(task_id))
+            # Its customer and deal before the task, as their deletes take them (``services.hold_parents``).
+            hold_parents(tasks)
+            task = tasks.select_for_update().first()
             if task is None:
                 messages.error(request, _("That task no longer exists, or is not yours to see."))
                 return back

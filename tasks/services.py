@@ -6,8 +6,11 @@ import datetime
 from django.db import transaction
 from django.utils import timezone
 
+from core.rowlocks import lock_keys
+from customers.models import Customer
 from interactions.models import Interaction
 from interactions.serializers import InteractionSerializer
+from opportunities.models import Opportunity
 
 from .models import Task, date_only_due_at
 
@@ -22,6 +25,19 @@ INTERACTION_TYPE_OF_KIND = {
 
 class TaskStateError(Exception):
     """The task is not in the state the change needs (completing a done task, reopening an open one)."""
+
+
+def hold_parents(tasks):
+    """Hold the customers, then the deals, that ``tasks`` point at (``FOR KEY SHARE``, ``rowlocks.lock_keys``),
+    before the tasks are locked for a change.
+
+    A customer's delete locks the customer, then its deals, then its tasks. Completing a task locks the task,
+    and the interaction it logs has its foreign key to the customer checked at COMMIT, which locks the customer
+    then: in that order, the two deadlocked. Held first, with the lock that check takes, a delete under way is
+    waited for and its task then found gone; a delete that comes after waits for the change.
+    """
+    lock_keys(Customer.objects.filter(pk__in=tasks.values("customer_id")))
+    lock_keys(Opportunity.objects.filter(pk__in=tasks.values("opportunity_id")))
 
 
 def complete_task(
