@@ -5,13 +5,15 @@
     DATABASE_URL=... .venv/bin/python bench/request_profile.py --request create --profile 20
     DATABASE_URL=... .venv/bin/python bench/request_profile.py --request list --requests 100
     DATABASE_URL=... .venv/bin/python bench/request_profile.py --layers --requests 3000 --runs 5
+    DATABASE_URL=... .venv/bin/python bench/request_profile.py --layer throttle --requests 2000 --calls
 
 Runs under the production settings (as ``bench/run.py`` serves them: rate limits on, counted in
 Redis at ``REDIS_URL``, default ``redis://127.0.0.1:6379/5``; the access-log line written, to
 /dev/null) against a migrated database with customers (``bench/run.py`` builds one). Sends
 ``--requests`` requests to ``crm_site.wsgi.application`` with a bearer token, as gunicorn would
 (an environ, ``start_response``, the body joined), and prints the CPU time per request (best and
-median of ``--runs``) and, with ``--profile N``, the N costliest functions of a cProfile run and the
+median of ``--runs``; the median's user and system parts, and the context switches a request: a
+blocking round trip, to Redis say, costs far more CPU in a request than in a loop of its own) and, with ``--profile N``, the N costliest functions of a cProfile run and the
 share of each part of the stack (by the file each function's own time is spent in; CPU time of this
 process by default, ``--clock wall`` to include the waits). It also prints the queries per request and,
 for a write, the time from its transaction's ``BEGIN`` to the end of its ``COMMIT``: on SQLite the
@@ -25,6 +27,7 @@ import io
 import json
 import os
 import pstats
+import resource
 import secrets
 import statistics
 import sys
@@ -206,6 +209,14 @@ def main():
         "bearer authentication, the rate limit, the endpoint), the CPU time of each",
     )
     parser.add_argument(
+        "--layer",
+        choices=list(LAYER_VIEWS),
+        help="instead: one step of --layers, under the settings' whole middleware, measured as a request is "
+        "(with --calls, --profile; for instruction or system-call counts of one layer, run the step below it "
+        "and subtract): drf, a DRF view answering the record, no authentication, permission or rate limit; "
+        "auth, + bearer authentication and the role permission; throttle, + the rate limit",
+    )
+    parser.add_argument(
         "--clock",
         choices=["cpu", "wall"],
         default="cpu",
@@ -246,7 +257,7 @@ def main():
 
     detail_path = f"/api/customers/{customer_id}"
     paths = {"list": "/api/customers", "detail": detail_path, "create": detail_path}
-    if args.layers:
+    if args.layers or args.layer:
         args.request = "layers"
 
     def environ():
@@ -305,6 +316,11 @@ def main():
     connection.ensure_connection()
     if args.layers:
         return layers(application, one, statuses, paths, customer_id, args)
+    if args.layer:
+        paths["layers"] = paths["detail"]
+        add_layer_views(json.loads(one())["data"])
+        paths["layers"] = f"/api/_layers/{LAYER_VIEWS[args.layer]}"
+        expected = "200"
     meter = WriteTransactions(connection)
     for _ in range(50):
         one()
@@ -312,17 +328,31 @@ def main():
     if not statuses[-1].startswith(expected):
         raise SystemExit(f"unexpected answer: {statuses[-1]}")
 
-    cpu, wall = [], []
+    cpu, wall, user, system, switches = [], [], [], [], []
     for _ in range(args.runs):
         started_cpu, started_wall = time.process_time(), time.perf_counter()
+        started = resource.getrusage(resource.RUSAGE_SELF)
         for _ in range(args.requests):
             one()
+        ended = resource.getrusage(resource.RUSAGE_SELF)
         cpu.append((time.process_time() - started_cpu) / args.requests * 1e6)
         wall.append((time.perf_counter() - started_wall) / args.requests * 1e6)
+        user.append((ended.ru_utime - started.ru_utime) / args.requests * 1e6)
+        system.append((ended.ru_stime - started.ru_stime) / args.requests * 1e6)
+        switches.append(
+            ((ended.ru_nvcsw - started.ru_nvcsw) / args.requests, (ended.ru_nivcsw - started.ru_nivcsw) / args.requests)
+        )
     bad = [status for status in statuses if not status.startswith(expected)]
-    print(f"{args.request}: {args.requests} requests x {args.runs} runs, {len(bad)} unexpected answers")
+    name = f"layer {args.layer}" if args.layer else args.request
+    print(f"{name}: {args.requests} requests x {args.runs} runs, {len(bad)} unexpected answers")
     print(f"  CPU per request:  best {min(cpu):.0f} us, median {statistics.median(cpu):.0f} us")
     print(f"  wall per request: best {min(wall):.0f} us, median {statistics.median(wall):.0f} us")
+    print(
+        f"  of the CPU, in the process's own code (user) {statistics.median(user):.0f} us and in the kernel for it"
+        f" (system) {statistics.median(system):.0f} us (medians)"
+    )
+    voluntary, involuntary = (statistics.median(run[i] for run in switches) for i in (0, 1))
+    print(f"  context switches per request: {voluntary:.2f} waiting (voluntary), {involuntary:.2f} preempted")
     print(f"  load average: {' '.join(f'{value:.2f}' for value in os.getloadavg())}")
     served = args.requests * args.runs
     print(
@@ -380,46 +410,10 @@ def layers(application, one, statuses, paths, customer_id, args):
     each prefix of it: the CPU time of a request at each step, and what the step added.
     """
     from django.conf import settings
-    from django.db import connection
-    from django.http import JsonResponse
     from django.test.utils import override_settings
-    from django.urls import clear_url_caches, path
-    from rest_framework.response import Response
-    from rest_framework.views import APIView
-
-    import crm_site.urls
 
     paths["layers"] = paths["detail"]
-    record = json.loads(one())["data"]
-
-    def plain(request):
-        return JsonResponse({"success": True, "data": record}, json_dumps_params={"ensure_ascii": False})
-
-    def primary_key_select(request, pk):
-        # The floor's one query: a row by its primary key, as a dict.
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT * FROM customers_customer WHERE id = %s", [pk])
-            names = [column[0] for column in cursor.description]
-            row = dict(zip(names, cursor.fetchone(), strict=True))
-        return JsonResponse({"success": True, "data": row}, json_dumps_params={"ensure_ascii": False, "default": str})
-
-    def drf_view(**attributes):
-        view = type("LayerView", (APIView,), {"get": lambda self, request: Response(record), **attributes})
-        return view.as_view()
-
-    unchecked = {"authentication_classes": [], "permission_classes": [], "throttle_classes": []}
-    views = {
-        "plain": plain,
-        "select": primary_key_select,
-        "drf": drf_view(**unchecked),
-        "drf-auth": drf_view(throttle_classes=[]),
-        "drf-auth-throttle": drf_view(),
-    }
-    crm_site.urls.urlpatterns[:0] = [
-        path("api/_layers/select/<int:pk>", views["select"]),
-        *(path(f"api/_layers/{name}", view) for name, view in views.items() if name != "select"),
-    ]
-    clear_url_caches()
+    add_layer_views(json.loads(one())["data"])
     middleware = list(settings.MIDDLEWARE)
     # (label, middleware, view, the step it adds to); each middleware step adds to the one before it.
     steps = [
@@ -454,6 +448,50 @@ def layers(application, one, statuses, paths, customer_id, args):
             measured.append(best)
     finally:
         application.load_middleware()
+
+
+# --layer: the view of each step (under /api/_layers/) that runs behind the settings' whole middleware.
+LAYER_VIEWS = {"drf": "drf", "auth": "drf-auth", "throttle": "drf-auth-throttle"}
+
+
+def add_layer_views(record):
+    """The views of the layer steps, answering ``record``, added to the URLconf under ``/api/_layers/``."""
+    from django.db import connection
+    from django.http import JsonResponse
+    from django.urls import clear_url_caches, path
+    from rest_framework.response import Response
+    from rest_framework.views import APIView
+
+    import crm_site.urls
+
+    def plain(request):
+        return JsonResponse({"success": True, "data": record}, json_dumps_params={"ensure_ascii": False})
+
+    def primary_key_select(request, pk):
+        # The floor's one query: a row by its primary key, as a dict.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT * FROM customers_customer WHERE id = %s", [pk])
+            names = [column[0] for column in cursor.description]
+            row = dict(zip(names, cursor.fetchone(), strict=True))
+        return JsonResponse({"success": True, "data": row}, json_dumps_params={"ensure_ascii": False, "default": str})
+
+    def drf_view(**attributes):
+        view = type("LayerView", (APIView,), {"get": lambda self, request: Response(record), **attributes})
+        return view.as_view()
+
+    unchecked = {"authentication_classes": [], "permission_classes": [], "throttle_classes": []}
+    views = {
+        "plain": plain,
+        "select": primary_key_select,
+        "drf": drf_view(**unchecked),
+        "drf-auth": drf_view(throttle_classes=[]),
+        "drf-auth-throttle": drf_view(),
+    }
+    crm_site.urls.urlpatterns[:0] = [
+        path("api/_layers/select/<int:pk>", views["select"]),
+        *(path(f"api/_layers/{name}", view) for name, view in views.items() if name != "select"),
+    ]
+    clear_url_caches()
 
 
 def _cpu_per_request(one, requests):
