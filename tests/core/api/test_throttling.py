@@ -1,5 +1,6 @@
 """Rate limits, counted in the database cache and in Redis (the two shared caches)."""
 
+import contextlib
 import os
 import threading
 import time
@@ -211,6 +212,47 @@ def test_a_dropped_connection_is_replaced_and_the_request_counted(redis_rates, s
     window = int(time.time() // 60)
     counts = [_stored(shared_cache, f"throttle_user_{user.pk}:{w}")[0] for w in (window - 1, window)]
     assert sum(counts) == 3
+
+
+@contextlib.contextmanager
+def _commands_run():
+    """The commands Redis runs meanwhile, as ``MONITOR`` reports them (every client's: Redis is shared)."""
+    seen, end = [], f"end-{uuid.uuid4().hex}"
+    monitor = redis.Redis.from_url(REDIS_URL).monitor()
+    monitor.__enter__()  # MONITOR is on once this returns
+
+    def watch():
+        for command in monitor.listen():
+            if command["command"] == f"ECHO {end}":
+                return
+            seen.append(command)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield seen
+    finally:
+        redis.Redis.from_url(REDIS_URL).echo(end)
+        watcher.join(10)
+        monitor.__exit__(None, None, None)
+
+
+def test_a_counted_request_is_one_command_to_redis(redis_rates):
+    # One round trip a request, over a kept connection: no health check, handshake or second
+    # command on the way (each blocking round trip costs a worker far more than its own CPU:
+    # docs/benchmarks.md, "Eleventh pass").
+    redis_rates()
+    client = _client_for(ManagerFactory())
+    assert client.get("/api/customers").status_code == 200
+    kept = {str(connection._sock.getsockname()[1]) for connection in _redis_link(REDIS_URL).idle}
+    assert kept
+
+    with _commands_run() as seen:
+        statuses = [client.get("/api/customers").status_code for _ in range(3)]
+
+    assert statuses == [200, 200, 200]
+    ours = [command["command"].split()[0] for command in seen if command["client_port"] in kept]
+    assert ours == ["EVALSHA"] * 3
 
 
 @pytest.mark.parametrize(
