@@ -255,6 +255,15 @@ def test_a_counted_request_is_one_command_to_redis(redis_rates):
     assert ours == ["EVALSHA"] * 3
 
 
+def test_redis_replies_are_read_by_hiredis():
+    # redis-py's own parser in C (the hiredis package): its pure-Python parser cost a counted
+    # request about 55,000 instructions more (docs/benchmarks.md, "Eleventh pass").
+    connection = _redis_link(REDIS_URL).pool.make_connection()
+
+    assert redis.utils.HIREDIS_AVAILABLE
+    assert type(connection._parser).__name__ == "_HiredisParser"
+
+
 @pytest.mark.parametrize(
     "args",
     [
