@@ -6,6 +6,8 @@
     DATABASE_URL=... .venv/bin/python bench/request_profile.py --request list --requests 100
     DATABASE_URL=... .venv/bin/python bench/request_profile.py --layers --requests 3000 --runs 5
     DATABASE_URL=... .venv/bin/python bench/request_profile.py --layer throttle --requests 2000 --calls
+    DATABASE_URL=... .venv/bin/python bench/request_profile.py --compare auth,throttle:no-redis,throttle \
+        --requests 100 --runs 60
 
 Runs under the production settings (as ``bench/run.py`` serves them: rate limits on, counted in
 Redis at ``REDIS_URL``, default ``redis://127.0.0.1:6379/5``; the access-log line written, to
@@ -217,6 +219,17 @@ def main():
         "auth, + bearer authentication and the role permission; throttle, + the rate limit",
     )
     parser.add_argument(
+        "--compare",
+        metavar="VARIANTS",
+        help="instead: steps of --layer measured in turns in this one process, so that the machine's load weighs "
+        "on each alike: --runs rounds, each running every variant for --requests requests in a shuffled order, "
+        "and each variant's median CPU per request and median difference from the first, round by round. A "
+        "variant is a step (drf, auth, throttle, or detail: the whole customer detail), optionally with one of :no-redis (the rate limit's script "
+        "answered in the process), :python-parser (redis-py's pure-Python reply parser instead of hiredis), "
+        ":ping (a bare round trip to Redis, a PING, before each request) or :sleep (50 us asleep before each "
+        "request); comma-separated, e.g. auth,throttle:no-redis,throttle,auth:ping",
+    )
+    parser.add_argument(
         "--clock",
         choices=["cpu", "wall"],
         default="cpu",
@@ -257,7 +270,7 @@ def main():
 
     detail_path = f"/api/customers/{customer_id}"
     paths = {"list": "/api/customers", "detail": detail_path, "create": detail_path}
-    if args.layers or args.layer:
+    if args.layers or args.layer or args.compare:
         args.request = "layers"
 
     def environ():
@@ -316,6 +329,8 @@ def main():
     connection.ensure_connection()
     if args.layers:
         return layers(application, one, statuses, paths, customer_id, args)
+    if args.compare:
+        return compare(one, statuses, paths, args)
     if args.layer:
         paths["layers"] = paths["detail"]
         add_layer_views(json.loads(one())["data"])
@@ -492,6 +507,96 @@ def add_layer_views(record):
         *(path(f"api/_layers/{name}", view) for name, view in views.items() if name != "select"),
     ]
     clear_url_caches()
+
+
+def compare(one, statuses, paths, args):
+    """``--compare``: the variants' CPU per request, measured in turns in this process."""
+    import random
+    import socket
+    from urllib.parse import urlsplit
+
+    from redis._parsers import _RESP3Parser
+
+    from core.api import throttling
+
+    paths["layers"] = paths["detail"]
+    add_layer_views(json.loads(one())["data"])
+    address = urlsplit(os.environ["REDIS_URL"])
+    # Timeouts as the rate limit's connections have them (Python then polls before each send and read).
+    probe = socket.create_connection((address.hostname, address.port or 6379), timeout=2)
+
+    def ping():
+        probe.sendall(b"*1\r\n$4\r\nPING\r\n")
+        probe.recv(64)
+
+    def sleep():
+        time.sleep(50e-6)
+
+    python_parser = throttling._RedisLink(os.environ["REDIS_URL"])
+    python_parser.pool.connection_kwargs["parser_class"] = _RESP3Parser
+    evalsha, redis_link = throttling._RedisLink.evalsha, throttling._redis_link
+    variants = args.compare.split(",")
+    for variant in variants:
+        step, _, extra = variant.partition(":")
+        if step not in (*LAYER_VIEWS, "detail") or extra not in ("", "no-redis", "python-parser", "ping", "sleep"):
+            raise SystemExit(f"unknown variant {variant!r}")
+
+    def block(variant):
+        step, _, extra = variant.partition(":")
+        paths["layers"] = paths["detail"] if step == "detail" else f"/api/_layers/{LAYER_VIEWS[step]}"
+        before = {"ping": ping, "sleep": sleep}.get(extra)
+        if extra == "no-redis":
+            throttling._RedisLink.evalsha = lambda link, arguments: [1, 0, 0]
+        elif extra == "python-parser":
+            throttling._redis_link = lambda url: python_parser
+        try:
+            started = resource.getrusage(resource.RUSAGE_SELF)
+            for _ in range(args.requests):
+                if before:
+                    before()
+                one()
+            ended = resource.getrusage(resource.RUSAGE_SELF)
+        finally:
+            throttling._RedisLink.evalsha, throttling._redis_link = evalsha, redis_link
+        return [
+            (ended.ru_utime - started.ru_utime) / args.requests * 1e6,
+            (ended.ru_stime - started.ru_stime) / args.requests * 1e6,
+            (ended.ru_nvcsw - started.ru_nvcsw) / args.requests,
+            (ended.ru_nivcsw - started.ru_nivcsw) / args.requests,
+        ]
+
+    for variant in variants:
+        block(variant)
+    if not all(status.startswith("200") for status in statuses[-args.requests :]):
+        raise SystemExit(f"unexpected answers: {set(statuses[-args.requests :])}")
+    rounds = {variant: [] for variant in variants}
+    shuffled = random.Random(0)
+    for _ in range(args.runs):
+        for variant in shuffled.sample(variants, len(variants)):
+            rounds[variant].append(block(variant))
+    bad = [status for status in statuses if not status.startswith("200")]
+    first = rounds[variants[0]]
+    print(
+        f"{args.runs} rounds of {args.requests} requests of each, in turns; {len(bad)} unexpected answers; load "
+        f"average {' '.join(f'{value:.2f}' for value in os.getloadavg())}; medians over the rounds (user and system "
+        "from getrusage, sampled by the kernel's clock ticks: read them over many rounds)"
+    )
+    print(
+        "| variant | CPU us per request | user | system | waits | preempted "
+        "| CPU added to the first | user | system |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    )
+    for variant, measured in rounds.items():
+        cpu = [user + system for user, system, *_ in measured]
+        added = [
+            [mine[0] + mine[1] - its[0] - its[1], mine[0] - its[0], mine[1] - its[1]]
+            for mine, its in zip(measured, first, strict=True)
+        ]
+        columns = [statistics.median(cpu), *(statistics.median(row[i] for row in measured) for i in range(4))]
+        differences = (statistics.median(row[i] for row in added) for i in range(3))
+        print(
+            f"| {variant} | {columns[0]:.0f} | {columns[1]:.0f} | {columns[2]:.0f} | {columns[3]:.2f} | "
+            f"{columns[4]:.2f} | " + " | ".join(f"{value:+.0f}" for value in differences) + " |"
+        )
 
 
 def _cpu_per_request(one, requests):
