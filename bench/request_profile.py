@@ -212,11 +212,12 @@ def main():
     )
     parser.add_argument(
         "--layer",
-        choices=list(LAYER_VIEWS),
+        metavar="VARIANT",
         help="instead: one step of --layers, under the settings' whole middleware, measured as a request is "
         "(with --calls, --profile; for instruction or system-call counts of one layer, run the step below it "
         "and subtract): drf, a DRF view answering the record, no authentication, permission or rate limit; "
-        "auth, + bearer authentication and the role permission; throttle, + the rate limit",
+        "auth, + bearer authentication and the role permission; throttle, + the rate limit; optionally changed "
+        "as --compare describes (throttle:no-redis...)",
     )
     parser.add_argument(
         "--compare",
@@ -332,10 +333,15 @@ def main():
     if args.compare:
         return compare(one, statuses, paths, args)
     if args.layer:
-        paths["layers"] = paths["detail"]
-        add_layer_views(json.loads(one())["data"])
-        paths["layers"] = f"/api/_layers/{LAYER_VIEWS[args.layer]}"
+        before, _undo = layer_variants(paths, one)(args.layer)
         expected = "200"
+        if before:
+            bare = one
+
+            def one():
+                before()
+                return bare()
+
     meter = WriteTransactions(connection)
     for _ in range(50):
         one()
@@ -509,9 +515,14 @@ def add_layer_views(record):
     clear_url_caches()
 
 
-def compare(one, statuses, paths, args):
-    """``--compare``: the variants' CPU per request, measured in turns in this process."""
-    import random
+def layer_variants(paths, one):
+    """Add the layer views; return ``apply(variant)``, which points the requests at a variant's path and
+    makes its change: (a function to call before each request or None, a function undoing the change).
+
+    A variant is a step of ``--layer`` or ``detail``, optionally with ``:no-redis`` (the rate limit's script
+    answered in the process, ``[1, 0, 0]``), ``:python-parser`` (redis-py's pure-Python reply parser instead of
+    hiredis), ``:ping`` (a bare PING round trip to Redis before each request) or ``:sleep`` (50 us asleep).
+    """
     import socket
     from urllib.parse import urlsplit
 
@@ -521,8 +532,9 @@ def compare(one, statuses, paths, args):
 
     paths["layers"] = paths["detail"]
     add_layer_views(json.loads(one())["data"])
-    address = urlsplit(os.environ["REDIS_URL"])
-    # Timeouts as the rate limit's connections have them (Python then polls before each send and read).
+    url = os.environ["REDIS_URL"]
+    address = urlsplit(url)
+    # Its timeout as the rate limit's connections have one (Python then polls before each send and read).
     probe = socket.create_connection((address.hostname, address.port or 6379), timeout=2)
 
     def ping():
@@ -532,23 +544,38 @@ def compare(one, statuses, paths, args):
     def sleep():
         time.sleep(50e-6)
 
-    python_parser = throttling._RedisLink(os.environ["REDIS_URL"])
+    python_parser = throttling._RedisLink(url)
     python_parser.pool.connection_kwargs["parser_class"] = _RESP3Parser
     evalsha, redis_link = throttling._RedisLink.evalsha, throttling._redis_link
+
+    def undo():
+        throttling._RedisLink.evalsha, throttling._redis_link = evalsha, redis_link
+
+    def apply(variant):
+        step, _, change = variant.partition(":")
+        if step not in (*LAYER_VIEWS, "detail") or change not in ("", "no-redis", "python-parser", "ping", "sleep"):
+            raise SystemExit(f"unknown variant {variant!r}")
+        paths["layers"] = paths["detail"] if step == "detail" else f"/api/_layers/{LAYER_VIEWS[step]}"
+        if change == "no-redis":
+            throttling._RedisLink.evalsha = lambda link, arguments: [1, 0, 0]
+        elif change == "python-parser":
+            throttling._redis_link = lambda url: python_parser
+        return {"ping": ping, "sleep": sleep}.get(change), undo
+
+    return apply
+
+
+def compare(one, statuses, paths, args):
+    """``--compare``: the variants' CPU per request, measured in turns in this process."""
+    import random
+
+    apply = layer_variants(paths, one)
     variants = args.compare.split(",")
     for variant in variants:
-        step, _, extra = variant.partition(":")
-        if step not in (*LAYER_VIEWS, "detail") or extra not in ("", "no-redis", "python-parser", "ping", "sleep"):
-            raise SystemExit(f"unknown variant {variant!r}")
+        apply(variant)[1]()  # a mistyped variant stops here, before any measurement
 
     def block(variant):
-        step, _, extra = variant.partition(":")
-        paths["layers"] = paths["detail"] if step == "detail" else f"/api/_layers/{LAYER_VIEWS[step]}"
-        before = {"ping": ping, "sleep": sleep}.get(extra)
-        if extra == "no-redis":
-            throttling._RedisLink.evalsha = lambda link, arguments: [1, 0, 0]
-        elif extra == "python-parser":
-            throttling._redis_link = lambda url: python_parser
+        before, undo = apply(variant)
         try:
             started = resource.getrusage(resource.RUSAGE_SELF)
             for _ in range(args.requests):
@@ -557,7 +584,7 @@ def compare(one, statuses, paths, args):
                 one()
             ended = resource.getrusage(resource.RUSAGE_SELF)
         finally:
-            throttling._RedisLink.evalsha, throttling._redis_link = evalsha, redis_link
+            undo()
         return [
             (ended.ru_utime - started.ru_utime) / args.requests * 1e6,
             (ended.ru_stime - started.ru_stime) / args.requests * 1e6,
