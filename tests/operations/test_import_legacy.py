@@ -15,7 +15,7 @@ from customers.models import Customer
 from customers.services import delete_customer
 from interactions.models import Interaction
 from opportunities.models import Opportunity, StageChange
-from tests.concurrency import while_deleting
+from tests.concurrency import deadlocked, while_deleting
 from tests.factories import CompanyFactory, CustomerFactory
 
 pytestmark = pytest.mark.django_db
@@ -420,3 +420,32 @@ class TestDeletedWhileImporting:
         assert not Company.objects.filter(pk=company.pk).exists()
         ann = Customer.objects.get(pk=1)
         assert ann.company_id != company.pk and ann.company.name == "ACME"
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="two connections at once: PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_an_import_aborted_in_a_deadlock_says_so_with_nothing_written(tmp_path):
+    # The import holds the company its customer names, then waits for the customer its interaction names,
+    # which another transaction locked first and that then waits for the company: a deadlock, in which
+    # PostgreSQL aborts the import. It stops with a CommandError that says so, its transaction rolled back.
+    company = CompanyFactory(name="Acme")
+    customer = CustomerFactory(id=1000, name="Kept", email="kept@example.com")
+    path = make_legacy(
+        tmp_path / "crm.db",
+        customers=[(1, "Ann", "ACME", "ann@example.com", None, "active", T1, T1)],
+        interactions=[(1, 1000, "call", "Kept's call", T1)],
+        opportunities=[(1, 1000, "Kept's deal", 10.0, "lead", 10, T1, T1)],
+    )
+
+    outcome, errors = deadlocked(company, customer, lambda: run(path))
+
+    assert not errors
+    assert isinstance(outcome, CommandError), outcome
+    assert str(outcome) == (
+        "Another change of the same records was under way at the same moment: nothing was written. "
+        "Run the import again."
+    )
+    assert list(Customer.objects.values_list("pk", flat=True)) == [1000]
+    assert list(Company.objects.values_list("pk", flat=True)) == [company.pk]
+    assert not Interaction.objects.exists()
+    assert not Opportunity.objects.exists()

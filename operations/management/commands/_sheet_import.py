@@ -4,7 +4,7 @@ import csv
 import hashlib
 import os
 import sys
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import OperationalError, transaction
@@ -62,6 +62,7 @@ class SheetImportCommand(BaseCommand):
             if sheet.ignored:
                 self.stdout.write(f"Ignoring columns: {', '.join(sheet.ignored)}")
             with (
+                deadlocks_stop_the_import(),
                 changesets.recording("import", user=None, label=os.path.basename(file), source=_source(file)) as cs,
                 transaction.atomic() if atomic else nullcontext(),
             ):
@@ -77,13 +78,6 @@ class SheetImportCommand(BaseCommand):
             raise CommandError(f"Unknown encoding: {encoding}") from exc
         except (UnicodeDecodeError, csv.Error) as exc:
             raise CommandError(f"Cannot read {file}: {exc}") from exc
-        except OperationalError as exc:
-            if not is_deadlock(exc):
-                raise
-            raise CommandError(
-                "Another change of the same records was under way at the same moment: nothing was written. "
-                "Run the import again."
-            ) from exc
 
         for line, message in report.skipped:
             self.stdout.write(f"line {line}: skipped: {message}")
@@ -109,6 +103,22 @@ class SheetImportCommand(BaseCommand):
             raise CommandError(f"{rows_rejected(len(report.rejected))}; nothing was written (--atomic).")
         written = "nothing was written (--dry-run)" if dry_run else "the other rows were written"
         raise CommandError(f"{rows_rejected(len(report.rejected))}; {written}.")
+
+
+@contextmanager
+def deadlocks_stop_the_import():
+    """Stop an import command with a ``CommandError`` when PostgreSQL aborts its transaction in a deadlock
+    (``rowlocks.is_deadlock``), rather than with the database error's traceback. Entered outside the import's
+    transaction, so that it is rolled back whole first: nothing of the import is written."""
+    try:
+        yield
+    except OperationalError as exc:
+        if not is_deadlock(exc):
+            raise
+        raise CommandError(
+            "Another change of the same records was under way at the same moment: nothing was written. "
+            "Run the import again."
+        ) from exc
 
 
 def rows_rejected(count):

@@ -5,6 +5,7 @@ from django.db import transaction
 from tqdm import tqdm
 
 from operations.legacy import TABLES, LegacyDatabase, LegacyError, LegacyImport
+from operations.management.commands._sheet_import import deadlocks_stop_the_import
 
 
 class _RollBack(Exception):
@@ -45,7 +46,7 @@ class Command(BaseCommand):
                     self.stdout.write(self.style.WARNING(f"No {kind} table: no {kind} imported."))
             importer = LegacyImport(legacy, progress=self._progress)
             try:
-                with transaction.atomic():
+                with deadlocks_stop_the_import(), transaction.atomic():
                     reports = importer.run()
                     if dry_run:
                         raise _RollBack
