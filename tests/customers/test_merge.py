@@ -260,6 +260,34 @@ def test_a_merge_taking_a_company_and_that_companys_delete_do_not_deadlock():
     assert [entry.company_id for entry in survivor.history.order_by("history_id")][-2:] == [company.pk, None]
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="two connections at once: PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_a_task_moved_to_another_customer_while_the_merge_waits_for_it_stays_there():
+    # The merge holds its customers, then locks the tasks it moves (by their customer). One moved meanwhile to a
+    # customer the merge does not hold is waited for, then read again as moved: it no longer belongs to a merged
+    # customer, is neither moved nor deleted, and the merge writes nothing that points at its new customer.
+    manager = ManagerFactory()
+    survivor, other, elsewhere = CustomerFactory(name="Ann"), CustomerFactory(name="Ann B"), CustomerFactory()
+    moving, staying = TaskFactory(customer=other), TaskFactory(customer=other)
+
+    def move_away():
+        task = Task.objects.select_for_update().get(pk=moving.pk)
+        task.customer = elsewhere
+        task.save()
+
+    results = []
+    errors = in_turn(move_away, lambda: results.append(merge_customers(survivor.pk, [other.pk], user=manager)))
+
+    assert not errors
+    assert results[0]["moved"]["tasks"] == 1
+    assert Task.objects.get(pk=moving.pk).customer_id == elsewhere.pk
+    assert Task.objects.get(pk=staying.pk).customer_id == survivor.pk
+    assert [entry.customer_id for entry in Task.history.filter(id=moving.pk).order_by("history_id")] == [
+        other.pk,
+        elsewhere.pk,
+    ]
+
+
 # -- the API -------------------------------------------------------------------
 
 
