@@ -35,9 +35,9 @@ class TaskViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
         assignee = serializer.validated_data.get("assignee", self.request.user)
         self._save(serializer, created_by=self.request.user, assignee=assignee)
 
-    def _locked_task(self):
-        """The URL's task for a state change: locked, scoped, and checked against ``If-Match``."""
-        return self._find(writing=True, if_match=self.request.headers.get("If-Match"))
+    def _locked_task(self, pk):
+        """The URL's task (``pk``: ``_url_pk()``) for a state change: locked, scoped, and checked against ``If-Match``."""
+        return self._find(pk, writing=True, if_match=self.request.headers.get("If-Match"))
 
     @extend_schema(request=CompleteSerializer, responses=CompletedSerializer)
     @action(detail=True, methods=["post"], filter_backends=[])
@@ -47,7 +47,7 @@ class TaskViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
         if pk is not None:
             # Its customer and deal before the task, as their deletes take them (``services.hold_parents``).
             hold_parents(self.get_queryset().filter(pk=pk))
-        task = self._locked_task()
+        task = self._locked_task(pk)
         body = CompleteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         params = body.validated_data
@@ -77,7 +77,7 @@ class TaskViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
     @action(detail=True, methods=["post"], filter_backends=[])
     def reopen(self, request, pk=None):
         """Mark a done task open again (its outcome is kept)."""
-        task = self._locked_task()
+        task = self._locked_task(self._url_pk())
         try:
             reopen_task(task)
         except TaskStateError as exc:

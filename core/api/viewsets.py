@@ -268,36 +268,37 @@ class CRMModelViewSet(viewsets.ModelViewSet):
 
     def get_object(self):
         writing = self.request.method in RECORD_WRITE_METHODS
-        return self._find(writing=writing, if_match=self.request.headers.get("If-Match") if writing else None)
+        if_match = self.request.headers.get("If-Match") if writing else None
+        return self._find(self._url_pk(), writing=writing, if_match=if_match)
 
-    def _find(self, *, writing, if_match):
+    def _find(self, pk, *, writing, if_match):
+        """The URL's record, whose primary key ``pk`` is ``_url_pk()`` (read once by the caller)."""
         if writing and connection.features.has_select_for_update and connection.in_atomic_block:
             # (OPTIONS simulates a PUT outside any transaction to list the allowed actions.)
             # Every write locks its row before reading it, If-Match or not: otherwise a
             # delete committed between the read and the save would make Django's save()
             # find no row to update and insert it again, without its children.
-            self._lock_row()
+            self._lock_row(pk)
         try:
             user = self.request.user
             if self.detail_reader is None or self.lookup_field != "pk":
                 instance = super().get_object()
             elif access.sees_everything(user):
-                instance = self._read(self.detail_reader if self.action == "retrieve" else MODEL_ROW)
+                instance = self._read(pk, self.detail_reader if self.action == "retrieve" else MODEL_ROW)
             elif self.detail_reader_for_reps and self.action == "retrieve" and access.role_of(user) == access.REP:
                 # The reader's query, scoped as the queryset would be, compiled once for every rep.
-                instance = self._read(self.detail_reader, rep=user)
+                instance = self._read(pk, self.detail_reader, rep=user)
             else:
                 instance = super().get_object()
         except Http404:
-            self._raise_if_merged()
+            self._raise_if_merged(pk)
             raise
         if if_match is not None and not if_match_passes(if_match, self._etag(instance)):
             raise PreconditionFailed()
         return instance
 
-    def _raise_if_merged(self):
+    def _raise_if_merged(self, pk):
         """The 404 of an id merged into another names the survivor (``error.merged_into``), if the user sees it."""
-        pk = self._url_pk()
         if pk is None:
             return
         model = self.queryset.model
@@ -309,19 +310,18 @@ class CRMModelViewSet(viewsets.ModelViewSet):
             raise MergedAway(survivor)
 
     def _url_pk(self):
+        """The primary key the URL names, or None when it can name no row (``fastsql.url_pk``)."""
         return url_pk(self.queryset.model, self.kwargs[self.lookup_url_kwarg or self.lookup_field])
 
-    def _lock_row(self):
+    def _lock_row(self, pk):
         """``SELECT ... FOR UPDATE`` of the row the URL names, apart from the view's queryset (which may join)."""
-        pk = self._url_pk()
         if pk is not None:  # otherwise get_object() answers 404
             model = self.queryset.model
             list(model._base_manager.select_for_update().filter(pk=pk).values_list("pk", flat=True))
 
-    def _read(self, reader, rep=None):
-        """The record through ``reader`` (the user's scope is everything, or the sales rep ``rep``'s), as
+    def _read(self, pk, reader, rep=None):
+        """The record ``pk`` through ``reader`` (the user's scope is everything, or the sales rep ``rep``'s), as
         get_object() would find it."""
-        pk = self._url_pk()
         instance = None if pk is None else reader.read(self.queryset.model, pk, self.queryset.db, rep=rep)
         if instance is None:
             raise Http404
@@ -387,7 +387,7 @@ class CRMModelViewSet(viewsets.ModelViewSet):
     def batch_record(self, pk, *, if_match):
         """The record ``pk`` for a batch item to change, as ``get_object`` finds it for a write (locked, scoped)."""
         with self._naming(pk):
-            return self._find(writing=True, if_match=if_match)
+            return self._find(self._url_pk(), writing=True, if_match=if_match)
 
     def upsert_match(self, item):
         """The id of the record (in scope) an upsert item names by one of ``upsert_keys``, or None."""
