@@ -221,13 +221,12 @@ class _Run:
                 raise _Reject(f"several companies are named {key!r}; give an id or a domain")
             return matches[0] if matches else None
         if name == "person":  # a person named in a deal: by email in the text, else by a unique name
-            email = _EMAIL_IN_TEXT.search(key)
-            if email:
-                return self.find(Customer, "email", email.group(0).lower())
-            text = key.strip()
-            matches = list(rows.filter(name=text).order_by("pk")[:2])
+            by, value = _person_key(key)
+            if by == "email":
+                return self.find(Customer, "email", value)
+            matches = list(rows.filter(name=value).order_by("pk")[:2])
             if len(matches) > 1:
-                raise _Reject(f"several people are named {text!r}; give their id or email")
+                raise _Reject(f"several people are named {value!r}; give their id or email")
             return matches[0] if matches else None
         raise ValueError(name)
 
@@ -277,11 +276,8 @@ class _Run:
                 if values.get("customer_ref"):
                     customer_ids.add(self._external_id(sheet.preset, _first_id(values["customer_ref"])))
                 if values.get("customer"):
-                    email = _EMAIL_IN_TEXT.search(values["customer"])
-                    if email:
-                        emails.add(email.group(0).lower())
-                    else:
-                        names.add(values["customer"])
+                    by, value = _person_key(values["customer"])
+                    (emails if by == "email" else names).add(value)
         if not (company_ids | company_keys | customer_ids | emails | names) - {""}:
             return
         customers = (
@@ -502,6 +498,16 @@ def _shown(value):
     if isinstance(value, list):
         return ", ".join(str(item) for item in value)
     return str(value)
+
+
+def _person_key(text):
+    """How a deal's person cell names the person: ``("email", the email in it, lower-cased)`` when it holds one,
+    else ``("name", the text)``; the row's lookup (``_Run.find(Customer, "person", ...)``) and the hold of the
+    people named (``_Run.hold_parents``) read it alike."""
+    email = _EMAIL_IN_TEXT.search(text)
+    if email:
+        return "email", email.group(0).lower()
+    return "name", text.strip()
 
 
 def _first_id(text):
