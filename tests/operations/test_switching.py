@@ -14,13 +14,14 @@ from django.test.utils import CaptureQueriesContext
 
 from companies.models import Company
 from companies.services import delete_company
+from core.models import Changeset
 from core.sheets import ImportFileError
 from customers.models import Customer
 from customers.services import delete_customer
 from operations.switching import SourceFile, import_files
 from operations.vendors import CUSTOMERS, DEALS, custom_preset
 from opportunities.models import Opportunity
-from tests.concurrency import in_turn
+from tests.concurrency import deadlocked, in_turn
 from tests.factories import CompanyFactory, CustomerFactory, ManagerFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -375,3 +376,29 @@ def test_a_company_deleted_while_the_import_starts_is_named_as_after_its_delete(
     assert result.counts() == {"customers": {"created": 1, "updated": 0, "unchanged": 0, "rejected": 0}}
     ann = Customer.objects.get(name="Ann")
     assert ann.company_id != company.pk and ann.company.name == "ACME"
+
+
+@ON_POSTGRESQL
+@pytest.mark.django_db(transaction=True)
+def test_the_command_aborted_in_a_deadlock_says_so_with_nothing_written(tmp_path):
+    # The run holds the company its deal names, then waits for the person, which another transaction locked first
+    # and that then waits for the company: a deadlock, in which PostgreSQL aborts the run. The command stops with
+    # a CommandError that says so, its transaction rolled back.
+    company = CompanyFactory(name="Acme")
+    ann = CustomerFactory(name="Ann", email="ann@example.com")
+    path = tmp_path / "deals.csv"
+    path.write_text(
+        "Deal - Title,Deal - Value,Deal - Person,Deal - Organization\nNew deal,100,ann@example.com,Acme\n",
+        encoding="utf-8",
+    )
+
+    outcome, errors = deadlocked(company, ann, lambda: call_command("import_from", "pipedrive", str(path)))
+
+    assert not errors
+    assert isinstance(outcome, CommandError), outcome
+    assert str(outcome) == (
+        "Another change of the same records was under way at the same moment: nothing was written. "
+        "Run the import again."
+    )
+    assert not Opportunity.objects.exists()
+    assert not Changeset.objects.exists()

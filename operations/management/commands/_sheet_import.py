@@ -1,4 +1,5 @@
-"""The base of the spreadsheet import commands (``import_customers``, ``import_companies``)."""
+"""The base of the spreadsheet import commands (``import_customers``, ``import_companies``), and what every import
+command shares (``deadlocks_stop_the_import``, ``rows_rejected``)."""
 
 import csv
 import hashlib

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from core.sheets import ImportFileError
 from core.tables import FileRefused, Limits, check_size
-from operations.management.commands._sheet_import import rows_rejected
+from operations.management.commands._sheet_import import deadlocks_stop_the_import, rows_rejected
 from operations.switching import REJECTED, SourceFile, import_files
 from operations.vendors import VENDORS
 
@@ -58,7 +58,8 @@ class Command(BaseCommand):
                 raise CommandError(f"{path}: {exc}") from exc
             sources.append(SourceFile(name=path.name, data=path.read_bytes()))
         try:
-            result = import_files(sources, vendor=vendor, owner=owner_user, dry_run=dry_run, limits=limits)
+            with deadlocks_stop_the_import():
+                result = import_files(sources, vendor=vendor, owner=owner_user, dry_run=dry_run, limits=limits)
         except ImportFileError as exc:
             raise CommandError(str(exc)) from exc
         for file_name, label, ignored in result.files:
