@@ -23,6 +23,11 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm_site.settings.local")
 
 
+def _row(columns, values):
+    """A row for the seeding writer: ``values`` (column -> value) in the order of ``columns``."""
+    return tuple(values[column] for column in columns)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--interactions", type=int, default=50_000)
@@ -40,7 +45,15 @@ def main():
     from django.test.utils import CaptureQueriesContext
     from knox.models import get_token_model
 
-    from operations.seeding import BulkWriter, StartIds, generate
+    from operations.seeding import (
+        CUSTOMER_COLUMNS,
+        INTERACTION_COLUMNS,
+        OPPORTUNITY_COLUMNS,
+        STAGE_CHANGE_COLUMNS,
+        BulkWriter,
+        StartIds,
+        generate,
+    )
 
     user, _ = get_user_model().objects.get_or_create(username="bench-delete")
     user.groups.add(Group.objects.get(name="Sales manager"))
@@ -51,28 +64,54 @@ def main():
         start = StartIds.after_existing()
         writer = BulkWriter()
         for batch in generate(1, seed=run, interactions_per=0, opportunities_per=0, start=start):
+            customer = dict(zip(CUSTOMER_COLUMNS, batch.customers[0], strict=True))
             # No email: the one generated customer must not clash with earlier runs.
-            batch.customers = [(*batch.customers[0][:3], None, *batch.customers[0][4:])]
+            customer["email"] = None
+            batch.customers = [_row(CUSTOMER_COLUMNS, customer)]
+            created = customer["created_at"]
             batch.interactions = [
-                (start.interaction + n, start.customer, "call", f"note {n}", row_time, row_time)
-                for n, row_time in enumerate([batch.customers[0][6]] * args.interactions)
+                _row(
+                    INTERACTION_COLUMNS,
+                    {
+                        "id": start.interaction + n,
+                        "customer_id": start.customer,
+                        "interaction_type": "call",
+                        "notes": f"note {n}",
+                        "occurred_at": created,
+                        "created_at": created,
+                    },
+                )
+                for n in range(args.interactions)
             ]
             batch.opportunities = [
-                (
-                    start.opportunity + n,
-                    start.customer,
-                    f"Deal {n}",
-                    100,
-                    "lead",
-                    10,
-                    None,
-                    None,
-                    *batch.customers[0][6:8],
+                _row(
+                    OPPORTUNITY_COLUMNS,
+                    {
+                        "id": start.opportunity + n,
+                        "customer_id": start.customer,
+                        "title": f"Deal {n}",
+                        "value": 100,
+                        "stage": "lead",
+                        "probability": 10,
+                        "expected_close_date": None,
+                        "closed_at": None,
+                        "created_at": created,
+                        "updated_at": created,
+                    },
                 )
                 for n in range(args.opportunities)
             ]
             batch.stage_changes = [
-                (start.stage_change + n, start.opportunity + n, None, "lead", batch.customers[0][6])
+                _row(
+                    STAGE_CHANGE_COLUMNS,
+                    {
+                        "id": start.stage_change + n,
+                        "opportunity_id": start.opportunity + n,
+                        "from_stage": None,
+                        "to_stage": "lead",
+                        "changed_at": created,
+                    },
+                )
                 for n in range(args.opportunities)
             ]
             writer.write(batch)
