@@ -97,6 +97,7 @@ def main():
                         "closed_at": None,
                         "created_at": created,
                         "updated_at": created,
+                        "company_id": customer["company_id"],
                     },
                 )
                 for n in range(args.opportunities)

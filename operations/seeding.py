@@ -1,7 +1,7 @@
 """Deterministic demo data at scale, written straight into the tables.
 
 :func:`generate` yields batches of plain row tuples (customers with their
-interactions, opportunities and stage changes); :class:`BulkWriter` writes them
+companies, interactions, opportunities and stage changes); :class:`BulkWriter` writes them
 with ``executemany`` on SQLite and ``COPY`` on PostgreSQL. Going around the ORM
 is what makes a million customers a matter of minutes: building model instances
 costs more than the database work. The column lists below follow the models,
@@ -20,6 +20,9 @@ from django.core.management.color import no_style
 from django.db import connection
 from django.db.migrations.recorder import MigrationRecorder
 
+from companies import search as company_search
+from companies.models import Company
+from companies.names import name_key
 from core import phones
 from customers import search as customer_search
 from customers.models import Customer
@@ -80,17 +83,27 @@ DEAL_KINDS = [
 STAGES = [Opportunity.Stage.LEAD] * 4 + [Opportunity.Stage.PROPOSAL] * 3 + [Opportunity.Stage.NEGOTIATION] * 2
 STAGES += [Opportunity.Stage.CLOSED] * 2 + [Opportunity.Stage.LOST]
 
+# A company's columns without a database default that it may not leave empty, and those its save computes
+# (taken from an instance, _company_row): the rest are NULL or the database's default.
+COMPANY_COLUMNS = (
+    "id", "name", "name_key", "domain", "website", "phone", "phone_e164", "phone_national",
+    "address", "industry", "size", "notes", "created_at", "updated_at",
+)  # fmt: skip
+# "company" is the column of the company's name (Customer.company_name); "company_id" the link.
 CUSTOMER_COLUMNS = (
     "id", "name", "company", "email", "phone", "phone_e164", "phone_national", "status", "created_at", "updated_at",
+    "company_id",
 )  # fmt: skip
 INTERACTION_COLUMNS = ("id", "customer_id", "interaction_type", "notes", "occurred_at", "created_at")
 OPPORTUNITY_COLUMNS = (
     "id", "customer_id", "title", "value", "stage", "probability",
-    "expected_close_date", "closed_at", "created_at", "updated_at",
+    "expected_close_date", "closed_at", "created_at", "updated_at", "company_id",
 )  # fmt: skip
 STAGE_CHANGE_COLUMNS = ("id", "opportunity_id", "from_stage", "to_stage", "changed_at")
 
+# In the order they are written: a company before the customers that name it.
 TABLES = (
+    (Company, COMPANY_COLUMNS, "companies"),
     (Customer, CUSTOMER_COLUMNS, "customers"),
     (Interaction, INTERACTION_COLUMNS, "interactions"),
     (Opportunity, OPPORTUNITY_COLUMNS, "opportunities"),
@@ -103,6 +116,7 @@ YEAR_SECONDS = 365 * 86400
 # triggers are dropped for the load and each index is rebuilt in one pass at the end: a trigger firing
 # per row cost more than the insert it follows.
 SEARCHES = (
+    (company_search.SEARCH, ("companies", "0002_search_indexes")),
     (customer_search.SEARCH, ("customers", "0004_search_indexes")),
     (interaction_search.SEARCH, ("interactions", "0007_search_indexes")),
     (opportunity_search.SEARCH, ("opportunities", "0010_search_indexes")),
@@ -111,32 +125,82 @@ SEARCHES = (
 
 @dataclass
 class Batch:
+    companies: list = field(default_factory=list)
     customers: list = field(default_factory=list)
     interactions: list = field(default_factory=list)
     opportunities: list = field(default_factory=list)
     stage_changes: list = field(default_factory=list)
 
     def rows(self):
-        return len(self.customers) + len(self.interactions) + len(self.opportunities) + len(self.stage_changes)
+        return sum(len(getattr(self, attr)) for _, _, attr in TABLES)
 
 
 @dataclass
 class StartIds:
+    """Where the generated rows start: each table's first id, and the companies already there.
+
+    ``companies`` maps a name key (``companies.names.name_key``) to the ``(id, name)``
+    of the oldest company with that key: a generated company name with one of these keys
+    links to that company rather than making another.
+    """
+
+    company: int = 1
     customer: int = 1
     interaction: int = 1
     opportunity: int = 1
     stage_change: int = 1
+    companies: dict = field(default_factory=dict)
 
     @classmethod
     def after_existing(cls):
-        """The next free id of each table (ids are written explicitly)."""
-        return cls(*(_max_id(model) + 1 for model, _, _ in TABLES))
+        """The next free id of each table (ids are written explicitly), and the companies there."""
+        return cls(*(_max_id(model) + 1 for model, _, _ in TABLES), companies=_existing_companies())
 
 
 def _max_id(model):
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT MAX(id) FROM {connection.ops.quote_name(model._meta.db_table)}")
         return cursor.fetchone()[0] or 0
+
+
+def _existing_companies():
+    companies = {}
+    # Newest first, so that the oldest of a name key is the one kept, as Company.objects.named() finds it.
+    for pk, name, key in Company.objects.order_by("-pk").values_list("pk", "name", "name_key").iterator():
+        companies[key] = (pk, name)
+    return companies
+
+
+class _CompanyLinks:
+    """The company each generated company name links to: one there already or made before, by name key, or a new
+    one; each distinct name's key is computed once."""
+
+    def __init__(self, start):
+        self.next_id = start.company
+        self.by_key = dict(start.companies)
+        self.by_text = {}
+
+    def link(self, text, created, new_rows):
+        """``(id, name)`` of the company ``text`` names; a new company's row (created at ``created``) goes to
+        ``new_rows``."""
+        link = self.by_text.get(text)
+        if link is None:
+            key = name_key(text)
+            link = self.by_key.get(key)
+            if link is None:
+                row = _company_row(self.next_id, text, created)
+                new_rows.append(row)
+                link = self.by_key[key] = (self.next_id, row[_COMPANY_NAME])
+                self.next_id += 1
+            self.by_text[text] = link
+        return link
+
+
+def _company_row(pk, name, created):
+    """The row of a new company named ``name``, with the columns its save computes (``set_derived_fields``)."""
+    company = Company(id=pk, name=name, created_at=created, updated_at=created)
+    company.set_derived_fields()
+    return tuple(getattr(company, column) for column in COMPANY_COLUMNS)
 
 
 def _person(rng, cid):
@@ -163,6 +227,11 @@ def generate(customers, *, seed=42, end=None, interactions_per=5, opportunities_
 
     The same ``seed``, ``end`` and ``start`` give the same rows. Timestamps fall in
     the year before ``end`` (a UTC datetime; default: today at midnight UTC).
+    A customer is linked to the company its company name names, ignoring case and
+    spacing (``companies.names.name_key``), as ``Customer.save()`` links it: one of
+    ``start.companies``, or one made in the batch of the first customer that names it
+    (created with that customer); its ``company`` text is that company's name. An
+    opportunity is with its customer's company, as a new one saved is.
     Customer ``start.customer + customers // 2`` is :data:`UNIQUE_NAME`. A customer's
     ``phone_e164`` and ``phone_national`` are its number's E.164 form and national
     significant number as ``Customer.save()`` computes them
@@ -180,6 +249,7 @@ def generate(customers, *, seed=42, end=None, interactions_per=5, opportunities_
     return _with_phone_numbers(batches, settings.CRM_PHONE_REGION, helper=customers > batch_size)
 
 
+_COMPANY_NAME = COMPANY_COLUMNS.index("name")
 # Where a customer row holds its number, and the forms stored beside it (CUSTOMER_COLUMNS).
 _PHONE = CUSTOMER_COLUMNS.index("phone")
 _FORMS = (CUSTOMER_COLUMNS.index("phone_e164"), CUSTOMER_COLUMNS.index("phone_national"))
@@ -233,6 +303,7 @@ def _batches(customers, *, seed, end, interactions_per, opportunities_per, start
     year_start = end - timedelta(seconds=YEAR_SECONDS)
     unique_id = ids.customer + customers // 2
     inter_id, opp_id, change_id = ids.interaction, ids.opportunity, ids.stage_change
+    links = _CompanyLinks(ids)
     batch = Batch()
     rand, randrange, choice = rng.random, rng.randrange, rng.choice
 
@@ -249,8 +320,11 @@ def _batches(customers, *, seed, end, interactions_per, opportunities_per, start
         )
         created = year_start + timedelta(seconds=randrange(YEAR_SECONDS))
         remaining = max(1, int((end - created).total_seconds()))
+        company_pk, company = links.link(company, created, batch.companies) if company else (None, None)
         # Its phone_e164 and phone_national are filled in by _with_phone_numbers.
-        batch.customers.append((cid, name, company, email, phone, None, None, choice(STATUSES), created, created))
+        batch.customers.append(
+            (cid, name, company, email, phone, None, None, choice(STATUSES), created, created, company_pk)
+        )
 
         notes = CN_NOTES if domains is CN_DOMAINS else EN_NOTES
         for _ in range(randrange(max(0, interactions_per - 2), interactions_per + 3)):
@@ -275,7 +349,7 @@ def _batches(customers, *, seed, end, interactions_per, opportunities_per, start
             value = Decimal(randrange(5_000, 50_000_000)) / 100
             title = f"{choice(DEAL_KINDS)} #{k + 1}"
             batch.opportunities.append(
-                (opp_id, cid, title, value, stage, probability, expected, closed_at, opened, updated)
+                (opp_id, cid, title, value, stage, probability, expected, closed_at, opened, updated, company_pk)
             )
             # Every opportunity starts as a lead; later stages add the step that led there.
             batch.stage_changes.append((change_id, opp_id, None, Opportunity.Stage.LEAD, opened))

@@ -1,9 +1,13 @@
 from datetime import UTC, datetime
+from decimal import Decimal
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db.models import Count
 
+from companies.models import Company
+from companies.search import SEARCH as COMPANIES
 from customers.models import Customer
 from customers.search import search_customers
 from interactions.models import Interaction
@@ -196,6 +200,10 @@ def test_seed_demo_gives_the_customers_to_the_demo_reps():
     assert not Customer.objects.filter(owner__isnull=True).exists()
     assert Customer.objects.filter(owner__username="rep").count() == 5
     assert Customer.objects.filter(owner__username="rep2").count() == 5
+    # A company is owned like the first customer that names it, as a save links it (Customer.link_company).
+    assert Company.objects.exists()
+    for company in Company.objects.all():
+        assert company.owner_id == company.customers.order_by("pk").first().owner_id
     # Each rep's demo tasks are on their own customers.
     counts = {name: Task.objects.filter(assignee__username=name).count() for name in ("rep", "rep2")}
     assert f"Added demo tasks around today: {counts['rep']} for rep, {counts['rep2']} for rep2." in output
@@ -252,13 +260,17 @@ def test_no_search_trigger_fires_while_the_writer_loads_on_sqlite():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_search_indexes_of_seeded_interactions_and_opportunities_are_built():
+def test_the_search_indexes_of_seeded_companies_interactions_and_opportunities_are_built():
     from interactions.search import SEARCH as INTERACTIONS
     from opportunities.search import SEARCH as OPPORTUNITIES
 
     seed("--customers", "20", "--batch-size", "7")
 
-    for search, model, term in ((INTERACTIONS, Interaction, "demo"), (OPPORTUNITIES, Opportunity, "licence")):
+    for search, model, term in (
+        (COMPANIES, Company, "hold"),
+        (INTERACTIONS, Interaction, "demo"),
+        (OPPORTUNITIES, Opportunity, "licence"),
+    ):
         found = search.filter(model.objects.all(), term)
         assert found.exists()
         assert set(found.values_list("pk", flat=True)) == set(
@@ -268,3 +280,83 @@ def test_the_search_indexes_of_seeded_interactions_and_opportunities_are_built()
     customer = Customer.objects.get(name=UNIQUE_NAME)
     added = Interaction.objects.create(customer=customer, interaction_type=Interaction.Type.CALL, notes="Qwertzu call")
     assert list(INTERACTIONS.filter(Interaction.objects.all(), "qwertzu").values_list("pk", flat=True)) == [added.pk]
+
+
+def _company_links():
+    """(customer id, company text, linked company's id and name) of every customer."""
+    return list(Customer.objects.order_by("pk").values_list("pk", "company_name", "company_id", "company__name"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_seeded_customers_and_deals_are_linked_to_their_companies_once_a_name(api):
+    seed("--customers", "60", "--batch-size", "7")
+
+    links = _company_links()
+    assert any(company_id for _pk, _text, company_id, _name in links)
+    assert any(company_id is None for _pk, _text, company_id, _name in links), "some customers have no company"
+    for pk, text, company_id, name in links:
+        # The text is the linked company's name, and the company a save would link that text to.
+        assert text == name, pk
+        if text is not None:
+            assert Company.objects.named(text).first().pk == company_id
+    keys = Company.objects.values("name_key").annotate(n=Count("pk")).filter(n__gt=1)
+    assert not keys.exists(), "one company a name"
+    assert set(Company.objects.values_list("pk", flat=True)) == {company_id for *_, company_id, _ in links} - {None}
+    # A deal is with its customer's company, as a new one saved is.
+    deals = list(Opportunity.objects.values_list("company_id", "customer__company_id"))
+    assert any(company_id for company_id, _ in deals)
+    assert all(company_id == customers_company for company_id, customers_company in deals)
+
+    # The company list and page show them: its people and its open pipeline.
+    found = api.get("/api/companies", {"search": "Unique Holdings"}).json()["data"]
+    assert [(row["name"], row["people_count"]) for row in found] == [("Unique Holdings", 1)]
+    unique = Customer.objects.get(name=UNIQUE_NAME)
+    open_deals = unique.opportunities.filter(stage__in=Opportunity.OPEN_STAGES)
+    assert open_deals.exists()
+    assert Decimal(str(found[0]["open_pipeline_value"])) == sum(deal.value for deal in open_deals)
+    # A customer saved later with a seeded company's name (in another case) joins that company.
+    joined = Customer.objects.create(name="Joins Later", company_name="  UNIQUE   holdings ")
+    assert (joined.company_id, joined.company_name) == (unique.company_id, "Unique Holdings")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_seeding_again_links_to_the_companies_already_there():
+    # A company of a name the generator uses, written in another case and spacing (an import, say).
+    imported = Company.objects.create(name="unique  HOLDINGS", domain="unique.example")
+    seed("--customers", "30")
+    companies = Company.objects.count()
+    links = _company_links()
+
+    with pytest.raises(CommandError, match="already has customers"):
+        seed("--customers", "30")
+    assert (Company.objects.count(), _company_links()) == (companies, links)
+
+    seed("--customers", "30", "--append")  # the same seed: the same company names again
+
+    assert Company.objects.count() == companies
+    assert Customer.objects.count() == 60
+    appended = _company_links()[30:]
+    assert [(text, company_id) for _pk, text, company_id, _name in appended] == [
+        (text, company_id) for _pk, text, company_id, _name in links
+    ]
+    for unique in Customer.objects.filter(name=UNIQUE_NAME):
+        assert (unique.company_id, unique.company_name) == (imported.pk, "unique HOLDINGS")
+    assert Company.objects.named("Unique Holdings").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_seeded_company_has_the_columns_a_save_gives_it():
+    seed("--customers", "30")
+
+    assert Company.objects.exists()
+    for company in Company.objects.all():
+        twin = Company.objects.create(name=company.name)
+        assert [twin.name, twin.name_key, twin.domain, twin.phone_e164, twin.phone_national] == [
+            company.name,
+            company.name_key,
+            company.domain,
+            company.phone_e164,
+            company.phone_national,
+        ]
+        assert (company.website, company.tags, company.custom_fields) == ("", [], {})
+        twin.delete()

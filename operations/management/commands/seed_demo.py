@@ -3,9 +3,10 @@ from datetime import UTC, datetime
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, OuterRef, Subquery
 from tqdm import tqdm
 
+from companies.models import Company
 from customers.models import Customer
 from operations.demo import demo_reps
 from operations.demo_tasks import create_demo_tasks, demo_assignee
@@ -36,9 +37,10 @@ def _date(value):
 class Command(BaseCommand):
     help = (
         "Fill the database with realistic demo data at any size: customers with Chinese and English "
-        "names and companies, about 5 interactions and 2 opportunities each (with their stage "
-        "changes), spread over the year before --end. The same --customers/--seed/--end give the "
-        "same data. Rows are written in bulk (COPY on PostgreSQL), e.g. "
+        "names, linked to their companies (each company name made once, or linked to the company "
+        "of that name already there), about 5 interactions and 2 opportunities each (with their "
+        "stage changes; a deal is with its customer's company), spread over the year before --end. "
+        "The same --customers/--seed/--end give the same data. Rows are written in bulk (COPY on PostgreSQL), e.g. "
         "'manage.py seed_demo --customers 100000'. Refuses a database that already has customers "
         "unless --append is given."
     )
@@ -85,11 +87,13 @@ class Command(BaseCommand):
                 "The database already has customers. Use --append to add more, or seed an empty database."
             )
         total = options["customers"]
-        start = StartIds.after_existing() if has_customers else StartIds()
-        rows = 0
+        rows = companies = 0
         began = time.perf_counter()
         progress = tqdm(total=total, unit=" customers", disable=options["no_progress"] or None, file=self.stderr._out)
         with transaction.atomic():
+            # The companies already there (of an import, or an earlier seed) are read in the
+            # transaction: a name of theirs links to them rather than making another.
+            start = StartIds.after_existing()
             # In the transaction: what the writer sets aside (indexes, foreign keys,
             # search triggers) comes back with the rollback if the load fails.
             writer = BulkWriter(fresh=not has_customers)
@@ -104,6 +108,7 @@ class Command(BaseCommand):
             ):
                 writer.write(batch)
                 rows += batch.rows()
+                companies += len(batch.companies)
                 progress.update(len(batch.customers))
             writer.finish()
         progress.close()
@@ -116,7 +121,7 @@ class Command(BaseCommand):
         elapsed = time.perf_counter() - began
         self.stdout.write(
             self.style.SUCCESS(
-                f"Seeded {total} customers ({rows} rows in all) into {connection.vendor} "
+                f"Seeded {total} customers and {companies} new companies ({rows} rows in all) into {connection.vendor} "
                 f"in {elapsed:.1f} s: {rows / elapsed:,.0f} rows/s."
             )
         )
@@ -124,18 +129,25 @@ class Command(BaseCommand):
             f"Customer ids {start.customer}..{start.customer + total - 1}; "
             f"'{UNIQUE_NAME}' is customer {start.customer + total // 2}."
         )
-        self._owners(start, total)
+        self._owners(start, total, companies)
         self._demo_tasks(start, total, options["seed"])
 
-    def _owners(self, start, total):
-        """The new customers go to the demo reps in turn (``init_demo`` creates them), so that a rep has a book."""
+    def _owners(self, start, total, companies):
+        """The new customers go to the demo reps in turn (``init_demo`` creates them), so that a rep has a book;
+        a new company is owned like the first customer that names it, as ``Customer.link_company`` makes it."""
         reps = demo_reps()
         if not reps:
             return
         new = Customer.objects.filter(pk__gte=start.customer, pk__lt=start.customer + total)
         for index, rep in enumerate(reps):
             new.annotate(turn=F("pk") % len(reps)).filter(turn=index).update(owner=rep)
-        self.stdout.write(f"Customers owned by the demo reps: {', '.join(rep.username for rep in reps)}.")
+        first_owner = Customer.objects.filter(company=OuterRef("pk")).order_by("pk").values("owner")[:1]
+        Company.objects.filter(pk__gte=start.company, pk__lt=start.company + companies).update(
+            owner=Subquery(first_owner)
+        )
+        self.stdout.write(
+            f"Customers and their new companies owned by the demo reps: {', '.join(rep.username for rep in reps)}."
+        )
 
     def _demo_tasks(self, start, total, seed):
         """Tasks around today (overdue, today, upcoming) on some of the new customers: for each demo rep on
