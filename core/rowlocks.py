@@ -30,26 +30,45 @@ def lock_rows(queryset, *, delete=False):
     list(rows.order_by("pk").select_for_update(no_key=not delete).values_list("pk", flat=True))
 
 
-def lock_keys(queryset):
-    """Hold the rows of ``queryset`` ``FOR KEY SHARE`` until the transaction ends, by primary key in their order.
+def holds_keys(using):
+    """Whether ``lock_keys`` takes its locks on the database ``using`` now: PostgreSQL, in a transaction."""
+    connection = connections[using]
+    return connection.vendor == "postgresql" and not connection.get_autocommit()
+
+
+def lock_keys(*querysets):
+    """Hold the rows of ``querysets`` ``FOR KEY SHARE`` until the transaction ends, each by primary key in their
+    order, the querysets in the order given (one database).
 
     The lock PostgreSQL's check of a foreign key takes on the row it points at, here taken before the
     write rather than at its COMMIT (Django's keys are deferred). It waits for a delete of the rows, or a
     writer that locked them ``FOR UPDATE`` to delete them, and keeps them from being deleted, but holds up
     no save of theirs (``FOR NO KEY UPDATE``, ``lock_rows``), nor other writers pointing at them. The ORM
-    has no ``FOR KEY SHARE``: it is added to the query's SQL, as ``core.tags.current_tags`` does. Nothing is
-    run on SQLite, nor outside a transaction (see ``lock_rows``).
+    has no ``FOR KEY SHARE``: it is added to the query's SQL, as ``core.tags.current_tags`` does. Several
+    querysets (the rows of several tables, highest parent first) are one statement: each a ``WITH`` query
+    of its own, read to the end one after the other. Nothing is run on SQLite, nor outside a transaction
+    (see ``lock_rows``).
     """
-    connection = connections[queryset.db]
-    if connection.vendor != "postgresql" or connection.get_autocommit():
+    if not querysets or not holds_keys(querysets[0].db):
         return
-    rows = queryset.model._base_manager.using(queryset.db).filter(pk__in=queryset.order_by().values("pk"))
-    try:
-        sql, params = rows.order_by("pk").values_list("pk", flat=True).query.sql_with_params()
-    except EmptyResultSet:
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(f"{sql} FOR KEY SHARE", params)
+    statements, params = [], []
+    for queryset in querysets:
+        rows = queryset.model._base_manager.using(queryset.db).filter(pk__in=queryset.order_by().values("pk"))
+        try:
+            sql, rows_params = rows.order_by("pk").values_list("pk", flat=True).query.sql_with_params()
+        except EmptyResultSet:
+            continue
+        statements.append(f"{sql} FOR KEY SHARE")
+        params.extend(rows_params)
+    if len(statements) > 1:
+        # A locking SELECT may not be a branch of a UNION: each is a WITH query, and the UNION ALL reads
+        # them whole, in their order (a WITH query that locks rows is never folded into the outer one).
+        held = ", ".join(f"held_{n} AS ({sql})" for n, sql in enumerate(statements))
+        counts = " UNION ALL ".join(f"SELECT count(*) FROM held_{n}" for n in range(len(statements)))
+        statements = [f"WITH {held} {counts}"]
+    if statements:
+        with connections[querysets[0].db].cursor() as cursor:
+            cursor.execute(statements[0], params)
 
 
 # PostgreSQL's SQLSTATE for "deadlock detected".
