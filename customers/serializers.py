@@ -1,3 +1,5 @@
+from collections.abc import Mapping
+
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
@@ -122,6 +124,20 @@ class CustomerSerializer(
         if request is None or access.sees_everything(request.user):
             return None
         return access.scope(Company.objects.all(), request.user)
+
+    def parents_named(self, items):
+        """The companies ``items`` name by name (``core.api.serializers.parents_named``), found as the save finds
+        them (``Customer.link_company``), to be held before the write: one deleted meanwhile is then not found,
+        and the name links to a new company, as after the delete."""
+        keys = {
+            name_key(text)
+            for item in items
+            if isinstance(item, Mapping) and isinstance(text := item.get("company"), str) and "\x00" not in text
+        } - {""}
+        if not keys:
+            return {}
+        choices = self._company_choices()
+        return {Company: (Company.objects.all() if choices is None else choices).filter(name_key__in=keys)}
 
     def create(self, validated_data):
         customer = Customer(**validated_data)

@@ -118,6 +118,8 @@ class BatchRunner:
         changeset = None
         model = self.view.queryset.model
         self._hold_tags(model, items)
+        # Then the parents the items point their records at, before any item locks or validates a record.
+        self.view.hold_parents([item for op, _index, item in items if op != "delete"])
         try:
             with changesets.recording(
                 "batch",

@@ -72,9 +72,9 @@ ERROR_DESCRIPTIONS = {
     "403": "Authenticated, but not allowed (or a session request without a CSRF token).",
     "404": "No such record, or a page past the last one.",
     "409": (
-        "A conflict with a change made meanwhile (`conflict`: a record the write names was deleted, or one it "
-        "deletes gained a record of its own; re-read and retry), or a request with this Idempotency-Key is "
-        "still being processed."
+        "A conflict with a change made meanwhile (`conflict`: a record it deletes gained a record of its own, a "
+        "user it names was deleted, or it deadlocked with another write; re-read and retry), or a request with "
+        "this Idempotency-Key is still being processed. A parent it names deleted meanwhile is a 400."
     ),
     "411": "A body sent without Content-Length (chunked): send its length.",
     "412": "If-Match does not match the record's current ETag: re-read it and retry.",

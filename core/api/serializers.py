@@ -1,12 +1,17 @@
 """Serializer behaviour shared by the apps: strict JSON types, and related ids narrowed to what the
 user may see. (Read fields built once per class, a fast path, are in ``fastsql.py``.)"""
 
+import functools
+import operator
 from collections.abc import Mapping
 from decimal import Decimal
 
+from django.db.models import Q
 from rest_framework import serializers
 
 from core.access import is_manager, scope
+
+from .fastsql import url_pk
 
 
 def _is_integer(value):
@@ -68,6 +73,79 @@ class ScopedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
         if request is None:
             return queryset
         return scope(queryset, request.user)
+
+
+def parents_named(serializer, items):
+    """The parents that ``items``, bodies of writes through ``serializer``, point their records at, as querysets
+    in the order to hold them (``rowlocks.lock_keys``): the parent before the records that point at it.
+
+    The parents are the records named by id in the serializer's ``ScopedPrimaryKeyRelatedField`` fields (an
+    interaction's or deal's customer, a customer's company), among those the writer sees, as the fields resolve
+    them; with them, the records those parents point at that the record may point at too (a deal created
+    without a company takes its customer's; a task's deal belongs to the task's customer); and those the
+    serializer's own ``parents_named(items)`` adds (``{model: queryset}``, models of those fields: a customer's
+    company named by name). A value that names no record is left to the field's error. Nothing is read.
+    """
+    parents = _parent_fields(type(serializer))
+    named = {}
+    for item in items:
+        if isinstance(item, Mapping):
+            for name, model in parents.fields:
+                value = item.get(name)
+                pk = url_pk(model, int(value)) if _is_integer(value) else None
+                if pk is not None:
+                    named.setdefault(name, set()).add(pk)
+    wanted = {}
+    for name, model in parents.fields:
+        if name in named:
+            chosen = serializer.fields[name].get_queryset().filter(pk__in=sorted(named[name]))
+            wanted.setdefault(model, []).append(Q(pk__in=chosen.values("pk")))
+            for attname, parent in parents.through.get(model, ()):
+                wanted.setdefault(parent, []).append(Q(pk__in=chosen.values(attname)))
+    extra = getattr(serializer, "parents_named", None)
+    for model, queryset in (extra(items) if extra is not None else {}).items():
+        wanted.setdefault(model, []).append(Q(pk__in=queryset.values("pk")))
+    return [
+        model._base_manager.filter(functools.reduce(operator.or_, wanted[model]))
+        for model in parents.order
+        if model in wanted
+    ]
+
+
+class _ParentFields:
+    """A serializer class's parent fields (``parents_named``): ``fields`` (field name, model), ``through``
+    (model -> [(its foreign key's attname, the parent model it points at)]) and ``order`` (highest parent first)."""
+
+    def __init__(self, serializer_class):
+        self.fields = [
+            (name, field.queryset.model)
+            for name, field in serializer_class().fields.items()
+            if isinstance(field, ScopedPrimaryKeyRelatedField) and not field.read_only
+        ]
+        models = list(dict.fromkeys(model for _name, model in self.fields))
+        self.through = {
+            model: [
+                (field.attname, field.related_model)
+                for field in model._meta.concrete_fields
+                if field.many_to_one and field.related_model in models and field.related_model is not model
+            ]
+            for model in models
+        }
+        # A parent comes before the parents that point at it (a company before a customer), as their deletes
+        # lock them; among equals, in the serializer's order.
+        self.order = []
+        while models:
+            top = next(
+                (model for model in models if not any(parent in models for _a, parent in self.through[model])),
+                models[0],
+            )
+            self.order.append(top)
+            models.remove(top)
+
+
+@functools.cache
+def _parent_fields(serializer_class):
+    return _ParentFields(serializer_class)
 
 
 class ExternalIdMixin:

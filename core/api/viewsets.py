@@ -8,7 +8,10 @@
    ``Idempotency-Key`` is claimed in it (``idempotency.py``).
 3. ``get_queryset`` / ``filter_queryset``: the rows the user may see
    (``core.access.scope``); query parameters filter collections only.
-4. ``get_object``: the record a detail URL names. A write first locks its row
+4. ``get_object``: the record a detail URL names. A write first holds the parents
+   its body names (``hold_parents``: a deal's customer, ``FOR KEY SHARE`` on
+   PostgreSQL; a create too, a batch for all its items), parent before record as
+   their deletes lock them; then it locks its row
    (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's IMMEDIATE transactions
    already serialise writers), then reads it and checks ``If-Match``
    (``conditional.py``). Users who see everything read it through the
@@ -27,7 +30,7 @@ import logging
 from contextlib import ExitStack, contextmanager
 
 from django.core.exceptions import FieldDoesNotExist
-from django.db import IntegrityError, OperationalError, connection, models, transaction
+from django.db import IntegrityError, OperationalError, connection, models, router, transaction
 from django.http import Http404
 from rest_framework import exceptions, status, viewsets
 from rest_framework.decorators import action
@@ -35,13 +38,14 @@ from rest_framework.response import Response
 
 from core import access, merges
 from core.history import batched_delete_history
-from core.rowlocks import is_deadlock
+from core.rowlocks import holds_keys, is_deadlock, lock_keys
 
 from . import idempotency
 from .batch import BatchRunner
 from .conditional import PreconditionFailed, compute_etag, if_match_passes, if_none_match_matches
 from .fastsql import MODEL_ROW, url_pk
 from .responses import MessageResponse
+from .serializers import parents_named
 
 logger = logging.getLogger(__name__)
 
@@ -186,8 +190,9 @@ class CRMModelViewSet(viewsets.ModelViewSet):
             if response is None:
                 raise  # from the view itself, not from its COMMIT: a fault, answered 500 as any other
             # A constraint checked at COMMIT (PostgreSQL's foreign keys are deferred): a record the write
-            # names was deleted meanwhile, or one it deletes was given a new child. All of it, a claimed
-            # Idempotency-Key included, was rolled back: the client re-reads and retries.
+            # names but does not hold (a user; its parents it holds, ``hold_parents``) was deleted meanwhile,
+            # or one it deletes was given a new child. All of it, a claimed Idempotency-Key included, was
+            # rolled back: the client re-reads and retries.
             logger.info("%s %s conflicted at COMMIT", request.method, request.path, exc_info=True)
             self._idempotency_record = None
             return self.finalize_response(self.request, self.handle_exception(Conflict()), *args, **kwargs)
@@ -353,6 +358,7 @@ class CRMModelViewSet(viewsets.ModelViewSet):
             raise serializer
         if serializer is None:
             serializer = self.get_serializer(data=request.data)
+        self.hold_parents([request.data], serializer)
         # DRF's CreateModelMixin.create, with the serializer that may have been validated already.
         serializer.is_valid(raise_exception=True)
         self.perform_create(serializer)
@@ -364,6 +370,7 @@ class CRMModelViewSet(viewsets.ModelViewSet):
         return response
 
     def update(self, request, *args, **kwargs):
+        self.hold_parents([request.data])
         kwargs["partial"] = True
         return self._with_etag(super().update(request, *args, **kwargs))
 
@@ -377,6 +384,21 @@ class CRMModelViewSet(viewsets.ModelViewSet):
             payload = {"id": instance.pk}
             payload.update(self.perform_destroy(instance) or {})
         return payload
+
+    def hold_parents(self, items, serializer=None):
+        """Hold the parents that the write bodies ``items`` point their records at (``serializers.parents_named``:
+        an interaction's customer, a customer's company), before any record is locked or validated.
+
+        A parent's delete locks the parent (``FOR UPDATE``), then the records pointing at it. Held only by the
+        check of the foreign key at COMMIT (PostgreSQL's keys are deferred), a parent deleted between the
+        validation and the COMMIT failed the write there (a 409, nothing written), and a record locked before its
+        parent deadlocked with a delete waiting for it. Held first, with the lock that check takes
+        (``rowlocks.lock_keys``: one query), a delete under way is waited for, and the validation, after, finds its
+        parent gone: the 400 of an unknown id, as had the request come after the delete. A delete that comes after
+        waits for the write, then goes on as the model says. On SQLite (its writers queue) nothing is run.
+        """
+        if holds_keys(router.db_for_write(self.queryset.model)):
+            lock_keys(*parents_named(serializer or self.get_serializer(), items))
 
     @action(detail=False, methods=["post"], filter_backends=[])
     def batch(self, request):

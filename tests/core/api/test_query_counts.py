@@ -132,3 +132,28 @@ def test_tagged_list_queries_do_not_grow_with_rows_or_tags(api, db, path, params
     small = queries(api, path, {"page_size": 2, **params})
     add(6, ["a", "b", "c", "d"])
     assert queries(api, path, {"page_size": 2, **params}) == small == 3
+
+
+def test_a_write_holds_the_parents_it_names_in_one_query(api, db):
+    """A write holds every parent its body names in one statement on PostgreSQL (``CRMModelViewSet.hold_parents``,
+    a deal's customer and company, a task's customer and deal; a batch's for all its items), and none on SQLite,
+    whose writers queue; a write naming none holds none."""
+    customer = CustomerFactory(company=CompanyFactory())
+    deal = OpportunityFactory(customer=customer)
+    writes = [
+        ("post", "/api/opportunities", {"customer_id": customer.pk, "company_id": CompanyFactory().pk, "title": "D"}),
+        ("patch", f"/api/opportunities/{deal.pk}", {"customer_id": customer.pk}),
+        ("post", "/api/tasks", {"customer_id": customer.pk, "opportunity_id": deal.pk, "title": "Call"}),
+        ("post", "/api/customers", {"name": "Ann", "company": "Acme"}),
+        ("post", "/api/interactions/batch", {"create": [{"customer_id": customer.pk, "interaction_type": "call"}] * 3}),
+        ("post", "/api/customers", {"name": "Bob"}),
+        ("patch", f"/api/opportunities/{deal.pk}", {"title": "Renamed"}),
+    ]
+    held = []
+    for method, path, body in writes:
+        with CaptureQueriesContext(connection) as captured:
+            response = getattr(api, method)(path, body, format="json")
+        assert response.status_code < 300, response.json()
+        held.append(sum("FOR KEY SHARE" in query["sql"] for query in captured))
+
+    assert held == ([1] * 5 + [0] * 2 if connection.vendor == "postgresql" else [0] * 7)

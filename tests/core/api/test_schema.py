@@ -84,7 +84,7 @@ def test_every_success_body_is_enveloped_and_every_error_uses_the_error_envelope
         ("/api/customers", "get", {"200", "406", "400", "401", "403", "404", "429"}),
         ("/api/customers", "post", {"201", "406", "400", "401", "403", "409", "411", "413", "415", "422", "429"}),
         ("/api/customers/{id}", "get", {"200", "406", "304", "401", "403", "404", "429"}),
-        # 409: a record the write names deleted meanwhile, or one it deletes given a record of its own.
+        # 409: a record it deletes given a record of its own meanwhile, a user it names deleted, a deadlock.
         (
             "/api/customers/{id}",
             "put",
