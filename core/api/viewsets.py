@@ -370,7 +370,14 @@ class CRMModelViewSet(viewsets.ModelViewSet):
         return response
 
     def update(self, request, *args, **kwargs):
-        self.hold_parents([request.data])
+        try:
+            body = request.data
+        except (exceptions.ParseError, exceptions.UnsupportedMediaType):
+            # Read before the record to hold its parents first, a body that cannot be read is still answered
+            # after a record that is not there (404) or has changed (If-Match, 412), as the content is read last.
+            self.get_object()
+            raise
+        self.hold_parents([body])
         kwargs["partial"] = True
         return self._with_etag(super().update(request, *args, **kwargs))
 

@@ -190,3 +190,24 @@ def test_an_etag_is_the_digest_of_the_sorted_compact_json_as_before(data):
     ignored = frozenset(list(data)[:1])
     rest = {key: value for key, value in data.items() if key not in ignored}
     assert compute_etag(data, ignored) == compute_etag(rest) != expected
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status"),
+    [("{not json", "application/json", 400), ("<a/>", "application/xml", 415)],
+)
+def test_a_missing_or_changed_record_is_answered_before_a_body_that_cannot_be_read(api, body, content_type, status):
+    customer = CustomerFactory()
+    url = f"/api/customers/{customer.pk}"
+    stale = api.get(url)["ETag"]
+    assert api.patch(url, {"name": "Changed"}, format="json").status_code == 200
+
+    missing = api.patch(f"/api/customers/{customer.pk + 1000}", body, content_type=content_type)
+    changed = api.patch(url, body, content_type=content_type, HTTP_IF_MATCH=stale)
+    unreadable = api.put(url, body, content_type=content_type)
+
+    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "not_found")
+    assert (changed.status_code, changed.json()["error"]["code"]) == (412, "precondition_failed")
+    assert unreadable.status_code == status and unreadable.json()["success"] is False
+    customer.refresh_from_db()
+    assert customer.name == "Changed"
