@@ -1,5 +1,5 @@
 from django.contrib import admin, messages
-from django.db import models, transaction
+from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
 from core import access
@@ -86,7 +86,6 @@ class CompanyAdmin(MergeAdminMixin, TaggedAdminMixin, PhoneCheckMixin, CRMModelA
     date_hierarchy = "created_at"
     owner_field = "owner"
     history_link_text = _("Every change to this company")
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     readonly_fields = ["created_by", "created_at", "updated_at", "history_link"]
     fieldsets = [
         (None, {"fields": ["name", "domain", "industry", "size", "owner", "tags"]}),

@@ -514,6 +514,9 @@ class CRMModelAdmin(
     owner_field = None
     # The export button on a record's page would duplicate the export action.
     show_change_form_export = False
+    # An address typed without its scheme (a company's website, a webhook's URL) is taken as https, as the
+    # custom fields' URL type takes it (Django 6's default; Django 5.2 warns and assumes http).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def get_changelist(self, request, **kwargs):
         return CRMChangeList
