@@ -114,3 +114,73 @@ def deadlocked(first, second, write):
     for thread in threads:
         thread.join(30)
     return outcome[0], errors
+
+
+class Thread(threading.Thread):
+    """``work()`` on a connection of its own (this thread's); its result or error kept."""
+
+    def __init__(self, work):
+        super().__init__(daemon=True)
+        self.work, self.result, self.error = work, None, None
+
+    def run(self):
+        try:
+            self.result = self.do()
+        except Exception as exc:  # reported by the test
+            self.error = exc
+        finally:
+            connections.close_all()
+
+    def do(self):
+        return self.work()
+
+    def answer(self):
+        self.join(30)
+        assert not self.is_alive(), "still waiting"
+        assert self.error is None, repr(self.error)
+        return self.result
+
+
+class Held(Thread):
+    """Someone else's write (``work()``: a request, an admin post) in a transaction held open until ``commit()``:
+    caught between its write and its commit, with its rows locked."""
+
+    def __init__(self, work):
+        super().__init__(work)
+        self.written, self.release = threading.Event(), threading.Event()
+
+    def do(self):
+        try:
+            with transaction.atomic():
+                result = self.work()
+                self.written.set()
+                assert self.release.wait(30)
+            return result
+        finally:
+            self.written.set()
+
+    def __enter__(self):
+        self.start()
+        assert self.written.wait(30) and self.error is None, repr(self.error)
+        return self
+
+    def __exit__(self, *exc):
+        self.release.set()
+        self.join(30)
+
+    def commit(self):
+        self.release.set()
+        return self.answer()
+
+
+@contextlib.contextmanager
+def no_waiting_on_locks():
+    """This connection's statements give up on a lock held by another at once (after 2 s): a write that would
+    wait for someone else's rows fails rather than waits."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET lock_timeout = '2s'")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = 0")

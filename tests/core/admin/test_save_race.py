@@ -7,12 +7,10 @@ The races need two connections at once (a thread each, with its own connection):
 transaction holds the database's one write lock from its ``BEGIN`` (``core/sqlite``), so two saves never overlap.
 """
 
-import contextlib
-import threading
 import time
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django.urls import reverse
 
 from core.admin.base import RecordGone, update_stored
@@ -20,7 +18,7 @@ from customers.models import Customer
 from interactions.models import Interaction
 from opportunities.models import Opportunity, StageChange
 from tasks.models import Task
-from tests.concurrency import deadlocked, in_turn, waiting_for_a_lock
+from tests.concurrency import Held, Thread, deadlocked, in_turn, no_waiting_on_locks, waiting_for_a_lock
 from tests.core.admin.helpers import managers, opened, staff, upload
 from tests.factories import CompanyFactory, CustomerFactory, InteractionFactory, OpportunityFactory, TaskFactory
 
@@ -61,63 +59,6 @@ def list_row(data, record):
 
 def stored(record):
     return type(record)._base_manager.filter(pk=record.pk).first()
-
-
-class Thread(threading.Thread):
-    """``work()`` on a connection of its own (this thread's); its result or error kept."""
-
-    def __init__(self, work):
-        super().__init__(daemon=True)
-        self.work, self.result, self.error = work, None, None
-
-    def run(self):
-        try:
-            self.result = self.do()
-        except Exception as exc:  # reported by the test
-            self.error = exc
-        finally:
-            connections.close_all()
-
-    def do(self):
-        return self.work()
-
-    def answer(self):
-        self.join(30)
-        assert not self.is_alive(), "still waiting"
-        assert self.error is None, repr(self.error)
-        return self.result
-
-
-class Held(Thread):
-    """Someone else's write (``work()``, an admin post) in a transaction held open until ``commit()``: caught
-    between its write and its commit, with its rows locked."""
-
-    def __init__(self, work):
-        super().__init__(work)
-        self.written, self.release = threading.Event(), threading.Event()
-
-    def do(self):
-        try:
-            with transaction.atomic():
-                result = self.work()
-                self.written.set()
-                assert self.release.wait(30)
-            return result
-        finally:
-            self.written.set()
-
-    def __enter__(self):
-        self.start()
-        assert self.written.wait(30) and self.error is None, repr(self.error)
-        return self
-
-    def __exit__(self, *exc):
-        self.release.set()
-        self.join(30)
-
-    def commit(self):
-        self.release.set()
-        return self.answer()
 
 
 def posted_meanwhile(held, client, url, data, **headers):
@@ -461,19 +402,6 @@ def test_a_post_for_a_record_out_of_the_users_book_locks_nothing():
                 cursor.execute("SET lock_timeout = 0")
     assert answer.status_code in (302, 404)
     assert stored(customer).name == "Ann"
-
-
-@contextlib.contextmanager
-def no_waiting_on_locks():
-    """This connection's statements give up on a lock held by another at once (after 2 s): a post that would
-    wait for someone else's rows fails rather than waits."""
-    with connection.cursor() as cursor:
-        cursor.execute("SET lock_timeout = '2s'")
-    try:
-        yield
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SET lock_timeout = 0")
 
 
 @for_postgresql
