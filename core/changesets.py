@@ -647,7 +647,8 @@ def undo(changeset, user, skip_conflicts=False):
     from core import events
 
     with transaction.atomic():
-        changeset = Changeset.objects.select_for_update().get(pk=changeset.pk)
+        # As an update (``FOR NO KEY UPDATE``): the undo changes its status, and points its own changeset at it.
+        changeset = Changeset.objects.select_for_update(no_key=True).get(pk=changeset.pk)
         if changeset.status == Changeset.Status.UNDONE:
             raise UndoRefused(str(_("This changeset has already been undone.")), code="already_undone")
         rows = list(changeset.rows.order_by("-seq"))

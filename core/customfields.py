@@ -581,7 +581,8 @@ def _rewrite_locked(resource, key, rewrite, reason):
     user = current_history_user()
     rows = model._base_manager.filter(custom_fields__has_key=key).order_by("pk")
     if connection.features.has_select_for_update:
-        rows = rows.select_for_update()
+        # As updates (``FOR NO KEY UPDATE``, ``core.rowlocks.lock_rows``): records being added to them go on.
+        rows = rows.select_for_update(no_key=True)
     changed_count, last = 0, None
     while True:
         chunk = list((rows if last is None else rows.filter(pk__gt=last))[:CHUNK])

@@ -385,11 +385,14 @@ def update_with_history(queryset, reason=None, **values):
     number of queries grows by one per 500 rows, not per row. Never a
     ``QuerySet.update()`` alone, which would leave the change out of the history
     (and so out of what an undo replays).
+
+    The lock is ``FOR NO KEY UPDATE`` (``core.rowlocks.lock_rows``): the values set are no keys (a merge's movers
+    point the rows at the survivor), and a write pointing a record at one of the rows meanwhile goes on.
     """
     model = queryset.model
     rows = queryset.order_by("pk")
     if connections[queryset.db].features.has_select_for_update:
-        rows = rows.select_for_update()
+        rows = rows.select_for_update(no_key=True)
     rows = list(rows)
     if not rows:
         return 0

@@ -26,13 +26,13 @@ is the record of the merge, and what an undo replays.
 from contextlib import contextmanager
 
 from django.core.exceptions import PermissionDenied
-from django.db import connection, transaction
+from django.db import transaction
 from django.dispatch import Signal
 
 from core import access, changesets, events
 from core.history import batched_delete_history
 from core.models import MergedRecord
-from core.rowlocks import lock_keys
+from core.rowlocks import lock_keys, lock_rows
 from core.tags import hold_tags_of
 
 # Records merged into one survivor in one go.
@@ -90,9 +90,13 @@ def lock_records(model, survivor, others, *, user, versions=None, parents=()):
     for name in parents:
         parent = model._meta.get_field(name).related_model
         lock_keys(parent._base_manager.filter(pk__in=model._base_manager.filter(pk__in=ids).values(name)))
+    # Then the records, by primary key as every writer of several records locks them, as the merge writes them
+    # (``rowlocks.lock_rows``): the survivor as its save takes it, ``FOR NO KEY UPDATE`` (the writes pointing records
+    # at it go on), the others then as their deletes take them, ``FOR UPDATE`` (those writes are waited for, and
+    # their records moved to the survivor with the rest).
     rows = model._base_manager.filter(pk__in=ids).order_by("pk")
-    if connection.features.has_select_for_update:
-        rows = rows.select_for_update()
+    lock_rows(rows)
+    lock_rows(model._base_manager.filter(pk__in=other_ids), delete=True)
     found = {record.pk: record for record in rows}
     if len(found) != len(ids):  # deleted by another request since the scope's read
         raise MergeRefused(f"No {model._meta.verbose_name} with id {', '.join(map(str, set(ids) - set(found)))}.")

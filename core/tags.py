@@ -331,7 +331,9 @@ def _locked(records):
     if not records:
         return []
     model = type(records[0])
-    return list(model._base_manager.filter(pk__in=[record.pk for record in records]).order_by("pk").select_for_update())
+    rows = model._base_manager.filter(pk__in=[record.pk for record in records]).order_by("pk")
+    # As an update (``FOR NO KEY UPDATE``, ``core.rowlocks.lock_rows``): records being added to them meanwhile go on.
+    return list(rows.select_for_update(no_key=True))
 
 
 def add_tag(records, tag):
@@ -377,7 +379,8 @@ def _rewrite_names(tag, rename):
         # Locked: a record's tags changed meanwhile are read as changed, not overwritten with what they were.
         carrying = model.objects.filter(tag_set=tag).values("pk")
         records = []
-        for record in model.objects.filter(pk__in=carrying).order_by("pk").select_for_update():
+        # As updates (``FOR NO KEY UPDATE``, ``core.rowlocks.lock_rows``): records being added to them go on.
+        for record in model.objects.filter(pk__in=carrying).order_by("pk").select_for_update(no_key=True):
             names = sorted(rename(record.tags), key=str.casefold)
             if names != record.tags:  # (not when its tag was taken off meanwhile)
                 record.tags = names

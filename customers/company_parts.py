@@ -38,7 +38,8 @@ def company_timeline_entries(rows):
 
 def unlink_people(company):
     """Leave the company's people without a company, recording it in their history; return how many."""
-    people = list(Customer.objects.filter(company=company).select_for_update())
+    # Changed, not deleted (``FOR NO KEY UPDATE``): the records being added to them meanwhile go on.
+    people = list(Customer.objects.filter(company=company).select_for_update(no_key=True))
     now = timezone.now()
     for customer in people:
         customer.company, customer.company_name, customer.updated_at = None, None, now

@@ -44,8 +44,10 @@ def reassign_customers(customers, owner, *, dry_run=False):
     with changesets.recording(
         "reassign", user=user, label=f"Reassign to {owner}", source={"owner_id": owner.pk}, dry_run=dry_run
     ) as changeset:
-        # Locked by primary key: the caller's queryset may carry joins and annotations.
-        moving = list(Customer.objects.filter(pk__in=customers.values("pk")).exclude(owner=owner).select_for_update())
+        # Locked by primary key (the caller's queryset may carry joins and annotations), as an update
+        # (``FOR NO KEY UPDATE``, ``core.rowlocks.lock_rows``): the records being added to them meanwhile go on.
+        moving = Customer.objects.filter(pk__in=customers.values("pk")).exclude(owner=owner)
+        moving = list(moving.select_for_update(no_key=True))
         now = timezone.now()
         for customer in moving:
             customer.owner = owner

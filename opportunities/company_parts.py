@@ -24,7 +24,8 @@ def open_pipeline_value():
 
 def unlink_opportunities(company):
     """Leave the company's opportunities without a company (they stay with their customer); return how many."""
-    opportunities = list(Opportunity.objects.filter(company=company).select_for_update())
+    # Changed, not deleted (``FOR NO KEY UPDATE``): the tasks being added to them meanwhile go on.
+    opportunities = list(Opportunity.objects.filter(company=company).select_for_update(no_key=True))
     now = timezone.now()
     for opportunity in opportunities:
         opportunity.company, opportunity.updated_at = None, now

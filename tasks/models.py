@@ -46,7 +46,9 @@ class TaskQuerySet(models.QuerySet):
         For the tasks of a user whose time zone changes: a task due on 11 December stays due on
         11 December. Written in bulk with their history and events; returns the number changed.
         """
-        tasks = list(self.filter(due_is_date_only=True, due_at__isnull=False).select_for_update().order_by("pk"))
+        # As updates (``FOR NO KEY UPDATE``, ``core.rowlocks.lock_rows``): their reminders being written go on.
+        dated = self.filter(due_is_date_only=True, due_at__isnull=False)
+        tasks = list(dated.select_for_update(no_key=True).order_by("pk"))
         now = timezone.now()
         moved = []
         for task in tasks:

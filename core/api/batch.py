@@ -214,7 +214,7 @@ class BatchRunner:
         pk = _record_id(item)
         if not access.may_delete(self.request.user, self.view.queryset.model):
             raise exceptions.PermissionDenied("Your role may not delete these records; ask a manager.")
-        payload = self.view.delete_record(self.view.batch_record(pk, if_match=None))
+        payload = self.view.delete_record(self.view.batch_record(pk, if_match=None, delete=True))
         return {"status": status.HTTP_200_OK, "data": payload}
 
     def _answer(self, results, atomic, changeset, dry_run):

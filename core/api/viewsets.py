@@ -11,10 +11,11 @@
 4. ``get_object``: the record a detail URL names. A write first holds the parents
    its body names (``hold_parents``: a deal's customer, ``FOR KEY SHARE`` on
    PostgreSQL; a create too, a batch for all its items), parent before record as
-   their deletes lock them; then it locks its row
-   (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's IMMEDIATE transactions
-   already serialise writers), then reads it and checks ``If-Match``
-   (``conditional.py``). Users who see everything read it through the
+   their deletes lock them; then it locks its row as its UPDATE or DELETE will
+   (``_lock_row``: ``SELECT ... FOR NO KEY UPDATE`` for a change, which those
+   holds do not wait for nor hold up, ``FOR UPDATE`` for a delete, which waits for
+   them; SQLite's IMMEDIATE transactions already serialise writers), then reads it
+   and checks ``If-Match`` (``conditional.py``). Users who see everything read it through the
    viewset's ``detail_reader`` (``fastsql.py``), a sales rep's ``retrieve``
    through the same reader scoped as the queryset is, others through the queryset.
    The id of a record merged into another answers 404 with ``error.merged_into``.
@@ -38,7 +39,7 @@ from rest_framework.response import Response
 
 from core import access, merges
 from core.history import batched_delete_history
-from core.rowlocks import holds_keys, is_deadlock, lock_keys
+from core.rowlocks import holds_keys, is_deadlock, lock_keys, lock_rows
 
 from . import idempotency
 from .batch import BatchRunner
@@ -274,16 +275,16 @@ class CRMModelViewSet(viewsets.ModelViewSet):
     def get_object(self):
         writing = self.request.method in RECORD_WRITE_METHODS
         if_match = self.request.headers.get("If-Match") if writing else None
-        return self._find(self._url_pk(), writing=writing, if_match=if_match)
+        return self._find(self._url_pk(), writing=writing, if_match=if_match, delete=self.request.method == "DELETE")
 
-    def _find(self, pk, *, writing, if_match):
-        """The URL's record, whose primary key ``pk`` is ``_url_pk()`` (read once by the caller)."""
-        if writing and connection.features.has_select_for_update and connection.in_atomic_block:
-            # (OPTIONS simulates a PUT outside any transaction to list the allowed actions.)
+    def _find(self, pk, *, writing, if_match, delete=False):
+        """The URL's record, whose primary key ``pk`` is ``_url_pk()`` (read once by the caller); ``writing``
+        locks it first, ``delete`` as its DELETE will (``_lock_row``)."""
+        if writing:
             # Every write locks its row before reading it, If-Match or not: otherwise a
             # delete committed between the read and the save would make Django's save()
             # find no row to update and insert it again, without its children.
-            self._lock_row(pk)
+            self._lock_row(pk, delete=delete)
         try:
             user = self.request.user
             if self.detail_reader is None or self.lookup_field != "pk":
@@ -318,11 +319,19 @@ class CRMModelViewSet(viewsets.ModelViewSet):
         """The primary key the URL names, or None when it can name no row (``fastsql.url_pk``)."""
         return url_pk(self.queryset.model, self.kwargs[self.lookup_url_kwarg or self.lookup_field])
 
-    def _lock_row(self, pk):
-        """``SELECT ... FOR UPDATE`` of the row the URL names, apart from the view's queryset (which may join)."""
+    def _lock_row(self, pk, *, delete):
+        """Lock the row ``pk`` apart from the view's queryset (which may join): ``FOR NO KEY UPDATE`` for a write that
+        changes it, ``FOR UPDATE`` for its delete (``rowlocks.lock_rows``; nothing on SQLite, whose writers queue, nor
+        outside a transaction, as when OPTIONS simulates a PUT to list the allowed actions).
+
+        Either waits for another writer of the row, and a delete waited for is then read as gone. The lock of a
+        change, the one its UPDATE takes, lets the writes that point other records at the row go on (they hold it
+        ``FOR KEY SHARE``, ``hold_parents``): a customer's update neither waits for an interaction being logged for
+        it nor holds it up. A delete's waits for them, and its DELETE then takes their records along. (An UPDATE
+        that changes a unique key other tables could point at, a company's ``domain``, takes ``FOR UPDATE`` itself,
+        as PostgreSQL decides: such a change waits for those writes at its save.)"""
         if pk is not None:  # otherwise get_object() answers 404
-            model = self.queryset.model
-            list(model._base_manager.select_for_update().filter(pk=pk).values_list("pk", flat=True))
+            lock_rows(self.queryset.model._base_manager.filter(pk=pk), delete=delete)
 
     def _read(self, pk, reader, rep=None):
         """The record ``pk`` through ``reader`` (the user's scope is everything, or the sales rep ``rep``'s), as
@@ -413,10 +422,11 @@ class CRMModelViewSet(viewsets.ModelViewSet):
         body, status_code = BatchRunner(self, request).run()
         return Response(body, status=status_code)
 
-    def batch_record(self, pk, *, if_match):
-        """The record ``pk`` for a batch item to change, as ``get_object`` finds it for a write (locked, scoped)."""
+    def batch_record(self, pk, *, if_match, delete=False):
+        """The record ``pk`` for a batch item to change (or ``delete``), as ``get_object`` finds it for a write
+        (locked, scoped)."""
         with self._naming(pk):
-            return self._find(self._url_pk(), writing=True, if_match=if_match)
+            return self._find(self._url_pk(), writing=True, if_match=if_match, delete=delete)
 
     def upsert_match(self, item):
         """The id of the record (in scope) an upsert item names by one of ``upsert_keys``, or None."""

@@ -10,9 +10,10 @@ from django.urls import reverse
 from companies.models import Company
 from core import tags
 from core.models import Event, Tag
+from core.rowlocks import lock_keys
 from customers.models import Customer
 from opportunities.models import Opportunity
-from tests.concurrency import deadlocked, in_turn, waiting_for_a_lock
+from tests.concurrency import Held, deadlocked, in_turn, no_waiting_on_locks, waiting_for_a_lock
 from tests.core.admin.helpers import (
     change_form_data,
     confirm,
@@ -429,3 +430,22 @@ def test_removing_a_tag_in_bulk_and_renaming_it_do_not_deadlock():
     assert answers[0].status_code == 302
     assert [Customer.objects.get(pk=record.pk).tags for record in (first, second)] == [[], []]
     assert Tag.objects.get(pk=tag.pk).name == "Key account"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="two connections at once: PostgreSQL")
+@pytest.mark.parametrize("action", ["add_tag", "remove_tag"])
+def test_tagging_in_bulk_does_not_wait_for_records_being_pointed_at_its_records(action):
+    # Another transaction holds the customer as a write pointing a new record at it does (an interaction being
+    # logged): the action changes the customer, locking it as its UPDATE does, which that write does not hold up.
+    manager, client = staff("boss", "Sales manager")
+    customer = set_tags(CustomerFactory(owner=manager), ["vip"] if action == "remove_tag" else [])
+    tag = Tag.objects.get(key="vip") if action == "remove_tag" else Tag.objects.create(name="vip")
+    data = {"_selected_action": [customer.pk], "index": "0", "action": action, "confirm": "yes", "tag": tag.pk}
+
+    with Held(lambda: lock_keys(Customer.objects.filter(pk=customer.pk))) as other, no_waiting_on_locks():
+        response = preview_then_confirm(client, list_url(Customer), data)
+        other.commit()
+
+    assert response.status_code == 302
+    assert Customer.objects.get(pk=customer.pk).tags == (["vip"] if action == "add_tag" else [])
