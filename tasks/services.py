@@ -6,7 +6,7 @@ import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from core.rowlocks import lock_keys
+from core.rowlocks import holds_keys, lock_keys
 from customers.models import Customer
 from interactions.models import Interaction
 from interactions.serializers import InteractionSerializer
@@ -29,15 +29,40 @@ class TaskStateError(Exception):
 
 def hold_parents(tasks):
     """Hold the customers, then the deals, that ``tasks`` point at (``FOR KEY SHARE``, ``rowlocks.lock_keys``),
-    before the tasks are locked for a change.
+    before the tasks are locked for a change; the (customer id, deal id) pairs held, for ``hold_moved_parents``
+    (None on SQLite, whose writers queue: nothing is held there).
 
     A customer's delete locks the customer, then its deals, then its tasks. Completing a task locks the task,
     and the interaction it logs has its foreign key to the customer checked at COMMIT, which locks the customer
     then: in that order, the two deadlocked. Held first, with the lock that check takes, a delete under way is
     waited for and its task then found gone; a delete that comes after waits for the change.
     """
-    lock_keys(Customer.objects.filter(pk__in=tasks.values("customer_id")))
-    lock_keys(Opportunity.objects.filter(pk__in=tasks.values("opportunity_id")))
+    if not holds_keys(tasks.db):
+        return None
+    held = set(tasks.values_list("customer_id", "opportunity_id"))
+    _hold(held)
+    return held
+
+
+def hold_moved_parents(task, held):
+    """Hold ``task``'s customer and deal too, now that it is locked, if an update committed since ``hold_parents``
+    read it (``held``, what it returned) moved it to others.
+
+    Its new customer would otherwise be locked only by the foreign key's check at COMMIT, after the task: a delete
+    of that customer begun meanwhile, waiting for the task, would deadlock with that check. Held now, such a
+    delete waits for the change; one begun before (the customer locked, waiting for the task) still meets this
+    hold in a deadlock, answered as a conflict (``rowlocks.is_deadlock``), nothing of it written.
+    """
+    if held is not None and (task.customer_id, task.opportunity_id) not in held:
+        _hold({(task.customer_id, task.opportunity_id)})
+
+
+def _hold(parents):
+    """Hold the customers, then the deals, of ``parents`` ((customer id, deal id) pairs), in one query."""
+    lock_keys(
+        Customer.objects.filter(pk__in={customer for customer, _deal in parents}),
+        Opportunity.objects.filter(pk__in={deal for _customer, deal in parents if deal is not None}),
+    )
 
 
 def complete_task(

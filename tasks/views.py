@@ -17,7 +17,7 @@ from .filters import TaskFilter
 from .models import Task
 from .reports import FOLLOW_UPS, follow_ups
 from .serializers import CompletedSerializer, CompleteSerializer, TaskSerializer
-from .services import TaskStateError, complete_task, hold_parents, reopen_task
+from .services import TaskStateError, complete_task, hold_moved_parents, hold_parents, reopen_task
 from .windows import day_of
 
 
@@ -44,10 +44,11 @@ class TaskViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
     def complete(self, request, pk=None):
         """Mark the task done; with ``log_interaction``, also log an interaction with its customer (one step)."""
         pk = self._url_pk()
-        if pk is not None:
-            # Its customer and deal before the task, as their deletes take them (``services.hold_parents``).
-            hold_parents(self.get_queryset().filter(pk=pk))
+        # Its customer and deal before the task, as their deletes take them (``services.hold_parents``), and
+        # those it was moved to meanwhile, if it was.
+        held = None if pk is None else hold_parents(self.get_queryset().filter(pk=pk))
         task = self._locked_task(pk)
+        hold_moved_parents(task, held)
         body = CompleteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         params = body.validated_data

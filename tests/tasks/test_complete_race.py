@@ -6,13 +6,17 @@ gone; locking the task first, the interaction it logs locked the customer only a
 check), and the two deadlocked. Two connections at once (a thread each): PostgreSQL.
 """
 
-import pytest
-from django.db import connection
+import threading
 
+import pytest
+from django.db import connection, transaction
+from django.db.models.signals import post_save
+
+from customers.models import Customer
 from customers.services import delete_customer
 from interactions.models import Interaction
 from tasks.models import Task
-from tests.concurrency import deadlocked, while_deleting
+from tests.concurrency import Thread, deadlocked, in_turn, waiting_for_a_lock, while_deleting
 from tests.conftest import browser
 from tests.factories import CustomerFactory, OpportunityFactory, TaskFactory, member
 
@@ -85,3 +89,46 @@ def test_a_task_whose_customer_is_being_deleted_is_answered_as_gone(via, with_de
         assert "That task no longer exists, or is not yours to see." in answer.content.decode()
     assert not Task.objects.exists()
     assert not Interaction.objects.exists()
+
+
+def test_a_task_moved_to_another_customer_while_it_waits_is_completed_holding_its_new_customer():
+    # The completion holds the task's customer, then waits for the task: an update is moving it to another
+    # customer. Once that commits, the completion holds the new customer too, before it writes, so that a delete of
+    # the new customer begun meanwhile waits for the completion, then takes the task and its interaction along.
+    # Not held, that customer was locked by the interaction's foreign key check at COMMIT, after the task, which
+    # the delete (holding the customer) waited for: a deadlock.
+    task = a_task()
+    rep = task.assignee
+    other = CustomerFactory(owner=rep, name="Bob")
+    deleting, answers = [], []
+
+    def delete_other():
+        with transaction.atomic():
+            delete_customer(Customer.objects.select_for_update().get(pk=other.pk))
+
+    def delete_the_new_customer_meanwhile(sender, instance, **kwargs):
+        # The task saved as done, its interaction not yet logged: the delete begins, and waits for a lock.
+        if instance.done_at is None or deleting:
+            return
+        deleting.append(Thread(delete_other))
+        deleting[0].start()
+        while deleting[0].is_alive() and not waiting_for_a_lock():
+            threading.Event().wait(0.05)
+
+    post_save.connect(delete_the_new_customer_meanwhile, sender=Task)
+    try:
+        errors = in_turn(
+            lambda: client_of(rep).patch(f"/api/tasks/{task.pk}", {"customer_id": other.pk}, format="json"),
+            lambda: answers.append(completing(task, "api")()),
+            atomic=False,
+        )
+    finally:
+        post_save.disconnect(delete_the_new_customer_meanwhile, sender=Task)
+
+    assert not errors
+    [answer] = answers
+    assert answer.status_code == 200, answer.json()
+    assert answer.json()["data"]["interaction"]["customer_id"] == other.pk
+    deleting[0].answer()
+    assert not Customer.objects.filter(pk=other.pk).exists()
+    assert not Task.objects.exists() and not Interaction.objects.exists()
