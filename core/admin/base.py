@@ -1,16 +1,12 @@
-"""What every CRM model admin shares: import/export, history, deletions that keep their history,
-and a date hierarchy that cannot be made to fail."""
+"""What every CRM model admin shares: import/export, history, deletions that keep their history."""
 
 import contextlib
-import datetime
 import functools
 import operator
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
@@ -22,7 +18,6 @@ from django.forms.utils import ErrorDict
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.text import smart_split, unescape_string_literal
@@ -67,42 +62,6 @@ def update_stored(obj):
         raise RecordGone(obj) from None
 
 
-def _storable(moment):
-    """``moment`` (naive) as the changelist compares it; None when the database could not hold it in UTC."""
-    if not settings.USE_TZ:
-        return moment
-    moment = timezone.make_aware(moment)
-    try:
-        moment.astimezone(datetime.UTC)
-    except OverflowError:
-        return None
-    return moment
-
-
-def hierarchy_bounds(year, month=None, day=None):
-    """``[since, until)`` of a date-hierarchy step (``?<field>__year=&__month=&__day=``).
-
-    A step that is no date is an ``IncorrectLookupParameters`` (the changelist
-    answers it with ``?e=1``, as for any bad filter). Either bound is None where it
-    would lie beyond the dates that can be stored, such as the end of year 9999:
-    nothing lies beyond it, so the step needs no bound on that side.
-    """
-    try:
-        since = datetime.datetime(int(year), 1 if month is None else int(month), 1 if day is None else int(day))
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise IncorrectLookupParameters(exc) from exc
-    try:
-        if day is not None:
-            until = since + datetime.timedelta(days=1)
-        elif month is not None:
-            until = (since + datetime.timedelta(days=32)).replace(day=1)
-        else:
-            until = since.replace(year=since.year + 1)
-    except (ValueError, OverflowError):
-        until = None
-    return _storable(since), None if until is None else _storable(until)
-
-
 class CappedPaginator(Paginator):
     """The admin lists' pages, counted as the API counts them (``core.paging``): exactly up to the cap.
 
@@ -119,66 +78,8 @@ class CappedPaginator(Paginator):
         return count
 
 
-class HierarchyDates:
-    """A changelist's queryset, for the date hierarchy once the page's rows are read.
-
-    Django's drill-down lists the years (months, days) that have rows with a
-    ``DISTINCT`` over every row of the list; here it offers each period between
-    the first and the last date of the step shown, which two index lookups find.
-    The rest is the queryset's.
-    """
-
-    def __init__(self, queryset, bounds):
-        self._queryset, self._bounds = queryset, bounds
-
-    def __getattr__(self, name):
-        return getattr(self._queryset, name)
-
-    def aggregate(self, *args, **kwargs):
-        return self._bounds.aggregate(*args, **kwargs)
-
-    def datetimes(self, field_name, kind, *args, **kwargs):
-        return self.dates(field_name, kind)
-
-    def dates(self, field_name, kind, *args, **kwargs):
-        span = self._bounds.aggregate(first=models.Min(field_name), last=models.Max(field_name))
-        first, last = span["first"], span["last"]
-        if first is None or last is None:
-            return []
-        if isinstance(first, datetime.datetime):
-            first, last = (timezone.localtime(v).date() if timezone.is_aware(v) else v.date() for v in (first, last))
-        return list(_periods(first, last, kind))
-
-
-def _periods(first, last, kind):
-    """The first day of each year, month or day (``kind``) from ``first`` to ``last``."""
-    if kind == "year":
-        yield from (datetime.date(year, 1, 1) for year in range(first.year, last.year + 1))
-    elif kind == "month":
-        for index in range(first.year * 12 + first.month - 1, last.year * 12 + last.month):
-            yield datetime.date(index // 12, index % 12 + 1, 1)
-    else:
-        yield from (first + datetime.timedelta(days=n) for n in range((last - first).days + 1))
-
-
 class CRMChangeList(CheckedChangeList):
-    """Django's changelist, with date-hierarchy bounds that stay within the dates Python can hold.
-
-    Django computes the end of a year, month or day by adding to its start, which
-    fails with a server error on the last ones (a record dated 9999-12-31). Its
-    drill-down reads two index entries, not every row (``HierarchyDates``).
-    """
-
-    def get_results(self, request):
-        super().get_results(request)
-        if self.date_hierarchy:
-            bounds = self.root_queryset.order_by()
-            since, until = getattr(self, "_hierarchy_step", (None, None))
-            if since is not None:
-                bounds = bounds.filter(**{f"{self.date_hierarchy}__gte": since})
-            if until is not None:
-                bounds = bounds.filter(**{f"{self.date_hierarchy}__lt": until})
-            self.queryset = HierarchyDates(self.queryset, bounds)
+    """Django's changelist, with a refused list edit shown beside the records it was posted for."""
 
     def show_posted_rows(self):
         """A refused list shown again: each posted row beside the record it was posted for (``ShownRowsFormSet``).
@@ -207,30 +108,6 @@ class CRMChangeList(CheckedChangeList):
                 )
             rows.append(now.get(record.pk, record))
         self.result_list = rows
-
-    def get_filters(self, request):
-        field = self.date_hierarchy
-        if not field:
-            return super().get_filters(request)
-        # Django's own handling of the hierarchy is skipped; its parameters are turned into bounds here.
-        self.date_hierarchy = None
-        try:
-            filter_specs, has_filters, lookup_params, may_have_duplicates, has_active_filters = super().get_filters(
-                request
-            )
-        finally:
-            self.date_hierarchy = field
-        year = lookup_params.pop(f"{field}__year", None)
-        if year is not None:
-            month = lookup_params.pop(f"{field}__month", None)
-            day = lookup_params.pop(f"{field}__day", None)
-            since, until = hierarchy_bounds(year[-1], month and month[-1], day and day[-1])
-            self._hierarchy_step = (since, until)
-            if since is not None:
-                lookup_params[f"{field}__gte"] = [since]
-            if until is not None:
-                lookup_params[f"{field}__lt"] = [until]
-        return filter_specs, has_filters, lookup_params, may_have_duplicates, has_active_filters
 
 
 def _lf_line_breaks(value):

@@ -1,4 +1,4 @@
-"""Date drill-downs and date filters of the three changelists: bad values are ``?e=1``, never a 500,
+"""Date drill-downs and date filters of the changelists: bad values are ``?e=1``, never a 500,
 and records at the very end of the calendar can still be drilled into."""
 
 import datetime
@@ -13,6 +13,8 @@ pytestmark = pytest.mark.django_db
 CUSTOMERS = "/admin/customers/customer/"
 INTERACTIONS = "/admin/interactions/interaction/"
 OPPORTUNITIES = "/admin/opportunities/opportunity/"
+# A list of the site that is no CRMModelAdmin's.
+CHANGESETS = "/admin/core/changeset/"
 
 LAST_MOMENT = datetime.datetime(9999, 12, 31, 12, 0, tzinfo=datetime.UTC)
 
@@ -68,9 +70,15 @@ def test_drilling_into_the_first_year_is_not_a_crash(admin_client, far_future_in
     assert listed(response) == []
 
 
-HIERARCHIES = [(CUSTOMERS, "created_at"), (INTERACTIONS, "occurred_at"), (OPPORTUNITIES, "created_at")]
+HIERARCHIES = [
+    (CUSTOMERS, "created_at"),
+    (INTERACTIONS, "occurred_at"),
+    (OPPORTUNITIES, "created_at"),
+    (CHANGESETS, "created_at"),
+]
 BAD_STEPS = [
     {"__year": "99999"},
+    {"__year": "99999999999999999999"},
     {"__year": "10000"},
     {"__year": "0"},
     {"__year": "-1"},
