@@ -24,14 +24,13 @@ from django.utils.text import smart_split, unescape_string_literal
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from import_export.admin import ExportActionMixin, ImportExportMixin
-from simple_history.admin import SimpleHistoryAdmin
 
 from core import access, changesets, merges, tags
 from core.admin import previews
 from core.admin.changesets import note_recorded
 from core.admin.customfields import CustomFieldsAdminMixin
 from core.admin.formats import CSV, XLSX
-from core.admin.history import CRMHistoryContextHelper
+from core.admin.history import CRMHistoryContextHelper, HistoryAdmin
 from core.admin.imports import BoundedImportMixin
 from core.admin.lookups import CheckedChangeList
 from core.admin.widgets import ListSelect
@@ -354,9 +353,7 @@ def carrying_shown_values(cls, base):
     return cls if issubclass(cls, base) else type(cls.__name__, (base, cls), {})
 
 
-class CRMModelAdmin(
-    CustomFieldsAdminMixin, BoundedImportMixin, ImportExportMixin, ExportActionMixin, SimpleHistoryAdmin
-):
+class CRMModelAdmin(CustomFieldsAdminMixin, BoundedImportMixin, ImportExportMixin, ExportActionMixin, HistoryAdmin):
     """A model admin with CSV/XLSX import (previewed before writing), export of the
     filtered list or of a selection, and field-by-field change history.
 

@@ -2,9 +2,11 @@
 the values a record was created with on its first entry."""
 
 from django.db import models
+from django.http import Http404
 from django.utils.html import conditional_escape
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
+from simple_history.admin import SimpleHistoryAdmin
 from simple_history.template_utils import HistoricalRecordContextHelper
 
 # What an empty value reads as.
@@ -48,3 +50,13 @@ class CRMHistoryContextHelper(HistoricalRecordContextHelper):
                 text = text[: self.max_displayed_delta_change_chars - 1] + "…"
             values.append({"field": capfirst(field.verbose_name), "new": conditional_escape(text)})
         return values
+
+
+class HistoryAdmin(SimpleHistoryAdmin):
+    """django-simple-history's pages, whose version in the address is a number: anything else is an
+    unknown version (404), where django-simple-history's lookup fails with a server error."""
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        if not str(version_id).isdecimal():
+            raise Http404
+        return super().history_form_view(request, object_id, version_id, extra_context)

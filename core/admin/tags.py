@@ -19,10 +19,10 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
-from simple_history.admin import SimpleHistoryAdmin
 
 from core import tags
 from core.admin.base import CRMModelForm
+from core.admin.history import HistoryAdmin
 from core.admin.previews import changes_data
 from core.admin.roles import ReadByAllWrittenByManagers
 from core.models import Tag
@@ -226,7 +226,7 @@ class _LostToAnotherWriter(Exception):
     """A tag's save refused for what another writer committed after the form's checks (its name taken)."""
 
 
-class TagAdmin(ReadByAllWrittenByManagers, SimpleHistoryAdmin):
+class TagAdmin(ReadByAllWrittenByManagers, HistoryAdmin):
     """Tags: every role sees them (and picks them in forms); managers create, rename, recolour and delete."""
 
     form = TagAdminForm

@@ -6,6 +6,7 @@ from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import reverse
 
+from core.models import Tag
 from customers.models import Customer
 from interactions.models import Interaction
 from opportunities.models import Opportunity
@@ -79,6 +80,17 @@ def test_reverting_to_an_earlier_version_is_written(admin_client):
     assert response.status_code == 302
     assert Customer.objects.get(pk=customer.pk).name == "Original"
     assert [record.name for record in customer.history.all()] == ["Original", "Renamed", "Original"]
+
+
+@pytest.mark.parametrize("version_id", ["abc", "1.5", "1e5", "%00", "²"])
+@pytest.mark.parametrize("make", [CustomerFactory, lambda: Tag.objects.create(name="vip")], ids=["customer", "tag"])
+def test_a_version_page_of_a_version_that_is_no_number_is_not_found(admin_client, make, version_id):
+    record = make()
+    url = reverse(f"admin:{record._meta.app_label}_{record._meta.model_name}_history", args=[record.pk])
+
+    for method in (admin_client.get, admin_client.post):
+        assert method(f"{url}{version_id}/").status_code == 404
+    assert record.history.count() == 1
 
 
 def _staff_in(group_name, username):
