@@ -33,7 +33,7 @@ from core.admin.formats import CSV, XLSX
 from core.admin.history import CRMHistoryContextHelper, HistoryAdmin
 from core.admin.imports import BoundedImportMixin
 from core.admin.lookups import CheckedChangeList
-from core.admin.widgets import ListSelect
+from core.admin.widgets import CheckedAutocompleteSelect, ListSelect
 from core.history import batched_delete_history
 from core.paging import COUNT_CAP, capped_count
 from core.resources import FileRefused
@@ -660,6 +660,8 @@ class CRMModelAdmin(CustomFieldsAdminMixin, BoundedImportMixin, ImportExportMixi
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if access.has_owner_path(db_field.related_model):
             kwargs["queryset"] = self._choices(request, db_field.related_model)
+        if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(request):
+            kwargs["widget"] = CheckedAutocompleteSelect(db_field, self.admin_site, using=kwargs.get("using"))
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     @staticmethod

@@ -11,7 +11,6 @@ from threading import local
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.contrib.admin.widgets import AutocompleteSelectMultiple
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.http import Http404
@@ -25,6 +24,7 @@ from core.admin.base import CRMModelForm
 from core.admin.history import HistoryAdmin
 from core.admin.previews import changes_data
 from core.admin.roles import ReadByAllWrittenByManagers
+from core.admin.widgets import CheckedAutocompleteSelectMultiple
 from core.models import Tag
 
 # The chips' colours of the page being drawn (read once per changelist request).
@@ -133,7 +133,7 @@ class TaggedAdminMixin:
                 queryset=Tag.objects.all(),
                 required=False,
                 label=_("Tags"),
-                widget=AutocompleteSelectMultiple(self.model._meta.get_field("tag_set"), self.admin_site),
+                widget=CheckedAutocompleteSelectMultiple(self.model._meta.get_field("tag_set"), self.admin_site),
                 help_text=_("Managers add new tags on the Tags page; the API creates them as records are tagged."),
             )
         return super().formfield_for_dbfield(db_field, request, **kwargs)

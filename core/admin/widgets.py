@@ -1,8 +1,13 @@
-"""Widgets of the admin's lists that render many times a page."""
+"""Widgets of the admin: of the lists, that render many times a page, and the record picker of a form."""
 
 from django import forms
+from django.contrib.admin.widgets import AutocompleteSelect, AutocompleteSelectMultiple
+from django.core.exceptions import ValidationError
+from django.db import models
 from django.utils.html import conditional_escape
 from django.utils.safestring import mark_safe
+
+from core.admin.lookups import LOOKUP_INTEGER_RANGE
 
 
 def _attrs(attrs):
@@ -39,3 +44,37 @@ class ListSelect(forms.Select):
                 parts.append("\n  </optgroup>")
         parts.append("\n</select>")
         return mark_safe("".join(parts))  # noqa: S308 (every value above is escaped)
+
+
+class CheckedAutocompleteMixin:
+    """Django's record picker (``autocomplete_fields``, the tags of a record), which looks up only values
+    its column can hold.
+
+    The picker reads the records it shows by the values posted or given in the address
+    (``add/?customer=``); Django's lookup fails with a server error on one that is no id (``abc``, ``1.5``,
+    a NUL, a number beyond 64 bits). Such a value is shown as no choice: the form says the choice is not
+    valid, as for an id that names no record.
+    """
+
+    def optgroups(self, name, value, attr=None):
+        return super().optgroups(name, [item for item in value if self._comparable(item)], attr)
+
+    def _comparable(self, value):
+        remote = self.field.remote_field
+        target = remote.model._meta.get_field(getattr(remote, "field_name", None) or remote.model._meta.pk.name)
+        text = str(value)
+        if "\x00" in text:
+            return False
+        try:
+            python = target.to_python(text)
+        except ValidationError:
+            return False
+        return not isinstance(target, models.IntegerField) or python in LOOKUP_INTEGER_RANGE
+
+
+class CheckedAutocompleteSelect(CheckedAutocompleteMixin, AutocompleteSelect):
+    pass
+
+
+class CheckedAutocompleteSelectMultiple(CheckedAutocompleteMixin, AutocompleteSelectMultiple):
+    pass

@@ -1,4 +1,4 @@
-"""The admin's list widgets render the HTML of Django's own."""
+"""The admin's list widgets render the HTML of Django's own; its record pickers take any value."""
 
 import pytest
 from django import forms
@@ -38,3 +38,51 @@ def test_list_select_is_what_a_list_editable_choice_field_gets(admin_client):
     [form] = changelist.formset.forms
     assert isinstance(form.fields["stage"].widget, ListSelect)
     assert 'name="form-0-stage"' in str(form["stage"])
+
+
+NO_IDS = ["abc", "1.5", "1\x00", "99999999999999999999"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", NO_IDS)
+@pytest.mark.parametrize(
+    ("url", "field"),
+    [
+        ("/admin/interactions/interaction/add/", "customer"),
+        ("/admin/tasks/task/add/", "customer"),
+        ("/admin/opportunities/opportunity/add/", "customer"),
+        ("/admin/customers/customer/add/", "company"),
+        ("/admin/customers/customer/add/", "tags"),
+        ("/admin/opportunities/opportunity/add/", "tags"),
+    ],
+)
+def test_a_record_picker_given_a_value_that_is_no_id_shows_no_choice(admin_client, url, field, value):
+    page = admin_client.get(url, {field: value})
+
+    assert page.status_code == 200
+    assert page.context["adminform"].form[field].value() in (value, [value])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", NO_IDS)
+def test_a_record_posted_with_a_tag_that_is_no_id_is_refused_on_its_tags(admin_client, value):
+    from customers.models import Customer
+
+    page = admin_client.post("/admin/customers/customer/add/", {"name": "Ada", "status": "lead", "tags": ["", value]})
+
+    assert page.status_code == 200
+    assert "tags" in page.context["adminform"].form.errors
+    assert not Customer.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", NO_IDS)
+def test_a_form_posted_with_a_picked_value_that_is_no_id_is_refused_on_that_field(admin_client, value):
+    from interactions.models import Interaction
+
+    data = {"customer": value, "interaction_type": "call", "notes": "x", "occurred_at_0": "2026-01-05"}
+    page = admin_client.post("/admin/interactions/interaction/add/", {**data, "occurred_at_1": "10:00:00"})
+
+    assert page.status_code == 200
+    assert "customer" in page.context["adminform"].form.errors
+    assert not Interaction.objects.exists()
