@@ -6,12 +6,26 @@ import datetime
 from django.conf import settings
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
-from django.core.exceptions import FieldDoesNotExist
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models
 from django.utils import timezone
 
 # The widest whole number a list's filter may compare a column with (64-bit integers).
 LOOKUP_INTEGER_RANGE = range(-(2**63), 2**63)
+
+
+def comparable(field, value):
+    """Whether the text ``value`` (posted, or in the address) can be compared with ``field`` by the database:
+    no NUL (PostgreSQL cannot compare text with one), of the field's type, a whole number within 64 bits
+    for an integer column (SQLite cannot bind a wider one)."""
+    text = str(value)
+    if "\x00" in text:
+        return False
+    try:
+        python = field.to_python(text)
+    except ValidationError:
+        return False
+    return not isinstance(field, models.IntegerField) or python in LOOKUP_INTEGER_RANGE
 
 
 def _lookup_field(model, key):

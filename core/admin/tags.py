@@ -22,6 +22,7 @@ from django.utils.translation import ngettext
 from core import tags
 from core.admin.base import CRMModelForm
 from core.admin.history import HistoryAdmin
+from core.admin.lookups import comparable
 from core.admin.previews import changes_data
 from core.admin.roles import ReadByAllWrittenByManagers
 from core.admin.widgets import CheckedAutocompleteSelectMultiple
@@ -52,6 +53,16 @@ def chips(names, colours):
 
 class TagChoiceField(forms.ModelMultipleChoiceField):
     """Tags picked from the existing ones (autocomplete); cleans to the list of names the record stores."""
+
+    def _check_values(self, value):
+        # Django's lookup of the ids fails with a server error on one the database cannot compare (SQLite:
+        # beyond 64 bits); such an id names no tag.
+        for pk in value:
+            if not comparable(Tag._meta.pk, pk):
+                raise ValidationError(
+                    self.error_messages["invalid_pk_value"], code="invalid_pk_value", params={"pk": pk}
+                )
+        return super()._check_values(value)
 
     def clean(self, value):
         chosen = super().clean(value)

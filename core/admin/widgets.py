@@ -2,12 +2,10 @@
 
 from django import forms
 from django.contrib.admin.widgets import AutocompleteSelect, AutocompleteSelectMultiple
-from django.core.exceptions import ValidationError
-from django.db import models
 from django.utils.html import conditional_escape
 from django.utils.safestring import mark_safe
 
-from core.admin.lookups import LOOKUP_INTEGER_RANGE
+from core.admin.lookups import comparable
 
 
 def _attrs(attrs):
@@ -62,14 +60,7 @@ class CheckedAutocompleteMixin:
     def _comparable(self, value):
         remote = self.field.remote_field
         target = remote.model._meta.get_field(getattr(remote, "field_name", None) or remote.model._meta.pk.name)
-        text = str(value)
-        if "\x00" in text:
-            return False
-        try:
-            python = target.to_python(text)
-        except ValidationError:
-            return False
-        return not isinstance(target, models.IntegerField) or python in LOOKUP_INTEGER_RANGE
+        return comparable(target, value)
 
 
 class CheckedAutocompleteSelect(CheckedAutocompleteMixin, AutocompleteSelect):
