@@ -45,7 +45,8 @@ add_create_hint = CREATE_HINTS.add
 
 @dataclass(frozen=True)
 class Timeline:
-    rows: Callable[[int], Any]  # company id -> the union queryset of its people's timelines, newest first
+    rows: Callable[[int, Any], Any]  # company id, user -> the union queryset of the timelines of its people
+    # that the user sees, newest first
     entries: Callable[[list], list]  # a page of rows as the API shows them
 
 

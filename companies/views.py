@@ -56,10 +56,10 @@ class CompanyViewSet(HistoryMixin, ExportMixin, MergeMixin, CRMModelViewSet):
     @extend_schema(responses=CompanyTimelineEntrySerializer(many=True))
     @action(detail=True, methods=["get"], filter_backends=[])
     def timeline(self, request, pk=None):
-        """The timelines of the company's people, merged, newest first, paginated."""
+        """The timelines of the company's people (those in your book), merged, newest first, paginated."""
         company = self.get_object()
         timeline = parts.TIMELINE[0]
-        page = self.paginate_queryset(timeline.rows(company.pk))
+        page = self.paginate_queryset(timeline.rows(company.pk, request.user))
         return self.get_paginated_response(timeline.entries(page))
 
     @extend_schema(

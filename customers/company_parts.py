@@ -24,8 +24,11 @@ def people_count():
     return Coalesce(Subquery(counts.values("n")), Value(0))
 
 
-def company_timeline(company_id):
-    return timeline_of_customers(Customer.objects.filter(company_id=company_id).values("pk"))
+def company_timeline(company_id, user):
+    # The people ``user`` sees: a rep who sees the company (its owner, or the owner of one of its people) sees
+    # the timelines of their own people, not those of another rep's.
+    people = access.scope(Customer.objects.filter(company_id=company_id), user)
+    return timeline_of_customers(people.values("pk"))
 
 
 def company_timeline_entries(rows):

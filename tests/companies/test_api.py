@@ -6,9 +6,12 @@ import unicodedata
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from knox.models import get_token_model
+from rest_framework.test import APIClient
 
 from companies.models import Company
 from companies.names import name_key
@@ -20,6 +23,7 @@ from tests.factories import (
     CustomerFactory,
     InteractionFactory,
     OpportunityFactory,
+    UserFactory,
 )
 
 pytestmark = pytest.mark.django_db
@@ -217,6 +221,23 @@ class TestSummaryAndTimeline:
         assert people[2]["interaction"]["notes"] == "ann call"
         page = api.get(f"{URL}/{company.pk}/timeline", {"page_size": 1}).json()
         assert len(page["data"]) == 1 and page["meta"]["count"] == 5
+
+    def test_a_reps_company_timeline_holds_only_the_people_of_their_book(self, db):
+        rep, other_rep = UserFactory(username="rep"), UserFactory(username="other")
+        for user in (rep, other_rep):
+            user.groups.add(Group.objects.get(name="Sales rep"))
+        company = CompanyFactory(owner=rep)
+        mine, theirs = CustomerFactory(company=company, owner=rep), CustomerFactory(company=company, owner=other_rep)
+        InteractionFactory(customer=mine, notes="my call")
+        InteractionFactory(customer=theirs, notes="their call")
+        OpportunityFactory(customer=theirs, title="Their deal")
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {get_token_model().objects.create(rep)[1]}")
+
+        entries = data_of(client.get(f"{URL}/{company.pk}/timeline"))
+
+        assert {entry["customer_id"] for entry in entries} == {mine.pk}
+        assert [e["interaction"]["notes"] for e in entries if e["type"] == "interaction"] == ["my call"]
 
 
 class TestDeletion:
