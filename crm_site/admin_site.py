@@ -63,7 +63,7 @@ class CRMAdminSite(admin.AdminSite):
         models = [model_or_iterable] if isinstance(model_or_iterable, type) else list(model_or_iterable)
         technical = [model for model in models if model._meta.label_lower in TECHNICAL_MODELS]
         # Imported here: the site is built before the apps' models are ready.
-        from core.admin.lookups import CheckedLookups
+        from core.admin.lookups import CheckedLookups, CheckedSelection
 
         for model in models:
             cls = admin_class or admin.ModelAdmin
@@ -75,6 +75,8 @@ class CRMAdminSite(admin.AdminSite):
             if cls.get_changelist is admin.ModelAdmin.get_changelist:
                 # Every list checks the filters in its address (``core.admin.lookups.CheckedChangeList``).
                 cls = type(cls.__name__, (CheckedLookups, cls), {"__module__": cls.__module__})
+            # Every action refuses a selection that names no id (``core.admin.lookups.CheckedSelection``).
+            cls = type(cls.__name__, (CheckedSelection, cls), {"__module__": cls.__module__})
             super().register(model, cls, **options)
 
     def admin_view(self, view, cacheable=False):

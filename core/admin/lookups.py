@@ -4,11 +4,14 @@ hierarchy's steps turned into bounds that cannot fail."""
 import datetime
 
 from django.conf import settings
+from django.contrib import messages
+from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext
 
 # The widest whole number a list's filter may compare a column with (64-bit integers).
 LOOKUP_INTEGER_RANGE = range(-(2**63), 2**63)
@@ -194,6 +197,27 @@ class CheckedChangeList(ChangeList):
             if until is not None:
                 lookup_params[f"{field}__lt"] = [until]
         return filter_specs, has_filters, lookup_params, may_have_duplicates, has_active_filters
+
+
+class CheckedSelection:
+    """A model admin whose actions refuse a selection the database cannot compare with its ids (mixed in
+    by ``CRMAdminSite.register``, ahead of every admin class of the site).
+
+    Django filters the list by the posted ``_selected_action`` values as they come: a tampered one
+    (``abc``, ``1.5``, a NUL, beyond 64 bits) fails with a server error. It is answered as Django answers
+    no selection: nothing is changed, and the list says so.
+    """
+
+    def response_action(self, request, queryset):
+        selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+        if all(comparable(self.opts.pk, pk) for pk in selected):
+            return super().response_action(request, queryset)
+        self.message_user(
+            request,
+            gettext("Items must be selected in order to perform actions on them. No items have been changed."),
+            messages.WARNING,
+        )
+        return None
 
 
 class CheckedLookups:

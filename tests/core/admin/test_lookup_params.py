@@ -1,10 +1,11 @@
 """Filters typed into a list's address that no row can match and the database would fail on: a NUL
-character, a whole number beyond 64 bits. Every list of the site answers them with ``?e=1``, never a 500."""
+character, a whole number beyond 64 bits. Every list of the site answers them with ``?e=1``, never a 500;
+and a selection posted to its actions that names no id, with a message."""
 
 import pytest
 from django.contrib import admin
-from django.db import transaction
-from django.test import Client
+from django.db import models, transaction
+from django.test import Client, RequestFactory
 from django.urls import reverse
 
 from tests.factories import OpportunityFactory, StaffFactory
@@ -31,9 +32,14 @@ def relations_and_ids(model):
 
 
 @pytest.fixture
-def superuser_client():
+def superuser():
+    return StaffFactory(username="root")
+
+
+@pytest.fixture
+def superuser_client(superuser):
     client = Client(raise_request_exception=False)
-    client.force_login(StaffFactory(username="root"))
+    client.force_login(superuser)
     return client
 
 
@@ -78,3 +84,22 @@ def test_ordinary_relation_filters_still_filter(superuser_client):
         response = get(superuser_client, url, params)
         assert response.status_code == 200
         assert [row.pk for row in response.context["cl"].result_list] == [opportunity.pk]
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda model: model._meta.label)
+def test_an_action_on_a_selection_that_names_no_id_changes_nothing_and_says_so(superuser_client, superuser, model):
+    OpportunityFactory()
+    url = changelist(model)
+    request = RequestFactory().get(url)
+    request.user = superuser
+    rows = model._default_manager.count()
+    # API tokens have a text key: any text names one, but a NUL character none.
+    numbered = isinstance(model._meta.pk, models.IntegerField)
+    for action in admin.site._registry[model].get_actions(request):
+        for selected in (["abc"], ["1.5"], ["1\x00"], [HUGE]) if numbered else (["1\x00"],):
+            data = {"action": action, "_selected_action": selected, "index": "0"}
+            with transaction.atomic():
+                response = superuser_client.post(url, data, follow=True)
+            assert (action, selected, response.status_code) == (action, selected, 200)
+            assert "Items must be selected" in response.content.decode()
+    assert model._default_manager.count() == rows
