@@ -79,6 +79,12 @@ class CRMAdminSite(admin.AdminSite):
             cls = type(cls.__name__, (CheckedSelection, cls), {"__module__": cls.__module__})
             super().register(model, cls, **options)
 
+    def autocomplete_view(self, request):
+        # Imported here: the site is built before the apps' models are ready.
+        from core.admin.lookups import CheckedAutocompleteJsonView
+
+        return CheckedAutocompleteJsonView.as_view(admin_site=self)(request)
+
     def admin_view(self, view, cacheable=False):
         # Every page of the site: a change PostgreSQL aborted in a deadlock is answered as a conflict (409),
         # in the admin's look, not as a server error (core/admin/deadlocks.py).

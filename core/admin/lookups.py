@@ -7,6 +7,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.autocomplete import AutocompleteJsonView
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models
@@ -218,6 +219,17 @@ class CheckedSelection:
             messages.WARNING,
         )
         return None
+
+
+class CheckedAutocompleteJsonView(AutocompleteJsonView):
+    """Django's answer to a record picker's search (``/admin/autocomplete/?term=``), for a term with a NUL
+    character too: no stored text holds one, and PostgreSQL fails on comparing text with one. The site's
+    ``autocomplete_view``."""
+
+    def get_queryset(self):
+        if "\x00" in self.term:
+            return self.model_admin.get_queryset(self.request).none()
+        return super().get_queryset()
 
 
 class CheckedLookups:

@@ -103,3 +103,23 @@ def test_an_action_on_a_selection_that_names_no_id_changes_nothing_and_says_so(s
             assert (action, selected, response.status_code) == (action, selected, 200)
             assert "Items must be selected" in response.content.decode()
     assert model._default_manager.count() == rows
+
+
+@pytest.mark.parametrize(
+    ("app_label", "model_name", "field_name"),
+    [
+        ("interactions", "interaction", "customer"),
+        ("opportunities", "opportunity", "company"),
+        ("tasks", "task", "opportunity"),
+        ("customers", "customer", "tag_set"),
+    ],
+)
+def test_a_record_pickers_search_with_a_nul_character_finds_nothing(
+    superuser_client, app_label, model_name, field_name
+):
+    OpportunityFactory()
+    params = {"app_label": app_label, "model_name": model_name, "field_name": field_name}
+
+    for term in ("a\x00b", "\x00"):
+        response = superuser_client.get("/admin/autocomplete/", {**params, "term": term})
+        assert (term, response.status_code, response.json()["results"]) == (term, 200, [])
