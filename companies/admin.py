@@ -106,7 +106,7 @@ class CompanyAdmin(MergeAdminMixin, TaggedAdminMixin, PhoneCheckMixin, CRMModelA
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_queryset(self, request):
-        return super().get_queryset(request).with_summary()
+        return super().get_queryset(request).with_summary(seen_by=request.user)
 
     def delete_model(self, request, obj):
         self._report_unlinked(request, [obj])

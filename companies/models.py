@@ -2,6 +2,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from core import access
 from core.fields import created_by_field, custom_fields_field, external_id_field, external_id_unique
 from core.history import CRMHistoricalRecords
 from core.models import RecordedModel
@@ -14,13 +15,18 @@ from .names import NAME_KEY_MAX_LENGTH, domain_of, name_key
 
 
 class CompanyQuerySet(models.QuerySet):
-    def with_summary(self):
+    def with_summary(self, *, seen_by=None):
         """Annotate the summary figures (``people_count``, ``open_pipeline_value``, ``last_interaction_at``).
 
         The apps whose records belong to a company register them (``companies.parts``),
-        each a correlated subquery, so that a list page stays one query.
+        each a correlated subquery, so that a list page stays one query. The figures are
+        those of the people ``seen_by`` sees (and of their deals and interactions): a rep's
+        count their own people at the company; managers and read-only users (and None) get
+        the whole company's.
         """
-        return self.annotate(**built_once(parts.FIGURES.items()))
+        if seen_by is None or access.sees_everything(seen_by):
+            return self.annotate(**built_once(parts.FIGURES.items()))
+        return self.annotate(**{name: build(seen_by) for name, build in parts.FIGURES.items()})
 
     def named(self, name):
         """Companies whose name is ``name`` ignoring case and spacing, oldest first."""

@@ -6,7 +6,7 @@ register their part here from their ``AppConfig.ready()``:
 
 - a figure: an expression over the company's rows (``OuterRef("pk")``), which
   ``Company.objects.with_summary()`` annotates (people, open pipeline, last
-  interaction);
+  interaction), over the people a rep sees when built for one;
 - the timeline: the rows of the timelines of the company's people, merged
   (registered by ``customers``, which owns the customer timeline);
 - unlinkers: what "deleting a company" does to the records that point at it,
@@ -23,7 +23,8 @@ from typing import Any
 
 from core.parts import Registry
 
-# Name -> build(): an expression over the company's rows, annotated by ``Company.objects.with_summary()``.
+# Name -> build(viewer=None): an expression over the company's rows, annotated by ``Company.objects.with_summary()``;
+# given a rep, over the people they see and those people's records (``customers.company_parts.of_people_seen_by``).
 FIGURES = Registry()
 # Name (the count's key in the answer) -> unlink(company) returning how many records were unlinked.
 UNLINKERS = Registry()

@@ -22,10 +22,18 @@ class CompanySerializer(
 ):
     # Tags by name (core/api/tags.py): written through the record's save, so in its history and event.
     tags = TagsField()
-    # Summary figures, annotated by ``Company.objects.with_summary()``; left out when not annotated.
-    people_count = serializers.IntegerField(read_only=True)
-    open_pipeline_value = serializers.DecimalField(max_digits=20, decimal_places=2, read_only=True)
-    last_interaction_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    # Summary figures, annotated by ``Company.objects.with_summary()``; left out when not annotated. Those of the
+    # people the user sees (a rep: their own people at the company), and of those people's deals and interactions.
+    people_count = serializers.IntegerField(read_only=True, help_text="How many of the company's people you see.")
+    open_pipeline_value = serializers.DecimalField(
+        max_digits=20,
+        decimal_places=2,
+        read_only=True,
+        help_text="The value of the open opportunities at the company of the people you see.",
+    )
+    last_interaction_at = serializers.DateTimeField(
+        read_only=True, allow_null=True, help_text="The latest interaction with one of the company's people you see."
+    )
     owner_id = serializers.PrimaryKeyRelatedField(
         source="owner", queryset=get_user_model().objects.filter(is_active=True), required=False, allow_null=True
     )

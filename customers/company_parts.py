@@ -19,15 +19,28 @@ from .models import Customer
 from .timeline import timeline_entries, timeline_of_customers
 
 
-def people_count():
-    counts = Customer.objects.filter(company=OuterRef("pk")).order_by().values("company").annotate(n=Count("id"))
+def of_people_seen_by(viewer, rows, customer=None):
+    """``rows`` narrowed to the people ``viewer`` sees: all of them for None.
+
+    ``rows`` are customers, or records whose lookup ``customer`` leads to one (a deal, an interaction).
+    What a company shows of its people (its figures, its timeline) is of these: a rep who sees the
+    company (its owner, or the owner of one of its people) sees their own people there, not another rep's.
+    """
+    if viewer is None:
+        return rows
+    if customer is None:
+        return access.scope(rows, viewer)
+    return rows.filter(**{f"{customer}__in": access.scope(Customer.objects.all(), viewer).values("pk")})
+
+
+def people_count(viewer=None):
+    people = of_people_seen_by(viewer, Customer.objects.filter(company=OuterRef("pk")))
+    counts = people.order_by().values("company").annotate(n=Count("id"))
     return Coalesce(Subquery(counts.values("n")), Value(0))
 
 
 def company_timeline(company_id, user):
-    # The people ``user`` sees: a rep who sees the company (its owner, or the owner of one of its people) sees
-    # the timelines of their own people, not those of another rep's.
-    people = access.scope(Customer.objects.filter(company_id=company_id), user)
+    people = of_people_seen_by(user, Customer.objects.filter(company_id=company_id))
     return timeline_of_customers(people.values("pk"))
 
 

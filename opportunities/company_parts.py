@@ -7,13 +7,15 @@ from simple_history.utils import bulk_update_with_history
 
 from companies import parts
 from core.history import current_history_user, update_with_history
+from customers.company_parts import of_people_seen_by
 
 from .models import Opportunity
 
 
-def open_pipeline_value():
+def open_pipeline_value(viewer=None):
+    deals = Opportunity.objects.filter(company=OuterRef("pk"), stage__in=Opportunity.OPEN_STAGES)
     totals = (
-        Opportunity.objects.filter(company=OuterRef("pk"), stage__in=Opportunity.OPEN_STAGES)
+        of_people_seen_by(viewer, deals, "customer")
         .order_by()
         .values("company")
         .annotate(total=Sum("value"))

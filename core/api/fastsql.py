@@ -114,12 +114,10 @@ def reader(model, using="default"):
 STAND_IN_REP = PreparedValues.SENTINEL - 1
 
 
-def _scoped(queryset, rep_pk):
-    return access.scope(queryset, access.stand_in(rep_pk, access.REP))
-
-
 class ModelRow:
     """The model's own row, and nothing more."""
+
+    per_viewer = False
 
     def read(self, model, pk, using="default", rep=None):
         if rep is None:
@@ -135,18 +133,30 @@ class AnnotatedRow:
 
     The query (``annotate(model.objects.filter(pk=...))``, scoped for a rep) is
     compiled once per model and database; the annotations become attributes of
-    the instance, as the ORM sets them.
+    the instance, as the ORM sets them. Annotations that depend on who reads them
+    (``per_viewer``: a company's figures are those of the people the reader sees)
+    are ``annotate(queryset, viewer)``: ``viewer`` is None for a user who sees
+    everything, and a rep's stand-in for a rep's read, so that they too are
+    compiled once for every rep.
     """
 
-    def __init__(self, annotate, names):
+    def __init__(self, annotate, names, *, per_viewer=False):
         self.annotate = annotate
         self.names = tuple(names)
+        self.per_viewer = per_viewer
         self._prepared = cache(self._prepare)
+
+    def annotated(self, queryset, viewer=None):
+        """``queryset`` with the annotations, as ``viewer`` (None: a user who sees everything) sees them."""
+        return self.annotate(queryset, viewer) if self.per_viewer else self.annotate(queryset)
 
     def _prepare(self, model, using, scoped):
         def build(pk, *rep_pk):
-            queryset = self.annotate(model._default_manager.using(using).filter(pk=pk))
-            return _scoped(queryset, *rep_pk) if scoped else queryset
+            queryset = model._default_manager.using(using).filter(pk=pk)
+            if not scoped:
+                return self.annotated(queryset)
+            rep = access.stand_in(*rep_pk, access.REP)
+            return access.scope(self.annotated(queryset, rep), rep)
 
         sentinels = (PreparedValues.SENTINEL, STAND_IN_REP) if scoped else (PreparedValues.SENTINEL,)
         return PreparedInstances(model, build, using, sentinels=sentinels, names=self.names)

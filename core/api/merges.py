@@ -79,7 +79,7 @@ class MergeMixin:
             survivor = result["survivor"]
             if self.detail_reader is not None:
                 # With the summary figures (the moved records counted), as a GET reads it.
-                survivor = self.detail_reader.read(type(survivor), survivor.pk, survivor._state.db) or survivor
+                survivor = self.read_with_figures(survivor) or survivor
             changeset = result["changeset"]
             answer = {
                 **self.get_serializer(survivor).data,

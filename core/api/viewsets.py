@@ -247,7 +247,12 @@ class CRMModelViewSet(viewsets.ModelViewSet):
 
     def get_queryset(self):
         if self.summary_defaults is not None and self.action in ("list", "retrieve"):
-            queryset = self.summary_queryset().all()
+            user = self.request.user
+            if self.detail_reader.per_viewer and not access.sees_everything(user):
+                # Figures as the user sees them (a company's: of the people they see), annotated for them.
+                queryset = self.detail_reader.annotated(self.queryset.all(), user)
+            else:
+                queryset = self.summary_queryset().all()
         else:
             queryset = super().get_queryset()
         return access.scope(queryset, self.request.user)
@@ -475,14 +480,20 @@ class CRMModelViewSet(viewsets.ModelViewSet):
         if self.summary_defaults is None:
             return
         saved = serializer.instance
-        reloaded = self.detail_reader.read(type(saved), saved.pk, saved._state.db)
+        reloaded = self.read_with_figures(saved)
         if reloaded is None:
-            # Deleted by another request since the write, and its records with it:
-            # answered as written, with nothing left to sum up.
+            # Deleted by another request since the write, and its records with it (or, for a rep,
+            # no longer theirs to see): answered as written, with nothing left to sum up.
             for name, value in self.summary_defaults.items():
                 setattr(saved, name, value)
             reloaded = saved
         serializer.instance = reloaded
+
+    def read_with_figures(self, record):
+        """``record`` read again by ``detail_reader``, with its summary figures as the user sees them, or None."""
+        user = self.request.user
+        rep = user if self.detail_reader.per_viewer and access.role_of(user) == access.REP else None
+        return self.detail_reader.read(type(record), record.pk, record._state.db, rep=rep)
 
     def _save(self, serializer, **extra):
         try:

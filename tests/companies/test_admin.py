@@ -1,12 +1,17 @@
 """The company admin: summary columns, its people and opportunities inline, deletions that unlink."""
 
+import datetime
+from decimal import Decimal
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from companies.models import Company
 from customers.models import Customer
+from opportunities.models import Opportunity
 from tests.factories import CompanyFactory, CustomerFactory, InteractionFactory, OpportunityFactory
 
 pytestmark = pytest.mark.django_db
@@ -36,6 +41,28 @@ def test_changelist_shows_the_summary_in_a_constant_number_of_queries(admin_clie
     for _ in range(4):
         grow(CompanyFactory(), 3)
     assert count()[0] == few
+
+
+def test_a_reps_summary_columns_count_only_the_people_of_their_book(client, rep, other_rep, manager):
+    company = CompanyFactory(owner=None)
+    latest = timezone.now() - datetime.timedelta(hours=1)
+    for owner, value, occurred_at in (
+        (rep, Decimal("100"), latest - datetime.timedelta(days=2)),
+        (other_rep, 50, latest),
+    ):
+        person = CustomerFactory(company=company, owner=owner)
+        OpportunityFactory(customer=person, value=value, stage=Opportunity.Stage.LEAD)
+        InteractionFactory(customer=person, occurred_at=occurred_at)
+
+    def figures(user):
+        client.force_login(user)
+        response = client.get(URL)
+        assert response.status_code == 200
+        (row,) = response.context["cl"].result_list
+        return row.people_count, row.open_pipeline_value, row.last_interaction_at
+
+    assert figures(rep) == (1, Decimal("100"), latest - datetime.timedelta(days=2))
+    assert figures(manager) == (2, Decimal("150"), latest)
 
 
 def test_change_page_lists_people_and_opportunities_read_only(admin_client):

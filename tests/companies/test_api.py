@@ -24,6 +24,7 @@ from tests.factories import (
     InteractionFactory,
     OpportunityFactory,
     UserFactory,
+    member,
 )
 
 pytestmark = pytest.mark.django_db
@@ -174,11 +175,46 @@ class TestSummaryAndTimeline:
         listed = next(row for row in data_of(api.get(URL)) if row["id"] == company.pk)
         assert (listed["people_count"], listed["open_pipeline_value"]) == (2, 150.5)
 
+    def test_a_reps_figures_are_those_of_the_people_of_their_book(self, api, db):
+        rep, other_rep = member("rep", "Sales rep"), member("other", "Sales rep")
+        company = CompanyFactory(owner=None)
+        latest = timezone.now() - datetime.timedelta(hours=1)
+        for owner, people, value, occurred_at in (
+            (rep, 1, Decimal("100"), latest - datetime.timedelta(days=2)),
+            (other_rep, 2, Decimal("50.5"), latest),
+        ):
+            for _ in range(people):
+                person = CustomerFactory(company=company, owner=owner)
+                OpportunityFactory(customer=person, value=value, stage=Opportunity.Stage.LEAD)
+                InteractionFactory(customer=person, occurred_at=occurred_at)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {get_token_model().objects.create(rep)[1]}")
+
+        def figures(data):
+            return data["people_count"], data["open_pipeline_value"], data["last_interaction_at"]
+
+        def at(moment):
+            return moment.isoformat().replace("+00:00", "Z")
+
+        mine = (1, 100.0, at(latest - datetime.timedelta(days=2)))
+        assert figures(data_of(client.get(f"{URL}/{company.pk}"))) == mine
+        assert [figures(row) for row in data_of(client.get(URL))] == [mine]
+        assert figures(data_of(client.patch(f"{URL}/{company.pk}", {"notes": "Hi"}, format="json"))) == mine
+        everyone = (3, 201.0, at(latest))
+        assert figures(data_of(api.get(f"{URL}/{company.pk}"))) == everyone
+        assert [figures(row) for row in data_of(api.get(URL))] == [everyone]
+
+    @pytest.mark.parametrize("who", ["manager", "rep"])
     @pytest.mark.parametrize("path", ["list", "detail"])
-    def test_queries_do_not_grow_with_people(self, api, path):
+    def test_queries_do_not_grow_with_people(self, api, user, path, who):
+        if who == "rep":
+            user = member("rep", "Sales rep")
+            api = APIClient()
+            api.credentials(HTTP_AUTHORIZATION=f"Bearer {get_token_model().objects.create(user)[1]}")
+
         def grow(company, people):
             for _ in range(people):
-                customer = CustomerFactory(company=company)
+                customer = CustomerFactory(company=company, owner=user)
                 InteractionFactory.create_batch(2, customer=customer)
                 OpportunityFactory.create_batch(2, customer=customer)
 
@@ -188,15 +224,15 @@ class TestSummaryAndTimeline:
                 assert api.get(url, {"page_size": 2}).status_code == 200
             return len(captured)
 
-        small = CompanyFactory()
+        small = CompanyFactory(owner=user)
         grow(small, 1)
-        CompanyFactory()
-        CompanyFactory()
+        CompanyFactory(owner=user)
+        CompanyFactory(owner=user)
         few = count(small)
-        big = CompanyFactory()
+        big = CompanyFactory(owner=user)
         grow(big, 6)
         for _ in range(5):
-            grow(CompanyFactory(), 2)
+            grow(CompanyFactory(owner=user), 2)
         assert count(big) == few == (3 if path == "list" else 2)
 
     def test_timeline_merges_the_peoples_timelines_newest_first(self, api):

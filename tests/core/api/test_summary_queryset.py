@@ -36,8 +36,10 @@ def view_for(viewset, user, action):
 
 
 def plain(view):
-    """The queryset as the viewset built it before: the class's queryset scoped, then annotated."""
-    return access.scope(view.queryset.all(), view.request.user).with_summary()
+    """The queryset as the viewset built it before: the class's queryset scoped, then annotated (for the user,
+    where the figures are those of what the user sees)."""
+    queryset, user = access.scope(view.queryset.all(), view.request.user), view.request.user
+    return view.detail_reader.annotated(queryset, None if access.sees_everything(user) else user)
 
 
 @pytest.fixture
