@@ -3,17 +3,18 @@
 import threading
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from companies.models import Company
 from core import tags
+from core.admin.tags import TagAdminForm
 from core.models import Event, Tag
 from core.rowlocks import lock_keys
 from customers.models import Customer
 from opportunities.models import Opportunity
-from tests.concurrency import Held, deadlocked, in_turn, no_waiting_on_locks, waiting_for_a_lock
+from tests.concurrency import Held, Thread, deadlocked, in_turn, no_waiting_on_locks, waiting_for_a_lock
 from tests.core.admin.helpers import (
     change_form_data,
     confirm,
@@ -196,28 +197,41 @@ def test_a_tag_renamed_in_the_admin_while_it_is_deleted_answers_a_form_error():
     assert not Tag.objects.exists()
 
 
-def _renaming_the_first_writers_tag():
-    # Waits for the table: it runs just once the page's first save is refused and rolled back.
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(f"LOCK TABLE {Tag._meta.db_table} IN ACCESS EXCLUSIVE MODE")
-        tags.save_tag(Tag.objects.get(key="strategic"), name="Gone")
+def _freed_and_taken_again_at_the_retry(monkeypatch):
+    """When the page checks the name the second time (its retry, after losing it once), the first writer's tag
+    is renamed first (committed: the name is free for that check), then a third writer inserts the name and
+    holds it until the page's save waits for it, then commits: the retry's save loses the name again. Each step
+    starts only once the one before it is done, whatever the machine's load."""
+    clean_name, checks, committers = TagAdminForm.clean_name, [], []
 
-
-def _taking_the_name_again():
-    with transaction.atomic():
-        Tag.objects.create(name="STRATEGIC")
-        for _ in range(100):  # held until the page's second save waits for it
+    def commit_once_the_page_waits(third):
+        for _ in range(200):
             if waiting_for_a_lock():
+                third.page_waited = True
                 break
             threading.Event().wait(0.05)
+        third.release.set()
+
+    def checked_twice(form):
+        checks.append(form)
+        if len(checks) == 2:
+            renamer = Thread(lambda: tags.save_tag(Tag.objects.get(key="strategic"), name="Gone"))
+            renamer.start()
+            renamer.answer()
+            third = Held(lambda: Tag.objects.create(name="STRATEGIC")).__enter__()
+            committers.append((threading.Thread(target=commit_once_the_page_waits, args=(third,)), third))
+            committers[-1][0].start()
+        return clean_name(form)
+
+    monkeypatch.setattr(TagAdminForm, "clean_name", checked_twice)
+    return committers
 
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="two connections at once: PostgreSQL")
 @pytest.mark.parametrize("lost", ["once", "again on the retry"])
 @pytest.mark.parametrize("page", ["add", "change"])
-def test_a_tag_name_taken_between_the_form_check_and_the_save_is_a_form_error(page, lost):
+def test_a_tag_name_taken_between_the_form_check_and_the_save_is_a_form_error(page, lost, monkeypatch):
     # The other transaction creates "Strategic" after the form found the name free; the save waits for
     # it on the unique key, then is refused: an error on the name, not a 500, and nothing written. The page
     # is answered again, its form checking the name anew. Should that check find the name free again (the
@@ -227,19 +241,22 @@ def test_a_tag_name_taken_between_the_form_check_and_the_save_is_a_form_error(pa
     tag = Tag.objects.create(name="vip")
     url = reverse("admin:core_tag_add") if page == "add" else reverse("admin:core_tag_change", args=[tag.pk])
     answers = []
-    again = [_renaming_the_first_writers_tag, _taking_the_name_again] if lost != "once" else []
+    committers = _freed_and_taken_again_at_the_retry(monkeypatch) if lost != "once" else []
 
     errors = in_turn(
         lambda: Tag.objects.create(name="Strategic"),
         lambda: answers.append(client.post(url, {"name": "strategic", "colour": ""})),
-        *again,
         atomic=False,
     )
+    for committer, third in committers:
+        committer.join(30)
+        third.answer()
+        assert getattr(third, "page_waited", False), "the retry's save never waited for the third writer"
 
     assert not errors
     assert answers[0].status_code == 200
     assert answers[0].context["adminform"].form.errors == {"name": ["A tag with this name already exists."]}
-    names = ["Gone", "STRATEGIC", "vip"] if again else ["Strategic", "vip"]
+    names = ["Gone", "STRATEGIC", "vip"] if committers else ["Strategic", "vip"]
     assert sorted(Tag.objects.values_list("name", flat=True)) == names
 
 
