@@ -215,3 +215,40 @@ def test_run_all_stops_the_web_server_when_the_worker_dies(run_all):
     assert process.wait(timeout=30) != 0
     assert "The worker stopped" in log_path.read_text()
     assert wait_for(lambda: not processes_in_session(web), 10, "the web server to stop") is True
+
+
+def connections_held(database_url, web_pids):
+    """Connections to the database open now: on PostgreSQL every session but this one's (the web server's and
+    the worker's); on SQLite the web server's open handles of the database file."""
+    if _is_postgres(database_url):
+        return fetch(
+            database_url,
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )[0][0]
+    path, held = os.path.realpath(urlsplit(database_url).path), 0
+    for pid in web_pids:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                held += os.readlink(f"/proc/{pid}/fd/{fd}") == path
+            except OSError:  # closed meanwhile
+                pass
+    return held
+
+
+def test_run_all_web_server_keeps_no_connection_per_request(run_all, live_database_url):
+    # runserver answers each request in a new thread: a connection kept for reuse would stay open after its
+    # thread ended, one more per request, until PostgreSQL refused more clients.
+    token = create_tokens(live_database_url, ["burst-user"])["burst-user"]
+    process, url, log_path, (web, _worker) = run_all()
+
+    def answered():
+        response = requests.get(f"{url}/api/customers", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        assert response.status_code == 200, response.text
+
+    answered()
+    before = connections_held(live_database_url, processes_in_session(web))
+    for _ in range(20):
+        answered()
+    after = connections_held(live_database_url, processes_in_session(web))
+
+    assert after <= before + 2, log_path.read_text()

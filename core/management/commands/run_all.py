@@ -55,7 +55,9 @@ class Command(BaseCommand):
             for name, command in commands.items():
                 # A session of its own: Ctrl-C reaches this command only, which stops each
                 # process group (runserver's reloader child included) in turn.
-                processes[name] = subprocess.Popen(command, start_new_session=True, preexec_fn=_die_with_parent)
+                processes[name] = subprocess.Popen(
+                    command, env=_environment(name), start_new_session=True, preexec_fn=_die_with_parent
+                )
                 self.stdout.write(f"Started the {name} (pid {processes[name].pid}).")
             self.stdout.flush()
             while not stopping:
@@ -72,6 +74,17 @@ class Command(BaseCommand):
                 signal.signal(sig, handler)
         if status:
             raise SystemExit(status)
+
+
+def _environment(name):
+    """The child's environment: this command's, and for the web server connections closed after each request
+    unless ``DJANGO_CONN_MAX_AGE`` says otherwise. runserver answers each request in a thread of its own, so a
+    connection kept for reuse is never reused: it stays open after its thread ends, and a burst of requests
+    would hold one per request until PostgreSQL refuses more clients."""
+    env = dict(os.environ)
+    if name == "web server":
+        env.setdefault("DJANGO_CONN_MAX_AGE", "0")
+    return env
 
 
 def _stop(process):
