@@ -860,22 +860,51 @@ class CRMModelAdmin(CustomFieldsAdminMixin, BoundedImportMixin, ImportExportMixi
     object_history_list_template = "admin/core/object_history_list.html"
 
     def get_historical_record_context_helper(self, request, historical_record):
-        return CRMHistoryContextHelper(self.model, historical_record)
+        return CRMHistoryContextHelper(self.model, historical_record, named=getattr(request, "_history_named", None))
+
+    def _history_named(self, request, records):
+        """{foreign key: ids} of the related records the history page of ``records`` may name (None: all of them).
+
+        Those the user sees (``access.seen_among``), and those the record points at now, which its own page names
+        (a task's customer, to its assignee): an earlier related record of another book (the customer a deal was
+        moved from) reads as its id, as in the API's history.
+        """
+        if access.sees_everything(request.user):
+            return None
+        fields = [
+            field
+            for field in type(records[0]).tracked_fields
+            if field.many_to_one and access.has_owner_path(field.related_model)
+        ]
+        if not fields:
+            return None
+        current = (
+            self.model._base_manager.filter(pk=getattr(records[0], self.opts.pk.attname))
+            .values(*(field.attname for field in fields))
+            .first()
+        ) or {}
+        return {
+            field.name: access.seen_among(
+                field.related_model, {getattr(record, field.attname) for record in records}, request.user
+            )
+            | {current.get(field.attname)}
+            for field in fields
+        }
 
     def set_history_delta_changes(self, request, historical_records, foreign_keys_are_objs=True):
-        super().set_history_delta_changes(request, historical_records, foreign_keys_are_objs)
         records = list(historical_records)
         if not records:
             return
         last = records[-1]
+        # The oldest entry of a page that is not the first version is compared with the entry before it.
+        earlier = None if last.history_type == "+" else last.prev_record
+        request._history_named = self._history_named(request, [*records, *([earlier] if earlier else [])])
+        super().set_history_delta_changes(request, historical_records, foreign_keys_are_objs)
         helper = self.get_historical_record_context_helper(request, last)
         if last.history_type == "+":
             # The first version: what the record was created with.
             last.history_initial_values = helper.initial_values()
-            return
-        # The oldest entry of a page that is not the last: compared with the entry before it.
-        earlier = last.prev_record
-        if earlier is not None:
+        elif earlier is not None:
             delta = last.diff_against(earlier, foreign_keys_are_objs=foreign_keys_are_objs)
             last.history_delta_changes = helper.context_for_delta_changes(delta)
 

@@ -1,5 +1,6 @@
-"""How a change history page shows values: choices by their labels, nothing shown as "None", and
-the values a record was created with on its first entry."""
+"""How a change history page shows values: choices by their labels, nothing shown as "None", the
+values a record was created with on its first entry, and a related record outside the user's book by
+its id alone."""
 
 from django.db import models
 from django.http import Http404
@@ -16,6 +17,13 @@ SKIPPED = frozenset({"id", "created_at", "updated_at", "created_by"})
 
 
 class CRMHistoryContextHelper(HistoricalRecordContextHelper):
+    """``named``: {foreign key name: the ids of the related records the page may name}; a record of another
+    id reads "#id", as in the API's history (None: every one is named)."""
+
+    def __init__(self, model, historical_record, *, named=None, **kwargs):
+        super().__init__(model, historical_record, **kwargs)
+        self.named = named
+
     def prepare_delta_change_value(self, change, value):
         value = super().prepare_delta_change_value(change, value)
         return self.readable(self.model._meta.get_field(change.field), value)
@@ -23,6 +31,9 @@ class CRMHistoryContextHelper(HistoricalRecordContextHelper):
     def readable(self, field, value):
         if value is None or value == "":
             return EMPTY
+        if isinstance(value, models.Model) and self.named is not None and field.name in self.named:
+            if value.pk not in self.named[field.name]:
+                return f"#{value.pk}"
         if isinstance(value, bool):
             return _("Yes") if value else _("No")
         if field.choices and not isinstance(value, models.Model):

@@ -1,7 +1,9 @@
 """History written from the admin: a form saved without a change writes nothing; a revert is written,
-only by those who may change the record, and only with what they may set."""
+only by those who may change the record, and only with what they may set. A rep's history page names
+no related record of another book."""
 
 import pytest
+from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import reverse
@@ -10,8 +12,9 @@ from core.models import Tag
 from customers.models import Customer
 from interactions.models import Interaction
 from opportunities.models import Opportunity
+from tests.conftest import browser
 from tests.core.admin.helpers import change_form_data
-from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory, UserFactory
+from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory, TaskFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -167,3 +170,54 @@ def test_the_history_page_shows_no_none_and_the_first_values(role):
     assert initial["Name"] == "First name" and initial["Status"] == "Lead" and initial["Owner"] == "viewer"
     assert "Email" not in initial
     assert "<strong>Status:</strong> Lead" in table
+
+
+def _history(user, record, page=None):
+    """The history page of ``record`` as ``user`` sees it: (its HTML, each entry's changes as (field, old, new))."""
+    opts = record._meta
+    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_history", args=[record.pk])
+    response = browser(user).get(url, {"p": page} if page else {})
+    assert response.status_code == 200
+    entries = [
+        [(c["field"], c["old"], c["new"]) for c in getattr(entry, "history_delta_changes", [])]
+        or [(v["field"], None, v["new"]) for v in getattr(entry, "history_initial_values", [])]
+        for entry in response.context["page_obj"].object_list
+    ]
+    return response.content.decode(), entries
+
+
+def test_a_reps_history_names_no_related_record_of_another_book(rep, other_rep, manager):
+    """A deal a manager moved from another rep's customer to the rep's: its history names that customer by id."""
+    theirs = CustomerFactory(name="Theirs Secret", owner=other_rep)
+    mine = CustomerFactory(name="Mine Own", owner=rep)
+    deal = OpportunityFactory(customer=theirs, title="Moved deal")
+    deal.customer = mine
+    deal.save()
+
+    html, (moved, created) = _history(rep, deal)
+    assert "Theirs Secret" not in html
+    assert ("Customer", f"#{theirs.pk}", "Mine Own") in moved
+    assert ("Customer", None, f"#{theirs.pk}") in created
+    _html, (moved, created) = _history(manager, deal)
+    assert ("Customer", "Theirs Secret", "Mine Own") in moved
+    assert ("Customer", None, "Theirs Secret") in created
+
+
+def test_the_oldest_entry_of_a_page_names_the_reps_own_related_records(rep, monkeypatch):
+    """Compared with the entry before it, on the page before: a customer of the rep's there is named."""
+    monkeypatch.setattr(type(admin.site._registry[Opportunity]), "history_list_per_page", 1)
+    first, second = CustomerFactory(name="First own", owner=rep), CustomerFactory(name="Second own", owner=rep)
+    deal = OpportunityFactory(customer=first)
+    deal.customer = second
+    deal.save()
+
+    _html, [moved] = _history(rep, deal)
+    assert ("Customer", "First own", "Second own") in moved
+
+
+def test_a_task_given_to_a_rep_names_its_customer_in_its_history_as_on_its_page(rep, other_rep):
+    theirs = CustomerFactory(name="Their customer", owner=other_rep)
+    task = TaskFactory(customer=theirs, assignee=rep)
+
+    _html, [created] = _history(rep, task)
+    assert ("Customer", None, "Their customer") in created
