@@ -104,7 +104,30 @@ def lock_records(model, survivor, others, *, user, versions=None, parents=()):
         record = found.get(pk)
         if record is not None and record.updated_at.isoformat() != seen:
             raise MergeRefused(f"{record} was changed meanwhile; look at it again before merging.", "ids")
+    # Checked once they are locked (``FOR UPDATE``): no record can be put under them meanwhile.
+    if _under_others_books(model, other_ids, user):
+        raise MergeRefused(
+            f"Records of another book belong to these {model._meta.verbose_name_plural}; ask a manager to merge them."
+        )
     return found[survivor_id], [found[pk] for pk in other_ids]
+
+
+def _under_others_books(model, ids, user):
+    """Whether a record under the records ``ids`` of ``model`` (one pointing at them, which their merge moves or
+    deletes: a company's people and deals) is outside ``user``'s book.
+
+    A company is seen by every rep with a person there (``core.access``); its merge by one of them would move the
+    others' people and deals, which are not theirs to change (nor to count: the merge's answer says what moved).
+    """
+    if access.sees_everything(user):
+        return False
+    for relation in model._meta.related_objects:
+        below = relation.related_model
+        if relation.one_to_many and access.has_owner_path(below):
+            rows = below._base_manager.filter(**{f"{relation.field.name}__in": ids})
+            if rows.exclude(pk__in=access.scope(rows, user).values("pk")).exists():
+                return True
+    return False
 
 
 def _empty(value):

@@ -116,3 +116,27 @@ def test_a_rep_cannot_hand_the_survivor_to_another_owner_by_merging():
     merge_companies(unowned, [theirs], user=rep)
     unowned.refresh_from_db()
     assert unowned.owner is None
+
+
+def test_a_rep_merges_no_company_with_people_or_deals_of_another_book(rep, other_rep):
+    """A company is seen by every rep with a person there: its merge would move the others' people and deals."""
+    survivor, other = CompanyFactory(name="Acme"), CompanyFactory(name="ACME Ltd")
+    CustomerFactory(company=survivor, owner=rep)
+    mine = CustomerFactory(company=other, owner=rep)
+    theirs = CustomerFactory(company=other, owner=other_rep)
+
+    with pytest.raises(MergeRefused, match="another book"):
+        merge_companies(survivor, [other], user=rep)
+    assert set(Customer.objects.filter(company=other).values_list("pk", flat=True)) == {mine.pk, theirs.pk}
+
+    # Their deal alone (its customer elsewhere, or without a company) is under the company too.
+    theirs.company, theirs.company_name = None, None
+    theirs.save()
+    OpportunityFactory(customer=theirs, company=other)
+    with pytest.raises(MergeRefused, match="another book"):
+        merge_companies(survivor, [other], user=rep)
+
+    Opportunity.objects.filter(customer=theirs).delete()
+    result = merge_companies(survivor, [other], user=rep)
+    assert result["moved"] == {"people": 1, "opportunities": 0}
+    assert Customer.objects.get(pk=mine.pk).company_id == survivor.pk

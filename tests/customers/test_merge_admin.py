@@ -9,10 +9,12 @@ from django.contrib.auth.models import Group
 from django.test import Client
 
 from companies.models import Company
+from core.changesets import Changeset
 from core.models import MergedRecord
 from customers.models import Customer
 from customers.services import MERGE_FIELDS
 from interactions.models import Interaction
+from tests.conftest import browser
 from tests.factories import CompanyFactory, CustomerFactory, InteractionFactory, StaffFactory, UserFactory
 
 URL = "/admin/customers/customer/"
@@ -138,6 +140,26 @@ def test_the_company_page_merges_companies(client):
     survivor.refresh_from_db()
     assert survivor.industry == "Retail" and survivor.customers.count() == 1
     assert not Company.objects.filter(pk=other.pk).exists()
+
+
+def test_a_rep_neither_counts_nor_merges_the_people_of_another_book(rep, other_rep):
+    """A rep sees a company through a person of theirs there: its merge would move another rep's people."""
+    survivor, other = CompanyFactory(name="Acme"), CompanyFactory(name="Acme Inc")
+    CustomerFactory(company=survivor, owner=rep)
+    mine = CustomerFactory(company=other, owner=rep)
+    theirs = CustomerFactory(company=other, owner=other_rep)
+    url = f"/admin/companies/company/merge/?ids={survivor.pk},{other.pk}"
+    client = browser(rep)
+
+    page = client.get(url)
+    assert page.status_code == 200 and [r.pk for r in page.context["records"]] == [survivor.pk, other.pk]
+    assert "moved" not in page.context["preview"] and "another book" in page.context["preview"]["refused"]
+    seen = {f"version:{c.pk}": Company.objects.get(pk=c.pk).updated_at.isoformat() for c in (survivor, other)}
+    response = client.post(url, {"survivor": survivor.pk, "confirm": "yes", **seen}, follow=True)
+
+    assert "another book" in response.content.decode()
+    assert set(Customer.objects.filter(company=other).values_list("pk", flat=True)) == {mine.pk, theirs.pk}
+    assert not Changeset.objects.exists()
 
 
 def test_the_page_speaks_chinese(client):
