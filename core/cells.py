@@ -1,6 +1,6 @@
-"""Spreadsheet cells written by every export (the API's and the admin's), and the
+"""Spreadsheet cells written by every export (the API's and the admin's), the
 encodings in which every import (the admin's and ``manage.py import_customers``)
-reads CSV text.
+reads CSV text, and the words a cell (or a query value) may say true or false in.
 
 A cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return is a
 formula to spreadsheet programs: a leading apostrophe keeps it text. Phone-like
@@ -18,6 +18,25 @@ TEXT_ENCODINGS = ("utf-8-sig", "gb18030")
 FORMULA_START = re.compile(r"^[=@\t\r]|^[+-](?![\d\s().-]*$)")
 # Control characters that an XLSX file cannot hold.
 XLSX_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# In any letter case; a number cell of XLSX reads 1.0 or 0.0.
+TRUE_TEXTS = {"true", "yes", "y", "1", "是", "on"}
+FALSE_TEXTS = {"false", "no", "n", "0", "否", "off"}
+
+
+def boolean_of(value):
+    """A cell or a query value as True or False (a boolean as it is); None when it says neither."""
+    if isinstance(value, bool):
+        return value
+    if not isinstance(value, (str, int, float)):
+        return None
+    text = str(value).strip().lower()
+    if text.endswith(".0"):
+        text = text[:-2]
+    if text in TRUE_TEXTS:
+        return True
+    if text in FALSE_TEXTS:
+        return False
+    return None
 
 
 def safe_text(value):

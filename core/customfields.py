@@ -37,6 +37,7 @@ from django.db.models.fields.json import KeyTransform
 from django.db.models.signals import post_delete, post_save
 from django.utils.translation import gettext as _
 
+from core.cells import boolean_of
 from core.prepared import PreparedInstances
 
 # resource name ("customers") -> model, registered from the apps' ready().
@@ -58,8 +59,6 @@ DECIMAL_LIMIT = Decimal("1e15")
 DECIMAL_DIGITS = 15
 RANGE_TYPES = {"number", "decimal", "date"}
 CHOICE_TYPES = {"choice", "multi_choice"}
-TRUE_TEXTS = {"true", "yes", "y", "1", "是", "on"}
-FALSE_TEXTS = {"false", "no", "n", "0", "否", "off"}
 # Multi-choice cells and query values are split on commas (choices may not hold one).
 LIST_SEPARATORS = re.compile(r"[,，]")
 
@@ -260,15 +259,10 @@ def _date(value, from_text):
 def _boolean(value, from_text):
     if isinstance(value, bool):
         return value
-    if from_text and isinstance(value, (str, int, float)):
-        text = str(value).strip().lower()
-        if text.endswith(".0"):
-            text = text[:-2]
-        if text in TRUE_TEXTS:
-            return True
-        if text in FALSE_TEXTS:
-            return False
-    raise Invalid(_("Enter true or false."))
+    answer = boolean_of(value) if from_text else None
+    if answer is None:
+        raise Invalid(_("Enter true or false."))
+    return answer
 
 
 def _choice(definition, value, from_text):
