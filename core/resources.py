@@ -18,6 +18,7 @@ from rest_framework import serializers
 from rest_framework.settings import api_settings
 
 from core import access, customfields, tags
+from core.cells import boolean_of
 from core.rowlocks import is_deadlock, lock_keys, lock_rows
 from core.tables import FileRefused
 
@@ -108,10 +109,14 @@ def json_value(field, value):
     """A cell as the JSON value a client of the API would send for ``field`` (a serializer field).
 
     The serializers take JSON types strictly (``StrictJSONTypesMixin``), and a
-    CSV cell is always text: a number typed in a cell is sent as a number, and
-    anything else as text, which the field then refuses as the API does (40.5
-    is not an integer; 1.999 is a value, rounded to 2.00).
+    CSV cell is always text: a number typed in a cell is sent as a number, a
+    boolean as true or false where ``core.cells.boolean_of`` reads one (yes, 0...),
+    and anything else as text, which the field then refuses as the API does
+    (40.5 is not an integer; 1.999 is a value, rounded to 2.00).
     """
+    if isinstance(field, serializers.BooleanField):
+        answer = boolean_of(value)
+        return cell_text(value) if answer is None else answer
     if isinstance(field, (serializers.IntegerField, serializers.PrimaryKeyRelatedField)):
         if isinstance(value, str):
             number = _number(value)

@@ -32,16 +32,20 @@ def _json_type_error(field, value):
         # A Decimal comes from Python callers (the admin's quick forms), never from JSON.
         numeric = isinstance(value, (int, float, Decimal)) and not isinstance(value, bool)
         return None if numeric else field.error_messages["invalid"]
+    if isinstance(field, serializers.BooleanField):
+        # Not "yes", "true", 1 or 0: imports give their cells as true or false (``core.resources.json_value``).
+        return None if isinstance(value, bool) else field.error_messages["invalid"]
     if isinstance(field, (serializers.CharField, serializers.ChoiceField)):
         return None if isinstance(value, str) else serializers.CharField.default_error_messages["invalid"]
     return None
 
 
 # Refuse JSON values of the wrong type instead of converting them: DRF turns
-# {"name": 12} into the text "12" and {"probability": "40"} into 40, where the
-# schema promises a string and an integer, so those are 400s here. null is left
-# to each field's allow_null. (A comment, not a docstring: the OpenAPI schema
-# would show a docstring as every serializer's description.)
+# {"name": 12} into the text "12", {"probability": "40"} into 40 and
+# {"daily_digest": "yes"} into true, where the schema promises a string, an
+# integer and a boolean, so those are 400s here. null is left to each field's
+# allow_null. (A comment, not a docstring: the OpenAPI schema would show a
+# docstring as every serializer's description.)
 class StrictJSONTypesMixin:
     def to_internal_value(self, data):
         if isinstance(data, Mapping):

@@ -10,7 +10,7 @@ from interactions.models import Interaction
 from opportunities.models import Opportunity
 from tasks.models import Task
 from tests.conftest import browser
-from tests.core.admin.helpers import change_form_data, confirm, upload
+from tests.core.admin.helpers import CSV_FORMAT, XLSX_FORMAT, change_form_data, confirm, upload
 from tests.factories import PASSWORD, CustomerFactory, OpportunityFactory, TaskFactory
 
 from .conftest import member
@@ -251,3 +251,29 @@ class TestTaskAdmin:
         confirm(browser_rep, URL, preview)
         task = Task.objects.get(title="Imported")
         assert task.assignee == rep_user and task.created_by == rep_user
+
+    @pytest.mark.parametrize(
+        ("file_format", "cells"),
+        [
+            (CSV_FORMAT, [("TRUE", True), ("yes", True), ("1", True), ("是", True), ("False", False), ("0", False)]),
+            # Boolean and number cells of a workbook, and text.
+            (XLSX_FORMAT, [(True, True), (1, True), ("Y", True), (False, False), (0, False), ("否", False)]),
+        ],
+    )
+    def test_import_reads_date_only_cells_as_true_or_false(self, rep_user, browser_rep, file_format, cells):
+        customer = CustomerFactory(owner=rep_user)
+        rows = [["customer", "title", "due_at", "due_is_date_only"]]
+        rows += [[customer.pk, f"Task {index}", "2026-03-10", cell] for index, (cell, _value) in enumerate(cells)]
+        preview = upload(browser_rep, URL, rows, file_format)
+        assert not preview.context["result"].has_errors() and not preview.context["result"].invalid_rows
+        confirm(browser_rep, URL, preview)
+        stored = dict(Task.objects.values_list("title", "due_is_date_only"))
+        assert stored == {f"Task {index}": value for index, (_cell, value) in enumerate(cells)}
+
+    def test_import_refuses_a_date_only_cell_that_is_neither_true_nor_false(self, rep_user, browser_rep):
+        customer = CustomerFactory(owner=rep_user)
+        rows = [["customer", "title", "due_at", "due_is_date_only"], [customer.pk, "Call", "2026-03-10", "maybe"]]
+        preview = upload(browser_rep, URL, rows)
+        invalid = {row.number: row.field_specific_errors for row in preview.context["result"].invalid_rows}
+        assert invalid == {1: {"due_is_date_only": ["Must be a valid boolean."]}}
+        assert not Task.objects.exists()

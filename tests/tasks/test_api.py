@@ -72,6 +72,9 @@ def test_a_date_alone_is_a_date_only_task_at_midnight_in_the_assignees_zone(rep,
         ({"reminder_lead_minutes": 10**9}, "reminder_lead_minutes"),
         ({"assignee_id": 999999}, "assignee_id"),
         ({"opportunity_id": 999999}, "opportunity_id"),
+        ({"due_at": "2026-03-10", "due_is_date_only": "yes"}, "due_is_date_only"),
+        ({"due_at": "2026-03-10", "due_is_date_only": "true"}, "due_is_date_only"),
+        ({"due_at": "2026-03-10", "due_is_date_only": 1}, "due_is_date_only"),
     ],
 )
 def test_create_rejects_invalid_input(rep, rep_api, payload, field):
@@ -85,6 +88,22 @@ def test_create_rejects_invalid_input(rep, rep_api, payload, field):
     assert response.status_code == 400, response.content
     assert field in response.json()["error"]["fields"]
     assert not Task.objects.exists()
+
+
+@pytest.mark.parametrize("sent", ["yes", "true", "on", 1, 0])
+def test_an_update_with_a_boolean_that_is_not_true_or_false_changes_nothing(rep, rep_api, sent):
+    task = TaskFactory(customer=CustomerFactory(owner=rep), assignee=rep, title="Call", due_at=None)
+    entries, events = task.history.count(), Event.objects.count()
+
+    response = rep_api.patch(
+        f"{URL}/{task.pk}", {"title": "Renamed", "due_at": "2026-03-10", "due_is_date_only": sent}, format="json"
+    )
+
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["fields"] == {"due_is_date_only": ["Must be a valid boolean."]}
+    task.refresh_from_db()
+    assert (task.title, task.due_at, task.due_is_date_only) == ("Call", None, False)
+    assert (task.history.count(), Event.objects.count()) == (entries, events)
 
 
 def test_malformed_json_is_a_400(rep_api):
@@ -328,6 +347,17 @@ class TestPreferences:
         assert response.status_code == 400, response.content
         assert response.json()["success"] is False
         assert not UserPreferences.objects.exists()
+
+    @pytest.mark.parametrize("sent", ["yes", "true", "on", 1, 0])
+    def test_the_daily_digest_takes_only_true_or_false(self, rep, rep_api, sent):
+        UserPreferences.objects.create(user=rep, time_zone="Asia/Shanghai")
+
+        response = rep_api.patch("/api/auth/me", {"time_zone": "Europe/Paris", "daily_digest": sent}, format="json")
+
+        assert response.status_code == 400, response.content
+        assert response.json()["error"]["fields"] == {"daily_digest": ["Must be a valid boolean."]}
+        stored = UserPreferences.objects.get(user=rep)
+        assert (stored.time_zone, stored.daily_digest) == ("Asia/Shanghai", False)
 
 
 class TestQueryCounts:

@@ -75,6 +75,30 @@ def test_bad_definitions_are_refused(api, body, field, status):
     assert field in errors(response)
 
 
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"required": "yes"}, "required", "Must be a valid boolean."),
+        ({"show_in_list": 1}, "show_in_list", "Must be a valid boolean."),
+        ({"filterable": "true"}, "filterable", "Must be a valid boolean."),
+    ],
+)
+def test_definitions_of_the_wrong_json_type_are_refused_not_converted(api, body, field, message):
+    created = api.post(
+        "/api/custom-fields", {"model": "customers", "key": "tier", "label": "Tier", **body}, format="json"
+    )
+    assert created.status_code == 400, created.content
+    assert errors(created) == {field: [message]}
+    assert not CustomField.objects.exists()
+    defined = define(key="region", field_type="choice", choices=["a"])
+    changed = api.patch(f"/api/custom-fields/{defined.pk}", body, format="json")
+    assert changed.status_code == 400, changed.content
+    assert errors(changed) == {field: [message]}
+    assert CustomField.objects.filter(
+        pk=defined.pk, choices=["a"], required=False, show_in_list=False, filterable=False
+    ).exists()
+
+
 def test_key_is_unique_per_model_but_not_across_models(api):
     define(key="region")
     again = api.post("/api/custom-fields", {"model": "customers", "key": "region", "label": "R"}, format="json")
