@@ -19,7 +19,8 @@ def _is_integer(value):
 
 
 def _json_type_error(field, value):
-    """The message for a JSON value of the wrong type for ``field``, or None when it is acceptable."""
+    """The message for a JSON value of the wrong type for ``field``, or None when it is acceptable; for a list or
+    an object, the messages of its items of the wrong type by index or key, as DRF nests a list's errors."""
     if isinstance(field, serializers.PrimaryKeyRelatedField):
         return (
             None
@@ -37,15 +38,34 @@ def _json_type_error(field, value):
         return None if isinstance(value, bool) else field.error_messages["invalid"]
     if isinstance(field, (serializers.CharField, serializers.ChoiceField)):
         return None if isinstance(value, str) else serializers.CharField.default_error_messages["invalid"]
+    if isinstance(field, serializers.ListField) and isinstance(value, list):
+        return _item_errors(field, enumerate(value))
+    if isinstance(field, serializers.DictField) and isinstance(value, Mapping):
+        return _item_errors(field, value.items())
     return None
+
+
+def _item_errors(field, items):
+    """The errors of the ``(key, item)`` of a list or dict ``field``'s value whose JSON type is wrong, or None."""
+    errors = {}
+    for key, item in items:
+        message = None if item is None else _json_type_error(field.child, item)
+        if message:
+            errors[key] = _detail(message)
+    return errors or None
+
+
+def _detail(message):
+    return message if isinstance(message, dict) else [message]
 
 
 # Refuse JSON values of the wrong type instead of converting them: DRF turns
 # {"name": 12} into the text "12", {"probability": "40"} into 40 and
 # {"daily_digest": "yes"} into true, where the schema promises a string, an
-# integer and a boolean, so those are 400s here. null is left to each field's
-# allow_null. (A comment, not a docstring: the OpenAPI schema would show a
-# docstring as every serializer's description.)
+# integer and a boolean, so those are 400s here, as are such items of a list or
+# an object ({"choices": ["a", 12]}). null is left to each field's allow_null.
+# (A comment, not a docstring: the OpenAPI schema would show a docstring as
+# every serializer's description.)
 class StrictJSONTypesMixin:
     def to_internal_value(self, data):
         if isinstance(data, Mapping):
@@ -56,7 +76,7 @@ class StrictJSONTypesMixin:
                     continue
                 message = _json_type_error(field, value)
                 if message:
-                    errors[field.field_name] = [message]
+                    errors[field.field_name] = _detail(message)
             if errors:
                 raise serializers.ValidationError(errors)
         return super().to_internal_value(data)

@@ -81,6 +81,7 @@ def test_bad_definitions_are_refused(api, body, field, status):
         ({"required": "yes"}, "required", "Must be a valid boolean."),
         ({"show_in_list": 1}, "show_in_list", "Must be a valid boolean."),
         ({"filterable": "true"}, "filterable", "Must be a valid boolean."),
+        ({"field_type": "choice", "choices": ["a", 12]}, "choices", "1: Not a valid string."),
     ],
 )
 def test_definitions_of_the_wrong_json_type_are_refused_not_converted(api, body, field, message):
