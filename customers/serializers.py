@@ -230,13 +230,13 @@ class TimelineEntrySerializer(serializers.Serializer):
     )
 
 
-class ReassignSerializer(serializers.Serializer):
+class ReassignSerializer(StrictJSONTypesMixin, serializers.Serializer):
     """Body of ``POST /api/customers/<id>/reassign``."""
 
     owner_id = serializers.PrimaryKeyRelatedField(queryset=_active_users())
 
 
-class BulkReassignSerializer(serializers.Serializer):
+class BulkReassignSerializer(StrictJSONTypesMixin, serializers.Serializer):
     """Body of ``POST /api/customers/reassign``: every customer of ``from_owner_id`` (null: unowned ones)."""
 
     from_owner_id = serializers.PrimaryKeyRelatedField(queryset=get_user_model().objects.all(), allow_null=True)

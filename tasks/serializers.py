@@ -155,7 +155,7 @@ class TaskSerializer(ExternalIdMixin, StrictJSONTypesMixin, CachedReadFieldsMixi
             ) from exc
 
 
-class CompleteSerializer(serializers.Serializer):
+class CompleteSerializer(StrictJSONTypesMixin, serializers.Serializer):
     """Body of ``POST /api/tasks/{id}/complete`` (all optional)."""
 
     outcome = serializers.CharField(allow_blank=True, required=False, max_length=TEXT_MAX_LENGTH)

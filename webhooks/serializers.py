@@ -1,23 +1,25 @@
 from rest_framework import serializers
 
 from core import events
+from core.api.serializers import StrictJSONTypesMixin
 
 from . import net
 from .models import Delivery, Endpoint
 
 
 class EventTypesField(serializers.ListField):
+    # One message for the field, as the error envelope lists them, not one per list index (an item of the
+    # wrong JSON type too: ``StrictJSONTypesMixin``).
+    default_error_messages = {"invalid_item": "Give a list of event types, each a text of up to 64 characters."}
+
     def run_child_validation(self, data):
-        # One message for the field, as the error envelope lists them, not one per list index.
         try:
             return super().run_child_validation(data)
         except serializers.ValidationError:
-            raise serializers.ValidationError(
-                "Give a list of event types, each a text of up to 64 characters."
-            ) from None
+            raise serializers.ValidationError(self.error_messages["invalid_item"], code="invalid_item") from None
 
 
-class EndpointSerializer(serializers.ModelSerializer):
+class EndpointSerializer(StrictJSONTypesMixin, serializers.ModelSerializer):
     event_types = EventTypesField(
         child=serializers.CharField(max_length=64),
         required=False,
@@ -94,5 +96,5 @@ class DeliverySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ReplaySerializer(serializers.Serializer):
+class ReplaySerializer(StrictJSONTypesMixin, serializers.Serializer):
     since = serializers.DateTimeField(help_text="Replay the failed deliveries created since then.")

@@ -22,6 +22,7 @@ from core.rowlocks import is_deadlock
 
 from .pagination import EnvelopePagination
 from .responses import Envelope
+from .serializers import StrictJSONTypesMixin
 from .viewsets import Deadlocked
 
 logger = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ class ChangesetRowSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class UndoSerializer(serializers.Serializer):
+class UndoSerializer(StrictJSONTypesMixin, serializers.Serializer):
     skip_conflicts = serializers.BooleanField(
         required=False, default=False, help_text="Leave the records changed since as they are and undo the rest."
     )

@@ -14,9 +14,10 @@ from core import merges
 
 from .batch import MAX_ID
 from .changesets import changeset_preview, changeset_summary, dry_run_query, dry_run_requested
+from .serializers import StrictJSONTypesMixin
 
 
-class MergeSerializer(serializers.Serializer):
+class MergeSerializer(StrictJSONTypesMixin, serializers.Serializer):
     """The body of a merge (``fields`` is built in ``get_fields``: the name is the Serializer's own attribute)."""
 
     def get_fields(self):

@@ -52,7 +52,10 @@ def _item_errors(field, items):
         message = None if item is None else _json_type_error(field.child, item)
         if message:
             errors[key] = _detail(message)
-    return errors or None
+    if not errors:
+        return None
+    # A field that answers any wrong item with one message of its own (``invalid_item``) does so here too.
+    return field.error_messages.get("invalid_item", errors)
 
 
 def _detail(message):
@@ -63,9 +66,10 @@ def _detail(message):
 # {"name": 12} into the text "12", {"probability": "40"} into 40 and
 # {"daily_digest": "yes"} into true, where the schema promises a string, an
 # integer and a boolean, so those are 400s here, as are such items of a list or
-# an object ({"choices": ["a", 12]}). null is left to each field's allow_null.
-# (A comment, not a docstring: the OpenAPI schema would show a docstring as
-# every serializer's description.)
+# an object ({"merged_ids": ["7"]}). null is left to each field's allow_null.
+# Every body of the API is read through a serializer with this mixin. (A
+# comment, not a docstring: the OpenAPI schema would show a docstring as every
+# serializer's description.)
 class StrictJSONTypesMixin:
     def to_internal_value(self, data):
         if isinstance(data, Mapping):

@@ -95,7 +95,7 @@ def index(request, resources=()):
     )
 
 
-class TokenRequestSerializer(serializers.Serializer):
+class TokenRequestSerializer(StrictJSONTypesMixin, serializers.Serializer):
     username = serializers.CharField(max_length=150, trim_whitespace=False)
     password = serializers.CharField(max_length=1024, trim_whitespace=False, style={"input_type": "password"})
 

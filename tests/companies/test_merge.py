@@ -96,6 +96,23 @@ def test_api_merge_and_the_merged_away_id(api):
     assert gone.status_code == 404 and gone.json()["error"]["merged_into"] == survivor.pk
 
 
+@pytest.mark.parametrize("text", ["survivor_id", "merged_ids"])
+def test_api_refuses_ids_given_as_text_and_merges_nothing(api, text):
+    survivor, other = with_people(CompanyFactory(name="Acme")), with_people(CompanyFactory(name="Acme Inc"))
+    body = {"survivor_id": survivor.pk, "merged_ids": [other.pk]}
+    body[text] = str(survivor.pk) if text == "survivor_id" else [str(other.pk)]
+    entries, events = Company.history.count(), Event.objects.count()
+
+    response = api.post("/api/companies/merge", body, format="json")
+
+    assert response.status_code == 400, response.content
+    message = "A valid integer is required."
+    assert response.json()["error"]["fields"] == {text: [message if text == "survivor_id" else f"0: {message}"]}
+    assert Company.objects.filter(pk__in=[survivor.pk, other.pk]).count() == 2
+    assert Customer.objects.filter(company=other).count() == 1 and not MergedRecord.objects.exists()
+    assert (Company.history.count(), Event.objects.count()) == (entries, events)
+
+
 def test_a_rep_cannot_hand_the_survivor_to_another_owner_by_merging():
     from django.contrib.auth.models import Group
 

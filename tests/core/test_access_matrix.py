@@ -16,7 +16,7 @@ from knox.models import get_token_model
 from rest_framework.test import APIClient
 
 from companies.models import Company
-from core.changesets import recording
+from core.changesets import Changeset, recording
 from core.history import batched_delete_history
 from core.models import CustomField, Event, Tag
 from customers.models import Customer
@@ -487,6 +487,32 @@ def test_reassign_one_and_all(world):
 def test_reassign_rejects_bad_owner(world, body):
     response = client_for(world, "manager").post(f"/api/customers/{world['a'].pk}/reassign", body, format="json")
     assert response.status_code == 400 and "owner_id" in response.json()["error"]["fields"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/customers/{a}/reassign", {"owner_id": "rep_b"}, "owner_id"),
+        ("/api/customers/reassign", {"from_owner_id": "rep_a", "to_owner_id": "rep_b"}, "from_owner_id"),
+        ("/api/customers/reassign", {"from_owner_id": "rep_a", "to_owner_id": "rep_b"}, "to_owner_id"),
+    ],
+)
+def test_reassign_refuses_an_owner_id_given_as_text_and_moves_nothing(world, path, body, field):
+    body = {name: world["users"][user].pk for name, user in body.items()}
+    body[field] = str(body[field])
+    owners = dict(Customer.objects.values_list("pk", "owner_id"))
+    entries, events, changesets = Customer.history.count(), Event.objects.count(), Changeset.objects.count()
+
+    response = client_for(world, "manager").post(path.format(a=world["a"].pk), body, format="json")
+
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["fields"] == {field: ["Incorrect type. Expected pk value, received str."]}
+    assert dict(Customer.objects.values_list("pk", "owner_id")) == owners
+    assert (Customer.history.count(), Event.objects.count(), Changeset.objects.count()) == (
+        entries,
+        events,
+        changesets,
+    )
 
 
 @pytest.mark.parametrize(

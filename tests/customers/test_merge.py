@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from companies.models import Company
 from companies.services import delete_company
+from core.changesets import Changeset
 from core.merges import MergeRefused
 from core.models import CustomField, Event, MergedRecord
 from customers.models import Customer
@@ -347,6 +348,31 @@ def test_api_refuses_a_malformed_merge_with_a_400(api, body, field):
 
     assert response.status_code == 400
     assert field in response.json()["error"]["fields"]
+
+
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [
+        ("survivor_id", "A valid integer is required."),
+        ("merged_ids", "0: A valid integer is required."),
+        ("fields", "name: A valid integer is required."),
+    ],
+)
+def test_api_refuses_ids_given_as_text_and_merges_nothing(api, field, message):
+    survivor = with_children(CustomerFactory(name="Survivor"))
+    other = with_children(CustomerFactory(name="Other"))
+    as_text = {"survivor_id": str(survivor.pk), "merged_ids": [str(other.pk)], "fields": {"name": str(other.pk)}}
+    body = {"survivor_id": survivor.pk, "merged_ids": [other.pk], "fields": {"name": other.pk}, field: as_text[field]}
+    entries, events = Customer.history.count(), Event.objects.count()
+
+    response = api.post("/api/customers/merge", body, format="json")
+
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["fields"] == {field: [message]}
+    assert Customer.objects.get(pk=survivor.pk).name == "Survivor" and Customer.objects.filter(pk=other.pk).exists()
+    assert Interaction.objects.filter(customer=other).count() == 1
+    assert not MergedRecord.objects.exists() and not Changeset.objects.exists()
+    assert (Customer.history.count(), Event.objects.count()) == (entries, events)
 
 
 def test_api_refuses_merging_a_customer_with_itself(api):

@@ -224,6 +224,31 @@ class TestCompleteAndReopen:
         task.refresh_from_db()
         assert task.done_at is None
 
+    @pytest.mark.parametrize(
+        ("body", "field", "message"),
+        [
+            ({"outcome": 12}, "outcome", "Not a valid string."),
+            ({"log_interaction": "true"}, "log_interaction", "Must be a valid boolean."),
+            ({"log_interaction": 1}, "log_interaction", "Must be a valid boolean."),
+            ({"outcome": "Agreed", "log_interaction": "yes"}, "log_interaction", "Must be a valid boolean."),
+        ],
+    )
+    def test_complete_refuses_values_of_the_wrong_json_type_and_writes_nothing(
+        self, rep, rep_api, body, field, message
+    ):
+        task = TaskFactory(customer=CustomerFactory(owner=rep), assignee=rep)
+        entries, events = task.history.count(), Event.objects.count()
+
+        response = rep_api.post(f"{URL}/{task.pk}/complete", body, format="json")
+
+        assert response.status_code == 400, response.content
+        assert response.json()["success"] is False
+        assert response.json()["error"]["fields"] == {field: [message]}
+        task.refresh_from_db()
+        assert (task.done_at, task.outcome) == (None, "")
+        assert (task.history.count(), Event.objects.count()) == (entries, events)
+        assert not Interaction.objects.exists()
+
     def test_complete_refuses_a_null_body_and_takes_none(self, rep, rep_api):
         """A JSON ``null`` is not the object the schema asks for; a request without a body is."""
         task = TaskFactory(customer=CustomerFactory(owner=rep), assignee=rep)

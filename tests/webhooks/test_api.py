@@ -66,6 +66,34 @@ def test_unknown_event_type_is_a_400(api, receiver):
     assert response.status_code == 400 and "event_types" in response.json()["error"]["fields"]
 
 
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"is_active": "false"}, "is_active", "Must be a valid boolean."),
+        ({"is_active": 0}, "is_active", "Must be a valid boolean."),
+        ({"description": 12}, "description", "Not a valid string."),
+        ({"event_types": [12]}, "event_types", "Give a list of event types, each a text of up to 64 characters."),
+    ],
+)
+def test_create_refuses_values_of_the_wrong_json_type(api, receiver, body, field, message):
+    response = api.post("/api/webhooks", {"url": receiver.url, **body}, format="json")
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["fields"] == {field: [message]}
+    assert not Endpoint.objects.exists() and not Endpoint.history.exists()
+
+
+@pytest.mark.parametrize("sent", ["yes", "true", 1])
+def test_update_refuses_a_boolean_that_is_not_true_or_false_and_changes_nothing(api, receiver, sent):
+    endpoint = Endpoint.objects.create(url=receiver.url, is_active=False, disabled_reason="410")
+    entries = Endpoint.history.count()
+    response = api.patch(f"/api/webhooks/{endpoint.pk}", {"description": "Billing", "is_active": sent}, format="json")
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["fields"] == {"is_active": ["Must be a valid boolean."]}
+    endpoint.refresh_from_db()
+    assert (endpoint.is_active, endpoint.disabled_reason, endpoint.description) == (False, "410", "")
+    assert Endpoint.history.count() == entries
+
+
 def test_test_event_log_and_replay(api, receiver):
     endpoint = Endpoint.objects.create(url=receiver.url)
     sent = api.post(f"/api/webhooks/{endpoint.pk}/test")
@@ -99,6 +127,19 @@ def test_replay_failed_since(api, receiver):
     assert response.json()["data"] == {"replayed": 1}
     assert len(receiver.requests) == 1
     assert api.post(f"/api/webhooks/{endpoint.pk}/replay", {"since": "yesterday"}, format="json").status_code == 400
+
+
+@pytest.mark.parametrize("since", [1_700_000_000, True])
+def test_replay_refuses_a_since_that_is_not_a_text_and_sends_nothing(api, receiver, since):
+    endpoint = Endpoint.objects.create(url=receiver.url)
+    failed = Delivery.objects.create(
+        endpoint=endpoint, message_id="m", event_type="t", payload={}, status=Delivery.Status.FAILED
+    )
+    response = api.post(f"/api/webhooks/{endpoint.pk}/replay", {"since": since}, format="json")
+    assert response.status_code == 400, response.content
+    assert list(response.json()["error"]["fields"]) == ["since"]
+    failed.refresh_from_db()
+    assert failed.status == Delivery.Status.FAILED and receiver.requests == []
 
 
 def test_rotate_secret_answers_the_new_secret(api, receiver):

@@ -78,6 +78,18 @@ def test_token_login_rejects_bad_credentials_with_400(anon_client, db, payload):
     assert not AuthToken.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [({"username": 12345, "password": "1234"}, "username"), ({"username": "12345", "password": 1234}, "password")],
+)
+def test_token_login_refuses_credentials_that_are_not_texts(anon_client, db, payload, field):
+    UserFactory(username="12345", password="1234")  # the numbers are not taken for their texts
+    response = anon_client.post("/api/auth/token", payload, format="json")
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["fields"] == {field: ["Not a valid string."]}
+    assert not AuthToken.objects.exists()
+
+
 def test_inactive_user_cannot_get_a_token(anon_client, db):
     UserFactory(username="gone", is_active=False)
     response = anon_client.post("/api/auth/token", {"username": "gone", "password": PASSWORD}, format="json")

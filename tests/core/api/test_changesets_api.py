@@ -7,6 +7,7 @@ from knox.models import get_token_model
 from rest_framework.test import APIClient
 
 from core.changesets import Changeset, recording
+from core.models import Event
 from customers.models import Customer
 from interactions.models import Interaction
 from tests.concurrency import deadlocked
@@ -200,6 +201,22 @@ def test_a_bad_body_is_a_400(body):
     answer = client(manager).post(f"/api/changesets/{cs.pk}/undo", body, format="json")
     assert answer.status_code == 400 and answer.json()["success"] is False
     assert Changeset.objects.get(pk=cs.pk).status == "applied"
+
+
+@pytest.mark.parametrize("sent", ["true", "yes", 1, 0])
+def test_a_skip_conflicts_that_is_not_true_or_false_is_a_400_and_undoes_nothing(sent):
+    manager = ManagerFactory()
+    customer = CustomerFactory(name="Old")
+    cs = renamed(manager, customer)
+    entries, events = Customer.history.count(), Event.objects.count()
+
+    answer = client(manager).post(f"/api/changesets/{cs.pk}/undo", {"skip_conflicts": sent}, format="json")
+
+    assert answer.status_code == 400, answer.content
+    assert answer.json()["error"]["fields"] == {"skip_conflicts": ["Must be a valid boolean."]}
+    assert Customer.objects.get(pk=customer.pk).name == "Renamed"
+    assert Changeset.objects.get(pk=cs.pk).status == "applied" and Changeset.objects.count() == 1
+    assert (Customer.history.count(), Event.objects.count()) == (entries, events)
 
 
 def test_the_list_costs_the_same_queries_for_more_changesets(django_assert_max_num_queries):

@@ -1,7 +1,10 @@
 from decimal import Decimal
 
 import pytest
+from drf_spectacular.generators import EndpointEnumerator, SchemaGenerator
+from drf_spectacular.settings import spectacular_settings
 
+from core.api.serializers import StrictJSONTypesMixin
 from opportunities.models import Opportunity
 from tests.factories import CustomerFactory
 
@@ -71,3 +74,25 @@ def test_whole_numbers_sent_as_floats_are_integers(api):
 
     assert response.status_code == 201
     assert response.json()["data"]["probability"] == 40
+
+
+def request_serializers():
+    """``(method, path, serializer)`` of every write of the API whose body the schema describes by a serializer."""
+    generator = SchemaGenerator()
+    for path, _regex, method, callback in EndpointEnumerator().get_api_endpoints():
+        if method not in ("POST", "PUT", "PATCH"):
+            continue
+        view = generator.create_view(callback, method)
+        view.request = spectacular_settings.GET_MOCK_REQUEST(method, path, view, None)
+        view.schema.path, view.schema.method = path, method
+        serializer = view.schema.get_request_serializer()
+        if serializer is not None:
+            yield method, path, serializer if isinstance(serializer, type) else type(serializer)
+
+
+def test_every_request_body_is_read_with_strict_json_types():
+    """Action bodies too (a task's completion, a merge, an undo, a reassign, webhooks, the login): a new
+    endpoint whose body skipped the check would take {"outcome": 12} as the text "12"."""
+    found = list(request_serializers())
+    loose = [(method, path, cls.__name__) for method, path, cls in found if not issubclass(cls, StrictJSONTypesMixin)]
+    assert len(found) > 30 and loose == []
