@@ -19,8 +19,8 @@ FORMULA_START = re.compile(r"^[=@\t\r]|^[+-](?![\d\s().-]*$)")
 # Control characters that an XLSX file cannot hold.
 XLSX_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 # In any letter case; a number cell of XLSX reads 1.0 or 0.0.
-TRUE_TEXTS = {"true", "yes", "y", "1", "是", "on"}
-FALSE_TEXTS = {"false", "no", "n", "0", "否", "off"}
+TRUE_TEXTS = {"true", "t", "yes", "y", "1", "是", "on"}
+FALSE_TEXTS = {"false", "f", "no", "n", "0", "否", "off"}
 
 
 def boolean_of(value):

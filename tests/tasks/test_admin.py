@@ -255,7 +255,19 @@ class TestTaskAdmin:
     @pytest.mark.parametrize(
         ("file_format", "cells"),
         [
-            (CSV_FORMAT, [("TRUE", True), ("yes", True), ("1", True), ("是", True), ("False", False), ("0", False)]),
+            (
+                CSV_FORMAT,
+                [
+                    ("TRUE", True),
+                    ("yes", True),
+                    ("1", True),
+                    ("t", True),
+                    ("是", True),
+                    ("False", False),
+                    ("0", False),
+                    ("F", False),
+                ],
+            ),
             # Boolean and number cells of a workbook, and text.
             (XLSX_FORMAT, [(True, True), (1, True), ("Y", True), (False, False), (0, False), ("否", False)]),
         ],
