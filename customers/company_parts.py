@@ -70,8 +70,11 @@ def unlink_people(company):
 
 
 def follow_rename(company):
-    """The company text of the company's people is its name (search matches it)."""
-    Customer.objects.filter(company=company).exclude(company_name=company.name).update(company_name=company.name)
+    """The company text of the company's people is its name (search matches it): a change of each of them, in
+    their history and events, as the API shows it as their ``company``."""
+    update_with_history(
+        Customer.objects.filter(company=company).exclude(company_name=company.name), company_name=company.name
+    )
 
 
 def move_people(from_ids, survivor):

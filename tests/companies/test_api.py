@@ -352,10 +352,18 @@ class TestCustomerCompanyLink:
     def test_renaming_a_company_changes_its_peoples_company_text(self, api):
         company = CompanyFactory(name="Old name")
         customer = CustomerFactory(company=company)
+        before = customer.updated_at
         data_of(api.patch(f"{URL}/{company.pk}", {"name": "New name"}, format="json"))
         customer.refresh_from_db()
         assert customer.company_name == "New name"
         assert data_of(api.get(self.CUSTOMERS, {"search": "new nam"}))[0]["id"] == customer.pk
+        # A change of the person as the API shows them (their ``company``): in their history and events, and
+        # seen by clients that sync by ``updated_at``.
+        assert customer.updated_at > before
+        latest, earlier = customer.history.all()[:2]
+        assert (earlier.company_name, latest.company_name) == ("Old name", "New name")
+        event = Event.objects.filter(type="customer.updated", object_id=customer.pk).latest("id")
+        assert event.changes == {"company_name": {"old": "Old name", "new": "New name"}}
 
     def test_customers_filter_by_company_id(self, api):
         company = CompanyFactory()

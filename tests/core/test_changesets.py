@@ -230,6 +230,22 @@ def test_undo_of_a_reassign_in_bulk(manager):
     assert cs.counts == {"customers.customer": {"created": 0, "updated": 3, "deleted": 0}}
 
 
+def test_undo_of_a_company_rename_puts_its_peoples_company_text_back(manager):
+    company = CompanyFactory(name="Old name")
+    CustomerFactory.create_batch(2, company=company, owner=manager)
+
+    def rename():
+        renamed = Company.objects.get(pk=company.pk)
+        renamed.name = "New name"
+        renamed.save()
+
+    cs, _, _ = _undo_restores(manager, rename)
+    assert cs.counts == {
+        "companies.company": {"created": 0, "updated": 1, "deleted": 0},
+        "customers.customer": {"created": 0, "updated": 2, "deleted": 0},
+    }
+
+
 def test_an_undo_writes_history_and_events_and_an_event_of_its_own(manager):
     customer = CustomerFactory(name="Old", owner=manager)
     with recording("action", user=manager) as cs:
