@@ -46,6 +46,8 @@ from django.db.models.signals import post_save
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from core.rowlocks import locking
+
 KINDS = ("import", "batch", "merge", "reassign", "action", "undo")
 CREATED, UPDATED, DELETED = "created", "updated", "deleted"
 _HISTORY_OPS = {"+": CREATED, "~": UPDATED, "-": DELETED}
@@ -648,7 +650,7 @@ def undo(changeset, user, skip_conflicts=False):
 
     with transaction.atomic():
         # As an update (``FOR NO KEY UPDATE``): the undo changes its status, and points its own changeset at it.
-        changeset = Changeset.objects.select_for_update(no_key=True).get(pk=changeset.pk)
+        changeset = locking(Changeset.objects.filter(pk=changeset.pk)).get()
         if changeset.status == Changeset.Status.UNDONE:
             raise UndoRefused(str(_("This changeset has already been undone.")), code="already_undone")
         rows = list(changeset.rows.order_by("-seq"))

@@ -39,6 +39,7 @@ from django.utils.translation import gettext as _
 
 from core.cells import boolean_of
 from core.prepared import PreparedInstances
+from core.rowlocks import locking
 
 # resource name ("customers") -> model, registered from the apps' ready().
 MODELS = {}
@@ -573,10 +574,8 @@ def _rewrite_locked(resource, key, rewrite, reason):
     model = MODELS[resource]
     timestamped = any(field.name == "updated_at" for field in model._meta.concrete_fields)
     user = current_history_user()
-    rows = model._base_manager.filter(custom_fields__has_key=key).order_by("pk")
-    if connection.features.has_select_for_update:
-        # As updates (``FOR NO KEY UPDATE``, ``core.rowlocks.lock_rows``): records being added to them go on.
-        rows = rows.select_for_update(no_key=True)
+    # As updates (``FOR NO KEY UPDATE``): records being added to them go on.
+    rows = locking(model._base_manager.filter(custom_fields__has_key=key))
     changed_count, last = 0, None
     while True:
         chunk = list((rows if last is None else rows.filter(pk__gt=last))[:CHUNK])

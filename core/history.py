@@ -29,6 +29,7 @@ from simple_history.models import HistoricalChanges, HistoricalRecords
 from simple_history.signals import post_create_historical_record
 
 from core import events
+from core.rowlocks import locking
 
 _state = local()
 
@@ -386,14 +387,11 @@ def update_with_history(queryset, reason=None, **values):
     ``QuerySet.update()`` alone, which would leave the change out of the history
     (and so out of what an undo replays).
 
-    The lock is ``FOR NO KEY UPDATE`` (``core.rowlocks.lock_rows``): the values set are no keys (a merge's movers
+    The lock is ``FOR NO KEY UPDATE`` (``core.rowlocks.locking``): the values set are no keys (a merge's movers
     point the rows at the survivor), and a write pointing a record at one of the rows meanwhile goes on.
     """
     model = queryset.model
-    rows = queryset.order_by("pk")
-    if connections[queryset.db].features.has_select_for_update:
-        rows = rows.select_for_update(no_key=True)
-    rows = list(rows)
+    rows = list(locking(queryset))
     if not rows:
         return 0
     if any(field.name == "updated_at" for field in model._meta.concrete_fields):

@@ -27,7 +27,19 @@ def lock_rows(queryset, *, delete=False):
     if not connection.features.has_select_for_update or connection.get_autocommit():
         return
     rows = queryset.model._base_manager.using(queryset.db).filter(pk__in=queryset.order_by().values("pk"))
-    list(rows.order_by("pk").select_for_update(no_key=not delete).values_list("pk", flat=True))
+    list(locking(rows, delete=delete).values_list("pk", flat=True))
+
+
+def locking(queryset, *, delete=False):
+    """``queryset`` read with its rows locked as ``lock_rows`` locks them, in the one query: for a writer that needs
+    the rows it is about to change (or, ``delete=True``, delete).
+
+    ``FOR NO KEY UPDATE`` (``FOR UPDATE`` with ``delete=True``), by primary key in their order, the rows of the
+    queryset's own table only (``OF``: not those of the tables it joins, which its writer does not change). A
+    ``GROUP BY`` cannot be locked: lock such a queryset's rows with ``lock_rows``, then read it. It is Django's
+    ``select_for_update``: read in a transaction (PostgreSQL refuses it outside one); SQLite locks nothing.
+    """
+    return queryset.order_by("pk").select_for_update(no_key=not delete, of=("self",))
 
 
 def holds_keys(using):

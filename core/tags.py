@@ -34,6 +34,8 @@ from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
 
+from core.rowlocks import locking
+
 NAME_MAX_LENGTH = 50
 # A casefolded name may be longer than the name (ß is ss).
 KEY_MAX_LENGTH = 200
@@ -215,7 +217,7 @@ class TaggedModel(models.Model):
         ends (PostgreSQL; nothing on SQLite, whose writers are queued)."""
         if self._state.adding or self.pk is None or not _locking(using):
             return set()
-        rows = type(self)._base_manager.using(using).filter(pk=self.pk).select_for_update(no_key=True)
+        rows = locking(type(self)._base_manager.using(using).filter(pk=self.pk))
         names = next(iter(rows.values_list("tags", flat=True)), None) or []
         return {name.casefold() for name in names}
 
@@ -331,9 +333,8 @@ def _locked(records):
     if not records:
         return []
     model = type(records[0])
-    rows = model._base_manager.filter(pk__in=[record.pk for record in records]).order_by("pk")
-    # As an update (``FOR NO KEY UPDATE``, ``core.rowlocks.lock_rows``): records being added to them meanwhile go on.
-    return list(rows.select_for_update(no_key=True))
+    # As an update (``FOR NO KEY UPDATE``): records being added to them meanwhile go on.
+    return list(locking(model._base_manager.filter(pk__in=[record.pk for record in records])))
 
 
 def add_tag(records, tag):
@@ -379,8 +380,8 @@ def _rewrite_names(tag, rename):
         # Locked: a record's tags changed meanwhile are read as changed, not overwritten with what they were.
         carrying = model.objects.filter(tag_set=tag).values("pk")
         records = []
-        # As updates (``FOR NO KEY UPDATE``, ``core.rowlocks.lock_rows``): records being added to them go on.
-        for record in model.objects.filter(pk__in=carrying).order_by("pk").select_for_update(no_key=True):
+        # As updates (``FOR NO KEY UPDATE``): records being added to them go on.
+        for record in locking(model.objects.filter(pk__in=carrying)):
             names = sorted(rename(record.tags), key=str.casefold)
             if names != record.tags:  # (not when its tag was taken off meanwhile)
                 record.tags = names

@@ -14,6 +14,7 @@ from companies import parts
 from companies.models import Company
 from core import access
 from core.history import current_history_user, update_with_history
+from core.rowlocks import locking
 
 from .models import Customer
 from .timeline import timeline_entries, timeline_of_customers
@@ -55,7 +56,7 @@ def company_timeline_entries(rows):
 def unlink_people(company):
     """Leave the company's people without a company, recording it in their history; return how many."""
     # Changed, not deleted (``FOR NO KEY UPDATE``): the records being added to them meanwhile go on.
-    people = list(Customer.objects.filter(company=company).select_for_update(no_key=True))
+    people = list(locking(Customer.objects.filter(company=company)))
     now = timezone.now()
     for customer in people:
         customer.company, customer.company_name, customer.updated_at = None, None, now

@@ -9,6 +9,7 @@ from companies.names import name_key
 from companies.services import company_for_name
 from core import changesets, merges
 from core.history import current_history_user
+from core.rowlocks import locking
 
 from . import parts
 from .models import Customer
@@ -45,9 +46,8 @@ def reassign_customers(customers, owner, *, dry_run=False):
         "reassign", user=user, label=f"Reassign to {owner}", source={"owner_id": owner.pk}, dry_run=dry_run
     ) as changeset:
         # Locked by primary key (the caller's queryset may carry joins and annotations), as an update
-        # (``FOR NO KEY UPDATE``, ``core.rowlocks.lock_rows``): the records being added to them meanwhile go on.
-        moving = Customer.objects.filter(pk__in=customers.values("pk")).exclude(owner=owner)
-        moving = list(moving.select_for_update(no_key=True))
+        # (``FOR NO KEY UPDATE``): the records being added to them meanwhile go on.
+        moving = list(locking(Customer.objects.filter(pk__in=customers.values("pk")).exclude(owner=owner)))
         now = timezone.now()
         for customer in moving:
             customer.owner = owner

@@ -7,6 +7,7 @@ from simple_history.utils import bulk_update_with_history
 
 from companies import parts
 from core.history import current_history_user, update_with_history
+from core.rowlocks import locking
 from customers.company_parts import of_people_seen_by
 
 from .models import Opportunity
@@ -27,7 +28,7 @@ def open_pipeline_value(viewer=None):
 def unlink_opportunities(company):
     """Leave the company's opportunities without a company (they stay with their customer); return how many."""
     # Changed, not deleted (``FOR NO KEY UPDATE``): the tasks being added to them meanwhile go on.
-    opportunities = list(Opportunity.objects.filter(company=company).select_for_update(no_key=True))
+    opportunities = list(locking(Opportunity.objects.filter(company=company)))
     now = timezone.now()
     for opportunity in opportunities:
         opportunity.company, opportunity.updated_at = None, now

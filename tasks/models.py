@@ -13,6 +13,7 @@ from core.dates import validate_record_date
 from core.fields import created_by_field, external_id_field, external_id_unique
 from core.history import CRMHistoricalRecords, current_history_user
 from core.models import MAX_REMINDER_LEAD_MINUTES, RecordedModel, UserPreferences
+from core.rowlocks import locking
 
 from .windows import start_of
 
@@ -46,9 +47,8 @@ class TaskQuerySet(models.QuerySet):
         For the tasks of a user whose time zone changes: a task due on 11 December stays due on
         11 December. Written in bulk with their history and events; returns the number changed.
         """
-        # As updates (``FOR NO KEY UPDATE``, ``core.rowlocks.lock_rows``): their reminders being written go on.
-        dated = self.filter(due_is_date_only=True, due_at__isnull=False)
-        tasks = list(dated.select_for_update(no_key=True).order_by("pk"))
+        # As updates (``FOR NO KEY UPDATE``): their reminders being written go on.
+        tasks = list(locking(self.filter(due_is_date_only=True, due_at__isnull=False)))
         now = timezone.now()
         moved = []
         for task in tasks:
