@@ -5,6 +5,8 @@ import threading
 
 from django.db import connection, connections, transaction
 
+from core.rowlocks import lock_keys
+
 
 def in_turn(first, *others, atomic=True):
     """Run ``first()`` in a transaction held open, then each of ``others`` in its own transaction on its
@@ -171,6 +173,12 @@ class Held(Thread):
     def commit(self):
         self.release.set()
         return self.answer()
+
+
+def pointed_at(*records):
+    """``Held``: another transaction holding ``records`` ``FOR KEY SHARE``, in the order given, as a write pointing a
+    new record at each does (its foreign key's check), until ``commit()``."""
+    return Held(lambda: lock_keys(*(type(record)._base_manager.filter(pk=record.pk) for record in records)))
 
 
 @contextlib.contextmanager

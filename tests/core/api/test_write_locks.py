@@ -19,13 +19,12 @@ from rest_framework.test import APIClient
 
 from core.changesets import Changeset
 from core.models import CustomField
-from core.rowlocks import lock_keys
 from customers.models import Customer
 from customers.services import delete_customer
 from interactions.models import Interaction
 from opportunities.models import Opportunity
 from tasks.models import Task
-from tests.concurrency import Held, in_turn, no_waiting_on_locks, while_deleting
+from tests.concurrency import Held, in_turn, no_waiting_on_locks, pointed_at, while_deleting
 from tests.factories import CompanyFactory, CustomerFactory, OpportunityFactory, TaskFactory, UserFactory
 
 pytestmark = [
@@ -34,11 +33,6 @@ pytestmark = [
         connection.vendor != "postgresql", reason="two connections at once: PostgreSQL (SQLite serialises writers)"
     ),
 ]
-
-
-def held(*records):
-    """``records`` as querysets, for ``lock_keys``."""
-    return [type(record)._base_manager.filter(pk=record.pk) for record in records]
 
 
 def another_client(token):
@@ -64,7 +58,7 @@ def test_an_update_does_not_wait_for_an_interaction_being_logged_for_its_custome
 
 @dataclass
 class Write:
-    """An API write of records that others are pointing records at meanwhile (``held``: what they hold)."""
+    """An API write of records that others are pointing records at meanwhile (``held``: those records)."""
 
     held: list
     method: str
@@ -87,13 +81,13 @@ def patch_customer(how):
     }[how]
     method = how if how in ("PATCH", "PUT") else "POST"
     names = lambda: Customer.objects.get(pk=customer.pk).name  # noqa: E731
-    return Write(held(customer), method, url, body, stored=names, expected="Ann B")
+    return Write([customer], method, url, body, stored=names, expected="Ann B")
 
 
 def stage_move():
     deal = OpportunityFactory(title="Deal")
     stage = lambda: Opportunity.objects.get(pk=deal.pk).stage  # noqa: E731
-    return Write(held(deal), "PATCH", f"/api/opportunities/{deal.pk}", {"stage": "proposal"}, 200, stage, "proposal")
+    return Write([deal], "PATCH", f"/api/opportunities/{deal.pk}", {"stage": "proposal"}, 200, stage, "proposal")
 
 
 def task_change(action):
@@ -101,7 +95,7 @@ def task_change(action):
     if action == "reopen":
         Task.objects.filter(pk=task.pk).update(done_at=datetime.datetime(2026, 1, 5, tzinfo=datetime.UTC))
     done = lambda: Task.objects.get(pk=task.pk).done_at is not None  # noqa: E731
-    return Write(held(task), "POST", f"/api/tasks/{task.pk}/{action}", {}, 200, done, action == "complete")
+    return Write([task], "POST", f"/api/tasks/{task.pk}/{action}", {}, 200, done, action == "complete")
 
 
 def customer_merge():
@@ -109,7 +103,7 @@ def customer_merge():
     deal = OpportunityFactory(customer=other, title="Deal")
     moved = lambda: Opportunity.objects.get(pk=deal.pk).customer_id  # noqa: E731
     body = {"survivor_id": survivor.pk, "merged_ids": [other.pk]}
-    return Write(held(survivor, deal), "POST", "/api/customers/merge", body, 200, moved, survivor.pk)
+    return Write([survivor, deal], "POST", "/api/customers/merge", body, 200, moved, survivor.pk)
 
 
 def company_merge():
@@ -117,7 +111,7 @@ def company_merge():
     person = CustomerFactory(name="Ann", company=other)
     moved = lambda: Customer.objects.get(pk=person.pk).company_id  # noqa: E731
     body = {"survivor_id": survivor.pk, "merged_ids": [other.pk]}
-    return Write(held(survivor, person), "POST", "/api/companies/merge", body, 200, moved, survivor.pk)
+    return Write([survivor, person], "POST", "/api/companies/merge", body, 200, moved, survivor.pk)
 
 
 def merge_undone(api):
@@ -126,14 +120,14 @@ def merge_undone(api):
     merged = api.post("/api/customers/merge", {"survivor_id": survivor.pk, "merged_ids": [other.pk]}, format="json")
     changeset = Changeset.objects.get(pk=merged.json()["data"]["changeset"]["id"])
     moved_back = lambda: Opportunity.objects.get(pk=deal.pk).customer_id  # noqa: E731
-    return Write(held(changeset, deal), "POST", f"/api/changesets/{changeset.pk}/undo", {}, 200, moved_back, other.pk)
+    return Write([changeset, deal], "POST", f"/api/changesets/{changeset.pk}/undo", {}, 200, moved_back, other.pk)
 
 
 def reassign():
     customer, owner = CustomerFactory(name="Ann"), UserFactory(username="new-owner")
     owned = lambda: Customer.objects.get(pk=customer.pk).owner_id  # noqa: E731
     body = {"owner_id": owner.pk}
-    return Write(held(customer), "POST", f"/api/customers/{customer.pk}/reassign", body, 200, owned, owner.pk)
+    return Write([customer], "POST", f"/api/customers/{customer.pk}/reassign", body, 200, owned, owner.pk)
 
 
 def tag_change(method):
@@ -142,7 +136,7 @@ def tag_change(method):
     tags = lambda: Customer.objects.get(pk=customer.pk).tags  # noqa: E731
     body = {"name": "Key account"} if method == "PATCH" else {}
     expected = ["Key account"] if method == "PATCH" else []
-    return Write(held(customer), method, f"/api/tags/{tag.pk}", body, 200, tags, expected)
+    return Write([customer], method, f"/api/tags/{tag.pk}", body, 200, tags, expected)
 
 
 def company_delete():
@@ -150,7 +144,7 @@ def company_delete():
     person = CustomerFactory(name="Ann", company=company)
     deal = OpportunityFactory(customer=person, title="Deal")
     left = lambda: (Customer.objects.get(pk=person.pk).company_id, Opportunity.objects.get(pk=deal.pk).company_id)  # noqa: E731
-    return Write(held(person, deal), "DELETE", f"/api/companies/{company.pk}", {}, 200, left, (None, None))
+    return Write([person, deal], "DELETE", f"/api/companies/{company.pk}", {}, 200, left, (None, None))
 
 
 def custom_field_retyped():
@@ -158,7 +152,7 @@ def custom_field_retyped():
     customer = CustomerFactory(name="Ann", custom_fields={"seats": "7"})
     value = lambda: Customer.objects.get(pk=customer.pk).custom_fields  # noqa: E731
     body = {"field_type": "number"}
-    return Write(held(customer), "PATCH", f"/api/custom-fields/{definition.pk}", body, 200, value, {"seats": 7})
+    return Write([customer], "PATCH", f"/api/custom-fields/{definition.pk}", body, 200, value, {"seats": 7})
 
 
 def time_zone_moved(api):
@@ -170,7 +164,7 @@ def time_zone_moved(api):
     task = Task.objects.get(pk=created.json()["data"]["id"])
     due = lambda: Task.objects.get(pk=task.pk).due_date.isoformat()  # noqa: E731
     body = {"time_zone": "Pacific/Kiritimati"}
-    return Write(held(task), "PATCH", "/api/auth/me", body, 200, due, "2026-12-11")
+    return Write([task], "PATCH", "/api/auth/me", body, 200, due, "2026-12-11")
 
 
 # name -> the write, given the API client (the records built in the test's database).
@@ -201,7 +195,7 @@ def test_a_write_changing_records_does_not_wait_for_records_being_pointed_at_the
     # this write would wait for it, and give up after 2 s.
     write = WRITES[name](api)
 
-    with Held(lambda: lock_keys(*write.held)) as other, no_waiting_on_locks():
+    with pointed_at(*write.held) as other, no_waiting_on_locks():
         response = getattr(api, write.method.lower())(write.url, write.body, format="json")
         other.commit()
 
