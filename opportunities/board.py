@@ -37,6 +37,7 @@ from django.views.decorators.http import require_POST, require_safe
 from core import access
 from core.admin.owners import owners
 from core.dates import FIRST_YEAR, LAST_YEAR
+from core.rowlocks import locking
 from customers.models import Customer
 from customers.search import search_customers as customer_search
 
@@ -283,9 +284,8 @@ class PipelineBoard:
             return answer(400, messages.ERROR, _("Nothing was moved: the request was incomplete."))
         target = Opportunity.Stage(stage)
         with transaction.atomic():
-            opportunity = (
-                self.get_queryset(request).select_for_update(of=("self",)).filter(pk=int(opportunity_id)).first()
-            )
+            # As its save takes it (``FOR NO KEY UPDATE``): the tasks being added to it meanwhile go on.
+            opportunity = locking(self.get_queryset(request).filter(pk=int(opportunity_id))).first()
             if opportunity is None:
                 return answer(404, messages.ERROR, _("That opportunity no longer exists, or is not in your book."))
             if not self.has_change_permission(request, opportunity):
