@@ -18,6 +18,7 @@ from django.views.decorators.http import require_POST
 from rest_framework.exceptions import ValidationError
 
 from core import access
+from core.rowlocks import locking
 from customers.models import Customer
 from interactions.models import Interaction
 from opportunities.models import Opportunity
@@ -90,9 +91,11 @@ class MyDay:
             return back
         with transaction.atomic():
             tasks = self.get_queryset(request).filter(pk=int(task_id))
-            # Its customer and deal before the task, as their deletes take them (``services.hold_parents``).
+            # Its customer and deal before the task, as their deletes take them (``services.hold_parents``); then the
+            # task as its save takes it (``FOR NO KEY UPDATE``, not the customer it is read joined to for a rep): the
+            # records being added to either meanwhile go on.
             hold_parents(tasks)
-            task = tasks.select_for_update().first()
+            task = locking(tasks).first()
             if task is None:
                 messages.error(request, _("That task no longer exists, or is not yours to see."))
                 return back

@@ -1,5 +1,5 @@
 """How the admin's screens that write outside its shared base lock their records, against the writes of the records
-below them: the pipeline board's move of a deal.
+below them: the pipeline board's move of a deal, My day's buttons on a task.
 
 As in the API (``tests/core/api/test_write_locks.py``): a write pointing a new record at a parent (a task at its
 deal, an interaction at its customer) holds the parent ``FOR KEY SHARE``, as its foreign key's check does, until it
@@ -9,12 +9,14 @@ hold up. Each still waits for a delete of its record under way, then answers as 
 Two connections at once (a thread each): PostgreSQL. SQLite runs one writer at a time (``core/sqlite``).
 """
 
+import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
 from django.db import connection
 from django.urls import reverse
+from django.utils import timezone
 
 from customers.models import Customer
 from interactions.models import Interaction
@@ -22,7 +24,7 @@ from opportunities.models import Opportunity
 from tasks.models import Task
 from tests.concurrency import no_waiting_on_locks, pointed_at, while_deleting
 from tests.conftest import browser
-from tests.factories import CompanyFactory, CustomerFactory, OpportunityFactory, member
+from tests.factories import CompanyFactory, CustomerFactory, OpportunityFactory, TaskFactory, member
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -85,9 +87,44 @@ def board_move():
     )
 
 
+def my_day(action):
+    rep, customer = a_rep()
+    due = timezone.now() + datetime.timedelta(hours=1)
+    task = TaskFactory(customer=customer, assignee=rep, title="Call Ann", due_at=due)
+    url = reverse("admin:tasks_task_my_day_act")
+    data = {"task": task.pk, "action": action, "version": stored(task).updated_at.isoformat()}
+
+    def outcome():
+        current = stored(task)
+        return (
+            current.done_at is not None,
+            current.due_at,
+            list(Interaction.objects.values_list("customer_id", flat=True)),
+        )
+
+    expected = {
+        "done": (True, due, []),
+        "log_call": (True, due, [customer.pk]),
+        "snooze": (False, due + datetime.timedelta(days=1), []),
+    }[action]
+    return Screen(
+        task,
+        # Its customer too: the task is read joined to it (a rep sees the tasks of their customers).
+        [customer, task],
+        lambda: browser(rep).post(url, data, follow=True),
+        outcome,
+        expected,
+        "That task no longer exists, or is not yours to see.",
+        (1, 0, 0, 0),
+    )
+
+
 # name -> the screen's write, with the records built in the test's database; and how its record is deleted.
 SCREENS = {
     "board move": (board_move, lambda deal: deal.delete()),
+    "My day: done": (lambda: my_day("done"), lambda task: task.delete()),
+    "My day: log a call": (lambda: my_day("log_call"), lambda task: task.delete()),
+    "My day: snooze": (lambda: my_day("snooze"), lambda task: task.delete()),
 }
 
 
