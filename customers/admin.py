@@ -29,6 +29,7 @@ from core.admin.phones import PhoneCheckMixin, PhoneValidityFilter
 from core.admin.previews import changes_data
 from core.admin.tags import TaggedAdminMixin
 from core.money import format_money
+from core.rowlocks import lock_keys
 
 from .models import Customer
 from .resources import CustomerResource
@@ -418,14 +419,15 @@ class CustomerAdmin(MergeAdminMixin, TaggedAdminMixin, PhoneCheckMixin, CRMModel
         """Write the quick action's record; False (with the errors on the form) when it is refused."""
         try:
             with transaction.atomic():
-                # Its company first, in the order a company's delete and merge lock them (the company, then its
-                # people): a deal added takes the company, whose delete at the same moment would otherwise
-                # deadlock with it. A lock other writers' key checks do not wait for (FOR NO KEY UPDATE).
-                company = Company._base_manager.filter(pk__in=Customer.objects.filter(pk=customer.pk).values("company"))
-                list(company.select_for_update(no_key=True).values_list("pk", flat=True))
-                # The customer, locked and still in the user's book: moved or deleted since the page was
-                # shown, nothing is written.
-                still = access.scope(Customer.objects.filter(pk=customer.pk), request.user).select_for_update()
+                # The record added points at the customer, and a deal at its company too: both are held first, the
+                # company before the customer (as a company's delete and merge lock them), with the lock the new
+                # record's foreign keys take at COMMIT (``FOR KEY SHARE``, ``rowlocks.lock_keys``), as the API's
+                # create holds the parents it names. A delete of either under way is waited for (the company taken
+                # only at COMMIT, a company's delete waiting for the customer would deadlock with it); a change of
+                # either, or another record being added to them, is not.
+                still = access.scope(Customer.objects.filter(pk=customer.pk), request.user)
+                lock_keys(Company._base_manager.filter(pk__in=still.values("company")), still)
+                # Still in the user's book: moved or deleted since the page was shown, nothing is written.
                 if not still.exists():
                     form.add_error(None, _("This customer is no longer among the records you may see."))
                     return False

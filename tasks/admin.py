@@ -11,7 +11,7 @@ from core.admin.base import CRMModelAdmin, CRMModelForm
 from core.admin.display import cut_column
 from core.admin.inlines import CRMTabularInline
 from core.admin.owners import owner_filter
-from core.rowlocks import lock_rows
+from core.rowlocks import lock_keys
 from customers.admin import (
     QuickAction,
     QuickForm,
@@ -156,9 +156,11 @@ def add_task(request, customer, cleaned):
         data["due_at"] = cleaned["due"].isoformat()
     if cleaned.get("opportunity") is not None:
         data["opportunity_id"] = cleaned["opportunity"].pk
-        # Locked before the serializer reads it (the customer is, by the quick action): one deleted by someone
-        # else meanwhile is read as gone, an error on its field, rather than failing the save's commit.
-        lock_rows(Opportunity._base_manager.filter(pk=data["opportunity_id"]))
+        # Held before the serializer reads it, after its customer (held by the quick action), as the customer's
+        # delete takes them: one deleted by someone else meanwhile is read as gone, an error on its field, rather
+        # than failing the save's commit. With the lock of the task's foreign key (``FOR KEY SHARE``): a change of
+        # the deal meanwhile is not waited for.
+        lock_keys(Opportunity._base_manager.filter(pk=data["opportunity_id"]))
     serializer = TaskSerializer(data=data, context={"request": request})
     serializer.is_valid(raise_exception=True)
     return serializer.save(created_by=request.user, assignee=request.user)

@@ -1,10 +1,12 @@
 """How the admin's screens that write outside its shared base lock their records, against the writes of the records
-below them: the pipeline board's move of a deal, My day's buttons on a task.
+below them: the pipeline board's move of a deal, My day's buttons on a task, the customer page's quick actions.
 
 As in the API (``tests/core/api/test_write_locks.py``): a write pointing a new record at a parent (a task at its
 deal, an interaction at its customer) holds the parent ``FOR KEY SHARE``, as its foreign key's check does, until it
 commits. A screen that changes a record locks it as its UPDATE does, ``FOR NO KEY UPDATE``, which that lock does not
-hold up. Each still waits for a delete of its record under way, then answers as for a record gone, writing nothing.
+hold up; a quick action, which adds a record below the customer, holds the customer (and its company, and the deal
+it names) as the new record's keys do, as the API's create does. Each still waits for a delete of its record under
+way, then answers as for a record gone, writing nothing.
 
 Two connections at once (a thread each): PostgreSQL. SQLite runs one writer at a time (``core/sqlite``).
 """
@@ -19,10 +21,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from customers.models import Customer
+from customers.services import delete_customer
 from interactions.models import Interaction
 from opportunities.models import Opportunity
 from tasks.models import Task
-from tests.concurrency import no_waiting_on_locks, pointed_at, while_deleting
+from tests.concurrency import Held, no_waiting_on_locks, pointed_at, while_deleting
 from tests.conftest import browser
 from tests.factories import CompanyFactory, CustomerFactory, OpportunityFactory, TaskFactory, member
 
@@ -119,12 +122,42 @@ def my_day(action):
     )
 
 
+QUICK = {
+    "interaction": (Interaction, {"interaction-interaction_type": "call", "interaction-notes": "Called"}),
+    "opportunity": (Opportunity, {"opportunity-title": "Extra trucks", "opportunity-stage": "proposal"}),
+    "task": (Task, {"task-title": "Follow up", "task-kind": "call"}),
+}
+
+
+def quick_action(name, on_a_deal=False):
+    rep, customer = a_rep()
+    model, data = QUICK[name]
+    deals = []
+    if on_a_deal:
+        deals = [OpportunityFactory(customer=customer, title="Deal", stage=Opportunity.Stage.LEAD)]
+        data = {**data, "task-opportunity": str(deals[0].pk)}
+    url = reverse("admin:customers_customer_quick_action", args=[customer.pk, name])
+    return Screen(
+        customer,
+        [customer.company, customer, *deals],
+        lambda: browser(rep).post(url, data, follow=True),
+        lambda: list(model.objects.values_list("customer_id", flat=True)),
+        [customer.pk],
+        "This customer is no longer among the records you may see.",
+        (0, 0, 0, 0),
+    )
+
+
 # name -> the screen's write, with the records built in the test's database; and how its record is deleted.
 SCREENS = {
     "board move": (board_move, lambda deal: deal.delete()),
     "My day: done": (lambda: my_day("done"), lambda task: task.delete()),
     "My day: log a call": (lambda: my_day("log_call"), lambda task: task.delete()),
     "My day: snooze": (lambda: my_day("snooze"), lambda task: task.delete()),
+    "quick interaction": (lambda: quick_action("interaction"), delete_customer),
+    "quick opportunity": (lambda: quick_action("opportunity"), delete_customer),
+    "quick task": (lambda: quick_action("task"), delete_customer),
+    "quick task on a deal": (lambda: quick_action("task", on_a_deal=True), delete_customer),
 }
 
 
@@ -158,3 +191,18 @@ def test_a_screen_waits_for_a_delete_of_its_record_under_way_and_finds_it_gone(n
     assert screen.gone in told(answer)
     assert stored(screen.record) is None
     assert counts() == screen.left
+
+
+def test_a_quick_action_does_not_wait_for_its_customer_company_or_deal_being_saved():
+    # Someone else saving the customer, its company and the deal a quick task names, caught before their COMMIT,
+    # holds them as their UPDATEs do (FOR NO KEY UPDATE): the quick action, which changes none of them, goes on.
+    screen = quick_action("task", on_a_deal=True)
+    customer, deal = stored(screen.record), Opportunity.objects.get()
+
+    with Held(lambda: [record.save() for record in (customer.company, customer, deal)]) as other, no_waiting_on_locks():
+        response = screen.post()
+        other.commit()
+
+    assert response.status_code == 200, told(response)
+    assert screen.stored() == screen.expected
+    assert Task.objects.get().opportunity_id == deal.pk
