@@ -654,7 +654,7 @@ def save_definition(definition, *, user=None):
         with transaction.atomic(), acting_as(acting) if acting is not None else contextlib.nullcontext():
             before = None
             if definition.pk is not None:
-                before = CustomField.objects.select_for_update().filter(pk=definition.pk).first()
+                before = locking(CustomField.objects.filter(pk=definition.pk)).first()
                 if before is None:
                     name = f"{definition.model}.{definition.key}"
                     raise DefinitionGone(
@@ -735,7 +735,7 @@ def _undo_type_change(change):
     from core.models import CustomField
 
     name = f"{change['resource']}.{change['key']}"
-    definition = CustomField.objects.select_for_update().filter(pk=change["id"]).first()
+    definition = locking(CustomField.objects.filter(pk=change["id"])).first()
     if definition is None or (definition.model, definition.key) != (change["resource"], change["key"]):
         raise _undo_refused(
             name,

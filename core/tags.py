@@ -396,7 +396,9 @@ def _rewrite_names(tag, rename):
 
 def locked_tag(tag):
     """The row of ``tag`` read again ``FOR UPDATE`` (None if deleted meanwhile): a rename or delete
-    holds it first, so that it waits for the taggings holding it for linking, and they for it."""
+    holds it first, so that it waits for the taggings holding it for linking, and they for it. A rename
+    too, though it deletes nothing: the ``FOR KEY SHARE`` of a tagging does not hold up ``FOR NO KEY
+    UPDATE``, and the record would be tagged with the name the rename is replacing."""
     from core.models import Tag
 
     return Tag.objects.select_for_update().filter(pk=tag.pk).first()

@@ -14,6 +14,7 @@ from companies.admin import company_header_item
 from core import access
 from core.admin.lookups import CheckedChangeList
 from core.admin.roles import AnyRoleViews
+from core.rowlocks import locking
 from customers.admin import customer_header_item
 
 from . import services
@@ -174,7 +175,7 @@ class DuplicateCandidateAdmin(AnyRoleViews, admin.ModelAdmin):
         if not access.can_write(request.user):
             raise PermissionDenied
         with transaction.atomic():
-            pair = self.get_queryset(request).select_for_update().filter(pk=pair_id).first()
+            pair = locking(self.get_queryset(request).filter(pk=pair_id)).first()
             if pair is None:
                 raise Http404
             if pair.status == DuplicateCandidate.Status.OPEN:
