@@ -791,6 +791,26 @@ def restore_in_bulk(model, *fields):
     BULK_RESTORED.setdefault(model, set()).update(fields)
 
 
+# {model: attnames} its ``save()`` takes from another record (``derived``).
+DERIVED = {}
+
+
+def derived(model, *fields):
+    """Declare ``fields`` of ``model`` that its ``save()`` takes from another record, whose change writes them too
+    (a customer's company text, its company's name, rewritten by the company's rename).
+
+    An undo leaves an updated row that changed only these fields to the row of that record: putting the record back
+    writes them again (the company renamed back renames its people), in bulk, where a save per row would cost a few
+    queries per record and derive them again as they are.
+    """
+    DERIVED.setdefault(model, set()).update(fields)
+
+
+def _derived(model, row):
+    fields = DERIVED.get(model)
+    return fields is not None and row.op == UPDATED and bool(row.before) and set(row.before) <= fields
+
+
 def _in_bulk(model, row, logged):
     fields = BULK_RESTORED.get(model)
     return (
@@ -820,6 +840,7 @@ def _revert(rows):
 
     # Records whose log the rows put back themselves.
     logged = {_log_parent(row) for row in rows} - {None}
+    rows = [row for row in rows if not _derived(_model(row.model), row)]
     bulk = {id(row) for row in rows if _in_bulk(_model(row.model), row, logged)}
     loaded = {}
     for row in rows:

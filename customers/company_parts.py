@@ -12,7 +12,7 @@ from simple_history.utils import bulk_update_with_history
 
 from companies import parts
 from companies.models import Company
-from core import access
+from core import access, changesets
 from core.history import current_history_user, update_with_history
 from core.rowlocks import locking
 
@@ -92,3 +92,4 @@ def register():
     parts.add_unlinker("people", unlink_people)
     parts.add_mover("people", move_people)
     parts.on_rename(follow_rename)
+    changesets.derived(Customer, "company_name")

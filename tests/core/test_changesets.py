@@ -246,6 +246,27 @@ def test_undo_of_a_company_rename_puts_its_peoples_company_text_back(manager):
     }
 
 
+def test_undoing_a_company_rename_costs_the_same_queries_for_more_people(manager):
+    """Its people's rows are put back by the company's: renamed back, they follow in bulk, not a save each."""
+
+    def queries_for(n):
+        company = CompanyFactory(name="Old name")
+        people = CustomerFactory.create_batch(n, company=company, owner=manager)
+        with recording("action", user=manager) as cs:
+            renamed = Company.objects.get(pk=company.pk)
+            renamed.name = "New name"
+            renamed.save()
+        with CaptureQueriesContext(connection) as captured:
+            undo(cs, manager)
+        assert {person.company_name for person in Customer.objects.filter(pk__in=[p.pk for p in people])} == {
+            "Old name"
+        }
+        return len(captured)
+
+    queries_for(1)  # (the first reads the manager's role too)
+    assert queries_for(3) == queries_for(30)
+
+
 def test_an_undo_writes_history_and_events_and_an_event_of_its_own(manager):
     customer = CustomerFactory(name="Old", owner=manager)
     with recording("action", user=manager) as cs:
