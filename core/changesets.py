@@ -232,6 +232,17 @@ def active():
     return state.changeset if state is not None else None
 
 
+@contextmanager
+def unrecorded():
+    """Changes made inside the block are no rows of the changeset being recorded (their history and events are
+    written all the same): for records a change writes beside the ones it is about, outside its user's book."""
+    token = _active.set(None)
+    try:
+        yield
+    finally:
+        _active.reset(token)
+
+
 class _DryRun(Exception):
     pass
 

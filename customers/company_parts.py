@@ -14,7 +14,7 @@ from companies import parts
 from companies.models import Company
 from core import access, changesets
 from core.history import current_history_user, update_with_history
-from core.rowlocks import locking
+from core.rowlocks import lock_rows, locking
 
 from .models import Customer
 from .timeline import timeline_entries, timeline_of_customers
@@ -72,10 +72,23 @@ def unlink_people(company):
 
 def follow_rename(company):
     """The company text of the company's people is its name (search matches it): a change of each of them, in
-    their history and events, as the API shows it as their ``company``."""
-    update_with_history(
-        Customer.objects.filter(company=company).exclude(company_name=company.name), company_name=company.name
-    )
+    their history and events, as the API shows it as their ``company``.
+
+    A rep's changeset (a batch, an import, a merge, an undo) lists the people of their book: the others' change too,
+    but they are not the rep's to be shown (their names) nor to hold up the undo (``changesets.conflicts``), which
+    renames them back with the company (``changesets.derived``).
+    """
+    people = Customer.objects.filter(company=company).exclude(company_name=company.name)
+    recorded = changesets.active()
+    user = recorded.user if recorded is not None else None
+    if user is None or access.sees_everything(user):
+        update_with_history(people, company_name=company.name)
+        return
+    # All of them locked first, in one order, as a single update would lock them.
+    lock_rows(people)
+    update_with_history(access.scope(people, user), company_name=company.name)
+    with changesets.unrecorded():
+        update_with_history(people, company_name=company.name)
 
 
 def move_people(from_ids, survivor):

@@ -11,7 +11,7 @@ from core.models import Event
 from customers.models import Customer
 from interactions.models import Interaction
 from tests.concurrency import deadlocked
-from tests.factories import CustomerFactory, ManagerFactory, UserFactory
+from tests.factories import CompanyFactory, CustomerFactory, ManagerFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -329,6 +329,35 @@ def test_a_rep_may_undo_a_delete_of_what_is_still_theirs(rep):
     undone = api.post(f"/api/changesets/{changeset_id}/undo", {}, format="json")
     assert undone.status_code == 200
     assert Interaction.objects.filter(pk=interaction_id, customer=customer).exists()
+
+
+def test_a_reps_company_rename_lists_and_undoes_the_people_of_their_book_alone(rep):
+    """Another rep's person at the company takes its new name too, in their history, but the rep's changeset
+    neither names them nor holds up its undo with them (not in the rep's book)."""
+    other_rep = UserFactory(username="other")
+    other_rep.groups.add(Group.objects.get(name="Sales rep"))
+    company = CompanyFactory(name="Acme", owner=rep)
+    mine = CustomerFactory(name="Mine", company=company, owner=rep)
+    theirs = CustomerFactory(name="Theirs", company=company, owner=other_rep)
+    api = client(rep)
+
+    body = {"update": [{"id": company.pk, "name": "Acme Ltd"}]}
+    cs = api.post("/api/companies/batch", body, format="json").json()["data"]["changeset"]
+    assert cs["counts"]["customers.customer"] == {"created": 0, "updated": 1, "deleted": 0}
+    rows = api.get(f"/api/changesets/{cs['id']}/rows").json()["data"]
+    assert [(row["model"], row["object_id"]) for row in rows] == [
+        ("companies.company", company.pk),
+        ("customers.customer", mine.pk),
+    ]
+    assert "Theirs" not in str(rows)
+    assert Customer.objects.get(pk=theirs.pk).company_name == "Acme Ltd"
+    assert Customer.history.filter(id=theirs.pk).latest().company_name == "Acme Ltd"
+
+    answer = api.post(f"/api/changesets/{cs['id']}/undo", {}, format="json")
+    assert answer.status_code == 200, answer.content
+    assert "Theirs" not in answer.content.decode()
+    assert answer.json()["data"]["counts"]["customers.customer"] == {"created": 0, "updated": 1, "deleted": 0}
+    assert {Customer.objects.get(pk=person.pk).company_name for person in (mine, theirs)} == {"Acme"}
 
 
 @pytest.mark.django_db(transaction=True)
