@@ -30,7 +30,7 @@ from core.admin import previews
 from core.admin.changesets import note_recorded
 from core.admin.customfields import CustomFieldsAdminMixin
 from core.admin.formats import CSV, XLSX
-from core.admin.history import CRMHistoryContextHelper, HistoryAdmin
+from core.admin.history import CRMHistoryContextHelper, HistoryAdmin, by_id
 from core.admin.imports import BoundedImportMixin
 from core.admin.lookups import CheckedChangeList
 from core.admin.widgets import CheckedAutocompleteSelect, ListSelect
@@ -351,6 +351,14 @@ def carrying_shown_values(cls, base):
     """``cls`` (a form or formset class an admin was given), made a ``base`` (``CRMModelForm``,
     ``ShownRowsFormSet``) if it is not one."""
     return cls if issubclass(cls, base) else type(cls.__name__, (base, cls), {})
+
+
+def _replaced(line, lines):
+    """A fieldset's ``line`` (a field's name, or a tuple of names shown side by side) with each name that ``lines``
+    has in place of the name."""
+    if isinstance(line, (list, tuple)):
+        return tuple(lines.get(name, name) for name in line)
+    return lines.get(line, line)
 
 
 class CRMModelAdmin(CustomFieldsAdminMixin, BoundedImportMixin, ImportExportMixin, ExportActionMixin, HistoryAdmin):
@@ -785,8 +793,24 @@ class CRMModelAdmin(CustomFieldsAdminMixin, BoundedImportMixin, ImportExportMixi
     def get_readonly_fields(self, request, obj=None):
         fields = super().get_readonly_fields(request, obj)
         if self.owner_field and not access.is_manager(request.user):
-            return [*fields, self.owner_field]
-        return fields
+            fields = [*fields, self.owner_field]
+        # On a past version's page, its lines for the related records it may not name (``_unnamed_in_version``).
+        return [*fields, *self._unnamed_in_version(request, obj).values()]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        unnamed = self._unnamed_in_version(request, obj)
+        if not unnamed:
+            return fieldsets
+        # Each in its field's place (the fields of a form read from it list the read-only lines after the others).
+        lines = list(unnamed.values())
+        return [
+            (
+                name,
+                {**options, "fields": [_replaced(line, unnamed) for line in options["fields"] if line not in lines]},
+            )
+            for name, options in fieldsets
+        ]
 
     def _keep_unsettable_fields(self, request, obj, form, current):
         """On a revert, every field the form does not offer this user keeps its current value.
@@ -845,6 +869,7 @@ class CRMModelAdmin(CustomFieldsAdminMixin, BoundedImportMixin, ImportExportMixi
                     if self.revert_disabled(request, current):
                         raise PermissionDenied
                     request._reverting_history = current
+                request._showing_version = True
                 return super().history_form_view(request, object_id, version_id, extra_context)
         except RecordGone:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
@@ -863,7 +888,8 @@ class CRMModelAdmin(CustomFieldsAdminMixin, BoundedImportMixin, ImportExportMixi
         return CRMHistoryContextHelper(self.model, historical_record, named=getattr(request, "_history_named", None))
 
     def _history_named(self, request, records):
-        """{foreign key: ids} of the related records the history page of ``records`` may name (None: all of them).
+        """{foreign key: ids} of the related records the history page of ``records`` (its entries, or the
+        record as a past version was) may name (None: all of them).
 
         Those the user sees (``access.seen_among``), and those the record points at now, which its own page names
         (a task's customer, to its assignee): an earlier related record of another book (the customer a deal was
@@ -871,9 +897,10 @@ class CRMModelAdmin(CustomFieldsAdminMixin, BoundedImportMixin, ImportExportMixi
         """
         if access.sees_everything(request.user):
             return None
+        history = getattr(self.model, self.opts.simple_history_manager_attribute)
         fields = [
             field
-            for field in type(records[0]).tracked_fields
+            for field in history.model.tracked_fields
             if field.many_to_one and access.has_owner_path(field.related_model)
         ]
         if not fields:
@@ -890,6 +917,23 @@ class CRMModelAdmin(CustomFieldsAdminMixin, BoundedImportMixin, ImportExportMixi
             | {current.get(field.attname)}
             for field in fields
         }
+
+    def _unnamed_in_version(self, request, obj):
+        """{foreign key name: its line} of the related records that the past version ``obj``, on its page
+        (``history_form_view``), points at and may not name (``_history_named``): each a read-only line that
+        shows the record's id, as the history list does, in place of the form's field (whose choice, or read-only
+        line, would name it). Nothing on any other page, nor for a user who sees everything."""
+        if obj is None or not getattr(request, "_showing_version", False):
+            return {}
+        if getattr(request, "_version_unnamed", None) is None:
+            named = self._history_named(request, [obj]) or {}
+            request._version_unnamed = {}
+            for name, ids in named.items():
+                field = self.opts.get_field(name)
+                pk = getattr(obj, field.attname)
+                if pk is not None and pk not in ids:
+                    request._version_unnamed[name] = by_id(field, pk)
+        return request._version_unnamed
 
     def set_history_delta_changes(self, request, historical_records, foreign_keys_are_objs=True):
         records = list(historical_records)

@@ -1,7 +1,8 @@
 """How a change history page shows values: choices by their labels, nothing shown as "None", the
 values a record was created with on its first entry, and a related record outside the user's book by
-its id alone."""
+its id alone, in the list and on a past version's page."""
 
+from django.contrib import admin
 from django.db import models
 from django.http import Http404
 from django.utils.html import conditional_escape
@@ -61,6 +62,19 @@ class CRMHistoryContextHelper(HistoricalRecordContextHelper):
                 text = text[: self.max_displayed_delta_change_chars - 1] + "…"
             values.append({"field": capfirst(field.verbose_name), "new": conditional_escape(text)})
         return values
+
+
+def by_id(field, pk):
+    """A read-only line of a form for the foreign key ``field``, labelled as the field, that shows the related
+    record ``pk`` by its id alone ("#12"), as the history list shows a record the user may not see: for a past
+    version's page, where the field itself would name it."""
+
+    def line(obj):
+        return f"#{pk}"
+
+    # Its name is the field's: the page's line keeps the field's place, class and help text.
+    line.__name__ = field.name
+    return admin.display(description=field.verbose_name)(line)
 
 
 class HistoryAdmin(SimpleHistoryAdmin):

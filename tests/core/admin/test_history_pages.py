@@ -1,20 +1,28 @@
 """History written from the admin: a form saved without a change writes nothing; a revert is written,
-only by those who may change the record, and only with what they may set. A rep's history page names
-no related record of another book."""
+only by those who may change the record, and only with what they may set. A rep's history page, and the
+page of a past version, name no related record of another book."""
 
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import reverse
+from django.utils.text import capfirst
 
 from core.models import Tag
 from customers.models import Customer
 from interactions.models import Interaction
 from opportunities.models import Opportunity
 from tests.conftest import browser
-from tests.core.admin.helpers import change_form_data
-from tests.factories import CustomerFactory, InteractionFactory, OpportunityFactory, TaskFactory, UserFactory
+from tests.core.admin.helpers import change_form_data, staff
+from tests.factories import (
+    CompanyFactory,
+    CustomerFactory,
+    InteractionFactory,
+    OpportunityFactory,
+    TaskFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -221,3 +229,83 @@ def test_a_task_given_to_a_rep_names_its_customer_in_its_history_as_on_its_page(
 
     _html, [created] = _history(rep, task)
     assert ("Customer", None, "Their customer") in created
+
+
+def _version(client, record, version):
+    """The page of ``record``'s past ``version`` as ``client`` sees it: (its HTML, {label: text} of its read-only
+    lines)."""
+    opts = record._meta
+    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_simple_history", args=[record.pk, version.history_id])
+    response = client.get(url)
+    assert response.status_code == 200
+    lines = {
+        capfirst(field.field["label"]): str(field.contents())
+        for fieldset in response.context["adminform"]
+        for line in fieldset
+        for field in line
+        if field.is_readonly
+    }
+    return response.content.decode(), lines
+
+
+def test_a_past_version_of_a_task_names_no_customer_of_another_book_but_its_own():
+    """A task given to a rep on another rep's customer, then moved to another of theirs, with its deal: the earlier
+    version's page reads the earlier customer and deal by their ids, as the history list does; the current customer
+    is named, as on the task's page."""
+    rep, client = staff("rep", "Sales rep")
+    other, _client = staff("other", "Sales rep")
+    _manager, managers = staff("boss", "Sales manager")
+    first = CustomerFactory(name="First of theirs", owner=other)
+    second = CustomerFactory(name="Second of theirs", owner=other)
+    deal = OpportunityFactory(customer=first, title="Deal of theirs")
+    task = TaskFactory(customer=first, opportunity=deal, assignee=rep, title="Call them")
+    task.customer, task.opportunity = second, None
+    task.save()
+    earlier, now = task.history.order_by("history_id")
+
+    html, lines = _version(client, task, earlier)
+    assert "First of theirs" not in html and "Deal of theirs" not in html
+    assert (lines["Customer"], lines["Opportunity"]) == (f"#{first.pk}", f"#{deal.pk}")
+    _html, lines = _version(client, task, now)
+    assert "Second of theirs" in lines["Customer"]
+    html, _lines = _version(managers, task, earlier)
+    assert "First of theirs" in html and "Deal of theirs" in html
+
+
+def _moved_to_mine(make):
+    """A record of ``make`` on the other rep's customer, moved to one of the rep's."""
+
+    def move(rep, theirs):
+        record = make(customer=theirs)
+        record.customer = CustomerFactory(name="Mine Own", owner=rep)
+        record.save()
+        return record, "Customer", theirs
+
+    return move
+
+
+def _customer_moved_from_their_company(rep, theirs):
+    company = CompanyFactory(name="Company of theirs", owner=theirs.owner)
+    customer = CustomerFactory(name="Mine Own", owner=rep, company=company)
+    customer.company = CompanyFactory(name="Company of mine", owner=rep)
+    customer.save()
+    return customer, "Company", company
+
+
+@pytest.mark.parametrize(
+    "move",
+    [_moved_to_mine(OpportunityFactory), _moved_to_mine(InteractionFactory), _customer_moved_from_their_company],
+    ids=["deal", "interaction", "customer"],
+)
+def test_a_past_version_reads_a_related_record_of_another_book_by_its_id(move):
+    """A record of the rep's that a manager moved from a record of another book: its earlier version's page shows
+    that record's id in the field's place, as the history list does, not an empty choice."""
+    rep, client = staff("rep", "Sales rep")
+    other, _client = staff("other", "Sales rep")
+    record, label, theirs = move(rep, CustomerFactory(name="Theirs Secret", owner=other))
+    earlier = record.history.earliest()
+
+    html, lines = _version(client, record, earlier)
+    assert lines[label] == f"#{theirs.pk}"
+    # (A customer's title carries its own company text, as its history list does: not a choice of the form.)
+    assert theirs.name not in html.split('id="content-main"')[1]
