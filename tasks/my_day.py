@@ -24,7 +24,7 @@ from interactions.models import Interaction
 from opportunities.models import Opportunity
 
 from .reports import stale, without_next_step
-from .services import TaskStateError, complete_task, hold_parents, snooze_task
+from .services import TaskStateError, complete_task, hold_moved_parents, hold_parents, snooze_task
 from .windows import condition, day_of
 
 LIST_LENGTH = 20
@@ -94,7 +94,7 @@ class MyDay:
             # Its customer and deal before the task, as their deletes take them (``services.hold_parents``); then the
             # task as its save takes it (``FOR NO KEY UPDATE``, not the customer it is read joined to for a rep): the
             # records being added to either meanwhile go on.
-            hold_parents(tasks)
+            held = hold_parents(tasks)
             task = locking(tasks).first()
             if task is None:
                 messages.error(request, _("That task no longer exists, or is not yours to see."))
@@ -106,6 +106,8 @@ class MyDay:
                     request, _("“%(task)s” was changed meanwhile: nothing was done; look again.") % {"task": task.title}
                 )
                 return back
+            # Those it was moved to meanwhile too, if it was, before it is written (``services.hold_moved_parents``).
+            hold_moved_parents(task, held)
             self._act(request, task, action)
         return back
 
