@@ -1,46 +1,55 @@
-"""Transactions on several connections at once (PostgreSQL), made to take their locks in a set order."""
+"""Transactions on several connections at once (PostgreSQL), made to take their locks in a set order.
+
+Each step starts once the one before it is where the test needs it (holding its rows, or waiting for a lock),
+never after a pause: on a loaded machine a pause can end before a step got there, and the order flips. A step
+that does not get there within ``PATIENCE`` seconds fails the test rather than letting it go on in another order.
+"""
 
 import contextlib
 import threading
+import time
 
 from django.db import connection, connections, transaction
 
 from core.rowlocks import lock_keys
 
+# How long a step may take to get where the test needs it, or to end once let go: a busy machine can be slow.
+PATIENCE = 60
+
 
 def in_turn(first, *others, atomic=True):
     """Run ``first()`` in a transaction held open, then each of ``others`` in its own transaction on its
-    own connection, each started once the ones before it wait for a lock (or after a few seconds, if
-    one never does); then let ``first`` commit. Returns the errors of all.
+    own connection, each started once the one before it waits for a lock; then let ``first`` commit.
+    Returns the errors of all.
+
+    Each of ``others`` must wait for a lock (held by ``first`` or by a step before it): one that ends, or runs
+    on for ``PATIENCE`` seconds, without waiting fails the test. Steps that fail stop the run: their errors
+    are returned.
 
     ``atomic=False`` runs ``others`` outside a transaction of the helper's: each is a request, or opens
     its own, and commits (or rolls back) when it ends, not when the helper's would."""
-    holding, release, errors = threading.Event(), threading.Event(), []
+    holder, steps = Held(first), []
+    holder.start()
+    try:
+        assert holder.written.wait(PATIENCE), "the first step neither wrote nor failed"
+        for number, step in enumerate(others, 2):
+            if any(thread.error is not None for thread in (holder, *steps)):
+                break
+            steps.append(Thread(_in_a_transaction(step) if atomic else step))
+            steps[-1].start()
+            assert waits(steps[-1]) or steps[-1].error is not None, f"step {number} ended without waiting for a lock"
+    finally:
+        holder.release.set()
+        ended(holder, *steps)
+    return [thread.error for thread in (holder, *steps) if thread.error is not None]
 
-    def run(step, hold=False):
-        try:
-            with transaction.atomic() if atomic or hold else contextlib.nullcontext():
-                step()
-                if hold:
-                    holding.set()
-                    release.wait(20)
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            holding.set()
-            connections.close_all()
 
-    threads = [threading.Thread(target=run, args=(first, True))]
-    threads[0].start()
-    holding.wait(10)
-    for waiting, step in enumerate(others, 1):
-        threads.append(threading.Thread(target=run, args=(step,)))
-        threads[-1].start()
-        _until_waiting(waiting)
-    release.set()
-    for thread in threads:
-        thread.join(30)
-    return errors
+def _in_a_transaction(step):
+    def atomically():
+        with transaction.atomic():
+            return step()
+
+    return atomically
 
 
 def while_deleting(delete, record, *others):
@@ -51,11 +60,23 @@ def while_deleting(delete, record, *others):
     return in_turn(lambda: delete(model._base_manager.select_for_update().get(pk=record.pk)), *others, atomic=False)
 
 
-def _until_waiting(count):
-    for _ in range(60):
-        if sessions_waiting_for_a_lock() >= count:
-            return
-        threading.Event().wait(0.05)
+def waits(thread):
+    """Whether ``thread`` (a ``Thread``) comes to wait for a lock another session holds: True once it waits,
+    False if it ends first. Fails the test if it does neither within ``PATIENCE`` seconds."""
+    deadline = time.monotonic() + PATIENCE
+    while time.monotonic() < deadline:
+        if thread.session is not None and _blocked(thread.session):
+            return True
+        if not thread.is_alive():
+            return False
+        time.sleep(0.01)
+    raise AssertionError(f"neither waited for a lock nor ended within {PATIENCE} s")
+
+
+def _blocked(session):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT cardinality(pg_blocking_pids(%s)) > 0", [session])
+        return cursor.fetchone()[0]
 
 
 def sessions_waiting_for_a_lock():
@@ -118,15 +139,26 @@ def deadlocked(first, second, write):
     return outcome[0], errors
 
 
+def ended(*threads):
+    """Wait for ``threads`` to end; fails the test if one runs on for ``PATIENCE`` seconds."""
+    for thread in threads:
+        thread.join(PATIENCE)
+    assert not any(thread.is_alive() for thread in threads), "still running"
+
+
 class Thread(threading.Thread):
-    """``work()`` on a connection of its own (this thread's); its result or error kept."""
+    """``work()`` on a connection of its own (this thread's); its result or error kept, and its session's
+    process id (``session``, on PostgreSQL) for ``waits``."""
 
     def __init__(self, work):
         super().__init__(daemon=True)
-        self.work, self.result, self.error = work, None, None
+        self.work, self.result, self.error, self.session = work, None, None, None
 
     def run(self):
         try:
+            if connection.vendor == "postgresql":
+                connection.ensure_connection()
+                self.session = connection.connection.info.backend_pid
             self.result = self.do()
         except Exception as exc:  # reported by the test
             self.error = exc
@@ -137,8 +169,7 @@ class Thread(threading.Thread):
         return self.work()
 
     def answer(self):
-        self.join(30)
-        assert not self.is_alive(), "still waiting"
+        ended(self)
         assert self.error is None, repr(self.error)
         return self.result
 
@@ -151,24 +182,26 @@ class Held(Thread):
         super().__init__(work)
         self.written, self.release = threading.Event(), threading.Event()
 
+    def run(self):
+        super().run()
+        self.written.set()  # also when ``work()`` failed: its error is kept by now
+
     def do(self):
-        try:
-            with transaction.atomic():
-                result = self.work()
-                self.written.set()
-                assert self.release.wait(30)
-            return result
-        finally:
+        with transaction.atomic():
+            result = self.work()
             self.written.set()
+            # Let go by the test; a test that failed meanwhile without doing so rolls it back.
+            assert self.release.wait(10 * PATIENCE), "held open for too long"
+        return result
 
     def __enter__(self):
         self.start()
-        assert self.written.wait(30) and self.error is None, repr(self.error)
+        assert self.written.wait(PATIENCE) and self.error is None, repr(self.error)
         return self
 
     def __exit__(self, *exc):
         self.release.set()
-        self.join(30)
+        self.join(PATIENCE)
 
     def commit(self):
         self.release.set()
