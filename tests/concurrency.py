@@ -98,45 +98,31 @@ def waiting_for_a_lock():
 
 def deadlocked(first, second, write):
     """Run ``write`` (which locks ``first``, then ``second``) while another transaction locks ``second``,
-    then ``first`` once ``write`` waits for it: a deadlock, in which PostgreSQL aborts ``write`` (it
-    waited first). Returns (what ``write`` returned or raised, the other transaction's errors)."""
-    holding, outcome, errors = threading.Event(), [], []
+    then ``first`` once ``write`` waits for it: a deadlock, in which PostgreSQL aborts ``write``. Returns (what
+    ``write`` returned or raised, the other transaction's errors).
+
+    PostgreSQL looks for a deadlock in a waiting session once it has waited deadlock_timeout (1 s), and aborts
+    the session that finds one. The other transaction sets its own deadlock_timeout far longer (30 s), and asks
+    for ``first`` within moments of ``write`` waiting: ``write`` is the one to look, and to be aborted, however
+    late a busy machine would run the other's look."""
+    writer = Thread(write)
 
     def other():
-        try:
-            with transaction.atomic():
-                type(second)._base_manager.select_for_update().get(pk=second.pk)
-                holding.set()
-                for _ in range(100):  # until ``write`` waits for the second record
-                    if sessions_waiting_for_a_lock():
-                        break
-                    threading.Event().wait(0.05)
-                # A moment more, well within deadlock_timeout (1 s): the first of the two to have waited that
-                # long checks for the deadlock and is the one aborted, and ``write`` must be it by a clear margin,
-                # not by the few milliseconds a busy machine can turn round.
-                threading.Event().wait(0.25)
-                type(first)._base_manager.select_for_update().get(pk=first.pk)
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            holding.set()
-            connections.close_all()
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                # A superuser's setting (the test database's user is one), for this transaction only.
+                cursor.execute("SET LOCAL deadlock_timeout = '30s'")
+            type(second)._base_manager.select_for_update().get(pk=second.pk)
+            writer.start()
+            assert waits(writer), "the write never waited for the other transaction"
+            type(first)._base_manager.select_for_update().get(pk=first.pk)
 
-    def run():
-        try:
-            outcome.append(write())
-        except Exception as exc:
-            outcome.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=other), threading.Thread(target=run)]
-    threads[0].start()
-    holding.wait(10)
-    threads[1].start()
-    for thread in threads:
-        thread.join(30)
-    return outcome[0], errors
+    others = Thread(other)
+    others.start()
+    ended(others)
+    if writer.ident is not None:  # started by the other transaction, once it held ``second``
+        ended(writer)
+    return writer.result if writer.error is None else writer.error, [others.error] if others.error else []
 
 
 def ended(*threads):
