@@ -79,6 +79,16 @@ def _blocked(session):
         return cursor.fetchone()[0]
 
 
+def a_session_waits():
+    """Whether a session connected to the test database comes to wait for a lock within ``PATIENCE`` seconds."""
+    deadline = time.monotonic() + PATIENCE
+    while time.monotonic() < deadline:
+        if sessions_waiting_for_a_lock():
+            return True
+        time.sleep(0.01)
+    return False
+
+
 def sessions_waiting_for_a_lock():
     """How many sessions connected to the test database wait for a lock now."""
     with connection.cursor() as cursor:
@@ -89,11 +99,6 @@ def sessions_waiting_for_a_lock():
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
         )
         return cursor.fetchone()[0]
-
-
-def waiting_for_a_lock():
-    """Whether a session connected to the test database waits for a lock now."""
-    return sessions_waiting_for_a_lock() > 0
 
 
 def deadlocked(first, second, write):

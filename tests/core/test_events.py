@@ -14,7 +14,7 @@ from customers.models import Customer
 from customers.services import delete_customer, reassign_customers
 from interactions.models import Interaction
 from opportunities.models import Opportunity
-from tests.concurrency import waiting_for_a_lock
+from tests.concurrency import a_session_waits
 from tests.factories import CustomerFactory, InteractionFactory, ManagerFactory, OpportunityFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -440,10 +440,7 @@ def test_feed_keeps_the_order_of_changes_to_one_record_whatever_the_transactions
             row.save()
             xids["first"] = _transaction_id()
             # Let the second transaction reach the lock before this one commits.
-            deadline = timezone.now() + timedelta(seconds=10)
-            while timezone.now() < deadline and not waiting_for_a_lock():
-                threading.Event().wait(0.05)
-            assert waiting_for_a_lock()
+            assert a_session_waits()
     finally:
         locked.set()
         thread.join(30)

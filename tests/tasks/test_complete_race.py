@@ -6,8 +6,6 @@ gone; locking the task first, the interaction it logs locked the customer only a
 check), and the two deadlocked. Two connections at once (a thread each): PostgreSQL.
 """
 
-import threading
-
 import pytest
 from django.db import connection, transaction
 from django.db.models.signals import post_save
@@ -16,7 +14,7 @@ from customers.models import Customer
 from customers.services import delete_customer
 from interactions.models import Interaction
 from tasks.models import Task
-from tests.concurrency import Thread, deadlocked, in_turn, waiting_for_a_lock, while_deleting
+from tests.concurrency import Thread, deadlocked, in_turn, waits, while_deleting
 from tests.conftest import browser
 from tests.factories import CustomerFactory, OpportunityFactory, TaskFactory, member
 
@@ -124,8 +122,7 @@ def test_a_task_moved_to_another_customer_while_it_waits_is_completed_holding_it
             return
         deleting.append(Thread(delete_other))
         deleting[0].start()
-        while deleting[0].is_alive() and not waiting_for_a_lock():
-            threading.Event().wait(0.05)
+        assert waits(deleting[0]), "the delete never waited for the completion"
 
     post_save.connect(delete_the_new_customer_meanwhile, sender=Task)
     try:

@@ -7,8 +7,6 @@ The races need two connections at once (a thread each, with its own connection):
 transaction holds the database's one write lock from its ``BEGIN`` (``core/sqlite``), so two saves never overlap.
 """
 
-import time
-
 import pytest
 from django.db import connection, transaction
 from django.urls import reverse
@@ -18,7 +16,7 @@ from customers.models import Customer
 from interactions.models import Interaction
 from opportunities.models import Opportunity, StageChange
 from tasks.models import Task
-from tests.concurrency import Held, Thread, deadlocked, in_turn, no_waiting_on_locks, waiting_for_a_lock
+from tests.concurrency import Held, Thread, deadlocked, in_turn, no_waiting_on_locks, waits
 from tests.core.admin.helpers import managers, opened, staff, upload
 from tests.factories import CompanyFactory, CustomerFactory, InteractionFactory, OpportunityFactory, TaskFactory
 
@@ -71,13 +69,8 @@ def posted_meanwhile(held, client, url, data, **headers):
     return post.answer()
 
 
-def waits_on_a_lock(thread, seconds=10):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and thread.is_alive():
-        if waiting_for_a_lock():
-            return
-        time.sleep(0.02)
-    pytest.fail("the second post never waited for the first")
+def waits_on_a_lock(thread):
+    assert waits(thread), "the second post never waited for the first"
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,5 @@
 """Tags in the admin: chips, the tag filter, add/remove actions (with their history), editing, the Tag admin."""
 
-import threading
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -14,7 +12,7 @@ from core.models import Event, Tag
 from core.rowlocks import lock_keys
 from customers.models import Customer
 from opportunities.models import Opportunity
-from tests.concurrency import Held, Thread, deadlocked, in_turn, no_waiting_on_locks, waiting_for_a_lock
+from tests.concurrency import Held, Thread, a_session_waits, deadlocked, in_turn, no_waiting_on_locks
 from tests.core.admin.helpers import (
     change_form_data,
     confirm,
@@ -205,11 +203,7 @@ def _freed_and_taken_again_at_the_retry(monkeypatch):
     clean_name, checks, committers = TagAdminForm.clean_name, [], []
 
     def commit_once_the_page_waits(third):
-        for _ in range(200):
-            if waiting_for_a_lock():
-                third.page_waited = True
-                break
-            threading.Event().wait(0.05)
+        third.page_waited = a_session_waits()
         third.release.set()
 
     def checked_twice(form):
@@ -219,7 +213,7 @@ def _freed_and_taken_again_at_the_retry(monkeypatch):
             renamer.start()
             renamer.answer()
             third = Held(lambda: Tag.objects.create(name="STRATEGIC")).__enter__()
-            committers.append((threading.Thread(target=commit_once_the_page_waits, args=(third,)), third))
+            committers.append((Thread(lambda: commit_once_the_page_waits(third)), third))
             committers[-1][0].start()
         return clean_name(form)
 
@@ -249,7 +243,7 @@ def test_a_tag_name_taken_between_the_form_check_and_the_save_is_a_form_error(pa
         atomic=False,
     )
     for committer, third in committers:
-        committer.join(30)
+        committer.answer()
         third.answer()
         assert getattr(third, "page_waited", False), "the retry's save never waited for the third writer"
 

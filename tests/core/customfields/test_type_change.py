@@ -2,21 +2,17 @@
 with its history entry and event, the whole change one changeset that undo reverses (definition
 included) or refuses clearly; purging the same way."""
 
-import threading
-from datetime import timedelta
-
 import pytest
 from django.core.management import call_command
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
 
 from core import customfields
 from core.changesets import Changeset, UndoRefused, undo
 from core.models import CustomField, Event
 from customers.models import Customer
-from tests.concurrency import waiting_for_a_lock
+from tests.concurrency import Thread, ended, waits
 from tests.factories import CustomerFactory, ManagerFactory
 
 pytestmark = pytest.mark.django_db
@@ -326,27 +322,15 @@ def test_purge_records_history_and_a_changeset_and_refuses_undo_once_defined_aga
 
 
 def _while_the_conversion_waits(change, work):
-    """Run ``change`` (the conversion) in another connection while ``work`` holds its writes uncommitted."""
-    failed = []
-
-    def converting():
-        try:
-            change()
-        except Exception as error:  # noqa: BLE001 - reported below
-            failed.append(error)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=converting)
+    """Run ``change`` (the conversion) in another connection while ``work`` holds its writes uncommitted, from
+    the moment ``change`` waits for them. Returns the errors of ``change``."""
+    converting = Thread(change)
     with transaction.atomic():
         work()
-        thread.start()
-        deadline = timezone.now() + timedelta(seconds=10)
-        while timezone.now() < deadline and not waiting_for_a_lock():
-            threading.Event().wait(0.05)
-        assert waiting_for_a_lock()
-    thread.join(30)
-    return failed
+        converting.start()
+        assert waits(converting), "the conversion never waited for the writes held"
+    ended(converting)
+    return [converting.error] if converting.error is not None else []
 
 
 def _convert_to_number(definition):
