@@ -104,19 +104,20 @@ def test_a_change_made_in_another_thread_is_seen(db):
             for step in range(0, 4, 2):
                 answers.append(outcome(ops.convert_datetimefield_value, "2026-12-06 14:27:00"))
                 steps[step].set()
-                steps[step + 1].wait(10)
+                steps[step + 1].wait(60)
             answers.append(outcome(ops.convert_datetimefield_value, "2026-12-06 14:27:00"))
         finally:
             connections.close_all()
 
     worker = threading.Thread(target=convert)
     worker.start()
-    steps[0].wait(10)
+    assert steps[0].wait(60)
     with override_settings(USE_TZ=False):
         steps[1].set()
-        steps[2].wait(10)
+        assert steps[2].wait(60)
     steps[3].set()
-    worker.join(10)
+    worker.join(60)
+    assert not worker.is_alive()
     naive = datetime.datetime(2026, 12, 6, 14, 27)
     aware = naive.replace(tzinfo=datetime.UTC)
     assert [answer[0] for answer in answers] == [aware, naive, aware]

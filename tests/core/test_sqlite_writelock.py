@@ -94,6 +94,14 @@ def lock_is_free(settings_dict):
     return True
 
 
+def waiting_for_the_lock(settings_dict):
+    """Whether a writer waits for the write lock now: the kernel lists its ``flock()`` on the lock's file as
+    blocked (``->``) in /proc/locks."""
+    inode = str(os.stat(lock_path(settings_dict["NAME"])).st_ino)
+    with open("/proc/locks") as locks:
+        return any(line.split()[1] == "->" and line.split()[6].rpartition(":")[2] == inode for line in locks)
+
+
 def test_the_settings_serve_sqlite_through_the_backend_with_the_lock():
     if connections["default"].vendor != "sqlite":
         pytest.skip("the suite runs on PostgreSQL")
@@ -293,9 +301,14 @@ def test_a_waiting_writer_is_woken_when_the_lock_is_let_go(database):
 
             thread = threading.Thread(target=wait_and_write)
             thread.start()
-            time.sleep(0.3)  # it waits on the lock meanwhile (SQLite's busy wait is off: it would have failed)
+            # It waits on the lock meanwhile (SQLite's busy wait is off: it would have failed).
+            deadline = time.monotonic() + 60
+            while not waiting_for_the_lock(database):
+                assert thread.is_alive() and time.monotonic() < deadline, "the second writer never waited"
+                time.sleep(0.01)
             order.append("first")
-        thread.join(timeout=10)
+        thread.join(timeout=60)
+        assert not thread.is_alive()
         assert order == ["first", "second"]
         assert writers(holder) == ["first", "second"]
 
