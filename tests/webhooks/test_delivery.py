@@ -339,7 +339,8 @@ def test_a_receiver_trickling_its_answer_is_cut_off_at_the_timeouts(settings, tm
         )
         started = time.monotonic()
         delivery.run_endpoint(endpoint.pk, now=now)
-        assert time.monotonic() - started < 2
+        # Cut at 1 s (the two timeouts); a loaded machine may take some seconds more, the trickle at least 8.
+        assert time.monotonic() - started < 5
     finally:
         close()
     row.refresh_from_db()
