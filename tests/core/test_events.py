@@ -384,7 +384,7 @@ def test_feed_serves_an_event_of_a_long_transaction_that_commits_after_a_later_o
         release.set()
         thread.join(30)
         events.unregister_dispatcher(record)
-    assert not failed, failed
+    assert not thread.is_alive() and not failed, failed
     # The client continues from where it was: the late event comes next, though its id is lower.
     served = api.get("/api/events", {"after": cursor}).json()
     assert [event["data"]["name"] for event in served["data"]] == ["Long"]
@@ -444,7 +444,7 @@ def test_feed_keeps_the_order_of_changes_to_one_record_whatever_the_transactions
     finally:
         locked.set()
         thread.join(30)
-    assert not failed, failed
+    assert not thread.is_alive() and not failed, failed
     assert xids["second"] < xids["first"]  # what ordering by transaction id would get wrong
     served = api.get("/api/events", {"after": start}).json()["data"]
     updates = [event["data"]["name"] for event in served if event["type"] == "customer.updated"]
@@ -501,5 +501,5 @@ def test_relays_take_turns(api):
     finally:
         done.set()
         thread.join(30)
-    assert not failed, failed
+    assert not thread.is_alive() and not failed, failed
     assert [e["data"]["name"] for e in api.get("/api/events").json()["data"]] == ["Placed", "Waiting"]
