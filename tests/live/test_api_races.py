@@ -68,10 +68,13 @@ class RowLock:
         if self.sqlite:
             time.sleep(1)  # SQLite cannot say who waits: give the request time to reach the lock
             return
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
+        holder = self.connection.info.backend_pid
         with psycopg.connect(self.database_url, autocommit=True) as observer:
             while time.monotonic() < deadline:
-                if observer.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0]:
+                # A session waiting for this one: the update (not a session of another database, another test's).
+                waiting = "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))"
+                if observer.execute(waiting, [holder]).fetchone()[0]:
                     return
                 time.sleep(0.05)
         pytest.fail("the update never waited for the lock")

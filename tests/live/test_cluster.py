@@ -394,6 +394,7 @@ def check_no_loss(cluster, prefix, acknowledged, endpoint_id, follower):
     # The feed, followed during the load and caught up now, served every event once.
     follower.stopping.set()
     follower.join(60)
+    assert not follower.is_alive(), "the follower is still polling"  # it would read the feed beside the checks below
     # Caught up (a poll may meet the rate limit the follower ran into: it waits and polls again).
     wait_for(follower.poll_once, 120, "the feed to be read to its end")
     assert follower.errors == []
@@ -423,13 +424,12 @@ def test_two_app_servers_share_rate_limits_idempotency_keys_the_feed_and_deliver
         response = limited.get(f"{server.url}/api/auth/me", timeout=30)
         assert response.status_code == 200, response.text
         remaining.append(_remaining(response))
+    refused = [limited.get(f"{url}/api/auth/me", timeout=30) for url in (first.url, second.url, cluster.proxy_url)]
+    # Checked once the refusals are in: the first moments of the next minute already let requests through.
     if time.time() // 60 == window:
         assert remaining == list(range(LIMIT - 1, -1, -1))
-        for server in cluster.servers:
-            refused = limited.get(f"{server.url}/api/auth/me", timeout=30)
-            assert refused.status_code == 429
-            assert int(refused.headers["Retry-After"]) > 0
-        assert limited.get(f"{cluster.proxy_url}/api/auth/me", timeout=30).status_code == 429
+        assert [answer.status_code for answer in refused] == [429, 429, 429]
+        assert all(int(answer.headers["Retry-After"]) > 0 for answer in refused[:2])
     else:  # a loaded machine took more than the minute: the previous minute now weighs less
         steps = [before - after for before, after in zip([LIMIT, *remaining], remaining, strict=False)]
         assert set(steps) <= {0, 1} and remaining[-1] <= 1, remaining
