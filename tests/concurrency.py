@@ -3,6 +3,10 @@
 Each step starts once the one before it is where the test needs it (holding its rows, or waiting for a lock),
 never after a pause: on a loaded machine a pause can end before a step got there, and the order flips. A step
 that does not get there within ``PATIENCE`` seconds fails the test rather than letting it go on in another order.
+
+Whatever a test does or fails at, its threads are ended before the next one starts (``stop_started``, from an
+autouse fixture of ``tests/conftest.py``): a transaction left open would hold its locks into the next test, and
+a step let go late would write into it.
 """
 
 import contextlib
@@ -137,13 +141,49 @@ def ended(*threads):
     assert not any(thread.is_alive() for thread in threads), "still running"
 
 
+# The threads started by the test under way, for ``stop_started``.
+_started = []
+
+
+def stop_started():
+    """End every thread the test started that is still running, however the test ended: a ``Held`` is let go,
+    and the session of one that does not end within ``PATIENCE`` seconds is ended by the server (its transaction
+    rolled back, its locks freed). The threads still running after that (stuck outside the database)."""
+    threads = [thread for thread in _started if thread.is_alive()]
+    _started.clear()
+    for thread in threads:
+        if isinstance(thread, Held):
+            thread.abandoned = True
+            thread.release.set()
+    deadline = time.monotonic() + PATIENCE
+    for thread in threads:
+        thread.join(max(0, deadline - time.monotonic()))
+    stuck = [thread for thread in threads if thread.is_alive()]
+    sessions = [thread.session for thread in stuck if thread.session is not None]
+    if sessions:
+        # On a connection of its own: the test's may be in a transaction that failed.
+        other = connection.copy()
+        try:
+            with other.cursor() as cursor:
+                cursor.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s) AS pid", [sessions])
+        finally:
+            other.close()
+        for thread in stuck:
+            thread.join(PATIENCE)
+    return [thread for thread in stuck if thread.is_alive()]
+
+
 class Thread(threading.Thread):
     """``work()`` on a connection of its own (this thread's); its result or error kept, and its session's
-    process id (``session``, on PostgreSQL) for ``waits``."""
+    process id (``session``, on PostgreSQL) for ``waits``. Ended with the test (``stop_started``)."""
 
     def __init__(self, work):
         super().__init__(daemon=True)
         self.work, self.result, self.error, self.session = work, None, None, None
+
+    def start(self):
+        _started.append(self)
+        super().start()
 
     def run(self):
         try:
@@ -172,6 +212,8 @@ class Held(Thread):
     def __init__(self, work):
         super().__init__(work)
         self.written, self.release = threading.Event(), threading.Event()
+        # Let go by ``stop_started`` rather than the test: rolled back.
+        self.abandoned = False
 
     def run(self):
         super().run()
@@ -181,13 +223,17 @@ class Held(Thread):
         with transaction.atomic():
             result = self.work()
             self.written.set()
-            # Let go by the test; a test that failed meanwhile without doing so rolls it back.
+            # Let go by the test, or rolled back once it ended without doing so (``stop_started``).
             assert self.release.wait(10 * PATIENCE), "held open for too long"
+            transaction.set_rollback(self.abandoned)
         return result
 
     def __enter__(self):
         self.start()
-        assert self.written.wait(PATIENCE) and self.error is None, repr(self.error)
+        if not self.written.wait(PATIENCE) or self.error is not None:
+            self.abandoned = True  # rolled back, if it ever wrote
+            self.__exit__()  # not called by ``with`` when this fails
+            raise AssertionError(repr(self.error) if self.error else "the held write neither wrote nor failed")
         return self
 
     def __exit__(self, *exc):

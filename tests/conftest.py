@@ -12,6 +12,7 @@ from django.utils import translation
 from knox.models import get_token_model
 from rest_framework.test import APIClient
 
+from tests.concurrency import stop_started
 from tests.factories import ManagerFactory, StaffFactory, member
 from tests.flush import delete_sql_flush
 
@@ -146,6 +147,16 @@ def _fresh_custom_field_definitions():
     from core import customfields
 
     customfields.forget()
+
+
+@pytest.fixture(autouse=True)
+def _threads_ended(django_db_blocker):
+    """The threads a test started (tests/concurrency.py) end with it, before its tables are emptied, whatever it
+    failed at: none holds a transaction's locks, or writes, into the test after it."""
+    yield
+    with django_db_blocker.unblock():
+        stuck = stop_started()
+    assert not stuck, f"still running, their sessions ended: {stuck}"
 
 
 @pytest.fixture(autouse=True)
