@@ -9,6 +9,7 @@ from django.utils.html import conditional_escape
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
+from simple_history.models import DeletedObject
 from simple_history.template_utils import HistoricalRecordContextHelper
 
 # What an empty value reads as.
@@ -48,10 +49,14 @@ class CRMHistoryContextHelper(HistoricalRecordContextHelper):
             if field.name in SKIPPED or not hasattr(self.record, field.attname):
                 continue
             if field.is_relation:
+                pk = getattr(self.record, field.attname)
                 try:
-                    value = getattr(self.record, field.name) if getattr(self.record, field.attname) else None
+                    value = getattr(self.record, field.name) if pk is not None else None
                 except field.related_model.DoesNotExist:
-                    value = getattr(self.record, field.attname)
+                    value = None
+                if value is None and pk is not None:
+                    # Deleted since (the list's select_related finds no row): read as a change reads it.
+                    value = DeletedObject(field.related_model, pk)
             else:
                 value = getattr(self.record, field.attname)
             if value is None or value == "":

@@ -309,3 +309,23 @@ def test_a_past_version_reads_a_related_record_of_another_book_by_its_id(move):
     assert lines[label] == f"#{theirs.pk}"
     # (A customer's title carries its own company text, as its history list does: not a choice of the form.)
     assert theirs.name not in html.split('id="content-main"')[1]
+
+
+@pytest.mark.parametrize("viewer", ["rep", "manager"])
+def test_a_related_record_deleted_since_reads_as_deleted_on_the_first_entry_as_in_the_changes(
+    viewer, rep, other_rep, manager
+):
+    """A deal moved from a customer since deleted: its first entry names that customer as its change does, by
+    its id, rather than leaving the customer out."""
+    theirs = CustomerFactory(name="Theirs Secret", owner=other_rep)
+    deal = OpportunityFactory(customer=theirs, title="Moved deal")
+    deal.customer = CustomerFactory(name="Mine Own", owner=rep)
+    deal.save()
+    gone = theirs.pk
+    Customer.objects.filter(pk=gone).delete()
+
+    html, (moved, created) = _history(rep if viewer == "rep" else manager, deal)
+
+    assert "Theirs Secret" not in html
+    assert ("Customer", f"Deleted customer (pk={gone})", "Mine Own") in moved
+    assert ("Customer", None, f"Deleted customer (pk={gone})") in created
