@@ -788,18 +788,24 @@ def _depending_on(rows, gone):
 
 # {model: attnames} whose updates an undo puts back in bulk (``restore_in_bulk``).
 BULK_RESTORED = {}
+# {model: function} giving the values a bulk restore writes from those it puts back (``restore_in_bulk``'s ``deriving``).
+BULK_DERIVING = {}
 
 
-def restore_in_bulk(model, *fields):
+def restore_in_bulk(model, *fields, deriving=None):
     """Declare that an undo may put back ``model``'s updated rows that changed only ``fields`` in bulk.
 
     For fields a mover sets with ``core.history.update_with_history`` (a merge's moved records: their
-    customer or company) and that the model's ``save()`` derives nothing from: a run of such rows is
-    restored with one ``update_with_history`` per set of values (history, events and the undo's rows
-    in bulk), not a save per row, so that undoing a merge costs the same queries for 10 moved records
-    or 10,000. ``tests/core/test_changesets.py`` compares it with the save per row.
+    customer or company): a run of such rows is restored with one ``update_with_history`` per set of
+    values (history, events and the undo's rows in bulk), not a save per row, so that undoing a merge
+    costs the same queries for 10 moved records or 10,000. Where the model's ``save()`` derives one of
+    ``fields`` from the others (a customer's company text from its company, as it is now), ``deriving``
+    does what it does, for a set of values: it returns the values to write. ``tests/core/test_merge_changesets.py``
+    compares it with the save per row.
     """
     BULK_RESTORED.setdefault(model, set()).update(fields)
+    if deriving is not None:
+        BULK_DERIVING[model] = deriving
 
 
 # {model: attnames} its ``save()`` takes from another record (``derived``).
@@ -840,8 +846,12 @@ def _restore_run(model, run):
     by_values = {}
     for row in run:
         by_values.setdefault(tuple(sorted(row.before.items())), []).append(row.object_id)
+    deriving = BULK_DERIVING.get(model)
     for values, pks in by_values.items():
-        update_with_history(model._base_manager.filter(pk__in=pks), **python_values(model, dict(values)))
+        values = python_values(model, dict(values))
+        if deriving is not None:
+            values = deriving(values)
+        update_with_history(model._base_manager.filter(pk__in=pks), **values)
 
 
 def _revert(rows):

@@ -98,6 +98,16 @@ def move_people(from_ids, survivor):
     )
 
 
+def with_company_text(values):
+    """The values an undo puts back on people in bulk, their company text derived as their save derives it
+    (``Customer.link_company``: the name of the company they are put back at, as it is now)."""
+    if values.get("company_id") is None:
+        return values
+    customer = Customer(company_id=values["company_id"])
+    customer.link_company()
+    return {**values, "company_name": customer.company_name}
+
+
 def register():
     access.register_viewer_path(Company, "customers__owner")
     parts.add_figure("people_count", people_count)
@@ -106,3 +116,4 @@ def register():
     parts.add_mover("people", move_people)
     parts.on_rename(follow_rename)
     changesets.derived(Customer, "company_name")
+    changesets.restore_in_bulk(Customer, "company_id", "company_name", deriving=with_company_text)

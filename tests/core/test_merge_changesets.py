@@ -9,8 +9,9 @@ from django.test.utils import CaptureQueriesContext
 from companies.models import Company
 from companies.services import merge_companies
 from core import changesets
-from core.changesets import Changeset, undo
+from core.changesets import Changeset, recording, undo
 from core.models import Event, MergedRecord
+from customers.company_parts import move_people
 from customers.models import Customer
 from customers.services import merge_customers
 from interactions.models import Interaction
@@ -139,9 +140,37 @@ def test_the_admin_merge_says_where_to_undo_it(db):
     assert f"/admin/core/changeset/{changeset.pk}/change/" in response.content.decode()
 
 
+def _undone(changeset, manager, before, role, keys, moved, latest):
+    """Undo ``changeset`` (a merge), checking that it puts back the ``before`` state: (what the undo wrote to the
+    records of the models ``moved``, with the values of ``keys`` named by ``role``: its rows, events and the
+    ``latest`` history entries ({label: (model, filter, how many)}); the number of queries the undo ran)."""
+    events = Event.objects.count()
+    with CaptureQueriesContext(connection) as captured:
+        done = undo(changeset, manager)
+    assert state() == before
+
+    def named(values):
+        return {k: role.get(v, v) if k in keys else v for k, v in sorted((values or {}).items())}
+
+    rows = sorted(
+        (row.model, row.op, repr(named(row.before)), repr(named(row.after)), row.history_id is not None)
+        for row in done.rows.filter(model__in=moved)
+    )
+    written = sorted(
+        (e.type, e.model, repr({k: {s: role.get(v, v) for s, v in c.items()} for k, c in e.changes.items()}))
+        for e in Event.objects.order_by("id")[events:]
+        if e.model in moved
+    )
+    entries = sorted(
+        (label, record.history_type, *(role.get(getattr(record, key, None)) for key in keys), record.history_user_id)
+        for label, (model, where, count) in latest.items()
+        for record in model.history.filter(**where).order_by("-history_id")[:count]
+    )
+    return (rows, written, entries), len(captured)
+
+
 def _merged_then_undone(manager, moved):
-    """Merge a customer with ``moved`` interactions, tasks and deals into another, then undo: (what the undo
-    wrote, with ids as roles: its rows, events and history entries; the number of queries the undo ran)."""
+    """Merge a customer with ``moved`` interactions, tasks and deals into another, then undo (``_undone``)."""
     survivor = CustomerFactory(owner=manager)
     other = CustomerFactory(owner=manager)
     for factory in (InteractionFactory, OpportunityFactory):
@@ -149,43 +178,80 @@ def _merged_then_undone(manager, moved):
     TaskFactory.create_batch(moved, customer=other, assignee=manager)
     before = state()
     changeset = merge_customers(survivor, [other], user=manager)["changeset"]
-    events = Event.objects.count()
-    with CaptureQueriesContext(connection) as captured:
-        done = undo(changeset, manager)
-    assert state() == before
-    role = {survivor.pk: "survivor", other.pk: "other"}
-
-    def named(values):
-        return {k: role.get(v, v) if k == "customer_id" else v for k, v in sorted((values or {}).items())}
-
-    rows = sorted(
-        (row.model, row.op, repr(named(row.before)), repr(named(row.after)), row.history_id is not None)
-        for row in done.rows.exclude(model__in=["customers.customer", "core.mergedrecord"])
+    where = {"customer_id": other.pk}
+    return _undone(
+        changeset,
+        manager,
+        before,
+        {survivor.pk: "survivor", other.pk: "other"},
+        ["customer_id"],
+        ["interactions.interaction", "opportunities.opportunity", "tasks.task"],
+        {
+            "interaction": (Interaction, where, moved),
+            "opportunity": (Opportunity, where, moved),
+            "task": (Task, where, moved),
+        },
     )
-    written = sorted(
-        (e.type, e.model, repr({k: {s: role.get(v, v) for s, v in c.items()} for k, c in e.changes.items()}))
-        for e in Event.objects.order_by("id")[events:]
-        if e.model not in ("customers.customer", "core.changeset")
-    )
-    latest = sorted(
-        (label, record.history_type, role.get(record.customer_id), record.history_user_id)
-        for label, model in (("interaction", Interaction), ("opportunity", Opportunity), ("task", Task))
-        for record in model.history.filter(customer_id=other.pk).order_by("-history_id")[:moved]
-    )
-    return (rows, written, latest), len(captured)
 
 
-def test_undoing_a_merge_in_bulk_writes_what_a_save_per_record_writes(manager, monkeypatch):
-    in_bulk, _ = _merged_then_undone(manager, 3)
+def _companies_merged_then_undone(manager, people):
+    """Merge a company with ``people`` people (each with a deal at the company) into another, then undo (``_undone``)."""
+    survivor, other = CompanyFactory(name="Acme", owner=manager), CompanyFactory(name="ACME 公司", owner=manager)
+    for _ in range(people):
+        OpportunityFactory(customer=CustomerFactory(owner=manager, company=other), company=other)
+    before = state()
+    changeset = merge_companies(survivor, [other], user=manager)["changeset"]
+    where = {"company_id": other.pk}
+    return _undone(
+        changeset,
+        manager,
+        before,
+        {survivor.pk: "survivor", other.pk: "other", survivor.name: "survivor", other.name: "other"},
+        ["company_id", "company_name"],
+        ["customers.customer", "opportunities.opportunity"],
+        {"customer": (Customer, where, people), "opportunity": (Opportunity, where, people)},
+    )
+
+
+MERGES = {
+    "customers": (_merged_then_undone, 9, {"interaction", "opportunity", "task"}),
+    "companies": (_companies_merged_then_undone, 6, {"customer", "opportunity"}),
+}
+
+
+@pytest.mark.parametrize("merge", MERGES)
+def test_undoing_a_merge_in_bulk_writes_what_a_save_per_record_writes(manager, monkeypatch, merge):
+    merged_then_undone, moved, kinds = MERGES[merge]
+    in_bulk, _ = merged_then_undone(manager, 3)
     # The same merge undone with a save per record (no model declared ``restore_in_bulk``).
     monkeypatch.setattr(changesets, "BULK_RESTORED", {})
-    one_by_one, _ = _merged_then_undone(manager, 3)
+    one_by_one, _ = merged_then_undone(manager, 3)
 
     assert in_bulk == one_by_one
     rows, written, latest = in_bulk
-    assert len(rows) == 9 and all(row[1] == "updated" and row[4] for row in rows)
-    assert len(written) == 9 and {name for name, *_ in latest} == {"interaction", "opportunity", "task"}
+    assert len(rows) == moved and all(row[1] == "updated" and row[4] for row in rows)
+    assert len(written) == moved and {name for name, *_ in latest} == kinds
 
 
-def test_undoing_a_merge_costs_as_many_queries_for_3_or_30_moved_records_of_each_kind(manager):
-    assert _merged_then_undone(manager, 3)[1] == _merged_then_undone(manager, 30)[1]
+@pytest.mark.parametrize("merge", MERGES)
+def test_undoing_a_merge_costs_as_many_queries_for_3_or_30_moved_records_of_each_kind(manager, merge):
+    merged_then_undone = MERGES[merge][0]
+    assert merged_then_undone(manager, 3)[1] == merged_then_undone(manager, 30)[1]
+
+
+@pytest.mark.parametrize("in_bulk", [True, False], ids=["in bulk", "a save per person"])
+def test_people_put_back_at_a_company_renamed_since_carry_its_name_now(manager, monkeypatch, in_bulk):
+    if not in_bulk:
+        monkeypatch.setattr(changesets, "BULK_RESTORED", {})
+    first, second = CompanyFactory(name="First", owner=manager), CompanyFactory(name="Second", owner=manager)
+    people = CustomerFactory.create_batch(2, owner=manager, company=first)
+    with recording("action", user=manager, label="move") as moved:
+        move_people([first.pk], second)
+    first.name = "First Renamed"
+    first.save()
+
+    undo(moved, manager)
+
+    assert {(c.company_id, c.company_name) for c in Customer.objects.filter(pk__in=[p.pk for p in people])} == {
+        (first.pk, "First Renamed")
+    }
