@@ -37,10 +37,12 @@ class CompanyResource(CRMModelResource):
         name = _("Companies")
 
     def find_instance(self, row):
+        # By external_id first, then by domain, in the order of the API's upserts.
+        found = super().find_instance(row)
         domain = domain_of(cell_text(row.get("domain")))
-        if not domain:
-            return None
-        return self.scoped(Company.objects.filter(domain=domain)).first()
+        if found is not None or not domain:
+            return found
+        return self._locked(self.scoped(Company.objects.filter(domain=domain)))
 
     def before_save_instance(self, instance, row, **kwargs):
         # New companies go into the importing user's book.

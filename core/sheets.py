@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from core import customfields, tags
 from core.api.viewsets import changes_anything
 from core.cells import TEXT_ENCODINGS
-from core.rowlocks import lock_keys
+from core.rowlocks import lock_keys, locking
 from core.tables import FileRefused, NotAWorkbook, check_size, csv_rows, xlsx_rows
 from core.tags import split_names
 
@@ -259,8 +259,22 @@ class SheetImport:
         for name in self.keys:
             keys = {self.key_of(name, values[name]) for _, values in batch if values.get(name)}
             existing[name] = self.existing(name, keys - {""})
+            if self.update_existing:
+                existing[name] = self._locked(existing[name])
         for line, values in batch:
             self._import_row(line, values, existing)
+
+    def _locked(self, found):
+        """The records of ``found`` ({key: record}) that the rows may change, read again with their rows locked
+        (``rowlocks.locking``), those deleted meanwhile left out: a row about one of those makes a new record, as
+        had the import come after the delete, where a save of the record read before would have made it again
+        under its old id, without what went with it."""
+        if not found:
+            return found
+        model = self.serializer_class.Meta.model
+        rows = locking(model._base_manager.filter(pk__in=[record.pk for record in found.values()]))
+        locked = {record.pk: record for record in rows}
+        return {key: locked[record.pk] for key, record in found.items() if record.pk in locked}
 
     def new_record_data(self, values):
         """A new record's data: empty optional cells are null, as the API stores them."""

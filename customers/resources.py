@@ -54,7 +54,7 @@ class CustomerResource(CRMModelResource):
         email = cell_text(row.get("email"))
         if found is not None or not email:
             return found
-        return self.scoped(Customer.objects.with_email(email)).first()
+        return self._locked(self.scoped(Customer.objects.with_email(email)))
 
     def parents_named(self, dataset):
         # The companies the rows name, found as a row's save finds its company by name (``Customer.link_company``).

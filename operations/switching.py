@@ -36,7 +36,7 @@ from companies.models import Company
 from companies.names import domain_of, name_key
 from companies.serializers import CompanySerializer
 from core import access, changesets
-from core.rowlocks import lock_keys
+from core.rowlocks import lock_keys, locking
 from core.sheets import ImportFileError, error_text, read_table
 from core.tags import split_names
 from customers.models import Customer
@@ -441,6 +441,10 @@ class _Run:
     def save(self, serializer_class, instance, data, values, row, owned=True):
         """Create or update through the API's serializer; fill ``row`` with what happened."""
         data = {name: value for name, value in data.items() if value not in (None, "", [])}
+        if instance is not None:
+            # Read again with its row locked: one deleted meanwhile is made anew, as had the import come after the
+            # delete, where a save of the record read before would have made it again under its old id.
+            instance = locking(type(instance)._base_manager.filter(pk=instance.pk)).first()
         extra = {}
         if instance is None:
             if self.user is not None:

@@ -2,8 +2,11 @@
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from companies.models import Company
+from companies.services import delete_company
+from tests.concurrency import while_deleting
 from tests.factories import CompanyFactory
 
 pytestmark = pytest.mark.django_db
@@ -57,3 +60,18 @@ def test_bad_rows_are_reported_and_atomic_writes_nothing(tmp_path, capsys):
 def test_missing_name_column_is_refused(tmp_path):
     with pytest.raises(CommandError, match="lacks the required column"):
         call_command("import_companies", str(write(tmp_path, "domain\nexample.com\n")))
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="two connections at once: PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_a_company_deleted_while_an_update_names_it_by_domain_is_made_anew_not_again(tmp_path):
+    acme = CompanyFactory(name="Acme", domain="acme.com")
+    path = write(tmp_path, "name,domain\nAcme Again,acme.com\n")
+
+    errors = while_deleting(
+        delete_company, acme, lambda: call_command("import_companies", str(path), "--update-existing")
+    )
+
+    assert not errors
+    assert not Company.objects.filter(pk=acme.pk).exists()
+    assert Company.objects.get().name == "Acme Again"

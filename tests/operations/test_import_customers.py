@@ -11,6 +11,7 @@ from openpyxl import Workbook
 from companies.models import Company
 from companies.services import delete_company
 from customers.models import Customer
+from customers.services import delete_customer
 from tests.concurrency import while_deleting
 from tests.factories import CompanyFactory, CustomerFactory
 
@@ -365,3 +366,20 @@ def test_a_company_deleted_while_the_import_starts_is_named_as_after_its_delete(
     assert not Company.objects.filter(pk=company.pk).exists()
     ann = Customer.objects.get(name="Ann")
     assert ann.company_id != company.pk and ann.company.name == "ACME"
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="two connections at once: PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("named_by", ["email", "external_id"])
+def test_a_customer_deleted_while_an_update_names_it_is_made_anew_not_again(tmp_path, named_by):
+    # The customer's delete is under way when the import (--update-existing) reads the customer its row names:
+    # the import waits for it and makes a new customer, as had it come after the delete, rather than saving the
+    # customer read before, which put it back under its old id without its interactions and deals.
+    ann = CustomerFactory(name="Ann", email="ann@example.com", external_id="crm-1")
+    path = write_csv(tmp_path, f"name,{named_by}\nAnn Again,{getattr(ann, named_by)}\n")
+
+    errors = while_deleting(delete_customer, ann, lambda: run(path, "--update-existing"))
+
+    assert not errors
+    assert not Customer.objects.filter(pk=ann.pk).exists()
+    assert Customer.objects.get().name == "Ann Again"

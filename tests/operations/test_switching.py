@@ -19,7 +19,7 @@ from core.sheets import ImportFileError
 from customers.models import Customer
 from customers.services import delete_customer
 from operations.switching import SourceFile, import_files
-from operations.vendors import CUSTOMERS, DEALS, custom_preset
+from operations.vendors import COMPANIES, CUSTOMERS, DEALS, custom_preset
 from opportunities.models import Opportunity
 from tests.concurrency import deadlocked, in_turn
 from tests.factories import CompanyFactory, CustomerFactory, ManagerFactory, UserFactory
@@ -376,6 +376,26 @@ def test_a_company_deleted_while_the_import_starts_is_named_as_after_its_delete(
     assert result.counts() == {"customers": {"created": 1, "updated": 0, "unchanged": 0, "rejected": 0}}
     ann = Customer.objects.get(name="Ann")
     assert ann.company_id != company.pk and ann.company.name == "ACME"
+
+
+@ON_POSTGRESQL
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("kind", ["person", "company"])
+def test_a_record_deleted_while_the_import_updates_it_is_made_anew_not_again(kind):
+    # The import finds the record its row updates while its delete is under way: it waits for the delete and makes
+    # the record anew, as had it come after the delete, rather than saving the record it read before, which put it
+    # back under its old id without what went with it.
+    if kind == "person":
+        record = CustomerFactory(name="Ann", email="ann@example.com")
+        source = _custom_file(CUSTOMERS, "name,email\nAnn Again,ann@example.com\n")
+    else:
+        record = CompanyFactory(name="Acme", domain="acme.example")
+        source = _custom_file(COMPANIES, "name,domain\nAcme Again,acme.example\n")
+
+    result = _imported_while_deleted(record, source)
+
+    assert [counts["created"] for counts in result.counts().values()] == [1]
+    assert type(record).objects.get().name.endswith("Again")
 
 
 @ON_POSTGRESQL

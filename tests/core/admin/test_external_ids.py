@@ -1,4 +1,4 @@
-"""``external_id`` in admin imports and exports of customers, interactions and opportunities.
+"""``external_id`` in admin imports and exports of customers, companies, interactions and opportunities.
 
 A row carries another system's id for its record; a row without an ``id`` whose
 ``external_id`` names a record (in the importing user's book) updates it, as a
@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.test import Client
 
+from companies.models import Company
 from customers.models import Customer
 from interactions.models import Interaction
 from opportunities.models import Opportunity
@@ -21,6 +22,7 @@ pytestmark = pytest.mark.django_db
 # model, admin URL, columns of a new row (customer cell filled in by the test), the text column.
 KINDS = {
     "customer": (Customer, "/admin/customers/customer/", {"name": "Imported"}, "name"),
+    "company": (Company, "/admin/companies/company/", {"name": "Imported"}, "name"),
     "interaction": (
         Interaction,
         "/admin/interactions/interaction/",

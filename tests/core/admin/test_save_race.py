@@ -242,20 +242,38 @@ def test_an_action_on_a_record_deleted_while_it_waits_does_not_create_it_again()
     assert deal.history.first().history_type == "-"
 
 
+IMPORTED_BY_KEY = {
+    "customer by id": (lambda: CustomerFactory(name="Ann"), "id"),
+    "customer by email": (lambda: CustomerFactory(name="Ann", email="ann@example.com"), "email"),
+    "customer by external id": (lambda: CustomerFactory(name="Ann", external_id="crm-7"), "external_id"),
+    "company by id": (lambda: CompanyFactory(name="Acme"), "id"),
+    "company by domain": (lambda: CompanyFactory(name="Acme", domain="acme.example"), "domain"),
+    "company by external id": (lambda: CompanyFactory(name="Acme", external_id="crm-8"), "external_id"),
+}
+
+
 @for_postgresql
-def test_an_import_of_a_record_deleted_while_it_waits_does_not_create_it_again():
-    customer = CustomerFactory(name="Ann")
+@pytest.mark.parametrize("case", IMPORTED_BY_KEY)
+def test_an_import_of_a_record_deleted_while_it_waits_does_not_create_it_again(case):
+    make, key = IMPORTED_BY_KEY[case]
+    record = make()
+    model = type(record)
     first, second = managers("first", "second")
-    url = reverse("admin:customers_customer_changelist")
-    preview = upload(second, url, [["id", "name"], [customer.pk, "Ann by the import"]])
+    url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+    preview = upload(second, url, [[key, "name"], [getattr(record, key), "Named by the import"]])
     assert preview.context.get("confirm_form") is not None
 
-    with Held(written_by(first, customer, gone=True)) as held:
+    with Held(written_by(first, record, gone=True)) as held:
         response = posted_meanwhile(held, second, f"{url}process_import/", {**preview.context["confirm_form"].initial})
 
-    assert f"No record with id {customer.pk}" in response.content.decode()
-    assert stored(customer) is None
-    assert customer.history.first().history_type == "-"
+    assert stored(record) is None
+    assert record.history.first().history_type == "-"
+    if key == "id":
+        assert f"No record with id {record.pk}" in response.content.decode()
+    else:
+        # As had the import come after the delete: a new record, under a new id.
+        assert response.status_code == 302
+        assert model.objects.get().name == "Named by the import"
 
 
 @for_postgresql
