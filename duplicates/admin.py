@@ -191,7 +191,8 @@ class DuplicateCandidateAdmin(AnyRoleViews, admin.ModelAdmin):
             raise PermissionDenied
         count = 0
         with transaction.atomic():
-            for pair in queryset.visible_to(request.user).filter(status=DuplicateCandidate.Status.OPEN):
+            # Locked as read: a pair merged or removed meanwhile is left as it is now.
+            for pair in locking(queryset.visible_to(request.user).filter(status=DuplicateCandidate.Status.OPEN)):
                 services.dismiss(pair, user=request.user)
                 count += 1
         messages.success(

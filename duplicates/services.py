@@ -15,6 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from core import access
+from core.rowlocks import locking
 
 from . import matching
 from .models import DuplicateCandidate, DuplicateKey, Kind, models_by_kind
@@ -321,15 +322,30 @@ class NotAllowed(Exception):
     pass
 
 
+class AlreadyMerged(Exception):
+    pass
+
+
 def dismiss(candidate, *, user):
-    """Mark ``candidate`` "not a duplicate" for good (rebuilds keep it); a role that writes is needed."""
+    """Mark ``candidate`` "not a duplicate" for good (rebuilds keep it); a role that writes is needed. Returns the
+    pair as now stored.
+
+    The pair is locked and read again first: one whose records were merged meanwhile stays merged
+    (``AlreadyMerged``), one a merge or a rebuild removed meanwhile is ``DuplicateCandidate.DoesNotExist``.
+    """
     if not access.can_write(user):
         raise NotAllowed("Your role may not change this.")
-    candidate.status = DuplicateCandidate.Status.NOT_DUPLICATE
-    candidate.decided_by = user
-    candidate.decided_at = timezone.now()
-    candidate.save(update_fields=["status", "decided_by", "decided_at"])
-    return candidate
+    with transaction.atomic():
+        current = locking(DuplicateCandidate.objects.filter(pk=candidate.pk)).first()
+        if current is None:
+            raise DuplicateCandidate.DoesNotExist("The pair is no longer in the list.")
+        if current.status == DuplicateCandidate.Status.MERGED:
+            raise AlreadyMerged("The pair has been merged.")
+        current.status = DuplicateCandidate.Status.NOT_DUPLICATE
+        current.decided_by = user
+        current.decided_at = timezone.now()
+        current.save(update_fields=["status", "decided_by", "decided_at"])
+    return current
 
 
 def open_candidates_of(kind, record_id, user):

@@ -4,7 +4,6 @@ A rep sees the pairs whose two records they see. Merging is ``POST /api/customer
 (``/api/companies/merge``); this list names the pairs to look at.
 """
 
-from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, mixins, viewsets
 from rest_framework.decorators import action
@@ -31,12 +30,13 @@ class DuplicateCandidateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin
     @action(detail=True, methods=["post"], filter_backends=[])
     def dismiss(self, request, pk=None):
         """Mark the pair "not a duplicate": it is not offered again, whatever later rebuilds find."""
-        with transaction.atomic():
-            candidate = self.get_object()
-            if candidate.status == DuplicateCandidate.Status.MERGED:
-                raise exceptions.ValidationError({"status": ["The pair has been merged."]})
-            try:
-                services.dismiss(candidate, user=request.user)
-            except services.NotAllowed as exc:
-                raise exceptions.PermissionDenied(str(exc)) from exc
+        candidate = self.get_object()
+        try:
+            candidate = services.dismiss(candidate, user=request.user)
+        except services.NotAllowed as exc:
+            raise exceptions.PermissionDenied(str(exc)) from exc
+        except services.AlreadyMerged as exc:
+            raise exceptions.ValidationError({"status": [str(exc)]}) from exc
+        except DuplicateCandidate.DoesNotExist as exc:
+            raise exceptions.NotFound() from exc
         return Response(self.get_serializer(candidate).data)

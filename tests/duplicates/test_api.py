@@ -1,10 +1,14 @@
 import pytest
 from django.contrib.auth.models import Group
+from django.db import connection
+from django.urls import reverse
 from knox.models import get_token_model
 from rest_framework.test import APIClient
 
 from duplicates import services
 from duplicates.models import DuplicateCandidate, Kind
+from tests.concurrency import in_turn
+from tests.core.admin.helpers import staff
 from tests.factories import CompanyFactory, CustomerFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -150,3 +154,50 @@ def test_a_reps_list_is_their_pairs_in_constant_queries(django_assert_num_querie
     add_pairs(5)
     with django_assert_num_queries(len(first.captured_queries)):
         assert len(client.get("/api/duplicates").json()["data"]) == 7
+
+
+def _open_pair():
+    a, b = CustomerFactory(name="John Smith"), CustomerFactory(name="John Smith")
+    return DuplicateCandidate.objects.create(kind=Kind.CUSTOMER, a_id=a.pk, b_id=b.pk, score=0.9, reasons=[])
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="two connections at once: PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("meanwhile", ["merged", "deleted"])
+def test_a_pair_merged_or_removed_while_it_is_dismissed_is_not_written_over(meanwhile):
+    # A merge of the pair's records marks it merged, a rebuild or another merge removes it, while a dismiss
+    # reads it: the dismiss waits, then answers as after that change (400 merged, 404 gone), where it wrote
+    # "not a duplicate" over the merge, or failed with a server error on the pair gone.
+    pair = _open_pair()
+    client = client_of(user_in("Sales manager", "deciding"))
+    pairs = DuplicateCandidate.objects.filter(pk=pair.pk)
+    if meanwhile == "merged":
+        change = lambda: pairs.update(status=DuplicateCandidate.Status.MERGED)  # noqa: E731
+    else:
+        change = lambda: pairs.delete()  # noqa: E731
+    answers = []
+
+    errors = in_turn(change, lambda: answers.append(client.post(f"/api/duplicates/{pair.pk}/dismiss")), atomic=False)
+
+    assert not errors
+    assert answers[0].status_code == (400 if meanwhile == "merged" else 404), answers[0].content
+    assert answers[0].json()["success"] is False
+    if meanwhile == "merged":
+        assert pairs.get().status == DuplicateCandidate.Status.MERGED
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="two connections at once: PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_the_admin_action_leaves_a_pair_merged_meanwhile_merged():
+    pair = _open_pair()
+    _, client = staff("deciding", "Sales manager")
+    pairs = DuplicateCandidate.objects.filter(pk=pair.pk)
+    url = reverse("admin:duplicates_duplicatecandidate_changelist")
+    post = {"action": "mark_not_duplicate", "_selected_action": [pair.pk], "index": "0"}
+
+    errors = in_turn(
+        lambda: pairs.update(status=DuplicateCandidate.Status.MERGED), lambda: client.post(url, post), atomic=False
+    )
+
+    assert not errors
+    assert pairs.get().status == DuplicateCandidate.Status.MERGED
