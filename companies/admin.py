@@ -4,7 +4,7 @@ from django.utils.translation import gettext_lazy as _
 
 from core import access
 from core.admin.base import CRMModelAdmin
-from core.admin.display import cut_column
+from core.admin.display import cut_column, unlinked_lines
 from core.admin.inlines import CRMTabularInline
 from core.admin.merges import MergeAdminMixin
 from core.admin.phones import PhoneCheckMixin, PhoneValidityFilter
@@ -46,7 +46,12 @@ class ReadOnlyInline(CRMTabularInline):
     show_change_link = True
 
     def get_readonly_fields(self, request, obj=None):
-        return self.fields
+        # A user (the people's owner) named without a link where the users' pages are not this user's.
+        unlinked = unlinked_lines(self, request, self.fields)
+        return [unlinked.get(name, name) for name in self.fields]
+
+    def get_fields(self, request, obj=None):
+        return self.get_readonly_fields(request, obj)
 
     def has_add_permission(self, request, obj=None):
         return False

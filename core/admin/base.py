@@ -29,6 +29,7 @@ from core import access, changesets, merges, tags
 from core.admin import previews
 from core.admin.changesets import note_recorded
 from core.admin.customfields import CustomFieldsAdminMixin
+from core.admin.display import unlinked_lines
 from core.admin.formats import CSV, XLSX
 from core.admin.history import CRMHistoryContextHelper, HistoryAdmin, by_id
 from core.admin.imports import BoundedImportMixin
@@ -791,6 +792,11 @@ class CRMModelAdmin(CustomFieldsAdminMixin, BoundedImportMixin, ImportExportMixi
         return format_html('<a href="{}">{}</a>', url, self.history_link_text)
 
     def get_readonly_fields(self, request, obj=None):
+        fields = self._readonly_names(request, obj)
+        unlinked = unlinked_lines(self, request, fields)
+        return [unlinked.get(name, name) for name in fields]
+
+    def _readonly_names(self, request, obj):
         fields = super().get_readonly_fields(request, obj)
         if self.owner_field and not access.is_manager(request.user):
             fields = [*fields, self.owner_field]
@@ -800,14 +806,16 @@ class CRMModelAdmin(CustomFieldsAdminMixin, BoundedImportMixin, ImportExportMixi
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
         unnamed = self._unnamed_in_version(request, obj)
-        if not unnamed:
+        # A read-only line naming a user by name alone, where the users' pages are not this user's (``unlinked_lines``).
+        replaced = {**unlinked_lines(self, request, self._readonly_names(request, obj)), **unnamed}
+        if not replaced:
             return fieldsets
         # Each in its field's place (the fields of a form read from it list the read-only lines after the others).
         lines = list(unnamed.values())
         return [
             (
                 name,
-                {**options, "fields": [_replaced(line, unnamed) for line in options["fields"] if line not in lines]},
+                {**options, "fields": [_replaced(line, replaced) for line in options["fields"] if line not in lines]},
             )
             for name, options in fieldsets
         ]

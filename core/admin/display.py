@@ -1,6 +1,10 @@
-"""List columns that keep a list within a laptop's width: long texts cut, whole on hover."""
+"""List columns that keep a list within a laptop's width: long texts cut, whole on hover; read-only lines
+that name a related record without a link the user could not follow."""
+
+import functools
 
 from django.contrib import admin
+from django.core.exceptions import FieldDoesNotExist
 from django.utils.html import format_html
 
 
@@ -25,3 +29,34 @@ def cut_column(attribute, description, ordering=None, size="", empty_value="—"
         return cut_text(value, size)
 
     return admin.display(description=description, ordering=ordering, empty_value=empty_value)(column)
+
+
+def unlinked_lines(model_admin, request, names):
+    """{name: line} for each foreign key among ``names`` (read-only lines of ``model_admin``'s page) whose related
+    records have an admin page the user may not open, as the users' pages are superusers' only: a line that
+    names the record as plain text, where Django would link it to a page answering 403."""
+    lines = {}
+    for name in names:
+        if not isinstance(name, str):
+            continue
+        try:
+            field = model_admin.opts.get_field(name)
+        except FieldDoesNotExist:
+            continue
+        if not (field.many_to_one or field.one_to_one):
+            continue
+        related_admin = model_admin.admin_site._registry.get(field.related_model)
+        if related_admin is None or related_admin.has_view_permission(request):
+            continue
+        lines[name] = _plain(field)
+    return lines
+
+
+@functools.cache  # one line per field: the page finds its read-only lines by identity
+def _plain(field):
+    def line(obj):
+        return getattr(obj, field.name)
+
+    # Its name is the field's: the page's line keeps the field's place and class.
+    line.__name__ = field.name
+    return admin.display(description=field.verbose_name)(line)

@@ -3,6 +3,7 @@ values a record was created with on its first entry, and a related record outsid
 its id alone, in the list and on a past version's page."""
 
 from django.contrib import admin
+from django.contrib.auth import get_user_model
 from django.db import models
 from django.http import Http404
 from django.utils.html import conditional_escape
@@ -90,3 +91,11 @@ class HistoryAdmin(SimpleHistoryAdmin):
         if not str(version_id).isdecimal():
             raise Http404
         return super().history_form_view(request, object_id, version_id, extra_context)
+
+    def render_history_view(self, request, template, context, **kwargs):
+        # Who made each change links to their user page only for those who may open it (the users' pages are
+        # superusers'): for anyone else the link would answer 403.
+        user_admin = self.admin_site._registry.get(get_user_model())
+        if user_admin is None or not user_admin.has_view_permission(request):
+            context = {**context, "admin_user_view": None}
+        return super().render_history_view(request, template, context, **kwargs)
