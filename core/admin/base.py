@@ -889,9 +889,6 @@ class CRMModelAdmin(CustomFieldsAdminMixin, BoundedImportMixin, ImportExportMixi
             or not self.has_change_permission(request, obj)
         )
 
-    # The history list without a literal "None", and with the first version's values.
-    object_history_list_template = "admin/core/object_history_list.html"
-
     def get_historical_record_context_helper(self, request, historical_record):
         return CRMHistoryContextHelper(self.model, historical_record, named=getattr(request, "_history_named", None))
 

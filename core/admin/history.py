@@ -87,6 +87,9 @@ class HistoryAdmin(SimpleHistoryAdmin):
     """django-simple-history's pages, whose version in the address is a number: anything else is an
     unknown version (404), where django-simple-history's lookup fails with a server error."""
 
+    # The history list without a literal "None", and with the first version's values (where the admin gives them).
+    object_history_list_template = "admin/core/object_history_list.html"
+
     def history_form_view(self, request, object_id, version_id, extra_context=None):
         if not str(version_id).isdecimal():
             raise Http404

@@ -386,6 +386,19 @@ def test_a_tag_history_page_of_an_id_that_is_no_number_is_not_found(object_id):
         assert method(f"/admin/core/tag/{object_id}/history/").status_code == 404
 
 
+def test_a_tag_history_page_shows_empty_values_as_a_dash_not_none():
+    manager, client = staff("boss", "Sales manager")
+    tag = Tag.objects.create(name="vip")
+    tag.history.update(history_user=manager)
+
+    html = client.get(f"/admin/core/tag/{tag.pk}/history/").content.decode()
+
+    row = html[html.index("<tbody>") : html.index("</tbody>")]
+    assert "boss" in row
+    assert "None" not in row
+    assert "—" in row  # no change reason
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="two connections at once: PostgreSQL")
 def test_a_record_page_and_a_rename_of_a_tag_it_carries_do_not_deadlock():
