@@ -152,10 +152,20 @@ class DuplicateCandidateAdmin(AnyRoleViews, admin.ModelAdmin):
     def second_record(self, pair):
         return self._record(pair, getattr(pair, "record_b", None))
 
+    def get_list_display(self, request):
+        # Who may not decide (read-only users) sees who decided, without buttons that would answer 403.
+        if access.can_write(request.user):
+            return self.list_display
+        return [*self.list_display[:-1], "decided"]
+
+    @admin.display(description=_("decided by"))
+    def decided(self, pair):
+        return pair.decided_by.get_username() if pair.decided_by_id else "—"
+
     @admin.display(description=_("decide"))
     def decide(self, pair):
         if pair.status != DuplicateCandidate.Status.OPEN:
-            return pair.decided_by.get_username() if pair.decided_by_id else "—"
+            return self.decided(pair)
         merge = format_html(
             '<a class="button" href="{}">{}</a>',
             services.merge_url(pair.kind, [pair.a_id, pair.b_id], self.admin_site.name),

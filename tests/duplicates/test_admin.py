@@ -42,6 +42,23 @@ def test_the_queue_shows_both_records_side_by_side_with_merge_and_dismiss():
     assert reverse("admin:duplicates_duplicatecandidate_not_duplicate", args=[pair.pk]) in page
 
 
+def test_a_read_only_user_sees_who_decided_and_no_buttons_they_may_not_use():
+    client, _ = login("Read-only")
+    _, manager = login("Sales manager", username="boss")
+    a, b, c = CustomerFactory(name="John Smith"), CustomerFactory(name="Jon Smith"), CustomerFactory(name="J Smith")
+    pair_of(a, b)
+    services.dismiss(pair_of(b, c), user=manager)
+
+    open_page = client.get(QUEUE, {"status__exact": DuplicateCandidate.Status.OPEN}).content.decode()
+    decided_page = client.get(QUEUE, {"status__exact": DuplicateCandidate.Status.NOT_DUPLICATE}).content.decode()
+
+    assert "John Smith" in open_page
+    for page in (open_page, decided_page):
+        assert "/merge/" not in page
+        assert "not-duplicate/" not in page
+    assert ">boss<" in decided_page
+
+
 def test_the_queue_reads_a_page_in_constant_queries(django_assert_num_queries):
     client, _ = login("Sales manager")
     company = CompanyFactory(name="Acme", domain="acme.example")
