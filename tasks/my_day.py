@@ -75,6 +75,7 @@ class MyDay:
             "day": day,
             "sections": [(key, label, list(rows[:LIST_LENGTH])) for key, label, rows in sections],
             "can_act": self.has_change_permission(request),
+            "can_add": self.has_add_permission(request),
             "actions": list(ACTIONS.items()),
             "no_next_step": _stages_labelled(without_next_step(deals, LIST_LENGTH)),
             "stale": _stages_labelled(stale(deals, day.now, LIST_LENGTH)),

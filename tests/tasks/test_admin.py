@@ -35,6 +35,14 @@ def browser_rep(rep_user):
     return browser(rep_user)
 
 
+@pytest.mark.parametrize(("group", "offered"), [("Sales rep", True), ("Sales manager", True), ("Read-only", False)])
+def test_my_day_offers_to_add_a_task_to_those_who_may(group, offered):
+    page = browser(staff("someone", group)).get(MY_DAY)
+
+    assert page.status_code == 200
+    assert (f'href="{URL}add/"' in page.content.decode()) is offered
+
+
 def titles(response, section):
     return [task.title for task in dict((key, rows) for key, _label, rows in response.context["sections"])[section]]
 
