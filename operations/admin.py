@@ -66,11 +66,14 @@ class UploadForm(forms.Form):
         initial=ColumnMapping.Kind.CUSTOMERS,
         required=False,
     )
-    files = MultipleFileField(
-        label=_("Files"),
-        help_text=_("CSV or XLSX: companies, people and deals, in one go (up to %(count)s files).")
-        % {"count": MAX_FILES},
-    )
+    files = MultipleFileField(label=_("Files"))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Interpolated here, in the reader's language: at import time it would be in the default one.
+        self.fields["files"].help_text = _(
+            "CSV or XLSX: companies, people and deals, in one go (up to %(count)s files)."
+        ) % {"count": MAX_FILES}
 
     def clean_files(self):
         files = self.cleaned_data["files"]

@@ -170,6 +170,7 @@ def test_the_screen_follows_the_browser_language():
     client, _user = client_of("Sales rep")
     page = client.get(URL, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
     assert "从 HubSpot、Pipedrive 或其他文件导入" in page and "导出自" in page
+    assert "公司、联系人和交易可一次导入（最多 3 个文件）" in page  # the files' help, read in the reader's language
     data = {"step": "upload", "source": "other", "kind": "customers", "files": files("other-contacts.csv")}
     mapping = client.post(URL, data, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
     assert "映射列（客户）" in mapping and "— 忽略 —" in mapping
