@@ -20,6 +20,7 @@ import binascii
 from datetime import UTC, datetime
 
 from django.db.models import Q
+from django.utils.translation import gettext, ngettext
 from rest_framework import exceptions
 from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
@@ -136,10 +137,19 @@ class EnvelopePagination(BasePagination):
         else:
             self._count(queryset)
         if not rows and self.page_number and self.page_number > 1:
-            pages = "" if self.count_capped else f"; there are {max(1, -(-self.count // self.page_size_used))} pages"
-            raise exceptions.NotFound(f"Page {self.page_number} does not exist{pages}.")
+            raise exceptions.NotFound(self._missing_page_message())
         self.next_cursor = encode_cursor(rows[-1]) if self.keyset and self.has_next else None
         return rows
+
+    def _missing_page_message(self):
+        if self.count_capped:
+            return gettext("Page %(page)s does not exist.") % {"page": self.page_number}
+        pages = max(1, -(-self.count // self.page_size_used))
+        return ngettext(
+            "Page %(page)s does not exist; there is %(pages)s page.",
+            "Page %(page)s does not exist; there are %(pages)s pages.",
+            pages,
+        ) % {"page": self.page_number, "pages": pages}
 
     def _count(self, queryset):
         self.count, self.count_capped = capped_count(queryset, self.count_cap)

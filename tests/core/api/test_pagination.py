@@ -121,6 +121,19 @@ def test_page_numbers_still_work_with_exact_counts(api, db):
     assert missing.json()["error"]["message"] == "Page 4 does not exist; there are 3 pages."
 
 
+@pytest.mark.parametrize(
+    ("language", "message"),
+    [("en", "Page 3 does not exist; there is 1 page."), ("zh-hans", "第 3 页不存在；共 1 页。")],
+)
+def test_a_page_past_the_only_one_says_so_in_the_readers_language(api, db, language, message):
+    CustomerFactory.create_batch(2)
+
+    missing = api.get("/api/customers", {"page": 3}, HTTP_ACCEPT_LANGUAGE=language)
+
+    assert missing.status_code == 404
+    assert missing.json()["error"] == {"code": "not_found", "message": message}
+
+
 def test_count_is_capped_and_says_so(api, db, monkeypatch):
     monkeypatch.setattr(EnvelopePagination, "count_cap", 4)
     CustomerFactory.create_batch(6)
