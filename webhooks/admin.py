@@ -114,7 +114,8 @@ class DeliveryAdmin(ManagersOnly, CRMModelAdmin):
     ]
     list_filter = ["status", "endpoint"]
     date_hierarchy = "created_at"
-    readonly_fields = [field.name for field in Delivery._meta.fields]
+    # The log, not the lease a worker holds on a delivery while it sends it (``claimed_until``).
+    readonly_fields = [field.name for field in Delivery._meta.fields if field.name != "claimed_until"]
     actions = ["replay"]
 
     def has_add_permission(self, request, *args):
