@@ -29,7 +29,7 @@ from core import access, changesets, merges, tags
 from core.admin import previews
 from core.admin.changesets import note_recorded
 from core.admin.customfields import CustomFieldsAdminMixin
-from core.admin.display import unlinked_lines
+from core.admin.display import LabelledExportForm, unlinked_lines
 from core.admin.formats import CSV, XLSX
 from core.admin.history import CRMHistoryContextHelper, HistoryAdmin, by_id
 from core.admin.imports import BoundedImportMixin
@@ -397,6 +397,8 @@ class CRMModelAdmin(CustomFieldsAdminMixin, BoundedImportMixin, ImportExportMixi
     owner_field = None
     # The export button on a record's page would duplicate the export action.
     show_change_form_export = False
+    # The export page's columns labelled in the reader's language (``LabelledExportForm``).
+    export_form_class = LabelledExportForm
     # An address typed without its scheme (a company's website, a webhook's URL) is taken as https, as the
     # custom fields' URL type takes it (Django 6's default; Django 5.2 warns and assumes http).
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}

@@ -1,11 +1,14 @@
 """List columns that keep a list within a laptop's width: long texts cut, whole on hover; read-only lines
-that name a related record without a link the user could not follow."""
+that name a related record without a link the user could not follow; the export page's columns labelled
+as the record's fields."""
 
 import functools
 
 from django.contrib import admin
 from django.core.exceptions import FieldDoesNotExist
 from django.utils.html import format_html
+from django.utils.text import capfirst
+from import_export.forms import SelectableFieldsExportForm
 
 
 def cut_text(value, size=""):
@@ -60,3 +63,18 @@ def _plain(field):
     # Its name is the field's: the page's line keeps the field's place and class.
     line.__name__ = field.name
     return admin.display(description=field.verbose_name)(line)
+
+
+class LabelledExportForm(SelectableFieldsExportForm):
+    """The export page's choice of columns, each labelled as its record's field is, in the reader's language, with
+    the file's column name beside it: "Type (interaction_type)". django-import-export titles the column name
+    ("Interaction Type"), English in every language; a column that is no field of the record keeps that title."""
+
+    def _get_field_label(self, resource, field_name):
+        field = resource.fields.get(field_name)
+        try:
+            model_field = resource._meta.model._meta.get_field(getattr(field, "attribute", None) or field_name)
+        except FieldDoesNotExist:
+            return super()._get_field_label(resource, field_name)
+        column = field.column_name if field else field_name
+        return f"{capfirst(model_field.verbose_name)} ({column})"

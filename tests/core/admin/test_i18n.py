@@ -47,6 +47,15 @@ def test_the_app_lists_hidden_headings_are_translated_too(admin_client):
         assert f'<th scope="col">{chinese}</th>' in html and english not in html
 
 
+def test_the_export_page_labels_its_columns_in_the_readers_language_with_the_files_column_names(admin_client):
+    form = admin_client.get("/admin/interactions/interaction/export/", HTTP_ACCEPT_LANGUAGE="zh-hans").context["form"]
+
+    labels = [field.label for field in form.fields.values() if getattr(field, "is_selectable_field", False)]
+
+    assert "类型 (interaction_type)" in labels and "备注 (notes)" in labels
+    assert "Interaction Type" not in labels and "Notes" not in labels
+
+
 def test_language_code_setting_applies_without_a_browser_preference(admin_client, settings):
     settings.LANGUAGE_CODE = "zh-hans"
     html = admin_client.get("/admin/").content.decode()
