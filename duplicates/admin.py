@@ -12,6 +12,7 @@ from django.utils.translation import ngettext
 
 from companies.admin import company_header_item
 from core import access
+from core.admin.display import UnlinkedLinesMixin
 from core.admin.lookups import CheckedChangeList
 from core.admin.roles import AnyRoleViews
 from core.rowlocks import locking
@@ -73,7 +74,7 @@ class PairChangeList(CheckedChangeList):
 
 
 @admin.register(DuplicateCandidate)
-class DuplicateCandidateAdmin(AnyRoleViews, admin.ModelAdmin):
+class DuplicateCandidateAdmin(AnyRoleViews, UnlinkedLinesMixin, admin.ModelAdmin):
     """Pairs of records that are probably one, best first: merge them, or say they are not a duplicate
     (remembered: later rebuilds do not offer the pair again). Each user sees the pairs whose two records
     they see; deciding needs a role that writes."""

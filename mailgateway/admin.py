@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from core import access
+from core.admin.display import UnlinkedLinesMixin
 from core.admin.roles import AnyRoleViews
 from customers.models import Customer
 
@@ -25,7 +26,7 @@ class AssignForm(forms.ModelForm):
 
 
 @admin.register(InboundEmail)
-class InboundEmailAdmin(AnyRoleViews, admin.ModelAdmin):
+class InboundEmailAdmin(AnyRoleViews, UnlinkedLinesMixin, admin.ModelAdmin):
     """Mail received by the gateway: what was logged, and what waits to be assigned to a customer."""
 
     form = AssignForm
@@ -48,8 +49,8 @@ class InboundEmailAdmin(AnyRoleViews, admin.ModelAdmin):
 
     def get_fieldsets(self, request, obj=None):
         if self.has_change_permission(request, obj):
-            return self.fieldsets
-        return [(None, {"fields": self.readonly_fields})]
+            return self.unlinked_fieldsets(request, obj, self.fieldsets)
+        return self.unlinked_fieldsets(request, obj, [(None, {"fields": self.readonly_fields})])
 
     def has_change_permission(self, request, obj=None):
         return access.can_write(request.user)

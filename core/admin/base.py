@@ -29,7 +29,7 @@ from core import access, changesets, merges, tags
 from core.admin import previews
 from core.admin.changesets import note_recorded
 from core.admin.customfields import CustomFieldsAdminMixin
-from core.admin.display import LabelledExportForm, unlinked_lines
+from core.admin.display import LabelledExportForm, replaced_line, unlinked_lines
 from core.admin.formats import CSV, XLSX
 from core.admin.history import CRMHistoryContextHelper, HistoryAdmin, by_id
 from core.admin.imports import BoundedImportMixin
@@ -352,14 +352,6 @@ def carrying_shown_values(cls, base):
     """``cls`` (a form or formset class an admin was given), made a ``base`` (``CRMModelForm``,
     ``ShownRowsFormSet``) if it is not one."""
     return cls if issubclass(cls, base) else type(cls.__name__, (base, cls), {})
-
-
-def _replaced(line, lines):
-    """A fieldset's ``line`` (a field's name, or a tuple of names shown side by side) with each name that ``lines``
-    has in place of the name."""
-    if isinstance(line, (list, tuple)):
-        return tuple(lines.get(name, name) for name in line)
-    return lines.get(line, line)
 
 
 class CRMModelAdmin(CustomFieldsAdminMixin, BoundedImportMixin, ImportExportMixin, ExportActionMixin, HistoryAdmin):
@@ -817,7 +809,10 @@ class CRMModelAdmin(CustomFieldsAdminMixin, BoundedImportMixin, ImportExportMixi
         return [
             (
                 name,
-                {**options, "fields": [_replaced(line, replaced) for line in options["fields"] if line not in lines]},
+                {
+                    **options,
+                    "fields": [replaced_line(line, replaced) for line in options["fields"] if line not in lines],
+                },
             )
             for name, options in fieldsets
         ]

@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 
 from core import access, changesets
 from core.admin.deadlocks import deadlocked
+from core.admin.display import UnlinkedLinesMixin
 from core.admin.roles import AnyRoleViews
 from core.changesets import Changeset
 
@@ -80,7 +81,7 @@ def diff_table(rows, more=0):
     )
 
 
-class ChangesetAdmin(AnyRoleViews, admin.ModelAdmin):
+class ChangesetAdmin(AnyRoleViews, UnlinkedLinesMixin, admin.ModelAdmin):
     list_display = ["created_at", "user", "kind", "label", "counts_column", "status"]
     list_filter = ["kind", "status"]
     list_select_related = ["user"]

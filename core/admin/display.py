@@ -55,6 +55,37 @@ def unlinked_lines(model_admin, request, names):
     return lines
 
 
+def replaced_line(line, lines):
+    """A fieldset's ``line`` (a field's name, or a tuple of names shown side by side) with each name that ``lines``
+    has in place of the name."""
+    if isinstance(line, (list, tuple)):
+        return tuple(lines.get(name, name) for name in line)
+    return lines.get(line, line)
+
+
+class UnlinkedLinesMixin:
+    """For a model admin whose read-only lines name related records: each named as plain text where the user may not
+    open the related record's page (``unlinked_lines``: the users' pages are superusers' only)."""
+
+    def get_readonly_fields(self, request, obj=None):
+        names = super().get_readonly_fields(request, obj)
+        unlinked = unlinked_lines(self, request, names)
+        return [unlinked.get(name, name) for name in names]
+
+    def get_fieldsets(self, request, obj=None):
+        return self.unlinked_fieldsets(request, obj, super().get_fieldsets(request, obj))
+
+    def unlinked_fieldsets(self, request, obj, fieldsets):
+        """``fieldsets`` with the lines that ``get_readonly_fields`` names as plain text in their fields' places."""
+        unlinked = unlinked_lines(self, request, super().get_readonly_fields(request, obj))
+        if not unlinked:
+            return fieldsets
+        return [
+            (name, {**options, "fields": [replaced_line(line, unlinked) for line in options["fields"]]})
+            for name, options in fieldsets
+        ]
+
+
 @functools.cache  # one line per field: the page finds its read-only lines by identity
 def _plain(field):
     def line(obj):

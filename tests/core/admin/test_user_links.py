@@ -1,11 +1,14 @@
-"""A record's pages name users (who created it, its owner, who changed it) as links only for those who may open
+"""A record's pages name users (who created it, its owner, who changed it, who decided) as links only for those who may open
 the users' pages, the superusers: for managers and reps such a link would answer 403."""
 
 import re
 
 import pytest
 
+from core.changesets import recording
 from customers.models import Customer
+from duplicates.models import DuplicateCandidate, Kind
+from mailgateway.models import InboundEmail
 from tests.conftest import browser
 from tests.factories import CompanyFactory, CustomerFactory, UserFactory, member
 
@@ -59,3 +62,39 @@ def test_a_superuser_follows_the_links_to_the_users(customer, page):
     links = USER_PAGE.findall(html)
     assert links
     assert all(client.get(link).status_code == 200 for link in links)
+
+
+def _changeset(creator):
+    with recording("action", user=creator, label="renamed") as changeset:
+        CustomerFactory(name="Someone")
+    return f"/admin/core/changeset/{changeset.pk}/change/"
+
+
+def _decided_pair(creator):
+    a, b = CustomerFactory(name="John Smith"), CustomerFactory(name="John Smith")
+    pair = DuplicateCandidate.objects.create(
+        kind=Kind.CUSTOMER, a_id=a.pk, b_id=b.pk, score=0.9, reasons=[], status="not_duplicate", decided_by=creator
+    )
+    return f"/admin/duplicates/duplicatecandidate/{pair.pk}/change/"
+
+
+def _inbound_email(creator):
+    email = InboundEmail.objects.create(user=creator, message_id="<1@example.com>", subject="Hello", status="logged")
+    return f"/admin/mailgateway/inboundemail/{email.pk}/change/"
+
+
+ROWS_THE_CRM_WRITES = {"changeset": _changeset, "duplicate pair": _decided_pair, "email in": _inbound_email}
+
+
+@pytest.mark.parametrize("page", list(ROWS_THE_CRM_WRITES))
+def test_a_page_of_a_row_the_crm_writes_names_its_user_without_a_link_for_a_manager(page):
+    url = ROWS_THE_CRM_WRITES[page](UserFactory(username="creator"))
+
+    response = browser(member("boss", "Sales manager", is_staff=True)).get(url)
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert USER_PAGE.findall(html) == []
+    assert re.search(r">\s*creator\s*<", html)
+    superuser = browser(UserFactory(username="root", is_staff=True, is_superuser=True))
+    assert USER_PAGE.findall(superuser.get(url).content.decode())
