@@ -242,6 +242,11 @@ def tagged_models():
     return dict(_registry)
 
 
+def link_model(model):
+    """The model of the links of ``model``'s records to their tags (``tag_set``'s through model)."""
+    return _link(model)[0]
+
+
 def _link(model):
     """(the through model, its column naming the record) of ``model.tag_set``."""
     field = model._meta.get_field("tag_set")

@@ -304,6 +304,26 @@ class TagAdmin(ReadByAllWrittenByManagers, HistoryAdmin):
             # check (TagNameError), or under way then and committed while the save waited for it.
             raise _LostToAnotherWriter() from exc
 
+    def get_deleted_objects(self, objs, request):
+        # A tag's links to its records go with it, the records stay: the page lists the tags alone, and the
+        # records that lose the tag are counted above the list (``delete_view``).
+        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        links = {str(tags.link_model(model)._meta.verbose_name_plural) for model in tags.tagged_models().values()}
+        deleted = [entry for entry in deleted if not isinstance(entry, list)]
+        model_count = {name: count for name, count in model_count.items() if str(name) not in links}
+        return deleted, model_count, perms_needed, protected
+
+    def delete_view(self, request, object_id, extra_context=None):
+        carried = []
+        if str(object_id).isdecimal():
+            counted = tags.with_counts(Tag.objects.filter(pk=object_id), request.user).first()
+            for key, model in tags.tagged_models().items():
+                count = getattr(counted, f"{key}_count", 0) if counted is not None else 0
+                if count:
+                    name = model._meta.verbose_name if count == 1 else model._meta.verbose_name_plural
+                    carried.append(f"{count} {name}")
+        return super().delete_view(request, object_id, {**(extra_context or {}), "carried": ", ".join(carried)})
+
     def delete_model(self, request, obj):
         tags.delete_tag(obj)
 

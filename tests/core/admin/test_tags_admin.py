@@ -473,3 +473,31 @@ def test_tagging_in_bulk_does_not_wait_for_records_being_pointed_at_its_records(
 
     assert response.status_code == 302
     assert Customer.objects.get(pk=customer.pk).tags == (["vip"] if action == "add_tag" else [])
+
+
+def test_a_tags_delete_page_says_its_records_stay_and_lists_no_links():
+    manager, client = staff("boss", "Sales manager")
+    for _ in range(2):
+        set_tags(record_of("customer", manager), ["vip"])
+    set_tags(record_of("company", manager), ["vip"])
+    tag = Tag.objects.get(key="vip")
+
+    page = client.get(reverse("admin:core_tag_delete", args=[tag.pk])).content.decode()
+
+    assert "relationship" not in page.lower() and "object (" not in page
+    assert "The records that carry it stay, without it: 1 company, 2 customers." in page
+    # Deleting it takes it off them, and deletes nothing else.
+    client.post(reverse("admin:core_tag_delete", args=[tag.pk]), {"post": "yes"})
+    assert not Tag.objects.exists()
+    assert (Customer.objects.count(), Company.objects.count()) == (2, 1)
+    assert {tuple(customer.tags) for customer in Customer.objects.all()} == {()}
+
+
+def test_a_tags_delete_page_says_so_in_chinese():
+    manager, client = staff("boss", "Sales manager")
+    set_tags(record_of("customer", manager), ["vip"])
+    tag = Tag.objects.get(key="vip")
+
+    page = client.get(reverse("admin:core_tag_delete", args=[tag.pk]), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+
+    assert "带有此标签的记录会保留，只是去掉此标签：1 客户。" in page
