@@ -681,3 +681,19 @@ def test_an_import_of_deals_and_a_delete_of_their_company_do_not_deadlock():
         ("Added", None),
         ("Deal 2", None),
     ]
+
+
+@for_postgresql
+def test_a_revert_of_a_record_deleted_while_it_waits_does_not_create_it_again():
+    customer = CustomerFactory(name="Original")
+    customer.name = "Renamed"
+    customer.save()
+    first, second = managers("first", "second")
+    url = reverse("admin:customers_customer_simple_history", args=[customer.pk, customer.history.earliest().history_id])
+    page = opened(second, url)
+
+    with Held(written_by(first, customer, gone=True)) as held:
+        response = posted_meanwhile(held, second, url, saved(page))
+
+    assert stored(customer) is None
+    assert response.status_code == 404
