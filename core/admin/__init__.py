@@ -9,3 +9,10 @@ DJANGO_ADMIN_LABELS = (
     gettext_noop("Add link"),
     gettext_noop("Change or view list link"),
 )
+
+# Texts of django-import-export's pages that its own Chinese catalogue leaves untranslated, likewise.
+IMPORT_EXPORT_LABELS = (
+    gettext_noop("Select all"),
+    gettext_noop('Select at least 1 field for "%(resource_name)s" to export'),
+    gettext_noop("Value could not be parsed."),
+)
