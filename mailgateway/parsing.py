@@ -21,6 +21,9 @@ from html.parser import HTMLParser
 
 # Charset labels read with a wider codec than they name (a superset that decodes the same bytes the same way).
 WIDER_CHARSETS = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "euc-cn": "gb18030", "ascii": "utf-8"}
+# Codecs of domain names, which no mail is written in, read as UTF-8: Python decodes them in time that grows
+# with the square of the text (a 10 MB body labelled punycode would hold the gateway for hours).
+NOT_CHARSETS = {"punycode", "idna"}
 # Past this, a body is cut: an interaction's notes are for reading, not for archiving whole threads.
 BODY_MAX_CHARS = 100_000
 
@@ -36,21 +39,24 @@ class Parsed:
     sent_at: datetime | None = None
 
 
-def _decode_bytes(data, charset):
+def _codec_of(charset):
     name = (charset or "utf-8").strip().strip('"').lower()
     name = WIDER_CHARSETS.get(name, name)
     try:
-        codecs.lookup(name)
+        return "utf-8" if codecs.lookup(name).name in NOT_CHARSETS else name
     except LookupError:
-        name = "utf-8"
-    try:
-        return data.decode(name)
-    except UnicodeDecodeError:
-        # A mislabelled body: UTF-8 is the likeliest truth; keep what can be read.
+        return "utf-8"
+
+
+def _decode_bytes(data, charset):
+    name = _codec_of(charset)
+    # A mislabelled body: UTF-8 is the likeliest truth; else keep what can be read.
+    for codec, errors in ((name, "strict"), ("utf-8", "strict"), (name, "replace")):
         try:
-            return data.decode("utf-8")
-        except UnicodeDecodeError:
-            return data.decode(name, errors="replace")
+            return data.decode(codec, errors)
+        except (UnicodeError, LookupError):  # LookupError: a codec of bytes (zlib, base64), not of text
+            continue
+    return data.decode("utf-8", "replace")
 
 
 def _raw_values(message, name):
