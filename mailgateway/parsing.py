@@ -214,11 +214,10 @@ def _sent_at(message):
         return None
     try:
         moment = parsedate_to_datetime(value)
+        # In UTC, as the database keeps it: 9999-12-31 23:00 -0500 is past the last year there is.
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment
 
 
 def message_id_of(message, raw):

@@ -10,6 +10,7 @@ from email.mime.text import MIMEText
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from interactions.models import Interaction
 from mailgateway.models import InboundEmail
@@ -313,3 +314,15 @@ def test_a_body_labelled_with_a_domain_name_codec_is_read_in_linear_time(gateway
     assert time.monotonic() - started < 5
     # Read as UTF-8, and cut as any long body is.
     assert Interaction.objects.get().notes == "P\n\n" + body.decode()[:BODY_MAX_CHARS]
+
+
+def test_a_date_past_the_year_9999_in_utc_is_no_date(gateway, people):
+    # Valid as written, but 9999-12-31 23:00 at UTC-5 is in the year 10000 in UTC, where the database keeps it.
+    raw = (
+        b"From: a@b.c\r\nTo: alice@customer.example\r\nSubject: D\r\nMessage-ID: <d@x>\r\n"
+        b"Date: Fri, 31 Dec 9999 23:00:00 -0500\r\n\r\nThe text.\r\n"
+    )
+    before = timezone.now()
+    assert send(gateway, address_of(people["rep_a"]), raw) == (250, "OK: logged on 1 customer(s)")
+    assert InboundEmail.objects.get().sent_at is None
+    assert Interaction.objects.get().occurred_at >= before
