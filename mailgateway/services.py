@@ -9,7 +9,7 @@ import datetime
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
@@ -50,15 +50,18 @@ def _occurred_at(sent_at, now):
 
 
 def matching_customers(user, addresses):
-    """The customers ``user`` may see whose email is one of ``addresses`` (any letter case)."""
-    if not addresses:
-        return Customer.objects.none()
-    return (
-        access.scope(Customer.objects.all(), user)
-        .alias(email_lower=Lower("email"))
-        .filter(email_lower__in=[address.lower() for address in addresses])
-        .order_by("id")
-    )
+    """The customers ``user`` may see whose email is one of ``addresses`` (any letter case), by id.
+
+    A message may name more addresses than the database takes parameters in one query (SQLite's
+    limit): they are matched in batches of half as many, the rest left for the scope's own parameters.
+    """
+    wanted = list(dict.fromkeys(address.lower() for address in addresses))
+    batch = (connection.features.max_query_params or 0) // 2 or len(wanted) or 1
+    seen = access.scope(Customer.objects.all(), user).alias(email_lower=Lower("email"))
+    found = {}
+    for start in range(0, len(wanted), batch):
+        found.update((customer.pk, customer) for customer in seen.filter(email_lower__in=wanted[start : start + batch]))
+    return [found[pk] for pk in sorted(found)]
 
 
 def _log(inbound, customers, user, now):
@@ -99,10 +102,12 @@ def receive(parsed, user, now=None):
                 received_at=now,
                 status=InboundEmail.Status.UNMATCHED,
             )
-            already = InboundEmail.objects.filter(message_id=parsed.message_id).values("interactions__customer")
-            customers = list(
-                matching_customers(user, addresses).exclude(pk__in=already.exclude(interactions__customer=None))
+            already = set(
+                InboundEmail.objects.filter(message_id=parsed.message_id)
+                .exclude(interactions__customer=None)
+                .values_list("interactions__customer", flat=True)
             )
+            customers = [customer for customer in matching_customers(user, addresses) if customer.pk not in already]
             if customers:
                 _log(inbound, customers, user, now)
                 InboundEmail.objects.filter(pk=inbound.pk).update(status=InboundEmail.Status.LOGGED)

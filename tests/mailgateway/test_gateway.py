@@ -2,6 +2,7 @@
 
 import base64
 import smtplib
+import sqlite3
 import time
 from email.message import EmailMessage
 from email.mime.application import MIMEApplication
@@ -9,6 +10,8 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 
 import pytest
+from django.db import connections
+from django.db.backends.signals import connection_created
 from django.test import Client
 from django.utils import timezone
 
@@ -283,6 +286,39 @@ def test_more_than_20_recipients_are_refused_with_452(gateway, people):
         client.mail("x@y.z")
         codes = [client.rcpt(own)[0] for _ in range(21)]
     assert codes == [250] * 20 + [452]
+
+
+@pytest.fixture
+def sqlite_of_999_parameters():
+    """SQLite connections that take at most 999 parameters in a query, as builds before 3.32 do by default
+    (later ones 32,766; this one 250,000), so that a message of a few thousand addresses goes past it."""
+
+    def limit(sender, connection, **kwargs):
+        if connection.vendor == "sqlite":
+            connection.connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+
+    connection_created.connect(limit)
+    for connection in connections.all():  # the ones open already (the test's own, in memory)
+        if connection.connection is not None:
+            limit(None, connection)
+    try:
+        yield
+    finally:
+        connection_created.disconnect(limit)
+
+
+def test_a_message_naming_more_addresses_than_one_query_takes_is_logged(gateway, people, sqlite_of_999_parameters):
+    others = ",\r\n ".join(f"p{n}@elsewhere.example" for n in range(3_000)).encode()
+    raw = (
+        b"From: someone@elsewhere.example\r\nSubject: Many\r\nMessage-ID: <many@x>\r\n"
+        b"To: " + others + b",\r\n alice@customer.example\r\nCc: bob@customer.example, carol@customer.example\r\n"
+        b"\r\nThe text.\r\n"
+    )
+    assert send(gateway, address_of(people["rep_a"]), raw) == (250, "OK: logged on 2 customer(s)")
+    assert sorted(i.customer.name for i in Interaction.objects.all()) == ["Alice Ltd", "Carol SA"]
+    # The same mail to the manager: only Bob is left to log it on.
+    assert send(gateway, address_of(people["manager"]), raw) == (250, "OK: logged on 1 customer(s)")
+    assert Interaction.objects.filter(customer=people["bob"]).count() == 1
 
 
 @pytest.mark.parametrize("charset", ["zlib", "base64", "hex", "rot13", "undefined"])
