@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models, router
 from django.db.models import Value
 from django.db.models.functions import Lower
+from django.db.models.lookups import In
 from django.utils.translation import gettext_lazy as _
 
 from companies.services import company_for_name
@@ -41,6 +42,15 @@ def email_in_use(email, *, other_than=None):
     return _email_clash_query(True, using).get(email, other_than) is not None
 
 
+class _LoweredIn(In):
+    """``lhs IN (LOWER(%s), ...)``: each value lowered by the database, as cheap to build as a plain ``IN``
+    (a ``Lower(Value(...))`` per value costs half a millisecond to compile)."""
+
+    def batch_process_rhs(self, compiler, connection, rhs=None):
+        sqls, params = super().batch_process_rhs(compiler, connection, rhs)
+        return [f"LOWER({sql})" for sql in sqls], params
+
+
 class CustomerQuerySet(models.QuerySet):
     def with_email(self, email):
         """Customers whose email is ``email`` in any letter case.
@@ -50,6 +60,11 @@ class CustomerQuerySet(models.QuerySet):
         would be a scan (``LIKE`` on SQLite, ``UPPER()`` on PostgreSQL).
         """
         return self.alias(email_lower=Lower("email")).filter(email_lower=Lower(Value(email)))
+
+    def with_email_in(self, emails):
+        """Customers whose email is one of ``emails`` in any letter case, lowered by the database as
+        :meth:`with_email` does (SQLite's ``LOWER()`` lowers ASCII letters only, Python's every letter)."""
+        return self.filter(_LoweredIn(Lower("email"), list(emails)))
 
     def with_summary(self, *also):
         """Annotate the summary figures (``interaction_count``, ``open_pipeline_value``,

@@ -33,7 +33,7 @@ class Parsed:
     message_id: str
     subject: str = ""
     from_address: str = ""
-    addresses: list = field(default_factory=list)  # every address in From, To and Cc, lower case, in order
+    addresses: list = field(default_factory=list)  # every address in From, To and Cc, as written, in order
     recipients: list = field(default_factory=list)  # To and Cc only, as written
     body: str = ""
     sent_at: datetime | None = None
@@ -239,11 +239,7 @@ def parse(raw):
         message = email.message_from_bytes(b"", policy=email.policy.compat32)
     senders = _addresses(message, "From")
     recipients = _addresses(message, "To", "Cc")
-    seen, addresses = set(), []
-    for address in senders + recipients:
-        if address.lower() not in seen:
-            seen.add(address.lower())
-            addresses.append(address.lower())
+    addresses = list(dict.fromkeys(senders + recipients))
     return Parsed(
         message_id=message_id_of(message, raw),
         subject=header_text(message, "Subject")[:998],

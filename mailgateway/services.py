@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -55,12 +54,12 @@ def matching_customers(user, addresses):
     A message may name more addresses than the database takes parameters in one query (SQLite's
     limit): they are matched in batches of half as many, the rest left for the scope's own parameters.
     """
-    wanted = list(dict.fromkeys(address.lower() for address in addresses))
+    wanted = list(dict.fromkeys(addresses))
     batch = (connection.features.max_query_params or 0) // 2 or len(wanted) or 1
-    seen = access.scope(Customer.objects.all(), user).alias(email_lower=Lower("email"))
+    seen = access.scope(Customer.objects.all(), user)
     found = {}
     for start in range(0, len(wanted), batch):
-        found.update((customer.pk, customer) for customer in seen.filter(email_lower__in=wanted[start : start + batch]))
+        found.update((customer.pk, customer) for customer in seen.with_email_in(wanted[start : start + batch]))
     return [found[pk] for pk in sorted(found)]
 
 
@@ -88,7 +87,6 @@ def receive(parsed, user, now=None):
     customer on whom another user's copy of the mail was already logged is skipped.
     """
     now = now or timezone.now()
-    addresses = [address.lower() for address in parsed.addresses]
     try:
         with transaction.atomic():
             inbound = InboundEmail.objects.create(
@@ -107,7 +105,9 @@ def receive(parsed, user, now=None):
                 .exclude(interactions__customer=None)
                 .values_list("interactions__customer", flat=True)
             )
-            customers = [customer for customer in matching_customers(user, addresses) if customer.pk not in already]
+            customers = [
+                customer for customer in matching_customers(user, parsed.addresses) if customer.pk not in already
+            ]
             if customers:
                 _log(inbound, customers, user, now)
                 InboundEmail.objects.filter(pk=inbound.pk).update(status=InboundEmail.Status.LOGGED)

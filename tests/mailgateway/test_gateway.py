@@ -19,6 +19,7 @@ from interactions.models import Interaction
 from mailgateway.models import InboundEmail
 from mailgateway.parsing import BODY_MAX_CHARS
 from notifications.models import Notification
+from tests.factories import CustomerFactory
 
 from .conftest import DOMAIN, address_of, send
 
@@ -362,3 +363,12 @@ def test_a_date_past_the_year_9999_in_utc_is_no_date(gateway, people):
     assert send(gateway, address_of(people["rep_a"]), raw) == (250, "OK: logged on 1 customer(s)")
     assert InboundEmail.objects.get().sent_at is None
     assert Interaction.objects.get().occurred_at >= before
+
+
+def test_an_address_with_capitals_beyond_ascii_matches_its_customer_in_any_case(gateway, people):
+    # An international domain, written as the customer's address is: the database lowers both sides alike
+    # (SQLite's LOWER() only lowers ASCII letters, Python's lower() every letter).
+    oeko = CustomerFactory(name="Öko AG", email="Info@ÖKO.example", owner=people["rep_a"])
+    raw = "From: x@y.z\r\nTo: info@ÖKO.example\r\nSubject: Öko\r\nMessage-ID: <oeko@x>\r\n\r\nHallo\r\n".encode()
+    assert send(gateway, address_of(people["rep_a"]), raw) == (250, "OK: logged on 1 customer(s)")
+    assert Interaction.objects.get().customer == oeko
