@@ -10,6 +10,10 @@ def new_token():
     return secrets.token_urlsafe(32)
 
 
+# The characters new_token() writes (URL-safe base64): a feed URL of any other is no feed's, not looked up.
+TOKEN_PATTERN = r"[A-Za-z0-9_-]{1,64}"
+
+
 class CalendarFeed(models.Model):
     """A user's private iCalendar feed of their open tasks, at an unguessable URL.
 

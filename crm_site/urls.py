@@ -3,6 +3,7 @@ from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
 
 from calendars import views as calendars
+from calendars.models import TOKEN_PATTERN
 from core.api import exceptions, views
 from crm_site import api_router
 
@@ -24,7 +25,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
     # A user's private task calendar: the token in the URL is its only credential (calendars/views.py).
-    path("calendar/<str:token>.ics", calendars.feed, name="calendar-feed"),
+    re_path(rf"^calendar/(?P<token>{TOKEN_PATTERN})\.ics$", calendars.feed, name="calendar-feed"),
     # Anything else under /api answers the enveloped JSON 404, with DEBUG on or off.
     re_path(r"^api(/.*)?$", csrf_exempt(exceptions.not_found)),
 ]

@@ -180,6 +180,14 @@ def test_the_token_opens_the_feed_and_nothing_else(rep, customer):
     assert APIClient().get("/calendar/.ics").status_code == 404
 
 
+@pytest.mark.parametrize("token", ["%00", "a%00b", "%FF%FE", "%F0%9F%98%80", "a.b", "x" * 5000])
+def test_a_token_of_what_no_token_holds_is_404_not_an_error(rep, customer, token):
+    # A NUL reached PostgreSQL, which refuses it in a text parameter: a 500 for anyone who asked.
+    turn_on(rep)
+    response = APIClient().get(f"/calendar/{token}.ics")
+    assert response.status_code == 404
+
+
 def test_the_feed_only_reads(rep, customer):
     url = turn_on(rep).removeprefix("http://testserver")
     client = APIClient()
