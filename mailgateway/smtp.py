@@ -42,6 +42,8 @@ def owner_of(address):
     local, _, domain = address.strip().rpartition("@")
     if not local or domain.lower() != settings.MAIL_GATEWAY_DOMAIN.lower() or len(local) > 64:
         return None
+    if not local.isprintable():  # no token holds a control character (PostgreSQL refuses a NUL in a query)
+        return None
     found = GatewayAddress.objects.filter(token=local.lower(), user__is_active=True).select_related("user").first()
     if found is None or not access.can_write(found.user):
         return None

@@ -81,7 +81,15 @@ def test_a_manager_logs_on_any_customer(gateway, people):
 
 @pytest.mark.parametrize(
     "rcpt",
-    ["nobody@" + DOMAIN, "{token}@elsewhere.example", "{token}x@" + DOMAIN, "not-an-address", "@" + DOMAIN],
+    [
+        "nobody@" + DOMAIN,
+        "{token}@elsewhere.example",
+        "{token}x@" + DOMAIN,
+        "not-an-address",
+        "@" + DOMAIN,
+        # PostgreSQL refuses a NUL in a text parameter: it answered 451 (try again), for ever.
+        "{token}\x00@" + DOMAIN,
+    ],
 )
 def test_unknown_gateway_addresses_are_refused_at_rcpt(gateway, people, rcpt):
     token = address_of(people["rep_a"]).split("@")[0]
