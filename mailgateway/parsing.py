@@ -24,6 +24,7 @@ WIDER_CHARSETS = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "eu
 # Codecs of domain names, which no mail is written in, read as UTF-8: Python decodes them in time that grows
 # with the square of the text (a 10 MB body labelled punycode would hold the gateway for hours).
 NOT_CHARSETS = {"punycode", "idna"}
+SURROGATES = re.compile("[\ud800-\udfff]")
 # Past this, a body is cut: an interaction's notes are for reading, not for archiving whole threads.
 BODY_MAX_CHARS = 100_000
 
@@ -53,10 +54,14 @@ def _decode_bytes(data, charset):
     # A mislabelled body: UTF-8 is the likeliest truth; else keep what can be read.
     for codec, errors in ((name, "strict"), ("utf-8", "strict"), (name, "replace")):
         try:
-            return data.decode(codec, errors)
+            text = data.decode(codec, errors)
+            break
         except (UnicodeError, LookupError):  # LookupError: a codec of bytes (zlib, base64), not of text
             continue
-    return data.decode("utf-8", "replace")
+    else:
+        return data.decode("utf-8", "replace")
+    # UTF-7 and the escape codecs can decode to half a surrogate pair, which no database stores as text.
+    return SURROGATES.sub("\ufffd", text)
 
 
 def _raw_values(message, name):

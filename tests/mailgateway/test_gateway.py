@@ -380,3 +380,15 @@ def test_an_address_with_capitals_beyond_ascii_matches_its_customer_in_any_case(
     raw = "From: x@y.z\r\nTo: info@ÖKO.example\r\nSubject: Öko\r\nMessage-ID: <oeko@x>\r\n\r\nHallo\r\n".encode()
     assert send(gateway, address_of(people["rep_a"]), raw) == (250, "OK: logged on 1 customer(s)")
     assert Interaction.objects.get().customer == oeko
+
+
+@pytest.mark.parametrize(("charset", "body"), [("utf-7", b"Hi +2AA- there"), ("unicode-escape", b"Hi \\ud800 there")])
+def test_a_body_decoding_to_half_a_surrogate_pair_is_kept_readable(gateway, people, charset, body):
+    # UTF-7 and Python's escapes decode these bytes to a lone surrogate, which no database can store as
+    # text: the gateway answered 451 (try again) to every retry.
+    raw = (
+        b"From: a@b.c\r\nTo: alice@customer.example\r\nSubject: S\r\nMessage-ID: <s@x>\r\n"
+        b"Content-Type: text/plain; charset=" + charset.encode() + b"\r\n\r\n" + body + b"\r\n"
+    )
+    assert send(gateway, address_of(people["rep_a"]), raw) == (250, "OK: logged on 1 customer(s)")
+    assert Interaction.objects.get().notes == "S\n\nHi \ufffd there"
