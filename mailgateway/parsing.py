@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.header import decode_header
+from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 from html import unescape
 from html.parser import HTMLParser
@@ -25,6 +26,10 @@ WIDER_CHARSETS = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "eu
 # with the square of the text (a 10 MB body labelled punycode would hold the gateway for hours).
 NOT_CHARSETS = {"punycode", "idna"}
 SURROGATES = re.compile("[\ud800-\udfff]")
+# Python's MIME parser checks each line against the boundary of every part it is inside, in time that grows
+# with lines times depth (10 MB of lines inside 500 nested parts: minutes). A message whose count of
+# "boundary" (a bound on its depth) times its lines passes this is read for its headers only.
+MAX_BOUNDARY_LINES = 20_000_000
 # Past this, a body is cut: an interaction's notes are for reading, not for archiving whole threads.
 BODY_MAX_CHARS = 100_000
 
@@ -238,8 +243,9 @@ def parse(raw):
     # compat32 keeps headers as received and reads MIME structure and parameters with simple string
     # operations; email.policy.default parses them on access with a parser whose time grows with the
     # square of some values (a Content-Type or To of folded quotes: hours for a 10 MB message).
+    headers_only = raw.lower().count(b"boundary") * (raw.count(b"\n") + 1) > MAX_BOUNDARY_LINES
     try:
-        message = email.message_from_bytes(raw, policy=email.policy.compat32)
+        message = BytesParser(policy=email.policy.compat32).parsebytes(raw, headersonly=headers_only)
     except Exception:
         message = email.message_from_bytes(b"", policy=email.policy.compat32)
     senders = _addresses(message, "From")
