@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.header import decode_header
 from email.parser import BytesParser
+from email.policy import Compat32
 from email.utils import getaddresses, parsedate_to_datetime
 from html import unescape
 from html.parser import HTMLParser
@@ -30,6 +31,10 @@ SURROGATES = re.compile("[\ud800-\udfff]")
 # with lines times depth (10 MB of lines inside 500 nested parts: minutes). A message whose count of
 # "boundary" (a bound on its depth) times its lines passes this is read for its headers only.
 MAX_BOUNDARY_LINES = 20_000_000
+# MIME parameters are read from this much of a Content-Type or Content-Disposition (real ones take a few
+# hundred characters): email.message copies the rest of the header after each parameter it reads, in time
+# that grows with the square of their number (10 MB of "; a=b": most of an hour).
+PARAMETER_HEADER_MAX = 8_000
 # Past this, a body is cut: an interaction's notes are for reading, not for archiving whole threads.
 BODY_MAX_CHARS = 100_000
 
@@ -52,6 +57,18 @@ def _codec_of(charset):
         return "utf-8" if codecs.lookup(name).name in NOT_CHARSETS else name
     except LookupError:
         return "utf-8"
+
+
+class _Policy(Compat32):
+    """compat32 (headers kept as received), reading MIME parameters from ``PARAMETER_HEADER_MAX`` characters."""
+
+    def header_fetch_parse(self, name, value):
+        if name.lower() in {"content-type", "content-disposition"}:
+            value = value[:PARAMETER_HEADER_MAX]
+        return super().header_fetch_parse(name, value)
+
+
+POLICY = _Policy()
 
 
 def _decode_bytes(data, charset):
@@ -245,9 +262,9 @@ def parse(raw):
     # square of some values (a Content-Type or To of folded quotes: hours for a 10 MB message).
     headers_only = raw.lower().count(b"boundary") * (raw.count(b"\n") + 1) > MAX_BOUNDARY_LINES
     try:
-        message = BytesParser(policy=email.policy.compat32).parsebytes(raw, headersonly=headers_only)
+        message = BytesParser(policy=POLICY).parsebytes(raw, headersonly=headers_only)
     except Exception:
-        message = email.message_from_bytes(b"", policy=email.policy.compat32)
+        message = email.message_from_bytes(b"", policy=POLICY)
     senders = _addresses(message, "From")
     recipients = _addresses(message, "To", "Cc")
     addresses = list(dict.fromkeys(senders + recipients))
