@@ -35,6 +35,9 @@ MAX_BOUNDARY_LINES = 20_000_000
 # hundred characters): email.message copies the rest of the header after each parameter it reads, in time
 # that grows with the square of their number (10 MB of "; a=b": most of an hour).
 PARAMETER_HEADER_MAX = 8_000
+# A Subject, Message-ID or Date is read from this many characters of its header: a subject of 998
+# characters (where it is cut) takes 11,000 written in RFC 2047 words of the longest kind (CJK, "Q").
+ONE_LINE_HEADER_MAX = 20_000
 # Past this, a body is cut: an interaction's notes are for reading, not for archiving whole threads.
 BODY_MAX_CHARS = 100_000
 
@@ -94,9 +97,10 @@ def _raw_values(message, name):
 def header_text(message, name):
     """The header decoded to text (RFC 2047 words in any charset), '' when absent; never raises."""
     try:
-        # Read as email.policy.default reads it: fast for the one-line headers asked for here.
+        # Read as email.policy.default reads it, from its first ONE_LINE_HEADER_MAX characters: the
+        # default policy's time grows with the square of a header's words.
         values = _raw_values(message, name)
-        raw = email.policy.default.header_fetch_parse(name, values[0]) if values else None
+        raw = email.policy.default.header_fetch_parse(name, values[0][:ONE_LINE_HEADER_MAX]) if values else None
     except Exception:  # a header the parser cannot even represent
         raw = None
     if raw is None:
