@@ -122,14 +122,18 @@ def _time_zone_changed(sender, *, user, old_zone, new_zone, **kwargs):
 def snooze_task(task, *, days=1):
     """Move ``task`` ``days`` later: from when it is due, or from now when it has no due date or is past due.
 
-    A date-only task moves whole days in its assignee's time zone (00:00 stays 00:00 across a DST change).
+    Days are whole days in its assignee's time zone: a date-only task's 00:00 stays 00:00, and a task due at
+    09:00 is due at 09:00 a day later across a DST change (a time the clocks skip that day becomes the time
+    they jumped to).
     """
     now = timezone.now()
+    zone = task.zone
     if task.due_is_date_only and task.due_at is not None:
-        zone = task.zone
         day = max(task.due_at.astimezone(zone).date(), now.astimezone(zone).date())
         task.due_at = date_only_due_at(day + datetime.timedelta(days=days), zone)
     else:
-        base = task.due_at if task.due_at is not None and task.due_at > now else now
-        task.due_at = base + datetime.timedelta(days=days)
+        base = (task.due_at if task.due_at is not None and task.due_at > now else now).astimezone(zone)
+        # The same time of day on the later date; fold=0 reads a skipped time with the offset before the jump.
+        later = datetime.datetime.combine(base.date() + datetime.timedelta(days=days), base.timetz().replace(fold=0))
+        task.due_at = later.astimezone(datetime.UTC)
     task.save(update_fields=["due_at", "updated_at"])

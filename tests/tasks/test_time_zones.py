@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 
 from tasks.models import Task
+from tasks.services import snooze_task
 from tasks.windows import WINDOWS, condition, day_of, window_of
 from tests.factories import CustomerFactory, TaskFactory
 
@@ -117,3 +118,26 @@ def test_the_api_filters_in_each_users_zone_as_the_rules_say(shanghai, los_angel
         assert window_of(Task.objects.get(title=f"{user.username}-1"), day) == "overdue"
         assert window_of(Task.objects.get(title=f"{user.username}0"), day) == "today"
         assert window_of(Task.objects.get(title=f"{user.username}1"), day) == "upcoming"
+
+
+@pytest.fixture
+def new_york(db):
+    return member("ny", "Sales rep", time_zone="America/New_York")
+
+
+@pytest.mark.parametrize(
+    ("due", "snoozed"),
+    [
+        # 09:00 EST on Saturday 13 March 2027; the clocks go forward that night: 09:00 EDT on the 14th.
+        (at(2027, 3, 13, 14), at(2027, 3, 14, 13)),
+        # 09:00 EDT on Saturday 6 November 2027; the clocks go back that night: 09:00 EST on the 7th.
+        (at(2027, 11, 6, 13), at(2027, 11, 7, 14)),
+        # 02:30 on the 13th; the 14th has no 02:30 in New York: the time the clocks jumped to, 03:30 EDT.
+        (at(2027, 3, 13, 7, 30), at(2027, 3, 14, 7, 30)),
+    ],
+)
+def test_a_snoozed_task_keeps_its_time_of_day_across_a_dst_change(new_york, due, snoozed):
+    task = TaskFactory(assignee=new_york, due_at=due)
+    snooze_task(task)
+    task.refresh_from_db()
+    assert task.due_at == snoozed
