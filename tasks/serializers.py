@@ -24,11 +24,14 @@ class DueAtField(serializers.DateTimeField):
     default_error_messages = {"invalid": "Enter a date (YYYY-MM-DD) or a date and time (ISO 8601)."}
 
     def to_internal_value(self, value):
-        if isinstance(value, str) and len(value.strip()) == 10:
+        if isinstance(value, str):
+            # A date in any of its ISO 8601 forms (20260310, 2026-W11-2 too): read as a date-time, it
+            # would be a timed task at 00:00 UTC.
             try:
                 return datetime.date.fromisoformat(value.strip())
             except ValueError:
-                self.fail("invalid")
+                if len(value.strip()) == 10:
+                    self.fail("invalid")
         moment = super().to_internal_value(value)
         try:
             validate_record_date(moment)

@@ -47,6 +47,17 @@ def test_a_date_alone_is_a_date_only_task_at_midnight_in_the_assignees_zone(rep,
     assert data["due_at"] == "2026-03-10T01:30:00Z" and data["due_is_date_only"] is False
 
 
+@pytest.mark.parametrize("sent", ["2026-03-10", "20260310", "2026-W11-2", "2026W112", " 2026-03-10 "])
+def test_a_date_in_any_iso_form_is_a_date_only_task_not_midnight_utc(rep, rep_api, sent):
+    UserPreferences.objects.create(user=rep, time_zone="America/New_York")
+    customer = CustomerFactory(owner=rep)
+    response = rep_api.post(URL, {"customer_id": customer.pk, "title": "Renewal", "due_at": sent}, format="json")
+    data = response.json()["data"]
+    # The 10th of March at 00:00 in New York (EDT from the 8th), not 00:00 UTC: 19:00 on the 9th there.
+    assert (data["due_at"], data["due_is_date_only"]) == ("2026-03-10T04:00:00Z", True)
+    assert Task.objects.get().due_date == datetime.date(2026, 3, 10)
+
+
 @pytest.mark.parametrize(
     ("payload", "field"),
     [
