@@ -130,6 +130,9 @@ def json_value(field, value):
                 return float(number)
         return value
     if isinstance(field, serializers.DateTimeField):
+        # A cell shown as a date alone (``core.tables``) is sent as a client sends a date: its ISO text.
+        if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+            return value.isoformat()
         return value
     if getattr(field, "takes_tag_names", False):
         # One cell, "a, b": the list of names the API takes.

@@ -15,9 +15,11 @@ refused without unzipping it). Rows are lists of cells, as openpyxl's
 """
 
 import csv
+import datetime
 import io
 import itertools
 import posixpath
+import re
 import zipfile
 from dataclasses import dataclass, replace
 from xml.parsers import expat
@@ -171,6 +173,17 @@ def _quote_left_open(text, line):
 NOT_XLSX = gettext_lazy(
     "This file cannot be read as XLSX: it is damaged, empty or of another kind. Choose the format that matches the file."
 )
+
+
+# What a number format writes besides its codes: quoted text, escaped characters, colours and locales ([Red],
+# [$-409]); an elapsed time ([h], [mm], [ss]) is a code.
+_FORMAT_LITERALS = re.compile(r'"[^"]*"|\\.|\[(?![hms]+\])[^\]]*\]', re.IGNORECASE)
+
+
+def shows_time(code):
+    """Whether the number format ``code`` shows a time of day (hours, seconds, AM/PM), not a date alone."""
+    codes = _FORMAT_LITERALS.sub("", code).lower()
+    return any(mark in codes for mark in ("h", "s", "am/pm", "a/p"))
 
 
 def xlsx_rows(data, limits=None):
@@ -328,7 +341,8 @@ class _Workbook:
         return self.texts(name, "si")
 
     def date_styles(self, name):
-        """The indexes of the cell styles that show numbers as dates, and those that show durations."""
+        """The cell styles that show numbers as dates (``{index: whether it shows a time}``), and the indexes of
+        those that show durations."""
         formats, styles, state = dict(BUILTIN_FORMATS), [], {"in_xfs": False}
 
         def start(tag, attrs):
@@ -351,7 +365,8 @@ class _Workbook:
 
         if name:
             self.parse(name, start=start, end=end)
-        dates = {index for index, code in enumerate(styles) if is_date_format(code)}
+        # Each date style, with whether it shows a time: a cell shown as a date alone holds a date.
+        dates = {index: shows_time(code) for index, code in enumerate(styles) if is_date_format(code)}
         durations = {index for index, code in enumerate(styles) if is_timedelta_format(code)}
         return dates, durations
 
@@ -443,7 +458,10 @@ class _Workbook:
                 return from_ISO8601(text)
             number = float(text) if any(mark in text for mark in ".eE") else int(text)
             if style in dates:
-                return from_excel(number, epoch, timedelta=style in durations)
+                moment = from_excel(number, epoch, timedelta=style in durations)
+                if not dates[style] and isinstance(moment, datetime.datetime) and moment.time() == datetime.time():
+                    return moment.date()
+                return moment
             return number
         except (ValueError, IndexError, OverflowError):
             # A cell that is not what its type says: kept as the text it holds.

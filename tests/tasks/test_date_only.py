@@ -15,7 +15,7 @@ from core.models import Event, UserPreferences
 from reminders import services as reminders
 from tasks.models import Task
 from tests.conftest import browser
-from tests.core.admin.helpers import change_form_data, confirm, upload
+from tests.core.admin.helpers import XLSX_FORMAT, change_form_data, confirm, upload
 from tests.factories import CustomerFactory, TaskFactory
 
 from .conftest import client_of, member
@@ -154,6 +154,23 @@ class TestReassigning:
     def test_the_new_assignees_calendar_shows_the_date(self, manager, los_angeles, task):
         client_of(manager).patch(f"/api/tasks/{task.pk}", {"assignee_id": los_angeles.pk}, format="json")
         assert feed_days(los_angeles) == {"Send contract (Acme)": datetime.date(2026, 12, 11)}
+
+
+class TestImportedFromASpreadsheet:
+    def test_a_date_cell_is_a_date_only_task_and_a_date_and_time_cell_a_timed_one(self, manager, customer, tokyo):
+        """An XLSX cell shown as a date holds a date, as "2026-12-11" in a CSV does: not 00:00 of the importer's day."""
+        admin = browser(manager)
+        rows = [
+            ["customer", "title", "assignee", "due_at"],
+            [customer.pk, "On the date", tokyo.pk, datetime.date(2026, 12, 11)],
+            [customer.pk, "At a time", tokyo.pk, datetime.datetime(2026, 12, 11, 9, 30)],
+        ]
+        confirm(admin, "/admin/tasks/task/", upload(admin, "/admin/tasks/task/", rows, XLSX_FORMAT))
+
+        dated, timed = Task.objects.get(title="On the date"), Task.objects.get(title="At a time")
+        assert (dated.due_is_date_only, dated.due_at, dated.due_date) == (True, at(2026, 12, 10, 15), rows[1][3])
+        # A date and time is read in the importer's zone (the admin's): 09:30 in Paris.
+        assert (timed.due_is_date_only, timed.due_at) == (False, at(2026, 12, 11, 8, 30))
 
 
 class TestChangingTimeZone:
