@@ -7,10 +7,12 @@ does the request's part; a report only says what to compute, from the querysets
 user's book (``core.access.scope``), as every list is.
 """
 
+from django.utils import timezone
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.access import scope
+from core.models import UserPreferences
 
 from .query import validated_query
 from .report_schemas import report_schema
@@ -38,4 +40,8 @@ class ScopedReportView(APIView):
 
     # (No docstring: the OpenAPI description of each report is its class's docstring.)
     def get(self, request):
-        return Response(self.report(validated_query(request, self.query_serializer_class)))
+        # Days (a date given, today, a week or a month) are the user's, in their time zone, as the admin's are;
+        # the payload's times stay in UTC (the database gives them so, and they are rendered after).
+        with timezone.override(UserPreferences.for_user(request.user).zone):
+            payload = self.report(validated_query(request, self.query_serializer_class))
+        return Response(payload)

@@ -163,7 +163,7 @@ class TestActivityAPI:
     @pytest.mark.parametrize("size", [4, 40])
     def test_query_count_is_fixed(self, api, django_assert_num_queries, size):
         make_activity(size, size * 5, timezone.localdate())
-        # Token, the period counts, the cold count and the cold list.
-        with django_assert_num_queries(4):
+        # Token, the user's time zone, the period counts, the cold count and the cold list.
+        with django_assert_num_queries(5):
             response = api.get(URL, {"group_by": "month", "cold_days": 10})
         assert response.status_code == 200

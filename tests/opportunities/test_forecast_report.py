@@ -158,7 +158,7 @@ class TestForecastAPI:
     @pytest.mark.parametrize("size", [5, 40])
     def test_query_count_is_fixed(self, api, django_assert_num_queries, size):
         make_forecast_data(size, timezone.localdate())
-        with django_assert_num_queries(3):  # token + two report queries
+        with django_assert_num_queries(4):  # token, the user's time zone, two report queries
             assert api.get(URL, {"months": 36}).status_code == 200
 
     def test_requires_authentication(self, anon_client):
