@@ -5,10 +5,12 @@ The filter backend every list endpoint uses is django-filter's, with date-times 
 A date-time filter value may carry any UTC offset that Python accepts (up to
 ±23:59), but PostgreSQL refuses offsets past ±15:59 and dates outside its range
 once shifted. Values are therefore converted to UTC while the form is cleaned,
-and one that cannot be is a 400 on that parameter instead of a database error.
+and one that cannot be is a 400 on that parameter instead of a database error. A date alone is a day of the
+requesting user's, 00:00 in their time zone.
 """
 
-from datetime import UTC
+import functools
+from datetime import UTC, date, datetime, time
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -17,19 +19,45 @@ from django_filters import rest_framework as filters
 from django_filters.rest_framework import DjangoFilterBackend, IsoDateTimeFilter
 
 from core.fields import EXTERNAL_ID_MAX_LENGTH
+from core.models import UserPreferences
 
 
 class UTCIsoDateTimeField(fields.IsoDateTimeField):
+    """A date-time bound in UTC; a date alone (``2026-03-10``) is 00:00 of that day in ``day_zone()`` (the user's
+    zone: their days, as the reports count them), so that a date-only task due on the 10th is due on or after
+    the 10th, and not before it."""
+
     default_error_messages = {"out_of_range": "Date and time out of range."}
 
+    def __init__(self, *args, day_zone=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.day_zone = day_zone
+
     def to_python(self, value):
+        day = self.day_of(value)
         value = super().to_python(value)
         if value is None:
             return value
+        if day is not None and self.day_zone is not None:
+            value = datetime.combine(day, time.min, tzinfo=self.day_zone())
         try:
             return value.astimezone(UTC)
         except OverflowError:
             raise ValidationError(self.error_messages["out_of_range"], code="out_of_range") from None
+
+    @staticmethod
+    def day_of(value):
+        """The date ``value`` is when it is a date alone, else None."""
+        if not isinstance(value, str):
+            return None
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            return None
+
+
+def user_zone(user):
+    return UserPreferences.for_user(user).zone
 
 
 # Query parameters that page a list and filter nothing (``core.api.pagination``).
@@ -53,6 +81,7 @@ class FilterBackend(DjangoFilterBackend):
                 # Each filterset holds its own copies of the filters, so this changes no class.
                 if isinstance(declared, IsoDateTimeFilter):
                     declared.field_class = UTCIsoDateTimeField
+                    declared.extra["day_zone"] = functools.partial(user_zone, request.user)
         return filterset
 
 

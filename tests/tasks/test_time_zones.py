@@ -141,3 +141,25 @@ def test_a_snoozed_task_keeps_its_time_of_day_across_a_dst_change(new_york, due,
     snooze_task(task)
     task.refresh_from_db()
     assert task.due_at == snoozed
+
+
+def test_a_date_alone_as_a_due_bound_is_that_day_in_the_users_zone(shanghai):
+    """A date-only task due on the 10th is due on or after the 10th and not before it, for its assignee; a
+    date-time bound is the instant it says."""
+    customer = CustomerFactory(owner=shanghai)
+    api = client_of(shanghai)
+    api.post("/api/tasks", {"customer_id": customer.pk, "title": "renew", "due_at": "2026-03-10"}, format="json")
+    # 00:30 on the 10th in Shanghai, 16:30 UTC on the 9th.
+    TaskFactory(customer=customer, assignee=shanghai, title="call", due_at=at(2026, 3, 9, 16, 30))
+
+    def listed(**bounds):
+        response = api.get("/api/tasks", bounds)
+        assert response.status_code == 200, response.content
+        return {row["title"] for row in response.json()["data"]}
+
+    assert listed(due_after="2026-03-10") == {"renew", "call"}
+    assert listed(due_before="2026-03-10") == set()
+    assert listed(due_after="2026-03-11") == set()
+    assert listed(due_before="2026-03-11") == {"renew", "call"}
+    assert listed(due_after="2026-03-10T00:00:00Z") == set()
+    assert listed(due_before="2026-03-09T16:15:00Z") == {"renew"}
