@@ -32,6 +32,20 @@ from .serializers import TEXT_MAX_LENGTH, TaskSerializer, may_be_assigned
 from .windows import WINDOWS, condition, day_of, start_of
 
 
+class DueAtField(forms.SplitDateTimeField):
+    """A task's due date and time; a date-only task's is its date, at the start of that day, whatever time is
+    shown beside it (00:00 does not exist in every zone on every day: Cairo's clocks go from 00:00 to 01:00
+    on some)."""
+
+    # Set on a bound form whose date-only box is ticked (``DueDateForm``); a timed task's time is read as it is.
+    date_alone = False
+
+    def compress(self, data_list):
+        if self.date_alone and data_list and data_list[0]:
+            return start_of(data_list[0], timezone.get_current_timezone())
+        return super().compress(data_list)
+
+
 class DueDateForm(CRMModelForm):
     """A task's form whose date-only due date reads as the date it is due on, whoever is looking.
 
@@ -39,11 +53,21 @@ class DueDateForm(CRMModelForm):
     entered in the assignee's zone, as the API stores it (``Task.due_date``).
     """
 
+    class Meta:
+        field_classes = {"due_at": DueAtField}
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         day = None if self.instance._state.adding else self.instance.due_date
         if "due_at" in self.fields and day is not None:
             self.initial["due_at"] = start_of(day, timezone.get_current_timezone())
+        if isinstance(self.fields.get("due_at"), DueAtField):
+            self.fields["due_at"].date_alone = self.is_bound and self._posted_date_only()
+
+    def _posted_date_only(self):
+        field = self.fields.get("due_is_date_only")
+        name = self.add_prefix("due_is_date_only")
+        return field is not None and field.clean(field.widget.value_from_datadict(self.data, self.files, name))
 
     def _post_clean(self):
         super()._post_clean()

@@ -263,26 +263,46 @@ class TestTheAdminShowsTheDate:
         task.refresh_from_db()
         assert (task.title, task.due_at) == ("Send the contract", at(2026, 12, 10, 15))
 
-    def test_a_date_entered_is_that_date_for_the_assignee(self, manager, customer, tokyo):
-        admin = browser(manager)
+    @staticmethod
+    def add_form(editor, customer, assignee, day):
+        """The add page of ``editor``, posted with a date-only task due on ``day`` (00:00 beside it, as shown)."""
+        admin = browser(editor)
         page = admin.get("/admin/tasks/task/add/")
-        with timezone.override(UserPreferences.for_user(manager).zone):
+        with timezone.override(UserPreferences.for_user(editor).zone):
             data = change_form_data(page)
         data.update(
             {
                 "title": "Renew",
                 "customer": customer.pk,
-                "assignee": tokyo.pk,
+                "assignee": assignee.pk,
                 "kind": "todo",
-                "due_at_0": "2026-12-11",
+                "due_at_0": day,
                 "due_at_1": "00:00:00",
                 "due_is_date_only": "on",
             }
         )
+        return admin, data
+
+    def test_a_date_entered_is_that_date_for_the_assignee(self, manager, customer, tokyo):
+        admin, data = self.add_form(manager, customer, tokyo, "2026-12-11")
 
         assert admin.post("/admin/tasks/task/add/", data).status_code == 302
         added = Task.objects.get(title="Renew")
         assert (added.due_at, added.due_date) == (at(2026, 12, 10, 15), datetime.date(2026, 12, 11))
+
+    def test_a_date_whose_midnight_the_editors_clocks_skip_is_still_that_date(self, customer, tokyo):
+        """Cairo's clocks go from 00:00 to 01:00 on 24 April 2026: a date-only task is due on that date all the same."""
+        cairo = member("cairo", "Sales manager", time_zone="Africa/Cairo", is_staff=True)
+        admin, data = self.add_form(cairo, customer, tokyo, "2026-04-24")
+
+        response = admin.post("/admin/tasks/task/add/", data)
+        assert response.status_code == 302, response.context["adminform"].form.errors
+        added = Task.objects.get(title="Renew")
+        assert (added.due_at, added.due_date) == (at(2026, 4, 23, 15), datetime.date(2026, 4, 24))
+        # A timed task at a time that does not exist is refused on the form, as before.
+        data.update({"title": "Call", "due_is_date_only": ""})
+        response = admin.post("/admin/tasks/task/add/", data)
+        assert response.status_code == 200 and "due_at" in response.context["adminform"].form.errors
 
 
 class TestSentBackAsRead:
