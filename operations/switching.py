@@ -535,7 +535,8 @@ def _amount(text):
 def _date(text):
     if not text:
         return None
-    head = text.strip()[:10]
+    # The date before any time written after it ("9/3/2024 10:00", "2024-09-30T17:00:00Z"), however padded.
+    head = re.split(r"[T\s]", text.strip(), maxsplit=1)[0]
     for pattern in _DATE_FORMATS:
         try:
             return datetime.datetime.strptime(head, pattern).date().isoformat()

@@ -422,3 +422,29 @@ def test_the_command_aborted_in_a_deadlock_says_so_with_nothing_written(tmp_path
     )
     assert not Opportunity.objects.exists()
     assert not Changeset.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("written", "stored"),
+    [
+        ("2024-09-30", "2024-09-30"),
+        ("2024-09-30 17:00", "2024-09-30"),
+        ("9/3/2024", "2024-09-03"),
+        ("9/3/2024 10:00", "2024-09-03"),
+        ("09/03/2024 10:00 AM", "2024-09-03"),
+        ("3.9.2024 09:00", "2024-09-03"),
+        ("2024-09-30T23:00:00Z", "2024-09-30"),
+    ],
+)
+def test_a_close_date_is_read_whatever_the_time_after_it_and_its_padding(written, stored):
+    persons = "Person - ID,Person - Name,Person - Email\n11,李娜,li.na@yunfan.cn\n"
+    deals = (
+        "Deal - ID,Deal - Title,Deal - Value,Deal - Stage,Deal - Status,Deal - Expected close date,Deal - Person\n"
+        f"21,云帆 年度合同,150000,Proposal Made,open,{written},李娜\n"
+    )
+    result = import_files(
+        [SourceFile(name="persons.csv", data=persons.encode()), SourceFile(name="deals.csv", data=deals.encode())],
+        vendor="pipedrive",
+    )
+    assert rejected(result) == {}
+    assert str(Opportunity.objects.get().expected_close_date) == stored
