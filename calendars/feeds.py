@@ -63,7 +63,7 @@ def build_calendar(user, tasks, *, link_for):
     calendar.add("calscale", "GREGORIAN")
     calendar.add("method", "PUBLISH")
     calendar.add("x-wr-calname", f"CRM tasks: {user.get_username()}")
-    calendar.add("x-wr-timezone", preferences.time_zone)
+    calendar.add("x-wr-timezone", zone.key)  # the zone its days are in: the site's for a name no longer known
     for task in tasks:
         calendar.add_component(task_event(task, zone, link_for(task)))
     return calendar.to_ical()

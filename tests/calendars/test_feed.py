@@ -243,3 +243,17 @@ def test_the_access_log_keeps_no_feed_token(rep, customer, caplog):
     lines = [record.getMessage() for record in caplog.records if record.name == "crm.access"]
     assert any('"/calendar/[token].ics"' in line for line in lines)
     assert not any(token in line for line in lines)
+
+
+def test_a_zone_no_longer_known_names_the_sites_zone_its_days_are_in(rep, customer, settings):
+    """A stored zone name that the time zone database dropped is read as the site's zone (``zone_named``): the
+    feed names that zone, not one that calendar apps cannot place."""
+    settings.TIME_ZONE = "Europe/Paris"
+    UserPreferences.objects.filter(user=rep).update(time_zone="Asia/Atlantis")
+    # 23:30 UTC on the 10th: the 11th in Paris.
+    add_task(customer, rep, title="Sign", due_at=datetime(2026, 12, 10, 23, 30, tzinfo=UTC), due_is_date_only=True)
+
+    calendar = icalendar.Calendar.from_ical(fetch(turn_on(rep)).content)
+    assert str(calendar["x-wr-timezone"]) == "Europe/Paris"
+    (event,) = calendar.walk("VEVENT")
+    assert event.decoded("dtstart") == datetime(2026, 12, 11).date()
