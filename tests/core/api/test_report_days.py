@@ -8,7 +8,8 @@ from django.utils import timezone
 
 from core.models import UserPreferences
 from interactions.models import Interaction
-from tests.factories import InteractionFactory
+from opportunities.models import Opportunity
+from tests.factories import InteractionFactory, OpportunityFactory
 
 pytestmark = pytest.mark.django_db
 UTC = datetime.UTC
@@ -55,3 +56,13 @@ def test_the_activity_report_counts_by_the_users_days_weeks_and_months(user, api
     assert data["totals"]["total"] == 1
     # Times stay in UTC.
     assert data["going_cold"]["since"].endswith("Z")
+
+
+@pytest.mark.parametrize(("zone", "counted"), [("Asia/Shanghai", 1), ("UTC", 0)])
+def test_the_pipelines_days_are_the_users(user, api, zone, counted):
+    in_zone(user, zone)
+    deal = OpportunityFactory()
+    # Monday 2 March 2026, 01:00 in Shanghai; Sunday 1 March in UTC.
+    Opportunity.objects.filter(pk=deal.pk).update(created_at=datetime.datetime(2026, 3, 1, 17, tzinfo=UTC))
+    data = api.get("/api/reports/pipeline", {"created_from": "2026-03-02", "created_to": "2026-03-02"}).json()["data"]
+    assert data["open"]["count"] + data["won"]["count"] + data["lost"]["count"] == counted
