@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 from django.db import connections
+from django.db.migrations.loader import MigrationLoader
 
 from operations.sqlite_files import integrity_problem, open_untrusted, schema_objects
 
@@ -118,9 +119,50 @@ def check_backup(path, alias="default"):
     if kind != vendor:
         raise BackupError(f"{path} is a {kind} backup, but this database is {vendor}.")
     if kind == "sqlite":
-        _check_sqlite_backup(path, alias)
+        applied = _check_sqlite_backup(path, alias)
     else:
         _check_pg_backup(path, alias)
+        applied = _pg_backup_migrations(path, alias)
+    _check_version(path, applied)
+
+
+def _check_version(path, applied):
+    """Refuse a backup made by a newer version of the application: one that records migrations of this
+    application's apps that this code does not have. Restored, its schema would be one the code does not
+    know, and no ``migrate`` of this code could bring it back. (An older backup is restored, then migrated.)"""
+    loader = MigrationLoader(None, ignore_no_migrations=True)
+    known = set(loader.disk_migrations)
+    known.update(name for squashed in loader.replacements.values() for name in squashed.replaces)
+    unknown = sorted(
+        f"{app}.{name}" for app, name in applied if app in loader.migrated_apps and (app, name) not in known
+    )
+    if unknown:
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        raise BackupError(
+            f"{path} was made by a newer version of the application: it records migrations this version lacks "
+            f"({', '.join(unknown[:5])}{more}). Restore it with that version or a later one; nothing was changed."
+        )
+
+
+def _pg_backup_migrations(path, alias):
+    """``{(app, name)}`` of the ``django_migrations`` rows in a pg_dump archive (its COPY data)."""
+    text = _run(
+        _pg_command(
+            "pg_restore", alias, "--data-only", "--table=django_migrations", "--file=-", str(path), database=False
+        ),
+        alias,
+    ).stdout
+    applied, columns = set(), None
+    for line in text.splitlines():
+        if columns is None:
+            if line.startswith("COPY ") and "django_migrations" in line.split("(", 1)[0]:
+                columns = [name.strip() for name in line.split("(", 1)[1].split(")", 1)[0].split(",")]
+            continue
+        if line == "\\.":
+            break
+        row = dict(zip(columns, line.split("\t"), strict=False))
+        applied.add((row.get("app"), row.get("name")))
+    return applied
 
 
 # Kinds of dump entries that run code or rewrite queries. This application's schema has only the
@@ -192,7 +234,8 @@ def _entry_name(kind, entry):
 
 
 def _check_sqlite_backup(path, alias):
-    """Refuse a damaged file, another application's database, or one carrying views or triggers of its own.
+    """Refuse a damaged file, another application's database, or one carrying views or triggers of its own;
+    the ``(app, name)`` of the migrations it records.
 
     A restore copies the file's schema with its data: a trigger added to a backup
     would run inside the live database on every later write.
@@ -206,6 +249,8 @@ def _check_sqlite_backup(path, alias):
         tables = {row[0] for row in source.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         extra = schema_objects(source, "view", "trigger")
         page_size = source.execute("PRAGMA page_size").fetchone()[0]
+        ours = set(_APPLICATION_TABLES) <= tables
+        applied = set(source.execute("SELECT app, name FROM django_migrations")) if ours else set()
     except sqlite3.DatabaseError as exc:
         raise BackupError(f"{path} cannot be read: {exc}") from exc
     finally:
@@ -229,6 +274,7 @@ def _check_sqlite_backup(path, alias):
     if extra:
         names = ", ".join(sorted(f"{kind} {name}" for kind, name, _sql in extra))
         raise BackupError(f"{path} holds a schema this application never creates ({names}); it is not restored.")
+    return applied
 
 
 def restore(path, alias="default"):
