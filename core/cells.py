@@ -23,6 +23,42 @@ TRUE_TEXTS = {"true", "t", "yes", "y", "1", "是", "on"}
 FALSE_TEXTS = {"false", "f", "no", "n", "0", "否", "off"}
 
 
+def csv_text(data):
+    """The text of an import's CSV bytes in the first of ``TEXT_ENCODINGS`` that reads them whole as text of
+    that kind; None when none does.
+
+    Two encodings read more than they should. UTF-8 reads UTF-16 without a byte order mark (a NUL beside
+    every ASCII letter). GB18030 reads any Western Windows "CSV" whose accented letters are each followed
+    by a letter ("Jürgen Müller" as "J黵gen M黮ler"): each accent and the letter after it become one
+    character standing alone between Latin letters, where Chinese text has its characters side by side
+    (names, companies, addresses are words of two or more).
+    """
+    for encoding in TEXT_ENCODINGS:
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        if text.count("\x00") * 4 > len(text):
+            continue
+        if encoding == "gb18030" and _mostly_alone(text):
+            continue
+        return text
+    return None
+
+
+def _mostly_alone(text):
+    """Whether most of the non-ASCII characters of ``text`` have no non-ASCII character beside them."""
+    wide = alone = 0
+    for position, char in enumerate(text):
+        if char.isascii():
+            continue
+        wide += 1
+        before = text[position - 1] if position else "a"
+        after = text[position + 1] if position + 1 < len(text) else "a"
+        alone += before.isascii() and after.isascii()
+    return alone * 2 > wide
+
+
 def boolean_of(value):
     """A cell or a query value as True or False (a boolean as it is); None when it says neither."""
     if isinstance(value, bool):

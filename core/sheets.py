@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 
 from core import customfields, tags
 from core.api.viewsets import changes_anything
-from core.cells import TEXT_ENCODINGS
+from core.cells import TEXT_ENCODINGS, csv_text
 from core.rowlocks import lock_keys, locking
 from core.tables import FileRefused, NotAWorkbook, check_size, csv_rows, xlsx_rows
 from core.tags import split_names
@@ -37,14 +37,12 @@ class Sheet:
 
 
 def decode(data, path, encoding=None):
-    """The text of a CSV file: in ``encoding``, or the first of ``TEXT_ENCODINGS`` that reads it whole."""
+    """The text of a CSV file: in ``encoding``, or as ``core.cells.csv_text`` finds it."""
     if encoding:
         return data.decode(encoding)
-    for candidate in TEXT_ENCODINGS:
-        try:
-            return data.decode(candidate)
-        except UnicodeDecodeError:
-            continue
+    text = csv_text(data)
+    if text is not None:
+        return text
     raise ImportFileError(
         f"{path} is not text in {' or '.join(TEXT_ENCODINGS)}. Save it as 'CSV UTF-8' or pass --encoding."
     )

@@ -6,19 +6,17 @@ import tablib
 from django.utils.translation import gettext_lazy as _
 from import_export.formats import base_formats
 
-from core.cells import TEXT_ENCODINGS, csv_cell, xlsx_cell
+from core.cells import csv_cell, csv_text, xlsx_cell
 from core.tables import FileRefused, csv_rows, xlsx_rows
 
 
 def decode_text(data):
-    """The text of an uploaded file, in the first of ``TEXT_ENCODINGS`` that reads it whole."""
+    """The text of an uploaded file, as ``core.cells.csv_text`` finds it."""
     if isinstance(data, str):
         return data
-    for encoding in TEXT_ENCODINGS:
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
+    text = csv_text(data)
+    if text is not None:
+        return text
     raise FileRefused(_("The file is not text in UTF-8 or GB18030. Save it from the spreadsheet as “CSV UTF-8”."))
 
 

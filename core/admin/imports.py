@@ -40,7 +40,8 @@ from import_export.forms import ConfirmImportForm
 
 from core import changesets
 from core.admin.changesets import note_recorded
-from core.cells import TEXT_ENCODINGS, csv_cell
+from core.admin.formats import decode_text
+from core.cells import csv_cell
 from core.resources import file_line
 from core.tables import check_size, csv_rows, xlsx_rows
 from core.uploads import UploadUnavailable, read_upload, store_upload
@@ -408,8 +409,7 @@ def _data_lines(data, extension, count):
     """
     try:
         if extension == "csv":
-            text = next(decoded for decoded in _decodings(data) if decoded is not None)
-            rows = csv_rows(text)
+            rows = csv_rows(decode_text(data))
         elif extension == "xlsx":
             rows = xlsx_rows(data)
         else:
@@ -418,14 +418,3 @@ def _data_lines(data, extension, count):
         return None
     lines = [line for line, _cells in rows[1:]]
     return lines if len(lines) == count else None
-
-
-def _decodings(data):
-    if isinstance(data, str):
-        yield data
-        return
-    for encoding in TEXT_ENCODINGS:
-        try:
-            yield data.decode(encoding)
-        except UnicodeDecodeError:
-            yield None

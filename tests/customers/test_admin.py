@@ -439,6 +439,27 @@ class TestImport:
             "The file is not text in UTF-8 or GB18030. Save it from the spreadsheet as “CSV UTF-8”."
         ]
 
+    @pytest.mark.parametrize(
+        "content",
+        [
+            # Western Windows "CSV" whose every accent is followed by a letter: GB18030 reads it whole, as
+            # "J黵gen M黮ler".
+            "name,email\r\nJürgen Müller,jm@example.de\r\nSøren Kierkegård,sk@example.dk\r\n".encode("cp1252"),
+            # UTF-16 without a byte order mark: UTF-8 reads it whole, a NUL after every letter.
+            "name,email\r\nAda,ada@example.com\r\n".encode("utf-16-le"),
+        ],
+        ids=["cp1252", "utf-16-le"],
+    )
+    def test_csv_that_reads_only_as_garbage_is_a_clear_form_error(self, admin_client, content):
+        preview = admin_client.post(
+            f"{URL}import/",
+            {"resource": "0", "format": CSV_FORMAT, "import_file": SimpleUploadedFile("c.csv", content)},
+        )
+        assert preview.context["form"].errors["import_file"] == [
+            "The file is not text in UTF-8 or GB18030. Save it from the spreadsheet as “CSV UTF-8”."
+        ]
+        assert not Customer.objects.exists()
+
     def test_confirm_writes_nothing_when_a_row_became_invalid_after_the_preview(self, admin_client):
         gone = CustomerFactory(name="Soon deleted")
         rows = [HEADER, ["", "Fine", "", "fine@example.com", "", ""], [gone.pk, "Renamed", "", "", "", ""]]

@@ -197,6 +197,35 @@ class TestBadFiles:
         assert "is not text in utf-8-sig or gb18030" in message
         assert snapshot() == []
 
+    @pytest.mark.parametrize(
+        ("text", "encoding", "names"),
+        [
+            # Every accent followed by a letter: GB18030 reads it whole, as "J黵gen M黮ler" and "Concei玢o".
+            (
+                "name,email\nJürgen Müller,jm@example.de\nAna Conceição,ac@example.br\n",
+                "cp1252",
+                ["Jürgen Müller", "Ana Conceição"],
+            ),
+            # No byte order mark: UTF-8 reads it whole, a NUL after every letter.
+            ("name,email\nAda,ada@example.com\n", "utf-16-le", ["Ada"]),
+        ],
+        ids=["cp1252", "utf-16-le"],
+    )
+    def test_text_that_reads_only_as_garbage_is_refused_and_the_right_encoding_imports_it(
+        self, tmp_path, text, encoding, names
+    ):
+        path = write_csv(tmp_path, text, encoding=encoding)
+        message, _, _ = run_failing(path)
+        assert "is not text in utf-8-sig or gb18030" in message
+        assert snapshot() == []
+        run(path, "--encoding", encoding)
+        assert [name for name, *_ in snapshot()] == names
+
+    def test_gb18030_with_rare_characters_and_latin_letters_is_still_read(self, tmp_path):
+        text = "姓名,公司,邮箱\n朱镕基,ABC科技,zrj@example.cn\n王喆,SOHO现代城A座,wz@example.cn\n"
+        run(write_csv(tmp_path, text, encoding="gb18030"))
+        assert [row[:2] for row in snapshot()] == [("朱镕基", "ABC科技"), ("王喆", "SOHO现代城A座")]
+
     def test_explicit_encoding(self, tmp_path):
         run(write_csv(tmp_path, GOOD, encoding="utf-16"), "--encoding", "utf-16")
         assert len(snapshot()) == 2
