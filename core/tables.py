@@ -144,6 +144,7 @@ def csv_rows(text, limits=None):
         raise FileRefused(
             _("Line %(line)s cannot be read as CSV: %(error)s.") % {"line": reader.line_num, "error": exc}
         ) from exc
+    _check_widths(bounds.rows)
     if _quote_left_open(text, last):
         raise FileRefused(
             _(
@@ -153,6 +154,22 @@ def csv_rows(text, limits=None):
             % {"line": last}
         )
     return bounds.rows
+
+
+def _check_widths(rows):
+    """Refuse a row with more cells than the header names (trailing empty cells aside): in CSV that is a
+    value holding a comma without its quotes ("Acme, Inc"), which shifts the row's cells and would drop
+    the last ones silently, as cells of no column."""
+    named = next((len(cells) for _line, cells in rows if any(cell.strip() for cell in cells)), 0)
+    for line, cells in rows:
+        if len(cells) > named:
+            raise FileRefused(
+                _(
+                    "Line %(line)s has %(cells)s cells, but the first row names %(columns)s columns: a value "
+                    "holding a comma must be in double quotes. Check that line."
+                )
+                % {"line": line, "cells": len(cells), "columns": named}
+            )
 
 
 def _quote_left_open(text, line):

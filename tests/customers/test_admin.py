@@ -429,35 +429,35 @@ class TestImport:
         assert preview.context["form"].errors["import_file"]
         assert not Customer.objects.exists()
 
-    def test_csv_in_no_known_encoding_is_a_clear_form_error(self, admin_client):
-        content = b"name\r\n\xff\xfe\xfa\r\n"
-        preview = admin_client.post(
-            f"{URL}import/",
-            {"resource": "0", "format": CSV_FORMAT, "import_file": SimpleUploadedFile("c.csv", content)},
-        )
-        assert preview.context["form"].errors["import_file"] == [
-            "The file is not text in UTF-8 or GB18030. Save it from the spreadsheet as “CSV UTF-8”."
-        ]
+    NOT_TEXT = "The file is not text in UTF-8 or GB18030. Save it from the spreadsheet as “CSV UTF-8”."
 
     @pytest.mark.parametrize(
-        "content",
+        ("content", "message"),
         [
+            (b"name\r\n\xff\xfe\xfa\r\n", NOT_TEXT),
             # Western Windows "CSV" whose every accent is followed by a letter: GB18030 reads it whole, as
             # "J黵gen M黮ler".
-            "name,email\r\nJürgen Müller,jm@example.de\r\nSøren Kierkegård,sk@example.dk\r\n".encode("cp1252"),
+            (
+                "name,email\r\nJürgen Müller,jm@example.de\r\nSøren Kierkegård,sk@example.dk\r\n".encode("cp1252"),
+                NOT_TEXT,
+            ),
             # UTF-16 without a byte order mark: UTF-8 reads it whole, a NUL after every letter.
-            "name,email\r\nAda,ada@example.com\r\n".encode("utf-16-le"),
+            ("name,email\r\nAda,ada@example.com\r\n".encode("utf-16-le"), NOT_TEXT),
+            # "Acme, Inc" without quotes: its row has a cell more than the header names.
+            (
+                b"name,email,company\r\nAda,ada@example.com,Globex\r\nBob,bob@example.com,Acme, Inc\r\n",
+                "Line 3 has 4 cells, but the first row names 3 columns: a value holding a comma must be in double "
+                "quotes. Check that line.",
+            ),
         ],
-        ids=["cp1252", "utf-16-le"],
+        ids=["no-known-encoding", "cp1252", "utf-16-le", "row-wider-than-header"],
     )
-    def test_csv_that_reads_only_as_garbage_is_a_clear_form_error(self, admin_client, content):
+    def test_csv_refused_whole_is_a_clear_form_error(self, admin_client, content, message):
         preview = admin_client.post(
             f"{URL}import/",
             {"resource": "0", "format": CSV_FORMAT, "import_file": SimpleUploadedFile("c.csv", content)},
         )
-        assert preview.context["form"].errors["import_file"] == [
-            "The file is not text in UTF-8 or GB18030. Save it from the spreadsheet as “CSV UTF-8”."
-        ]
+        assert preview.context["form"].errors["import_file"] == [message]
         assert not Customer.objects.exists()
 
     def test_confirm_writes_nothing_when_a_row_became_invalid_after_the_preview(self, admin_client):

@@ -350,6 +350,18 @@ class TestHostileFiles:
         path.write_bytes(b"\xff\xfe\x00\x81" * 500)
         assert "is not text in utf-8-sig or gb18030" in self.refused(path)
 
+    @pytest.mark.parametrize("atomic", [[], ["--atomic"]])
+    def test_a_row_wider_than_the_header_is_refused_with_its_line(self, tmp_path, atomic):
+        # "Acme, Inc" without quotes: the row has a cell more than the header names, and " Inc" was dropped.
+        path = write_csv(
+            tmp_path, "name,email,company\nAda,ada@example.com,Globex\nBob,bob@example.com,Acme, Inc\n", name="w.csv"
+        )
+        message = self.refused(path, *atomic)
+        assert message == (
+            f"{path}: Line 3 has 4 cells, but the first row names 3 columns: a value holding a comma "
+            "must be in double quotes. Check that line."
+        )
+
     def test_text_not_in_the_given_encoding(self, tmp_path):
         path = write_csv(tmp_path, GOOD, encoding="gb18030")
         assert "Cannot read" in self.refused(path, "--encoding", "ascii")
