@@ -157,10 +157,21 @@ def csv_rows(text, limits=None):
 
 
 def _check_widths(rows):
-    """Refuse a row with more cells than the header names (trailing empty cells aside): in CSV that is a
-    value holding a comma without its quotes ("Acme, Inc"), which shifts the row's cells and would drop
-    the last ones silently, as cells of no column."""
-    named = next((len(cells) for _line, cells in rows if any(cell.strip() for cell in cells)), 0)
+    """Refuse a header of one cell holding another delimiter ("name;email": Excel's "CSV" where the decimal
+    mark is a comma), and a row with more cells than the header names (trailing empty cells aside): in CSV
+    that is a value holding a comma without its quotes ("Acme, Inc"), which shifts the row's cells and would
+    drop the last ones silently, as cells of no column."""
+    header = next((cells for _line, cells in rows if any(cell.strip() for cell in cells)), [])
+    delimiter = next((mark for mark in (";", "\t", "|") if len(header) == 1 and mark in header[0]), None)
+    if delimiter:
+        raise FileRefused(
+            _(
+                "The first row is one cell, “%(header)s”: its columns are separated by “%(delimiter)s”, not by "
+                "commas. Save the file as “CSV UTF-8 (comma delimited)” or as XLSX."
+            )
+            % {"header": header[0][:100], "delimiter": delimiter}
+        )
+    named = len(header)
     for line, cells in rows:
         if len(cells) > named:
             raise FileRefused(

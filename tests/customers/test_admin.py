@@ -449,8 +449,13 @@ class TestImport:
                 "Line 3 has 4 cells, but the first row names 3 columns: a value holding a comma must be in double "
                 "quotes. Check that line.",
             ),
+            (
+                b"name;email\r\nAda;ada@example.com\r\n",
+                "The first row is one cell, “name;email”: its columns are separated by “;”, not by commas. Save "
+                "the file as “CSV UTF-8 (comma delimited)” or as XLSX.",
+            ),
         ],
-        ids=["no-known-encoding", "cp1252", "utf-16-le", "row-wider-than-header"],
+        ids=["no-known-encoding", "cp1252", "utf-16-le", "row-wider-than-header", "semicolons"],
     )
     def test_csv_refused_whole_is_a_clear_form_error(self, admin_client, content, message):
         preview = admin_client.post(

@@ -362,6 +362,16 @@ class TestHostileFiles:
             "must be in double quotes. Check that line."
         )
 
+    @pytest.mark.parametrize("delimiter", [";", "\t"], ids=["semicolon", "tab"])
+    def test_a_file_separated_by_another_delimiter_is_refused_saying_so(self, tmp_path, delimiter):
+        # Excel's "CSV" where the decimal mark is a comma, or a "text" export: one column, "name;email".
+        text = f"name{delimiter}email\nAda{delimiter}ada@example.com\n"
+        message = self.refused(write_csv(tmp_path, text, name="d.csv"))
+        assert message.endswith(
+            f"The first row is one cell, “name{delimiter}email”: its columns are separated by “{delimiter}”, not "
+            "by commas. Save the file as “CSV UTF-8 (comma delimited)” or as XLSX."
+        )
+
     def test_text_not_in_the_given_encoding(self, tmp_path):
         path = write_csv(tmp_path, GOOD, encoding="gb18030")
         assert "Cannot read" in self.refused(path, "--encoding", "ascii")
