@@ -10,6 +10,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import tempfile
 from pathlib import Path
 
 from django.db import connections
@@ -60,7 +61,11 @@ def backup(path, alias="default", *, force=False):
     if not path.parent.is_dir():
         raise BackupError(f"The folder {path.parent} does not exist.")
     _outside_transaction(connections[alias])
-    partial = path.with_name(path.name + ".partial")
+    # A name of its own, beside the target (so that the rename is atomic): not one an interrupted backup
+    # left behind, nor the one another backup to the same name is writing.
+    handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".partial")
+    os.close(handle)
+    partial = Path(partial)
     try:
         if _vendor(alias) == "sqlite":
             _backup_sqlite(alias, partial)

@@ -285,6 +285,18 @@ class TestCommandErrors:
         assert f"{tmp_path / target} is a file of the database itself" in result.stderr
         assert sqlite3.connect(live).execute("SELECT name FROM sqlite_master").fetchall() == [("kept",)]
 
+    def test_backup_is_written_whatever_an_interrupted_one_left_behind(self, tmp_path):
+        # A backup killed midway leaves its temporary file; the next one, to the same name, failed with a
+        # traceback ("file is not a database") when it wrote its copy into that file.
+        CustomerFactory(name="Backed up")
+        target = tmp_path / "crm.backup"
+        (tmp_path / "crm.backup.partial").write_bytes(b"half of an earlier backup" * 100)
+        call_command("backup", str(target), stdout=StringIO())
+        assert target.read_bytes().startswith(b"PGDMP" if ON_POSTGRES else b"SQLite format 3\x00")
+        assert sorted(path.name for path in tmp_path.iterdir()) == ["crm.backup", "crm.backup.partial"]
+        # Every customer's personal data: readable by the operator's account only.
+        assert target.stat().st_mode & 0o777 == 0o600
+
     def test_backup_into_missing_folder(self, tmp_path):
         with pytest.raises(CommandError, match="does not exist"):
             call_command("backup", str(tmp_path / "nope" / "x.backup"), stdout=StringIO())
