@@ -117,6 +117,9 @@ def check_backup(path, alias="default"):
     path = Path(path)
     if not path.is_file():
         raise BackupError(f"{path} does not exist or is not a file.")
+    if path.resolve() in _database_files(alias):
+        # Read as a backup (immutable, without its WAL), it is the database as of its last checkpoint.
+        raise BackupError(f"{path} is a file of the database itself; name a file written by 'manage.py backup'.")
     kind = _file_kind(path)
     vendor = _vendor(alias)
     if kind is None:

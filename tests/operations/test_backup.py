@@ -297,6 +297,16 @@ class TestCommandErrors:
         # Every customer's personal data: readable by the operator's account only.
         assert target.stat().st_mode & 0o777 == 0o600
 
+    def test_restore_from_the_database_itself_is_refused(self, tmp_path):
+        # Opened as a backup (immutable), the live file is read without its WAL: "restoring" it put back the
+        # database as of its last checkpoint, losing what the server wrote since.
+        live = tmp_path / "crm.db"
+        sqlite3.connect(live).execute("CREATE TABLE kept (x)").connection.close()
+        result = manage(f"sqlite:///{live}", "restore", str(live), "--yes")
+        assert result.returncode == 1
+        assert f"{live} is a file of the database itself" in result.stderr
+        assert sqlite3.connect(live).execute("SELECT name FROM sqlite_master").fetchall() == [("kept",)]
+
     def test_backup_into_missing_folder(self, tmp_path):
         with pytest.raises(CommandError, match="does not exist"):
             call_command("backup", str(tmp_path / "nope" / "x.backup"), stdout=StringIO())
