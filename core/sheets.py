@@ -28,6 +28,10 @@ class ImportFileError(Exception):
     """The file as a whole cannot be imported (unreadable, empty, missing columns)."""
 
 
+class NotText(ImportFileError):
+    """A CSV file in none of the encodings an import tries (a command with ``--encoding`` says so)."""
+
+
 @dataclass
 class Sheet:
     columns: dict  # position in the row -> field name
@@ -43,9 +47,7 @@ def decode(data, path, encoding=None):
     text = csv_text(data)
     if text is not None:
         return text
-    raise ImportFileError(
-        f"{path} is not text in {' or '.join(TEXT_ENCODINGS)}. Save it as 'CSV UTF-8' or pass --encoding."
-    )
+    raise NotText(f"{path} is not text in {' or '.join(TEXT_ENCODINGS)}. Save it as 'CSV UTF-8'.")
 
 
 def cell_text(value):

@@ -216,7 +216,10 @@ class TestBadFiles:
     ):
         path = write_csv(tmp_path, text, encoding=encoding)
         message, _, _ = run_failing(path)
-        assert "is not text in utf-8-sig or gb18030" in message
+        assert message.endswith(
+            "is not text in utf-8-sig or gb18030. Save it as 'CSV UTF-8'. Or pass --encoding with the file's "
+            "encoding (cp1252: Western Windows)."
+        )
         assert snapshot() == []
         run(path, "--encoding", encoding)
         assert [name for name, *_ in snapshot()] == names

@@ -280,6 +280,16 @@ def test_command_bounds_and_their_options(settings):
     assert Customer.objects.count() == 4
 
 
+def test_a_file_in_another_encoding_is_refused_without_naming_an_option_it_lacks(tmp_path):
+    path = tmp_path / "contacts.csv"
+    path.write_bytes((SAMPLES / "hubspot-contacts.csv").read_text(encoding="utf-8-sig").encode("utf-16"))
+    with pytest.raises(CommandError) as info:
+        call_command("import_from", "hubspot", str(path))
+    # import_from has no --encoding to pass.
+    assert str(info.value) == "contacts.csv is not text in utf-8-sig or gb18030. Save it as 'CSV UTF-8'."
+    assert not Customer.objects.exists()
+
+
 def test_nul_characters_are_rejected_before_any_lookup():
     data = b"Record ID,Email,First Name\n1\x00,nul\x00@example.com,Nul\n2,ok@example.com,Ok\n"
     result = import_files([SourceFile(name="c.csv", data=data)], vendor="hubspot")

@@ -160,6 +160,18 @@ def test_huge_odd_and_wrong_files_are_refused_with_a_message(settings):
     assert not Customer.objects.exists()
 
 
+@pytest.mark.parametrize("source", ["hubspot", "other"])
+def test_a_file_in_another_encoding_is_refused_without_naming_a_command_option(source):
+    client, _user = client_of("Sales manager")
+    text = (SAMPLES / "hubspot-contacts.csv").read_text(encoding="utf-8-sig")
+    upload = SimpleUploadedFile("contacts.csv", text.encode("utf-16"))
+    page = client.post(URL, {"step": "upload", "source": source, "kind": "customers", "files": [upload]})
+    assert page.context["form"].errors["files"] == [
+        "contacts.csv is not text in utf-8-sig or gb18030. Save it as 'CSV UTF-8'."
+    ]
+    assert not Customer.objects.exists()
+
+
 def test_the_screen_is_linked_from_the_mappings_list():
     client, _user = client_of("Sales rep")
     page = client.get(reverse("admin:operations_columnmapping_changelist"))

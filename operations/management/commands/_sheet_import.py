@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from core import changesets
 from core.rowlocks import is_deadlock
-from core.sheets import ImportFileError
+from core.sheets import ImportFileError, NotText
 from core.tables import Limits
 
 
@@ -73,6 +73,8 @@ class SheetImportCommand(BaseCommand):
                     raise _RollBack
         except _RollBack:
             rolled_back = True
+        except NotText as exc:
+            raise CommandError(f"{exc} Or pass --encoding with the file's encoding (cp1252: Western Windows).") from exc
         except ImportFileError as exc:
             raise CommandError(str(exc)) from exc
         except LookupError as exc:
