@@ -74,6 +74,13 @@ class LegacyDatabase:
             self.connection.close()
             raise LegacyError(f"{path} is damaged (SQLite integrity check: {problem}).")
         by_lower = {name.lower(): name for name in names}
+        if "django_migrations" in by_lower:
+            # The original CRM was a Flask application: this is a backup or a database of this one.
+            self.connection.close()
+            raise LegacyError(
+                f"{path} is a database of this application (a backup?), not the original CRM's: bring a backup "
+                "back with 'manage.py restore'."
+            )
         self.tables, self.columns = {}, {}
         for kind, (candidates, required) in TABLES.items():
             table = next((by_lower[c] for c in candidates if c in by_lower), None)

@@ -55,6 +55,21 @@ class TestImportLegacy:
         message = refused("import_legacy", path)
         assert "crm.db" in message and "damaged" in message
 
+    def test_a_database_of_this_application_is_refused_pointing_at_restore(self, tmp_path):
+        # A backup given to the wrong command: its 80 tables were listed, and no word of what the file was.
+        path = tmp_path / "crm.backup"
+        db = sqlite3.connect(path)
+        db.executescript(
+            "CREATE TABLE django_migrations (id INTEGER, app TEXT, name TEXT, applied TEXT);"
+            + "".join(f"CREATE TABLE app_table_{n} (id INTEGER);" for n in range(80))
+            + "CREATE TABLE customers_customer (id INTEGER, name TEXT);"
+        )
+        db.close()
+        assert refused("import_legacy", path) == (
+            f"{path} is a database of this application (a backup?), not the original CRM's: bring a backup "
+            "back with 'manage.py restore'."
+        )
+
     def test_triggers_and_views_of_the_file_run_against_nothing(self, tmp_path):
         path = make_legacy(tmp_path / "crm.db")
         db = sqlite3.connect(path)
