@@ -1,7 +1,7 @@
 """Every operator command explains itself with --help."""
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 
 @pytest.mark.parametrize(
@@ -28,3 +28,15 @@ def test_help(command, words, capsys):
     assert text.startswith("usage:") and command in text.split(" [")[0]
     for word in words:
         assert word in text
+
+
+@pytest.mark.parametrize("value", ["0", "-1"])
+@pytest.mark.parametrize("option", ["--max-rows", "--max-bytes"])
+@pytest.mark.parametrize("command", ["import_customers", "import_companies", "import_from"])
+def test_a_bound_that_is_no_positive_number_is_refused(command, option, value, tmp_path):
+    # "-1" made every file "more than -1 rows"; "0" silently meant the default.
+    path = tmp_path / "people.csv"
+    path.write_text("name\nAda\n")
+    files = ["hubspot", str(path)] if command == "import_from" else [str(path)]
+    with pytest.raises(CommandError, match=f"argument {option}: invalid positive whole number value: '{value}'"):
+        call_command(command, *files, option, value, "--dry-run")

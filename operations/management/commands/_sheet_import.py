@@ -1,6 +1,7 @@
 """The base of the spreadsheet import commands (``import_customers``, ``import_companies``), and what every import
 command shares (``deadlocks_stop_the_import``, ``rows_rejected``)."""
 
+import argparse
 import csv
 import hashlib
 import os
@@ -42,17 +43,7 @@ class SheetImportCommand(BaseCommand):
             "--atomic", action="store_true", help="All or nothing: write no row at all if any row is rejected."
         )
         parser.add_argument("--encoding", help="Encoding of a CSV file (default: try utf-8-sig, then gb18030).")
-        parser.add_argument(
-            "--max-rows",
-            type=int,
-            help="Accept up to this many rows for this run (default: DJANGO_IMPORT_MAX_ROWS, as in the admin).",
-        )
-        parser.add_argument(
-            "--max-bytes",
-            type=int,
-            help="Accept a file of up to this many bytes for this run (default: DJANGO_IMPORT_MAX_BYTES); an XLSX "
-            "file may then unzip to 16 times as much.",
-        )
+        add_bound_arguments(parser)
 
     def handle(self, *args, file, dry_run, update_existing, atomic, encoding, max_rows, max_bytes, **options):
         importer = self.importer(update_existing=update_existing, dry_run=dry_run)
@@ -106,6 +97,32 @@ class SheetImportCommand(BaseCommand):
             raise CommandError(f"{rows_rejected(len(report.rejected))}; nothing was written (--atomic).")
         written = "nothing was written (--dry-run)" if dry_run else "the other rows were written"
         raise CommandError(f"{rows_rejected(len(report.rejected))}; {written}.")
+
+
+def add_bound_arguments(parser, *, per_file=""):
+    """``--max-rows`` and ``--max-bytes``: the import bounds raised for one run (``core.tables.Limits.from_options``)."""
+    parser.add_argument(
+        "--max-rows",
+        type=positive_whole_number,
+        help=f"Accept up to this many rows{per_file} for this run (default: DJANGO_IMPORT_MAX_ROWS, as in the admin).",
+    )
+    parser.add_argument(
+        "--max-bytes",
+        type=positive_whole_number,
+        help="Accept files of up to this many bytes for this run (default: DJANGO_IMPORT_MAX_BYTES); an XLSX file "
+        "may then unzip to 16 times as much.",
+    )
+
+
+def positive_whole_number(value):
+    """An option's value of 1 or more (a bound of 0 or below would refuse every file, or mean the default)."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"invalid positive whole number value: {value!r}")
+    return number
 
 
 @contextmanager

@@ -5,7 +5,11 @@ from django.core.management.base import BaseCommand, CommandError
 
 from core.sheets import ImportFileError
 from core.tables import FileRefused, Limits, check_size
-from operations.management.commands._sheet_import import deadlocks_stop_the_import, rows_rejected
+from operations.management.commands._sheet_import import (
+    add_bound_arguments,
+    deadlocks_stop_the_import,
+    rows_rejected,
+)
 from operations.switching import REJECTED, SourceFile, import_files
 from operations.vendors import VENDORS
 
@@ -28,17 +32,7 @@ class Command(BaseCommand):
             help="Username of the owner of the new records (default: the user the export's owner column names, "
             "by email or username, else none).",
         )
-        parser.add_argument(
-            "--max-rows",
-            type=int,
-            help="Accept up to this many rows per file for this run (default: DJANGO_IMPORT_MAX_ROWS, as in the admin).",
-        )
-        parser.add_argument(
-            "--max-bytes",
-            type=int,
-            help="Accept files of up to this many bytes for this run (default: DJANGO_IMPORT_MAX_BYTES); an XLSX "
-            "file may then unzip to 16 times as much.",
-        )
+        add_bound_arguments(parser, per_file=" per file")
 
     def handle(self, *args, vendor, files, dry_run, owner, max_rows, max_bytes, **options):
         limits = Limits.from_options(max_rows, max_bytes)
