@@ -96,10 +96,23 @@ class _Bounds:
     def __init__(self, limits):
         self.limits = limits
         self.rows = []  # (line number, cells)
+        self.characters = 0
 
     def cell(self, line, column, value):
-        if isinstance(value, str) and len(value) > self.limits.max_cell_chars:
-            self.refuse_cell(line, column, len(value))
+        if isinstance(value, str):
+            if len(value) > self.limits.max_cell_chars:
+                self.refuse_cell(line, column, len(value))
+            # A workbook's cells may all name one shared string: a file of a few KB whose text, read,
+            # takes gigabytes. No sheet of the bounded rows holds more text than its workbook's bound.
+            self.characters += len(value)
+            if self.characters > self.limits.max_unzipped_bytes:
+                raise FileRefused(
+                    _(
+                        "The workbook's cells hold more than %(limit)s characters in all "
+                        "(DJANGO_IMPORT_MAX_UNZIPPED_BYTES)."
+                    )
+                    % {"limit": self.limits.max_unzipped_bytes}
+                )
         return value
 
     def refuse_cell(self, line, column, length):

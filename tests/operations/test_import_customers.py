@@ -342,6 +342,40 @@ class TestHostileFiles:
                 bomb.writestr(info.filename, data)
         assert "DJANGO_IMPORT_MAX_UNZIPPED_BYTES" in self.refused(path)
 
+    def test_a_workbook_repeating_one_long_text_in_every_cell_is_refused(self, tmp_path, settings):
+        # One shared string of 30,000 characters named by 400 cells: a file of a few KB, 12 million characters
+        # once read (at the default bounds, 500 rows of 200 such cells: 3 GB from a file of 100 KB).
+        settings.IMPORT_MAX_UNZIPPED_BYTES = 1024 * 1024
+        main = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+        kinds = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+        cells = "".join(
+            f'<c r="{column}1" t="inlineStr"><is><t>h{column}</t></is></c>' for column in "ABCDEFGHIJKLMNOPQRST"
+        )
+        rows = "".join(
+            f'<row r="{row}">'
+            + "".join(f'<c r="{column}{row}" t="s"><v>0</v></c>' for column in "ABCDEFGHIJKLMNOPQRST")
+            + "</row>"
+            for row in range(2, 22)
+        )
+        parts = {
+            "xl/workbook.xml": f'<workbook {main} xmlns:r="{kinds}"><sheets><sheet name="S" sheetId="1" r:id="s"/></sheets></workbook>',
+            "xl/_rels/workbook.xml.rels": (
+                '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+                f'<Relationship Id="s" Type="{kinds}/worksheet" Target="worksheets/sheet1.xml"/>'
+                f'<Relationship Id="t" Type="{kinds}/sharedStrings" Target="sharedStrings.xml"/></Relationships>'
+            ),
+            "xl/sharedStrings.xml": f'<sst {main}><si><t xml:space="preserve"> {"x" * 30_000}</t></si></sst>',
+            "xl/worksheets/sheet1.xml": f'<worksheet {main}><sheetData><row r="1">{cells.replace("hA", "name")}</row>{rows}</sheetData></worksheet>',
+        }
+        path = tmp_path / "repeated.xlsx"
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as workbook:
+            for name, text in parts.items():
+                workbook.writestr(name, text)
+        assert path.stat().st_size < 50_000
+        assert self.refused(path).endswith(
+            "The workbook's cells hold more than 1048576 characters in all (DJANGO_IMPORT_MAX_UNZIPPED_BYTES)."
+        )
+
     def test_a_truncated_workbook(self, tmp_path):
         good = write_xlsx(tmp_path, [["name"], *([f"Row {n}"] for n in range(200))], name="good.xlsx")
         path = tmp_path / "cut.xlsx"
