@@ -371,6 +371,12 @@ class TestPreferences:
             {"time_zone": "../../etc/passwd"},
             {"time_zone": "Asia/Shang\x00hai"},
             {"time_zone": "x" * 10_000},
+            # Files of the zone database that name no place: the server's own zone, a leap-second clock, none.
+            {"time_zone": "localtime"},
+            {"time_zone": "right/Asia/Shanghai"},
+            {"time_zone": "posix/Asia/Shanghai"},
+            {"time_zone": "posixrules"},
+            {"time_zone": "Factory"},
             {"time_zone": 8},
             {"reminder_lead_minutes": -5},
             {"reminder_lead_minutes": "15"},
