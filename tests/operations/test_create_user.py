@@ -5,6 +5,9 @@ from io import StringIO
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.db import connection
+
+from tests.concurrency import in_turn
 
 pytestmark = pytest.mark.django_db
 
@@ -74,3 +77,26 @@ def test_create_user_refuses_a_username_or_email_the_admin_would_refuse(args, me
     assert str(refused.value).startswith("The user was refused:")
     assert message in str(refused.value)
     assert not get_user_model().objects.exists()
+
+
+def test_create_user_refuses_a_name_taken_in_another_case():
+    call_command("create_user", "alice", "--role", "rep", stdout=StringIO())
+
+    with pytest.raises(CommandError, match='A user named "alice" already exists'):
+        call_command("create_user", "Alice", "--role", "rep", stdout=StringIO())
+    assert list(get_user_model().objects.values_list("username", flat=True)) == ["alice"]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="two connections at once: PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_create_user_refuses_a_name_taken_by_another_run_meanwhile():
+    # Another run creates the name after this one's check and before its insert: a clear refusal, no traceback.
+    errors = in_turn(
+        lambda: get_user_model().objects.create_user("ann"),
+        lambda: call_command("create_user", "ann", "--role", "rep", stdout=StringIO()),
+        atomic=False,
+    )
+
+    assert len(errors) == 1 and isinstance(errors[0], CommandError), errors
+    assert 'A user named "ann" already exists' in str(errors[0])
+    assert get_user_model().objects.filter(username="ann").count() == 1

@@ -7,7 +7,7 @@ from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from core.access import ROLE_GROUPS
 
@@ -35,8 +35,10 @@ class Command(BaseCommand):
         username = options["username"].strip()
         if not username:
             raise CommandError("The username may not be blank.")
-        if User.objects.filter(username=username).exists():
-            raise CommandError(f'A user named "{username}" already exists.')
+        taken = User.objects.filter(username__iexact=username).values_list("username", flat=True).first()
+        if taken is not None:
+            # Names differing in case alone would be two accounts that people take for one.
+            raise CommandError(f'A user named "{taken}" already exists.')
         # The rules of the user's fields (the admin's and createsuperuser's): length, characters, address.
         try:
             User(username=username, email=options["email"]).clean_fields(exclude=["password"])
@@ -53,9 +55,13 @@ class Command(BaseCommand):
                 validate_password(password, User(username=username, email=options["email"]))
             except ValidationError as exc:
                 raise CommandError("The password was refused:\n- " + "\n- ".join(exc.messages)) from None
-        with transaction.atomic():
-            user = User.objects.create_user(username, email=options["email"], password=password, is_staff=True)
-            user.groups.add(Group.objects.get(name=ROLE_GROUPS[options["role"]]))
+        try:
+            with transaction.atomic():
+                user = User.objects.create_user(username, email=options["email"], password=password, is_staff=True)
+                user.groups.add(Group.objects.get(name=ROLE_GROUPS[options["role"]]))
+        except IntegrityError:
+            # Created by another run meanwhile, between the check above and this insert.
+            raise CommandError(f'A user named "{username}" already exists.') from None
         self.stdout.write(self.style.SUCCESS(f'Created {options["role"]} "{username}" (id {user.pk}).'))
         if generated:
             self.stdout.write(f"Password (shown only now): {password}")
