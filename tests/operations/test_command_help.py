@@ -40,3 +40,10 @@ def test_a_bound_that_is_no_positive_number_is_refused(command, option, value, t
     files = ["hubspot", str(path)] if command == "import_from" else [str(path)]
     with pytest.raises(CommandError, match=f"argument {option}: invalid positive whole number value: '{value}'"):
         call_command(command, *files, option, value, "--dry-run")
+
+
+@pytest.mark.parametrize("value", ["-3", "x"])
+def test_a_count_of_skipped_rows_below_0_is_refused(value, tmp_path):
+    # "-3" listed all but the last three skipped rows.
+    with pytest.raises(CommandError, match=f"argument --show-skipped: invalid whole number value: '{value}'"):
+        call_command("import_legacy", str(tmp_path / "old.sqlite"), "--show-skipped", value)

@@ -116,12 +116,21 @@ def add_bound_arguments(parser, *, per_file=""):
 
 def positive_whole_number(value):
     """An option's value of 1 or more (a bound of 0 or below would refuse every file, or mean the default)."""
+    return _whole_number(value, 1, "positive whole number")
+
+
+def whole_number(value):
+    """An option's value of 0 or more (a count, where 0 means all)."""
+    return _whole_number(value, 0, "whole number")
+
+
+def _whole_number(value, least, what):
     try:
         number = int(value)
     except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"invalid positive whole number value: {value!r}")
+        number = least - 1
+    if number < least:
+        raise argparse.ArgumentTypeError(f"invalid {what} value: {value!r}")
     return number
 
 

@@ -5,7 +5,7 @@ from django.db import transaction
 from tqdm import tqdm
 
 from operations.legacy import TABLES, LegacyDatabase, LegacyError, LegacyImport
-from operations.management.commands._sheet_import import deadlocks_stop_the_import
+from operations.management.commands._sheet_import import deadlocks_stop_the_import, whole_number
 
 
 class _RollBack(Exception):
@@ -27,7 +27,7 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="Report what would be imported, write nothing.")
         parser.add_argument(
             "--show-skipped",
-            type=int,
+            type=whole_number,
             default=20,
             metavar="N",
             help="List at most N skipped rows per table (default 20; 0 lists all).",
