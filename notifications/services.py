@@ -1,6 +1,7 @@
 """``notify()``: how any app tells users something (in the CRM, and by email when asked)."""
 
 import logging
+import unicodedata
 from collections.abc import Iterable
 
 from django.conf import settings
@@ -57,6 +58,8 @@ def send_email(addresses, subject, body, *, raise_errors=False):
     # A subject is one line: a title with line breaks (a task's may have them) would make Django
     # refuse the message ("Header values can't contain newlines") on every try.
     subject = " ".join(subject.split())
+    # Nor other control characters (a terminal's escape, a stray byte), which stricter mail servers refuse.
+    subject = "".join(character for character in subject if unicodedata.category(character) != "Cc")
     sent = 0
     for address in addresses:
         message = EmailMessage(subject=subject, body=body, from_email=settings.DEFAULT_FROM_EMAIL, to=[address])

@@ -359,3 +359,15 @@ def test_a_retry_taken_by_another_worker_is_left_to_it(smtp_server):
 
     assert services.retry_emails(NOW + services.EMAIL_LEASE) == 0
     assert smtp_server.inbox.messages == []
+
+
+def test_a_title_with_control_characters_has_them_left_out_of_the_subject(smtp_server):
+    # A terminal's escape or a stray control byte in a title went into the subject as it was, which stricter
+    # mail servers refuse; the notification keeps the title as typed.
+    user = rep()
+    task(user, NOW + minutes(15), title="Call\x1b[31m back\x01 \x7fsoon\x9b")
+
+    assert services.send_due_reminders(NOW) == 1
+    [(_recipients, message)] = smtp_server.inbox.messages
+    assert str(message["Subject"]) == "Reminder: Call[31m back soon at 09:15"
+    assert "Call\x1b[31m back\x01" in Notification.objects.get().title
