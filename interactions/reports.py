@@ -65,14 +65,17 @@ def going_cold(cutoff, limit, customers=None):
     return {"count": cold.count(), "customers": customers}
 
 
-def activities_by_owner(since, queryset=None):
-    """``{owner id: number of interactions since ``since``}``, counted for the customer's owner, in one query.
+def activities_by_owner(since, queryset=None, *, until=None):
+    """``{owner id: number of interactions since ``since``}`` (and before ``until``, when given), counted for the
+    customer's owner, in one query.
 
     An interaction counts for the rep who owns its customer (the rep's book), whoever logged it;
     interactions of customers without an owner are left out.
     """
     if queryset is None:
         queryset = Interaction.objects.all()
+    if until is not None:
+        queryset = queryset.filter(occurred_at__lt=until)
     return dict(
         queryset.filter(occurred_at__gte=since, customer__owner__isnull=False)
         .order_by()

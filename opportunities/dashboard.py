@@ -48,6 +48,10 @@ def rep_table(user, now=None):
     interactions of this week grouped by the customer's owner.
     """
     month_start, week_start = period_starts(user, now)
+    # The week ends where the next begins: an interaction logged ahead for a later week is none of this one's.
+    week_end = datetime.datetime.combine(
+        week_start.date() + datetime.timedelta(days=7), datetime.time(), tzinfo=week_start.tzinfo
+    )
     if access.sees_everything(user):
         people = list(owners().values_list("pk", "username"))
     else:
@@ -61,7 +65,7 @@ def rep_table(user, now=None):
         for group in pipeline_groups(opportunities, "owner", limit=None, won_since=month_start, **(book or {}))
         if group["key"] is not None
     }
-    activities = activities_by_owner(week_start, scope(Interaction.objects.all(), user))
+    activities = activities_by_owner(week_start, scope(Interaction.objects.all(), user), until=week_end)
     rows = []
     for pk, username in people:
         group = figures.get(pk)
@@ -80,15 +84,19 @@ def rep_table(user, now=None):
     return rows
 
 
-def dashboard_context(request):
+def dashboard_context(request, now=None):
     user = request.user
     context = {}
     if user.has_perm("opportunities.view_opportunity"):
+        # "This month" is the viewer's, in their time zone, as the per-rep table's.
+        this_month = period_starts(user, now)[0].date()
         # The figures of the user's book (everything for managers and read-only users).
         opportunities = scope(Opportunity.objects.all(), user)
         # A whole book (everyone's, or one owner's) is read from the figures the database keeps.
         book = book_of(user)
-        summary = pipeline_summary(opportunities) if book is None else pipeline_summary(None, **book)
+        summary = (
+            pipeline_summary(opportunities, this_month) if book is None else pipeline_summary(None, this_month, **book)
+        )
         peak = max((stage["total_value"] for stage in summary["stages"]), default=0)
         context["pipeline"] = summary
         context["pipeline_bars"] = [
@@ -103,10 +111,10 @@ def dashboard_context(request):
             key: None if ratio is None else round(ratio * 100, 1) for key, ratio in summary["win_rate"].items()
         }
         if user.has_perm("interactions.view_interaction"):
-            context["rep_table"] = rep_table(user)
+            context["rep_table"] = rep_table(user, now)
             context["rep_table_is_own"] = not access.sees_everything(user)
         context["closing_this_month"] = list(
-            opportunities.filter(closing_in_month())
+            opportunities.filter(closing_in_month(this_month))
             .select_related("customer")
             .order_by("expected_close_date", "-value", "id")[:LIST_LENGTH]
         )
