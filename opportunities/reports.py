@@ -135,10 +135,12 @@ def pipeline_summary(queryset=None, today=None, *, owner=EVERYONE, close_month=N
     by_stage = {item["stage"]: item for item in stages}
 
     def total(stage_names):
+        # Summed before rounding, as one aggregate over those deals is (the forecast's total, a group's):
+        # the stages' figures, each rounded to the cent, may add up to a cent or more apart.
         return {
-            "count": sum(by_stage[s]["count"] for s in stage_names),
-            "total_value": sum((by_stage[s]["total_value"] for s in stage_names), ZERO),
-            "weighted_value": sum((by_stage[s]["weighted_value"] for s in stage_names), ZERO),
+            "count": sum(row[f"{s}_count"] for s in stage_names),
+            "total_value": _money(sum((Decimal(row[f"{s}_value"] or 0) for s in stage_names), ZERO)),
+            "weighted_value": _money(sum((Decimal(row[f"{s}_weighted"] or 0) for s in stage_names), ZERO)),
         }
 
     won = by_stage[Opportunity.Stage.CLOSED]

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from opportunities.models import Opportunity
-from opportunities.reports import pipeline_summary
+from opportunities.reports import forecast, pipeline_groups, pipeline_summary
 from tests.factories import CustomerFactory, OpportunityFactory
 
 URL = "/api/reports/pipeline"
@@ -22,21 +22,17 @@ def cents(value):
 
 def expected_summary(opportunities):
     """The pipeline figures, from the rows themselves."""
-    stages = []
-    for stage in Opportunity.Stage:
-        rows = [o for o in opportunities if o.stage == stage]
-        stages.append(
-            {
-                "stage": stage.value,
-                "count": len(rows),
-                "total_value": cents(sum((o.value for o in rows), Decimal(0))),
-                "weighted_value": cents(sum((o.value * o.probability / Decimal(100) for o in rows), Decimal(0))),
-            }
-        )
 
     def total(names):
-        rows = [s for s in stages if s["stage"] in names]
-        return {key: sum(s[key] for s in rows) for key in ("count", "total_value", "weighted_value")}
+        # Rounded once, from the deals: not the sum of the stages' rounded figures.
+        rows = [o for o in opportunities if o.stage in names]
+        return {
+            "count": len(rows),
+            "total_value": cents(sum((o.value for o in rows), Decimal(0))),
+            "weighted_value": cents(sum((o.value * o.probability / Decimal(100) for o in rows), Decimal(0))),
+        }
+
+    stages = [{"stage": stage.value, **total([stage])} for stage in Opportunity.Stage]
 
     won, lost = total(["closed"]), total(["lost"])
 
@@ -131,6 +127,18 @@ class TestPipelineSummary:
         OpportunityFactory(stage=Opportunity.Stage.PROPOSAL, value=Decimal("7"), probability=50)
         OpportunityFactory(stage=Opportunity.Stage.PROPOSAL, value=Decimal("1"), probability=1)
         assert pipeline_summary()["stages"][1]["weighted_value"] == Decimal("3.51")
+
+    def test_open_weighted_value_is_rounded_once_as_the_forecasts_and_the_groups(self):
+        # Each stage's 0.005 is shown as 0.01; the open pipeline's 0.015 is 0.02, not the stages' 0.03.
+        for stage in OPEN:
+            OpportunityFactory(stage=stage, value=Decimal("0.01"), probability=50)
+        summary = pipeline_summary()
+        assert [s["weighted_value"] for s in summary["stages"][:3]] == [Decimal("0.01")] * 3
+        assert summary["open"] == {"count": 3, "total_value": Decimal("0.03"), "weighted_value": Decimal("0.02")}
+        assert forecast(timezone.localdate(), 3)["total"] == summary["open"]
+        [group] = pipeline_groups(None, "owner", limit=None)
+        assert group["open"] == summary["open"]
+        assert strip_labels(summary) == expected_summary(list(Opportunity.objects.all()))
 
     def test_win_rate_by_count_and_value(self):
         OpportunityFactory(stage=Opportunity.Stage.CLOSED, value=Decimal("300"))
