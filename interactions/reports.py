@@ -4,6 +4,7 @@ import datetime
 
 from django.db.models import Count, Exists, F, OuterRef, Subquery
 from django.db.models.functions import TruncMonth, TruncWeek
+from django.utils import timezone
 
 from core.dates import day_bounds, periods
 from customers.models import Customer
@@ -43,16 +44,18 @@ def interactions_over_time(first_day, last_day, group_by, queryset=None):
     return {"periods": result, "totals": {"total": sum(totals.values()), "by_type": totals}}
 
 
-def going_cold(cutoff, limit, customers=None):
-    """Customers without any interaction since ``cutoff`` (those with none at all included).
+def going_cold(cutoff, limit, customers=None, *, now=None):
+    """Customers without any interaction from ``cutoff`` to ``now`` (those with none at all included).
 
-    Coldest first: never contacted, then by oldest last interaction. Two queries:
-    the count, and the first ``limit`` customers.
+    An interaction logged ahead (a meeting set for next week) is no contact yet: it neither warms its
+    customer nor is their last interaction. Coldest first: never contacted, then by oldest last
+    interaction. Two queries: the count, and the first ``limit`` customers.
     """
     if customers is None:
         customers = Customer.objects.all()
-    recent = Interaction.objects.filter(customer=OuterRef("pk"), occurred_at__gte=cutoff)
-    latest = Interaction.objects.filter(customer=OuterRef("pk")).order_by("-occurred_at").values("occurred_at")[:1]
+    past = Interaction.objects.filter(customer=OuterRef("pk"), occurred_at__lte=now or timezone.now())
+    recent = past.filter(occurred_at__gte=cutoff)
+    latest = past.order_by("-occurred_at").values("occurred_at")[:1]
     cold = customers.filter(~Exists(recent)).order_by()
     rows = (
         cold.annotate(last_interaction_at=Subquery(latest))

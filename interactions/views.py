@@ -34,7 +34,8 @@ class ActivityReportView(ScopedReportView):
         customers = self.scoped(Customer)
         if "status" in params:
             customers = customers.filter(status=params["status"])
-        cutoff = timezone.now() - datetime.timedelta(days=params["cold_days"])
+        now = timezone.now()
+        cutoff = now - datetime.timedelta(days=params["cold_days"])
         return {
             "group_by": params["group_by"],
             "date_from": params["date_from"],
@@ -45,6 +46,6 @@ class ActivityReportView(ScopedReportView):
             "going_cold": {
                 "days": params["cold_days"],
                 "since": cutoff,
-                **going_cold(cutoff, params["cold_limit"], customers),
+                **going_cold(cutoff, params["cold_limit"], customers, now=now),
             },
         }

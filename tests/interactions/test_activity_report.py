@@ -140,6 +140,20 @@ class TestActivityAPI:
         data = api.get(URL).json()["data"]["going_cold"]
         assert [c["id"] for c in data["customers"]] == [cold.pk]
 
+    def test_an_interaction_logged_ahead_does_not_warm_a_customer(self, api):
+        now = timezone.now()
+        ahead, silent = CustomerFactory.create_batch(2)
+        # A meeting set for next week: no contact in the last 30 days.
+        InteractionFactory(customer=ahead, occurred_at=now + datetime.timedelta(days=7))
+        InteractionFactory(customer=silent, occurred_at=now - datetime.timedelta(days=60))
+        InteractionFactory(customer=silent, occurred_at=now + datetime.timedelta(days=3))
+        data = api.get(URL).json()["data"]["going_cold"]
+        assert data["count"] == 2
+        assert [(c["id"], c["last_interaction_at"]) for c in data["customers"]] == [
+            (ahead.pk, None),
+            (silent.pk, (now - datetime.timedelta(days=60)).isoformat().replace("+00:00", "Z")),
+        ]
+
     @pytest.mark.parametrize(
         ("params", "field"),
         [
