@@ -12,6 +12,8 @@ from core.history import CRMHistoricalRecords
 from core.models import RecordedModel
 from core.tags import TaggedModel
 
+from . import parts
+
 
 class Opportunity(TaggedModel, RecordedModel):
     class Stage(models.TextChoices):
@@ -135,7 +137,12 @@ class Opportunity(TaggedModel, RecordedModel):
         if creating and self.company_id is None and self.customer_id is not None:
             # With its customer's company, unless another was named.
             self.company_id = self.customer.company_id
+        moved = not creating and self.customer_id != getattr(self, "_loaded_customer_id", self.customer_id)
         super().save(*args, **kwargs)
+        self._loaded_customer_id = self.customer_id
+        if moved:
+            for follow in parts.MOVED:
+                follow(self)
         # An undo that puts the log back itself (core/changesets.py) writes no entry of its own.
         if (creating or previous_stage != self.stage) and not changesets.restores_log(self):
             StageChange.objects.create(
@@ -150,8 +157,10 @@ class Opportunity(TaggedModel, RecordedModel):
     @classmethod
     def from_db(cls, db, field_names, values):
         instance = super().from_db(db, field_names, values)
-        # Remember the stage as loaded, so that save() can record a change of stage.
+        # Remember the stage as loaded, so that save() can record a change of stage; the customer, so that what
+        # belongs to the deal's customer can follow it to another (``parts.on_customer_change``).
         instance._loaded_stage = instance.__dict__.get("stage")
+        instance._loaded_customer_id = instance.__dict__.get("customer_id")
         return instance
 
     @property

@@ -50,3 +50,13 @@ def annotate_cards(queryset, now):
     if not CARD_ANNOTATIONS:
         return queryset
     return queryset.annotate(**{name: build(now) for name, build in CARD_ANNOTATIONS.items()})
+
+
+# What follows a deal given to another customer (its tasks, say): each ``follow(opportunity)``, after its save.
+MOVED = []
+
+
+def on_customer_change(follow):
+    """Call ``follow(opportunity)`` after each save that gives an opportunity another customer, in its transaction."""
+    if follow not in MOVED:
+        MOVED.append(follow)
