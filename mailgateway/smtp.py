@@ -44,16 +44,26 @@ def owner_of(address):
         return None
     if not local.isprintable():  # no token holds a control character (PostgreSQL refuses a NUL in a query)
         return None
-    found = GatewayAddress.objects.filter(token=local.lower(), user__is_active=True).select_related("user").first()
-    if found is None or not access.can_write(found.user):
+    found = GatewayAddress.objects.filter(token=local.lower()).select_related("user").first()
+    if found is None or not receives(found.user):
         return None
     return found.user.pk
 
 
+def receives(user):
+    """Whether mail to ``user``'s gateway address is logged: an active user whose role writes."""
+    return user.is_active and access.can_write(user)
+
+
 def deliver(raw, user_ids):
+    """Log the message for each of ``user_ids`` who still receives mail (their rights may have ended since RCPT)."""
+    found = get_user_model().objects.in_bulk(user_ids)
+    # In the order of RCPT: a customer already logged for one recipient is skipped for the next.
+    users = [found[user_id] for user_id in user_ids if user_id in found and receives(found[user_id])]
+    if not users:
+        return None
     parsed = parsing.parse(raw)
-    users = get_user_model().objects.in_bulk(user_ids)
-    return [services.receive(parsed, users[user_id]) for user_id in user_ids if user_id in users]
+    return [services.receive(parsed, user) for user in users]
 
 
 class GatewayHandler:
@@ -81,6 +91,9 @@ class GatewayHandler:
         except Exception:
             logger.exception("could not handle a message for users %s", user_ids)
             return "451 4.3.0 Temporary failure, try again later"
+        if outcomes is None:
+            # Every recipient's rights ended between RCPT and DATA: as had the address been unknown then.
+            return "550 5.1.1 No such gateway address"
         logged = sum(outcome.customers for outcome in outcomes)
         statuses = sorted({outcome.status for outcome in outcomes})
         logger.info("message for users %s: %s, %s customers", user_ids, statuses, logged)

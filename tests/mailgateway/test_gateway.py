@@ -1,6 +1,7 @@
 """The mail gateway, fed with real SMTP sessions (smtplib) to its aiosmtpd server."""
 
 import base64
+import re
 import smtplib
 import sqlite3
 import time
@@ -10,6 +11,7 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 
 import pytest
+from django.contrib.auth.models import Group
 from django.db import connections
 from django.db.backends.signals import connection_created
 from django.test import Client
@@ -444,3 +446,23 @@ def test_a_huge_one_line_header_is_read_in_linear_time(gateway, people, name, wo
     assert time.monotonic() - started < 5
     notes = Interaction.objects.get().notes
     assert notes.endswith("\n\nThe text.") and len(notes) <= 998 + len("\n\nThe text.")
+
+
+@pytest.mark.parametrize("change", ["deactivated", "read-only"])
+def test_a_user_whose_rights_end_between_rcpt_and_data_has_nothing_logged(gateway, people, change):
+    # The address was accepted at RCPT; the user is deactivated (or made read-only) before the message arrives.
+    rep = people["rep_a"]
+    raw = re.sub(rb"(?<!\r)\n", b"\r\n", message())
+    with smtplib.SMTP("127.0.0.1", gateway.port, timeout=30) as client:
+        client.ehlo()
+        client.mail("someone@example.com")
+        assert client.rcpt(address_of(rep))[0] == 250
+        if change == "deactivated":
+            rep.is_active = False
+            rep.save()
+        else:
+            rep.groups.set([Group.objects.get(name="Read-only")])
+        code, text = client.data(raw)
+
+    assert (code, text.decode()) == (550, "5.1.1 No such gateway address")
+    assert not InboundEmail.objects.exists() and not Interaction.objects.exists()
