@@ -30,8 +30,9 @@ def csv_text(data):
     Two encodings read more than they should. UTF-8 reads UTF-16 without a byte order mark (a NUL beside
     every ASCII letter). GB18030 reads any Western Windows "CSV" whose accented letters are each followed
     by a letter ("Jürgen Müller" as "J黵gen M黮ler"): each accent and the letter after it become one
-    character standing alone between Latin letters, where Chinese text has its characters side by side
-    (names, companies, addresses are words of two or more).
+    character standing alone among Latin letters, followed by one, where Chinese text has its characters
+    side by side (names, companies, addresses are words of two or more) or alone in a cell of their own
+    (a gender column's 男 and 女, between commas).
     """
     for encoding in TEXT_ENCODINGS:
         try:
@@ -47,15 +48,15 @@ def csv_text(data):
 
 
 def _mostly_alone(text):
-    """Whether most of the non-ASCII characters of ``text`` have no non-ASCII character beside them."""
+    """Whether most of the non-ASCII characters of ``text`` stand alone among ASCII, an ASCII letter after them."""
     wide = alone = 0
     for position, char in enumerate(text):
         if char.isascii():
             continue
         wide += 1
         before = text[position - 1] if position else "a"
-        after = text[position + 1] if position + 1 < len(text) else "a"
-        alone += before.isascii() and after.isascii()
+        after = text[position + 1] if position + 1 < len(text) else ","
+        alone += before.isascii() and after.isascii() and after.isalpha()
     return alone * 2 > wide
 
 

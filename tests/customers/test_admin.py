@@ -417,6 +417,21 @@ class TestImport:
         confirm(admin_client, URL, preview)
         assert Customer.objects.values_list("name", "company_name").get() == ("张伟", "北京科技有限公司")
 
+    def test_gb18030_csv_whose_chinese_is_single_characters_in_their_own_cells_is_read(self, admin_client):
+        # A gender column beside English names: each 男 or 女 stands alone between commas.
+        content = "name,性别,email\r\nAda Lovelace,女,ada@example.com\r\nBob Smith,男,bob@example.com\r\n"
+        content += "Carl Jung,男,carl@example.com\r\n"
+        preview = admin_client.post(
+            f"{URL}import/",
+            {
+                "resource": "0",
+                "format": CSV_FORMAT,
+                "import_file": SimpleUploadedFile("c.csv", content.encode("gb18030")),
+            },
+        )
+        confirm(admin_client, URL, preview)
+        assert sorted(Customer.objects.values_list("name", flat=True)) == ["Ada Lovelace", "Bob Smith", "Carl Jung"]
+
     @pytest.mark.parametrize(("file_format", "name"), [(CSV_FORMAT, "xlsx"), (XLSX_FORMAT, "csv")])
     def test_file_whose_content_is_not_what_its_name_says_is_a_form_error(self, admin_client, file_format, name):
         rows = [HEADER, ["", "Wrong format", "", "", "", ""]]
@@ -441,6 +456,8 @@ class TestImport:
                 "name,email\r\nJürgen Müller,jm@example.de\r\nSøren Kierkegård,sk@example.dk\r\n".encode("cp1252"),
                 NOT_TEXT,
             ),
+            # Accents starting words, each followed by a letter: "羘gel" and "觭car".
+            ("name\r\nÁngel\r\nÓscar\r\n".encode("cp1252"), NOT_TEXT),
             # UTF-16 without a byte order mark: UTF-8 reads it whole, a NUL after every letter.
             ("name,email\r\nAda,ada@example.com\r\n".encode("utf-16-le"), NOT_TEXT),
             # "Acme, Inc" without quotes: its row has a cell more than the header names.
@@ -455,7 +472,7 @@ class TestImport:
                 "the file as “CSV UTF-8 (comma delimited)” or as XLSX.",
             ),
         ],
-        ids=["no-known-encoding", "cp1252", "utf-16-le", "row-wider-than-header", "semicolons"],
+        ids=["no-known-encoding", "cp1252", "cp1252-initials", "utf-16-le", "row-wider-than-header", "semicolons"],
     )
     def test_csv_refused_whole_is_a_clear_form_error(self, admin_client, content, message):
         preview = admin_client.post(

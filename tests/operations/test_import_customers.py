@@ -229,6 +229,12 @@ class TestBadFiles:
         run(write_csv(tmp_path, text, encoding="gb18030"))
         assert [row[:2] for row in snapshot()] == [("朱镕基", "ABC科技"), ("王喆", "SOHO现代城A座")]
 
+    def test_gb18030_whose_chinese_is_single_characters_in_their_own_cells_is_read(self, tmp_path):
+        # A gender column beside English names: each 男 or 女 stands alone between commas.
+        text = "name,性别,email\nAda Lovelace,女,ada@example.com\nBob Smith,男,bob@example.com\nCarl Jung,男,c@example.com\n"
+        run(write_csv(tmp_path, text, encoding="gb18030"))
+        assert [row[0] for row in snapshot()] == ["Ada Lovelace", "Bob Smith", "Carl Jung"]
+
     def test_explicit_encoding(self, tmp_path):
         run(write_csv(tmp_path, GOOD, encoding="utf-16"), "--encoding", "utf-16")
         assert len(snapshot()) == 2
