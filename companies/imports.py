@@ -52,7 +52,9 @@ class CompanyImport(sheets.SheetImport):
     def key_of(self, name, value):
         return domain_of(value)
 
-    def existing(self, name, keys):
+    def existing(self, name, cells):
+        # A company's domain is stored as ``key_of`` gives it (``Company.save``).
+        keys = {self.key_of(name, cell) for cell in cells}
         return {company.domain: company for company in Company.objects.filter(domain__in=keys)}
 
     def new_record_data(self, values):

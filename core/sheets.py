@@ -184,8 +184,10 @@ class SheetImport:
         """A cell of the ``name`` key column as compared: two cells with the same result name one record."""
         return value.lower()
 
-    def existing(self, name, keys):
-        """{key: record} of the records whose ``name`` is one of these keys (as ``key_of`` gives them)."""
+    def existing(self, name, cells):
+        """{key: record} of the records whose ``name`` is one of ``cells`` (as written, none empty), each by its
+        own value's key (as ``key_of`` gives it). The cells, not their keys, are looked up: a record is found
+        as its unique index compares (a customer's email, lowered by the database)."""
         raise NotImplementedError
 
     def run(self, sheet, progress=None):
@@ -227,8 +229,7 @@ class SheetImport:
         names = [name for cell in cells("tags") for name in split_names(cell)]
         matched = []
         for name in self.keys:
-            keys = {self.key_of(name, value) for value in cells(name) if value} - {""}
-            matched.extend(record.pk for record in self.existing(name, keys).values())
+            matched.extend(record.pk for record in self.existing(name, self._named(name, cells(name))).values())
         tags.hold_tags(model, names=names, records=model._base_manager.filter(pk__in=matched))
 
     def hold_parents(self, columns, rows):
@@ -257,12 +258,15 @@ class SheetImport:
     def _import_batch(self, batch):
         existing = {}
         for name in self.keys:
-            keys = {self.key_of(name, values[name]) for _, values in batch if values.get(name)}
-            existing[name] = self.existing(name, keys - {""})
+            existing[name] = self.existing(name, self._named(name, [values.get(name) for _, values in batch]))
             if self.update_existing:
                 existing[name] = self._locked(existing[name])
         for line, values in batch:
             self._import_row(line, values, existing)
+
+    def _named(self, name, cells):
+        """The cells of the ``name`` key column that name a record (a key), once each."""
+        return list(dict.fromkeys(cell for cell in cells if cell and self.key_of(name, cell)))
 
     def _locked(self, found):
         """The records of ``found`` ({key: record}) that the rows may change, read again with their rows locked

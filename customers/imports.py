@@ -5,8 +5,6 @@ Rows are validated by the API's own ``CustomerSerializer``; customers are matche
 
 from functools import partial
 
-from django.db.models.functions import Lower
-
 from companies.models import Company
 from companies.names import name_key
 from core import sheets
@@ -65,11 +63,12 @@ class CustomerImport(sheets.SheetImport):
         # Another system's ids are compared as they are; emails ignoring case.
         return value if name == "external_id" else value.lower()
 
-    def existing(self, name, keys):
+    def existing(self, name, cells):
         if name == "external_id":
-            return {customer.external_id: customer for customer in Customer.objects.filter(external_id__in=keys)}
-        customers = Customer.objects.annotate(email_key=Lower("email")).filter(email_key__in=keys)
-        return {customer.email_key: customer for customer in customers}
+            return {customer.external_id: customer for customer in Customer.objects.filter(external_id__in=cells)}
+        # Found as the unique index compares emails, both sides lowered by the database (SQLite's LOWER() lowers
+        # ASCII letters only), then keyed as the rows are.
+        return {self.key_of(name, customer.email): customer for customer in Customer.objects.with_email_in(cells)}
 
     def parents_named(self, columns, rows):
         # The companies the rows name, found as a row's save finds its company by name (``Customer.link_company``).

@@ -1,6 +1,4 @@
 from django.core.exceptions import ValidationError
-from django.db.models import Q
-from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 from import_export import fields, widgets
 
@@ -115,14 +113,12 @@ class CustomerChildResource(CRMModelResource):
         ids, emails = [], []
         for text in self.column_cells(dataset, "customer"):
             if not text.isdecimal():
-                emails.append(text.lower())
+                emails.append(text)
             elif int(text) < 2**63:
                 ids.append(int(text))
         if not (ids or emails):
             return []
-        customers = self.scoped(
-            Customer.objects.alias(email_lower=Lower("email")).filter(Q(pk__in=ids) | Q(email_lower__in=emails))
-        )
+        customers = self.scoped(Customer.objects.filter(pk__in=ids) | Customer.objects.with_email_in(emails))
         if "company" not in {field.name for field in self._meta.model._meta.concrete_fields}:
             return [customers]
         return [Company.objects.filter(pk__in=customers.values("company")), customers]

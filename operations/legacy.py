@@ -15,7 +15,6 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.core.management.color import no_style
 from django.db import connection
-from django.db.models.functions import Lower
 
 from companies.models import Company
 from companies.names import name_key
@@ -312,8 +311,10 @@ class LegacyImport:
                 text(row["name"]) == here.name and (text(row["email"]) or "").lower() == (here.email or "").lower()
             ),
         )
-        emails = {(text(r["email"]) or "").lower() for r in rows} - {""}
-        taken = dict(Customer.objects.annotate(key=Lower("email")).filter(key__in=emails).values_list("key", "id"))
+        # Found as the unique index compares emails (lowered by the database, ``with_email_in``), then keyed as
+        # the rows are.
+        emails = {text(r["email"]) for r in rows} - {None}
+        taken = {email.lower(): pk for email, pk in Customer.objects.with_email_in(emails).values_list("email", "id")}
         seen = self.emails_seen
         batch = []
         for row in rows:

@@ -30,7 +30,6 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import Q
-from django.db.models.functions import Lower
 
 from companies.models import Company
 from companies.names import domain_of, name_key
@@ -196,13 +195,17 @@ class _Run:
     # Looking records up (within the importer's scope), remembered for the rest of the run.
 
     def rows(self, model):
-        queryset = model.objects.all()
+        return self.scoped(model.objects.all())
+
+    def scoped(self, queryset):
         return queryset if self.user is None else access.scope(queryset, self.user)
 
     def find(self, model, name, key):
+        """The record of ``model`` whose ``name`` is ``key`` (an email as written: the database lowers it, as the
+        unique index does; remembered by its lower case, as ``remember`` keeps it)."""
         if not key:
             return None
-        token = (model, name, key)
+        token = (model, name, key.lower() if name == "email" else key)
         if token not in self.found:
             self.found[token] = self._lookup(model, name, key)
         return self.found[token]
@@ -212,7 +215,7 @@ class _Run:
         if name == "external_id":
             return rows.filter(external_id=key).first()
         if name == "email":
-            return rows.annotate(email_key=Lower("email")).filter(email_key=key).order_by("pk").first()
+            return rows.with_email(key).order_by("pk").first()
         if name == "domain":
             return rows.filter(domain=key).first()
         if name == "name":
@@ -280,10 +283,9 @@ class _Run:
                     (emails if by == "email" else names).add(value)
         if not (company_ids | company_keys | customer_ids | emails | names) - {""}:
             return
-        customers = (
-            self.rows(Customer)
-            .alias(email_key=Lower("email"))
-            .filter(Q(external_id__in=customer_ids - {""}) | Q(email_key__in=emails) | Q(name__in=names))
+        customers = self.scoped(
+            Customer.objects.filter(Q(external_id__in=customer_ids - {""}) | Q(name__in=names))
+            | Customer.objects.with_email_in(emails)
         )
         companies = self.rows(Company).filter(Q(external_id__in=company_ids - {""}) | Q(name_key__in=company_keys))
         lock_keys(Company.objects.filter(Q(pk__in=companies.values("pk")) | Q(pk__in=customers.values("company"))))
@@ -345,12 +347,12 @@ class _Run:
 
     def customer_row(self, preset, values, row, first_line):
         external_id = self._external_id(preset, values.get("external_id"))
-        email = (values.get("email") or "").lower()
+        email = values.get("email") or ""
         name = values.get("name") or " ".join(
             part for part in (values.get("first_name"), values.get("last_name")) if part
         )
-        row.label = name or email
-        self._once(first_line, row, [("external_id", external_id), ("email", email)])
+        row.label = name or email.lower()
+        self._once(first_line, row, [("external_id", external_id), ("email", email.lower())])
         instance = self.find(Customer, "external_id", external_id) or self.find(Customer, "email", email)
         data = {
             "name": name,
@@ -505,12 +507,12 @@ def _shown(value):
 
 
 def _person_key(text):
-    """How a deal's person cell names the person: ``("email", the email in it, lower-cased)`` when it holds one,
+    """How a deal's person cell names the person: ``("email", the email in it)`` when it holds one,
     else ``("name", the text)``; the row's lookup (``_Run.find(Customer, "person", ...)``) and the hold of the
     people named (``_Run.hold_parents``) read it alike."""
     email = _EMAIL_IN_TEXT.search(text)
     if email:
-        return "email", email.group(0).lower()
+        return "email", email.group(0)
     return "name", text.strip()
 
 

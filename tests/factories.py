@@ -58,6 +58,15 @@ class CustomerFactory(DjangoModelFactory):
         return kwargs
 
 
+# Customers' emails with capitals beyond ASCII (as stored, and written in other letter cases), which the database
+# compares as its unique index does, by its own LOWER(): SQLite's lowers ASCII letters only, and PostgreSQL's
+# lowers a word's last Σ to σ, where Python's lower() writes ς.
+EMAILS_BEYOND_ASCII = {
+    "umlaut": ("Info@ÖKO.example", "INFO@ÖKO.EXAMPLE"),
+    "final sigma": ("Info@ΟΔΟΣ-net.example", "info@ΟΔΟΣ-NET.example"),
+}
+
+
 class InteractionFactory(DjangoModelFactory):
     class Meta:
         model = Interaction

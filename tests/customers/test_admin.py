@@ -25,7 +25,14 @@ from tests.core.admin.helpers import (
     upload,
     xlsx_bytes,
 )
-from tests.factories import CompanyFactory, CustomerFactory, InteractionFactory, ManagerFactory, OpportunityFactory
+from tests.factories import (
+    EMAILS_BEYOND_ASCII,
+    CompanyFactory,
+    CustomerFactory,
+    InteractionFactory,
+    ManagerFactory,
+    OpportunityFactory,
+)
 
 URL = "/admin/customers/customer/"
 
@@ -262,6 +269,17 @@ class TestImport:
         existing.refresh_from_db()
         assert (existing.name, existing.status, existing.phone) == ("New name", "active", None)
         assert existing.history.first().history_type == "~"
+
+    @pytest.mark.parametrize(("stored", "written"), EMAILS_BEYOND_ASCII.values(), ids=list(EMAILS_BEYOND_ASCII))
+    def test_rows_match_an_email_with_capitals_beyond_ascii_in_another_case(self, admin_client, stored, written):
+        # The database compares the emails, lowering both sides as the unique index does.
+        existing = CustomerFactory(name="Old name", email=stored)
+
+        import_rows(admin_client, URL, [HEADER, ["", "New name", "", written, "", "active"]])
+
+        assert Customer.objects.get() == existing
+        existing.refresh_from_db()
+        assert (existing.name, existing.email) == ("New name", written)
 
     def test_rows_match_customers_by_id(self, admin_client):
         existing = CustomerFactory(name="Before")

@@ -13,7 +13,7 @@ from companies.services import delete_company
 from customers.models import Customer
 from customers.services import delete_customer
 from tests.concurrency import while_deleting
-from tests.factories import CompanyFactory, CustomerFactory
+from tests.factories import EMAILS_BEYOND_ASCII, CompanyFactory, CustomerFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -123,6 +123,17 @@ class TestExistingCustomers:
         assert "Created 1, updated 0, skipped 1 existing, rejected 0 of 2 rows." in out
         existing.refresh_from_db()
         assert (existing.name, existing.phone, existing.status) == ("Old", "1", "active")
+
+    @pytest.mark.parametrize(("stored", "written"), EMAILS_BEYOND_ASCII.values(), ids=list(EMAILS_BEYOND_ASCII))
+    def test_an_email_with_capitals_beyond_ascii_matches_its_customer_in_another_case(self, tmp_path, stored, written):
+        # The database compares the emails, lowering both sides as the unique index does: the row updates the
+        # customer, rather than making a new one that the unique email refuses.
+        existing = CustomerFactory(name="Old", email=stored)
+        out, _ = run(write_csv(tmp_path, f"name,email\nNew,{written}\n"), "--update-existing")
+        assert "Created 0, updated 1, skipped 0 existing, rejected 0 of 1 rows." in out
+        existing.refresh_from_db()
+        assert (existing.name, existing.email) == ("New", written)
+        assert Customer.objects.count() == 1
 
     def test_update_existing_changes_only_given_cells(self, tmp_path):
         existing = CustomerFactory(name="Old", company="Keep Co", email="Alice@Example.com", phone="1")

@@ -16,7 +16,7 @@ from customers.services import delete_customer
 from interactions.models import Interaction
 from opportunities.models import Opportunity, StageChange
 from tests.concurrency import deadlocked, while_deleting
-from tests.factories import CompanyFactory, CustomerFactory
+from tests.factories import EMAILS_BEYOND_ASCII, CompanyFactory, CustomerFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -262,6 +262,16 @@ class TestImport:
         existing = CustomerFactory(id=1000, email="LISI@example.cn")
         out = run(legacy)
         assert f"skipped customer 2: email 'lisi@example.cn' belongs to existing customer {existing.pk}" in out
+
+    @pytest.mark.parametrize(("stored", "written"), EMAILS_BEYOND_ASCII.values(), ids=list(EMAILS_BEYOND_ASCII))
+    def test_an_email_with_capitals_beyond_ascii_of_an_existing_customer_is_skipped(self, tmp_path, stored, written):
+        # The database compares the emails, lowering both sides as the unique index does: the row is skipped,
+        # rather than failing the whole import on the unique email.
+        existing = CustomerFactory(id=1000, email=stored)
+        legacy = make_legacy(tmp_path / "crm.db", customers=[(2, "Öko", None, written, None, "active", T1, T1)])
+        out = run(legacy)
+        assert f"skipped customer 2: email {written!r} belongs to existing customer {existing.pk}" in out
+        assert Customer.objects.get() == existing
 
     def test_singular_and_capitalised_table_names(self, tmp_path):
         path = make_legacy(tmp_path / "old.sqlite", tables=("Customer", "interaction", "OPPORTUNITY"))

@@ -22,7 +22,7 @@ from operations.switching import SourceFile, import_files
 from operations.vendors import COMPANIES, CUSTOMERS, DEALS, custom_preset
 from opportunities.models import Opportunity
 from tests.concurrency import deadlocked, in_turn
-from tests.factories import CompanyFactory, CustomerFactory, ManagerFactory, UserFactory
+from tests.factories import EMAILS_BEYOND_ASCII, CompanyFactory, CustomerFactory, ManagerFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -290,6 +290,30 @@ def test_a_file_in_another_encoding_is_refused_without_naming_an_option_it_lacks
     assert not Customer.objects.exists()
 
 
+@pytest.mark.parametrize("kind", [CUSTOMERS, DEALS])
+@pytest.mark.parametrize(("stored", "written"), EMAILS_BEYOND_ASCII.values(), ids=list(EMAILS_BEYOND_ASCII))
+def test_an_email_with_capitals_beyond_ascii_names_its_person_in_another_case(kind, stored, written):
+    # The database compares the emails, lowering both sides as the unique index does: a person's row updates the
+    # person (rather than making a new one that the unique email refuses), a deal's is given to them.
+    ann = CustomerFactory(name="Ann", email=stored)
+    if kind == CUSTOMERS:
+        source = _custom_file(CUSTOMERS, f"name,email\nAnn Again,{written}\n")
+    else:
+        source = _custom_file(DEALS, f"title,customer\nFor Ann,Ann <{written}>\n")
+
+    result = import_files([source], vendor="")
+
+    assert result.counts() == {
+        kind: {"created": int(kind == DEALS), "updated": int(kind == CUSTOMERS), "unchanged": 0, "rejected": 0}
+    }
+    ann.refresh_from_db()
+    assert Customer.objects.get() == ann
+    if kind == CUSTOMERS:
+        assert (ann.name, ann.email) == ("Ann Again", written)
+    else:
+        assert Opportunity.objects.get().customer == ann
+
+
 def test_nul_characters_are_rejected_before_any_lookup():
     data = b"Record ID,Email,First Name\n1\x00,nul\x00@example.com,Nul\n2,ok@example.com,Ok\n"
     result = import_files([SourceFile(name="c.csv", data=data)], vendor="hubspot")
@@ -361,16 +385,22 @@ def _imported_while_deleted(record, source):
 
 @ON_POSTGRESQL
 @pytest.mark.django_db(transaction=True)
-def test_a_person_deleted_while_the_import_starts_is_not_given_a_deal():
+@pytest.mark.parametrize(
+    ("stored", "written"),
+    [("ann@example.com", "ANN@example.com"), EMAILS_BEYOND_ASCII["final sigma"]],
+    ids=["ascii", "final sigma"],
+)
+def test_a_person_deleted_while_the_import_starts_is_not_given_a_deal(stored, written):
     # The import waits for the delete and rejects the deal naming the person, rather than writing it for them and
-    # failing at its COMMIT, where the foreign key is checked.
-    ann = CustomerFactory(name="Ann", email="ann@example.com")
+    # failing at its COMMIT, where the foreign key is checked. The person is held as the row finds them, by the
+    # database's LOWER() of both emails.
+    ann = CustomerFactory(name="Ann", email=stored)
     bob = CustomerFactory(name="Bob", email="bob@example.com")
-    deals = _custom_file(DEALS, "title,customer\nFor Bob,Bob <bob@example.com>\nFor Ann,Ann <ANN@example.com>\n")
+    deals = _custom_file(DEALS, f"title,customer\nFor Bob,Bob <bob@example.com>\nFor Ann,Ann <{written}>\n")
 
     result = _imported_while_deleted(ann, deals)
 
-    assert rejected(result) == {("deals.csv", 3): ["no person 'Ann <ANN@example.com>' to give this deal to"]}
+    assert rejected(result) == {("deals.csv", 3): [f"no person 'Ann <{written}>' to give this deal to"]}
     assert list(Opportunity.objects.values_list("title", "customer")) == [("For Bob", bob.pk)]
 
 

@@ -18,7 +18,14 @@ from opportunities.models import Opportunity, StageChange
 from tasks.models import Task
 from tests.concurrency import Held, Thread, deadlocked, in_turn, no_waiting_on_locks, waits
 from tests.core.admin.helpers import managers, opened, staff, upload
-from tests.factories import CompanyFactory, CustomerFactory, InteractionFactory, OpportunityFactory, TaskFactory
+from tests.factories import (
+    EMAILS_BEYOND_ASCII,
+    CompanyFactory,
+    CustomerFactory,
+    InteractionFactory,
+    OpportunityFactory,
+    TaskFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -597,15 +604,18 @@ IMPORTED_BELOW_A_CUSTOMER = {
 
 
 @for_postgresql
-@pytest.mark.parametrize("named_by", ["id", "email"])
+@pytest.mark.parametrize("named_by", ["id", "email", "email beyond ASCII"])
 @pytest.mark.parametrize("records", IMPORTED_BELOW_A_CUSTOMER)
 def test_an_import_naming_a_customer_deleted_meanwhile_refuses_its_row_and_imports_nothing(records, named_by):
     # The customer's delete commits while the import waits: its row must not be written pointing at it (a server
-    # error at the import's COMMIT, where the foreign key is checked), nor any other row of the file.
+    # error at the import's COMMIT, where the foreign key is checked), nor any other row of the file. The customer
+    # named by email is held as the row finds it, by the database's LOWER() of both sides.
     model, columns, cells = IMPORTED_BELOW_A_CUSTOMER[records]
-    gone = CustomerFactory(name="Gone", email="gone@example.com")
+    email, named = EMAILS_BEYOND_ASCII["final sigma"] if named_by == "email beyond ASCII" else ("gone@example.com",) * 2
+    gone = CustomerFactory(name="Gone", email=email)
     kept = CustomerFactory(name="Kept")
-    named = str(gone.pk) if named_by == "id" else "GONE@example.com"
+    if named_by != "email beyond ASCII":
+        named = str(gone.pk) if named_by == "id" else "GONE@example.com"
     first, second = managers("first", "second")
     url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
     preview = upload(second, url, [["customer", *columns], [kept.pk, *cells], [named, *cells]])
