@@ -29,7 +29,7 @@ from core import access, changesets, merges, tags
 from core.admin import previews
 from core.admin.changesets import note_recorded
 from core.admin.customfields import CustomFieldsAdminMixin
-from core.admin.display import LabelledExportForm, replaced_line, unlinked_lines
+from core.admin.display import LabelledExportForm, UnlinkedLinesMixin
 from core.admin.formats import CSV, XLSX
 from core.admin.history import CRMHistoryContextHelper, HistoryAdmin, by_id
 from core.admin.imports import BoundedImportMixin
@@ -354,7 +354,9 @@ def carrying_shown_values(cls, base):
     return cls if issubclass(cls, base) else type(cls.__name__, (base, cls), {})
 
 
-class CRMModelAdmin(CustomFieldsAdminMixin, BoundedImportMixin, ImportExportMixin, ExportActionMixin, HistoryAdmin):
+class CRMModelAdmin(
+    UnlinkedLinesMixin, CustomFieldsAdminMixin, BoundedImportMixin, ImportExportMixin, ExportActionMixin, HistoryAdmin
+):
     """A model admin with CSV/XLSX import (previewed before writing), export of the
     filtered list or of a selection, and field-by-field change history.
 
@@ -785,37 +787,15 @@ class CRMModelAdmin(CustomFieldsAdminMixin, BoundedImportMixin, ImportExportMixi
         url = reverse(f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_history", args=[obj.pk])
         return format_html('<a href="{}">{}</a>', url, self.history_link_text)
 
-    def get_readonly_fields(self, request, obj=None):
-        fields = self._readonly_names(request, obj)
-        unlinked = unlinked_lines(self, request, fields)
-        return [unlinked.get(name, name) for name in fields]
-
-    def _readonly_names(self, request, obj):
-        fields = super().get_readonly_fields(request, obj)
+    def readonly_names(self, request, obj):
+        fields = super().readonly_names(request, obj)
         if self.owner_field and not access.is_manager(request.user):
             fields = [*fields, self.owner_field]
-        # On a past version's page, its lines for the related records it may not name (``_unnamed_in_version``).
+        # On a past version's page, its lines for the related records it may not name (``lines_in_place``).
         return [*fields, *self._unnamed_in_version(request, obj).values()]
 
-    def get_fieldsets(self, request, obj=None):
-        fieldsets = super().get_fieldsets(request, obj)
-        unnamed = self._unnamed_in_version(request, obj)
-        # A read-only line naming a user by name alone, where the users' pages are not this user's (``unlinked_lines``).
-        replaced = {**unlinked_lines(self, request, self._readonly_names(request, obj)), **unnamed}
-        if not replaced:
-            return fieldsets
-        # Each in its field's place (the fields of a form read from it list the read-only lines after the others).
-        lines = list(unnamed.values())
-        return [
-            (
-                name,
-                {
-                    **options,
-                    "fields": [replaced_line(line, replaced) for line in options["fields"] if line not in lines],
-                },
-            )
-            for name, options in fieldsets
-        ]
+    def lines_in_place(self, request, obj):
+        return self._unnamed_in_version(request, obj)
 
     def _keep_unsettable_fields(self, request, obj, form, current):
         """On a revert, every field the form does not offer this user keeps its current value.

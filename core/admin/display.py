@@ -65,23 +65,44 @@ def replaced_line(line, lines):
 
 class UnlinkedLinesMixin:
     """For a model admin whose read-only lines name related records: each named as plain text where the user may not
-    open the related record's page (``unlinked_lines``: the users' pages are superusers' only)."""
+    open the related record's page (``unlinked_lines``: the users' pages are superusers' only). A subclass may add
+    read-only lines (``readonly_names``) and lines of its own in fields' places (``lines_in_place``)."""
 
     def get_readonly_fields(self, request, obj=None):
-        names = super().get_readonly_fields(request, obj)
+        names = self.readonly_names(request, obj)
         unlinked = unlinked_lines(self, request, names)
         return [unlinked.get(name, name) for name in names]
+
+    def readonly_names(self, request, obj):
+        """The page's read-only lines, a related record's by its field's name (before ``get_readonly_fields`` puts
+        a plain-text line in its place)."""
+        return super().get_readonly_fields(request, obj)
+
+    def lines_in_place(self, request, obj):
+        """{field name: line} of the lines of the subclass's own, among ``readonly_names``, that the fieldsets show in
+        their fields' places only (in place of the plain-text line too)."""
+        return {}
 
     def get_fieldsets(self, request, obj=None):
         return self.unlinked_fieldsets(request, obj, super().get_fieldsets(request, obj))
 
     def unlinked_fieldsets(self, request, obj, fieldsets):
-        """``fieldsets`` with the lines that ``get_readonly_fields`` names as plain text in their fields' places."""
-        unlinked = unlinked_lines(self, request, super().get_readonly_fields(request, obj))
-        if not unlinked:
+        """``fieldsets`` with the lines that ``get_readonly_fields`` names as plain text, and the ``lines_in_place``,
+        in their fields' places."""
+        own = self.lines_in_place(request, obj)
+        replaced = {**unlinked_lines(self, request, self.readonly_names(request, obj)), **own}
+        if not replaced:
             return fieldsets
+        # Not also where the fieldsets of a form read from it list the read-only lines, after the others.
+        lines = list(own.values())
         return [
-            (name, {**options, "fields": [replaced_line(line, unlinked) for line in options["fields"]]})
+            (
+                name,
+                {
+                    **options,
+                    "fields": [replaced_line(line, replaced) for line in options["fields"] if line not in lines],
+                },
+            )
             for name, options in fieldsets
         ]
 
