@@ -13,6 +13,8 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from core import access
+from core.api.fastsql import url_pk
+from core.rowlocks import lock_rows
 
 from .filters import NotificationFilter
 from .models import Notification
@@ -45,6 +47,11 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     def read(self, request, pk=None):
         """Mark the notification read (once: reading it again keeps the first time)."""
         with transaction.atomic():
+            # Locked before it is read: a delete under way is waited for, then the notification is read as gone
+            # (404) rather than saved into no row; a mark under way too, whose time is then kept.
+            found = url_pk(Notification, pk)
+            if found is not None:
+                lock_rows(self.get_queryset().filter(pk=found))
             notification = self.get_object()
             if notification.read_at is None:
                 notification.read_at = timezone.now()
