@@ -80,7 +80,10 @@ class EndpointAdmin(ManagersOnly, CRMModelAdmin):
     @admin.action(description=_("Rotate the signing secret"))
     def rotate_secret(self, request, queryset):
         for endpoint in queryset:
-            secret = service.rotate_secret(endpoint=endpoint)
+            try:
+                secret = service.rotate_secret(endpoint=endpoint)
+            except Endpoint.DoesNotExist:
+                continue  # deleted by someone else meanwhile: not among those rotated
             messages.warning(
                 request,
                 _("New secret of %(url)s (shown only now): %(secret)s") % {"url": endpoint.url, "secret": secret},

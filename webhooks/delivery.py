@@ -22,6 +22,8 @@ from django.db.models import Q
 from django.utils import timezone
 from standardwebhooks import Webhook
 
+from core.rowlocks import locking
+
 from . import net, services
 from .models import Delivery, Endpoint
 
@@ -138,14 +140,23 @@ def replay(*, deliveries, now=None):
 
 
 def rotate_secret(*, endpoint, now=None):
-    """A new secret; the old one keeps signing too for ``WEBHOOKS_SECRET_ROTATION_HOURS``."""
+    """A new secret; the old one keeps signing too for ``WEBHOOKS_SECRET_ROTATION_HOURS``.
+
+    The endpoint is locked and its secret read again first: a rotation under way is waited for, and the secret it
+    made is the one kept signing (read before it, that secret, already handed out, was lost); an endpoint deleted
+    meanwhile is ``Endpoint.DoesNotExist``, not saved into no row.
+    """
     from .models import new_secret
 
     now = now or timezone.now()
-    endpoint.previous_secret = endpoint.secret
-    endpoint.previous_secret_expires_at = now + timedelta(hours=settings.WEBHOOKS_SECRET_ROTATION_HOURS)
-    endpoint.secret = new_secret()
-    endpoint.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at"])
+    with transaction.atomic():
+        stored = locking(Endpoint.objects.filter(pk=endpoint.pk)).values_list("secret", flat=True).first()
+        if stored is None:
+            raise Endpoint.DoesNotExist("The webhook endpoint was deleted meanwhile.")
+        endpoint.previous_secret = stored
+        endpoint.previous_secret_expires_at = now + timedelta(hours=settings.WEBHOOKS_SECRET_ROTATION_HOURS)
+        endpoint.secret = new_secret()
+        endpoint.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at"])
     return endpoint.secret
 
 

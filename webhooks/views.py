@@ -40,7 +40,8 @@ class WebhookEndpointViewSet(CRMModelViewSet):
     @action(detail=True, methods=["post"], url_path="rotate-secret")
     def rotate_secret(self, request, pk=None):
         """A new secret, shown once; the old one keeps signing beside it for a while."""
-        endpoint = self.get_object()
+        # Locked before it is read, as a change's (``_find``): one deleted meanwhile answers 404.
+        endpoint = self._find(self._url_pk(), writing=True, if_match=None)
         secret = service.rotate_secret(endpoint=endpoint)
         return Response({**EndpointSerializer(endpoint).data, "secret": secret})
 

@@ -1,0 +1,88 @@
+"""Writes of a webhook endpoint (a secret's rotation) while another request deletes it, or rotates it too.
+
+A rotation locks the endpoint and reads its secret again before it writes (``delivery.rotate_secret``): a delete
+under way is waited for, then the endpoint is read as gone (the API's 404 in the envelope; the admin's action
+leaves it out), not saved into no row (a 500); a rotation under way is waited for, and the secret it handed out
+keeps signing beside the new one. Two connections at once (a thread each): PostgreSQL (SQLite runs one writer
+at a time, ``core/sqlite``).
+"""
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from tests.concurrency import in_turn, while_deleting
+from tests.conftest import browser
+from tests.factories import member
+from webhooks.models import Endpoint
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        connection.vendor != "postgresql", reason="two connections at once: PostgreSQL (SQLite serialises writers)"
+    ),
+]
+
+CHANGELIST = "/admin/webhooks/endpoint/"
+
+
+def another_client(token):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+def deleted(endpoint):
+    endpoint.delete()
+
+
+def test_rotating_the_secret_of_an_endpoint_being_deleted_answers_404(api, receiver):
+    endpoint, answers = Endpoint.objects.create(url=receiver.url), []
+
+    errors = while_deleting(
+        deleted, endpoint, lambda: answers.append(api.post(f"/api/webhooks/{endpoint.pk}/rotate-secret"))
+    )
+
+    assert not errors
+    [answer] = answers
+    assert answer.status_code == 404, answer.content
+    assert answer.json()["success"] is False
+    assert not Endpoint.objects.exists()
+
+
+def test_the_admins_rotation_leaves_out_an_endpoint_being_deleted(receiver):
+    endpoint, answers = Endpoint.objects.create(url=receiver.url), []
+    client = browser(member("boss", "Sales manager", is_staff=True))
+    data = {"action": "rotate_secret", "_selected_action": [endpoint.pk]}
+
+    errors = while_deleting(deleted, endpoint, lambda: answers.append(client.post(CHANGELIST, data, follow=True)))
+
+    assert not errors
+    [answer] = answers
+    assert answer.status_code == 200
+    assert "New secret of" not in answer.content.decode()
+    assert not Endpoint.objects.exists()
+
+
+@pytest.mark.parametrize("second", ["api", "admin"])
+def test_two_rotations_at_once_keep_the_first_ones_secret_signing(api, token, receiver, second):
+    endpoint = Endpoint.objects.create(url=receiver.url)
+    rotated = []
+
+    def rotate_by_api(client):
+        rotated.append(client.post(f"/api/webhooks/{endpoint.pk}/rotate-secret").json()["data"]["secret"])
+
+    def rotate_in_the_admin():
+        client = browser(member("boss", "Sales manager", is_staff=True))
+        data = {"action": "rotate_secret", "_selected_action": [endpoint.pk]}
+        client.post(CHANGELIST, data)
+        rotated.append(Endpoint.objects.get(pk=endpoint.pk).secret)
+
+    then = rotate_in_the_admin if second == "admin" else lambda: rotate_by_api(another_client(token))
+    errors = in_turn(lambda: rotate_by_api(api), then, atomic=False)
+
+    assert not errors
+    first_secret, second_secret = rotated
+    stored = Endpoint.objects.get()
+    assert (stored.secret, stored.previous_secret) == (second_secret, first_secret)
+    assert first_secret != second_secret
