@@ -8,6 +8,7 @@ from rest_framework.response import Response
 
 from core.api.permissions import IsManager
 from core.api.viewsets import CRMModelViewSet
+from core.rowlocks import lock_keys
 
 from . import delivery as service
 from .filters import DeliveryFilter
@@ -45,11 +46,21 @@ class WebhookEndpointViewSet(CRMModelViewSet):
         secret = service.rotate_secret(endpoint=endpoint)
         return Response({**EndpointSerializer(endpoint).data, "secret": secret})
 
+    def _held_endpoint(self):
+        """The URL's endpoint, for a write of its deliveries: held first ``FOR KEY SHARE`` (``rowlocks.lock_keys``),
+        as a delivery's foreign key check holds it, then read. A delete under way is waited for, then the endpoint is
+        read as gone (404), its deliveries with it, rather than a delivery written for no endpoint (a conflict at
+        COMMIT) or one replayed that is no longer there (a 500); a delete that comes after waits for the write."""
+        pk = self._url_pk()
+        if pk is not None:
+            lock_keys(Endpoint.objects.filter(pk=pk))
+        return self.get_object()
+
     @extend_schema(request=None, responses={202: DeliverySerializer})
     @action(detail=True, methods=["post"], url_path="test")
     def test(self, request, pk=None):
         """Send a ``webhook.test`` event to the endpoint (after its pending deliveries)."""
-        endpoint = self.get_object()
+        endpoint = self._held_endpoint()
         delivery = service.send_test_event(endpoint=endpoint, user=request.user)
         return Response(DeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
 
@@ -71,7 +82,7 @@ class WebhookEndpointViewSet(CRMModelViewSet):
     @action(detail=True, methods=["post"], url_path=r"deliveries/(?P<delivery_id>[0-9]{1,18})/replay")
     def replay_one(self, request, pk=None, delivery_id=None):
         """Send one delivery again (same message id and body)."""
-        endpoint = self.get_object()
+        endpoint = self._held_endpoint()
         found = get_object_or_404(endpoint.deliveries.all(), pk=delivery_id)
         if found.status == Delivery.Status.PENDING:
             raise exceptions.ValidationError({"delivery_id": ["This delivery is still pending."]})
@@ -86,7 +97,7 @@ class WebhookEndpointViewSet(CRMModelViewSet):
     @action(detail=True, methods=["post"], url_path="replay")
     def replay_failed(self, request, pk=None):
         """Send again every failed delivery of the endpoint created since ``since``."""
-        endpoint = self.get_object()
+        endpoint = self._held_endpoint()
         serializer = ReplaySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         failed = endpoint.deliveries.filter(

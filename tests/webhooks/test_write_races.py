@@ -1,10 +1,12 @@
-"""Writes of a webhook endpoint (a secret's rotation) while another request deletes it, or rotates it too.
+"""Writes of a webhook endpoint (a secret's rotation) or of its deliveries (a test event, a replay) while another
+request deletes the endpoint, or rotates its secret too.
 
 A rotation locks the endpoint and reads its secret again before it writes (``delivery.rotate_secret``): a delete
 under way is waited for, then the endpoint is read as gone (the API's 404 in the envelope; the admin's action
 leaves it out), not saved into no row (a 500); a rotation under way is waited for, and the secret it handed out
-keeps signing beside the new one. Two connections at once (a thread each): PostgreSQL (SQLite runs one writer
-at a time, ``core/sqlite``).
+keeps signing beside the new one. A write of its deliveries holds the endpoint first, as their foreign key's check
+does: a delete under way is waited for, then the endpoint is read as gone. Two connections at once (a thread each):
+PostgreSQL (SQLite runs one writer at a time, ``core/sqlite``).
 """
 
 import pytest
@@ -14,7 +16,7 @@ from rest_framework.test import APIClient
 from tests.concurrency import in_turn, while_deleting
 from tests.conftest import browser
 from tests.factories import member
-from webhooks.models import Endpoint
+from webhooks.models import Delivery, Endpoint
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -50,10 +52,11 @@ def test_rotating_the_secret_of_an_endpoint_being_deleted_answers_404(api, recei
     assert not Endpoint.objects.exists()
 
 
-def test_the_admins_rotation_leaves_out_an_endpoint_being_deleted(receiver):
+@pytest.mark.parametrize("action", ["rotate_secret", "send_test_event"])
+def test_the_admins_actions_leave_out_an_endpoint_being_deleted(receiver, action):
     endpoint, answers = Endpoint.objects.create(url=receiver.url), []
     client = browser(member("boss", "Sales manager", is_staff=True))
-    data = {"action": "rotate_secret", "_selected_action": [endpoint.pk]}
+    data = {"action": action, "_selected_action": [endpoint.pk]}
 
     errors = while_deleting(deleted, endpoint, lambda: answers.append(client.post(CHANGELIST, data, follow=True)))
 
@@ -61,7 +64,7 @@ def test_the_admins_rotation_leaves_out_an_endpoint_being_deleted(receiver):
     [answer] = answers
     assert answer.status_code == 200
     assert "New secret of" not in answer.content.decode()
-    assert not Endpoint.objects.exists()
+    assert not Endpoint.objects.exists() and not Delivery.objects.exists()
 
 
 @pytest.mark.parametrize("second", ["api", "admin"])
@@ -86,3 +89,28 @@ def test_two_rotations_at_once_keep_the_first_ones_secret_signing(api, token, re
     stored = Endpoint.objects.get()
     assert (stored.secret, stored.previous_secret) == (second_secret, first_secret)
     assert first_secret != second_secret
+
+
+def failed_delivery(endpoint):
+    return Delivery.objects.create(
+        endpoint=endpoint, message_id="evt_1", event_type="customer.created", payload={}, status=Delivery.Status.FAILED
+    )
+
+
+@pytest.mark.parametrize("action", ["test", "replay one", "replay failed"])
+def test_a_write_of_the_deliveries_of_an_endpoint_being_deleted_answers_404(api, receiver, action):
+    endpoint, answers = Endpoint.objects.create(url=receiver.url), []
+    delivery = failed_delivery(endpoint)
+    url, body = {
+        "test": (f"/api/webhooks/{endpoint.pk}/test", {}),
+        "replay one": (f"/api/webhooks/{endpoint.pk}/deliveries/{delivery.pk}/replay", {}),
+        "replay failed": (f"/api/webhooks/{endpoint.pk}/replay", {"since": "2000-01-01T00:00:00Z"}),
+    }[action]
+
+    errors = while_deleting(deleted, endpoint, lambda: answers.append(api.post(url, body, format="json")))
+
+    assert not errors
+    [answer] = answers
+    assert answer.status_code == 404, answer.content
+    assert answer.json()["success"] is False
+    assert not Endpoint.objects.exists() and not Delivery.objects.exists()
