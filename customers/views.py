@@ -108,7 +108,8 @@ class CustomerViewSet(HistoryMixin, ExportMixin, MergeMixin, CRMModelViewSet):
     @action(detail=True, methods=["post"], url_path="reassign", permission_classes=[IsManager], filter_backends=[])
     def reassign(self, request, pk=None):
         """Give one customer (and so its interactions and opportunities) to another owner. Managers only."""
-        customer = self.get_object()
+        # Locked before it is read, as a change's (``_find``): one deleted meanwhile answers 404, not a reassign of nothing.
+        customer = self._find(self._url_pk(), writing=True, if_match=None)
         serializer = ReassignSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         owner = serializer.validated_data["owner_id"]

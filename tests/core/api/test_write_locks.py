@@ -203,14 +203,17 @@ def test_a_write_changing_records_does_not_wait_for_records_being_pointed_at_the
     assert write.stored() == write.expected
 
 
-@pytest.mark.parametrize("how", ["PATCH", "batch update"])
+@pytest.mark.parametrize("how", ["PATCH", "batch update", "reassign"])
 def test_an_update_waits_for_a_delete_under_way_and_finds_the_record_gone(api, how):
     # FOR NO KEY UPDATE still waits for the FOR UPDATE of a delete: the update then reads the record as gone, rather
-    # than saving it (Django's save finding no row to update inserts it).
+    # than saving it (Django's save finding no row to update inserts it), or answering that it moved nothing.
     customer = CustomerFactory(name="Ann")
     answers = []
     if how == "PATCH":
         request = lambda: api.patch(f"/api/customers/{customer.pk}", {"name": "Ann B"}, format="json")  # noqa: E731
+    elif how == "reassign":
+        body = {"owner_id": UserFactory(username="new-owner").pk}
+        request = lambda: api.post(f"/api/customers/{customer.pk}/reassign", body, format="json")  # noqa: E731
     else:
         body = {"update": [{"id": customer.pk, "name": "Ann B"}]}
         request = lambda: api.post("/api/customers/batch", body, format="json")  # noqa: E731
@@ -219,7 +222,7 @@ def test_an_update_waits_for_a_delete_under_way_and_finds_the_record_gone(api, h
 
     assert not errors
     [answer] = answers
-    if how == "PATCH":
+    if how in ("PATCH", "reassign"):
         assert answer.status_code == 404, answer.json()
     else:
         assert answer.status_code == 207, answer.json()
