@@ -1,3 +1,4 @@
+import threading
 from datetime import UTC, datetime
 from decimal import Decimal
 from io import StringIO
@@ -360,3 +361,46 @@ def test_a_seeded_company_has_the_columns_a_save_gives_it():
         ]
         assert (company.website, company.tags, company.custom_fields) == ("", [], {})
         twin.delete()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_runs_at_once_take_turns_the_second_after_the_first(monkeypatch):
+    # The first run is held inside its transaction, its rows written; the second waits for it, then reads what it
+    # wrote: its ids go on after the first's, and the company names the first made link to its companies. Without
+    # waiting, both wrote the same ids, and the second failed at the first's with an IntegrityError's traceback.
+    from django.db import connection
+
+    from operations.management.commands import seed_demo
+    from tests.concurrency import Thread, waits
+
+    if connection.vendor != "postgresql":
+        pytest.skip("two connections at once: PostgreSQL (SQLite runs one writer at a time)")
+    seed("--customers", "10")
+    written, release, runs = threading.Event(), threading.Event(), []
+
+    def held_after_its_rows(*args, **kwargs):
+        batches = generate(*args, **kwargs)
+        runs.append(None)
+        first = len(runs) == 1
+        yield next(batches)
+        if first:  # its rows written, its transaction open
+            written.set()
+            release.wait(60)
+        yield from batches
+
+    monkeypatch.setattr(seed_demo, "generate", held_after_its_rows)
+    first = Thread(lambda: seed("--customers", "10", "--append", "--seed", "9"))
+    first.start()
+    try:
+        assert written.wait(60), "the first run never wrote"
+        second = Thread(lambda: seed("--customers", "10", "--append", "--seed", "9"))
+        second.start()
+        assert waits(second), "the second run never waited for the first"
+    finally:
+        release.set()
+    first.answer()
+    second.answer()
+
+    assert sorted(Customer.objects.values_list("pk", flat=True)) == list(range(1, 31))
+    keys = Company.objects.values("name_key").annotate(n=Count("pk"))
+    assert not keys.filter(n__gt=1).exists()

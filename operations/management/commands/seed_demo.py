@@ -14,6 +14,8 @@ from operations.seeding import UNIQUE_NAME, BulkWriter, StartIds, generate
 
 # Customers that get demo tasks (a round of overdue, today's and upcoming ones each, at most).
 DEMO_TASK_CUSTOMERS = 200
+# The advisory lock that makes runs take turns on PostgreSQL ("seeddemo" as a number).
+SEED_LOCK = 8315163768864992623
 
 
 def _positive(value):
@@ -32,6 +34,18 @@ def _non_negative(value):
 
 def _date(value):
     return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
+
+
+def _take_turn():
+    """Hold, until the transaction ends, the lock that seed runs take turns by (PostgreSQL)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SEED_LOCK])
+
+
+def _refuse_unless_appending(has_customers, options):
+    if has_customers and not options["append"]:
+        raise CommandError("The database already has customers. Use --append to add more, or seed an empty database.")
 
 
 class Command(BaseCommand):
@@ -82,15 +96,21 @@ class Command(BaseCommand):
             has_customers = Customer.objects.exists()
         except Exception as exc:  # a missing table is the usual cause
             raise CommandError(f"Cannot read the customers table ({exc}). Run 'manage.py migrate' first.") from exc
-        if has_customers and not options["append"]:
-            raise CommandError(
-                "The database already has customers. Use --append to add more, or seed an empty database."
-            )
+        _refuse_unless_appending(has_customers, options)
         total = options["customers"]
         rows = companies = 0
         began = time.perf_counter()
-        progress = tqdm(total=total, unit=" customers", disable=options["no_progress"] or None, file=self.stderr._out)
         with transaction.atomic():
+            # One run at a time: the rows are written with the ids after the largest there, and a company name
+            # links to the company of that name there. A run begun meanwhile waits here for this one to commit,
+            # then reads what it wrote (rather than writing the same ids and companies, and failing at its ids);
+            # SQLite's IMMEDIATE transactions queue already.
+            _take_turn()
+            has_customers = Customer.objects.exists()
+            _refuse_unless_appending(has_customers, options)
+            progress = tqdm(
+                total=total, unit=" customers", disable=options["no_progress"] or None, file=self.stderr._out
+            )
             # The companies already there (of an import, or an earlier seed) are read in the
             # transaction: a name of theirs links to them rather than making another.
             start = StartIds.after_existing()
