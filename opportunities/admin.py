@@ -239,7 +239,14 @@ class OpportunityAdmin(TaggedAdminMixin, PipelineBoard, CRMModelAdmin):
     title_cut = cut_column("title", _("title"), "title", size="wide")
     customer_cut = cut_column("customer.name", _("customer"), "customer__name")
     list_editable = ["stage", "probability"]
-    list_filter = [owner_filter("customer__owner"), "stage", ValueRangeFilter, "expected_close_date", "created_at"]
+    list_filter = [
+        owner_filter("customer__owner"),
+        "stage",
+        ("lost_reason", admin.EmptyFieldListFilter),
+        ValueRangeFilter,
+        "expected_close_date",
+        "created_at",
+    ]
     # Each word in the title, the customer's name or company: through the indexes of the opportunities'
     # and the customers' own search (core/search.py).
     search_fields = ["title", "customer__name", "customer__company_name"]

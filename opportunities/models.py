@@ -55,6 +55,9 @@ class Opportunity(TaggedModel, RecordedModel):
     )
     # Set when the stage becomes closed or lost, cleared when the opportunity is reopened.
     closed_at = models.DateTimeField(_("closed at"), null=True, blank=True, editable=False)
+    # Why a lost deal was lost: given to a lost deal only, cleared when it is reopened or won
+    # (``services.check_lost_reason``, ``services.opportunity_set_stage``).
+    lost_reason = models.CharField(_("lost reason"), max_length=200, blank=True, default="", db_default="")
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     external_id = external_id_field()
@@ -132,7 +135,7 @@ class Opportunity(TaggedModel, RecordedModel):
         previous_stage = self.stored_stage
         update_fields = kwargs.get("update_fields")
         if update_fields is not None and "stage" in update_fields:
-            kwargs["update_fields"] = {*update_fields, "closed_at"}
+            kwargs["update_fields"] = {*update_fields, "closed_at", "lost_reason"}
         creating = self._state.adding
         if creating and self.company_id is None and self.customer_id is not None:
             # With its customer's company, unless another was named.
@@ -152,7 +155,15 @@ class Opportunity(TaggedModel, RecordedModel):
                 changed_at=self.updated_at,
             )
         self._loaded_stage = self.stage
+        self._loaded_lost_reason = self.lost_reason
         self.stage_rules_applied = False
+
+    def clean(self):
+        super().clean()
+        # Imported here: the services build on this module.
+        from .services import check_lost_reason
+
+        check_lost_reason(opportunity=self, stage=self.stage, lost_reason=self.lost_reason)
 
     @classmethod
     def from_db(cls, db, field_names, values):
@@ -161,12 +172,19 @@ class Opportunity(TaggedModel, RecordedModel):
         # belongs to the deal's customer can follow it to another (``parts.on_customer_change``).
         instance._loaded_stage = instance.__dict__.get("stage")
         instance._loaded_customer_id = instance.__dict__.get("customer_id")
+        # The lost reason as loaded: sent back as it is, it is no new reason (``services.check_lost_reason``).
+        instance._loaded_lost_reason = instance.__dict__.get("lost_reason")
         return instance
 
     @property
     def stored_stage(self):
         """The stage as last loaded or saved; None for a new opportunity."""
         return getattr(self, "_loaded_stage", None)
+
+    @property
+    def stored_lost_reason(self):
+        """The lost reason as last loaded or saved; empty for a new opportunity."""
+        return getattr(self, "_loaded_lost_reason", None) or ""
 
     @property
     def is_open(self):

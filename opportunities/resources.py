@@ -27,6 +27,7 @@ class OpportunityResource(CustomerChildResource):
             "probability",
             "expected_close_date",
             "closed_at",
+            "lost_reason",
             "created_at",
             "external_id",
             "tags",

@@ -15,7 +15,7 @@ from customers.models import Customer
 from customers.serializers import CustomerIdField
 
 from .models import Opportunity
-from .services import opportunity_set_stage
+from .services import check_lost_reason, opportunity_set_stage
 
 
 class NextTaskSerializer(serializers.Serializer):
@@ -80,6 +80,7 @@ class OpportunitySerializer(
             "probability",
             "expected_close_date",
             "closed_at",
+            "lost_reason",
             "created_at",
             "updated_at",
             "created_by_id",
@@ -90,12 +91,28 @@ class OpportunitySerializer(
             "tags",
         ]
         read_only_fields = ["id", "closed_at", "created_by_id", "created_at", "updated_at"]
-        extra_kwargs = {"expected_close_date": {"help_text": f"In the years {FIRST_YEAR}-{LAST_YEAR}."}}
+        extra_kwargs = {
+            "expected_close_date": {"help_text": f"In the years {FIRST_YEAR}-{LAST_YEAR}."},
+            "lost_reason": {
+                "help_text": "Why the deal was lost: only for a deal that is lost or moved to lost (else 400); "
+                "cleared when it is reopened or won."
+            },
+        }
 
     def validate_title(self, value):
         if not value.strip():
             raise serializers.ValidationError("This field may not be blank.")
         return value.strip()
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        if "lost_reason" in attrs:
+            # Written to survive a partial update: the stage sent, else the deal's own.
+            opportunity = self.instance if self.instance is not None else Opportunity()
+            check_lost_reason(
+                opportunity=opportunity, stage=attrs.get("stage", opportunity.stage), lost_reason=attrs["lost_reason"]
+            )
+        return attrs
 
     def create(self, validated_data):
         opportunity = Opportunity()
@@ -111,11 +128,13 @@ class OpportunitySerializer(
 
 
 def set_stage_from(opportunity, validated_data):
-    """Apply the stage rules for the ``stage`` and ``probability`` of ``validated_data`` (taken out of it)."""
+    """Apply the stage rules for the ``stage``, ``probability`` and ``lost_reason`` of ``validated_data`` (taken
+    out of it)."""
     opportunity_set_stage(
         opportunity=opportunity,
         stage=validated_data.pop("stage", opportunity.stage),
         probability=validated_data.pop("probability", None),
+        lost_reason=validated_data.pop("lost_reason", None),
     )
 
 

@@ -1,6 +1,8 @@
 """Writes on opportunities that do more than save validated fields."""
 
+from django.core.exceptions import ValidationError
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from .models import Opportunity
 
@@ -26,13 +28,29 @@ def stage_fields(*, stage, moved, probability=None, closed_at=None, at=None):
     return probability, closed_at
 
 
-def opportunity_set_stage(*, opportunity, stage, probability=None, at=None):
+def check_lost_reason(*, opportunity, stage, lost_reason):
+    """The lost reason rule: only a deal that is lost, or is being moved to ``lost``, may be given one.
+
+    Raises ``ValidationError`` on ``lost_reason`` when ``opportunity``, going to ``stage``, is given a
+    reason otherwise (the API's serializer, ``Opportunity.clean`` for the admin's forms). The reason it
+    already has, sent back as it is with a move away from ``lost``, is no new one: the move clears it
+    (:func:`opportunity_set_stage`).
+    """
+    if lost_reason and stage != Opportunity.Stage.LOST and lost_reason != opportunity.stored_lost_reason:
+        raise ValidationError(
+            {"lost_reason": _("Only a lost deal has a lost reason: move it to “Lost”, or leave the reason empty.")}
+        )
+
+
+def opportunity_set_stage(*, opportunity, stage, probability=None, at=None, lost_reason=None):
     """Put ``opportunity`` at ``stage`` (not saved), as every writer does: the API, the admin,
     imports, the legacy import and ``Opportunity.save()`` for anything else.
 
     Without a ``probability``, an opportunity that is new or moves to another
     stage takes the new stage's default, and one that stays keeps its own.
-    ``at`` is when it moved (default: now), for ``closed_at``.
+    ``at`` is when it moved (default: now), for ``closed_at``. ``lost_reason``,
+    when given, is the deal's new one (:func:`check_lost_reason` says who may
+    have one); at any stage but ``lost`` its reason is cleared (its history keeps it).
     """
     moved = opportunity.stored_stage is None or stage != opportunity.stored_stage
     if probability is None and not moved:
@@ -41,6 +59,10 @@ def opportunity_set_stage(*, opportunity, stage, probability=None, at=None):
     opportunity.probability, opportunity.closed_at = stage_fields(
         stage=stage, moved=moved, probability=probability, closed_at=opportunity.closed_at, at=at
     )
+    if lost_reason is not None:
+        opportunity.lost_reason = lost_reason
+    if stage != Opportunity.Stage.LOST:
+        opportunity.lost_reason = ""
     # Applied: save() does not apply the rules a second time (which would move ``closed_at`` to now).
     opportunity.stage_rules_applied = True
 

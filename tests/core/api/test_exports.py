@@ -142,6 +142,7 @@ class TestCsvExport:
             "100",
             "2026-12-01",
             deal.closed_at.isoformat(),
+            "",
             deal.created_at.isoformat(),
             deal.updated_at.isoformat(),
             "",
