@@ -12,7 +12,7 @@ from interactions.models import Interaction
 from interactions.reports import activities_by_owner
 
 from .models import Opportunity
-from .reports import book_of, closing_in_month, pipeline_groups, pipeline_summary
+from .reports import book_of, closing_in_month, lost_reasons, pipeline_groups, pipeline_summary
 
 LIST_LENGTH = 10
 
@@ -110,6 +110,8 @@ def dashboard_context(request, now=None):
         context["win_rate_percent"] = {
             key: None if ratio is None else round(ratio * 100, 1) for key, ratio in summary["win_rate"].items()
         }
+        # The pipeline report's lost deals by reason, over the same book.
+        context["lost_reasons"] = lost_reasons(opportunities)
         if user.has_perm("interactions.view_interaction"):
             context["rep_table"] = rep_table(user, now)
             context["rep_table_is_own"] = not access.sees_everything(user)

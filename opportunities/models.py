@@ -112,6 +112,13 @@ class Opportunity(TaggedModel, RecordedModel):
                 name="opportunity_won_idx",
                 condition=models.Q(stage="closed"),
             ),
+            # The pipeline report's lost deals by reason, counted and summed from the index alone.
+            models.Index(
+                fields=["lost_reason"],
+                include=["value", "id"],
+                name="opportunity_lost_reason_idx",
+                condition=models.Q(stage="lost"),
+            ),
             # Behind the admin list's sorts: the column, then the admin's own ordering if it has one, else
             # the newest id first (Django's tie-break).
             models.Index(fields=["title", "-id"], name="opportunity_title_sort_idx"),

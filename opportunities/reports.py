@@ -10,6 +10,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.db.models import Count, DecimalField, ExpressionWrapper, F, Q, Sum, Value
 from django.db.models.functions import Coalesce, TruncMonth
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from core.dates import add_months
 
@@ -176,6 +177,35 @@ def _summary_of_figures(rows, month):
         if stage in Opportunity.OPEN_STAGES and close_month == month:
             _add(row, "closing", count, total, weighted)
     return row
+
+
+# At most this many reasons in ``lost_reasons`` (a free text: there may be as many as lost deals).
+LOST_REASON_LIMIT = 50
+
+
+def lost_reasons(queryset, limit=LOST_REASON_LIMIT):
+    """The lost deals of ``queryset`` grouped by their lost reason, in one aggregate query.
+
+    Each group: ``reason`` (``None`` for the deals lost with no reason given), its ``label`` (the reason,
+    or "No reason given"), ``count`` and ``total_value``; the most frequent first, then the largest
+    total, then by reason; at most ``limit`` groups. Reasons are grouped as written (stripped by the API).
+    """
+    rows = (
+        queryset.filter(stage=Opportunity.Stage.LOST)
+        .order_by()
+        .values("lost_reason")
+        .annotate(count=Count("id"), total=Coalesce(Sum("value"), Value(ZERO), output_field=_MONEY))
+        .order_by("-count", "-total", "lost_reason")[:limit]
+    )
+    return [
+        {
+            "reason": row["lost_reason"] or None,
+            "label": row["lost_reason"] or str(_("No reason given")),
+            "count": row["count"],
+            "total_value": _money(row["total"]),
+        }
+        for row in rows
+    ]
 
 
 def value_totals(queryset):

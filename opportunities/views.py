@@ -9,7 +9,7 @@ from core.api.viewsets import CRMModelViewSet
 from . import parts
 from .filters import OpportunityFilter
 from .models import Opportunity
-from .reports import forecast, pipeline_groups, pipeline_summary
+from .reports import forecast, lost_reasons, pipeline_groups, pipeline_summary
 from .serializers import ForecastQuerySerializer, OpportunitySerializer, PipelineQuerySerializer
 
 
@@ -48,7 +48,8 @@ class OpportunityViewSet(HistoryMixin, ExportMixin, CRMModelViewSet):
 
 
 class PipelineReportView(ScopedReportView):
-    """``GET /api/reports/pipeline``: per-stage counts and values, open/won/lost totals, win rates."""
+    """``GET /api/reports/pipeline``: per-stage counts and values, open/won/lost totals, win rates, the lost
+    deals by reason."""
 
     query_serializer_class = PipelineQuerySerializer
     payload_schema = PIPELINE
@@ -56,6 +57,7 @@ class PipelineReportView(ScopedReportView):
     def report(self, query):
         opportunities = query.filter_queryset(self.scoped(Opportunity))
         summary = pipeline_summary(opportunities)
+        summary["lost_reasons"] = lost_reasons(opportunities)
         group_by = query.validated_data.get("group_by")
         if group_by is not None:
             limit = query.validated_data["group_limit"]

@@ -16,7 +16,7 @@ RATE = {"type": "number", "nullable": True, "description": "won / (won + lost); 
 
 PIPELINE = {
     "type": "object",
-    "required": ["stages", "open", "won", "lost", "closing_this_month", "win_rate"],
+    "required": ["stages", "open", "won", "lost", "closing_this_month", "win_rate", "lost_reasons"],
     "properties": {
         "stages": {
             "type": "array",
@@ -34,6 +34,21 @@ PIPELINE = {
             "type": "object",
             "required": ["by_count", "by_value"],
             "properties": {"by_count": RATE, "by_value": RATE},
+        },
+        "lost_reasons": {
+            "type": "array",
+            "description": "The lost deals by their lost reason, the most frequent first (then the largest total); "
+            "at most 50 reasons. The deals lost with no reason given are one group, whose reason is null.",
+            "items": {
+                "type": "object",
+                "required": ["reason", "label", "count", "total_value"],
+                "properties": {
+                    "reason": {"type": "string", "nullable": True},
+                    "label": {"type": "string", "description": 'The reason, or "No reason given".'},
+                    "count": {"type": "integer"},
+                    "total_value": MONEY,
+                },
+            },
         },
         "group_by": {"type": "string", "enum": ["company", "owner", "stage"], "description": "With ?group_by= only."},
         "groups": {

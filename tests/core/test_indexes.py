@@ -15,10 +15,17 @@ def sql_of(*args):
 
 
 @pytest.mark.parametrize("backwards", [False, True], ids=["forwards", "backwards"])
-def test_the_task_sort_index_is_built_concurrently_on_postgresql_and_plainly_on_sqlite(transactional_db, backwards):
-    sql = sql_of("tasks", "0006", *(["--backwards"] if backwards else []))
+@pytest.mark.parametrize(
+    ("app", "migration", "index"),
+    [("tasks", "0006", "task_customer_sort_idx"), ("opportunities", "0016", "opportunity_lost_reason_idx")],
+    ids=["task sort", "lost reasons"],
+)
+def test_indexes_on_big_tables_are_built_concurrently_on_postgresql_and_plainly_on_sqlite(
+    transactional_db, backwards, app, migration, index
+):
+    sql = sql_of(app, migration, *(["--backwards"] if backwards else []))
     statement = "DROP INDEX" if backwards else "CREATE INDEX"
-    assert "task_customer_sort_idx" in sql
+    assert index in sql
     if connection.vendor == "postgresql":
         assert f"{statement} CONCURRENTLY" in sql
         # Not in a transaction: PostgreSQL refuses to build an index concurrently inside one.

@@ -5,10 +5,15 @@ import random
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from knox.models import get_token_model
+from rest_framework.test import APIClient
 
 from opportunities.models import Opportunity
-from opportunities.reports import forecast, pipeline_groups, pipeline_summary
+from opportunities.reports import forecast, lost_reasons, pipeline_groups, pipeline_summary
+from tests.conftest import browser
 from tests.factories import CustomerFactory, OpportunityFactory
 
 URL = "/api/reports/pipeline"
@@ -218,8 +223,126 @@ class TestPipelineAPI:
     @pytest.mark.parametrize("size", [3, 30])
     def test_query_count_is_fixed(self, api, django_assert_num_queries, size):
         customers = make_mixed_pipeline(size)
-        # Token lookup, the user's time zone (their days), the aggregate; the customer filter adds its existence check.
-        with django_assert_num_queries(3):
-            assert api.get(URL).status_code == 200
+        # Token lookup, the user's time zone (their days), the aggregate, the lost deals by reason; the customer
+        # filter adds its existence check.
         with django_assert_num_queries(4):
+            assert api.get(URL).status_code == 200
+        with django_assert_num_queries(5):
             assert api.get(URL, {"customer_id": customers[0].pk, "created_from": "2020-01-01"}).status_code == 200
+
+
+def api_for(user):
+    _, raw = get_token_model().objects.create(user)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client
+
+
+def lost(reason="", **fields):
+    return OpportunityFactory(stage=Opportunity.Stage.LOST, lost_reason=reason, **fields)
+
+
+def as_rows(data):
+    return [(g["reason"], g["label"], g["count"], g["total_value"]) for g in data["lost_reasons"]]
+
+
+@pytest.mark.django_db
+class TestLostReasons:
+    """``lost_reasons``: the lost deals by reason, in the report and on the admin's dashboard."""
+
+    def test_lost_deals_by_reason_most_frequent_first(self, api):
+        lost("Price", value=Decimal("100.10"))
+        lost("Price", value=Decimal("200"))
+        lost("Timing", value=Decimal("5000"))
+        lost("", value=Decimal("10"))
+        lost("", value=Decimal("20"))
+        lost("", value=Decimal("30"))
+        lost("Budget", value=Decimal("5000"))
+        OpportunityFactory(stage=Opportunity.Stage.LEAD, value=Decimal("999"))
+        OpportunityFactory(stage=Opportunity.Stage.CLOSED, value=Decimal("999"))
+        data = api.get(URL).json()["data"]
+        assert as_rows(data) == [
+            (None, "No reason given", 3, 60.0),
+            ("Price", "Price", 2, 300.1),
+            # Equal counts: the largest total first, then by reason.
+            ("Budget", "Budget", 1, 5000.0),
+            ("Timing", "Timing", 1, 5000.0),
+        ]
+        assert sum(g["count"] for g in data["lost_reasons"]) == data["lost"]["count"] == 7
+
+    def test_no_lost_deal_no_reasons(self, api):
+        OpportunityFactory(stage=Opportunity.Stage.LEAD)
+        assert api.get(URL).json()["data"]["lost_reasons"] == []
+
+    def test_the_label_of_no_reason_is_in_the_user_language(self, api):
+        lost()
+        data = api.get(URL, HTTP_ACCEPT_LANGUAGE="zh-hans").json()["data"]
+        assert as_rows(data) == [(None, "未填写原因", 1, 1000.0)]
+
+    def test_at_most_fifty_reasons(self):
+        for n in range(52):
+            lost(f"Reason {n:02}")
+        groups = lost_reasons(Opportunity.objects.all())
+        assert len(groups) == 50
+        assert groups[0]["reason"] == "Reason 00"
+
+    def test_the_report_filters_hold_for_the_reasons(self, api):
+        first, second = CustomerFactory(), CustomerFactory()
+        early = lost("Price", customer=first)
+        late = lost("Timing", customer=first)
+        lost("Budget", customer=second)
+        Opportunity.objects.filter(pk=early.pk).update(closed_at=timezone.make_aware(datetime.datetime(2026, 3, 2, 12)))
+        Opportunity.objects.filter(pk=late.pk).update(closed_at=timezone.make_aware(datetime.datetime(2026, 3, 9, 12)))
+        data = api.get(URL, {"customer_id": first.pk}).json()["data"]
+        assert sorted(g["reason"] for g in data["lost_reasons"]) == ["Price", "Timing"]
+        data = api.get(URL, {"closed_from": "2026-03-01", "closed_to": "2026-03-05"}).json()["data"]
+        assert as_rows(data) == [("Price", "Price", 1, 1000.0)]
+        data = api.get(URL, {"closed_from": "2026-03-06", "closed_to": "2026-03-31"}).json()["data"]
+        assert as_rows(data) == [("Timing", "Timing", 1, 1000.0)]
+
+    def test_a_rep_sees_the_reasons_of_their_own_deals_only(self, rep, other_rep):
+        lost("Price", customer=CustomerFactory(owner=rep))
+        lost("Price", customer=CustomerFactory(owner=other_rep))
+        lost("Timing", customer=CustomerFactory(owner=other_rep))
+        lost("Budget", customer=CustomerFactory(owner=None))
+        data = api_for(rep).get(URL).json()["data"]
+        assert as_rows(data) == [("Price", "Price", 1, 1000.0)]
+        assert data["lost"]["count"] == 1
+
+    @pytest.mark.parametrize("size", [3, 30])
+    def test_one_query_for_the_reasons_however_many(self, api, django_assert_num_queries, size):
+        for n in range(size):
+            lost(f"Reason {n % 7}" if n % 3 else "")
+        # Token lookup, the user's time zone (their days), the aggregate, the reasons.
+        with django_assert_num_queries(4):
+            data = api.get(URL).json()["data"]
+        assert sum(g["count"] for g in data["lost_reasons"]) == size
+
+    def test_the_dashboard_lists_the_lost_deals_by_reason(self, admin_client):
+        lost("Price", value=Decimal("100"))
+        lost("Price", value=Decimal("50"))
+        lost(value=Decimal("7"))
+        response = admin_client.get("/admin/")
+        assert [(g["label"], g["count"], g["total_value"]) for g in response.context["lost_reasons"]] == [
+            ("Price", 2, Decimal("150.00")),
+            ("No reason given", 1, Decimal("7.00")),
+        ]
+        html = response.content.decode()
+        assert 'id="lost-reasons"' in html and "<em>No reason given</em>" in html
+
+    def test_the_dashboard_of_a_rep_has_their_own_reasons_only(self, rep, other_rep):
+        lost("Mine", customer=CustomerFactory(owner=rep))
+        lost("Theirs", customer=CustomerFactory(owner=other_rep))
+        response = browser(rep).get("/admin/")
+        assert [g["label"] for g in response.context["lost_reasons"]] == ["Mine"]
+
+    def test_the_dashboard_query_count_does_not_grow_with_reasons(self, admin_client):
+        lost("Price")
+        with CaptureQueriesContext(connection) as few:
+            admin_client.get("/admin/")
+        for n in range(12):
+            lost(f"Reason {n}")
+        with CaptureQueriesContext(connection) as many:
+            response = admin_client.get("/admin/")
+        assert len(response.context["lost_reasons"]) == 13
+        assert len(many) == len(few)
