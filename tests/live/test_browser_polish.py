@@ -64,6 +64,9 @@ def _data(manager):
             assignee=manager,
             due_at=timezone.now() + datetime.timedelta(days=1),
         )
+    # The dashboard's lost deals by reason: a long reason, and the deals lost with none.
+    OpportunityFactory(customer=customer, title="Lost", stage="lost", lost_reason=f"{LONG} chose another vendor")
+    OpportunityFactory(customer=customer, title="Lost quietly", stage="lost")
     return customer
 
 
