@@ -11,6 +11,7 @@
 """
 
 import json
+import logging
 import random
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
@@ -26,6 +27,8 @@ from core.rowlocks import locking
 
 from . import net, services
 from .models import Delivery, Endpoint
+
+logger = logging.getLogger("crm.webhooks")
 
 # Waits before each retry: about a day in all, then the delivery has failed.
 RETRY_DELAYS = (
@@ -230,7 +233,12 @@ def signed_headers(*, endpoint, message_id, body, now):
 
 
 def attempt(*, delivery, endpoint, now):
-    """One POST of ``delivery`` and its outcome: succeeded, retry later, or failed (and maybe the endpoint off)."""
+    """One POST of ``delivery`` and its outcome: succeeded, retry later, or failed (and maybe the endpoint off).
+
+    The outcome is written with the delivery locked and read again: one deleted during the POST (its endpoint
+    deleted by a manager, the cascade taking it) ends there, logged, with nothing written back, made again or
+    scheduled (saved, it found no row: the job failed with a ``DatabaseError``); None is returned then.
+    """
     body = json.dumps(delivery.payload, separators=(",", ":"), ensure_ascii=False).encode()
     headers = signed_headers(endpoint=endpoint, message_id=delivery.message_id, body=body, now=now)
     answer = net.post(endpoint.url, body, headers)
@@ -262,6 +270,11 @@ def attempt(*, delivery, endpoint, now):
         else:
             delivery.next_attempt_at = now + wait
     with transaction.atomic():
+        if not locking(Delivery.objects.filter(pk=delivery.pk)).values_list("pk", flat=True).first():
+            logger.info(
+                "webhook delivery %s to %s deleted meanwhile: its outcome is dropped", delivery.pk, endpoint.url
+            )
+            return None
         delivery.save(
             update_fields=[
                 "status",

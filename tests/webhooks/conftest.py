@@ -3,6 +3,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from django.db import connections
 
 
 class Receiver:
@@ -12,6 +13,8 @@ class Receiver:
         self.requests = []
         # Each answer is (status, headers, delay in seconds); the last one repeats.
         self.answers = [(200, {}, 0)]
+        # What someone does while the receiver answers (a manager deleting its endpoint), on the server's thread.
+        self.meanwhile = None
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -21,6 +24,11 @@ class Receiver:
                 status, headers, delay = receiver.answers.pop(0) if len(receiver.answers) > 1 else receiver.answers[0]
                 if delay:
                     time.sleep(delay)
+                if receiver.meanwhile is not None:
+                    try:
+                        receiver.meanwhile()
+                    finally:
+                        connections.close_all()
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)

@@ -1,6 +1,7 @@
 """Deliveries to a real receiver: signed per Standard Webhooks, in order, retried on a controlled clock."""
 
 import json
+import logging
 import shutil
 import ssl
 import subprocess
@@ -16,7 +17,7 @@ from standardwebhooks import Webhook
 from core.models import Event
 from tests.factories import CustomerFactory
 from tests.http_server import LocalHTTPServer
-from webhooks import delivery
+from webhooks import delivery, tasks
 from webhooks.models import Delivery, Endpoint
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -373,3 +374,24 @@ def test_an_answer_with_nul_characters_is_logged_and_the_delivery_succeeds(setti
     sent.refresh_from_db()
     assert (sent.status, sent.attempts, sent.response_status) == (Delivery.Status.SUCCEEDED, 1, 200)
     assert "\x00" not in sent.response_body and "o" in sent.response_body
+
+
+@pytest.mark.parametrize("status", [200, 500, 410])
+def test_a_delivery_whose_endpoint_is_deleted_while_it_is_sent_ends_quietly(
+    receiver, status, caplog, django_capture_on_commit_callbacks
+):
+    now = timezone.now()
+    endpoint = Endpoint.objects.create(url=receiver.url)
+    Delivery.objects.create(endpoint=endpoint, message_id="m", event_type="t", payload={}, next_attempt_at=now)
+    # A manager deletes the endpoint (and so, by cascade, its deliveries) while the receiver answers.
+    receiver.meanwhile = lambda: Endpoint.objects.get(pk=endpoint.pk).delete()
+    receiver.answer(status)
+    with caplog.at_level("DEBUG", logger="crm.webhooks"), django_capture_on_commit_callbacks() as enqueued:
+        # The job itself, run here: its error would be raised, not logged by the worker.
+        attempted = tasks.deliver_endpoint.call_local(endpoint.pk)
+    assert attempted == 1
+    # Nothing written back into no row, nothing made again, no retry of it (nor of its endpoint) scheduled.
+    assert not Endpoint.objects.exists() and not Delivery.objects.exists()
+    assert enqueued == []
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert any("deleted meanwhile" in record.getMessage() for record in caplog.records)

@@ -5,17 +5,20 @@ A rotation locks the endpoint and reads its secret again before it writes (``del
 under way is waited for, then the endpoint is read as gone (the API's 404 in the envelope; the admin's action
 leaves it out), not saved into no row (a 500); a rotation under way is waited for, and the secret it handed out
 keeps signing beside the new one. A write of its deliveries holds the endpoint first, as their foreign key's check
-does: a delete under way is waited for, then the endpoint is read as gone. Two connections at once (a thread each):
-PostgreSQL (SQLite runs one writer at a time, ``core/sqlite``).
+does: a delete under way is waited for, then the endpoint is read as gone. The worker's write of a delivery's
+outcome locks the delivery: a delete begun during its POST is waited for, then the delivery is read as gone. Two
+connections at once (a thread each): PostgreSQL (SQLite runs one writer at a time, ``core/sqlite``).
 """
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 from rest_framework.test import APIClient
 
-from tests.concurrency import in_turn, while_deleting
+from tests.concurrency import Held, Thread, in_turn, waits, while_deleting
 from tests.conftest import browser
 from tests.factories import member
+from webhooks import tasks
 from webhooks.models import Delivery, Endpoint
 
 pytestmark = [
@@ -113,4 +116,23 @@ def test_a_write_of_the_deliveries_of_an_endpoint_being_deleted_answers_404(api,
     [answer] = answers
     assert answer.status_code == 404, answer.content
     assert answer.json()["success"] is False
+    assert not Endpoint.objects.exists() and not Delivery.objects.exists()
+
+
+def test_a_delivery_sent_while_its_endpoint_is_being_deleted_waits_then_ends_quietly(receiver):
+    now = timezone.now()
+    endpoint = Endpoint.objects.create(url=receiver.url)
+    Delivery.objects.create(endpoint=endpoint, message_id="m", event_type="t", payload={}, next_attempt_at=now)
+    # A manager's delete begun while the receiver answers, held open: under way when the outcome is written.
+    delete = Held(lambda: deleted(Endpoint.objects.select_for_update().get(pk=endpoint.pk)))
+    receiver.meanwhile = delete.__enter__
+    receiver.answer(500)
+    worker = Thread(lambda: tasks.deliver_endpoint.call_local(endpoint.pk))
+    worker.start()
+
+    # The outcome's write waits for the delete; then it finds no delivery, and ends.
+    assert waits(worker)
+    delete.commit()
+
+    assert worker.answer() == 1
     assert not Endpoint.objects.exists() and not Delivery.objects.exists()
