@@ -23,7 +23,7 @@ from django.db.models import Q
 from django.utils import timezone
 from standardwebhooks import Webhook
 
-from core.rowlocks import locking
+from core.rowlocks import lock_keys, locking
 
 from . import net, services
 from .models import Delivery, Endpoint
@@ -68,8 +68,15 @@ class _Encoder(json.JSONEncoder):
 
 
 def fan_out(events):
-    """Write the deliveries of ``events`` (oldest first) for every active endpoint that wants them."""
-    endpoints = list(Endpoint.objects.filter(is_active=True))
+    """Write the deliveries of ``events`` (oldest first) for every active endpoint that wants them.
+
+    The endpoints are held as their deliveries' foreign key's check holds them, before they are read: one being
+    deleted is waited for, then left out (read before, its deliveries failed that check at the COMMIT, and the
+    whole dispatch with them, retried).
+    """
+    active = Endpoint.objects.filter(is_active=True)
+    lock_keys(active)
+    endpoints = list(active)
     if not endpoints or not events:
         return
     rows = []

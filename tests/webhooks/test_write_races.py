@@ -6,8 +6,9 @@ under way is waited for, then the endpoint is read as gone (the API's 404 in the
 leaves it out), not saved into no row (a 500); a rotation under way is waited for, and the secret it handed out
 keeps signing beside the new one. A write of its deliveries holds the endpoint first, as their foreign key's check
 does: a delete under way is waited for, then the endpoint is read as gone. The worker's write of a delivery's
-outcome locks the delivery: a delete begun during its POST is waited for, then the delivery is read as gone. Two
-connections at once (a thread each): PostgreSQL (SQLite runs one writer at a time, ``core/sqlite``).
+outcome locks the delivery: a delete begun during its POST is waited for, then the delivery is read as gone; the
+dispatch of new events holds the active endpoints before it reads them: one being deleted is waited for, then left
+out. Two connections at once (a thread each): PostgreSQL (SQLite runs one writer at a time, ``core/sqlite``).
 """
 
 import pytest
@@ -15,9 +16,11 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from core.models import Event
+from core.tasks import dispatch_events
 from tests.concurrency import Held, Thread, in_turn, waits, while_deleting
 from tests.conftest import browser
-from tests.factories import member
+from tests.factories import CustomerFactory, member
 from webhooks import tasks
 from webhooks.models import Delivery, Endpoint
 
@@ -136,3 +139,16 @@ def test_a_delivery_sent_while_its_endpoint_is_being_deleted_waits_then_ends_qui
 
     assert worker.answer() == 1
     assert not Endpoint.objects.exists() and not Delivery.objects.exists()
+
+
+def test_events_dispatched_while_an_endpoint_is_being_deleted_are_handed_over_without_it(receiver):
+    customer = CustomerFactory()  # its event dispatched before there is an endpoint: handed over again below
+    Event.objects.update(dispatched_at=None)
+    endpoint = Endpoint.objects.create(url=receiver.url)
+
+    errors = while_deleting(deleted, endpoint, lambda: dispatch_events.call_local())
+
+    assert not errors
+    assert Event.objects.get(object_id=customer.pk, type="customer.created").dispatched_at is not None
+    assert not Endpoint.objects.exists() and not Delivery.objects.exists()
+    assert receiver.requests == []
