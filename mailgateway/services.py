@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from core import access
 from core.dates import validate_record_date
 from core.history import acting_as
+from core.rowlocks import lock_keys
 from customers.models import Customer
 from interactions.models import Interaction
 from notifications.services import notify
@@ -53,13 +54,19 @@ def matching_customers(user, addresses):
 
     A message may name more addresses than the database takes parameters in one query (SQLite's
     limit): they are matched in batches of half as many, the rest left for the scope's own parameters.
+
+    In a transaction (``receive``'s), each batch is held as the foreign key of the interactions logged on them holds
+    it, before it is read (``rowlocks.lock_keys``): a customer being deleted is waited for, then left out. Read
+    before, it failed that check at the COMMIT, and the whole message with it.
     """
     wanted = list(dict.fromkeys(addresses))
     batch = (connection.features.max_query_params or 0) // 2 or len(wanted) or 1
     seen = access.scope(Customer.objects.all(), user)
     found = {}
     for start in range(0, len(wanted), batch):
-        found.update((customer.pk, customer) for customer in seen.with_email_in(wanted[start : start + batch]))
+        customers = seen.with_email_in(wanted[start : start + batch])
+        lock_keys(customers)
+        found.update((customer.pk, customer) for customer in customers)
     return [found[pk] for pk in sorted(found)]
 
 
