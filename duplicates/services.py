@@ -155,7 +155,10 @@ def rebuild(kind, *, progress=None):
             if status == DuplicateCandidate.Status.OPEN and pair not in found
         ]
         for start in range(0, len(stale), CHUNK):
-            DuplicateCandidate.objects.filter(pk__in=stale[start : start + CHUNK]).delete()
+            # Still open as the DELETE finds them: a pair dismissed since it was read above keeps its decision.
+            DuplicateCandidate.objects.filter(
+                pk__in=stale[start : start + CHUNK], status=DuplicateCandidate.Status.OPEN
+            ).delete()
         new, refreshed, reopened = [], [], []
         for (a, b), (score, reasons) in found.items():
             if (a, b) not in existing:

@@ -1,7 +1,9 @@
 import pytest
+from django.db import connection
 
 from duplicates import services
 from duplicates.models import DuplicateCandidate, DuplicateKey, Kind
+from tests.concurrency import in_turn
 from tests.duplicates.sample import build
 from tests.factories import CompanyFactory, CustomerFactory, ManagerFactory
 
@@ -195,3 +197,21 @@ def test_a_record_s_neighbours_in_one_query_are_the_orm_s_group_by_group(monkeyp
     assert compared[Kind.CUSTOMER] > 300 and compared[Kind.COMPANY] > 30
     # Records alone, with a few neighbours and with groups too large to count.
     assert {0, 1}.issubset(sizes) and max(sizes) > 4
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="two connections at once: PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_a_pair_dismissed_while_a_rebuild_drops_it_keeps_its_decision():
+    # The rebuild reads the pair open and no longer alike (stale) while a manager dismisses it: its removal waits
+    # for the dismiss, then leaves the decided pair alone, where it deleted it (the decision lost).
+    manager = ManagerFactory()
+    a, b = CustomerFactory(name="John Smith", phone=""), CustomerFactory(name="Mary Jones", phone="")
+    pair = DuplicateCandidate.objects.create(kind=Kind.CUSTOMER, a_id=a.pk, b_id=b.pk, score=0.9, reasons=["x"])
+
+    errors = in_turn(
+        lambda: services.dismiss(pair, user=manager), lambda: services.rebuild(Kind.CUSTOMER), atomic=False
+    )
+
+    assert not errors
+    kept = DuplicateCandidate.objects.get(pk=pair.pk)
+    assert (kept.status, kept.decided_by) == (DuplicateCandidate.Status.NOT_DUPLICATE, manager)
