@@ -242,9 +242,9 @@ def signed_headers(*, endpoint, message_id, body, now):
 def attempt(*, delivery, endpoint, now):
     """One POST of ``delivery`` and its outcome: succeeded, retry later, or failed (and maybe the endpoint off).
 
-    The outcome is written with the delivery locked and read again: one deleted during the POST (its endpoint
-    deleted by a manager, the cascade taking it) ends there, logged, with nothing written back, made again or
-    scheduled (saved, it found no row: the job failed with a ``DatabaseError``); None is returned then.
+    The outcome is written with the endpoint and the delivery locked and read again: one deleted during the POST
+    (its endpoint deleted by a manager, the cascade taking it) ends there, logged, with nothing written back, made
+    again or scheduled (saved, it found no row: the job failed with a ``DatabaseError``); None is returned then.
     """
     body = json.dumps(delivery.payload, separators=(",", ":"), ensure_ascii=False).encode()
     headers = signed_headers(endpoint=endpoint, message_id=delivery.message_id, body=body, now=now)
@@ -277,7 +277,10 @@ def attempt(*, delivery, endpoint, now):
         else:
             delivery.next_attempt_at = now + wait
     with transaction.atomic():
-        if not locking(Delivery.objects.filter(pk=delivery.pk)).values_list("pk", flat=True).first():
+        # The endpoint, then the delivery, as a delete of the endpoint locks them (and as the outcome writes them):
+        # the other way round, a delete taking the endpoint between the two waited for the delivery, and this for it.
+        gone = not locking(Endpoint.objects.filter(pk=endpoint.pk)).values_list("pk", flat=True).first()
+        if gone or not locking(Delivery.objects.filter(pk=delivery.pk)).values_list("pk", flat=True).first():
             logger.info(
                 "webhook delivery %s to %s deleted meanwhile: its outcome is dropped", delivery.pk, endpoint.url
             )

@@ -6,17 +6,19 @@ under way is waited for, then the endpoint is read as gone (the API's 404 in the
 leaves it out), not saved into no row (a 500); a rotation under way is waited for, and the secret it handed out
 keeps signing beside the new one. A write of its deliveries holds the endpoint first, as their foreign key's check
 does: a delete under way is waited for, then the endpoint is read as gone. The worker's write of a delivery's
-outcome locks the delivery: a delete begun during its POST is waited for, then the delivery is read as gone; the
-dispatch of new events holds the active endpoints before it reads them: one being deleted is waited for, then left
-out. Two connections at once (a thread each): PostgreSQL (SQLite runs one writer at a time, ``core/sqlite``).
+outcome locks the endpoint, then the delivery, as a delete does: a delete begun during its POST is waited for,
+then the delivery is read as gone; the dispatch of new events holds the active endpoints before it reads them: one
+being deleted is waited for, then left out. Two connections at once (a thread each): PostgreSQL (SQLite runs one
+writer at a time, ``core/sqlite``).
 """
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from core.models import Event
+from core.rowlocks import locking
 from core.tasks import dispatch_events
 from tests.concurrency import Held, Thread, in_turn, waits, while_deleting
 from tests.conftest import browser
@@ -152,3 +154,31 @@ def test_events_dispatched_while_an_endpoint_is_being_deleted_are_handed_over_wi
     assert Event.objects.get(object_id=customer.pk, type="customer.created").dispatched_at is not None
     assert not Endpoint.objects.exists() and not Delivery.objects.exists()
     assert receiver.requests == []
+
+
+def test_a_delivery_whose_endpoint_is_deleted_as_its_outcome_is_written_ends_quietly_without_a_deadlock(receiver):
+    # The endpoint is held by a save (``first``) while a manager's delete queues for it, then the worker comes to
+    # write a failed attempt's outcome (the endpoint's failing_since with it). The worker locks the endpoint before
+    # the delivery, as the delete does: it waits behind the delete, then finds them gone. (It locked the delivery
+    # first, then waited for the endpoint the delete held while the delete waited for that delivery: a deadlock.)
+    now = timezone.now()
+    endpoint = Endpoint.objects.create(url=receiver.url)
+    Delivery.objects.create(endpoint=endpoint, message_id="m", event_type="t", payload={}, next_attempt_at=now)
+    receiver.answer(500)
+    endpoints = Endpoint.objects.filter(pk=endpoint.pk)
+
+    def delete():
+        with transaction.atomic():
+            deleted(endpoints.select_for_update().get())
+
+    attempted = []
+    errors = in_turn(
+        lambda: locking(endpoints).get(),
+        delete,
+        lambda: attempted.append(tasks.deliver_endpoint.call_local(endpoint.pk)),
+        atomic=False,
+    )
+
+    assert not errors
+    assert attempted == [1]
+    assert not Endpoint.objects.exists() and not Delivery.objects.exists()
