@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 
 from core import access
 from core.models import UserPreferences
+from core.rowlocks import locking
 from notifications.services import notify, send_email
 from tasks import windows
 from tasks.models import Task
@@ -124,20 +125,30 @@ def reminder_text(task):
 
 def claim_reminder(task, now=None):
     """Claim the reminder of ``task`` at ``task.remind_at`` and notify: its delivery row, or None if another
-    run claimed it first."""
-    title, body = reminder_text(task)
+    run claimed it first, or if the task changed since ``due_reminders`` found it (done, due at another time or
+    lead, given to another assignee: a new time of its own comes round again)."""
     try:
         with transaction.atomic():
+            # Locked, then read again: a change under way is waited for, and the reminder is of the task it leaves.
+            current = locking(Task.objects.filter(pk=task.pk)).select_related("assignee", "customer").first()
+            if current is None or _reminded_of(current) != _reminded_of(task):
+                return None
+            title, body = reminder_text(current)
             delivery = ReminderDelivery.objects.create(
-                task=task,
+                task=current,
                 remind_at=task.remind_at,
-                recipient=task.assignee,
-                **email_fields(task.assignee, title, body, now),
+                recipient=current.assignee,
+                **email_fields(current.assignee, title, body, now),
             )
-            notify(task.assignee, REMINDER_KIND, title, body, url=admin_link(task))
+            notify(current.assignee, REMINDER_KIND, title, body, url=admin_link(current))
     except IntegrityError:
         return None
     return delivery
+
+
+def _reminded_of(task):
+    """What a reminder of ``task`` is due by: open, timed, when, how long before, to whom."""
+    return (task.done_at, task.due_is_date_only, task.due_at, task.reminder_lead_minutes, task.assignee_id)
 
 
 def email_fields(user, title, body, now=None):

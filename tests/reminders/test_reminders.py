@@ -59,6 +59,34 @@ def test_a_reminder_fires_at_due_minus_the_lead_once(smtp_server):
     assert (notification.recipient, notification.kind) == (user, "task.reminder")
 
 
+@pytest.mark.parametrize(
+    "change",
+    [{"done_at": NOW}, {"due_at": NOW + minutes(75)}, {"reminder_lead_minutes": 5}, {"assignee": None}],
+    ids=["done", "snoozed", "lead", "reassigned"],
+)
+def test_a_task_changed_after_it_was_found_due_is_not_reminded_of_then(smtp_server, change):
+    user = rep()
+    item = task(user, NOW + minutes(15))
+    [found] = services.due_reminders(NOW)
+    Task.objects.filter(pk=item.pk).update(**{"assignee": rep("other")} if "assignee" in change else change)
+
+    assert services.claim_reminder(found, NOW) is None
+    assert not ReminderDelivery.objects.exists() and not Notification.objects.exists()
+    assert smtp_server.inbox.messages == []
+
+
+def test_a_task_renamed_after_it_was_found_due_is_reminded_of_by_its_new_title(smtp_server):
+    item = task(rep(), NOW + minutes(15))
+    [found] = services.due_reminders(NOW)
+    Task.objects.filter(pk=item.pk).update(title="Call back about the renewal")
+
+    services._email(services.claim_reminder(found, NOW), NOW)
+
+    assert Notification.objects.get().title == "Reminder: Call back about the renewal at 09:15"
+    [(_recipients, message)] = smtp_server.inbox.messages
+    assert str(message["Subject"]) == "Reminder: Call back about the renewal at 09:15"
+
+
 def test_the_lead_comes_from_the_task_else_the_preference_else_the_default(smtp_server):
     with_preference = rep("pref", reminder_lead_minutes=60)
     without = rep("plain")
