@@ -33,7 +33,7 @@ from .reports import value_totals
 from .resources import OpportunityResource
 from .search import SEARCH
 from .serializers import OpportunitySerializer
-from .services import move_to_stage, opportunity_set_stage
+from .services import check_lost_reason, move_to_stage, opportunity_set_stage
 
 _INVALID = object()
 _INLINES = []
@@ -151,6 +151,19 @@ class OpportunityForm(CRMModelForm):
 
 class StageActionForm(forms.Form):
     stage = forms.ChoiceField(label=_("stage"), choices=Opportunity.Stage.choices)
+    lost_reason = forms.CharField(
+        label=_("lost reason"),
+        required=False,
+        max_length=Opportunity._meta.get_field("lost_reason").max_length,
+        help_text=_("Only with “Lost”: why these deals were lost (optional). Deals already lost keep their own."),
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        if "stage" in cleaned:
+            # The rule of every writer, for a deal that had no reason: only a move to "Lost" takes one.
+            check_lost_reason(opportunity=Opportunity(), stage=cleaned["stage"], lost_reason=cleaned.get("lost_reason"))
+        return cleaned
 
 
 @customer_inline
@@ -264,12 +277,13 @@ class OpportunityAdmin(TaggedAdminMixin, PipelineBoard, CRMModelAdmin):
     @changes_data
     @admin.action(description=_("Set stage…"), permissions=["change"])
     def set_stage(self, request, queryset):
-        """Move the selected opportunities to the stage chosen on the intermediate page (``move_to_stage``)."""
+        """Move the selected opportunities to the stage chosen on the intermediate page (``move_to_stage``),
+        those moved to "Lost" with the reason given there."""
         form = StageActionForm(request.POST if "confirm" in request.POST else None)
         if form.is_valid():
             stage = Opportunity.Stage(form.cleaned_data["stage"])
             with transaction.atomic():
-                moved = move_to_stage(queryset.order_by("pk"), stage)
+                moved = move_to_stage(queryset.order_by("pk"), stage, lost_reason=form.cleaned_data["lost_reason"])
             self.message_user(
                 request,
                 ngettext(

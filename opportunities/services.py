@@ -67,15 +67,17 @@ def opportunity_set_stage(*, opportunity, stage, probability=None, at=None, lost
     opportunity.stage_rules_applied = True
 
 
-def move_to_stage(opportunities, stage):
+def move_to_stage(opportunities, stage, *, lost_reason=None):
     """Move each of ``opportunities`` that is not at ``stage`` there, as the API and the board move one:
     the stage rules (default probability, ``closed_at``), then its save (the stage-change log, the
-    history entry, the event). Returns the opportunities moved (the admin's bulk "Set stage…")."""
+    history entry, the event). ``lost_reason`` is given to those moved to ``lost`` (those already lost
+    keep theirs). Returns the opportunities moved (the admin's bulk "Set stage…")."""
+    check_lost_reason(opportunity=Opportunity(), stage=stage, lost_reason=lost_reason)
     moved = []
     for opportunity in opportunities:
         if opportunity.stage == stage:
             continue
-        opportunity_set_stage(opportunity=opportunity, stage=stage)
+        opportunity_set_stage(opportunity=opportunity, stage=stage, lost_reason=lost_reason or None)
         opportunity.save()
         moved.append(opportunity)
     return moved

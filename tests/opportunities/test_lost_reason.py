@@ -3,11 +3,14 @@
 lost deals by reason: ``test_pipeline_report.py``."""
 
 import pytest
+from django.urls import reverse
 
+from core.changesets import Changeset
 from core.models import Event
 from opportunities.models import Opportunity
 from opportunities.services import move_to_stage
-from tests.core.admin.helpers import change_form_data, form_data, import_rows, upload
+from tests.core.admin.helpers import change_form_data, form_data, import_rows, preview_then_confirm, upload
+from tests.core.test_changesets import snapshot
 from tests.factories import CustomerFactory, OpportunityFactory
 
 pytestmark = pytest.mark.django_db
@@ -246,3 +249,70 @@ class TestTheAdmin:
 
         assert titles({"lost_reason__isempty": "0"}) == ["With"]
         assert titles({"lost_reason__isempty": "1", "stage__exact": "lost"}) == ["Without"]
+
+
+class TestTheSetStageAction:
+    """The admin's bulk "Set stage…": an optional reason, given to the deals it moves to "Lost"."""
+
+    def set_stage(self, client, deals, stage, **fields):
+        post = {"action": "set_stage", "_selected_action": [d.pk for d in deals], "index": "0", "confirm": "yes"}
+        return preview_then_confirm(client, ADMIN, {**post, "stage": stage, **fields})
+
+    def undo(self, client):
+        answer = client.post(reverse("admin:core_changeset_undo", args=[Changeset.objects.get(kind="action").pk]))
+        assert answer.status_code == 302
+
+    def test_the_form_offers_an_optional_reason(self, admin_client):
+        deal = OpportunityFactory()
+        page = admin_client.post(ADMIN, {"action": "set_stage", "_selected_action": [deal.pk], "index": "0"})
+        form = page.context["form"]
+        assert not form.fields["lost_reason"].required
+        assert 'name="lost_reason"' in page.content.decode()
+
+    def test_deals_moved_to_lost_take_the_reason_and_those_already_lost_keep_theirs(self, admin_client):
+        open_deals = [OpportunityFactory(stage=Stage.PROPOSAL), OpportunityFactory(stage=Stage.CLOSED)]
+        already = lost("Timing")
+        self.set_stage(admin_client, [*open_deals, already], Stage.LOST, lost_reason="  Went with a rival  ")
+        stored = {o.pk: (o.stage, o.lost_reason) for o in Opportunity.objects.all()}
+        assert stored == {
+            open_deals[0].pk: (Stage.LOST, "Went with a rival"),
+            open_deals[1].pk: (Stage.LOST, "Went with a rival"),
+            already.pk: (Stage.LOST, "Timing"),
+        }
+
+    def test_lost_without_a_reason_works_as_before(self, admin_client):
+        deal = OpportunityFactory(stage=Stage.LEAD)
+        self.set_stage(admin_client, [deal], Stage.LOST, lost_reason="")
+        assert Opportunity.objects.values_list("stage", "lost_reason").get() == (Stage.LOST, "")
+
+    @pytest.mark.parametrize("stage", [Stage.LEAD, Stage.CLOSED])
+    def test_a_reason_with_another_stage_is_refused_and_nothing_moves(self, admin_client, stage):
+        deals = [OpportunityFactory(stage=Stage.PROPOSAL), lost("Price")]
+        before = snapshot()
+        page = self.set_stage(admin_client, deals, stage, lost_reason="Price")
+        assert page.status_code == 200
+        assert page.context["form"].errors == {"lost_reason": [REFUSAL]}
+        assert snapshot() == before and not Changeset.objects.exists()
+
+    def test_a_reason_too_long_is_refused(self, admin_client):
+        deal = OpportunityFactory()
+        page = self.set_stage(admin_client, [deal], Stage.LOST, lost_reason="x" * 201)
+        assert list(page.context["form"].errors) == ["lost_reason"]
+        assert Opportunity.objects.get(pk=deal.pk).stage == deal.stage
+
+    def test_undo_of_a_move_to_lost_takes_the_reasons_away(self, admin_client):
+        deals = [OpportunityFactory(stage=Stage.PROPOSAL), OpportunityFactory(stage=Stage.LEAD)]
+        before = snapshot()
+        self.set_stage(admin_client, deals, Stage.LOST, lost_reason="Price")
+        assert set(Opportunity.objects.values_list("lost_reason", flat=True)) == {"Price"}
+        self.undo(admin_client)
+        assert snapshot() == before
+
+    def test_undo_of_a_reopening_puts_the_old_reasons_back(self, admin_client):
+        deals = [lost("Price"), lost("Timing"), lost()]
+        before = snapshot()
+        self.set_stage(admin_client, deals, Stage.NEGOTIATION)
+        assert set(Opportunity.objects.values_list("stage", "lost_reason")) == {(Stage.NEGOTIATION, "")}
+        self.undo(admin_client)
+        assert snapshot() == before
+        assert sorted(Opportunity.objects.values_list("lost_reason", flat=True)) == ["", "Price", "Timing"]
