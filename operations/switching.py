@@ -15,7 +15,8 @@ by ``external_id`` or its title with the same person. Empty cells leave a
 record's value as it is, so a second import of the same file changes nothing.
 A dry run is the same run in a transaction rolled back: the answer says what
 would be created, updated (field by field, old and new), left unchanged, or
-rejected (with the file's line and the reasons).
+rejected (with the file's line and the reasons); a cell left out of a row that is
+imported all the same (a lost reason of a deal that is not lost) is noted on it.
 """
 
 import datetime
@@ -71,6 +72,7 @@ class RowResult:
     record_id: int | None = None
     changes: dict = field(default_factory=dict)  # field -> [old, new]
     reasons: list = field(default_factory=list)
+    notes: list = field(default_factory=list)  # cells left out of a row imported all the same
 
 
 @dataclass
@@ -398,6 +400,14 @@ class _Run:
             "stage": stage,
             "expected_close_date": _date(values.get("expected_close_date")),
         }
+        reason = values.get("lost_reason", "")
+        if reason:
+            # The vendors keep a deal's lost reason when it is reopened or won; ours is a lost deal's only
+            # (opportunities.services.check_lost_reason): left out, and said, for a deal that is not lost.
+            if (stage or (instance.stage if instance is not None else "")) == Opportunity.Stage.LOST:
+                data["lost_reason"] = reason
+            else:
+                row.notes.append(f"the lost reason {reason!r} is left out: the deal is not lost")
         company = self._company(preset, values)
         if company is not None:
             data["company_id"] = company.pk

@@ -53,6 +53,7 @@ FIELDS = {
         "company",
         "company_ref",
         "owner",
+        "lost_reason",
     ),
 }
 # Without these a row cannot make a record.
@@ -190,6 +191,7 @@ HUBSPOT = {
             "associated company id": "company_ref",
             "associated company": "company",
             "deal owner": "owner",
+            "closed lost reason": "lost_reason",
         },
         stages=HUBSPOT_STAGES,
     ),
@@ -247,6 +249,8 @@ PIPEDRIVE = {
             "deal - organization id": "company_ref",
             "deal - organization": "company",
             "deal - owner": "owner",
+            "deal - lost reason": "lost_reason",
+            "lost reason": "lost_reason",
         },
         stages=PIPEDRIVE_STAGES,
         statuses=PIPEDRIVE_STATUSES,
@@ -305,6 +309,7 @@ FIELD_LABELS = {
     "currency": _("Currency"),
     "stage": _("Stage"),
     "expected_close_date": _("Expected close date"),
+    "lost_reason": _("Lost reason"),
 }
 
 

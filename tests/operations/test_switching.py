@@ -19,10 +19,17 @@ from core.sheets import ImportFileError
 from customers.models import Customer
 from customers.services import delete_customer
 from operations.switching import SourceFile, import_files
-from operations.vendors import COMPANIES, CUSTOMERS, DEALS, custom_preset
+from operations.vendors import COMPANIES, CUSTOMERS, DEALS, custom_preset, guess_mapping
 from opportunities.models import Opportunity
 from tests.concurrency import deadlocked, in_turn
-from tests.factories import EMAILS_BEYOND_ASCII, CompanyFactory, CustomerFactory, ManagerFactory, UserFactory
+from tests.factories import (
+    EMAILS_BEYOND_ASCII,
+    CompanyFactory,
+    CustomerFactory,
+    ManagerFactory,
+    OpportunityFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -488,3 +495,96 @@ def test_a_close_date_is_read_whatever_the_time_after_it_and_its_padding(written
     )
     assert rejected(result) == {}
     assert str(Opportunity.objects.get().expected_close_date) == stored
+
+
+# The vendors' lost reason: given to lost deals only.
+
+PIPEDRIVE_LOST = """Deal - ID,Deal - Title,Deal - Status,Deal - Stage,Deal - Person,Deal - Lost reason
+31,Lost on price,lost,Proposal Made,Lee <lee@example.com>,Too expensive
+32,Won anyway,won,Proposal Made,Lee <lee@example.com>,Timing
+33,Still open,open,Qualified,Lee <lee@example.com>,Budget
+34,Lost quietly,lost,Qualified,Lee <lee@example.com>,
+"""
+HUBSPOT_LOST = """Record ID,Deal Name,Deal Stage,Associated Contact,Closed Lost Reason
+41,Lost to a rival,Closed Lost,lee@example.com,Went with a competitor
+42,Won back,Closed Won,lee@example.com,No budget
+"""
+
+
+def _deals_file(name, text):
+    return [SourceFile(name=name, data=text.encode())]
+
+
+def lost_reasons():
+    return dict(Opportunity.objects.values_list("external_id", "lost_reason"))
+
+
+def notes(result):
+    return {row.line: row.notes for row in result.rows if row.notes}
+
+
+def test_pipedrive_lost_reason_goes_to_the_lost_deals_and_is_left_out_noted_for_the_others():
+    CustomerFactory(name="Lee", email="lee@example.com")
+    result = import_files(_deals_file("deals.csv", PIPEDRIVE_LOST), vendor="pipedrive")
+    assert result.counts()["deals"] == {"created": 4, "updated": 0, "unchanged": 0, "rejected": 0}
+    assert lost_reasons() == {
+        "pipedrive:31": "Too expensive",
+        "pipedrive:32": "",
+        "pipedrive:33": "",
+        "pipedrive:34": "",
+    }
+    assert Opportunity.objects.get(external_id="pipedrive:31").stage == Opportunity.Stage.LOST
+    assert notes(result) == {
+        3: ["the lost reason 'Timing' is left out: the deal is not lost"],
+        4: ["the lost reason 'Budget' is left out: the deal is not lost"],
+    }
+
+
+def test_hubspot_closed_lost_reason_goes_to_the_closed_lost_deals():
+    CustomerFactory(name="Lee", email="lee@example.com")
+    result = import_files(_deals_file("deals.csv", HUBSPOT_LOST), vendor="hubspot")
+    assert lost_reasons() == {"hubspot:41": "Went with a competitor", "hubspot:42": ""}
+    assert notes(result) == {3: ["the lost reason 'No budget' is left out: the deal is not lost"]}
+    # Imported again: nothing changes.
+    again = import_files(_deals_file("deals.csv", HUBSPOT_LOST), vendor="hubspot")
+    assert again.counts()["deals"]["unchanged"] == 2
+
+
+def test_a_reason_without_a_stage_goes_to_a_deal_already_lost_here():
+    lee = CustomerFactory(name="Lee", email="lee@example.com")
+    OpportunityFactory(customer=lee, external_id="hubspot:51", stage=Opportunity.Stage.LOST)
+    OpportunityFactory(customer=lee, external_id="hubspot:52", stage=Opportunity.Stage.PROPOSAL)
+    text = (
+        "Record ID,Deal Name,Associated Contact,Closed Lost Reason\n"
+        "51,A,lee@example.com,Price\n52,B,lee@example.com,Price\n"
+    )
+    result = import_files(_deals_file("deals.csv", text), vendor="hubspot")
+    assert lost_reasons() == {"hubspot:51": "Price", "hubspot:52": ""}
+    assert [row.changes.get("lost_reason") for row in result.rows] == [["", "Price"], None]
+    assert notes(result) == {3: ["the lost reason 'Price' is left out: the deal is not lost"]}
+
+
+def test_a_lost_reason_too_long_rejects_its_row_as_the_api_would():
+    CustomerFactory(name="Lee", email="lee@example.com")
+    text = f"Deal - ID,Deal - Title,Deal - Status,Deal - Person,Deal - Lost reason\n61,Long,lost,Lee,{'x' * 201}\n"
+    result = import_files(_deals_file("deals.csv", text), vendor="pipedrive")
+    [(key, reasons)] = rejected(result).items()
+    assert key == ("deals.csv", 2) and "lost_reason" in " ".join(reasons)
+
+
+def test_the_command_prints_the_cells_left_out(tmp_path, capsys):
+    CustomerFactory(name="Lee", email="lee@example.com")
+    path = tmp_path / "deals.csv"
+    path.write_text(PIPEDRIVE_LOST, encoding="utf-8")
+    call_command("import_from", "pipedrive", str(path))
+    out, _err = capsys.readouterr()
+    assert "deals.csv line 3: the lost reason 'Timing' is left out: the deal is not lost" in out
+    assert lost_reasons()["pipedrive:31"] == "Too expensive"
+
+
+def test_the_column_mapping_screen_guesses_the_lost_reason():
+    assert guess_mapping(DEALS, ["title", "closed lost reason", "lost reason"]) == {
+        "title": "title",
+        "closed lost reason": "lost_reason",
+        "lost reason": "",
+    }

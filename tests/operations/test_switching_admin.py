@@ -12,7 +12,7 @@ from companies.models import Company
 from customers.models import Customer
 from operations.models import ColumnMapping
 from opportunities.models import Opportunity
-from tests.factories import UserFactory
+from tests.factories import CustomerFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -209,3 +209,16 @@ def test_a_header_with_a_nul_character_is_mapped_and_saved():
     assert ColumnMapping.objects.get(user=user).mapping == {"name": "name", "mail": "email"}
     confirm(client, preview)
     assert Customer.objects.get().email == "li@example.cn"
+
+
+def test_the_preview_notes_a_lost_reason_left_out_of_a_deal_that_is_not_lost():
+    client, _manager = client_of("Sales manager")
+    CustomerFactory(name="Lee", email="lee@example.com")
+    text = "Deal - ID,Deal - Title,Deal - Status,Deal - Person,Deal - Lost reason\n1,Lost,lost,Lee,Price\n"
+    text += "2,Won,won,Lee,Timing\n"
+    upload = SimpleUploadedFile("deals.csv", text.encode())
+    preview = client.post(URL, {"step": "upload", "source": "pipedrive", "kind": "deals", "files": [upload]})
+    assert preview.status_code == 200 and preview.context["step"] == "preview"
+    assert "the lost reason &#x27;Timing&#x27; is left out: the deal is not lost" in preview.content.decode()
+    confirm(client, preview)
+    assert dict(Opportunity.objects.values_list("title", "lost_reason")) == {"Lost": "Price", "Won": ""}

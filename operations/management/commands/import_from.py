@@ -62,6 +62,9 @@ class Command(BaseCommand):
             )
         for row in result.rejected:
             self.stderr.write(f"{row.file} line {row.line}: rejected: {'; '.join(row.reasons)}")
+        for row in result.rows:
+            if row.notes and row.action != REJECTED:
+                self.stdout.write(f"{row.file} line {row.line}: {'; '.join(row.notes)}")
         would = "would be " if dry_run else ""
         for kind, counts in result.counts().items():
             figures = ", ".join(f"{number} {would}{action}" for action, number in counts.items() if action != REJECTED)
