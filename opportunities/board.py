@@ -13,8 +13,12 @@ and the model's save (stage-change log, history, event), on the row locked.
 Each card carries its ``updated_at`` as shown: a card changed since is left
 where it is and the user is told to look again (no lost update).
 
-Without JavaScript each card has a "move to" form; ``static/opportunities/board.js``
-adds drag and drop and posts the same form, asking for JSON, then refreshes the board.
+A move to "Lost" may give the deal's lost reason (``lost_reason``, optional), under the rule of every
+writer (``services.check_lost_reason``): with another stage it is refused; a card already lost takes it.
+
+Without JavaScript each card has a "move to" form (with the lost reason in a fold of it);
+``static/opportunities/board.js`` adds drag and drop and posts the same form, asking for JSON, then
+refreshes the board; a move to "Lost" first asks for the reason in a dialog.
 """
 
 import calendar
@@ -24,7 +28,7 @@ import re
 from django import forms
 from django.contrib import messages
 from django.contrib.admin.widgets import AutocompleteSelect
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.http import HttpResponseRedirect, JsonResponse, QueryDict
@@ -44,7 +48,7 @@ from customers.search import search_customers as customer_search
 from . import parts
 from .models import Opportunity
 from .reports import EVERYONE, pipeline_summary
-from .services import opportunity_set_stage
+from .services import check_lost_reason, opportunity_set_stage
 
 CARDS_PER_COLUMN = 50
 MAX_CARDS_PER_COLUMN = 1000
@@ -55,6 +59,13 @@ MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 def version_of(opportunity):
     """What a card carries to say which version of the opportunity it shows."""
     return opportunity.updated_at.isoformat()
+
+
+class LostReasonField(forms.CharField):
+    """The lost reason a move posts: optional, trimmed, as long as the model takes, no NUL."""
+
+    def __init__(self):
+        super().__init__(required=False, max_length=Opportunity._meta.get_field("lost_reason").max_length)
 
 
 def show_field(stage):
@@ -277,12 +288,21 @@ class PipelineBoard:
                 return HttpResponseRedirect(f"{self.board_url()}{_query(params)}", status=303)
             return self.board_view(request, params=params, status=status)
 
+        def refused(error):
+            text = " ".join(error.messages)
+            return answer(400, messages.ERROR, _("Nothing was moved: %(reason)s") % {"reason": text})
+
         opportunity_id = request.POST.get("opportunity", "")
         stage = request.POST.get("stage", "")
         version = request.POST.get("version", "")
         if not opportunity_id.isdecimal() or stage not in Opportunity.Stage.values or not version:
             return answer(400, messages.ERROR, _("Nothing was moved: the request was incomplete."))
         target = Opportunity.Stage(stage)
+        reason_field = LostReasonField()
+        try:
+            reason = reason_field.clean(request.POST.get("lost_reason", ""))
+        except ValidationError as exc:
+            return refused(exc)
         with transaction.atomic():
             # As its save takes it (``FOR NO KEY UPDATE``): the tasks being added to it meanwhile go on.
             opportunity = locking(self.get_queryset(request).filter(pk=int(opportunity_id))).first()
@@ -300,20 +320,35 @@ class PipelineBoard:
                     )
                     % {"title": opportunity.title, "stage": opportunity.get_stage_display()},
                 )
-            if opportunity.stage == target:
+            try:
+                # The rule of every writer: only a move to "Lost" takes a reason (a lost card's form sends back
+                # the one it shows: with a move away, no new reason).
+                check_lost_reason(opportunity=opportunity, stage=target, lost_reason=reason)
+            except ValidationError as exc:
+                return refused(exc)
+            staying = opportunity.stage == target
+            if staying and (not reason or reason == opportunity.lost_reason):
                 return answer(
                     200,
                     messages.INFO,
                     _("“%(title)s” is already at “%(stage)s”.") % {"title": opportunity.title, "stage": target.label},
                 )
-            # The stage rules of every writer (default probability, closed_at); the save writes the
-            # stage-change log, the history entry and the event.
-            opportunity_set_stage(opportunity=opportunity, stage=target)
+            # The stage rules of every writer (default probability, closed_at, the lost reason); the save
+            # writes the stage-change log (for a move), the history entry and the event.
+            reason_before = opportunity.lost_reason
+            opportunity_set_stage(opportunity=opportunity, stage=target, lost_reason=reason or None)
             opportunity.save()
-            changed = [str(Opportunity._meta.get_field(name).verbose_name) for name in ("stage", "probability")]
+            names = [] if staying else ["stage", "probability"]
+            if opportunity.lost_reason != reason_before:
+                names.append("lost_reason")
+            changed = [str(Opportunity._meta.get_field(name).verbose_name) for name in names]
             self.log_change(request, opportunity, [{"changed": {"fields": changed}}])
+        if staying:
+            message = _("The lost reason of “%(title)s” is now “%(reason)s”.")
+        elif opportunity.lost_reason:
+            message = _("“%(title)s” moved to “%(stage)s”: “%(reason)s”.")
+        else:
+            message = _("“%(title)s” moved to “%(stage)s”.")
         return answer(
-            200,
-            messages.SUCCESS,
-            _("“%(title)s” moved to “%(stage)s”.") % {"title": opportunity.title, "stage": target.label},
+            200, messages.SUCCESS, message % {"title": opportunity.title, "stage": target.label, "reason": reason}
         )

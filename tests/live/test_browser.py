@@ -143,6 +143,15 @@ def test_sales_rep_round_trip(page, live_server, tmp_path):
     shot(page, "07-import-rows-skipped")
 
 
+def open_board(page, base, user, card):
+    """Log ``user`` in on their way to the pipeline board, and wait for the ``card`` selector."""
+    page.goto(f"{base}/admin/login/?next=/admin/opportunities/opportunity/board/")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_selector(card)
+
+
 def test_pipeline_board_drag_and_drop(page, live_server):
     """A rep drags a deal to the next stage; a deal moved meanwhile by a manager is refused and shown where it is."""
     from django.contrib.auth.models import Group
@@ -157,11 +166,7 @@ def test_pipeline_board_drag_and_drop(page, live_server):
     OpportunityFactory(customer=CustomerFactory(owner=ManagerFactory()), title="Not the rep's")
     base = live_server.url
 
-    page.goto(f"{base}/admin/login/?next=/admin/opportunities/opportunity/board/")
-    page.fill("#id_username", rep.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector(f"#column-lead #card-{deal.pk}")
+    open_board(page, base, rep, f"#column-lead #card-{deal.pk}")
     assert "Not the rep's" not in page.inner_text("#pipeline-columns")
     assert "1,234,567.00" in page.inner_text(f"#card-{deal.pk}")
 
@@ -209,6 +214,59 @@ def test_pipeline_board_drag_and_drop(page, live_server):
         shot(zh_page, "08-pipeline-board-zh-hans")
     finally:
         chinese.close()
+
+
+def test_pipeline_board_asks_why_a_deal_is_lost(page, live_server):
+    """Dropped on "Lost", a card asks why in a dialog: Cancel (or Escape) moves nothing, "Mark as lost" moves it
+    with the reason typed; from the keyboard, the card's own form asks the same."""
+    from tests.factories import CustomerFactory, OpportunityFactory, StaffFactory
+
+    rep = StaffFactory(username="lost-rep")
+    customer = CustomerFactory(owner=rep, name="Lost Buyer")
+    dropped = OpportunityFactory(customer=customer, title="Dropped deal", stage="proposal")
+    keyed = OpportunityFactory(customer=customer, title="Keyed deal", stage="lead")
+    base = live_server.url
+
+    open_board(page, base, rep, f"#column-proposal #card-{dropped.pk}")
+
+    # Dropped on the folded "Lost" column: the dialog asks; Escape moves nothing.
+    page.drag_and_drop(f"#card-{dropped.pk} dl", "#column-lost")
+    page.wait_for_selector("#lost-reason-dialog[open]")
+    assert page.inner_text("#lost-reason-dialog .deal-title") == "Dropped deal"
+    assert page.evaluate("document.activeElement.id") == "lost-reason-dialog-input"
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#lost-reason-dialog", state="hidden")
+    assert page.inner_text("#board-status") == "Not moved."
+    dropped.refresh_from_db()
+    assert dropped.stage == "proposal"
+
+    # Again, with a reason: the deal is lost, with it.
+    page.drag_and_drop(f"#card-{dropped.pk} dl", "#column-lost")
+    page.wait_for_selector("#lost-reason-dialog[open]")
+    page.fill("#lost-reason-dialog-input", "Went with a rival")
+    page.click("#lost-reason-dialog button[value=lost]")
+    page.wait_for_selector(".messagelist .success")
+    assert "“Dropped deal” moved to “Lost”: “Went with a rival”." in page.inner_text(".messagelist")
+    page.wait_for_selector(f"#card-{dropped.pk}", state="detached")
+    dropped.refresh_from_db()
+    assert (dropped.stage, dropped.lost_reason) == ("lost", "Went with a rival")
+    shot(page, "09-pipeline-board-lost-reason")
+
+    # From the keyboard: the card's select, Move, the dialog, Enter with nothing typed: lost without a reason.
+    page.focus(f"#move-{keyed.pk}")
+    page.select_option(f"#move-{keyed.pk}", "lost")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#lost-reason-dialog[open]")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f"#card-{keyed.pk}", state="detached")
+    keyed.refresh_from_db()
+    assert (keyed.stage, keyed.lost_reason) == ("lost", "")
+
+    # The lost column unfolded shows the reason on its card.
+    page.click("#column-lost .toggle")
+    page.wait_for_selector(f"#column-lost #card-{dropped.pk}")
+    assert "Went with a rival" in page.inner_text(f"#card-{dropped.pk} dl")
 
 
 def test_rep_logs_a_call_from_the_customer_page_and_finds_others_customers_not_found(page, live_server):

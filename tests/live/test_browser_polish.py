@@ -137,6 +137,12 @@ def test_main_pages_pass_axe(page, live_server):
             found[name] = violations
             (ARTIFACTS / "axe-violations.json").write_text(json.dumps(found, indent=1))
             page.screenshot(path=str(ARTIFACTS / f"axe-{name}.png"), full_page=True)
+    # The board's dialog asking why a deal was lost, open.
+    page.goto(f"{live_server.url}{pages['board']}")
+    page.evaluate("document.getElementById('lost-reason-dialog').showModal()")
+    violations = _axe(page)
+    if violations:
+        found["board-lost-reason-dialog"] = violations
     assert not found, found
 
 

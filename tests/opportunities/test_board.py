@@ -310,6 +310,100 @@ class TestMoving:
         assert deal.stage == "lead"
 
 
+class TestLostReason:
+    """A move to "Lost" may say why (``lost_reason``), under the rule of every writer."""
+
+    def test_a_move_to_lost_takes_the_reason_given(self, rep):
+        deal = OpportunityFactory(customer=CustomerFactory(owner=rep), title="Deal", stage=Opportunity.Stage.PROPOSAL)
+        client = browser(rep)
+        response = move(client, deal, "lost", lost_reason="  Went with a rival  ", **JSON)
+        assert response.status_code == 200
+        assert response.json() == {"success": True, "message": "“Deal” moved to “Lost”: “Went with a rival”."}
+        deal.refresh_from_db()
+        assert (deal.stage, deal.probability, deal.lost_reason) == ("lost", 0, "Went with a rival")
+        assert deal.history.first().lost_reason == "Went with a rival"
+        assert deal.stage_changes.filter(to_stage="lost").count() == 1
+        entry = LogEntry.objects.filter(object_id=str(deal.pk)).latest("pk")
+        assert "lost reason" in entry.get_change_message()
+
+    def test_without_javascript_the_reason_is_posted_with_the_card_form(self, manager):
+        deal = OpportunityFactory(title="Deal")
+        client = browser(manager)
+        page = client.get(BOARD).content.decode()
+        assert f'id="lost-reason-{deal.pk}"' in page and 'name="lost_reason"' in page
+        assert f'<label for="lost-reason-{deal.pk}">' in page
+        response = move(client, deal, "lost", lost_reason="No budget", filters="owner=all")
+        assert response.status_code == 303
+        assert Opportunity.objects.get(pk=deal.pk).lost_reason == "No budget"
+        shown = client.get(response["Location"], {"unfold": "lost"}).content.decode()
+        assert "“Deal” moved to “Lost”: “No budget”." in shown
+        assert '<dd class="lost-reason-shown" title="No budget">No budget</dd>' in shown
+
+    def test_lost_without_a_reason_works_as_before(self, manager):
+        deal = OpportunityFactory()
+        assert move(browser(manager), deal, "lost", lost_reason="", **JSON).status_code == 200
+        assert Opportunity.objects.values_list("stage", "lost_reason").get() == ("lost", "")
+
+    @pytest.mark.parametrize(
+        ("stage", "reason", "error"),
+        [
+            ("proposal", "Price", "Only a lost deal has a lost reason"),
+            ("closed", "Price", "Only a lost deal has a lost reason"),
+            ("lost", "x" * 201, "at most 200 characters"),
+            ("lost", "Pri\x00ce", "Null characters are not allowed"),
+        ],
+    )
+    def test_a_reason_refused_moves_nothing(self, manager, stage, reason, error):
+        deal = OpportunityFactory(stage=Opportunity.Stage.NEGOTIATION)
+        client = browser(manager)
+        response = move(client, deal, stage, lost_reason=reason, **JSON)
+        assert response.status_code == 400
+        assert response.json()["success"] is False and error in response.json()["message"]
+        response = move(client, deal, stage, lost_reason=reason)
+        assert response.status_code == 400 and error in response.content.decode()
+        deal.refresh_from_db()
+        assert (deal.stage, deal.lost_reason, deal.history.count()) == ("negotiation", "", 1)
+
+    def test_a_card_already_lost_takes_a_new_reason_and_the_same_one_writes_nothing(self, manager):
+        deal = OpportunityFactory(title="Deal", stage=Opportunity.Stage.LOST, lost_reason="Price")
+        client = browser(manager)
+        response = move(client, deal, "lost", lost_reason="Price", **JSON)
+        assert "already" in response.json()["message"] and deal.history.count() == 1
+        response = move(client, deal, "lost", lost_reason="Timing", **JSON)
+        assert response.json()["message"] == "The lost reason of “Deal” is now “Timing”."
+        deal.refresh_from_db()
+        assert (deal.stage, deal.lost_reason, deal.stage_changes.count()) == ("lost", "Timing", 1)
+        # Its card shows the reason it has in its form, so a move back to lost keeps it.
+        page = browser(manager).get(BOARD, {"unfold": "lost"}).content.decode()
+        assert 'maxlength="200" value="Timing"' in page
+
+    def test_reopening_from_the_board_clears_the_reason(self, manager):
+        deal = OpportunityFactory(stage=Opportunity.Stage.LOST, lost_reason="Price")
+        # The card's form sends the reason it shows: with a move away from lost it is no new reason.
+        response = move(browser(manager), deal, "proposal", lost_reason="Price", **JSON)
+        assert response.json() == {"success": True, "message": f"“{deal.title}” moved to “Proposal”."}
+        entry = LogEntry.objects.filter(object_id=str(deal.pk)).latest("pk")
+        assert "lost reason" in entry.get_change_message()
+        deal.refresh_from_db()
+        assert (deal.stage, deal.lost_reason) == ("proposal", "")
+
+    def test_a_card_moved_meanwhile_is_refused_with_its_reason(self, rep, manager):
+        deal = OpportunityFactory(customer=CustomerFactory(owner=rep), title="Contested")
+        shown = deal.updated_at.isoformat()
+        assert move(browser(manager), deal, "proposal", version=shown).status_code == 303
+        response = move(browser(rep), deal, "lost", version=shown, lost_reason="Price", **JSON)
+        assert response.status_code == 409
+        deal.refresh_from_db()
+        assert (deal.stage, deal.lost_reason) == ("proposal", "")
+
+    def test_the_dialog_is_offered_to_those_who_move_only(self, manager):
+        assert 'id="lost-reason-dialog"' in browser(manager).get(BOARD).content.decode()
+        reader = member("reader", "Read-only", is_staff=True)
+        OpportunityFactory()
+        page = browser(reader).get(BOARD).content.decode()
+        assert 'id="lost-reason-dialog"' not in page and 'name="lost_reason"' not in page
+
+
 class TestQueryCounts:
     def fill(self, owner, per_stage):
         for stage in Opportunity.Stage:

@@ -4,6 +4,8 @@
  * With it, a drop (or the form, for keyboard users) posts the same form asking for
  * JSON, then the board is read again in place: moved, refused as changed meanwhile,
  * or not allowed, the board shows the cards as they are now, with the message.
+ * A move to "Lost" first asks why in a dialog (optional; Cancel or Escape moves nothing);
+ * the reason goes in the card form's own "lost_reason" field, as typed there without the script.
  */
 (function () {
   "use strict";
@@ -83,13 +85,61 @@
       });
   }
 
+  // Run ``then`` once the user said why the card's deal was lost (or left it empty); not at all if they
+  // cancel. Asked only for a move to "Lost" of a deal not lost yet, with no reason typed in its form.
+  function askWhyLost(form, then, focus) {
+    var card = form.closest(".card");
+    var field = form.querySelector("input[name=lost_reason]");
+    var stage = form.querySelector("select[name=stage]").value;
+    var dialog = document.getElementById("lost-reason-dialog");
+    if (
+      stage !== "lost" ||
+      !card ||
+      card.dataset.stage === "lost" ||
+      !field ||
+      field.value.trim() ||
+      !dialog ||
+      typeof dialog.showModal !== "function"
+    ) {
+      then();
+      return;
+    }
+    var input = document.getElementById("lost-reason-dialog-input");
+    var title = card.querySelector("h3 a");
+    dialog.querySelector(".deal-title").textContent = title ? title.textContent : "";
+    input.value = "";
+    dialog.returnValue = "";
+    dialog.addEventListener("close", function closed() {
+      dialog.removeEventListener("close", closed);
+      if (dialog.returnValue === "lost") {
+        field.value = input.value.trim();
+        then();
+        return;
+      }
+      form.querySelector("select[name=stage]").value = card.dataset.stage;
+      announce(dialog.dataset.cancelled);
+      var select = form.querySelector("select[name=stage]");
+      if (focus && select) {
+        select.focus();
+      }
+    });
+    dialog.showModal();
+    input.focus();
+  }
+
   function moveCard(card, stage) {
     var form = card.querySelector("form.move");
     if (!form || card.dataset.stage === stage) {
       return;
     }
     form.querySelector("select[name=stage]").value = stage;
-    post(form, false);
+    askWhyLost(
+      form,
+      function () {
+        post(form, false);
+      },
+      false
+    );
   }
 
   var dragged = null;
@@ -108,7 +158,13 @@
     var form = event.target;
     if (form.matches && form.matches("#pipeline-board form.move")) {
       event.preventDefault();
-      post(form, true);
+      askWhyLost(
+        form,
+        function () {
+          post(form, true);
+        },
+        true
+      );
     }
   });
 
