@@ -319,10 +319,11 @@ def test_a_quick_task_for_an_opportunity_deleted_while_it_saves_is_a_form_error(
 
 @for_postgresql
 @pytest.mark.parametrize("gone", [False, True], ids=["changed", "deleted"])
-def test_a_board_move_while_someone_else_writes_the_card_waits_and_is_refused(gone):
+@pytest.mark.parametrize("to", [{"stage": "proposal"}, {"stage": "lost", "lost_reason": "Price"}], ids=["open", "lost"])
+def test_a_board_move_while_someone_else_writes_the_card_waits_and_is_refused(gone, to):
     deal = OpportunityFactory(title="Deal", stage=Opportunity.Stage.LEAD)
     first, second = managers("first", "second")
-    shown = {"opportunity": deal.pk, "stage": "proposal", "version": stored(deal).updated_at.isoformat()}
+    shown = {"opportunity": deal.pk, **to, "version": stored(deal).updated_at.isoformat()}
 
     with Held(written_by(first, deal, gone, title="Deal by the first")) as held:
         url = reverse("admin:opportunities_opportunity_board_move")
@@ -334,7 +335,29 @@ def test_a_board_move_while_someone_else_writes_the_card_waits_and_is_refused(go
         assert stored(deal) is None
         assert deal.history.first().history_type == "-"
     else:
-        assert (stored(deal).title, stored(deal).stage) == ("Deal by the first", Opportunity.Stage.LEAD)
+        assert (stored(deal).title, stored(deal).stage, stored(deal).lost_reason) == (
+            "Deal by the first",
+            Opportunity.Stage.LEAD,
+            "",
+        )
+
+
+@for_postgresql
+def test_a_lost_card_moved_away_while_someone_else_reopens_it_is_refused_as_changed_not_for_its_reason():
+    # The card's form sends back the reason it shows; the other's reopening cleared it. The move is refused for the
+    # version it showed (409), as any move of a card changed meanwhile, not for a "new" reason (400).
+    deal = OpportunityFactory(title="Deal", stage=Opportunity.Stage.LOST, lost_reason="Price")
+    first, second = managers("first", "second")
+    shown = {"opportunity": deal.pk, "stage": "proposal", "lost_reason": "Price"}
+    shown["version"] = stored(deal).updated_at.isoformat()
+
+    with Held(written_by(first, deal, False, stage="negotiation", lost_reason="")) as held:
+        url = reverse("admin:opportunities_opportunity_board_move")
+        response = posted_meanwhile(held, second, url, shown, HTTP_ACCEPT="application/json")
+
+    assert response.status_code == 409
+    assert "changed by someone else meanwhile" in response.json()["message"]
+    assert (stored(deal).stage, stored(deal).lost_reason) == (Opportunity.Stage.NEGOTIATION, "")
 
 
 @for_postgresql
