@@ -236,7 +236,8 @@ def test_pipeline_board_asks_why_a_deal_is_lost(page, live_server):
     assert page.evaluate("document.activeElement.id") == "lost-reason-dialog-input"
     page.keyboard.press("Escape")
     page.wait_for_selector("#lost-reason-dialog", state="hidden")
-    assert page.inner_text("#board-status") == "Not moved."
+    # Said once the dialog's "close" event is handled, a task after it is hidden.
+    page.wait_for_function("document.getElementById('board-status').textContent === 'Not moved.'")
     dropped.refresh_from_db()
     assert dropped.stage == "proposal"
 
