@@ -1,3 +1,4 @@
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from core.resources import CRMModelResource, cell_text, tags_field
@@ -42,7 +43,14 @@ class CompanyResource(CRMModelResource):
         domain = domain_of(cell_text(row.get("domain")))
         if found is not None or not domain:
             return found
-        return self._locked(self.scoped(Company.objects.filter(domain=domain)))
+        return self.named_record("domain", domain, self.scoped(Company.objects.filter(domain=domain)))
+
+    def record_keys(self, dataset):
+        keys = super().record_keys(dataset)
+        domains = {domain_of(text) for text in self.column_cells(dataset, "domain")} - {""}
+        if domains:
+            keys["domain"] = (domains, Q(domain__in=domains))
+        return keys
 
     def before_save_instance(self, instance, row, **kwargs):
         # New companies go into the importing user's book.

@@ -12,6 +12,7 @@ from functools import cached_property
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import ProhibitNullCharactersValidator
 from django.db import connections, router, transaction
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from import_export import fields, resources, results, widgets
 from rest_framework import serializers
@@ -184,6 +185,9 @@ class CRMModelResource(resources.ModelResource):
     hidden_from_reps = ("id",)
     # Import column -> serializer field, where they differ.
     serializer_fields = {}
+    # The records the rows name by a key looked up (and locked) once for the whole file, not once a row
+    # (``lock_named_records``); False: each row looks its own up, the plain path the twin tests compare with.
+    read_ahead = True
 
     created_at = fields.Field(attribute="created_at", column_name="created_at", readonly=True)
 
@@ -196,6 +200,10 @@ class CRMModelResource(resources.ModelResource):
         self.file_lines = None
         # The columns of the file this user may not set, left out of the import (see ``manager_columns``).
         self.ignored_columns = []
+        # The records the rows name by a key, found and locked once for the file (``lock_named_records``):
+        # {key name: {key: record, or None for a key no record has}}; and those given to a row already.
+        self.named_records = {}
+        self._records_given = set()
         super().__init__(**kwargs)
         self._add_custom_field_columns()
 
@@ -252,12 +260,14 @@ class CRMModelResource(resources.ModelResource):
         super().before_import(dataset, **kwargs)
         self.hold_tags(dataset)
         self.hold_parents(dataset)
+        self.lock_named_records(dataset)
 
     def hold_tags(self, dataset):
         """Hold the tags the rows may link before any row locks a record (``tags.hold_tags``; the rows are
         one transaction): those named in the tags column, and those carried by the records the rows name
-        by id or external id. Otherwise a row could lock a record carrying a tag that a later row links
-        to another record, while a rename of the tag waits for the first record: a deadlock."""
+        by a key (``record_keys``: an id, an external id...). Otherwise a row could lock a record carrying a tag
+        that a later row links to another record, while a rename of the tag waits for the first record: a
+        deadlock."""
         model = self._meta.model
         headers = dataset.headers or []
         if not tags.holds_tags(model) or not dataset:
@@ -266,16 +276,8 @@ class CRMModelResource(resources.ModelResource):
         if "tags" in headers:
             for cell in dataset["tags"]:
                 names.extend(tags.split_names(cell_text(cell)))
-        ids, external_ids = [], []
-        if "id" in headers:
-            ids = [text for text in (cell_text(cell) for cell in dataset["id"]) if text.isdecimal()]
-        if "external_id" in headers and "external_id" in self.import_columns:
-            external_ids = [
-                text for text in (cell_text(cell) for cell in dataset["external_id"]) if text and "\x00" not in text
-            ]
-        records = model._base_manager.filter(pk__in=[int(pk) for pk in ids if int(pk) < 2**63])
-        if external_ids:
-            records = records | model._base_manager.filter(external_id__in=external_ids)
+        keys = self.record_keys(dataset)
+        records = model._base_manager.filter(self._naming(keys)) if keys else None
         tags.hold_tags(model, names=names, records=records)
 
     def hold_parents(self, dataset):
@@ -296,6 +298,80 @@ class CRMModelResource(resources.ModelResource):
     def parents_named(self, dataset):
         """The parents the rows of ``dataset`` may point their records at, as querysets, highest parent first."""
         return []
+
+    def lock_named_records(self, dataset):
+        """Find the records the rows name by a key (``record_keys``) and lock them, once for the whole file, as a row
+        alone finds and locks its own (``_locked``): locked first, by primary key in one statement (``lock_rows``),
+        then read. A row then takes its record from these (``named_record``) without a query of its own, and a key
+        that none of them has names no record.
+
+        The rows are one transaction, and the locks are held to its end: a record deleted by someone else before
+        them is not found (its row makes a new record, as had the import come after the delete, or is refused for
+        an id), and one whose delete or change comes after waits for the import, so no row writes a deleted record
+        again nor overwrites a change it did not read. They are taken after the tags and the parents
+        (``hold_tags``, ``hold_parents``), and before what the rows' saves lock (a new company's name). Outside a
+        transaction nothing would hold them: each row finds its own record then.
+        """
+        self.named_records, self._records_given = {}, set()
+        keys = self.record_keys(dataset) if self.read_ahead else {}
+        if not keys or connections[router.db_for_write(self._meta.model)].get_autocommit():
+            return
+        rows = self.get_queryset().filter(self._naming(keys))
+        lock_rows(rows)
+        records = list(rows)
+        for name, (found, _condition) in keys.items():
+            first = {}
+            for record in records:
+                key = self.key_of(name, record)
+                if key is None:
+                    # A key this side cannot tell: the rows naming records by this column find them alone.
+                    break
+                if key in found:
+                    # The first in the queryset's order, as ``_locked`` takes it.
+                    first.setdefault(key, record)
+            else:
+                self.named_records[name] = {key: first.get(key) for key in found}
+
+    def record_keys(self, dataset):
+        """How the rows of ``dataset`` name the records they update: ``{name: (keys, condition)}``, for each column
+        that names one (``id``, ``external_id``, a subclass's own), the keys in its cells as ``key_of`` gives a
+        record's, and a ``Q`` of the records that have one of them."""
+        keys = {}
+        ids = {int(text) for text in self.column_cells(dataset, "id") if text.isdecimal() and int(text) < 2**63}
+        if ids:
+            keys["id"] = (ids, Q(pk__in=ids))
+        if "external_id" in self.import_columns:
+            external_ids = set(self.column_cells(dataset, "external_id"))
+            if external_ids:
+                keys["external_id"] = (external_ids, Q(external_id__in=external_ids))
+        return keys
+
+    def key_of(self, name, record):
+        """``record``'s key of the ``name`` column (``record_keys``); None when it cannot be told here."""
+        return record.pk if name == "id" else getattr(record, name)
+
+    @staticmethod
+    def _naming(keys):
+        """The ``Q`` of the records any of ``keys`` (``record_keys``) names."""
+        condition = Q()
+        for _found, naming in keys.values():
+            condition |= naming
+        return condition
+
+    def named_record(self, name, key, rows):
+        """The record a row names by the ``key`` of its ``name`` column, locked: the one ``lock_named_records``
+        found, or None when it found none with that key. A key it did not look up, or a record it gave a row
+        already (whose writes may have been rolled back since), is found alone: the first of ``rows``, locked
+        first (``_locked``)."""
+        named = self.named_records.get(name, {})
+        if key in named:
+            record = named[key]
+            if record is None:
+                return None
+            if record.pk not in self._records_given:
+                self._records_given.add(record.pk)
+                return record
+        return self._locked(rows)
 
     @staticmethod
     def column_cells(dataset, column):
@@ -376,9 +452,14 @@ class CRMModelResource(resources.ModelResource):
         row_result = super().import_row(row, instance_loader, **kwargs)
         if row_result.errors:
             transaction.savepoint_rollback(savepoint, using=using)
+            self.row_rolled_back()
         else:
             transaction.savepoint_commit(savepoint, using=using)
         return row_result
+
+    def row_rolled_back(self):
+        """What the row just imported wrote was rolled back (its error); for what a subclass keeps of the rows'
+        writes."""
 
     def get_instance(self, instance_loader, row):
         pk = parse_id(row.get("id"))
@@ -386,7 +467,7 @@ class CRMModelResource(resources.ModelResource):
             instance = self.find_instance(row)
             column = NON_FIELD_ERRORS
         else:
-            instance = self._locked(self.get_queryset().filter(pk=pk))
+            instance = self.named_record("id", pk, self.get_queryset().filter(pk=pk))
             if instance is None:
                 raise ValidationError({"id": _("No record with id %(id)s.") % {"id": pk}})
             column = "id"
@@ -405,7 +486,7 @@ class CRMModelResource(resources.ModelResource):
         external_id = cell_text(row.get("external_id"))
         if not external_id or "external_id" not in self.import_columns:
             return None
-        return self._locked(self.get_queryset().filter(external_id=external_id))
+        return self.named_record("external_id", external_id, self.get_queryset().filter(external_id=external_id))
 
     @staticmethod
     def _locked(rows):
@@ -492,3 +573,14 @@ class CRMModelResource(resources.ModelResource):
         super().before_save_instance(instance, row, **kwargs)
         if instance.pk is None and self.user is not None:
             instance.created_by = self.user
+
+    def after_save_instance(self, instance, row, **kwargs):
+        super().after_save_instance(instance, row, **kwargs)
+        # The record written may now have a key that ``lock_named_records`` found no record with (a new record's
+        # id, email...): a later row naming it finds it alone, and is told it is about the same record.
+        for name, named in self.named_records.items():
+            key = self.key_of(name, instance)
+            if key is None:
+                named.clear()
+            else:
+                named.pop(key, None)

@@ -193,7 +193,9 @@ class Customer(TaggedModel, RecordedModel):
         the customer to the company of that name, ignoring case and spacing, or to a
         new one owned like the customer (``companies.services.company_for_name``).
         The writer's request sets ``company_choices``, the companies it sees: a name
-        is looked up among those only.
+        is looked up among those only. A write of many customers may set instead
+        ``named_companies`` (``companies.services.CompaniesByName``), which looks the
+        names up once for them all.
         """
         if self.company_id is not None:
             self.company_name = self.company.name
@@ -202,6 +204,10 @@ class Customer(TaggedModel, RecordedModel):
         if not name:
             self.company_name = None
             return
-        among = getattr(self, "company_choices", None)
-        self.company = company_for_name(name, owner=self.owner, created_by=self.created_by, among=among)
+        named = getattr(self, "named_companies", None)
+        if named is not None:
+            self.company = named.company_for(name, owner=self.owner, created_by=self.created_by)
+        else:
+            among = getattr(self, "company_choices", None)
+            self.company = company_for_name(name, owner=self.owner, created_by=self.created_by, among=among)
         self.company_name = self.company.name

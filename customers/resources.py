@@ -1,15 +1,27 @@
 from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.db.models.functions import Lower
+from django.db.models.lookups import In
 from django.utils.translation import gettext_lazy as _
 from import_export import fields, widgets
 
 from companies.models import Company
 from companies.names import name_key
+from companies.services import CompaniesByName
 from core import access
 from core.resources import CRMModelResource, cell_text, file_line, tags_field
 
 from .imports import COLUMNS
 from .models import Customer
 from .serializers import CustomerSerializer
+
+
+def email_key(email):
+    """An email as the file's read-ahead of its customers compares it (``CRMModelResource.lock_named_records``): as
+    ``Customer.objects.with_email`` does, by the database's LOWER(), for emails in ASCII only, whose letters the
+    databases lower as Python does (SQLite's LOWER() lowers no other letter, PostgreSQL's lowers a word's last Σ to
+    σ where Python writes ς); None for the others, looked up row by row."""
+    return email.lower() if email.isascii() else None
 
 
 class CustomerResource(CRMModelResource):
@@ -36,8 +48,23 @@ class CustomerResource(CRMModelResource):
     def __init__(self, user=None, **kwargs):
         super().__init__(user=user, **kwargs)
         self.line_of_email = {}
+        # The companies the rows name, looked up once for the file (``before_import``), and where its list of the
+        # companies made stood before the current row (``row_rolled_back``).
+        self.named_companies = None
+        self._companies_made = 0
+
+    def before_import(self, dataset, **kwargs):
+        self.named_companies = None
+        super().before_import(dataset, **kwargs)
+        if self.read_ahead:
+            # After the rows' records are locked: a row's save locks the name of a company it makes after its
+            # record, as a save through the API does.
+            names = self.column_cells(dataset, "company")
+            self.named_companies = CompaniesByName(names, among=self._company_choices())
 
     def before_import_row(self, row, **kwargs):
+        if self.named_companies is not None:
+            self._companies_made = self.named_companies.mark()
         super().before_import_row(row, **kwargs)
         email = cell_text(row.get("email")).lower()
         if email:
@@ -52,17 +79,36 @@ class CustomerResource(CRMModelResource):
         email = cell_text(row.get("email"))
         if found is not None or not email:
             return found
-        return self._locked(self.scoped(Customer.objects.with_email(email)))
+        return self.named_record("email", email_key(email), self.scoped(Customer.objects.with_email(email)))
+
+    def record_keys(self, dataset):
+        keys = super().record_keys(dataset)
+        emails = {email_key(text) for text in self.column_cells(dataset, "email")} - {None}
+        if emails:
+            keys["email"] = (emails, Q(In(Lower("email"), sorted(emails))))
+        return keys
+
+    def key_of(self, name, record):
+        return email_key(record.email or "") if name == "email" else super().key_of(name, record)
+
+    def row_rolled_back(self):
+        super().row_rolled_back()
+        if self.named_companies is not None:
+            self.named_companies.rolled_back(self._companies_made)
 
     def parents_named(self, dataset):
         # The companies the rows name, found as a row's save finds its company by name (``Customer.link_company``).
         keys = {name_key(text) for text in self.column_cells(dataset, "company")} - {""}
         return [self.scoped(Company.objects.filter(name_key__in=keys))] if keys else []
 
+    def _company_choices(self):
+        return self.scoped(Company.objects.all())
+
     def apply_validated(self, instance, validated_data):
         super().apply_validated(instance, validated_data)
         # A company named by its name is one this user sees (or a new one).
-        instance.company_choices = self.scoped(Company.objects.all())
+        instance.company_choices = self._company_choices()
+        instance.named_companies = self.named_companies
 
     def before_save_instance(self, instance, row, **kwargs):
         # New customers go into the importing user's book.
