@@ -11,6 +11,7 @@ import pytest
 from django.db import connection, transaction
 from django.urls import reverse
 
+from companies.models import Company
 from core.admin.base import RecordGone, update_stored
 from customers.models import Customer
 from interactions.models import Interaction
@@ -259,9 +260,9 @@ IMPORTED_BY_KEY = {
 }
 
 
-@for_postgresql
-@pytest.mark.parametrize("case", IMPORTED_BY_KEY)
-def test_an_import_of_a_record_deleted_while_it_waits_does_not_create_it_again(case):
+def imported_meanwhile(case, gone, **changes):
+    """A file of one row naming a record (``IMPORTED_BY_KEY[case]``) confirmed while someone else's delete of it
+    (``gone``) or change (``changes``) is under way: ``(record, key, the confirm's response)``."""
     make, key = IMPORTED_BY_KEY[case]
     record = make()
     model = type(record)
@@ -270,8 +271,16 @@ def test_an_import_of_a_record_deleted_while_it_waits_does_not_create_it_again(c
     preview = upload(second, url, [[key, "name"], [getattr(record, key), "Named by the import"]])
     assert preview.context.get("confirm_form") is not None
 
-    with Held(written_by(first, record, gone=True)) as held:
+    with Held(written_by(first, record, gone=gone, **changes)) as held:
         response = posted_meanwhile(held, second, f"{url}process_import/", {**preview.context["confirm_form"].initial})
+    return record, key, response
+
+
+@for_postgresql
+@pytest.mark.parametrize("case", IMPORTED_BY_KEY)
+def test_an_import_of_a_record_deleted_while_it_waits_does_not_create_it_again(case):
+    record, key, response = imported_meanwhile(case, gone=True)
+    model = type(record)
 
     assert stored(record) is None
     assert record.history.first().history_type == "-"
@@ -281,6 +290,52 @@ def test_an_import_of_a_record_deleted_while_it_waits_does_not_create_it_again(c
         # As had the import come after the delete: a new record, under a new id.
         assert response.status_code == 302
         assert model.objects.get().name == "Named by the import"
+
+
+@for_postgresql
+@pytest.mark.parametrize("case", IMPORTED_BY_KEY)
+def test_an_import_of_a_record_changed_while_it_waits_keeps_that_change(case):
+    # The import's rows look their records up together, before the first row: one changed meanwhile is waited for
+    # and read as changed, and the row writes over what it names only (no lost update).
+    record, _key, response = imported_meanwhile(case, gone=False, phone="13900139000")
+
+    assert response.status_code == 302
+    assert (stored(record).name, stored(record).phone) == ("Named by the import", "13900139000")
+
+
+@for_postgresql
+def test_an_import_naming_a_new_company_another_writer_is_making_links_its_customer_to_that_one():
+    # The names of the file's new companies are locked before its first row, as one writer's save locks its own:
+    # the import waits for the other writer, then finds its company rather than making a second one.
+    first, second = managers("first", "second")
+    url = reverse("admin:customers_customer_changelist")
+    preview = upload(second, url, [["name", "company"], ["Bob", " race  HOLDINGS"], ["Cy", "Race holdings"]])
+
+    with Held(lambda: Customer.objects.create(name="Ann", company_name="Race Holdings").company_id) as held:
+        post = Thread(lambda: second.post(f"{url}process_import/", {**preview.context["confirm_form"].initial}))
+        post.start()
+        waits_on_a_lock(post)
+        made = held.commit()
+
+    assert post.answer().status_code == 302
+    assert set(Customer.objects.values_list("company_id", flat=True)) == {made}
+    assert Company.objects.filter(name_key="race holdings").count() == 1
+
+
+@for_postgresql
+def test_a_writer_naming_a_new_company_an_import_is_making_waits_for_it_and_links_to_that_one():
+    first, second = managers("first", "second")
+    url = reverse("admin:customers_customer_changelist")
+    preview = upload(second, url, [["name", "company"], ["Bob", "Race Holdings"], ["Cy", " race  HOLDINGS"]])
+
+    with Held(lambda: second.post(f"{url}process_import/", {**preview.context["confirm_form"].initial})) as held:
+        writer = Thread(lambda: Customer.objects.create(name="Ann", company_name="RACE holdings").company_id)
+        writer.start()
+        waits_on_a_lock(writer)
+        assert held.commit().status_code == 302
+
+    assert writer.answer() == Customer.objects.get(name="Bob").company_id == Customer.objects.get(name="Cy").company_id
+    assert Company.objects.filter(name_key="race holdings").count() == 1
 
 
 @for_postgresql
