@@ -9,8 +9,9 @@ Works on the database DATABASE_URL names (migrated here; other data may be
 there). Sends each file to ``/admin/customers/customer/import/`` in process
 through the full request stack as a superuser (a rep's imports are scoped but
 cost the same), then confirms the valid ones, and prints the wall time of each
-request, the rows counted and the process's peak resident memory after the
-valid files. The imported customers are deleted at the end. The bounds are the
+request, the rows counted, the queries a row and the CPU time of the process
+for the valid files (the database server's own is not counted), and the
+process's peak resident memory after them. The imported customers are deleted at the end. The bounds are the
 settings' (DJANGO_IMPORT_MAX_ROWS, ...): set them to measure other values.
 """
 
@@ -83,6 +84,7 @@ def main():
     from django.contrib.auth import get_user_model
     from django.core.files.uploadedfile import SimpleUploadedFile
     from django.core.management import call_command
+    from django.db import connection
     from django.test import Client
     from django.test.utils import setup_test_environment
 
@@ -101,19 +103,28 @@ def main():
         f"{settings.IMPORT_MAX_UNZIPPED_BYTES} bytes unzipped; database {settings.DATABASES['default']['ENGINE']}"
     )
 
+    def counted(request):
+        """``(wall seconds, CPU seconds, queries, response)`` of ``request()``; the queries counted as they run."""
+        queries = []
+        with connection.execute_wrapper(lambda execute, *args: queries.append(1) or execute(*args)):
+            started, cpu = time.perf_counter(), time.process_time()
+            response = request()
+            return time.perf_counter() - started, time.process_time() - cpu, len(queries), response
+
     def post(content, file_format, name):
-        started = time.perf_counter()
-        response = client.post(
-            f"{URL}import/",
-            {"resource": "0", "format": file_format, "import_file": SimpleUploadedFile(name, content)},
+        return counted(
+            lambda: client.post(
+                f"{URL}import/",
+                {"resource": "0", "format": file_format, "import_file": SimpleUploadedFile(name, content)},
+            )
         )
-        return time.perf_counter() - started, response
 
     def confirm(preview):
-        started = time.perf_counter()
-        response = client.post(f"{URL}process_import/", preview.context["confirm_form"].initial)
+        seconds, cpu, queries, response = counted(
+            lambda: client.post(f"{URL}process_import/", preview.context["confirm_form"].initial)
+        )
         assert response.status_code == 302, response.content[:500]
-        return time.perf_counter() - started
+        return seconds, cpu, queries
 
     def outcome(response):
         if response.context.get("totals"):
@@ -145,19 +156,30 @@ def main():
             False,
         ),
     ]
-    print(f"| file | size | preview (median of {args.runs}) | confirm | outcome |")
-    print("|---|---|---|---|---|")
+    print(
+        f"| file | size | preview (median of {args.runs}) | confirm | outcome "
+        "| queries a row, preview / confirm | CPU, preview / confirm |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for label, build, confirmable in cases:
         previews, confirms = [], []
         for run in range(args.runs):
             content, file_format, name = build(run)
-            seconds, response = post(content, file_format, name)
-            previews.append(seconds)
+            *measured, response = post(content, file_format, name)
+            previews.append(measured)
             if confirmable:
                 confirms.append(confirm(response))
-        confirm_text = f"{statistics.median(confirms):.2f} s" if confirms else "-"
+        median = [statistics.median(figures) for figures in zip(*previews, strict=True)]
+        confirmed = [statistics.median(figures) for figures in zip(*confirms, strict=True)] if confirms else None
+        confirm_text = f"{confirmed[0]:.2f} s" if confirmed else "-"
+        rows_read = sum((response.context.get("totals") or {}).values())
+        queries = f"{median[2] / rows_read:.1f}" if rows_read else "-"
+        if confirmed:
+            queries += f" / {confirmed[2] / rows_read:.1f}"
+        cpu = f"{median[1]:.2f} s" + (f" / {confirmed[1]:.2f} s" if confirmed else "")
         print(
-            f"| {label} | {len(content):,} B | {statistics.median(previews):.2f} s | {confirm_text} | {outcome(response)} |"
+            f"| {label} | {len(content):,} B | {median[0]:.2f} s | {confirm_text} | {outcome(response)} "
+            f"| {queries} | {cpu} |"
         )
         if label.startswith("CSV, max rows, every"):
             # Before the hostile files, which this script itself must build in memory.
