@@ -441,12 +441,14 @@ def definition_errors(resource, key, field_type, choices, *, instance=None):
             _("Use lower-case letters, digits and single underscores, starting with a letter (at most %(n)d).")
             % {"n": KEY_MAX_LENGTH}
         ]
-    elif key in reserved_names(resource) or FILTER_PREFIX + key in reserved_names(resource):
-        errors["key"] = [_("“%(key)s” is the name of a field of the record.") % {"key": key}]
     elif instance is None:
         from core.models import CustomField
 
-        if CustomField.objects.filter(model=resource, key=key).exists():
+        # Checked when the key is chosen only: a field the record gains in a later version may take the key of
+        # a definition made before, which stays editable (its key cannot change).
+        if key in reserved_names(resource) or FILTER_PREFIX + key in reserved_names(resource):
+            errors["key"] = [_("“%(key)s” is the name of a field of the record.") % {"key": key}]
+        elif CustomField.objects.filter(model=resource, key=key).exists():
             errors["key"] = [_("This model already has a custom field with this key.")]
     choice_errors = _choices_errors(field_type, choices)
     if choice_errors:

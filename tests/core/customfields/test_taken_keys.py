@@ -1,0 +1,82 @@
+"""A custom field whose key a field of the record took later (a definition made before the version that added
+the field: the key is checked only when chosen): its values stay apart from the field's on every path, its
+definition stays editable, and files head its column ``cf_<key>``.
+
+The definitions are written directly, as they were made before the field existed (opportunities' ``lost_reason``,
+``closed_at``; customers' ``notes``)."""
+
+import csv
+import io
+
+import pytest
+from django.urls import reverse
+
+from core.models import CustomField
+from opportunities.models import Opportunity
+from tests.core.admin.helpers import form_data
+from tests.factories import OpportunityFactory
+
+pytestmark = pytest.mark.django_db
+
+Stage = Opportunity.Stage
+URL = "/api/opportunities"
+CHANGE = "admin:opportunities_opportunity_change"
+CHANGELIST = reverse("admin:opportunities_opportunity_changelist")
+
+
+def define(key, model="opportunities", **extra):
+    return CustomField.objects.create(model=model, key=key, label=extra.pop("label", "Why lost (before)"), **extra)
+
+
+@pytest.fixture
+def taken():
+    return define("lost_reason", show_in_list=True, filterable=True)
+
+
+@pytest.fixture
+def deal(taken):
+    return OpportunityFactory(
+        title="Lost one", stage=Stage.LOST, lost_reason="Price", custom_fields={"lost_reason": "Budget cut"}
+    )
+
+
+def api_csv(api, path, params=None):
+    response = api.get(path, {"format": "csv", **(params or {})})
+    assert response.status_code == 200
+    text = b"".join(response.streaming_content).decode("utf-8-sig")
+    return list(csv.reader(io.StringIO(text)))
+
+
+class TestTheDefinition:
+    def test_the_api_lists_updates_and_deletes_it(self, api, taken, deal):
+        listed = api.get("/api/custom-fields", {"model": "opportunities"}).json()["data"]
+        assert [(d["key"], d["label"]) for d in listed] == [("lost_reason", "Why lost (before)")]
+        patched = api.patch(f"/api/custom-fields/{taken.pk}", {"label": "Old reason", "order": 3}, format="json")
+        assert patched.status_code == 200, patched.content
+        assert (patched.json()["data"]["label"], patched.json()["data"]["order"]) == ("Old reason", 3)
+        body = {"model": "opportunities", "key": "lost_reason", "label": "Old reason", "field_type": "long_text"}
+        put = api.put(f"/api/custom-fields/{taken.pk}", body, format="json")
+        assert put.status_code == 200, put.content
+        taken.refresh_from_db()
+        assert (taken.label, taken.field_type) == ("Old reason", "long_text")
+        assert api.delete(f"/api/custom-fields/{taken.pk}").status_code in (200, 204)
+        assert not CustomField.objects.exists()
+        deal.refresh_from_db()
+        assert (deal.lost_reason, deal.custom_fields) == ("Price", {"lost_reason": "Budget cut"})
+
+    def test_its_key_still_cannot_change_and_a_new_one_cannot_take_a_field_name(self, api, taken):
+        renamed = api.patch(f"/api/custom-fields/{taken.pk}", {"key": "old_lost_reason"}, format="json")
+        assert renamed.status_code == 400
+        assert "cannot change" in renamed.json()["error"]["fields"]["key"][0]
+        again = api.post("/api/custom-fields", {"model": "customers", "key": "phone", "label": "Phone"}, format="json")
+        assert again.status_code == 400
+        assert again.json()["error"]["fields"]["key"] == ["“phone” is the name of a field of the record."]
+
+    def test_the_admin_saves_its_page(self, admin_client, taken):
+        url = reverse("admin:core_customfield_change", args=[taken.pk])
+        page = admin_client.get(url)
+        data = {**form_data(page.context["adminform"].form), "label": "Old reason", "label_zh": "旧原因"}
+        response = admin_client.post(url, data)
+        assert response.status_code == 302, response.context["adminform"].form.errors
+        taken.refresh_from_db()
+        assert (taken.label, taken.label_zh) == ("Old reason", "旧原因")
