@@ -445,7 +445,8 @@ def definition_errors(resource, key, field_type, choices, *, instance=None):
         from core.models import CustomField
 
         # Checked when the key is chosen only: a field the record gains in a later version may take the key of
-        # a definition made before, which stays editable (its key cannot change).
+        # a definition made before, which stays editable (its key cannot change):
+        # its values stay apart from the field's, and files head its column ``cf_<key>`` (``column_name``).
         if key in reserved_names(resource) or FILTER_PREFIX + key in reserved_names(resource):
             errors["key"] = [_("“%(key)s” is the name of a field of the record.") % {"key": key}]
         elif CustomField.objects.filter(model=resource, key=key).exists():
@@ -888,8 +889,14 @@ def ordering(key, descending):
 # Spreadsheets.
 
 
+def column_name(definition, own_columns):
+    """The header of ``definition``'s column in a file whose record columns are ``own_columns``: its key, or
+    ``cf_<key>`` when a column of the record has that name (the query parameter's name, never a field's)."""
+    return FILTER_PREFIX + definition.key if definition.key in own_columns else definition.key
+
+
 def export_columns(model, header, sources):
-    """``(header, sources, convert)`` of an export with a column per custom field (headed by its key).
+    """``(header, sources, convert)`` of an export with a column per custom field (headed by :func:`column_name`).
 
     ``sources`` gains the ``custom_fields`` column; ``convert`` turns a row of those
     sources into the row of cells (the record's values of current definitions only).
@@ -899,19 +906,24 @@ def export_columns(model, header, sources):
     if not current:
         return header, sources, tuple
     width = len(sources)
+    own = set(header)
 
     def convert(row):
         stored = row[width] or {}
         return (*row[:width], *(display(d, stored.get(d.key)) for d in current))
 
-    return [*header, *(d.key for d in current)], [*sources, "custom_fields"], convert
+    return [*header, *(column_name(d, own) for d in current)], [*sources, "custom_fields"], convert
 
 
 def column_map(resource):
-    """{lower-case header: key} of the columns that name custom fields: the key, or a label in either language."""
+    """{lower-case header: key} of the columns that name custom fields: ``cf_<key>``, or the key or a label in either
+    language unless that is the name of a field of the record (a key a field added later took)."""
+    reserved = reserved_names(resource)
     columns = {}
     for definition in definitions(resource):
         for name in (definition.label_zh, definition.label, definition.key):
-            if name and name.strip():
+            if name and name.strip() and name.strip().lower() not in reserved:
                 columns[name.strip().lower()] = definition.key
+    for definition in definitions(resource):
+        columns[FILTER_PREFIX + definition.key] = definition.key
     return columns

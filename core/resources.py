@@ -149,8 +149,8 @@ def json_value(field, value):
 class CustomFieldColumn(fields.Field):
     """A custom field's column: exported as text; imported by ``CRMModelResource`` through the serializer."""
 
-    def __init__(self, definition):
-        super().__init__(attribute=None, column_name=definition.key, readonly=True)
+    def __init__(self, definition, column_name):
+        super().__init__(attribute=None, column_name=column_name, readonly=True)
         self.definition = definition
 
     def get_value(self, instance):
@@ -535,8 +535,9 @@ class CRMModelResource(resources.ModelResource):
             raise ValidationError(errors)
         self.apply_validated(instance, dict(serializer.validated_data))
 
-    # Custom fields (core/customfields.py): a column per definition on export, headed by its key;
-    # on import a column named by the key or a label (either language) sets that field.
+    # Custom fields (core/customfields.py): a column per definition on export, headed by its key, or by
+    # ``cf_<key>`` when a column of the record has that name (a key a later field took); on import a column
+    # named ``cf_<key>``, or by the key or a label (either language) that no column of the record has, sets it.
 
     _custom_field_headers = {}
 
@@ -545,9 +546,10 @@ class CRMModelResource(resources.ModelResource):
         self._custom_field_definitions = customfields.definitions(resource) if resource else []
         self._custom_field_map = customfields.column_map(resource) if resource else {}
         self._custom_field_headers = {}
+        self._own_columns = {field.column_name for field in self.fields.values()}
         for definition in self._custom_field_definitions:
-            if definition.key not in self.fields:
-                self.fields[definition.key] = CustomFieldColumn(definition)
+            column = customfields.column_name(definition, self._own_columns)
+            self.fields[column] = CustomFieldColumn(definition, column)
 
     def _custom_field_cells(self, row, data, errors):
         """Put the row's custom field cells (as JSON values) into ``data["custom_fields"]``; empty cells change nothing."""
@@ -555,7 +557,7 @@ class CRMModelResource(resources.ModelResource):
         cells = []
         for header, cell in row.items():
             key = self._custom_field_map.get(cell_text(header).lower())
-            if key is None or header in self.import_columns or header == "id" or cell_text(cell) == "":
+            if key is None or header in self._own_columns or header == "id" or cell_text(cell) == "":
                 continue
             self._custom_field_headers[f"custom_fields.{key}"] = header
             cells.append((header, definitions[key], cell))

@@ -12,8 +12,11 @@ import pytest
 from django.urls import reverse
 
 from core.models import CustomField
+from customers.models import Customer
 from opportunities.models import Opportunity
-from tests.core.admin.helpers import form_data
+from opportunities.resources import OpportunityResource
+from tests.core.admin.helpers import form_data, import_rows
+from tests.core.customfields.test_commands import run
 from tests.factories import OpportunityFactory
 
 pytestmark = pytest.mark.django_db
@@ -80,3 +83,48 @@ class TestTheDefinition:
         assert response.status_code == 302, response.context["adminform"].form.errors
         taken.refresh_from_db()
         assert (taken.label, taken.label_zh) == ("Old reason", "旧原因")
+
+
+class TestFiles:
+    def test_the_api_export_heads_its_column_cf_key(self, api, deal):
+        header, row = api_csv(api, f"{URL}/export")
+        assert header.count("lost_reason") == 1 and header[-1] == "cf_lost_reason"
+        assert (row[header.index("lost_reason")], row[-1]) == ("Price", "Budget cut")
+
+    @pytest.mark.parametrize("key", ["lost_reason", "closed_at"])
+    def test_the_admin_export_keeps_its_values_and_imports_back_to_the_same(self, admin_user, admin_client, key):
+        define(key)
+        deal = OpportunityFactory(stage=Stage.LOST, lost_reason="Price", custom_fields={key: "Budget cut"})
+        before = Opportunity.objects.values().get(pk=deal.pk)
+        dataset = OpportunityResource(user=admin_user).export()
+        row = dict(zip(dataset.headers, dataset[0], strict=True))
+        assert dataset.headers.count(key) == 1
+        assert (row[f"cf_{key}"], row["lost_reason"]) == ("Budget cut", "Price")
+        import_rows(admin_client, CHANGELIST, [dataset.headers, list(dataset[0])])
+        assert Opportunity.objects.values().get(pk=deal.pk) == before
+
+    def test_an_admin_import_sets_each_from_its_own_column(self, admin_client, deal):
+        rows = [["id", "customer", "title", "lost_reason", "cf_lost_reason"]]
+        rows.append([deal.pk, deal.customer_id, deal.title, "Timing", "Merged elsewhere"])
+        import_rows(admin_client, CHANGELIST, rows)
+        deal.refresh_from_db()
+        assert (deal.lost_reason, deal.custom_fields) == ("Timing", {"lost_reason": "Merged elsewhere"})
+        import_rows(admin_client, CHANGELIST, [rows[0][:4], [deal.pk, deal.customer_id, deal.title, "Price"]])
+        deal.refresh_from_db()
+        assert (deal.lost_reason, deal.custom_fields) == ("Price", {"lost_reason": "Merged elsewhere"})
+
+    def test_a_record_column_the_import_does_not_set_never_sets_the_custom_field(self, admin_client):
+        define("closed_at")
+        deal = OpportunityFactory(stage=Stage.LOST, custom_fields={"closed_at": "last spring"})
+        rows = [["id", "customer", "title", "closed_at"], [deal.pk, deal.customer_id, deal.title, "2026-01-01"]]
+        import_rows(admin_client, CHANGELIST, rows)
+        deal.refresh_from_db()
+        assert deal.custom_fields == {"closed_at": "last spring"}
+
+    def test_a_command_import_takes_the_cf_key_column(self, tmp_path):
+        define("owner", model="customers", label="Account owner (before)")
+        path = tmp_path / "c.csv"
+        path.write_text("name,owner,cf_owner\nAnn,not set by this import,Bob at the branch\n")
+        run("import_customers", path)
+        ann = Customer.objects.get(name="Ann")
+        assert (ann.owner, ann.custom_fields) == (None, {"owner": "Bob at the branch"})
