@@ -11,13 +11,14 @@ import io
 import pytest
 from django.urls import reverse
 
-from core.models import CustomField
+from core.changesets import undo
+from core.models import Changeset, CustomField, Event
 from customers.models import Customer
 from opportunities.models import Opportunity
 from opportunities.resources import OpportunityResource
-from tests.core.admin.helpers import form_data, import_rows
+from tests.core.admin.helpers import change_form_data, form_data, import_rows
 from tests.core.customfields.test_commands import run
-from tests.factories import OpportunityFactory
+from tests.factories import CustomerFactory, OpportunityFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -128,3 +129,73 @@ class TestFiles:
         run("import_customers", path)
         ann = Customer.objects.get(name="Ann")
         assert (ann.owner, ann.custom_fields) == (None, {"owner": "Bob at the branch"})
+
+
+class TestWhatWasAlreadyApart:
+    """Paths that keep the two apart by design (``custom_fields.<key>``, ``?cf_<key>=``, form fields ``cf_<key>``)."""
+
+    def test_the_api_reads_and_writes_each_on_its_own(self, api, deal):
+        data = api.get(f"{URL}/{deal.pk}").json()["data"]
+        assert (data["lost_reason"], data["custom_fields"]) == ("Price", {"lost_reason": "Budget cut"})
+        response = api.patch(f"{URL}/{deal.pk}", {"custom_fields": {"lost_reason": "Timing"}}, format="json")
+        assert response.json()["data"]["lost_reason"] == "Price"
+        response = api.patch(f"{URL}/{deal.pk}", {"lost_reason": "Features"}, format="json")
+        assert response.json()["data"]["custom_fields"] == {"lost_reason": "Timing"}
+        deal.refresh_from_db()
+        assert (deal.lost_reason, deal.custom_fields) == ("Features", {"lost_reason": "Timing"})
+        changes = [event.changes for event in Event.objects.filter(type="opportunity.updated").order_by("id")]
+        assert changes == [
+            {"custom_fields": {"old": {"lost_reason": "Budget cut"}, "new": {"lost_reason": "Timing"}}},
+            {"lost_reason": {"old": "Price", "new": "Features"}},
+        ]
+
+    def test_the_api_filters_and_orders_by_the_custom_field(self, api, deal):
+        other = OpportunityFactory(stage=Stage.LOST, lost_reason="Budget cut", custom_fields={"lost_reason": "Price"})
+        found = api.get(URL, {"cf_lost_reason": "Budget cut"}).json()["data"]
+        assert [row["id"] for row in found] == [deal.pk]
+        ordered = api.get(URL, {"ordering": "cf_lost_reason"}).json()["data"]
+        assert [row["id"] for row in ordered] == [deal.pk, other.pk]
+        ordered = api.get(URL, {"ordering": "-cf_lost_reason"}).json()["data"]
+        assert [row["id"] for row in ordered] == [other.pk, deal.pk]
+
+    def test_the_admin_change_and_add_forms_keep_each(self, admin_client, deal):
+        change = reverse(CHANGE, args=[deal.pk])
+        page = admin_client.get(change)
+        data = change_form_data(page)
+        assert (data["lost_reason"], data["cf_lost_reason"]) == ("Price", "Budget cut")
+        response = admin_client.post(change, {**data, "lost_reason": "Timing", "cf_lost_reason": "Reorg"})
+        assert response.status_code == 302, response.context["adminform"].form.errors
+        deal.refresh_from_db()
+        assert (deal.lost_reason, deal.custom_fields) == ("Timing", {"lost_reason": "Reorg"})
+        add = reverse("admin:opportunities_opportunity_add")
+        data = change_form_data(admin_client.get(add))
+        customer = CustomerFactory()
+        data.update(
+            customer=customer.pk, title="New", value="10", stage=Stage.LOST, lost_reason="Price", cf_lost_reason="Old"
+        )
+        response = admin_client.post(add, data)
+        assert response.status_code == 302, response.context["adminform"].form.errors
+        new = Opportunity.objects.get(title="New")
+        assert (new.lost_reason, new.custom_fields) == ("Price", {"lost_reason": "Old"})
+
+    def test_the_admin_list_and_history_show_each(self, admin_client, deal):
+        OpportunityFactory(stage=Stage.LOST, lost_reason="Price")
+        page = admin_client.get(CHANGELIST, {"cf_lost_reason": "!set"})
+        assert [row.pk for row in page.context["cl"].result_list] == [deal.pk]
+        assert "Why lost (before)" in page.content.decode() and "Budget cut" in page.content.decode()
+        page = admin_client.get(CHANGELIST, {"lost_reason__isempty": "0"})
+        assert page.status_code == 200 and page.context["cl"].result_count == 2
+        deal.custom_fields = {"lost_reason": "Reorg"}
+        deal.lost_reason = "Timing"
+        deal.save()
+        history = admin_client.get(reverse("admin:opportunities_opportunity_history", args=[deal.pk]))
+        text = history.content.decode()
+        assert "<strong>Lost reason:</strong> Price&nbsp;&rarr;&nbsp;&nbsp;Timing" in text
+        assert "Reorg" not in text
+
+    def test_undoing_an_import_puts_back_each(self, admin_user, admin_client, deal):
+        rows = [["id", "customer", "title", "lost_reason", "cf_lost_reason"]]
+        import_rows(admin_client, CHANGELIST, [*rows, [deal.pk, deal.customer_id, deal.title, "Timing", "Reorg"]])
+        undo(Changeset.objects.filter(kind="import").latest("id"), user=admin_user)
+        deal.refresh_from_db()
+        assert (deal.lost_reason, deal.custom_fields) == ("Price", {"lost_reason": "Budget cut"})
