@@ -15,8 +15,7 @@ from core.changesets import undo
 from core.models import Changeset, CustomField, Event
 from customers.models import Customer
 from opportunities.models import Opportunity
-from opportunities.resources import OpportunityResource
-from tests.core.admin.helpers import change_form_data, form_data, import_rows
+from tests.core.admin.helpers import change_form_data, export_data, form_data, import_rows, read_csv
 from tests.core.customfields.test_commands import run
 from tests.factories import CustomerFactory, OpportunityFactory
 
@@ -92,17 +91,21 @@ class TestFiles:
         assert header.count("lost_reason") == 1 and header[-1] == "cf_lost_reason"
         assert (row[header.index("lost_reason")], row[-1]) == ("Price", "Budget cut")
 
-    @pytest.mark.parametrize("key", ["lost_reason", "closed_at"])
-    def test_the_admin_export_keeps_its_values_and_imports_back_to_the_same(self, admin_user, admin_client, key):
+    # A field of the record, one the import does not set, and a column of the file alone (the customer's name).
+    @pytest.mark.parametrize("key", ["lost_reason", "closed_at", "customer_name"])
+    def test_the_admin_export_keeps_its_values_and_imports_back_to_the_same(self, admin_client, key):
         define(key)
         deal = OpportunityFactory(stage=Stage.LOST, lost_reason="Price", custom_fields={key: "Budget cut"})
         before = Opportunity.objects.values().get(pk=deal.pk)
-        dataset = OpportunityResource(user=admin_user).export()
-        row = dict(zip(dataset.headers, dataset[0], strict=True))
-        assert dataset.headers.count(key) == 1
-        assert (row[f"cf_{key}"], row["lost_reason"]) == ("Budget cut", "Price")
-        import_rows(admin_client, CHANGELIST, [dataset.headers, list(dataset[0])])
+        form = admin_client.get(f"{CHANGELIST}export/").context["form"]
+        [row] = read_csv(admin_client.post(f"{CHANGELIST}export/", export_data(form)))
+        assert (row[f"cf_{key}"], row["lost_reason"], row["id"]) == ("Budget cut", "Price", str(deal.pk))
+        import_rows(admin_client, CHANGELIST, [list(row), list(row.values())])
         assert Opportunity.objects.values().get(pk=deal.pk) == before
+        row[f"cf_{key}"] = "Reorg"
+        import_rows(admin_client, CHANGELIST, [list(row), list(row.values())])
+        deal.refresh_from_db()
+        assert (deal.lost_reason, deal.custom_fields) == ("Price", {key: "Reorg"})
 
     def test_an_admin_import_sets_each_from_its_own_column(self, admin_client, deal):
         rows = [["id", "customer", "title", "lost_reason", "cf_lost_reason"]]
@@ -114,13 +117,14 @@ class TestFiles:
         deal.refresh_from_db()
         assert (deal.lost_reason, deal.custom_fields) == ("Price", {"lost_reason": "Merged elsewhere"})
 
-    def test_a_record_column_the_import_does_not_set_never_sets_the_custom_field(self, admin_client):
-        define("closed_at")
-        deal = OpportunityFactory(stage=Stage.LOST, custom_fields={"closed_at": "last spring"})
-        rows = [["id", "customer", "title", "closed_at"], [deal.pk, deal.customer_id, deal.title, "2026-01-01"]]
+    @pytest.mark.parametrize("key", ["closed_at", "customer_name"])
+    def test_a_record_column_the_import_does_not_set_never_sets_the_custom_field(self, admin_client, key):
+        define(key)
+        deal = OpportunityFactory(stage=Stage.LOST, custom_fields={key: "last spring"})
+        rows = [["id", "customer", "title", key], [deal.pk, deal.customer_id, "Renamed", "2026-01-01"]]
         import_rows(admin_client, CHANGELIST, rows)
         deal.refresh_from_db()
-        assert deal.custom_fields == {"closed_at": "last spring"}
+        assert (deal.title, deal.custom_fields) == ("Renamed", {key: "last spring"})
 
     def test_a_command_import_takes_the_cf_key_column(self, tmp_path):
         define("owner", model="customers", label="Account owner (before)")
