@@ -200,6 +200,12 @@ class TestWhatWasAlreadyApart:
     def test_undoing_an_import_puts_back_each(self, admin_user, admin_client, deal):
         rows = [["id", "customer", "title", "lost_reason", "cf_lost_reason"]]
         import_rows(admin_client, CHANGELIST, [*rows, [deal.pk, deal.customer_id, deal.title, "Timing", "Reorg"]])
-        undo(Changeset.objects.filter(kind="import").latest("id"), user=admin_user)
+        changeset = Changeset.objects.filter(kind="import").latest("id")
+        [row] = changeset.rows.all()
+        assert sorted(row.changes()) == [
+            ("custom_fields", {"lost_reason": "Budget cut"}, {"lost_reason": "Reorg"}),
+            ("lost_reason", "Price", "Timing"),
+        ]
+        undo(changeset, user=admin_user)
         deal.refresh_from_db()
         assert (deal.lost_reason, deal.custom_fields) == ("Price", {"lost_reason": "Budget cut"})
