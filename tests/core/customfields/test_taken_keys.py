@@ -9,6 +9,8 @@ import csv
 import io
 
 import pytest
+from django.contrib.auth.models import Group
+from django.test import Client
 from django.urls import reverse
 
 from core.changesets import undo
@@ -17,7 +19,7 @@ from customers.models import Customer
 from opportunities.models import Opportunity
 from tests.core.admin.helpers import change_form_data, export_data, form_data, import_rows, read_csv
 from tests.core.customfields.test_commands import run
-from tests.factories import CustomerFactory, OpportunityFactory
+from tests.factories import CustomerFactory, OpportunityFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -152,6 +154,11 @@ class TestWhatWasAlreadyApart:
             {"custom_fields": {"old": {"lost_reason": "Budget cut"}, "new": {"lost_reason": "Timing"}}},
             {"lost_reason": {"old": "Price", "new": "Features"}},
         ]
+        entries = api.get(f"{URL}/{deal.pk}/history").json()["data"]
+        assert [entry["changes"] for entry in entries[:2]] == [
+            [{"field": "lost_reason", "old": "Price", "new": "Features"}],
+            [{"field": "custom_fields", "old": {"lost_reason": "Budget cut"}, "new": {"lost_reason": "Timing"}}],
+        ]
 
     def test_the_api_filters_and_orders_by_the_custom_field(self, api, deal):
         other = OpportunityFactory(stage=Stage.LOST, lost_reason="Budget cut", custom_fields={"lost_reason": "Price"})
@@ -181,6 +188,16 @@ class TestWhatWasAlreadyApart:
         assert response.status_code == 302, response.context["adminform"].form.errors
         new = Opportunity.objects.get(title="New")
         assert (new.lost_reason, new.custom_fields) == ("Price", {"lost_reason": "Old"})
+
+    def test_a_read_only_user_sees_each(self, deal):
+        viewer = UserFactory(is_staff=True)
+        viewer.groups.add(Group.objects.get(name="Read-only"))
+        client = Client()
+        client.force_login(viewer)
+        page = client.get(reverse(CHANGE, args=[deal.pk]))
+        assert page.status_code == 200
+        text = page.content.decode()
+        assert "Why lost (before)" in text and "Budget cut" in text and "Price" in text
 
     def test_the_admin_list_and_history_show_each(self, admin_client, deal):
         OpportunityFactory(stage=Stage.LOST, lost_reason="Price")
