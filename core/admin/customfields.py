@@ -29,9 +29,17 @@ def form_field_name(definition):
     return FORM_PREFIX + definition.key
 
 
-def form_field(definition):
+def label(resource, definition):
+    """The label the pages show for ``definition``: marked as a custom field's when its key is the name of a field
+    of the record (a key a field added later took), which the same page shows under its own label."""
+    if definition.key in customfields.reserved_names(resource):
+        return _("%(label)s (custom field)") % {"label": definition.display_label}
+    return definition.display_label
+
+
+def form_field(resource, definition):
     """A typed form field for ``definition`` (never ``required``: ``customfields.clean`` says so, once)."""
-    options = {"label": definition.display_label, "required": False}
+    options = {"label": label(resource, definition), "required": False}
     kind = definition.field_type
     if kind == "text":
         return forms.CharField(max_length=customfields.TEXT_MAX_LENGTH, **options)
@@ -116,12 +124,12 @@ class CustomFieldsFormMixin:
             self.instance.custom_fields = values
 
 
-def _column(definition):
+def _column(resource, definition):
     def column(obj):
         value = (obj.custom_fields or {}).get(definition.key)
         return None if value is None else customfields.display(definition, value)
 
-    column.short_description = definition.display_label
+    column.short_description = label(resource, definition)
     column.admin_order_field = KeyTransform(definition.key, "custom_fields")
     column.__name__ = form_field_name(definition)
     return column
@@ -129,7 +137,7 @@ def _column(definition):
 
 def _list_filter(resource, definition):
     class CustomFieldFilter(admin.SimpleListFilter):
-        title = definition.display_label
+        title = label(resource, definition)
         parameter_name = form_field_name(definition)
 
         def lookups(self, request, model_admin):
@@ -176,7 +184,7 @@ class CustomFieldsAdminMixin:
             resource = customfields.resource_of(model) if model is not None else None
             for definition in customfields.definitions(resource) if resource else []:
                 if form_field_name(definition) == name:
-                    return _column(definition)
+                    return _column(resource, definition)
         raise AttributeError(name)
 
     def get_fieldsets(self, request, obj=None):
@@ -198,13 +206,15 @@ class CustomFieldsAdminMixin:
         definitions = self._custom_field_definitions()
         if not definitions:
             return form
-        attrs = {form_field_name(d): form_field(d) for d in definitions}
+        resource = self._custom_field_resource()
+        attrs = {form_field_name(d): form_field(resource, d) for d in definitions}
         attrs["_custom_field_definitions"] = definitions
-        attrs["_custom_field_resource"] = self._custom_field_resource()
+        attrs["_custom_field_resource"] = resource
         return type(form.__name__, (CustomFieldsFormMixin, form), attrs)
 
     def get_list_display(self, request):
-        columns = [_column(d) for d in self._custom_field_definitions() if d.show_in_list]
+        resource = self._custom_field_resource()
+        columns = [_column(resource, d) for d in self._custom_field_definitions() if d.show_in_list]
         return [*super().get_list_display(request), *columns]
 
     def get_list_filter(self, request):

@@ -87,6 +87,36 @@ class TestTheDefinition:
         assert (taken.label, taken.label_zh) == ("Old reason", "旧原因")
 
 
+class TestTheAdminLabels:
+    """The record's field and the custom field of its key show on the same pages, often under the same label: the
+    custom field's is marked."""
+
+    @pytest.mark.parametrize(
+        ("language", "field", "custom"),
+        [
+            ("en", "Lost reason", "Lost reason (custom field)"),
+            ("zh-hans", "丢单原因", "丢单原因（自定义字段）"),
+        ],
+    )
+    def test_its_form_field_column_and_filter_say_it_is_the_custom_field(
+        self, admin_client, taken, deal, language, field, custom
+    ):
+        # Labelled as the field that came later is.
+        taken.label, taken.label_zh = "Lost reason", "丢单原因"
+        taken.save()
+        form = admin_client.get(reverse(CHANGE, args=[deal.pk]), HTTP_ACCEPT_LANGUAGE=language).context["adminform"]
+        labels = [str(form.form.fields[name].label) for name in ("lost_reason", "cf_lost_reason")]
+        assert labels == [field, custom]
+        changelist = admin_client.get(CHANGELIST, HTTP_ACCEPT_LANGUAGE=language).context["cl"]
+        assert custom in [str(spec.title) for spec in changelist.filter_specs]
+        assert custom in [getattr(column, "short_description", None) for column in changelist.list_display]
+
+    def test_a_custom_field_of_a_free_key_keeps_its_label(self, admin_client, deal):
+        define("why_lost", label="Why lost", show_in_list=True)
+        form = admin_client.get(reverse(CHANGE, args=[deal.pk])).context["adminform"].form
+        assert form.fields["cf_why_lost"].label == "Why lost"
+
+
 class TestFiles:
     def test_the_api_export_heads_its_column_cf_key(self, api, deal):
         header, row = api_csv(api, f"{URL}/export")
