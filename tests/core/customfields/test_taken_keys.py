@@ -20,6 +20,7 @@ from opportunities.models import Opportunity
 from tests.core.admin.helpers import change_form_data, export_data, form_data, import_rows, read_csv
 from tests.core.customfields.test_commands import run
 from tests.factories import CustomerFactory, OpportunityFactory, UserFactory
+from webhooks.delivery import payload_for
 
 pytestmark = pytest.mark.django_db
 
@@ -179,8 +180,11 @@ class TestWhatWasAlreadyApart:
         assert response.json()["data"]["custom_fields"] == {"lost_reason": "Timing"}
         deal.refresh_from_db()
         assert (deal.lost_reason, deal.custom_fields) == ("Features", {"lost_reason": "Timing"})
-        changes = [event.changes for event in Event.objects.filter(type="opportunity.updated").order_by("id")]
-        assert changes == [
+        events = list(Event.objects.filter(type="opportunity.updated").order_by("id"))
+        # A webhook's body carries the event as the feed does.
+        body = payload_for(events[-1])["data"]
+        assert (body["data"]["lost_reason"], body["data"]["custom_fields"]) == ("Features", {"lost_reason": "Timing"})
+        assert [event.changes for event in events] == [
             {"custom_fields": {"old": {"lost_reason": "Budget cut"}, "new": {"lost_reason": "Timing"}}},
             {"lost_reason": {"old": "Price", "new": "Features"}},
         ]
