@@ -422,6 +422,18 @@ def display(definition, value):
     return value
 
 
+def changes(resource, old, new):
+    """``[(definition, key, old value, new value)]`` of the keys whose value differs between two versions of a
+    record's ``custom_fields`` (None: no values), as the API's history compares the column: the keys of current
+    definitions in their order, then those of definitions deleted since (``definition`` None), by key. A value
+    the version has not is None."""
+    old, new = old or {}, new or {}
+    current = by_key(resource) if old or new else {}
+    keys = [key for key in current if key in old or key in new]
+    keys += sorted(key for key in {*old, *new} if key not in current)
+    return [(current.get(key), key, old.get(key), new.get(key)) for key in keys if old.get(key) != new.get(key)]
+
+
 # Definitions: their own rules.
 
 

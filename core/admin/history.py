@@ -1,6 +1,6 @@
 """How a change history page shows values: choices by their labels, nothing shown as "None", the
-values a record was created with on its first entry, and a related record outside the user's book by
-its id alone, in the list and on a past version's page."""
+values a record was created with on its first entry, a related record outside the user's book by
+its id alone, in the list and on a past version's page, and a line per custom field changed."""
 
 from django.contrib import admin
 from django.contrib.auth import get_user_model
@@ -13,10 +13,16 @@ from simple_history.admin import SimpleHistoryAdmin
 from simple_history.models import DeletedObject
 from simple_history.template_utils import HistoricalRecordContextHelper
 
+from core import customfields
+from core.admin.customfields import label as custom_field_label
+from core.api.history import field_changes
+
 # What an empty value reads as.
 EMPTY = "—"
 # Fields the history keeps for itself, not shown among a record's initial values.
 SKIPPED = frozenset({"id", "created_at", "updated_at", "created_by"})
+# The column of the custom fields' values, shown a line per custom field.
+CUSTOM_FIELDS = "custom_fields"
 
 
 class CRMHistoryContextHelper(HistoricalRecordContextHelper):
@@ -26,6 +32,39 @@ class CRMHistoryContextHelper(HistoricalRecordContextHelper):
     def __init__(self, model, historical_record, *, named=None, **kwargs):
         super().__init__(model, historical_record, **kwargs)
         self.named = named
+
+    def context_for_delta_changes(self, delta):
+        # django-simple-history compares the editable fields only: the custom fields' column is not one.
+        lines = super().context_for_delta_changes(delta)
+        for name, old, new in self.custom_field_changes(delta.new_record, delta.old_record):
+            old, new = self.get_obj_diff_display().common_shorten_repr(old, new)
+            lines.append({"field": name, "old": conditional_escape(old), "new": conditional_escape(new)})
+        return lines
+
+    def custom_field_changes(self, record, previous):
+        """``[(label, old text, new text)]``: a line per custom field whose value the history entry ``record``
+        changed from ``previous`` (every one it was created with, for a first entry), as the API's history finds
+        the column changed (``field_changes``), each value as the record's page shows it and labelled as there;
+        a custom field deleted since (whose values the API's history lists too) by its key."""
+        resource = customfields.resource_of(self.model)
+        change = next((c for c in field_changes(record, previous) if c["field"] == CUSTOM_FIELDS), None)
+        if resource is None or change is None:
+            return []
+        return [
+            (
+                _("%(key)s (deleted custom field)") % {"key": key}
+                if definition is None
+                else custom_field_label(resource, definition),
+                self.custom_field_text(definition, old),
+                self.custom_field_text(definition, new),
+            )
+            for definition, key, old, new in customfields.changes(resource, change["old"], change["new"])
+        ]
+
+    @staticmethod
+    def custom_field_text(definition, value):
+        text = customfields.display(definition, value)
+        return EMPTY if text in ("", None) else str(text)
 
     def prepare_delta_change_value(self, change, value):
         value = super().prepare_delta_change_value(change, value)
@@ -47,7 +86,7 @@ class CRMHistoryContextHelper(HistoricalRecordContextHelper):
         """The first version's fields that were set, as ``{"field", "new"}`` items like a change's."""
         values = []
         for field in self.model._meta.concrete_fields:
-            if field.name in SKIPPED or not hasattr(self.record, field.attname):
+            if field.name in SKIPPED or field.name == CUSTOM_FIELDS or not hasattr(self.record, field.attname):
                 continue
             if field.is_relation:
                 pk = getattr(self.record, field.attname)
@@ -62,12 +101,16 @@ class CRMHistoryContextHelper(HistoricalRecordContextHelper):
                 value = getattr(self.record, field.attname)
             if value is None or value == "":
                 continue
-            shown = self.readable(field, value)
-            text = str(shown)
-            if len(text) > self.max_displayed_delta_change_chars:
-                text = text[: self.max_displayed_delta_change_chars - 1] + "…"
-            values.append({"field": capfirst(field.verbose_name), "new": conditional_escape(text)})
+            values.append({"field": capfirst(field.verbose_name), "new": self.shortened(self.readable(field, value))})
+        for name, _old, new in self.custom_field_changes(self.record, None):
+            values.append({"field": name, "new": self.shortened(new)})
         return values
+
+    def shortened(self, value):
+        text = str(value)
+        if len(text) > self.max_displayed_delta_change_chars:
+            text = text[: self.max_displayed_delta_change_chars - 1] + "…"
+        return conditional_escape(text)
 
 
 def by_id(field, pk):

@@ -246,7 +246,7 @@ class TestWhatWasAlreadyApart:
         history = admin_client.get(reverse("admin:opportunities_opportunity_history", args=[deal.pk]))
         text = history.content.decode()
         assert "<strong>Lost reason:</strong> Price&nbsp;&rarr;&nbsp;&nbsp;Timing" in text
-        assert "Reorg" not in text
+        assert "<strong>Why lost (before) (custom field):</strong> Budget cut&nbsp;&rarr;&nbsp;&nbsp;Reorg" in text
 
     def test_undoing_an_import_puts_back_each(self, admin_user, admin_client, deal):
         rows = [["id", "customer", "title", "lost_reason", "cf_lost_reason"]]
