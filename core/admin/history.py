@@ -71,8 +71,10 @@ class CRMHistoryContextHelper(HistoricalRecordContextHelper):
         return self.readable(self.model._meta.get_field(change.field), value)
 
     def readable(self, field, value):
-        if value is None or value == "":
+        if value is None or value == "" or value == []:
             return EMPTY
+        if isinstance(value, list):  # the tags' names
+            return ", ".join(map(str, value))
         if isinstance(value, models.Model) and self.named is not None and field.name in self.named:
             if value.pk not in self.named[field.name]:
                 return f"#{value.pk}"
@@ -99,7 +101,7 @@ class CRMHistoryContextHelper(HistoricalRecordContextHelper):
                     value = DeletedObject(field.related_model, pk)
             else:
                 value = getattr(self.record, field.attname)
-            if value is None or value == "":
+            if value is None or value == "" or value == []:
                 continue
             values.append({"field": capfirst(field.verbose_name), "new": self.shortened(self.readable(field, value))})
         for name, _old, new in self.custom_field_changes(self.record, None):

@@ -176,8 +176,21 @@ def test_the_history_page_shows_no_none_and_the_first_values(role):
     ]
     initial = {value["field"]: value["new"] for value in first.history_initial_values}
     assert initial["Name"] == "First name" and initial["Status"] == "Lead" and initial["Owner"] == "viewer"
-    assert "Email" not in initial
+    assert "Email" not in initial and "Tags" not in initial
     assert "<strong>Status:</strong> Lead" in table
+
+
+def test_the_history_page_shows_tags_by_name(manager):
+    customer = CustomerFactory(tags=["vip", "renewal"])
+    customer.tags = ["vip"]
+    customer.save()
+    customer.tags = []
+    customer.save()
+    _html, entries = _history(manager, customer)
+    emptied, removed, first = entries
+    assert ("Tags", "vip", "—") in emptied
+    assert ("Tags", "renewal, vip", "vip") in removed
+    assert ("Tags", None, "renewal, vip") in first
 
 
 def _history(user, record, page=None):
