@@ -48,7 +48,7 @@ from customers.search import search_customers as customer_search
 from . import parts
 from .models import Opportunity
 from .reports import EVERYONE, pipeline_summary
-from .services import check_lost_reason, opportunity_set_stage
+from .services import check_lost_reason, lost_reason_text, opportunity_set_stage
 
 CARDS_PER_COLUMN = 50
 MAX_CARDS_PER_COLUMN = 1000
@@ -62,10 +62,13 @@ def version_of(opportunity):
 
 
 class LostReasonField(forms.CharField):
-    """The lost reason a move posts: optional, trimmed, as long as the model takes, no NUL."""
+    """The lost reason a move posts: optional, as long as the model takes, no NUL; one line, as kept."""
 
     def __init__(self):
         super().__init__(required=False, max_length=Opportunity._meta.get_field("lost_reason").max_length)
+
+    def to_python(self, value):
+        return lost_reason_text(super().to_python(value))
 
 
 def show_field(stage):

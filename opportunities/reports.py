@@ -188,7 +188,8 @@ def lost_reasons(queryset, limit=LOST_REASON_LIMIT):
 
     Each group: ``reason`` (``None`` for the deals lost with no reason given), its ``label`` (the reason,
     or "No reason given"), ``count`` and ``total_value``; the most frequent first, then the largest
-    total, then by reason; at most ``limit`` groups. Reasons are grouped as written (stripped by the API).
+    total, then by reason; at most ``limit`` groups. Reasons are grouped as kept (on one line,
+    ``services.lost_reason_text``).
     """
     rows = (
         queryset.filter(stage=Opportunity.Stage.LOST)

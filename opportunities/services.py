@@ -28,6 +28,15 @@ def stage_fields(*, stage, moved, probability=None, closed_at=None, at=None):
     return probability, closed_at
 
 
+def lost_reason_text(text):
+    """A lost reason as kept: one line, its line breaks and runs of spaces one space, none around it.
+
+    A form's text field shows it so, and a browser sends it back so (it drops a value's line breaks):
+    the reason a lost deal's form sends back with a move away from ``lost`` is the one it has.
+    """
+    return " ".join(text.split())
+
+
 def check_lost_reason(*, opportunity, stage, lost_reason):
     """The lost reason rule: only a deal that is lost, or is being moved to ``lost``, may be given one.
 
@@ -36,7 +45,8 @@ def check_lost_reason(*, opportunity, stage, lost_reason):
     already has, sent back as it is with a move away from ``lost``, is no new one: the move clears it
     (:func:`opportunity_set_stage`).
     """
-    if lost_reason and stage != Opportunity.Stage.LOST and lost_reason != opportunity.stored_lost_reason:
+    reason = lost_reason_text(lost_reason or "")
+    if reason and stage != Opportunity.Stage.LOST and reason != lost_reason_text(opportunity.stored_lost_reason):
         raise ValidationError(
             {"lost_reason": _("Only a lost deal has a lost reason: move it to “Lost”, or leave the reason empty.")}
         )
@@ -50,7 +60,8 @@ def opportunity_set_stage(*, opportunity, stage, probability=None, at=None, lost
     stage takes the new stage's default, and one that stays keeps its own.
     ``at`` is when it moved (default: now), for ``closed_at``. ``lost_reason``,
     when given, is the deal's new one (:func:`check_lost_reason` says who may
-    have one); at any stage but ``lost`` its reason is cleared (its history keeps it).
+    have one), kept as one line (:func:`lost_reason_text`); at any stage but
+    ``lost`` its reason is cleared (its history keeps it).
     """
     moved = opportunity.stored_stage is None or stage != opportunity.stored_stage
     if probability is None and not moved:
@@ -61,8 +72,7 @@ def opportunity_set_stage(*, opportunity, stage, probability=None, at=None, lost
     )
     if lost_reason is not None:
         opportunity.lost_reason = lost_reason
-    if stage != Opportunity.Stage.LOST:
-        opportunity.lost_reason = ""
+    opportunity.lost_reason = lost_reason_text(opportunity.lost_reason) if stage == Opportunity.Stage.LOST else ""
     # Applied: save() does not apply the rules a second time (which would move ``closed_at`` to now).
     opportunity.stage_rules_applied = True
 

@@ -387,6 +387,20 @@ class TestLostReason:
         deal.refresh_from_db()
         assert (deal.stage, deal.lost_reason) == ("proposal", "")
 
+    def test_a_lost_card_whose_reason_was_given_with_a_line_break_is_reopened(self, manager, api):
+        deal = OpportunityFactory(stage=Opportunity.Stage.NEGOTIATION)
+        api.patch(
+            f"/api/opportunities/{deal.pk}", {"stage": "lost", "lost_reason": "Price,\r\nthen timing"}, format="json"
+        )
+        client = browser(manager)
+        page = client.get(BOARD, {"unfold": "lost"}).content.decode()
+        # The card's text field shows the reason on one line, and sends it back so with a move.
+        assert 'maxlength="200" value="Price, then timing"' in page
+        response = move(client, deal, "proposal", lost_reason="Price, then timing", **JSON)
+        assert response.status_code == 200, response.content
+        deal.refresh_from_db()
+        assert (deal.stage, deal.lost_reason) == ("proposal", "")
+
     def test_a_card_moved_meanwhile_is_refused_with_its_reason(self, rep, manager):
         deal = OpportunityFactory(customer=CustomerFactory(owner=rep), title="Contested")
         shown = deal.updated_at.isoformat()

@@ -132,6 +132,18 @@ class TestTheAPI:
         assert response.status_code == 200
         assert response.json()["data"]["lost_reason"] == ""
 
+    def test_a_reason_is_one_line_its_breaks_and_runs_of_spaces_one_space(self, api):
+        deal = OpportunityFactory(stage=Stage.NEGOTIATION)
+        body = {"stage": "lost", "lost_reason": " Went with\r\na   rival,\n\tcheaper "}
+        response = api.patch(f"{URL}/{deal.pk}", body, format="json")
+        assert response.status_code == 200, response.content
+        assert response.json()["data"]["lost_reason"] == "Went with a rival, cheaper"
+        assert Opportunity.objects.get(pk=deal.pk).lost_reason == "Went with a rival, cheaper"
+        # Sent back with its line break, with a reopening, it is the reason the deal has: no new one.
+        response = api.patch(f"{URL}/{deal.pk}", {"stage": "lead", "lost_reason": body["lost_reason"]}, format="json")
+        assert response.status_code == 200, response.content
+        assert Opportunity.objects.get(pk=deal.pk).lost_reason == ""
+
     def test_history_keeps_each_reason_and_its_clearing(self, api):
         deal = OpportunityFactory(stage=Stage.PROPOSAL)
         api.patch(f"{URL}/{deal.pk}", {"stage": "lost", "lost_reason": "Price"}, format="json")
@@ -207,6 +219,17 @@ class TestTheAdmin:
         response = self.post_change(admin_client, deal, stage="negotiation")
         assert response.status_code == 302, response.content.decode()[:2000]
         assert Opportunity.objects.get(pk=deal.pk).lost_reason == ""
+
+    def test_a_reason_given_with_a_line_break_is_sent_back_as_shown_and_the_deal_reopened(self, admin_client, api):
+        deal = OpportunityFactory(stage=Stage.PROPOSAL)
+        api.patch(f"{URL}/{deal.pk}", {"stage": "lost", "lost_reason": "Price,\nthen timing"}, format="json")
+        url = f"{ADMIN}{deal.pk}/change/"
+        data = change_form_data(admin_client.get(url))
+        # A browser's text field drops the line breaks of its value: the reason goes back as it shows it.
+        assert data["lost_reason"] == "Price, then timing"
+        response = admin_client.post(url, {**data, "stage": "negotiation"})
+        assert response.status_code == 302, response.context["adminform"].form.errors
+        assert Opportunity.objects.values_list("stage", "lost_reason").get() == (Stage.NEGOTIATION, "")
 
     def test_reopening_from_the_list_clears_the_reason(self, admin_client):
         deal = lost("Price")
