@@ -402,6 +402,10 @@ class _Run:
         }
         reason = values.get("lost_reason", "")
         if reason:
+            if not stage and instance is not None:
+                # Whether it is lost is read as ``save`` writes it, with its row locked: a reopening under way is
+                # waited for (one deleted meanwhile is made anew, as a new deal).
+                instance = locking(Opportunity._base_manager.filter(pk=instance.pk)).first()
             # The vendors keep a deal's lost reason when it is reopened or won; ours is a lost deal's only
             # (opportunities.services.check_lost_reason): left out, and said, for a deal that is not lost.
             if (stage or (instance.stage if instance is not None else "")) == Opportunity.Stage.LOST:

@@ -564,6 +564,35 @@ def test_a_reason_without_a_stage_goes_to_a_deal_already_lost_here():
     assert notes(result) == {3: ["the lost reason 'Price' is left out: the deal is not lost"]}
 
 
+@ON_POSTGRESQL
+@pytest.mark.django_db(transaction=True)
+def test_a_reason_without_a_stage_for_a_deal_reopened_while_the_import_reads_it_is_left_out():
+    # Whether the deal is lost is read with its row locked, as it is written: a reopening under way is waited
+    # for, and the reason left out and noted, the row imported (it was given to the deal as read before, and the
+    # row rejected as the API refuses a reason for a deal that is not lost).
+    lee = CustomerFactory(name="Lee", email="lee@example.com")
+    deal = OpportunityFactory(customer=lee, external_id="hubspot:51", title="A", stage=Opportunity.Stage.LOST)
+    text = "Record ID,Deal Name,Associated Contact,Closed Lost Reason,Amount\n51,A,lee@example.com,Price,2500\n"
+    results = []
+
+    def reopen():
+        held = Opportunity.objects.select_for_update().get(pk=deal.pk)
+        held.stage = Opportunity.Stage.PROPOSAL
+        held.save()
+
+    errors = in_turn(
+        reopen,
+        lambda: results.append(import_files(_deals_file("deals.csv", text), vendor="hubspot")),
+        atomic=False,
+    )
+
+    assert not errors
+    assert rejected(results[0]) == {}
+    assert notes(results[0]) == {2: ["the lost reason 'Price' is left out: the deal is not lost"]}
+    deal.refresh_from_db()
+    assert (deal.stage, deal.lost_reason, deal.value) == (Opportunity.Stage.PROPOSAL, "", Decimal("2500"))
+
+
 def test_a_lost_reason_too_long_rejects_its_row_as_the_api_would():
     CustomerFactory(name="Lee", email="lee@example.com")
     text = f"Deal - ID,Deal - Title,Deal - Status,Deal - Person,Deal - Lost reason\n61,Long,lost,Lee,{'x' * 201}\n"
