@@ -269,6 +269,21 @@ def test_pipeline_board_asks_why_a_deal_is_lost(page, live_server):
     page.wait_for_selector(f"#column-lost #card-{dropped.pk}")
     assert "Went with a rival" in page.inner_text(f"#card-{dropped.pk} dl")
 
+    # A reason given with a line break (the API, an import or a switch may give one) is kept on one line: the
+    # card's text field sends it back as the deal has it, and the deal dragged back to "Proposal" is reopened.
+    from opportunities.services import opportunity_set_stage
+
+    broken = OpportunityFactory(customer=customer, title="Broken reason deal", stage="proposal")
+    opportunity_set_stage(opportunity=broken, stage="lost", lost_reason="Price,\nthen timing")
+    broken.save()
+    page.goto(f"{base}/admin/opportunities/opportunity/board/?unfold=lost")
+    page.wait_for_selector(f"#column-lost #card-{broken.pk}")
+    page.drag_and_drop(f"#card-{broken.pk} dl", "#column-proposal")
+    page.wait_for_selector(".messagelist .success")
+    assert "“Broken reason deal” moved to “Proposal”." in page.inner_text(".messagelist")
+    broken.refresh_from_db()
+    assert (broken.stage, broken.lost_reason) == ("proposal", "")
+
 
 def test_rep_logs_a_call_from_the_customer_page_and_finds_others_customers_not_found(page, live_server):
     from django.contrib.auth.models import Group
