@@ -3,8 +3,9 @@ encodings in which every import (the admin's and ``manage.py import_customers``)
 reads CSV text, and the words a cell (or a query value) may say true or false in.
 
 A cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return is a
-formula to spreadsheet programs: a leading apostrophe keeps it text. Phone-like
-values ("+86 138...") and negative numbers stay as they are.
+formula to spreadsheet programs: a leading apostrophe keeps it text, and imports
+take it off again (``unguarded``). Phone-like values ("+86 138...") and negative
+numbers stay as they are.
 """
 
 import datetime
@@ -78,6 +79,12 @@ def boolean_of(value):
 
 def safe_text(value):
     return "'" + value if FORMULA_START.match(value) else value
+
+
+def unguarded(text):
+    """A cell's text without the apostrophe ``safe_text`` put before it: an exported file imports back as the
+    records were, not with an apostrophe more in each such cell."""
+    return text[1:] if text.startswith("'") and FORMULA_START.match(text[1:]) else text
 
 
 def list_text(value):

@@ -19,7 +19,7 @@ from rest_framework import serializers
 from rest_framework.settings import api_settings
 
 from core import access, customfields, tags
-from core.cells import boolean_of
+from core.cells import boolean_of, unguarded
 from core.rowlocks import is_deadlock, lock_keys, lock_rows
 from core.tables import FileRefused
 
@@ -66,12 +66,13 @@ class ImportFailure(results.Error):
 
 
 def cell_text(value):
-    """A spreadsheet cell as stripped text ("" when empty); XLSX gives whole numbers as floats."""
+    """A spreadsheet cell as stripped text ("" when empty), without an export's apostrophe before a formula's
+    first character (``core.cells.unguarded``); XLSX gives whole numbers as floats."""
     if value is None:
         return ""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    return str(value).strip()
+    return unguarded(str(value).strip())
 
 
 def file_line(row_number, lines=None):

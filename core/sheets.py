@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 
 from core import customfields, tags
 from core.api.viewsets import changes_anything
-from core.cells import TEXT_ENCODINGS, csv_text
+from core.cells import TEXT_ENCODINGS, csv_text, unguarded
 from core.rowlocks import lock_keys, locking
 from core.tables import FileRefused, NotAWorkbook, check_size, csv_rows, xlsx_rows
 from core.tags import split_names
@@ -51,14 +51,15 @@ def decode(data, path, encoding=None):
 
 
 def cell_text(value):
-    """A spreadsheet cell as text, the way a person reading the sheet sees it."""
+    """A spreadsheet cell as text, the way a person reading the sheet sees it (without an export's apostrophe
+    before a formula's first character: ``core.cells.unguarded``)."""
     if value is None:
         return ""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))  # phone numbers typed as numbers
     if isinstance(value, (datetime.datetime, datetime.date)):
         return value.isoformat()
-    return str(value).strip()
+    return unguarded(str(value).strip())
 
 
 def read_table(data, name, *, encoding=None, limits=None):
@@ -74,7 +75,10 @@ def read_table(data, name, *, encoding=None, limits=None):
     try:
         check_size(len(data), limits)
         if suffix == ".csv":
-            table = csv_rows(decode(data, name, encoding), limits)
+            table = [
+                (line, [unguarded(cell) for cell in cells])
+                for line, cells in csv_rows(decode(data, name, encoding), limits)
+            ]
         else:
             table = [(line, [cell_text(value) for value in cells]) for line, cells in xlsx_rows(data, limits)]
     except NotAWorkbook as exc:

@@ -6,7 +6,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from interactions.models import Interaction
-from tests.core.admin.helpers import XLSX_FORMAT, export_data, import_rows, read_csv, upload
+from tests.core.admin.helpers import CSV_FORMAT, XLSX_FORMAT, export_data, import_rows, read_csv, upload
 from tests.factories import CustomerFactory, InteractionFactory
 
 URL = "/admin/interactions/interaction/"
@@ -163,3 +163,18 @@ class TestImportExport:
         form = admin_client.get(f"{URL}export/").context["form"]
         rows = read_csv(admin_client.post(f"{URL}export/", export_data(form)))
         assert [row["notes"] for row in rows] == ["'=cmd|' /C calc'!A0"]
+
+    @pytest.mark.parametrize("file_format", [CSV_FORMAT, XLSX_FORMAT])
+    def test_an_exported_file_imports_back_without_the_apostrophes_it_put_before_formulas(
+        self, admin_client, file_format
+    ):
+        texts = ["=cmd|' /C calc'!A0", "@acme asked for a call", "-", "'quoted' as typed", "+1 555 0100"]
+        for text in texts:
+            InteractionFactory(notes=text)
+        form = admin_client.get(f"{URL}export/").context["form"]
+        rows = read_csv(admin_client.post(f"{URL}export/", export_data(form)))
+        assert sorted(row["notes"] for row in rows)[:2] == ["'=cmd|' /C calc'!A0", "'@acme asked for a call"]
+
+        import_rows(admin_client, URL, [list(rows[0]), *(list(row.values()) for row in rows)], file_format)
+
+        assert sorted(Interaction.objects.values_list("notes", flat=True)) == sorted(texts)

@@ -246,6 +246,11 @@ class TestBadFiles:
         run(write_csv(tmp_path, text, encoding="gb18030"))
         assert [row[0] for row in snapshot()] == ["Ada Lovelace", "Bob Smith", "Carl Jung"]
 
+    def test_cells_an_export_guarded_with_an_apostrophe_import_without_it(self, tmp_path):
+        text = "name,company,email\n'-Dash Ltd,'@acme,dash@example.com\n'quoted',Plain,q@example.com\n"
+        run(write_csv(tmp_path, text))
+        assert [row[:2] for row in snapshot()] == [("-Dash Ltd", "@acme"), ("'quoted'", "Plain")]
+
     def test_explicit_encoding(self, tmp_path):
         run(write_csv(tmp_path, GOOD, encoding="utf-16"), "--encoding", "utf-16")
         assert len(snapshot()) == 2
