@@ -283,17 +283,21 @@ class OpportunityAdmin(TaggedAdminMixin, PipelineBoard, CRMModelAdmin):
         if form.is_valid():
             stage = Opportunity.Stage(form.cleaned_data["stage"])
             with transaction.atomic():
-                moved = move_to_stage(queryset.order_by("pk"), stage, lost_reason=form.cleaned_data["lost_reason"])
-            self.message_user(
-                request,
-                ngettext(
-                    "%(count)d opportunity moved to “%(stage)s”.",
-                    "%(count)d opportunities moved to “%(stage)s”.",
-                    len(moved),
+                moved, reasoned = move_to_stage(
+                    queryset.order_by("pk"), stage, lost_reason=form.cleaned_data["lost_reason"]
                 )
-                % {"count": len(moved), "stage": stage.label},
-                messages.SUCCESS,
-            )
+            message = ngettext(
+                "%(count)d opportunity moved to “%(stage)s”.",
+                "%(count)d opportunities moved to “%(stage)s”.",
+                len(moved),
+            ) % {"count": len(moved), "stage": stage.label}
+            if reasoned:
+                message += " " + ngettext(
+                    "%(count)d lost already without a reason was given this one.",
+                    "%(count)d lost already without a reason were given this one.",
+                    len(reasoned),
+                ) % {"count": len(reasoned)}
+            self.message_user(request, message, messages.SUCCESS)
             return None
         return TemplateResponse(
             request,

@@ -80,14 +80,18 @@ def opportunity_set_stage(*, opportunity, stage, probability=None, at=None, lost
 def move_to_stage(opportunities, stage, *, lost_reason=None):
     """Move each of ``opportunities`` that is not at ``stage`` there, as the API and the board move one:
     the stage rules (default probability, ``closed_at``), then its save (the stage-change log, the
-    history entry, the event). ``lost_reason`` is given to those moved to ``lost`` (those already lost
-    keep theirs). Returns the opportunities moved (the admin's bulk "Set stage…")."""
+    history entry, the event). ``lost_reason`` is given to those moved to ``lost``, and to those lost
+    already without one (those with one keep theirs). Returns the opportunities moved, and those given
+    the reason without a move (the admin's bulk "Set stage…")."""
     check_lost_reason(opportunity=Opportunity(), stage=stage, lost_reason=lost_reason)
-    moved = []
+    moved, reasoned = [], []
     for opportunity in opportunities:
-        if opportunity.stage == stage:
+        if opportunity.stage != stage:
+            moved.append(opportunity)
+        elif stage == Opportunity.Stage.LOST and lost_reason and not opportunity.lost_reason:
+            reasoned.append(opportunity)
+        else:
             continue
         opportunity_set_stage(opportunity=opportunity, stage=stage, lost_reason=lost_reason or None)
         opportunity.save()
-        moved.append(opportunity)
-    return moved
+    return moved, reasoned

@@ -277,9 +277,9 @@ class TestTheAdmin:
 class TestTheSetStageAction:
     """The admin's bulk "Set stage…": an optional reason, given to the deals it moves to "Lost"."""
 
-    def set_stage(self, client, deals, stage, **fields):
+    def set_stage(self, client, deals, stage, follow=False, **fields):
         post = {"action": "set_stage", "_selected_action": [d.pk for d in deals], "index": "0", "confirm": "yes"}
-        return preview_then_confirm(client, ADMIN, {**post, "stage": stage, **fields})
+        return preview_then_confirm(client, ADMIN, {**post, "stage": stage, **fields}, follow=follow)
 
     def undo(self, client):
         answer = client.post(reverse("admin:core_changeset_undo", args=[Changeset.objects.get(kind="action").pk]))
@@ -294,14 +294,27 @@ class TestTheSetStageAction:
 
     def test_deals_moved_to_lost_take_the_reason_and_those_already_lost_keep_theirs(self, admin_client):
         open_deals = [OpportunityFactory(stage=Stage.PROPOSAL), OpportunityFactory(stage=Stage.CLOSED)]
-        already = lost("Timing")
-        self.set_stage(admin_client, [*open_deals, already], Stage.LOST, lost_reason="  Went with a rival  ")
+        already, without = lost("Timing"), lost("")
+        page = self.set_stage(
+            admin_client, [*open_deals, already, without], Stage.LOST, follow=True, lost_reason="  Went with a rival  "
+        )
         stored = {o.pk: (o.stage, o.lost_reason) for o in Opportunity.objects.all()}
         assert stored == {
             open_deals[0].pk: (Stage.LOST, "Went with a rival"),
             open_deals[1].pk: (Stage.LOST, "Went with a rival"),
             already.pk: (Stage.LOST, "Timing"),
+            without.pk: (Stage.LOST, "Went with a rival"),
         }
+        assert "2 opportunities moved to “Lost”. 1 lost already without a reason was given this one." in [
+            str(m) for m in page.context["messages"]
+        ]
+
+    def test_lost_deals_without_a_reason_are_given_one_and_undo_takes_it_away(self, admin_client):
+        deals = [lost(""), lost("")]
+        self.set_stage(admin_client, deals, Stage.LOST, lost_reason="Budget cut")
+        assert set(Opportunity.objects.values_list("stage", "lost_reason")) == {(Stage.LOST, "Budget cut")}
+        self.undo(admin_client)
+        assert set(Opportunity.objects.values_list("stage", "lost_reason")) == {(Stage.LOST, "")}
 
     def test_lost_without_a_reason_works_as_before(self, admin_client):
         deal = OpportunityFactory(stage=Stage.LEAD)
