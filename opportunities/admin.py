@@ -236,6 +236,24 @@ class HasOpenOpportunitiesFilter(admin.SimpleListFilter):
         return queryset
 
 
+class LostReasonFilter(admin.SimpleListFilter):
+    """The lost deals with a reason, or without one (open and won deals have none to give)."""
+
+    title = _("lost reason")
+    parameter_name = "lost_reason"
+
+    def lookups(self, request, model_admin):
+        return [("given", _("Lost, with a reason")), ("missing", _("Lost, without a reason"))]
+
+    def queryset(self, request, queryset):
+        lost = queryset.filter(stage=Opportunity.Stage.LOST)
+        if self.value() == "given":
+            return lost.exclude(lost_reason="")
+        if self.value() == "missing":
+            return lost.filter(lost_reason="")
+        return queryset
+
+
 @admin.register(Opportunity)
 class OpportunityAdmin(TaggedAdminMixin, PipelineBoard, CRMModelAdmin):
     resource_classes = [OpportunityResource]
@@ -255,7 +273,7 @@ class OpportunityAdmin(TaggedAdminMixin, PipelineBoard, CRMModelAdmin):
     list_filter = [
         owner_filter("customer__owner"),
         "stage",
-        ("lost_reason", admin.EmptyFieldListFilter),
+        LostReasonFilter,
         ValueRangeFilter,
         "expected_close_date",
         "created_at",

@@ -270,8 +270,9 @@ class TestTheAdmin:
         def titles(params):
             return sorted(o.title for o in admin_client.get(ADMIN, params).context["cl"].result_list)
 
-        assert titles({"lost_reason__isempty": "0"}) == ["With"]
-        assert titles({"lost_reason__isempty": "1", "stage__exact": "lost"}) == ["Without"]
+        assert titles({"lost_reason": "given"}) == ["With"]
+        assert titles({"lost_reason": "missing"}) == ["Without"]
+        assert titles({"lost_reason": "other"}) == ["Open", "With", "Without"]
 
 
 class TestTheSetStageAction:
