@@ -118,6 +118,11 @@ def test_demo_fixture_loads_on_an_empty_database(db):
     call_command("loaddata", "demo", verbosity=0)
     assert Customer.objects.count() == 10
     assert Opportunity.objects.filter(stage=Opportunity.Stage.CLOSED).exists()
+    # Each lost deal says why, for the pipeline report's and the dashboard's lost reasons.
+    assert sorted(Opportunity.objects.filter(stage=Opportunity.Stage.LOST).values_list("lost_reason", flat=True)) == [
+        "No budget this year",
+        "报价高于竞争对手",
+    ]
 
 
 def test_init_demo_adds_tasks_around_today_for_the_new_admin(db, capsys):
