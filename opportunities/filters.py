@@ -23,6 +23,10 @@ class OpportunityFilter(CustomFieldFilterMixin, filters.FilterSet):
     created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     external_id = ExternalIdFilter()
+    lost_reason = filters.CharFilter(
+        max_length=Opportunity._meta.get_field("lost_reason").max_length,
+        label="Lost with this reason (exact, as the pipeline report's lost_reasons[].reason names it)",
+    )
     ordering = filters.OrderingFilter(
         fields=(
             "id",

@@ -18,6 +18,7 @@ pytestmark = pytest.mark.django_db
 Stage = Opportunity.Stage
 URL = "/api/opportunities"
 ADMIN = "/admin/opportunities/opportunity/"
+REPORT = "/api/reports/pipeline"
 REFUSAL = "Only a lost deal has a lost reason: move it to “Lost”, or leave the reason empty."
 
 
@@ -41,6 +42,21 @@ class TestTheAPI:
         data = response.json()["data"]
         assert (data["stage"], data["lost_reason"]) == ("lost", "Price")
         assert Opportunity.objects.get(pk=data["id"]).lost_reason == "Price"
+
+    def test_the_list_filters_by_reason_as_the_report_names_it(self, api):
+        lost("Price", title="A"), lost("Price", title="B"), lost("Timing", title="C"), OpportunityFactory(title="Open")
+
+        def titles(reason):
+            response = api.get(URL, {"lost_reason": reason})
+            assert response.status_code == 200, response.content
+            return sorted(deal["title"] for deal in response.json()["data"])
+
+        [group] = [g for g in api.get(REPORT).json()["data"]["lost_reasons"] if g["count"] == 2]
+        assert titles(group["reason"]) == ["A", "B"]
+        assert titles(" Timing ") == ["C"]
+        assert titles("price") == []
+        for bad in ("x" * 201, "a\x00b"):
+            assert api.get(URL, {"lost_reason": bad}).status_code == 400
 
     @pytest.mark.parametrize("stage", list(Stage))
     def test_a_client_that_never_sends_the_field_works_as_before(self, api, stage):
