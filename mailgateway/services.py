@@ -29,7 +29,7 @@ UNMATCHED_KIND = "email.unmatched"
 
 @dataclass
 class Outcome:
-    status: str  # "logged", "unmatched" or "duplicate"
+    status: str  # "logged", "unmatched", "duplicate", or "no user" (deleted while the mail arrived)
     customers: int = 0
 
 
@@ -92,6 +92,7 @@ def receive(parsed, user, now=None):
 
     The same Message-ID for the same user is a duplicate and changes nothing; a
     customer on whom another user's copy of the mail was already logged is skipped.
+    A user deleted meanwhile (their mail's row fails its foreign key) has nothing logged: "no user".
     """
     now = now or timezone.now()
     try:
@@ -129,6 +130,8 @@ def receive(parsed, user, now=None):
             )
             return Outcome("unmatched")
     except IntegrityError:
+        if not type(user)._default_manager.filter(pk=user.pk).exists():
+            return Outcome("no user")
         return Outcome("duplicate")
 
 

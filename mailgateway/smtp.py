@@ -56,14 +56,16 @@ def receives(user):
 
 
 def deliver(raw, user_ids):
-    """Log the message for each of ``user_ids`` who still receives mail (their rights may have ended since RCPT)."""
+    """Log the message for each of ``user_ids`` who still receives mail (their rights may have ended, or the user
+    been deleted, since RCPT): their outcomes, or None if nobody does."""
     found = get_user_model().objects.in_bulk(user_ids)
     # In the order of RCPT: a customer already logged for one recipient is skipped for the next.
     users = [found[user_id] for user_id in user_ids if user_id in found and receives(found[user_id])]
     if not users:
         return None
     parsed = parsing.parse(raw)
-    return [services.receive(parsed, user) for user in users]
+    outcomes = [services.receive(parsed, user) for user in users]
+    return [outcome for outcome in outcomes if outcome.status != "no user"] or None
 
 
 class GatewayHandler:
@@ -92,7 +94,8 @@ class GatewayHandler:
             logger.exception("could not handle a message for users %s", user_ids)
             return "451 4.3.0 Temporary failure, try again later"
         if outcomes is None:
-            # Every recipient's rights ended between RCPT and DATA: as had the address been unknown then.
+            # Every recipient's rights ended (or the user was deleted) between RCPT and DATA: as had the address
+            # been unknown then.
             return "550 5.1.1 No such gateway address"
         logged = sum(outcome.customers for outcome in outcomes)
         statuses = sorted({outcome.status for outcome in outcomes})

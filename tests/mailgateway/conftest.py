@@ -1,3 +1,4 @@
+import contextlib
 import re
 import smtplib
 
@@ -58,3 +59,13 @@ def send(gateway, rcpt, raw, sender="someone@example.com"):
                 return code, text.decode()
         code, text = client.data(raw)
         return code, text.decode()
+
+
+@contextlib.contextmanager
+def accepted_for(gateway, user):
+    """An SMTP session that has had ``user``'s gateway address accepted (RCPT), for the message to follow."""
+    with smtplib.SMTP("127.0.0.1", gateway.port, timeout=30) as client:
+        client.ehlo()
+        client.mail("someone@example.com")
+        assert client.rcpt(address_of(user))[0] == 250
+        yield client

@@ -23,7 +23,7 @@ from mailgateway.parsing import BODY_MAX_CHARS
 from notifications.models import Notification
 from tests.factories import CustomerFactory
 
-from .conftest import DOMAIN, address_of, send
+from .conftest import DOMAIN, accepted_for, address_of, send
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -453,10 +453,7 @@ def test_a_user_whose_rights_end_between_rcpt_and_data_has_nothing_logged(gatewa
     # The address was accepted at RCPT; the user is deactivated (or made read-only) before the message arrives.
     rep = people["rep_a"]
     raw = re.sub(rb"(?<!\r)\n", b"\r\n", message())
-    with smtplib.SMTP("127.0.0.1", gateway.port, timeout=30) as client:
-        client.ehlo()
-        client.mail("someone@example.com")
-        assert client.rcpt(address_of(rep))[0] == 250
+    with accepted_for(gateway, rep) as client:
         if change == "deactivated":
             rep.is_active = False
             rep.save()
