@@ -152,15 +152,57 @@ class StartIds:
     companies: dict = field(default_factory=dict)
 
     @classmethod
-    def after_existing(cls):
-        """The next free id of each table (ids are written explicitly), and the companies there."""
-        return cls(*(_max_id(model) + 1 for model, _, _ in TABLES), companies=_existing_companies())
+    def after_existing(cls, reserve=None):
+        """The next free id of each table (ids are written explicitly), and the companies there.
+
+        ``reserve`` (PostgreSQL; :func:`most_rows`): at most how many rows of each table will be written. Their
+        ids are taken off each id sequence at once (it is moved past them, for good: a sequence is not rolled
+        back), so that a row another connection creates meanwhile takes an id after them, not one of theirs.
+        (A create already under way, its id taken but not committed, is not seen: as before, the run starts
+        after the largest id committed.)
+        """
+        if reserve is None or connection.vendor != "postgresql":
+            return cls(*(_max_id(model) + 1 for model, _, _ in TABLES), companies=_existing_companies())
+        return cls(
+            *(_reserve_ids(model, count) for (model, _, _), count in zip(TABLES, reserve, strict=True)),
+            companies=_existing_companies(),
+        )
+
+
+def most_rows(customers, interactions_per, opportunities_per):
+    """At most how many rows of each table (``TABLES``' order) ``generate`` writes for these arguments."""
+    interactions = _interactions_range(interactions_per)[1] - 1
+    opportunities = _opportunities_range(opportunities_per)[1] - 1
+    # A company at most for each customer; two stage changes at most for each deal.
+    return (customers, customers, customers * interactions, customers * opportunities, customers * opportunities * 2)
+
+
+def _interactions_range(per):
+    return max(0, per - 2), per + 3
+
+
+def _opportunities_range(per):
+    return max(0, per - 1), per + 2
 
 
 def _max_id(model):
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT MAX(id) FROM {connection.ops.quote_name(model._meta.db_table)}")
         return cursor.fetchone()[0] or 0
+
+
+def _reserve_ids(model, count):
+    """The first of ``count`` ids of ``model``'s table after the largest there, its id sequence moved past them
+    (unless it is past them already) in the same statement (PostgreSQL)."""
+    table = connection.ops.quote_name(model._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT first, setval(seq, GREATEST(first + %s - 1, pg_sequence_last_value(seq))) FROM "
+            f"(SELECT COALESCE(MAX(id), 0) + 1 AS first FROM {table}) AS taken, "
+            "(SELECT pg_get_serial_sequence(%s, 'id')::regclass AS seq) AS found",
+            [count, model._meta.db_table],
+        )
+        return cursor.fetchone()[0]
 
 
 def _existing_companies():
@@ -306,6 +348,8 @@ def _batches(customers, *, seed, end, interactions_per, opportunities_per, start
     links = _CompanyLinks(ids)
     batch = Batch()
     rand, randrange, choice = rng.random, rng.randrange, rng.choice
+    interactions_range = _interactions_range(interactions_per)
+    opportunities_range = _opportunities_range(opportunities_per)
 
     for cid in range(ids.customer, ids.customer + customers):
         name, local, domains = _person(rng, cid)
@@ -327,7 +371,7 @@ def _batches(customers, *, seed, end, interactions_per, opportunities_per, start
         )
 
         notes = CN_NOTES if domains is CN_DOMAINS else EN_NOTES
-        for _ in range(randrange(max(0, interactions_per - 2), interactions_per + 3)):
+        for _ in range(randrange(*interactions_range)):
             occurred = created + timedelta(seconds=randrange(remaining))
             note = choice(notes) if rand() < 0.85 else None
             # Logged the moment it happened, or up to a day later.
@@ -335,7 +379,7 @@ def _batches(customers, *, seed, end, interactions_per, opportunities_per, start
             batch.interactions.append((inter_id, cid, choice(INTERACTION_TYPES), note, occurred, min(logged, end)))
             inter_id += 1
 
-        for k in range(randrange(max(0, opportunities_per - 1), opportunities_per + 2)):
+        for k in range(randrange(*opportunities_range)):
             opened = created + timedelta(seconds=randrange(remaining))
             stage = choice(STAGES)
             expected = (opened + timedelta(days=randrange(14, 180))).date()
@@ -469,8 +513,19 @@ class BulkWriter:
         """Move the id sequences past the explicit ids, and refresh the planner's statistics."""
         models = [model for model, _, _ in TABLES]
         with connection.cursor() as cursor:
-            for statement in connection.ops.sequence_reset_sql(no_style(), models):
-                cursor.execute(statement)
+            if self.vendor == "postgresql":
+                # Never back: ids after the rows written may be handed out already (StartIds.after_existing).
+                for model in models:
+                    table = connection.ops.quote_name(model._meta.db_table)
+                    cursor.execute(
+                        f"SELECT setval(seq, GREATEST((SELECT MAX(id) FROM {table}), pg_sequence_last_value(seq)))"
+                        " FROM (SELECT pg_get_serial_sequence(%s, 'id')::regclass AS seq) AS found"
+                        f" WHERE EXISTS (SELECT 1 FROM {table})",
+                        [model._meta.db_table],
+                    )
+            else:
+                for statement in connection.ops.sequence_reset_sql(no_style(), models):
+                    cursor.execute(statement)
             if self.vendor == "postgresql":
                 if self.deferred_ddl:
                     cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")

@@ -368,31 +368,10 @@ def test_two_runs_at_once_take_turns_the_second_after_the_first(monkeypatch):
     # The first run is held inside its transaction, its rows written; the second waits for it, then reads what it
     # wrote: its ids go on after the first's, and the company names the first made link to its companies. Without
     # waiting, both wrote the same ids, and the second failed at the first's with an IntegrityError's traceback.
-    from django.db import connection
-
-    from operations.management.commands import seed_demo
     from tests.concurrency import Thread, waits
 
-    if connection.vendor != "postgresql":
-        pytest.skip("two connections at once: PostgreSQL (SQLite runs one writer at a time)")
-    seed("--customers", "10")
-    written, release, runs = threading.Event(), threading.Event(), []
-
-    def held_after_its_rows(*args, **kwargs):
-        batches = generate(*args, **kwargs)
-        runs.append(None)
-        first = len(runs) == 1
-        yield next(batches)
-        if first:  # its rows written, its transaction open
-            written.set()
-            release.wait(60)
-        yield from batches
-
-    monkeypatch.setattr(seed_demo, "generate", held_after_its_rows)
-    first = Thread(lambda: seed("--customers", "10", "--append", "--seed", "9"))
-    first.start()
+    first, release = _a_run_held_after_ten_customers(monkeypatch, "--customers", "10", "--append", "--seed", "9")
     try:
-        assert written.wait(60), "the first run never wrote"
         second = Thread(lambda: seed("--customers", "10", "--append", "--seed", "9"))
         second.start()
         assert waits(second), "the second run never waited for the first"
@@ -404,3 +383,73 @@ def test_two_runs_at_once_take_turns_the_second_after_the_first(monkeypatch):
     assert sorted(Customer.objects.values_list("pk", flat=True)) == list(range(1, 31))
     keys = Company.objects.values("name_key").annotate(n=Count("pk"))
     assert not keys.filter(n__gt=1).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_customer_or_company_created_while_a_seed_appends_takes_an_id_after_the_seeds(monkeypatch, api):
+    # The run is held inside its transaction, its first batch written. The API's creates take their ids off the
+    # sequences, which the run moved past every id it may write before writing: they end at once, with ids after
+    # the run's. Before, the sequences were moved only at the run's end: a create took an id the run had written
+    # (uncommitted), waited for the run, and failed (a 500) once the run committed.
+    from tests.concurrency import Thread, waits
+
+    run, release = _a_run_held_after_ten_customers(monkeypatch, "--customers", "10", "--append", "--batch-size", "5")
+    try:
+        creates = Thread(
+            lambda: [
+                api.post("/api/customers", {"name": "Created meanwhile"}, format="json"),
+                api.post("/api/companies", {"name": "Created Meanwhile Ltd"}, format="json"),
+            ]
+        )
+        creates.start()
+        assert not waits(creates), "a create waited for the run"
+    finally:
+        release.set()
+    run.answer()
+    customer, company = creates.answer()
+
+    assert (customer.status_code, company.status_code) == (201, 201)
+    seeded = Customer.objects.exclude(name="Created meanwhile")
+    assert sorted(seeded.values_list("pk", flat=True)) == list(range(1, 21))
+    assert customer.json()["data"]["id"] > 20
+    seeded_companies = Company.objects.exclude(name="Created Meanwhile Ltd").values_list("pk", flat=True)
+    assert company.json()["data"]["id"] > max(seeded_companies)
+    assert (
+        Interaction.objects.filter(customer__pk__gt=10).exists()
+        and Opportunity.objects.filter(customer__pk__gt=10).exists()
+    )
+    # After the run, new rows still take free ids.
+    assert Customer.objects.create(name="After the run").pk > customer.json()["data"]["id"]
+
+
+def _a_run_held_after_ten_customers(monkeypatch, *args):
+    """Ten customers seeded, then a run of ``seed(*args)`` in a thread of its own, stopped after its first batch,
+    its rows written and its transaction open: (the run's thread, the event that lets it go on). The runs after it
+    go through. PostgreSQL only (two connections at once; SQLite runs one writer at a time)."""
+    from django.db import connection
+
+    from operations.management.commands import seed_demo
+    from tests.concurrency import Thread
+
+    if connection.vendor != "postgresql":
+        pytest.skip("two connections at once: PostgreSQL (SQLite runs one writer at a time)")
+    seed("--customers", "10")
+    written, release, runs = threading.Event(), threading.Event(), []
+
+    def held_after_its_first_rows(*args, **kwargs):
+        batches = generate(*args, **kwargs)
+        runs.append(None)
+        first = len(runs) == 1
+        yield next(batches)
+        if first:
+            written.set()
+            release.wait(60)
+        yield from batches
+
+    monkeypatch.setattr(seed_demo, "generate", held_after_its_first_rows)
+    run = Thread(lambda: seed(*args))
+    run.start()
+    if not written.wait(60):
+        release.set()
+        raise AssertionError("the run never wrote")
+    return run, release

@@ -10,7 +10,7 @@ from companies.models import Company
 from customers.models import Customer
 from operations.demo import demo_reps
 from operations.demo_tasks import create_demo_tasks, demo_assignee
-from operations.seeding import UNIQUE_NAME, BulkWriter, StartIds, generate
+from operations.seeding import UNIQUE_NAME, BulkWriter, StartIds, generate, most_rows
 
 # Customers that get demo tasks (a round of overdue, today's and upcoming ones each, at most).
 DEMO_TASK_CUSTOMERS = 200
@@ -112,8 +112,12 @@ class Command(BaseCommand):
                 total=total, unit=" customers", disable=options["no_progress"] or None, file=self.stderr._out
             )
             # The companies already there (of an import, or an earlier seed) are read in the
-            # transaction: a name of theirs links to them rather than making another.
-            start = StartIds.after_existing()
+            # transaction: a name of theirs links to them rather than making another. On PostgreSQL the ids the
+            # run may write are taken off the id sequences now: a customer (or deal...) created meanwhile takes
+            # one after them, rather than one the run writes (an IntegrityError for one or the other).
+            start = StartIds.after_existing(
+                reserve=most_rows(total, options["interactions_per"], options["opportunities_per"])
+            )
             # In the transaction: what the writer sets aside (indexes, foreign keys,
             # search triggers) comes back with the rollback if the load fails.
             writer = BulkWriter(fresh=not has_customers)
