@@ -1,4 +1,5 @@
 from django.core.exceptions import ValidationError
+from django.db import connections, router
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.db.models.lookups import In
@@ -117,6 +118,19 @@ class CustomerResource(CRMModelResource):
         super().before_save_instance(instance, row, **kwargs)
 
 
+# A cell the file's read-ahead of its customers gave no answer for (``CustomerWidget.named``).
+_UNKNOWN = object()
+
+
+def customer_key(text):
+    """A customer cell's key as ``CustomerWidget`` finds its customer: ("id", id) for digits, ("email", key) for an
+    email as ``email_key`` compares it (None beyond ASCII: looked up alone)."""
+    if text.isdecimal():
+        return ("id", int(text))
+    key = email_key(text)
+    return None if key is None else ("email", key)
+
+
 class CustomerWidget(widgets.ForeignKeyWidget):
     """A customer given by id or by email (any case); exported as its id."""
 
@@ -124,15 +138,21 @@ class CustomerWidget(widgets.ForeignKeyWidget):
         super().__init__(Customer, **kwargs)
         # Set by the resource: customers outside this user's scope are answered as unknown.
         self.user = None
+        # Set by the resource (``CustomerChildResource.read_named_customers``): the customers the file's cells name,
+        # found once for the file, {``customer_key``: customer, or None for a key no customer has}; a cell whose key
+        # is not there is looked up alone.
+        self.named = None
 
     def clean(self, value, row=None, **kwargs):
         text = cell_text(value)
         if not text:
             raise ValueError(_("A customer id or email is required."))
-        customers = Customer.objects.filter(pk=int(text)) if text.isdecimal() else Customer.objects.with_email(text)
-        if self.user is not None:
-            customers = access.scope(customers, self.user)
-        customer = customers.first()
+        customer = self.named.get(customer_key(text), _UNKNOWN) if self.named is not None else _UNKNOWN
+        if customer is _UNKNOWN:
+            customers = Customer.objects.filter(pk=int(text)) if text.isdecimal() else Customer.objects.with_email(text)
+            if self.user is not None:
+                customers = access.scope(customers, self.user)
+            customer = customers.first()
         if customer is None:
             raise ValueError(_("No customer with id or email “%(value)s”.") % {"value": text})
         return customer
@@ -152,22 +172,64 @@ class CustomerChildResource(CRMModelResource):
     def get_queryset(self):
         return super().get_queryset().select_related("customer")
 
-    def parents_named(self, dataset):
-        # The customers the rows name, by id or email as ``CustomerWidget`` finds them; before them, for records
-        # that point at a company too (a deal, created with its customer's company), the customers' companies,
-        # in the order a company's delete locks them (the company, then its people).
-        ids, emails = [], []
+    def customers_named(self, dataset):
+        """The customers the rows name, by id or email as ``CustomerWidget`` finds them (a queryset, among those this
+        user sees), and the keys (``customer_key``) of the cells naming them; (None, set()) for none."""
+        ids, emails, keys = [], [], set()
         for text in self.column_cells(dataset, "customer"):
             if not text.isdecimal():
                 emails.append(text)
             elif int(text) < 2**63:
                 ids.append(int(text))
+            else:
+                continue
+            keys.add(customer_key(text))
         if not (ids or emails):
+            return None, set()
+        return self.scoped(Customer.objects.filter(pk__in=ids) | Customer.objects.with_email_in(emails)), keys - {None}
+
+    def parents_named(self, dataset):
+        # The customers the rows name; before them, for records that point at a company too (a deal, created with
+        # its customer's company), the customers' companies, in the order a company's delete locks them (the
+        # company, then its people).
+        customers, _keys = self.customers_named(dataset)
+        if customers is None:
             return []
-        customers = self.scoped(Customer.objects.filter(pk__in=ids) | Customer.objects.with_email_in(emails))
         if "company" not in {field.name for field in self._meta.model._meta.concrete_fields}:
             return [customers]
         return [Company.objects.filter(pk__in=customers.values("company")), customers]
+
+    def hold_parents(self, dataset):
+        super().hold_parents(dataset)
+        self.read_named_customers(dataset)
+
+    def read_named_customers(self, dataset):
+        """Read the customers the rows name (``customers_named``) once for the file, after ``hold_parents`` held them:
+        a row's customer cell then finds its customer among these (``CustomerWidget.named``) without a query of its
+        own, and a key none of them has names no customer. Held to the import's end (the rows are one
+        transaction), a customer deleted before them is not found, as a row alone would not find it, and one whose
+        delete comes after waits for the import; the serializer still checks each row's customer is in this user's
+        book as the API does. Outside a transaction nothing would hold them: each row finds its own then. A
+        customer whose email is beyond ASCII, which the database may lower to a cell's email, leaves the emails to
+        be looked up row by row."""
+        widget = self.fields["customer"].widget
+        widget.named = None
+        customers, keys = self.customers_named(dataset) if dataset and self.read_ahead else (None, set())
+        if customers is None or connections[router.db_for_write(self._meta.model)].get_autocommit():
+            return
+        named = dict.fromkeys(keys)
+        emails_known = True
+        for customer in customers.order_by("pk"):
+            if ("id", customer.pk) in named:
+                named[("id", customer.pk)] = customer
+            email = email_key(customer.email or "")
+            if customer.email and email is None:
+                emails_known = False
+            elif ("email", email) in named:
+                named[("email", email)] = customer
+        if not emails_known:
+            named = {key: customer for key, customer in named.items() if key[0] == "id"}
+        widget.named = named
 
     def serializer_value(self, column, value, serializer_field):
         if column == "customer":

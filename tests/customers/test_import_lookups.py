@@ -63,13 +63,14 @@ READS = {
 AT_MOST_A_ROW = 13
 
 
-def queries_of(client, rows):
-    """(all, reads) of the preview of ``rows``, and the same of its confirmation: the numbers of queries."""
+def queries_of(client, rows, url=URL):
+    """(all, reads) of the preview of ``rows`` on the import screen of ``url``, and the same of its confirmation: the
+    numbers of queries."""
     with CaptureQueriesContext(connection) as previewed:
-        preview = upload(client, URL, rows)
+        preview = upload(client, url, rows)
     assert preview.context["totals"]["error"] == 0
     with CaptureQueriesContext(connection) as confirmed:
-        assert confirm(client, URL, preview).status_code == 302
+        assert confirm(client, url, preview).status_code == 302
 
     def counts(queries):
         return len(queries), sum(1 for query in queries.captured_queries if query["sql"].startswith("SELECT"))
@@ -123,11 +124,10 @@ def twin_file(world):
     ]
 
 
-def outcome(client, rows):
-    """What importing ``rows`` shows and writes, without what differs between two runs (ids, times, request ids):
-    the preview's counts, rows and errors, then, its valid rows confirmed, the companies and customers, their
-    history, the events and the changeset."""
-    preview = upload(client, URL, rows)
+def previewed_then_confirmed(client, url, rows):
+    """The preview of ``rows`` on the import screen of ``url`` (its counts, valid rows and errors); its valid rows are
+    then confirmed."""
+    preview = upload(client, url, rows)
     shown = (
         preview.context["totals"],
         [(row.import_type, row.object_repr) for row in preview.context["result"].valid_rows()],
@@ -135,9 +135,17 @@ def outcome(client, rows):
     )
     form = preview.context["skip_form"]
     answer = client.post(
-        f"{URL}process_import/", {**form.initial, "skip_invalid": "1", "rejected": preview.context["rejected"]}
+        f"{url}process_import/", {**form.initial, "skip_invalid": "1", "rejected": preview.context["rejected"]}
     )
     assert answer.status_code == 302
+    return shown
+
+
+def outcome(client, rows):
+    """What importing ``rows`` shows and writes, without what differs between two runs (ids, times, request ids):
+    the preview's counts, rows and errors, then, its valid rows confirmed, the companies and customers, their
+    history, the events and the changeset."""
+    shown = previewed_then_confirmed(client, URL, rows)
     names = {
         "customers.customer": {customer.pk: customer.name for customer in Customer._base_manager.all()},
         "companies.company": {company.pk: company.name for company in Company._base_manager.all()},
